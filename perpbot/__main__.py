@@ -1,0 +1,3 @@
+from perpbot.cli.app import main
+
+main()

@@ -1,0 +1,130 @@
+"""What flows through the pipeline: a Request (and, for orders, an OrderSpec)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+MethodClass = Literal["read", "order", "cancel", "account", "other"]
+
+# ccxt methods the client may call, by what they do. Retry policy and scopes key off this;
+# a method not listed here is not callable through the pipeline at all.
+METHOD_CLASS: dict[str, MethodClass] = {
+    "load_markets": "read",
+    "fetch_time": "read",
+    "fetch_ticker": "read",
+    "fetch_tickers": "read",
+    "fetch_order_book": "read",
+    "fetch_ohlcv": "read",
+    "fetch_funding_rate": "read",
+    "fetch_mark_price": "read",
+    "fetch_balance": "read",
+    "fetch_positions": "read",
+    "fetch_order": "read",
+    "fetch_open_orders": "read",
+    "fetch_my_trades": "read",
+    "fetch_funding_history": "read",
+    "fetch_leverage_tiers": "read",
+    "fetch_margin_mode": "read",
+    "sapi_get_account_apirestrictions": "read",
+    "create_order": "order",
+    "cancel_order": "cancel",
+    "cancel_all_orders": "cancel",
+    "fapiprivate_post_countdowncancelall": "cancel",
+    "set_leverage": "account",
+    "set_margin_mode": "account",
+}
+
+
+@dataclass
+class OrderSpec:
+    """An order as a strategy or command means it, before ccxt sees it.
+
+    ``decided_price`` and ``decided_at`` record the price the decision was based on and
+    when it was seen, so the risk layer can refuse decisions made on stale prices and the
+    journal can measure slippage.
+    """
+
+    symbol: str
+    side: Literal["buy", "sell"]
+    type: Literal["limit", "market"]
+    amount: float
+    price: float | None = None
+    post_only: bool = False
+    reduce_only: bool = False
+    time_in_force: str | None = None
+    client_order_id: str | None = None
+    intent: str | None = None
+    decided_price: float | None = None
+    decided_at: float | None = None
+
+    def ccxt_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.client_order_id:
+            params["clientOrderId"] = self.client_order_id
+        if self.reduce_only:
+            params["reduceOnly"] = True
+        if self.post_only:
+            params["postOnly"] = True
+        if self.time_in_force and not self.post_only:
+            params["timeInForce"] = self.time_in_force
+        return params
+
+
+@dataclass
+class HttpRecord:
+    """One HTTP exchange made while serving a Request (a ccxt call may make several)."""
+
+    http_method: str
+    url: str
+    path: str
+    started: float = field(default_factory=time.monotonic)
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    error_code: int | None = None
+    latency_ms: float | None = None
+
+
+@dataclass
+class Request:
+    """One exchange call, with everything a guard needs to judge it."""
+
+    method: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    symbol: str | None = None
+    intent: str | None = None
+    command: str = "run"
+    profile: str | None = None
+    order: OrderSpec | None = None
+    id: int = 0
+    created: float = field(default_factory=time.monotonic)
+    http: list[HttpRecord] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def method_class(self) -> MethodClass:
+        return METHOD_CLASS.get(self.method, "other")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The ccxt ``params`` dict of the call (empty when there is none)."""
+        p = self.kwargs.get("params")
+        return p if isinstance(p, dict) else {}
+
+    def describe(self) -> str:
+        """Short human form for sentences: 'create_order BTC/USDT:USDT'."""
+        return f"{self.method} {self.symbol}" if self.symbol else self.method
+
+    @classmethod
+    def for_order(cls, spec: OrderSpec, **kw: Any) -> Request:
+        return cls(
+            method="create_order",
+            args=(spec.symbol, spec.type, spec.side, spec.amount, spec.price),
+            kwargs={"params": spec.ccxt_params()},
+            symbol=spec.symbol,
+            intent=spec.intent,
+            order=spec,
+            **kw,
+        )

@@ -1,0 +1,221 @@
+"""The last layer: the ccxt async exchange, observed at the HTTP level.
+
+perpbot wraps the ccxt class in a thin subclass that reports every HTTP exchange (method,
+path, status, rate-limit headers, exchange error code) to the Request being served, found
+through a context variable, so concurrent requests never mix their headers. ccxt's own
+throttle is switched off: perpbot's rate limiter is the only one (no double throttling).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from perpbot.client.request import HttpRecord, Request
+from perpbot.events import EventBus, ExchangeCall
+from perpbot.redact import safe_params
+
+CURRENT_REQUEST: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
+    "perpbot_request", default=None
+)
+
+HttpHook = Callable[[HttpRecord, Request | None], Awaitable[None]]
+ResponseHook = Callable[[HttpRecord, Request | None], None]
+
+RATE_HEADER = re.compile(r"^x-mbx-(used-weight|order-count)-|^retry-after$", re.IGNORECASE)
+_CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
+
+
+class HttpObservers:
+    """Hooks run around every HTTP request ccxt makes (the rate limiter uses them)."""
+
+    def __init__(self) -> None:
+        self.before: list[HttpHook] = []
+        self.after: list[ResponseHook] = []
+
+
+def observed_class(base: type) -> type:
+    """A subclass of a ccxt async exchange class that reports each HTTP exchange."""
+
+    class Observed(base):  # type: ignore[misc, valid-type]
+        perpbot_observers: HttpObservers
+
+        async def fetch(self, url, method="GET", headers=None, body=None):  # type: ignore[no-untyped-def]
+            request = CURRENT_REQUEST.get()
+            record = HttpRecord(http_method=method, url=url, path=urlsplit(url).path)
+            if request is not None:
+                request.http.append(record)
+            for hook in self.perpbot_observers.before:
+                await hook(record, request)
+            record.started = time.monotonic()
+            try:
+                return await super().fetch(url, method, headers, body)
+            finally:
+                record.latency_ms = (time.monotonic() - record.started) * 1000.0
+
+        def on_rest_response(  # type: ignore[no-untyped-def]
+            self, code, reason, url, method, headers, body, request_headers, request_body
+        ):
+            request = CURRENT_REQUEST.get()
+            record = request.http[-1] if request is not None and request.http else None
+            if record is not None:
+                record.status = int(code)
+                record.headers = {k: v for k, v in headers.items() if RATE_HEADER.match(k)}
+                if int(code) >= 400 or (body and '"code"' in body[:64]):
+                    m = _CODE.search(body[:200] if body else "")
+                    if m and int(m.group(1)) not in (0, 200):
+                        record.error_code = int(m.group(1))
+                for hook in self.perpbot_observers.after:
+                    hook(record, request)
+            return super().on_rest_response(
+                code, reason, url, method, headers, body, request_headers, request_body
+            )
+
+    Observed.__name__ = f"Observed_{base.__name__}"
+    return Observed
+
+
+def make_exchange(
+    exchange_id: str,
+    *,
+    api_key: str | None,
+    secret: str | None,
+    base_url: str | None = None,
+    sandbox: bool = False,
+    timeout_ms: int = 10000,
+) -> Any:
+    """Build the ccxt async exchange for an ``[exchange]`` table.
+
+    ``exchange_id == "sim"`` (or any id with ``base_url``) speaks the binanceusdm protocol to
+    a loopback simulator, configured exactly as the wire reference says so that error
+    classes match production.
+    """
+    import ccxt.async_support as ccxt_async
+
+    ccxt_id = "binanceusdm" if exchange_id == "sim" else exchange_id
+    base = getattr(ccxt_async, ccxt_id, None)
+    if base is None:
+        from perpbot.errors import BadInput
+
+        raise BadInput(f'[exchange] id: got {exchange_id!r}, expected "sim" or a ccxt exchange id')
+    config: dict[str, Any] = {
+        "enableRateLimit": False,  # perpbot's limiter is the only throttle
+        "timeout": timeout_ms,
+        "options": {
+            "fetchCurrencies": False,
+            "adjustForTimeDifference": False,
+            "fetchOpenOrders": {"warnWithoutSymbol": False},
+            "warnOnFetchOpenOrdersWithoutSymbol": False,
+        },
+    }
+    if api_key:
+        config["apiKey"] = api_key
+    if secret:
+        config["secret"] = secret
+    ex = observed_class(base)(config)
+    ex.perpbot_observers = HttpObservers()
+    if base_url:
+        from perpbot.sim.ccxt_config import configure_loopback
+
+        configure_loopback(ex, base_url)
+    elif sandbox:
+        ex.set_sandbox_mode(True)
+    return ex
+
+
+def _error_class(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+class Transport:
+    """Terminal handler: calls the ccxt method and publishes an ExchangeCall event."""
+
+    name = "transport"
+
+    def __init__(self, exchange: Any, bus: EventBus) -> None:
+        self.exchange = exchange
+        self.bus = bus
+
+    @property
+    def observers(self) -> HttpObservers:
+        return self.exchange.perpbot_observers
+
+    async def __call__(self, request: Request) -> Any:
+        fn = getattr(self.exchange, request.method)
+        token = CURRENT_REQUEST.set(request)
+        started = time.monotonic()
+        before = len(request.http)
+        error: BaseException | None = None
+        try:
+            return await fn(*request.args, **request.kwargs)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            CURRENT_REQUEST.reset(token)
+            self._publish(request, request.http[before:], started, error)
+
+    def _publish(
+        self,
+        request: Request,
+        records: list[HttpRecord],
+        started: float,
+        error: BaseException | None,
+    ) -> None:
+        last = records[-1] if records else None
+        params = safe_params(request.params)
+        if request.order is not None:
+            o = request.order
+            params.update(
+                safe_params(
+                    {
+                        "symbol": o.symbol,
+                        "side": o.side,
+                        "type": o.type,
+                        "amount": o.amount,
+                        "price": o.price,
+                        "reduceOnly": o.reduce_only,
+                        "postOnly": o.post_only,
+                        "clientOrderId": o.client_order_id,
+                    }
+                )
+            )
+        elif request.symbol:
+            params.setdefault("symbol", request.symbol)
+        headers: dict[str, str] = {}
+        for rec in records:
+            headers.update(rec.headers)
+        self.bus.publish(
+            ExchangeCall(
+                request_id=request.id,
+                method=request.method,
+                http_method=last.http_method if last else None,
+                path=last.path if last else None,
+                params=params,
+                status=last.status if last else None,
+                ok=error is None,
+                error_code=last.error_code if last else None,
+                error_class=_error_class(error) if error is not None else None,
+                latency_ms=round((time.monotonic() - started) * 1000.0, 3),
+                rate_headers=headers,
+                symbol=request.symbol,
+                intent=request.intent,
+            )
+        )
+
+
+def parse_error_body(text: str) -> dict[str, Any] | None:
+    """The JSON object in a ccxt error message (``binanceusdm {"code":..}``), if any."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        obj = json.loads(text[start:])
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None

@@ -1,0 +1,255 @@
+"""The strategy's view of the world: market data, account state and order helpers.
+
+Every helper is synchronous for the strategy and runs on the engine's event loop through the
+guarded client, so each call passes every guard. The context remembers the last price it
+showed the strategy for each symbol, and stamps orders with it (``decided_price`` and
+``decided_at``): the risk layer refuses decisions made on stale prices and the journal
+measures slippage against them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from perpbot.client.request import OrderSpec
+from perpbot.engine.strategy import StrategyStopped
+
+if TYPE_CHECKING:
+    from perpbot.engine.runner import Runner
+
+Side = Literal["buy", "sell"]
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str
+    amount: float  # signed: > 0 long, < 0 short
+    entry_price: float | None
+    mark_price: float | None
+    unrealized_pnl: float
+    liquidation_price: float | None
+    leverage: float | None
+
+    @property
+    def side(self) -> str:
+        return "long" if self.amount > 0 else "short" if self.amount < 0 else "flat"
+
+
+@dataclass(frozen=True)
+class Balance:
+    currency: str
+    free: float
+    used: float
+    total: float
+
+
+@dataclass(frozen=True)
+class MarketInfo:
+    symbol: str
+    tick_size: float
+    step_size: float
+    min_amount: float
+    min_notional: float
+
+
+class Context:
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+        self.symbols: list[str] = list(runner.config.strategy.symbols)
+        self.params: Any = runner.strategy.params
+        self.run_id: str = runner.run_id
+        self.state: dict[str, Any] = {}  # free for the strategy's own use
+        self._last_price: dict[str, tuple[float, float]] = {}
+        self.closed = False
+
+    # -- bridge -----------------------------------------------------------------------------
+    def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        if self.closed:
+            coro.close()
+            raise StrategyStopped("the run is stopping")
+        future = asyncio.run_coroutine_threadsafe(self._runner.guarded(coro), self._runner.loop)
+        return future.result()
+
+    def _saw_price(self, symbol: str, price: float | None, ts: float | None = None) -> None:
+        if price:
+            self._last_price[symbol] = (float(price), ts if ts else time.time())
+
+    def now(self) -> float:
+        return time.time()
+
+    def log(self, message: str) -> None:
+        """A line in the run's output, attributed to the strategy."""
+        self._runner.output.strategy_line(message)
+
+    @property
+    def kill_state(self) -> Any:
+        """The kill switch's state for this run, or None when it is clear."""
+        return self._runner.kill_state()
+
+    # -- market data ------------------------------------------------------------------------
+    def market_info(self, symbol: str) -> MarketInfo:
+        m = self._runner.client.market(symbol)
+        limits = m.get("limits") or {}
+        precision = m.get("precision") or {}
+        return MarketInfo(
+            symbol=symbol,
+            tick_size=float(precision.get("price") or 0.0),
+            step_size=float(precision.get("amount") or 0.0),
+            min_amount=float((limits.get("amount") or {}).get("min") or 0.0),
+            min_notional=float((limits.get("cost") or {}).get("min") or 0.0),
+        )
+
+    def round_price(self, symbol: str, price: float) -> float:
+        return float(self._runner.client.exchange.price_to_precision(symbol, price))
+
+    def round_amount(self, symbol: str, amount: float) -> float:
+        return float(self._runner.client.exchange.amount_to_precision(symbol, amount))
+
+    def ticker(self, symbol: str) -> dict[str, Any]:
+        t = self._run(self._runner.client.fetch_ticker(symbol))
+        ts = (t.get("timestamp") or 0) / 1000.0 or None
+        self._saw_price(symbol, t.get("last"), ts)
+        return t
+
+    def order_book(self, symbol: str, limit: int | None = 20) -> dict[str, Any]:
+        book = self._run(self._runner.client.fetch_order_book(symbol, limit))
+        if book.get("bids") and book.get("asks"):
+            mid = (book["bids"][0][0] + book["asks"][0][0]) / 2.0
+            ts = (book.get("timestamp") or 0) / 1000.0 or None
+            self._saw_price(symbol, mid, ts)
+        return book
+
+    def mid(self, symbol: str) -> float:
+        """Mid price from the top of the book."""
+        book = self.order_book(symbol, 5)
+        if not book.get("bids") or not book.get("asks"):
+            return float(self.mark(symbol))
+        return (book["bids"][0][0] + book["asks"][0][0]) / 2.0
+
+    def funding(self, symbol: str) -> dict[str, Any]:
+        """Funding rate and mark/index prices (Binance premiumIndex)."""
+        f = self._run(self._runner.client.fetch_funding_rate(symbol))
+        ts = (f.get("timestamp") or 0) / 1000.0 or None
+        self._saw_price(symbol, f.get("markPrice"), ts)
+        return f
+
+    def mark(self, symbol: str) -> float:
+        return float(self.funding(symbol)["markPrice"])
+
+    def ohlcv(self, symbol: str, timeframe: str = "1m", limit: int = 50) -> list[list[float]]:
+        return self._run(self._runner.client.fetch_ohlcv(symbol, timeframe, None, limit))
+
+    # -- account ----------------------------------------------------------------------------
+    def position(self, symbol: str) -> Position:
+        flat = Position(symbol, 0.0, None, None, 0.0, None, None)
+        return self._runner.positions.get(symbol) or flat
+
+    def positions(self) -> dict[str, Position]:
+        """Positions as of the last reconcile (the engine refreshes them every tick)."""
+        return dict(self._runner.positions)
+
+    def refresh(self) -> None:
+        """Reconcile now instead of waiting for the next tick."""
+        self._run(self._runner.reconcile())
+
+    def balance(self, currency: str = "USDT") -> Balance:
+        b = self._run(self._runner.client.fetch_balance())
+        part = b.get(currency) or {}
+        return Balance(
+            currency=currency,
+            free=float(part.get("free") or 0.0),
+            used=float(part.get("used") or 0.0),
+            total=float(part.get("total") or 0.0),
+        )
+
+    def open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """This run's open orders on the exchange (fetched now)."""
+        orders = self._run(self._runner.fetch_own_open_orders(symbol))
+        return orders
+
+    # -- orders -----------------------------------------------------------------------------
+    def _order(self, spec: OrderSpec, decided_price: float | None) -> dict[str, Any]:
+        if decided_price is not None:
+            spec.decided_price, spec.decided_at = float(decided_price), time.time()
+        elif spec.symbol in self._last_price:
+            spec.decided_price, spec.decided_at = self._last_price[spec.symbol]
+        return self._run(self._runner.place(spec))
+
+    def limit_order(
+        self,
+        symbol: str,
+        side: Side,
+        amount: float,
+        price: float,
+        *,
+        post_only: bool = False,
+        reduce_only: bool = False,
+        intent: str | None = None,
+        decided_price: float | None = None,
+    ) -> dict[str, Any]:
+        spec = OrderSpec(
+            symbol,
+            side,
+            "limit",
+            amount,
+            price,
+            post_only=post_only,
+            reduce_only=reduce_only,
+            intent=intent,
+        )
+        return self._order(spec, decided_price)
+
+    def post_only_order(
+        self,
+        symbol: str,
+        side: Side,
+        amount: float,
+        price: float,
+        *,
+        intent: str | None = None,
+        reduce_only: bool = False,
+    ) -> dict[str, Any]:
+        return self.limit_order(
+            symbol, side, amount, price, post_only=True, reduce_only=reduce_only, intent=intent
+        )
+
+    def market_order(
+        self,
+        symbol: str,
+        side: Side,
+        amount: float,
+        *,
+        reduce_only: bool = False,
+        intent: str | None = None,
+        decided_price: float | None = None,
+    ) -> dict[str, Any]:
+        spec = OrderSpec(
+            symbol, side, "market", amount, None, reduce_only=reduce_only, intent=intent
+        )
+        return self._order(spec, decided_price)
+
+    def reduce_only_order(
+        self,
+        symbol: str,
+        side: Side,
+        amount: float,
+        price: float | None = None,
+        *,
+        intent: str | None = None,
+    ) -> dict[str, Any]:
+        """A reduce-only exit: limit when ``price`` is given, market otherwise."""
+        if price is None:
+            return self.market_order(symbol, side, amount, reduce_only=True, intent=intent)
+        return self.limit_order(symbol, side, amount, price, reduce_only=True, intent=intent)
+
+    def cancel_order(self, order: dict[str, Any] | str, symbol: str | None = None) -> Any:
+        """Cancel by order dict, exchange order id, or this run's client order id."""
+        return self._run(self._runner.cancel(order, symbol))
+
+    def cancel_all(self, symbol: str | None = None) -> None:
+        for s in [symbol] if symbol else self.symbols:
+            self._run(self._runner.cancel_all(s))

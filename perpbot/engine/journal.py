@@ -1,0 +1,74 @@
+"""A run's folder under the state dir: what `perpbot runs` and `perpbot report` read.
+
+    runs/<run_id>/meta.json      what was started, by whom, when (written at start)
+    runs/<run_id>/fills.jsonl    one line per fill of this run's orders
+    runs/<run_id>/ticks.jsonl    one line per reconcile: prices, positions, equity, extras
+    runs/<run_id>/events.jsonl   guard decisions (reason code + sentence)
+    runs/<run_id>/summary.json   the final summary (written at stop, atomically)
+
+JSONL lines are appended and flushed one at a time, so a crash leaves at most a torn last
+line, which readers tolerate.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+
+from perpbot.fsutil import atomic_write_json
+from perpbot.paths import run_dir
+
+
+class RunJournal:
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.dir: Path = run_dir(run_id)
+        self._files: dict[str, IO[str]] = {}
+
+    def _append(self, name: str, record: dict[str, Any]) -> None:
+        fh = self._files.get(name)
+        if fh is None:
+            fh = self._files[name] = open(self.dir / name, "a", encoding="utf-8")  # noqa: SIM115
+        fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+        fh.flush()
+
+    def meta(self, meta: dict[str, Any]) -> None:
+        atomic_write_json(self.dir / "meta.json", meta)
+
+    def fill(self, record: dict[str, Any]) -> None:
+        self._append("fills.jsonl", record)
+
+    def tick(self, record: dict[str, Any]) -> None:
+        self._append("ticks.jsonl", record)
+
+    def event(self, record: dict[str, Any]) -> None:
+        self._append("events.jsonl", record)
+
+    def summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_json(self.dir / "summary.json", summary)
+
+    def close(self) -> None:
+        for fh in self._files.values():
+            fh.close()
+        self._files.clear()
+
+
+def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """Records of a JSONL file and whether its last line was torn (a crash mid-write)."""
+    records: list[dict[str, Any]] = []
+    torn = False
+    if not path.exists():
+        return records, torn
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            if i >= len(lines) - 2:  # the last non-empty line
+                torn = True
+            else:
+                raise
+    return records, torn

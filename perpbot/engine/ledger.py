@@ -1,0 +1,164 @@
+"""What the run did: its orders, fills, fees, funding and PnL.
+
+The ledger only counts this run's own orders (tracked by client order id), so a shared
+account's other activity never pollutes a run's summary.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from perpbot.client.request import OrderSpec
+
+FINAL = {"closed", "canceled", "cancelled", "expired", "rejected"}
+
+
+@dataclass
+class TrackedOrder:
+    spec: OrderSpec
+    order_id: str | None = None
+    status: str = "open"
+    filled: float = 0.0
+    placed_at: float = field(default_factory=time.time)
+    closed_at: float | None = None
+
+
+@dataclass
+class Fill:
+    ts: float
+    symbol: str
+    side: str
+    price: float
+    amount: float
+    cost: float
+    fee: float
+    fee_currency: str | None
+    maker: bool | None
+    order_id: str | None
+    client_order_id: str | None
+    trade_id: str
+    realized_pnl: float
+    intent: str | None
+    decided_price: float | None
+
+    @property
+    def slippage_bps(self) -> float | None:
+        if not self.decided_price:
+            return None
+        sign = 1.0 if self.side == "buy" else -1.0
+        return sign * (self.price - self.decided_price) / self.decided_price * 1e4
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["slippage_bps"] = self.slippage_bps
+        return d
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self.orders: dict[str, TrackedOrder] = {}
+        self.by_order_id: dict[str, str] = {}
+        self.rejected: Counter[str] = Counter()
+        self.fills: list[Fill] = []
+        self._trade_ids: set[str] = set()
+        self.funding: float = 0.0
+        self.last_trade_ms: dict[str, int] = {}
+
+    # -- orders -----------------------------------------------------------------------------
+    def placed(self, spec: OrderSpec, order: dict[str, Any]) -> TrackedOrder:
+        assert spec.client_order_id
+        tracked = TrackedOrder(spec=spec, order_id=str(order.get("id")) if order else None)
+        self.orders[spec.client_order_id] = tracked
+        if tracked.order_id:
+            self.by_order_id[tracked.order_id] = spec.client_order_id
+        self.update(spec.client_order_id, order)
+        return tracked
+
+    def update(self, client_id: str, order: dict[str, Any] | None) -> None:
+        tracked = self.orders.get(client_id)
+        if tracked is None or not order:
+            return
+        status = order.get("status") or tracked.status
+        tracked.status = "canceled" if status == "cancelled" else status
+        filled = order.get("filled")
+        if filled is not None:
+            tracked.filled = float(filled)
+        if tracked.status in FINAL and tracked.closed_at is None:
+            tracked.closed_at = time.time()
+
+    def reject(self, code: str) -> None:
+        self.rejected[code] += 1
+
+    def open_client_ids(self, symbol: str | None = None) -> list[str]:
+        return [
+            cid
+            for cid, t in self.orders.items()
+            if t.status == "open" and (symbol is None or t.spec.symbol == symbol)
+        ]
+
+    # -- fills ------------------------------------------------------------------------------
+    def add_trades(self, symbol: str, trades: list[dict[str, Any]]) -> list[Fill]:
+        """Record this run's new trades; returns the fills that were new."""
+        new: list[Fill] = []
+        for t in trades:
+            tid = str(t.get("id"))
+            order_id = str(t.get("order")) if t.get("order") is not None else None
+            if tid in self._trade_ids or order_id not in self.by_order_id:
+                continue
+            self._trade_ids.add(tid)
+            cid = self.by_order_id[order_id]
+            spec = self.orders[cid].spec
+            fee = t.get("fee") or {}
+            info = t.get("info") or {}
+            fill = Fill(
+                ts=(t.get("timestamp") or 0) / 1000.0,
+                symbol=symbol,
+                side=str(t.get("side")),
+                price=float(t.get("price") or 0.0),
+                amount=float(t.get("amount") or 0.0),
+                cost=float(t.get("cost") or 0.0),
+                fee=float(fee.get("cost") or 0.0),
+                fee_currency=fee.get("currency"),
+                maker=(t.get("takerOrMaker") == "maker") if t.get("takerOrMaker") else None,
+                order_id=order_id,
+                client_order_id=cid,
+                trade_id=tid,
+                realized_pnl=float(info.get("realizedPnl") or 0.0),
+                intent=spec.intent,
+                decided_price=spec.decided_price,
+            )
+            self.fills.append(fill)
+            new.append(fill)
+            ts_ms = int(t.get("timestamp") or 0)
+            self.last_trade_ms[symbol] = max(self.last_trade_ms.get(symbol, 0), ts_ms)
+        return new
+
+    # -- figures ----------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        statuses = Counter(t.status for t in self.orders.values())
+        filled = sum(1 for t in self.orders.values() if t.status == "closed")
+        partial = sum(1 for t in self.orders.values() if t.status != "closed" and t.filled > 0)
+        return {
+            "placed": len(self.orders),
+            "filled": filled,
+            "partially_filled": partial,
+            "cancelled": statuses.get("canceled", 0),
+            "expired": statuses.get("expired", 0),
+            "open": statuses.get("open", 0),
+            "rejected": sum(self.rejected.values()),
+        }
+
+    @property
+    def fees(self) -> float:
+        return sum(f.fee for f in self.fills)
+
+    @property
+    def realized_pnl(self) -> float:
+        return sum(f.realized_pnl for f in self.fills)
+
+    @property
+    def volume(self) -> float:
+        return sum(f.cost for f in self.fills)

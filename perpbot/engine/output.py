@@ -1,0 +1,172 @@
+"""What `perpbot run` shows while it runs and when it stops.
+
+Three modes: a live rich panel on a terminal, plain lines otherwise (logs, CI, pipes), and
+``--json`` (nothing but one JSON summary object on stdout). Guard decisions are printed
+with their reason code and sentence, never with request parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any, Literal, TextIO
+
+from perpbot.events import Decision, Event
+
+Mode = Literal["live", "plain", "json"]
+
+
+def fmt_money(x: float | None) -> str:
+    return "-" if x is None else f"{x:+,.4f}"
+
+
+class RunOutput:
+    def __init__(self, mode: Mode, stream: TextIO | None = None, err: TextIO | None = None):
+        self.mode = mode
+        self.out = stream or sys.stdout
+        self.err = err or sys.stderr
+        self.recent: deque[str] = deque(maxlen=8)
+        self._lock = threading.Lock()
+        self._live: Any = None
+        self._last_status = 0.0
+        self.snapshot: dict[str, Any] = {}
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self, header: str) -> None:
+        if self.mode == "live":
+            from rich.live import Live
+
+            self._header = header
+            self._live = Live(self._render(), refresh_per_second=4, transient=False)
+            self._live.start()
+        elif self.mode == "plain":
+            self._line(header)
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+            self._live.stop()
+            self._live = None
+
+    # -- feeds ------------------------------------------------------------------------------
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, Decision):
+            self.note(f"[{event.layer}] {event.code}: {event.sentence}")
+
+    def note(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        with self._lock:
+            self.recent.append(f"{stamp} {text}")
+        if self.mode == "plain":
+            self._line(text)
+        elif self.mode == "json":
+            pass
+        self._refresh()
+
+    def strategy_line(self, text: str) -> None:
+        self.note(f"strategy: {text}")
+
+    def warn(self, text: str) -> None:
+        print(f"perpbot: warning: {text}", file=self.err, flush=True)
+
+    def update(self, snapshot: dict[str, Any]) -> None:
+        self.snapshot = snapshot
+        now = time.monotonic()
+        if self.mode == "plain" and now - self._last_status >= 10.0:
+            self._last_status = now
+            self._line(self._status_line(snapshot))
+        self._refresh()
+
+    # -- final ------------------------------------------------------------------------------
+    def summary(self, summary: dict[str, Any]) -> None:
+        self.stop()
+        if self.mode == "json":
+            self.out.write(json.dumps(summary, sort_keys=True, default=str) + "\n")
+            self.out.flush()
+            return
+        for line in summary_lines(summary):
+            self._line(line)
+
+    # -- rendering --------------------------------------------------------------------------
+    def _line(self, text: str) -> None:
+        with self._lock:
+            print(text, file=self.out, flush=True)
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+
+    @staticmethod
+    def _status_line(s: dict[str, Any]) -> str:
+        pos = ", ".join(f"{k} {v:+g}" for k, v in (s.get("positions") or {}).items()) or "flat"
+        o = s.get("orders") or {}
+        return (
+            f"status: up {s.get('uptime_s', 0):.0f}s | orders placed {o.get('placed', 0)} "
+            f"filled {o.get('filled', 0)} open {o.get('open', 0)} | fills {s.get('fills', 0)} | "
+            f"position {pos} | pnl {fmt_money(s.get('net_pnl'))}"
+        )
+
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+
+        s = self.snapshot
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        o = s.get("orders") or {}
+        table.add_row("uptime", f"{s.get('uptime_s', 0):.0f} s")
+        for sym, amt in (s.get("positions") or {}).items():
+            mark = (s.get("marks") or {}).get(sym)
+            table.add_row(sym, f"position {amt:+g}  mark {mark if mark is not None else '-'}")
+        table.add_row(
+            "orders",
+            f"placed {o.get('placed', 0)}  filled {o.get('filled', 0)}  open {o.get('open', 0)}  "
+            f"cancelled {o.get('cancelled', 0)}  rejected {o.get('rejected', 0)}",
+        )
+        table.add_row("fills", str(s.get("fills", 0)))
+        table.add_row("fees", fmt_money(s.get("fees")))
+        table.add_row(
+            "pnl",
+            f"realised {fmt_money(s.get('realized_pnl'))}  "
+            f"unrealised {fmt_money(s.get('unrealized_pnl'))}",
+        )
+        for key, value in (s.get("extras") or {}).items():
+            table.add_row(key, str(value))
+        with self._lock:
+            recent = "\n".join(self.recent) or "(no events yet)"
+        return Panel(
+            Group(table, Panel(recent, title="recent", border_style="dim")),
+            title=getattr(self, "_header", "perpbot"),
+        )
+
+
+def summary_lines(s: dict[str, Any]) -> list[str]:
+    o = s.get("orders") or {}
+    lines = [
+        f"run {s.get('run_id')} stopped ({s.get('end_reason')}) "
+        f"after {s.get('runtime_s', 0):.1f} s",
+        f"  orders: placed {o.get('placed', 0)}, filled {o.get('filled', 0)}, "
+        f"cancelled {o.get('cancelled', 0)}, rejected {o.get('rejected', 0)}, "
+        f"expired {o.get('expired', 0)}",
+        f"  fills: {s.get('fills', 0)} (volume {s.get('volume', 0):,.2f})",
+        f"  fees: {fmt_money(s.get('fees'))}  funding: {fmt_money(s.get('funding'))}",
+        f"  pnl: realised {fmt_money(s.get('realized_pnl'))}, "
+        f"unrealised {fmt_money(s.get('unrealized_pnl'))}, net {fmt_money(s.get('net_pnl'))}",
+    ]
+    positions = s.get("final_positions") or {}
+    if positions:
+        for sym, p in positions.items():
+            lines.append(
+                f"  final position {sym}: {p.get('amount', 0):+g} @ {p.get('entry_price')}"
+            )
+    else:
+        lines.append("  final position: flat")
+    for code, n in (s.get("rejections") or {}).items():
+        lines.append(f"  rejected {n} x {code}")
+    lines.append(f"  files: {s.get('run_dir')}")
+    return lines

@@ -1,0 +1,26 @@
+"""Where each concern attaches itself to a run: the one list to read to know what a
+`perpbot run` does besides ticking the strategy.
+
+``preflight`` checks run before anything connects (the kill sentinel, the key grant); they
+raise a PerpbotError to refuse. ``attach`` wires a concern into the runner (bus subscribers,
+background tasks such as watchdogs, tick providers, stop hooks).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from perpbot.config import LoadedStrategy
+    from perpbot.engine.runner import Runner
+
+
+def preflight(loaded: LoadedStrategy) -> None:
+    """Refuse to start when a guard says so (raises PerpbotError with the exit code)."""
+
+
+def attach(runner: Runner) -> None:
+    """Wire every concern into a runner before it starts."""
+    from perpbot.engine.status import attach as attach_status
+
+    attach_status(runner)

@@ -1,0 +1,58 @@
+"""The errors a command can end with, each tied to the exit code the README documents.
+
+Commands raise these; the CLI wrapper prints the message as one line on stderr and exits
+with ``exit_code``. Anything else escaping is a bug, reported without leaking secrets.
+"""
+
+from __future__ import annotations
+
+
+class PerpbotError(Exception):
+    """A failure with a message a trader can act on.
+
+    Guards that refuse a request give a reason ``code`` (e.g. ``SCOPE_MISSING``,
+    ``RISK_MAX_NOTIONAL``) besides the sentence, so logs and status can group them.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class RuntimeFailure(PerpbotError):
+    """The run failed (exchange down, verification failed...): exit 1."""
+
+    exit_code = 1
+
+
+class BadInput(PerpbotError):
+    """Bad input or usage (malformed file, unknown symbol, negative size): exit 2."""
+
+    exit_code = 2
+
+
+class PermissionDenied(PerpbotError):
+    """A key profile's scope does not cover what was asked: exit 3."""
+
+    exit_code = 3
+
+
+class KillSwitchActive(PerpbotError):
+    """Stopped, or refused to start, because of the kill switch: exit 4."""
+
+    exit_code = 4
+
+
+class RiskRejected(PerpbotError):
+    """A pre-trade risk check refused an order. A strategy may catch it and carry on."""
+
+    exit_code = 1
+
+
+class Interrupted(PerpbotError):
+    """Ctrl-C: exit 130."""
+
+    exit_code = 130

@@ -1,0 +1,64 @@
+"""Where perpbot keeps its state.
+
+Everything a command writes (runs, request logs, the kill sentinel, shared rate budgets,
+status files) lives under one directory so that an operator can find, back up or wipe it in
+one place: ``$PERPBOT_HOME`` when set (tests and scripts always set it), otherwise the
+platform's user state directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_HOME = "PERPBOT_HOME"
+
+
+def state_dir() -> Path:
+    """The state directory, created on first use."""
+    home = os.environ.get(ENV_HOME)
+    if home:
+        path = Path(home).expanduser()
+    else:  # imported lazily: platformdirs costs start-up time on every CLI call
+        import platformdirs
+
+        path = platformdirs.user_state_path("perpbot", appauthor=False)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _sub(name: str) -> Path:
+    path = state_dir() / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def runs_dir() -> Path:
+    """One folder per run: summary.json, fills.jsonl, ticks.jsonl."""
+    return _sub("runs")
+
+
+def run_dir(run_id: str) -> Path:
+    path = runs_dir() / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def bots_dir() -> Path:
+    """Status files that running bots publish for `perpbot status`."""
+    return _sub("bots")
+
+
+def logs_dir() -> Path:
+    """The signed request logs."""
+    return _sub("logs")
+
+
+def limits_dir() -> Path:
+    """Shared rate-limit budgets (one SQLite file per exchange key)."""
+    return _sub("limits")
+
+
+def kill_path() -> Path:
+    """The kill-switch sentinel: its existence is the switch."""
+    return state_dir() / "KILL"

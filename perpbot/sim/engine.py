@@ -1,0 +1,362 @@
+"""The exchange engine: state, time, fills, funding, countdowns and liquidation.
+
+Single-threaded by design: it runs on the server's event loop and every mutation happens
+there (the thread handle marshals calls onto the loop), so it needs no locks and its
+behaviour is a pure function of the seed, the clock and the request sequence.
+Order entry and matching live in trading.py; this module owns what happens as time passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from typing import Any
+
+from perpbot.sim.accounts import apply_position_fill, default_permissions
+from perpbot.sim.limits import RateLimiter
+
+from perpbot.sim import margin
+from perpbot.sim.book import Book
+from perpbot.sim.clock import SimClock
+from perpbot.sim.config import SimConfig
+from perpbot.sim.faults import FaultInjector, FaultPlan
+from perpbot.sim.market import SymbolMarket
+from perpbot.sim.models import Account, Order, Trade
+from perpbot.sim.spec import SymbolSpec
+
+MAX_STEPS_PER_SYNC = 20_000
+LIQUIDATION_FEE = 0.0125  # exchangeInfo liquidationFee: the clearance fee rate
+
+
+class Engine:
+    def __init__(self, cfg: SimConfig) -> None:
+        self.cfg = cfg
+        self.clock = SimClock(cfg.clock, cfg.start_time_ms)
+        self.rng = random.Random(cfg.seed)
+        self.faults = FaultInjector(cfg.seed)
+        self.limits = RateLimiter(cfg.limits)
+        now = self.clock.now_ms()
+        self.specs: dict[str, SymbolSpec] = {s.symbol: SymbolSpec(s) for s in cfg.symbols}
+        self.markets: dict[str, SymbolMarket] = {
+            sym: SymbolMarket(spec, cfg.market, cfg.seed, self.rng, now)
+            for sym, spec in self.specs.items()
+        }
+        self.books: dict[str, Book] = {sym: Book() for sym in self.specs}
+        self.accounts: dict[str, Account] = {}
+        self.orders: dict[int, Order] = {}
+        self.open_orders: dict[str, dict[int, Order]] = {}
+        self.cid_index: dict[tuple[str, str], Order] = {}
+        self.trades: list[Trade] = []
+        self.trades_by_account: dict[str, list[Trade]] = {}
+        self.liquidations: list[dict[str, Any]] = []
+        self.countdowns: dict[tuple[str, str], int] = {}
+        self.holders: set[str] = set()
+        self.next_order_id = 4_000_000_001
+        self.next_trade_id = 700_000_001
+        self.next_tran_id = 9_000_000_001
+        self.seq = 0
+        self._key_seq = 0
+        self.interval_ms = cfg.funding.interval_s * 1000
+        self.next_funding_ms = (now // self.interval_ms + 1) * self.interval_ms
+        self.step_ms = cfg.market.tick_ms
+        self.next_step_ms = now + self.step_ms
+        self.set_faults(cfg.faults)
+
+    # -- accounts ------------------------------------------------------------------------
+    def create_account(
+        self, permissions: dict[str, Any] | None = None, balance: float | None = None
+    ) -> Account:
+        """Create an API key with deterministic key/secret (derived from seed and index)."""
+        self._key_seq += 1
+        material = hashlib.sha256(f"perpbot-sim:{self.cfg.seed}:{self._key_seq}".encode())
+        key = material.hexdigest()
+        secret = hashlib.sha256(material.digest() + b"secret").hexdigest()
+        perms = default_permissions()
+        if permissions:
+            unknown = set(permissions) - set(perms)
+            if unknown:
+                raise ValueError(f"unknown permission(s): {', '.join(sorted(unknown))}")
+            perms.update({k: bool(v) for k, v in permissions.items()})
+        now = self.clock.now_ms()
+        start = self.cfg.starting_balance if balance is None else float(balance)
+        acct = Account(key, secret, perms, now, start, update_time=now)
+        self.accounts[key] = acct
+        self.open_orders[key] = {}
+        self.trades_by_account[key] = []
+        return acct
+
+    # -- faults ------------------------------------------------------------------------
+    def set_faults(self, plan: FaultPlan) -> None:
+        """Install a plan (replacing the previous one) and apply its one-shot effects."""
+        self.faults.install(plan)
+        self.clock.skew_ms = plan.clock_skew_ms
+        self.limits.override(plan.limits)
+        now = self.clock.now_ms()
+        for mkt in self.markets.values():
+            mkt.thin = plan.thin_book
+        for symbol, pct in plan.price_jump.items():
+            if symbol in self.markets:
+                self.jump(symbol, pct)
+        self.next_step_ms = max(self.next_step_ms, now)
+
+    def jump(self, symbol: str, pct: float) -> None:
+        from perpbot.sim.trading import sweep
+
+        now = self.clock.now_ms()
+        self.markets[symbol].jump(pct, now)
+        sweep(self, symbol)
+        self.check_liquidations(now)
+
+    # -- time ------------------------------------------------------------------------------
+    def sync(self) -> None:
+        """Bring the market, funding and countdowns up to the clock's current time."""
+        from perpbot.sim.trading import sweep, synthetic_take
+
+        now = self.clock.now_ms()
+        t = self.next_step_ms
+        if t <= now:
+            n = (now - t) // self.step_ms + 1
+            stride = max(1, math.ceil(n / MAX_STEPS_PER_SYNC))
+            dt_s = self.step_ms * stride / 1000.0
+            while t <= now:
+                self._process_timed(t)
+                for symbol, mkt in self.markets.items():
+                    if self.faults.frozen(symbol):
+                        continue
+                    mkt.step(dt_s, t)
+                    sweep(self, symbol, t)
+                    draw = mkt.taker_draw(dt_s)
+                    if draw is not None:
+                        synthetic_take(self, symbol, draw[0], draw[1], t)
+                if self.holders:
+                    self.check_liquidations(t)
+                t += self.step_ms * stride
+            self.next_step_ms = t
+        self._process_timed(now)
+
+    def _process_timed(self, t: int) -> None:
+        while self.next_funding_ms <= t:
+            self._charge_funding(self.next_funding_ms)
+            self.next_funding_ms += self.interval_ms
+        if self.countdowns:
+            for key, deadline in list(self.countdowns.items()):
+                if deadline <= t:
+                    del self.countdowns[key]
+                    self.cancel_all(key[0], key[1], deadline)
+
+    def _charge_funding(self, t: int) -> None:
+        rate = self.cfg.funding.rate
+        for key in sorted(self.holders):
+            acct = self.accounts[key]
+            for symbol, pos in acct.positions.items():
+                if pos.amt == 0:
+                    continue
+                mark = self.markets[symbol].mark
+                amount = -pos.amt * self.specs[symbol].step_f * mark * rate
+                acct.wallet += amount
+                if margin.is_isolated(acct, symbol):
+                    pos.isolated_wallet += amount
+                self.add_income(acct, symbol, "FUNDING_FEE", amount, t, "")
+
+    def funding_rate(self) -> float:
+        return self.cfg.funding.rate
+
+    # -- bookkeeping -------------------------------------------------------------------
+    def add_income(
+        self, acct: Account, symbol: str, kind: str, amount: float, t: int, trade_id: str
+    ) -> None:
+        self.next_tran_id += 1
+        acct.income.append(
+            {
+                "symbol": symbol,
+                "incomeType": kind,
+                "income": amount,
+                "asset": "USDT",
+                "info": kind if not trade_id else trade_id,
+                "time": t,
+                "tranId": self.next_tran_id,
+                "tradeId": trade_id,
+            }
+        )
+        acct.update_time = t
+
+    def open_of(self, account: str, symbol: str | None = None) -> list[Order]:
+        orders = self.open_orders.get(account, {}).values()
+        return [o for o in orders if symbol is None or o.symbol == symbol]
+
+    def close_order(self, order: Order, status: str, t: int) -> None:
+        """Move an open order to a terminal status and out of the book and indexes."""
+        if order.is_open:
+            self.books[order.symbol].remove(order)
+            self.open_orders.get(order.account, {}).pop(order.order_id, None)
+        order.status = status
+        order.update_time = t
+        if status in ("CANCELED", "EXPIRED"):
+            order.cancel_time = t
+
+    def cancel_all(self, account: str, symbol: str, t: int) -> int:
+        orders = self.open_of(account, symbol)
+        for order in orders:
+            self.close_order(order, "CANCELED", t)
+        return len(orders)
+
+    def marks(self) -> dict[str, float]:
+        return {s: m.mark for s, m in self.markets.items()}
+
+    def view(self, acct: Account) -> margin.AccountView:
+        return margin.summarize(
+            acct, self.specs, self.marks(), self.open_of(acct.api_key), self.cfg.default_leverage
+        )
+
+    # -- fills ---------------------------------------------------------------------------
+    def fill_order(self, order: Order, price: int, qty: int, maker: bool, t: int) -> None:
+        """Apply one fill to a user's order: position, wallet, fees, trade and income."""
+        acct = self.accounts[order.account]
+        spec = self.specs[order.symbol]
+        px = spec.px(price)
+        quote = px * spec.qty(qty)
+        fee = quote * (self.cfg.fees.maker if maker else self.cfg.fees.taker)
+        lev = margin.leverage_of(acct, order.symbol, self.cfg.default_leverage)
+        iso = margin.is_isolated(acct, order.symbol)
+        realized = apply_position_fill(acct, spec, order.sign * qty, px, lev, iso, t)
+        acct.wallet += realized - fee
+        acct.update_time = t
+        order.executed += qty
+        order.cum_quote += quote
+        order.update_time = t
+        self.next_trade_id += 1
+        trade = Trade(
+            self.next_trade_id,
+            order.order_id,
+            order.symbol,
+            order.account,
+            order.side,
+            price,
+            qty,
+            quote,
+            fee,
+            realized,
+            maker,
+            t,
+        )
+        self.trades.append(trade)
+        self.trades_by_account[order.account].append(trade)
+        if realized != 0.0:
+            self.add_income(acct, order.symbol, "REALIZED_PNL", realized, t, str(trade.trade_id))
+        self.add_income(acct, order.symbol, "COMMISSION", -fee, t, str(trade.trade_id))
+        if order.remaining == 0:
+            self.close_order(order, "FILLED", t)
+        elif order.status == "NEW":
+            order.status = "PARTIALLY_FILLED"
+        pos = acct.positions[order.symbol]
+        if pos.amt != 0:
+            self.holders.add(acct.api_key)
+        else:
+            if not any(p.amt for p in acct.positions.values()):
+                self.holders.discard(acct.api_key)
+            for other in self.open_of(acct.api_key, order.symbol):
+                if other.reduce_only:
+                    self.close_order(other, "EXPIRED", t)
+
+    # -- liquidation ---------------------------------------------------------------------
+    def check_liquidations(self, t: int) -> None:
+        for key in sorted(self.holders):
+            acct = self.accounts[key]
+            view = self.view(acct)
+            cross = [pv for pv in view.positions if not pv.isolated]
+            doomed = []
+            if cross and view.cross_wallet + view.cross_upnl < view.cross_maint:
+                doomed.extend(cross)
+            doomed.extend(
+                pv
+                for pv in view.positions
+                if pv.isolated and pv.pos.isolated_wallet + pv.upnl < pv.mm
+            )
+            for pv in doomed:
+                self._liquidate(acct, pv, t)
+
+    def _liquidate(self, acct: Account, pv: margin.PositionView, t: int) -> None:
+        symbol = pv.spec.symbol
+        self.cancel_all(acct.api_key, symbol, t)
+        wallet_before = acct.wallet
+        price = pv.spec.price_to_ticks(pv.mark)
+        side = "SELL" if pv.pos.amt > 0 else "BUY"
+        qty = abs(pv.pos.amt)
+        order = self.new_order(
+            acct.api_key,
+            symbol,
+            f"autoclose-{t}{self.seq}",
+            side,
+            "LIMIT",
+            "IOC",
+            price,
+            qty,
+            True,
+            t,
+        )
+        order.orig_type = "LIQUIDATION"
+        isolated_wallet = pv.pos.isolated_wallet
+        self.markets[symbol].record_trade(price, qty, side == "BUY", t)
+        self.fill_order(order, price, qty, False, t)
+        # an isolated position can lose at most its isolated wallet; a cross one the wallet
+        floor = wallet_before - isolated_wallet if pv.isolated else 0.0
+        acct.wallet = max(acct.wallet, floor)
+        clearance = min(acct.wallet - floor, abs(pv.notional) * LIQUIDATION_FEE)
+        if clearance > 0:
+            acct.wallet -= clearance
+            self.add_income(acct, symbol, "INSURANCE_CLEAR", -clearance, t, "")
+        self.liquidations.append(
+            {
+                "account": acct.api_key,
+                "symbol": symbol,
+                "time": t,
+                "side": side,
+                "qty": pv.spec.fmt_qty(qty),
+                "price": pv.spec.fmt_px(price),
+                "marginType": "ISOLATED" if pv.isolated else "CROSSED",
+                "orderId": order.order_id,
+                "walletBefore": round(wallet_before, 8),
+                "walletAfter": round(acct.wallet, 8),
+            }
+        )
+
+    # -- order records -----------------------------------------------------------------
+    def new_order(
+        self,
+        account: str,
+        symbol: str,
+        cid: str,
+        side: str,
+        otype: str,
+        tif: str,
+        price: int,
+        qty: int,
+        reduce_only: bool,
+        t: int,
+        record: bool = True,
+    ) -> Order:
+        self.seq += 1
+        order = Order(
+            self.next_order_id,
+            symbol,
+            account,
+            cid,
+            side,
+            otype,
+            tif,
+            price,
+            qty,
+            reduce_only,
+            t,
+            self.seq,
+            update_time=t,
+            orig_type=otype,
+            recorded=record,
+        )
+        self.next_order_id += 1
+        self.orders[order.order_id] = order
+        if record:
+            self.cid_index[(account, cid)] = order
+            self.open_orders[account][order.order_id] = order
+        return order

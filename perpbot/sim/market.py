@@ -1,0 +1,225 @@
+"""The synthetic market of one symbol: a seeded random walk, a crowd book and klines.
+
+The mid follows a geometric random walk with occasional jumps, stepped every ``tick_ms``
+of sim time from one seeded RNG, so a given seed and request sequence always produces the
+same prices. Around the mid a synthetic crowd quotes ``crowd_levels`` levels per side; its
+sizes come from an RNG seeded by (seed, symbol, step) so materialising the book on demand
+never disturbs the walk. Within one step, liquidity the users take from the crowd stays
+taken; the next step re-quotes it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import zlib
+from collections import deque
+
+from perpbot.sim.config import MarketConfig
+from perpbot.sim.spec import SymbolSpec
+
+MINUTE_MS = 60_000
+MAX_CANDLES = 10_080
+
+
+class Candle:
+    """One 1m kline; prices in ticks, volumes in base/quote units."""
+
+    __slots__ = (
+        "close",
+        "count",
+        "high",
+        "low",
+        "open",
+        "open_ms",
+        "quote",
+        "taker_buy",
+        "taker_buy_quote",
+        "volume",
+    )
+
+    def __init__(self, open_ms: int, price: int) -> None:
+        self.open_ms = open_ms
+        self.open = self.high = self.low = self.close = price
+        self.volume = 0.0
+        self.quote = 0.0
+        self.count = 0
+        self.taker_buy = 0.0
+        self.taker_buy_quote = 0.0
+
+
+class SymbolMarket:
+    def __init__(
+        self, spec: SymbolSpec, cfg: MarketConfig, seed: int, rng: random.Random, now_ms: int
+    ) -> None:
+        self.spec = spec
+        self.cfg = cfg
+        self.rng = rng
+        self._crowd_seed = (seed * 1_000_003) ^ zlib.crc32(spec.symbol.encode())
+        self.mid = float(spec.cfg.price)
+        self.start_price = self.mid
+        self.tick_index = 0
+        self.last_step_ms = now_ms
+        self.data_time_ms = now_ms  # timestamp market-data payloads carry (freezes)
+        self.thin = 1.0
+        self.update_id = 1_000_000
+        self.trade_seq = 0
+        self.last_trade_px = spec.price_to_ticks(self.mid)
+        self.last_trade_qty = spec.min_qty
+        self.candles: deque[Candle] = deque(maxlen=MAX_CANDLES)
+        self._crowd_key: tuple[int, float, int] | None = None
+        self._crowd: tuple[list[list[int]], list[list[int]]] = ([], [])
+        self._seed_history(seed, now_ms)
+
+    # -- history -----------------------------------------------------------------------
+    def _seed_history(self, seed: int, now_ms: int) -> None:
+        """Pre-generate 1m klines ending at the start price, so indicators have data."""
+        minutes = self.cfg.history_minutes
+        cur_open = now_ms - now_ms % MINUTE_MS
+        hist_rng = random.Random(self._crowd_seed ^ 0x5A5A5A)
+        sigma_min = max(self.cfg.volatility, 1e-6) * math.sqrt(60.0)
+        closes = [self.mid]
+        for _ in range(minutes):
+            closes.append(closes[-1] * math.exp(-sigma_min * hist_rng.gauss(0.0, 1.0)))
+        closes.reverse()  # oldest first, last == start price
+        spec = self.spec
+        for i in range(minutes):
+            open_px, close_px = closes[i], closes[i + 1]
+            wick = abs(open_px - close_px) + open_px * sigma_min * 0.3 * hist_rng.random()
+            candle = Candle(cur_open - (minutes - i) * MINUTE_MS, spec.price_to_ticks(open_px))
+            candle.close = spec.price_to_ticks(close_px)
+            candle.high = spec.price_to_ticks(max(open_px, close_px) + wick * 0.5)
+            candle.low = spec.price_to_ticks(min(open_px, close_px) - wick * 0.5)
+            candle.count = hist_rng.randint(20, 400)
+            candle.volume = round(candle.count * spec.cfg.taker_qty * hist_rng.uniform(0.5, 1.5), 3)
+            candle.quote = candle.volume * (open_px + close_px) / 2
+            candle.taker_buy = round(candle.volume * hist_rng.uniform(0.3, 0.7), 3)
+            candle.taker_buy_quote = candle.taker_buy * (open_px + close_px) / 2
+            self.candles.append(candle)
+        self._touch_candle(now_ms, spec.price_to_ticks(self.mid))
+
+    # -- the walk --------------------------------------------------------------------
+    def step(self, dt_s: float, now_ms: int) -> bool:
+        """Advance the mid by one step of ``dt_s`` seconds; True if a jump happened."""
+        cfg = self.cfg
+        jumped = False
+        if cfg.volatility > 0:
+            self.mid *= math.exp(cfg.volatility * math.sqrt(dt_s) * self.rng.gauss(0.0, 1.0))
+        if cfg.jump_rate > 0 and self.rng.random() < cfg.jump_rate * dt_s:
+            size = cfg.jump_size * (0.5 + self.rng.random())
+            self.mid *= 1.0 + (size if self.rng.random() < 0.5 else -size)
+            jumped = True
+        self.mid = max(self.mid, self.spec.tick_f * 10)
+        self.tick_index += 1
+        self.data_time_ms = now_ms
+        self.update_id += 1
+        self._touch_candle(now_ms, self.spec.price_to_ticks(self.mid))
+        return jumped
+
+    def jump(self, pct: float, now_ms: int) -> None:
+        """One-shot move of the mid by ``pct`` percent (a fault or a control call)."""
+        self.mid = max(self.spec.tick_f * 10, self.mid * (1.0 + pct / 100.0))
+        self.tick_index += 1
+        self.update_id += 1
+        self.data_time_ms = now_ms
+        self._touch_candle(now_ms, self.spec.price_to_ticks(self.mid))
+
+    def taker_draw(self, dt_s: float) -> tuple[str, int] | None:
+        """Maybe draw one synthetic taker order for this step: (side, qty in steps)."""
+        rate = self.cfg.taker_rate
+        if rate <= 0 or self.rng.random() >= rate * dt_s:
+            return None
+        side = "BUY" if self.rng.random() < 0.5 else "SELL"
+        mean_steps = self.spec.cfg.taker_qty / self.spec.step_f
+        qty = max(1, int(self.rng.expovariate(1.0 / mean_steps)))
+        return side, qty
+
+    # -- prices ------------------------------------------------------------------------
+    @property
+    def mark(self) -> float:
+        return self.mid
+
+    @property
+    def index(self) -> float:
+        return self.mid * (1.0 - self.cfg.index_basis)
+
+    def crowd_best_bid(self) -> int:
+        return max(
+            1, math.floor(self.mid / self.spec.tick_f - self.spec.cfg.crowd_spread_ticks / 2)
+        )
+
+    def crowd_best_ask(self) -> int:
+        return self.crowd_best_bid() + self.spec.cfg.crowd_spread_ticks
+
+    # -- the crowd book ----------------------------------------------------------------
+    def crowd(self) -> tuple[list[list[int]], list[list[int]]]:
+        """Crowd levels ``[[price_ticks, remaining_steps], ...]`` (bids desc, asks asc)."""
+        best_bid = self.crowd_best_bid()
+        key = (self.tick_index, self.thin, best_bid)
+        if key == self._crowd_key:
+            return self._crowd
+        scfg = self.spec.cfg
+        rng = random.Random(self._crowd_seed + self.tick_index * 2_654_435_761)
+        levels = max(1, int(scfg.crowd_levels * self.thin))
+        mean_steps = scfg.crowd_level_qty / self.spec.step_f * self.thin
+        best_ask = best_bid + scfg.crowd_spread_ticks
+        bids: list[list[int]] = []
+        asks: list[list[int]] = []
+        for i in range(levels):
+            grow = 1.0 + 0.05 * i
+            bid_px = best_bid - i * scfg.crowd_level_step_ticks
+            if bid_px > 0:
+                bids.append([bid_px, max(1, int(mean_steps * grow * rng.uniform(0.3, 1.7)))])
+            asks.append(
+                [
+                    best_ask + i * scfg.crowd_level_step_ticks,
+                    max(1, int(mean_steps * grow * rng.uniform(0.3, 1.7))),
+                ]
+            )
+        self._crowd_key = key
+        self._crowd = (bids, asks)
+        return self._crowd
+
+    def crowd_head(self, taker_side: str) -> list[int] | None:
+        """Best crowd level with liquidity left, on the side a taker of ``taker_side`` hits."""
+        bids, asks = self.crowd()
+        for level in asks if taker_side == "BUY" else bids:
+            if level[1] > 0:
+                return level
+        return None
+
+    # -- trades and klines -------------------------------------------------------------
+    def record_trade(self, price: int, qty: int, taker_buys: bool, now_ms: int) -> None:
+        self.trade_seq += 1
+        self.last_trade_px = price
+        self.last_trade_qty = qty
+        self.update_id += 1
+        candle = self._touch_candle(now_ms, price)
+        base = self.spec.qty(qty)
+        quote = base * self.spec.px(price)
+        candle.volume += base
+        candle.quote += quote
+        candle.count += 1
+        if taker_buys:
+            candle.taker_buy += base
+            candle.taker_buy_quote += quote
+
+    def _touch_candle(self, now_ms: int, price: int) -> Candle:
+        open_ms = now_ms - now_ms % MINUTE_MS
+        last = self.candles[-1] if self.candles else None
+        if last is None or open_ms > last.open_ms:
+            prev_close = last.close if last is not None else price
+            # fill silent minutes so klines have no gaps
+            if last is not None:
+                gap_open = last.open_ms + MINUTE_MS
+                while gap_open < open_ms:
+                    self.candles.append(Candle(gap_open, prev_close))
+                    gap_open += MINUTE_MS
+            last = Candle(open_ms, prev_close)
+            self.candles.append(last)
+        elif open_ms < last.open_ms:
+            return last  # the clock went backwards (skew): keep the current candle
+        last.close = price
+        last.high = max(last.high, price)
+        last.low = min(last.low, price)
+        return last

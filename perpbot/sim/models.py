@@ -1,0 +1,88 @@
+"""Order and trade records: the engine's source of truth, rendered by payloads.py.
+
+Orders are never deleted: ``GET /__sim/state`` must show every order ever accepted with
+its client order id, status and timestamps, because the rest of perpbot's tests assert
+things like "the lost-response order exists exactly once at the exchange".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
+
+
+@dataclass(slots=True, eq=False)
+class Order:
+    order_id: int
+    symbol: str
+    account: str
+    client_order_id: str
+    side: str  # BUY | SELL
+    type: str  # LIMIT | MARKET
+    tif: str  # GTC | IOC | FOK | GTX
+    price: int  # ticks; 0 for MARKET
+    qty: int  # steps
+    reduce_only: bool
+    time: int
+    seq: int  # time priority within a price level
+    update_time: int = 0
+    executed: int = 0
+    cum_quote: float = 0.0
+    status: str = "NEW"
+    cancel_time: int | None = None
+    recorded: bool = True  # False for post-only/FOK rejections Binance does not record
+    reject_code: int | None = None
+    orig_type: str = ""
+
+    @property
+    def remaining(self) -> int:
+        return self.qty - self.executed
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.side == "BUY" else -1
+
+
+@dataclass(slots=True)
+class Trade:
+    trade_id: int
+    order_id: int
+    symbol: str
+    account: str
+    side: str
+    price: int  # ticks
+    qty: int  # steps
+    quote_qty: float
+    commission: float
+    realized_pnl: float
+    maker: bool
+    time: int
+
+
+@dataclass(slots=True)
+class Position:
+    symbol: str
+    amt: int = 0  # signed steps
+    entry: float = 0.0
+    isolated_wallet: float = 0.0
+    update_time: int = 0
+
+
+@dataclass(slots=True)
+class Account:
+    api_key: str
+    api_secret: str
+    permissions: dict[str, bool]
+    create_time: int
+    wallet: float
+    positions: dict[str, Position] = field(default_factory=dict)
+    leverage: dict[str, int] = field(default_factory=dict)
+    margin_type: dict[str, str] = field(default_factory=dict)
+    income: list[dict[str, object]] = field(default_factory=list)
+    margin_history: list[dict[str, object]] = field(default_factory=list)
+    update_time: int = 0

@@ -1,0 +1,262 @@
+"""Order entry and matching: validation with Binance's codes, price-time priority fills.
+
+A user's order first crosses the merged book (other users' resting orders and the crowd;
+users go first at equal prices), then rests if it is GTC/GTX. Users' resting orders are
+filled by the market itself in two ways, both as makers at their own limit price: a
+*sweep* when the crowd's quotes move through them, and *synthetic taker flow* (random
+market orders of random size) hitting the top of the book, which yields partial fills.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from perpbot.sim import errors as E
+from perpbot.sim import margin
+from perpbot.sim.engine import Engine
+from perpbot.sim.models import Account, Order
+
+CID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
+TIFS = ("GTC", "IOC", "FOK", "GTX")
+CONDITIONAL = ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
+               "TRAILING_STOP_MARKET")
+
+
+def _better_or_equal(side: str, px: int, limit: int) -> bool:
+    """Is ``px`` acceptable to a taker of ``side`` with limit ``limit``?"""
+    return px <= limit if side == "BUY" else px >= limit
+
+
+def parse_bool(params: Mapping[str, str], name: str) -> bool:
+    raw = params.get(name, "false").strip().lower()
+    if raw not in ("true", "false"):
+        raise E.illegal(name)
+    return raw == "true"
+
+
+def required(params: Mapping[str, str], name: str) -> str:
+    value = params.get(name)
+    if value is None or value == "":
+        raise E.mandatory(name)
+    return value
+
+
+def spec_of(engine: Engine, params: Mapping[str, str]) -> str:
+    symbol = required(params, "symbol")
+    if symbol not in engine.specs:
+        raise E.err(E.INVALID_SYMBOL)
+    return symbol
+
+
+# -- entry -----------------------------------------------------------------------------
+def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Order:
+    """Validate, record, match and (maybe) rest one order; raise SimError on rejection."""
+    symbol = spec_of(engine, params)
+    spec = engine.specs[symbol]
+    side = required(params, "side").upper()
+    if side not in ("BUY", "SELL"):
+        raise E.SimError(-1117, "Invalid side.")
+    otype = required(params, "type").upper()
+    if otype in CONDITIONAL:
+        raise E.SimError(-4120, "Order type not supported for this endpoint. Please use the "
+                                "Algo Order API endpoints instead.")
+    if otype not in ("LIMIT", "MARKET"):
+        raise E.SimError(-1116, "Invalid orderType.")
+    if params.get("positionSide", "BOTH").upper() != "BOTH":
+        raise E.SimError(-4061, "Order's position side does not match user's setting.")
+    if parse_bool(params, "closePosition"):
+        raise E.SimError(-4136, "Target strategy invalid for orderType MARKET,closePosition true")
+    reduce_only = parse_bool(params, "reduceOnly")
+    qty = spec.parse_qty(required(params, "quantity"), market=otype == "MARKET")
+    if otype == "LIMIT":
+        tif = required(params, "timeInForce").upper()
+        if tif not in TIFS:
+            raise E.SimError(-1115, "Invalid timeInForce.")
+        price = spec.parse_price(required(params, "price"))
+    else:
+        if params.get("price"):
+            raise E.SimError(-1106, "Parameter 'price' sent when not required.")
+        tif, price = "GTC", 0
+    cid = params.get("newClientOrderId") or f"sim-{engine.next_order_id}"
+    if not CID_RE.match(cid):
+        raise E.SimError(-1100, "Illegal characters found in parameter 'newClientOrderId'; "
+                                "legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.")
+    existing = engine.cid_index.get((acct.api_key, cid))
+    if existing is not None and existing.is_open:
+        raise E.err(E.DUPLICATE_CID)
+    if len(engine.open_of(acct.api_key, symbol)) >= spec.cfg.max_num_orders:
+        raise E.err(E.MAX_OPEN_ORDERS)
+    mkt = engine.markets[symbol]
+    ref_px = spec.px(price) if price else mkt.mark
+    if not reduce_only and ref_px * spec.qty(qty) < spec.min_notional:
+        raise E.SimError(-4164, f"Order's notional must be no smaller than "
+                                f"{spec.cfg.min_notional} (unless you choose reduce only).")
+    pos = acct.positions.get(symbol)
+    pos_amt = pos.amt if pos else 0
+    sign = 1 if side == "BUY" else -1
+    if reduce_only and (pos_amt == 0 or (pos_amt > 0) == (sign > 0)):
+        raise E.err(E.REDUCE_ONLY_REJECTED)
+    if not reduce_only:
+        _check_margin(engine, acct, symbol, sign, qty, ref_px, pos_amt)
+    now = engine.clock.now_ms()
+    if tif == "GTX" and _would_cross(engine, symbol, side, price, acct.api_key):
+        order = engine.new_order(acct.api_key, symbol, cid, side, otype, tif, price, qty,
+                                 reduce_only, now, record=False)
+        order.status, order.cancel_time, order.reject_code = "EXPIRED", now, -5022
+        raise E.err(E.POST_ONLY_REJECTED)
+    if tif == "FOK" and _liquidity(engine, symbol, side, price, acct.api_key) < qty:
+        order = engine.new_order(acct.api_key, symbol, cid, side, otype, tif, price, qty,
+                                 reduce_only, now, record=False)
+        order.status, order.cancel_time, order.reject_code = "EXPIRED", now, -5021
+        raise E.err(E.FOK_REJECTED)
+    order = engine.new_order(acct.api_key, symbol, cid, side, otype, tif, price, qty,
+                             reduce_only, now)
+    execute(engine, order, now)
+    return order
+
+
+def execute(engine: Engine, order: Order, now: int) -> None:
+    """Cross the book as taker, then rest or expire the remainder per timeInForce."""
+    match_taker(engine, order, order.price if order.type == "LIMIT" else None, now)
+    if not order.is_open:
+        return
+    if order.type == "LIMIT" and order.tif in ("GTC", "GTX") and order.remaining > 0:
+        engine.books[order.symbol].add(order)
+    else:
+        engine.close_order(order, "EXPIRED", now)
+
+
+def _check_margin(engine: Engine, acct: Account, symbol: str, sign: int, qty: int,
+                  ref_px: float, pos_amt: int) -> None:
+    opening = qty if pos_amt == 0 or (pos_amt > 0) == (sign > 0) else max(0, qty - abs(pos_amt))
+    if opening == 0:
+        return
+    lev = margin.leverage_of(acct, symbol, engine.cfg.default_leverage)
+    need = opening * engine.specs[symbol].step_f * ref_px / lev
+    if need > engine.view(acct).available + 1e-9:
+        raise E.err(E.MARGIN_INSUFFICIENT)
+
+
+def _best_opposite(engine: Engine, symbol: str, side: str, account: str) -> int | None:
+    book_side = engine.books[symbol].opposite(side)
+    prices = [o.price for o in book_side.iter_orders() if o.account != account][:1]
+    crowd = engine.markets[symbol].crowd_head(side)
+    candidates = prices + ([crowd[0]] if crowd else [])
+    if not candidates:
+        return None
+    return min(candidates) if side == "BUY" else max(candidates)
+
+
+def _would_cross(engine: Engine, symbol: str, side: str, price: int, account: str) -> bool:
+    best = _best_opposite(engine, symbol, side, account)
+    return best is not None and _better_or_equal(side, best, price)
+
+
+def _liquidity(engine: Engine, symbol: str, side: str, limit: int | None, account: str) -> int:
+    total = 0
+    for o in engine.books[symbol].opposite(side).iter_orders():
+        if o.account != account and (limit is None or _better_or_equal(side, o.price, limit)):
+            total += o.remaining
+    bids, asks = engine.markets[symbol].crowd()
+    for px, qty in asks if side == "BUY" else bids:
+        if limit is None or _better_or_equal(side, px, limit):
+            total += qty
+    return total
+
+
+# -- matching --------------------------------------------------------------------------
+def _maker_cap(engine: Engine, maker: Order) -> int:
+    """How much a resting order may still fill (reduce-only makers are capped)."""
+    if not maker.reduce_only:
+        return maker.remaining
+    pos = engine.accounts[maker.account].positions.get(maker.symbol)
+    amt = pos.amt if pos else 0
+    if amt == 0 or (amt > 0) == (maker.side == "BUY"):
+        return 0
+    return min(maker.remaining, abs(amt))
+
+
+def match_taker(engine: Engine, order: Order, limit: int | None, now: int) -> None:
+    symbol, side = order.symbol, order.side
+    book_side = engine.books[symbol].opposite(side)
+    mkt = engine.markets[symbol]
+    while order.remaining > 0:
+        maker = book_side.head()
+        crowd = mkt.crowd_head(side)
+        if maker is None and crowd is None:
+            break
+        use_user = maker is not None and (
+            crowd is None or _better_or_equal(side, maker.price, crowd[0]))
+        px = maker.price if use_user and maker is not None else crowd[0]  # type: ignore[index]
+        if limit is not None and not _better_or_equal(side, px, limit):
+            break
+        take = order.remaining
+        if order.reduce_only:
+            take = min(take, _maker_cap(engine, order))
+            if take == 0:
+                break
+        if use_user and maker is not None:
+            cap = _maker_cap(engine, maker)
+            if maker.account == order.account or cap == 0:
+                engine.close_order(maker, "EXPIRED", now)  # self-trade: EXPIRE_MAKER
+                continue
+            qty = min(take, cap)
+            mkt.record_trade(px, qty, side == "BUY", now)
+            engine.fill_order(maker, px, qty, True, now)
+            engine.fill_order(order, px, qty, False, now)
+            if maker.is_open and maker.remaining > 0 and _maker_cap(engine, maker) == 0:
+                engine.close_order(maker, "EXPIRED", now)
+        elif crowd is not None:
+            qty = min(take, crowd[1])
+            crowd[1] -= qty
+            mkt.record_trade(px, qty, side == "BUY", now)
+            engine.fill_order(order, px, qty, False, now)
+
+
+def sweep(engine: Engine, symbol: str, now: int | None = None) -> None:
+    """Fill users' orders the crowd's new quotes have moved through (makers, full size)."""
+    t = engine.clock.now_ms() if now is None else now
+    book = engine.books[symbol]
+    mkt = engine.markets[symbol]
+    best_ask, best_bid = mkt.crowd_best_ask(), mkt.crowd_best_bid()
+    for book_side, crossed in ((book.bids, lambda p: p >= best_ask),
+                               (book.asks, lambda p: p <= best_bid)):
+        while True:
+            head = book_side.head()
+            if head is None or not crossed(head.price):
+                break
+            qty = _maker_cap(engine, head)
+            if qty == 0:
+                engine.close_order(head, "EXPIRED", t)
+                continue
+            mkt.record_trade(head.price, qty, head.side == "SELL", t)
+            engine.fill_order(head, head.price, qty, True, t)
+            if head.is_open:
+                engine.close_order(head, "EXPIRED", t)
+
+
+def synthetic_take(engine: Engine, symbol: str, side: str, qty: int, now: int) -> None:
+    """A crowd market order of ``qty`` steps: users at or better than the crowd go first."""
+    book_side = engine.books[symbol].opposite(side)
+    mkt = engine.markets[symbol]
+    crowd_px = mkt.crowd_best_ask() if side == "BUY" else mkt.crowd_best_bid()
+    remaining = qty
+    while remaining > 0:
+        maker = book_side.head()
+        if maker is None or not _better_or_equal(side, maker.price, crowd_px):
+            break
+        cap = _maker_cap(engine, maker)
+        if cap == 0:
+            engine.close_order(maker, "EXPIRED", now)
+            continue
+        fill = min(remaining, cap)
+        mkt.record_trade(maker.price, fill, side == "BUY", now)
+        engine.fill_order(maker, maker.price, fill, True, now)
+        remaining -= fill
+    if remaining > 0:
+        head = mkt.crowd_head(side)
+        if head is not None:
+            fill = min(remaining, head[1])
+            head[1] -= fill
+            mkt.record_trade(head[0], fill, side == "BUY", now)

@@ -1,0 +1,73 @@
+"""Shared fixtures: an isolated state dir for every test, the simulator, the CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own $PERPBOT_HOME; nothing touches the user's real state."""
+    home = tmp_path / "perpbot-home"
+    home.mkdir()
+    monkeypatch.setenv("PERPBOT_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def sim_factory() -> Iterator[Any]:
+    """Start simulators (``sim_factory(**SimConfig fields)``); all are stopped at teardown."""
+    from perpbot.sim import SimConfig, start_in_thread
+
+    handles: list[Any] = []
+
+    def make(**fields: Any) -> Any:
+        fields.setdefault("seed", 7)
+        handle = start_in_thread(SimConfig(**fields), host="127.0.0.1", port=0)
+        handles.append(handle)
+        return handle
+
+    yield make
+    for h in handles:
+        h.stop()
+
+
+@pytest.fixture
+def sim(sim_factory: Any) -> Any:
+    """One simulator with the default configuration."""
+    return sim_factory()
+
+
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 120,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``perpbot ARGS`` in a subprocess (the way a user meets it)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "perpbot", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=input,
+        timeout=timeout,
+        cwd=str(cwd or ROOT),
+    )
+
+
+@pytest.fixture
+def cli() -> Any:
+    return run_cli
