@@ -82,38 +82,205 @@ class RetrySection(Section):
     jitter_s: float = Field(default=0.2, ge=0)
 
 
-class RiskSection(Section):
-    """Pre-trade checks (perpbot.risk)."""
+class RiskLimits(Section):
+    """Limits that apply per bot (``[risk]``) and per symbol (``[risk.symbols."SYM"]``)."""
 
     max_order_notional: float | None = Field(default=None, gt=0)
     max_position_notional: float | None = Field(default=None, gt=0)
     max_leverage: float | None = Field(default=None, gt=0)
     max_open_orders: int | None = Field(default=None, gt=0)
+    max_order_rate: int | None = Field(
+        default=None, gt=0, description="new orders per rate_window_s"
+    )
+    max_cancel_rate: int | None = Field(
+        default=None, gt=0, description="cancels per rate_window_s (cancel-replace loops)"
+    )
+
+
+class RiskSection(RiskLimits):
+    """Pre-trade checks (perpbot.risk). Every limit is off until set."""
+
+    enabled: bool = True
+    rate_window_s: float = Field(default=10.0, gt=0, le=3600)
+    price_band_pct: float | None = Field(default=None, gt=0, le=100)
+    price_band_bps: float | None = Field(default=None, gt=0, le=10000)
+    max_decision_age_s: float | None = Field(default=None, gt=0)
+    liquidation_band_pct: float | None = Field(
+        default=None, gt=0, lt=100, description="min distance mark -> liquidation after a fill"
+    )
+    maint_margin_ratio: float = Field(
+        default=0.005, gt=0, lt=1, description="used only if the exchange has no brackets"
+    )
+    symbols: dict[str, RiskLimits] = Field(default_factory=dict)
+
+    @field_validator("price_band_bps")
+    @classmethod
+    def _one_band(cls, v: float | None, info: Any) -> float | None:
+        if v is not None and info.data.get("price_band_pct") is not None:
+            raise ValueError("set price_band_pct or price_band_bps, not both")
+        return v
+
+    @property
+    def band_fraction(self) -> float | None:
+        """The price band as a fraction (0.01 = 1 %), whichever unit was given."""
+        if self.price_band_pct is not None:
+            return self.price_band_pct / 100.0
+        return self.price_band_bps / 1e4 if self.price_band_bps is not None else None
+
+
+class IndexSourceConfig(Section):
+    """One index source: a venue and a symbol there."""
+
+    name: str | None = Field(default=None, min_length=1)
+    exchange: str = Field(
+        default="self", min_length=1, description='"self" (the bot\'s exchange), "sim" or ccxt id'
+    )
+    url: str | None = None
+    symbol: str | None = Field(default=None, description="symbol at the source (default: ours)")
+    for_symbol: str | None = Field(default=None, description="the bot symbol it prices")
+    price: Literal["index", "mark", "last", "mid"] = "index"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return ExchangeSection._url(v)
+
+    @property
+    def label(self) -> str:
+        return self.name or (self.url or self.exchange)
 
 
 class IndexSection(Section):
     """The index price basket (perpbot.risk.index)."""
 
-    sources: list[dict[str, Any]] = Field(default_factory=list)
+    sources: list[IndexSourceConfig] = Field(default_factory=list)
     max_age_s: float = Field(default=10.0, gt=0)
     min_sources: int = Field(default=1, ge=1)
+    poll_interval_s: float = Field(default=2.0, gt=0, le=3600)
+    timeout_s: float = Field(default=5.0, gt=0, le=120)
+    outlier_mads: float = Field(default=5.0, gt=0, description="MADs from the median = outlier")
+    outlier_floor_pct: float = Field(
+        default=0.25, ge=0, le=50, description="deviations below this are never outliers"
+    )
+    max_dispersion_pct: float = Field(
+        default=1.0, gt=0, le=100, description="good sources further apart = unhealthy"
+    )
+    on_unhealthy: Literal["reduce_only", "kill"] = "reduce_only"
 
 
 class KillSection(Section):
-    """Automatic kill-switch trips and the exchange dead-man switch (perpbot.kill)."""
+    """Automatic kill-switch trips and the exchange dead-man switch (perpbot.kill).
 
-    on_ban: bool = True
+    Numeric trips are off unless set. Each trip writes the sentinel (``trip_level`` for
+    ``trip_scope``) with a sentence naming the limit and the value that crossed it.
+    """
+
+    on_ban: bool = Field(default=True, description="trip on an HTTP 418 ban")
+    on_anomaly: bool = Field(default=True, description="trip on monitor alerts marked trip")
+    max_consecutive_failures: int | None = Field(default=None, ge=1)
+    max_drawdown_pct: float | None = Field(
+        default=None, gt=0, lt=100, description="from PEAK equity, in percent"
+    )
+    min_rate_budget_fraction: float | None = Field(
+        default=None, gt=0, le=1, description="trip when the budget is cut below this"
+    )
+    max_price_age_s: float | None = Field(default=None, gt=0)
+    trip_level: Literal["halt", "cancel", "flatten"] = "cancel"
+    trip_scope: Literal["strategy", "profile", "all"] = "strategy"
+    poll_ms: int = Field(default=25, ge=5, le=100, description="watchdog poll interval")
+    flatten_slippage_pct: float = Field(default=0.5, gt=0, le=10)
+    flatten_limit_attempts: int = Field(default=3, ge=0, le=20)
+    flatten_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    deadman: bool = Field(default=True, description="arm the exchange's countdownCancelAll")
+    deadman_countdown_s: float = Field(default=60.0, ge=1, le=3600)
+    deadman_refresh_s: float | None = Field(
+        default=None, gt=0, description="default: a third of the countdown"
+    )
+
+    @field_validator("deadman_refresh_s")
+    @classmethod
+    def _refresh_below_countdown(cls, v: float | None, info: Any) -> float | None:
+        countdown = info.data.get("deadman_countdown_s")
+        if v is not None and countdown is not None and v >= countdown:
+            raise ValueError(f"a number of seconds below deadman_countdown_s ({countdown:g})")
+        return v
 
 
 class AuditSection(Section):
-    """The signed request log (perpbot.audit)."""
+    """The signed request log (perpbot.audit; docs/audit.md)."""
 
     enabled: bool = True
-    fsync: Literal["orders", "always", "never"] = "orders"
+    fsync: Literal["orders", "always", "never"] = Field(
+        default="orders", description="fsync after: order-related records, every record, never"
+    )
+    checkpoint_every: int = Field(default=256, ge=1, le=1_000_000)
+    checkpoint_interval_s: float = Field(default=2.0, gt=0, le=3600)
+    rotate_mb: float = Field(default=64.0, gt=0, le=1_000_000)
+    rotate_daily: bool = True
+    retention_days: float = Field(default=90.0, ge=0, description="0 keeps logs forever")
+
+
+class DetectorConfig(Section):
+    """Shared by every detector: on/off, kill-switch trip, how long an alert stays active."""
+
+    enabled: bool = True
+    trip: bool = False
+    cooldown_s: float = Field(default=300.0, gt=0)
+
+
+class CancelBurstConfig(DetectorConfig):
+    window_s: float = Field(default=10.0, gt=0)
+    factor: float = Field(default=5.0, gt=1, description="window count vs own baseline")
+    min_cancels: int = Field(default=20, ge=1)
+    baseline_windows: int = Field(default=30, ge=1)
+
+
+class LeverageChangeConfig(DetectorConfig):
+    enabled: bool = False
+    grace_s: float = Field(default=10.0, ge=0, description="own changes are expected this long")
+
+
+class ThinBookConfig(DetectorConfig):
+    enabled: bool = False
+    depth: int = Field(default=50, ge=5, le=1000)
+    thin_fraction: float = Field(default=0.25, gt=0, le=1)
+    min_level_notional: float | None = Field(default=None, gt=0)
+    min_orders: int = Field(default=2, ge=1)
+    baseline_books: int = Field(default=20, ge=1)
+
+
+class MarkIndexConfig(DetectorConfig):
+    enabled: bool = False
+    max_bps: float = Field(default=50.0, gt=0)
+    sustain_s: float = Field(default=0.0, ge=0)
+
+
+class FundingVolConfig(DetectorConfig):
+    enabled: bool = False
+    max_ratio: float = Field(default=1.0, gt=0, description="|funding| / realised vol, annual")
+    min_funding_pct: float = Field(default=10.0, ge=0, description="annual % never alerted")
+    vol_candles: int = Field(default=60, ge=5, le=1500)
+    funding_interval_s: float | None = Field(default=None, gt=0)
+
+
+class SlippageConfig(DetectorConfig):
+    window: int = Field(default=20, ge=2)
+    max_mean_bps: float = Field(default=25.0, gt=0)
+    drift_bps: float = Field(default=10.0, gt=0)
+    baseline_fills: int = Field(default=200, ge=2)
 
 
 class MonitorSection(Section):
     """Post-trade anomaly detectors (perpbot.risk.monitor)."""
+
+    enabled: bool = True
+    poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    cancel_burst: CancelBurstConfig = Field(default_factory=CancelBurstConfig)
+    leverage_change: LeverageChangeConfig = Field(default_factory=LeverageChangeConfig)
+    thin_book: ThinBookConfig = Field(default_factory=ThinBookConfig)
+    mark_index: MarkIndexConfig = Field(default_factory=MarkIndexConfig)
+    funding_vol: FundingVolConfig = Field(default_factory=FundingVolConfig)
+    slippage: SlippageConfig = Field(default_factory=SlippageConfig)
 
 
 class StrategyFile(Section):
@@ -148,6 +315,9 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+NESTED_TABLES = {("strategy", "params"), ("sim", "faults")}
+
+
 def key_path(loc: tuple[Any, ...]) -> str:
     """('risk', 'max_leverage') -> '[risk] max_leverage'; ('strategy', 'symbols', 0) -> ..."""
     parts = [str(p) for p in loc]
@@ -155,7 +325,8 @@ def key_path(loc: tuple[Any, ...]) -> str:
         return "(top level)"
     if len(parts) == 1:
         return parts[0]
-    head, rest = parts[0], parts[1:]
+    depth = 2 if tuple(parts[:2]) in NESTED_TABLES and len(parts) > 2 else 1
+    head, rest = ".".join(parts[:depth]), parts[depth:]
     keys = ".".join(rest).replace(".[", "[")
     return f"[{head}] {keys}"
 

@@ -23,7 +23,7 @@ GET  /fapi/v1/depth                            limit 5/10/20/50: 2,        0
                                                1000: 20
 GET  /fapi/v1/klines                           limit <100: 1, <500: 2,     0
                                                <=1000: 5, >1000: 10;
-                                               default 500 -> 2
+                                               no limit (default) -> 2
 GET  /fapi/v1/premiumIndex                     1, 10 without symbol        0
 GET  /fapi/v2|v3/account, /positionRisk        5                           0
 GET  /fapi/v1/leverageBracket                  1                           0
@@ -94,6 +94,8 @@ def _depth(params: Mapping[str, str]) -> _Cost:
 
 
 def _klines(params: Mapping[str, str]) -> _Cost:
+    if not params.get("limit"):
+        return (2, 0)  # no limit: Binance's default (500 klines) is charged 2
     limit = _int_param(params, "limit", 500)
     if limit < 100:
         return (1, 0)

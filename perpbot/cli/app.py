@@ -57,6 +57,15 @@ from perpbot.cli import run as _run  # noqa: E402
 
 _run.register(app)
 # (further command groups register below)
+from perpbot.cli import runs as _runs  # noqa: E402
+
+_runs.register(app)
+from perpbot.cli import sim as _sim  # noqa: E402
+
+_sim.register(app)
+from perpbot.cli import keys as _keys  # noqa: E402
+
+_keys.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

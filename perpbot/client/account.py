@@ -28,6 +28,8 @@ class OpenOrder:
     price: float | None
     reduce_only: bool
     post_only: bool = False
+    seen_at: float = 0.0  # when this process last learnt of it (0: from an exchange list)
+    inflight: bool = False  # sent, no answer yet (a reservation; see AccountView.reserve)
 
     @classmethod
     def from_ccxt(cls, o: dict[str, Any]) -> OpenOrder:
@@ -55,6 +57,9 @@ class AccountView:
     leverage: dict[str, float] = field(default_factory=dict)
     equity: float | None = None
     updated_at: float = 0.0
+    # reduce-only accounting (perpbot.risk): fills of reduce-only orders seen in an open-order
+    # list fetched after the positions, not yet reflected in ``positions`` (per symbol).
+    reduce_only_debit: dict[str, float] = field(default_factory=dict)
 
     def position(self, symbol: str) -> float:
         return self.positions.get(symbol, 0.0)
@@ -66,17 +71,90 @@ class AccountView:
     def _key(o: OpenOrder) -> str:
         return o.client_order_id or o.order_id or f"anon-{id(o)}"
 
-    def set_orders(self, symbol: str, orders: list[dict[str, Any]]) -> None:
-        """Replace the open orders of ``symbol`` with the exchange's list."""
-        self.orders = {k: v for k, v in self.orders.items() if v.symbol != symbol}
+    def set_orders(
+        self, symbol: str, orders: list[dict[str, Any]], fetched_at: float | None = None
+    ) -> None:
+        """Replace the open orders of ``symbol`` with the exchange's list.
+
+        ``fetched_at`` (``time.time()`` before the list was requested) keeps what this
+        process learnt after the request went out (orders placed meanwhile, in-flight
+        reservations) and lets the reduce-only accounting see fills that happened after the
+        positions were fetched: a reduce-only order whose remaining shrank, or that vanished,
+        may have reduced the position already, so the difference is debited until the next
+        ``set_positions`` (see ``reduce_only_room``).
+        """
+        fresh = {}
         for raw in orders:
             o = OpenOrder.from_ccxt(raw)
-            self.orders[self._key(o)] = o
+            fresh[self._key(o)] = o
+        track = fetched_at is not None and fetched_at >= self.updated_at
+        kept: dict[str, OpenOrder] = {}
+        for k, v in self.orders.items():
+            if v.symbol != symbol:
+                kept[k] = v
+                continue
+            if k not in fresh and fetched_at is not None and (v.inflight or v.seen_at > fetched_at):
+                kept[k] = v  # learnt of after the list was requested
+                continue
+            if track and v.reduce_only:  # a shrunk or vanished reduce-only order may have filled
+                now = fresh.get(k)
+                filled = v.remaining - now.remaining if now is not None else v.remaining
+                if filled > 0:
+                    debit = self.reduce_only_debit.get(symbol, 0.0) + filled
+                    self.reduce_only_debit[symbol] = debit
+        kept.update(fresh)
+        self.orders = kept
 
     def order_placed(self, order: dict[str, Any]) -> None:
         o = OpenOrder.from_ccxt(order)
+        o.seen_at = time.time()
+        key = self._key(o)
+        self.orders.pop(key, None)  # the reservation, if any, becomes the real order
         if order.get("status") in (None, "open"):
-            self.orders[self._key(o)] = o
+            self.orders[key] = o
+
+    # -- reduce-only accounting (perpbot.risk) --------------------------------------------
+    def reserve(
+        self, client_order_id: str, symbol: str, side: str, amount: float, *, reduce_only: bool
+    ) -> None:
+        """Count an order that is being sent (before its answer) against the position."""
+        self.orders[client_order_id] = OpenOrder(
+            client_order_id=client_order_id,
+            order_id=None,
+            symbol=symbol,
+            side=side,
+            type="?",
+            amount=amount,
+            remaining=amount,
+            price=None,
+            reduce_only=reduce_only,
+            seen_at=time.time(),
+            inflight=True,
+        )
+
+    def release(self, client_order_id: str, *, known: bool = True) -> None:
+        """The request ended without an order: drop its reservation when the refusal is
+        certain (``known``); otherwise keep counting it until an open-order list fetched
+        afterwards says whether it exists."""
+        o = self.orders.get(client_order_id)
+        if o is not None and o.inflight:
+            if known:
+                del self.orders[client_order_id]
+            else:
+                o.inflight = False
+
+    def reduce_only_room(self, symbol: str, side: str, exclude: str | None = None) -> float:
+        """How much more a reduce-only order on ``side`` may add without exceeding the
+        position, after the other open and in-flight reduce-only orders on that side."""
+        pos = self.position(symbol)
+        if not pos or (pos > 0) == (side == "buy"):
+            return 0.0
+        held = sum(
+            o.remaining
+            for k, o in self.orders.items()
+            if o.symbol == symbol and o.reduce_only and o.side == side and k != exclude
+        )
+        return max(0.0, abs(pos) - self.reduce_only_debit.get(symbol, 0.0) - held)
 
     def order_gone(self, client_order_id: str | None, order_id: str | None = None) -> None:
         for key in [
@@ -93,6 +171,7 @@ class AccountView:
     def set_positions(self, positions: list[dict[str, Any]]) -> None:
         self.positions.clear()
         self.entry_prices.clear()
+        self.reduce_only_debit.clear()
         for p in positions:
             info = p.get("info") or {}
             amount = info.get("positionAmt")
@@ -109,4 +188,5 @@ class AccountView:
         """Fetch positions and open orders (for commands that run without a runner)."""
         self.set_positions(await client.fetch_positions(symbols or None))
         for s in symbols:
-            self.set_orders(s, await client.fetch_open_orders(s))
+            fetched_at = time.time()
+            self.set_orders(s, await client.fetch_open_orders(s), fetched_at)

@@ -64,9 +64,12 @@ class Setup:
 
 def build_layers(setup: Setup, exchange: Any) -> list[Layer]:
     """The guard layers, outermost first. Each concern adds itself here and nowhere else."""
+    from perpbot.keys.gate import scope_gate
+    from perpbot.kill.gate import kill_gate
+
     layers: list[Layer | None] = [
-        # KillGate (perpbot.kill)
-        # ScopeGate (perpbot.keys)
+        kill_gate(setup),  # KillGate (perpbot.kill)
+        scope_gate(setup, exchange),  # ScopeGate (perpbot.keys)
         # RiskGate (perpbot.risk)
         # RateLimiter (perpbot.client.ratelimit)
         # Retrier (perpbot.client.retry)

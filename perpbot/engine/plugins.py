@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 
 def preflight(loaded: LoadedStrategy) -> None:
     """Refuse to start when a guard says so (raises PerpbotError with the exit code)."""
+    from perpbot.kill.attach import preflight as kill_preflight
+
+    kill_preflight(loaded)
+    from perpbot.keys.plugin import preflight_run as keys_preflight
+
+    keys_preflight(loaded)
 
 
 def attach(runner: Runner) -> None:
@@ -24,3 +30,12 @@ def attach(runner: Runner) -> None:
     from perpbot.engine.status import attach as attach_status
 
     attach_status(runner)
+    from perpbot.kill.attach import attach as attach_kill
+
+    attach_kill(runner)
+    from perpbot.keys.plugin import attach_audit_warning
+
+    attach_audit_warning(runner)
+    from perpbot.audit.subscriber import attach_runner as attach_audit_log
+
+    attach_audit_log(runner)

@@ -34,7 +34,7 @@ from perpbot.engine.journal import RunJournal
 from perpbot.engine.ledger import Ledger
 from perpbot.engine.output import RunOutput
 from perpbot.engine.strategy import OrderRejected, Strategy, StrategyStopped
-from perpbot.errors import PerpbotError, RiskRejected
+from perpbot.errors import BadInput, PerpbotError, RiskRejected
 from perpbot.events import Decision, Event, EventBus
 
 # Exit codes by stop reason (README: exit codes).
@@ -103,6 +103,7 @@ class Runner:
         self.journal = RunJournal(self.run_id)
         self.positions: dict[str, Position] = {}
         self.marks: dict[str, float] = {}
+        self.mark_times: dict[str, float] = {}  # epoch s of each mark price (exchange time)
         self.equity: float | None = None
         self.start_equity: float | None = None
         self.peak_equity: float | None = None
@@ -127,6 +128,8 @@ class Runner:
         self.after_tick: list[Callable[[Runner, dict[str, Any]], None]] = []
         self.kill_state_fn: Callable[[], Any] = lambda: None
         self.summary_extras: dict[str, Any] = {}
+        # after_stop: sync hooks run last, after the exchange is closed (the signed log's close)
+        self.after_stop: list[Callable[[Runner], None]] = []
 
     # -- public -----------------------------------------------------------------------------
     @property
@@ -202,6 +205,23 @@ class Runner:
             if self.conn is not None:
                 await self.conn.close()
             self.journal.close()
+            for after in self.after_stop:
+                try:
+                    after(self)
+                except Exception as exc:
+                    self.output.warn(f"stop hook failed: {type(exc).__name__}: {exc}")
+
+    def _check_symbols(self) -> None:
+        markets = self.client.markets
+        for i, symbol in enumerate(self.config.strategy.symbols):
+            if symbol not in markets:
+                close = sorted(m for m in markets if m.split("/")[0] in symbol)[:3] or sorted(
+                    markets
+                )[:3]
+                raise BadInput(
+                    f"{self.loaded.path}: [strategy] symbols[{i}]: got {symbol!r}, expected a "
+                    f"symbol {self.config.exchange.id} lists (e.g. {', '.join(close)})"
+                )
 
     def _setup_hook(self, setup: Any) -> None:
         setup.extras["runner"] = self
@@ -227,7 +247,9 @@ class Runner:
                     self._publish_tick()
                     if self.stop_event.is_set():
                         break
-                    if not await self._strategy_call(self.strategy.on_tick):
+                    if self.kill_state() is not None:
+                        pass  # the kill switch stands: no tick (halt pauses; others stop)
+                    elif not await self._strategy_call(self.strategy.on_tick):
                         break
                     delay = cfg.strategy.tick_interval - (time.monotonic() - t0)
                     with contextlib.suppress(TimeoutError):
@@ -359,11 +381,10 @@ class Runner:
         return result
 
     async def cancel_all(self, symbol: str) -> None:
+        """Cancel every open order of ``symbol``; the next reconcile learns each final state
+        (an order may have filled just before the cancel reached the exchange)."""
         await self.client.cancel_all_orders(symbol)
         self.account.symbol_cleared(symbol)
-        for cid in self.ledger.open_client_ids(symbol):
-            self.ledger.orders[cid].status = "canceled"
-            self.ledger.orders[cid].closed_at = time.time()
 
     async def fetch_own_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
         symbols = [symbol] if symbol else self.config.strategy.symbols
@@ -416,6 +437,7 @@ class Runner:
             fr = await self.client.fetch_funding_rate(s)
             if fr.get("markPrice"):
                 self.marks[s] = float(fr["markPrice"])
+                self.mark_times[s] = (fr.get("timestamp") or time.time() * 1000.0) / 1000.0
         balance = await self.client.fetch_balance()
         total = (balance.get("total") or {}).get("USDT")
         if total is not None:
@@ -427,9 +449,10 @@ class Runner:
         import ccxt
 
         tracked = self.ledger.open_client_ids(symbol)
-        open_orders = {
-            o.get("clientOrderId"): o for o in await self.client.fetch_open_orders(symbol)
-        }
+        fetched_at = time.time()
+        listed = await self.client.fetch_open_orders(symbol)
+        self.account.set_orders(symbol, listed, fetched_at)  # fills/cancels reach the view
+        open_orders = {o.get("clientOrderId"): o for o in listed}
         for cid in tracked:
             if cid in open_orders:
                 self.ledger.update(cid, open_orders[cid])

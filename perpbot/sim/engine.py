@@ -13,14 +13,13 @@ import math
 import random
 from typing import Any
 
-from perpbot.sim.accounts import apply_position_fill, default_permissions
-from perpbot.sim.limits import RateLimiter
-
 from perpbot.sim import margin
+from perpbot.sim.accounts import apply_position_fill, default_permissions
 from perpbot.sim.book import Book
 from perpbot.sim.clock import SimClock
 from perpbot.sim.config import SimConfig
 from perpbot.sim.faults import FaultInjector, FaultPlan
+from perpbot.sim.limits import RateLimiter
 from perpbot.sim.market import SymbolMarket
 from perpbot.sim.models import Account, Order, Trade
 from perpbot.sim.spec import SymbolSpec
@@ -173,7 +172,7 @@ class Engine:
                 "incomeType": kind,
                 "income": amount,
                 "asset": "USDT",
-                "info": kind if not trade_id else trade_id,
+                "info": trade_id if trade_id else kind,
                 "time": t,
                 "tranId": self.next_tran_id,
                 "tradeId": trade_id,

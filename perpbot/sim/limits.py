@@ -119,10 +119,11 @@ class RateLimiter:
         if c.enabled and st.weight.used > c.weight_per_window:
             retry = st.weight.ends_in_s(now_ms, wlen)
             st.wait_until = st.weight.start + wlen
-            _, _, name = interval_of(c.weight_window_s)
+            num, _, name = interval_of(c.weight_window_s)
+            per = name.lower() if num == 1 else f"{num} {name.lower()}s"
             verdict.status, verdict.code, verdict.retry_after = 429, -1003, retry
             verdict.msg = (f"Too many requests; current limit of IP({ip}) request weight per "
-                           f"{name.lower()} is {c.weight_per_window}. Please use WebSocket "
+                           f"{per} is {c.weight_per_window}. Please use WebSocket "
                            "Streams for live updates to avoid polling the API.")
             return verdict
         if orders and account is not None:
@@ -148,7 +149,7 @@ class RateLimiter:
         ):
             if window.used > limit:
                 num, _, name = interval_of(seconds)
-                label = {1: "", 10: "TEN_"}.get(num, f"{num}_") + name + "S"
+                label = name if num == 1 else {10: "TEN_"}.get(num, f"{num}_") + name + "S"
                 st.wait_until = max(st.wait_until, window.start + length)
                 verdict.status, verdict.code = 429, -1015
                 verdict.retry_after = window.ends_in_s(now_ms, length)

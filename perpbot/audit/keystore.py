@@ -1,0 +1,212 @@
+"""Where the signing key and the chain head live: the OS keyring, or files as a fallback.
+
+The private key is kept in the OS keyring (service ``perpbot``, entry
+``audit-signing-key``); the latest signed checkpoint (the chain head) is kept both in the
+keyring (entry ``audit-checkpoint``) and in ``<state>/audit/head.json``, so that truncating
+the log *and* editing the state dir is still caught.
+
+A headless machine often has no usable keyring backend. ``perpbot run`` in paper mode must
+still work there, so the key and the head then live in ``<state>/audit/`` (mode 0600) and
+one warning line says what that means. This fallback is for the log's signing key only;
+API secrets never fall back to files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from perpbot.audit.signing import new_private_key, private_from_text, private_to_text, public_raw
+from perpbot.errors import RuntimeFailure
+from perpbot.fsutil import atomic_write_json, atomic_write_text
+from perpbot.paths import state_dir
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+SERVICE = "perpbot"
+KEY_ENTRY = "audit-signing-key"
+HEAD_ENTRY = "audit-checkpoint"
+
+_warned: set[str] = set()
+
+
+def audit_dir() -> Path:
+    path = state_dir() / "audit"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def key_file() -> Path:
+    return audit_dir() / "signing-key"
+
+
+def public_key_file() -> Path:
+    return audit_dir() / "signing-key.pub"
+
+
+def head_file() -> Path:
+    return audit_dir() / "head.json"
+
+
+def warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        print(f"perpbot: warning: {message}", file=sys.stderr, flush=True)
+
+
+def usable_keyring() -> Any:
+    """The keyring backend when it can store secrets, else None (fail/null/empty/erroring)."""
+    try:
+        import keyring
+        from keyring.backends import chainer, fail, null
+
+        backend = keyring.get_keyring()
+        if isinstance(backend, fail.Keyring | null.Keyring):
+            return None
+        if isinstance(backend, chainer.ChainerBackend) and not backend.backends:
+            return None
+        backend.get_password(SERVICE, KEY_ENTRY)
+    except Exception:
+        return None
+    return backend
+
+
+class KeyStore:
+    """The signing key and the chain head, in the keyring when it works, else in files."""
+
+    def __init__(self) -> None:
+        self.backend = usable_keyring()
+        self._key: Ed25519PrivateKey | None = None
+
+    @property
+    def in_keyring(self) -> bool:
+        return self.backend is not None
+
+    def where(self) -> str:
+        if self.in_keyring:
+            name = type(self.backend).__name__
+            return f'the OS keyring ({name}, service "{SERVICE}", entry "{KEY_ENTRY}")'
+        return str(key_file())
+
+    def _fallback_warning(self) -> None:
+        warn_once(
+            f"no usable OS keyring: the audit signing key and checkpoint are kept in "
+            f"{audit_dir()} (mode 0600); anyone who can read them can forge log records"
+        )
+
+    # -- the private key --------------------------------------------------------------------
+    def private_key(self, *, create: bool = True) -> Ed25519PrivateKey | None:
+        if self._key is None:
+            self._key = self._load() or (self._create() if create else None)
+        return self._key
+
+    def public_raw(self, *, create: bool = False) -> bytes | None:
+        key = self.private_key(create=create)
+        if key is not None:
+            return public_raw(key)
+        return None
+
+    def _read_file_key(self) -> Ed25519PrivateKey | None:
+        path = key_file()
+        if not path.exists():
+            return None
+        try:
+            return private_from_text(path.read_text(encoding="ascii"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise RuntimeFailure(
+                f"{path}: the audit signing key is unreadable ({exc}); move it away to start "
+                "a new key (logs signed with the old key then verify only with --public-key)"
+            ) from None
+
+    def _load(self) -> Ed25519PrivateKey | None:
+        if self.backend is not None:
+            try:
+                text = self.backend.get_password(SERVICE, KEY_ENTRY)
+            except Exception:
+                text = None
+                self.backend = None
+            if text:
+                try:
+                    return private_from_text(text)
+                except ValueError as exc:
+                    raise RuntimeFailure(
+                        f'the OS keyring entry "{SERVICE}/{KEY_ENTRY}" is not an audit signing '
+                        f"key ({exc}); delete it to start a new key"
+                    ) from None
+        key = self._read_file_key()
+        if key is not None and self.backend is not None:
+            self._store(key)  # a keyring appeared since: move the key into it
+            if self.backend is not None:
+                with contextlib.suppress(OSError):
+                    key_file().unlink()
+                print(
+                    f"perpbot: note: moved the audit signing key from {key_file()} into the "
+                    "OS keyring",
+                    file=sys.stderr,
+                )
+        elif key is not None:
+            self._fallback_warning()
+        return key
+
+    def _create(self) -> Ed25519PrivateKey:
+        key = new_private_key()
+        self._store(key)
+        return key
+
+    def _store(self, key: Ed25519PrivateKey) -> None:
+        from perpbot.audit.signing import public_text
+
+        text = private_to_text(key)
+        if self.backend is not None:
+            try:
+                self.backend.set_password(SERVICE, KEY_ENTRY, text)
+            except Exception:
+                self.backend = None
+        if self.backend is None:
+            self._fallback_warning()
+            atomic_write_text(key_file(), text + "\n", mode=0o600)
+        atomic_write_text(public_key_file(), public_text(public_raw(key)) + "\n", mode=0o644)
+
+    # -- the chain head ---------------------------------------------------------------------
+    def read_heads(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every copy of the head checkpoint found: ("keyring", ...) and/or ("file", ...)."""
+        heads: list[tuple[str, dict[str, Any]]] = []
+        if self.backend is not None:
+            try:
+                text = self.backend.get_password(SERVICE, HEAD_ENTRY)
+            except Exception:
+                text = None
+            head = _parse_head(text)
+            if head is not None:
+                heads.append(("keyring", head))
+        path = head_file()
+        if path.exists():
+            try:
+                head = _parse_head(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError):
+                head = None
+            heads.append(("file", head if head is not None else {"unreadable": str(path)}))
+        return heads
+
+    def write_head(self, head: dict[str, Any]) -> None:
+        atomic_write_json(head_file(), head, mode=0o600)
+        if self.backend is not None:
+            try:
+                self.backend.set_password(SERVICE, HEAD_ENTRY, json.dumps(head, sort_keys=True))
+            except Exception:
+                self.backend = None
+                self._fallback_warning()
+
+
+def _parse_head(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        head = json.loads(text)
+    except ValueError:
+        return None
+    return head if isinstance(head, dict) else None

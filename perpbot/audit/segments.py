@@ -1,0 +1,83 @@
+"""The log's layout on disk: one segment (folder) per run, rotated files inside.
+
+    logs/<run_id>/audit-0001.jsonl   records, one per line (rotated by size or by day)
+    logs/<run_id>/audit-0002.jsonl   the chain continues from the last line of 0001
+    logs/<run_id>/checkpoint.json    the run's latest signed checkpoint
+
+A run's records form one *segment* of the chain; its first record links to the head of the
+chain under the state dir when the run started, so the chain continues from run to run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from perpbot.errors import BadInput
+
+FILE_RE = re.compile(r"^audit-(\d{4,})\.jsonl$")
+RUN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}$")
+
+
+def file_name(number: int) -> str:
+    return f"audit-{number:04d}.jsonl"
+
+
+def file_number(path: Path) -> int | None:
+    m = FILE_RE.match(path.name)
+    return int(m.group(1)) if m else None
+
+
+def check_run_id(run_id: str, source: str = "--run") -> str:
+    if not RUN_RE.match(run_id) or ".." in run_id:
+        raise BadInput(
+            f"{source}: got {run_id!r}, expected a run id (letters, digits, '.', '_', '-')"
+        )
+    return run_id
+
+
+def segment_files(segment_dir: Path) -> list[Path]:
+    """The segment's log files in chain order."""
+    if not segment_dir.is_dir():
+        return []
+    files = [p for p in segment_dir.iterdir() if file_number(p) is not None and p.is_file()]
+    return sorted(files, key=lambda p: file_number(p) or 0)
+
+
+def is_segment(path: Path) -> bool:
+    return bool(segment_files(path))
+
+
+def list_segments(root: Path) -> list[Path]:
+    """Segment folders under a logs dir, oldest first (by their first file's mtime)."""
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and is_segment(p)]
+    return sorted(found, key=lambda p: (segment_files(p)[0].stat().st_mtime, p.name))
+
+
+def last_modified(segment_dir: Path) -> float:
+    files = segment_files(segment_dir)
+    return max((f.stat().st_mtime for f in files), default=0.0)
+
+
+def latest_segment(root: Path) -> Path | None:
+    segments = list_segments(root)
+    return max(segments, key=last_modified) if segments else None
+
+
+@dataclass
+class FileLines:
+    """A log file split into complete lines, and an incomplete last line if there is one."""
+
+    path: Path
+    lines: list[bytes]
+    partial: bytes | None
+
+
+def read_file(path: Path) -> FileLines:
+    data = path.read_bytes()
+    parts = data.split(b"\n")
+    tail = parts.pop()  # b"" when the file ends with a newline
+    return FileLines(path, parts, tail or None)

@@ -1,0 +1,127 @@
+"""The log as an event-bus subscriber: what every command that talks to an exchange attaches.
+
+    from perpbot.audit.subscriber import attach_to_bus
+
+    audit = attach_to_bus(bus, run_id=run_id, profile=profile, command="kill")
+    try:
+        ...  # build the client with the same bus, make the calls
+    finally:
+        audit.close()
+
+The logger is subscribed with ``critical=True``: if a record cannot be written the error
+reaches whoever published the event, so no request goes on unrecorded. A timer thread seals
+unsigned records every ``checkpoint_interval_s`` seconds; ``close()`` writes the final
+signed record and unsubscribes.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from perpbot.audit.keystore import KeyStore
+from perpbot.audit.records import RecordContext, event_body, is_order_related
+from perpbot.audit.writer import AuditWriter, WriterSettings
+from perpbot.events import Event, EventBus
+from perpbot.paths import logs_dir
+
+if TYPE_CHECKING:
+    from perpbot.config import AuditSection
+    from perpbot.engine.runner import Runner
+
+
+class AuditLogger:
+    """Records bus events in a run's signed log. ``close()`` is idempotent."""
+
+    def __init__(self, bus: EventBus, writer: AuditWriter) -> None:
+        self.bus = bus
+        self.writer = writer
+        self._stop = threading.Event()
+        self._timer = threading.Thread(target=self._tick, name="perpbot-audit", daemon=True)
+        bus.subscribe(self.on_event, critical=True)
+        self._timer.start()
+
+    @property
+    def dir(self) -> Path:
+        return self.writer.dir
+
+    @property
+    def fingerprint(self) -> str:
+        return self.writer.fingerprint
+
+    @property
+    def notes(self) -> list[str]:
+        """What the writer found when joining the chain (a crashed run's tail, a gap)."""
+        return self.writer.notes
+
+    def on_event(self, event: Event) -> None:
+        body = event_body(event, self.writer.ctx)
+        if body is not None:
+            self.writer.append(body, order_related=is_order_related(body))
+
+    def _tick(self) -> None:
+        interval = self.writer.settings.checkpoint_interval_s
+        while not self._stop.wait(interval):
+            try:
+                self.writer.checkpoint_if_due()
+            except Exception:
+                return  # the next append reports the failure to the publisher
+
+    def close(self, reason: str = "close") -> None:
+        self.bus.unsubscribe(self.on_event)
+        self._stop.set()
+        if self._timer.is_alive() and self._timer is not threading.current_thread():
+            self._timer.join(timeout=5)
+        self.writer.close(reason)
+
+    def __enter__(self) -> AuditLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def attach_to_bus(
+    bus: EventBus,
+    *,
+    run_id: str,
+    profile: str | None,
+    command: str,
+    settings: AuditSection | None = None,
+    root: Path | None = None,
+) -> AuditLogger:
+    """Start the run's signed log and subscribe it to ``bus`` (critical).
+
+    ``settings`` is the ``[audit]`` table when the command has a strategy file (defaults
+    otherwise); ``root`` overrides the logs dir (tests). Raises RuntimeFailure when the log
+    cannot be created: a command must not talk to an exchange without its log.
+    """
+    writer = AuditWriter(
+        RecordContext(run=run_id, profile=profile, command=command),
+        WriterSettings.from_section(settings),
+        KeyStore(),
+        root if root is not None else logs_dir(),
+    )
+    return AuditLogger(bus, writer)
+
+
+def attach_runner(runner: Runner) -> AuditLogger | None:
+    """`perpbot run`: log every request of the run; closed last, after the final cancels."""
+    import sys
+
+    cfg = runner.config.audit
+    if not cfg.enabled:
+        return None
+    logger = attach_to_bus(
+        runner.bus,
+        run_id=runner.run_id,
+        profile=runner.config.exchange.profile,
+        command="run",
+        settings=cfg,
+    )
+    for note in logger.notes:
+        print(f"perpbot: note: audit log: {note}", file=sys.stderr, flush=True)
+    runner.summary_extras["audit"] = {"log": str(logger.dir), "key": logger.fingerprint}
+    runner.after_stop.append(lambda r: logger.close(r.end_reason))
+    return logger

@@ -1,0 +1,250 @@
+"""The append-only writer: one line per record, flushed per record, signed checkpoints.
+
+Each record is written with a single ``write(2)`` on an ``O_APPEND`` descriptor (no user
+space buffer), so a crash leaves at most a torn last line. ``fsync`` follows the policy:
+``always`` (every record), ``orders`` (order-related records and checkpoints: the default)
+or ``never`` (the OS decides). A signed checkpoint record follows every order-related
+record, every ``checkpoint_every`` records, every ``checkpoint_interval_s`` seconds while
+records arrive, each rotation and the close; each one also updates the run's
+``checkpoint.json`` and the head of the chain (state dir and keyring).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from perpbot import __version__
+from perpbot.audit.canonical import encode, line_hash
+from perpbot.audit.checkpoints import Checkpoint, save_segment_checkpoint
+from perpbot.audit.keystore import KeyStore
+from perpbot.audit.recovery import find_link, prune
+from perpbot.audit.records import RecordContext
+from perpbot.audit.segments import file_name, segment_files
+from perpbot.audit.signing import Verifier, fingerprint, public_raw, sign_line
+from perpbot.errors import RuntimeFailure
+
+if TYPE_CHECKING:
+    from perpbot.config import AuditSection
+
+FsyncPolicy = Literal["orders", "always", "never"]
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    fsync: FsyncPolicy = "orders"
+    checkpoint_every: int = 256
+    checkpoint_interval_s: float = 2.0
+    rotate_bytes: int = 64 * 1024 * 1024
+    rotate_daily: bool = True
+    retention_days: float = 90.0
+
+    @classmethod
+    def from_section(cls, section: AuditSection | None) -> WriterSettings:
+        if section is None:
+            return cls()
+        return cls(
+            fsync=section.fsync,
+            checkpoint_every=section.checkpoint_every,
+            checkpoint_interval_s=section.checkpoint_interval_s,
+            rotate_bytes=int(section.rotate_mb * 1024 * 1024),
+            rotate_daily=section.rotate_daily,
+            retention_days=section.retention_days,
+        )
+
+
+def _next_midnight_utc(now: float) -> float:
+    return (int(now) // 86400 + 1) * 86400.0
+
+
+class AuditWriter:
+    """Writes one run's segment. Thread-safe; every method may raise RuntimeFailure."""
+
+    def __init__(
+        self,
+        ctx: RecordContext,
+        settings: WriterSettings,
+        store: KeyStore,
+        root: Path,
+    ) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.store = store
+        self.dir = root / ctx.run
+        self._lock = threading.Lock()
+        self._fd = -1
+        self._number = 0
+        self._size = 0
+        self._rotate_at = 0.0
+        self.seq = 0
+        self.prev = ""
+        self.records = 0
+        self._unsigned = 0
+        self._last_checkpoint = time.monotonic()
+        self.closed = False
+        self._broken: str | None = None
+        if segment_files(self.dir):
+            raise RuntimeFailure(f"the audit log of run {ctx.run} already exists in {self.dir}")
+        key = store.private_key(create=True)
+        assert key is not None
+        self._key = key
+        pub = public_raw(key)
+        self.fingerprint = fingerprint(pub)
+        link = find_link(store, Verifier(pub), root)
+        self.notes = list(link.notes)
+        pruned = prune(root, settings.retention_days, keep={ctx.run, *_link_runs(link)})
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.prev = link.prev
+        self._open_file()
+        body: dict[str, Any] = {
+            "kind": "open",
+            "v": FORMAT_VERSION,
+            "perpbot": __version__,
+            "ts": round(time.time(), 6),
+            "mono": round(time.monotonic(), 6),
+            "run": ctx.run,
+            "command": ctx.command,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "pub": _b64(pub),
+            "key": self.fingerprint,
+        }
+        if ctx.profile is not None:
+            body["profile"] = ctx.profile
+        if link.info is not None:
+            body["link"] = link.info
+        if link.recovered is not None:
+            body["recovered"] = link.recovered
+        if pruned:
+            body["pruned"] = pruned
+        with self._lock:
+            self._write(sign_line(self._key, encode(self.seq, self.prev, body)), durable=True)
+            self._external_checkpoint()
+
+    # -- public -----------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return self.dir / file_name(self._number)
+
+    def append(self, body: dict[str, Any], *, order_related: bool = False) -> None:
+        with self._lock:
+            self._check()
+            line = encode(self.seq, self.prev, body)
+            self._maybe_rotate(len(line) + 1)
+            self._write(line, durable=order_related or self.settings.fsync == "always")
+            self._unsigned += 1
+            if order_related or self._unsigned >= self.settings.checkpoint_every:
+                self._checkpoint("order" if order_related else "count")
+
+    def checkpoint_if_due(self) -> None:
+        """Seal unsigned records once ``checkpoint_interval_s`` has passed (timer thread)."""
+        with self._lock:
+            if self.closed or self._broken or not self._unsigned:
+                return
+            if time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_interval_s:
+                self._checkpoint("interval")
+
+    def close(self, reason: str = "close") -> None:
+        with self._lock:
+            if self.closed:
+                return
+            try:
+                if self._broken is None and self._fd >= 0:
+                    self._checkpoint(reason, kind="close")
+            finally:
+                self.closed = True
+                if self._fd >= 0:
+                    os.close(self._fd)
+                    self._fd = -1
+
+    # -- internals (lock held) --------------------------------------------------------------
+    def _check(self) -> None:
+        if self._broken is not None:
+            raise RuntimeFailure(f"the audit log cannot record this request: {self._broken}")
+        if self.closed:
+            raise RuntimeFailure(f"the audit log of run {self.ctx.run} is closed")
+
+    def _open_file(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._number += 1
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        try:
+            self._fd = os.open(self.path, flags, 0o600)
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot create the audit log {self.path} ({exc.strerror})") from None
+        self._size = 0
+        self._rotate_at = _next_midnight_utc(time.time()) if self.settings.rotate_daily else 0.0
+
+    def _maybe_rotate(self, incoming: int) -> None:
+        if self._size == 0:
+            return
+        too_big = self._size + incoming > self.settings.rotate_bytes
+        new_day = self._rotate_at and time.time() >= self._rotate_at
+        if too_big or new_day:
+            self._checkpoint("rotate")
+            self._open_file()
+
+    def _write(self, line: bytes, *, durable: bool) -> None:
+        data = line + b"\n"
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            if durable and self.settings.fsync != "never":
+                os.fsync(self._fd)
+        except OSError as exc:
+            self._broken = f"writing {self.path} failed ({exc.strerror})"
+            raise RuntimeFailure(f"the audit log cannot record this request: {self._broken}") from None
+        self._size += len(data)
+        self.prev = line_hash(line)
+        self.seq += 1
+        self.records += 1
+
+    def _checkpoint(self, reason: str, kind: str = "checkpoint") -> None:
+        body = {
+            "kind": kind,
+            "reason": reason,
+            "ts": round(time.time(), 6),
+            "mono": round(time.monotonic(), 6),
+            "run": self.ctx.run,
+            "key": self.fingerprint,
+            "records": self.seq,
+        }
+        self._write(sign_line(self._key, encode(self.seq, self.prev, body)), durable=True)
+        self._unsigned = 0
+        self._last_checkpoint = time.monotonic()
+        self._external_checkpoint()
+
+    def _external_checkpoint(self) -> None:
+        cp = Checkpoint(
+            run=self.ctx.run,
+            file=self.path.name,
+            seq=self.seq - 1,
+            hash=self.prev,
+            ts=round(time.time(), 6),
+            key=self.fingerprint,
+        ).signed(self._key)
+        try:
+            save_segment_checkpoint(self.dir, cp)
+            self.store.write_head(cp.to_dict())
+        except OSError as exc:
+            self._broken = f"writing the audit checkpoint failed ({exc.strerror})"
+            raise RuntimeFailure(f"the audit log cannot record this request: {self._broken}") from None
+
+
+def _link_runs(link: Any) -> list[str]:
+    return [link.info["run"]] if link.info else []
+
+
+def _b64(raw: bytes) -> str:
+    import base64
+
+    return base64.b64encode(raw).decode("ascii")

@@ -1,0 +1,78 @@
+"""`perpbot runs` (list past runs) and `perpbot report RUN` (a run's figure and tables)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("runs")(runs)
+    app.command("report")(report)
+
+
+def runs(
+    json_output: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+) -> None:
+    """List past runs: id, strategy, start, duration, PnL and how each ended."""
+    from perpbot.report.runs import list_runs
+
+    found = list_runs()
+    if json_output:
+        print(json.dumps([r.to_dict() for r in found], sort_keys=True))
+        return
+    from perpbot.report.terminal import print_runs
+
+    print_runs(found)
+
+
+def _check_target(path: Path, option: str) -> Path:
+    from perpbot.errors import BadInput
+
+    if path.is_dir():
+        raise BadInput(f"{option} {path}: is a directory, expected a file name")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise BadInput(f"{option} {path}: {path.parent} is not a directory")
+    return path
+
+
+def report(
+    run: str = typer.Argument(..., help="A run id, a unique prefix of one, or 'last'."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Where to write the PNG (default: report.png in the run folder)."
+    ),
+    html: Path | None = typer.Option(
+        None, "--html", help="Also write one self-contained HTML file (figure and tables)."
+    ),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print the numbers, notes and figure panels as JSON."
+    ),
+) -> None:
+    """Draw a run: price and fills, position, equity and drawdown, rate budget, events."""
+    from perpbot.errors import RuntimeFailure
+    from perpbot.report.build import build_report
+    from perpbot.report.runs import resolve_run
+
+    run_dir = resolve_run(run)
+    png_path = _check_target(out if out is not None else run_dir / "report.png", "--out")
+    html_path = _check_target(html, "--html") if html is not None else None
+    rep = build_report(run_dir)
+    try:
+        png = rep.write_png(png_path)
+        if html_path is not None:
+            rep.write_html(html_path, png)
+    except OSError as exc:
+        raise RuntimeFailure(
+            f"cannot write the report: {exc.strerror or type(exc).__name__}: {exc.filename}"
+        ) from None
+    files = [str(png_path)] + ([str(html_path)] if html_path else [])
+    if json_output:
+        doc = rep.to_json()
+        doc["png"], doc["html"] = str(png_path), str(html_path) if html_path else None
+        print(json.dumps(doc, sort_keys=True, default=str))
+        return
+    from perpbot.report.terminal import print_report
+
+    print_report(rep.heading, rep.sections, rep.run.notes, files)

@@ -1,0 +1,105 @@
+"""Sentences a trader understands for every budget change and every long wait.
+
+"If you cannot explain why a limit changed, you cannot manage the risk it created": each
+sentence names the budget, its old and new value, the exchange's limit and what caused it,
+with a wall-clock time, e.g. ``weight budget cut 2280 -> 1140 per 1m (exchange limit 2400)
+after 429 with Retry-After 12 s on POST /fapi/v1/order at 12:03:04``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from perpbot.client.ratelimit.rules import window_label
+
+if TYPE_CHECKING:
+    from perpbot.client.ratelimit.budget import Policy
+
+
+def clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def _secs(s: float) -> str:
+    return f"{s:.0f} s" if s >= 10 or s == int(s) else f"{s:.1f} s"
+
+
+def _noun(kind: str | None) -> str:
+    return "order-count" if kind == "orders" else "weight"
+
+
+def tighten_sentence(
+    kind: str | None,
+    window_s: int,
+    old: int | None,
+    new: int | None,
+    nominal: int | None,
+    retry_after: float,
+    path: str,
+    now: float,
+) -> str:
+    cause = f"429 with Retry-After {_secs(retry_after)} on {path} at {clock(now)}"
+    if kind is None:
+        return f"exchange pushed back: {cause}; no request leaves until it has passed"
+    limit = f" (exchange limit {nominal})" if nominal else ""
+    per = window_label(window_s)
+    return f"{_noun(kind)} budget cut {old} -> {new} per {per}{limit} after {cause}"
+
+
+def recover_sentence(
+    kind: str,
+    window_s: int,
+    old: int | None,
+    new: int | None,
+    nominal: int | None,
+    policy: Policy,
+    now: float,
+) -> str:
+    per = window_label(window_s)
+    return (
+        f"{_noun(kind)} budget raised {old} -> {new} per {per} (exchange limit {nominal}) "
+        f"after {_secs(policy.recover_after_s)} without pushback, at {clock(now)}"
+    )
+
+
+def limit_changed_sentence(
+    kind: str, window_s: int, old: int | None, new: int, source: str, now: float
+) -> str:
+    per = window_label(window_s)
+    where = "the exchange's exchangeInfo" if source == "exchange" else "[limits] in the strategy"
+    if old is None:
+        return f"{_noun(kind)} limit {new} per {per} read from {where} at {clock(now)}"
+    verb = "lowered" if new < old else "raised"
+    return f"{where} {verb} the {_noun(kind)} limit {old} -> {new} per {per} at {clock(now)}"
+
+
+def ban_sentence(retry_after: float, path: str, now: float) -> str:
+    return (
+        f"exchange banned this IP (418) for {_secs(retry_after)} after {path} at {clock(now)}; "
+        f"no request leaves until {clock(now + retry_after)}"
+    )
+
+
+def wait_sentence(
+    reason: str,
+    what: str,
+    wait_s: float,
+    bucket: str | None,
+    used: int,
+    cap: int | None,
+    now: float,
+) -> str:
+    until = clock(now + wait_s)
+    if reason == "ban":
+        return f"holding {what} {_secs(wait_s)}: the exchange's 418 ban lasts until {until}"
+    if reason == "retry_after":
+        return f"holding {what} {_secs(wait_s)}: honouring the exchange's Retry-After until {until}"
+    if reason == "refresh":
+        return f"holding {what} {_secs(wait_s)}: re-reading the exchange's published limits"
+    kind = "order-count" if bucket and bucket.startswith("orders") else "weight"
+    per = bucket.split("/")[1] if bucket else "window"
+    return (
+        f"holding {what} {_secs(wait_s)}: {kind} budget {used}/{cap} per {per} used, "
+        f"the window resets at {until}"
+    )

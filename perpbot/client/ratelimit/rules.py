@@ -1,0 +1,116 @@
+"""Where budgets come from: the exchange's published ``rateLimits``, else ``[limits]``.
+
+Binance publishes its limits in ``exchangeInfo.rateLimits`` (REQUEST_WEIGHT per IP,
+ORDERS per account, each with an interval). perpbot reads them at connect time (from the
+``load_markets`` response) and again every ``[limits] refresh_s``, so a limit the exchange
+lowers mid-run is followed; the strategy.toml values are only a fallback for exchanges that
+publish nothing. No limit is a constant in the code: constants go stale and get users banned.
+
+Usage headers (``X-MBX-USED-WEIGHT-1M``, ``X-MBX-ORDER-COUNT-10S``...) name their window the
+same way, so they map onto the same buckets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from perpbot.config import LimitsSection
+
+Kind = Literal["weight", "orders"]
+
+_INTERVAL_S = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
+_UNIT_S = {"S": 1, "M": 60, "H": 3600, "D": 86400}
+_HEADER = re.compile(r"^x-mbx-(used-weight|order-count)-(\d+)([smhd])$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One published limit: ``limit`` units of ``kind`` per ``window_s`` seconds."""
+
+    kind: Kind
+    window_s: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    source: Literal["exchange", "config"]
+
+    def of(self, kind: Kind) -> list[Rule]:
+        return [r for r in self.rules if r.kind == kind]
+
+
+def from_exchange_info(payload: Any) -> RuleSet | None:
+    """The budgets an ``exchangeInfo`` payload publishes, or None when it publishes none."""
+    if not isinstance(payload, Mapping):
+        return None
+    raw = payload.get("rateLimits")
+    if not isinstance(raw, list):
+        return None
+    rules: list[Rule] = []
+    for item in raw:
+        if not isinstance(item, Mapping):
+            continue
+        kind = {"REQUEST_WEIGHT": "weight", "ORDERS": "orders"}.get(str(item.get("rateLimitType")))
+        unit = _INTERVAL_S.get(str(item.get("interval", "")).upper())
+        try:
+            num, limit = int(item.get("intervalNum", 1)), int(item["limit"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if kind is None or unit is None or num <= 0 or limit <= 0:
+            continue  # RAW_REQUESTS and anything unknown: not budgeted
+        rules.append(Rule(kind, unit * num, limit))  # type: ignore[arg-type]
+    if not rules:
+        return None
+    return RuleSet(tuple(sorted(set(rules), key=lambda r: (r.kind, r.window_s))), "exchange")
+
+
+def from_config(limits: LimitsSection) -> RuleSet | None:
+    """The ``[limits]`` fallback (used only when the exchange publishes nothing)."""
+    rules: list[Rule] = []
+    if limits.weight_per_minute:
+        rules.append(Rule("weight", 60, limits.weight_per_minute))
+    if limits.orders_per_10s:
+        rules.append(Rule("orders", 10, limits.orders_per_10s))
+    if limits.orders_per_minute:
+        rules.append(Rule("orders", 60, limits.orders_per_minute))
+    return RuleSet(tuple(rules), "config") if rules else None
+
+
+def usage_headers(headers: Mapping[str, str]) -> list[tuple[Kind, int, int]]:
+    """``(kind, window_s, used)`` for every usage header of a response."""
+    out: list[tuple[Kind, int, int]] = []
+    for name, value in headers.items():
+        m = _HEADER.match(name)
+        if not m:
+            continue
+        try:
+            used = int(str(value).split(",")[0].strip())
+        except ValueError:
+            continue
+        kind: Kind = "weight" if m.group(1).lower() == "used-weight" else "orders"
+        out.append((kind, int(m.group(2)) * _UNIT_S[m.group(3).upper()], used))
+    return out
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """The ``Retry-After`` of a response in seconds (delta-seconds form), if any."""
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            try:
+                return max(0.0, float(str(value).strip()))
+            except ValueError:
+                return None
+    return None
+
+
+def window_label(window_s: int) -> str:
+    """60 -> '1m', 10 -> '10s', 3600 -> '1h' (the way the headers name windows)."""
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if window_s % size == 0:
+            return f"{window_s // size}{unit}"
+    return f"{window_s}s"

@@ -1,0 +1,98 @@
+"""How key profiles take part in `perpbot run` (wired in perpbot/engine/plugins.py).
+
+- ``preflight_run``: before anything connects, the profile named in ``[exchange] profile``
+  must exist, hold a key for that exchange, be granted what ``run`` needs and allow the
+  strategy's symbols; otherwise the run is refused (exit 3, or 2 for a wrong exchange).
+- ``attach_audit_warning``: once connected, the key is audited against the exchange's
+  apiRestrictions; a failing audit is a warning (and an ``alert`` decision), not a stop.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from perpbot.errors import BadInput, PerpbotError
+from perpbot.events import Decision
+
+if TYPE_CHECKING:
+    from perpbot.config import ExchangeSection, LoadedStrategy
+    from perpbot.engine.runner import Runner
+
+
+def uses_profile(exchange: ExchangeSection) -> bool:
+    """Whether connect() will use the named profile (the embedded sim never does)."""
+    return bool(exchange.profile) and not (exchange.id == "sim" and exchange.url is None)
+
+
+def preflight_run(loaded: LoadedStrategy) -> None:
+    from perpbot.keys.scopes import denial, require
+    from perpbot.keys.store import load_profile
+
+    exchange = loaded.config.exchange
+    if not uses_profile(exchange):
+        return
+    name = str(exchange.profile)
+    stored = load_profile(name)
+    if stored.exchange != exchange.id:
+        raise BadInput(
+            f"{loaded.path}: [exchange] profile: profile {name!r} holds a key for exchange "
+            f"{stored.exchange!r}, but [exchange] id is {exchange.id!r}"
+        )
+    require(stored.grant, "run", profile=name)
+    allowed = stored.grant.limits.symbols
+    if allowed is not None:
+        outside = [s for s in loaded.config.strategy.symbols if s not in allowed]
+        if outside:
+            wanted = ",".join([*allowed, *outside])
+            raise denial(
+                "SCOPE_SYMBOL",
+                f"profile {name!r} may trade only {', '.join(allowed) or 'no symbol'}, but the "
+                f"strategy trades {', '.join(outside)}; to allow it: perpbot keys scope "
+                f"{name} --symbols {wanted}",
+            )
+
+
+async def audit_warning(runner: Runner) -> None:
+    """Audit the run's key; warn (never stop) when the audit fails or cannot run."""
+    from perpbot.keys.audit import audit_key
+    from perpbot.keys.store import mask
+
+    setup = runner.conn.setup if runner.conn is not None else None
+    if setup is None or setup.credentials.profile is None or setup.credentials.grant is None:
+        return
+    profile = setup.credentials.profile
+    try:
+        report = await audit_key(
+            runner.client,
+            setup.credentials.grant,
+            profile=profile,
+            exchange=setup.exchange.id,
+            masked_key=mask(setup.credentials.api_key or ""),
+        )
+    except PerpbotError as exc:
+        runner.output.warn(f"key audit of profile {profile!r} could not run: {exc.message}")
+        return
+    except Exception as exc:  # an exchange without apiRestrictions, a network error
+        runner.output.warn(
+            f"key audit of profile {profile!r} could not run ({type(exc).__name__}); "
+            f"run `perpbot keys audit {profile}` to check the key"
+        )
+        return
+    if report.ok:
+        return
+    problems = "; ".join(f.sentence for f in report.failures)
+    sentence = f"key audit of profile {profile!r} failed: {problems}"
+    runner.bus.publish(
+        Decision(
+            "scope",
+            "alert",
+            "SCOPE_AUDIT_FAILED",
+            sentence,
+            {"profile": profile, "codes": [f.code for f in report.failures]},
+        )
+    )
+    runner.output.warn(sentence)
+
+
+def attach_audit_warning(runner: Runner) -> None:
+    runner.on_connected.append(audit_warning)

@@ -1,0 +1,14 @@
+"""The kill switch: a file sentinel, levels, a watchdog, flatten and the exchange dead-man switch.
+
+Nothing is imported here on purpose: ``perpbot kill`` imports ``perpbot.kill.sentinel`` only
+(stdlib and perpbot.paths/fsutil), so it never pays for ccxt, aiohttp, pydantic or rich.
+
+    sentinel.py  the KILL file: read, write (atomic, locked), clear, history, acks
+    gate.py      KillGate, the outermost pipeline layer: refuses anything that adds risk
+    watchdog.py  the per-run background task that acts even when on_tick hangs
+    flatten.py   closing positions with reduce-only orders (limit with a cap, then market)
+    deadman.py   the exchange's countdownCancelAll, armed and refreshed while a bot runs
+    trips.py     automatic trips (418 ban, failures, drawdown, rate budget, stale price...)
+    attach.py    wiring all of it into `perpbot run` (preflight + attach)
+    direct.py    `perpbot kill --direct`: acting on the exchange without a bot
+"""

@@ -1,0 +1,143 @@
+"""Acknowledgements: how a running bot tells `perpbot kill` what it did.
+
+Each run's watchdog writes ``<state>/kill/acks/<run_id>.json`` (atomically) when it sees a
+sentinel and again when it has acted: the entry it obeyed, what it cancelled and closed,
+and how long that took. `perpbot kill --wait` lists the running bots from their status files
+(``<state>/bots``) and waits for each one's acknowledgement of a standing entry.
+
+Light on purpose: it is on the `perpbot kill` path (stdlib and perpbot helpers only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from perpbot.fsutil import atomic_write_json
+from perpbot.kill.sentinel import LEVEL_RANK, KillEntry, Sentinel, kill_dir
+from perpbot.paths import bots_dir
+
+FINAL_STATES = ("done", "halted", "failed")
+LIVE_STATES = ("starting", "running")
+
+
+def acks_dir() -> Path:
+    path = kill_dir() / "acks"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_ack(run_id: str, doc: dict[str, Any]) -> None:
+    atomic_write_json(acks_dir() / f"{run_id}.json", doc)
+
+
+def read_ack(run_id: str) -> dict[str, Any] | None:
+    try:
+        with open(acks_dir() / f"{run_id}.json", encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (FileNotFoundError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_bots() -> list[dict[str, Any]]:
+    """Status documents of bots that are running on this host (their pid is alive)."""
+    out: list[dict[str, Any]] = []
+    for path in sorted(bots_dir().glob("*.json")):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(doc, dict) or doc.get("state") not in LIVE_STATES:
+            continue
+        if pid_alive(int(doc.get("pid") or 0)):
+            out.append(doc)
+    return out
+
+
+def bot_entry(sentinel: Sentinel, bot: dict[str, Any]) -> KillEntry | None:
+    """The entry a bot obeys (the strongest that matches it), or None."""
+    return sentinel.match(
+        profile=bot.get("profile"), run_id=bot.get("run_id"), strategy=bot.get("strategy")
+    )
+
+
+def acknowledged(ack: dict[str, Any] | None, sentinel: Sentinel, entry: KillEntry) -> bool:
+    """Has this ack answered ``entry`` (or a standing entry at least as strong)?"""
+    if not ack or ack.get("state") not in FINAL_STATES:
+        return False
+    standing = {e.id for e in sentinel.entries}
+    return ack.get("entry_id") in standing and LEVEL_RANK.get(
+        str(ack.get("level")), -1
+    ) >= LEVEL_RANK.get(entry.level, 0)
+
+
+def wait_for_acks(
+    sentinel: Sentinel,
+    bots: list[dict[str, Any]],
+    timeout_s: float,
+    *,
+    poll_s: float = 0.02,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(acks received, bots that did not answer) within ``timeout_s``."""
+    pending = {b["run_id"]: b for b in bots}
+    got: list[dict[str, Any]] = []
+    gone: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    while pending:
+        for run_id, bot in list(pending.items()):
+            entry = bot_entry(sentinel, bot)
+            ack = read_ack(run_id)
+            if entry is None:
+                got.append({"run_id": run_id, "state": "not covered"})
+            elif acknowledged(ack, sentinel, entry):
+                got.append(ack or {})
+            elif not pid_alive(int(bot.get("pid") or 0)):
+                gone.append({**bot, "exited": True})
+            else:
+                continue
+            del pending[run_id]
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(poll_s)
+    return got, gone + list(pending.values())
+
+
+def describe_ack(ack: dict[str, Any]) -> str:
+    """One line: what a bot did about the switch."""
+    who = f"bot {ack.get('run_id')} ({ack.get('strategy')}, pid {ack.get('pid')})"
+    if ack.get("state") == "not covered":
+        return f"bot {ack.get('run_id')}: not covered by the switch's scope"
+    took = ack.get("acted_ms")
+    parts = [f"{who} acknowledged level {ack.get('level')}"]
+    if took is not None:
+        parts[0] += f" in {took:.0f} ms"
+    if ack.get("state") == "halted":
+        parts.append(f"halted with {ack.get('open_orders', 0)} open order(s) left standing")
+    cancelled = ack.get("cancelled") or []
+    if ack.get("level") in ("cancel", "flatten"):
+        symbols = sorted({c.get("symbol") for c in cancelled})
+        parts.append(
+            f"cancelled {len(cancelled)} order(s)"
+            + (f" on {', '.join(s for s in symbols if s)}" if symbols else "")
+        )
+    for c in ack.get("closed") or []:
+        parts.append(f"closed {c.get('symbol')} {c.get('from', 0):+g} -> {c.get('to', 0):+g}")
+    for e in ack.get("errors") or []:
+        parts.append(f"problem: {e}")
+    return "; ".join(parts)

@@ -1,0 +1,161 @@
+"""The exchange-side dead-man switch: orders die with the bot, even if the bot dies badly.
+
+At start the run arms the exchange's cancel-all-after timer (Binance ``countdownCancelAll``)
+for each of its symbols; a background task re-arms it every ``deadman_refresh_s`` while the
+engine's heartbeat (the tick loop) is alive. If the process is SIGKILLed, the machine loses
+power or the engine wedges, nobody refreshes and the exchange cancels the open orders when
+the countdown lapses. A hung strategy counts as wedged: its ticks stop, so refreshing stops
+``tick_interval + countdown`` after its last tick.
+
+Refreshing also stops as soon as the kill switch makes the run cancel (a wedged cancel is
+then finished by the exchange). It continues at ``halt``: halt promises that the open
+orders stay while the bot is alive. A clean stop disarms the timer (countdown 0).
+
+Binance keeps one countdown per (account, symbol): two bots on one account and symbol share
+it, and one's clean stop disarms the other's. Exchanges without such a timer are reported
+at start (the run goes on: the watchdog and the stop path still cancel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from perpbot.events import Decision
+from perpbot.kill.cancel import describe_error
+
+if TYPE_CHECKING:
+    from perpbot.config import KillSection
+    from perpbot.engine.runner import Runner
+    from perpbot.kill.watchdog import KillWatchdog
+
+COUNTDOWN_METHOD = "fapiprivate_post_countdowncancelall"
+
+
+def has_countdown(exchange: Any) -> bool:
+    return callable(getattr(exchange, COUNTDOWN_METHOD, None))
+
+
+class Deadman:
+    def __init__(self, runner: Runner, cfg: KillSection, watchdog: KillWatchdog) -> None:
+        self.runner = runner
+        self.watchdog = watchdog
+        self.countdown_ms = int(cfg.deadman_countdown_s * 1000)
+        self.refresh_s = cfg.deadman_refresh_s or cfg.deadman_countdown_s / 3.0
+        self.stale_after_s = runner.config.strategy.tick_interval + cfg.deadman_countdown_s
+        self.heartbeat = time.monotonic()
+        self.armed: list[str] = []
+        self.refreshes = 0
+        self.paused: str | None = None  # why refreshing stopped, once it did
+        self.info: dict[str, Any] = {"countdown_s": cfg.deadman_countdown_s}
+
+    def attach(self) -> None:
+        r = self.runner
+        r.on_connected.append(self.arm)
+        r.after_tick.append(self.beat)
+        r.background.append(self.refresher)
+        r.before_stop.append(self.disarm)
+        r.summary_extras["deadman"] = self.info
+
+    def _say(self, action: str, code: str, sentence: str, **data: Any) -> None:
+        self.runner.bus.publish(Decision("kill", action, code, sentence, data))  # type: ignore[arg-type]
+
+    async def _send(self, symbols: list[str], countdown_ms: int) -> list[tuple[str, str]]:
+        """Set the countdown on each symbol at once; the (symbol, problem) that failed."""
+        client = self.runner.client
+        results = await asyncio.gather(
+            *(client.countdown_cancel_all(s, countdown_ms) for s in symbols),
+            return_exceptions=True,
+        )
+        return [
+            (s, describe_error(res))
+            for s, res in zip(symbols, results, strict=True)
+            if isinstance(res, BaseException)
+        ]
+
+    # -- hooks ------------------------------------------------------------------------------
+    async def arm(self, runner: Runner) -> None:
+        symbols = list(runner.config.strategy.symbols)
+        if not has_countdown(runner.client.exchange):
+            why = f"exchange {runner.config.exchange.id!r} has no cancel-all-after timer"
+            self.info["unavailable"] = why
+            self._say(
+                "alert",
+                "KILL_DEADMAN_UNAVAILABLE",
+                f"no exchange-side dead-man switch: {why}; if this process dies, its open "
+                "orders stay on the exchange",
+            )
+            return
+        failed = dict(await self._send(symbols, self.countdown_ms))
+        self.armed = [s for s in symbols if s not in failed]
+        self.heartbeat = time.monotonic()
+        self.info["armed"] = list(self.armed)
+        if failed:
+            self.info["unavailable"] = "; ".join(f"{s}: {why}" for s, why in failed.items())
+            self._say(
+                "alert",
+                "KILL_DEADMAN_UNAVAILABLE",
+                "the exchange refused the dead-man switch (countdownCancelAll) for "
+                f"{', '.join(failed)}: {self.info['unavailable']}",
+            )
+        if self.armed:
+            self._say(
+                "info",
+                "KILL_DEADMAN_ARMED",
+                f"exchange dead-man switch armed on {', '.join(self.armed)}: the exchange "
+                f"cancels their open orders if this bot stops refreshing for "
+                f"{self.countdown_ms / 1000:g} s (refreshed every {self.refresh_s:g} s)",
+                countdown_ms=self.countdown_ms,
+            )
+
+    def beat(self, runner: Runner, snap: dict[str, Any]) -> None:
+        self.heartbeat = time.monotonic()
+
+    def should_refresh(self) -> str | None:
+        """None when the countdown should be refreshed now, else why not."""
+        if self.watchdog.stopping:
+            return "the kill switch tripped"
+        age = time.monotonic() - self.heartbeat
+        if age > self.stale_after_s:
+            return f"the engine's last tick was {age:.0f} s ago (limit {self.stale_after_s:g} s)"
+        return None
+
+    async def refresher(self, runner: Runner) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            if not self.armed:
+                continue
+            why_not = self.should_refresh()
+            if why_not is not None:
+                if self.paused is None:
+                    self.paused = self.info["stopped_refreshing"] = why_not
+                    self._say(
+                        "info",
+                        "KILL_DEADMAN_LAPSING",
+                        f"no longer refreshing the exchange dead-man switch ({why_not}): the "
+                        f"exchange cancels the open orders within {self.countdown_ms / 1000:g} s",
+                    )
+                continue
+            self.paused = None
+            failed = await self._send(self.armed, self.countdown_ms)
+            self.refreshes += 1
+            self.info["refreshes"] = self.refreshes
+            for s, why in failed:
+                self._say(
+                    "alert", "KILL_DEADMAN_REFRESH_FAILED", f"refreshing the dead-man switch on {s} failed: {why}"
+                )
+
+    async def disarm(self, runner: Runner) -> None:
+        if not self.armed:
+            return
+        failed = await self._send(self.armed, 0)
+        self.info["disarmed"] = not failed
+        for s, why in failed:
+            self._say(
+                "alert",
+                "KILL_DEADMAN_DISARM_FAILED",
+                f"disarming the dead-man switch on {s} failed ({why}): the exchange may "
+                f"cancel orders on {s} within {self.countdown_ms / 1000:g} s",
+            )
+        self.armed = []

@@ -1,0 +1,133 @@
+"""Closing positions for the kill switch's ``flatten`` level, with reduce-only orders only.
+
+For each symbol, until the exchange reports the position flat:
+
+1. up to ``limit_attempts`` reduce-only IOC limit orders priced at the touch (best bid to
+   sell, best ask to buy) moved by the slippage cap: they fill against the book up to the
+   cap and never rest;
+2. then reduce-only market orders (the cap could not be met: get out anyway);
+
+re-reading the position from the exchange after every order, and giving up (with an error
+naming what is left) after ``timeout_s``. Reduce-only means none of these orders can open or
+flip a position, even if a fill lands twice or another process closes the position at the
+same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from perpbot.client.request import OrderSpec
+from perpbot.kill.cancel import describe_error
+from perpbot.kill.ops import ExchangeOps
+
+INTENT = "kill-flatten"
+MARKET_PAUSE_S = 0.2
+
+
+@dataclass
+class FlattenPolicy:
+    slippage_pct: float = 0.5
+    limit_attempts: int = 3
+    timeout_s: float = 30.0
+
+
+@dataclass
+class FlattenReport:
+    closed: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+async def touch_price(ops: ExchangeOps, symbol: str, side: str) -> float:
+    """The best price an order on ``side`` can trade at now (book top, else last price)."""
+    book = await ops.client.fetch_order_book(symbol, 5)
+    levels = book.get("bids") if side == "sell" else book.get("asks")
+    if levels:
+        return float(levels[0][0])
+    ticker = await ops.client.fetch_ticker(symbol)
+    return float(ticker.get("last") or ticker.get("close") or 0.0)
+
+
+def capped_price(ops: ExchangeOps, symbol: str, side: str, ref: float, slippage_pct: float) -> float:
+    cap = slippage_pct / 100.0
+    raw = ref * (1.0 - cap) if side == "sell" else ref * (1.0 + cap)
+    return float(ops.client.exchange.price_to_precision(symbol, raw))
+
+
+def _order_record(spec: OrderSpec, order: dict[str, Any] | None, error: str | None) -> dict[str, Any]:
+    return {
+        "type": spec.type,
+        "side": spec.side,
+        "amount": spec.amount,
+        "price": spec.price,
+        "reduce_only": spec.reduce_only,
+        "time_in_force": spec.time_in_force,
+        "client_order_id": spec.client_order_id,
+        "status": (order or {}).get("status"),
+        "filled": (order or {}).get("filled"),
+        "average": (order or {}).get("average"),
+        "error": error,
+    }
+
+
+async def flatten_symbol(
+    ops: ExchangeOps, symbol: str, policy: FlattenPolicy, deadline: float
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """Close ``symbol``'s position; (record or None when already flat, errors)."""
+    errors: list[str] = []
+    start = await ops.position(symbol)
+    if not start:
+        return None, errors
+    rec: dict[str, Any] = {"symbol": symbol, "from": start, "to": start, "orders": []}
+    amount, attempts = start, 0
+    while amount and time.monotonic() < deadline:
+        side = "sell" if amount > 0 else "buy"
+        qty = float(ops.client.exchange.amount_to_precision(symbol, abs(amount)))
+        if attempts < policy.limit_attempts:
+            ref = await touch_price(ops, symbol, side)
+            price = capped_price(ops, symbol, side, ref, policy.slippage_pct)
+            spec = OrderSpec(
+                symbol, side, "limit", qty, price, reduce_only=True, time_in_force="IOC",
+                intent=INTENT, decided_price=ref, decided_at=time.time(),
+            )  # fmt: skip
+        else:
+            spec = OrderSpec(symbol, side, "market", qty, None, reduce_only=True, intent=INTENT)
+        attempts += 1
+        try:
+            order = await ops.place(spec)
+            rec["orders"].append(_order_record(spec, order, None))
+        except Exception as exc:
+            rec["orders"].append(_order_record(spec, None, describe_error(exc)))
+            if attempts > policy.limit_attempts:
+                await asyncio.sleep(MARKET_PAUSE_S)
+        amount = await ops.position(symbol)
+        rec["to"] = amount
+    if amount:
+        errors.append(
+            f"{symbol}: position still {amount:+g} after {attempts} reduce-only order(s) "
+            f"in {policy.timeout_s:g} s"
+        )
+    return rec, errors
+
+
+async def flatten_positions(
+    ops: ExchangeOps, symbols: list[str], policy: FlattenPolicy
+) -> FlattenReport:
+    """Flatten every symbol at once; each one's failure is reported, not raised."""
+    report = FlattenReport()
+    deadline = time.monotonic() + policy.timeout_s
+    results = await asyncio.gather(
+        *(flatten_symbol(ops, s, policy, deadline) for s in symbols), return_exceptions=True
+    )
+    for symbol, result in zip(symbols, results, strict=True):
+        if isinstance(result, BaseException):
+            report.errors.append(f"flatten {symbol}: {describe_error(result)}")
+            continue
+        rec, errors = result
+        if rec is not None:
+            report.closed.append(rec)
+        report.errors.extend(errors)
+    return report

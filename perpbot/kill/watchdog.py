@@ -1,0 +1,239 @@
+"""The watchdog in every `perpbot run`: it honours the kill switch whatever the strategy does.
+
+A background task on the engine's event loop (the strategy runs in its own thread, so a
+hung or looping ``on_tick`` cannot hold it up) polls the sentinel every ``[kill] poll_ms``
+(25 ms by default: one ``stat``). When a matching entry appears it:
+
+1. interrupts every wait of the pipeline (a request asleep in a backoff must not go out);
+2. at ``cancel`` and ``flatten``: cancels the open orders (all of them on the run's symbols
+   for a switch covering the account, only the run's own for one scoped to a run), then
+   verifies against the exchange; at ``flatten``: closes the positions (flatten.py);
+3. records an acknowledgement in ``<state>/kill/acks/<run_id>.json`` for `perpbot kill`;
+4. at ``cancel`` and ``flatten`` stops the run with exit code 4 (the summary lists what was
+   cancelled and closed). At ``halt`` the run stays up with the strategy paused (the engine
+   skips ticks while the switch stands, open orders stay) and resumes when it is cleared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from perpbot.events import Decision
+from perpbot.kill.acks import describe_ack, read_ack, write_ack
+from perpbot.kill.cancel import cancel_open_orders, describe_error
+from perpbot.kill.flatten import FlattenPolicy, flatten_positions
+from perpbot.kill.gate import interrupt_for, release
+from perpbot.kill.ops import runner_ops
+from perpbot.kill.sentinel import LEVEL_MEANING, KillEntry, SentinelWatcher, shared_watcher
+
+if TYPE_CHECKING:
+    from perpbot.config import KillSection
+    from perpbot.engine.runner import Runner
+
+EXIT_KILL = 4
+
+
+def known_open_orders(runner: Runner, symbol: str) -> list[dict[str, Any]]:
+    """The run's open orders on ``symbol`` as its ledger knows them (ccxt-shaped)."""
+    out = []
+    for cid in runner.ledger.open_client_ids(symbol):
+        tracked = runner.ledger.orders[cid]
+        out.append(
+            {
+                "clientOrderId": cid,
+                "id": tracked.order_id,
+                "symbol": symbol,
+                "side": tracked.spec.side,
+                "price": tracked.spec.price,
+                "amount": tracked.spec.amount,
+            }
+        )
+    return out
+
+
+def covers_account(entry: KillEntry) -> bool:
+    """A switch for all bots or a whole profile empties the book; a run's only its orders."""
+    return entry.scope == "all" or entry.scope.startswith("profile:")
+
+
+class KillWatchdog:
+    def __init__(
+        self, runner: Runner, cfg: KillSection, watcher: SentinelWatcher | None = None
+    ) -> None:
+        self.runner = runner
+        self.cfg = cfg
+        self.watcher = watcher or shared_watcher()
+        self.acted: KillEntry | None = None
+        self.report: dict[str, Any] | None = None
+
+    # -- state ------------------------------------------------------------------------------
+    def kill_state(self) -> KillEntry | None:
+        """The entry this run obeys now (None when the switch is clear for it)."""
+        r = self.runner
+        return self.watcher.match(
+            profile=r.config.exchange.profile, run_id=r.run_id, strategy=r.config.strategy.name
+        )
+
+    @property
+    def stopping(self) -> bool:
+        """True once the switch has made this run cancel (the dead-man stops refreshing)."""
+        return self.acted is not None and self.acted.level != "halt"
+
+    def status(self) -> dict[str, Any]:
+        entry = self.kill_state()
+        if entry is None:
+            return {}
+        return {"kill": {"level": entry.level, "reason": entry.reason, "since": entry.time}}
+
+    # -- loop -------------------------------------------------------------------------------
+    async def run(self, runner: Runner) -> None:
+        poll = self.cfg.poll_ms / 1000.0
+        while True:
+            entry = self.kill_state()
+            if entry is not None:
+                if self.acted is None or entry.rank > self.acted.rank:
+                    await self.act(entry)
+            elif self.acted is not None and self.acted.level == "halt":
+                self.resume()
+            await asyncio.sleep(poll)
+
+    def _base_ack(self, entry: KillEntry) -> dict[str, Any]:
+        r = self.runner
+        return {
+            "run_id": r.run_id,
+            "strategy": r.config.strategy.name,
+            "profile": r.config.exchange.profile,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "entry_id": entry.id,
+            "level": entry.level,
+            "reason": entry.reason,
+            "code": entry.code,
+            "entry_time": entry.time,
+            "seen_at": time.time(),
+            "seen_ms": round(max(0.0, time.time() - entry.time) * 1000.0, 1),
+            "state": "acting",
+        }
+
+    async def act(self, entry: KillEntry) -> None:
+        r = self.runner
+        if r.conn is not None:
+            interrupt_for(r.conn.setup.interrupter, entry)
+        self.acted = entry
+        ack = self._base_ack(entry)
+        pending_ack = asyncio.ensure_future(asyncio.to_thread(write_ack, r.run_id, dict(ack)))
+        r.bus.publish(
+            Decision(
+                "kill",
+                "act",
+                "KILL_SEEN",
+                f"kill switch seen ({entry.describe()}): {LEVEL_MEANING[entry.level]}",
+                {"entry_id": entry.id, "level": entry.level, "seen_ms": ack["seen_ms"]},
+            )
+        )
+        cancelled: list[dict[str, Any]] = []
+        closed: list[dict[str, Any]] = []
+        errors: list[str] = []
+        try:
+            cancelled, closed, errors = await self._do(entry)
+        except Exception as exc:  # acting must never kill the watchdog: report and stop
+            errors.append(f"kill switch action failed: {describe_error(exc)}")
+        finally:
+            with contextlib.suppress(Exception):
+                await pending_ack
+            ack.update(
+                state="halted" if entry.level == "halt" else "done",
+                done_at=time.time(),
+                acted_ms=round(max(0.0, time.time() - entry.time) * 1000.0, 1),
+                cancelled=cancelled,
+                closed=closed,
+                errors=errors,
+                open_orders=sum(
+                    len(r.ledger.open_client_ids(s)) for s in r.config.strategy.symbols
+                ),
+            )
+            await self._finish(entry, ack)
+
+    async def _do(self, entry: KillEntry) -> tuple[list[Any], list[Any], list[str]]:
+        r = self.runner
+        if entry.level == "halt":
+            return [], [], []
+        symbols = list(r.config.strategy.symbols)
+        ops = runner_ops(r)
+        known = {s: known_open_orders(r, s) for s in symbols}
+        only = None if covers_account(entry) else (lambda o: o.get("clientOrderId") in r.ledger.orders)
+        cancel = await cancel_open_orders(ops, symbols, known, only=only)
+        closed: list[dict[str, Any]] = []
+        errors = list(cancel.errors)
+        if entry.level == "flatten":
+            policy = FlattenPolicy(
+                slippage_pct=self.cfg.flatten_slippage_pct,
+                limit_attempts=self.cfg.flatten_limit_attempts,
+                timeout_s=self.cfg.flatten_timeout_s,
+            )
+            flat = await flatten_positions(ops, symbols, policy)
+            closed, errors = flat.closed, errors + flat.errors
+        return cancel.cancelled, closed, errors
+
+    async def _finish(self, entry: KillEntry, ack: dict[str, Any]) -> None:
+        r = self.runner
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(write_ack, r.run_id, ack)
+        line = describe_ack(ack)
+        self.report = {
+            "entry_id": entry.id,
+            "level": entry.level,
+            "reason": entry.reason,
+            "who": entry.who,
+            "code": entry.code,
+            "seen_ms": ack["seen_ms"],
+            "acted_ms": ack["acted_ms"],
+            "cancelled": ack["cancelled"],
+            "closed": ack["closed"],
+            "errors": ack["errors"],
+            "summary": line,
+        }
+        r.summary_extras["kill"] = self.report
+        r.bus.publish(
+            Decision(
+                "kill",
+                "act",
+                "KILL_DONE",
+                line,
+                {
+                    "entry_id": entry.id,
+                    "level": entry.level,
+                    "cancelled": len(ack["cancelled"]),
+                    "closed": len(ack["closed"]),
+                    "errors": len(ack["errors"]),
+                    "acted_ms": ack["acted_ms"],
+                },
+            )
+        )
+        if entry.level != "halt":
+            r.request_stop(f"kill switch: {entry.reason}", EXIT_KILL)
+
+    def resume(self) -> None:
+        """The switch was cleared while this run was halted: let it trade again."""
+        r = self.runner
+        if r.conn is not None:
+            release(r.conn.setup.interrupter)
+        was, self.acted = self.acted, None
+        r.summary_extras.pop("kill", None)
+        r.bus.publish(
+            Decision(
+                "kill",
+                "info",
+                "KILL_CLEARED",
+                "the kill switch was cleared; the strategy resumes at the next tick",
+                {"entry_id": was.id if was else None},
+            )
+        )
+        with contextlib.suppress(OSError):
+            ack = read_ack(r.run_id) or {"run_id": r.run_id}
+            write_ack(r.run_id, {**ack, "state": "resumed", "resumed_at": time.time()})

@@ -1,0 +1,160 @@
+"""Load one run folder, tolerantly, into what the tables and the figure need.
+
+A report must work for a run that is still going, was killed, or crashed mid-write: every
+file may be missing, a JSONL file may end in a torn line, and the extras that concerns add to
+ticks (``rate``, ``index``) may be absent or shaped differently across versions. Nothing here
+raises on such data; each gap becomes a note the report shows the trader.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perpbot.engine.journal import read_jsonl
+from perpbot.fsutil import read_json
+
+Points = list[tuple[float, float]]
+
+JOURNALS = ("fills.jsonl", "ticks.jsonl", "events.jsonl")
+
+
+@dataclass
+class RunData:
+    """One run folder as read from disk, plus what could not be read."""
+
+    run_id: str
+    dir: Path
+    meta: dict[str, Any]
+    summary: dict[str, Any] | None
+    fills: list[dict[str, Any]]
+    ticks: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+    torn: list[str] = field(default_factory=list)
+
+    @property
+    def symbols(self) -> list[str]:
+        """The run's symbols: configured ones first, then any seen in the journals."""
+        seen: list[str] = [str(s) for s in (self.meta.get("symbols") or [])]
+        if self.summary:
+            seen += [str(s) for s in self.summary.get("symbols") or []]
+        for t in self.ticks:
+            seen += list(_dict(t.get("marks"))) + list(_dict(t.get("positions")))
+        seen += [str(f["symbol"]) for f in self.fills if f.get("symbol")]
+        return list(dict.fromkeys(seen))
+
+    @property
+    def started_at(self) -> float | None:
+        for src in (self.meta, self.summary or {}):
+            ts = num(src.get("started_at"))
+            if ts is not None:
+                return ts
+        first = [num(r.get("ts")) for r in (*self.ticks[:1], *self.events[:1])]
+        return min((t for t in first if t is not None), default=None)
+
+    @property
+    def last_seen(self) -> float | None:
+        """The latest timestamp in the folder: when the run was last known to be alive."""
+        stamps = [num((self.summary or {}).get("ended_at"))]
+        stamps += [num(r.get("ts")) for r in (*self.ticks[-1:], *self.events[-1:])]
+        stamps += [num(f.get("ts")) for f in self.fills[-1:]]
+        return max((t for t in stamps if t is not None), default=self.started_at)
+
+
+def num(x: Any) -> float | None:
+    """A finite float, or None for anything else (missing, null, text, NaN)."""
+    if isinstance(x, bool) or x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _dict(x: Any) -> dict[str, Any]:
+    return x if isinstance(x, dict) else {}
+
+
+def read_json_tolerant(path: Path, notes: list[str]) -> dict[str, Any] | None:
+    """A JSON object file, or None (missing: silently; unreadable: with a note)."""
+    if not path.exists():
+        return None
+    try:
+        obj = read_json(path)
+    except (OSError, ValueError) as exc:
+        notes.append(f"{path.name} is unreadable ({type(exc).__name__}); it was ignored")
+        return None
+    if not isinstance(obj, dict):
+        notes.append(f"{path.name} is not a JSON object; it was ignored")
+        return None
+    return obj
+
+
+def _read_lenient(path: Path) -> tuple[list[Any], bool, int]:
+    """Every parseable line; whether the last one was torn; how many others were bad."""
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    records: list[Any] = []
+    bad: list[int] = []
+    for i, line in enumerate(lines):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                bad.append(i)
+    last = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
+    torn = bool(bad) and bad[-1] == last
+    return records, torn, len(bad) - int(torn)
+
+
+def read_journal(path: Path, notes: list[str], torn_files: list[str]) -> list[dict[str, Any]]:
+    """A JSONL journal's records; a torn last line or corrupt lines are skipped and noted."""
+    if not path.exists():
+        return []
+    try:
+        try:
+            records, torn = read_jsonl(path)
+            bad = 0
+        except ValueError:  # corruption before the last line: keep what parses
+            records, torn, bad = _read_lenient(path)
+    except OSError as exc:
+        notes.append(f"{path.name} is unreadable ({exc.strerror or type(exc).__name__})")
+        return []
+    if torn:
+        torn_files.append(path.name)
+        notes.append(
+            f"{path.name}: the last line was cut off mid-write (the run crashed or is still "
+            "writing it); it was skipped"
+        )
+    if bad:
+        notes.append(f"{path.name}: {bad} corrupt line(s) were skipped")
+    return [r for r in records if isinstance(r, dict)]
+
+
+def load_run(run_dir: Path, journals: tuple[str, ...] = JOURNALS) -> RunData:
+    """Read a run folder; never raises on missing or damaged files.
+
+    ``journals`` limits which JSONL files are read (the run listing skips the big ones).
+    """
+    notes: list[str] = []
+    torn: list[str] = []
+    meta = read_json_tolerant(run_dir / "meta.json", notes)
+    summary = read_json_tolerant(run_dir / "summary.json", notes)
+    if meta is None:
+        notes.append("meta.json is missing: the run's start details are unknown")
+    read = {name: read_journal(run_dir / name, notes, torn) for name in journals}
+    return RunData(
+        run_id=str((meta or {}).get("run_id") or run_dir.name),
+        dir=run_dir,
+        meta=meta or {},
+        summary=summary,
+        fills=sorted(read.get("fills.jsonl", []), key=lambda f: num(f.get("ts")) or 0.0),
+        ticks=read.get("ticks.jsonl", []),
+        events=read.get("events.jsonl", []),
+        notes=notes,
+        torn=torn,
+    )

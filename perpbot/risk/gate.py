@@ -1,0 +1,280 @@
+"""RiskGate: the pipeline layer that runs the pre-trade checks on every order.
+
+    KillGate -> ScopeGate -> RiskGate -> RateLimiter -> Retrier -> Transport
+
+For ``create_order`` it builds a ``CheckInput`` from what the bot knows (the AccountView,
+the index basket, the rate windows, margin brackets), runs ``pretrade.CHECKS`` and either
+refuses (a ``Decision(layer="risk", action="reject")`` on the bus, then ``RiskRejected``
+with the same sentence and code) or sends the order with its flags made consistent:
+``reduceOnly`` and ``postOnly`` always reach ccxt when the order says so. While the order
+is in flight it is reserved in the AccountView so that concurrent reduce-only orders
+cannot together exceed the position. Cancels are counted for the cancel-rate limit and
+never refused: a cancel only ever lowers risk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from perpbot.client.account import OpenOrder
+from perpbot.client.pipeline import CallNext
+from perpbot.client.request import OrderSpec, Request
+from perpbot.config import RiskSection, StrategyFile
+from perpbot.errors import PerpbotError, RiskRejected
+from perpbot.events import Decision
+from perpbot.risk.inputs import CheckInput, MarginInput, RateCounts, Rejection
+from perpbot.risk.margin import AccountMargin, Brackets, Holding
+from perpbot.risk.pretrade import run_checks
+from perpbot.risk.state import RiskState
+
+if TYPE_CHECKING:
+    from perpbot.client.assemble import Setup
+
+# Commands whose orders the gate never judges: the kill switch must always be able to
+# flatten, and market-data clients (index sources, dashboards) place no orders.
+EXEMPT_COMMANDS = frozenset({"kill", "index", "status"})
+BOOK_MAX_AGE_S = 30.0
+
+
+class RateWindows:
+    """Timestamps of sent orders and cancels, per symbol and for the bot."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._orders: dict[str, deque[float]] = {}
+        self._cancels: dict[str, deque[float]] = {}
+
+    def _prune(self, q: deque[float], now: float) -> int:
+        edge = now - self.window_s
+        while q and q[0] <= edge:
+            q.popleft()
+        return len(q)
+
+    def record(self, kind: str, symbol: str | None, now: float) -> None:
+        table = self._orders if kind == "order" else self._cancels
+        for key in ("*", symbol) if symbol else ("*",):
+            table.setdefault(key, deque()).append(now)
+
+    def counts(self, symbol: str, now: float) -> RateCounts:
+        def n(table: dict[str, deque[float]], key: str) -> int:
+            q = table.get(key)
+            return self._prune(q, now) if q else 0
+
+        return RateCounts(
+            orders_symbol=n(self._orders, symbol),
+            orders_bot=n(self._orders, "*"),
+            cancels_symbol=n(self._cancels, symbol),
+            cancels_bot=n(self._cancels, "*"),
+        )
+
+
+def spec_from_request(request: Request) -> OrderSpec:
+    """An OrderSpec for a raw ``create_order`` call (ccxt positional arguments + params)."""
+    args = list(request.args) + [None] * 5
+    symbol, otype, side, amount, price = args[:5]
+    params = request.params
+    tif = params.get("timeInForce")
+    return OrderSpec(
+        symbol=str(symbol or request.symbol),
+        side=str(side).lower(),  # type: ignore[arg-type]
+        type=str(otype).lower(),  # type: ignore[arg-type]
+        amount=float(amount or 0.0),
+        price=float(price) if price else None,
+        post_only=bool(params.get("postOnly")) or str(tif).upper() in ("GTX", "PO"),
+        reduce_only=bool(params.get("reduceOnly")),
+        time_in_force=None if str(tif).upper() in ("GTX", "PO", "NONE") else tif,
+        client_order_id=params.get("clientOrderId") or params.get("newClientOrderId"),
+        intent=request.intent,
+    )
+
+
+def make_flags_consistent(request: Request, spec: OrderSpec) -> None:
+    """The order's flags, exactly once, in the params ccxt sends."""
+    params = request.kwargs.get("params")
+    if not isinstance(params, dict):
+        params = request.kwargs["params"] = {}
+    if spec.reduce_only:
+        params["reduceOnly"] = True
+    else:
+        params.pop("reduceOnly", None)
+    if spec.post_only:
+        params["postOnly"] = True
+        if str(params.get("timeInForce", "GTX")).upper() not in ("GTX", "PO"):
+            params.pop("timeInForce", None)
+    if spec.client_order_id:
+        params["clientOrderId"] = spec.client_order_id
+
+
+def _refusal_is_certain(exc: BaseException) -> bool:
+    """Did the exchange (or a guard) refuse for sure, so that no order can exist?"""
+    if isinstance(exc, PerpbotError):
+        return True
+    import ccxt
+
+    certain = (
+        ccxt.InvalidOrder,
+        ccxt.InsufficientFunds,
+        ccxt.BadRequest,
+        ccxt.BadSymbol,
+        ccxt.AuthenticationError,
+        ccxt.PermissionDenied,
+        ccxt.ArgumentsRequired,
+    )
+    return isinstance(exc, certain)
+
+
+class RiskGate:
+    name = "risk"
+
+    def __init__(self, setup: Setup, exchange: Any, config: StrategyFile) -> None:
+        self.setup = setup
+        self.exchange = exchange
+        self.cfg: RiskSection = config.risk
+        runner = setup.extras.get("runner")
+        self.runner = runner
+        self.state = RiskState(config, marks=(lambda: runner.marks) if runner else dict)
+        self.windows = RateWindows(self.cfg.rate_window_s)
+        setup.extras["risk"] = self.state
+
+    # -- the layer --------------------------------------------------------------------------
+    async def __call__(self, request: Request, call_next: CallNext) -> Any:
+        if request.method == "create_order":
+            return await self._order(request, call_next)
+        if request.method_class == "cancel":
+            self.windows.record("cancel", request.symbol, time.time())
+            result = await call_next(request)
+            if request.method == "cancel_order":
+                oid = request.args[0] if request.args else None
+                cid = request.params.get("clientOrderId")
+                self.setup.account.order_gone(cid, str(oid) if oid is not None else None)
+            return result
+        if request.method in ("set_leverage", "set_margin_mode") and request.symbol:
+            self.state.own_changes[request.symbol] = time.time()
+            result = await call_next(request)
+            self.state.own_changes[request.symbol] = time.time()
+            if request.method == "set_leverage" and request.args:
+                self.state.leverage[request.symbol] = float(request.args[0])
+            elif request.args:
+                self.state.margin_mode[request.symbol] = str(request.args[0]).lower()
+            return result
+        return await call_next(request)
+
+    async def _order(self, request: Request, call_next: CallNext) -> Any:
+        if request.order is None:
+            request.order = spec_from_request(request)
+        spec = request.order
+        now = time.time()
+        rejection = run_checks(self.check_input(spec, now), self.cfg)
+        self.state.checked += 1
+        if rejection is not None:
+            self._reject(rejection)
+        make_flags_consistent(request, spec)
+        self.windows.record("order", spec.symbol, now)
+        account = self.setup.account
+        cid = spec.client_order_id
+        if cid:
+            account.reserve(cid, spec.symbol, spec.side, spec.amount, reduce_only=spec.reduce_only)
+        try:
+            result = await call_next(request)
+        except BaseException as exc:
+            if cid:
+                account.release(cid, known=_refusal_is_certain(exc))
+            raise
+        if isinstance(result, dict):
+            account.order_placed(result)
+        return result
+
+    def _reject(self, r: Rejection) -> None:
+        data = {"check": r.check, **r.data}
+        self.state.rejections.append({"ts": time.time(), "code": r.code, "sentence": r.sentence})
+        self.setup.bus.publish(Decision("risk", "reject", r.code, r.sentence, data))
+        raise RiskRejected(r.sentence, code=r.code)
+
+    # -- what the checks see ------------------------------------------------------------------
+    def _own(self, o: OpenOrder) -> bool:
+        if o.inflight or self.runner is None:
+            return True
+        from perpbot.client.orders import is_ours
+
+        return is_ours(o.client_order_id, self.runner.run_id, self.runner.config.strategy.name)
+
+    def _contract_size(self, symbol: str) -> float:
+        try:
+            return float(self.exchange.market(symbol).get("contractSize") or 1.0)
+        except Exception:
+            return 1.0
+
+    def check_input(self, spec: OrderSpec, now: float) -> CheckInput:
+        account = self.setup.account
+        state = self.state
+        symbol = spec.symbol
+        index, note = state.index_price(symbol)
+        prices: dict[str, float] = dict(state.marks())
+        for sym in [*state.index, symbol]:
+            ref = state.reference(sym)
+            if ref is not None:
+                prices[sym] = ref
+        return CheckInput(
+            spec=spec,
+            now=now,
+            position=account.position(symbol),
+            positions=account.positions,
+            prices=prices,
+            index=index,
+            index_note=note,
+            orders=[o for o in account.orders.values() if self._own(o)],
+            reduce_only_room=account.reduce_only_room(symbol, spec.side),
+            equity=account.equity,
+            rates=self.windows.counts(symbol, now),
+            reduce_only_reason=state.reduce_only_reason(symbol),
+            margin=self._margin_input(symbol, prices, now),
+            contract_size=self._contract_size(symbol),
+        )
+
+    def _margin_input(
+        self, symbol: str, prices: dict[str, float], now: float
+    ) -> MarginInput | None:
+        if self.cfg.liquidation_band_pct is None:
+            return None
+        account, state = self.setup.account, self.state
+        marks = state.marks()
+        mark = marks.get(symbol) or prices.get(symbol)
+        if account.equity is None or mark is None:
+            return None
+        flat = Brackets.flat(self.cfg.maint_margin_ratio)
+
+        def lev(sym: str) -> float:
+            return state.leverage.get(sym) or account.leverage.get(sym) or 20.0
+
+        holdings = {}
+        for sym, amount in account.positions.items():
+            m = marks.get(sym) or prices.get(sym)
+            if m is None:
+                return None
+            entry = account.entry_prices.get(sym, m)
+            holdings[sym] = Holding(amount, entry, m, lev(sym), state.brackets.get(sym, flat))
+        order_margin = sum(
+            o.remaining * (o.price or prices.get(o.symbol, 0.0)) / lev(o.symbol)
+            for o in account.orders.values()
+            if not o.reduce_only
+        )
+        snap = state.books.get(symbol)
+        fresh = snap is not None and now - snap.ts <= BOOK_MAX_AGE_S
+        return MarginInput(
+            account=AccountMargin(account.equity, holdings, order_margin),
+            mark=mark,
+            leverage=lev(symbol),
+            brackets=state.brackets.get(symbol, flat),
+            bids=snap.bids if fresh and snap else None,
+            asks=snap.asks if fresh and snap else None,
+        )
+
+
+def build_risk_gate(setup: Setup, exchange: Any) -> RiskGate | None:
+    """The RiskGate for this command, or None when it has nothing to judge."""
+    cfg = setup.config
+    if cfg is None or not cfg.risk.enabled or setup.command in EXEMPT_COMMANDS:
+        return None
+    return RiskGate(setup, exchange, cfg)

@@ -1,0 +1,239 @@
+"""Margin after a fill and the liquidation price, with the exchange's maintenance brackets.
+
+Binance USD-M (one-way mode) charges maintenance margin by notional bracket:
+``maint = notional * maintMarginRatio - cum``. A cross position is liquidated when the
+account's margin balance falls to the maintenance margin, the mark price being the
+trigger; the single-position formula solved for the mark is
+
+    LP = (amt * entry - M - cum) / (amt - |amt| * mmr)
+
+with ``M`` the margin backing the position: the wallet balance plus the other positions'
+unrealised PnL minus their maintenance margin (cross), or the isolated wallet. Brackets come
+from ``leverageBracket`` (ccxt ``fetch_leverage_tiers``); until they are known a flat
+``maint_margin_ratio`` is used, which the status says.
+
+Everything here is plain float maths on small inputs: the pre-trade pass calls it per order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Bracket:
+    floor: float
+    cap: float
+    mmr: float
+    cum: float
+    max_leverage: float
+
+
+@dataclass(frozen=True, slots=True)
+class Brackets:
+    """One symbol's maintenance brackets, lowest notional first."""
+
+    rows: tuple[Bracket, ...]
+    source: str = "exchange"  # "exchange" (leverageBracket) or "flat" (configured fallback)
+
+    @classmethod
+    def flat(cls, mmr: float) -> Brackets:
+        return cls((Bracket(0.0, math.inf, mmr, 0.0, 125.0),), source="flat")
+
+    @classmethod
+    def from_tiers(cls, tiers: Sequence[Mapping[str, Any]]) -> Brackets:
+        """From ccxt ``fetch_leverage_tiers()[symbol]`` (cum is in each tier's ``info``)."""
+        rows = []
+        for t in tiers:
+            info = t.get("info") or {}
+            rows.append(
+                Bracket(
+                    floor=float(t.get("minNotional") or 0.0),
+                    cap=float(t.get("maxNotional") or math.inf),
+                    mmr=float(t.get("maintenanceMarginRate") or 0.0),
+                    cum=float(info.get("cum") or 0.0),
+                    max_leverage=float(t.get("maxLeverage") or 1.0),
+                )
+            )
+        if not rows:
+            raise ValueError("no leverage tiers")
+        return cls(tuple(sorted(rows, key=lambda b: b.floor)))
+
+    def bracket(self, notional: float) -> Bracket:
+        n = abs(notional)
+        for row in self.rows:
+            if n < row.cap:
+                return row
+        return self.rows[-1]
+
+    def maint_margin(self, notional: float) -> float:
+        b = self.bracket(notional)
+        return max(0.0, abs(notional) * b.mmr - b.cum)
+
+
+@dataclass(slots=True)
+class Holding:
+    """One symbol's position as the margin maths needs it."""
+
+    amount: float  # signed
+    entry: float
+    mark: float
+    leverage: float
+    brackets: Brackets
+    isolated_wallet: float | None = None  # set for an isolated position
+
+    @property
+    def notional(self) -> float:
+        return self.amount * self.mark
+
+    @property
+    def upnl(self) -> float:
+        return self.amount * (self.mark - self.entry)
+
+    @property
+    def initial_margin(self) -> float:
+        return abs(self.notional) / self.leverage
+
+    @property
+    def maint(self) -> float:
+        return self.brackets.maint_margin(self.notional)
+
+
+@dataclass(slots=True)
+class AccountMargin:
+    """The account as of the last reconcile: equity (margin balance) and holdings."""
+
+    equity: float
+    holdings: dict[str, Holding]
+    order_margin: float = 0.0  # initial margin held by open opening orders
+
+    @property
+    def wallet(self) -> float:
+        return self.equity - sum(h.upnl for h in self.holdings.values())
+
+    def available(self) -> float:
+        used = sum(h.initial_margin for h in self.holdings.values() if h.isolated_wallet is None)
+        iso = sum(h.isolated_wallet or 0.0 for h in self.holdings.values())
+        cross_upnl = sum(h.upnl for h in self.holdings.values() if h.isolated_wallet is None)
+        return self.wallet - iso + cross_upnl - used - self.order_margin
+
+
+@dataclass(frozen=True, slots=True)
+class MarginEstimate:
+    symbol: str
+    amount: float  # the position after the fill
+    entry: float
+    mark: float
+    available: float  # margin left for new orders after the fill
+    initial_margin: float  # this symbol's initial margin after the fill
+    liquidation_price: float | None  # None: cannot be liquidated (flat, or fully backed)
+    brackets_source: str = "exchange"
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def distance(self) -> float | None:
+        """How far the mark may move against the position before liquidation (fraction)."""
+        if self.liquidation_price is None or not self.amount or self.mark <= 0:
+            return None
+        if self.amount > 0:
+            return (self.mark - self.liquidation_price) / self.mark
+        return (self.liquidation_price - self.mark) / self.mark
+
+
+def apply_fill(amount: float, entry: float, delta: float, price: float) -> tuple[float, float]:
+    """Position and entry price after a signed fill of ``delta`` at ``price``."""
+    new = amount + delta
+    if abs(new) < 1e-15:
+        return 0.0, 0.0
+    if amount == 0 or (amount > 0) == (delta > 0):  # opening or adding: average in
+        return new, (amount * entry + delta * price) / new
+    if (amount > 0) == (new > 0):  # reducing: entry unchanged
+        return new, entry
+    return new, price  # flipped: the remainder opened at the fill price
+
+
+def liquidation_price(h: Holding, backing: float) -> float | None:
+    """The mark at which ``h`` would be liquidated, given the margin ``backing`` it."""
+    if not h.amount:
+        return None
+    b = h.brackets.bracket(h.notional)
+    denom = h.amount - abs(h.amount) * b.mmr
+    if denom == 0:
+        return None
+    price = (h.amount * h.entry - backing - b.cum) / denom
+    if price <= 0:
+        return None  # a long that no price can liquidate
+    return price
+
+
+def backing_margin(acct: AccountMargin, symbol: str) -> float:
+    """The margin that stands behind ``symbol``'s position (cross: shared, minus the others)."""
+    h = acct.holdings[symbol]
+    if h.isolated_wallet is not None:
+        return h.isolated_wallet
+    others = [v for k, v in acct.holdings.items() if k != symbol and v.isolated_wallet is None]
+    iso = sum(v.isolated_wallet or 0.0 for v in acct.holdings.values())
+    return acct.wallet - iso + sum(v.upnl for v in others) - sum(v.maint for v in others)
+
+
+def after_fill(
+    acct: AccountMargin,
+    symbol: str,
+    delta: float,
+    price: float,
+    *,
+    mark: float,
+    leverage: float,
+    brackets: Brackets,
+) -> MarginEstimate:
+    """Margin and liquidation price of ``symbol`` if a signed ``delta`` fills at ``price``."""
+    cur = acct.holdings.get(symbol)
+    amount, entry = (cur.amount, cur.entry) if cur is not None else (0.0, 0.0)
+    new_amount, new_entry = apply_fill(amount, entry, delta, price)
+    realised = 0.0
+    if amount and (amount > 0) != (delta > 0):
+        closed = min(abs(delta), abs(amount))
+        realised = closed * (price - entry) * (1.0 if amount > 0 else -1.0)
+    holdings = dict(acct.holdings)
+    iso_wallet = cur.isolated_wallet if cur is not None else None
+    if new_amount:
+        if iso_wallet is not None:  # isolated: the added notional brings its own margin
+            iso_wallet = iso_wallet + max(0.0, abs(new_amount) - abs(amount)) * price / leverage
+        holdings[symbol] = Holding(new_amount, new_entry, mark, leverage, brackets, iso_wallet)
+    else:
+        holdings.pop(symbol, None)
+    # Realised PnL moves from unrealised into the wallet (fees are left out).
+    upnl_after = sum(v.upnl for v in holdings.values())
+    after = AccountMargin(acct.wallet + realised + upnl_after, holdings, acct.order_margin)
+    h = holdings.get(symbol)
+    liq = liquidation_price(h, backing_margin(after, symbol)) if h is not None else None
+    return MarginEstimate(
+        symbol=symbol,
+        amount=new_amount,
+        entry=new_entry,
+        mark=mark,
+        available=after.available(),
+        initial_margin=h.initial_margin if h is not None else 0.0,
+        liquidation_price=liq,
+        brackets_source=brackets.source,
+    )
+
+
+def close_slippage(levels: Sequence[Sequence[float]], qty: float, mid: float) -> float:
+    """Fraction of ``mid`` between it and the worst price reached closing ``qty`` through
+    the book ``levels`` ([price, size], best first). When the visible book cannot absorb
+    ``qty`` the distance to its last level is returned: a lower bound, but never zero.
+    """
+    if qty <= 0 or mid <= 0 or not levels:
+        return 0.0
+    left = qty
+    worst = mid
+    for price, size in levels:
+        worst = float(price)
+        left -= float(size)
+        if left <= 0:
+            break
+    return abs(worst - mid) / mid

@@ -1,0 +1,210 @@
+"""Public market-data endpoints (no key): exchangeInfo, time, tickers, depth, klines, marks.
+
+When the price feed is frozen (a fault), these keep answering but their prices and their
+timestamps (ticker ``closeTime``, premiumIndex ``time``, depth ``T``) stop moving, which is
+the signature perpbot's stale-feed detection must notice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from perpbot.sim import errors as E
+from perpbot.sim import payloads
+from perpbot.sim.engine import Engine
+from perpbot.sim.market import MINUTE_MS, SymbolMarket
+from perpbot.sim.routing import Ctx, Route, int_param
+from perpbot.sim.spec import fmt_float
+from perpbot.sim.trading import spec_of
+
+DAY_MS = 86_400_000
+INTERVALS_MS = {
+    "1m": MINUTE_MS, "3m": 3 * MINUTE_MS, "5m": 5 * MINUTE_MS, "15m": 15 * MINUTE_MS,
+    "30m": 30 * MINUTE_MS, "1h": 60 * MINUTE_MS, "2h": 120 * MINUTE_MS,
+    "4h": 240 * MINUTE_MS, "6h": 360 * MINUTE_MS, "8h": 480 * MINUTE_MS,
+    "12h": 720 * MINUTE_MS, "1d": DAY_MS, "3d": 3 * DAY_MS, "1w": 7 * DAY_MS,
+}
+WEEK_OFFSET_MS = 4 * DAY_MS  # the epoch was a Thursday; Binance weeks start on Monday
+DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+
+
+def _data_time(engine: Engine, symbol: str) -> int:
+    if engine.faults.frozen(symbol):
+        return engine.markets[symbol].data_time_ms
+    return engine.clock.now_ms()
+
+
+def _symbols(engine: Engine, ctx: Ctx) -> list[str] | None:
+    """The one requested symbol, or None when the request is for all symbols."""
+    return [spec_of(engine, ctx.params)] if ctx.params.get("symbol") else None
+
+
+def exchange_info(engine: Engine, ctx: Ctx) -> Any:
+    return payloads.exchange_info(engine)
+
+
+def server_time(engine: Engine, ctx: Ctx) -> Any:
+    return {"serverTime": engine.clock.now_ms()}
+
+
+def ping(engine: Engine, ctx: Ctx) -> Any:
+    return {}
+
+
+def _ticker_24h(engine: Engine, symbol: str) -> dict[str, Any]:
+    mkt = engine.markets[symbol]
+    spec = mkt.spec
+    close_time = _data_time(engine, symbol)
+    open_time = close_time - DAY_MS
+    candles = [c for c in mkt.candles if c.open_ms + MINUTE_MS > open_time]
+    last = mkt.last_trade_px
+    open_px = candles[0].open if candles else last
+    high = max((c.high for c in candles), default=last)
+    low = min((c.low for c in candles), default=last)
+    volume = sum(c.volume for c in candles)
+    quote = sum(c.quote for c in candles)
+    count = sum(c.count for c in candles)
+    change = spec.px(last) - spec.px(open_px)
+    pct = change / spec.px(open_px) * 100 if open_px else 0.0
+    vwap = quote / volume if volume else spec.px(last)
+    last_id = 1_000_000 + mkt.trade_seq + count
+    return {
+        "symbol": symbol, "priceChange": spec.fmt_price_f(change),
+        "priceChangePercent": f"{pct:.3f}", "weightedAvgPrice": spec.fmt_price_f(vwap),
+        "lastPrice": spec.fmt_px(last), "lastQty": spec.fmt_qty(mkt.last_trade_qty),
+        "openPrice": spec.fmt_px(open_px), "highPrice": spec.fmt_px(max(high, last)),
+        "lowPrice": spec.fmt_px(min(low, last)), "volume": f"{volume:.{spec.qp}f}",
+        "quoteVolume": f"{quote:.2f}", "openTime": open_time, "closeTime": close_time,
+        "firstId": last_id - count + 1, "lastId": last_id, "count": count,
+    }
+
+
+def ticker_24h(engine: Engine, ctx: Ctx) -> Any:
+    chosen = _symbols(engine, ctx)
+    if chosen:
+        return _ticker_24h(engine, chosen[0])
+    return [_ticker_24h(engine, s) for s in engine.specs]
+
+
+def _price(engine: Engine, symbol: str) -> dict[str, Any]:
+    mkt = engine.markets[symbol]
+    return {"symbol": symbol, "price": mkt.spec.fmt_px(mkt.last_trade_px),
+            "time": _data_time(engine, symbol)}
+
+
+def ticker_price(engine: Engine, ctx: Ctx) -> Any:
+    chosen = _symbols(engine, ctx)
+    if chosen:
+        return _price(engine, chosen[0])
+    return [_price(engine, s) for s in engine.specs]
+
+
+def merged_depth(engine: Engine, symbol: str, limit: int) -> tuple[list[list[str]],
+                                                                   list[list[str]]]:
+    """Crowd plus users' resting orders, aggregated per price level."""
+    mkt: SymbolMarket = engine.markets[symbol]
+    spec = mkt.spec
+    bids_c, asks_c = mkt.crowd()
+    book = engine.books[symbol]
+    out: list[list[list[str]]] = []
+    for crowd, users, descending in ((bids_c, book.bids.depth(), True),
+                                     (asks_c, book.asks.depth(), False)):
+        levels: dict[int, int] = {}
+        for px, qty in crowd:
+            if qty > 0:
+                levels[px] = levels.get(px, 0) + qty
+        for px, qty in users:
+            levels[px] = levels.get(px, 0) + qty
+        prices = sorted(levels, reverse=descending)[:limit]
+        out.append([[spec.fmt_px(p), spec.fmt_qty(levels[p])] for p in prices])
+    return out[0], out[1]
+
+
+def depth(engine: Engine, ctx: Ctx) -> Any:
+    symbol = spec_of(engine, ctx.params)
+    limit = int_param(ctx.params, "limit", 500, 1, 1000) or 500
+    limit = next((d for d in DEPTH_LIMITS if d >= limit), 1000)
+    bids, asks = merged_depth(engine, symbol, limit)
+    return {"lastUpdateId": engine.markets[symbol].update_id, "E": engine.clock.now_ms(),
+            "T": _data_time(engine, symbol), "bids": bids, "asks": asks}
+
+
+def book_ticker(engine: Engine, ctx: Ctx) -> Any:
+    def one(symbol: str) -> dict[str, Any]:
+        bids, asks = merged_depth(engine, symbol, 1)
+        bid = bids[0] if bids else ["0", "0"]
+        ask = asks[0] if asks else ["0", "0"]
+        return {"symbol": symbol, "bidPrice": bid[0], "bidQty": bid[1], "askPrice": ask[0],
+                "askQty": ask[1], "time": _data_time(engine, symbol),
+                "lastUpdateId": engine.markets[symbol].update_id}
+
+    chosen = _symbols(engine, ctx)
+    return one(chosen[0]) if chosen else [one(s) for s in engine.specs]
+
+
+def klines(engine: Engine, ctx: Ctx) -> Any:
+    symbol = spec_of(engine, ctx.params)
+    interval = ctx.params.get("interval")
+    if not interval:
+        raise E.mandatory("interval")
+    if interval not in INTERVALS_MS:
+        raise E.SimError(-1120, "Invalid interval.")
+    size = INTERVALS_MS[interval]
+    offset = WEEK_OFFSET_MS if interval == "1w" else 0
+    limit = int_param(ctx.params, "limit", 500, 1, 1500) or 500
+    start = int_param(ctx.params, "startTime")
+    end = int_param(ctx.params, "endTime")
+    mkt = engine.markets[symbol]
+    spec = mkt.spec
+    rows: dict[int, list[Any]] = {}
+    for c in mkt.candles:
+        bucket = (c.open_ms - offset) // size * size + offset
+        row = rows.get(bucket)
+        if row is None:
+            rows[bucket] = [bucket, c.open, c.high, c.low, c.close, c.volume, c.quote, c.count,
+                            c.taker_buy, c.taker_buy_quote]
+            continue
+        row[2] = max(row[2], c.high)
+        row[3] = min(row[3], c.low)
+        row[4] = c.close
+        for i in (5, 6, 7, 8, 9):
+            row[i] += getattr(c, ("volume", "quote", "count", "taker_buy",
+                                  "taker_buy_quote")[i - 5])
+    chosen = [r for b, r in sorted(rows.items()) if (start is None or b + size > start)
+              and (end is None or b <= end)]
+    chosen = chosen[:limit] if start is not None else chosen[-limit:]
+    qd = spec.pp + spec.qp
+    return [[r[0], spec.fmt_px(r[1]), spec.fmt_px(r[2]), spec.fmt_px(r[3]), spec.fmt_px(r[4]),
+             f"{r[5]:.{spec.qp}f}", r[0] + size - 1, f"{r[6]:.{qd}f}", r[7],
+             f"{r[8]:.{spec.qp}f}", f"{r[9]:.{qd}f}", "0"] for r in chosen]
+
+
+def _premium(engine: Engine, symbol: str) -> dict[str, Any]:
+    mkt = engine.markets[symbol]
+    return {
+        "symbol": symbol, "markPrice": fmt_float(mkt.mark), "indexPrice": fmt_float(mkt.index),
+        "estimatedSettlePrice": fmt_float((mkt.mark + mkt.index) / 2),
+        "lastFundingRate": fmt_float(engine.funding_rate()), "interestRate": "0.00010000",
+        "nextFundingTime": engine.next_funding_ms, "time": _data_time(engine, symbol),
+    }
+
+
+def premium_index(engine: Engine, ctx: Ctx) -> Any:
+    chosen = _symbols(engine, ctx)
+    if chosen:
+        return _premium(engine, chosen[0])
+    return [_premium(engine, s) for s in engine.specs]
+
+
+ROUTES: dict[tuple[str, str], Route] = {
+    ("GET", "/fapi/v1/exchangeInfo"): Route(exchange_info),
+    ("GET", "/fapi/v1/time"): Route(server_time),
+    ("GET", "/fapi/v1/ping"): Route(ping),
+    ("GET", "/fapi/v1/ticker/24hr"): Route(ticker_24h),
+    ("GET", "/fapi/v1/ticker/price"): Route(ticker_price),
+    ("GET", "/fapi/v2/ticker/price"): Route(ticker_price),
+    ("GET", "/fapi/v1/ticker/bookTicker"): Route(book_ticker),
+    ("GET", "/fapi/v1/depth"): Route(depth),
+    ("GET", "/fapi/v1/klines"): Route(klines),
+    ("GET", "/fapi/v1/premiumIndex"): Route(premium_index),
+}
