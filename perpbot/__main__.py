@@ -1,3 +1,3 @@
-from perpbot.cli.app import main
+from perpbot.cli.entry import main
 
 main()

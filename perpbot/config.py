@@ -58,9 +58,11 @@ class SimSection(Section):
 
 
 class LimitsSection(Section):
-    """Client-side rate limiting (perpbot.client.ratelimit)."""
+    """Client-side rate limiting (perpbot.client.ratelimit, docs/ratelimit.md)."""
 
-    store: str = Field(default="sqlite", description='"sqlite", "memory" or "redis://host:port/db"')
+    store: str = Field(
+        default="sqlite", description='"sqlite", "memory" or "redis://host:port/db"'
+    )
     safety_margin: float = Field(default=0.05, ge=0, lt=0.9)
     weight_per_minute: int | None = Field(
         default=None, gt=0, description="used only when the exchange publishes no rateLimits"
@@ -70,15 +72,30 @@ class LimitsSection(Section):
     tighten_factor: float = Field(default=0.5, gt=0, lt=1)
     recover_after_s: float = Field(default=60.0, gt=0)
     recover_step: float = Field(default=0.1, gt=0, le=1)
+    refresh_s: float = Field(
+        default=60.0, gt=0, le=86400, description="re-read exchangeInfo.rateLimits this often"
+    )
+    max_wait_s: float = Field(
+        default=300.0, gt=0, description="refuse a request rather than hold it longer"
+    )
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, v: str) -> str:
+        if v in ("sqlite", "memory"):
+            return v
+        if v.startswith(("redis://", "rediss://")) and len(v.split("://", 1)[1]) > 0:
+            return v
+        raise ValueError('"sqlite", "memory" or a "redis://host:port/db" URL')
 
 
 class RetrySection(Section):
-    """Backoff and retries (perpbot.client.retry)."""
+    """Backoff and retries (perpbot.client.retry, docs/ratelimit.md)."""
 
     max_attempts: int = Field(default=5, ge=1, le=50)
     base_delay_s: float = Field(default=0.2, gt=0)
-    max_delay_s: float = Field(default=10.0, gt=0)
-    deadline_s: float = Field(default=60.0, gt=0)
+    max_delay_s: float = Field(default=10.0, gt=0, description="cap on one backoff wait")
+    deadline_s: float = Field(default=60.0, gt=0, description="total time for one request")
     jitter_s: float = Field(default=0.2, ge=0)
 
 

@@ -23,8 +23,8 @@ from perpbot import __version__
 from perpbot.audit.canonical import encode, line_hash
 from perpbot.audit.checkpoints import Checkpoint, save_segment_checkpoint
 from perpbot.audit.keystore import KeyStore
-from perpbot.audit.recovery import find_link, prune
 from perpbot.audit.records import RecordContext
+from perpbot.audit.recovery import find_link, prune
 from perpbot.audit.segments import file_name, segment_files
 from perpbot.audit.signing import Verifier, fingerprint, public_raw, sign_line
 from perpbot.errors import RuntimeFailure
@@ -164,9 +164,13 @@ class AuditWriter:
                     self._fd = -1
 
     # -- internals (lock held) --------------------------------------------------------------
+    def _broke(self, what: str) -> RuntimeFailure:
+        self._broken = what
+        return RuntimeFailure(f"the audit log cannot record requests: {what}")
+
     def _check(self) -> None:
         if self._broken is not None:
-            raise RuntimeFailure(f"the audit log cannot record this request: {self._broken}")
+            raise RuntimeFailure(f"the audit log cannot record requests: {self._broken}")
         if self.closed:
             raise RuntimeFailure(f"the audit log of run {self.ctx.run} is closed")
 
@@ -178,7 +182,7 @@ class AuditWriter:
         try:
             self._fd = os.open(self.path, flags, 0o600)
         except OSError as exc:
-            raise RuntimeFailure(f"cannot create the audit log {self.path} ({exc.strerror})") from None
+            raise self._broke(f"creating {self.path} failed ({exc.strerror})") from None
         self._size = 0
         self._rotate_at = _next_midnight_utc(time.time()) if self.settings.rotate_daily else 0.0
 
@@ -201,8 +205,7 @@ class AuditWriter:
             if durable and self.settings.fsync != "never":
                 os.fsync(self._fd)
         except OSError as exc:
-            self._broken = f"writing {self.path} failed ({exc.strerror})"
-            raise RuntimeFailure(f"the audit log cannot record this request: {self._broken}") from None
+            raise self._broke(f"writing {self.path} failed ({exc.strerror})") from None
         self._size += len(data)
         self.prev = line_hash(line)
         self.seq += 1
@@ -236,8 +239,7 @@ class AuditWriter:
             save_segment_checkpoint(self.dir, cp)
             self.store.write_head(cp.to_dict())
         except OSError as exc:
-            self._broken = f"writing the audit checkpoint failed ({exc.strerror})"
-            raise RuntimeFailure(f"the audit log cannot record this request: {self._broken}") from None
+            raise self._broke(f"writing the audit checkpoint failed ({exc.strerror})") from None
 
 
 def _link_runs(link: Any) -> list[str]:

@@ -57,6 +57,9 @@ from perpbot.cli import run as _run  # noqa: E402
 
 _run.register(app)
 # (further command groups register below)
+from perpbot.cli import kill as _kill  # noqa: E402
+
+_kill.register(app)
 from perpbot.cli import runs as _runs  # noqa: E402
 
 _runs.register(app)
@@ -66,6 +69,9 @@ _sim.register(app)
 from perpbot.cli import keys as _keys  # noqa: E402
 
 _keys.register(app)
+from perpbot.cli import log as _log  # noqa: E402
+
+_log.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

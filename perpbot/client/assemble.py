@@ -64,15 +64,18 @@ class Setup:
 
 def build_layers(setup: Setup, exchange: Any) -> list[Layer]:
     """The guard layers, outermost first. Each concern adds itself here and nowhere else."""
+    from perpbot.client.ratelimit import build_rate_limiter
+    from perpbot.client.retry import build_retrier
     from perpbot.keys.gate import scope_gate
     from perpbot.kill.gate import kill_gate
+    from perpbot.risk.gate import build_risk_gate
 
     layers: list[Layer | None] = [
         kill_gate(setup),  # KillGate (perpbot.kill)
         scope_gate(setup, exchange),  # ScopeGate (perpbot.keys)
-        # RiskGate (perpbot.risk)
-        # RateLimiter (perpbot.client.ratelimit)
-        # Retrier (perpbot.client.retry)
+        build_risk_gate(setup, exchange),  # RiskGate (perpbot.risk)
+        build_rate_limiter(setup, exchange),  # RateLimiter (perpbot.client.ratelimit)
+        build_retrier(setup),  # Retrier (perpbot.client.retry)
     ]
     return [layer for layer in layers if layer is not None]
 

@@ -158,7 +158,8 @@ class Transport:
             raise
         finally:
             CURRENT_REQUEST.reset(token)
-            self._publish(request, request.http[before:], started, error)
+            if not getattr(error, "not_sent", False):  # held back before it left: no call
+                self._publish(request, request.http[before:], started, error)
 
     def _publish(
         self,

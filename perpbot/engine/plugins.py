@@ -23,6 +23,9 @@ def preflight(loaded: LoadedStrategy) -> None:
     from perpbot.keys.plugin import preflight_run as keys_preflight
 
     keys_preflight(loaded)
+    from perpbot.risk.plugin import preflight as risk_preflight
+
+    risk_preflight(loaded)
 
 
 def attach(runner: Runner) -> None:
@@ -39,3 +42,9 @@ def attach(runner: Runner) -> None:
     from perpbot.audit.subscriber import attach_runner as attach_audit_log
 
     attach_audit_log(runner)
+    from perpbot.risk.plugin import attach as attach_risk
+
+    attach_risk(runner)
+    from perpbot.client.ratelimit.plugin import attach as attach_ratelimit
+
+    attach_ratelimit(runner)

@@ -28,6 +28,7 @@ from perpbot.client.connect import Connection, connect
 from perpbot.client.guarded import GuardedClient
 from perpbot.client.orders import client_order_id
 from perpbot.client.request import OrderSpec
+from perpbot.client.waits import WaitInterrupted
 from perpbot.config import LoadedStrategy
 from perpbot.engine.context import Context, Position
 from perpbot.engine.journal import RunJournal
@@ -238,12 +239,12 @@ class Runner:
         if self.duration is not None:
             tasks.append(asyncio.create_task(self._duration_timer(self.duration)))
         try:
-            await self.reconcile()
+            await self._reconcile_unless_killed()
             self.start_equity = self.equity
             if await self._strategy_call(self.strategy.on_start):
                 while not self.stop_event.is_set():
                     t0 = time.monotonic()
-                    await self.reconcile()
+                    await self._reconcile_unless_killed()
                     self._publish_tick()
                     if self.stop_event.is_set():
                         break
@@ -265,6 +266,15 @@ class Runner:
                 with contextlib.suppress(BaseException):
                     await t
         return await self._shutdown()
+
+    async def _reconcile_unless_killed(self) -> None:
+        """Reconcile; when the kill switch cut one of its waits short, skip it (the watchdog
+        acts and stops the run, or a halted run tries again at the next tick)."""
+        try:
+            await self.reconcile()
+        except WaitInterrupted:
+            if self.kill_state() is None:
+                raise
 
     async def _duration_timer(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

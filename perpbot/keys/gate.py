@@ -6,9 +6,11 @@ profile's grant for the request's command must cover that scope, and the profile
 that will actually be sent, not by the OrderSpec describing them.
 
 A command holding ``reduce`` but not ``trade`` may only place orders that are reduce-only
-*and* cannot grow the position as the AccountView knows it (position plus the open orders
-on the same side); when the account has never been read the order is denied, because a
-layer cannot make a request of its own to find out.
+*and* cannot grow the position as the shared AccountView knows it (the position minus the
+other reduce-only orders on that side: ``AccountView.reduce_only_room``). A command without
+a runner never refreshes that view; the gate then uses the positions of the latest
+``fetch_positions`` answer that passed through it. Knowing neither, it denies: a layer
+cannot make a request of its own to find out.
 
 Without a profile (the embedded simulator's throwaway paper account) the grant is None and
 everything but transfer/withdraw is allowed; unmapped methods are still denied.
@@ -111,10 +113,37 @@ class ScopeGate:
         self.bus = bus
         self.account = account
         self.exchange = exchange
+        self._seen: AccountView | None = None  # positions from answers that passed the gate
 
     async def __call__(self, request: Request, call_next: CallNext) -> Any:
         self.check(request)
-        return await call_next(request)
+        result = await call_next(request)
+        if request.method == "fetch_positions" and isinstance(result, list):
+            self._note_positions(request, result)
+        return result
+
+    def _note_positions(self, request: Request, positions: list[Any]) -> None:
+        """Remember the positions an answer showed, for commands without a runner (a
+        ``kill --direct`` reads positions before it flattens) whose shared AccountView is
+        never refreshed. Only positions: open reduce-only orders are the exchange's to cap."""
+        from perpbot.client.account import AccountView
+
+        fresh = AccountView()
+        fresh.set_positions([p for p in positions if isinstance(p, dict)])
+        wanted = request.args[0] if request.args else request.kwargs.get("symbols")
+        if self._seen is None or not wanted:
+            self._seen = fresh
+            return
+        names = {self._unified(s) for s in wanted if isinstance(s, str)}
+        kept = {s: a for s, a in self._seen.positions.items() if s not in names}
+        self._seen.positions = {**kept, **fresh.positions}
+        self._seen.updated_at = fresh.updated_at
+
+    def _view(self) -> AccountView | None:
+        """The account knowledge to judge reduce-only orders by (None: nothing known)."""
+        if self.account.updated_at:
+            return self.account
+        return self._seen
 
     # -- the checks -------------------------------------------------------------------------
     def check(self, request: Request) -> None:
@@ -165,19 +194,20 @@ class ScopeGate:
                 fix=hint,
             )
         symbol = self._unified(order.symbol)
-        if self.account.updated_at == 0:
+        view = self._view()
+        if view is None:
             self._deny(
                 "SCOPE_POSITION_UNKNOWN",
                 f"{lead}, and the position in {symbol} has not been read yet, so perpbot "
-                f"cannot tell whether this order ({what}) would grow it; read the account "
+                f"cannot tell whether this order ({what}) would grow it; fetch the positions "
                 "first (the runner's reconcile does), or to allow any order: " + hint,
                 request,
                 missing=[TRADE],
                 fix=hint,
             )
-        position = self.account.position(symbol or "")
+        position = view.position(symbol or "")
         side = order.side if order.side in ("buy", "sell") else ""
-        room = self.account.reduce_only_room(symbol or "", side) if side else 0.0
+        room = view.reduce_only_room(symbol or "", side) if side else 0.0
         amount = order.amount or 0.0
         if not side or amount <= 0 or amount > room + _EPS:
             held = "long" if position > 0 else "short" if position < 0 else "no"

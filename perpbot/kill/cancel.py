@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ def order_record(order: dict[str, Any], symbol: str) -> dict[str, Any]:
     }
 
 
+PAUSE_S = 0.1
 _QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
 
 
@@ -50,15 +52,20 @@ async def cancel_open_orders(
     known: dict[str, list[dict[str, Any]]],
     *,
     only: Callable[[dict[str, Any]], bool] | None = None,
-    rounds: int = 3,
+    deadline_s: float = 10.0,
 ) -> CancelReport:
     """Cancel open orders on ``symbols``: all of them, or with ``only`` those it accepts.
 
     ``known`` are the open orders the caller already knows of (ccxt-shaped dicts); they are
-    cancelled without being fetched first, so the cancel requests leave at once.
+    cancelled without being fetched first, so the cancel requests leave at once. Then the
+    open orders are fetched and whatever is left is cancelled, until none is left or
+    ``deadline_s`` has passed; a failed request (a rate-limit wait the switch cut short, a
+    timeout) is tried again after a short pause. Problems are reported only for a symbol
+    that could not be emptied.
     """
     report = CancelReport()
     seen: set[str] = set()
+    deadline = time.monotonic() + deadline_s
 
     def record(order: dict[str, Any], symbol: str) -> None:
         rec = order_record(order, symbol)
@@ -67,43 +74,47 @@ async def cancel_open_orders(
             seen.add(key)
             report.cancelled.append(rec)
 
-    async def cancel_each(orders: list[dict[str, Any]], symbol: str) -> None:
+    async def cancel_each(orders: list[dict[str, Any]], symbol: str, problems: list[str]) -> None:
         results = await asyncio.gather(
             *(ops.cancel_one(o, symbol) for o in orders), return_exceptions=True
         )
         for order, result in zip(orders, results, strict=True):
             if isinstance(result, BaseException):
-                report.errors.append(f"cancel {symbol} {order.get('clientOrderId')}: {describe_error(result)}")
+                cid = order.get("clientOrderId") or order.get("id")
+                problems.append(f"cancel {symbol} {cid}: {describe_error(result)}")
             else:
                 record(order, symbol)
 
     async def one_symbol(symbol: str) -> None:
+        problems: list[str] = []
         mine = [o for o in known.get(symbol, []) if only is None or only(o)]
         if only is None:
             try:
                 await ops.cancel_all(symbol)
             except Exception as exc:
-                report.errors.append(f"cancel all {symbol}: {describe_error(exc)}")
+                problems.append(f"cancel all {symbol}: {describe_error(exc)}")
             else:
                 for o in mine:
                     record(o, symbol)
         elif mine:
-            await cancel_each(mine, symbol)
-        for attempt in range(rounds + 1):
+            await cancel_each(mine, symbol, problems)
+        pause = PAUSE_S
+        while True:
             try:
                 fetched = await ops.client.fetch_open_orders(symbol)
             except Exception as exc:
-                report.errors.append(f"checking open orders on {symbol}: {describe_error(exc)}")
+                problems.append(f"checking open orders on {symbol}: {describe_error(exc)}")
+            else:
+                left = [o for o in fetched if only is None or only(o)]
+                if not left:
+                    return
+                await cancel_each(left, symbol, problems)
+                problems.append(f"{symbol}: {len(left)} order(s) were still open")
+            if time.monotonic() + pause > deadline:
+                report.errors.extend(problems[-3:])
                 return
-            left = [o for o in fetched if only is None or only(o)]
-            if not left:
-                return
-            if attempt == rounds:
-                report.errors.append(
-                    f"{symbol}: {len(left)} order(s) still open after {rounds} rounds of cancels"
-                )
-                return
-            await cancel_each(left, symbol)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2.0, 1.0)
 
     await asyncio.gather(*(one_symbol(s) for s in symbols))
     return report

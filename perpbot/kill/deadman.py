@@ -143,7 +143,9 @@ class Deadman:
             self.info["refreshes"] = self.refreshes
             for s, why in failed:
                 self._say(
-                    "alert", "KILL_DEADMAN_REFRESH_FAILED", f"refreshing the dead-man switch on {s} failed: {why}"
+                    "alert",
+                    "KILL_DEADMAN_REFRESH_FAILED",
+                    f"refreshing the dead-man switch on {s} failed: {why}",
                 )
 
     async def disarm(self, runner: Runner) -> None:

@@ -63,7 +63,9 @@ def resolve_target(
     try:
         exchange = ExchangeSection.model_validate(fields)
     except ValidationError as exc:
-        raise BadInput(format_validation_error("perpbot kill --direct", exc, ("exchange",))) from None
+        raise BadInput(
+            format_validation_error("perpbot kill --direct", exc, ("exchange",))
+        ) from None
     if exchange.id == "sim" and exchange.url is None:
         raise BadInput(
             "--direct: nothing to act on: give --strategy FILE (with a live exchange or a sim "
@@ -109,7 +111,9 @@ def run_tags_for(entry: KillEntry) -> set[str] | None:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if entry.matches(profile=doc.get("profile"), run_id=doc.get("run_id"), strategy=doc.get("strategy")):
+        if entry.matches(
+            profile=doc.get("profile"), run_id=doc.get("run_id"), strategy=doc.get("strategy")
+        ):
             tags.add(f"{PREFIX}-{run_tag(str(doc.get('run_id')), str(doc.get('strategy')))}-")
     if not tags:
         raise BadInput(
@@ -181,9 +185,7 @@ async def _act(
     if entry.level == "halt" or not targets:
         return out
     ops = client_ops(client, entry.id)
-    cancel = await cancel_open_orders(
-        ops, targets, known, only=None if tags is None else only
-    )
+    cancel = await cancel_open_orders(ops, targets, known, only=None if tags is None else only)
     out["cancelled"], out["errors"] = cancel.cancelled, list(cancel.errors)
     if entry.level == "flatten":
         policy = FlattenPolicy(

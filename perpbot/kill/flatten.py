@@ -51,13 +51,17 @@ async def touch_price(ops: ExchangeOps, symbol: str, side: str) -> float:
     return float(ticker.get("last") or ticker.get("close") or 0.0)
 
 
-def capped_price(ops: ExchangeOps, symbol: str, side: str, ref: float, slippage_pct: float) -> float:
+def capped_price(
+    ops: ExchangeOps, symbol: str, side: str, ref: float, slippage_pct: float
+) -> float:
     cap = slippage_pct / 100.0
     raw = ref * (1.0 - cap) if side == "sell" else ref * (1.0 + cap)
     return float(ops.client.exchange.price_to_precision(symbol, raw))
 
 
-def _order_record(spec: OrderSpec, order: dict[str, Any] | None, error: str | None) -> dict[str, Any]:
+def _order_record(
+    spec: OrderSpec, order: dict[str, Any] | None, error: str | None
+) -> dict[str, Any]:
     return {
         "type": spec.type,
         "side": spec.side,

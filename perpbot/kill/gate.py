@@ -45,7 +45,9 @@ def allowed(level: str, request: Request) -> bool:
     kind = request.method_class
     if kind in ("read", "cancel"):
         return True
-    return kind == "order" and LEVEL_RANK[level] >= LEVEL_RANK["flatten"] and is_reduce_only(request)
+    return (
+        kind == "order" and LEVEL_RANK[level] >= LEVEL_RANK["flatten"] and is_reduce_only(request)
+    )
 
 
 def what_passes(level: str) -> str:

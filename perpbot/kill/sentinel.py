@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -50,7 +49,7 @@ def who_am_i() -> str:
             user = pwd.getpwuid(os.getuid()).pw_name
         except (ImportError, KeyError, OSError):
             user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+    return f"{user}@{os.uname().nodename}"
 
 
 def scope_matches(
@@ -185,7 +184,11 @@ class Sentinel:
     ) -> KillEntry | None:
         """The strongest entry covering this bot, or None when none does."""
         return strongest(
-            [e for e in self.entries if e.matches(profile=profile, run_id=run_id, strategy=strategy)]
+            [
+                e
+                for e in self.entries
+                if e.matches(profile=profile, run_id=run_id, strategy=strategy)
+            ]
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -166,7 +166,9 @@ class KillWatchdog:
         symbols = list(r.config.strategy.symbols)
         ops = runner_ops(r)
         known = {s: known_open_orders(r, s) for s in symbols}
-        only = None if covers_account(entry) else (lambda o: o.get("clientOrderId") in r.ledger.orders)
+        only = (
+            None if covers_account(entry) else (lambda o: o.get("clientOrderId") in r.ledger.orders)
+        )
         cancel = await cancel_open_orders(ops, symbols, known, only=only)
         closed: list[dict[str, Any]] = []
         errors = list(cancel.errors)

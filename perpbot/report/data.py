@@ -35,6 +35,8 @@ class RunData:
     events: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
     torn: list[str] = field(default_factory=list)
+    # request weight the exchange reported (from the signed log; only when ticks lack "rate")
+    exchange_weight: Points = field(default_factory=list)
 
     @property
     def symbols(self) -> list[str]:
@@ -135,10 +137,13 @@ def read_journal(path: Path, notes: list[str], torn_files: list[str]) -> list[di
     return [r for r in records if isinstance(r, dict)]
 
 
-def load_run(run_dir: Path, journals: tuple[str, ...] = JOURNALS) -> RunData:
+def load_run(
+    run_dir: Path, journals: tuple[str, ...] = JOURNALS, *, signed_log: bool = True
+) -> RunData:
     """Read a run folder; never raises on missing or damaged files.
 
-    ``journals`` limits which JSONL files are read (the run listing skips the big ones).
+    ``journals`` limits which JSONL files are read (the run listing skips the big ones);
+    ``signed_log`` lets the run's signed request log fill what the folder lacks.
     """
     notes: list[str] = []
     torn: list[str] = []
@@ -147,7 +152,7 @@ def load_run(run_dir: Path, journals: tuple[str, ...] = JOURNALS) -> RunData:
     if meta is None:
         notes.append("meta.json is missing: the run's start details are unknown")
     read = {name: read_journal(run_dir / name, notes, torn) for name in journals}
-    return RunData(
+    run = RunData(
         run_id=str((meta or {}).get("run_id") or run_dir.name),
         dir=run_dir,
         meta=meta or {},
@@ -158,3 +163,23 @@ def load_run(run_dir: Path, journals: tuple[str, ...] = JOURNALS) -> RunData:
         notes=notes,
         torn=torn,
     )
+    if signed_log:
+        _fill_from_signed_log(run, journals)
+    return run
+
+
+def _fill_from_signed_log(run: RunData, journals: tuple[str, ...]) -> None:
+    from perpbot.report.signedlog import decisions, header_weights, read_signed_log
+
+    want_events = "events.jsonl" in journals and not (run.dir / "events.jsonl").exists()
+    want_weight = "ticks.jsonl" in journals and not any(
+        isinstance(t.get("rate"), dict) for t in run.ticks
+    )
+    if not (want_events or want_weight):
+        return
+    records = read_signed_log(run.run_id, run.notes)
+    if want_events and records:
+        run.events = decisions(records)
+        run.notes.append("events.jsonl is missing: events were read from the signed request log")
+    if want_weight:
+        run.exchange_weight = header_weights(records)

@@ -7,9 +7,11 @@ Panels, top to bottom (each titled, so tests and readers can find them):
     Equity               account equity and its running peak
     Drawdown from peak   equity minus the peak so far
     Rate budget          request weight used against the current and nominal limits,
-                         with the limiter's tighten/recover events
+                         with the limiter's tighten/recover events (without the limiter:
+                         the weight the exchange reported, from the signed request log)
 
-Kill-switch trips and monitor alerts are vertical lines across every panel. A panel with no
+Kill-switch trips (and the moment the run's watchdog acted on the switch) and monitor alerts
+are vertical lines across every panel. A panel with no
 data says so in words instead of silently staying blank.
 """
 
@@ -32,13 +34,14 @@ TITLE_DRAWDOWN = "Drawdown from peak"
 TITLE_RATE = "Rate budget"
 # vertical markers: action -> (colour, line style, legend label)
 MARKER_STYLE = {
-    "trip": ("#c0392b", "-", "kill switch"),
+    "trip": ("#c0392b", "-", "kill switch tripped"),
+    "kill": ("#7b241c", "-.", "kill switch acted"),
     "alert": ("#e67e22", "--", "alert"),
     "tighten": ("#8e44ad", ":", "rate tightened"),
     "recover": ("#27ae60", ":", "rate recovered"),
     "ban": ("#000000", "-.", "IP banned"),
 }
-EVERY_PANEL = ("trip", "alert")
+EVERY_PANEL = ("trip", "kill", "alert")
 RATE_PANEL = ("tighten", "recover", "ban")
 
 
@@ -155,8 +158,13 @@ def build_figure(run: RunData, series: RunSeries, heading: str) -> Figure:
             ("weight used", series.rate_used, {"color": "#16a085"}),
             ("limit", series.rate_limit, {"color": "#8e44ad", "drawstyle": "steps-post"}),
             ("nominal limit", series.rate_nominal, {"color": "#bdc3c7", "linestyle": "--"}),
+            (
+                "weight used (exchange header)",
+                series.exchange_weight,
+                {"color": "#16a085", "drawstyle": "steps-post", "linewidth": 0.8},
+            ),
         ],
-        "no rate-budget data in this run's ticks",
+        "no rate-budget data (no rate section in the ticks, no signed request log)",
     )
     for i, ax in enumerate(axes):
         _markers(ax, series, EVERY_PANEL, legend=i == 0)

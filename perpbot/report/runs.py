@@ -25,7 +25,6 @@ ENDINGS = {
     "completed": ("completed", "strategy finished"),
     "interrupted": ("interrupted", "Ctrl-C"),
     "terminated": ("terminated", "SIGTERM"),
-    "kill switch": ("kill", "kill switch"),
     "error": ("error", "error"),
 }
 
@@ -79,11 +78,21 @@ def _process_start(pid: int) -> float | None:
 
 
 def _kill_reason(run: RunData) -> str:
+    """Why the kill switch stopped the run: the automatic trip's code and sentence, else
+    the switch's own entry (a `perpbot kill` names its reason), else the stop reason."""
     trips = [e for e in run.events if e.get("action") == "trip"]
     if trips:
         last = trips[-1]
         return f"{last.get('code') or 'KILL'}: {last.get('sentence') or ''}".rstrip(": ")
-    return str((run.summary or {}).get("error") or "reason not recorded")
+    summ = run.summary or {}
+    kill = summ.get("kill")
+    if isinstance(kill, dict) and kill.get("reason"):
+        code = kill.get("code")
+        return f"{code}: {kill['reason']}" if code else str(kill["reason"])
+    reason = str(summ.get("end_reason") or "")
+    if reason.startswith("kill switch:"):
+        return reason.removeprefix("kill switch:").strip()
+    return str(summ.get("error") or "reason not recorded")
 
 
 def how_it_ended(run: RunData) -> tuple[str, str]:
@@ -97,10 +106,10 @@ def how_it_ended(run: RunData) -> tuple[str, str]:
             return "unknown", f"no summary (ran on host {meta.get('host')})"
         return "crashed", "crashed: no summary (the process died without a clean stop)"
     reason = str(summ.get("end_reason") or "")
+    if reason.startswith("kill switch"):  # "kill switch" or "kill switch: <reason>"
+        return "kill", f"kill switch: {_kill_reason(run)}"
     status, label = ENDINGS.get(reason, (reason or "unknown", reason or "unknown"))
-    if status == "kill":
-        label = f"kill switch: {_kill_reason(run)}"
-    elif status == "error":
+    if status == "error":
         label = f"error: {summ.get('error') or 'not recorded'}"
     return status, label
 
@@ -162,11 +171,11 @@ def list_runs() -> list[RunInfo]:
         summ = read_json_tolerant(d / "summary.json", [])
         if summ is None:  # running or crashed: PnL and last sign of life from the journals
             journals: tuple[str, ...] = JOURNALS
-        elif summ.get("end_reason") == "kill switch":  # the reason is in the trip event
+        elif str(summ.get("end_reason")).startswith("kill switch"):  # reason: the trip event
             journals = ("events.jsonl",)
         else:
             journals = ()
-        out.append(run_info(load_run(d, journals)))
+        out.append(run_info(load_run(d, journals, signed_log=False)))
     return out
 
 

@@ -21,6 +21,7 @@ RATE_NOMINAL = ("nominal", "nominal_limit", "weight_nominal", "exchange_limit")
 INDEX_PRICE = ("price", "index", "index_price", "value", "median")
 
 MARKER_ACTIONS = ("trip", "alert", "tighten", "recover", "ban")
+KILL_ACTED = "KILL_SEEN"  # the watchdog saw the switch (a `perpbot kill`, or after a trip)
 
 
 @dataclass
@@ -32,6 +33,7 @@ class RunSeries:
     rate_used: Points = field(default_factory=list)
     rate_limit: Points = field(default_factory=list)
     rate_nominal: Points = field(default_factory=list)
+    exchange_weight: Points = field(default_factory=list)  # from response headers
     buys: dict[str, Points] = field(default_factory=dict)
     sells: dict[str, Points] = field(default_factory=dict)
     markers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -127,6 +129,7 @@ def build_series(run: RunData) -> RunSeries:
             s.rate_limit.append((ts, limit))
         if nominal is not None:
             s.rate_nominal.append((ts, nominal))
+    s.exchange_weight = list(run.exchange_weight)
     _add_final_state(run, s, symbols)
     for f in run.fills:
         ts, price = num(f.get("ts")), num(f.get("price"))
@@ -136,8 +139,12 @@ def build_series(run: RunData) -> RunSeries:
         if side is not None:
             side.setdefault(str(f.get("symbol")), []).append((ts, price))
     for ev in run.events:
-        if ev.get("action") in MARKER_ACTIONS and num(ev.get("ts")) is not None:
+        if num(ev.get("ts")) is None:
+            continue
+        if ev.get("action") in MARKER_ACTIONS:
             s.markers.setdefault(str(ev["action"]), []).append(ev)
+        elif ev.get("action") == "act" and ev.get("code") == KILL_ACTED:
+            s.markers.setdefault("kill", []).append(ev)
     return s
 
 

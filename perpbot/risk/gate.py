@@ -206,16 +206,22 @@ class RiskGate:
         except Exception:
             return 1.0
 
+    def prices(self, symbol: str | None = None) -> dict[str, float]:
+        """Reference price per symbol: the healthy index where there is one, else the mark."""
+        state = self.state
+        prices: dict[str, float] = dict(state.marks())
+        for sym in [*state.index, *([symbol] if symbol else [])]:
+            ref = state.reference(sym)
+            if ref is not None:
+                prices[sym] = ref
+        return prices
+
     def check_input(self, spec: OrderSpec, now: float) -> CheckInput:
         account = self.setup.account
         state = self.state
         symbol = spec.symbol
         index, note = state.index_price(symbol)
-        prices: dict[str, float] = dict(state.marks())
-        for sym in [*state.index, symbol]:
-            ref = state.reference(sym)
-            if ref is not None:
-                prices[sym] = ref
+        prices = self.prices(symbol)
         return CheckInput(
             spec=spec,
             now=now,
@@ -238,6 +244,12 @@ class RiskGate:
     ) -> MarginInput | None:
         if self.cfg.liquidation_band_pct is None:
             return None
+        return self.margin_snapshot(symbol, prices, now)
+
+    def margin_snapshot(
+        self, symbol: str, prices: dict[str, float], now: float
+    ) -> MarginInput | None:
+        """The account's margin as the bot knows it (None until equity and marks are)."""
         account, state = self.setup.account, self.state
         marks = state.marks()
         mark = marks.get(symbol) or prices.get(symbol)

@@ -33,6 +33,7 @@ class ActiveAlert:
     last: float
     trip: bool = False
     data: dict[str, Any] = field(default_factory=dict)
+    ttl_s: float | None = None  # dropped when not seen again for this long (None: explicit)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +114,7 @@ class RiskState:
         *,
         trip: bool = False,
         data: dict[str, Any] | None = None,
+        ttl_s: float | None = None,
         now: float | None = None,
     ) -> bool:
         """Record an alert; True when it is new (not already active), i.e. worth publishing."""
@@ -122,17 +124,19 @@ class RiskState:
             current.last, current.sentence = now, sentence
             current.data = data or current.data
             return False
-        self.alerts[key] = ActiveAlert(key, layer, code, sentence, now, now, trip, data or {})
+        alert = ActiveAlert(key, layer, code, sentence, now, now, trip, data or {}, ttl_s)
+        self.alerts[key] = alert
         return True
 
     def clear_alert(self, key: str) -> ActiveAlert | None:
         return self.alerts.pop(key, None)
 
-    def expire_alerts(self, ttl: Callable[[ActiveAlert], float], now: float | None = None) -> None:
+    def expire_alerts(self, now: float | None = None) -> None:
         """Drop alerts not seen again within their detector's cooldown."""
         now = time.time() if now is None else now
-        for key in [k for k, a in self.alerts.items() if now - a.last > ttl(a)]:
-            del self.alerts[key]
+        for key, a in list(self.alerts.items()):
+            if a.ttl_s is not None and now - a.last > a.ttl_s:
+                del self.alerts[key]
 
     def active_alerts(self) -> list[ActiveAlert]:
         return sorted(self.alerts.values(), key=lambda a: a.since)

@@ -38,8 +38,9 @@ def _sign(value: int) -> int:
     return (value > 0) - (value < 0)
 
 
-def apply_position_fill(acct: Account, spec: SymbolSpec, delta: int, px: float, leverage: int,
-                        isolated: bool, t: int) -> float:
+def apply_position_fill(
+    acct: Account, spec: SymbolSpec, delta: int, px: float, leverage: int, isolated: bool, t: int
+) -> float:
     """Apply a signed fill of ``delta`` steps at ``px``; return the realised PnL."""
     pos = acct.positions.get(spec.symbol)
     if pos is None:
@@ -73,8 +74,15 @@ def _move_isolated(acct: Account, pos: Position, amount: float, t: int) -> None:
     if amount == 0:
         return
     pos.isolated_wallet += amount
-    acct.margin_history.append({
-        "symbol": pos.symbol, "type": "1" if amount > 0 else "2", "deltaType": "TRADE",
-        "amount": abs(amount), "asset": "USDT", "time": t, "positionSide": "BOTH",
-        "clientTranId": "",
-    })
+    acct.margin_history.append(
+        {
+            "symbol": pos.symbol,
+            "type": "1" if amount > 0 else "2",
+            "deltaType": "TRADE",
+            "amount": abs(amount),
+            "asset": "USDT",
+            "time": t,
+            "positionSide": "BOTH",
+            "clientTranId": "",
+        }
+    )

@@ -19,8 +19,9 @@ BOTH_EMPTY = E.SimError(
 )
 
 
-def find_order(engine: Engine, acct: Account, params: Mapping[str, str],
-               missing: tuple[int, str]) -> Order:
+def find_order(
+    engine: Engine, acct: Account, params: Mapping[str, str], missing: tuple[int, str]
+) -> Order:
     """The account's recorded order named by orderId/origClientOrderId in ``symbol``."""
     symbol = spec_of(engine, params)
     raw_id = params.get("orderId")
@@ -35,8 +36,13 @@ def find_order(engine: Engine, acct: Account, params: Mapping[str, str],
         order = engine.cid_index.get((acct.api_key, cid))
     else:
         raise BOTH_EMPTY
-    if (order is None or not order.recorded or order.account != acct.api_key
-            or order.symbol != symbol or (cid and order.client_order_id != cid)):
+    if (
+        order is None
+        or not order.recorded
+        or order.account != acct.api_key
+        or order.symbol != symbol
+        or (cid and order.client_order_id != cid)
+    ):
         raise E.err(missing)
     return order
 
@@ -67,8 +73,11 @@ def modify_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Or
     if qty <= order.executed:
         raise E.SimError(-4003, "Quantity less than or equal to zero.")
     if not order.reduce_only and spec.px(price) * spec.qty(qty) < spec.min_notional:
-        raise E.SimError(-4164, f"Order's notional must be no smaller than "
-                                f"{spec.cfg.min_notional} (unless you choose reduce only).")
+        raise E.SimError(
+            -4164,
+            f"Order's notional must be no smaller than "
+            f"{spec.cfg.min_notional} (unless you choose reduce only).",
+        )
     crosses = _would_cross(engine, order.symbol, order.side, price, acct.api_key)
     if order.tif == "GTX" and crosses:
         raise E.err(E.POST_ONLY_REJECTED)

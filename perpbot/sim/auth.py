@@ -22,12 +22,12 @@ _SIG = b"signature="
 def split_signature(raw: bytes) -> tuple[bytes, bytes | None]:
     """Return (signed bytes, signature) for one parameter string."""
     if raw.startswith(_SIG):
-        rest, signed = raw[len(_SIG):], b""
+        rest, signed = raw[len(_SIG) :], b""
     else:
         idx = raw.find(b"&" + _SIG)
         if idx < 0:
             return raw, None
-        signed, rest = raw[:idx], raw[idx + 1 + len(_SIG):]
+        signed, rest = raw[:idx], raw[idx + 1 + len(_SIG) :]
     sig, _, tail = rest.partition(b"&")
     return (signed + b"&" + tail if tail else signed), sig
 

@@ -26,8 +26,11 @@ class ControlError(Exception):
 
 
 def _reply(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
-                        content_type="application/json")
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        status=status,
+        content_type="application/json",
+    )
 
 
 class ControlApi:
@@ -47,8 +50,7 @@ class ControlApi:
         except ControlError as exc:
             return _reply({"error": str(exc)}, 400)
         if result is None:
-            return _reply({"error": f"no control endpoint {request.method} {request.path}"},
-                          404)
+            return _reply({"error": f"no control endpoint {request.method} {request.path}"}, 404)
         return _reply(result)
 
     def call(self, method: str, path: str, body: Any) -> Any:

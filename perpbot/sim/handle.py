@@ -22,8 +22,9 @@ CALL_TIMEOUT_S = 30.0
 class SimHandle:
     """Control a simulator started by :func:`start_in_thread`."""
 
-    def __init__(self, server: SimServer, loop: asyncio.AbstractEventLoop,
-                 thread: threading.Thread) -> None:
+    def __init__(
+        self, server: SimServer, loop: asyncio.AbstractEventLoop, thread: threading.Thread
+    ) -> None:
         self.server = server
         self.base_url = server.base_url
         self._loop = loop
@@ -40,8 +41,9 @@ class SimHandle:
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(CALL_TIMEOUT_S)
 
-    def create_account(self, permissions: dict[str, Any] | None = None,
-                       balance: float | None = None) -> tuple[str, str]:
+    def create_account(
+        self, permissions: dict[str, Any] | None = None, balance: float | None = None
+    ) -> tuple[str, str]:
         """Create an API key; returns (api_key, api_secret)."""
         return self._call(lambda: self.server.create_account(permissions, balance))
 
@@ -55,14 +57,14 @@ class SimHandle:
 
     def advance(self, ms: int) -> int:
         """Step a manual clock by ``ms``; returns the new server time."""
-        result = self._call(lambda: self.server.control.call("POST", "/__sim/advance",
-                                                             {"ms": ms}))
+        result = self._call(lambda: self.server.control.call("POST", "/__sim/advance", {"ms": ms}))
         return int(result["server_time"])
 
     def jump(self, symbol: str, pct: float) -> None:
         """Move ``symbol``'s price by ``pct`` percent at once."""
-        self._call(lambda: self.server.control.call("POST", "/__sim/market",
-                                                    {"jump": {symbol: pct}}))
+        self._call(
+            lambda: self.server.control.call("POST", "/__sim/market", {"jump": {symbol: pct}})
+        )
 
     def stop(self) -> None:
         """Stop serving and join the thread; safe to call more than once."""
@@ -81,8 +83,9 @@ class SimHandle:
         self.stop()
 
 
-def start_in_thread(cfg: SimConfig | None = None, host: str = "127.0.0.1",
-                    port: int = 0) -> SimHandle:
+def start_in_thread(
+    cfg: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0
+) -> SimHandle:
     """Start a simulator in a daemon thread; returns once it is listening."""
     ready = threading.Event()
     box: dict[str, Any] = {}

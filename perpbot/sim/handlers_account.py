@@ -12,12 +12,27 @@ from perpbot.sim.spec import fmt_float
 
 FUTURES = "enableFutures"
 READING = "enableReading"
-INCOME_TYPES = ("TRANSFER", "WELCOME_BONUS", "REALIZED_PNL", "FUNDING_FEE", "COMMISSION",
-                "INSURANCE_CLEAR", "REFERRAL_KICKBACK", "COMMISSION_REBATE", "API_REBATE",
-                "CONTEST_REWARD", "CROSS_COLLATERAL_TRANSFER", "OPTIONS_PREMIUM_FEE",
-                "OPTIONS_SETTLE_PROFIT", "INTERNAL_TRANSFER", "AUTO_EXCHANGE",
-                "DELIVERED_SETTELMENT", "COIN_SWAP_DEPOSIT", "COIN_SWAP_WITHDRAW",
-                "POSITION_LIMIT_INCREASE_FEE")
+INCOME_TYPES = (
+    "TRANSFER",
+    "WELCOME_BONUS",
+    "REALIZED_PNL",
+    "FUNDING_FEE",
+    "COMMISSION",
+    "INSURANCE_CLEAR",
+    "REFERRAL_KICKBACK",
+    "COMMISSION_REBATE",
+    "API_REBATE",
+    "CONTEST_REWARD",
+    "CROSS_COLLATERAL_TRANSFER",
+    "OPTIONS_PREMIUM_FEE",
+    "OPTIONS_SETTLE_PROFIT",
+    "INTERNAL_TRANSFER",
+    "AUTO_EXCHANGE",
+    "DELIVERED_SETTELMENT",
+    "COIN_SWAP_DEPOSIT",
+    "COIN_SWAP_WITHDRAW",
+    "POSITION_LIMIT_INCREASE_FEE",
+)
 
 
 def account_v3(engine: Engine, ctx: Ctx) -> Any:
@@ -41,10 +56,21 @@ def position_risk_v2(engine: Engine, ctx: Ctx) -> Any:
 
 
 def _brackets(symbol: str) -> dict[str, Any]:
-    return {"symbol": symbol, "notionalCoef": 1.5, "brackets": [
-        {"bracket": b, "initialLeverage": lev, "notionalCap": int(cap),
-         "notionalFloor": int(floor), "maintMarginRatio": ratio, "cum": cum}
-        for b, lev, floor, cap, ratio, cum in margin.BRACKETS]}
+    return {
+        "symbol": symbol,
+        "notionalCoef": 1.5,
+        "brackets": [
+            {
+                "bracket": b,
+                "initialLeverage": lev,
+                "notionalCap": int(cap),
+                "notionalFloor": int(floor),
+                "maintMarginRatio": ratio,
+                "cum": cum,
+            }
+            for b, lev, floor, cap, ratio, cum in margin.BRACKETS
+        ],
+    }
 
 
 def leverage_bracket(engine: Engine, ctx: Ctx) -> Any:
@@ -104,9 +130,15 @@ def symbol_config(engine: Engine, ctx: Ctx) -> Any:
         if symbol is not None and sym != symbol:
             continue
         lev = margin.leverage_of(acct, sym, engine.cfg.default_leverage)
-        rows.append({"symbol": sym, "marginType": acct.margin_type.get(sym, "CROSSED"),
-                     "isAutoAddMargin": False, "leverage": lev,
-                     "maxNotionalValue": f"{margin.max_notional_for_leverage(lev):.0f}"})
+        rows.append(
+            {
+                "symbol": sym,
+                "marginType": acct.margin_type.get(sym, "CROSSED"),
+                "isAutoAddMargin": False,
+                "leverage": lev,
+                "maxNotionalValue": f"{margin.max_notional_for_leverage(lev):.0f}",
+            }
+        )
     return rows
 
 
@@ -115,8 +147,11 @@ def income(engine: Engine, ctx: Ctx) -> Any:
     kind = ctx.params.get("incomeType")
     if kind and kind not in INCOME_TYPES:
         raise E.illegal("incomeType")
-    records = [r for r in ctx.acct.income if (symbol is None or r["symbol"] == symbol)
-               and (not kind or r["incomeType"] == kind)]
+    records = [
+        r
+        for r in ctx.acct.income
+        if (symbol is None or r["symbol"] == symbol) and (not kind or r["incomeType"] == kind)
+    ]
     chosen = window(records, lambda r: int(r["time"]), ctx.params, 100, 1000)
     return [{**r, "income": fmt_float(float(r["income"]))} for r in chosen]
 
@@ -124,17 +159,20 @@ def income(engine: Engine, ctx: Ctx) -> Any:
 def margin_history(engine: Engine, ctx: Ctx) -> Any:
     symbol = trading.spec_of(engine, ctx.params)
     kind = int_param(ctx.params, "type", None, 1, 2)
-    records = [r for r in ctx.acct.margin_history if r["symbol"] == symbol
-               and (kind is None or r["type"] == str(kind))]
+    records = [
+        r
+        for r in ctx.acct.margin_history
+        if r["symbol"] == symbol and (kind is None or r["type"] == str(kind))
+    ]
     chosen = window(records, lambda r: int(r["time"]), ctx.params, 500, 500)
-    return [{**r, "type": int(str(r["type"])), "amount": fmt_float(float(r["amount"]))}
-            for r in chosen]
+    return [
+        {**r, "type": int(str(r["type"])), "amount": fmt_float(float(r["amount"]))} for r in chosen
+    ]
 
 
 def api_restrictions(engine: Engine, ctx: Ctx) -> Any:
     perms = ctx.acct.permissions
-    body: dict[str, Any] = {"ipRestrict": perms["ipRestrict"],
-                            "createTime": ctx.acct.create_time}
+    body: dict[str, Any] = {"ipRestrict": perms["ipRestrict"], "createTime": ctx.acct.create_time}
     body.update({k: v for k, v in perms.items() if k != "ipRestrict"})
     return body
 

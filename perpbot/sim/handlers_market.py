@@ -19,10 +19,20 @@ from perpbot.sim.trading import spec_of
 
 DAY_MS = 86_400_000
 INTERVALS_MS = {
-    "1m": MINUTE_MS, "3m": 3 * MINUTE_MS, "5m": 5 * MINUTE_MS, "15m": 15 * MINUTE_MS,
-    "30m": 30 * MINUTE_MS, "1h": 60 * MINUTE_MS, "2h": 120 * MINUTE_MS,
-    "4h": 240 * MINUTE_MS, "6h": 360 * MINUTE_MS, "8h": 480 * MINUTE_MS,
-    "12h": 720 * MINUTE_MS, "1d": DAY_MS, "3d": 3 * DAY_MS, "1w": 7 * DAY_MS,
+    "1m": MINUTE_MS,
+    "3m": 3 * MINUTE_MS,
+    "5m": 5 * MINUTE_MS,
+    "15m": 15 * MINUTE_MS,
+    "30m": 30 * MINUTE_MS,
+    "1h": 60 * MINUTE_MS,
+    "2h": 120 * MINUTE_MS,
+    "4h": 240 * MINUTE_MS,
+    "6h": 360 * MINUTE_MS,
+    "8h": 480 * MINUTE_MS,
+    "12h": 720 * MINUTE_MS,
+    "1d": DAY_MS,
+    "3d": 3 * DAY_MS,
+    "1w": 7 * DAY_MS,
 }
 WEEK_OFFSET_MS = 4 * DAY_MS  # the epoch was a Thursday; Binance weeks start on Monday
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
@@ -56,26 +66,29 @@ def _ticker_24h(engine: Engine, symbol: str) -> dict[str, Any]:
     spec = mkt.spec
     close_time = _data_time(engine, symbol)
     open_time = close_time - DAY_MS
-    candles = [c for c in mkt.candles if c.open_ms + MINUTE_MS > open_time]
     last = mkt.last_trade_px
-    open_px = candles[0].open if candles else last
-    high = max((c.high for c in candles), default=last)
-    low = min((c.low for c in candles), default=last)
-    volume = sum(c.volume for c in candles)
-    quote = sum(c.quote for c in candles)
-    count = sum(c.count for c in candles)
+    open_px, high, low, volume, quote, count = mkt.window_stats(open_time)
     change = spec.px(last) - spec.px(open_px)
     pct = change / spec.px(open_px) * 100 if open_px else 0.0
     vwap = quote / volume if volume else spec.px(last)
     last_id = 1_000_000 + mkt.trade_seq + count
     return {
-        "symbol": symbol, "priceChange": spec.fmt_price_f(change),
-        "priceChangePercent": f"{pct:.3f}", "weightedAvgPrice": spec.fmt_price_f(vwap),
-        "lastPrice": spec.fmt_px(last), "lastQty": spec.fmt_qty(mkt.last_trade_qty),
-        "openPrice": spec.fmt_px(open_px), "highPrice": spec.fmt_px(max(high, last)),
-        "lowPrice": spec.fmt_px(min(low, last)), "volume": f"{volume:.{spec.qp}f}",
-        "quoteVolume": f"{quote:.2f}", "openTime": open_time, "closeTime": close_time,
-        "firstId": last_id - count + 1, "lastId": last_id, "count": count,
+        "symbol": symbol,
+        "priceChange": spec.fmt_price_f(change),
+        "priceChangePercent": f"{pct:.3f}",
+        "weightedAvgPrice": spec.fmt_price_f(vwap),
+        "lastPrice": spec.fmt_px(last),
+        "lastQty": spec.fmt_qty(mkt.last_trade_qty),
+        "openPrice": spec.fmt_px(open_px),
+        "highPrice": spec.fmt_px(max(high, last)),
+        "lowPrice": spec.fmt_px(min(low, last)),
+        "volume": f"{volume:.{spec.qp}f}",
+        "quoteVolume": f"{quote:.2f}",
+        "openTime": open_time,
+        "closeTime": close_time,
+        "firstId": last_id - count + 1,
+        "lastId": last_id,
+        "count": count,
     }
 
 
@@ -88,8 +101,11 @@ def ticker_24h(engine: Engine, ctx: Ctx) -> Any:
 
 def _price(engine: Engine, symbol: str) -> dict[str, Any]:
     mkt = engine.markets[symbol]
-    return {"symbol": symbol, "price": mkt.spec.fmt_px(mkt.last_trade_px),
-            "time": _data_time(engine, symbol)}
+    return {
+        "symbol": symbol,
+        "price": mkt.spec.fmt_px(mkt.last_trade_px),
+        "time": _data_time(engine, symbol),
+    }
 
 
 def ticker_price(engine: Engine, ctx: Ctx) -> Any:
@@ -99,16 +115,19 @@ def ticker_price(engine: Engine, ctx: Ctx) -> Any:
     return [_price(engine, s) for s in engine.specs]
 
 
-def merged_depth(engine: Engine, symbol: str, limit: int) -> tuple[list[list[str]],
-                                                                   list[list[str]]]:
+def merged_depth(
+    engine: Engine, symbol: str, limit: int
+) -> tuple[list[list[str]], list[list[str]]]:
     """Crowd plus users' resting orders, aggregated per price level."""
     mkt: SymbolMarket = engine.markets[symbol]
     spec = mkt.spec
     bids_c, asks_c = mkt.crowd()
     book = engine.books[symbol]
     out: list[list[list[str]]] = []
-    for crowd, users, descending in ((bids_c, book.bids.depth(), True),
-                                     (asks_c, book.asks.depth(), False)):
+    for crowd, users, descending in (
+        (bids_c, book.bids.depth(), True),
+        (asks_c, book.asks.depth(), False),
+    ):
         levels: dict[int, int] = {}
         for px, qty in crowd:
             if qty > 0:
@@ -125,8 +144,13 @@ def depth(engine: Engine, ctx: Ctx) -> Any:
     limit = int_param(ctx.params, "limit", 500, 1, 1000) or 500
     limit = next((d for d in DEPTH_LIMITS if d >= limit), 1000)
     bids, asks = merged_depth(engine, symbol, limit)
-    return {"lastUpdateId": engine.markets[symbol].update_id, "E": engine.clock.now_ms(),
-            "T": _data_time(engine, symbol), "bids": bids, "asks": asks}
+    return {
+        "lastUpdateId": engine.markets[symbol].update_id,
+        "E": engine.clock.now_ms(),
+        "T": _data_time(engine, symbol),
+        "bids": bids,
+        "asks": asks,
+    }
 
 
 def book_ticker(engine: Engine, ctx: Ctx) -> Any:
@@ -134,9 +158,15 @@ def book_ticker(engine: Engine, ctx: Ctx) -> Any:
         bids, asks = merged_depth(engine, symbol, 1)
         bid = bids[0] if bids else ["0", "0"]
         ask = asks[0] if asks else ["0", "0"]
-        return {"symbol": symbol, "bidPrice": bid[0], "bidQty": bid[1], "askPrice": ask[0],
-                "askQty": ask[1], "time": _data_time(engine, symbol),
-                "lastUpdateId": engine.markets[symbol].update_id}
+        return {
+            "symbol": symbol,
+            "bidPrice": bid[0],
+            "bidQty": bid[1],
+            "askPrice": ask[0],
+            "askQty": ask[1],
+            "time": _data_time(engine, symbol),
+            "lastUpdateId": engine.markets[symbol].update_id,
+        }
 
     chosen = _symbols(engine, ctx)
     return one(chosen[0]) if chosen else [one(s) for s in engine.specs]
@@ -161,31 +191,63 @@ def klines(engine: Engine, ctx: Ctx) -> Any:
         bucket = (c.open_ms - offset) // size * size + offset
         row = rows.get(bucket)
         if row is None:
-            rows[bucket] = [bucket, c.open, c.high, c.low, c.close, c.volume, c.quote, c.count,
-                            c.taker_buy, c.taker_buy_quote]
+            rows[bucket] = [
+                bucket,
+                c.open,
+                c.high,
+                c.low,
+                c.close,
+                c.volume,
+                c.quote,
+                c.count,
+                c.taker_buy,
+                c.taker_buy_quote,
+            ]
             continue
         row[2] = max(row[2], c.high)
         row[3] = min(row[3], c.low)
         row[4] = c.close
         for i in (5, 6, 7, 8, 9):
-            row[i] += getattr(c, ("volume", "quote", "count", "taker_buy",
-                                  "taker_buy_quote")[i - 5])
-    chosen = [r for b, r in sorted(rows.items()) if (start is None or b + size > start)
-              and (end is None or b <= end)]
+            row[i] += getattr(
+                c, ("volume", "quote", "count", "taker_buy", "taker_buy_quote")[i - 5]
+            )
+    chosen = [
+        r
+        for b, r in sorted(rows.items())
+        if (start is None or b + size > start) and (end is None or b <= end)
+    ]
     chosen = chosen[:limit] if start is not None else chosen[-limit:]
     qd = spec.pp + spec.qp
-    return [[r[0], spec.fmt_px(r[1]), spec.fmt_px(r[2]), spec.fmt_px(r[3]), spec.fmt_px(r[4]),
-             f"{r[5]:.{spec.qp}f}", r[0] + size - 1, f"{r[6]:.{qd}f}", r[7],
-             f"{r[8]:.{spec.qp}f}", f"{r[9]:.{qd}f}", "0"] for r in chosen]
+    return [
+        [
+            r[0],
+            spec.fmt_px(r[1]),
+            spec.fmt_px(r[2]),
+            spec.fmt_px(r[3]),
+            spec.fmt_px(r[4]),
+            f"{r[5]:.{spec.qp}f}",
+            r[0] + size - 1,
+            f"{r[6]:.{qd}f}",
+            r[7],
+            f"{r[8]:.{spec.qp}f}",
+            f"{r[9]:.{qd}f}",
+            "0",
+        ]
+        for r in chosen
+    ]
 
 
 def _premium(engine: Engine, symbol: str) -> dict[str, Any]:
     mkt = engine.markets[symbol]
     return {
-        "symbol": symbol, "markPrice": fmt_float(mkt.mark), "indexPrice": fmt_float(mkt.index),
+        "symbol": symbol,
+        "markPrice": fmt_float(mkt.mark),
+        "indexPrice": fmt_float(mkt.index),
         "estimatedSettlePrice": fmt_float((mkt.mark + mkt.index) / 2),
-        "lastFundingRate": fmt_float(engine.funding_rate()), "interestRate": "0.00010000",
-        "nextFundingTime": engine.next_funding_ms, "time": _data_time(engine, symbol),
+        "lastFundingRate": fmt_float(engine.funding_rate()),
+        "interestRate": "0.00010000",
+        "nextFundingTime": engine.next_funding_ms,
+        "time": _data_time(engine, symbol),
     }
 
 

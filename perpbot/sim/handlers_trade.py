@@ -56,9 +56,13 @@ def user_trades(engine: Engine, ctx: Ctx) -> Any:
     symbol = trading.spec_of(engine, ctx.params)
     order_id = int_param(ctx.params, "orderId")
     from_id = int_param(ctx.params, "fromId")
-    trades = [t for t in engine.trades_by_account.get(ctx.acct.api_key, [])
-              if t.symbol == symbol and (order_id is None or t.order_id == order_id)
-              and (from_id is None or t.trade_id >= from_id)]
+    trades = [
+        t
+        for t in engine.trades_by_account.get(ctx.acct.api_key, [])
+        if t.symbol == symbol
+        and (order_id is None or t.order_id == order_id)
+        and (from_id is None or t.trade_id >= from_id)
+    ]
     if from_id is not None:
         limit = int_param(ctx.params, "limit", 500, 1, 1000) or 500
         trades = trades[:limit]
@@ -144,8 +148,11 @@ def batch_cancel(engine: Engine, ctx: Ctx) -> Any:
     symbol = trading.spec_of(engine, ctx.params)
     ids = _id_list(ctx, "orderIdList")
     cids = _id_list(ctx, "origClientOrderIdList")
-    selectors = ([{"orderId": str(i)} for i in ids] if ids
-                 else [{"origClientOrderId": str(c)} for c in cids or []])
+    selectors = (
+        [{"orderId": str(i)} for i in ids]
+        if ids
+        else [{"origClientOrderId": str(c)} for c in cids or []]
+    )
     if not selectors:
         raise amend.BOTH_EMPTY
     if len(selectors) > MAX_BATCH_CANCEL:

@@ -94,12 +94,14 @@ class RateLimiter:
             ("ORDERS", c.short_window_s, c.orders_per_short_window),
         ):
             num, _, name = interval_of(seconds)
-            rows.append({"rateLimitType": kind, "interval": name, "intervalNum": num,
-                         "limit": limit})
+            rows.append(
+                {"rateLimitType": kind, "interval": name, "intervalNum": num, "limit": limit}
+            )
         return rows
 
-    def charge(self, ip: str, account: str | None, weight: int, orders: int,
-               now_ms: int) -> Verdict:
+    def charge(
+        self, ip: str, account: str | None, weight: int, orders: int, now_ms: int
+    ) -> Verdict:
         c = self.cfg
         st = self.ips.setdefault(ip, _IpState())
         wlen = c.weight_window_s * 1000
@@ -122,16 +124,19 @@ class RateLimiter:
             num, _, name = interval_of(c.weight_window_s)
             per = name.lower() if num == 1 else f"{num} {name.lower()}s"
             verdict.status, verdict.code, verdict.retry_after = 429, -1003, retry
-            verdict.msg = (f"Too many requests; current limit of IP({ip}) request weight per "
-                           f"{per} is {c.weight_per_window}. Please use WebSocket "
-                           "Streams for live updates to avoid polling the API.")
+            verdict.msg = (
+                f"Too many requests; current limit of IP({ip}) request weight per "
+                f"{per} is {c.weight_per_window}. Please use WebSocket "
+                "Streams for live updates to avoid polling the API."
+            )
             return verdict
         if orders and account is not None:
             return self._charge_orders(verdict, st, account, orders, now_ms)
         return verdict
 
-    def _charge_orders(self, verdict: Verdict, st: _IpState, account: str, orders: int,
-                       now_ms: int) -> Verdict:
+    def _charge_orders(
+        self, verdict: Verdict, st: _IpState, account: str, orders: int, now_ms: int
+    ) -> Verdict:
         c = self.cfg
         acc = self.accounts.setdefault(account, _AccountState())
         slen, llen = c.short_window_s * 1000, c.long_window_s * 1000
@@ -165,14 +170,23 @@ class RateLimiter:
     def _ban_reply(verdict: Verdict, ip: str, st: _IpState, now_ms: int) -> Verdict:
         verdict.status, verdict.code = 418, -1003
         verdict.retry_after = max(1, math.ceil((st.ban_until - now_ms) / 1000))
-        verdict.msg = (f"Way too many requests; IP({ip}) banned until {st.ban_until}. Please "
-                       "use the websocket for live updates to avoid bans.")
+        verdict.msg = (
+            f"Way too many requests; IP({ip}) banned until {st.ban_until}. Please "
+            "use the websocket for live updates to avoid bans."
+        )
         return verdict
 
     def snapshot(self) -> dict[str, object]:
         return {
             "config": self.cfg.model_dump(),
-            "ips": {ip: {"weight_used": s.weight.used, "window_start": s.weight.start,
-                         "wait_until": s.wait_until, "ban_until": s.ban_until, "bans": s.bans}
-                    for ip, s in self.ips.items()},
+            "ips": {
+                ip: {
+                    "weight_used": s.weight.used,
+                    "window_start": s.weight.start,
+                    "wait_until": s.wait_until,
+                    "ban_until": s.ban_until,
+                    "bans": s.bans,
+                }
+                for ip, s in self.ips.items()
+            },
         }

@@ -14,13 +14,21 @@ from perpbot.sim.engine import Engine
 from perpbot.sim.models import Account, Order, Trade
 from perpbot.sim.spec import SymbolSpec, fmt_float
 
-ORDER_TYPES = ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
-               "TRAILING_STOP_MARKET"]
+ORDER_TYPES = [
+    "LIMIT",
+    "MARKET",
+    "STOP",
+    "STOP_MARKET",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_MARKET",
+    "TRAILING_STOP_MARKET",
+]
 TIME_IN_FORCE = ["GTC", "IOC", "FOK", "GTX", "GTD"]
 
 
-def order(engine: Engine, o: Order, *, with_time: bool = False, cum_qty: bool = False,
-          ack: bool = False) -> dict[str, Any]:
+def order(
+    engine: Engine, o: Order, *, with_time: bool = False, cum_qty: bool = False, ack: bool = False
+) -> dict[str, Any]:
     spec = engine.specs[o.symbol]
     executed = 0 if ack else o.executed
     cum_quote = 0.0 if ack else o.cum_quote
@@ -37,22 +45,24 @@ def order(engine: Engine, o: Order, *, with_time: bool = False, cum_qty: bool = 
     }
     if cum_qty:
         body["cumQty"] = spec.fmt_qty(executed)
-    body.update({
-        "cumQuote": f"{cum_quote:.{spec.pp + spec.qp}f}",
-        "timeInForce": o.tif,
-        "type": o.type,
-        "reduceOnly": o.reduce_only,
-        "closePosition": False,
-        "side": o.side,
-        "positionSide": "BOTH",
-        "stopPrice": spec.fmt_px(0),
-        "workingType": "CONTRACT_PRICE",
-        "priceProtect": False,
-        "origType": o.orig_type or o.type,
-        "priceMatch": "NONE",
-        "selfTradePreventionMode": "EXPIRE_MAKER",
-        "goodTillDate": 0,
-    })
+    body.update(
+        {
+            "cumQuote": f"{cum_quote:.{spec.pp + spec.qp}f}",
+            "timeInForce": o.tif,
+            "type": o.type,
+            "reduceOnly": o.reduce_only,
+            "closePosition": False,
+            "side": o.side,
+            "positionSide": "BOTH",
+            "stopPrice": spec.fmt_px(0),
+            "workingType": "CONTRACT_PRICE",
+            "priceProtect": False,
+            "origType": o.orig_type or o.type,
+            "priceMatch": "NONE",
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+            "goodTillDate": 0,
+        }
+    )
     if with_time:
         body["time"] = o.time
     body["updateTime"] = o.time if ack else o.update_time
@@ -121,27 +131,34 @@ def account_v3(engine: Engine, acct: Account) -> dict[str, Any]:
     view = engine.view(acct)
     body = _totals(view)
     body["assets"] = [_asset(view, acct, v2=False)]
-    body["positions"] = [{
-        "symbol": pv.spec.symbol,
-        "positionSide": "BOTH",
-        "positionAmt": pv.spec.fmt_qty(pv.pos.amt),
-        "unrealizedProfit": fmt_float(pv.upnl),
-        "isolatedMargin": fmt_float(pv.pos.isolated_wallet + pv.upnl if pv.isolated else 0.0),
-        "notional": fmt_float(pv.notional),
-        "isolatedWallet": fmt_float(pv.pos.isolated_wallet if pv.isolated else 0.0),
-        "initialMargin": fmt_float(pv.im),
-        "maintMargin": fmt_float(pv.mm),
-        "updateTime": pv.pos.update_time,
-    } for pv in view.positions]
+    body["positions"] = [
+        {
+            "symbol": pv.spec.symbol,
+            "positionSide": "BOTH",
+            "positionAmt": pv.spec.fmt_qty(pv.pos.amt),
+            "unrealizedProfit": fmt_float(pv.upnl),
+            "isolatedMargin": fmt_float(pv.pos.isolated_wallet + pv.upnl if pv.isolated else 0.0),
+            "notional": fmt_float(pv.notional),
+            "isolatedWallet": fmt_float(pv.pos.isolated_wallet if pv.isolated else 0.0),
+            "initialMargin": fmt_float(pv.im),
+            "maintMargin": fmt_float(pv.mm),
+            "updateTime": pv.pos.update_time,
+        }
+        for pv in view.positions
+    ]
     return body
 
 
 def account_v2(engine: Engine, acct: Account) -> dict[str, Any]:
     view = engine.view(acct)
     body: dict[str, Any] = {
-        "feeTier": 0, "canTrade": acct.permissions.get("enableFutures", False),
-        "canDeposit": True, "canWithdraw": acct.permissions.get("enableWithdrawals", False),
-        "tradeGroupId": -1, "updateTime": 0, "multiAssetsMargin": False,
+        "feeTier": 0,
+        "canTrade": acct.permissions.get("enableFutures", False),
+        "canDeposit": True,
+        "canWithdraw": acct.permissions.get("enableWithdrawals", False),
+        "tradeGroupId": -1,
+        "updateTime": 0,
+        "multiAssetsMargin": False,
     }
     body.update(_totals(view))
     body["assets"] = [_asset(view, acct, v2=True)]
@@ -150,27 +167,33 @@ def account_v2(engine: Engine, acct: Account) -> dict[str, Any]:
     for symbol, spec in engine.specs.items():
         pv = by_symbol.get(symbol)
         lev = margin.leverage_of(acct, symbol, engine.cfg.default_leverage)
-        orders_im = sum(o.remaining * spec.step_f * spec.px(o.price) / lev
-                        for o in engine.open_of(acct.api_key, symbol) if not o.reduce_only)
-        positions.append({
-            "symbol": symbol,
-            "initialMargin": fmt_float((pv.im if pv else 0.0) + orders_im),
-            "maintMargin": fmt_float(pv.mm if pv else 0.0),
-            "unrealizedProfit": fmt_float(pv.upnl if pv else 0.0),
-            "positionInitialMargin": fmt_float(pv.im if pv else 0.0),
-            "openOrderInitialMargin": fmt_float(orders_im),
-            "leverage": str(lev),
-            "isolated": margin.is_isolated(acct, symbol),
-            "entryPrice": fmt_float(pv.pos.entry if pv else 0.0),
-            "breakEvenPrice": fmt_float(_break_even(engine, pv) if pv else 0.0),
-            "maxNotional": f"{margin.max_notional_for_leverage(lev):.0f}",
-            "positionSide": "BOTH",
-            "positionAmt": spec.fmt_qty(pv.pos.amt if pv else 0),
-            "notional": fmt_float(pv.notional if pv else 0.0),
-            "isolatedWallet": fmt_float(pv.pos.isolated_wallet if pv else 0.0),
-            "updateTime": pv.pos.update_time if pv else 0,
-            "bidNotional": "0", "askNotional": "0",
-        })
+        orders_im = sum(
+            o.remaining * spec.step_f * spec.px(o.price) / lev
+            for o in engine.open_of(acct.api_key, symbol)
+            if not o.reduce_only
+        )
+        positions.append(
+            {
+                "symbol": symbol,
+                "initialMargin": fmt_float((pv.im if pv else 0.0) + orders_im),
+                "maintMargin": fmt_float(pv.mm if pv else 0.0),
+                "unrealizedProfit": fmt_float(pv.upnl if pv else 0.0),
+                "positionInitialMargin": fmt_float(pv.im if pv else 0.0),
+                "openOrderInitialMargin": fmt_float(orders_im),
+                "leverage": str(lev),
+                "isolated": margin.is_isolated(acct, symbol),
+                "entryPrice": fmt_float(pv.pos.entry if pv else 0.0),
+                "breakEvenPrice": fmt_float(_break_even(engine, pv) if pv else 0.0),
+                "maxNotional": f"{margin.max_notional_for_leverage(lev):.0f}",
+                "positionSide": "BOTH",
+                "positionAmt": spec.fmt_qty(pv.pos.amt if pv else 0),
+                "notional": fmt_float(pv.notional if pv else 0.0),
+                "isolatedWallet": fmt_float(pv.pos.isolated_wallet if pv else 0.0),
+                "updateTime": pv.pos.update_time if pv else 0,
+                "bidNotional": "0",
+                "askNotional": "0",
+            }
+        )
     body["positions"] = positions
     return body
 
@@ -181,8 +204,11 @@ def _break_even(engine: Engine, pv: margin.PositionView) -> float:
 
 
 def _side_notional(engine: Engine, acct: Account, spec: SymbolSpec, side: str) -> float:
-    return sum(o.remaining * spec.step_f * spec.px(o.price)
-               for o in engine.open_of(acct.api_key, spec.symbol) if o.side == side)
+    return sum(
+        o.remaining * spec.step_f * spec.px(o.price)
+        for o in engine.open_of(acct.api_key, spec.symbol)
+        if o.side == side
+    )
 
 
 def position_risk(engine: Engine, acct: Account, symbol: str | None, v2: bool) -> list[Any]:
@@ -209,59 +235,115 @@ def position_risk(engine: Engine, acct: Account, symbol: str | None, v2: bool) -
         break_even = fmt_float(_break_even(engine, pv)) if pv else "0.0"
         t = pv.pos.update_time if pv else 0
         if v2:
-            rows.append({
-                "symbol": sym, "positionAmt": amt, "entryPrice": entry,
-                "breakEvenPrice": break_even, "markPrice": fmt_float(mark),
-                "unRealizedProfit": upnl, "liquidationPrice": liq, "leverage": str(lev),
-                "maxNotionalValue": f"{margin.max_notional_for_leverage(lev):.0f}",
-                "marginType": "isolated" if iso else "cross", "isolatedMargin": iso_margin,
-                "isAutoAddMargin": "false", "positionSide": "BOTH", "notional": notional,
-                "isolatedWallet": iso_wallet, "updateTime": t, "isolated": iso,
-                "adlQuantile": 2 if pv else 0,
-            })
+            rows.append(
+                {
+                    "symbol": sym,
+                    "positionAmt": amt,
+                    "entryPrice": entry,
+                    "breakEvenPrice": break_even,
+                    "markPrice": fmt_float(mark),
+                    "unRealizedProfit": upnl,
+                    "liquidationPrice": liq,
+                    "leverage": str(lev),
+                    "maxNotionalValue": f"{margin.max_notional_for_leverage(lev):.0f}",
+                    "marginType": "isolated" if iso else "cross",
+                    "isolatedMargin": iso_margin,
+                    "isAutoAddMargin": "false",
+                    "positionSide": "BOTH",
+                    "notional": notional,
+                    "isolatedWallet": iso_wallet,
+                    "updateTime": t,
+                    "isolated": iso,
+                    "adlQuantile": 2 if pv else 0,
+                }
+            )
             continue
         im = pv.im if pv else 0.0
-        orders_im = sum(o.remaining * spec.step_f * spec.px(o.price) / lev
-                        for o in engine.open_of(acct.api_key, sym) if not o.reduce_only)
-        rows.append({
-            "symbol": sym, "positionSide": "BOTH", "positionAmt": amt, "entryPrice": entry,
-            "breakEvenPrice": break_even, "markPrice": fmt_float(mark),
-            "unRealizedProfit": upnl, "liquidationPrice": liq, "isolatedMargin": iso_margin,
-            "notional": notional, "marginAsset": spec.quote, "isolatedWallet": iso_wallet,
-            "initialMargin": fmt_float(im + orders_im), "maintMargin": fmt_float(pv.mm if pv
-                                                                                  else 0.0),
-            "positionInitialMargin": fmt_float(im),
-            "openOrderInitialMargin": fmt_float(orders_im), "adl": 2 if pv else 0,
-            "bidNotional": fmt_float(_side_notional(engine, acct, spec, "BUY")),
-            "askNotional": fmt_float(_side_notional(engine, acct, spec, "SELL")),
-            "updateTime": t,
-        })
+        orders_im = sum(
+            o.remaining * spec.step_f * spec.px(o.price) / lev
+            for o in engine.open_of(acct.api_key, sym)
+            if not o.reduce_only
+        )
+        rows.append(
+            {
+                "symbol": sym,
+                "positionSide": "BOTH",
+                "positionAmt": amt,
+                "entryPrice": entry,
+                "breakEvenPrice": break_even,
+                "markPrice": fmt_float(mark),
+                "unRealizedProfit": upnl,
+                "liquidationPrice": liq,
+                "isolatedMargin": iso_margin,
+                "notional": notional,
+                "marginAsset": spec.quote,
+                "isolatedWallet": iso_wallet,
+                "initialMargin": fmt_float(im + orders_im),
+                "maintMargin": fmt_float(pv.mm if pv else 0.0),
+                "positionInitialMargin": fmt_float(im),
+                "openOrderInitialMargin": fmt_float(orders_im),
+                "adl": 2 if pv else 0,
+                "bidNotional": fmt_float(_side_notional(engine, acct, spec, "BUY")),
+                "askNotional": fmt_float(_side_notional(engine, acct, spec, "SELL")),
+                "updateTime": t,
+            }
+        )
     return rows
 
 
 def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
     c = spec.cfg
     return {
-        "symbol": spec.symbol, "pair": spec.symbol, "contractType": "PERPETUAL",
-        "deliveryDate": 4133404800000, "onboardDate": 1569398400000, "status": "TRADING",
-        "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000",
-        "baseAsset": spec.base, "quoteAsset": spec.quote, "marginAsset": spec.quote,
-        "pricePrecision": spec.pp, "quantityPrecision": spec.qp, "baseAssetPrecision": 8,
-        "quotePrecision": 8, "underlyingType": "COIN", "underlyingSubType": ["PoW"],
-        "settlePlan": 0, "triggerProtect": "0.0500", "liquidationFee": "0.012500",
-        "marketTakeBound": "0.05", "maxMoveOrderLimit": 10000,
+        "symbol": spec.symbol,
+        "pair": spec.symbol,
+        "contractType": "PERPETUAL",
+        "deliveryDate": 4133404800000,
+        "onboardDate": 1569398400000,
+        "status": "TRADING",
+        "maintMarginPercent": "2.5000",
+        "requiredMarginPercent": "5.0000",
+        "baseAsset": spec.base,
+        "quoteAsset": spec.quote,
+        "marginAsset": spec.quote,
+        "pricePrecision": spec.pp,
+        "quantityPrecision": spec.qp,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "underlyingSubType": ["PoW"],
+        "settlePlan": 0,
+        "triggerProtect": "0.0500",
+        "liquidationFee": "0.012500",
+        "marketTakeBound": "0.05",
+        "maxMoveOrderLimit": 10000,
         "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": str(c.min_price),
-             "maxPrice": str(c.max_price), "tickSize": str(c.tick_size)},
-            {"filterType": "LOT_SIZE", "stepSize": str(c.step_size), "maxQty": str(c.max_qty),
-             "minQty": str(c.min_qty)},
-            {"filterType": "MARKET_LOT_SIZE", "stepSize": str(c.step_size),
-             "maxQty": str(c.market_max_qty), "minQty": str(c.min_qty)},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": str(c.min_price),
+                "maxPrice": str(c.max_price),
+                "tickSize": str(c.tick_size),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "stepSize": str(c.step_size),
+                "maxQty": str(c.max_qty),
+                "minQty": str(c.min_qty),
+            },
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "stepSize": str(c.step_size),
+                "maxQty": str(c.market_max_qty),
+                "minQty": str(c.min_qty),
+            },
             {"filterType": "MAX_NUM_ORDERS", "limit": c.max_num_orders},
             {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
             {"filterType": "MIN_NOTIONAL", "notional": str(c.min_notional)},
-            {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500",
-             "multiplierDown": "0.9500", "multiplierDecimal": "4"},
+            {
+                "filterType": "PERCENT_PRICE",
+                "multiplierUp": "1.0500",
+                "multiplierDown": "0.9500",
+                "multiplierDecimal": "4",
+            },
         ],
         "orderTypes": list(ORDER_TYPES),
         "timeInForce": list(TIME_IN_FORCE),

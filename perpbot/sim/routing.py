@@ -40,8 +40,13 @@ class Route:
     permission: str | None = None  # None = public; else the apiRestrictions flag needed
 
 
-def int_param(params: Mapping[str, str], name: str, default: int | None = None,
-              lo: int | None = None, hi: int | None = None) -> int | None:
+def int_param(
+    params: Mapping[str, str],
+    name: str,
+    default: int | None = None,
+    lo: int | None = None,
+    hi: int | None = None,
+) -> int | None:
     raw = params.get(name)
     if raw is None or raw == "":
         return default
@@ -54,12 +59,20 @@ def int_param(params: Mapping[str, str], name: str, default: int | None = None,
     return value
 
 
-def window(items: list[Any], time_of: Callable[[Any], int], params: Mapping[str, str],
-           default_limit: int, max_limit: int) -> list[Any]:
+def window(
+    items: list[Any],
+    time_of: Callable[[Any], int],
+    params: Mapping[str, str],
+    default_limit: int,
+    max_limit: int,
+) -> list[Any]:
     """Binance-style startTime/endTime/limit selection over time-ordered records."""
     start = int_param(params, "startTime")
     end = int_param(params, "endTime")
     limit = int_param(params, "limit", default_limit, 1, max_limit) or default_limit
-    chosen = [i for i in items if (start is None or time_of(i) >= start)
-              and (end is None or time_of(i) <= end)]
+    chosen = [
+        i
+        for i in items
+        if (start is None or time_of(i) >= start) and (end is None or time_of(i) <= end)
+    ]
     return chosen[:limit] if start is not None else chosen[-limit:]

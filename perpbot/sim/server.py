@@ -36,7 +36,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     **handlers_account.ROUTES,
 }
 _HTML_ERRORS = {
-    500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
     504: "Gateway Timeout",
 }
 
@@ -46,8 +48,9 @@ def _dumps(body: Any) -> bytes:
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=_dumps(body), status=status, headers=headers,
-                        content_type="application/json")
+    return web.Response(
+        body=_dumps(body), status=status, headers=headers, content_type="application/json"
+    )
 
 
 class SimServer:
@@ -66,8 +69,9 @@ class SimServer:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=0.5)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, backlog=1024, reuse_address=True)
         await site.start()
@@ -142,8 +146,9 @@ class SimServer:
         route = ROUTES.get((method, path))
         if route is None:
             stats.record_latency(time.perf_counter() - started)
-            return _json({"code": -5000, "msg": f"Path {path}, Method {method} is invalid"},
-                         404, headers)
+            return _json(
+                {"code": -5000, "msg": f"Path {path}, Method {method} is invalid"}, 404, headers
+            )
         status, result = self._run(route, method, path, params, key, query, body, ip)
         if status == 200 and faults.lose_response(method, path):
             stats.lost_responses += 1
@@ -156,15 +161,33 @@ class SimServer:
         stats.record_latency(time.perf_counter() - started)
         return response
 
-    def _run(self, route: Route, method: str, path: str, params: dict[str, str],
-             key: str | None, query: bytes, body: bytes, ip: str) -> tuple[int, Any]:
+    def _run(
+        self,
+        route: Route,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        key: str | None,
+        query: bytes,
+        body: bytes,
+        ip: str,
+    ) -> tuple[int, Any]:
         engine = self.engine
         try:
             account = None
             if route.permission is not None:
-                account = authenticate(engine.accounts, engine.clock, key, query, body, params,
-                                       ip, route.permission, self.cfg.recv_window_max_ms,
-                                       self.cfg.future_tolerance_ms)
+                account = authenticate(
+                    engine.accounts,
+                    engine.clock,
+                    key,
+                    query,
+                    body,
+                    params,
+                    ip,
+                    route.permission,
+                    self.cfg.recv_window_max_ms,
+                    self.cfg.future_tolerance_ms,
+                )
             return 200, route.handler(engine, Ctx(method, path, params, account, ip))
         except SimError as exc:
             self.stats.rejects[str(exc.code)] += 1
@@ -172,8 +195,10 @@ class SimServer:
         except Exception:
             log.exception("simulator handler failed for %s %s", method, path)
             self.stats.rejects["-1000"] += 1
-            return 500, {"code": -1000,
-                         "msg": "An unknown error occured while processing the request."}
+            return 500, {
+                "code": -1000,
+                "msg": "An unknown error occured while processing the request.",
+            }
 
     @staticmethod
     def _abort(request: web.Request) -> web.StreamResponse:
@@ -189,9 +214,9 @@ class SimServer:
             code = {503: -1008, 504: -1007}.get(status, -1000)
             msg = {
                 -1008: "Server is currently overloaded with other requests. Please try again "
-                       "in a few minutes.",
+                "in a few minutes.",
                 -1007: "Timeout waiting for response from backend server. Send status unknown;"
-                       " execution status unknown.",
+                " execution status unknown.",
             }.get(code, "An unknown error occured while processing the request.")
             return _json({"code": code, "msg": msg}, status)
         text = _HTML_ERRORS[status]
@@ -199,7 +224,8 @@ class SimServer:
         return web.Response(text=html, status=status, content_type="text/html")
 
     # -- operations shared by the control endpoints and the thread handle -------------
-    def create_account(self, permissions: dict[str, Any] | None = None,
-                       balance: float | None = None) -> tuple[str, str]:
+    def create_account(
+        self, permissions: dict[str, Any] | None = None, balance: float | None = None
+    ) -> tuple[str, str]:
         acct = self.engine.create_account(permissions, balance)
         return acct.api_key, acct.api_secret

@@ -48,29 +48,50 @@ class Stats:
         def pct(q: float) -> float:
             return round(samples[min(len(samples) - 1, int(q * len(samples)))], 1)
 
-        return {"count": len(samples), "p50_us": pct(0.50), "p99_us": pct(0.99),
-                "max_us": round(samples[-1], 1)}
+        return {
+            "count": len(samples),
+            "p50_us": pct(0.50),
+            "p99_us": pct(0.99),
+            "max_us": round(samples[-1], 1),
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "requests": self.requests, "weight_used": self.weight_used,
-            "http_429": self.http_429, "http_418": self.http_418,
-            "injected_errors": self.injected_errors, "dropped": self.dropped,
-            "lost_responses": self.lost_responses, "per_path": dict(self.per_path),
-            "rejects": dict(self.rejects), "latency": self.latency_summary(),
+            "requests": self.requests,
+            "weight_used": self.weight_used,
+            "http_429": self.http_429,
+            "http_418": self.http_418,
+            "injected_errors": self.injected_errors,
+            "dropped": self.dropped,
+            "lost_responses": self.lost_responses,
+            "per_path": dict(self.per_path),
+            "rejects": dict(self.rejects),
+            "latency": self.latency_summary(),
         }
 
 
 def order_record(engine: Engine, o: Order) -> dict[str, Any]:
     spec = engine.specs[o.symbol]
     return {
-        "orderId": o.order_id, "account": o.account, "symbol": o.symbol,
-        "clientOrderId": o.client_order_id, "side": o.side, "type": o.type,
-        "origType": o.orig_type, "timeInForce": o.tif, "price": spec.fmt_px(o.price),
-        "origQty": spec.fmt_qty(o.qty), "executedQty": spec.fmt_qty(o.executed),
-        "cumQuote": f"{o.cum_quote:.{spec.pp + spec.qp}f}", "status": o.status,
-        "reduceOnly": o.reduce_only, "time": o.time, "updateTime": o.update_time,
-        "cancelTime": o.cancel_time, "recorded": o.recorded, "rejectCode": o.reject_code,
+        "orderId": o.order_id,
+        "account": o.account,
+        "symbol": o.symbol,
+        "clientOrderId": o.client_order_id,
+        "side": o.side,
+        "type": o.type,
+        "origType": o.orig_type,
+        "timeInForce": o.tif,
+        "price": spec.fmt_px(o.price),
+        "origQty": spec.fmt_qty(o.qty),
+        "executedQty": spec.fmt_qty(o.executed),
+        "cumQuote": f"{o.cum_quote:.{spec.pp + spec.qp}f}",
+        "status": o.status,
+        "reduceOnly": o.reduce_only,
+        "time": o.time,
+        "updateTime": o.update_time,
+        "cancelTime": o.cancel_time,
+        "recorded": o.recorded,
+        "rejectCode": o.reject_code,
     }
 
 
@@ -78,38 +99,57 @@ def build_state(engine: Engine, stats: Stats) -> dict[str, Any]:
     accounts = []
     for acct in engine.accounts.values():
         view = engine.view(acct)
-        positions = [{
-            "symbol": pv.spec.symbol, "positionAmt": pv.spec.fmt_qty(pv.pos.amt),
-            "entryPrice": fmt_float(pv.pos.entry), "markPrice": fmt_float(pv.mark),
-            "unrealizedProfit": fmt_float(pv.upnl), "leverage": pv.leverage,
-            "marginType": "ISOLATED" if pv.isolated else "CROSSED",
-            "isolatedWallet": fmt_float(pv.pos.isolated_wallet),
-            "liquidationPrice": fmt_float(pv.liq_price),
-        } for pv in view.positions]
-        accounts.append({
-            "api_key": acct.api_key, "permissions": dict(acct.permissions),
-            "create_time": acct.create_time,
-            "balances": {"USDT": {"wallet": fmt_float(view.wallet),
-                                  "margin_balance": fmt_float(view.margin_balance),
-                                  "available": fmt_float(view.available),
-                                  "unrealized": fmt_float(view.upnl)}},
-            "positions": positions,
-            "leverage": {s: acct.leverage.get(s, engine.cfg.default_leverage)
-                         for s in engine.specs},
-            "margin_type": {s: acct.margin_type.get(s, "CROSSED") for s in engine.specs},
-            "countdowns": {sym: deadline for (key, sym), deadline in engine.countdowns.items()
-                           if key == acct.api_key},
-            "income_count": len(acct.income),
-        })
+        positions = [
+            {
+                "symbol": pv.spec.symbol,
+                "positionAmt": pv.spec.fmt_qty(pv.pos.amt),
+                "entryPrice": fmt_float(pv.pos.entry),
+                "markPrice": fmt_float(pv.mark),
+                "unrealizedProfit": fmt_float(pv.upnl),
+                "leverage": pv.leverage,
+                "marginType": "ISOLATED" if pv.isolated else "CROSSED",
+                "isolatedWallet": fmt_float(pv.pos.isolated_wallet),
+                "liquidationPrice": fmt_float(pv.liq_price),
+            }
+            for pv in view.positions
+        ]
+        accounts.append(
+            {
+                "api_key": acct.api_key,
+                "permissions": dict(acct.permissions),
+                "create_time": acct.create_time,
+                "balances": {
+                    "USDT": {
+                        "wallet": fmt_float(view.wallet),
+                        "margin_balance": fmt_float(view.margin_balance),
+                        "available": fmt_float(view.available),
+                        "unrealized": fmt_float(view.upnl),
+                    }
+                },
+                "positions": positions,
+                "leverage": {
+                    s: acct.leverage.get(s, engine.cfg.default_leverage) for s in engine.specs
+                },
+                "margin_type": {s: acct.margin_type.get(s, "CROSSED") for s in engine.specs},
+                "countdowns": {
+                    sym: deadline
+                    for (key, sym), deadline in engine.countdowns.items()
+                    if key == acct.api_key
+                },
+                "income_count": len(acct.income),
+            }
+        )
     markets = {}
     for symbol, mkt in engine.markets.items():
         spec = mkt.spec
         markets[symbol] = {
-            "mid": fmt_float(mkt.mid), "mark": fmt_float(mkt.mark),
+            "mid": fmt_float(mkt.mid),
+            "mark": fmt_float(mkt.mark),
             "crowd_best_bid": spec.fmt_px(mkt.crowd_best_bid()),
             "crowd_best_ask": spec.fmt_px(mkt.crowd_best_ask()),
             "last_price": spec.fmt_px(mkt.last_trade_px),
-            "frozen": engine.faults.frozen(symbol), "step": mkt.tick_index,
+            "frozen": engine.faults.frozen(symbol),
+            "step": mkt.tick_index,
         }
     return {
         "server_time": engine.clock.now_ms(),
@@ -121,13 +161,22 @@ def build_state(engine: Engine, stats: Stats) -> dict[str, Any]:
         "accounts": accounts,
         "open_orders": [order_record(engine, o) for o in engine.orders.values() if o.is_open],
         "orders": [order_record(engine, o) for o in engine.orders.values()],
-        "trades": [{
-            "id": t.trade_id, "orderId": t.order_id, "account": t.account, "symbol": t.symbol,
-            "side": t.side, "price": engine.specs[t.symbol].fmt_px(t.price),
-            "qty": engine.specs[t.symbol].fmt_qty(t.qty), "maker": t.maker,
-            "commission": fmt_float(t.commission), "realizedPnl": fmt_float(t.realized_pnl),
-            "time": t.time,
-        } for t in engine.trades],
+        "trades": [
+            {
+                "id": t.trade_id,
+                "orderId": t.order_id,
+                "account": t.account,
+                "symbol": t.symbol,
+                "side": t.side,
+                "price": engine.specs[t.symbol].fmt_px(t.price),
+                "qty": engine.specs[t.symbol].fmt_qty(t.qty),
+                "maker": t.maker,
+                "commission": fmt_float(t.commission),
+                "realizedPnl": fmt_float(t.realized_pnl),
+                "time": t.time,
+            }
+            for t in engine.trades
+        ],
         "liquidations": list(engine.liquidations),
         "faults": engine.faults.plan.model_dump(),
         "limits": engine.limits.snapshot(),

@@ -19,8 +19,7 @@ from perpbot.sim.models import Account, Order
 
 CID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 TIFS = ("GTC", "IOC", "FOK", "GTX")
-CONDITIONAL = ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
-               "TRAILING_STOP_MARKET")
+CONDITIONAL = ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
 
 
 def _better_or_equal(side: str, px: int, limit: int) -> bool:
@@ -59,8 +58,11 @@ def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Ord
         raise E.SimError(-1117, "Invalid side.")
     otype = required(params, "type").upper()
     if otype in CONDITIONAL:
-        raise E.SimError(-4120, "Order type not supported for this endpoint. Please use the "
-                                "Algo Order API endpoints instead.")
+        raise E.SimError(
+            -4120,
+            "Order type not supported for this endpoint. Please use the "
+            "Algo Order API endpoints instead.",
+        )
     if otype not in ("LIMIT", "MARKET"):
         raise E.SimError(-1116, "Invalid orderType.")
     if params.get("positionSide", "BOTH").upper() != "BOTH":
@@ -80,8 +82,11 @@ def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Ord
         tif, price = "GTC", 0
     cid = params.get("newClientOrderId") or f"sim-{engine.next_order_id}"
     if not CID_RE.match(cid):
-        raise E.SimError(-1100, "Illegal characters found in parameter 'newClientOrderId'; "
-                                "legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.")
+        raise E.SimError(
+            -1100,
+            "Illegal characters found in parameter 'newClientOrderId'; "
+            "legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.",
+        )
     existing = engine.cid_index.get((acct.api_key, cid))
     if existing is not None and existing.is_open:
         raise E.err(E.DUPLICATE_CID)
@@ -90,8 +95,11 @@ def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Ord
     mkt = engine.markets[symbol]
     ref_px = spec.px(price) if price else mkt.mark
     if not reduce_only and ref_px * spec.qty(qty) < spec.min_notional:
-        raise E.SimError(-4164, f"Order's notional must be no smaller than "
-                                f"{spec.cfg.min_notional} (unless you choose reduce only).")
+        raise E.SimError(
+            -4164,
+            f"Order's notional must be no smaller than "
+            f"{spec.cfg.min_notional} (unless you choose reduce only).",
+        )
     pos = acct.positions.get(symbol)
     pos_amt = pos.amt if pos else 0
     sign = 1 if side == "BUY" else -1
@@ -101,17 +109,20 @@ def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Ord
         _check_margin(engine, acct, symbol, sign, qty, ref_px, pos_amt)
     now = engine.clock.now_ms()
     if tif == "GTX" and _would_cross(engine, symbol, side, price, acct.api_key):
-        order = engine.new_order(acct.api_key, symbol, cid, side, otype, tif, price, qty,
-                                 reduce_only, now, record=False)
+        order = engine.new_order(
+            acct.api_key, symbol, cid, side, otype, tif, price, qty, reduce_only, now, record=False
+        )
         order.status, order.cancel_time, order.reject_code = "EXPIRED", now, -5022
         raise E.err(E.POST_ONLY_REJECTED)
     if tif == "FOK" and _liquidity(engine, symbol, side, price, acct.api_key) < qty:
-        order = engine.new_order(acct.api_key, symbol, cid, side, otype, tif, price, qty,
-                                 reduce_only, now, record=False)
+        order = engine.new_order(
+            acct.api_key, symbol, cid, side, otype, tif, price, qty, reduce_only, now, record=False
+        )
         order.status, order.cancel_time, order.reject_code = "EXPIRED", now, -5021
         raise E.err(E.FOK_REJECTED)
-    order = engine.new_order(acct.api_key, symbol, cid, side, otype, tif, price, qty,
-                             reduce_only, now)
+    order = engine.new_order(
+        acct.api_key, symbol, cid, side, otype, tif, price, qty, reduce_only, now
+    )
     execute(engine, order, now)
     return order
 
@@ -127,8 +138,9 @@ def execute(engine: Engine, order: Order, now: int) -> None:
         engine.close_order(order, "EXPIRED", now)
 
 
-def _check_margin(engine: Engine, acct: Account, symbol: str, sign: int, qty: int,
-                  ref_px: float, pos_amt: int) -> None:
+def _check_margin(
+    engine: Engine, acct: Account, symbol: str, sign: int, qty: int, ref_px: float, pos_amt: int
+) -> None:
     opening = qty if pos_amt == 0 or (pos_amt > 0) == (sign > 0) else max(0, qty - abs(pos_amt))
     if opening == 0:
         return
@@ -187,7 +199,8 @@ def match_taker(engine: Engine, order: Order, limit: int | None, now: int) -> No
         if maker is None and crowd is None:
             break
         use_user = maker is not None and (
-            crowd is None or _better_or_equal(side, maker.price, crowd[0]))
+            crowd is None or _better_or_equal(side, maker.price, crowd[0])
+        )
         px = maker.price if use_user and maker is not None else crowd[0]  # type: ignore[index]
         if limit is not None and not _better_or_equal(side, px, limit):
             break
@@ -220,8 +233,10 @@ def sweep(engine: Engine, symbol: str, now: int | None = None) -> None:
     book = engine.books[symbol]
     mkt = engine.markets[symbol]
     best_ask, best_bid = mkt.crowd_best_ask(), mkt.crowd_best_bid()
-    for book_side, crossed in ((book.bids, lambda p: p >= best_ask),
-                               (book.asks, lambda p: p <= best_bid)):
+    for book_side, crossed in (
+        (book.bids, lambda p: p >= best_ask),
+        (book.asks, lambda p: p <= best_bid),
+    ):
         while True:
             head = book_side.head()
             if head is None or not crossed(head.price):

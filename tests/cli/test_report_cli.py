@@ -165,9 +165,24 @@ def test_bad_run_references_are_one_line_exit_2(paper: dict[str, Any], tmp_path:
     assert r.returncode == 0 and "no runs yet" in r.stdout
 
 
-def _start(env: dict[str, str]) -> subprocess.Popen[str]:
+def _tight_grid(folder: Path) -> Path:
+    """strategies/grid.toml with a tighter grid, so a few seconds bring several fills."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "grid.py").write_text((ROOT / "strategies" / "grid.py").read_text())
+    text = GRID.read_text()
+    for old, new in (
+        ("spacing_bps = 4.0", "spacing_bps = 1.0"),
+        ("recenter_bps = 8.0", "recenter_bps = 2.0"),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    (folder / "grid.toml").write_text(text)
+    return folder / "grid.toml"
+
+
+def _start(env: dict[str, str], strategy: Path = GRID) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "perpbot", "run", str(GRID), "--plain"],
+        [sys.executable, "-m", "perpbot", "run", str(strategy), "--plain"],
         env={**os.environ, **env},
         cwd=str(ROOT),
         stdout=subprocess.PIPE,
@@ -176,24 +191,28 @@ def _start(env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for_ticks(home: Path, proc: subprocess.Popen[str], n: int) -> Path:
-    deadline = time.monotonic() + 60
+def _wait_for(
+    home: Path, proc: subprocess.Popen[str], journal: str, n: int, timeout: float = 60
+) -> Path:
+    """The run folder, once its ``journal`` has at least ``n`` lines."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()[1]
-        for ticks in (home / "runs").glob("*/ticks.jsonl"):
-            if sum(1 for _ in ticks.open()) >= n:
-                return ticks.parent
+        for path in (home / "runs").glob(f"*/{journal}"):
+            if sum(1 for _ in path.open()) >= n:
+                return path.parent
         time.sleep(0.2)
     proc.kill()
-    raise AssertionError("the run wrote no ticks within 60 s")
+    raise AssertionError(f"the run wrote no {n} lines of {journal} within {timeout:g} s")
 
 
 def test_running_then_crashed_run_still_reports(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {"PERPBOT_HOME": str(home)}
-    proc = _start(env)
+    proc = _start(env, _tight_grid(tmp_path / "strategy"))
     try:
-        run_dir = _wait_for_ticks(home, proc, 2)
+        _wait_for(home, proc, "ticks.jsonl", 2)
+        run_dir = _wait_for(home, proc, "fills.jsonl", 2)
         r = run_cli("runs", "--json", env=env)
         [run] = json.loads(r.stdout)
         assert run["status"] == "running" and run["pnl_final"] is False
@@ -218,7 +237,13 @@ def test_running_then_crashed_run_still_reports(tmp_path: Path) -> None:
     assert [p["title"] for p in doc["figure"]] == PANELS
     ticks = [json.loads(x) for x in (run_dir / "ticks.jsonl").read_text().splitlines()[:-1]]
     assert doc["figure"][0]["lines"]["mark"] == len(ticks)
-    assert doc["numbers"]["pnl"]["funding"] is None
+    n = doc["numbers"]
+    fills = _lines(run_dir / "fills.jsonl")
+    assert n["pnl"]["funding"] is None and n["pnl"]["final"] is False
+    assert n["fills"]["count"] == len(fills) >= 2
+    assert n["pnl"]["fees"] == pytest.approx(sum(f["fee"] for f in fills))
+    assert n["pnl"]["realized"] == pytest.approx(sum(f["realized_pnl"] for f in fills))
+    assert doc["figure"][0]["fills"] and sum(doc["figure"][0]["fills"].values()) == len(fills)
     assert external_references(page.read_text()) == []
     r = run_cli("report", "last", env=env)  # the terminal says it too
     assert r.returncode == 0 and "cut off mid-write" in r.stdout and "crashed" in r.stdout
@@ -229,7 +254,7 @@ def test_ctrl_c_run_is_listed_as_ctrl_c(tmp_path: Path) -> None:
     env = {"PERPBOT_HOME": str(home)}
     proc = _start(env)
     try:
-        _wait_for_ticks(home, proc, 1)
+        _wait_for(home, proc, "ticks.jsonl", 1)
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
     finally:
@@ -243,12 +268,35 @@ def test_ctrl_c_run_is_listed_as_ctrl_c(tmp_path: Path) -> None:
     assert r.returncode == 0 and "Ctrl-C" in r.stdout
 
 
+def test_killed_run_names_the_kill(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {"PERPBOT_HOME": str(home)}
+    proc = _start(env)
+    try:
+        _wait_for(home, proc, "ticks.jsonl", 1)
+        k = run_cli("kill", "--reason", "desk is closing", "--wait", "20", env=env)
+        assert k.returncode == 0, k.stderr
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 4
+    [run] = json.loads(run_cli("runs", "--json", env=env).stdout)
+    assert run["status"] == "kill" and "desk is closing" in run["ended"], run
+    r = run_cli("report", "last", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert "desk is closing" in doc["run"]["ended"]
+    # the moment the run's watchdog acted is a vertical line on every panel
+    assert all(p["event_markers"] >= 1 for p in doc["figure"]), doc["figure"]
+
+
 def test_cli_modules_stay_light() -> None:
     code = (
         "import sys\n"
         "import perpbot.cli.app\n"
-        "heavy = [m for m in ('matplotlib', 'rich', 'perpbot.report', 'ccxt') if m in sys.modules]\n"
-        "print(heavy)\n"
+        "heavy = ('matplotlib', 'perpbot.report')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr

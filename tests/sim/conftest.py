@@ -49,8 +49,9 @@ def sim(sim_factory: Callable[..., SimHandle]) -> SimHandle:
     return sim_factory()
 
 
-def make_async(handle: SimHandle, key: str | None = None, secret: str | None = None,
-               **extra: Any) -> accxt.binanceusdm:
+def make_async(
+    handle: SimHandle, key: str | None = None, secret: str | None = None, **extra: Any
+) -> accxt.binanceusdm:
     config: dict[str, Any] = {"enableRateLimit": False, "timeout": 5000}
     if key is not None:
         config.update(apiKey=key, secret=secret)
@@ -60,8 +61,9 @@ def make_async(handle: SimHandle, key: str | None = None, secret: str | None = N
     return ex
 
 
-def make_sync(handle: SimHandle, key: str | None = None, secret: str | None = None,
-              **extra: Any) -> ccxt.binanceusdm:
+def make_sync(
+    handle: SimHandle, key: str | None = None, secret: str | None = None, **extra: Any
+) -> ccxt.binanceusdm:
     config: dict[str, Any] = {"enableRateLimit": False, "timeout": 5000}
     if key is not None:
         config.update(apiKey=key, secret=secret)

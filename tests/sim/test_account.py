@@ -9,9 +9,8 @@ from perpbot.sim import SimHandle
 
 from .conftest import BTC, ETH, make_async
 
-pytestmark = pytest.mark.asyncio
 
-
+@pytest.mark.asyncio
 async def test_balance_and_positions_v3_and_v2(sim: SimHandle, client) -> None:
     balance = await client.fetch_balance()
     assert balance["USDT"] == {"free": 10000.0, "used": 0.0, "total": 10000.0}
@@ -36,6 +35,7 @@ async def test_balance_and_positions_v3_and_v2(sim: SimHandle, client) -> None:
     assert {r["symbol"] for r in raw_v2} == {"BTCUSDT", "ETHUSDT"}  # v2 lists every symbol
 
 
+@pytest.mark.asyncio
 async def test_leverage_margin_mode_symbol_config(sim: SimHandle, client) -> None:
     result = await client.set_leverage(5, BTC)
     assert result["leverage"] == 5 and result["symbol"] == "BTCUSDT"
@@ -65,6 +65,7 @@ async def test_leverage_margin_mode_symbol_config(sim: SimHandle, client) -> Non
     assert history[0]["type"] == "add" and history[0]["amount"] == pytest.approx(600, rel=1e-3)
 
 
+@pytest.mark.asyncio
 async def test_leverage_brackets(sim: SimHandle, client) -> None:
     tiers = await client.fetch_leverage_tiers([BTC])
     assert tiers[BTC][0]["maxLeverage"] == 125
@@ -73,6 +74,7 @@ async def test_leverage_brackets(sim: SimHandle, client) -> None:
     assert one["symbol"] == "BTCUSDT"
 
 
+@pytest.mark.asyncio
 async def test_funding_charged_and_in_history(sim: SimHandle, client) -> None:
     await client.create_order(BTC, "market", "buy", 0.1)
     wallet_before = float((await client.fapiPrivateV3GetAccount())["totalWalletBalance"])
@@ -90,6 +92,7 @@ async def test_funding_charged_and_in_history(sim: SimHandle, client) -> None:
     assert rate["fundingTimestamp"] % 30_000 == 0
 
 
+@pytest.mark.asyncio
 async def test_realized_pnl_income(sim: SimHandle, client) -> None:
     await client.create_order(BTC, "market", "buy", 0.1)
     sim.jump("BTCUSDT", 1.0)
@@ -100,6 +103,7 @@ async def test_realized_pnl_income(sim: SimHandle, client) -> None:
     assert float(trades[-1]["info"]["realizedPnl"]) == pytest.approx(60, rel=0.02)
 
 
+@pytest.mark.asyncio
 async def test_liquidation(sim: SimHandle) -> None:
     key, secret = sim.create_account(balance=1000)
     ex = make_async(sim, key, secret)
@@ -122,11 +126,13 @@ async def test_liquidation(sim: SimHandle) -> None:
         await ex.close()
 
 
+@pytest.mark.asyncio
 async def test_countdown_cancel_all_lapses(sim: SimHandle, client) -> None:
     await client.create_order(BTC, "limit", "buy", 0.01, 59000)
     await client.create_order(ETH, "limit", "buy", 0.1, 2900)
     armed = await client.fapiPrivatePostCountdownCancelAll(
-        {"symbol": "BTCUSDT", "countdownTime": 120000})
+        {"symbol": "BTCUSDT", "countdownTime": 120000}
+    )
     assert armed == {"symbol": "BTCUSDT", "countdownTime": "120000"}
     sim.advance(60_000)
     assert len(await client.fetch_open_orders(BTC)) == 1
@@ -134,18 +140,19 @@ async def test_countdown_cancel_all_lapses(sim: SimHandle, client) -> None:
     assert await client.fetch_open_orders(BTC) == []
     assert len(await client.fetch_open_orders(ETH)) == 1  # other symbols untouched
     await client.create_order(BTC, "limit", "buy", 0.01, 59000)
-    await client.fapiprivate_post_countdowncancelall({"symbol": "BTCUSDT",
-                                                      "countdownTime": 10000})
+    await client.fapiprivate_post_countdowncancelall({"symbol": "BTCUSDT", "countdownTime": 10000})
     await client.fapiprivate_post_countdowncancelall({"symbol": "BTCUSDT", "countdownTime": 0})
     sim.advance(20_000)
     assert len(await client.fetch_open_orders(BTC)) == 1  # disarmed
 
 
+@pytest.mark.asyncio
 async def test_api_restrictions_and_permissions(sim: SimHandle) -> None:
     key, secret = sim.create_account()
     ex = make_async(sim, key, secret)
-    ro_key, ro_secret = sim.create_account(permissions={"enableFutures": False,
-                                                        "ipRestrict": False})
+    ro_key, ro_secret = sim.create_account(
+        permissions={"enableFutures": False, "ipRestrict": False}
+    )
     ro = make_async(sim, ro_key, ro_secret)
     try:
         restrictions = await ex.sapi_get_account_apirestrictions()
@@ -154,10 +161,21 @@ async def test_api_restrictions_and_permissions(sim: SimHandle) -> None:
         assert restrictions["enableWithdrawals"] is False
         assert restrictions["ipRestrict"] is True
         assert isinstance(restrictions["createTime"], int)
-        expected = {"ipRestrict", "createTime", "enableReading", "enableFutures",
-                    "enableWithdrawals", "enableInternalTransfer", "permitsUniversalTransfer",
-                    "enableMargin", "enableSpotAndMarginTrading", "enableVanillaOptions",
-                    "enablePortfolioMarginTrading", "enableFixApiTrade", "enableFixReadOnly"}
+        expected = {
+            "ipRestrict",
+            "createTime",
+            "enableReading",
+            "enableFutures",
+            "enableWithdrawals",
+            "enableInternalTransfer",
+            "permitsUniversalTransfer",
+            "enableMargin",
+            "enableSpotAndMarginTrading",
+            "enableVanillaOptions",
+            "enablePortfolioMarginTrading",
+            "enableFixApiTrade",
+            "enableFixReadOnly",
+        }
         assert set(restrictions) == expected
         ro_restrictions = await ro.sapi_get_account_apirestrictions()
         assert ro_restrictions["enableFutures"] is False

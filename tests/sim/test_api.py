@@ -19,13 +19,13 @@ from perpbot.sim.config import MarketConfig
 
 from .conftest import BTC, make_async, quiet_config
 
-pytestmark = pytest.mark.asyncio
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _post(handle: SimHandle, path: str, body: dict) -> tuple[int, dict]:
-    req = urllib.request.Request(handle.base_url + path, method="POST",
-                                 data=json.dumps(body).encode())
+    req = urllib.request.Request(
+        handle.base_url + path, method="POST", data=json.dumps(body).encode()
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, json.loads(resp.read())
@@ -33,6 +33,7 @@ def _post(handle: SimHandle, path: str, body: dict) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
+@pytest.mark.asyncio
 async def test_sim_server_inside_running_loop() -> None:
     server = SimServer(quiet_config())
     base_url = await server.start("127.0.0.1", 0)
@@ -57,8 +58,9 @@ def make_async_for(base_url: str, key: str, secret: str):
 
 
 def test_control_endpoints(sim: SimHandle) -> None:
-    status, created = _post(sim, "/__sim/accounts",
-                            {"balance": 250, "permissions": {"enableWithdrawals": True}})
+    status, created = _post(
+        sim, "/__sim/accounts", {"balance": 250, "permissions": {"enableWithdrawals": True}}
+    )
     assert status == 200 and len(created["api_key"]) == 64 and len(created["api_secret"]) == 64
     state = sim.state()
     acct = next(a for a in state["accounts"] if a["api_key"] == created["api_key"])
@@ -89,6 +91,7 @@ def test_unknown_path_is_json_404(sim: SimHandle) -> None:
     assert json.loads(info.value.read())["code"] == -5000
 
 
+@pytest.mark.asyncio
 async def test_deterministic_for_a_seed() -> None:
     market = MarketConfig(volatility=0.0003, jump_rate=0.05, taker_rate=3.0, history_minutes=30)
 
@@ -107,8 +110,10 @@ async def test_deterministic_for_a_seed() -> None:
             finally:
                 await ex.close()
             state = handle.state()
-            orders = [(o["clientOrderId"], o["status"], o["executedQty"], o["updateTime"])
-                      for o in state["orders"]]
+            orders = [
+                (o["clientOrderId"], o["status"], o["executedQty"], o["updateTime"])
+                for o in state["orders"]
+            ]
             trades = [(t["price"], t["qty"], t["time"]) for t in state["trades"]]
             return book["bids"], book["asks"], mark, orders, trades, state["markets"]
         finally:
@@ -119,6 +124,7 @@ async def test_deterministic_for_a_seed() -> None:
     assert first[2] != 60000.0  # the market moved
 
 
+@pytest.mark.asyncio
 async def test_wall_clock_default_is_lively() -> None:
     handle = start_in_thread(SimConfig(seed=3))
     try:
@@ -133,9 +139,14 @@ async def test_wall_clock_default_is_lively() -> None:
 
 def _serve(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "perpbot", "sim", "serve", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "perpbot", "sim", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
@@ -162,5 +173,5 @@ def test_cli_bad_config(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 2 and out == ""
     assert err.strip().splitlines() == [
-        "perpbot: error: sim.toml: [limits] weight_per_window: got -1, expected a positive "
-        "integer"]
+        "perpbot: error: sim.toml: [limits] weight_per_window: got -1, expected a positive integer"
+    ]

@@ -15,11 +15,15 @@ from perpbot.sim import SimHandle
 
 from .conftest import make_async
 
-pytestmark = pytest.mark.asyncio
 
-
-def _raw(handle: SimHandle, method: str, path: str, query: str, key: str | None,
-         body: bytes | None = None) -> tuple[int, str]:
+def _raw(
+    handle: SimHandle,
+    method: str,
+    path: str,
+    query: str,
+    key: str | None,
+    body: bytes | None = None,
+) -> tuple[int, str]:
     url = handle.base_url + path + (f"?{query}" if query else "")
     req = urllib.request.Request(url, data=body, method=method)
     if key:
@@ -38,6 +42,7 @@ def _signed(secret: str, payload: str) -> str:
     return f"{payload}&signature={sig}"
 
 
+@pytest.mark.asyncio
 async def test_bad_signature(sim: SimHandle) -> None:
     key, _ = sim.create_account()
     ex = make_async(sim, key, "not-the-secret")
@@ -50,6 +55,7 @@ async def test_bad_signature(sim: SimHandle) -> None:
         await ex.close()
 
 
+@pytest.mark.asyncio
 async def test_stale_and_future_timestamps(sim: SimHandle) -> None:
     key, secret = sim.create_account()
     ex = make_async(sim, key, secret)
@@ -69,6 +75,7 @@ async def test_stale_and_future_timestamps(sim: SimHandle) -> None:
         await ex.close()
 
 
+@pytest.mark.asyncio
 async def test_unknown_and_missing_keys(sim: SimHandle) -> None:
     ex = make_async(sim, "f" * 64, "secret")
     try:
@@ -78,8 +85,9 @@ async def test_unknown_and_missing_keys(sim: SimHandle) -> None:
         assert "-2015" in str(info.value)
     finally:
         await ex.close()
-    status, body = _raw(sim, "GET", "/fapi/v3/account", f"timestamp={int(time.time()*1000)}",
-                        None)
+    status, body = _raw(
+        sim, "GET", "/fapi/v3/account", f"timestamp={int(time.time() * 1000)}", None
+    )
     assert status == 401 and '"code":-2014' in body
 
 
@@ -95,8 +103,10 @@ def test_signature_over_raw_bytes(sim: SimHandle) -> None:
     status, body = _raw(sim, "GET", "/fapi/v1/openOrders", signed, key)
     assert status == 400 and '"code":-1022' in body
     # POST: the body is what is signed
-    order = (f"timestamp={ts}&symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=0.01"
-             f"&price=59000&timeInForce=GTC&recvWindow=5000")
+    order = (
+        f"timestamp={ts}&symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=0.01"
+        f"&price=59000&timeInForce=GTC&recvWindow=5000"
+    )
     status, body = _raw(sim, "POST", "/fapi/v1/order", "", key, _signed(secret, order).encode())
     assert status == 200 and '"status":"NEW"' in body
     status, body = _raw(sim, "POST", "/fapi/v1/order", "", key, order.encode())

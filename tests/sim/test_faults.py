@@ -11,9 +11,8 @@ from perpbot.sim import SimHandle
 
 from .conftest import BTC, make_async, make_sync, quiet_config
 
-pytestmark = pytest.mark.asyncio
 
-
+@pytest.mark.asyncio
 async def test_lost_response_after_commit_async(sim: SimHandle, client) -> None:
     sim.set_faults({"lost_response": {"rate": 1.0, "count": 1}})
     with pytest.raises(ccxt.NetworkError):
@@ -27,13 +26,15 @@ async def test_lost_response_after_commit_async(sim: SimHandle, client) -> None:
     assert again["status"] == "open"
 
 
+@pytest.mark.asyncio
 async def test_lost_response_held_past_client_timeout(sim: SimHandle) -> None:
     key, secret = sim.create_account()
     ex = make_async(sim, key, secret, timeout=400)
     try:
         await ex.load_markets()
-        sim.set_faults({"lost_response": {"rate": 1.0, "count": 1, "mode": "hold",
-                                          "hold_ms": 2000}})
+        sim.set_faults(
+            {"lost_response": {"rate": 1.0, "count": 1, "mode": "hold", "hold_ms": 2000}}
+        )
         started = time.monotonic()
         with pytest.raises(ccxt.RequestTimeout):
             await ex.create_order(BTC, "limit", "buy", 0.01, 59000, {"clientOrderId": "held"})
@@ -52,6 +53,7 @@ def test_lost_response_sync_client(sim: SimHandle) -> None:
     assert ex.fetch_order(None, BTC, {"origClientOrderId": "lost-sync"})["status"] == "closed"
 
 
+@pytest.mark.asyncio
 async def test_dropped_connection_and_injected_errors(sim: SimHandle, client) -> None:
     sim.set_faults({"drop": {"rate": 1.0, "count": 1, "paths": ["/fapi/v1/order"]}})
     with pytest.raises(ccxt.NetworkError):
@@ -72,6 +74,7 @@ async def test_dropped_connection_and_injected_errors(sim: SimHandle, client) ->
     assert counters["dropped"] == 1 and counters["injected_errors"] == 3
 
 
+@pytest.mark.asyncio
 async def test_probabilistic_faults_are_seeded(sim_factory) -> None:
     outcomes = []
     for _ in range(2):
@@ -93,6 +96,7 @@ async def test_probabilistic_faults_are_seeded(sim_factory) -> None:
     assert {200, 500, 502} <= set(outcomes[0])
 
 
+@pytest.mark.asyncio
 async def test_latency(sim: SimHandle, client) -> None:
     sim.set_faults({"latency": {"fixed_ms": 150, "jitter_ms": 50}})
     started = time.monotonic()
@@ -100,6 +104,7 @@ async def test_latency(sim: SimHandle, client) -> None:
     assert 0.15 <= time.monotonic() - started < 1.0
 
 
+@pytest.mark.asyncio
 async def test_clock_skew(sim: SimHandle, client) -> None:
     before = await client.fetch_time()
     sim.set_faults({"clock_skew_ms": 30_000})
@@ -111,6 +116,7 @@ async def test_clock_skew(sim: SimHandle, client) -> None:
     assert (await client.fetch_balance())["USDT"]["total"] == 10000.0
 
 
+@pytest.mark.asyncio
 async def test_frozen_feed_thin_book_and_jump(sim_factory) -> None:
     from perpbot.sim.config import MarketConfig
 
@@ -143,13 +149,17 @@ async def test_frozen_feed_thin_book_and_jump(sim_factory) -> None:
         await ex.close()
 
 
+@pytest.mark.asyncio
 async def test_bad_fault_plan_rejected(sim: SimHandle) -> None:
     import json
     import urllib.request
     from urllib.error import HTTPError
 
-    req = urllib.request.Request(sim.base_url + "/__sim/faults", method="POST",
-                                 data=json.dumps({"errors": {"rate": 2}}).encode())
+    req = urllib.request.Request(
+        sim.base_url + "/__sim/faults",
+        method="POST",
+        data=json.dumps({"errors": {"rate": 2}}).encode(),
+    )
     with pytest.raises(HTTPError) as info:
         urllib.request.urlopen(req, timeout=5)
     assert info.value.code == 400

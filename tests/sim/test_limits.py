@@ -10,13 +10,18 @@ from perpbot.sim.config import LimitsConfig
 
 from .conftest import BTC, make_async, quiet_config
 
-pytestmark = pytest.mark.asyncio
+SMALL = LimitsConfig(
+    weight_per_window=30,
+    weight_window_s=10,
+    orders_per_short_window=3,
+    short_window_s=10,
+    orders_per_long_window=5,
+    long_window_s=60,
+    ban_base_s=20,
+)
 
-SMALL = LimitsConfig(weight_per_window=30, weight_window_s=10, orders_per_short_window=3,
-                     short_window_s=10, orders_per_long_window=5, long_window_s=60,
-                     ban_base_s=20)
 
-
+@pytest.mark.asyncio
 async def test_usage_headers_on_every_response(sim: SimHandle, client) -> None:
     await client.fetch_time()
     first = int(client.last_response_headers["X-MBX-USED-WEIGHT-1M"])
@@ -31,13 +36,18 @@ async def test_usage_headers_on_every_response(sim: SimHandle, client) -> None:
     assert "X-MBX-USED-WEIGHT-1M" in client.last_response_headers  # errors carry it too
 
 
+@pytest.mark.asyncio
 async def test_429_then_418_escalating_ban(sim_factory) -> None:
     handle = sim_factory(quiet_config(limits=SMALL))
     ex = make_async(handle)
     try:
         info = await ex.fapiPublicGetExchangeInfo()
-        assert info["rateLimits"][0] == {"rateLimitType": "REQUEST_WEIGHT",
-                                         "interval": "SECOND", "intervalNum": 10, "limit": 30}
+        assert info["rateLimits"][0] == {
+            "rateLimitType": "REQUEST_WEIGHT",
+            "interval": "SECOND",
+            "intervalNum": 10,
+            "limit": 30,
+        }
         handle.advance(10_000 - handle.state()["server_time"] % 10_000)  # window start
         for _ in range(30):
             await ex.fetch_time()
@@ -66,6 +76,7 @@ async def test_429_then_418_escalating_ban(sim_factory) -> None:
         await ex.close()
 
 
+@pytest.mark.asyncio
 async def test_weight_is_shared_by_all_keys_from_one_ip(sim_factory) -> None:
     handle = sim_factory(quiet_config(limits=SMALL))
     a = make_async(handle, *handle.create_account())
@@ -82,6 +93,7 @@ async def test_weight_is_shared_by_all_keys_from_one_ip(sim_factory) -> None:
         await b.close()
 
 
+@pytest.mark.asyncio
 async def test_order_count_limit(sim_factory) -> None:
     handle = sim_factory(quiet_config(limits=SMALL))
     ex = make_async(handle, *handle.create_account())
@@ -103,6 +115,7 @@ async def test_order_count_limit(sim_factory) -> None:
         await ex.close()
 
 
+@pytest.mark.asyncio
 async def test_mid_run_tightening_follows_in_exchange_info(sim: SimHandle, client) -> None:
     sim.set_faults({"limits": {"weight_per_window": 100, "weight_window_s": 10}})
     info = await client.fapiPublicGetExchangeInfo()

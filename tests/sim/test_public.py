@@ -12,11 +12,10 @@ from perpbot.sim import SimHandle
 
 from .conftest import BTC, ETH, make_async
 
-pytestmark = pytest.mark.asyncio
-
 CORPUS = Path(__file__).resolve().parents[3] / "shared/reference/binance-usdm-real-responses.json"
 
 
+@pytest.mark.asyncio
 async def test_markets_and_exchange_info(sim: SimHandle) -> None:
     ex = make_async(sim)
     try:
@@ -27,15 +26,20 @@ async def test_markets_and_exchange_info(sim: SimHandle) -> None:
         assert btc["limits"]["cost"]["min"] == 100 and markets[ETH]["limits"]["cost"]["min"] == 20
         assert btc["swap"] and btc["linear"] and btc["active"]
         info = await ex.fapiPublicGetExchangeInfo()
-        assert [(r["rateLimitType"], r["interval"], r["intervalNum"], r["limit"])
-                for r in info["rateLimits"]] == [("REQUEST_WEIGHT", "MINUTE", 1, 2400),
-                                                  ("ORDERS", "MINUTE", 1, 1200),
-                                                  ("ORDERS", "SECOND", 10, 300)]
+        assert [
+            (r["rateLimitType"], r["interval"], r["intervalNum"], r["limit"])
+            for r in info["rateLimits"]
+        ] == [
+            ("REQUEST_WEIGHT", "MINUTE", 1, 2400),
+            ("ORDERS", "MINUTE", 1, 1200),
+            ("ORDERS", "SECOND", 10, 300),
+        ]
         assert isinstance(info["serverTime"], int)
     finally:
         await ex.close()
 
 
+@pytest.mark.asyncio
 async def test_tickers_depth_klines_premium(sim: SimHandle) -> None:
     ex = make_async(sim)
     try:
@@ -78,7 +82,8 @@ def _shape(value: Any) -> Any:
     """Keys of dicts (recursively through the first element of lists)."""
     if isinstance(value, dict):
         return {k: _shape(v) for k, v in value.items() if isinstance(v, dict | list)} | {
-            "__keys__": sorted(value)}
+            "__keys__": sorted(value)
+        }
     if isinstance(value, list) and value:
         if isinstance(value[0], dict | list):
             return [_shape(value[0])]
@@ -110,6 +115,7 @@ def _compare(real: Any, ours: Any, where: str) -> None:
             _compare(real[0], ours[0], f"{where}[0]")
 
 
+@pytest.mark.asyncio
 async def test_field_fidelity_against_real_responses(sim: SimHandle) -> None:
     corpus = json.loads(CORPUS.read_text())
     key, secret = sim.create_account()
@@ -120,28 +126,51 @@ async def test_field_fidelity_against_real_responses(sim: SimHandle) -> None:
         await ex.set_margin_mode("isolated", ETH)
         await ex.create_order(ETH, "market", "buy", 0.1)
         resting = await ex.create_order(BTC, "limit", "buy", 0.01, 59000, {"postOnly": True})
-        batch = await ex.fapiPrivatePostBatchOrders({"batchOrders": [
-            {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "quantity": "0.01",
-             "price": "61000", "timeInForce": "GTC"}]})
+        batch = await ex.fapiPrivatePostBatchOrders(
+            {
+                "batchOrders": [
+                    {
+                        "symbol": "BTCUSDT",
+                        "side": "SELL",
+                        "type": "LIMIT",
+                        "quantity": "0.01",
+                        "price": "61000",
+                        "timeInForce": "GTC",
+                    }
+                ]
+            }
+        )
         ours: dict[str, Any] = {
             "GET /fapi/v1/exchangeInfo": await ex.fapiPublicGetExchangeInfo(),
             "GET /fapi/v1/depth": await ex.fapiPublicGetDepth({"symbol": "BTCUSDT", "limit": 5}),
             "GET /fapi/v1/klines": await ex.fapiPublicGetKlines(
-                {"symbol": "BTCUSDT", "interval": "1m", "limit": 3}),
+                {"symbol": "BTCUSDT", "interval": "1m", "limit": 3}
+            ),
             "GET /fapi/v2/account": await ex.fapiPrivateV2GetAccount(),
             "GET /fapi/v3/account": await ex.fapiPrivateV3GetAccount(),
             "GET /fapi/v3/positionRisk": await ex.fapiPrivateV3GetPositionRisk(),
             "GET /fapi/v1/userTrades": await ex.fapiPrivateGetUserTrades({"symbol": "BTCUSDT"}),
             "GET /fapi/v1/openOrder": await ex.fapiPrivateGetOpenOrder(
-                {"symbol": "BTCUSDT", "orderId": resting["id"]}),
+                {"symbol": "BTCUSDT", "orderId": resting["id"]}
+            ),
             "POST /fapi/v1/batchOrders": batch,
-            "PUT /fapi/v1/batchOrders": await ex.fapiPrivatePutBatchOrders({"batchOrders": [
-                {"symbol": "BTCUSDT", "orderId": batch[0]["orderId"], "side": "SELL",
-                 "quantity": "0.02", "price": "61000"}]}),
-            "GET /fapi/v1/symbolConfig": await ex.fapiPrivateGetSymbolConfig(
-                {"symbol": "BTCUSDT"}),
+            "PUT /fapi/v1/batchOrders": await ex.fapiPrivatePutBatchOrders(
+                {
+                    "batchOrders": [
+                        {
+                            "symbol": "BTCUSDT",
+                            "orderId": batch[0]["orderId"],
+                            "side": "SELL",
+                            "quantity": "0.02",
+                            "price": "61000",
+                        }
+                    ]
+                }
+            ),
+            "GET /fapi/v1/symbolConfig": await ex.fapiPrivateGetSymbolConfig({"symbol": "BTCUSDT"}),
             "GET /fapi/v1/positionMargin/history": await ex.fapiPrivateGetPositionMarginHistory(
-                {"symbol": "ETHUSDT"}),
+                {"symbol": "ETHUSDT"}
+            ),
         }
     finally:
         await ex.close()

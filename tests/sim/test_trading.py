@@ -10,9 +10,8 @@ from perpbot.sim.config import MarketConfig
 
 from .conftest import BTC, ETH, make_async, make_sync, quiet_config
 
-pytestmark = pytest.mark.asyncio
 
-
+@pytest.mark.asyncio
 async def test_limit_order_lifecycle(sim: SimHandle, client) -> None:
     order = await client.create_order(BTC, "limit", "buy", 0.01, 59000.123)
     assert order["status"] == "open"
@@ -38,6 +37,7 @@ async def test_limit_order_lifecycle(sim: SimHandle, client) -> None:
     assert record["cancelTime"] >= record["time"]
 
 
+@pytest.mark.asyncio
 async def test_market_order_walks_the_book(sim: SimHandle, client) -> None:
     book = await client.fetch_order_book(BTC, 5)
     best_ask = book["asks"][0][0]
@@ -55,10 +55,12 @@ async def test_market_order_walks_the_book(sim: SimHandle, client) -> None:
     assert positions[0]["side"] == "long"
 
 
+@pytest.mark.asyncio
 async def test_post_only_rejected_when_it_would_cross(sim: SimHandle, client) -> None:
     with pytest.raises(ccxt.OrderNotFillable):
-        await client.create_order(BTC, "limit", "buy", 0.01, 60000.0, {"postOnly": True,
-                                                                       "clientOrderId": "gtx-1"})
+        await client.create_order(
+            BTC, "limit", "buy", 0.01, 60000.0, {"postOnly": True, "clientOrderId": "gtx-1"}
+        )
     rejected = [o for o in sim.state()["orders"] if o["clientOrderId"] == "gtx-1"]
     assert rejected[0]["status"] == "EXPIRED"
     assert rejected[0]["recorded"] is False
@@ -70,6 +72,7 @@ async def test_post_only_rejected_when_it_would_cross(sim: SimHandle, client) ->
     assert ok["status"] == "open"
 
 
+@pytest.mark.asyncio
 async def test_reduce_only_rejected_when_it_would_grow(sim: SimHandle, client) -> None:
     with pytest.raises(ccxt.InvalidOrder) as info:
         await client.create_order(BTC, "market", "sell", 0.01, None, {"reduceOnly": True})
@@ -83,24 +86,31 @@ async def test_reduce_only_rejected_when_it_would_grow(sim: SimHandle, client) -
     assert positions == []
 
 
+@pytest.mark.asyncio
 async def test_duplicate_client_order_id(sim: SimHandle, client) -> None:
     await client.create_order(BTC, "limit", "buy", 0.01, 59000, {"clientOrderId": "dup-1"})
     with pytest.raises(ccxt.InvalidOrder) as info:
         await client.create_order(BTC, "limit", "buy", 0.01, 58000, {"clientOrderId": "dup-1"})
     assert "-4116" in str(info.value)
     await client.cancel_order(None, BTC, {"clientOrderId": "dup-1"})
-    again = await client.create_order(BTC, "limit", "buy", 0.01, 58000,
-                                      {"clientOrderId": "dup-1"})
+    again = await client.create_order(BTC, "limit", "buy", 0.01, 58000, {"clientOrderId": "dup-1"})
     fetched = await client.fetch_order(None, BTC, {"origClientOrderId": "dup-1"})
     assert fetched["id"] == again["id"]  # the most recent order with that id
 
 
+@pytest.mark.asyncio
 async def test_filters_min_notional_tick_step(sim: SimHandle, client) -> None:
     with pytest.raises(ccxt.InvalidOrder) as info:
         await client.create_order(BTC, "limit", "buy", 0.001, 59000)
     assert "-4164" in str(info.value)
-    raw = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-           "quantity": "0.01", "price": "59000.1"}
+    raw = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "quantity": "0.01",
+        "price": "59000.1",
+    }
     cases = [
         ({"price": "59000.05"}, "-4014"),  # within precision, off the 0.10 tick
         ({"price": "59000.123"}, "-1111"),  # more decimals than pricePrecision
@@ -119,6 +129,7 @@ async def test_filters_min_notional_tick_step(sim: SimHandle, client) -> None:
     assert await client.fetch_open_orders() == []
 
 
+@pytest.mark.asyncio
 async def test_ioc_and_fok(sim: SimHandle, client) -> None:
     ioc = await client.create_order(BTC, "limit", "buy", 3, 60000.2, {"timeInForce": "IOC"})
     assert ioc["status"] == "expired"
@@ -129,6 +140,7 @@ async def test_ioc_and_fok(sim: SimHandle, client) -> None:
     assert fok["status"] == "closed"
 
 
+@pytest.mark.asyncio
 async def test_partial_fills_from_synthetic_takers(sim_factory) -> None:
     market = MarketConfig(volatility=0.0, jump_rate=0.0, taker_rate=4.0, history_minutes=10)
     handle = sim_factory(quiet_config(market=market))
@@ -155,6 +167,7 @@ async def test_partial_fills_from_synthetic_takers(sim_factory) -> None:
         await ex.close()
 
 
+@pytest.mark.asyncio
 async def test_resting_order_filled_when_market_moves_through(sim: SimHandle, client) -> None:
     order = await client.create_order(BTC, "limit", "sell", 0.01, 60300, {"postOnly": True})
     sim.jump("BTCUSDT", 1.0)
@@ -164,6 +177,7 @@ async def test_resting_order_filled_when_market_moves_through(sim: SimHandle, cl
     assert filled["trades"] == [] or filled["filled"] == 0.01
 
 
+@pytest.mark.asyncio
 async def test_users_trade_with_each_other(sim: SimHandle, client) -> None:
     key, secret = sim.create_account()
     other = make_async(sim, key, secret)
@@ -181,22 +195,34 @@ async def test_users_trade_with_each_other(sim: SimHandle, client) -> None:
         await other.close()
 
 
+@pytest.mark.asyncio
 async def test_batch_orders_create_edit_cancel(sim: SimHandle, client) -> None:
-    created = await client.create_orders([
-        {"symbol": BTC, "type": "limit", "side": "buy", "amount": 0.01, "price": 59000},
-        {"symbol": BTC, "type": "limit", "side": "buy", "amount": 0.01, "price": 58000},
-        {"symbol": BTC, "type": "limit", "side": "buy", "amount": 0.001, "price": 58000},
-    ])
+    created = await client.create_orders(
+        [
+            {"symbol": BTC, "type": "limit", "side": "buy", "amount": 0.01, "price": 59000},
+            {"symbol": BTC, "type": "limit", "side": "buy", "amount": 0.01, "price": 58000},
+            {"symbol": BTC, "type": "limit", "side": "buy", "amount": 0.001, "price": 58000},
+        ]
+    )
     # ccxt sorts parsed orders by timestamp, so the error entry (no timestamp) moves first
     errors = [o for o in created if o["id"] is None]
-    created = sorted((o for o in created if o["id"] is not None), key=lambda o: o["price"],
-                     reverse=True)
+    created = sorted(
+        (o for o in created if o["id"] is not None), key=lambda o: o["price"], reverse=True
+    )
     assert [o["status"] for o in created] == ["open", "open"]
     assert [e["info"]["code"] for e in errors] == [-4164]  # per-order min-notional error
-    edited = await client.edit_orders([
-        {"id": created[0]["id"], "symbol": BTC, "type": "limit", "side": "buy",
-         "amount": 0.02, "price": 59100},
-    ])
+    edited = await client.edit_orders(
+        [
+            {
+                "id": created[0]["id"],
+                "symbol": BTC,
+                "type": "limit",
+                "side": "buy",
+                "amount": 0.02,
+                "price": 59100,
+            },
+        ]
+    )
     assert edited[0]["price"] == 59100
     assert edited[0]["amount"] == 0.02
     single = await client.edit_order(created[1]["id"], BTC, "limit", "buy", 0.03, 58100)
@@ -206,6 +232,7 @@ async def test_batch_orders_create_edit_cancel(sim: SimHandle, client) -> None:
     assert await client.fetch_open_orders(BTC) == []
 
 
+@pytest.mark.asyncio
 async def test_cancel_all_orders(sim: SimHandle, client) -> None:
     for price in (59000, 58000):
         await client.create_order(BTC, "limit", "buy", 0.01, price)

@@ -8,6 +8,7 @@ password, if any, is never shown: the store describes itself by host, port and d
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -79,7 +80,5 @@ class RedisStore:
             raise unavailable(self.description, exc) from None
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(*self._errors):
             self._client.close()
-        except self._errors:
-            pass

@@ -25,6 +25,8 @@ def test_panels_lines_and_markers(write_run: Callable[..., Path]) -> None:
         event(T0 + 12, "tighten", "RATE_TIGHTEN"),
         event(T0 + 14, "recover", "RATE_RECOVER"),
         event(T0 + 20, "trip", "KILL_DRAWDOWN"),
+        event(T0 + 20.1, "act", "KILL_SEEN"),
+        event(T0 + 21, "act", "KILL_DONE"),
     ]
     d = write_run(ticks=30, n_fills=8, events=events, tick_extra=_extra, end_reason="kill switch")
     rep = build_report(d)
@@ -52,10 +54,11 @@ def test_panels_lines_and_markers(write_run: Callable[..., Path]) -> None:
         "limit": 30,
         "nominal limit": 30,
     }
-    # trip + alert on every panel; tighten + recover on the rate panel only
-    assert [p["event_markers"] for p in describe(rep.figure)] == [2, 2, 2, 2, 4]
+    # trip, kill acted and alert on every panel; tighten + recover on the rate panel only
+    assert [p["event_markers"] for p in describe(rep.figure)] == [3, 3, 3, 3, 5]
     legend = [t.get_text() for t in axes[0].get_legend().get_texts()]
-    assert "kill switch (KILL_DRAWDOWN)" in legend and "alert (MONITOR_FILL_RATE)" in legend
+    assert "kill switch tripped (KILL_DRAWDOWN)" in legend
+    assert "kill switch acted (KILL_SEEN)" in legend and "alert (MONITOR_FILL_RATE)" in legend
     assert axes[-1].get_xlabel() == "time (UTC)"
     assert rep.write_png(d / "r.png")[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -69,7 +72,7 @@ def test_one_price_panel_per_symbol_and_empty_panels_say_so(
     assert titles[:2] == [f"Price {SYMBOL}", f"Price {ETH}"] and len(titles) == 6
     rate = rep.figure.axes[-1]
     assert all(str(ln.get_label()).startswith("_") for ln in rate.get_lines())
-    assert [t.get_text() for t in rate.texts] == ["no rate-budget data in this run's ticks"]
+    assert [t.get_text() for t in rate.texts] == ["no rate-budget data (no rate section in the ticks, no signed request log)"]
     eth_price = rep.figure.axes[1]
     assert describe(rep.figure)[1]["fills"] == {} and len(eth_price.texts) == 0
 

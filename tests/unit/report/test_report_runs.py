@@ -40,6 +40,16 @@ def test_kill_switch_reason_comes_from_the_trip_event(write_run: Callable[..., P
     assert how_it_ended(load_run(d))[1] == "kill switch: stopped by the kill switch"
 
 
+def test_kill_switch_pulled_by_hand(write_run: Callable[..., Path]) -> None:
+    """`perpbot kill --reason ...`: no trip event; the reason is in the summary's kill entry."""
+    d = write_run(end_reason="kill switch: desk closing")
+    assert how_it_ended(load_run(d)) == ("kill", "kill switch: desk closing")
+    summary = load_run(d).summary or {}
+    summary["kill"] = {"reason": "latency spike", "code": None, "level": "cancel"}
+    (d / "summary.json").write_text(__import__("json").dumps(summary))
+    assert how_it_ended(load_run(d)) == ("kill", "kill switch: latency spike")
+
+
 def test_error_ending_names_the_error(write_run: Callable[..., Path]) -> None:
     d = write_run(end_reason="error", error="strategy failed 5 times in a row")
     assert how_it_ended(load_run(d)) == ("error", "error: strategy failed 5 times in a row")

@@ -4,24 +4,27 @@
   fixtures; ``fail_set`` / ``crash_set`` make the next writes fail to test atomicity.
 - ``FileKeyring``: a JSON file named by ``$PERPBOT_TEST_KEYRING_FILE``, for CLI subprocess
   tests where no real Secret Service runs. Select it with
-  ``PYTHON_KEYRING_BACKEND=keys_testing_backends.FileKeyring`` and this folder on
-  ``PYTHONPATH`` (see :func:`file_keyring_env`). It stores secrets in plaintext: that is
-  why it lives under tests/ and has a negative priority (keyring never picks it itself).
+  ``PYTHON_KEYRING_BACKEND=tests.keys_support.backends.FileKeyring`` and the repository
+  root on ``PYTHONPATH`` (see :func:`file_keyring_env`). It stores secrets in plaintext:
+  that is why it lives under tests/ and has a negative priority (keyring never picks it).
   ``$PERPBOT_TEST_KEYRING_FAULT=set`` makes every write fail with a keyring error,
   ``crash-set`` with an unexpected RuntimeError (to force a traceback).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError, PasswordSetError
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]
 ENV_FILE = "PERPBOT_TEST_KEYRING_FILE"
 ENV_FAULT = "PERPBOT_TEST_KEYRING_FAULT"
 
@@ -96,9 +99,23 @@ class FileKeyring(KeyringBackend):
 
 def file_keyring_env(path: Path) -> dict[str, str]:
     """Environment for a subprocess that should use :class:`FileKeyring` at ``path``."""
-    pythonpath = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p)
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     return {
-        "PYTHON_KEYRING_BACKEND": "keys_testing_backends.FileKeyring",
+        "PYTHON_KEYRING_BACKEND": "tests.keys_support.backends.FileKeyring",
         "PYTHONPATH": pythonpath,
         ENV_FILE: str(path),
     }
+
+
+@contextlib.contextmanager
+def installed(backend: Any) -> Iterator[Any]:
+    """Make ``backend`` keyring's active backend for the duration (then restore)."""
+    import keyring
+    import keyring.core
+
+    previous = keyring.core._keyring_backend
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        keyring.core._keyring_backend = previous

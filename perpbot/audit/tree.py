@@ -1,0 +1,347 @@
+"""Verifying every log under a logs dir: each segment, and what holds them together.
+
+Besides each segment's own chain and signatures, three things are checked here:
+
+- each run's ``checkpoint.json`` (a log that ends before its checkpoint was truncated);
+- the chain head kept in the keyring and in ``audit/head.json`` (catches truncating or
+  deleting the newest run even together with its ``checkpoint.json``);
+- the link from each run's first record to the record it continues (an older run cut short
+  or deleted breaks the link, unless a signed retention record says it was pruned).
+
+External checkpoints are read *before* the logs, so a bot writing while we verify cannot
+make its log look shorter than its checkpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import socket
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perpbot.audit.canonical import decode, line_hash
+from perpbot.audit.checkpoints import Checkpoint, load_segment_checkpoint
+from perpbot.audit.damage import Damage
+from perpbot.audit.segments import is_segment, list_segments, read_file, segment_files
+from perpbot.audit.signing import Verifier, fingerprint
+from perpbot.audit.verify import SegmentResult, verify_segment
+
+
+@dataclass
+class TreeReport:
+    segments: list[SegmentResult] = field(default_factory=list)
+    damages: list[Damage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    key: str | None = None  # the fingerprint logs were checked against (None: their own)
+
+    @property
+    def ok(self) -> bool:
+        return not self.damages
+
+    @property
+    def records(self) -> int:
+        return sum(max(s.records, 0) for s in self.segments)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "key": self.key,
+            "runs": len(self.segments),
+            "records": self.records,
+            "files": sum(len(s.files) for s in self.segments),
+            "damage": [d.to_dict() for d in self.damages],
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class _Open:
+    """A segment's first record, read without verifying the segment."""
+
+    run: str
+    record: dict[str, Any]
+    line: bytes
+
+
+def _read_open(segment: Path) -> _Open | None:
+    files = segment_files(segment)
+    if not files:
+        return None
+    lines = read_file(files[0]).lines
+    if not lines:
+        return None
+    try:
+        rec = decode(lines[0])
+    except ValueError:
+        return None
+    return _Open(segment.name, rec, lines[0]) if rec.get("kind") == "open" else None
+
+
+def _open_trusted(op: _Open, verifier: Verifier | None) -> bool:
+    """Whether an open record (of a segment not walked here) is genuinely signed."""
+    try:
+        pub = base64.b64decode(str(op.record.get("pub")), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    if len(pub) != 32:
+        return False
+    v = verifier or Verifier(pub)
+    return fingerprint(pub) == v.fingerprint and v.check_line(op.line)
+
+
+def _hash_at(segment: Path, seq: int) -> str | None:
+    """The hash of record ``seq`` found by a plain scan (for a segment not walked here)."""
+    marker = b'{"seq":%d,' % seq
+    for path in segment_files(segment):
+        for line in read_file(path).lines:
+            if line.startswith(marker):
+                return line_hash(line)
+    return None
+
+
+def _running(open_rec: dict[str, Any] | None) -> bool:
+    if not open_rec or open_rec.get("host") != socket.gethostname():
+        return False
+    pid = open_rec.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+class _Tree:
+    def __init__(
+        self,
+        root: Path,
+        verifier: Verifier | None,
+        runs: list[str] | None,
+        heads: list[tuple[str, dict[str, Any]]],
+    ) -> None:
+        self.root = root
+        self.verifier = verifier
+        self.report = TreeReport(key=verifier.fingerprint if verifier else None)
+        single = is_segment(root)
+        self.complete = not single  # every segment is here: a missing one is damage
+        self.whole = self.complete and not runs  # ... and every one is being verified
+        self.all = [root] if single else list_segments(root)
+        by_name = {p.name: p for p in self.all}
+        self.by_name = by_name
+        self.targets = [by_name[r] for r in runs] if runs else list(self.all)
+        self.target_names = {p.name for p in self.targets}
+        self.opens = {p.name: op for p in self.all if (op := _read_open(p)) is not None}
+        self.pruned = {
+            str(e.get("run"))
+            for op in self.opens.values()
+            for e in (op.record.get("pruned") or [])
+            if isinstance(e, dict)
+        }
+        # external evidence first (see the module docstring)
+        self.checkpoints = {p.name: load_segment_checkpoint(p) for p in self.targets}
+        self.heads = [(src, Checkpoint.from_dict(data)) for src, data in heads]
+        self.links = [
+            (name, op) for name, op in self.opens.items() if isinstance(op.record.get("link"), dict)
+        ]
+
+    def damage(self, d: Damage) -> None:
+        self.report.damages.append(d)
+
+    def wanted(self) -> dict[str, set[int]]:
+        want: dict[str, set[int]] = defaultdict(set)
+        for name, (cp, _) in self.checkpoints.items():
+            if cp is not None:
+                want[name].add(cp.seq)
+        for _, cp in self.heads:
+            if cp is not None:
+                want[cp.run].add(cp.seq)
+        for _, op in self.links:
+            link = op.record["link"]
+            if isinstance(link.get("seq"), int):
+                want[str(link.get("run"))].add(link["seq"])
+        return want
+
+    def run(self) -> TreeReport:
+        want = self.wanted()
+        results: dict[str, SegmentResult] = {}
+        for seg in self.targets:
+            res = verify_segment(seg, self.verifier, want.get(seg.name, ()))
+            results[seg.name] = res
+            self.report.segments.append(res)
+            if res.damage is not None:
+                self.damage(res.damage)
+        sealed: set[str] = set()
+        for res in results.values():
+            if res.damage is None:
+                self._check_external(res)
+        self._check_links(results, sealed)
+        self._check_heads(results)
+        self._notes(results, sealed)
+        if self.verifier is None:
+            self.report.notes.append(
+                "no signing key on this machine and no --public-key: signatures were checked "
+                "against the key each log names; pass --public-key to rule out re-signing"
+            )
+        return self.report
+
+    def _against(self, res: SegmentResult, seq: int, digest: str, what: str) -> Damage | None:
+        if seq > res.last_seq:
+            return Damage(
+                "truncated",
+                res.run,
+                f"the log ends at seq {res.last_seq} but {what} says seq {seq} was written",
+                res.last_file,
+                None,
+                res.last_seq,
+            )
+        if res.hashes.get(seq) != digest:
+            return Damage(
+                "modified",
+                res.run,
+                f"record seq {seq} is not the one {what} names",
+                None,
+                None,
+                seq,
+            )
+        return None
+
+    def _check_external(self, res: SegmentResult) -> None:
+        cp, existed = self.checkpoints.get(res.run, (None, False))
+        if existed and cp is None:
+            self.damage(Damage("modified", res.run, "checkpoint.json is not a valid checkpoint"))
+        elif cp is not None:
+            if cp.key != res.key:
+                self.damage(
+                    Damage("key mismatch", res.run, f"checkpoint.json is signed by {cp.key}")
+                )
+            elif cp.run != res.run or not cp.valid(_verifier_for(res, self.verifier)):
+                self.damage(Damage("signature invalid", res.run, "checkpoint.json was altered"))
+            elif (d := self._against(res, cp.seq, cp.hash, "its checkpoint.json")) is not None:
+                self.damage(d)
+                return
+        if res.rotate_pending:
+            self.damage(
+                Damage(
+                    "truncated",
+                    res.run,
+                    f"the log was rotated after {res.last_file} but the next file is missing",
+                    res.last_file,
+                    None,
+                    res.last_seq,
+                )
+            )
+
+    def _check_links(self, results: dict[str, SegmentResult], sealed: set[str]) -> None:
+        for name, op in self.links:
+            link = op.record["link"]
+            target, seq = str(link.get("run")), link.get("seq")
+            if not isinstance(seq, int):
+                continue
+            if target not in self.target_names and name not in self.target_names:
+                continue
+            if name not in self.target_names and not _open_trusted(op, self.verifier):
+                continue  # that segment's own verification reports it
+            what = f"run {name}'s first record"
+            if target in results:
+                res = results[target]
+                if res.damage is not None:
+                    continue
+                d = self._against(res, seq, str(op.record.get("prev")), what)
+                if d is not None:
+                    self.damage(d)
+                elif seq == res.last_seq:
+                    sealed.add(target)
+            elif target in self.by_name:
+                if _hash_at(self.by_name[target], seq) != op.record.get("prev"):
+                    self.damage(
+                        Damage("modified", target, f"record seq {seq} is not the one {what} names")
+                    )
+            elif not self.complete:
+                self.report.notes.append(
+                    f"{name}: not checked: run {target}, which it continues, is not here"
+                )
+            elif target not in self.pruned and target != name:
+                self.damage(
+                    Damage(
+                        "deleted",
+                        target,
+                        f"the log of run {target} is missing ({what} links to it)",
+                    )
+                )
+
+    def _check_heads(self, results: dict[str, SegmentResult]) -> None:
+        for source, cp in self.heads:
+            where = f"the chain head in the {source}"
+            if cp is None:
+                self.damage(Damage("modified", "(state dir)", f"{where} is not a valid checkpoint"))
+                continue
+            expected = self.verifier.fingerprint if self.verifier else cp.key
+            if cp.key != expected:
+                self.damage(Damage("key mismatch", cp.run, f"{where} is signed by {cp.key}"))
+                continue
+            v = self.verifier or _verifier_of(self.opens.get(cp.run))
+            if v is None or not cp.valid(v):
+                self.damage(Damage("signature invalid", cp.run, f"{where} was altered"))
+                continue
+            if cp.run in results:
+                res = results[cp.run]
+                if res.damage is None and (d := self._against(res, cp.seq, cp.hash, where)):
+                    self.damage(d)
+            elif self.whole and cp.run not in self.by_name and cp.run not in self.pruned:
+                self.damage(
+                    Damage(
+                        "deleted", cp.run, f"the log of run {cp.run} is missing ({where} names it)"
+                    )
+                )
+
+    def _notes(self, results: dict[str, SegmentResult], sealed: set[str]) -> None:
+        for name, res in results.items():
+            if res.damage is not None:
+                continue
+            if res.torn is not None:
+                self.report.notes.append(
+                    f"{name}/{res.torn[0]} line {res.torn[1]}: torn tail (an incomplete last "
+                    "record from a crash, not tampering; ignored)"
+                )
+            if not res.closed and name not in sealed and res.unsigned_tail > 0:
+                state = "still running" if _running(res.open) else "crashed?"
+                self.report.notes.append(
+                    f"{name}: the log was not closed ({state}); its last {res.unsigned_tail} "
+                    "record(s) are chained but not yet signed"
+                )
+
+
+def _verifier_for(res: SegmentResult, verifier: Verifier | None) -> Verifier:
+    if verifier is not None:
+        return verifier
+    v = _verifier_of(None if res.open is None else _Open(res.run, res.open, b""))
+    assert v is not None
+    return v
+
+
+def _verifier_of(op: _Open | None) -> Verifier | None:
+    if op is None:
+        return None
+    try:
+        pub = base64.b64decode(str(op.record.get("pub")), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return Verifier(pub) if len(pub) == 32 else None
+
+
+def verify_tree(
+    root: Path,
+    *,
+    verifier: Verifier | None,
+    runs: list[str] | None = None,
+    heads: list[tuple[str, dict[str, Any]]] | None = None,
+) -> TreeReport:
+    """Verify the segments under ``root`` (a logs dir or one run's folder)."""
+    return _Tree(root, verifier, runs, heads or []).run()

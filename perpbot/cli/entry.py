@@ -1,0 +1,30 @@
+"""The console entry point: the plain `perpbot kill` skips the Typer app entirely.
+
+Setting the kill switch is the one command whose start-up time is a safety property.
+Typer (0.29) imports pydantic to coerce the parameters of any command, which costs more
+than everything `perpbot kill` does; so ``perpbot kill [--level --reason --profile --run
+--wait --json]`` is served by ``perpbot.kill.command.fast_kill`` (standard library only),
+and every other invocation (including any other kill option, --help or a typo) goes to the
+Typer app as usual.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["kill"]:
+        from perpbot.kill.command import fast_kill
+
+        code = fast_kill(args[1:])
+        if code is not None:
+            sys.exit(code)
+    from perpbot.cli.app import main as app_main
+
+    app_main(args)
+
+
+if __name__ == "__main__":
+    main()

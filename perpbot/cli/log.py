@@ -1,0 +1,182 @@
+"""`perpbot log verify|show|tail|key`: the signed request log (docs/audit.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+log_app = typer.Typer(
+    help="The signed request log: verify it, read it, follow it, show its public key.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(log_app, name="log")
+
+
+def _verifier(public_key: str | None) -> Any:
+    from perpbot.audit.keystore import KeyStore
+    from perpbot.audit.signing import Verifier, parse_public_key
+
+    if public_key is not None:
+        return Verifier(parse_public_key(public_key)), None
+    store = KeyStore()
+    raw = store.public_raw(create=False)
+    return (Verifier(raw) if raw is not None else None), store
+
+
+def _target(path: Path | None, run: str | None) -> tuple[Path, list[str] | None, bool]:
+    """(root to verify, runs to verify, whether it is this state dir's own logs)."""
+    from perpbot.audit.segments import check_run_id, file_number, is_segment
+    from perpbot.errors import BadInput
+    from perpbot.paths import logs_dir
+
+    logs = logs_dir()
+    if path is not None and run is not None:
+        raise BadInput("give either PATH or --run, not both")
+    if run is not None:
+        if not is_segment(logs / check_run_id(run)):
+            raise BadInput(f"--run: got {run!r}, expected a run with an audit log under {logs}")
+        return logs, [run], True
+    if path is None:
+        return logs, None, True
+    p = path.expanduser()
+    if not p.exists():
+        raise BadInput(f"{p}: no such file or folder")
+    if p.is_file():
+        if file_number(p) is None:
+            raise BadInput(
+                f"{p}: expected an audit-NNNN.jsonl file, a run's folder or a logs folder"
+            )
+        p = p.parent
+    own = p.resolve() == logs.resolve() or p.resolve().parent == logs.resolve()
+    return p, None, own
+
+
+@log_app.command("verify")
+def verify(
+    path: Path | None = typer.Argument(
+        None, help="A logs folder, a run's folder or one audit file (default: every log here)."
+    ),
+    run: str | None = typer.Option(None, "--run", help="Verify this run's log."),
+    public_key: str | None = typer.Option(
+        None, "--public-key", help="Verify against this key (ed25519:<b64>, PEM, or a file)."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Check the chain and signatures: exit 0 when intact, 1 naming the first bad record."""
+    from perpbot.audit.tree import verify_tree
+    from perpbot.errors import RuntimeFailure
+
+    root, runs, own = _target(path, run)
+    verifier, store = _verifier(public_key)
+    heads = store.read_heads() if (own and store is not None) else []
+    if own and store is None:  # an auditor's key: still check the heads this machine keeps
+        from perpbot.audit.keystore import KeyStore
+
+        heads = KeyStore().read_heads()
+    report = verify_tree(root, verifier=verifier, runs=runs, heads=heads)
+    if json_output:
+        print(json.dumps(report.to_dict(), sort_keys=True))
+    else:
+        for d in report.damages:
+            print(f"DAMAGED {d.describe()}")
+        for note in report.notes:
+            print(f"note: {note}")
+        if report.ok:
+            files = sum(len(s.files) for s in report.segments)
+            print(
+                f"intact: {len(report.segments)} run(s), {report.records} records in {files} "
+                f"file(s), key {report.key or 'as named in each log'}"
+            )
+    if not report.ok:
+        first = report.damages[0]
+        more = f" (and {len(report.damages) - 1} more)" if len(report.damages) > 1 else ""
+        raise RuntimeFailure(f"audit log damaged: {first.describe()}{more}")
+
+
+@log_app.command("show")
+def show(
+    run: str | None = typer.Option(None, "--run", help="The run to show (default: the latest)."),
+    since: str | None = typer.Option(
+        None, "--since", help="Only records from then on: 10m, 2h, 1d, an ISO time, epoch s."
+    ),
+    decisions: bool = typer.Option(False, "--decisions", help="Only guard decisions."),
+    json_output: bool = typer.Option(False, "--json", help="One JSON record per line."),
+) -> None:
+    """Show a run's log as a table (or JSON lines)."""
+    from perpbot.audit import show as fmt
+    from perpbot.audit.reader import find_segment, iter_records, matches, parse_since
+    from perpbot.paths import logs_dir
+
+    cutoff = parse_since(since) if since is not None else None
+    segment = find_segment(logs_dir(), run)
+    records = (r for r in iter_records(segment) if matches(r, cutoff, decisions))
+    if json_output:
+        for rec in records:
+            print(fmt.json_line(rec))
+        return
+    if not sys.stdout.isatty():
+        for rec in records:
+            print(fmt.line(rec))
+        return
+    fmt.print_table(records, f"audit log of run {segment.name}")
+
+
+@log_app.command("tail")
+def tail(
+    run: str | None = typer.Option(None, "--run", help="The run to follow (default: the latest)."),
+    lines: int = typer.Option(10, "--lines", "-n", min=0, help="How many past records to show."),
+    follow_: bool = typer.Option(False, "--follow", "-f", help="Keep printing new records."),
+    json_output: bool = typer.Option(False, "--json", help="One JSON record per line."),
+) -> None:
+    """The last records of a run's log; with -f, follow it until the run closes its log."""
+    from collections import deque
+
+    from perpbot.audit import show as fmt
+    from perpbot.audit.reader import find_segment, follow, iter_records
+    from perpbot.paths import logs_dir
+
+    segment = find_segment(logs_dir(), run)
+    render = fmt.json_line if json_output else fmt.line
+    if not follow_:
+        for rec in deque(iter_records(segment), maxlen=lines):
+            print(render(rec), flush=True)
+        return
+    total = sum(1 for _ in iter_records(segment))
+    for rec in follow(segment, skip=max(total - lines, 0)):
+        print(render(rec), flush=True)
+
+
+@log_app.command("key")
+def key(
+    pem: bool = typer.Option(False, "--pem", help="Print the public key as PEM."),
+    json_output: bool = typer.Option(False, "--json", help="Print key, fingerprint, store."),
+) -> None:
+    """Print the log's public key and fingerprint (for auditors); creates the key if none."""
+    from perpbot.audit.keystore import KeyStore
+    from perpbot.audit.signing import fingerprint, public_pem, public_text
+
+    store = KeyStore()
+    raw = store.public_raw(create=True)
+    assert raw is not None
+    if json_output:
+        doc = {
+            "public_key": public_text(raw),
+            "fingerprint": fingerprint(raw),
+            "stored_in": "keyring" if store.in_keyring else "file",
+            "where": store.where(),
+        }
+        print(json.dumps(doc, sort_keys=True))
+    elif pem:
+        print(public_pem(raw), end="")
+    else:
+        print(public_text(raw))
+        print(f"fingerprint {fingerprint(raw)}")
+        print(f"private key in {store.where()}")

@@ -1,0 +1,203 @@
+"""What `perpbot kill` and `perpbot resume` do, without any CLI framework.
+
+Both the Typer command (perpbot/cli/kill.py) and the fast entry (perpbot/cli/entry.py, which
+skips Typer for the plain ``perpbot kill [--level --reason --profile --run --wait --json]``)
+call these. Each returns the JSON document and the lines to print; failures raise a
+PerpbotError. Only ``--direct`` imports the exchange stack.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from perpbot.errors import BadInput, PerpbotError
+from perpbot.kill.acks import bot_entry, describe_ack, read_ack, running_bots, wait_for_acks
+from perpbot.kill.sentinel import (
+    CLEAR_HINT,
+    LEVELS,
+    clear_sentinel,
+    describe_scope,
+    history_path,
+    new_entry,
+    read_sentinel,
+    who_am_i,
+    write_sentinel,
+)
+
+Output = tuple[dict[str, Any], list[str]]
+DEFAULT_WAIT_S = 5.0
+
+
+def scope_of(profile: str | None, run: str | None) -> str:
+    if profile and run:
+        raise BadInput("--profile and --run: give one of them (the switch covers one scope)")
+    if profile:
+        return f"profile:{profile}"
+    if run:
+        return f"run:{run}"
+    return "all"
+
+
+def check_level_and_wait(level: str, wait: float) -> None:
+    if level not in LEVELS:
+        raise BadInput(f"--level: got {level!r}, expected one of {', '.join(LEVELS)}")
+    if wait < 0:
+        raise BadInput(f"--wait: got {wait:g}, expected a number of seconds >= 0")
+
+
+def emit(json_output: bool, out: Output) -> None:
+    doc, lines = out
+    if json_output:
+        print(json.dumps(doc, sort_keys=True, default=str), flush=True)
+    else:
+        for line in lines:
+            print(line, flush=True)
+
+
+def set_switch(
+    *,
+    level: str,
+    reason: str | None,
+    scope: str,
+    wait: float,
+    direct_args: dict[str, Any] | None = None,
+) -> tuple[Output, list[str]]:
+    """Write the sentinel, act directly if asked, wait for acks: ((doc, lines), failures)."""
+    check_level_and_wait(level, wait)
+    entry = new_entry(level, reason or f"manual kill by {who_am_i()}", scope=scope)
+    sentinel = write_sentinel(entry)
+    effective = next((e for e in sentinel.entries if e.scope == scope), entry)
+    if effective.id == entry.id:
+        head = f"kill switch set: level {entry.level} for {describe_scope(scope)}: {entry.reason}"
+    else:
+        head = f"kill switch already set for {describe_scope(scope)}: {effective.describe()}"
+    lines = [head, f"bots refuse to start until it is cleared; {CLEAR_HINT}"]
+    doc: dict[str, Any] = {"sentinel": sentinel.to_dict(), "entry": effective.to_dict()}
+    failures: list[str] = []
+    if direct_args is not None:
+        from perpbot.kill.direct import run_direct
+
+        report = run_direct(effective, **direct_args)
+        doc["direct"] = report
+        lines.append(describe_direct(report))
+        failures.extend(f"--direct: {e}" for e in report.get("errors", []))
+    bots = [b for b in running_bots() if bot_entry(sentinel, b) is not None]
+    if not bots:
+        lines.append("no running bot is covered by the switch")
+    elif wait == 0:
+        lines.append(f"{len(bots)} running bot(s) covered; not waiting (--wait 0)")
+        doc["bots"] = [b.get("run_id") for b in bots]
+    else:
+        got, missing = wait_for_acks(sentinel, bots, wait)
+        lines.extend(describe_ack(a) for a in got)
+        for bot in missing:
+            what = "exited" if bot.get("exited") else f"did not acknowledge within {wait:g} s"
+            name = f"bot {bot.get('run_id')} ({bot.get('strategy')}, pid {bot.get('pid')})"
+            lines.append(f"{name} {what}")
+            failures.append(
+                f"{name} {what}: it may be wedged; `perpbot kill --direct` cancels on the "
+                "exchange itself"
+            )
+        doc["acks"], doc["missing"] = got, missing
+    return (doc, lines), failures
+
+
+def describe_direct(report: dict[str, Any]) -> str:
+    where = report.get("url") or report.get("exchange")
+    symbols = ", ".join(report.get("symbols") or []) or "no symbol"
+    parts = [
+        f"direct on {where}: cancelled {len(report.get('cancelled') or [])} order(s) on {symbols}"
+    ]
+    for c in report.get("closed") or []:
+        parts.append(f"closed {c.get('symbol')} {c.get('from', 0):+g} -> {c.get('to', 0):+g}")
+    return "; ".join(parts)
+
+
+def clear_switch(reason: str | None, scope: str | None, *, confirmed: bool) -> Output:
+    """Remove the switch (or one scope's entry); ``confirmed`` is --yes (or a prompt)."""
+    current = read_sentinel()
+    if current is None:
+        return {"cleared": [], "left": None}, ["the kill switch is not set"]
+    if not confirmed:
+        raise BadInput(
+            "--clear needs --yes: clearing the kill switch lets bots trade again "
+            f"(it stands: {current.describe()})"
+        )
+    removed = clear_sentinel(reason or f"cleared by {who_am_i()}", scope=scope)
+    left = read_sentinel()
+    if removed:
+        lines = [f"kill switch cleared: {e.describe()}" for e in removed]
+        lines.append(f"recorded in {history_path()}")
+    else:
+        lines = [f"no kill switch for {describe_scope(scope or 'all')}"]
+    if left is not None:
+        lines.append(f"still set: {left.describe()}")
+    doc = {"cleared": [e.to_dict() for e in removed], "left": left.to_dict() if left else None}
+    return doc, lines
+
+
+def show_switch() -> Output:
+    sentinel = read_sentinel()
+    lines = [f"kill switch: {sentinel.describe()}" if sentinel else "kill switch: clear"]
+    doc: dict[str, Any] = {"sentinel": sentinel.to_dict() if sentinel else None, "bots": []}
+    for bot in running_bots():
+        entry = bot_entry(sentinel, bot) if sentinel else None
+        ack = read_ack(str(bot.get("run_id")))
+        state = f"covered ({entry.level})" if entry else "not covered"
+        if entry and ack and ack.get("entry_id") == entry.id:
+            state += f", acknowledged: {ack.get('state')}"
+        name = f"bot {bot.get('run_id')} ({bot.get('strategy')}, pid {bot.get('pid')})"
+        lines.append(f"{name}: {state}")
+        doc["bots"].append({"run_id": bot.get("run_id"), "covered": bool(entry), "ack": ack})
+    return doc, lines
+
+
+def fail_if(failures: list[str]) -> None:
+    if failures:
+        raise PerpbotError("; ".join(failures))
+
+
+def fast_kill(argv: list[str]) -> int | None:
+    """`perpbot kill` without Typer, for the plain form only; None: let Typer handle it.
+
+    Typer imports pydantic to coerce any command's parameters, which alone costs more than
+    setting the switch. Anything beyond ``--level --reason --profile --run --wait --json``
+    (``--direct``, ``--clear``, ``--help``, a typo, a bad value) goes to the Typer command.
+    """
+    names = {
+        "--level": "level", "-l": "level", "--reason": "reason", "-r": "reason",
+        "--profile": "profile", "-p": "profile", "--run": "run", "--wait": "wait", "-w": "wait",
+    }  # fmt: skip
+    opts: dict[str, str] = {}
+    json_output = False
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg == "--json":
+            json_output = True
+            continue
+        name, eq, value = arg.partition("=")
+        if name not in names or name in opts or (not eq and not args):
+            return None
+        opts[names[name]] = value if eq else args.pop(0)
+    try:
+        wait = float(opts.get("wait", DEFAULT_WAIT_S))
+    except ValueError:
+        return None
+    if opts.get("level", "cancel") not in LEVELS or wait < 0 or wait != wait:
+        return None
+    try:
+        out, failures = set_switch(
+            level=opts.get("level", "cancel"),
+            reason=opts.get("reason"),
+            scope=scope_of(opts.get("profile"), opts.get("run")),
+            wait=wait,
+        )
+        emit(json_output, out)
+        fail_if(failures)
+    except PerpbotError as exc:
+        print(f"perpbot: error: {exc.message}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    return 0

@@ -1,0 +1,1 @@
+"""Test-only support for perpbot.keys tests (keyring backends, helpers). Never shipped."""
