@@ -19,45 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-class WindowSampler:
-    """Polls the simulator's weight counter; keeps the highest value seen per window."""
-
-    def __init__(self, handle: Any) -> None:
-        self.handle = handle
-        self.peak: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            ips = self.handle.state()["limits"]["ips"]
-            for ip in ips.values():
-                start = int(ip["window_start"])
-                self.peak[start] = max(self.peak.get(start, 0), int(ip["weight_used"]))
-            time.sleep(0.02)
-
-    def __enter__(self) -> WindowSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+from perpbot.client.ratelimit.loadtest import run_workers, worker_command
 
 
 def run_scenario(
@@ -70,67 +40,31 @@ def run_scenario(
 ) -> dict[str, Any]:
     from perpbot.sim import SimConfig, start_in_thread
 
-    window_ms = args.window_s * 1000
-    cfg = SimConfig(
-        seed=7,
-        limits={"weight_per_window": args.budget, "weight_window_s": args.window_s},
-    )
-    handle = start_in_thread(cfg)
+    limits = {"weight_per_window": args.budget, "weight_window_s": args.window_s}
+    handle = start_in_thread(SimConfig(seed=7, limits=limits))
     key, secret = handle.create_account()
-    home = tempfile.mkdtemp(prefix="perpbot-bench-")
-    env = dict(
-        os.environ, PERPBOT_HOME=home, PERPBOT_SIM_API_KEY=key, PERPBOT_SIM_API_SECRET=secret
-    )
-    # start together, just after a window boundary, once every worker has imported ccxt
-    now_ms = time.time() * 1000
-    start_at = (math.floor(now_ms / window_ms) + 2) * window_ms / 1000 + 0.05
-    seconds = args.windows * args.window_s + args.window_s - 0.1
-    cmd = [
-        sys.executable,
-        "-m",
-        "perpbot.client.ratelimit.workload",
-        "--url",
-        handle.base_url,
-        "--seconds",
-        f"{seconds}",
-        "--concurrency",
-        str(args.concurrency),
-        "--margin",
-        str(args.margin),
-        "--start-at",
-        f"{start_at}",
-        "--orders",
-    ]
+    env = {
+        "PERPBOT_HOME": tempfile.mkdtemp(prefix="perpbot-bench-"),
+        "PERPBOT_SIM_API_KEY": key,
+        "PERPBOT_SIM_API_SECRET": secret,
+    }
+    # the run covers the measured windows plus the one it starts in (partly idle at start)
+    seconds = (args.windows + 1) * args.window_s - 0.1
+    extra = ["--concurrency", str(args.concurrency), "--margin", str(args.margin), "--orders"]
+    if plain:
+        extra.append("--plain")
     if rate_limit_ms is not None:
-        cmd += ["--rate-limit-ms", f"{rate_limit_ms}"]
+        extra += ["--rate-limit-ms", f"{rate_limit_ms}"]
+    commands = [
+        worker_command(handle.base_url, seconds, *extra, "--tag", f"p{i}", "--seed", str(i + 1))
+        for i in range(processes)
+    ]
     try:
-        with WindowSampler(handle) as sampler:
-            procs = [
-                subprocess.Popen(
-                    [*cmd, "--tag", f"p{i}", "--seed", str(i + 1), *(["--plain"] if plain else [])],
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-                for i in range(processes)
-            ]
-            outputs = [p.communicate(timeout=seconds + 120) for p in procs]
+        run = run_workers(handle, commands, env=env, seconds=seconds, window_s=args.window_s)
         counters = handle.state()["counters"]
     finally:
         handle.stop()
-    workers = []
-    for (out, err), p in zip(outputs, procs, strict=True):
-        if p.returncode != 0:
-            raise SystemExit(f"{name}: a worker failed ({p.returncode}): {err.strip()[-400:]}")
-        workers.append(json.loads(out.strip().splitlines()[-1]))
-    first = int(start_at * 1000)
-    full = [
-        w
-        for w in sorted(sampler.peak)
-        if w >= first - 100 and w + window_ms <= first + seconds * 1000
-    ][: args.windows + 1]
-    usage = [sampler.peak[w] / args.budget * 100 for w in full]
+    usage = [peak / args.budget * 100 for peak in run.windows.values()][: args.windows]
     return {
         "scenario": name,
         "windows": len(usage),
@@ -140,7 +74,7 @@ def run_scenario(
         "http_429": counters["http_429"],
         "http_418": counters["http_418"],
         "requests": counters["requests"],
-        "client_errors": sum(sum(w["errors"].values()) for w in workers),
+        "client_errors": sum(sum(w["errors"].values()) for w in run.workers),
     }
 
 
@@ -181,7 +115,9 @@ def main() -> int:
             f"{r['scenario']:46} {r['util_mean_pct']:>8}% {r['util_min_pct']:>8}% "
             f"{r['http_429']:>6} {r['http_418']:>6} {r['requests']:>7}"
         )
-    print("per-window utilisation:", {r["scenario"]: r["per_window_pct"] for r in rows})
+    print("per-window utilisation (%):")
+    for r in rows:
+        print(f"  {r['scenario']:46} {r['per_window_pct']}")
     return 0
 
 

@@ -60,9 +60,7 @@ class SimSection(Section):
 class LimitsSection(Section):
     """Client-side rate limiting (perpbot.client.ratelimit, docs/ratelimit.md)."""
 
-    store: str = Field(
-        default="sqlite", description='"sqlite", "memory" or "redis://host:port/db"'
-    )
+    store: str = Field(default="sqlite", description='"sqlite", "memory" or "redis://host:port/db"')
     safety_margin: float = Field(default=0.05, ge=0, lt=0.9)
     weight_per_minute: int | None = Field(
         default=None, gt=0, description="used only when the exchange publishes no rateLimits"
@@ -264,6 +262,7 @@ class ThinBookConfig(DetectorConfig):
     min_level_notional: float | None = Field(default=None, gt=0)
     min_orders: int = Field(default=2, ge=1)
     baseline_books: int = Field(default=20, ge=1)
+    ref_levels: int = Field(default=10, ge=1, description="levels nearest the mid: the norm")
 
 
 class MarkIndexConfig(DetectorConfig):

@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
+def atomic_write_bytes(
+    path: Path, data: bytes, *, mode: int | None = None, sync: bool = True
+) -> None:
+    """``sync=False`` keeps the atomic replace but skips both fsyncs: readers never see a
+    half-written file, but after a power cut the previous version may come back (for files
+    rewritten many times a second, such as the audit log's checkpoints)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -22,7 +27,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
@@ -30,6 +36,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    if not sync:
+        return
     try:
         dir_fd = os.open(path.parent, os.O_RDONLY)
     except OSError:
@@ -42,13 +50,13 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
         os.close(dir_fd)
 
 
-def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+def atomic_write_text(path: Path, text: str, *, mode: int | None = None, sync: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode, sync=sync)
 
 
-def atomic_write_json(path: Path, obj: Any, *, mode: int | None = None) -> None:
+def atomic_write_json(path: Path, obj: Any, *, mode: int | None = None, sync: bool = True) -> None:
     text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
-    atomic_write_text(path, text, mode=mode)
+    atomic_write_text(path, text, mode=mode, sync=sync)
 
 
 def read_json(path: Path) -> Any:

@@ -86,8 +86,8 @@ class Checkpoint:
         return cp if types_ok else None
 
 
-def save_segment_checkpoint(segment_dir: Path, cp: Checkpoint) -> None:
-    atomic_write_json(segment_dir / CHECKPOINT_NAME, cp.to_dict(), mode=0o600)
+def save_segment_checkpoint(segment_dir: Path, cp: Checkpoint, *, sync: bool = True) -> None:
+    atomic_write_json(segment_dir / CHECKPOINT_NAME, cp.to_dict(), mode=0o600, sync=sync)
 
 
 def load_segment_checkpoint(segment_dir: Path) -> tuple[Checkpoint | None, bool]:

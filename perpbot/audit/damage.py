@@ -127,6 +127,10 @@ def classify(
                     "the next record",
                 )
         return damage("modified", at, "the record's link to the previous record was changed")
+    if prev == expected_prev:  # linked to the right record, but numbered wrong
+        return damage("modified", at, f"the sequence number was changed (expected {expected_seq})")
+    if any(e.data == here.data for i, e in enumerate(entries) if i != at):
+        return damage("inserted", at, f"a copy of the record with seq {seq}")
     if seq > expected_seq:
         if _has_seq(entries, at + 1, expected_seq):
             return damage("reordered", at, f"seq {seq} appears before seq {expected_seq}", seq)
@@ -137,9 +141,6 @@ def classify(
         )
         return damage("deleted", at, f"{missing} missing before this record", seq)
     # seq < expected_seq: an old sequence number again
-    for j in range(at - 1, -1, -1):
-        if entries[j].data == here.data:
-            return damage("inserted", at, f"a copy of the record with seq {seq}")
     for j in range(at - 1, -1, -1):
         if line_hash(entries[j].data) == prev and entries[j].data.startswith(
             b'{"seq":%d,' % (seq - 1)

@@ -2,8 +2,9 @@
 
 The private key is kept in the OS keyring (service ``perpbot``, entry
 ``audit-signing-key``); the latest signed checkpoint (the chain head) is kept both in the
-keyring (entry ``audit-checkpoint``) and in ``<state>/audit/head.json``, so that truncating
-the log *and* editing the state dir is still caught.
+keyring (entry ``audit-checkpoint-<digest of the state dir's path>``) and in
+``<state>/audit/head.json``, so that truncating the log *and* editing the state dir is still
+caught.
 
 A headless machine often has no usable keyring backend. ``perpbot run`` in paper mode must
 still work there, so the key and the head then live in ``<state>/audit/`` (mode 0600) and
@@ -14,8 +15,10 @@ API secrets never fall back to files.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,9 +32,17 @@ if TYPE_CHECKING:
 
 SERVICE = "perpbot"
 KEY_ENTRY = "audit-signing-key"
-HEAD_ENTRY = "audit-checkpoint"
+HEAD_ENTRY_PREFIX = "audit-checkpoint-"
 
 _warned: set[str] = set()
+
+
+def head_entry() -> str:
+    """The keyring entry of this state dir's chain head. The keyring is per user and may
+    serve several state dirs ($PERPBOT_HOME), each with its own chain: the entry name
+    carries a digest of the state dir's path. (The signing key is one per user.)"""
+    digest = hashlib.sha256(str(state_dir().resolve()).encode()).hexdigest()[:16]
+    return HEAD_ENTRY_PREFIX + digest
 
 
 def audit_dir() -> Path:
@@ -78,7 +89,9 @@ def usable_keyring() -> Any:
 class KeyStore:
     """The signing key and the chain head, in the keyring when it works, else in files."""
 
-    def __init__(self) -> None:
+    def __init__(self, warn: Callable[[str], None] = warn_once) -> None:
+        """``warn`` receives the one-line fallback warning (default: printed on stderr)."""
+        self.warn = warn
         self.backend = usable_keyring()
         self._key: Ed25519PrivateKey | None = None
 
@@ -93,7 +106,7 @@ class KeyStore:
         return str(key_file())
 
     def _fallback_warning(self) -> None:
-        warn_once(
+        self.warn(
             f"no usable OS keyring: the audit signing key and checkpoint are kept in "
             f"{audit_dir()} (mode 0600); anyone who can read them can forge log records"
         )
@@ -177,7 +190,7 @@ class KeyStore:
         heads: list[tuple[str, dict[str, Any]]] = []
         if self.backend is not None:
             try:
-                text = self.backend.get_password(SERVICE, HEAD_ENTRY)
+                text = self.backend.get_password(SERVICE, head_entry())
             except Exception:
                 text = None
             head = _parse_head(text)
@@ -192,11 +205,17 @@ class KeyStore:
             heads.append(("file", head if head is not None else {"unreadable": str(path)}))
         return heads
 
-    def write_head(self, head: dict[str, Any]) -> None:
-        atomic_write_json(head_file(), head, mode=0o600)
+    def write_head(self, head: dict[str, Any], *, sync: bool = True, keyring: bool = True) -> None:
+        """The state dir's copy (``sync=False``: no fsync) and, unless ``keyring=False``,
+        the keyring's copy (a D-Bus or keychain round trip: the writer batches those)."""
+        atomic_write_json(head_file(), head, mode=0o600, sync=sync)
+        if keyring:
+            self.write_head_keyring(head)
+
+    def write_head_keyring(self, head: dict[str, Any]) -> None:
         if self.backend is not None:
             try:
-                self.backend.set_password(SERVICE, HEAD_ENTRY, json.dumps(head, sort_keys=True))
+                self.backend.set_password(SERVICE, head_entry(), json.dumps(head, sort_keys=True))
             except Exception:
                 self.backend = None
                 self._fallback_warning()

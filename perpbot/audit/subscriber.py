@@ -17,6 +17,7 @@ signed record and unsubscribes.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +40,8 @@ class AuditLogger:
         self.writer = writer
         self._stop = threading.Event()
         self._timer = threading.Thread(target=self._tick, name="perpbot-audit", daemon=True)
-        bus.subscribe(self.on_event, critical=True)
+        self._subscriber = self.on_event  # one bound method: unsubscribe compares identity
+        bus.subscribe(self._subscriber, critical=True)
         self._timer.start()
 
     @property
@@ -65,11 +67,12 @@ class AuditLogger:
         while not self._stop.wait(interval):
             try:
                 self.writer.checkpoint_if_due()
+                self.writer.flush_head()
             except Exception:
                 return  # the next append reports the failure to the publisher
 
     def close(self, reason: str = "close") -> None:
-        self.bus.unsubscribe(self.on_event)
+        self.bus.unsubscribe(self._subscriber)
         self._stop.set()
         if self._timer.is_alive() and self._timer is not threading.current_thread():
             self._timer.join(timeout=5)
@@ -90,17 +93,20 @@ def attach_to_bus(
     command: str,
     settings: AuditSection | None = None,
     root: Path | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> AuditLogger:
     """Start the run's signed log and subscribe it to ``bus`` (critical).
 
     ``settings`` is the ``[audit]`` table when the command has a strategy file (defaults
-    otherwise); ``root`` overrides the logs dir (tests). Raises RuntimeFailure when the log
-    cannot be created: a command must not talk to an exchange without its log.
+    otherwise); ``root`` overrides the logs dir (tests); ``warn`` receives the warning
+    line about a missing OS keyring (default: printed once on stderr). Raises
+    RuntimeFailure when the log cannot be created: a command must not talk to an exchange
+    without its log.
     """
     writer = AuditWriter(
         RecordContext(run=run_id, profile=profile, command=command),
         WriterSettings.from_section(settings),
-        KeyStore(),
+        KeyStore(warn) if warn is not None else KeyStore(),
         root if root is not None else logs_dir(),
     )
     return AuditLogger(bus, writer)
@@ -113,15 +119,24 @@ def attach_runner(runner: Runner) -> AuditLogger | None:
     cfg = runner.config.audit
     if not cfg.enabled:
         return None
+    warnings: list[str] = []
     logger = attach_to_bus(
         runner.bus,
         run_id=runner.run_id,
         profile=runner.config.exchange.profile,
         command="run",
         settings=cfg,
+        warn=lambda w: warnings.append(w) if w not in warnings else None,
     )
-    for note in logger.notes:
-        print(f"perpbot: note: audit log: {note}", file=sys.stderr, flush=True)
+
+    async def announce(r: Runner) -> None:
+        """Shown once the run has really started: a refusal stays a single error line."""
+        for w in warnings:
+            r.output.warn(w)
+        for note in logger.notes:
+            print(f"perpbot: note: audit log: {note}", file=sys.stderr, flush=True)
+
+    runner.background.append(announce)
     runner.summary_extras["audit"] = {"log": str(logger.dir), "key": logger.fingerprint}
     runner.after_stop.append(lambda r: logger.close(r.end_reason))
     return logger

@@ -226,7 +226,8 @@ class _Tree:
             elif (d := self._against(res, cp.seq, cp.hash, "its checkpoint.json")) is not None:
                 self.damage(d)
                 return
-        if res.rotate_pending:
+        # (a bot still writing may have opened the next file since its files were listed)
+        if res.rotate_pending and len(segment_files(res.dir)) <= len(res.files):
             self.damage(
                 Damage(
                     "truncated",

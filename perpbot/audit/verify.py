@@ -157,7 +157,7 @@ def verify_segment(
         if pos is None:
             first = _first_record(fl.lines)
             if first is None or first.get("seq") != 0 or first.get("kind") != "open":
-                res.damage = _bad_start(res.run, path.name, first, missing, bool(fl.lines))
+                res.damage = _bad_start(res.run, path.name, first, missing, _entries(files))
                 return res
             res.open = first
             pos = Position(0, str(first.get("prev")))
@@ -231,22 +231,22 @@ def _first_record(lines: list[bytes]) -> dict[str, Any] | None:
 
 
 def _bad_start(
-    run: str, file: str, first: dict[str, Any] | None, missing: str | None, has_lines: bool
+    run: str, file: str, first: dict[str, Any] | None, missing: str | None, entries: list[Entry]
 ) -> Damage:
+    """The damage when a segment does not start with its open record."""
     seq = first.get("seq") if first else None
     if missing is not None:
         return Damage("deleted", run, f"file {missing} is missing", file, 1, seq)
-    if first is None and not has_lines:
+    if first is None and not entries:
         return Damage("truncated", run, "the log holds no complete record", file, 1)
     if first is None:
         return Damage("modified", run, "the first line is not a valid record", file, 1)
+    if any(e.data == entries[0].data for e in entries[1:]):
+        return Damage("inserted", run, f"a copy of the record with seq {seq}", file, 1, seq)
     if isinstance(seq, int) and seq > 0:
+        if any(e.data.startswith(b'{"seq":0,') for e in entries[1:]):
+            return Damage("reordered", run, f"seq {seq} comes before the open record", file, 1, seq)
         return Damage(
-            "deleted",
-            run,
-            f"the start of the run's log is missing (first seq is {seq})",
-            file,
-            1,
-            seq,
+            "deleted", run, f"the start of the run's log is missing (seq {seq} first)", file, 1, seq
         )
     return Damage("modified", run, "the first record is not the run's open record", file, 1, seq)

@@ -11,6 +11,7 @@ records arrive, each rotation and the close; each one also updates the run's
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import threading
@@ -24,8 +25,8 @@ from perpbot.audit.canonical import encode, line_hash
 from perpbot.audit.checkpoints import Checkpoint, save_segment_checkpoint
 from perpbot.audit.keystore import KeyStore
 from perpbot.audit.records import RecordContext
-from perpbot.audit.recovery import find_link, prune
-from perpbot.audit.segments import file_name, segment_files
+from perpbot.audit.recovery import Link, find_link, prune
+from perpbot.audit.segments import check_run_id, file_name, segment_files
 from perpbot.audit.signing import Verifier, fingerprint, public_raw, sign_line
 from perpbot.errors import RuntimeFailure
 
@@ -76,7 +77,7 @@ class AuditWriter:
         self.ctx = ctx
         self.settings = settings
         self.store = store
-        self.dir = root / ctx.run
+        self.dir = root / check_run_id(ctx.run, "audit log run id")
         self._lock = threading.Lock()
         self._fd = -1
         self._number = 0
@@ -89,6 +90,7 @@ class AuditWriter:
         self._last_checkpoint = time.monotonic()
         self.closed = False
         self._broken: str | None = None
+        self._head_pending: dict[str, Any] | None = None
         if segment_files(self.dir):
             raise RuntimeFailure(f"the audit log of run {ctx.run} already exists in {self.dir}")
         key = store.private_key(create=True)
@@ -125,7 +127,8 @@ class AuditWriter:
             body["pruned"] = pruned
         with self._lock:
             self._write(sign_line(self._key, encode(self.seq, self.prev, body)), durable=True)
-            self._external_checkpoint()
+            self._external_checkpoint(final=True)
+        self.flush_head()
 
     # -- public -----------------------------------------------------------------------------
     @property
@@ -136,8 +139,12 @@ class AuditWriter:
         with self._lock:
             self._check()
             line = encode(self.seq, self.prev, body)
-            self._maybe_rotate(len(line) + 1)
-            self._write(line, durable=order_related or self.settings.fsync == "always")
+            if self._rotation_due(len(line) + 1):
+                self._checkpoint("rotate")
+                self._open_file()
+                line = encode(self.seq, self.prev, body)  # after the rotate checkpoint
+            # an order-related record is made durable together with the checkpoint after it
+            self._write(line, durable=self.settings.fsync == "always")
             self._unsigned += 1
             if order_related or self._unsigned >= self.settings.checkpoint_every:
                 self._checkpoint("order" if order_related else "count")
@@ -150,18 +157,26 @@ class AuditWriter:
             if time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_interval_s:
                 self._checkpoint("interval")
 
+    def flush_head(self) -> None:
+        """Copy the latest checkpoint into the keyring (batched: timer thread, close)."""
+        with self._lock:
+            head, self._head_pending = self._head_pending, None
+        if head is not None:
+            self.store.write_head_keyring(head)
+
     def close(self, reason: str = "close") -> None:
         with self._lock:
             if self.closed:
                 return
             try:
                 if self._broken is None and self._fd >= 0:
-                    self._checkpoint(reason, kind="close")
+                    self._checkpoint(reason, kind="close", final=True)
             finally:
                 self.closed = True
                 if self._fd >= 0:
                     os.close(self._fd)
                     self._fd = -1
+        self.flush_head()
 
     # -- internals (lock held) --------------------------------------------------------------
     def _broke(self, what: str) -> RuntimeFailure:
@@ -186,14 +201,11 @@ class AuditWriter:
         self._size = 0
         self._rotate_at = _next_midnight_utc(time.time()) if self.settings.rotate_daily else 0.0
 
-    def _maybe_rotate(self, incoming: int) -> None:
+    def _rotation_due(self, incoming: int) -> bool:
         if self._size == 0:
-            return
+            return False
         too_big = self._size + incoming > self.settings.rotate_bytes
-        new_day = self._rotate_at and time.time() >= self._rotate_at
-        if too_big or new_day:
-            self._checkpoint("rotate")
-            self._open_file()
+        return too_big or bool(self._rotate_at and time.time() >= self._rotate_at)
 
     def _write(self, line: bytes, *, durable: bool) -> None:
         data = line + b"\n"
@@ -211,7 +223,7 @@ class AuditWriter:
         self.seq += 1
         self.records += 1
 
-    def _checkpoint(self, reason: str, kind: str = "checkpoint") -> None:
+    def _checkpoint(self, reason: str, kind: str = "checkpoint", *, final: bool = False) -> None:
         body = {
             "kind": kind,
             "reason": reason,
@@ -224,9 +236,11 @@ class AuditWriter:
         self._write(sign_line(self._key, encode(self.seq, self.prev, body)), durable=True)
         self._unsigned = 0
         self._last_checkpoint = time.monotonic()
-        self._external_checkpoint()
+        self._external_checkpoint(final=final)
 
-    def _external_checkpoint(self) -> None:
+    def _external_checkpoint(self, *, final: bool = False) -> None:
+        """checkpoint.json and the head: atomic, fsynced only at open and close (between,
+        a power cut can only leave them behind the log, never ahead of it)."""
         cp = Checkpoint(
             run=self.ctx.run,
             file=self.path.name,
@@ -236,17 +250,16 @@ class AuditWriter:
             key=self.fingerprint,
         ).signed(self._key)
         try:
-            save_segment_checkpoint(self.dir, cp)
-            self.store.write_head(cp.to_dict())
+            save_segment_checkpoint(self.dir, cp, sync=final)
+            self.store.write_head(cp.to_dict(), sync=final, keyring=False)
+            self._head_pending = cp.to_dict()
         except OSError as exc:
             raise self._broke(f"writing the audit checkpoint failed ({exc.strerror})") from None
 
 
-def _link_runs(link: Any) -> list[str]:
-    return [link.info["run"]] if link.info else []
+def _link_runs(link: Link) -> list[str]:
+    return [str(link.info["run"])] if link.info else []
 
 
 def _b64(raw: bytes) -> str:
-    import base64
-
     return base64.b64encode(raw).decode("ascii")

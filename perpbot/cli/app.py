@@ -72,6 +72,9 @@ _keys.register(app)
 from perpbot.cli import log as _log  # noqa: E402
 
 _log.register(app)
+from perpbot.cli import status as _status  # noqa: E402
+
+_status.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

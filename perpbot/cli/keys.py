@@ -92,8 +92,11 @@ def _echo(text: str = "") -> None:
 
 
 # -- commands -------------------------------------------------------------------------------
-@keys_app.command("add")
+@keys_app.command(
+    "add", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
 def add(
+    ctx: typer.Context,
     profile: str = typer.Argument(..., help="Profile name (letters, digits, . _ -)."),
     exchange: str = typer.Option(..., "--exchange", "-e", help='"sim" or a ccxt exchange id.'),
     use_stdin: bool = typer.Option(
@@ -110,6 +113,13 @@ def add(
     from perpbot.errors import BadInput
     from perpbot.keys import store
 
+    if ctx.args:  # never echoed: it may be a key typed where it does not belong
+        raise BadInput(
+            f"keys add: got {len(ctx.args)} unexpected argument(s) (not shown); the key and "
+            "secret are never read from the command line (other users can see it and shells "
+            "keep it): use the hidden prompt, --stdin or PERPBOT_API_KEY/PERPBOT_API_SECRET. "
+            "If that was a key, rotate it."
+        )
     store.check_name(profile)
     exchange = _check_exchange(exchange)
     existing = store.load_profile(profile) if store.profile_exists(profile) else None

@@ -155,7 +155,7 @@ def bot_view(doc: dict[str, Any], now: float, summary: dict[str, Any] | None) ->
             for k in ("net_pnl", "realized_pnl", "unrealized_pnl", "fees", "equity", "peak_equity")
         },
         "budget": risk.get("budget") or {},
-        "limits": extras.get("ratelimit") or extras.get("limits") or {},
+        "rate": extras.get("rate") or {},  # the rate limiter's own figures, when it runs
         "index": risk.get("index") or {},
         "reduce_only": risk.get("reduce_only") or {},
         "alerts": risk.get("alerts") or [],
@@ -223,12 +223,17 @@ def live_view(profile: str, url: str | None) -> dict[str, Any]:
 
 
 async def _live(profile: str, url: str | None) -> dict[str, Any]:
-    from perpbot.client.connect import connect, profile_credentials
+    from perpbot.client.connect import connect
     from perpbot.config import ExchangeSection
+    from perpbot.errors import BadInput
     from perpbot.events import EventBus
 
-    exchange_id = profile_credentials(profile, "status").grant and _profile_exchange(profile)
-    section = ExchangeSection(id=exchange_id or "sim", url=url, profile=profile)
+    exchange_id = _profile_exchange(profile)
+    if exchange_id == "sim" and url is None:
+        raise BadInput(
+            f"--live {profile}: a simulator profile needs --url (the `perpbot sim serve` URL)"
+        )
+    section = ExchangeSection(id=exchange_id, url=url, profile=profile)
     conn = await connect(section, command="status", run_id="status", bus=EventBus())
     try:
         client = conn.client

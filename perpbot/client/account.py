@@ -57,8 +57,9 @@ class AccountView:
     leverage: dict[str, float] = field(default_factory=dict)
     equity: float | None = None
     updated_at: float = 0.0
-    # reduce-only accounting (perpbot.risk): fills of reduce-only orders seen in an open-order
-    # list fetched after the positions, not yet reflected in ``positions`` (per symbol).
+    # reduce-only accounting (perpbot.risk): fills of reduce-only orders that ``positions``
+    # may not reflect yet (seen in an answer or an order list since the last set_positions,
+    # or assumed for an order that left without its final fill known), per symbol.
     reduce_only_debit: dict[str, float] = field(default_factory=dict)
 
     def position(self, symbol: str) -> float:
@@ -98,10 +99,7 @@ class AccountView:
                 continue
             if track and v.reduce_only:  # a shrunk or vanished reduce-only order may have filled
                 now = fresh.get(k)
-                filled = v.remaining - now.remaining if now is not None else v.remaining
-                if filled > 0:
-                    debit = self.reduce_only_debit.get(symbol, 0.0) + filled
-                    self.reduce_only_debit[symbol] = debit
+                self._debit(symbol, v.remaining - now.remaining if now else v.remaining)
         kept.update(fresh)
         self.orders = kept
 
@@ -109,8 +107,15 @@ class AccountView:
         o = OpenOrder.from_ccxt(order)
         o.seen_at = time.time()
         key = self._key(o)
-        self.orders.pop(key, None)  # the reservation, if any, becomes the real order
-        if order.get("status") in (None, "open"):
+        before = self.orders.pop(key, None)  # the reservation, if any, becomes the real order
+        o.reduce_only = o.reduce_only or (before is not None and before.reduce_only)
+        status = order.get("status")
+        if o.reduce_only:  # filled at once: the position view does not know it yet
+            filled = order.get("filled")
+            if filled is None and status == "closed":
+                filled = o.amount
+            self._debit(o.symbol, float(filled or 0.0))
+        if status in (None, "open"):
             self.orders[key] = o
 
     # -- reduce-only accounting (perpbot.risk) --------------------------------------------
@@ -157,16 +162,49 @@ class AccountView:
         return max(0.0, abs(pos) - self.reduce_only_debit.get(symbol, 0.0) - held)
 
     def order_gone(self, client_order_id: str | None, order_id: str | None = None) -> None:
+        """An order left the book (cancelled, or not found) without its final fill known."""
         for key in [
             k
             for k, v in self.orders.items()
             if (client_order_id and v.client_order_id == client_order_id)
             or (order_id and v.order_id == order_id)
         ]:
-            del self.orders[key]
+            self._forget(key, None)
+
+    def order_closed(self, order: dict[str, Any]) -> None:
+        """An answer about a known order (a cancel's result): its fills are now known."""
+        cid, oid = order.get("clientOrderId"), order.get("id")
+        for key in [
+            k
+            for k, v in self.orders.items()
+            if (cid and v.client_order_id == cid) or (oid is not None and v.order_id == str(oid))
+        ]:
+            filled = order.get("filled")
+            if order.get("status") in (None, "open"):
+                v = self.orders[key]
+                if filled is not None and v.reduce_only:
+                    self._debit(v.symbol, float(filled) - (v.amount - v.remaining))
+                    v.remaining = max(0.0, v.amount - float(filled))
+            else:
+                self._forget(key, float(filled) if filled is not None else None)
 
     def symbol_cleared(self, symbol: str) -> None:
-        self.orders = {k: v for k, v in self.orders.items() if v.symbol != symbol}
+        for key in [k for k, v in self.orders.items() if v.symbol == symbol]:
+            self._forget(key, None)
+
+    def _forget(self, key: str, filled: float | None) -> None:
+        """Drop an order. A reduce-only order's fills the position view may not reflect are
+        debited: all of its remaining when unknown, so its room is only given back by the
+        next ``set_positions``."""
+        v = self.orders.pop(key)
+        if v.reduce_only:  # an in-flight one too: it may exist and have filled
+            self._debit(
+                v.symbol, v.remaining if filled is None else filled - (v.amount - v.remaining)
+            )
+
+    def _debit(self, symbol: str, amount: float) -> None:
+        if amount > 0:
+            self.reduce_only_debit[symbol] = self.reduce_only_debit.get(symbol, 0.0) + amount
 
     def set_positions(self, positions: list[dict[str, Any]]) -> None:
         self.positions.clear()

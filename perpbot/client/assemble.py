@@ -71,7 +71,7 @@ def build_layers(setup: Setup, exchange: Any) -> list[Layer]:
     from perpbot.risk.gate import build_risk_gate
 
     layers: list[Layer | None] = [
-        kill_gate(setup),  # KillGate (perpbot.kill)
+        kill_gate(setup, exchange),  # KillGate (perpbot.kill)
         scope_gate(setup, exchange),  # ScopeGate (perpbot.keys)
         build_risk_gate(setup, exchange),  # RiskGate (perpbot.risk)
         build_rate_limiter(setup, exchange),  # RateLimiter (perpbot.client.ratelimit)

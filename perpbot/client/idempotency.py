@@ -174,39 +174,28 @@ class Resolver:
             ) from exc
 
     async def cancel_step(self, request: Request, call_next: CallNext, is_unknown: Any) -> Any:
-        """Cancel; after an unknown outcome, confirm by lookup (gone -> done, open -> again)."""
+        """Cancel; confirm by lookup when the outcome is unknown or the order is not open.
+
+        An ``OrderNotFound`` (-2011) on a cancel is looked up too: it is what a cancel that
+        already went through looks like (aiohttp silently resends a DELETE whose keep-alive
+        connection was closed), and the lookup tells a cancel from a fill.
+        """
         import ccxt
 
         res = state_of(request)
-        what = client_id_of(request) or (request.args[0] if request.args else "?")
         if res.unknown:
-            res.lookups += 1
-            order = await call_next(lookup_request(request, self.bus))
-            if order.get("status") in GONE:
-                self._decide(
-                    "resolve",
-                    "RETRY_CANCEL_CONFIRMED",
-                    f"cancel of order {what} confirmed by lookup: it is {order.get('status')}",
-                    request,
-                    status=order.get("status"),
-                )
+            order = await self._confirm_cancel(request, call_next, res)
+            if order is not None:
                 return order
-            res.unknown = False
-            self._decide(
-                "retry",
-                "RETRY_CANCEL_AGAIN",
-                f"order {what} is still {order.get('status')} after an unknown cancel: "
-                "cancelling again",
-                request,
-            )
         res.sends += 1
         try:
             return await call_next(request)
         except ccxt.OrderNotFound:
-            if res.sends == 1:
-                raise
-            res.unknown = True  # gone since the first cancel: find out how it ended
-            raise OutcomeUnknown(f"cancel of order {what}: confirming by lookup") from None
+            res.unknown = True
+            order = await self._confirm_cancel(request, call_next, res, not_open=True)
+            if order is not None:
+                return order
+            raise OutcomeUnknown(f"cancel of order {_what(request)}: cancelling again") from None
         except Exception as exc:
             if not is_unknown(exc):
                 raise
@@ -214,11 +203,42 @@ class Resolver:
             self._decide(
                 "retry",
                 "RETRY_OUTCOME_UNKNOWN",
-                f"cancel of order {what}: outcome unknown after {type(exc).__name__}; "
+                f"cancel of order {_what(request)}: outcome unknown after {type(exc).__name__}; "
                 "confirming by lookup",
                 request,
                 error=type(exc).__name__,
             )
             raise OutcomeUnknown(
-                f"cancel of order {what}: outcome unknown after {type(exc).__name__}", exc
+                f"cancel of order {_what(request)}: outcome unknown after {type(exc).__name__}",
+                exc,
             ) from exc
+
+    async def _confirm_cancel(
+        self, request: Request, call_next: CallNext, res: Resolution, not_open: bool = False
+    ) -> Any:
+        """The order if it is gone (cancelled, filled, expired), None if still open."""
+        res.lookups += 1
+        order = await call_next(lookup_request(request, self.bus))  # OrderNotFound: raised
+        status = order.get("status")
+        if status in GONE:
+            why = "the exchange said it was not open" if not_open else "the outcome was unknown"
+            self._decide(
+                "resolve",
+                "RETRY_CANCEL_CONFIRMED",
+                f"cancel of order {_what(request)} confirmed by lookup ({why}): it is {status}",
+                request,
+                status=status,
+            )
+            return order
+        res.unknown = False
+        self._decide(
+            "retry",
+            "RETRY_CANCEL_AGAIN",
+            f"order {_what(request)} is still {status} after the cancel: cancelling again",
+            request,
+        )
+        return None
+
+
+def _what(request: Request) -> str:
+    return str(client_id_of(request) or (request.args[0] if request.args else "?"))

@@ -165,7 +165,11 @@ class Retrier:
         except OutcomeUnknown:
             raise
         except Exception as exc:
-            if cls == "order" and state_of(request).unknown:
+            import ccxt
+
+            # an exchange error left the create unresolved (held-back requests and
+            # interrupted waits pass through: the request resumes or the run is stopping)
+            if cls == "order" and state_of(request).unknown and isinstance(exc, ccxt.BaseError):
                 raise OutcomeUnknown(
                     f"order {request.params.get('clientOrderId')}: outcome unknown and the "
                     f"lookup failed ({type(exc).__name__}); check open orders before placing "
@@ -199,7 +203,6 @@ class Retrier:
             return await call_next(request)
 
     async def _resync(self, request: Request, call_next: CallNext, exc: BaseException) -> None:
-        request.meta["resynced"] = True
         sync = Request(
             method="load_time_difference",
             command=request.command,
@@ -208,6 +211,7 @@ class Retrier:
             id=self.bus.next_request_id(),
         )
         offset = await call_next(sync)
+        request.meta["resynced"] = True  # once per request: a second -1021 is an error
         self.bus.publish(
             Decision(
                 self.name,

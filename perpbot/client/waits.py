@@ -25,6 +25,7 @@ class Interrupter:
         self._reason: str | None = None
         self._lock = threading.Lock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+        self._cut: dict[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]], str] = {}
 
     @property
     def reason(self) -> str | None:
@@ -43,6 +44,22 @@ class Interrupter:
         for loop, fut in waiters:
             with contextlib.suppress(RuntimeError):  # loop already closed
                 loop.call_soon_threadsafe(_wake, fut)
+
+    def interrupt_current(self, reason: str) -> int:
+        """Cut only the waits in progress short (later waits wait as usual); how many.
+
+        For the kill switch: whatever sleeps in a backoff when it trips must not go out
+        after the sleep, but the watchdog's own cancels must still be able to wait for
+        budget afterwards.
+        """
+        with self._lock:
+            waiters = list(self._waiters)
+            for entry in waiters:
+                self._cut.setdefault(entry, reason)
+        for loop, fut in waiters:
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                loop.call_soon_threadsafe(_wake, fut)
+        return len(waiters)
 
     def reset(self) -> None:
         with self._lock:
@@ -65,8 +82,10 @@ class Interrupter:
         finally:
             with self._lock:
                 self._waiters.discard(entry)
-        if self._reason is not None:
-            raise WaitInterrupted(self._reason)
+                cut = self._cut.pop(entry, None)
+        reason = self._reason or cut
+        if reason is not None:
+            raise WaitInterrupted(reason)
 
 
 def _wake(fut: asyncio.Future[None]) -> None:

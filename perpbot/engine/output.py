@@ -168,5 +168,8 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
         lines.append("  final position: flat")
     for code, n in (s.get("rejections") or {}).items():
         lines.append(f"  rejected {n} x {code}")
+    kill = s.get("kill")
+    if isinstance(kill, dict) and kill.get("summary"):
+        lines.append(f"  {kill['summary']}")
     lines.append(f"  files: {s.get('run_dir')}")
     return lines

@@ -35,7 +35,7 @@ from perpbot.engine.journal import RunJournal
 from perpbot.engine.ledger import Ledger
 from perpbot.engine.output import RunOutput
 from perpbot.engine.strategy import OrderRejected, Strategy, StrategyStopped
-from perpbot.errors import BadInput, PerpbotError, RiskRejected
+from perpbot.errors import BadInput, KillSwitchActive, PerpbotError, RiskRejected
 from perpbot.events import Decision, Event, EventBus
 
 # Exit codes by stop reason (README: exit codes).
@@ -346,8 +346,8 @@ class Runner:
             spec.client_order_id = self.next_client_id()
         try:
             order = await self.client.create_order(spec)
-        except RiskRejected as exc:
-            self.ledger.reject(exc.code or "RISK")
+        except (RiskRejected, KillSwitchActive) as exc:  # refused before it left: the
+            self.ledger.reject(exc.code or "RISK")  # strategy may catch it (a halt goes on)
             raise OrderRejected(exc.code or "RISK", exc.message) from None
         except (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest) as exc:
             code = f"EXCHANGE_{type(exc).__name__}"

@@ -171,6 +171,14 @@ async def audit_key(
     client: GuardedClient, grant: Grant, *, profile: str, exchange: str, masked_key: str
 ) -> AuditReport:
     """Ask the exchange (through the pipeline, as command ``keys audit`` or ``run``)."""
+    if not hasattr(client.exchange, "sapi_get_account_apirestrictions"):
+        from perpbot.errors import RuntimeFailure
+
+        raise RuntimeFailure(
+            f"{exchange} does not say what a key may do (no apiRestrictions endpoint); check "
+            "the key's permissions in the exchange's API management",
+            code="SCOPE_AUDIT_UNSUPPORTED",
+        )
     answer = await client.api_restrictions()
     if not isinstance(answer, dict):
         answer = {}

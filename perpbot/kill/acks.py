@@ -118,26 +118,32 @@ def wait_for_acks(
     return got, gone + list(pending.values())
 
 
-def describe_ack(ack: dict[str, Any]) -> str:
-    """One line: what a bot did about the switch."""
-    who = f"bot {ack.get('run_id')} ({ack.get('strategy')}, pid {ack.get('pid')})"
-    if ack.get("state") == "not covered":
-        return f"bot {ack.get('run_id')}: not covered by the switch's scope"
-    took = ack.get("acted_ms")
-    parts = [f"{who} acknowledged level {ack.get('level')}"]
-    if took is not None:
-        parts[0] += f" in {took:.0f} ms"
+def describe_actions(ack: dict[str, Any]) -> list[str]:
+    """What a bot did about the switch, as sentence parts (no subject)."""
+    parts: list[str] = []
     if ack.get("state") == "halted":
         parts.append(f"halted with {ack.get('open_orders', 0)} open order(s) left standing")
     cancelled = ack.get("cancelled") or []
     if ack.get("level") in ("cancel", "flatten"):
-        symbols = sorted({c.get("symbol") for c in cancelled})
+        symbols = sorted({str(c.get("symbol")) for c in cancelled if c.get("symbol")})
         parts.append(
             f"cancelled {len(cancelled)} order(s)"
-            + (f" on {', '.join(s for s in symbols if s)}" if symbols else "")
+            + (f" on {', '.join(symbols)}" if symbols else "")
         )
     for c in ack.get("closed") or []:
         parts.append(f"closed {c.get('symbol')} {c.get('from', 0):+g} -> {c.get('to', 0):+g}")
-    for e in ack.get("errors") or []:
-        parts.append(f"problem: {e}")
-    return "; ".join(parts)
+    parts.extend(f"problem: {e}" for e in ack.get("errors") or [])
+    return parts
+
+
+def describe_ack(ack: dict[str, Any]) -> str:
+    """One line for `perpbot kill`: which bot acknowledged, how fast, and what it did."""
+    if ack.get("state") == "not covered":
+        return f"bot {ack.get('run_id')}: not covered by the switch's scope"
+    head = (
+        f"bot {ack.get('run_id')} ({ack.get('strategy')}, pid {ack.get('pid')}) "
+        f"acknowledged level {ack.get('level')}"
+    )
+    if ack.get("acted_ms") is not None:
+        head += f" in {ack['acted_ms']:.0f} ms"
+    return "; ".join([head, *describe_actions(ack)])

@@ -28,6 +28,7 @@ from perpbot.kill.sentinel import (
 
 Output = tuple[dict[str, Any], list[str]]
 DEFAULT_WAIT_S = 5.0
+MAX_WAIT_S = 3600.0
 
 
 def scope_of(profile: str | None, run: str | None) -> str:
@@ -43,8 +44,10 @@ def scope_of(profile: str | None, run: str | None) -> str:
 def check_level_and_wait(level: str, wait: float) -> None:
     if level not in LEVELS:
         raise BadInput(f"--level: got {level!r}, expected one of {', '.join(LEVELS)}")
-    if wait < 0:
-        raise BadInput(f"--wait: got {wait:g}, expected a number of seconds >= 0")
+    if not (0 <= wait <= MAX_WAIT_S):
+        raise BadInput(
+            f"--wait: got {wait:g}, expected a number of seconds from 0 to {MAX_WAIT_S:g}"
+        )
 
 
 def emit(json_output: bool, out: Output) -> None:
@@ -186,7 +189,7 @@ def fast_kill(argv: list[str]) -> int | None:
         wait = float(opts.get("wait", DEFAULT_WAIT_S))
     except ValueError:
         return None
-    if opts.get("level", "cancel") not in LEVELS or wait < 0 or wait != wait:
+    if opts.get("level", "cancel") not in LEVELS or not (0 <= wait <= MAX_WAIT_S):
         return None
     try:
         out, failures = set_switch(

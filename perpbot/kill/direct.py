@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from perpbot.client.account import AccountView
 from perpbot.config import ExchangeSection, KillSection, StrategyFile, format_validation_error
 from perpbot.errors import BadInput, PerpbotError
 from perpbot.events import EventBus
@@ -148,7 +147,7 @@ async def act_direct(
     try:
         conn = await connect(exchange, command="kill", run_id=run_id, bus=bus, config=cfg)
         try:
-            report.update(await _act(conn.client, entry, kill_cfg, symbols, tags))
+            report.update(await _act(conn, entry, kill_cfg, symbols, tags))
         finally:
             await conn.close()
     finally:
@@ -157,7 +156,7 @@ async def act_direct(
 
 
 async def _act(
-    client: Any,
+    conn: Any,
     entry: KillEntry,
     kill_cfg: KillSection,
     symbols: list[str] | None,
@@ -167,6 +166,7 @@ async def _act(
         cid = str(order.get("clientOrderId") or "")
         return tags is None or any(cid.startswith(t) for t in tags)
 
+    client = conn.client
     known: dict[str, list[dict[str, Any]]] = {}
     if symbols:
         for s in symbols:
@@ -176,7 +176,7 @@ async def _act(
     else:
         for o in await client.fetch_open_orders():
             known.setdefault(str(o.get("symbol")), []).append(o)
-        view = AccountView()
+        view = conn.setup.account
         view.set_positions(await client.fetch_positions())
         for s in view.positions:
             known.setdefault(s, [])
@@ -184,7 +184,7 @@ async def _act(
     out: dict[str, Any] = {"symbols": targets, "cancelled": [], "closed": [], "errors": []}
     if entry.level == "halt" or not targets:
         return out
-    ops = client_ops(client, entry.id)
+    ops = client_ops(client, entry.id, conn.setup.account)
     cancel = await cancel_open_orders(ops, targets, known, only=None if tags is None else only)
     out["cancelled"], out["errors"] = cancel.cancelled, list(cancel.errors)
     if entry.level == "flatten":

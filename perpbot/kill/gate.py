@@ -5,16 +5,24 @@ add risk reaches the exchange, whoever asks (a strategy, the engine, another com
     cancel   the same (the watchdog is cancelling the open orders)
     flatten  reads, cancels and reduce-only orders pass (closing positions)
 
-It also interrupts the Setup's waits as soon as it sees the sentinel: a request that is
-sleeping in a backoff or a rate-limit pause below this layer must not go out afterwards
-(retries below the gate do not pass it again), so the wait is cut short and fails.
+Two looks, because retries and waits happen *below* this layer:
+
+- at the door (the layer itself), every request is judged when it enters the pipeline;
+- at the wire (a transport ``before`` hook), every HTTP request is judged again just before
+  it leaves, so an order that passed the door before the switch tripped and then slept in
+  a rate-limit wait or a retry backoff, or is being resent after an unknown outcome, is
+  refused at the last moment.
+
+When it first sees an entry it also cuts short every wait in progress (a backoff should not
+keep a bot asleep while a trader needs it to act). Later waits are left alone: the
+watchdog's own cancels may need to wait for rate budget.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from perpbot.client.request import Request
+from perpbot.client.request import HttpRecord, Request
 from perpbot.errors import KillSwitchActive
 from perpbot.events import Decision, EventBus
 from perpbot.kill.sentinel import (
@@ -56,16 +64,9 @@ def what_passes(level: str) -> str:
     return "only reads and cancels pass"
 
 
-def interrupt_for(interrupter: Interrupter, entry: KillEntry) -> None:
-    """Cut every current and future wait short (idempotent)."""
-    if not interrupter.interrupted:
-        interrupter.interrupt(f"{INTERRUPT_PREFIX}: {entry.reason}")
-
-
-def release(interrupter: Interrupter) -> None:
-    """After the switch was cleared (a halt resumed): let waits wait again."""
-    if (interrupter.reason or "").startswith(INTERRUPT_PREFIX):
-        interrupter.reset()
+def cut_waits(interrupter: Interrupter, entry: KillEntry) -> int:
+    """Cut the waits in progress short (their requests fail with WaitInterrupted)."""
+    return interrupter.interrupt_current(f"{INTERRUPT_PREFIX}: {entry.reason}")
 
 
 class KillGate:
@@ -87,19 +88,46 @@ class KillGate:
         self.run_id = run_id
         self.strategy = strategy
         self.watcher = watcher or shared_watcher()
+        self._seen: set[str] = set()
+        self._hooks: list[Any] | None = None
+
+    def watch_wire(self, observers: Any) -> None:
+        """Take the last look at every HTTP request of ``observers`` (a transport's hooks)."""
+        self._hooks = observers.before
+        self._hooks.append(self.last_look)
+
+    def _last_in_line(self) -> None:
+        """Keep the last look after every other ``before`` hook (the limiter's waits)."""
+        hooks = self._hooks
+        if hooks and hooks[-1] != self.last_look and self.last_look in hooks:
+            hooks.remove(self.last_look)
+            hooks.append(self.last_look)
 
     def current(self) -> KillEntry | None:
-        return self.watcher.match(profile=self.profile, run_id=self.run_id, strategy=self.strategy)
+        entry = self.watcher.match(profile=self.profile, run_id=self.run_id, strategy=self.strategy)
+        if entry is not None and entry.id not in self._seen:
+            self._seen.add(entry.id)
+            cut_waits(self.interrupter, entry)
+        return entry
 
     async def __call__(self, request: Request, call_next: CallNext) -> Any:
+        self._last_in_line()
         entry = self.current()
-        if entry is None:
+        if entry is None or allowed(entry.level, request):
             return await call_next(request)
-        interrupt_for(self.interrupter, entry)
-        if allowed(entry.level, request):
-            return await call_next(request)
+        self._refuse(request, entry, "")
+
+    async def last_look(self, record: HttpRecord, request: Request | None) -> None:
+        """Transport hook: judge the request again as its HTTP request is about to leave."""
+        if request is None:
+            return
+        entry = self.current()
+        if entry is not None and not allowed(entry.level, request):
+            self._refuse(request, entry, " as it was about to leave")
+
+    def _refuse(self, request: Request, entry: KillEntry, when: str) -> NoReturn:
         sentence = (
-            f"the kill switch refuses {request.describe()}: {entry.describe()}; "
+            f"the kill switch refuses {request.describe()}{when}: {entry.describe()}; "
             f"{what_passes(entry.level)}; {CLEAR_HINT}"
         )
         self.bus.publish(
@@ -120,12 +148,19 @@ class KillGate:
         raise KillSwitchActive(sentence, code="KILL_ACTIVE")
 
 
-def kill_gate(setup: Setup) -> KillGate:
-    """The layer for ``build_layers``: always on (the switch cannot be configured away)."""
-    return KillGate(
+def kill_gate(setup: Setup, exchange: Any) -> KillGate:
+    """The layer for ``build_layers``: always on (the switch cannot be configured away).
+
+    It also registers its last look on the transport's ``before`` hooks of ``exchange``.
+    """
+    gate = KillGate(
         setup.bus,
         setup.interrupter,
         profile=setup.profile,
         run_id=setup.run_id,
         strategy=setup.strategy,
     )
+    observers = getattr(exchange, "perpbot_observers", None)
+    if observers is not None:
+        gate.watch_wire(observers)
+    return gate

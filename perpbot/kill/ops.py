@@ -25,12 +25,26 @@ class ExchangeOps:
     place: Callable[[OrderSpec], Awaitable[dict[str, Any]]]
     cancel_all: Callable[[str], Awaitable[Any]]
     cancel_one: Callable[[dict[str, Any], str], Awaitable[Any]]
+    account: AccountView | None = None  # the run's view, kept current for the risk checks
 
     async def position(self, symbol: str) -> float:
-        """The signed position of ``symbol`` as the exchange reports it now."""
-        view = AccountView()
-        view.set_positions(await self.client.fetch_positions([symbol]))
-        return view.position(symbol)
+        """The signed position of ``symbol`` as the exchange reports it now.
+
+        A hung strategy stops the engine's reconcile, so the run's AccountView may be stale;
+        the RiskGate judges reduce-only orders by it, so it is updated here too.
+        """
+        fresh = AccountView()
+        fresh.set_positions(await self.client.fetch_positions([symbol]))
+        amount = fresh.position(symbol)
+        if self.account is not None:
+            if amount:
+                self.account.positions[symbol] = amount
+                if symbol in fresh.entry_prices:
+                    self.account.entry_prices[symbol] = fresh.entry_prices[symbol]
+            else:
+                self.account.positions.pop(symbol, None)
+                self.account.entry_prices.pop(symbol, None)
+        return amount
 
 
 def runner_ops(runner: Runner) -> ExchangeOps:
@@ -39,11 +53,16 @@ def runner_ops(runner: Runner) -> ExchangeOps:
         place=runner.place,
         cancel_all=runner.cancel_all,
         cancel_one=runner.cancel,
+        account=runner.account,
     )
 
 
-def client_ops(client: GuardedClient, tag: str) -> ExchangeOps:
-    """Ops for a command without a runner; its orders get ids ``pbk-<tag>-<n>``."""
+def client_ops(client: GuardedClient, tag: str, account: AccountView | None = None) -> ExchangeOps:
+    """Ops for a command without a runner; its orders get ids ``pbk-<tag>-<n>``.
+
+    ``account`` is the connection's AccountView: the ScopeGate judges reduce-only orders
+    against it, so every position read updates it.
+    """
     seq = {"n": 0}
 
     async def place(spec: OrderSpec) -> dict[str, Any]:
@@ -63,5 +82,9 @@ def client_ops(client: GuardedClient, tag: str) -> ExchangeOps:
             return None
 
     return ExchangeOps(
-        client=client, place=place, cancel_all=client.cancel_all_orders, cancel_one=cancel_one
+        client=client,
+        place=place,
+        cancel_all=client.cancel_all_orders,
+        cancel_one=cancel_one,
+        account=account,
     )

@@ -4,14 +4,17 @@ A background task on the engine's event loop (the strategy runs in its own threa
 hung or looping ``on_tick`` cannot hold it up) polls the sentinel every ``[kill] poll_ms``
 (25 ms by default: one ``stat``). When a matching entry appears it:
 
-1. interrupts every wait of the pipeline (a request asleep in a backoff must not go out);
+1. cuts short the pipeline's waits in progress (a request asleep in a backoff must not go
+   out; the gate's last look refuses it anyway if it could add risk);
 2. at ``cancel`` and ``flatten``: cancels the open orders (all of them on the run's symbols
    for a switch covering the account, only the run's own for one scoped to a run), then
    verifies against the exchange; at ``flatten``: closes the positions (flatten.py);
 3. records an acknowledgement in ``<state>/kill/acks/<run_id>.json`` for `perpbot kill`;
 4. at ``cancel`` and ``flatten`` stops the run with exit code 4 (the summary lists what was
-   cancelled and closed). At ``halt`` the run stays up with the strategy paused (the engine
-   skips ticks while the switch stands, open orders stay) and resumes when it is cleared.
+   cancelled and closed), and from then on cuts every wait short, so that an engine
+   reconcile asleep in a backoff does not hold the stop up. At ``halt`` the run stays up
+   with the strategy paused (the engine skips ticks while the switch stands, open orders
+   stay) and resumes when it is cleared.
 """
 
 from __future__ import annotations
@@ -20,14 +23,15 @@ import asyncio
 import contextlib
 import os
 import socket
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 from perpbot.events import Decision
-from perpbot.kill.acks import describe_ack, read_ack, write_ack
+from perpbot.kill.acks import describe_actions, read_ack, write_ack
 from perpbot.kill.cancel import cancel_open_orders, describe_error
 from perpbot.kill.flatten import FlattenPolicy, flatten_positions
-from perpbot.kill.gate import interrupt_for, release
+from perpbot.kill.gate import cut_waits
 from perpbot.kill.ops import runner_ops
 from perpbot.kill.sentinel import LEVEL_MEANING, KillEntry, SentinelWatcher, shared_watcher
 
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     from perpbot.engine.runner import Runner
 
 EXIT_KILL = 4
+ACTING_SWITCH_INTERVAL_S = 0.0005
 
 
 def known_open_orders(runner: Runner, symbol: str) -> list[dict[str, Any]]:
@@ -122,8 +127,11 @@ class KillWatchdog:
 
     async def act(self, entry: KillEntry) -> None:
         r = self.runner
+        # A strategy spinning in a loop holds the GIL for whole switch intervals (5 ms) each
+        # time the engine waits for I/O; while the switch acts, hand the GIL back sooner.
+        sys.setswitchinterval(min(sys.getswitchinterval(), ACTING_SWITCH_INTERVAL_S))
         if r.conn is not None:
-            interrupt_for(r.conn.setup.interrupter, entry)
+            cut_waits(r.conn.setup.interrupter, entry)
         self.acted = entry
         ack = self._base_ack(entry)
         pending_ack = asyncio.ensure_future(asyncio.to_thread(write_ack, r.run_id, dict(ack)))
@@ -186,7 +194,9 @@ class KillWatchdog:
         r = self.runner
         with contextlib.suppress(OSError):
             await asyncio.to_thread(write_ack, r.run_id, ack)
-        line = describe_ack(ack)
+        line = f"kill switch (level {entry.level}, {ack['acted_ms']:.0f} ms after it was set): " + (
+            "; ".join(describe_actions(ack)) or "nothing to do"
+        )
         self.report = {
             "entry_id": entry.id,
             "level": entry.level,
@@ -219,12 +229,12 @@ class KillWatchdog:
         )
         if entry.level != "halt":
             r.request_stop(f"kill switch: {entry.reason}", EXIT_KILL)
+            if r.conn is not None:  # done acting: from now on every wait ends at once
+                r.conn.setup.interrupter.interrupt(f"kill switch: {entry.reason}")
 
     def resume(self) -> None:
         """The switch was cleared while this run was halted: let it trade again."""
         r = self.runner
-        if r.conn is not None:
-            release(r.conn.setup.interrupter)
         was, self.acted = self.acted, None
         r.summary_extras.pop("kill", None)
         r.bus.publish(

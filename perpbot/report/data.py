@@ -2,20 +2,25 @@
 
 A report must work for a run that is still going, was killed, or crashed mid-write: every
 file may be missing, a JSONL file may end in a torn line, and the extras that concerns add to
-ticks (``rate``, ``index``) may be absent or shaped differently across versions. Nothing here
-raises on such data; each gap becomes a note the report shows the trader.
+ticks (``rate``, ``risk.index``) may be absent or shaped differently across versions. Nothing
+here raises on such data; each gap becomes a note the report shows the trader.
+
+Journals are streamed line by line and each tick is cut down to what a report draws as it is
+read (a day of 1 s ticks with every concern's extras is hundreds of MB as Python objects).
+That is why this reads JSONL itself instead of ``perpbot.engine.journal.read_jsonl``, which
+loads a whole file and raises on a corrupt line before the last.
 """
 
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from perpbot.engine.journal import read_jsonl
 from perpbot.fsutil import read_json
+from perpbot.report.extras import index_prices, index_section, num, rate_figures
 
 Points = list[tuple[float, float]]
 
@@ -67,17 +72,6 @@ class RunData:
         return max((t for t in stamps if t is not None), default=self.started_at)
 
 
-def num(x: Any) -> float | None:
-    """A finite float, or None for anything else (missing, null, text, NaN)."""
-    if isinstance(x, bool) or x is None:
-        return None
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
 def _dict(x: Any) -> dict[str, Any]:
     return x if isinstance(x, dict) else {}
 
@@ -97,36 +91,61 @@ def read_json_tolerant(path: Path, notes: list[str]) -> dict[str, Any] | None:
     return obj
 
 
-def _read_lenient(path: Path) -> tuple[list[Any], bool, int]:
-    """Every parseable line; whether the last one was torn; how many others were bad."""
-    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
-    records: list[Any] = []
-    bad: list[int] = []
-    for i, line in enumerate(lines):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                bad.append(i)
-    last = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
-    torn = bool(bad) and bad[-1] == last
-    return records, torn, len(bad) - int(torn)
+def slim_tick(t: dict[str, Any]) -> dict[str, Any]:
+    """What a report uses of a tick, normalised: rate as (used, limit, nominal) keys and
+    index as {symbol: price}; everything else a concern adds is dropped."""
+    out: dict[str, Any] = {k: t[k] for k in ("ts", "marks", "equity", "orders") if k in t}
+    positions = t.get("positions")
+    if isinstance(positions, dict):
+        out["positions"] = {
+            sym: {"amount": p.get("amount"), "upnl": p.get("upnl")} if isinstance(p, dict) else p
+            for sym, p in positions.items()
+        }
+    used, limit, nominal = rate_figures(t.get("rate"))
+    if used is not None:
+        out["rate"] = {"used": used, "limit": limit, "nominal": nominal}
+    prices = index_prices(index_section(t))
+    if prices:
+        out["index"] = prices
+    return out
 
 
-def read_journal(path: Path, notes: list[str], torn_files: list[str]) -> list[dict[str, Any]]:
-    """A JSONL journal's records; a torn last line or corrupt lines are skipped and noted."""
-    if not path.exists():
-        return []
+def slim_event(e: dict[str, Any]) -> dict[str, Any]:
+    return {k: e.get(k) for k in ("ts", "layer", "action", "code", "sentence")}
+
+
+def read_journal(
+    path: Path,
+    notes: list[str],
+    torn_files: list[str],
+    slim: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """A JSONL journal's records, streamed; a torn last line or corrupt lines are skipped
+    and said in ``notes`` (torn files are also listed in ``torn_files``)."""
+    records: list[dict[str, Any]] = []
+    bad = 0
+    last_bad = False  # whether the last non-empty line so far failed to parse
     try:
-        try:
-            records, torn = read_jsonl(path)
-            bad = 0
-        except ValueError:  # corruption before the last line: keep what parses
-            records, torn, bad = _read_lenient(path)
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    bad += int(last_bad)
+                    last_bad = True
+                    continue
+                bad += int(last_bad)
+                last_bad = False
+                if isinstance(rec, dict):
+                    records.append(slim(rec) if slim else rec)
+    except FileNotFoundError:
+        return []
     except OSError as exc:
         notes.append(f"{path.name} is unreadable ({exc.strerror or type(exc).__name__})")
-        return []
-    if torn:
+        return records
+    if last_bad:
         torn_files.append(path.name)
         notes.append(
             f"{path.name}: the last line was cut off mid-write (the run crashed or is still "
@@ -134,7 +153,13 @@ def read_journal(path: Path, notes: list[str], torn_files: list[str]) -> list[di
         )
     if bad:
         notes.append(f"{path.name}: {bad} corrupt line(s) were skipped")
-    return [r for r in records if isinstance(r, dict)]
+    return records
+
+
+SLIM: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "ticks.jsonl": slim_tick,
+    "events.jsonl": slim_event,
+}
 
 
 def load_run(
@@ -151,7 +176,7 @@ def load_run(
     summary = read_json_tolerant(run_dir / "summary.json", notes)
     if meta is None:
         notes.append("meta.json is missing: the run's start details are unknown")
-    read = {name: read_journal(run_dir / name, notes, torn) for name in journals}
+    read = {name: read_journal(run_dir / name, notes, torn, SLIM.get(name)) for name in journals}
     run = RunData(
         run_id=str((meta or {}).get("run_id") or run_dir.name),
         dir=run_dir,

@@ -17,6 +17,7 @@ data says so in words instead of silently staying blank.
 
 from __future__ import annotations
 
+import functools
 import io
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ MARKER_STYLE = {
     "ban": ("#000000", "-.", "IP banned"),
 }
 EVERY_PANEL = ("trip", "kill", "alert")
+MAX_POINTS = 3000  # per line: far more than the figure has pixels across
 RATE_PANEL = ("tighten", "recover", "ban")
 
 
@@ -49,11 +51,41 @@ def price_title(symbol: str) -> str:
     return f"Price {symbol}"
 
 
-def _x(points: Points) -> tuple[list[datetime], list[float]]:
-    return (
-        [datetime.fromtimestamp(t, tz=UTC) for t, _ in points],
-        [v for _, v in points],
-    )
+def decimate(points: Points, max_points: int = MAX_POINTS) -> Points:
+    """At most ``max_points`` points: per bucket of consecutive points, the lowest and the
+    highest (in time order), so spikes and drawdown troughs survive; first and last kept."""
+    n = len(points)
+    if n <= max_points:
+        return points
+    buckets = max(1, (max_points - 2) // 2)
+    out: Points = [points[0]]
+    for b in range(buckets):
+        chunk = points[1 + b * (n - 2) // buckets : 1 + (b + 1) * (n - 2) // buckets]
+        if not chunk:
+            continue
+        lo = min(chunk, key=lambda p: p[1])
+        hi = max(chunk, key=lambda p: p[1])
+        out.extend(sorted({lo, hi}))
+    out.append(points[-1])
+    return out
+
+
+@functools.cache
+def _epoch_days() -> float:
+    """matplotlib's date number of 1970-01-01 UTC (0.0 unless rcParams moved its epoch)."""
+    import matplotlib.dates as mdates
+
+    return float(mdates.date2num(datetime(1970, 1, 1, tzinfo=UTC)))
+
+
+def _days(ts: float) -> float:
+    """Epoch seconds as a matplotlib date number, without building datetimes per point."""
+    return _epoch_days() + ts / 86400.0
+
+
+def _x(points: Points, limit: bool = True) -> tuple[list[float], list[float]]:
+    pts = decimate(points) if limit else points
+    return [_days(t) for t, _ in pts], [v for _, v in pts]
 
 
 def _empty(ax: Axes, text: str) -> None:
@@ -61,17 +93,25 @@ def _empty(ax: Axes, text: str) -> None:
 
 
 def _markers(ax: Axes, series: RunSeries, actions: tuple[str, ...], legend: bool) -> None:
+    """One vertical-line collection per kind of event (thousands of events stay cheap)."""
     for action in actions:
+        events = series.markers.get(action, [])
+        if not events:
+            continue
         colour, style, label = MARKER_STYLE[action]
-        for i, ev in enumerate(series.markers.get(action, [])):
-            shown = legend and i == 0
-            ax.axvline(
-                datetime.fromtimestamp(float(ev["ts"]), tz=UTC),
-                color=colour,
-                linestyle=style,
-                linewidth=1.2,
-                label=f"{label} ({ev.get('code')})" if shown else f"_{action}",
-            )
+        codes = sorted({str(e.get("code")) for e in events})
+        shown = f"{label} ({', '.join(codes[:3])}{', ...' if len(codes) > 3 else ''})"
+        ax.vlines(
+            [_days(float(e["ts"])) for e in events],
+            0.0,
+            1.0,
+            transform=ax.get_xaxis_transform(),
+            colors=colour,
+            linestyles=style,
+            linewidth=1.2,
+            label=shown if legend else f"_{action}",
+            gid=f"event:{action}",
+        )
 
 
 def _price_panel(ax: Axes, series: RunSeries, symbol: str) -> None:
@@ -89,7 +129,9 @@ def _price_panel(ax: Axes, series: RunSeries, symbol: str) -> None:
         (series.sells.get(symbol), "v", "#c0392b", "sell fills"),
     ):
         if pts:
-            ax.scatter(*_x(pts), marker=marker, color=colour, s=28, zorder=3, label=label)
+            ax.scatter(
+                *_x(pts, limit=False), marker=marker, color=colour, s=28, zorder=3, label=label
+            )
             drawn = True
     if not drawn:
         _empty(ax, "no prices recorded")
@@ -146,7 +188,11 @@ def build_figure(run: RunData, series: RunSeries, heading: str) -> Figure:
     )
     dd = series.drawdown
     _line_panel(
-        dd_ax, TITLE_DRAWDOWN, "USDT", [("drawdown", dd, {"color": "#c0392b"})], "no equity"
+        dd_ax,
+        TITLE_DRAWDOWN,
+        "USDT",
+        [("drawdown", dd, {"color": "#c0392b"})],
+        "no equity recorded",
     )
     if dd:
         dd_ax.fill_between(*_x(dd), 0.0, color="#c0392b", alpha=0.2)
@@ -177,9 +223,7 @@ def build_figure(run: RunData, series: RunSeries, heading: str) -> Figure:
     start, end = run.started_at, run.last_seen
     if start is not None and end is not None and end > start:
         pad = (end - start) * 0.01
-        axes[-1].set_xlim(
-            datetime.fromtimestamp(start - pad, tz=UTC), datetime.fromtimestamp(end + pad, tz=UTC)
-        )
+        axes[-1].set_xlim(_days(start - pad), _days(end + pad))
     locator = mdates.AutoDateLocator(tz=UTC)
     axes[-1].xaxis.set_major_locator(locator)
     axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
@@ -194,33 +238,33 @@ def png_bytes(fig: Figure) -> bytes:
 
 
 def describe(fig: Figure) -> list[dict[str, Any]]:
-    """The figure's panels as data (title, y label, labelled lines and their point counts,
-    fill markers): what `perpbot report --json` prints and what tests check."""
+    """The figure's panels as data: title, y label, labelled lines and their point counts
+    (after decimation), fill markers by side and the number of vertical event markers. This
+    is what `perpbot report --json` prints and what tests check."""
     out: list[dict[str, Any]] = []
     for ax in fig.axes:
         lines = {
-            ln.get_label(): len(ln.get_xdata())  # type: ignore[arg-type]
+            str(ln.get_label()): len(ln.get_xdata())  # type: ignore[arg-type]
             for ln in ax.get_lines()
-            if not str(ln.get_label()).startswith("_") and not _is_vline(ln)
+            if not str(ln.get_label()).startswith("_")
         }
-        markers = {
+        fills = {
             str(c.get_label()): len(c.get_offsets())  # type: ignore[attr-defined]
             for c in ax.collections
             if str(c.get_label()).endswith("fills")
         }
-        vlines = [str(ln.get_label()) for ln in ax.get_lines() if _is_vline(ln)]
+        events = sum(
+            len(c.get_segments())  # type: ignore[attr-defined]
+            for c in ax.collections
+            if str(c.get_gid() or "").startswith("event:")
+        )
         out.append(
             {
                 "title": ax.get_title(loc="left"),
                 "ylabel": ax.get_ylabel(),
                 "lines": lines,
-                "fills": markers,
-                "event_markers": len(vlines),
+                "fills": fills,
+                "event_markers": events,
             }
         )
     return out
-
-
-def _is_vline(line: Any) -> bool:
-    x = line.get_xdata()
-    return len(x) == 2 and x[0] == x[1] and tuple(line.get_ydata()) == (0, 1)

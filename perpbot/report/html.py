@@ -31,9 +31,15 @@ img { max-width: 100%; border: 1px solid #ddd; }
 """
 
 
+def _indent(label: str) -> str:
+    """A row label with its leading spaces kept (sub-rows such as "  realised")."""
+    stripped = label.lstrip(" ")
+    return "&nbsp;" * (len(label) - len(stripped)) + escape(stripped)
+
+
 def _table(section: Section) -> str:
     rows = "".join(
-        f"<tr><th>{escape(k)}</th><td class='num'>{escape(v)}</td></tr>" for k, v in section.rows
+        f"<tr><th>{_indent(k)}</th><td class='num'>{escape(v)}</td></tr>" for k, v in section.rows
     )
     return f"<div><h2>{escape(section.title)}</h2><table>{rows}</table></div>"
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from perpbot.errors import BadInput
 from perpbot.paths import runs_dir
-from perpbot.report.data import JOURNALS, RunData, load_run, num, read_json_tolerant
+from perpbot.report.data import JOURNALS, RunData, load_run, read_json_tolerant
+from perpbot.report.extras import num
 
 # summary.json end_reason -> (status, label shown to the trader)
 ENDINGS = {

@@ -1,10 +1,9 @@
 """Time series of a run, pulled out of its ticks, fills, events and summary.
 
-Ticks carry the runner's own fields (``marks``, ``positions``, ``equity``) and extras merged
-in by other concerns: ``rate`` (the rate limiter: weight used, the current limit and the
-nominal one) and ``index`` (the risk layer: an index price per symbol and source health).
-Those extras are read by shape, not by one exact schema, so a report of an older or newer run
-still draws what it can; what it cannot find it leaves empty, and the figure says so.
+Ticks carry the runner's own fields (``marks``, ``positions``, ``equity``) and the sections
+other concerns add, already normalised by ``data.slim_tick``: ``rate`` (used / limit /
+nominal request weight) and ``index`` ({symbol: index price}).
+What a run did not record stays empty, and the figure says so.
 """
 
 from __future__ import annotations
@@ -12,13 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from perpbot.report.data import Points, RunData, num
-
-# Keys the rate extra may use for each quantity (first match wins).
-RATE_USED = ("used", "weight_used", "used_weight", "weight", "used_1m")
-RATE_LIMIT = ("limit", "weight_limit", "current_limit", "effective_limit", "budget")
-RATE_NOMINAL = ("nominal", "nominal_limit", "weight_nominal", "exchange_limit")
-INDEX_PRICE = ("price", "index", "index_price", "value", "median")
+from perpbot.report.data import Points, RunData
+from perpbot.report.extras import num
 
 MARKER_ACTIONS = ("trip", "alert", "tighten", "recover", "ban")
 KILL_ACTED = "KILL_SEEN"  # the watchdog saw the switch (a `perpbot kill`, or after a trip)
@@ -49,56 +43,6 @@ class RunSeries:
         return out
 
 
-def _first(d: dict[str, Any], keys: tuple[str, ...]) -> float | None:
-    for k in keys:
-        if k in d:
-            v = num(d[k])
-            if v is not None:
-                return v
-    return None
-
-
-def rate_figures(rate: Any) -> tuple[float | None, float | None, float | None]:
-    """(used, limit, nominal) out of a tick's ``rate`` extra, whatever its nesting.
-
-    Accepts a flat dict, or one level of buckets (``{"weight": {...}, "orders": {...}}``;
-    the request-weight bucket is preferred, as it is the one that bans an IP).
-    """
-    if not isinstance(rate, dict):
-        return None, None, None
-    used, limit, nominal = (_first(rate, k) for k in (RATE_USED, RATE_LIMIT, RATE_NOMINAL))
-    if used is not None:
-        return used, limit, nominal
-    buckets = [(k, v) for k, v in rate.items() if isinstance(v, dict)]
-    buckets.sort(key=lambda kv: 0 if "weight" in kv[0].lower() else 1)
-    for _, bucket in buckets:
-        used = _first(bucket, RATE_USED)
-        if used is not None:
-            return used, _first(bucket, RATE_LIMIT), _first(bucket, RATE_NOMINAL)
-    return None, None, None
-
-
-def index_prices(index: Any, symbols: list[str]) -> dict[str, float]:
-    """Index price per symbol out of a tick's ``index`` extra.
-
-    Accepts ``{symbol: price}``, ``{symbol: {"price": ..., "sources": ...}}`` and
-    ``{"prices": {symbol: ...}}`` (or ``"symbols"``), the shapes a price basket reports.
-    """
-    if not isinstance(index, dict):
-        return {}
-    for wrapper in ("prices", "symbols", "by_symbol"):
-        if isinstance(index.get(wrapper), dict):
-            index = index[wrapper]
-            break
-    out: dict[str, float] = {}
-    for sym in symbols:
-        v = index.get(sym)
-        price = _first(v, INDEX_PRICE) if isinstance(v, dict) else num(v)
-        if price is not None:
-            out[sym] = price
-    return out
-
-
 def build_series(run: RunData) -> RunSeries:
     s = RunSeries()
     symbols = run.symbols
@@ -111,8 +55,9 @@ def build_series(run: RunData) -> RunSeries:
             p = num(price)
             if p is not None:
                 s.marks.setdefault(sym, []).append((ts, p))
-        for sym, price in index_prices(tick.get("index"), symbols).items():
-            s.index.setdefault(sym, []).append((ts, price))
+        for sym, price in (tick.get("index") or {}).items():  # normalised by slim_tick
+            if sym in symbols:
+                s.index.setdefault(sym, []).append((ts, price))
         positions = tick.get("positions")
         if isinstance(positions, dict):  # a symbol missing from a tick is flat
             for sym in symbols:
@@ -122,13 +67,14 @@ def build_series(run: RunData) -> RunSeries:
         eq = num(tick.get("equity"))
         if eq is not None:
             s.equity.append((ts, eq))
-        used, limit, nominal = rate_figures(tick.get("rate"))
-        if used is not None:
-            s.rate_used.append((ts, used))
-        if limit is not None:
-            s.rate_limit.append((ts, limit))
-        if nominal is not None:
-            s.rate_nominal.append((ts, nominal))
+        rate = tick.get("rate") or {}  # normalised by slim_tick
+        for key, pts in (
+            ("used", s.rate_used),
+            ("limit", s.rate_limit),
+            ("nominal", s.rate_nominal),
+        ):
+            if rate.get(key) is not None:
+                pts.append((ts, rate[key]))
     s.exchange_weight = list(run.exchange_weight)
     _add_final_state(run, s, symbols)
     for f in run.fills:

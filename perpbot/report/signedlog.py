@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from perpbot.paths import state_dir
-from perpbot.report.data import Points, num, read_journal
+from perpbot.report.data import Points, read_journal
+from perpbot.report.extras import num
 
 WEIGHT_HEADER = "x-mbx-used-weight-"
 
@@ -23,16 +24,21 @@ def log_files(run_id: str) -> list[Path]:
     return sorted(folder.glob("audit-*.jsonl")) if folder.is_dir() else []
 
 
+def _slim(r: dict[str, Any]) -> dict[str, Any]:
+    keys = ("kind", "ts", "rate", "layer", "action", "code", "sentence")
+    return {k: r[k] for k in keys if k in r}
+
+
 def read_signed_log(run_id: str, notes: list[str]) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     for path in log_files(run_id):
-        records += read_journal(path, notes, [])
+        records += read_journal(path, notes, [], _slim)
     return records
 
 
 def decisions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Decision records, shaped like events.jsonl lines."""
-    keys = ("layer", "action", "code", "sentence", "data", "ts")
+    keys = ("layer", "action", "code", "sentence", "ts")
     return [{k: r.get(k) for k in keys} for r in records if r.get("kind") == "decision"]
 
 

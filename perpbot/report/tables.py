@@ -16,7 +16,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from perpbot.report.data import RunData, num
+from perpbot.report.data import RunData
+from perpbot.report.extras import num
 from perpbot.report.runs import RunInfo
 from perpbot.report.series import RunSeries
 

@@ -145,19 +145,23 @@ class RiskGate:
         if request.method_class == "cancel":
             self.windows.record("cancel", request.symbol, time.time())
             result = await call_next(request)
-            if request.method == "cancel_order":
-                oid = request.args[0] if request.args else None
-                cid = request.params.get("clientOrderId")
-                self.setup.account.order_gone(cid, str(oid) if oid is not None else None)
+            if request.method == "cancel_order" and isinstance(result, dict):
+                self.setup.account.order_closed(result)  # its final fill is in the answer
             return result
         if request.method in ("set_leverage", "set_margin_mode") and request.symbol:
-            self.state.own_changes[request.symbol] = time.time()
+            asked = self.state.own_requests.setdefault(request.symbol, {})
+            key = "leverage" if request.method == "set_leverage" else "margin_mode"
+            value = request.args[0] if request.args else None
+            asked["at"] = time.time()
+            asked[key] = float(value) if key == "leverage" and value is not None else value
+            if key == "margin_mode" and value is not None:
+                asked[key] = "cross" if str(value).lower() in ("cross", "crossed") else "isolated"
             result = await call_next(request)
-            self.state.own_changes[request.symbol] = time.time()
-            if request.method == "set_leverage" and request.args:
-                self.state.leverage[request.symbol] = float(request.args[0])
-            elif request.args:
-                self.state.margin_mode[request.symbol] = str(request.args[0]).lower()
+            asked["at"] = time.time()
+            if key == "leverage" and value is not None:
+                self.state.leverage[request.symbol] = float(value)
+            elif value is not None:
+                self.state.margin_mode[request.symbol] = asked[key]
             return result
         return await call_next(request)
 
@@ -232,6 +236,7 @@ class RiskGate:
             index_note=note,
             orders=[o for o in account.orders.values() if self._own(o)],
             reduce_only_room=account.reduce_only_room(symbol, spec.side),
+            reduce_only_unsettled=account.reduce_only_debit.get(symbol, 0.0),
             equity=account.equity,
             rates=self.windows.counts(symbol, now),
             reduce_only_reason=state.reduce_only_reason(symbol),

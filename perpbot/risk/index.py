@@ -4,9 +4,10 @@ Each source (a venue and a symbol there) is polled for a price and the timestamp
 put on it. A source is *stale* when that timestamp is older than ``[index] max_age_s`` (a
 frozen feed keeps answering with old data), *in error* when its last fetches failed for
 longer than that, and an *outlier* when it sits further from the median of the fresh sources
-than ``outlier_mads`` median absolute deviations (and than ``outlier_floor_pct``). The
-reference is the median of the good ones. The basket is healthy with at least
-``min_sources`` good sources that agree within ``max_dispersion_pct``; otherwise the bot
+than ``outlier_mads`` median absolute deviations (and than ``outlier_floor_pct``). Fresh
+sources that still disagree by more than ``max_dispersion_pct`` (two sources, one of them
+wrong: there is no majority) are all *disputed*. The reference is the median of the good
+ones. The basket is healthy with at least ``min_sources`` good sources; otherwise the bot
 goes reduce-only (or trips the kill switch) and says why.
 
 ``aggregate`` is the pure maths (unit-tested, benchmarked); ``IndexBasket`` polls, keeps the
@@ -26,7 +27,7 @@ from perpbot.events import Decision, EventBus
 from perpbot.risk.state import RiskState
 
 MAD_SCALE = 1.4826  # MAD -> standard deviation for normal data
-Status = Literal["good", "stale", "outlier", "error", "missing"]
+Status = Literal["good", "stale", "outlier", "disputed", "error", "missing"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,31 +100,38 @@ def aggregate(symbol: str, quotes: Sequence[Quote], now: float, cfg: IndexSectio
                 r[3] = "outlier"
                 r[4] = f"{(r[1] - m) / m * 100:+.2f} % from the median {m:.8g}"
     good = [r[1] for r in rows if r[3] == "good"]
+    if len(good) >= 2:
+        spread = (max(good) - min(good)) / median(good) * 100
+        if spread > cfg.max_dispersion_pct:  # no majority to tell which one is wrong
+            for r in rows:
+                if r[3] == "good":
+                    r[3] = "disputed"
+                    r[4] = (
+                        f"the fresh sources disagree by {spread:.2f} % > max_dispersion_pct "
+                        f"{cfg.max_dispersion_pct:g} %"
+                    )
+            good = []
     price = median(good) if good else None
     total = len(rows)
     sources = tuple(SourceStatus(r[0], r[1], r[2], r[3], r[4]) for r in rows)
+    notes = {s.note for s in sources if s.status == "disputed"}
     bad = "; ".join(
-        f"{s.name}: {s.status}{', ' + s.note if s.note else ''}"
-        for s in sources
-        if s.status != "good"
+        [
+            f"{s.name}: {s.status}{', ' + s.note if s.note else ''}"
+            for s in sources
+            if s.status not in ("good", "disputed")
+        ]
+        + [f"{', '.join(s.name for s in sources if s.status == 'disputed')}: {n}" for n in notes]
     )
     healthy = len(good) >= cfg.min_sources
-    if not healthy:
+    if healthy:
+        reason = f"{len(good)} of {total} sources good" + (f" ({bad})" if bad else "")
+    else:
         reason = (
             f"the {symbol} index has {len(good)} good source{'s' if len(good) != 1 else ''} of "
             f"{total}, fewer than [index] min_sources {cfg.min_sources}"
             + (f" ({bad})" if bad else "")
         )
-    else:
-        spread = (max(good) - min(good)) / price * 100 if price else 0.0
-        if spread > cfg.max_dispersion_pct:
-            healthy = False
-            reason = (
-                f"the {symbol} index sources disagree by {spread:.2f} %, more than "
-                f"[index] max_dispersion_pct {cfg.max_dispersion_pct:g} %"
-            )
-        else:
-            reason = f"{len(good)} of {total} sources good" + (f" ({bad})" if bad else "")
     return IndexReading(symbol, price, healthy, len(good), total, reason, sources, now)
 
 
@@ -242,9 +250,11 @@ class IndexBasket:
                 continue
             if s.status == "missing":
                 continue
-            code = {"stale": "INDEX_SOURCE_STALE", "outlier": "INDEX_SOURCE_OUTLIER"}.get(
-                s.status, "INDEX_SOURCE_ERROR"
-            )
+            code = {
+                "stale": "INDEX_SOURCE_STALE",
+                "outlier": "INDEX_SOURCE_OUTLIER",
+                "disputed": "INDEX_SOURCE_DISPUTED",
+            }.get(s.status, "INDEX_SOURCE_ERROR")
             sentence = (
                 f"index source {s.name} for {sym} is {s.status} ({s.note}) and is left out; "
                 f"the reference is now {after.price:.8g}"
@@ -255,6 +265,8 @@ class IndexBasket:
             self.state.raise_alert(alert_key, "index", code, sentence, data=data)
             self._decision("alert", code, sentence, data)
         was_healthy = before.healthy if before is not None else None
+        if not after.healthy and was_healthy is False:  # still unhealthy: keep the why current
+            self.state.hold_reduce_only(sym, after.reason)
         if after.healthy == was_healthy or (was_healthy is None and after.healthy):
             return
         key = f"index:{sym}"

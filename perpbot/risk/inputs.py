@@ -52,6 +52,7 @@ class CheckInput:
     index_note: str | None = None  # why there is no index price, when there is none
     orders: Sequence[OpenOrder] = ()  # the bot's open and in-flight orders, every symbol
     reduce_only_room: float = 0.0  # see AccountView.reduce_only_room
+    reduce_only_unsettled: float = 0.0  # AccountView.reduce_only_debit of the symbol
     equity: float | None = None
     rates: RateCounts = field(default_factory=RateCounts)
     reduce_only_reason: str | None = None  # set while the bot is held reduce-only

@@ -109,14 +109,18 @@ class LeverageChange:
         leverage: float | None,
         mode: str | None,
         now: float,
-        own_change_at: float | None,
+        own: dict[str, Any] | None,
     ) -> Alert | None:
+        """``own``: what the bot itself last asked for ({"at", "leverage", "margin_mode"})."""
         before = self.seen.get(symbol)
         self.seen[symbol] = (leverage, mode)
         if before is None or before == (leverage, mode):
             return None
-        if own_change_at is not None and now - own_change_at <= self.cfg.grace_s:
-            return None  # the bot changed it itself
+        if own is not None and now - float(own.get("at") or 0.0) <= self.cfg.grace_s:
+            lev_ok = leverage == before[0] or leverage == own.get("leverage")
+            mode_ok = mode == before[1] or mode == own.get("margin_mode")
+            if lev_ok and mode_ok:
+                return None  # what the bot itself asked for
         changes = []
         if before[0] != leverage:
             changes.append(f"leverage from {_n(before[0] or 0)}x to {_n(leverage or 0)}x")
@@ -135,9 +139,10 @@ class ThinBook:
     """The bot's resting orders clustering where the book is thin, against the book's norm.
 
     Sizes are what *others* rest at a level (the bot's own remaining is taken out). The norm
-    is the median level size of the last ``baseline_books`` books, and only orders within the
-    book's usual reach from the mid are judged: an order beyond every level the book usually
-    shows is out of view, not evidence of a thin book.
+    is the median size of the ``ref_levels`` levels nearest the mid on each side, over the last
+    ``baseline_books`` books (deeper levels are usually larger, so they would flatter it), and
+    only orders within the book's usual reach from the mid are judged: an order beyond every
+    level the book usually shows is out of view, not evidence of a thin book.
     """
 
     def __init__(self, cfg: ThinBookConfig) -> None:
@@ -172,8 +177,15 @@ class ThinBook:
         reaches = self.reach.setdefault(symbol, deque(maxlen=self.cfg.baseline_books))
         norm = median(norms) if norms else None
         reach = max(median(reaches), reach_now) if reaches else reach_now
-        if others:
-            norms.append(median(list(others.values())))
+        near = [
+            q
+            for side in ("buy", "sell")
+            for _, q in sorted(((abs(k[1] - mid), v) for k, v in others.items() if k[0] == side))[
+                : self.cfg.ref_levels
+            ]
+        ]
+        if near:
+            norms.append(median(near))
             reaches.append(reach_now)
         thin = []
         for o in resting:

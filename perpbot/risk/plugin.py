@@ -106,7 +106,9 @@ class RiskRuntime:
             client=runner.client,
             own_orders=self._own_orders,
         )
-        self.feed = StatusFeed(state, gate=self.gate, hub=self.hub, positions=self._positions)
+        self.feed = StatusFeed(
+            state, gate=self.gate, hub=self.hub, positions=self._positions, orders=self._own_orders
+        )
         if self.gate is not None and self.cfg.risk.liquidation_band_pct is not None:
             await self._load_margin_tables()
         if needs_index(self.cfg):

@@ -103,15 +103,25 @@ def check_reduce_only(i: CheckInput, cfg: RiskSection) -> Rejection | None:
             f"{num(abs(pos))} position instead of reducing it",
             data,
         )
-    if s.amount > i.reduce_only_room + 1e-12:
-        held = max(0.0, abs(pos) - i.reduce_only_room)
+    if s.amount > i.reduce_only_room + 1e-9 * max(1.0, abs(pos)):  # float dust
+        unsettled = i.reduce_only_unsettled
+        held = max(0.0, abs(pos) - i.reduce_only_room - unsettled)
+        parts = []
+        if held > 1e-12:
+            parts.append(f"{num(held)} held by the bot's other open reduce-only orders")
+        if unsettled > 1e-12:
+            parts.append(
+                f"{num(unsettled)} that reduce-only orders may have closed since the position "
+                "was last read (cancelled or filled; the next reconcile or ctx.refresh() "
+                "settles it)"
+            )
         return Rejection(
             "reduce_only",
             "RISK_REDUCE_ONLY_EXCEEDS",
-            f"reduce-only {s.side} {num(s.amount)} {s.symbol} plus {num(held)} already held by "
-            f"the bot's other open reduce-only orders would exceed the position "
-            f"{num(abs(pos))} (room left: {num(i.reduce_only_room)})",
-            {**data, "room": i.reduce_only_room, "held": held},
+            f"reduce-only {s.side} {num(s.amount)} {s.symbol} would exceed the "
+            f"{num(abs(pos))} position with {' and '.join(parts) or 'what is already reserved'}"
+            f" (room left: {num(i.reduce_only_room)})",
+            {**data, "room": i.reduce_only_room, "held": held, "unsettled": unsettled},
         )
     return None
 

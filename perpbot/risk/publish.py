@@ -38,11 +38,13 @@ class StatusFeed:
         gate: RiskGate | None = None,
         hub: MonitorHub | None = None,
         positions: Any = None,  # () -> {symbol: engine Position}
+        orders: Any = None,  # () -> [the bot's OpenOrder]
     ) -> None:
         self.state = state
         self.gate = gate
         self.hub = hub
         self.positions = positions or dict
+        self.orders = orders or list
         self.budget: dict[str, Any] = {}
 
     def on_event(self, event: Event) -> None:
@@ -103,6 +105,19 @@ class StatusFeed:
                 **self.budget,
                 "last_limit_change": self.hub.last_limit_change if self.hub else None,
             },
+            "orders": [
+                {
+                    "symbol": o.symbol,
+                    "side": o.side,
+                    "type": o.type,
+                    "price": o.price,
+                    "remaining": o.remaining,
+                    "reduce_only": o.reduce_only,
+                    "post_only": o.post_only,
+                    "client_order_id": o.client_order_id,
+                }
+                for o in self.orders()
+            ],
             "rejections": list(s.rejections)[-5:],
             "checked": s.checked,
         }

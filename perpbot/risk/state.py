@@ -67,7 +67,8 @@ class RiskState:
         self.leverage: dict[str, float] = {}
         self.margin_mode: dict[str, str] = {}
         self.books: dict[str, BookSnapshot] = {}
-        self.own_changes: dict[str, float] = {}  # symbol -> when the bot itself changed it
+        # symbol -> what the bot itself last asked for: {"at", "leverage", "margin_mode"}
+        self.own_requests: dict[str, dict[str, Any]] = {}
         self.alerts: dict[str, ActiveAlert] = {}
         self.premium: dict[str, tuple[float, dict[str, Any]]] = {}  # last fetch_funding_rate
         self.rejections: deque[dict[str, Any]] = deque(maxlen=20)

@@ -140,7 +140,7 @@ class MonitorHub:
         if mode:
             self.state.margin_mode[symbol] = mode
         alert = self.leverage.observe(
-            symbol, lev, mode, time.time(), self.state.own_changes.get(symbol)
+            symbol, lev, mode, time.time(), self.state.own_requests.get(symbol)
         )
         self.emit(alert, self.cfg.leverage_change)
 

@@ -1,9 +1,11 @@
 """`perpbot runs` and `perpbot report` on real paper runs, as a user meets them.
 
-One 15 s paper run of strategies/grid.toml (module fixture) feeds the acceptance checks:
-the PNG exists with the expected panels (checked on the figure's axes, not pixels), the
-table's numbers match the fills journal, the HTML is self-contained. Two more short runs
-are stopped by SIGKILL (a crash: no summary) and by SIGINT (Ctrl-C).
+A 15 s paper run of strategies/grid.toml (`perpbot run ... --duration 15 --json`) feeds the
+acceptance checks: the PNG exists with the expected panels (checked on the figure's axes,
+not pixels), the table's numbers match the fills journal, the HTML is self-contained.
+Three more real runs end by SIGKILL (a crash: no summary, plus a torn journal tail), by
+SIGINT (Ctrl-C) and by `perpbot kill`. All four start together in one module fixture and run
+side by side, each in its own $PERPBOT_HOME, so the file's wall time is about one run's.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -32,15 +36,90 @@ def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
+def _tight_grid(folder: Path) -> Path:
+    """strategies/grid.toml with a tighter grid, so a few seconds bring several fills."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "grid.py").write_text((ROOT / "strategies" / "grid.py").read_text())
+    text = GRID.read_text()
+    for old, new in (
+        ("spacing_bps = 4.0", "spacing_bps = 1.0"),
+        ("recenter_bps = 8.0", "recenter_bps = 2.0"),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    (folder / "grid.toml").write_text(text)
+    return folder / "grid.toml"
+
+
+@dataclass
+class LiveRun:
+    home: Path
+    proc: subprocess.Popen[str]
+    err: IO[str]
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"PERPBOT_HOME": str(self.home)}
+
+    def stderr(self) -> str:
+        self.err.flush()
+        return Path(self.err.name).read_text()
+
+    def wait_for(self, journal: str, n: int, timeout: float = 60) -> Path:
+        """The run folder, once its ``journal`` has at least ``n`` lines."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.stderr()
+            for path in (self.home / "runs").glob(f"*/{journal}"):
+                if sum(1 for _ in path.open()) >= n:
+                    return path.parent
+            time.sleep(0.2)
+        raise AssertionError(f"no {n} lines of {journal} within {timeout:g} s: {self.stderr()}")
+
+
 @pytest.fixture(scope="module")
-def paper(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A finished 15 s paper run: its home, run folder and printed summary."""
-    home = tmp_path_factory.mktemp("report-paper")
-    env = {"PERPBOT_HOME": str(home)}
-    r = run_cli("run", str(GRID), "--duration", "15", "--json", env=env, timeout=120)
-    assert r.returncode == 0, r.stderr
-    summary = json.loads(r.stdout)
-    return {"home": home, "env": env, "summary": summary, "dir": Path(summary["run_dir"])}
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LiveRun]]:
+    """Four paper runs, started at once; each test ends its own."""
+    base = tmp_path_factory.mktemp("report-runs")
+    tight = _tight_grid(base / "strategy")
+    specs = {
+        "paper": (GRID, ("--duration", "15", "--json")),
+        "crash": (tight, ("--plain",)),
+        "ctrl-c": (GRID, ("--plain",)),
+        "kill": (GRID, ("--plain",)),
+    }
+    runs: dict[str, LiveRun] = {}
+    for name, (strategy, args) in specs.items():
+        home = base / name
+        home.mkdir()
+        err = open(base / f"{name}.stderr", "w")  # noqa: SIM115 (closed at teardown)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "perpbot", "run", str(strategy), *args],
+            env={**os.environ, "PERPBOT_HOME": str(home)},
+            cwd=str(ROOT),
+            stdout=subprocess.PIPE if name == "paper" else subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
+        runs[name] = LiveRun(home, proc, err)
+    yield runs
+    for run in runs.values():
+        if run.proc.poll() is None:
+            run.proc.kill()
+        run.proc.wait(timeout=30)
+        if run.proc.stdout is not None:
+            run.proc.stdout.close()
+        run.err.close()
+
+
+@pytest.fixture(scope="module")
+def paper(live: dict[str, LiveRun]) -> dict[str, Any]:
+    """The finished 15 s paper run: its home, run folder and printed summary."""
+    run = live["paper"]
+    out, _ = run.proc.communicate(timeout=120)
+    assert run.proc.returncode == 0, run.stderr()
+    summary = json.loads(out)
+    return {"home": run.home, "env": run.env, "summary": summary, "dir": Path(summary["run_dir"])}
 
 
 def test_paper_run_report_png_panels_and_numbers(paper: dict[str, Any], tmp_path: Path) -> None:
@@ -68,8 +147,12 @@ def test_paper_run_report_png_panels_and_numbers(paper: dict[str, Any], tmp_path
     assert panels["Equity"]["lines"]["equity"] == len(ticks) + 1  # + the end state
     assert panels["Drawdown from peak"]["lines"]["drawdown"] == len(ticks) + 1
     assert panels["Position"]["lines"][SYMBOL] == len(ticks) + 1
-    with_rate = sum(1 for t in ticks if isinstance(t.get("rate"), dict))
-    assert panels["Rate budget"]["lines"].get("weight used", 0) in (0, with_rate)
+    rate_lines = panels["Rate budget"]["lines"]
+    with_rate = sum(1 for t in ticks if (t.get("rate") or {}).get("weight_used") is not None)
+    if with_rate:  # the rate limiter's own figures
+        assert rate_lines["weight used"] == with_rate and rate_lines["limit"] == with_rate
+    else:  # no limiter: what the exchange reported, from the signed request log
+        assert rate_lines["weight used (exchange header)"] > 0
 
     # the same figure, in process: real matplotlib axes on one shared time axis
     rep = build_report(run_dir)
@@ -165,63 +248,19 @@ def test_bad_run_references_are_one_line_exit_2(paper: dict[str, Any], tmp_path:
     assert r.returncode == 0 and "no runs yet" in r.stdout
 
 
-def _tight_grid(folder: Path) -> Path:
-    """strategies/grid.toml with a tighter grid, so a few seconds bring several fills."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "grid.py").write_text((ROOT / "strategies" / "grid.py").read_text())
-    text = GRID.read_text()
-    for old, new in (
-        ("spacing_bps = 4.0", "spacing_bps = 1.0"),
-        ("recenter_bps = 8.0", "recenter_bps = 2.0"),
-    ):
-        assert old in text
-        text = text.replace(old, new)
-    (folder / "grid.toml").write_text(text)
-    return folder / "grid.toml"
-
-
-def _start(env: dict[str, str], strategy: Path = GRID) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "perpbot", "run", str(strategy), "--plain"],
-        env={**os.environ, **env},
-        cwd=str(ROOT),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_for(
-    home: Path, proc: subprocess.Popen[str], journal: str, n: int, timeout: float = 60
-) -> Path:
-    """The run folder, once its ``journal`` has at least ``n`` lines."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[1]
-        for path in (home / "runs").glob(f"*/{journal}"):
-            if sum(1 for _ in path.open()) >= n:
-                return path.parent
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError(f"the run wrote no {n} lines of {journal} within {timeout:g} s")
-
-
-def test_running_then_crashed_run_still_reports(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    env = {"PERPBOT_HOME": str(home)}
-    proc = _start(env, _tight_grid(tmp_path / "strategy"))
-    try:
-        _wait_for(home, proc, "ticks.jsonl", 2)
-        run_dir = _wait_for(home, proc, "fills.jsonl", 2)
-        r = run_cli("runs", "--json", env=env)
-        [run] = json.loads(r.stdout)
-        assert run["status"] == "running" and run["pnl_final"] is False
-        r = run_cli("report", "last", "--json", env=env)
-        assert r.returncode == 0, r.stderr
-        assert any("still going" in n for n in json.loads(r.stdout)["notes"])
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
+def test_running_then_crashed_run_still_reports(live: dict[str, LiveRun], tmp_path: Path) -> None:
+    crash = live["crash"]
+    env = crash.env
+    crash.wait_for("ticks.jsonl", 2)
+    run_dir = crash.wait_for("fills.jsonl", 2)
+    r = run_cli("runs", "--json", env=env)
+    [run] = json.loads(r.stdout)
+    assert run["status"] == "running" and run["pnl_final"] is False
+    r = run_cli("report", "last", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert any("still going" in n for n in json.loads(r.stdout)["notes"])
+    crash.proc.send_signal(signal.SIGKILL)
+    crash.proc.wait(timeout=30)
     assert not (run_dir / "summary.json").exists()
     with open(run_dir / "ticks.jsonl", "a") as fh:  # a crash mid-write tears the last line
         fh.write('{"ts": 1.0, "marks": {"BTC/USDT:US')
@@ -245,42 +284,29 @@ def test_running_then_crashed_run_still_reports(tmp_path: Path) -> None:
     assert n["pnl"]["realized"] == pytest.approx(sum(f["realized_pnl"] for f in fills))
     assert doc["figure"][0]["fills"] and sum(doc["figure"][0]["fills"].values()) == len(fills)
     assert external_references(page.read_text()) == []
-    r = run_cli("report", "last", env=env)  # the terminal says it too
-    assert r.returncode == 0 and "cut off mid-write" in r.stdout and "crashed" in r.stdout
+    assert "cut off mid-write" in page.read_text()
 
 
-def test_ctrl_c_run_is_listed_as_ctrl_c(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    env = {"PERPBOT_HOME": str(home)}
-    proc = _start(env)
-    try:
-        _wait_for(home, proc, "ticks.jsonl", 1)
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130
+def test_ctrl_c_run_is_listed_as_ctrl_c(live: dict[str, LiveRun]) -> None:
+    ctrl_c = live["ctrl-c"]
+    env = ctrl_c.env
+    ctrl_c.wait_for("ticks.jsonl", 1)
+    ctrl_c.proc.send_signal(signal.SIGINT)
+    assert ctrl_c.proc.wait(timeout=60) == 130, ctrl_c.stderr()
     [run] = json.loads(run_cli("runs", "--json", env=env).stdout)
     assert run["status"] == "interrupted" and run["ended"] == "Ctrl-C"
     assert run["pnl_final"] is True
-    r = run_cli("report", run["run_id"], env=env)
+    r = run_cli("runs", env=env)
     assert r.returncode == 0 and "Ctrl-C" in r.stdout
 
 
-def test_killed_run_names_the_kill(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    env = {"PERPBOT_HOME": str(home)}
-    proc = _start(env)
-    try:
-        _wait_for(home, proc, "ticks.jsonl", 1)
-        k = run_cli("kill", "--reason", "desk is closing", "--wait", "20", env=env)
-        assert k.returncode == 0, k.stderr
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 4
+def test_killed_run_names_the_kill(live: dict[str, LiveRun]) -> None:
+    killed = live["kill"]
+    env = killed.env
+    killed.wait_for("ticks.jsonl", 1)
+    k = run_cli("kill", "--reason", "desk is closing", "--wait", "20", env=env)
+    assert k.returncode == 0, k.stderr
+    assert killed.proc.wait(timeout=60) == 4, killed.stderr()
     [run] = json.loads(run_cli("runs", "--json", env=env).stdout)
     assert run["status"] == "kill" and "desk is closing" in run["ended"], run
     r = run_cli("report", "last", "--json", env=env)

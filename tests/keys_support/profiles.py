@@ -34,7 +34,12 @@ def store(
 
 
 def strategy_toml(
-    tmp_path: Path, *, url: str | None, profile: str | None, symbols: tuple[str, ...] = ()
+    tmp_path: Path,
+    *,
+    url: str | None,
+    profile: str | None,
+    symbols: tuple[str, ...] = (),
+    name: str = "keys-grid",
 ) -> Path:
     """A copy of the example grid strategy pointed at a simulator URL and a profile."""
     lines = [
@@ -51,6 +56,6 @@ def strategy_toml(
         lines.append(f'url = "{url}"')
     if profile:
         lines.append(f'profile = "{profile}"')
-    path = tmp_path / "keys-grid.toml"
+    path = tmp_path / f"{name}.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

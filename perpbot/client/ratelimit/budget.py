@@ -14,13 +14,20 @@ on has room under its cap::
 ``nominal`` is the published (or configured) limit; ``factor`` is 1 until the exchange
 pushes back. A 429 cuts ``factor`` multiplicatively (once per Retry-After period, however
 many processes saw it), blocks the host until Retry-After has passed, and puts the bucket
-in *probing*: above the highest usage the exchange is known to have accepted (``safe``),
-only one request may be in flight at a time, so a wrong budget costs one 429 rather than a
-burst of requests that all land inside the Retry-After window (which earns a 418 ban). After
+in *probing*: above the highest usage the exchange is known to have accepted (``safe``,
+learnt from the usage headers and shared like everything else), only one request may be in
+flight at a time, so a wrong budget costs one 429 rather than a burst of requests that all
+land inside the Retry-After window (which earns a 418 ban). Budgets the exchange publishes
+are trusted (no probing) until it pushes back, and again once fully recovered; budgets
+from ``[limits]`` are always probed above what the exchange has accepted. After
 ``recover_after_s`` without pushback ``factor`` grows back by ``recover_step`` per period.
 Response headers correct ``used`` upwards: the exchange is the truth.
 
 Each change returns a ``Change`` with a reason code and a sentence; the layer publishes it.
+
+Rules are re-read at the start of every ``refresh_s``-aligned period (and at once after a
+429 or 418): until the first client of the period has re-read them, nothing else may leave,
+so a limit the exchange lowered is followed from the first request of the next period.
 """
 
 from __future__ import annotations
@@ -74,7 +81,7 @@ class Bucket:
     factor: float = 1.0
     start: float = 0.0  # current window start, server clock (s)
     used: int = 0
-    safe: int | None = None  # probing level; None = trusted, no probing
+    safe: int | None = None  # probing: highest usage accepted; None = trusted, no probing
     probe_until: float = 0.0
     calm_since: float = 0.0
     tighten_until: float = 0.0
@@ -137,13 +144,18 @@ class Grant:
     """The answer to "may this request leave now?"."""
 
     wait_s: float = 0.0
-    reason: str = ""  # "", "ban", "retry_after", "budget", "probe"
+    reason: str = ""  # "" (granted), ban, retry_after, budget, probe, refresh, too_heavy
     bucket: str | None = None
     used: int = 0
     cap: int | None = None
     starts: dict[str, float] = field(default_factory=dict)
+    levels: dict[str, int] = field(default_factory=dict)
     probes: list[str] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
+
+    @property
+    def granted(self) -> bool:
+        return not self.reason
 
 
 def weight_name(window_s: int) -> str:
@@ -167,8 +179,15 @@ def ensure_key(st: HostState, key_id: str) -> None:
 
 
 def _new_bucket(kind: Kind, window_s: int, limit: int, source: str) -> Bucket:
-    # budgets from the exchange are trusted; configured ones are probed until confirmed
+    # published budgets are trusted; configured ones are probed until the exchange accepts
     return Bucket(kind, window_s, limit, source, safe=None if source == "exchange" else 0)
+
+
+def refresh_due(st: HostState, now: float, refresh_s: float | None) -> bool:
+    """True until someone has re-read the rules in the current ``refresh_s`` period."""
+    if refresh_s is None:
+        return False
+    return st.rules_checked_at < math.floor(now / refresh_s) * refresh_s
 
 
 def charges_for(weight: int, orders: int, st: HostState, key_id: str) -> dict[str, int]:
@@ -182,13 +201,26 @@ def charges_for(weight: int, orders: int, st: HostState, key_id: str) -> dict[st
     return out
 
 
-def acquire(st: HostState, charges: dict[str, int], now: float, policy: Policy) -> Grant:
-    """Reserve ``charges`` now, or say how long to wait and why (nothing reserved then)."""
+def acquire(
+    st: HostState,
+    charges: dict[str, int],
+    now: float,
+    policy: Policy,
+    refresh_s: float | None = None,
+) -> Grant:
+    """Reserve ``charges`` now, or say how long to wait and why (nothing reserved then).
+
+    ``refresh_s`` (None for the rules re-read itself, or when rules cannot be re-read):
+    while the rules are due for a re-read, nothing is granted (reason ``refresh``).
+    """
     changes = recover(st, now, policy)
     if st.banned_until > now:
         return Grant(st.banned_until - now, "ban", changes=changes)
     if st.blocked_until > now:
         return Grant(st.blocked_until - now, "retry_after", changes=changes)
+    if refresh_due(st, now, refresh_s):
+        wait = min(PROBE_POLL_S * 10, st.refresh_until - now) if st.refresh_until > now else 0.0
+        return Grant(wait, "refresh", changes=changes)
     probes: list[str] = []
     for name, amount in charges.items():
         b = st.buckets.get(name)
@@ -196,25 +228,31 @@ def acquire(st: HostState, charges: dict[str, int], now: float, policy: Policy) 
             continue
         b.roll(now)
         cap = b.cap(policy.safety_margin)
-        # a request bigger than the whole (tightened) cap may still go alone in a fresh window
-        if cap is not None and b.used + amount > cap and b.used > 0:
-            wait = b.ends_at() - now + WINDOW_EPSILON_S
-            return Grant(wait, "budget", name, b.used, cap, changes=changes)
+        if cap is not None and b.used + amount > cap:
+            assert b.nominal is not None
+            if amount > b.nominal:  # could never be sent: say so rather than wait forever
+                return Grant(0.0, "too_heavy", name, amount, b.nominal, changes=changes)
+            # a request bigger than our (cut) cap may go once per window, while there is room
+            # under the cap and the exchange's own limit allows it
+            if amount <= cap or b.used >= cap or b.used + amount > b.nominal:
+                wait = b.ends_at() - now + WINDOW_EPSILON_S
+                return Grant(wait, "budget", name, b.used, cap, changes=changes)
         if b.safe is not None and b.used + amount > b.safe:
             if b.probe_until > now:
                 wait = min(PROBE_POLL_S, b.probe_until - now)
                 return Grant(wait, "probe", name, b.used, cap, changes=changes)
             probes.append(name)
     starts: dict[str, float] = {}
+    levels: dict[str, int] = {}
     for name, amount in charges.items():
         b = st.buckets.get(name)
         if b is None or amount <= 0:
             continue
         b.used += amount
-        starts[name] = b.start
+        starts[name], levels[name] = b.start, b.used
     for name in probes:
         st.buckets[name].probe_until = now + policy.probe_lease_s
-    return Grant(starts=starts, probes=probes, changes=changes)
+    return Grant(starts=starts, levels=levels, probes=probes, changes=changes)
 
 
 def observe(
@@ -244,6 +282,15 @@ def observe(
     return raised
 
 
+def accepted_level(st: HostState, name: str, level: int, sent_start: float, now: float) -> None:
+    """No usage header (an exchange that sends none): our own level at send was accepted."""
+    b = st.buckets.get(name)
+    if b is not None and b.safe is not None:
+        b.roll(now)
+        if b.start == sent_start:
+            b.safe = max(b.safe, level)
+
+
 def release_probes(st: HostState, names: list[str]) -> None:
     for name in names:
         b = st.buckets.get(name)
@@ -269,7 +316,7 @@ def pushback(
     for name, b in st.buckets.items():
         if b.kind not in kinds or (b.kind == "orders" and not name.endswith("/" + key_id)):
             continue
-        b.safe = 0  # probe from here on: the exchange just proved our budget wrong
+        b.safe = 0  # probe from zero: the exchange just proved our budget wrong
         b.calm_since = now
         if now < b.tighten_until:
             continue  # the same storm: one cut per Retry-After period, whoever saw it

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from perpbot.client.ratelimit.rules import window_label
 
 if TYPE_CHECKING:
-    from perpbot.client.ratelimit.budget import Policy
+    from perpbot.client.ratelimit.budget import Grant, Policy
 
 
 def clock(ts: float) -> str:
@@ -98,8 +98,17 @@ def wait_sentence(
     if reason == "refresh":
         return f"holding {what} {_secs(wait_s)}: re-reading the exchange's published limits"
     kind = "order-count" if bucket and bucket.startswith("orders") else "weight"
-    per = bucket.split("/")[1] if bucket else "window"
+    per = window_label(int(bucket.split("/")[1][:-1])) if bucket else "window"
     return (
         f"holding {what} {_secs(wait_s)}: {kind} budget {used}/{cap} per {per} used, "
         f"the window resets at {until}"
+    )
+
+
+def too_heavy_sentence(http_method: str, path: str, grant: Grant) -> str:
+    kind = "order count" if (grant.bucket or "").startswith("orders") else "weight"
+    per = window_label(int((grant.bucket or "x/1s").split("/")[1][:-1]))
+    return (
+        f"{http_method} {path} costs {grant.used} {kind}, more than the exchange's whole limit "
+        f"of {grant.cap} per {per}: it can never be sent; ask for less (e.g. a smaller limit)"
     )

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 from perpbot.client.pipeline import CallNext
 from perpbot.client.ratelimit import budget
 from perpbot.client.ratelimit.budget import Change, Grant, HostState, Policy
-from perpbot.client.ratelimit.explain import wait_sentence
+from perpbot.client.ratelimit.explain import too_heavy_sentence, wait_sentence
 from perpbot.client.ratelimit.rules import (
     RuleSet,
     from_exchange_info,
@@ -44,7 +44,6 @@ from perpbot.weights import request_cost
 
 IN_HOOK_MAX_S = 0.5  # longer waits leave ccxt (RateWait) so the signature stays fresh
 REFRESH_LEASE_S = 10.0
-REFRESH_RETRY_S = 5.0
 REFRESH_METHOD = "fapipublic_get_exchangeinfo"
 DEFAULT_BAN_S = 60.0
 WAIT_CODES = {
@@ -74,6 +73,7 @@ class RateWait(Exception):
 @dataclass
 class _Sent:
     starts: dict[str, float]
+    levels: dict[str, int]
     probes: list[str]
 
 
@@ -165,10 +165,12 @@ class RateLimiter:
             await self._refresh(request, call_next)
             return
 
+    @property
+    def _refresh_every(self) -> float | None:
+        return self.refresh_s if self.can_refresh else None
+
     def _refresh_due(self, now: float) -> bool:
-        if not self.can_refresh:
-            return False
-        return self.mirror.rules_checked_at + self.refresh_s <= now
+        return budget.refresh_due(self.mirror, now, self._refresh_every)
 
     async def _hold(self, grant: Grant, what: str) -> None:
         wait = grant.wait_s
@@ -222,7 +224,7 @@ class RateLimiter:
                 now = self.now()
 
                 def claim(st: HostState, now: float = now) -> str:
-                    if st.rules_checked_at + self.refresh_s > now:
+                    if not budget.refresh_due(st, now, self.refresh_s):
                         return "fresh"
                     if st.refresh_until > now:
                         return "busy"
@@ -248,9 +250,8 @@ class RateLimiter:
                     self._txn(_release_refresh)
                     await self._hold(held.grant, held.what)
                     continue
-                except Exception:  # a failed re-read keeps the current rules; try again soon
-                    retry_at = now - self.refresh_s + min(self.refresh_s, REFRESH_RETRY_S)
-                    self._txn(partial(_release_refresh, checked_at=retry_at))
+                except Exception:  # a failed re-read keeps the current rules until next period
+                    self._txn(partial(_release_refresh, checked_at=now))
                     return
                 finally:
                     self._forget(inner)
@@ -260,6 +261,8 @@ class RateLimiter:
     # -- HTTP hooks -------------------------------------------------------------------------
     async def before_http(self, record: HttpRecord, request: Request | None) -> None:
         weight, orders = request_cost(record.http_method, record.path, _query(record.url))
+        # the rules re-read itself must pass while rules are due; everything else waits for it
+        refresh_every = None if record.path.endswith("/exchangeInfo") else self._refresh_every
         waited = 0.0
         while True:
             now = self.now()
@@ -267,14 +270,21 @@ class RateLimiter:
             def fn(st: HostState, now: float = now) -> Grant:
                 budget.ensure_key(st, self.key_id)
                 charges = budget.charges_for(weight, orders, st, self.key_id)
-                return budget.acquire(st, charges, now, self.policy)
+                return budget.acquire(st, charges, now, self.policy, refresh_every)
 
             grant: Grant = self._txn(fn)
             self._publish(grant.changes)
-            if grant.wait_s <= 0:
-                self._sent[id(record)] = _Sent(grant.starts, grant.probes)
+            if grant.reason == "too_heavy":
+                if request is not None and request.http and request.http[-1] is record:
+                    request.http.pop()
+                raise RuntimeFailure(
+                    too_heavy_sentence(record.http_method, record.path, grant),
+                    code="RATE_REQUEST_TOO_HEAVY",
+                )
+            if grant.granted:
+                self._sent[id(record)] = _Sent(grant.starts, grant.levels, grant.probes)
                 return
-            if waited + grant.wait_s > IN_HOOK_MAX_S:
+            if waited + grant.wait_s > IN_HOOK_MAX_S or grant.wait_s <= 0:
                 if request is not None and request.http and request.http[-1] is record:
                     request.http.pop()  # it never left: not an HTTP exchange to report
                 raise RateWait(grant, f"{record.http_method} {record.path}")
@@ -322,14 +332,20 @@ class RateLimiter:
         accepted: bool,
         now: float,
     ) -> None:
-        if sent is not None:
-            budget.release_probes(st, sent.probes)
+        seen: set[str] = set()
         for kind, window_s, used in usage:
             name = budget.bucket_name(kind, window_s, self.key_id)  # type: ignore[arg-type]
+            seen.add(name)
             start = sent.starts.get(name) if sent is not None else None
             if sent is not None and start is None and name in st.buckets:
                 start = st.buckets[name].start  # a zero-cost request: same window as sent
             budget.observe(st, name, used, start, accepted, now)
+        if sent is None:
+            return
+        budget.release_probes(st, sent.probes)
+        for name in sent.probes:
+            if accepted and name not in seen:  # an exchange without usage headers
+                budget.accepted_level(st, name, sent.levels[name], sent.starts[name], now)
 
     def _pushback(
         self,

@@ -17,7 +17,7 @@ def _bucket(b: Bucket, now: float, policy: Policy) -> dict[str, Any]:
         "nominal": b.nominal,
         "factor": round(b.factor, 4),
         "source": b.source,
-        "probing": b.safe is not None,
+        "probing_above": b.safe,
     }
 
 

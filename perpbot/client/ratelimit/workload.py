@@ -90,6 +90,14 @@ class Ops:
         return 1
 
 
+async def synchronised_start(args: argparse.Namespace) -> None:
+    """With ``--sync``: say READY, then take the common start time from stdin."""
+    if args.sync:
+        print("READY", flush=True)
+        line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        args.start_at = float(line.strip() or 0.0)
+
+
 async def drive(
     ops: Ops,
     seconds: float,
@@ -110,10 +118,13 @@ async def drive(
 
     async def worker(i: int) -> None:
         rng = random.Random(seed * 1000 + i)
-        while time.monotonic() < deadline:
+        while (left := deadline - time.monotonic()) > 0:
             try:
-                stats.requests += await ops.one(rng, with_orders, f"{tag}{i}")
+                op = ops.one(rng, with_orders, f"{tag}{i}")
+                stats.requests += await asyncio.wait_for(op, timeout=left)
                 stats.ok += 1
+            except TimeoutError:
+                break  # held past the end of the run
             except ccxt.DDoSProtection as exc:
                 text = str(exc)
                 stats.http_418 += " 418 " in text or "banned" in text
@@ -164,6 +175,7 @@ async def run_perpbot(args: argparse.Namespace) -> dict[str, Any]:
     try:
         ticker = await conn.client.fetch_ticker(SYMBOL)
         ops = Ops(conn.client, False, float(ticker["last"]))
+        await synchronised_start(args)
         stats = await drive(
             ops,
             args.seconds,
@@ -199,6 +211,7 @@ async def run_plain(args: argparse.Namespace) -> dict[str, Any]:
         await ex.load_markets()
         ticker = await ex.fetch_ticker(SYMBOL)
         ops = Ops(ex, True, float(ticker["last"]))
+        await synchronised_start(args)
         stats = await drive(
             ops,
             args.seconds,
@@ -227,6 +240,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--tag", default="w")
     p.add_argument("--start-at", type=float, default=0.0, help="wall-clock time to start at")
+    p.add_argument(
+        "--sync", action="store_true", help="print READY once connected, read the start time"
+    )
     return p.parse_args(argv)
 
 

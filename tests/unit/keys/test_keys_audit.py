@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from perpbot.keys.audit import evaluate
+from types import SimpleNamespace
+
+import pytest
+
+from perpbot.errors import RuntimeFailure
+from perpbot.keys.audit import audit_key, evaluate
 from perpbot.keys.grant import Grant
 from perpbot.sim.accounts import default_permissions
 
@@ -44,3 +49,10 @@ def test_less_than_the_grant_needs_is_a_note() -> None:
     perms = {**default_permissions(), "enableFutures": False}
     found = codes(perms, TRADER)
     assert found["SCOPE_AUDIT_SHORT"] == "note" and "fail" not in found.values()
+
+
+async def test_an_exchange_without_api_restrictions_cannot_be_audited() -> None:
+    client = SimpleNamespace(exchange=object())
+    with pytest.raises(RuntimeFailure) as info:
+        await audit_key(client, TRADER, profile="p", exchange="kraken", masked_key="****")  # type: ignore[arg-type]
+    assert info.value.code == "SCOPE_AUDIT_UNSUPPORTED" and "kraken" in info.value.message

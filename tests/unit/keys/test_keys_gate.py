@@ -207,7 +207,7 @@ async def test_max_notional_and_leverage_limits() -> None:
 
 
 async def test_positions_seen_passing_through_inform_a_command_without_a_runner() -> None:
-    g, _ = gate({"kill": {"cancel", "reduce"}})
+    g, _ = gate({"kill": {"read", "cancel", "reduce"}})
     positions = [{"symbol": BTC, "info": {"positionAmt": "0.3"}}]
 
     async def answer(request: Request) -> Any:

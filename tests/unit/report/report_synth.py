@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,11 +18,8 @@ SYMBOL = "BTC/USDT:USDT"
 T0 = 1_750_000_000.0
 
 
-def dead_pid() -> int:
-    """The pid of a process that has exited (so a run naming it is not alive)."""
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
+# Above the kernel's largest possible pid_max (2**22): no process can have it.
+DEAD_PID = 2**22 + 1
 
 
 def make_fill(i: int, ts: float, side: str, price: float, decided: float | None) -> dict[str, Any]:
@@ -81,7 +76,7 @@ def build_run(
             "exchange": "sim",
             "profile": None,
             "started_at": started_at,
-            "pid": pid if pid is not None else dead_pid(),
+            "pid": pid if pid is not None else DEAD_PID,
             "host": __import__("socket").gethostname(),
             "duration": 60.0,
         }

@@ -6,7 +6,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from perpbot.report.data import load_run, num
+from perpbot.report.data import load_run
+from perpbot.report.extras import num
 from perpbot.report.runs import how_it_ended
 from perpbot.report.series import build_series
 from perpbot.report.tables import compute

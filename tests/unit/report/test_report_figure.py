@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from perpbot.report.build import build_report
-from perpbot.report.figure import describe
+from perpbot.report.figure import decimate, describe
 from tests.unit.report.report_synth import SYMBOL, T0, event
 
 ETH = "ETH/USDT:USDT"
@@ -39,7 +39,6 @@ def test_panels_lines_and_markers(write_run: Callable[..., Path]) -> None:
         "Drawdown from peak",
         "Rate budget",
     ]
-    assert len({id(ax.get_shared_x_axes()) for ax in axes}) == 1
     assert all(ax.get_shared_x_axes().joined(axes[0], ax) for ax in axes)
     panels = {p["title"]: p for p in describe(rep.figure)}
     price = panels[f"Price {SYMBOL}"]
@@ -72,7 +71,9 @@ def test_one_price_panel_per_symbol_and_empty_panels_say_so(
     assert titles[:2] == [f"Price {SYMBOL}", f"Price {ETH}"] and len(titles) == 6
     rate = rep.figure.axes[-1]
     assert all(str(ln.get_label()).startswith("_") for ln in rate.get_lines())
-    assert [t.get_text() for t in rate.texts] == ["no rate-budget data (no rate section in the ticks, no signed request log)"]
+    assert [t.get_text() for t in rate.texts] == [
+        "no rate-budget data (no rate section in the ticks, no signed request log)"
+    ]
     eth_price = rep.figure.axes[1]
     assert describe(rep.figure)[1]["fills"] == {} and len(eth_price.texts) == 0
 
@@ -83,3 +84,15 @@ def test_a_run_with_nothing_but_meta_still_draws(write_run: Callable[..., Path])
     texts = [t.get_text() for ax in rep.figure.axes for t in ax.texts]
     assert "no prices recorded" in texts and "no equity recorded" in texts
     assert rep.write_png(d / "r.png")[:4] == b"\x89PNG"
+
+
+def test_decimation_keeps_extremes_and_ends() -> None:
+    pts = [(float(i), float(i % 100)) for i in range(100_000)]
+    pts[54_321] = (54_321.0, -500.0)  # a one-tick crash must survive
+    pts[77_777] = (77_777.0, 900.0)
+    out = decimate(pts, 1000)
+    assert len(out) <= 1000 and out[0] == pts[0] and out[-1] == pts[-1]
+    assert (54_321.0, -500.0) in out and (77_777.0, 900.0) in out
+    assert [t for t, _ in out] == sorted(t for t, _ in out)
+    short = pts[:50]
+    assert decimate(short, 1000) is short

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from perpbot.report.data import load_run
-from perpbot.report.series import build_series, index_prices, rate_figures
+from perpbot.report.extras import index_prices, rate_figures
+from perpbot.report.series import build_series
 from tests.unit.report.report_synth import SYMBOL, T0, event
 
 
@@ -32,21 +33,24 @@ def test_rate_figures_shapes(rate: object, expected: tuple[float | None, ...]) -
 
 
 def test_index_prices_shapes() -> None:
-    syms = [SYMBOL, "ETH/USDT:USDT"]
-    assert index_prices({SYMBOL: 60000.5}, syms) == {SYMBOL: 60000.5}
-    assert index_prices({SYMBOL: {"price": 1.0, "sources": {"a": "ok"}}}, syms) == {SYMBOL: 1.0}
-    assert index_prices({"prices": {"ETH/USDT:USDT": "3000"}, "health": "ok"}, syms) == {
-        "ETH/USDT:USDT": 3000.0
-    }
-    assert index_prices({SYMBOL: {"price": None}}, syms) == {}
-    assert index_prices([1, 2], syms) == {}
+    eth = "ETH/USDT:USDT"
+    assert index_prices({SYMBOL: 60000.5}) == {SYMBOL: 60000.5}
+    assert index_prices({SYMBOL: {"price": 1.0, "healthy": True, "sources": []}}) == {SYMBOL: 1.0}
+    assert index_prices({"prices": {eth: "3000"}, "health": "ok"}) == {eth: 3000.0}
+    assert index_prices({SYMBOL: {"price": None, "healthy": False}}) == {}
+    assert index_prices([1, 2]) == {}
 
 
 def test_series_from_ticks_with_extras(write_run: Callable[..., Path]) -> None:
-    def extra(i: int) -> dict[str, object]:
+    def extra(i: int) -> dict[str, object]:  # the shapes the limiter and risk layer write
         return {
-            "rate": {"used": 10 * i, "limit": 2400 if i < 10 else 1200, "nominal": 2400},
-            "index": {SYMBOL: {"price": 60000 + i}},
+            "rate": {
+                "weight_used": 10 * i,
+                "weight_limit": 2400 if i < 10 else 1200,
+                "weight_nominal": 2400,
+                "orders": {"10s": {"used": 1, "limit": 285, "nominal": 300}},
+            },
+            "risk": {"index": {SYMBOL: {"price": 60000 + i, "healthy": True, "sources": []}}},
         }
 
     d = write_run(ticks=20, tick_extra=extra)

@@ -42,7 +42,7 @@ def test_events_and_weight_from_the_signed_log(
     _write_log(state_home, "r-logged")
     run = load_run(d)
     assert [e["code"] for e in run.events] == ["KILL_FAILURES"]
-    assert set(run.events[0]) == {"layer", "action", "code", "sentence", "data", "ts"}
+    assert set(run.events[0]) == {"layer", "action", "code", "sentence", "ts"}
     assert any("read from the signed request log" in n for n in run.notes)
     assert run.exchange_weight == [(T0 + 1, 5.0), (T0 + 2, 25.0)]
     rep = build_report(d)
@@ -54,9 +54,7 @@ def test_events_and_weight_from_the_signed_log(
 
 
 def test_the_run_folder_is_preferred(write_run: Callable[..., Path], state_home: Path) -> None:
-    d = write_run(
-        "r-both", tick_extra=lambda i: {"rate": {"weight_used": i, "weight_limit": 2400}}
-    )
+    d = write_run("r-both", tick_extra=lambda i: {"rate": {"weight_used": i, "weight_limit": 2400}})
     (d / "events.jsonl").write_text("")
     _write_log(state_home, "r-both")
     run = load_run(d)

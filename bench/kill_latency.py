@@ -1,0 +1,172 @@
+"""Kill-switch latency: from `perpbot kill` starting to the last order cancelled at the exchange.
+
+Each trial starts a `perpbot run` bot (paper trading on a loopback simulator run by this
+script) with ``--orders`` resting orders on each of 2 symbols, waits until they all rest,
+then runs `perpbot kill --wait 0` and reads the simulator's cancel timestamps. Trials run
+with a healthy strategy (``idle``: returns at once every tick) and a hung one (``sleep``:
+on_tick never returns); ``--modes idle,sleep,loop`` adds a strategy spinning in a busy loop.
+
+Figures (median and max over ``--trials``):
+  e2e         `perpbot kill` starting -> the last order cancelled at the simulator
+  write->1st  the sentinel written -> the first cancel arriving at the simulator
+  write->last the sentinel written -> the last cancel arriving at the simulator
+  cli         wall time of `perpbot kill --wait 0` itself (start to exit)
+and, measured in the same run, the wall time of `perpbot kill` (writing the sentinel, no bot
+running) against `python -c "import ccxt"`.
+
+Targets: e2e median < 500 ms; write->1st < 150 ms; `perpbot kill` <= 20% of `import ccxt`.
+Usage: python bench/kill_latency.py [--trials 10] [--orders 12] [--modes idle,sleep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from perpbot.sim import SimConfig, start_in_thread
+from perpbot.sim.config import MarketConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+HANG = ROOT / "tests" / "integration" / "kill_strategies"
+PY = sys.executable
+
+
+def _wait(pred: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise SystemExit(f"bench: timed out waiting for {what}")
+
+
+def _strategy(home: Path, url: str, mode: str, orders: int) -> Path:
+    doc = tomllib.loads((HANG / "hang.toml").read_text())
+    doc["strategy"]["file"] = str(HANG / "hang.py")
+    doc["strategy"]["params"].update(mode=mode, orders_per_symbol=orders)
+    doc["exchange"]["url"] = url
+    path = home / "bench.toml"
+    path.write_text(tomli_w.dumps(doc))
+    return path
+
+
+def trial(sim: Any, mode: str, orders: int) -> dict[str, float]:
+    home = Path(tempfile.mkdtemp(prefix="perpbot-killbench-"))
+    key, secret = sim.create_account()
+    env = dict(
+        os.environ, PERPBOT_HOME=str(home), PERPBOT_SIM_API_KEY=key, PERPBOT_SIM_API_SECRET=secret
+    )
+    toml = _strategy(home, sim.base_url, mode, orders)
+    bot = subprocess.Popen(
+        [PY, "-m", "perpbot", "run", str(toml), "--plain"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=str(ROOT),
+    )  # fmt: skip
+    try:
+        n = 2 * orders
+
+        def resting() -> bool:
+            st = sim.state()
+            return sum(1 for o in st["open_orders"] if o["account"] == key) == n
+
+        _wait(resting, 90, f"{n} resting orders")
+        time.sleep(0.3)
+        t0 = time.time()
+        subprocess.run(
+            [PY, "-m", "perpbot", "kill", "--wait", "0", "--reason", "bench"],
+            stdout=subprocess.DEVNULL, env=env, cwd=str(ROOT), check=True,
+        )  # fmt: skip
+        cli = time.time() - t0
+
+        def cancelled() -> list[dict[str, Any]] | None:
+            mine = [o for o in sim.state()["orders"] if o["account"] == key]
+            return mine if all(o["cancelTime"] for o in mine) else None
+
+        done = _wait(cancelled, 30, "every order cancelled")
+        written = json.loads((home / "KILL").read_text())["time"]
+        first = min(o["cancelTime"] for o in done) / 1000.0
+        last = max(o["cancelTime"] for o in done) / 1000.0
+        code = bot.wait(60)
+        if code != 4:
+            raise SystemExit(f"bench: the bot exited {code}, expected 4")
+        return {
+            "e2e": last - t0,
+            "write_first": first - written,
+            "write_last": last - written,
+            "cli": cli,
+        }
+    finally:
+        if bot.poll() is None:
+            bot.kill()
+            bot.wait(10)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def median_wall(cmd: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        home = tempfile.mkdtemp(prefix="perpbot-killbench-")
+        env = dict(os.environ, PERPBOT_HOME=home)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        times.append(time.perf_counter() - t0)
+        shutil.rmtree(home, ignore_errors=True)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--orders", type=int, default=12, help="resting orders per symbol")
+    ap.add_argument("--modes", default="idle,sleep")
+    ap.add_argument("--cli-runs", type=int, default=15)
+    args = ap.parse_args()
+
+    market = MarketConfig(volatility=0.0, jump_rate=0.0, taker_rate=0.0, history_minutes=30)
+    sim = start_in_thread(SimConfig(seed=11, market=market), host="127.0.0.1", port=0)
+    print(f"kill latency: {args.trials} trials per mode, {2 * args.orders} orders on 2 symbols")
+    print(f"{'mode':<6} {'figure':<12} {'median ms':>10} {'max ms':>10}")
+    try:
+        for mode in args.modes.split(","):
+            results = [trial(sim, mode, args.orders) for _ in range(args.trials)]
+            for name, label in (
+                ("e2e", "e2e"),
+                ("write_first", "write->1st"),
+                ("write_last", "write->last"),
+                ("cli", "cli"),
+            ):
+                values = [r[name] * 1000.0 for r in results]
+                print(
+                    f"{mode:<6} {label:<12} {statistics.median(values):10.1f} {max(values):10.1f}"
+                )
+    finally:
+        sim.stop()
+
+    kill_cmd = [PY, "-m", "perpbot", "kill", "--wait", "0", "--reason", "bench"]
+    script = Path(PY).with_name("perpbot")
+    for cmd in ([PY, "-c", "import ccxt"], kill_cmd):  # warm the .pyc caches
+        median_wall(cmd, 1)
+    ccxt = median_wall([PY, "-c", "import ccxt"], args.cli_runs)
+    kill = median_wall(kill_cmd, args.cli_runs)
+    print(f"python -c 'import ccxt':        {ccxt * 1000:7.1f} ms (median of {args.cli_runs})")
+    print(f"python -m perpbot kill:         {kill * 1000:7.1f} ms  ({kill / ccxt:.1%} of it)")
+    if script.exists():
+        console = median_wall([str(script), *kill_cmd[3:]], args.cli_runs)
+        print(f"perpbot kill (console script):  {console * 1000:7.1f} ms  ({console / ccxt:.1%})")
+    print("targets: e2e median < 500 ms; write->1st < 150 ms; perpbot kill <= 20% of import ccxt")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""A strategy the test drives: each tick it runs the calls the test queued, in order."""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from perpbot.engine import Strategy
+from perpbot.engine.context import Context
+
+
+class Remote(Strategy):
+    def __init__(self, params: Any) -> None:
+        super().__init__(params)
+        self.inbox: queue.Queue[tuple[Callable[[Context], Any], Future[Any]]] = queue.Queue()
+
+    def on_tick(self, ctx: Context) -> None:
+        while True:
+            try:
+                fn, fut = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                fut.set_result(fn(ctx))
+            except BaseException as exc:  # handed to the test, which asserts on it
+                fut.set_exception(exc)
