@@ -3,7 +3,7 @@
 Prints:
 - added latency per logged request (the bus subscriber's time), fsync="never": p50, p99
   and max over N read requests (targets: p50 under 100 us), and per order-related
-  request (which also signs a checkpoint and rewrites the external checkpoints);
+  request (which also signs a checkpoint and replaces the run's checkpoint.json);
 - records verified per second on one core: the chain alone (target >= 100,000/s), the full
   verification (chain + the Ed25519-signed checkpoints), and what a signature costs to make
   and to check (so: what signing every record would have cost);
@@ -159,7 +159,7 @@ def main() -> None:
     )
     print(
         f"added latency per order request: p50 {o50 * 1e6:.0f} us  p99 {o99 * 1e6:.0f} us  "
-        f"max {oworst * 1e6:.0f} us   (signs a checkpoint, rewrites checkpoint.json + head)"
+        f"max {oworst * 1e6:.0f} us   (signs a checkpoint, replaces checkpoint.json)"
     )
     print(
         f"verify, chain only:              {total / chain_s:,.0f} records/s  "

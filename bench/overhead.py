@@ -1,7 +1,8 @@
 """Overhead benchmark: per-request latency of the guarded client vs raw ccxt async.
 
 Both talk to the same simulator in the same run, alternating in blocks so that machine
-noise hits both alike. The guarded client runs the whole pipeline (kill gate, scope gate,
+noise hits both alike (``--breakdown`` adds clients with only some layers, to show where
+the time goes). The guarded client runs the whole pipeline (kill gate, scope gate,
 risk gate, rate limiter with its shared SQLite budget, retrier, observed transport, events);
 raw ccxt runs with its throttle off, so the difference is perpbot's own cost. The
 simulator's budget is set high so that no request is held back. Target: p50 overhead < 10 %.
@@ -32,17 +33,47 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def pipeline_client(setup: Any, layer_names: list[str]) -> Any:
+    """A GuardedClient with only some layers (the breakdown), or all of them."""
+    from perpbot.client.assemble import build_client, build_layers
+    from perpbot.client.guarded import GuardedClient
+    from perpbot.client.pipeline import Pipeline
+    from perpbot.client.transport import Transport, make_exchange
+
+    if layer_names == ["all"]:
+        return build_client(setup)
+    ex = make_exchange(
+        "sim",
+        api_key=setup.credentials.api_key,
+        secret=setup.credentials.secret,
+        base_url=setup.base_url,
+    )
+    layers = [lay for lay in build_layers(setup, ex) if lay.name in layer_names]
+    if "ratelimit" not in layer_names:  # its hooks were attached by build_layers: undo
+        ex.perpbot_observers.before.clear()
+        ex.perpbot_observers.after.clear()
+    pipeline = Pipeline(layers, Transport(ex, setup.bus), setup.bus)
+    return GuardedClient(pipeline, ex, command="bench", profile=None, run_id=setup.run_id)
+
+
+CLIENTS = {
+    "raw ccxt": None,
+    "transport only": [],
+    "+ retrier": ["retry"],
+    "+ rate limiter": ["ratelimit", "retry"],
+    "guarded (all layers)": ["all"],
+}
+
+
 async def measure(handle: Any, args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
     import ccxt.async_support as ccxt_async
 
-    from perpbot.client.assemble import Credentials, Setup, build_client
+    from perpbot.client.assemble import Credentials, Setup
     from perpbot.config import ExchangeSection, StrategyFile
     from perpbot.events import EventBus
     from perpbot.sim.ccxt_config import configure_loopback
 
     key, secret = handle.create_account()
-    raw = ccxt_async.binanceusdm({"apiKey": key, "secret": secret, "enableRateLimit": False})
-    configure_loopback(raw, handle.base_url)
     config = StrategyFile.model_validate(
         {"strategy": {"name": "bench", "file": "b.py", "symbols": [SYMBOL]}}
     )
@@ -56,43 +87,45 @@ async def measure(handle: Any, args: argparse.Namespace) -> dict[str, dict[str, 
         config=config,
         strategy="bench",
     )
-    guarded = build_client(setup)
-    await raw.load_markets()
-    await guarded.load_markets()
-    calls: dict[str, dict[str, Callable[[], Awaitable[Any]]]] = {
-        "fetch_ticker (public)": {
-            "raw": lambda: raw.fetch_ticker(SYMBOL),
-            "guarded": lambda: guarded.fetch_ticker(SYMBOL),
-        },
-        "fetch_balance (signed)": {
-            "raw": lambda: raw.fetch_balance(),
-            "guarded": lambda: guarded.fetch_balance(),
-        },
+    clients: dict[str, Any] = {}
+    for label, names in CLIENTS.items():
+        if names is None:
+            raw = ccxt_async.binanceusdm(
+                {"apiKey": key, "secret": secret, "enableRateLimit": False}
+            )
+            configure_loopback(raw, handle.base_url)
+            clients[label] = raw
+        elif label == "guarded (all layers)" or args.breakdown:
+            clients[label] = pipeline_client(setup, names)
+    for client in clients.values():
+        await client.load_markets()
+    calls: dict[str, Callable[[Any], Awaitable[Any]]] = {
+        "fetch_ticker (public)": lambda c: c.fetch_ticker(SYMBOL),
+        "fetch_balance (signed)": lambda c: c.fetch_balance(),
     }
-    out: dict[str, dict[str, list[float]]] = {name: {"raw": [], "guarded": []} for name in calls}
+    out = {name: {label: [] for label in clients} for name in calls}
     try:
-        for name, pair in calls.items():
-            for side in ("raw", "guarded"):  # warm up connections and caches
+        for name, call in calls.items():
+            for client in clients.values():  # warm up connections and caches
                 for _ in range(50):
-                    await pair[side]()
-            done = 0
-            while done < args.requests:
-                for side in ("raw", "guarded"):
+                    await call(client)
+            for _ in range(0, args.requests, args.block):
+                for label, client in clients.items():
                     for _ in range(args.block):
                         t0 = time.perf_counter()
-                        await pair[side]()
-                        out[name][side].append((time.perf_counter() - t0) * 1000)
-                done += args.block
+                        await call(client)
+                        out[name][label].append((time.perf_counter() - t0) * 1000)
     finally:
-        await raw.close()
-        await guarded.close()
+        for client in clients.values():
+            await client.close()
     return out
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=2000, help="per client and call")
-    p.add_argument("--block", type=int, default=100)
+    p.add_argument("--block", type=int, default=50)
+    p.add_argument("--breakdown", action="store_true", help="also time the pipeline layer by layer")
     args = p.parse_args()
     os.environ.setdefault("PERPBOT_HOME", tempfile.mkdtemp(prefix="perpbot-bench-"))
     from perpbot.sim import SimConfig, start_in_thread
@@ -105,14 +138,14 @@ def main() -> int:
         handle.stop()
     print(f"{args.requests} sequential requests per client and call, alternating blocks of "
           f"{args.block}; latency in ms")  # fmt: skip
-    print(f"{'call':24} {'client':8} {'p50':>7} {'p99':>7} {'mean':>7}   p50 overhead")
+    print(f"{'call':24} {'client':22} {'p50':>7} {'p99':>7} {'mean':>7}   p50 vs raw")
     for name, sides in results.items():
-        base = pct(sides["raw"], 0.5)
-        for side in ("raw", "guarded"):
-            s = sides[side]
-            over = "" if side == "raw" else f"   {(pct(s, 0.5) / base - 1) * 100:+.1f} %"
-            print(f"{name:24} {side:8} {pct(s, 0.5):7.3f} {pct(s, 0.99):7.3f} "
-                  f"{statistics.fmean(s):7.3f}{over}")  # fmt: skip
+        base = pct(sides["raw ccxt"], 0.5)
+        for label, samples in sides.items():
+            p50 = pct(samples, 0.5)
+            over = "" if label == "raw ccxt" else f"   {(p50 / base - 1) * 100:+6.1f} %"
+            print(f"{name:24} {label:22} {p50:7.3f} {pct(samples, 0.99):7.3f} "
+                  f"{statistics.fmean(samples):7.3f}{over}")  # fmt: skip
     return 0
 
 

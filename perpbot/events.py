@@ -108,7 +108,7 @@ class EventBus:
 
     def unsubscribe(self, fn: Subscriber) -> None:
         with self._lock:
-            self._subs = [(f, c) for f, c in self._subs if f is not fn]
+            self._subs = [(f, c) for f, c in self._subs if f != fn]  # == : bound methods
 
     def publish(self, event: Event) -> None:
         with self._lock:

@@ -57,6 +57,7 @@ class Grid(Strategy):
         if not grid_orders or drift_bps > p.recenter_bps:
             if orders:
                 ctx.cancel_all(symbol)
+                ctx.refresh()  # learn what filled before the cancel: exits are sized on it
                 orders = []
             self._lay_grid(ctx, symbol, mid)
             ctx.state["centre"][symbol] = mid

@@ -64,6 +64,13 @@ def find_link(store: KeyStore, verifier: Verifier, root: Path) -> Link:
     pos: Position | None = None
     torn = False
     last_file = head.file
+    last_signed = head.seq
+
+    def signed(_i: int, line: bytes, _h: str) -> bool:
+        nonlocal last_signed
+        last_signed = int(line[7 : line.index(b",")])  # b'{"seq":N,...'
+        return True
+
     for path in files[names.index(head.file) :]:
         fl = read_file(path)
         start = 0
@@ -81,7 +88,7 @@ def find_link(store: KeyStore, verifier: Verifier, root: Path) -> Link:
                 )
             pos = Position(head.seq + 1, head.hash)
             start += 1
-        stop = follow(fl.lines, start, pos)
+        stop = follow(fl.lines, start, pos, signed)
         if stop > start:
             last_file = path.name
         if stop < len(fl.lines) or (fl.partial is not None):
@@ -92,10 +99,15 @@ def find_link(store: KeyStore, verifier: Verifier, root: Path) -> Link:
     if last_seq == head.seq:
         return Link(head.hash, info)
     found = {"run": head.run, "seq": last_seq, "file": last_file}
-    recovered = {"from_seq": head.seq, "unsigned": last_seq - head.seq, "torn": torn}
+    recovered = {
+        "head_seq": head.seq,
+        "last_signed": last_signed,
+        "unsigned": last_seq - last_signed,
+        "torn": torn,
+    }
     note = (
-        f"run {head.run} did not close its log (crash?): continuing the chain after its "
-        f"last intact record (seq {last_seq}"
+        f"run {head.run} did not close its log (crashed, or still running): continuing the "
+        f"chain after its last intact record (seq {last_seq}"
         + (", a torn last line was left as is)" if torn else ")")
     )
     return Link(pos.prev, found, recovered, [note])

@@ -74,6 +74,7 @@ def print_table(records: Iterable[dict[str, Any]], title: str) -> int:
     """A rich table on stdout; returns how many records were shown."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text  # plain text: "[risk]" is a layer name, not rich markup
 
     table = Table(title=title, show_lines=False, expand=False)
     for name in COLUMNS:
@@ -82,7 +83,7 @@ def print_table(records: Iterable[dict[str, Any]], title: str) -> int:
         )
     count = 0
     for rec in records:
-        table.add_row(*row(rec))
+        table.add_row(*(Text(cell) for cell in row(rec)))
         count += 1
     Console().print(table)
     return count

@@ -69,7 +69,7 @@ class AuditLogger:
                 self.writer.checkpoint_if_due()
                 self.writer.flush_head()
             except Exception:
-                return  # the next append reports the failure to the publisher
+                continue  # a broken writer: the next append reports it to the publisher
 
     def close(self, reason: str = "close") -> None:
         self.bus.unsubscribe(self._subscriber)

@@ -91,6 +91,8 @@ class AuditWriter:
         self.closed = False
         self._broken: str | None = None
         self._head_pending: dict[str, Any] | None = None
+        self._head_lock = threading.Lock()  # head writes happen outside the main lock
+        self._head_written = -1
         if segment_files(self.dir):
             raise RuntimeFailure(f"the audit log of run {ctx.run} already exists in {self.dir}")
         key = store.private_key(create=True)
@@ -128,7 +130,7 @@ class AuditWriter:
         with self._lock:
             self._write(sign_line(self._key, encode(self.seq, self.prev, body)), durable=True)
             self._external_checkpoint(final=True)
-        self.flush_head()
+        self.flush_head(sync=True)
 
     # -- public -----------------------------------------------------------------------------
     @property
@@ -157,12 +159,20 @@ class AuditWriter:
             if time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_interval_s:
                 self._checkpoint("interval")
 
-    def flush_head(self) -> None:
-        """Copy the latest checkpoint into the keyring (batched: timer thread, close)."""
-        with self._lock:
-            head, self._head_pending = self._head_pending, None
-        if head is not None:
-            self.store.write_head_keyring(head)
+    def flush_head(self, *, sync: bool = False) -> None:
+        """Publish the latest checkpoint as the chain head (``audit/head.json`` and the
+        keyring). Batched off the request path: the timer thread calls it every
+        ``checkpoint_interval_s``, open and close call it with ``sync=True``."""
+        with self._head_lock:
+            with self._lock:
+                head, self._head_pending = self._head_pending, None
+            if head is None or head["seq"] <= self._head_written:
+                return
+            try:
+                self.store.write_head(head, sync=sync)
+            except OSError as exc:
+                raise self._broke(f"writing the chain head failed ({exc.strerror})") from None
+            self._head_written = head["seq"]
 
     def close(self, reason: str = "close") -> None:
         with self._lock:
@@ -176,7 +186,7 @@ class AuditWriter:
                 if self._fd >= 0:
                     os.close(self._fd)
                     self._fd = -1
-        self.flush_head()
+        self.flush_head(sync=True)
 
     # -- internals (lock held) --------------------------------------------------------------
     def _broke(self, what: str) -> RuntimeFailure:
@@ -239,8 +249,8 @@ class AuditWriter:
         self._external_checkpoint(final=final)
 
     def _external_checkpoint(self, *, final: bool = False) -> None:
-        """checkpoint.json and the head: atomic, fsynced only at open and close (between,
-        a power cut can only leave them behind the log, never ahead of it)."""
+        """checkpoint.json now, the head soon (``flush_head``): atomic replaces, fsynced
+        only at open and close (a power cut can leave them behind the log, never ahead)."""
         cp = Checkpoint(
             run=self.ctx.run,
             file=self.path.name,
@@ -251,7 +261,6 @@ class AuditWriter:
         ).signed(self._key)
         try:
             save_segment_checkpoint(self.dir, cp, sync=final)
-            self.store.write_head(cp.to_dict(), sync=final, keyring=False)
             self._head_pending = cp.to_dict()
         except OSError as exc:
             raise self._broke(f"writing the audit checkpoint failed ({exc.strerror})") from None

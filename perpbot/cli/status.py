@@ -223,6 +223,8 @@ def live_view(profile: str, url: str | None) -> dict[str, Any]:
 
 
 async def _live(profile: str, url: str | None) -> dict[str, Any]:
+    """Like every command that talks to an exchange: the full pipeline and the signed log."""
+    from perpbot.audit.subscriber import attach_to_bus
     from perpbot.client.connect import connect
     from perpbot.config import ExchangeSection
     from perpbot.errors import BadInput
@@ -234,14 +236,24 @@ async def _live(profile: str, url: str | None) -> dict[str, Any]:
             f"--live {profile}: a simulator profile needs --url (the `perpbot sim serve` URL)"
         )
     section = ExchangeSection(id=exchange_id, url=url, profile=profile)
-    conn = await connect(section, command="status", run_id="status", bus=EventBus())
+    run_id = f"status-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    bus = EventBus()
+    if os.environ.get("PERPBOT_VERBOSE"):
+        from perpbot.cli.verbose import attach_verbose
+
+        attach_verbose(bus)
+    log = attach_to_bus(bus, run_id=run_id, profile=profile, command="status")
     try:
-        client = conn.client
-        positions = await client.fetch_positions()
-        orders = await client.fetch_open_orders()
-        balance = await client.fetch_balance()
+        conn = await connect(section, command="status", run_id=run_id, bus=bus)
+        try:
+            client = conn.client
+            positions = await client.fetch_positions()
+            orders = await client.fetch_open_orders()
+            balance = await client.fetch_balance()
+        finally:
+            await conn.close()
     finally:
-        await conn.close()
+        log.close("status --live")
     usdt = balance.get("USDT") or {}
     return {
         "profile": profile,

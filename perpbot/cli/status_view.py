@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+MAX_ORDERS_SHOWN = 4
 STATE_STYLE = {
     "running": "green",
     "starting": "cyan",
@@ -148,6 +149,21 @@ def bot_panel(bot: dict[str, Any], now: float) -> Any:
         f"open {o.get('open', 0)}  ·  placed {o.get('placed', 0)} filled {o.get('filled', 0)} "
         f"cancelled {o.get('cancelled', 0)} rejected {o.get('rejected', 0)}",
     )
+    listed = bot.get("open_orders") or []
+    for o in listed[:MAX_ORDERS_SHOWN]:
+        flags = "".join(
+            f" {w}"
+            for w, on in (("reduce-only", o.get("reduce_only")), ("post-only", o.get("post_only")))
+            if on
+        )
+        row(
+            "",
+            f"{o.get('symbol')} {o.get('side')} {o.get('remaining')} @ "
+            f"{_price(o.get('price'))}{flags}",
+            "dim",
+        )
+    if len(listed) > MAX_ORDERS_SHOWN:
+        row("", f"... and {len(listed) - MAX_ORDERS_SHOWN} more (--json lists them all)", "dim")
     pnl = bot.get("pnl") or {}
 
     def money(key: str) -> str:

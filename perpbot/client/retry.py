@@ -31,11 +31,11 @@ import asyncio
 import hashlib
 import itertools
 import random
+import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
     retry_if_exception,
     stop_after_attempt,
     stop_before_delay,
@@ -110,35 +110,31 @@ class Retrier:
 
         return check
 
-    def _wait(self, state: RetryCallState) -> float:
-        n = max(1, state.attempt_number)
-        base = min(self.cfg.max_delay_s, self.cfg.base_delay_s * 2 ** (n - 1))
+    def _delay(self, attempt: int) -> float:
+        """Backoff after failed attempt ``attempt``: exponential, jittered, capped."""
+        base = min(self.cfg.max_delay_s, self.cfg.base_delay_s * 2 ** (max(1, attempt) - 1))
         return min(self.cfg.max_delay_s, base + self.rng.uniform(0, self.cfg.jitter_s))
 
-    def _announce(self, request: Request) -> Any:
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, OutcomeUnknown):
-                return  # the resolver already explained it
-            delay = state.next_action.sleep if state.next_action else 0.0
-            self.bus.publish(
-                Decision(
-                    self.name,
-                    "retry",
-                    "RETRY_TRANSIENT",
-                    f"retrying {request.describe()} in {delay:.2f} s after "
-                    f"{type(exc).__name__} (attempt {state.attempt_number + 1} of "
-                    f"{self.cfg.max_attempts})",
-                    {
-                        "request_id": request.id,
-                        "error": type(exc).__name__,
-                        "attempt": state.attempt_number,
-                        "delay_s": round(delay, 3),
-                    },
-                )
+    def _announce(
+        self, request: Request, exc: BaseException | None, attempt: int, delay: float
+    ) -> None:
+        if isinstance(exc, OutcomeUnknown):
+            return  # the resolver already explained it
+        self.bus.publish(
+            Decision(
+                self.name,
+                "retry",
+                "RETRY_TRANSIENT",
+                f"retrying {request.describe()} in {delay:.2f} s after "
+                f"{type(exc).__name__} (attempt {attempt + 1} of {self.cfg.max_attempts})",
+                {
+                    "request_id": request.id,
+                    "error": type(exc).__name__,
+                    "attempt": attempt,
+                    "delay_s": round(delay, 3),
+                },
             )
-
-        return before_sleep
+        )
 
     # -- the layer --------------------------------------------------------------------------
     async def __call__(self, request: Request, call_next: CallNext) -> Any:
@@ -152,31 +148,56 @@ class Retrier:
             step = self._step(request, call_next, None)
         else:
             return await self._once(request, call_next)
+        retryable = self._retryable(request)
+        started = time.monotonic()
+        try:  # the first attempt runs outside tenacity: most requests need nothing more
+            return await step()
+        except Exception as exc:
+            delay = self._delay(1)
+            give_up = time.monotonic() - started + delay >= self.cfg.deadline_s
+            if not retryable(exc) or self.cfg.max_attempts < 2 or give_up:
+                self._give_up(request, exc)
+                raise
+            first = exc
+        self._announce(request, first, 1, delay)
+        await self.interrupter.sleep(delay)
+        left = self.cfg.deadline_s - (time.monotonic() - started)
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.cfg.max_attempts) | stop_before_delay(self.cfg.deadline_s),
-            wait=self._wait,
-            retry=retry_if_exception(self._retryable(request)),
+            stop=stop_after_attempt(self.cfg.max_attempts - 1) | stop_before_delay(left),
+            wait=lambda state: self._delay(state.attempt_number + 1),
+            retry=retry_if_exception(retryable),
             sleep=self.interrupter.sleep,
-            before_sleep=self._announce(request),
+            before_sleep=lambda state: self._announce(
+                request,
+                state.outcome.exception() if state.outcome else None,
+                state.attempt_number + 1,
+                state.next_action.sleep if state.next_action else 0.0,
+            ),
             reraise=True,
         )
         try:
             return await retrying(step)
-        except OutcomeUnknown:
-            raise
         except Exception as exc:
-            import ccxt
-
-            # an exchange error left the create unresolved (held-back requests and
-            # interrupted waits pass through: the request resumes or the run is stopping)
-            if cls == "order" and state_of(request).unknown and isinstance(exc, ccxt.BaseError):
-                raise OutcomeUnknown(
-                    f"order {request.params.get('clientOrderId')}: outcome unknown and the "
-                    f"lookup failed ({type(exc).__name__}); check open orders before placing "
-                    "it again",
-                    exc,
-                ) from exc
+            self._give_up(request, exc)
             raise
+
+    def _give_up(self, request: Request, exc: BaseException) -> None:
+        """An unresolved create ends in OutcomeUnknown, whatever error ended it."""
+        import ccxt
+
+        # held-back requests and interrupted waits pass through unchanged: the request
+        # resumes after the wait, or the run is stopping
+        if (
+            request.method_class == "order"
+            and state_of(request).unknown
+            and isinstance(exc, ccxt.BaseError)
+        ):
+            raise OutcomeUnknown(
+                f"order {request.params.get('clientOrderId')}: outcome unknown and the "
+                f"lookup failed ({type(exc).__name__}); check open orders before placing "
+                "it again",
+                exc,
+            ) from exc
 
     def _step(self, request: Request, call_next: CallNext, flow: Any) -> Any:
         async def step() -> Any:

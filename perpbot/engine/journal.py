@@ -7,7 +7,7 @@
     runs/<run_id>/summary.json   the final summary (written at stop, atomically)
 
 JSONL lines are appended and flushed one at a time, so a crash leaves at most a torn last
-line, which readers tolerate.
+line, which the reader (perpbot.report.data.read_journal) tolerates and reports.
 """
 
 from __future__ import annotations
@@ -53,22 +53,3 @@ class RunJournal:
             fh.close()
         self._files.clear()
 
-
-def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    """Records of a JSONL file and whether its last line was torn (a crash mid-write)."""
-    records: list[dict[str, Any]] = []
-    torn = False
-    if not path.exists():
-        return records, torn
-    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            if i >= len(lines) - 2:  # the last non-empty line
-                torn = True
-            else:
-                raise
-    return records, torn

@@ -36,6 +36,7 @@ class StatusPublisher:
             "exchange": r.config.exchange.id,
             "profile": r.config.exchange.profile,
             "symbols": r.config.strategy.symbols,
+            "tick_interval": r.config.strategy.tick_interval,  # `perpbot status`: staleness
             "started_at": r.started,
             "updated_at": time.time(),
             "positions": {

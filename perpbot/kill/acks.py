@@ -55,19 +55,26 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def running_bots() -> list[dict[str, Any]]:
-    """Status documents of bots that are running on this host (their pid is alive)."""
+def bot_documents() -> list[dict[str, Any]]:
+    """Every status document in ``<state>/bots`` (running or ended), unreadable ones skipped."""
     out: list[dict[str, Any]] = []
     for path in sorted(bots_dir().glob("*.json")):
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if not isinstance(doc, dict) or doc.get("state") not in LIVE_STATES:
-            continue
-        if pid_alive(int(doc.get("pid") or 0)):
+        if isinstance(doc, dict):
             out.append(doc)
     return out
+
+
+def running_bots() -> list[dict[str, Any]]:
+    """Status documents of bots that are running on this host (their pid is alive)."""
+    return [
+        doc
+        for doc in bot_documents()
+        if doc.get("state") in LIVE_STATES and pid_alive(int(doc.get("pid") or 0))
+    ]
 
 
 def bot_entry(sentinel: Sentinel, bot: dict[str, Any]) -> KillEntry | None:

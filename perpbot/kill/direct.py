@@ -99,21 +99,16 @@ def run_tags_for(entry: KillEntry) -> set[str] | None:
     """For a run-scoped switch: client-order-id prefixes of the runs it covers."""
     if not entry.scope.startswith("run:"):
         return None
-    import json
-
     from perpbot.client.orders import PREFIX, run_tag
-    from perpbot.paths import bots_dir
+    from perpbot.kill.acks import bot_documents
 
-    tags = set()
-    for path in bots_dir().glob("*.json"):
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+    tags = {
+        f"{PREFIX}-{run_tag(str(doc.get('run_id')), str(doc.get('strategy')))}-"
+        for doc in bot_documents()
         if entry.matches(
             profile=doc.get("profile"), run_id=doc.get("run_id"), strategy=doc.get("strategy")
-        ):
-            tags.add(f"{PREFIX}-{run_tag(str(doc.get('run_id')), str(doc.get('strategy')))}-")
+        )
+    }
     if not tags:
         raise BadInput(
             f"--direct: no record of {entry.scope} in the state dir, so its orders cannot be "

@@ -126,11 +126,10 @@ class Trips:
             self.trip("KILL_ANOMALY", f"{d.code}: {d.sentence}", source=d.code)
         elif (
             cfg.max_price_age_s is not None
-            and d.code.startswith("INDEX_")
-            and "STALE" in d.code
-            and d.action in ("alert", "reject", "deny")
+            and d.code == "INDEX_UNHEALTHY"  # the basket as a whole, not one stale source
+            and d.action == "alert"
         ):
-            self.trip("KILL_STALE_PRICE", f"the index price feed is stale: {d.sentence}")
+            self.trip("KILL_STALE_PRICE", f"the index price feed is unusable: {d.sentence}")
 
     # -- polled trips -----------------------------------------------------------------------
     def check_drawdown(self, runner: Runner, snap: dict[str, Any]) -> None:

@@ -40,33 +40,33 @@ def check_order_notional(i: CheckInput, cfg: RiskSection) -> Rejection | None:
     return None
 
 
-def _symbol_exposure(i: CheckInput, symbol: str, extra: float) -> float:
-    pos = i.position if symbol == i.spec.symbol else i.positions.get(symbol, 0.0)
-    return exposure(pos, i.orders, symbol, extra)
-
-
-def _gross(i: CheckInput, extra: float) -> float | None:
-    """Worst-case gross notional of the bot (every symbol), with ``extra`` on the order's."""
-    total = 0.0
-    symbols = set(i.positions) | {o.symbol for o in i.orders} | {i.spec.symbol}
-    for sym in symbols:
-        price = i.price if sym == i.spec.symbol else i.prices.get(sym)
-        exp = _symbol_exposure(i, sym, extra if sym == i.spec.symbol else 0.0)
-        if exp and price is None:
-            return None
-        total += exp * (price or 0.0) * i.contract_size
-    return total
-
-
 def _before_after(i: CheckInput, prefix: str, price: float) -> tuple[float, float] | None:
     """Worst-case notional before and after the order: the symbol's for a symbol table,
-    the bot's gross (every symbol) for ``[risk]``; None when a price is missing."""
-    if prefix != "[risk]":
-        scale = price * i.contract_size
-        sym = i.spec.symbol
-        return _symbol_exposure(i, sym, 0.0) * scale, _symbol_exposure(i, sym, i.signed) * scale
-    before, after = _gross(i, 0.0), _gross(i, i.signed)
-    return None if before is None or after is None else (before, after)
+    the bot's gross (every symbol) for ``[risk]``; None when a price is missing. Memoised:
+    the notional and the leverage checks ask for the same figures."""
+    key = ("before_after", prefix)
+    if key in i.memo:
+        return i.memo[key]  # type: ignore[no-any-return]
+    own = i.spec.symbol
+    signed = i.signed
+    result: tuple[float, float] | None = (0.0, 0.0)
+    before = after = 0.0
+    for sym in (own,) if prefix != "[risk]" else i.symbols():
+        p = price if sym == own else i.prices.get(sym)
+        e0 = exposure(i, sym, 0.0)
+        e1 = exposure(i, sym, signed) if sym == own else e0
+        if p is None:
+            if e0 or e1:
+                result = None
+                break
+            continue
+        scale = p * i.contract_size
+        before += e0 * scale
+        after += e1 * scale
+    else:
+        result = (before, after)
+    i.memo[key] = result
+    return result
 
 
 def check_position_notional(i: CheckInput, cfg: RiskSection) -> Rejection | None:
@@ -144,6 +144,8 @@ def check_margin(i: CheckInput, cfg: RiskSection) -> Rejection | None:
         leverage=m.leverage,
         brackets=m.brackets,
     )
+    if abs(est.amount) <= abs(i.position):
+        return None  # the order does not grow the position
     data: dict[str, Any] = {
         "symbol": i.spec.symbol,
         "position_after": est.amount,
@@ -151,7 +153,7 @@ def check_margin(i: CheckInput, cfg: RiskSection) -> Rejection | None:
         "liquidation_price": est.liquidation_price,
         "mark": m.mark,
     }
-    if est.available < 0 and abs(est.amount) > abs(i.position):
+    if est.available < 0:
         return Rejection(
             "margin",
             "RISK_MARGIN_INSUFFICIENT",
@@ -160,7 +162,7 @@ def check_margin(i: CheckInput, cfg: RiskSection) -> Rejection | None:
             data,
         )
     dist = est.distance
-    if dist is None or abs(est.amount) <= abs(i.position):
+    if dist is None:
         return None
     book = m.bids if est.amount > 0 else m.asks
     extra = close_slippage(book, abs(est.amount), m.mark) if book is not None else 0.0

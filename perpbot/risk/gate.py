@@ -33,9 +33,13 @@ if TYPE_CHECKING:
     from perpbot.client.assemble import Setup
 
 # Commands whose orders the gate never judges: the kill switch must always be able to
-# flatten, and market-data clients (index sources, dashboards) place no orders.
+# flatten, and market-data clients (index sources, dashboards) place no orders. Inside a run,
+# the kill switch's own reduce-only orders (intent "kill-...", perpbot.kill.flatten) pass
+# unjudged too: they follow a cancel-all whose fills the AccountView cannot know yet.
 EXEMPT_COMMANDS = frozenset({"kill", "index", "status"})
+EXEMPT_INTENT_PREFIX = "kill"
 BOOK_MAX_AGE_S = 30.0
+DEFAULT_LEVERAGE = 20.0  # Binance's default, used until the symbol's leverage is read
 
 
 class RateWindows:
@@ -58,16 +62,16 @@ class RateWindows:
             table.setdefault(key, deque()).append(now)
 
     def counts(self, symbol: str, now: float) -> RateCounts:
-        def n(table: dict[str, deque[float]], key: str) -> int:
+        found = []
+        for table, key in (
+            (self._orders, symbol),
+            (self._orders, "*"),
+            (self._cancels, symbol),
+            (self._cancels, "*"),
+        ):
             q = table.get(key)
-            return self._prune(q, now) if q else 0
-
-        return RateCounts(
-            orders_symbol=n(self._orders, symbol),
-            orders_bot=n(self._orders, "*"),
-            cancels_symbol=n(self._cancels, symbol),
-            cancels_bot=n(self._cancels, "*"),
-        )
+            found.append(self._prune(q, now) if q else 0)
+        return RateCounts(*found)
 
 
 def spec_from_request(request: Request) -> OrderSpec:
@@ -136,6 +140,13 @@ class RiskGate:
         self.runner = runner
         self.state = RiskState(config, marks=(lambda: runner.marks) if runner else dict)
         self.windows = RateWindows(self.cfg.rate_window_s)
+        self._flat = Brackets.flat(self.cfg.maint_margin_ratio)
+        self._contract: dict[str, float] = {}
+        self._own_prefix: str | None = None
+        if runner is not None:
+            from perpbot.client.orders import PREFIX, run_tag
+
+            self._own_prefix = f"{PREFIX}-{run_tag(runner.run_id, config.strategy.name)}-"
         setup.extras["risk"] = self.state
 
     # -- the layer --------------------------------------------------------------------------
@@ -170,10 +181,12 @@ class RiskGate:
             request.order = spec_from_request(request)
         spec = request.order
         now = time.time()
-        rejection = run_checks(self.check_input(spec, now), self.cfg)
-        self.state.checked += 1
-        if rejection is not None:
-            self._reject(rejection)
+        kill = spec.reduce_only and (spec.intent or "").startswith(EXEMPT_INTENT_PREFIX)
+        if not kill:
+            rejection = run_checks(self.check_input(spec, now), self.cfg)
+            self.state.checked += 1
+            if rejection is not None:
+                self._reject(rejection)
         make_flags_consistent(request, spec)
         self.windows.record("order", spec.symbol, now)
         account = self.setup.account
@@ -198,17 +211,19 @@ class RiskGate:
 
     # -- what the checks see ------------------------------------------------------------------
     def _own(self, o: OpenOrder) -> bool:
-        if o.inflight or self.runner is None:
-            return True
-        from perpbot.client.orders import is_ours
-
-        return is_ours(o.client_order_id, self.runner.run_id, self.runner.config.strategy.name)
+        """This bot's order (its client ids carry the run's tag), or one it is sending."""
+        prefix = self._own_prefix
+        return prefix is None or o.inflight or (o.client_order_id or "").startswith(prefix)
 
     def _contract_size(self, symbol: str) -> float:
-        try:
-            return float(self.exchange.market(symbol).get("contractSize") or 1.0)
-        except Exception:
-            return 1.0
+        size = self._contract.get(symbol)
+        if size is None:
+            try:
+                size = float(self.exchange.market(symbol).get("contractSize") or 1.0)
+            except Exception:
+                return 1.0  # markets not loaded yet: judge in base units, ask again next time
+            self._contract[symbol] = size
+        return size
 
     def prices(self, symbol: str | None = None) -> dict[str, float]:
         """Reference price per symbol: the healthy index where there is one, else the mark."""
@@ -260,29 +275,27 @@ class RiskGate:
         mark = marks.get(symbol) or prices.get(symbol)
         if account.equity is None or mark is None:
             return None
-        flat = Brackets.flat(self.cfg.maint_margin_ratio)
-
-        def lev(sym: str) -> float:
-            return state.leverage.get(sym) or account.leverage.get(sym) or 20.0
-
+        flat = self._flat
+        leverage = {**account.leverage, **state.leverage}
         holdings = {}
         for sym, amount in account.positions.items():
             m = marks.get(sym) or prices.get(sym)
             if m is None:
                 return None
             entry = account.entry_prices.get(sym, m)
-            holdings[sym] = Holding(amount, entry, m, lev(sym), state.brackets.get(sym, flat))
-        order_margin = sum(
-            o.remaining * (o.price or prices.get(o.symbol, 0.0)) / lev(o.symbol)
-            for o in account.orders.values()
-            if not o.reduce_only
-        )
+            lev = leverage.get(sym) or DEFAULT_LEVERAGE
+            holdings[sym] = Holding(amount, entry, m, lev, state.brackets.get(sym, flat))
+        order_margin = 0.0
+        for o in account.orders.values():
+            if not o.reduce_only:
+                px = o.price or prices.get(o.symbol, 0.0)
+                order_margin += o.remaining * px / (leverage.get(o.symbol) or DEFAULT_LEVERAGE)
         snap = state.books.get(symbol)
         fresh = snap is not None and now - snap.ts <= BOOK_MAX_AGE_S
         return MarginInput(
             account=AccountMargin(account.equity, holdings, order_margin),
             mark=mark,
-            leverage=lev(symbol),
+            leverage=leverage.get(symbol) or DEFAULT_LEVERAGE,
             brackets=state.brackets.get(symbol, flat),
             bids=snap.bids if fresh and snap else None,
             asks=snap.asks if fresh and snap else None,

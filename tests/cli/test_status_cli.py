@@ -69,7 +69,18 @@ def bot_doc(run_id: str, pid: int, *, state: str = "running", **extra: Any) -> d
             },
         },
         "rejections": [{"ts": now, "code": "RISK_PRICE_BAND", "sentence": "limit buy too far"}],
-        "orders": [],
+        "orders": [
+            {
+                "symbol": BTC,
+                "side": "sell",
+                "type": "limit",
+                "price": 60100.0,
+                "remaining": 0.1,
+                "reduce_only": True,
+                "post_only": True,
+                "client_order_id": "pb-x-1",
+            }
+        ],
         "checked": 12,
     }
     doc = {
@@ -168,6 +179,7 @@ def test_dashboard_at_a_glance(bots: dict[str, str]) -> None:
         "BTC/USDT:USDT long 0.25 @ 60,000.00",
         "liq ~52,000.00 (13.3% away)",
         "open 3",
+        "BTC/USDT:USDT sell 0.1 @ 60,100.00 reduce-only post-only",
         "net +1.2500",
         "weight 321/1m",
         "RATE_TIGHTEN: a 429 from the exchange",

@@ -37,7 +37,7 @@ def watcher(sim: Any, tmp_path: Path) -> tuple[dict[str, str], str, str]:
 
 
 def test_live_reads_the_exchange_with_the_read_grant_only(
-    sim: Any, watcher: tuple[dict[str, str], str, str]
+    sim: Any, watcher: tuple[dict[str, str], str, str], state_home: Path
 ) -> None:
     env, key, secret = watcher
     r = run_cli("status", "--live", "watcher", "--url", sim.base_url, "--json", env=env)
@@ -48,6 +48,8 @@ def test_live_reads_the_exchange_with_the_read_grant_only(
     assert pos["symbol"] == BTC and pos["amount"] == pytest.approx(0.01)
     assert live["balance"]["total"] == pytest.approx(10_000, rel=0.01)
     assert secret not in r.stdout + r.stderr and key not in r.stdout + r.stderr
+    logs = list((state_home / "logs").rglob("*.jsonl"))  # the reads are in a signed log
+    assert logs and any("/fapi/v3/positionRisk" in p.read_text() for p in logs)
 
     r = run_cli("status", "--live", "watcher", env=env)
     assert r.returncode == 2 and "needs --url" in r.stderr

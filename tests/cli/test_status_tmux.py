@@ -113,8 +113,10 @@ def test_watch_shows_positions_budget_and_alerts(
         f"env PERPBOT_HOME={shlex.quote(str(state_home))} {shlex.quote(sys.executable)} "
         "-m perpbot status --watch --interval 0.5"
     )
-    # the shell reports the exit code on the screen once the dashboard is gone
-    watch = f"sh -c {shlex.quote(status + '; echo perpbot-exit=$?; sleep 60')}"
+    # A shell reports the exit code on the screen once the dashboard is gone; its trap keeps
+    # Ctrl-C (sent to the whole foreground group) from ending the shell itself.
+    script = f"trap 'true' INT; {status}; echo perpbot-exit=$?; sleep 60"
+    watch = f"sh -c {shlex.quote(script)}"
     subprocess.run([*tmux, "new-session", "-d", "-s", "s", "-x", "150", "-y", "45", watch],
                    check=True, cwd=ROOT)  # fmt: skip
     try:

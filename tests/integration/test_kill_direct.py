@@ -129,3 +129,9 @@ def test_direct_needs_something_to_act_on(tmp_path: Path) -> None:
     result = run_cli("kill", "--direct", "--url", "http://127.0.0.1:9", "--wait", "0")
     assert result.returncode == 2
     assert "PERPBOT_SIM_API_KEY" in result.stderr
+    result = run_cli(
+        "kill", "--direct", "--run", "ghost", "--url", "http://127.0.0.1:9", "--wait", "0",
+        env=sim_env(("k", "s")),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "no record of run:ghost in the state dir" in result.stderr

@@ -44,6 +44,8 @@ class Venues:
                 public_only=True,
             )
             self.conns.append(conn)
+            # the source's reads pass the same rate limiter as the bot's (shared budget)
+            assert conn.client.pipeline.layer("ratelimit") is not None
             sources.append(IndexSource(name, SYM, client_fetch(conn.client, SYM, "index"), 2.0))
         return IndexBasket(self.cfg, sources, self.state, self.bus)
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from perpbot.client.ratelimit.budget import Policy
+from perpbot.client.ratelimit.host import HostBudget
 from perpbot.client.ratelimit.layer import RateLimiter, RateWait
 from perpbot.client.ratelimit.rules import from_config
+from perpbot.client.ratelimit.rules_keeper import RulesKeeper
+from perpbot.client.ratelimit.state import Policy
 from perpbot.client.ratelimit.store import open_store
 from perpbot.config import LimitsSection
 
@@ -35,17 +37,17 @@ def exchange_host(base_url: str | None, exchange: Any) -> str:
 
 def build_rate_limiter(setup: Setup, exchange: Any) -> RateLimiter:
     limits = setup.config.limits if setup.config is not None else LimitsSection()
-    host = exchange_host(setup.base_url, exchange)
+    host_name = exchange_host(setup.base_url, exchange)
     timeout_s = setup.exchange.timeout_ms / 1000.0
-    return RateLimiter(
-        exchange=exchange,
-        store=open_store(limits.store, host),
+    store = open_store(limits.store, host_name)
+    host = HostBudget(
+        store=store,
         policy=Policy.from_config(limits, probe_lease_s=timeout_s + 1.0),
         bus=setup.bus,
-        interrupter=setup.interrupter,
-        host=host,
+        exchange=exchange,
         key_id=setup.credentials.key_id,
-        refresh_s=limits.refresh_s,
-        max_wait_s=limits.max_wait_s,
-        fallback=from_config(limits),
+    )
+    rules = RulesKeeper(host, limits.refresh_s, from_config(limits), exchange)
+    return RateLimiter(
+        host, rules, setup.interrupter, max_wait_s=limits.max_wait_s, description=store.description
     )

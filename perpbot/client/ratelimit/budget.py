@@ -33,154 +33,47 @@ so a limit the exchange lowered is followed from the first request of the next p
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
 
-from perpbot.client.ratelimit.explain import (
-    ban_sentence,
-    limit_changed_sentence,
-    recover_sentence,
-    tighten_sentence,
+from perpbot.client.ratelimit.adapt import apply_rules, banned, pushback, recover
+from perpbot.client.ratelimit.state import (
+    LEASE_DIVISOR,
+    LEASE_MAX_SHARE,
+    PROBE_POLL_S,
+    WINDOW_EPSILON_S,
+    Bucket,
+    Change,
+    Grant,
+    HostState,
+    Policy,
+    bucket_name,
+    ensure_key,
+    orders_name,
+    weight_name,
 )
-from perpbot.client.ratelimit.rules import Kind, RuleSet
-from perpbot.config import LimitsSection
 
-MIN_FACTOR = 0.05  # never cut a budget below 5 % of the published limit
-WINDOW_EPSILON_S = 0.01  # wake just after a window turns, never just before
-PROBE_POLL_S = 0.002  # how often a request waiting for the probe slot looks again
-VERSION = 1
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The ``[limits]`` knobs the maths needs."""
-
-    safety_margin: float = 0.05
-    tighten_factor: float = 0.5
-    recover_after_s: float = 60.0
-    recover_step: float = 0.1
-    probe_lease_s: float = 10.0
-
-    @classmethod
-    def from_config(cls, limits: LimitsSection, probe_lease_s: float = 10.0) -> Policy:
-        return cls(
-            safety_margin=limits.safety_margin,
-            tighten_factor=limits.tighten_factor,
-            recover_after_s=limits.recover_after_s,
-            recover_step=limits.recover_step,
-            probe_lease_s=probe_lease_s,
-        )
-
-
-@dataclass
-class Bucket:
-    kind: Kind
-    window_s: int
-    nominal: int | None = None
-    source: str = "none"  # "exchange" | "config" | "none"
-    factor: float = 1.0
-    start: float = 0.0  # current window start, server clock (s)
-    used: int = 0
-    safe: int | None = None  # probing: highest usage accepted; None = trusted, no probing
-    probe_until: float = 0.0
-    calm_since: float = 0.0
-    tighten_until: float = 0.0
-
-    def cap(self, margin: float) -> int | None:
-        if self.nominal is None:
-            return None
-        return max(1, math.floor(self.nominal * (1.0 - margin) * self.factor))
-
-    def roll(self, now: float) -> None:
-        start = math.floor(now / self.window_s) * self.window_s
-        if start != self.start:
-            self.start, self.used, self.probe_until = float(start), 0, 0.0
-
-    def ends_at(self) -> float:
-        return self.start + self.window_s
-
-
-@dataclass
-class HostState:
-    """Everything shared about one exchange host (serialised as one JSON document)."""
-
-    buckets: dict[str, Bucket] = field(default_factory=dict)
-    order_rules: list[tuple[int, int, str]] = field(default_factory=list)  # window, limit, src
-    blocked_until: float = 0.0
-    block_path: str = ""
-    banned_until: float = 0.0
-    rules_checked_at: float = 0.0
-    rules_source: str = "none"
-    refresh_until: float = 0.0
-    last_change: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["v"] = VERSION
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> HostState:
-        if not d or d.get("v") != VERSION:
-            return cls()
-        buckets = {k: Bucket(**v) for k, v in d.get("buckets", {}).items()}
-        rules = [tuple(r) for r in d.get("order_rules", [])]
-        fields = {k: v for k, v in d.items() if k not in ("buckets", "order_rules", "v")}
-        return cls(buckets=buckets, order_rules=rules, **fields)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class Change:
-    """A budget change or a wait, explained (the layer turns it into a Decision)."""
-
-    action: Literal["tighten", "recover", "ban", "info"]
-    code: str
-    sentence: str
-    data: dict[str, Any]
-
-
-@dataclass
-class Grant:
-    """The answer to "may this request leave now?"."""
-
-    wait_s: float = 0.0
-    reason: str = ""  # "" (granted), ban, retry_after, budget, probe, refresh, too_heavy
-    bucket: str | None = None
-    used: int = 0
-    cap: int | None = None
-    starts: dict[str, float] = field(default_factory=dict)
-    levels: dict[str, int] = field(default_factory=dict)
-    probes: list[str] = field(default_factory=list)
-    changes: list[Change] = field(default_factory=list)
-
-    @property
-    def granted(self) -> bool:
-        return not self.reason
-
-
-def weight_name(window_s: int) -> str:
-    return f"weight/{window_s}s"
-
-
-def orders_name(key_id: str, window_s: int) -> str:
-    return f"orders/{window_s}s/{key_id}"
-
-
-def bucket_name(kind: Kind, window_s: int, key_id: str) -> str:
-    return weight_name(window_s) if kind == "weight" else orders_name(key_id, window_s)
-
-
-def ensure_key(st: HostState, key_id: str) -> None:
-    """Give ``key_id`` its order-count buckets (from the known order rules)."""
-    for window_s, limit, source in st.order_rules:
-        name = orders_name(key_id, window_s)
-        if name not in st.buckets:
-            st.buckets[name] = _new_bucket("orders", window_s, limit, source)
-
-
-def _new_bucket(kind: Kind, window_s: int, limit: int, source: str) -> Bucket:
-    # published budgets are trusted; configured ones are probed until the exchange accepts
-    return Bucket(kind, window_s, limit, source, safe=None if source == "exchange" else 0)
+__all__ = [
+    "PROBE_POLL_S",
+    "WINDOW_EPSILON_S",
+    "Bucket",
+    "Change",
+    "Grant",
+    "HostState",
+    "Policy",
+    "accepted_level",
+    "acquire",
+    "apply_rules",
+    "banned",
+    "bucket_name",
+    "charges_for",
+    "ensure_key",
+    "observe",
+    "orders_name",
+    "pushback",
+    "recover",
+    "refresh_due",
+    "release_probes",
+    "weight_name",
+]
 
 
 def refresh_due(st: HostState, now: float, refresh_s: float | None) -> bool:
@@ -207,11 +100,16 @@ def acquire(
     now: float,
     policy: Policy,
     refresh_s: float | None = None,
+    lease: bool = False,
 ) -> Grant:
     """Reserve ``charges`` now, or say how long to wait and why (nothing reserved then).
 
     ``refresh_s`` (None for the rules re-read itself, or when rules cannot be re-read):
     while the rules are due for a re-read, nothing is granted (reason ``refresh``).
+    ``lease``: also reserve a small slice of the remaining room of each (trusted) bucket
+    for this process to spend without a shared transaction (``Grant.leased``); the slice
+    shrinks as the window fills, so what a process leaves unspent at the window's end is
+    a few units at most.
     """
     changes = recover(st, now, policy)
     if st.banned_until > now:
@@ -252,7 +150,22 @@ def acquire(
         starts[name], levels[name] = b.start, b.used
     for name in probes:
         st.buckets[name].probe_until = now + policy.probe_lease_s
-    return Grant(starts=starts, levels=levels, probes=probes, changes=changes)
+    leased = _lease(st, starts, policy) if lease else {}
+    return Grant(starts=starts, levels=levels, probes=probes, changes=changes, leased=leased)
+
+
+def _lease(st: HostState, names: dict[str, float], policy: Policy) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name in names:
+        b = st.buckets[name]
+        cap = b.cap(policy.safety_margin)
+        if b.safe is not None or cap is None:
+            continue  # probing buckets are spent one request at a time, in the open
+        take = min((cap - b.used) // LEASE_DIVISOR, cap // LEASE_MAX_SHARE)
+        if take > 0:
+            b.used += take
+            out[name] = take
+    return out
 
 
 def observe(
@@ -296,154 +209,3 @@ def release_probes(st: HostState, names: list[str]) -> None:
         b = st.buckets.get(name)
         if b is not None:
             b.probe_until = 0.0
-
-
-def pushback(
-    st: HostState,
-    kinds: set[Kind],
-    key_id: str,
-    retry_after: float,
-    path: str,
-    now: float,
-    policy: Policy,
-) -> list[Change]:
-    """A 429: block the host until Retry-After, cut the budgets it was about (once)."""
-    until = now + retry_after
-    st.blocked_until = max(st.blocked_until, until)
-    st.block_path = path
-    st.rules_checked_at = 0.0  # re-read the published limits before trading on
-    changes: list[Change] = []
-    for name, b in st.buckets.items():
-        if b.kind not in kinds or (b.kind == "orders" and not name.endswith("/" + key_id)):
-            continue
-        b.safe = 0  # probe from zero: the exchange just proved our budget wrong
-        b.calm_since = now
-        if now < b.tighten_until:
-            continue  # the same storm: one cut per Retry-After period, whoever saw it
-        old = b.cap(policy.safety_margin)
-        b.factor = max(MIN_FACTOR, b.factor * policy.tighten_factor)
-        b.tighten_until = until
-        new = b.cap(policy.safety_margin)
-        data = {
-            "bucket": name,
-            "old": old,
-            "new": new,
-            "nominal": b.nominal,
-            "factor": round(b.factor, 4),
-            "retry_after": retry_after,
-            "path": path,
-        }
-        sentence = tighten_sentence(b.kind, b.window_s, old, new, b.nominal, retry_after, path, now)
-        changes.append(Change("tighten", "RATE_TIGHTEN_429", sentence, data))
-    if not changes:
-        changes.append(
-            Change(
-                "info",
-                "RATE_RETRY_AFTER",
-                tighten_sentence(None, 0, None, None, None, retry_after, path, now),
-                {"retry_after": retry_after, "path": path},
-            )
-        )
-    _remember(st, changes[-1], now)
-    return changes
-
-
-def banned(st: HostState, retry_after: float, path: str, now: float) -> Change:
-    """A 418: nothing may leave for this host until the ban ends."""
-    st.banned_until = max(st.banned_until, now + retry_after)
-    st.blocked_until = max(st.blocked_until, st.banned_until)
-    st.block_path = path
-    st.rules_checked_at = 0.0
-    for b in st.buckets.values():
-        b.safe, b.calm_since = 0, now
-    change = Change(
-        "ban",
-        "RATE_BANNED_418",
-        ban_sentence(retry_after, path, now),
-        {"retry_after": retry_after, "path": path, "until": st.banned_until},
-    )
-    _remember(st, change, now)
-    return change
-
-
-def recover(st: HostState, now: float, policy: Policy) -> list[Change]:
-    """Grow cut budgets back by ``recover_step`` per calm ``recover_after_s``."""
-    changes: list[Change] = []
-    for name, b in st.buckets.items():
-        if b.factor >= 1.0 or now - b.calm_since < policy.recover_after_s:
-            continue
-        old = b.cap(policy.safety_margin)
-        b.factor = min(1.0, b.factor + policy.recover_step)
-        b.calm_since = now
-        if b.factor >= 1.0 and b.source == "exchange":
-            b.safe = None  # fully recovered on a published budget: trusted again
-        new = b.cap(policy.safety_margin)
-        data = {"bucket": name, "old": old, "new": new, "nominal": b.nominal}
-        data["factor"] = round(b.factor, 4)
-        sentence = recover_sentence(b.kind, b.window_s, old, new, b.nominal, policy, now)
-        changes.append(Change("recover", "RATE_RECOVER", sentence, data))
-    if changes:
-        _remember(st, changes[-1], now)
-    return changes
-
-
-def apply_rules(st: HostState, rules: RuleSet, now: float, policy: Policy) -> list[Change]:
-    """Install published (or configured) limits; explain every limit that changed."""
-    changes: list[Change] = []
-    if st.rules_source == "exchange" and rules.source == "config":
-        return changes  # the exchange's word beats the file's
-    st.rules_source = rules.source
-    for rule in rules.of("weight"):
-        changes += _set_nominal(st, weight_name(rule.window_s), rule, rules.source, now, policy)
-    old_orders = {w: (lim, src) for w, lim, src in st.order_rules}
-    st.order_rules = [(r.window_s, r.limit, rules.source) for r in rules.of("orders")]
-    keys = {n.rsplit("/", 1)[1] for n, b in st.buckets.items() if b.kind == "orders"}
-    for rule in rules.of("orders"):
-        for key in sorted(keys):
-            name = orders_name(key, rule.window_s)
-            changes += _set_nominal(st, name, rule, rules.source, now, policy, report=False)
-        prev = old_orders.get(rule.window_s, (None, ""))[0]
-        if prev != rule.limit:
-            changes.append(_limit_change(rule, prev, rules.source, now, "orders"))
-    if changes:
-        _remember(st, changes[-1], now)
-    return changes
-
-
-def _set_nominal(
-    st: HostState,
-    name: str,
-    rule: Any,
-    source: str,
-    now: float,
-    policy: Policy,
-    report: bool = True,
-) -> list[Change]:
-    b = st.buckets.get(name)
-    if b is None:
-        st.buckets[name] = _new_bucket(rule.kind, rule.window_s, rule.limit, source)
-        return [_limit_change(rule, None, source, now, name)] if report else []
-    prev = b.nominal
-    b.nominal, b.source = rule.limit, source
-    if source == "exchange" and b.factor >= 1.0:
-        b.safe = None
-    if prev == rule.limit or not report:
-        return []
-    return [_limit_change(rule, prev, source, now, name)]
-
-
-def _limit_change(rule: Any, prev: int | None, source: str, now: float, name: str) -> Change:
-    if prev is None:
-        action, code = "info", "RATE_RULES_LOADED"
-    elif rule.limit < prev:
-        action, code = "tighten", "RATE_LIMIT_LOWERED"
-    else:
-        action, code = "recover", "RATE_LIMIT_RAISED"
-    sentence = limit_changed_sentence(rule.kind, rule.window_s, prev, rule.limit, source, now)
-    data = {"bucket": name, "old": prev, "new": rule.limit, "nominal": rule.limit}
-    data["source"] = source
-    return Change(action, code, sentence, data)  # type: ignore[arg-type]
-
-
-def _remember(st: HostState, change: Change, now: float) -> None:
-    st.last_change = {"code": change.code, "sentence": change.sentence, "at": now}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from perpbot.client.ratelimit.budget import Bucket, HostState, Policy
 from perpbot.client.ratelimit.rules import window_label
+from perpbot.client.ratelimit.state import Bucket, HostState, Policy
 
 
 def _bucket(b: Bucket, now: float, policy: Policy) -> dict[str, Any]:

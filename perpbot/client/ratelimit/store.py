@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from perpbot.client.ratelimit.budget import HostState
+from perpbot.client.ratelimit.state import HostState
 from perpbot.errors import BadInput, RuntimeFailure
 
 T = TypeVar("T")
@@ -36,7 +36,15 @@ class Store(Protocol):
 
     def read(self) -> HostState: ...
 
+    def blocked_until(self) -> float:
+        """Until when the host is blocked (Retry-After or ban): a cheap read, every request."""
+        ...
+
     def close(self) -> None: ...
+
+
+def blocked_of(state: HostState) -> float:
+    return max(state.blocked_until, state.banned_until)
 
 
 def unavailable(description: str, exc: BaseException) -> RuntimeFailure:
@@ -65,6 +73,10 @@ class MemoryStore:
     def read(self) -> HostState:
         with self._lock:
             return HostState.from_dict(self._states.setdefault(self.host, HostState()).to_dict())
+
+    def blocked_until(self) -> float:
+        state = self._states.get(self.host)
+        return blocked_of(state) if state is not None else 0.0
 
     def close(self) -> None:
         return None

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from perpbot.client.ratelimit.budget import HostState
-from perpbot.client.ratelimit.store import unavailable
+from perpbot.client.ratelimit.state import HostState
+from perpbot.client.ratelimit.store import blocked_of, unavailable
 from perpbot.errors import RuntimeFailure
 
 T = TypeVar("T")
@@ -35,6 +35,7 @@ class RedisStore:
 
         self.description = describe_url(url)
         self.key = f"perpbot:limits:{host}"
+        self.blocked_key = self.key + ":blocked"
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._watch_error = redis.WatchError
         try:
@@ -61,6 +62,7 @@ class RedisStore:
                         pipe.multi()
                         if raw is None or doc != raw.decode():
                             pipe.set(self.key, doc)
+                            pipe.set(self.blocked_key, repr(blocked_of(state)))
                         pipe.execute()
                         return result
                     except self._watch_error:
@@ -78,6 +80,13 @@ class RedisStore:
             return self._decode(self._client.get(self.key))
         except self._errors as exc:
             raise unavailable(self.description, exc) from None
+
+    def blocked_until(self) -> float:
+        try:
+            raw = self._client.get(self.blocked_key)
+        except self._errors as exc:
+            raise unavailable(self.description, exc) from None
+        return float(raw) if raw else 0.0
 
     def close(self) -> None:
         with contextlib.suppress(*self._errors):

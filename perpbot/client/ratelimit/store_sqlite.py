@@ -4,22 +4,44 @@ WAL lets readers (``perpbot status``, the tick provider) proceed while a writer 
 lock; ``BEGIN IMMEDIATE`` takes the write lock before reading, so two processes can never
 both see room for the last unit of weight. ``synchronous=NORMAL`` is enough: the state is
 a few counters that a crash may lose, and the exchange's usage headers restore them.
+
+Every request asks "is the host blocked (Retry-After, ban)?", so that answer also lives in
+a 32-byte sidecar file (``<host>.blocked``) read with one ``pread``: a SELECT would cost
+more than the rest of the request's bookkeeping. It is written inside the transaction
+(before COMMIT: a failed commit can only leave it more cautious) with a checksum, so a
+read racing a write is detected and retried.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from perpbot.client.ratelimit.budget import HostState
-from perpbot.client.ratelimit.store import unavailable
+from perpbot.client.ratelimit.state import HostState
+from perpbot.client.ratelimit.store import blocked_of, unavailable
 
 T = TypeVar("T")
 BUSY_TIMEOUT_S = 10.0
+_FLAG_SIZE = 32
+
+
+def _encode_flag(until: float) -> bytes:
+    text = f"{until:020.6f}"
+    return f"{text}:{zlib.crc32(text.encode()):08x}\n".encode()[:_FLAG_SIZE].ljust(_FLAG_SIZE)
+
+
+def _decode_flag(raw: bytes) -> float | None:
+    text, _, crc = raw.decode("ascii", "replace").strip().partition(":")
+    try:
+        return float(text) if int(crc, 16) == zlib.crc32(text.encode()) else None
+    except ValueError:
+        return None
 
 
 class SqliteStore:
@@ -34,12 +56,16 @@ class SqliteStore:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS budget (host TEXT PRIMARY KEY, doc TEXT)")
-        except sqlite3.Error as exc:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS budget_v1 "
+                "(host TEXT PRIMARY KEY, doc TEXT NOT NULL, blocked REAL NOT NULL DEFAULT 0)"
+            )
+            self._flag = os.open(path.with_suffix(".blocked"), os.O_RDWR | os.O_CREAT, 0o600)
+        except (sqlite3.Error, OSError) as exc:
             raise unavailable(self.description, exc) from None
 
     def _load(self) -> tuple[HostState, str | None]:
-        row = self._db.execute("SELECT doc FROM budget WHERE host = ?", (self.host,)).fetchone()
+        row = self._db.execute("SELECT doc FROM budget_v1 WHERE host = ?", (self.host,)).fetchone()
         raw = row[0] if row else None
         return HostState.from_dict(json.loads(raw) if raw else None), raw
 
@@ -52,16 +78,19 @@ class SqliteStore:
                     result = fn(state)
                     doc = json.dumps(state.to_dict(), separators=(",", ":"))
                     if doc != raw:
+                        blocked = blocked_of(state)
                         self._db.execute(
-                            "INSERT INTO budget (host, doc) VALUES (?, ?) "
-                            "ON CONFLICT(host) DO UPDATE SET doc = excluded.doc",
-                            (self.host, doc),
+                            "INSERT INTO budget_v1 (host, doc, blocked) VALUES (?, ?, ?) "
+                            "ON CONFLICT(host) DO UPDATE SET doc = excluded.doc, "
+                            "blocked = excluded.blocked",
+                            (self.host, doc, blocked),
                         )
+                        os.pwrite(self._flag, _encode_flag(blocked), 0)
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
                 self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError) as exc:
                 raise unavailable(self.description, exc) from None
             return result
 
@@ -72,6 +101,27 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 raise unavailable(self.description, exc) from None
 
+    def blocked_until(self) -> float:
+        for _ in range(3):  # a read racing a write fails its checksum: read again
+            try:
+                raw = os.pread(self._flag, _FLAG_SIZE, 0)
+            except OSError as exc:
+                raise unavailable(self.description, exc) from None
+            if not raw.strip():
+                return 0.0  # nothing was ever blocked on this host
+            until = _decode_flag(raw)
+            if until is not None:
+                return until
+        with self._lock:
+            try:
+                row = self._db.execute(
+                    "SELECT blocked FROM budget_v1 WHERE host = ?", (self.host,)
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise unavailable(self.description, exc) from None
+        return float(row[0]) if row else 0.0
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            os.close(self._flag)

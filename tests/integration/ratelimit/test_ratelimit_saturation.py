@@ -33,12 +33,12 @@ async def test_saturating_load_stays_inside_the_budget_with_no_429(
     async with open_guarded(sim, limits={"refresh_s": WINDOW_S}) as (client, rec):
         start = time.time()
         with WindowSampler(sim) as sampler:
-            stats = await saturate(client, 3 * WINDOW_S + 0.5)
-        windows = sampler.full_windows(start, 3 * WINDOW_S + 0.5, WINDOW_S)
+            stats = await saturate(client, 2 * WINDOW_S + 0.5)
+        windows = sampler.full_windows(start, 2 * WINDOW_S + 0.5, WINDOW_S)
     counters = sim.state()["counters"]
     assert counters["http_429"] == 0 and counters["http_418"] == 0
     assert stats.errors == {}, stats.errors
-    assert len(windows) >= 2
+    assert len(windows) >= 1
     assert all(peak <= BUDGET for peak in windows.values()), windows
     # the limiter holds requests back, it does not starve them: windows are well used
     assert sum(windows.values()) >= 0.5 * BUDGET * len(windows), windows
@@ -49,7 +49,7 @@ async def test_saturating_load_stays_inside_the_budget_with_no_429(
     loaded = rec.of("RATE_RULES_LOADED")
     assert any("weight limit 200 per 2s read from the exchange" in d.sentence for d in loaded)
     rereads = [c for c in rec.calls if c.path == "/fapi/v1/exchangeInfo"]
-    assert 3 <= len(rereads) <= 6
+    assert 2 <= len(rereads) <= 5
 
 
 async def test_usage_spent_by_another_client_on_the_ip_is_taken_from_the_headers(
@@ -77,21 +77,21 @@ async def test_a_public_market_data_client_draws_on_the_same_budget(
     sim_factory: Any, open_guarded: Any
 ) -> None:
     """An index source or dashboard without a key shares the host's (IP's) weight."""
-    sim = limited_sim(sim_factory, budget=2400)
+    sim = sim_factory(limits={"weight_per_window": 2400, "weight_window_s": 10})
     async with (
         open_guarded(sim, limits={"refresh_s": 60}) as (trader, _),
         open_guarded(sim, public=True, limits={"refresh_s": 60}) as (index, _),
     ):
-        limiter = trader.pipeline.layer("ratelimit")
-        before = limiter.snapshot()["weight_used"]
         for _ in range(5):
-            await index.fetch_order_book(SYMBOL, 100)  # weight 5 each
-        after = limiter.snapshot()
-    if after["weight_used"] < before:  # the window turned in between: compare within it
-        assert after["weight_used"] >= 25
-    else:
-        assert after["weight_used"] - before >= 25
-    assert after["store"].startswith("sqlite ")
+            await index.fetch_order_book(SYMBOL, 1000)  # weight 20 each
+        at_exchange = sim.server.engine.limits.ips["127.0.0.1"].weight.used
+        shared = trader.pipeline.layer("ratelimit").snapshot()
+        seen_by_index = index.pipeline.layer("ratelimit").snapshot()
+    assert index.setup.credentials.key_id == "anonymous"
+    # one budget: what the exchange counted for both clients is inside the shared count
+    assert shared["weight_used"] == seen_by_index["weight_used"] >= at_exchange
+    assert at_exchange >= 100 or shared["weight_used"] < 100  # (unless the window turned)
+    assert shared["store"].startswith("sqlite ")
 
 
 def test_status_rate_section_is_json_serialisable(sim_factory: Any, open_guarded: Any) -> None:

@@ -73,3 +73,12 @@ def test_follow_reads_across_rotation_until_the_close(open_log: Any, publish: An
     everything = list(iter_records(audit.dir))
     assert seen == everything[2:]
     assert seen[-1]["kind"] == "close"
+
+
+def test_table_shows_layer_names_literally(make_log: Any, capsys: Any) -> None:
+    from perpbot.audit.show import print_table
+
+    audit = make_log("run-a", n=5)
+    assert print_table(iter_records(audit.dir), "t") == 8
+    out = capsys.readouterr().out
+    assert "[risk] RISK_NOTE" in out and "create_order" in out

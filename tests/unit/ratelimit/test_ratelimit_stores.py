@@ -82,3 +82,16 @@ def test_unreachable_redis_fails_closed_without_leaking_the_password() -> None:
     assert err.value.code == "RATE_STORE_UNAVAILABLE"
     assert "hunter2" not in err.value.message
     assert "redis 127.0.0.1:1/0" in err.value.message
+
+
+def test_the_blocked_flag_is_shared_and_a_torn_read_falls_back(tmp_path: Path) -> None:
+    one, two = SqliteStore(tmp_path / "h.sqlite", "h:1"), SqliteStore(tmp_path / "h.sqlite", "h:1")
+    assert two.blocked_until() == 0.0  # nothing ever blocked
+    one.transact(lambda st: setattr(st, "blocked_until", 1234.5))
+    assert two.blocked_until() == 1234.5
+    one.transact(lambda st: setattr(st, "banned_until", 2000.25))
+    assert two.blocked_until() == 2000.25  # a ban counts as blocked too
+    (tmp_path / "h.blocked").write_bytes(b"0000000000009999.000000:deadbeef\n")
+    assert two.blocked_until() == 2000.25  # checksum mismatch: the database answers
+    one.close()
+    two.close()

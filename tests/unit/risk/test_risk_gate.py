@@ -222,3 +222,23 @@ def test_disabled_or_configless_gets_no_gate() -> None:
     setup = make_setup()
     setup.config = None
     assert build_risk_gate(setup, FakeExchange()) is None
+
+
+async def test_the_kill_switchs_flatten_is_never_judged() -> None:
+    """After a cancel-all the room for reduce-only orders is unknown; the kill switch's own
+    reduce-only orders must go anyway (the exchange enforces reduce-only)."""
+    setup = make_setup({"max_order_notional": 1})
+    setup.account.set_positions([{"symbol": BTC, "info": {"positionAmt": "0.02"}}])
+    setup.account.order_placed(
+        {"clientOrderId": "x", "symbol": BTC, "side": "sell", "amount": 0.02,
+         "remaining": 0.02, "status": "open", "reduceOnly": True}
+    )  # fmt: skip
+    setup.account.symbol_cleared(BTC)
+    gate, _ = gate_for(setup)
+    with pytest.raises(RiskRejected):
+        await gate(req(side="sell", reduce_only=True, amount=0.02, client_order_id="s"), Exchange())
+    ex = Exchange()
+    flatten = req(side="sell", type="market", reduce_only=True, amount=0.02, intent="kill-flatten")
+    flatten.order.price = None  # type: ignore[union-attr]
+    await gate(flatten, ex)
+    assert ex.sent and ex.sent[0].params["reduceOnly"] is True

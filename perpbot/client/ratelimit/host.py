@@ -1,0 +1,50 @@
+"""This process's handle on one host's shared budget: transactions, a mirror, events.
+
+The mirror is the state as of this process's last transaction; it answers cheap questions
+(is the host blocked? are the rules due?) without a round trip, and the authoritative
+answer always comes from a transaction on the store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from perpbot.client.ratelimit.state import Change, HostState, Policy
+from perpbot.client.ratelimit.store import Store
+from perpbot.events import Decision, EventBus
+
+T = TypeVar("T")
+LAYER = "ratelimit"
+
+
+class HostBudget:
+    def __init__(
+        self, *, store: Store, policy: Policy, bus: EventBus, exchange: Any, key_id: str
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.bus = bus
+        self.exchange = exchange
+        self.key_id = key_id
+        self.mirror = HostState()
+
+    def now(self) -> float:
+        """The exchange's clock (windows are aligned to it), from ccxt's time offset."""
+        offset_ms = self.exchange.options.get("timeDifference") or 0
+        return time.time() - float(offset_ms) / 1000.0
+
+    def txn(self, fn: Callable[[HostState], T]) -> T:
+        """Run ``fn`` atomically on the shared state (it may run more than once: keep it pure)."""
+
+        def run(st: HostState) -> T:
+            result = fn(st)
+            self.mirror = st
+            return result
+
+        return self.store.transact(run)
+
+    def publish(self, changes: list[Change]) -> None:
+        for c in changes:
+            self.bus.publish(Decision(LAYER, c.action, c.code, c.sentence, dict(c.data)))

@@ -1,0 +1,82 @@
+"""Keeping rules current: one re-read per period per host, never a dangling lease."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from perpbot.client.ratelimit.host import HostBudget
+from perpbot.client.ratelimit.rules import Rule, RuleSet
+from perpbot.client.ratelimit.rules_keeper import RulesKeeper
+from perpbot.client.ratelimit.state import Grant, Policy
+from perpbot.client.ratelimit.store import MemoryStore
+from perpbot.client.request import Request
+from perpbot.events import Decision, EventBus
+
+PUBLISHED = {
+    "rateLimits": [
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "SECOND", "intervalNum": 2, "limit": 90}
+    ]
+}
+
+
+def keeper(host_name: str, fallback: RuleSet | None = None) -> tuple[RulesKeeper, list[Decision]]:
+    bus = EventBus()
+    seen: list[Decision] = []
+    bus.subscribe(lambda e: seen.append(e) if isinstance(e, Decision) else None)
+    exchange = SimpleNamespace(options={}, fapipublic_get_exchangeinfo=None)
+    host = HostBudget(
+        store=MemoryStore(host_name), policy=Policy(), bus=bus, exchange=exchange, key_id="k"
+    )
+    return RulesKeeper(host, 2.0, fallback, exchange), seen
+
+
+async def no_hold(grant: Grant, what: str) -> None:
+    await asyncio.sleep(0)
+
+
+async def test_rereads_once_per_period_and_installs_what_it_read() -> None:
+    rules, seen = keeper("rk-1:1")
+    calls: list[Request] = []
+
+    async def call_next(request: Request) -> Any:
+        calls.append(request)
+        return PUBLISHED
+
+    assert rules.due(rules.host.now())
+    await rules.refresh(Request("fetch_ticker"), call_next, no_hold)
+    await rules.refresh(Request("fetch_ticker"), call_next, no_hold)  # same period: fresh
+    assert [c.method for c in calls] == ["fapipublic_get_exchangeinfo"]
+    assert calls[0].intent == "rate-limit rules"
+    assert not rules.due(rules.host.now())
+    assert rules.host.mirror.buckets["weight/2s"].nominal == 90
+    assert [d.code for d in seen] == ["RATE_RULES_LOADED"]
+
+
+async def test_a_cancelled_reread_releases_its_lease_at_once() -> None:
+    rules, _ = keeper("rk-2:1")
+
+    async def cancelled(request: Request) -> Any:
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await rules.refresh(Request("fetch_ticker"), cancelled, no_hold)
+    assert rules.host.store.read().refresh_until == 0.0  # nobody else waits 10 s for us
+    assert rules.due(rules.host.now())
+
+
+async def test_a_failed_reread_keeps_the_rules_until_the_next_period() -> None:
+    fallback = RuleSet((Rule("weight", 60, 1000),), "config")
+    rules, seen = keeper("rk-3:1", fallback)
+
+    async def down(request: Request) -> Any:
+        raise OSError("exchange down")
+
+    await rules.refresh(Request("fetch_ticker"), down, no_hold)
+    st = rules.host.store.read()
+    assert st.refresh_until == 0.0 and not rules.due(rules.host.now())
+    assert st.buckets["weight/60s"].nominal == 1000 and st.rules_source == "config"
+    assert "read from [limits] in the strategy" in seen[0].sentence
