@@ -1,25 +1,29 @@
 """Overhead benchmark: per-request latency of the guarded client vs raw ccxt async.
 
-Both talk to the same simulator in the same run, alternating in blocks so that machine
-noise hits both alike (``--breakdown`` adds clients with only some layers, to show where
-the time goes). The guarded client runs the whole pipeline (kill gate, scope gate,
-risk gate, rate limiter with its shared SQLite budget, retrier, observed transport, events);
+Both talk to the same simulator (in its own process, as an exchange is) in the same run,
+alternating in blocks so that machine noise hits both alike (``--breakdown`` adds clients
+with only some layers, to show where the time goes). The guarded client runs the whole
+pipeline (kill gate, scope gate, risk gate, rate limiter with its shared SQLite budget,
+retrier, observed transport, events);
 raw ccxt runs with its throttle off, so the difference is perpbot's own cost. The
 simulator's budget is set high so that no request is held back. Target: p50 overhead < 10 %.
 
-    python bench/overhead.py [--requests 2000] [--block 100]
+    python bench/overhead.py [--requests 2000] [--block 50] [--breakdown] [--in-process]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,44 @@ SYMBOL = "BTC/USDT:USDT"
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+SIM_TOML = """
+seed = 3
+[limits]
+weight_per_window = 10000000
+weight_window_s = 60
+"""
+
+
+@contextlib.contextmanager
+def simulator(in_process: bool) -> Iterator[tuple[str, str, str]]:
+    """A simulator whose budget never holds a request back: (base_url, key, secret).
+
+    By default it runs in its own process, as an exchange does: in this process its
+    event-loop thread would compete for the GIL with the client being measured.
+    """
+    if in_process:
+        from perpbot.sim import SimConfig, start_in_thread
+
+        limits = {"weight_per_window": 10_000_000, "weight_window_s": 60}
+        handle = start_in_thread(SimConfig(seed=3, limits=limits))
+        try:
+            yield (handle.base_url, *handle.create_account())
+        finally:
+            handle.stop()
+        return
+    config = Path(tempfile.mkdtemp(prefix="perpbot-bench-")) / "sim.toml"
+    config.write_text(SIM_TOML)
+    cmd = [sys.executable, "-m", "perpbot", "sim", "serve", "--config", str(config)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        yield info["base_url"], info["api_key"], info["api_secret"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def pipeline_client(setup: Any, layer_names: list[str]) -> Any:
@@ -65,7 +107,9 @@ CLIENTS = {
 }
 
 
-async def measure(handle: Any, args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
+async def measure(
+    base_url: str, key: str, secret: str, args: argparse.Namespace
+) -> dict[str, dict[str, list[float]]]:
     import ccxt.async_support as ccxt_async
 
     from perpbot.client.assemble import Credentials, Setup
@@ -73,17 +117,16 @@ async def measure(handle: Any, args: argparse.Namespace) -> dict[str, dict[str, 
     from perpbot.events import EventBus
     from perpbot.sim.ccxt_config import configure_loopback
 
-    key, secret = handle.create_account()
     config = StrategyFile.model_validate(
         {"strategy": {"name": "bench", "file": "b.py", "symbols": [SYMBOL]}}
     )
     setup = Setup(
-        exchange=ExchangeSection(id="sim", url=handle.base_url),
+        exchange=ExchangeSection(id="sim", url=base_url),
         command="bench",
         run_id="bench-overhead",
         bus=EventBus(),
         credentials=Credentials(api_key=key, secret=secret),
-        base_url=handle.base_url,
+        base_url=base_url,
         config=config,
         strategy="bench",
     )
@@ -93,7 +136,7 @@ async def measure(handle: Any, args: argparse.Namespace) -> dict[str, dict[str, 
             raw = ccxt_async.binanceusdm(
                 {"apiKey": key, "secret": secret, "enableRateLimit": False}
             )
-            configure_loopback(raw, handle.base_url)
+            configure_loopback(raw, base_url)
             clients[label] = raw
         elif label == "guarded (all layers)" or args.breakdown:
             clients[label] = pipeline_client(setup, names)
@@ -126,16 +169,13 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=2000, help="per client and call")
     p.add_argument("--block", type=int, default=50)
     p.add_argument("--breakdown", action="store_true", help="also time the pipeline layer by layer")
+    p.add_argument("--in-process", action="store_true", help="run the simulator in a thread")
     args = p.parse_args()
     os.environ.setdefault("PERPBOT_HOME", tempfile.mkdtemp(prefix="perpbot-bench-"))
-    from perpbot.sim import SimConfig, start_in_thread
-
-    limits = {"weight_per_window": 10_000_000, "weight_window_s": 60}
-    handle = start_in_thread(SimConfig(seed=3, limits=limits))
-    try:
-        results = asyncio.run(measure(handle, args))
-    finally:
-        handle.stop()
+    with simulator(args.in_process) as (base_url, key, secret):
+        results = asyncio.run(measure(base_url, key, secret, args))
+    where = "in this process" if args.in_process else "in its own process (`perpbot sim serve`)"
+    print(f"simulator {where}")
     print(f"{args.requests} sequential requests per client and call, alternating blocks of "
           f"{args.block}; latency in ms")  # fmt: skip
     print(f"{'call':24} {'client':22} {'p50':>7} {'p99':>7} {'mean':>7}   p50 vs raw")

@@ -70,18 +70,19 @@ def warn_once(message: str) -> None:
 
 
 def usable_keyring() -> Any:
-    """The keyring backend when it can store secrets, else None (fail/null/empty/erroring)."""
-    try:
-        import keyring
-        from keyring.backends import chainer, fail, null
+    """The keyring backend when it can store secrets, else None.
 
-        backend = keyring.get_keyring()
-        if isinstance(backend, fail.Keyring | null.Keyring):
-            return None
-        if isinstance(backend, chainer.ChainerBackend) and not backend.backends:
-            return None
-        backend.get_password(SERVICE, KEY_ENTRY)
-    except Exception:
+    Which backends count as usable is decided in one place, ``perpbot.keys.backend``; the
+    difference here is only the consequence: API keys refuse to be stored without one,
+    the audit signing key falls back to 0600 files with a warning.
+    """
+    from perpbot.errors import PerpbotError
+    from perpbot.keys.backend import usable_keyring as keys_backend
+
+    try:
+        backend = keys_backend()
+        backend.get_password(SERVICE, KEY_ENTRY)  # a locked or broken keyring raises here
+    except (PerpbotError, Exception):
         return None
     return backend
 

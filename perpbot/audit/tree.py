@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
-import socket
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from perpbot.audit.damage import Damage
 from perpbot.audit.segments import is_segment, list_segments, read_file, segment_files
 from perpbot.audit.signing import Verifier, fingerprint
 from perpbot.audit.verify import SegmentResult, verify_segment
+from perpbot.procs import pid_alive
 
 
 @dataclass
@@ -104,17 +103,9 @@ def _hash_at(segment: Path, seq: int) -> str | None:
 
 
 def _running(open_rec: dict[str, Any] | None) -> bool:
-    if not open_rec or open_rec.get("host") != socket.gethostname():
+    if not open_rec:
         return False
-    pid = open_rec.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
+    return pid_alive(open_rec.get("pid"), open_rec.get("host") or "?")
     return True
 
 

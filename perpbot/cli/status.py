@@ -74,17 +74,7 @@ def _json_loop(snapshot: Any, watch: bool, interval: float) -> None:
         except KeyboardInterrupt:
             return
 
-
-# -- reading what bots publish -------------------------------------------------------------------
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    # -- reading what bots publish -------------------------------------------------------------------
     return True
 
 
@@ -93,7 +83,9 @@ def liveness(doc: dict[str, Any], now: float, summary: dict[str, Any] | None) ->
     state = str(doc.get("state") or "unknown")
     if summary is not None:
         return "stopped"
-    if not _pid_alive(doc.get("pid")):
+    from perpbot.procs import pid_alive
+
+    if not pid_alive(doc.get("pid")):
         return "stopped" if state == "stopping" else "dead"
     tick = float(doc.get("tick_interval") or 1.0)
     if now - float(doc.get("updated_at") or 0.0) > max(15.0, 5.0 * tick):

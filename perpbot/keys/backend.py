@@ -32,7 +32,11 @@ def backend_name(backend: Any) -> str:
 
 
 def _is_unusable(backend: Any) -> bool:
-    return type(backend).__module__ in _UNUSABLE
+    module = type(backend).__module__
+    if module in _UNUSABLE:
+        return True
+    # a chainer with nothing to chain (no backend installed) stores nothing
+    return module == "keyring.backends.chainer" and not getattr(backend, "backends", None)
 
 
 def _is_plaintext(backend: Any) -> bool:

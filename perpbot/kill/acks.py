@@ -11,7 +11,6 @@ Light on purpose: it is on the `perpbot kill` path (stdlib and perpbot helpers o
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from perpbot.fsutil import atomic_write_json
 from perpbot.kill.sentinel import LEVEL_RANK, KillEntry, Sentinel, kill_dir
 from perpbot.paths import bots_dir
+from perpbot.procs import pid_alive
 
 FINAL_STATES = ("done", "halted", "failed")
 LIVE_STATES = ("starting", "running")
@@ -42,16 +42,6 @@ def read_ack(run_id: str) -> dict[str, Any] | None:
         return None
     return doc if isinstance(doc, dict) else None
 
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

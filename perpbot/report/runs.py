@@ -8,7 +8,6 @@ can be reused after a crash, so on Linux the process must also have started befo
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from dataclasses import asdict, dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 from perpbot.errors import BadInput
 from perpbot.paths import runs_dir
+from perpbot.procs import pid_alive
 from perpbot.report.data import JOURNALS, RunData, load_run, read_json_tolerant
 from perpbot.report.extras import num
 
@@ -45,37 +45,6 @@ class RunInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def pid_alive(pid: Any, host: Any, started_at: float | None) -> bool:
-    """Whether the run's process is still alive on this host (and is the same process)."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    if host and host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else
-        pass
-    start = _process_start(pid)
-    return start is None or started_at is None or start <= started_at + 5.0
-
-
-def _process_start(pid: int) -> float | None:
-    """The process's start time from /proc (Linux), to detect a reused pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])
-        btime = next(
-            int(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-        return btime + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
 
 
 def _kill_reason(run: RunData) -> str:

@@ -33,6 +33,7 @@ IN_HOOK_MAX_S = 0.5  # longer waits leave ccxt (RateWait) so the signature stays
 CORRECTION_EVERY_S = 0.05  # header corrections far from the cap are batched this much
 NEAR_CAP = 0.9  # from here on every correction is written at once
 DEFAULT_BAN_S = 60.0
+MAX_IN_FLIGHT = 10_000  # bookkeeping kept for requests still waiting for a response
 Usage = list[tuple[Kind, int, int]]
 _WEIGHT_PARAMS = re.compile(r"(?:^|&)(symbol|limit)=([^&]*)")
 
@@ -73,6 +74,8 @@ class HttpBudget:
         self._sent: dict[int, _Sent] = {}
         self._leases: dict[str, _Lease] = {}
         self._corrected_at = 0.0
+        self._charges_of: HostState | None = None
+        self._charges: dict[tuple[int, int], dict[str, int]] = {}
 
     # -- before -----------------------------------------------------------------------------
     async def before_http(self, record: HttpRecord, request: Request | None) -> None:
@@ -84,15 +87,16 @@ class HttpBudget:
             now = self.host.now()
             sent = self._from_lease(weight, orders, now, every)
             if sent is not None:
-                self._sent[id(record)] = sent
+                self._remember(record, sent)
                 return
             grant: Grant = self.host.txn(
                 lambda st, now=now: self._acquire(st, weight, orders, now, every)
             )
             self.host.publish(grant.changes)
+            # the transaction gave back what our leases had not spent: they are void now
+            self._leases = {n: _Lease(grant.starts[n], u) for n, u in grant.leased.items()}
             if grant.granted:
-                self._keep_leases(grant)
-                self._sent[id(record)] = _Sent(grant.starts, grant.levels, grant.probes)
+                self._remember(record, _Sent(grant.starts, grant.levels, grant.probes))
                 return
             if grant.reason == "too_heavy":
                 _unrecord(record, request)
@@ -111,7 +115,12 @@ class HttpBudget:
         m = self.host.mirror
         if budget.refresh_due(m, now, every):
             return None
-        charges = budget.charges_for(weight, orders, m, self.host.key_id)
+        if self._charges_of is not m:  # the bucket set may have changed: forget the cache
+            self._charges_of, self._charges = m, {}
+        charges = self._charges.get((weight, orders))
+        if charges is None:
+            charges = budget.charges_for(weight, orders, m, self.host.key_id)
+            self._charges[(weight, orders)] = charges
         starts: dict[str, float] = {}
         for name, amount in charges.items():
             b, lease = m.buckets.get(name), self._leases.get(name)
@@ -137,8 +146,11 @@ class HttpBudget:
         charges = budget.charges_for(weight, orders, st, self.host.key_id)
         return budget.acquire(st, charges, now, self.host.policy, every, lease=True)
 
-    def _keep_leases(self, grant: Grant) -> None:
-        self._leases = {n: _Lease(grant.starts[n], u) for n, u in grant.leased.items()}
+    def _remember(self, record: HttpRecord, sent: _Sent) -> None:
+        if len(self._sent) >= MAX_IN_FLIGHT:  # records whose response never came: drop
+            for key in list(self._sent)[: MAX_IN_FLIGHT // 2]:
+                del self._sent[key]
+        self._sent[id(record)] = sent
 
     # -- after ------------------------------------------------------------------------------
     def after_http(self, record: HttpRecord, request: Request | None) -> None:

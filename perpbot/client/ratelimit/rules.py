@@ -12,6 +12,7 @@ same way, so they map onto the same buckets.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,19 +82,28 @@ def from_config(limits: LimitsSection) -> RuleSet | None:
     return RuleSet(tuple(rules), "config") if rules else None
 
 
+@functools.lru_cache(maxsize=256)
+def _usage_header(name: str) -> tuple[Kind, int] | None:
+    """``X-MBX-USED-WEIGHT-1M`` -> ("weight", 60); anything else -> None (names repeat)."""
+    m = _HEADER.match(name)
+    if not m:
+        return None
+    kind: Kind = "weight" if m.group(1).lower() == "used-weight" else "orders"
+    return kind, int(m.group(2)) * _UNIT_S[m.group(3).upper()]
+
+
 def usage_headers(headers: Mapping[str, str]) -> list[tuple[Kind, int, int]]:
     """``(kind, window_s, used)`` for every usage header of a response."""
     out: list[tuple[Kind, int, int]] = []
     for name, value in headers.items():
-        m = _HEADER.match(name)
-        if not m:
+        parsed = _usage_header(name)
+        if parsed is None:
             continue
         try:
             used = int(str(value).split(",")[0].strip())
         except ValueError:
             continue
-        kind: Kind = "weight" if m.group(1).lower() == "used-weight" else "orders"
-        out.append((kind, int(m.group(2)) * _UNIT_S[m.group(3).upper()], used))
+        out.append((parsed[0], parsed[1], used))
     return out
 
 

@@ -61,6 +61,7 @@ class SqliteStore:
                 "(host TEXT PRIMARY KEY, doc TEXT NOT NULL, blocked REAL NOT NULL DEFAULT 0)"
             )
             self._flag = os.open(path.with_suffix(".blocked"), os.O_RDWR | os.O_CREAT, 0o600)
+            self._flag_seen: tuple[bytes, float] = (b"", 0.0)
         except (sqlite3.Error, OSError) as exc:
             raise unavailable(self.description, exc) from None
 
@@ -107,10 +108,13 @@ class SqliteStore:
                 raw = os.pread(self._flag, _FLAG_SIZE, 0)
             except OSError as exc:
                 raise unavailable(self.description, exc) from None
+            if raw == self._flag_seen[0]:
+                return self._flag_seen[1]
             if not raw.strip():
                 return 0.0  # nothing was ever blocked on this host
             until = _decode_flag(raw)
             if until is not None:
+                self._flag_seen = (raw, until)
                 return until
         with self._lock:
             try:

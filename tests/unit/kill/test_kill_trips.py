@@ -140,7 +140,14 @@ def test_stale_prices_and_only_the_first_trip_counts(state_home: Path) -> None:
     trips, seen = _trips(max_price_age_s=5, on_ban=True)
     trips.runner.mark_times["BTC/USDT:USDT"] = time.time() - 2
     assert trips.price_age("BTC/USDT:USDT") == pytest.approx(2, abs=0.5)
-    trips.runner.bus.publish(Decision("index", "alert", "INDEX_STALE", "no source for 12 s", {}))
+    # one stale source of a basket that is still healthy is not a stale feed
+    trips.runner.bus.publish(
+        Decision("index", "alert", "INDEX_SOURCE_STALE", "venue b: no price for 12 s", {})
+    )
+    assert seen == []
+    trips.runner.bus.publish(
+        Decision("index", "alert", "INDEX_UNHEALTHY", "1 of 3 sources fresh for 12 s", {})
+    )
     trips.runner.bus.publish(Decision("ratelimit", "ban", "RATE_BANNED", "banned", {}))
     assert [t.code for t in seen] == ["KILL_STALE_PRICE"]
     assert len(read_sentinel().entries) == 1  # type: ignore[union-attr]

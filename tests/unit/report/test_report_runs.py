@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from perpbot.errors import BadInput
+from perpbot.procs import pid_alive
 from perpbot.report.data import load_run
-from perpbot.report.runs import how_it_ended, list_runs, pid_alive, resolve_run
+from perpbot.report.runs import how_it_ended, list_runs, resolve_run
 from tests.unit.report.report_synth import T0, event
 
 

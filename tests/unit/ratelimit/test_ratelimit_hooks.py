@@ -1,0 +1,122 @@
+"""The HTTP hooks alone: leases, blocks seen across processes, header corrections, 429s."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from perpbot.client.ratelimit import budget
+from perpbot.client.ratelimit.hooks import HttpBudget, RateWait
+from perpbot.client.ratelimit.host import HostBudget
+from perpbot.client.ratelimit.rules import Rule, RuleSet
+from perpbot.client.ratelimit.rules_keeper import RulesKeeper
+from perpbot.client.ratelimit.state import Policy
+from perpbot.client.ratelimit.store import MemoryStore
+from perpbot.client.request import HttpRecord, Request
+from perpbot.client.waits import Interrupter
+from perpbot.events import Decision, EventBus
+
+TICKER = "http://h/fapi/v1/ticker/24hr?symbol=BTCUSDT"
+
+
+class CountingStore(MemoryStore):
+    transactions = 0
+
+    def transact(self, fn: Any) -> Any:
+        CountingStore.transactions += 1
+        return super().transact(fn)
+
+
+def process(host_name: str, limit: int = 2400) -> tuple[HttpBudget, list[Decision]]:
+    """One perpbot process's hooks on ``host_name`` (same name = same shared state)."""
+    bus = EventBus()
+    seen: list[Decision] = []
+    bus.subscribe(lambda e: seen.append(e) if isinstance(e, Decision) else None)
+    exchange = SimpleNamespace(options={})  # no exchangeInfo method: rules are not re-read
+    host = HostBudget(
+        store=CountingStore(host_name), policy=Policy(), bus=bus, exchange=exchange, key_id="k"
+    )
+    rules = RulesKeeper(host, 60.0, None, exchange)
+    rules.install(RuleSet((Rule("weight", 60, limit), Rule("orders", 10, 300)), "exchange"))
+    return HttpBudget(host, rules, Interrupter()), seen
+
+
+async def send(hooks: HttpBudget, url: str = TICKER, status: int = 200, **headers: str) -> None:
+    request = Request("fetch_ticker")
+    record = HttpRecord("GET", url, urlsplit(url).path)
+    request.http.append(record)
+    await hooks.before_http(record, request)
+    record.status, record.headers = status, dict(headers)
+    if status >= 400:
+        record.error_code = -1003
+    hooks.after_http(record, request)
+
+
+async def test_most_requests_spend_from_a_lease_without_a_shared_transaction() -> None:
+    hooks, _ = process("hooks-1:1")
+    await send(hooks)
+    before = CountingStore.transactions
+    for _ in range(20):
+        await send(hooks)
+    assert CountingStore.transactions == before  # 2280 // 40 = 57 units leased
+    st = hooks.host.store.read()
+    assert st.buckets["weight/60s"].used == 1 + 57  # the lease is counted by everyone
+
+
+async def test_a_block_met_by_another_process_stops_the_lease_at_once() -> None:
+    mine, _ = process("hooks-2:1")
+    other, seen = process("hooks-2:1")
+    await send(mine)
+    await send(other, status=429, **{"Retry-After": "7", "X-MBX-USED-WEIGHT-1M": "2500"})
+    assert [d.code for d in seen] == ["RATE_TIGHTEN_429"]
+    assert "429 with Retry-After 7 s on GET /fapi/v1/ticker/24hr" in seen[0].sentence
+    request = Request("fetch_ticker")
+    record = HttpRecord("GET", TICKER, "/fapi/v1/ticker/24hr")
+    request.http.append(record)
+    with pytest.raises(RateWait) as held:
+        await mine.before_http(record, request)
+    assert held.value.grant.reason == "retry_after" and 6 < held.value.grant.wait_s <= 7
+    assert request.http == []  # it never left
+    assert mine.host.mirror.blocked_until > 0  # and the mirror now knows
+
+
+async def test_headers_raise_the_shared_count_to_what_the_exchange_counted() -> None:
+    hooks, _ = process("hooks-3:1")
+    await send(hooks)
+    await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "2100"})  # near the cap: written at once
+    assert hooks.host.store.read().buckets["weight/60s"].used == 2100
+    with pytest.raises(RateWait) as held:  # 2100 + what is left of the lease: no room
+        for _ in range(500):  # the rest of the lease, then what is left under the cap
+            await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "2100"})
+    assert held.value.grant.reason == "budget"
+
+
+async def test_a_request_heavier_than_the_whole_limit_is_refused() -> None:
+    from perpbot.errors import RuntimeFailure
+
+    hooks, _ = process("hooks-4:1", limit=15)
+    with pytest.raises(RuntimeFailure) as err:
+        await send(hooks, "http://h/fapi/v1/depth?symbol=BTCUSDT&limit=1000")
+    assert err.value.code == "RATE_REQUEST_TOO_HEAVY"
+    assert "costs 20 weight, more than the exchange's whole limit of 15 per 1m" in str(
+        err.value.message
+    )
+
+
+def test_lease_size_shrinks_as_the_window_fills() -> None:
+    st = budget.HostState()
+    rules = RuleSet((Rule("weight", 60, 1000),), "exchange")
+    budget.apply_rules(st, rules, 0.0, Policy())
+    name = budget.weight_name(60)
+    first = budget.acquire(st, {name: 1}, 1.0, Policy(), lease=True)
+    assert first.leased == {name: 23}  # cap 950 // 40
+    st.buckets[name].used = 940
+    late = budget.acquire(st, {name: 1}, 1.0, Policy(), lease=True)
+    assert late.leased == {name: 1}  # (950 - 941) // 8
+    st.buckets[name].used = 945
+    assert budget.acquire(st, {name: 1}, 1.0, Policy(), lease=True).leased == {}
+    st.buckets[name].safe = 0  # probing: spent in the open, one at a time
+    assert budget.acquire(st, {name: 1}, 70.0, Policy(), lease=True).leased == {}
