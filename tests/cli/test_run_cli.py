@@ -73,17 +73,43 @@ def test_help_and_version_do_not_import_heavy_modules() -> None:
     assert r.returncode == 0 and r.stdout.startswith("perpbot ")
 
 
-def test_grid_paper_run_places_and_fills(tmp_path: Path, state_home: Path) -> None:
-    """The README's main job: a paper grid on the embedded simulator fills within 20 s."""
-    r = run_cli("run", str(ROOT / "strategies" / "grid.toml"), "--duration", "20", "--json")
-    assert r.returncode == 0, r.stderr
-    summary = json.loads(r.stdout)
-    assert summary["end_reason"] == "duration"
-    assert summary["orders"]["placed"] > 0
-    assert summary["fills"] > 0
-    assert summary["orders"]["open"] == 0  # cancelled at stop
-    run_dir = Path(summary["run_dir"])
-    assert run_dir.parent.parent == state_home
-    assert (run_dir / "summary.json").exists()
-    fills = (run_dir / "fills.jsonl").read_text().splitlines()
-    assert len(fills) == summary["fills"]
+def test_both_example_strategies_place_and_fill_in_paper_mode(state_home: Path) -> None:
+    """The README's main job: each example strategy places and fills orders on the
+    embedded simulator within 25 s (both run at once, as separate processes)."""
+    import os
+    import subprocess
+
+    env = dict(os.environ)
+    procs = {
+        name: subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "perpbot",
+                "run",
+                str(ROOT / "strategies" / f"{name}.toml"),
+                "--duration",
+                "25",
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=str(ROOT),
+        )
+        for name in ("grid", "funding_trend")
+    }
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, f"{name}: {err}"
+        summary = json.loads(out)
+        assert summary["end_reason"] == "duration"
+        assert summary["orders"]["placed"] > 0, name
+        assert summary["fills"] > 0, name
+        assert summary["orders"]["open"] == 0, name  # cancelled at stop
+        run_dir = Path(summary["run_dir"])
+        assert run_dir.parent.parent == state_home
+        assert (run_dir / "summary.json").exists()
+        fills = (run_dir / "fills.jsonl").read_text().splitlines()
+        assert len(fills) == summary["fills"]
