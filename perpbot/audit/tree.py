@@ -106,7 +106,6 @@ def _running(open_rec: dict[str, Any] | None) -> bool:
     if not open_rec:
         return False
     return pid_alive(open_rec.get("pid"), open_rec.get("host") or "?")
-    return True
 
 
 class _Tree:

@@ -74,10 +74,8 @@ def _json_loop(snapshot: Any, watch: bool, interval: float) -> None:
         except KeyboardInterrupt:
             return
 
-    # -- reading what bots publish -------------------------------------------------------------------
-    return True
 
-
+# -- reading what bots publish -------------------------------------------------------------------
 def liveness(doc: dict[str, Any], now: float, summary: dict[str, Any] | None) -> str:
     """running, starting, stale (alive but not writing), stopping, stopped or dead."""
     state = str(doc.get("state") or "unknown")

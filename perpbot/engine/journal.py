@@ -52,4 +52,3 @@ class RunJournal:
         for fh in self._files.values():
             fh.close()
         self._files.clear()
-

@@ -216,9 +216,10 @@ class Runner:
         markets = self.client.markets
         for i, symbol in enumerate(self.config.strategy.symbols):
             if symbol not in markets:
-                close = sorted(m for m in markets if m.split("/")[0] in symbol)[:3] or sorted(
-                    markets
-                )[:3]
+                close = (
+                    sorted(m for m in markets if m.split("/")[0] in symbol)[:3]
+                    or sorted(markets)[:3]
+                )
                 raise BadInput(
                     f"{self.loaded.path}: [strategy] symbols[{i}]: got {symbol!r}, expected a "
                     f"symbol {self.config.exchange.id} lists (e.g. {', '.join(close)})"

@@ -42,8 +42,6 @@ def read_ack(run_id: str) -> dict[str, Any] | None:
         return None
     return doc if isinstance(doc, dict) else None
 
-    return True
-
 
 def bot_documents() -> list[dict[str, Any]]:
     """Every status document in ``<state>/bots`` (running or ended), unreadable ones skipped."""
