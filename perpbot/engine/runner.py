@@ -26,7 +26,7 @@ from typing import Any
 from perpbot.client.account import AccountView
 from perpbot.client.connect import Connection, connect
 from perpbot.client.guarded import GuardedClient
-from perpbot.client.orders import client_order_id
+from perpbot.client.orders import client_order_id, is_ours
 from perpbot.client.request import OrderSpec
 from perpbot.client.waits import WaitInterrupted
 from perpbot.config import LoadedStrategy
@@ -568,13 +568,26 @@ class Runner:
         return summary
 
     async def _cancel_everything(self) -> None:
-        if not self.ledger.orders:
+        """Cancel every open order of this run, and only those.
+
+        Orders are recognised by their client order id (``is_ours``), not only by the
+        ledger, so an order whose create was still being resolved when the run stopped is
+        cancelled too. Other bots' orders on the same account and symbol are left alone: a
+        symbol is cancelled wholesale only when every open order on it is this run's.
+        """
+        if self._seq == 0:
             return
+        name = self.config.strategy.name
         for s in self.config.strategy.symbols:
-            if self.ledger.open_client_ids(s):
+            open_orders = await self.client.fetch_open_orders(s)
+            ours = [o for o in open_orders if is_ours(o.get("clientOrderId"), self.run_id, name)]
+            if not ours:
+                continue
+            if len(ours) == len(open_orders):
                 await self.cancel_all(s)
-        for straggler in await self.fetch_own_open_orders():
-            await self.cancel(straggler, straggler.get("symbol"))
+            else:
+                for order in ours:
+                    await self.cancel(order, s)
 
     async def _funding(self) -> float:
         total = 0.0
