@@ -122,7 +122,8 @@ class RunOutput:
         table.add_row("uptime", f"{s.get('uptime_s', 0):.0f} s")
         for sym, amt in (s.get("positions") or {}).items():
             mark = (s.get("marks") or {}).get(sym)
-            table.add_row(sym, f"position {amt:+g}  mark {mark if mark is not None else '-'}")
+            shown = f"{mark:,.2f}" if mark is not None else "-"
+            table.add_row(sym, f"position {amt:+g}  mark {shown}")
         table.add_row(
             "orders",
             f"placed {o.get('placed', 0)}  filled {o.get('filled', 0)}  open {o.get('open', 0)}  "
@@ -135,14 +136,48 @@ class RunOutput:
             f"realised {fmt_money(s.get('realized_pnl'))}  "
             f"unrealised {fmt_money(s.get('unrealized_pnl'))}",
         )
-        for key, value in (s.get("extras") or {}).items():
-            table.add_row(key, str(value))
+        for key, value in extras_lines(s.get("extras") or {}):
+            table.add_row(key, value)
         with self._lock:
             recent = "\n".join(self.recent) or "(no events yet)"
         return Panel(
             Group(table, Panel(recent, title="recent", border_style="dim")),
             title=getattr(self, "_header", "perpbot"),
         )
+
+
+def extras_lines(extras: dict[str, Any]) -> list[tuple[str, str]]:
+    """One readable line per concern's section (the status file keeps the full detail)."""
+    out: list[tuple[str, str]] = []
+    rate = extras.get("rate")
+    if isinstance(rate, dict) and rate.get("weight_limit"):
+        line = (
+            f"weight {rate.get('weight_used', 0)}/{rate.get('weight_limit')} per "
+            f"{rate.get('weight_window', '?')} (exchange {rate.get('weight_nominal', '?')})"
+        )
+        if rate.get("banned_for_s"):
+            line += f"  BANNED {rate['banned_for_s']:.0f} s"
+        elif rate.get("blocked_for_s"):
+            line += f"  waiting {rate['blocked_for_s']:.0f} s"
+        out.append(("rate", line))
+        if rate.get("last_change"):
+            out.append(("last limit", str(rate["last_change"])))
+    risk = extras.get("risk")
+    if isinstance(risk, dict):
+        for sym, idx in (risk.get("index") or {}).items():
+            if isinstance(idx, dict):
+                health = "healthy" if idx.get("healthy") else "UNHEALTHY"
+                good = f"{idx.get('good', '?')}/{idx.get('total', '?')} sources"
+                out.append((f"index {sym}", f"{idx.get('price', '-')} ({health}, {good})"))
+        for sym, liq in (risk.get("liquidation") or {}).items():
+            if isinstance(liq, dict) and liq.get("distance_pct") is not None:
+                out.append((f"liq {sym}", f"{liq['distance_pct']:.1f}% away"))
+        alerts = risk.get("alerts") or []
+        out.append(("alerts", ", ".join(str(a.get("code", a)) for a in alerts) or "none"))
+    for key, value in extras.items():
+        if key not in ("rate", "risk") and isinstance(value, str | int | float):
+            out.append((key, str(value)))
+    return out
 
 
 def summary_lines(s: dict[str, Any]) -> list[str]:
