@@ -20,6 +20,7 @@ watchdog's own cancels may need to wait for rate budget.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from perpbot.client.request import HttpRecord, Request
@@ -48,10 +49,17 @@ def is_reduce_only(request: Request) -> bool:
     return flag is True or str(flag).lower() == "true"
 
 
+# Reads and cancels pass at every level, so for them the gate only peeks (to notice a new
+# switch and cut waits short) at most every PEEK_EVERY_S instead of a stat per request; the
+# watchdog of a run polls on its own anyway. Risky requests are judged on every look.
+ALWAYS_PASS = ("read", "cancel")
+PEEK_EVERY_S = 0.02
+
+
 def allowed(level: str, request: Request) -> bool:
     """May ``request`` pass while a sentinel of ``level`` stands?"""
     kind = request.method_class
-    if kind in ("read", "cancel"):
+    if kind in ALWAYS_PASS:
         return True
     return (
         kind == "order" and LEVEL_RANK[level] >= LEVEL_RANK["flatten"] and is_reduce_only(request)
@@ -90,6 +98,7 @@ class KillGate:
         self.watcher = watcher or shared_watcher()
         self._seen: set[str] = set()
         self._hooks: list[Any] | None = None
+        self._peeked = -PEEK_EVERY_S
 
     def watch_wire(self, observers: Any) -> None:
         """Take the last look at every HTTP request of ``observers`` (a transport's hooks)."""
@@ -103,6 +112,14 @@ class KillGate:
             hooks.remove(self.last_look)
             hooks.append(self.last_look)
 
+    def _peek(self) -> None:
+        """Look for a new switch (to cut waits short) at most every PEEK_EVERY_S: a stat per
+        read request would be most of this layer's cost on the hot path."""
+        now = time.monotonic()
+        if now - self._peeked >= PEEK_EVERY_S:
+            self._peeked = now
+            self.current()
+
     def current(self) -> KillEntry | None:
         entry = self.watcher.match(profile=self.profile, run_id=self.run_id, strategy=self.strategy)
         if entry is not None and entry.id not in self._seen:
@@ -112,6 +129,9 @@ class KillGate:
 
     async def __call__(self, request: Request, call_next: CallNext) -> Any:
         self._last_in_line()
+        if request.method_class in ALWAYS_PASS:  # no level refuses them
+            self._peek()
+            return await call_next(request)
         entry = self.current()
         if entry is None or allowed(entry.level, request):
             return await call_next(request)
@@ -119,7 +139,7 @@ class KillGate:
 
     async def last_look(self, record: HttpRecord, request: Request | None) -> None:
         """Transport hook: judge the request again as its HTTP request is about to leave."""
-        if request is None:
+        if request is None or request.method_class in ALWAYS_PASS:
             return
         entry = self.current()
         if entry is not None and not allowed(entry.level, request):
