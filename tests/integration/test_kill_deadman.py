@@ -8,11 +8,8 @@ its cancel timestamps show when.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.integration.kill_strategies.support import (
     Bot,
@@ -27,14 +24,6 @@ from tests.integration.kill_strategies.support import (
 )
 
 COUNTDOWN_MS = 1500
-
-
-@pytest.fixture
-def bots() -> Iterator[list[Bot]]:
-    started: list[Bot] = []
-    yield started
-    for bot in started:
-        bot.stop()
 
 
 def _armed(sim: Any, key: str, n_orders: int) -> bool:

@@ -30,14 +30,6 @@ from tests.integration.kill_strategies.support import (
 )
 
 
-@pytest.fixture
-def bots() -> Iterator[list[Bot]]:
-    started: list[Bot] = []
-    yield started
-    for bot in started:
-        bot.stop()
-
-
 def test_direct_cancels_for_a_wedged_bot(sim_factory: Any, tmp_path: Path, bots: list[Bot]) -> None:
     sim = sim_factory(market=quiet_market())
     creds = sim.create_account()

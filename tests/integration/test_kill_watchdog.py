@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +30,6 @@ from tests.integration.kill_strategies.support import (
     wait_until,
     write_strategy,
 )
-
-
-@pytest.fixture
-def bots() -> Iterator[list[Bot]]:
-    started: list[Bot] = []
-    yield started
-    for bot in started:
-        bot.stop()
 
 
 def _summary(state_home: Path, run_id: str) -> dict[str, Any]:
