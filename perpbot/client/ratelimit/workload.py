@@ -175,20 +175,25 @@ async def run_perpbot(args: argparse.Namespace) -> dict[str, Any]:
     try:
         ticker = await conn.client.fetch_ticker(SYMBOL)
         ops = Ops(conn.client, False, float(ticker["last"]))
-        await synchronised_start(args)
-        stats = await drive(
-            ops,
-            args.seconds,
-            args.concurrency,
-            with_orders=args.orders,
-            seed=args.seed,
-            tag=args.tag,
-            start_at=args.start_at,
-        )
+        stats = await start_and_drive(ops, args)
     finally:
         await conn.close()
     stats.decisions = stats_decisions
     return stats.as_dict()
+
+
+async def start_and_drive(ops: Ops, args: argparse.Namespace) -> WorkloadStats:
+    """Wait for the common start, then run the workload as ``args`` says."""
+    await synchronised_start(args)
+    return await drive(
+        ops,
+        args.seconds,
+        args.concurrency,
+        with_orders=args.orders,
+        seed=args.seed,
+        tag=args.tag,
+        start_at=args.start_at,
+    )
 
 
 async def run_plain(args: argparse.Namespace) -> dict[str, Any]:
@@ -211,16 +216,7 @@ async def run_plain(args: argparse.Namespace) -> dict[str, Any]:
         await ex.load_markets()
         ticker = await ex.fetch_ticker(SYMBOL)
         ops = Ops(ex, True, float(ticker["last"]))
-        await synchronised_start(args)
-        stats = await drive(
-            ops,
-            args.seconds,
-            args.concurrency,
-            with_orders=args.orders,
-            seed=args.seed,
-            tag=args.tag,
-            start_at=args.start_at,
-        )
+        stats = await start_and_drive(ops, args)
     finally:
         await ex.close()
     return stats.as_dict()
