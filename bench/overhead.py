@@ -92,8 +92,7 @@ def pipeline_client(setup: Any, layer_names: list[str]) -> Any:
     )
     layers = [lay for lay in build_layers(setup, ex) if lay.name in layer_names]
     if "ratelimit" not in layer_names:  # its hooks were attached by build_layers: undo
-        ex.perpbot_observers.before.clear()
-        ex.perpbot_observers.after.clear()
+        ex.perpbot_observers.clear()
     pipeline = Pipeline(layers, Transport(ex, setup.bus), setup.bus)
     return GuardedClient(pipeline, ex, command="bench", profile=None, run_id=setup.run_id)
 

@@ -52,10 +52,11 @@ Depth limits between the documented tiers are charged at the next tier up (e.g. 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 
-__all__ = ["DEFAULT_WEIGHT", "request_cost"]
+__all__ = ["DEFAULT_WEIGHT", "Constant", "cost_rule", "request_cost"]
 
 #: Weight charged for any endpoint not in the table (Binance's minimum).
 DEFAULT_WEIGHT = 1
@@ -64,8 +65,16 @@ _Cost = tuple[int, int]
 _Rule = Callable[[Mapping[str, str]], _Cost]
 
 
-def _const(weight: int, orders: int = 0) -> _Rule:
-    return lambda _params: (weight, orders)
+class Constant:
+    """A cost that does not depend on the parameters (most endpoints)."""
+
+    __slots__ = ("cost",)
+
+    def __init__(self, weight: int, orders: int = 0) -> None:
+        self.cost = (weight, orders)
+
+    def __call__(self, _params: Mapping[str, str]) -> _Cost:
+        return self.cost
 
 
 def _by_symbol(with_symbol: int, without_symbol: int) -> _Rule:
@@ -123,9 +132,9 @@ def _batch_orders(params: Mapping[str, str]) -> _Cost:
 
 
 _TABLE: dict[tuple[str, str], _Rule] = {
-    ("GET", "/fapi/v1/exchangeInfo"): _const(1),
-    ("GET", "/fapi/v1/time"): _const(1),
-    ("GET", "/fapi/v1/ping"): _const(1),
+    ("GET", "/fapi/v1/exchangeInfo"): Constant(1),
+    ("GET", "/fapi/v1/time"): Constant(1),
+    ("GET", "/fapi/v1/ping"): Constant(1),
     ("GET", "/fapi/v1/ticker/24hr"): _by_symbol(1, 40),
     ("GET", "/fapi/v1/ticker/price"): _by_symbol(1, 2),
     ("GET", "/fapi/v2/ticker/price"): _by_symbol(1, 2),
@@ -133,29 +142,29 @@ _TABLE: dict[tuple[str, str], _Rule] = {
     ("GET", "/fapi/v1/depth"): _depth,
     ("GET", "/fapi/v1/klines"): _klines,
     ("GET", "/fapi/v1/premiumIndex"): _by_symbol(1, 10),
-    ("GET", "/fapi/v2/account"): _const(5),
-    ("GET", "/fapi/v3/account"): _const(5),
-    ("GET", "/fapi/v2/positionRisk"): _const(5),
-    ("GET", "/fapi/v3/positionRisk"): _const(5),
-    ("GET", "/fapi/v1/leverageBracket"): _const(1),
-    ("POST", "/fapi/v1/leverage"): _const(1),
-    ("POST", "/fapi/v1/marginType"): _const(1),
-    ("POST", "/fapi/v1/order"): _const(0, 1),
-    ("PUT", "/fapi/v1/order"): _const(1, 1),
-    ("GET", "/fapi/v1/order"): _const(1),
-    ("DELETE", "/fapi/v1/order"): _const(1),
-    ("DELETE", "/fapi/v1/allOpenOrders"): _const(1),
+    ("GET", "/fapi/v2/account"): Constant(5),
+    ("GET", "/fapi/v3/account"): Constant(5),
+    ("GET", "/fapi/v2/positionRisk"): Constant(5),
+    ("GET", "/fapi/v3/positionRisk"): Constant(5),
+    ("GET", "/fapi/v1/leverageBracket"): Constant(1),
+    ("POST", "/fapi/v1/leverage"): Constant(1),
+    ("POST", "/fapi/v1/marginType"): Constant(1),
+    ("POST", "/fapi/v1/order"): Constant(0, 1),
+    ("PUT", "/fapi/v1/order"): Constant(1, 1),
+    ("GET", "/fapi/v1/order"): Constant(1),
+    ("DELETE", "/fapi/v1/order"): Constant(1),
+    ("DELETE", "/fapi/v1/allOpenOrders"): Constant(1),
     ("GET", "/fapi/v1/openOrders"): _by_symbol(1, 40),
-    ("GET", "/fapi/v1/openOrder"): _const(1),
-    ("GET", "/fapi/v1/userTrades"): _const(5),
-    ("GET", "/fapi/v1/income"): _const(30),
-    ("POST", "/fapi/v1/countdownCancelAll"): _const(10),
+    ("GET", "/fapi/v1/openOrder"): Constant(1),
+    ("GET", "/fapi/v1/userTrades"): Constant(5),
+    ("GET", "/fapi/v1/income"): Constant(30),
+    ("POST", "/fapi/v1/countdownCancelAll"): Constant(10),
     ("POST", "/fapi/v1/batchOrders"): _batch_orders,
     ("PUT", "/fapi/v1/batchOrders"): _batch_orders,
-    ("DELETE", "/fapi/v1/batchOrders"): _const(1),
-    ("GET", "/fapi/v1/symbolConfig"): _const(5),
-    ("GET", "/fapi/v1/positionMargin/history"): _const(1),
-    ("GET", "/sapi/v1/account/apiRestrictions"): _const(1),
+    ("DELETE", "/fapi/v1/batchOrders"): Constant(1),
+    ("GET", "/fapi/v1/symbolConfig"): Constant(5),
+    ("GET", "/fapi/v1/positionMargin/history"): Constant(1),
+    ("GET", "/sapi/v1/account/apiRestrictions"): Constant(1),
 }
 
 
@@ -169,13 +178,20 @@ def _normalise_path(path: str) -> str:
     return path
 
 
+_DEFAULT = Constant(DEFAULT_WEIGHT)
+
+
+@functools.lru_cache(maxsize=512)
+def cost_rule(http_method: str, path: str) -> _Rule:
+    """The rule that prices requests to ``path``: call it with the request's parameters,
+    or read ``.cost`` when it is a ``Constant`` (no parameters to parse)."""
+    return _TABLE.get((http_method.upper(), _normalise_path(path)), _DEFAULT)
+
+
 def request_cost(http_method: str, path: str, params: Mapping[str, str]) -> tuple[int, int]:
     """Return ``(ip_weight, order_count)`` Binance charges for one request.
 
     ``path`` is the URL path (``/fapi/v1/depth``); a full URL is accepted too. ``params``
     are the request parameters as strings (``symbol``, ``limit``, ``batchOrders`` matter).
     """
-    rule = _TABLE.get((http_method.upper(), _normalise_path(path)))
-    if rule is None:
-        return (DEFAULT_WEIGHT, 0)
-    return rule(params)
+    return cost_rule(http_method, path)(params)

@@ -7,6 +7,7 @@ passes the same guards and lands in the same signed log.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from perpbot.client.pipeline import Pipeline
@@ -39,16 +40,22 @@ class GuardedClient:
         intent: str | None = None,
         **kwargs: Any,
     ) -> Any:
-        request = Request(
-            method=method,
-            args=args,
-            kwargs=kwargs,
-            symbol=symbol,
-            intent=intent,
-            command=self.command,
-            profile=self.profile,
-        )
-        return await self.pipeline.call(request)
+        """Send one ccxt call through the pipeline."""
+        return await self._send(method, *args, symbol=symbol, intent=intent, **kwargs)
+
+    def _send(
+        self,
+        method: str,
+        *args: Any,
+        symbol: str | None = None,
+        intent: str | None = None,
+        **kwargs: Any,
+    ) -> Awaitable[Any]:
+        """``call`` for the methods below: the pipeline's awaitable, without a coroutine of
+        its own (one frame less on every request)."""
+        # positional: this runs on every request (field order: Request's)
+        request = Request(method, args, kwargs, symbol, intent, self.command, self.profile)
+        return self.pipeline.call(request)
 
     async def close(self) -> None:
         await self.exchange.close()
@@ -63,56 +70,56 @@ class GuardedClient:
 
     # -- reads ------------------------------------------------------------------------------
     async def load_markets(self) -> dict[str, Any]:
-        return await self.call("load_markets")
+        return await self._send("load_markets")
 
     async def fetch_time(self) -> int:
-        return await self.call("fetch_time")
+        return await self._send("fetch_time")
 
     async def fetch_ticker(self, symbol: str) -> dict[str, Any]:
-        return await self.call("fetch_ticker", symbol, symbol=symbol)
+        return await self._send("fetch_ticker", symbol, symbol=symbol)
 
     async def fetch_order_book(self, symbol: str, limit: int | None = None) -> dict[str, Any]:
-        return await self.call("fetch_order_book", symbol, limit, symbol=symbol)
+        return await self._send("fetch_order_book", symbol, limit, symbol=symbol)
 
     async def fetch_ohlcv(
         self, symbol: str, timeframe: str = "1m", since: int | None = None, limit: int | None = None
     ) -> list[list[float]]:
-        return await self.call("fetch_ohlcv", symbol, timeframe, since, limit, symbol=symbol)
+        return await self._send("fetch_ohlcv", symbol, timeframe, since, limit, symbol=symbol)
 
     async def fetch_funding_rate(self, symbol: str) -> dict[str, Any]:
-        return await self.call("fetch_funding_rate", symbol, symbol=symbol)
+        return await self._send("fetch_funding_rate", symbol, symbol=symbol)
 
     async def fetch_balance(self) -> dict[str, Any]:
-        return await self.call("fetch_balance")
+        return await self._send("fetch_balance")
 
     async def fetch_positions(self, symbols: list[str] | None = None) -> list[dict[str, Any]]:
-        return await self.call("fetch_positions", symbols)
+        return await self._send("fetch_positions", symbols)
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
-        return await self.call("fetch_open_orders", symbol, symbol=symbol)
+        return await self._send("fetch_open_orders", symbol, symbol=symbol)
 
     async def fetch_order(
         self, order_id: str | None, symbol: str, *, client_order_id: str | None = None
     ) -> dict[str, Any]:
         params = {"clientOrderId": client_order_id} if client_order_id else {}
-        return await self.call("fetch_order", order_id, symbol, params=params, symbol=symbol)
+        return await self._send("fetch_order", order_id, symbol, params=params, symbol=symbol)
 
     async def fetch_my_trades(
         self, symbol: str, since: int | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
-        return await self.call("fetch_my_trades", symbol, since, limit, symbol=symbol)
+        return await self._send("fetch_my_trades", symbol, since, limit, symbol=symbol)
 
     async def fetch_funding_history(
         self, symbol: str | None = None, since: int | None = None
     ) -> list[dict[str, Any]]:
-        return await self.call("fetch_funding_history", symbol, since, symbol=symbol)
+        return await self._send("fetch_funding_history", symbol, since, symbol=symbol)
 
     async def fetch_margin_mode(self, symbol: str) -> dict[str, Any]:
-        return await self.call("fetch_margin_mode", symbol, symbol=symbol)
+        return await self._send("fetch_margin_mode", symbol, symbol=symbol)
 
     async def api_restrictions(self) -> dict[str, Any]:
         """What the exchange itself lets this key do (Binance apiRestrictions)."""
-        return await self.call("sapi_get_account_apirestrictions")
+        return await self._send("sapi_get_account_apirestrictions")
 
     # -- writes -----------------------------------------------------------------------------
     async def create_order(self, spec: OrderSpec) -> dict[str, Any]:
@@ -123,21 +130,21 @@ class GuardedClient:
         self, order_id: str | None, symbol: str, *, client_order_id: str | None = None
     ) -> dict[str, Any]:
         params = {"clientOrderId": client_order_id} if client_order_id else {}
-        return await self.call("cancel_order", order_id, symbol, params=params, symbol=symbol)
+        return await self._send("cancel_order", order_id, symbol, params=params, symbol=symbol)
 
     async def cancel_all_orders(self, symbol: str) -> Any:
-        return await self.call("cancel_all_orders", symbol, symbol=symbol)
+        return await self._send("cancel_all_orders", symbol, symbol=symbol)
 
     async def set_leverage(self, leverage: float, symbol: str) -> Any:
-        return await self.call("set_leverage", leverage, symbol, symbol=symbol)
+        return await self._send("set_leverage", leverage, symbol, symbol=symbol)
 
     async def set_margin_mode(self, mode: str, symbol: str) -> Any:
-        return await self.call("set_margin_mode", mode, symbol, symbol=symbol)
+        return await self._send("set_margin_mode", mode, symbol, symbol=symbol)
 
     async def countdown_cancel_all(self, symbol: str, countdown_ms: int) -> Any:
         """Arm (or with 0 disarm) the exchange's dead-man switch for ``symbol``."""
         market_id = self.market(symbol)["id"]
-        return await self.call(
+        return await self._send(
             "fapiprivate_post_countdowncancelall",
             {"symbol": market_id, "countdownTime": int(countdown_ms)},
             symbol=symbol,

@@ -1,8 +1,11 @@
 """The request pipeline: layers sharing one small interface, composed like middleware.
 
-A layer is any object with ``name`` and ``async def __call__(request, call_next)``. It may
-refuse (raise), wait, change the request, retry ``call_next``, or observe the result. Layers
-know nothing of each other; each is tested alone with a fake ``call_next``.
+A layer is any object with ``name`` and ``__call__(request, call_next)`` returning an
+awaitable: usually an ``async def``; a layer with nothing to do once the call returns may be
+a plain ``def`` that checks and returns ``call_next(request)`` (one coroutine less on every
+request). It may refuse (raise), wait, change the request, retry ``call_next``, or observe
+the result. Layers know nothing of each other; each is tested alone with a fake
+``call_next``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ CallNext = Callable[[Request], Awaitable[Any]]
 class Layer(Protocol):
     name: str
 
-    async def __call__(self, request: Request, call_next: CallNext) -> Any: ...
+    def __call__(self, request: Request, call_next: CallNext) -> Awaitable[Any]: ...
 
 
 class Pipeline:
@@ -41,14 +44,20 @@ class Pipeline:
         """The layer called ``name`` (None if absent)."""
         return next((layer for layer in self.layers if layer.name == name), None)
 
-    async def call(self, request: Request) -> Any:
+    def call(self, request: Request) -> Awaitable[Any]:
+        """Send ``request`` down the layers (await the result)."""
         if not request.id:
             request.id = self.bus.next_request_id()
-        return await self._chain(request)
+        return self._chain(request)
 
 
 def _bind(layer: Layer, call_next: CallNext) -> CallNext:
-    async def handler(request: Request) -> Any:
-        return await layer(request, call_next)
+    """``layer`` with its ``call_next`` bound. The handler is a plain function that returns
+    the layer's awaitable itself (no wrapper coroutine) and calls the bound method directly
+    (no instance-call dispatch): it runs once per layer on every request."""
+    call = layer.__call__
+
+    def handler(request: Request) -> Awaitable[Any]:
+        return call(request, call_next)
 
     return handler

@@ -72,21 +72,22 @@ class OrderSpec:
         return params
 
 
-@dataclass
+@dataclass(slots=True)
 class HttpRecord:
     """One HTTP exchange made while serving a Request (a ccxt call may make several)."""
 
     http_method: str
     url: str
     path: str
-    started: float = field(default_factory=time.monotonic)
+    started: float = 0.0  # monotonic, set as it leaves
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     error_code: int | None = None
     latency_ms: float | None = None
+    charge: Any = None  # what the rate limiter charged it (its own bookkeeping)
 
 
-@dataclass
+@dataclass(slots=True)
 class Request:
     """One exchange call, with everything a guard needs to judge it."""
 
@@ -102,10 +103,11 @@ class Request:
     created: float = field(default_factory=time.monotonic)
     http: list[HttpRecord] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    # what the method does (METHOD_CLASS); worked out once, every layer asks
+    method_class: MethodClass = field(init=False, default="other")
 
-    @property
-    def method_class(self) -> MethodClass:
-        return METHOD_CLASS.get(self.method, "other")
+    def __post_init__(self) -> None:
+        self.method_class = METHOD_CLASS.get(self.method, "other")
 
     @property
     def params(self) -> dict[str, Any]:

@@ -32,6 +32,7 @@ import hashlib
 import itertools
 import random
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Literal
 
 from tenacity import (
@@ -141,24 +142,42 @@ class Retrier:
         cls = request.method_class
         if cls == "order" and request.method == "create_order":
             self._ensure_client_id(request)
-            step = self._step(request, call_next, self.resolver.create_step)
+            flow = self.resolver.create_step
         elif request.method == "cancel_order":
-            step = self._step(request, call_next, self.resolver.cancel_step)
+            flow = self.resolver.cancel_step
         elif cls in _RETRIED_CLASSES:
-            step = self._step(request, call_next, None)
+            flow = None
         else:
-            return await self._once(request, call_next)
-        retryable = self._retryable(request)
+            return await self._attempt(request, call_next, None)
         started = time.monotonic()
         try:  # the first attempt runs outside tenacity: most requests need nothing more
-            return await step()
+            return await _plain(request, call_next, flow)
         except Exception as exc:
-            delay = self._delay(1)
-            give_up = time.monotonic() - started + delay >= self.cfg.deadline_s
-            if not retryable(exc) or self.cfg.max_attempts < 2 or give_up:
-                self._give_up(request, exc)
-                raise
             first = exc
+        return await self._recover(request, call_next, flow, first, started)
+
+    async def _recover(
+        self,
+        request: Request,
+        call_next: CallNext,
+        flow: Any,
+        exc: Exception,
+        started: float,
+    ) -> Any:
+        """After a failed first attempt: resync the clock (-1021), back off and retry what
+        is safe to retry, or give up."""
+        if _skewed(request, exc):
+            try:
+                return await self._after_resync(request, call_next, flow, exc)
+            except Exception as again:
+                exc = again
+        retryable = self._retryable(request)
+        delay = self._delay(1)
+        give_up = time.monotonic() - started + delay >= self.cfg.deadline_s
+        if not retryable(exc) or self.cfg.max_attempts < 2 or give_up:
+            self._give_up(request, exc)
+            raise exc
+        first = exc
         self._announce(request, first, 1, delay)
         await self.interrupter.sleep(delay)
         left = self.cfg.deadline_s - (time.monotonic() - started)
@@ -176,9 +195,9 @@ class Retrier:
             reraise=True,
         )
         try:
-            return await retrying(step)
-        except Exception as exc:
-            self._give_up(request, exc)
+            return await retrying(self._attempt, request, call_next, flow)
+        except Exception as final:
+            self._give_up(request, final)
             raise
 
     def _give_up(self, request: Request, exc: BaseException) -> None:
@@ -199,29 +218,21 @@ class Retrier:
                 exc,
             ) from exc
 
-    def _step(self, request: Request, call_next: CallNext, flow: Any) -> Any:
-        async def step() -> Any:
-            if flow is None:
-                return await self._once(request, call_next)
-            try:
-                return await flow(request, call_next, is_unknown)
-            except Exception as exc:
-                if classify(exc) != "resync" or request.meta.get("resynced"):
-                    raise
-                await self._resync(request, call_next, exc)
-                return await flow(request, call_next, is_unknown)
-
-        return step
-
-    async def _once(self, request: Request, call_next: CallNext) -> Any:
-        """One call; a -1021 resyncs the clock offset once and retries at once."""
+    async def _attempt(self, request: Request, call_next: CallNext, flow: Any) -> Any:
+        """One attempt (see ``_plain``); a -1021 resyncs the clock offset once and tries
+        again at once."""
         try:
-            return await call_next(request)
+            return await _plain(request, call_next, flow)
         except Exception as exc:
-            if classify(exc) != "resync" or request.meta.get("resynced"):
+            if not _skewed(request, exc):
                 raise
-            await self._resync(request, call_next, exc)
-            return await call_next(request)
+            return await self._after_resync(request, call_next, flow, exc)
+
+    async def _after_resync(
+        self, request: Request, call_next: CallNext, flow: Any, exc: BaseException
+    ) -> Any:
+        await self._resync(request, call_next, exc)
+        return await _plain(request, call_next, flow)
 
     async def _resync(self, request: Request, call_next: CallNext, exc: BaseException) -> None:
         sync = Request(
@@ -255,6 +266,18 @@ class Retrier:
         params["clientOrderId"] = cid
         if request.order is not None:
             request.order.client_order_id = cid
+
+
+def _plain(request: Request, call_next: CallNext, flow: Any) -> Awaitable[Any]:
+    """A plain call, or ``flow`` (an order's create or cancel, with its lookups)."""
+    if flow is None:
+        return call_next(request)
+    return flow(request, call_next, is_unknown)  # type: ignore[no-any-return]
+
+
+def _skewed(request: Request, exc: BaseException) -> bool:
+    """A -1021 this request has not resynced for yet (once per request)."""
+    return classify(exc) == "resync" and not request.meta.get("resynced")
 
 
 def build_retrier(setup: Setup) -> Retrier:

@@ -12,9 +12,8 @@ import contextvars
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from perpbot.client.request import HttpRecord, Request
 from perpbot.events import EventBus, ExchangeCall
@@ -24,19 +23,58 @@ CURRENT_REQUEST: contextvars.ContextVar[Request | None] = contextvars.ContextVar
     "perpbot_request", default=None
 )
 
-HttpHook = Callable[[HttpRecord, Request | None], Awaitable[None]]
+# A before-hook returns None when it is done, or an awaitable when it must wait (the
+# common case stays a plain call: no coroutine per hook per request).
+HttpHook = Callable[[HttpRecord, Request | None], Awaitable[None] | None]
 ResponseHook = Callable[[HttpRecord, Request | None], None]
 
 RATE_HEADER = re.compile(r"^x-mbx-(used-weight|order-count)-|^retry-after$", re.IGNORECASE)
+_RATE_INITIALS = frozenset("xXrR")  # a cheap first test before the pattern
 _CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
 
 
+def rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The rate-limit headers of a response (usage counters and ``Retry-After``)."""
+    out: dict[str, str] = {}
+    for k, v in headers.items():  # a loop, not a comprehension: this runs on every response
+        if k[:1] in _RATE_INITIALS and RATE_HEADER.match(k):
+            out[k] = v
+    return out
+
+
+def url_path(url: str) -> str:
+    """``http://host:port/fapi/v1/order?x=1`` -> ``/fapi/v1/order`` (``urlsplit``, cheaper)."""
+    scheme = url.find("://")
+    start = url.find("/", scheme + 3) if scheme >= 0 else url.find("/")
+    if start < 0:
+        return "/"
+    end = len(url)
+    for sep in ("?", "#"):
+        cut = url.find(sep, start)
+        if 0 <= cut < end:
+            end = cut
+    return url[start:end]
+
+
 class HttpObservers:
-    """Hooks run around every HTTP request ccxt makes (the rate limiter uses them)."""
+    """Hooks run around every HTTP request ccxt makes (the rate limiter, the kill switch).
+
+    ``before`` is what the transport runs, in order: the hooks added plainly, then those
+    added with ``last=True`` (the kill switch's last look, after the limiter's waits).
+    """
 
     def __init__(self) -> None:
         self.before: list[HttpHook] = []
         self.after: list[ResponseHook] = []
+        self._first: list[HttpHook] = []
+        self._last: list[HttpHook] = []
+
+    def add_before(self, hook: HttpHook, *, last: bool = False) -> None:
+        (self._last if last else self._first).append(hook)
+        self.before = [*self._first, *self._last]
+
+    def clear(self) -> None:
+        self._first, self._last, self.before, self.after = [], [], [], []
 
 
 def observed_class(base: type) -> type:
@@ -47,26 +85,28 @@ def observed_class(base: type) -> type:
 
         async def fetch(self, url, method="GET", headers=None, body=None):  # type: ignore[no-untyped-def]
             request = CURRENT_REQUEST.get()
-            record = HttpRecord(http_method=method, url=url, path=urlsplit(url).path)
+            record = HttpRecord(method, url, url_path(url))
             if request is not None:
                 request.http.append(record)
             for hook in self.perpbot_observers.before:
-                await hook(record, request)
-            record.started = time.monotonic()
+                pending = hook(record, request)
+                if pending is not None:
+                    await pending
+            record.started = started = time.monotonic()
             try:
                 return await super().fetch(url, method, headers, body)
             finally:
-                record.latency_ms = (time.monotonic() - record.started) * 1000.0
+                record.latency_ms = (time.monotonic() - started) * 1000.0
 
         def on_rest_response(  # type: ignore[no-untyped-def]
             self, code, reason, url, method, headers, body, request_headers, request_body
         ):
             request = CURRENT_REQUEST.get()
-            record = request.http[-1] if request is not None and request.http else None
-            if record is not None:
-                record.status = int(code)
-                record.headers = {k: v for k, v in headers.items() if RATE_HEADER.match(k)}
-                if int(code) >= 400 or (body and '"code"' in body[:64]):
+            if request is not None and request.http:
+                record = request.http[-1]
+                record.status = status = int(code)
+                record.headers = rate_headers(headers)
+                if status >= 400 or (body and '"code"' in body[:64]):
                     m = _CODE.search(body[:200] if body else "")
                     if m and int(m.group(1)) not in (0, 200):
                         record.error_code = int(m.group(1))
@@ -169,7 +209,8 @@ class Transport:
         error: BaseException | None,
     ) -> None:
         last = records[-1] if records else None
-        params = safe_params(request.params)
+        raw = request.kwargs.get("params")
+        params = safe_params(raw) if raw and isinstance(raw, dict) else {}
         if request.order is not None:
             o = request.order
             params.update(
@@ -188,24 +229,32 @@ class Transport:
             )
         elif request.symbol:
             params.setdefault("symbol", request.symbol)
-        headers: dict[str, str] = {}
-        for rec in records:
-            headers.update(rec.headers)
+        if len(records) == 1:
+            headers = last.headers if last is not None else {}
+        else:
+            headers = {}
+            for rec in records:
+                headers.update(rec.headers)
+        now = time.monotonic()
+        # positional: keyword arguments cost twice as much on every request (the field
+        # order is ExchangeCall's; tests/unit/core check the event a request publishes)
         self.bus.publish(
             ExchangeCall(
-                request_id=request.id,
-                method=request.method,
-                http_method=last.http_method if last else None,
-                path=last.path if last else None,
-                params=params,
-                status=last.status if last else None,
-                ok=error is None,
-                error_code=last.error_code if last else None,
-                error_class=_error_class(error) if error is not None else None,
-                latency_ms=round((time.monotonic() - started) * 1000.0, 3),
-                rate_headers=headers,
-                symbol=request.symbol,
-                intent=request.intent,
+                request.id,
+                request.method,
+                last.http_method if last else None,
+                last.path if last else None,
+                params,
+                last.status if last else None,
+                error is None,
+                last.error_code if last else None,
+                _error_class(error) if error is not None else None,
+                round((now - started) * 1000.0, 3),
+                headers,
+                request.symbol,
+                request.intent,
+                time.time(),
+                now,
             )
         )
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import shlex
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -114,11 +115,21 @@ class ScopeGate:
         self.account = account
         self.exchange = exchange
         self._seen: AccountView | None = None  # positions from answers that passed the gate
+        # (method, command) pairs whose verdict depends on nothing else and was "allowed":
+        # the grant is fixed for the gate's life, so they need not be judged again
+        self._allowed: set[tuple[str, str]] = set()
 
-    async def __call__(self, request: Request, call_next: CallNext) -> Any:
-        self.check(request)
+    def __call__(self, request: Request, call_next: CallNext) -> Awaitable[Any]:
+        # a plain def for everything but positions (see perpbot.client.pipeline)
+        if (request.method, request.command) not in self._allowed:
+            self.check(request)
+        if request.method == "fetch_positions":
+            return self._positions(request, call_next)
+        return call_next(request)
+
+    async def _positions(self, request: Request, call_next: CallNext) -> Any:
         result = await call_next(request)
-        if request.method == "fetch_positions" and isinstance(result, list):
+        if isinstance(result, list):
             self._note_positions(request, result)
         return result
 
@@ -172,6 +183,8 @@ class ScopeGate:
             self._check_symbol(request, self._arg_symbol(request))
             if request.method == "set_leverage":
                 self._check_leverage(request)
+            return
+        self._allowed.add((request.method, request.command))
 
     def _check_order(self, request: Request, order: OrderArgs, allowed: frozenset[str]) -> None:
         if TRADE in allowed:

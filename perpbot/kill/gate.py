@@ -21,6 +21,7 @@ watchdog's own cancels may need to wait for rate budget.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from perpbot.client.request import HttpRecord, Request
@@ -97,28 +98,12 @@ class KillGate:
         self.strategy = strategy
         self.watcher = watcher or shared_watcher()
         self._seen: set[str] = set()
-        self._hooks: list[Any] | None = None
         self._peeked = -PEEK_EVERY_S
 
     def watch_wire(self, observers: Any) -> None:
-        """Take the last look at every HTTP request of ``observers`` (a transport's hooks)."""
-        self._hooks = observers.before
-        self._hooks.append(self.last_look)
-
-    def _last_in_line(self) -> None:
-        """Keep the last look after every other ``before`` hook (the limiter's waits)."""
-        hooks = self._hooks
-        if hooks and hooks[-1] != self.last_look and self.last_look in hooks:
-            hooks.remove(self.last_look)
-            hooks.append(self.last_look)
-
-    def _peek(self) -> None:
-        """Look for a new switch (to cut waits short) at most every PEEK_EVERY_S: a stat per
-        read request would be most of this layer's cost on the hot path."""
-        now = time.monotonic()
-        if now - self._peeked >= PEEK_EVERY_S:
-            self._peeked = now
-            self.current()
+        """Take the last look at every HTTP request of ``observers`` (a transport's hooks),
+        after every other hook (the limiter's waits)."""
+        observers.add_before(self.last_look, last=True)
 
     def current(self) -> KillEntry | None:
         entry = self.watcher.match(profile=self.profile, run_id=self.run_id, strategy=self.strategy)
@@ -127,17 +112,22 @@ class KillGate:
             cut_waits(self.interrupter, entry)
         return entry
 
-    async def __call__(self, request: Request, call_next: CallNext) -> Any:
-        self._last_in_line()
+    def __call__(self, request: Request, call_next: CallNext) -> Awaitable[Any]:
+        # a plain def: nothing to do once the call returns (see perpbot.client.pipeline)
         if request.method_class in ALWAYS_PASS:  # no level refuses them
-            self._peek()
-            return await call_next(request)
+            # look for a new switch (to cut waits short) at most every PEEK_EVERY_S: a stat
+            # per read request would be most of this layer's cost
+            now = time.monotonic()
+            if now - self._peeked >= PEEK_EVERY_S:
+                self._peeked = now
+                self.current()
+            return call_next(request)
         entry = self.current()
         if entry is None or allowed(entry.level, request):
-            return await call_next(request)
+            return call_next(request)
         self._refuse(request, entry, "")
 
-    async def last_look(self, record: HttpRecord, request: Request | None) -> None:
+    def last_look(self, record: HttpRecord, request: Request | None) -> None:
         """Transport hook: judge the request again as its HTTP request is about to leave."""
         if request is None or request.method_class in ALWAYS_PASS:
             return

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from perpbot.client.account import OpenOrder
@@ -150,31 +151,39 @@ class RiskGate:
         setup.extras["risk"] = self.state
 
     # -- the layer --------------------------------------------------------------------------
-    async def __call__(self, request: Request, call_next: CallNext) -> Any:
-        if request.method == "create_order":
-            return await self._order(request, call_next)
+    def __call__(self, request: Request, call_next: CallNext) -> Awaitable[Any]:
+        # a plain def: reads pass through without a coroutine (see perpbot.client.pipeline)
+        method = request.method
+        if method == "create_order":
+            return self._order(request, call_next)
         if request.method_class == "cancel":
-            self.windows.record("cancel", request.symbol, time.time())
-            result = await call_next(request)
-            if request.method == "cancel_order" and isinstance(result, dict):
-                self.setup.account.order_closed(result)  # its final fill is in the answer
-            return result
-        if request.method in ("set_leverage", "set_margin_mode") and request.symbol:
-            asked = self.state.own_requests.setdefault(request.symbol, {})
-            key = "leverage" if request.method == "set_leverage" else "margin_mode"
-            value = request.args[0] if request.args else None
-            asked["at"] = time.time()
-            asked[key] = float(value) if key == "leverage" and value is not None else value
-            if key == "margin_mode" and value is not None:
-                asked[key] = "cross" if str(value).lower() in ("cross", "crossed") else "isolated"
-            result = await call_next(request)
-            asked["at"] = time.time()
-            if key == "leverage" and value is not None:
-                self.state.leverage[request.symbol] = float(value)
-            elif value is not None:
-                self.state.margin_mode[request.symbol] = asked[key]
-            return result
-        return await call_next(request)
+            return self._cancel(request, call_next)
+        if method in ("set_leverage", "set_margin_mode") and request.symbol:
+            return self._account_setting(request, call_next, request.symbol)
+        return call_next(request)
+
+    async def _cancel(self, request: Request, call_next: CallNext) -> Any:
+        self.windows.record("cancel", request.symbol, time.time())
+        result = await call_next(request)
+        if request.method == "cancel_order" and isinstance(result, dict):
+            self.setup.account.order_closed(result)  # its final fill is in the answer
+        return result
+
+    async def _account_setting(self, request: Request, call_next: CallNext, symbol: str) -> Any:
+        asked = self.state.own_requests.setdefault(symbol, {})
+        key = "leverage" if request.method == "set_leverage" else "margin_mode"
+        value = request.args[0] if request.args else None
+        asked["at"] = time.time()
+        asked[key] = float(value) if key == "leverage" and value is not None else value
+        if key == "margin_mode" and value is not None:
+            asked[key] = "cross" if str(value).lower() in ("cross", "crossed") else "isolated"
+        result = await call_next(request)
+        asked["at"] = time.time()
+        if key == "leverage" and value is not None:
+            self.state.leverage[symbol] = float(value)
+        elif value is not None:
+            self.state.margin_mode[symbol] = asked[key]
+        return result
 
     async def _order(self, request: Request, call_next: CallNext) -> Any:
         if request.order is None:

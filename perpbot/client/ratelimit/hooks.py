@@ -15,7 +15,7 @@ level the exchange is known to accept while a bucket is probing.
 from __future__ import annotations
 
 import math
-import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from perpbot.client.ratelimit import budget
@@ -27,15 +27,14 @@ from perpbot.client.ratelimit.state import Change, Grant, HostState
 from perpbot.client.request import HttpRecord, Request
 from perpbot.client.waits import Interrupter
 from perpbot.errors import RuntimeFailure
-from perpbot.weights import request_cost
+from perpbot.weights import Constant, cost_rule
 
 IN_HOOK_MAX_S = 0.5  # longer waits leave ccxt (RateWait) so the signature stays fresh
 CORRECTION_EVERY_S = 0.05  # header corrections far from the cap are batched this much
 NEAR_CAP = 0.9  # from here on every correction is written at once
 DEFAULT_BAN_S = 60.0
-MAX_IN_FLIGHT = 10_000  # bookkeeping kept for requests still waiting for a response
 Usage = list[tuple[Kind, int, int]]
-_WEIGHT_PARAMS = re.compile(r"(?:^|&)(symbol|limit)=([^&]*)")
+_WEIGHT_PARAMS = ("symbol=", "limit=")
 
 
 class RateWait(Exception):
@@ -53,17 +52,30 @@ class RateWait(Exception):
         self.what = what
 
 
-@dataclass
+@dataclass(slots=True)
 class _Sent:
     starts: dict[str, float]
     levels: dict[str, int]
     probes: list[str]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Lease:
     start: float
     units: int
+
+
+class _Plan:
+    """How a request of one cost spends from the current leases, worked out once: valid
+    until ``until`` (a lease's window ends, or the rules fall due) and for as long as the
+    mirror and the leases it was made from stand. ``sent`` is shared, read-only."""
+
+    __slots__ = ("parts", "sent", "until")
+
+    def __init__(self, parts: list[tuple[_Lease, int]], sent: _Sent, until: float) -> None:
+        self.parts = parts
+        self.sent = sent
+        self.until = until
 
 
 class HttpBudget:
@@ -71,24 +83,42 @@ class HttpBudget:
         self.host = host
         self.rules = rules
         self.interrupter = interrupter
-        self._sent: dict[int, _Sent] = {}
         self._leases: dict[str, _Lease] = {}
         self._corrected_at = 0.0
-        self._charges_of: HostState | None = None
-        self._charges: dict[tuple[int, int], dict[str, int]] = {}
+        self._plans_of: tuple[HostState, dict[str, _Lease]] | None = None
+        self._plans: dict[tuple[tuple[int, int], float | None], _Plan | None] = {}
+        self._names: dict[tuple[Kind, int], str] = {}
+        self._near_of: HostState | None = None
+        self._near: dict[str, float] = {}
 
-    # -- before -----------------------------------------------------------------------------
-    async def before_http(self, record: HttpRecord, request: Request | None) -> None:
-        weight, orders = request_cost(record.http_method, record.path, _query(record.url))
+    # -- before ---------------------------------------------------------------------------
+    def before_http(self, record: HttpRecord, request: Request | None) -> Awaitable[None] | None:
+        """Charge ``record``'s request. Returns None when this process's lease covered it
+        (the common case: no shared transaction, no coroutine), else a coroutine that takes
+        it from the shared budget and may wait."""
+        rule = cost_rule(record.http_method, record.path)
+        # most costs are constant; the others depend on the query (symbol, limit)
+        cost = rule.cost if type(rule) is Constant else rule(_query(record.url))
+        path = record.path
         # the rules re-read itself must pass while rules are due; everything else waits
-        every = None if record.path.endswith("/exchangeInfo") else self.rules.every
+        every = None if path.endswith("/exchangeInfo") else self.rules.every
+        sent = self._from_lease(cost, self.host.now(), every)
+        if sent is None:
+            return self._from_store(record, request, cost[0], cost[1], every)
+        record.charge = sent
+        return None
+
+    async def _from_store(
+        self,
+        record: HttpRecord,
+        request: Request | None,
+        weight: int,
+        orders: int,
+        every: float | None,
+    ) -> None:
         waited = 0.0
         while True:
             now = self.host.now()
-            sent = self._from_lease(weight, orders, now, every)
-            if sent is not None:
-                self._remember(record, sent)
-                return
             grant: Grant = self.host.txn(
                 lambda st, now=now: self._acquire(st, weight, orders, now, every)
             )
@@ -96,7 +126,7 @@ class HttpBudget:
             # the transaction gave back what our leases had not spent: they are void now
             self._leases = {n: _Lease(grant.starts[n], u) for n, u in grant.leased.items()}
             if grant.granted:
-                self._remember(record, _Sent(grant.starts, grant.levels, grant.probes))
+                record.charge = _Sent(grant.starts, grant.levels, grant.probes)
                 return
             if grant.reason == "too_heavy":
                 _unrecord(record, request)
@@ -107,33 +137,54 @@ class HttpBudget:
                 raise RateWait(grant, f"{record.http_method} {record.path}")
             waited += grant.wait_s
             await self.interrupter.sleep(grant.wait_s)
+            sent = self._from_lease((weight, orders), self.host.now(), every)
+            if sent is not None:
+                record.charge = sent
+                return
 
-    def _from_lease(
-        self, weight: int, orders: int, now: float, every: float | None
-    ) -> _Sent | None:
+    def _from_lease(self, cost: tuple[int, int], now: float, every: float | None) -> _Sent | None:
         """Spend from this process's lease: no shared transaction, only a blocked check."""
+        if (
+            self._plans_of is None
+            or self._plans_of[0] is not self.host.mirror
+            or (self._plans_of[1] is not self._leases)
+        ):  # a transaction or a new lease since the plans were made: make them anew
+            self._plans_of, self._plans = (self.host.mirror, self._leases), {}
+        key = (cost, every)
+        plan = self._plans.get(key, False)
+        if plan is False or (plan is not None and now >= plan.until):
+            plan = self._plans[key] = self._plan(cost, now, every)
+        if plan is None:
+            return None
+        parts = plan.parts
+        for lease, amount in parts:
+            if lease.units < amount:
+                return None
+        if self.host.store.blocked_until() > now:  # another process met a 429 or a ban
+            return None
+        for lease, amount in parts:
+            lease.units -= amount
+        return plan.sent
+
+    def _plan(self, cost: tuple[int, int], now: float, every: float | None) -> _Plan | None:
+        """How ``cost`` spends from the leases now, or None when they cannot cover it
+        (rules due, a bucket probing, no lease for a bucket or one from another window)."""
         m = self.host.mirror
         if budget.refresh_due(m, now, every):
             return None
-        if self._charges_of is not m:  # the bucket set may have changed: forget the cache
-            self._charges_of, self._charges = m, {}
-        charges = self._charges.get((weight, orders))
-        if charges is None:
-            charges = budget.charges_for(weight, orders, m, self.host.key_id)
-            self._charges[(weight, orders)] = charges
+        until = math.inf if every is None else (math.floor(now / every) + 1) * every
+        parts: list[tuple[_Lease, int]] = []
         starts: dict[str, float] = {}
-        for name, amount in charges.items():
+        for name, amount in budget.charges_for(cost[0], cost[1], m, self.host.key_id).items():
             b, lease = m.buckets.get(name), self._leases.get(name)
-            if b is None or b.safe is not None or lease is None or lease.units < amount:
+            if b is None or b.safe is not None or lease is None:
                 return None
             if lease.start != math.floor(now / b.window_s) * b.window_s:
                 return None
+            parts.append((lease, amount))
             starts[name] = lease.start
-        if self.host.store.blocked_until() > now:  # another process met a 429 or a ban
-            return None
-        for name, amount in charges.items():
-            self._leases[name].units -= amount
-        return _Sent(starts, {}, [])
+            until = min(until, lease.start + b.window_s)
+        return _Plan(parts, _Sent(starts, {}, []), until)
 
     def _acquire(
         self, st: HostState, weight: int, orders: int, now: float, every: float | None
@@ -146,19 +197,13 @@ class HttpBudget:
         charges = budget.charges_for(weight, orders, st, self.host.key_id)
         return budget.acquire(st, charges, now, self.host.policy, every, lease=True)
 
-    def _remember(self, record: HttpRecord, sent: _Sent) -> None:
-        if len(self._sent) >= MAX_IN_FLIGHT:  # records whose response never came: drop
-            for key in list(self._sent)[: MAX_IN_FLIGHT // 2]:
-                del self._sent[key]
-        self._sent[id(record)] = sent
-
     # -- after ------------------------------------------------------------------------------
     def after_http(self, record: HttpRecord, request: Request | None) -> None:
-        sent = self._sent.pop(id(record), None)
+        sent, record.charge = record.charge, None
         status = record.status or 0
-        usage = usage_headers(record.headers)
+        usage = usage_headers(record.headers) if record.headers else []
         now = self.host.now()
-        if status in (418, 429):
+        if status == 429 or status == 418:
             self._pushback(record, sent, usage, now)
             return
         if (sent is None and not usage) or not self._needs_write(usage, sent, now):
@@ -169,22 +214,35 @@ class HttpBudget:
     def _needs_write(self, usage: Usage, sent: _Sent | None, now: float) -> bool:
         if sent is not None and sent.probes:
             return True
-        policy, key_id = self.host.policy, self.host.key_id
+        batched = now - self._corrected_at < CORRECTION_EVERY_S
+        m = self.host.mirror
+        if self._near_of is not m:  # thresholds follow the mirror's caps
+            self._near_of, self._near = m, {}
         for kind, window_s, used in usage:
-            b = self.host.mirror.buckets.get(budget.bucket_name(kind, window_s, key_id))
+            name = self._names.get((kind, window_s)) or self._bucket_name(kind, window_s)
+            b = m.buckets.get(name)
             if b is None:
                 continue
             if b.safe is not None and used > b.safe:
                 return True
+            if batched:  # far from the cap, the correction can wait for the next batch
+                near = self._near.get(name)
+                if near is None:
+                    cap = b.cap(self.host.policy.safety_margin)
+                    near = self._near[name] = math.inf if cap is None else NEAR_CAP * cap
+                if used < near:
+                    continue
             known = b.used if b.start == math.floor(now / b.window_s) * b.window_s else 0
-            if used <= known:
-                continue
-            cap = b.cap(policy.safety_margin)
-            if (cap is not None and used >= NEAR_CAP * cap) or (
-                now - self._corrected_at >= CORRECTION_EVERY_S
-            ):
+            if used > known:
                 return True
         return False
+
+    def _bucket_name(self, kind: Kind, window_s: int) -> str:
+        key = (kind, window_s)
+        name = self._names.get(key)
+        if name is None:
+            name = self._names[key] = budget.bucket_name(kind, window_s, self.host.key_id)
+        return name
 
     def _observe(
         self, st: HostState, usage: Usage, sent: _Sent | None, accepted: bool, now: float
@@ -217,13 +275,16 @@ class HttpBudget:
             wait = retry_after if retry_after is not None else _window_left(st, now)
             return budget.pushback(st, kinds, host.key_id, wait, path, now, host.policy)
 
-        self._leases.clear()
+        self._leases = {}
         host.publish(host.txn(fn))
 
     def forget(self, request: Request) -> None:
         """Release what a request that ended without a response still holds."""
-        leftovers = [self._sent.pop(id(r)) for r in request.http if id(r) in self._sent]
-        probes = [p for s in leftovers for p in s.probes]
+        probes: list[str] = []
+        for record in request.http:
+            if record.charge is not None:
+                probes.extend(record.charge.probes)
+                record.charge = None
         if probes:
             self.host.txn(lambda st: budget.release_probes(st, probes))
 
@@ -232,8 +293,15 @@ def _query(url: str) -> dict[str, str]:
     """The query parameters weights depend on (``symbol``, ``limit``), cheaply: a signed
     URL carries a long signature that a full parse would only waste time on. POST bodies
     are not seen here, which only matters for batchOrders (charged its base weight)."""
-    _, sep, query = url.partition("?")
-    return dict(_WEIGHT_PARAMS.findall(query)) if sep else {}
+    start = url.find("?")
+    if start < 0:
+        return {}
+    out: dict[str, str] = {}
+    for part in url[start + 1 :].split("&"):
+        if part.startswith(_WEIGHT_PARAMS):
+            name, _, value = part.partition("=")
+            out[name] = value
+    return out
 
 
 def _unrecord(record: HttpRecord, request: Request | None) -> None:

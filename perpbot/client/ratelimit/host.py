@@ -29,11 +29,15 @@ class HostBudget:
         self.exchange = exchange
         self.key_id = key_id
         self.mirror = HostState()
+        self._offset_raw: Any = None
+        self._offset_s = 0.0
 
     def now(self) -> float:
         """The exchange's clock (windows are aligned to it), from ccxt's time offset."""
-        offset_ms = self.exchange.options.get("timeDifference") or 0
-        return time.time() - float(offset_ms) / 1000.0
+        raw = self.exchange.options.get("timeDifference")
+        if raw is not self._offset_raw:  # resynced since: convert the new offset once
+            self._offset_raw, self._offset_s = raw, float(raw or 0) / 1000.0
+        return time.time() - self._offset_s
 
     def txn(self, fn: Callable[[HostState], T]) -> T:
         """Run ``fn`` atomically on the shared state (it may run more than once: keep it pure)."""

@@ -17,6 +17,7 @@ Every wait longer than a second is a ``wait`` Decision with a reason code and a 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from perpbot.client.pipeline import CallNext
@@ -24,7 +25,7 @@ from perpbot.client.ratelimit.explain import wait_sentence
 from perpbot.client.ratelimit.hooks import HttpBudget, RateWait
 from perpbot.client.ratelimit.host import LAYER, HostBudget
 from perpbot.client.ratelimit.rules_keeper import RulesKeeper
-from perpbot.client.ratelimit.state import Grant
+from perpbot.client.ratelimit.state import Grant, HostState
 from perpbot.client.request import Request
 from perpbot.client.waits import Interrupter
 from perpbot.errors import RuntimeFailure
@@ -59,9 +60,11 @@ class RateLimiter:
         self.max_wait_s = max_wait_s
         self.description = description
         self.http = HttpBudget(host, rules, interrupter)
+        self._open_of: HostState | None = None
+        self._open = (math.inf, -math.inf)
         exchange = host.exchange
         exchange.enableLastJsonResponse = True  # the load_markets response carries rateLimits
-        exchange.perpbot_observers.before.append(self.http.before_http)
+        exchange.perpbot_observers.add_before(self.http.before_http)
         exchange.perpbot_observers.after.append(self.http.after_http)
 
     @property
@@ -73,17 +76,39 @@ class RateLimiter:
 
     async def __call__(self, request: Request, call_next: CallNext) -> Any:
         while True:
-            await self._gate(request, call_next)
+            if self._gated(request):
+                await self._gate(request, call_next)
             try:
                 result = await call_next(request)
             except RateWait as held:
                 await self.hold(held.grant, held.what)
                 continue
             finally:
-                self.http.forget(request)
+                for record in request.http:  # anything still held (no response came)?
+                    if record.charge is not None:
+                        self.http.forget(request)
+                        break
             if request.method == "load_markets":
                 self.rules.from_markets(request)
             return result
+
+    def _gated(self, request: Request) -> bool:
+        """Whether ``_gate`` has anything to do (checked without a coroutine: most requests
+        find nothing, inside the window the mirror leaves open)."""
+        now = self.host.now()
+        m = self.host.mirror
+        if m is not self._open_of:  # a transaction since: the gate is open from the end of
+            # any block or ban until the rules next fall due
+            every = self.rules.every
+            due = math.inf
+            if every is not None:
+                due = (math.floor(m.rules_checked_at / every) + 1) * every
+            self._open_of, self._open = m, (max(m.banned_until, m.blocked_until), due)
+        if self._open[0] <= now < self._open[1]:
+            return False
+        if m.banned_until > now or m.blocked_until > now:
+            return True
+        return request.method != "load_markets" and self.rules.due(now)
 
     async def _gate(self, request: Request, call_next: CallNext) -> None:
         """Wait out bans and Retry-After, and re-read due rules, before ccxt signs."""

@@ -100,9 +100,12 @@ def usage_headers(headers: Mapping[str, str]) -> list[tuple[Kind, int, int]]:
         if parsed is None:
             continue
         try:
-            used = int(str(value).split(",")[0].strip())
-        except ValueError:
-            continue
+            used = int(value)
+        except (TypeError, ValueError):
+            try:  # a repeated header joined by ccxt ("12, 12")
+                used = int(str(value).split(",")[0].strip())
+            except ValueError:
+                continue
         out.append((parsed[0], parsed[1], used))
     return out
 

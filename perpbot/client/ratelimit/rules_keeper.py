@@ -32,16 +32,13 @@ class RulesKeeper:
         self.refresh_s = refresh_s
         self.fallback = fallback
         self.can_refresh = hasattr(exchange, REFRESH_METHOD)
+        # the re-read period, or None when this exchange's rules cannot be re-read
+        self.every: float | None = refresh_s if self.can_refresh else None
         self._lock: asyncio.Lock | None = None
         now = host.now()
         if fallback is not None:
             host.publish(host.txn(lambda st: budget.apply_rules(st, fallback, now, host.policy)))
         host.txn(lambda st: budget.ensure_key(st, host.key_id))
-
-    @property
-    def every(self) -> float | None:
-        """The re-read period, or None when this exchange's rules cannot be re-read."""
-        return self.refresh_s if self.can_refresh else None
 
     def due(self, now: float) -> bool:
         return budget.refresh_due(self.host.mirror, now, self.every)

@@ -6,8 +6,9 @@ both see room for the last unit of weight. ``synchronous=NORMAL`` is enough: the
 a few counters that a crash may lose, and the exchange's usage headers restore them.
 
 Every request asks "is the host blocked (Retry-After, ban)?", so that answer also lives in
-a 32-byte sidecar file (``<host>.blocked``) read with one ``pread``: a SELECT would cost
-more than the rest of the request's bookkeeping. It is written inside the transaction
+a 32-byte sidecar file (``<host>.blocked``), mapped into memory: reading it is a memory
+read of the page every process shares (no system call), where a SELECT would cost more
+than the rest of the request's bookkeeping. It is written inside the transaction
 (before COMMIT: a failed commit can only leave it more cautious) with a checksum, so a
 read racing a write is detected and retried.
 """
@@ -15,6 +16,7 @@ read racing a write is detected and retried.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import sqlite3
 import threading
@@ -61,6 +63,11 @@ class SqliteStore:
                 "(host TEXT PRIMARY KEY, doc TEXT NOT NULL, blocked REAL NOT NULL DEFAULT 0)"
             )
             self._flag = os.open(path.with_suffix(".blocked"), os.O_RDWR | os.O_CREAT, 0o600)
+            if os.fstat(self._flag).st_size < _FLAG_SIZE:
+                # zero-filled up to its size; never shrinks nor overwrites a flag written
+                # meanwhile by another process
+                os.ftruncate(self._flag, _FLAG_SIZE)
+            self._flag_map = mmap.mmap(self._flag, _FLAG_SIZE, access=mmap.ACCESS_READ)
             self._flag_seen: tuple[bytes, float] = (b"", 0.0)
         except (sqlite3.Error, OSError) as exc:
             raise unavailable(self.description, exc) from None
@@ -104,13 +111,10 @@ class SqliteStore:
 
     def blocked_until(self) -> float:
         for _ in range(3):  # a read racing a write fails its checksum: read again
-            try:
-                raw = os.pread(self._flag, _FLAG_SIZE, 0)
-            except OSError as exc:
-                raise unavailable(self.description, exc) from None
+            raw = self._flag_map[:_FLAG_SIZE]
             if raw == self._flag_seen[0]:
                 return self._flag_seen[1]
-            if not raw.strip():
+            if not raw.strip(b"\x00 \n"):
                 return 0.0  # nothing was ever blocked on this host
             until = _decode_flag(raw)
             if until is not None:
@@ -128,4 +132,5 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._flag_map.close()
             os.close(self._flag)

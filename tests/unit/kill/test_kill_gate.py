@@ -129,13 +129,15 @@ async def test_the_last_look_refuses_an_order_that_passed_the_door_earlier(
     async def limiter_hook(record: HttpRecord, request: Request | None) -> None:
         return None
 
-    observers.before.append(limiter_hook)  # a hook registered after the gate's
+    observers.add_before(limiter_hook)  # a hook registered after the gate's
 
     async def transport(request: Request) -> str:
         # the request passed the door; the switch trips while it waits below the gate
         write_sentinel(new_entry("cancel", "tripped meanwhile"))
-        for hook in observers.before:
-            await hook(HttpRecord("POST", "http://x/fapi/v1/order", "/fapi/v1/order"), request)
+        for hook in observers.before:  # as the transport runs them: None or an awaitable
+            pending = hook(HttpRecord("POST", "http://x/fapi/v1/order", "/fapi/v1/order"), request)
+            if pending is not None:
+                await pending
         return "sent"
 
     with pytest.raises(KillSwitchActive, match="as it was about to leave"):

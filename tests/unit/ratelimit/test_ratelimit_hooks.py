@@ -44,11 +44,18 @@ def process(host_name: str, limit: int = 2400) -> tuple[HttpBudget, list[Decisio
     return HttpBudget(host, rules, Interrupter()), seen
 
 
+async def charge(hooks: HttpBudget, record: HttpRecord, request: Request) -> None:
+    """Run the before-hook as the transport does (None, or an awaitable when it waits)."""
+    pending = hooks.before_http(record, request)
+    if pending is not None:
+        await pending
+
+
 async def send(hooks: HttpBudget, url: str = TICKER, status: int = 200, **headers: str) -> None:
     request = Request("fetch_ticker")
     record = HttpRecord("GET", url, urlsplit(url).path)
     request.http.append(record)
-    await hooks.before_http(record, request)
+    await charge(hooks, record, request)
     record.status, record.headers = status, dict(headers)
     if status >= 400:
         record.error_code = -1003
@@ -77,7 +84,7 @@ async def test_a_block_met_by_another_process_stops_the_lease_at_once() -> None:
     record = HttpRecord("GET", TICKER, "/fapi/v1/ticker/24hr")
     request.http.append(record)
     with pytest.raises(RateWait) as held:
-        await mine.before_http(record, request)
+        await charge(mine, record, request)
     assert held.value.grant.reason == "retry_after" and 6 < held.value.grant.wait_s <= 7
     assert request.http == []  # it never left
     assert mine.host.mirror.blocked_until > 0  # and the mirror now knows
