@@ -101,10 +101,8 @@ class EventBus:
         self._subs: tuple[tuple[Subscriber, bool], ...] = ()
         self._broken: set[int] = set()
         self._lock = threading.Lock()
-        self._ids = itertools.count(1)
-
-    def next_request_id(self) -> int:
-        return next(self._ids)
+        # the next request id (1, 2, ...): a counter's own __next__, no Python call
+        self.next_request_id: Callable[[], int] = itertools.count(1).__next__
 
     def subscribe(self, fn: Subscriber, *, critical: bool = False) -> None:
         with self._lock:

@@ -150,8 +150,12 @@ class Retrier:
         else:
             return await self._attempt(request, call_next, None)
         started = time.monotonic()
-        try:  # the first attempt runs outside tenacity: most requests need nothing more
-            return await _plain(request, call_next, flow)
+        # the first attempt runs outside tenacity (most requests need nothing more), with
+        # ``_plain`` inlined: one call less on every request
+        try:
+            if flow is None:
+                return await call_next(request)
+            return await flow(request, call_next, is_unknown)
         except Exception as exc:
             first = exc
         return await self._recover(request, call_next, flow, first, started)

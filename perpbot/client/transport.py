@@ -29,7 +29,8 @@ HttpHook = Callable[[HttpRecord, Request | None], Awaitable[None] | None]
 ResponseHook = Callable[[HttpRecord, Request | None], None]
 
 RATE_HEADER = re.compile(r"^x-mbx-(used-weight|order-count)-|^retry-after$", re.IGNORECASE)
-_RATE_INITIALS = frozenset("xXrR")  # a cheap first test before the pattern
+_IS_RATE: dict[str, bool] = {}  # header name -> matches RATE_HEADER (names repeat)
+_IS_RATE_MAX = 4096
 _CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
 
 
@@ -37,7 +38,12 @@ def rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The rate-limit headers of a response (usage counters and ``Retry-After``)."""
     out: dict[str, str] = {}
     for k, v in headers.items():  # a loop, not a comprehension: this runs on every response
-        if k[:1] in _RATE_INITIALS and RATE_HEADER.match(k):
+        rate = _IS_RATE.get(k)
+        if rate is None:
+            rate = RATE_HEADER.match(k) is not None
+            if len(_IS_RATE) < _IS_RATE_MAX:
+                _IS_RATE[k] = rate
+        if rate:
             out[k] = v
     return out
 
@@ -79,6 +85,8 @@ class HttpObservers:
 
 def observed_class(base: type) -> type:
     """A subclass of a ccxt async exchange class that reports each HTTP exchange."""
+    base_fetch, base_on_rest_response = base.fetch, base.on_rest_response  # (not super():
+    # that builds a proxy object on every call)
 
     class Observed(base):  # type: ignore[misc, valid-type]
         perpbot_observers: HttpObservers
@@ -94,7 +102,7 @@ def observed_class(base: type) -> type:
                     await pending
             record.started = started = time.monotonic()
             try:
-                return await super().fetch(url, method, headers, body)
+                return await base_fetch(self, url, method, headers, body)
             finally:
                 record.latency_ms = (time.monotonic() - started) * 1000.0
 
@@ -106,14 +114,14 @@ def observed_class(base: type) -> type:
                 record = request.http[-1]
                 record.status = status = int(code)
                 record.headers = rate_headers(headers)
-                if status >= 400 or (body and '"code"' in body[:64]):
+                if status >= 400 or (body and body.find('"code"', 0, 64) >= 0):
                     m = _CODE.search(body[:200] if body else "")
                     if m and int(m.group(1)) not in (0, 200):
                         record.error_code = int(m.group(1))
                 for hook in self.perpbot_observers.after:
                     hook(record, request)
-            return super().on_rest_response(
-                code, reason, url, method, headers, body, request_headers, request_body
+            return base_on_rest_response(
+                self, code, reason, url, method, headers, body, request_headers, request_body
             )
 
     Observed.__name__ = f"Observed_{base.__name__}"
@@ -198,7 +206,7 @@ class Transport:
             raise
         finally:
             CURRENT_REQUEST.reset(token)
-            if not getattr(error, "not_sent", False):  # held back before it left: no call
+            if error is None or not getattr(error, "not_sent", False):  # (held back: no call)
                 self._publish(request, request.http[before:], started, error)
 
     def _publish(

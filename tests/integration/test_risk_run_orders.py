@@ -104,7 +104,13 @@ async def test_orders_are_judged_and_flags_reach_the_exchange(
         await bot.do(lambda ctx: fresh(ctx).market_order(BTC, "sell", 0.006))
         await bot.do(lambda ctx: ctx.refresh())
         await bot.until(lambda: bot.status().get("snapshot", {}).get("extras", {}).get("risk"))
-        await bot.until(lambda: bot.status()["snapshot"]["extras"]["risk"]["liquidation"])
+
+        def short_seen() -> Any:  # a status file written after the short was seen (an
+            # earlier one still shows the long, which has a liquidation price too)
+            liq = bot.status()["snapshot"]["extras"]["risk"]["liquidation"].get(BTC)
+            return liq is not None and liq["amount"] == pytest.approx(-0.004)
+
+        await bot.until(short_seen)
         status = bot.status()
     summary = await bot.stop()
 

@@ -14,14 +14,15 @@ level the exchange is known to accept while a bucket is probing.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from perpbot.client.ratelimit import budget
 from perpbot.client.ratelimit.explain import too_heavy_sentence
 from perpbot.client.ratelimit.host import HostBudget
-from perpbot.client.ratelimit.rules import Kind, retry_after_s, usage_headers
+from perpbot.client.ratelimit.rules import Kind, retry_after_s, usage_header, usage_headers
 from perpbot.client.ratelimit.rules_keeper import RulesKeeper
 from perpbot.client.ratelimit.state import Change, Grant, HostState
 from perpbot.client.request import HttpRecord, Request
@@ -87,7 +88,7 @@ class HttpBudget:
         self._corrected_at = 0.0
         self._plans_of: tuple[HostState, dict[str, _Lease]] | None = None
         self._plans: dict[tuple[tuple[int, int], float | None], _Plan | None] = {}
-        self._names: dict[tuple[Kind, int], str] = {}
+        self._bucket_of: dict[str, str | None] = {}  # usage header name -> bucket
         self._near_of: HostState | None = None
         self._near: dict[str, float] = {}
 
@@ -96,9 +97,15 @@ class HttpBudget:
         """Charge ``record``'s request. Returns None when this process's lease covered it
         (the common case: no shared transaction, no coroutine), else a coroutine that takes
         it from the shared budget and may wait."""
-        rule = cost_rule(record.http_method, record.path)
-        # most costs are constant; the others depend on the query (symbol, limit)
-        cost = rule.cost if type(rule) is Constant else rule(_query(record.url))
+        rule, url = cost_rule(record.http_method, record.path), record.url
+        # most costs are constant; the others depend on the query (symbol, limit), and the
+        # URLs of public reads repeat exactly (signed ones never do: their timestamp moves)
+        if type(rule) is Constant:
+            cost = rule.cost
+        elif "signature=" in url:
+            cost = rule(_query(url))
+        else:
+            cost = _public_cost(rule, url)
         path = record.path
         # the rules re-read itself must pass while rules are due; everything else waits
         every = None if path.endswith("/exchangeInfo") else self.rules.every
@@ -201,28 +208,43 @@ class HttpBudget:
     def after_http(self, record: HttpRecord, request: Request | None) -> None:
         sent, record.charge = record.charge, None
         status = record.status or 0
-        usage = usage_headers(record.headers) if record.headers else []
         now = self.host.now()
         if status == 429 or status == 418:
-            self._pushback(record, sent, usage, now)
+            self._pushback(record, sent, usage_headers(record.headers), now)
             return
-        if (sent is None and not usage) or not self._needs_write(usage, sent, now):
+        if not self._needs_write(record.headers, sent, now):
+            return
+        usage = usage_headers(record.headers)
+        if sent is None and not usage:
             return
         self.host.txn(lambda st: self._observe(st, usage, sent, status < 400, now))
         self._corrected_at = now
 
-    def _needs_write(self, usage: Usage, sent: _Sent | None, now: float) -> bool:
+    def _needs_write(self, headers: dict[str, str], sent: _Sent | None, now: float) -> bool:
+        """Whether this response must reach the shared state now: a probe to settle, or a
+        usage header above what the state knows (at once near the cap, else batched)."""
         if sent is not None and sent.probes:
             return True
         batched = now - self._corrected_at < CORRECTION_EVERY_S
         m = self.host.mirror
         if self._near_of is not m:  # thresholds follow the mirror's caps
             self._near_of, self._near = m, {}
-        for kind, window_s, used in usage:
-            name = self._names.get((kind, window_s)) or self._bucket_name(kind, window_s)
+        for header, value in headers.items():
+            name = self._bucket_of.get(header, False)
+            if name is False:  # a header name not seen yet: which bucket it counts, if any
+                parsed = usage_header(header)
+                name = self._bucket_of[header] = (
+                    None if parsed is None else budget.bucket_name(*parsed, self.host.key_id)
+                )
+            if name is None:
+                continue
             b = m.buckets.get(name)
             if b is None:
                 continue
+            try:
+                used = int(value)
+            except (TypeError, ValueError):
+                return True  # an unusual value: the full parse (usage_headers) judges it
             if b.safe is not None and used > b.safe:
                 return True
             if batched:  # far from the cap, the correction can wait for the next batch
@@ -236,13 +258,6 @@ class HttpBudget:
             if used > known:
                 return True
         return False
-
-    def _bucket_name(self, kind: Kind, window_s: int) -> str:
-        key = (kind, window_s)
-        name = self._names.get(key)
-        if name is None:
-            name = self._names[key] = budget.bucket_name(kind, window_s, self.host.key_id)
-        return name
 
     def _observe(
         self, st: HostState, usage: Usage, sent: _Sent | None, accepted: bool, now: float
@@ -287,6 +302,11 @@ class HttpBudget:
                 record.charge = None
         if probes:
             self.host.txn(lambda st: budget.release_probes(st, probes))
+
+
+@functools.lru_cache(maxsize=1024)
+def _public_cost(rule: Callable[[dict[str, str]], tuple[int, int]], url: str) -> tuple[int, int]:
+    return rule(_query(url))
 
 
 def _query(url: str) -> dict[str, str]:

@@ -83,7 +83,7 @@ def from_config(limits: LimitsSection) -> RuleSet | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _usage_header(name: str) -> tuple[Kind, int] | None:
+def usage_header(name: str) -> tuple[Kind, int] | None:
     """``X-MBX-USED-WEIGHT-1M`` -> ("weight", 60); anything else -> None (names repeat)."""
     m = _HEADER.match(name)
     if not m:
@@ -96,7 +96,7 @@ def usage_headers(headers: Mapping[str, str]) -> list[tuple[Kind, int, int]]:
     """``(kind, window_s, used)`` for every usage header of a response."""
     out: list[tuple[Kind, int, int]] = []
     for name, value in headers.items():
-        parsed = _usage_header(name)
+        parsed = usage_header(name)
         if parsed is None:
             continue
         try:

@@ -127,3 +127,24 @@ def test_lease_size_shrinks_as_the_window_fills() -> None:
     assert budget.acquire(st, {name: 1}, 1.0, Policy(), lease=True).leased == {}
     st.buckets[name].safe = 0  # probing: spent in the open, one at a time
     assert budget.acquire(st, {name: 1}, 70.0, Policy(), lease=True).leased == {}
+
+
+@pytest.mark.parametrize(
+    ("url", "weight"),
+    [
+        (TICKER, 1),
+        ("http://h/fapi/v1/ticker/24hr", 40),  # every symbol
+        ("http://h/fapi/v1/depth?symbol=BTCUSDT&limit=5", 2),
+        ("http://h/fapi/v1/depth?symbol=BTCUSDT&limit=1000", 20),
+        ("http://h/fapi/v1/openOrders?timestamp=1&signature=ab", 40),  # signed, no symbol
+        ("http://h/fapi/v1/openOrders?symbol=BTCUSDT&timestamp=2&signature=cd", 1),
+    ],
+)
+async def test_each_request_is_charged_its_own_parameters_weight(url: str, weight: int) -> None:
+    hooks, _ = process("hooks-cost:1", limit=1_000_000)
+    await send(hooks)  # takes this process's lease
+    for _ in range(3):  # the same public URL again is priced from memory: still right
+        lease = hooks._leases["weight/60s"]
+        before = lease.units
+        await send(hooks, url)
+        assert before - lease.units == weight
