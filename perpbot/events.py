@@ -50,7 +50,7 @@ class Decision:
         return asdict(self)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ExchangeCall:
     """One exchange request and its outcome.
 
@@ -68,16 +68,52 @@ class ExchangeCall:
     params: dict[str, Any]
     status: int | None
     ok: bool
-    error_code: int | None = None
-    error_class: str | None = None
-    latency_ms: float = 0.0
-    rate_headers: dict[str, str] = field(default_factory=dict)
-    symbol: str | None = None
-    intent: str | None = None
-    ts: float = field(default_factory=time.time)
-    mono: float = field(default_factory=time.monotonic)
+    error_code: int | None
+    error_class: str | None
+    latency_ms: float
+    rate_headers: dict[str, str]
+    symbol: str | None
+    intent: str | None
+    ts: float
+    mono: float
+    kind: str
 
-    kind: str = "exchange"
+    # written out (not generated): one is built for every request, and the generated
+    # __init__ pays for its default factories on every call
+    def __init__(
+        self,
+        request_id: int,
+        method: str,
+        http_method: str | None,
+        path: str | None,
+        params: dict[str, Any],
+        status: int | None,
+        ok: bool,
+        error_code: int | None = None,
+        error_class: str | None = None,
+        latency_ms: float = 0.0,
+        rate_headers: dict[str, str] | None = None,
+        symbol: str | None = None,
+        intent: str | None = None,
+        ts: float | None = None,
+        mono: float | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.method = method
+        self.http_method = http_method
+        self.path = path
+        self.params = params
+        self.status = status
+        self.ok = ok
+        self.error_code = error_code
+        self.error_class = error_class
+        self.latency_ms = latency_ms
+        self.rate_headers = {} if rate_headers is None else rate_headers
+        self.symbol = symbol
+        self.intent = intent
+        self.ts = time.time() if ts is None else ts
+        self.mono = time.monotonic() if mono is None else mono
+        self.kind = "exchange"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -149,7 +149,7 @@ class Retrier:
             flow = None
         else:
             return await self._attempt(request, call_next, None)
-        started = time.monotonic()
+        started = time.monotonic()  # (the deadline of the retries counts from here)
         # the first attempt runs outside tenacity (most requests need nothing more), with
         # ``_plain`` inlined: one call less on every request
         try:

@@ -115,14 +115,23 @@ class ScopeGate:
         self.account = account
         self.exchange = exchange
         self._seen: AccountView | None = None  # positions from answers that passed the gate
-        # (method, command) pairs whose verdict depends on nothing else and was "allowed":
-        # the grant is fixed for the gate's life, so they need not be judged again
-        self._allowed: set[tuple[str, str]] = set()
+
+    def passes(self, request: Request) -> bool:
+        """Whether every request of this method and command is allowed whatever its
+        arguments (the grant is fixed for the gate's life): the pipeline then routes them
+        past the gate. Orders, leverage changes (symbol and leverage limits) and position
+        reads (remembered for reduce-only judgement) are judged one by one."""
+        if request.method in ("create_order", "fetch_positions"):
+            return False
+        scope = method_scope(request.method)
+        if scope is None or scope == LEVERAGE:
+            return False
+        allowed = PAPER_SCOPES if self.grant is None else self.grant.scopes_for(request.command)
+        return covers(allowed, scope)
 
     def __call__(self, request: Request, call_next: CallNext) -> Awaitable[Any]:
         # a plain def for everything but positions (see perpbot.client.pipeline)
-        if (request.method, request.command) not in self._allowed:
-            self.check(request)
+        self.check(request)
         if request.method == "fetch_positions":
             return self._positions(request, call_next)
         return call_next(request)
@@ -183,8 +192,6 @@ class ScopeGate:
             self._check_symbol(request, self._arg_symbol(request))
             if request.method == "set_leverage":
                 self._check_leverage(request)
-            return
-        self._allowed.add((request.method, request.command))
 
     def _check_order(self, request: Request, order: OrderArgs, allowed: frozenset[str]) -> None:
         if TRADE in allowed:

@@ -112,15 +112,15 @@ class KillGate:
             cut_waits(self.interrupter, entry)
         return entry
 
+    def passes(self, request: Request) -> bool:
+        """Reads and cancels pass the door at every level (the pipeline routes them past
+        it); the wire hook still peeks for a new switch on their behalf."""
+        return request.method_class in ALWAYS_PASS
+
     def __call__(self, request: Request, call_next: CallNext) -> Awaitable[Any]:
         # a plain def: nothing to do once the call returns (see perpbot.client.pipeline)
         if request.method_class in ALWAYS_PASS:  # no level refuses them
-            # look for a new switch (to cut waits short) at most every PEEK_EVERY_S: a stat
-            # per read request would be most of this layer's cost
-            now = time.monotonic()
-            if now - self._peeked >= PEEK_EVERY_S:
-                self._peeked = now
-                self.current()
+            self._peek()
             return call_next(request)
         entry = self.current()
         if entry is None or allowed(entry.level, request):
@@ -130,10 +130,19 @@ class KillGate:
     def last_look(self, record: HttpRecord, request: Request | None) -> None:
         """Transport hook: judge the request again as its HTTP request is about to leave."""
         if request is None or request.method_class in ALWAYS_PASS:
+            self._peek()
             return
         entry = self.current()
         if entry is not None and not allowed(entry.level, request):
             self._refuse(request, entry, " as it was about to leave")
+
+    def _peek(self) -> None:
+        """Look for a new switch (to cut waits short) at most every PEEK_EVERY_S: a stat per
+        read request would be most of this gate's cost."""
+        now = time.monotonic()
+        if now - self._peeked >= PEEK_EVERY_S:
+            self._peeked = now
+            self.current()
 
     def _refuse(self, request: Request, entry: KillEntry, when: str) -> NoReturn:
         sentence = (

@@ -130,6 +130,10 @@ def _refusal_is_certain(exc: BaseException) -> bool:
     return isinstance(exc, certain)
 
 
+_SETTINGS = ("set_leverage", "set_margin_mode")
+_JUDGED = frozenset({"create_order", *_SETTINGS})
+
+
 class RiskGate:
     name = "risk"
 
@@ -151,6 +155,11 @@ class RiskGate:
         setup.extras["risk"] = self.state
 
     # -- the layer --------------------------------------------------------------------------
+    def passes(self, request: Request) -> bool:
+        """Reads and other calls that are neither orders, cancels nor account settings
+        pass untouched (the pipeline routes them past the gate)."""
+        return not (request.method in _JUDGED or request.method_class == "cancel")
+
     def __call__(self, request: Request, call_next: CallNext) -> Awaitable[Any]:
         # a plain def: reads pass through without a coroutine (see perpbot.client.pipeline)
         method = request.method
@@ -158,7 +167,7 @@ class RiskGate:
             return self._order(request, call_next)
         if request.method_class == "cancel":
             return self._cancel(request, call_next)
-        if method in ("set_leverage", "set_margin_mode") and request.symbol:
+        if method in _SETTINGS and request.symbol:
             return self._account_setting(request, call_next, request.symbol)
         return call_next(request)
 

@@ -14,9 +14,9 @@ level the exchange is known to accept while a bucket is probing.
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from perpbot.client.ratelimit import budget
@@ -30,6 +30,7 @@ from perpbot.client.waits import Interrupter
 from perpbot.errors import RuntimeFailure
 from perpbot.weights import Constant, cost_rule
 
+PLANS_MAX = 1024
 IN_HOOK_MAX_S = 0.5  # longer waits leave ccxt (RateWait) so the signature stays fresh
 CORRECTION_EVERY_S = 0.05  # header corrections far from the cap are batched this much
 NEAR_CAP = 0.9  # from here on every correction is written at once
@@ -67,13 +68,25 @@ class _Lease:
 
 
 class _Plan:
-    """How a request of one cost spends from the current leases, worked out once: valid
-    until ``until`` (a lease's window ends, or the rules fall due) and for as long as the
-    mirror and the leases it was made from stand. ``sent`` is shared, read-only."""
+    """How a request of one cost spends from this process's leases, worked out once.
 
-    __slots__ = ("parts", "sent", "until")
+    ``parts`` is None when the leases cannot cover it (the shared store decides). A plan is
+    kept (by URL, or by method and path when the cost is constant) until ``until`` (a lease's
+    window ends, or the rules fall due) or until the leases or the mirror change, whichever
+    comes first; ``sent`` is shared, read-only."""
 
-    def __init__(self, parts: list[tuple[_Lease, int]], sent: _Sent, until: float) -> None:
+    __slots__ = ("cost", "every", "parts", "sent", "until")
+
+    def __init__(
+        self,
+        cost: tuple[int, int],
+        every: float | None,
+        parts: list[tuple[_Lease, int]] | None = None,
+        sent: _Sent | None = None,
+        until: float = -math.inf,
+    ) -> None:
+        self.cost = cost
+        self.every = every
         self.parts = parts
         self.sent = sent
         self.until = until
@@ -85,35 +98,45 @@ class HttpBudget:
         self.rules = rules
         self.interrupter = interrupter
         self._leases: dict[str, _Lease] = {}
-        self._corrected_at = 0.0
-        self._plans_of: tuple[HostState, dict[str, _Lease]] | None = None
-        self._plans: dict[tuple[tuple[int, int], float | None], _Plan | None] = {}
+        self._checked_at = -math.inf  # monotonic: the last full look at the usage headers
+        # what the hot path knows, made anew whenever the leases or the shared state change
+        self._plans: dict[object, _Plan] = {}  # URL, or (method, path) -> plan
+        self._quiet: dict[str, float] = {}  # usage header -> below this, nothing to write
         self._bucket_of: dict[str, str | None] = {}  # usage header name -> bucket
-        self._near_of: HostState | None = None
-        self._near: dict[str, float] = {}
+        host.on_txn(self._forget_plans)
+
+    def _forget_plans(self) -> None:
+        self._plans.clear()
+        self._quiet.clear()
+
+    def _set_leases(self, leases: dict[str, _Lease]) -> None:
+        self._leases = leases
+        self._plans.clear()
 
     # -- before ---------------------------------------------------------------------------
     def before_http(self, record: HttpRecord, request: Request | None) -> Awaitable[None] | None:
         """Charge ``record``'s request. Returns None when this process's lease covered it
         (the common case: no shared transaction, no coroutine), else a coroutine that takes
         it from the shared budget and may wait."""
-        rule, url = cost_rule(record.http_method, record.path), record.url
-        # most costs are constant; the others depend on the query (symbol, limit), and the
-        # URLs of public reads repeat exactly (signed ones never do: their timestamp moves)
-        if type(rule) is Constant:
-            cost = rule.cost
-        elif "signature=" in url:
-            cost = rule(_query(url))
-        else:
-            cost = _public_cost(rule, url)
-        path = record.path
-        # the rules re-read itself must pass while rules are due; everything else waits
-        every = None if path.endswith("/exchangeInfo") else self.rules.every
-        sent = self._from_lease(cost, self.host.now(), every)
-        if sent is None:
-            return self._from_store(record, request, cost[0], cost[1], every)
-        record.charge = sent
-        return None
+        plans = self._plans
+        # public URLs repeat exactly; signed ones never do (their timestamp moves), so
+        # constant-cost requests are also known by method and path
+        plan = plans.get(record.url) or plans.get((record.http_method, record.path))
+        if plan is None:
+            plan = self._plan(record)
+        parts = plan.parts
+        if parts is not None:
+            now = self.host.now()
+            if now < plan.until and self.host.store.blocked_until() <= now:
+                for lease, amount in parts:
+                    if lease.units < amount:
+                        break
+                else:
+                    for lease, amount in parts:
+                        lease.units -= amount
+                    record.charge = plan.sent
+                    return None
+        return self._from_store(record, request, plan.cost[0], plan.cost[1], plan.every)
 
     async def _from_store(
         self,
@@ -131,7 +154,7 @@ class HttpBudget:
             )
             self.host.publish(grant.changes)
             # the transaction gave back what our leases had not spent: they are void now
-            self._leases = {n: _Lease(grant.starts[n], u) for n, u in grant.leased.items()}
+            self._set_leases({n: _Lease(grant.starts[n], u) for n, u in grant.leased.items()})
             if grant.granted:
                 record.charge = _Sent(grant.starts, grant.levels, grant.probes)
                 return
@@ -144,54 +167,45 @@ class HttpBudget:
                 raise RateWait(grant, f"{record.http_method} {record.path}")
             waited += grant.wait_s
             await self.interrupter.sleep(grant.wait_s)
-            sent = self._from_lease((weight, orders), self.host.now(), every)
-            if sent is not None:
-                record.charge = sent
-                return
 
-    def _from_lease(self, cost: tuple[int, int], now: float, every: float | None) -> _Sent | None:
-        """Spend from this process's lease: no shared transaction, only a blocked check."""
-        if (
-            self._plans_of is None
-            or self._plans_of[0] is not self.host.mirror
-            or (self._plans_of[1] is not self._leases)
-        ):  # a transaction or a new lease since the plans were made: make them anew
-            self._plans_of, self._plans = (self.host.mirror, self._leases), {}
-        key = (cost, every)
-        plan = self._plans.get(key, False)
-        if plan is False or (plan is not None and now >= plan.until):
-            plan = self._plans[key] = self._plan(cost, now, every)
-        if plan is None:
-            return None
-        parts = plan.parts
-        for lease, amount in parts:
-            if lease.units < amount:
-                return None
-        if self.host.store.blocked_until() > now:  # another process met a 429 or a ban
-            return None
-        for lease, amount in parts:
-            lease.units -= amount
-        return plan.sent
+    def _plan(self, record: HttpRecord) -> _Plan:
+        """Price ``record`` (its Binance weight and order count) and work out how the leases
+        cover that now; kept for the next request of the same URL (or method and path)."""
+        rule, url, path = cost_rule(record.http_method, record.path), record.url, record.path
+        key: object
+        if type(rule) is Constant:  # most costs are constant
+            cost, key = rule.cost, (record.http_method, path)
+        else:  # the others depend on the query (symbol, limit)
+            cost = rule(_query(url))
+            key = None if "signature=" in url else url
+        # the rules re-read itself must pass while rules are due; everything else waits
+        every = None if path.endswith("/exchangeInfo") else self.rules.every
+        plan = self._lease_plan(cost, every, self.host.now())
+        if plan.parts is not None and key is not None:
+            if len(self._plans) >= PLANS_MAX:  # URLs with moving parameters (since=...)
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
 
-    def _plan(self, cost: tuple[int, int], now: float, every: float | None) -> _Plan | None:
-        """How ``cost`` spends from the leases now, or None when they cannot cover it
-        (rules due, a bucket probing, no lease for a bucket or one from another window)."""
+    def _lease_plan(self, cost: tuple[int, int], every: float | None, now: float) -> _Plan:
+        """How ``cost`` spends from the leases now (``parts`` None when they cannot cover
+        it: rules due, a bucket probing, no lease for a bucket or one from another window)."""
         m = self.host.mirror
         if budget.refresh_due(m, now, every):
-            return None
+            return _Plan(cost, every)
         until = math.inf if every is None else (math.floor(now / every) + 1) * every
         parts: list[tuple[_Lease, int]] = []
         starts: dict[str, float] = {}
         for name, amount in budget.charges_for(cost[0], cost[1], m, self.host.key_id).items():
             b, lease = m.buckets.get(name), self._leases.get(name)
             if b is None or b.safe is not None or lease is None:
-                return None
+                return _Plan(cost, every)
             if lease.start != math.floor(now / b.window_s) * b.window_s:
-                return None
+                return _Plan(cost, every)
             parts.append((lease, amount))
             starts[name] = lease.start
             until = min(until, lease.start + b.window_s)
-        return _Plan(parts, _Sent(starts, {}, []), until)
+        return _Plan(cost, every, parts, _Sent(starts, {}, []), until)
 
     def _acquire(
         self, st: HostState, weight: int, orders: int, now: float, every: float | None
@@ -206,39 +220,67 @@ class HttpBudget:
 
     # -- after ------------------------------------------------------------------------------
     def after_http(self, record: HttpRecord, request: Request | None) -> None:
-        sent, record.charge = record.charge, None
+        sent = record.charge
+        record.charge = None
         status = record.status or 0
-        now = self.host.now()
         if status == 429 or status == 418:
-            self._pushback(record, sent, usage_headers(record.headers), now)
+            self._pushback(record, sent, usage_headers(record.headers), self.host.now())
             return
-        if not self._needs_write(record.headers, sent, now):
-            return
-        usage = usage_headers(record.headers)
+        headers = record.headers
+        if sent is None or not sent.probes:  # no probe to settle: only usage may need writing
+            mono = time.monotonic()
+            if mono - self._checked_at < CORRECTION_EVERY_S:
+                # looked at less than 50 ms ago: only a usage near the cap (or above what
+                # a probing bucket has seen accepted) is worth a look now
+                quiet = self._quiet
+                for header, value in headers.items():
+                    level = quiet.get(header)
+                    if level is None:
+                        level = quiet[header] = self._quiet_level(header)
+                    try:
+                        if int(value) >= level:
+                            break
+                    except (TypeError, ValueError):
+                        break  # an unusual value: the full look judges it
+                else:
+                    return
+            self._checked_at = mono
+            if not self._above_known(headers, self.host.now()):
+                return
+        usage = usage_headers(headers)
         if sent is None and not usage:
             return
+        now = self.host.now()
         self.host.txn(lambda st: self._observe(st, usage, sent, status < 400, now))
-        self._corrected_at = now
 
-    def _needs_write(self, headers: dict[str, str], sent: _Sent | None, now: float) -> bool:
-        """Whether this response must reach the shared state now: a probe to settle, or a
-        usage header above what the state knows (at once near the cap, else batched)."""
-        if sent is not None and sent.probes:
-            return True
-        batched = now - self._corrected_at < CORRECTION_EVERY_S
+    def _bucket_of_header(self, header: str) -> str | None:
+        """The bucket a usage header counts (``X-MBX-USED-WEIGHT-1M`` -> ``weight/60s``)."""
+        name = self._bucket_of.get(header, False)
+        if name is False:  # a header name not seen yet
+            parsed = usage_header(header)
+            name = self._bucket_of[header] = (
+                None if parsed is None else budget.bucket_name(*parsed, self.host.key_id)
+            )
+        return name
+
+    def _quiet_level(self, header: str) -> float:
+        """The usage below which ``header`` needs no look between the batched ones: under
+        90 % of the cap, and no higher than a probing bucket has seen accepted."""
+        name = self._bucket_of_header(header)
+        b = None if name is None else self.host.mirror.buckets.get(name)
+        if b is None:
+            return math.inf
+        cap = b.cap(self.host.policy.safety_margin)
+        level = math.inf if cap is None else NEAR_CAP * cap
+        return level if b.safe is None else min(level, b.safe + 1)
+
+    def _above_known(self, headers: dict[str, str], now: float) -> bool:
+        """Whether a usage header says more than the shared state knows (or more than a
+        probing bucket has seen accepted): the exchange is the truth, write it."""
         m = self.host.mirror
-        if self._near_of is not m:  # thresholds follow the mirror's caps
-            self._near_of, self._near = m, {}
         for header, value in headers.items():
-            name = self._bucket_of.get(header, False)
-            if name is False:  # a header name not seen yet: which bucket it counts, if any
-                parsed = usage_header(header)
-                name = self._bucket_of[header] = (
-                    None if parsed is None else budget.bucket_name(*parsed, self.host.key_id)
-                )
-            if name is None:
-                continue
-            b = m.buckets.get(name)
+            name = self._bucket_of_header(header)
+            b = None if name is None else m.buckets.get(name)
             if b is None:
                 continue
             try:
@@ -247,13 +289,6 @@ class HttpBudget:
                 return True  # an unusual value: the full parse (usage_headers) judges it
             if b.safe is not None and used > b.safe:
                 return True
-            if batched:  # far from the cap, the correction can wait for the next batch
-                near = self._near.get(name)
-                if near is None:
-                    cap = b.cap(self.host.policy.safety_margin)
-                    near = self._near[name] = math.inf if cap is None else NEAR_CAP * cap
-                if used < near:
-                    continue
             known = b.used if b.start == math.floor(now / b.window_s) * b.window_s else 0
             if used > known:
                 return True
@@ -290,7 +325,7 @@ class HttpBudget:
             wait = retry_after if retry_after is not None else _window_left(st, now)
             return budget.pushback(st, kinds, host.key_id, wait, path, now, host.policy)
 
-        self._leases = {}
+        self._set_leases({})
         host.publish(host.txn(fn))
 
     def forget(self, request: Request) -> None:
@@ -302,11 +337,6 @@ class HttpBudget:
                 record.charge = None
         if probes:
             self.host.txn(lambda st: budget.release_probes(st, probes))
-
-
-@functools.lru_cache(maxsize=1024)
-def _public_cost(rule: Callable[[dict[str, str]], tuple[int, int]], url: str) -> tuple[int, int]:
-    return rule(_query(url))
 
 
 def _query(url: str) -> dict[str, str]:

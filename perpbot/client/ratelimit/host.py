@@ -29,6 +29,7 @@ class HostBudget:
         self.exchange = exchange
         self.key_id = key_id
         self.mirror = HostState()
+        self._listeners: list[Callable[[], None]] = []
         self._offset_raw: Any = None
         self._offset_s = 0.0
 
@@ -47,7 +48,15 @@ class HostBudget:
             self.mirror = st
             return result
 
-        return self.store.transact(run)
+        try:
+            return self.store.transact(run)
+        finally:
+            for listener in self._listeners:
+                listener()
+
+    def on_txn(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every transaction (what it knew of the mirror is stale)."""
+        self._listeners.append(listener)
 
     def publish(self, changes: list[Change]) -> None:
         for c in changes:

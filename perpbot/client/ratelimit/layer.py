@@ -25,7 +25,7 @@ from perpbot.client.ratelimit.explain import wait_sentence
 from perpbot.client.ratelimit.hooks import HttpBudget, RateWait
 from perpbot.client.ratelimit.host import LAYER, HostBudget
 from perpbot.client.ratelimit.rules_keeper import RulesKeeper
-from perpbot.client.ratelimit.state import Grant, HostState
+from perpbot.client.ratelimit.state import Grant
 from perpbot.client.request import Request
 from perpbot.client.waits import Interrupter
 from perpbot.errors import RuntimeFailure
@@ -60,8 +60,11 @@ class RateLimiter:
         self.max_wait_s = max_wait_s
         self.description = description
         self.http = HttpBudget(host, rules, interrupter)
-        self._open_of: HostState | None = None
+        # when the gate has nothing to do: from the end of any block or ban until the rules
+        # next fall due, as of the last transaction (made anew after each one)
         self._open = (math.inf, -math.inf)
+        host.on_txn(self._reopen)
+        self._reopen()
         exchange = host.exchange
         exchange.enableLastJsonResponse = True  # the load_markets response carries rateLimits
         exchange.perpbot_observers.add_before(self.http.before_http)
@@ -76,7 +79,8 @@ class RateLimiter:
 
     async def __call__(self, request: Request, call_next: CallNext) -> Any:
         while True:
-            if self._gated(request):
+            opens, closes = self._open
+            if not opens <= self.host.now() < closes and self._gated(request):
                 await self._gate(request, call_next)
             try:
                 result = await call_next(request)
@@ -92,20 +96,14 @@ class RateLimiter:
                 self.rules.from_markets(request)
             return result
 
+    def _reopen(self) -> None:
+        m, every = self.host.mirror, self.rules.every
+        due = math.inf if every is None else (math.floor(m.rules_checked_at / every) + 1) * every
+        self._open = (max(m.banned_until, m.blocked_until), due)
+
     def _gated(self, request: Request) -> bool:
-        """Whether ``_gate`` has anything to do (checked without a coroutine: most requests
-        find nothing, inside the window the mirror leaves open)."""
-        now = self.host.now()
-        m = self.host.mirror
-        if m is not self._open_of:  # a transaction since: the gate is open from the end of
-            # any block or ban until the rules next fall due
-            every = self.rules.every
-            due = math.inf
-            if every is not None:
-                due = (math.floor(m.rules_checked_at / every) + 1) * every
-            self._open_of, self._open = m, (max(m.banned_until, m.blocked_until), due)
-        if self._open[0] <= now < self._open[1]:
-            return False
+        """Whether ``_gate`` has anything to do, outside the window the mirror leaves open."""
+        now, m = self.host.now(), self.host.mirror
         if m.banned_until > now or m.blocked_until > now:
             return True
         return request.method != "load_markets" and self.rules.due(now)

@@ -6,11 +6,12 @@ both see room for the last unit of weight. ``synchronous=NORMAL`` is enough: the
 a few counters that a crash may lose, and the exchange's usage headers restore them.
 
 Every request asks "is the host blocked (Retry-After, ban)?", so that answer also lives in
-a 32-byte sidecar file (``<host>.blocked``), mapped into memory: reading it is a memory
+a 16-byte sidecar file (``<host>.blockflag``), mapped into memory: reading it is a memory
 read of the page every process shares (no system call), where a SELECT would cost more
-than the rest of the request's bookkeeping. It is written inside the transaction
-(before COMMIT: a failed commit can only leave it more cautious) with a checksum, so a
-read racing a write is detected and retried.
+than the rest of the request's bookkeeping. It holds the time as the bits of a double and
+their complement, read as two machine words; it is written inside the transaction (before
+COMMIT: a failed commit can only leave it more cautious), so a read racing a write sees
+the two words disagree and reads again (or asks the database).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import json
 import mmap
 import os
 import sqlite3
+import struct
 import threading
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -30,20 +31,21 @@ from perpbot.client.ratelimit.store import blocked_of, unavailable
 
 T = TypeVar("T")
 BUSY_TIMEOUT_S = 10.0
-_FLAG_SIZE = 32
+_FLAG_SIZE = 16
+_ALL_ONES = (1 << 64) - 1
 
 
 def _encode_flag(until: float) -> bytes:
-    text = f"{until:020.6f}"
-    return f"{text}:{zlib.crc32(text.encode()):08x}\n".encode()[:_FLAG_SIZE].ljust(_FLAG_SIZE)
+    (bits,) = struct.unpack("=Q", struct.pack("=d", until))
+    return struct.pack("=QQ", bits, bits ^ _ALL_ONES)
 
 
-def _decode_flag(raw: bytes) -> float | None:
-    text, _, crc = raw.decode("ascii", "replace").strip().partition(":")
-    try:
-        return float(text) if int(crc, 16) == zlib.crc32(text.encode()) else None
-    except ValueError:
+def _decode_flag(word: int, check: int) -> float | None:
+    """The time the two words hold, or None when they disagree (a torn read)."""
+    if word ^ check != _ALL_ONES:
         return None
+    (until,) = struct.unpack("=d", struct.pack("=Q", word))
+    return float(until)
 
 
 class SqliteStore:
@@ -62,13 +64,15 @@ class SqliteStore:
                 "CREATE TABLE IF NOT EXISTS budget_v1 "
                 "(host TEXT PRIMARY KEY, doc TEXT NOT NULL, blocked REAL NOT NULL DEFAULT 0)"
             )
-            self._flag = os.open(path.with_suffix(".blocked"), os.O_RDWR | os.O_CREAT, 0o600)
+            self._flag = os.open(path.with_suffix(".blockflag"), os.O_RDWR | os.O_CREAT, 0o600)
             if os.fstat(self._flag).st_size < _FLAG_SIZE:
                 # zero-filled up to its size; never shrinks nor overwrites a flag written
                 # meanwhile by another process
                 os.ftruncate(self._flag, _FLAG_SIZE)
             self._flag_map = mmap.mmap(self._flag, _FLAG_SIZE, access=mmap.ACCESS_READ)
-            self._flag_seen: tuple[bytes, float] = (b"", 0.0)
+            self._words = memoryview(self._flag_map).cast("Q")
+            # the last word read and the time it held (all zeros: never written)
+            self._seen_word, self._seen_until = 0, 0.0
         except (sqlite3.Error, OSError) as exc:
             raise unavailable(self.description, exc) from None
 
@@ -110,15 +114,14 @@ class SqliteStore:
                 raise unavailable(self.description, exc) from None
 
     def blocked_until(self) -> float:
-        for _ in range(3):  # a read racing a write fails its checksum: read again
-            raw = self._flag_map[:_FLAG_SIZE]
-            if raw == self._flag_seen[0]:
-                return self._flag_seen[1]
-            if not raw.strip(b"\x00 \n"):
-                return 0.0  # nothing was ever blocked on this host
-            until = _decode_flag(raw)
+        words = self._words
+        if words[0] == self._seen_word:  # unchanged since the last read (the common case)
+            return self._seen_until
+        for _ in range(3):  # a read racing a write: the words disagree, read again
+            word, check = words[0], words[1]
+            until = _decode_flag(word, check)
             if until is not None:
-                self._flag_seen = (raw, until)
+                self._seen_word, self._seen_until = word, until
                 return until
         with self._lock:
             try:
@@ -132,5 +135,6 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._words.release()
             self._flag_map.close()
             os.close(self._flag)

@@ -148,3 +148,67 @@ async def test_each_request_is_charged_its_own_parameters_weight(url: str, weigh
         before = lease.units
         await send(hooks, url)
         assert before - lease.units == weight
+
+
+WINDOW_START = 60.0 * 16_666_667  # a minute window starts here (windows align to their length)
+
+
+class Clock:
+    """The wall clock (exchange windows) and the monotonic clock (batching), by hand."""
+
+    def __init__(self, wall: float) -> None:
+        self.wall, self.mono = wall, 1000.0
+
+    def time(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    from perpbot.client.ratelimit import hooks, host
+
+    c = Clock(wall=WINDOW_START + 59.9)  # 0.1 s before a 60 s window ends
+    monkeypatch.setattr(host, "time", c)
+    monkeypatch.setattr(hooks, "time", c)
+    return c
+
+
+async def test_a_lease_is_never_spent_past_its_window(clock: Clock) -> None:
+    hooks, _ = process("hooks-window:1", limit=1_000_000)
+    await send(hooks)
+    first = hooks._leases["weight/60s"]
+    assert first.start == WINDOW_START and first.units > 10
+    await send(hooks)  # from the lease (worked out once for this URL)
+    clock.wall += 0.2  # the next window: the remembered plan has expired with the lease
+    before = CountingStore.transactions
+    await send(hooks)
+    assert CountingStore.transactions == before + 1
+    assert hooks._leases["weight/60s"].start == WINDOW_START + 60
+
+
+async def test_far_from_the_cap_usage_headers_are_written_in_batches(clock: Clock) -> None:
+    hooks, _ = process("hooks-batch:1", limit=2400)  # cap 2280, near-cap from 2052
+    used = lambda: hooks.host.store.read().buckets["weight/60s"].used  # noqa: E731
+    await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "500"})  # the first look writes at once
+    assert used() == 500
+    clock.mono += 0.01
+    await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "600"})  # within 50 ms, far from the cap
+    assert used() == 500
+    clock.mono += 0.01
+    await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "2100"})  # near the cap: at once
+    assert used() == 2100
+    clock.mono += 0.06
+    await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "2150"})  # and the next batch is due
+    assert used() == 2150
+
+
+async def test_urls_with_moving_parameters_do_not_grow_the_plans_without_bound() -> None:
+    from perpbot.client.ratelimit.hooks import PLANS_MAX
+
+    hooks, _ = process("hooks-plans:1", limit=10_000_000)
+    for since in range(PLANS_MAX + 50):
+        await send(hooks, f"http://h/fapi/v1/klines?symbol=BTCUSDT&startTime={since}&limit=5")
+    assert 0 < len(hooks._plans) <= PLANS_MAX

@@ -91,7 +91,9 @@ def test_the_blocked_flag_is_shared_and_a_torn_read_falls_back(tmp_path: Path) -
     assert two.blocked_until() == 1234.5
     one.transact(lambda st: setattr(st, "banned_until", 2000.25))
     assert two.blocked_until() == 2000.25  # a ban counts as blocked too
-    (tmp_path / "h.blocked").write_bytes(b"0000000000009999.000000:deadbeef\n")
-    assert two.blocked_until() == 2000.25  # checksum mismatch: the database answers
+    torn = bytearray((tmp_path / "h.blockflag").read_bytes())
+    torn[0] ^= 0xFF  # the first word changed, its complement not (yet)
+    (tmp_path / "h.blockflag").write_bytes(bytes(torn))
+    assert two.blocked_until() == 2000.25  # the words disagree: the database answers
     one.close()
     two.close()
