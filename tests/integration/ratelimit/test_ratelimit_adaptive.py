@@ -114,16 +114,29 @@ async def test_a_429_storm_is_honoured_no_request_inside_retry_after_no_418(
     async with open_guarded(sim, limits=limits) as (client, rec):
         await until_next_window()
         storming = asyncio.ensure_future(storm())
-        lone = asyncio.ensure_future(reads(client, 4.5 * WINDOW_S, 1))
+        # the readers go on until a window after the last cut met its 429, however slow the
+        # machine, so that every Retry-After period is put to the test
+        lone = asyncio.ensure_future(reads(client, 30 * WINDOW_S, 1))
         while stats.http_429 == 0:
             await asyncio.sleep(0.002)
-        crowd = asyncio.ensure_future(reads(client, 3.5 * WINDOW_S, 4))
-        await asyncio.wait_for(asyncio.gather(lone, crowd, storming), timeout=30)
+        crowd = asyncio.ensure_future(reads(client, 30 * WINDOW_S, 4))
+        await asyncio.wait_for(storming, timeout=30)
+
+        async def the_last_cut_is_read() -> None:  # once its Retry-After has passed
+            while len(rec.of("RATE_LIMIT_LOWERED")) < len(cuts):
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(the_last_cut_is_read(), timeout=30)
+        await asyncio.sleep(WINDOW_S)
+        for readers in (lone, crowd):
+            readers.cancel()  # (requests still held back by the limiter never left)
+        await asyncio.gather(lone, crowd, return_exceptions=True)
     counters = sim.state()["counters"]
     assert counters["http_429"] == 3, counters
     assert counters["http_418"] == 0, counters
-    # from the client's own record: nothing left inside any Retry-After period
-    calls = rec.calls
+    # from the client's own record: nothing left inside any Retry-After period (a request
+    # that never had an answer was cut short while held back: it never left)
+    calls = [c for c in rec.calls if c.status is not None]
     pushbacks = [c for c in calls if c.status == 429]
     assert len(pushbacks) == 3
     for pb in pushbacks:
