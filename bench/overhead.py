@@ -2,11 +2,13 @@
 
 Both talk to the same simulator (in its own process, as an exchange is) in the same run,
 alternating in blocks so that machine noise hits both alike (``--breakdown`` adds clients
-with only some layers, to show where the time goes). The guarded client runs the whole
-pipeline (kill gate, scope gate, risk gate, rate limiter with its shared SQLite budget,
-retrier, observed transport, events);
-raw ccxt runs with its throttle off, so the difference is perpbot's own cost. The
-simulator's budget is set high so that no request is held back. Target: p50 overhead < 10 %.
+with only some layers, to show where the time goes). The guarded client is the one
+``perpbot run`` builds: the whole pipeline (kill gate, scope gate, risk gate, rate limiter
+with its shared SQLite budget, retrier, observed transport, an ExchangeCall event per
+request), with reads routed past the gates that would only let them through; the bus has
+no subscriber here (what the signed log adds is ``bench/audit.py``'s figure). Raw ccxt runs
+with its throttle off, so the difference is perpbot's own cost. The simulator's budget is
+set high so that no request is held back. Target: p50 overhead < 10 %.
 
     python bench/overhead.py [--requests 2000] [--block 50] [--breakdown] [--in-process]
 """

@@ -58,7 +58,15 @@ class GuardedClient:
         return self.pipeline.call(request)
 
     async def close(self) -> None:
-        await self.exchange.close()
+        """Close the exchange session, then every layer that holds something (the rate
+        limiter's shared store)."""
+        try:
+            await self.exchange.close()
+        finally:
+            for layer in self.pipeline.layers:
+                close = getattr(layer, "close", None)
+                if close is not None:
+                    close()
 
     @property
     def markets(self) -> dict[str, Any]:

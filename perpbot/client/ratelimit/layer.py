@@ -63,6 +63,7 @@ class RateLimiter:
         # when the gate has nothing to do: from the end of any block or ban until the rules
         # next fall due, as of the last transaction (made anew after each one)
         self._open = (math.inf, -math.inf)
+        self._closed = False
         host.on_txn(self._reopen)
         self._reopen()
         exchange = host.exchange
@@ -97,12 +98,19 @@ class RateLimiter:
             return result
 
     def _reopen(self) -> None:
+        if self._closed:
+            return
         m, every = self.host.mirror, self.rules.every
         due = math.inf if every is None else (math.floor(m.rules_checked_at / every) + 1) * every
         self._open = (max(m.banned_until, m.blocked_until), due)
 
     def _gated(self, request: Request) -> bool:
         """Whether ``_gate`` has anything to do, outside the window the mirror leaves open."""
+        if self._closed:
+            raise RuntimeFailure(
+                f"{request.describe()}: this client is closed (its shared rate budget with it)",
+                code="CLIENT_CLOSED",
+            )
         now, m = self.host.now(), self.host.mirror
         if m.banned_until > now or m.blocked_until > now:
             return True
@@ -151,8 +159,18 @@ class RateLimiter:
         await self.interrupter.sleep(wait)
 
     def snapshot(self) -> dict[str, Any]:
-        """Budget use for ticks.jsonl and `perpbot status` (the ``rate`` section)."""
+        """Budget use for ticks.jsonl and `perpbot status` (the ``rate`` section); once
+        closed, as this process last saw it."""
         from perpbot.client.ratelimit.status import snapshot
 
         host = self.host
-        return snapshot(host.store.read(), host.now(), host.policy, host.key_id, self.description)
+        state = host.mirror if self._closed else host.store.read()
+        return snapshot(state, host.now(), host.policy, host.key_id, self.description)
+
+    def close(self) -> None:
+        """Let go of the shared store (its connection, flag mapping or listener thread);
+        any request after this is refused."""
+        if not self._closed:
+            self._closed = True
+            self._open = (math.inf, -math.inf)  # every request now meets ``_gated``
+            self.host.store.close()

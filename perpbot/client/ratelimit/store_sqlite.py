@@ -134,6 +134,8 @@ class SqliteStore:
 
     def close(self) -> None:
         with self._lock:
+            if self._flag_map.closed:
+                return
             self._db.close()
             self._words.release()
             self._flag_map.close()

@@ -110,14 +110,19 @@ async def test_a_429_storm_is_honoured_no_request_inside_retry_after_no_418(
             while stats.http_429 == seen_429:  # the next request meets the cut
                 await asyncio.sleep(0.002)
 
-    limits = {"refresh_s": WINDOW_S, "recover_after_s": 60, "tighten_factor": 0.8}
+    # the rules are re-read after each 429 only (not every window: a re-read at the turn
+    # of a window could learn a cut before any request met it, and the storm would wait
+    # for a 429 that never comes)
+    limits = {"refresh_s": 60, "recover_after_s": 60, "tighten_factor": 0.8}
     async with open_guarded(sim, limits=limits) as (client, rec):
         await until_next_window()
         storming = asyncio.ensure_future(storm())
         # the readers go on until a window after the last cut met its 429, however slow the
         # machine, so that every Retry-After period is put to the test
         lone = asyncio.ensure_future(reads(client, 30 * WINDOW_S, 1))
-        while stats.http_429 == 0:
+        # the crowd joins once the client has taken in the first 429 (the simulator's own
+        # count goes up as it answers, before the answer has been read)
+        while not rec.of("RATE_TIGHTEN_429"):
             await asyncio.sleep(0.002)
         crowd = asyncio.ensure_future(reads(client, 30 * WINDOW_S, 4))
         await asyncio.wait_for(storming, timeout=30)
@@ -216,3 +221,18 @@ async def test_a_stop_cuts_a_rate_limit_wait_short(sim_factory: Any, open_guarde
         with pytest.raises(WaitInterrupted):
             await held
         assert time.monotonic() - t0 < 0.5
+
+
+async def test_a_closed_client_lets_go_of_its_budget_and_refuses_requests(
+    sim: Any, open_guarded: Any
+) -> None:
+    async with open_guarded(sim) as (client, _):
+        await client.fetch_ticker(SYMBOL)
+        limiter = client.pipeline.layer("ratelimit")
+        store = limiter.host.store
+    assert store._flag_map.closed  # the SQLite store's connection and flag mapping are gone
+    assert limiter.snapshot()["weight_limit"] > 0  # as this process last saw it
+    with pytest.raises(RuntimeFailure) as refused:
+        await client.fetch_ticker(SYMBOL)
+    assert refused.value.code == "CLIENT_CLOSED"
+    assert "fetch_ticker BTC/USDT:USDT: this client is closed" in refused.value.message

@@ -103,3 +103,47 @@ def test_a_429_seen_by_one_process_holds_the_others(
     blocked_for, waited = asyncio.run(go())
     assert 1.0 < blocked_for <= 1.5
     assert waited >= 1.0
+
+
+def test_through_redis_a_block_reaches_every_process_without_a_round_trip_per_request(
+    redis_url: str,
+) -> None:
+    """The block time is pushed (pub/sub) to every store sharing the host, so a request
+    asks Redis nothing; the key itself is still read every second and on (re)subscribing."""
+    import time
+
+    from perpbot.client.ratelimit.store_redis import RedisStore
+
+    one, two = RedisStore(redis_url, "h:1"), RedisStore(redis_url, "h:1")
+    try:
+        deadline = time.monotonic() + 5
+        while not (one._live and two._live) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert two.blocked_until() == 0.0  # read from the key once subscribed
+        reads = 0
+        real_get = two._client.get
+
+        def counting_get(key: str) -> object:
+            nonlocal reads
+            reads += 1
+            return real_get(key)
+
+        two._client.get = counting_get
+        one.transact(lambda st: setattr(st, "blocked_until", 1234.5))
+        assert one.blocked_until() == 1234.5  # its own write, at once
+        deadline = time.monotonic() + 2
+        while two.blocked_until() != 1234.5:  # the other one hears of it
+            assert time.monotonic() < deadline, "the block never reached the other store"
+            time.sleep(0.001)
+        for _ in range(1000):
+            assert two.blocked_until() == 1234.5
+        assert reads <= 1  # (the once-a-second re-read of the key, at most)
+        one.transact(lambda st: setattr(st, "banned_until", 2000.25))
+        deadline = time.monotonic() + 2
+        while two.blocked_until() != 2000.25:
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+    finally:
+        one.close()
+        two.close()
+    assert not one._listener.is_alive() and not two._listener.is_alive()
