@@ -11,6 +11,7 @@ with its throttle off, so the difference is perpbot's own cost. The simulator's 
 set high so that no request is held back. Target: p50 overhead < 10 %.
 
     python bench/overhead.py [--requests 2000] [--block 50] [--breakdown] [--in-process]
+                             [--redis redis://127.0.0.1:6379/0]
 """
 
 from __future__ import annotations
@@ -141,6 +142,12 @@ async def measure(
             clients[label] = raw
         elif label == "guarded (all layers)" or args.breakdown:
             clients[label] = pipeline_client(setup, names)
+    if args.redis:  # the same client with its budget shared through Redis
+        from dataclasses import replace
+
+        shared = config.model_copy(update={"limits": config.limits.model_copy(update={
+            "store": args.redis})})  # fmt: skip
+        clients["guarded, redis store"] = pipeline_client(replace(setup, config=shared), ["all"])
     for client in clients.values():
         await client.load_markets()
     calls: dict[str, Callable[[Any], Awaitable[Any]]] = {
@@ -171,6 +178,12 @@ def main() -> int:
     p.add_argument("--block", type=int, default=50)
     p.add_argument("--breakdown", action="store_true", help="also time the pipeline layer by layer")
     p.add_argument("--in-process", action="store_true", help="run the simulator in a thread")
+    p.add_argument(
+        "--redis",
+        metavar="URL",
+        help="also time the guarded client with "
+        "[limits] store = URL (a running redis-server, e.g. redis://127.0.0.1:6379/0)",
+    )
     args = p.parse_args()
     os.environ.setdefault("PERPBOT_HOME", tempfile.mkdtemp(prefix="perpbot-bench-"))
     with simulator(args.in_process) as (base_url, key, secret):

@@ -86,16 +86,24 @@ class RateLimiter:
             try:
                 result = await call_next(request)
             except RateWait as held:
+                self._release(request)
                 await self.hold(held.grant, held.what)
                 continue
-            finally:
-                for record in request.http:  # anything still held (no response came)?
-                    if record.charge is not None:
-                        self.http.forget(request)
-                        break
+            except BaseException:
+                self._release(request)
+                raise
+            if len(request.http) > 1:  # (one answered request has settled its one charge)
+                self._release(request)
             if request.method == "load_markets":
                 self.rules.from_markets(request)
             return result
+
+    def _release(self, request: Request) -> None:
+        """Release what the request's HTTP requests that had no answer still hold."""
+        for record in request.http:
+            if record.charge is not None:
+                self.http.forget(request)
+                return
 
     def _reopen(self) -> None:
         if self._closed:
