@@ -91,6 +91,12 @@ class Grid(Strategy):
         position = ctx.position(symbol).amount
         if position == 0 or exits:
             return
+        # the last exit filled or was cancelled since the position was read: settle that
+        # first, or the risk gate (rightly) counts it as possibly still closing the position
+        ctx.refresh()
+        position = ctx.position(symbol).amount
+        if position == 0:
+            return
         side = "sell" if position > 0 else "buy"
         offset = self.params.exit_bps / 1e4
         price = mid * (1 + offset) if side == "sell" else mid * (1 - offset)
