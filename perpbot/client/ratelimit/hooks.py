@@ -245,12 +245,14 @@ class HttpBudget:
                 else:
                     return
             self._checked_at = mono
-            if not self._above_known(headers, self.host.now()):
+            now = self.host.now()
+            if not self._above_known(headers, now):
                 return
+        else:
+            now = self.host.now()
         usage = usage_headers(headers)
         if sent is None and not usage:
             return
-        now = self.host.now()
         self.host.txn(lambda st: self._observe(st, usage, sent, status < 400, now))
 
     def _bucket_of_header(self, header: str) -> str | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from perpbot.client.account import AccountView
 from perpbot.client.pipeline import CallNext, Pipeline
 from perpbot.client.request import METHOD_CLASS, HttpRecord, OrderSpec, Request
 from perpbot.client.transport import HttpObservers
@@ -87,7 +88,7 @@ async def test_the_scope_gate_routes_past_only_what_it_would_allow_whatever_the_
     routed: dict[str, set[str]] = {}
     for grant_name, grant in GRANTS.items():
         gate = ScopeGate(
-            grant=grant, profile="main" if grant else None, bus=EventBus(), account=_account(),
+            grant=grant, profile="main" if grant else None, bus=EventBus(), account=AccountView(),
             exchange=EXCHANGE,
         )  # fmt: skip
         routed[grant_name] = set()
@@ -109,15 +110,9 @@ async def test_the_scope_gate_routes_past_only_what_it_would_allow_whatever_the_
     assert not judged_each_time & set().union(*routed.values())
 
 
-def _account() -> Any:
-    from perpbot.client.account import AccountView
-
-    return AccountView()
-
-
 async def test_a_method_the_grant_lacks_is_judged_and_denied_every_time() -> None:
     grant = Grant(commands={"run": frozenset({"cancel"})})
-    gate = ScopeGate(grant=grant, profile="main", bus=EventBus(), account=_account())
+    gate = ScopeGate(grant=grant, profile="main", bus=EventBus(), account=AccountView())
     sent: list[str] = []
 
     async def terminal(request: Request) -> None:
