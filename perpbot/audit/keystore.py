@@ -10,6 +10,13 @@ A headless machine often has no usable keyring backend. ``perpbot run`` in paper
 still work there, so the key and the head then live in ``<state>/audit/`` (mode 0600) and
 one warning line says what that means. This fallback is for the log's signing key only;
 API secrets never fall back to files.
+
+Creating the key is exclusive: under the state dir's keyring lock
+(``perpbot.keys.backend.keyring_lock``), read again, create only if still absent (the file
+with ``O_EXCL`` semantics: a hard link that fails if the name exists), then read back what
+is stored and use that. Ten bots started at once on a fresh state dir share one key.
+Every keyring write (the key, the head) holds the same lock, and the head goes to the
+keyring rarely (a run's open, log rotation and close), never per checkpoint.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from perpbot.audit.signing import new_private_key, private_from_text, private_to_text, public_raw
 from perpbot.errors import RuntimeFailure
 from perpbot.fsutil import atomic_write_json, atomic_write_text
+from perpbot.keys.backend import keyring_lock
 from perpbot.paths import state_dir
 
 if TYPE_CHECKING:
@@ -75,14 +85,33 @@ def usable_keyring() -> Any:
     Which backends count as usable is decided in one place, ``perpbot.keys.backend``; the
     difference here is only the consequence: API keys refuse to be stored without one,
     the audit signing key falls back to 0600 files with a warning.
+
+    A backend chosen explicitly (``PYTHON_KEYRING_BACKEND``) that fails with anything
+    but a keyring error (a file keyring whose file is damaged raises ValueError) is
+    reported as one line (RuntimeFailure) rather than silently replaced by files.
     """
+    from keyring.errors import KeyringError
+
     from perpbot.errors import PerpbotError
+    from perpbot.keys.backend import ENV_BACKEND, backend_name
     from perpbot.keys.backend import usable_keyring as keys_backend
 
     try:
         backend = keys_backend()
+    except PerpbotError:
+        return None
+    try:
         backend.get_password(SERVICE, KEY_ENTRY)  # a locked or broken keyring raises here
-    except (PerpbotError, Exception):
+    except KeyringError:
+        return None
+    except Exception as exc:
+        if os.environ.get(ENV_BACKEND):
+            raise RuntimeFailure(
+                f"keyring: {backend_name(backend)} failed reading the audit signing key "
+                f"({type(exc).__name__}); its storage may be damaged: repair or restore it "
+                "(perpbot changed nothing)",
+                code="KEYS_BACKEND",
+            ) from None
         return None
     return backend
 
@@ -115,7 +144,10 @@ class KeyStore:
     # -- the private key --------------------------------------------------------------------
     def private_key(self, *, create: bool = True) -> Ed25519PrivateKey | None:
         if self._key is None:
-            self._key = self._load() or (self._create() if create else None)
+            self._key = self._load()
+        if self._key is None and create:
+            with keyring_lock():  # exclusive: read again, create if still absent, re-read
+                self._key = self._load() or self._create()
         return self._key
 
     def public_raw(self, *, create: bool = False) -> bytes | None:
@@ -153,7 +185,8 @@ class KeyStore:
                     ) from None
         key = self._read_file_key()
         if key is not None and self.backend is not None:
-            self._store(key)  # a keyring appeared since: move the key into it
+            with keyring_lock():
+                self._store(key)  # a keyring appeared since: move the key into it
             if self.backend is not None:
                 with contextlib.suppress(OSError):
                     key_file().unlink()
@@ -167,22 +200,34 @@ class KeyStore:
         return key
 
     def _create(self) -> Ed25519PrivateKey:
-        key = new_private_key()
-        self._store(key)
-        return key
+        """A new key, unless another process stored one first: then that one (lock held)."""
+        self._store(new_private_key(), exclusive=True)
+        stored = self._load()  # re-read: whatever is stored now is the key
+        if stored is None:
+            raise RuntimeFailure(
+                f"the audit signing key did not read back from {self.where()} after it was written"
+            )
+        return stored
 
-    def _store(self, key: Ed25519PrivateKey) -> None:
+    def _store(self, key: Ed25519PrivateKey, *, exclusive: bool = False) -> None:
+        """Write ``key`` (lock held). ``exclusive``: never replace a key already there."""
         from perpbot.audit.signing import public_text
 
         text = private_to_text(key)
         if self.backend is not None:
             try:
+                if exclusive and self.backend.get_password(SERVICE, KEY_ENTRY):
+                    return
                 self.backend.set_password(SERVICE, KEY_ENTRY, text)
             except Exception:
                 self.backend = None
         if self.backend is None:
             self._fallback_warning()
-            atomic_write_text(key_file(), text + "\n", mode=0o600)
+            if exclusive:
+                if not _create_exclusive(key_file(), text + "\n"):
+                    return  # another process's key is there: the caller reads it back
+            else:
+                atomic_write_text(key_file(), text + "\n", mode=0o600)
         atomic_write_text(public_key_file(), public_text(public_raw(key)) + "\n", mode=0o644)
 
     # -- the chain head ---------------------------------------------------------------------
@@ -206,9 +251,15 @@ class KeyStore:
             heads.append(("file", head if head is not None else {"unreadable": str(path)}))
         return heads
 
+    @property
+    def anchored(self) -> bool:
+        """Whether the head has a copy outside the state dir (the OS keyring)."""
+        return self.in_keyring
+
     def write_head(self, head: dict[str, Any], *, sync: bool = True, keyring: bool = True) -> None:
         """The state dir's copy (``sync=False``: no fsync) and, unless ``keyring=False``,
-        the keyring's copy (a D-Bus or keychain round trip: the writer batches those)."""
+        the keyring's copy (rare: a keyring write is a D-Bus or keychain round trip, and a
+        file-based keyring rewrites its whole file)."""
         atomic_write_json(head_file(), head, mode=0o600, sync=sync)
         if keyring:
             self.write_head_keyring(head)
@@ -216,10 +267,36 @@ class KeyStore:
     def write_head_keyring(self, head: dict[str, Any]) -> None:
         if self.backend is not None:
             try:
-                self.backend.set_password(SERVICE, head_entry(), json.dumps(head, sort_keys=True))
+                with keyring_lock():
+                    self.backend.set_password(
+                        SERVICE, head_entry(), json.dumps(head, sort_keys=True)
+                    )
+            except RuntimeFailure:
+                raise
             except Exception:
                 self.backend = None
                 self._fallback_warning()
+
+
+def _create_exclusive(path: Path, text: str) -> bool:
+    """Create ``path`` holding ``text`` (mode 0600) only if it does not exist: written to a
+    temporary file first, then hard-linked into place (``link(2)`` fails if the name
+    exists), so the file never exists half-written. False when it already existed."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _parse_head(text: str | None) -> dict[str, Any] | None:

@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from perpbot.audit.canonical import decode
-from perpbot.audit.segments import check_run_id, latest_segment, segment_files
+from perpbot.audit.segments import (
+    check_run_id,
+    is_compressed,
+    latest_segment,
+    read_bytes,
+    segment_files,
+)
 from perpbot.errors import BadInput
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
@@ -65,7 +71,7 @@ def _records(lines: list[bytes]) -> Iterator[dict[str, Any]]:
 
 def iter_records(segment: Path) -> Iterator[dict[str, Any]]:
     for path in segment_files(segment):
-        data = path.read_bytes()
+        data = read_bytes(path)  # a closed file may be compressed
         complete = data[: data.rfind(b"\n") + 1] if b"\n" in data else b""
         yield from _records(complete.split(b"\n")[:-1])
 
@@ -90,7 +96,9 @@ def follow(
     while True:
         files = segment_files(segment)
         chunk = b""
-        if number < len(files):
+        if number < len(files) and is_compressed(files[number]):
+            chunk = read_bytes(files[number])[offset:]  # compressed once it was closed
+        elif number < len(files):
             with open(files[number], "rb") as fh:
                 fh.seek(offset)
                 chunk = fh.read()

@@ -1,18 +1,25 @@
-"""Where a new segment joins the chain, and retention of old segments.
+"""Where a new segment joins the chain.
 
 A new run links its first record to the head of the chain: the latest signed checkpoint
 under the state dir. If the run that wrote that checkpoint went on writing and then
 crashed, the new run follows that run's log past the checkpoint to its last intact line
-(skipping a torn last line) and links there, recording what it found. Its own first record
-is signed, which seals the crashed run's unsigned tail as it was found.
+(skipping a torn last line) and links there. Those records after the dead run's last
+signature were never signed by it, and anyone could have appended them (correctly
+chained) after it died: the new run's signed first record *bounds* them (their number and
+the hash of the last one: nothing can be added, removed or changed later) and *labels*
+them ``recovered``: "recovered, unverified, N records", never the dead run's own.
+``perpbot log verify`` reports them as unverified and fails on any order record among them.
+
+If the head's run is still running (its pid is alive on this host), the new run links to
+the head checkpoint itself: two bots then fork the chain, and neither vouches for the
+other's unsigned records.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
-import time
+import os
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +28,13 @@ from perpbot.audit.canonical import GENESIS, line_hash
 from perpbot.audit.chain import Position, follow
 from perpbot.audit.checkpoints import Checkpoint
 from perpbot.audit.keystore import KeyStore
-from perpbot.audit.segments import last_modified, list_segments, read_file, segment_files
+from perpbot.audit.segments import read_file, segment_files
 from perpbot.audit.signing import Verifier
+from perpbot.procs import pid_alive
 
-MAX_PRUNED = 1000
+# The writers open in this process (each registers itself): a log whose pid is ours is
+# alive only while its writer is open.
+LIVE_WRITERS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 @dataclass
@@ -71,6 +81,8 @@ def find_link(store: KeyStore, verifier: Verifier, root: Path) -> Link:
         last_signed = int(line[7 : line.index(b",")])  # b'{"seq":N,...'
         return True
 
+    if alive(files[0]):
+        return Link(head.hash, info)
     for path in files[names.index(head.file) :]:
         fl = read_file(path)
         start = 0
@@ -99,18 +111,39 @@ def find_link(store: KeyStore, verifier: Verifier, root: Path) -> Link:
     if last_seq == head.seq:
         return Link(head.hash, info)
     found = {"run": head.run, "seq": last_seq, "file": last_file}
+    unsigned = last_seq - last_signed
     recovered = {
         "head_seq": head.seq,
         "last_signed": last_signed,
-        "unsigned": last_seq - last_signed,
+        "unsigned": unsigned,
         "torn": torn,
+        "verified": False,
+        "label": f"recovered, unverified, {unsigned} records",
     }
     note = (
-        f"run {head.run} did not close its log (crashed, or still running): continuing the "
-        f"chain after its last intact record (seq {last_seq}"
-        + (", a torn last line was left as is)" if torn else ")")
+        f"run {head.run} did not close its log (it crashed): continuing the chain after its "
+        f"last intact record (seq {last_seq}"
+        + (", a torn last line was left as is" if torn else "")
+        + f"); its last {unsigned} record(s) were never signed and are kept as recovered, "
+        "unverified"
     )
     return Link(pos.prev, found, recovered, [note])
+
+
+def alive(first_file: Path) -> bool:
+    """Whether the run that wrote this log is still running (its open record's pid)."""
+    lines = read_file(first_file).lines
+    try:
+        rec = json.loads(lines[0]) if lines else {}
+    except ValueError:
+        return False
+    if not isinstance(rec, dict):
+        return False
+    if rec.get("pid") == os.getpid() and pid_alive(rec.get("pid"), rec.get("host")):
+        return any(w.ctx.run == rec.get("run") and not w.closed for w in list(LIVE_WRITERS))
+    ts = rec.get("ts")
+    started = float(ts) if isinstance(ts, int | float) else None
+    return pid_alive(rec.get("pid"), rec.get("host"), started)
 
 
 def _find(lines: list[bytes], head: Checkpoint) -> int:
@@ -119,48 +152,3 @@ def _find(lines: list[bytes], head: Checkpoint) -> int:
         if line.startswith(marker) and line_hash(line) == head.hash:
             return i
     return -1
-
-
-def _last_record(segment: Path) -> dict[str, Any] | None:
-    for path in reversed(segment_files(segment)):
-        fl = read_file(path)
-        if fl.lines:
-            line = fl.lines[-1]
-            try:
-                seq = json.loads(line).get("seq")
-            except ValueError:
-                seq = None
-            return {"run": segment.name, "seq": seq, "hash": line_hash(line)}
-    return None
-
-
-def _carried(segment: Path) -> list[dict[str, Any]]:
-    """The prune entries a segment's open record carries (kept when it is pruned in turn)."""
-    files = segment_files(segment)
-    if not files:
-        return []
-    lines = read_file(files[0]).lines
-    try:
-        rec = json.loads(lines[0]) if lines else {}
-    except ValueError:
-        return []
-    pruned = rec.get("pruned") if isinstance(rec, dict) else None
-    return [p for p in pruned if isinstance(p, dict)] if isinstance(pruned, list) else []
-
-
-def prune(root: Path, retention_days: float, keep: set[str]) -> list[dict[str, Any]]:
-    """Delete segments untouched for ``retention_days``; what was deleted, for the record."""
-    if retention_days <= 0:
-        return []
-    cutoff = time.time() - retention_days * 86400.0
-    entries: list[dict[str, Any]] = []
-    for segment in list_segments(root):
-        if segment.name in keep or last_modified(segment) >= cutoff:
-            continue
-        last = _last_record(segment)
-        entries.extend(_carried(segment))
-        if last is not None:
-            entries.append(last)
-        with contextlib.suppress(OSError):
-            shutil.rmtree(segment)
-    return entries[-MAX_PRUNED:]

@@ -1,22 +1,28 @@
 """The log's layout on disk: one segment (folder) per run, rotated files inside.
 
-    logs/<run_id>/audit-0001.jsonl   records, one per line (rotated by size or by day)
-    logs/<run_id>/audit-0002.jsonl   the chain continues from the last line of 0001
-    logs/<run_id>/checkpoint.json    the run's latest signed checkpoint
+    logs/<run_id>/audit-0001.jsonl.gz  a closed file, compressed (gzip)
+    logs/<run_id>/audit-0002.jsonl     the chain continues from the last line of 0001
+    logs/<run_id>/checkpoint.json      the run's latest signed checkpoint
 
 A run's records form one *segment* of the chain; its first record links to the head of the
 chain under the state dir when the run started, so the chain continues from run to run.
+A file is compressed only once nothing will be appended to it (``perpbot.audit.compress``);
+every reader goes through :func:`read_bytes`, which decompresses, so the chain and its
+hashes are those of the original lines.
 """
 
 from __future__ import annotations
 
+import gzip
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from perpbot.errors import BadInput
+from perpbot.errors import BadInput, RuntimeFailure
 
-FILE_RE = re.compile(r"^audit-(\d{4,})\.jsonl$")
+FILE_RE = re.compile(r"^audit-(\d{4,})\.jsonl(\.gz)?$")
+GZ = ".gz"
 RUN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}$")
 
 
@@ -38,11 +44,33 @@ def check_run_id(run_id: str, source: str = "--run") -> str:
 
 
 def segment_files(segment_dir: Path) -> list[Path]:
-    """The segment's log files in chain order."""
+    """The segment's log files in chain order: one per number (while a file is being
+    compressed both copies exist for a moment: the plain one is listed)."""
     if not segment_dir.is_dir():
         return []
-    files = [p for p in segment_dir.iterdir() if file_number(p) is not None and p.is_file()]
-    return sorted(files, key=lambda p: file_number(p) or 0)
+    by_number: dict[int, Path] = {}
+    for p in segment_dir.iterdir():
+        number = file_number(p)
+        if number is None or not p.is_file():
+            continue
+        if number not in by_number or by_number[number].name.endswith(GZ):
+            by_number[number] = p
+    return [by_number[n] for n in sorted(by_number)]
+
+
+def is_compressed(path: Path) -> bool:
+    return path.name.endswith(GZ)
+
+
+def read_bytes(path: Path) -> bytes:
+    """A log file's bytes, decompressed if it is a closed, compressed file."""
+    data = path.read_bytes()
+    if not is_compressed(path):
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise RuntimeFailure(f"{path}: the compressed log file is damaged ({exc})") from None
 
 
 def is_segment(path: Path) -> bool:
@@ -77,7 +105,7 @@ class FileLines:
 
 
 def read_file(path: Path) -> FileLines:
-    data = path.read_bytes()
+    data = read_bytes(path)
     parts = data.split(b"\n")
     tail = parts.pop()  # b"" when the file ends with a newline
     return FileLines(path, parts, tail or None)

@@ -1,12 +1,19 @@
 """Verifying every log under a logs dir: each segment, and what holds them together.
 
-Besides each segment's own chain and signatures, three things are checked here:
+Besides each segment's own chain and signatures, these things are checked here:
 
 - each run's ``checkpoint.json`` (a log that ends before its checkpoint was truncated);
 - the chain head kept in the keyring and in ``audit/head.json`` (catches truncating or
   deleting the newest run even together with its ``checkpoint.json``);
 - the link from each run's first record to the record it continues (an older run cut short
-  or deleted breaks the link, unless a signed retention record says it was pruned).
+  or deleted breaks the link, unless a signed retention record says it was pruned);
+- what anchors the head outside the state dir (the keyring's copy, or a head exported
+  with `perpbot log head` and given as ``head``): without one, cutting the newest records,
+  deleting the newest run or rolling the whole log back cannot be detected, and the report
+  says so (``anchor`` None);
+- records no signature covers: a crashed run's unsigned tail, bounded and labelled
+  "recovered, unverified" by the run that continued the chain, or not recovered yet
+  (``perpbot.audit.tails``).
 
 External checkpoints are read *before* the logs, so a bot writing while we verify cannot
 make its log look shorter than its checkpoint.
@@ -26,8 +33,16 @@ from perpbot.audit.checkpoints import Checkpoint, load_segment_checkpoint
 from perpbot.audit.damage import Damage
 from perpbot.audit.segments import is_segment, list_segments, read_file, segment_files
 from perpbot.audit.signing import Verifier, fingerprint
+from perpbot.audit.tails import Unverified, check_tails
 from perpbot.audit.verify import SegmentResult, verify_segment
+from perpbot.errors import RuntimeFailure
 from perpbot.procs import pid_alive
+
+UNANCHORED = (
+    "the chain head has no copy outside this state dir (no OS keyring holds it and no "
+    "--head was given): cutting off the newest records, deleting the newest run(s) or "
+    "rolling the whole log back to an older valid copy would verify as intact"
+)
 
 
 @dataclass
@@ -36,10 +51,23 @@ class TreeReport:
     damages: list[Damage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     key: str | None = None  # the fingerprint logs were checked against (None: their own)
+    anchor: str | None = None  # what anchored the head outside the state dir (None: nothing)
+    unverified: list[Unverified] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)  # "pruned before X, anchored by Y"
+    whole: bool = False  # every run of a logs folder was verified
 
     @property
     def ok(self) -> bool:
-        return not self.damages
+        """No damage and no order record that no signature covers."""
+        return not self.damages and not self.unverified_orders
+
+    @property
+    def empty(self) -> bool:
+        return not self.segments
+
+    @property
+    def unverified_orders(self) -> int:
+        return sum(len(u.orders) for u in self.unverified)
 
     @property
     def records(self) -> int:
@@ -54,6 +82,11 @@ class TreeReport:
             "files": sum(len(s.files) for s in self.segments),
             "damage": [d.to_dict() for d in self.damages],
             "notes": self.notes,
+            "anchor": self.anchor,
+            "anchored": self.anchor is not None,
+            "unverified": [u.to_dict() for u in self.unverified],
+            "pruned": self.pruned,
+            "empty": self.empty,
         }
 
 
@@ -70,7 +103,10 @@ def _read_open(segment: Path) -> _Open | None:
     files = segment_files(segment)
     if not files:
         return None
-    lines = read_file(files[0]).lines
+    try:
+        lines = read_file(files[0]).lines
+    except RuntimeFailure:  # a damaged compressed file: the segment's walk reports it
+        return None
     if not lines:
         return None
     try:
@@ -96,7 +132,11 @@ def _hash_at(segment: Path, seq: int) -> str | None:
     """The hash of record ``seq`` found by a plain scan (for a segment not walked here)."""
     marker = b'{"seq":%d,' % seq
     for path in segment_files(segment):
-        for line in read_file(path).lines:
+        try:
+            lines = read_file(path).lines
+        except RuntimeFailure:
+            return None
+        for line in lines:
             if line.startswith(marker):
                 return line_hash(line)
     return None
@@ -115,25 +155,30 @@ class _Tree:
         verifier: Verifier | None,
         runs: list[str] | None,
         heads: list[tuple[str, dict[str, Any]]],
+        head: str | None = None,
     ) -> None:
         self.root = root
         self.verifier = verifier
+        self.head = head
         self.report = TreeReport(key=verifier.fingerprint if verifier else None)
         single = is_segment(root)
         self.complete = not single  # every segment is here: a missing one is damage
         self.whole = self.complete and not runs  # ... and every one is being verified
+        self.report.whole = self.whole
         self.all = [root] if single else list_segments(root)
         by_name = {p.name: p for p in self.all}
         self.by_name = by_name
         self.targets = [by_name[r] for r in runs] if runs else list(self.all)
         self.target_names = {p.name for p in self.targets}
         self.opens = {p.name: op for p in self.all if (op := _read_open(p)) is not None}
-        self.pruned = {
-            str(e.get("run"))
-            for op in self.opens.values()
+        # pruned run -> (its last record as the pruning recorded it, the run that recorded it)
+        self.pruned_by: dict[str, tuple[dict[str, Any], str]] = {
+            str(e.get("run")): (e, name)
+            for name, op in self.opens.items()
             for e in (op.record.get("pruned") or [])
             if isinstance(e, dict)
         }
+        self.pruned = set(self.pruned_by)
         # external evidence first (see the module docstring)
         self.checkpoints = {p.name: load_segment_checkpoint(p) for p in self.targets}
         self.heads = [(src, Checkpoint.from_dict(data)) for src, data in heads]
@@ -161,8 +206,9 @@ class _Tree:
     def run(self) -> TreeReport:
         want = self.wanted()
         results: dict[str, SegmentResult] = {}
+        find = (self.head,) if self.head else ()
         for seg in self.targets:
-            res = verify_segment(seg, self.verifier, want.get(seg.name, ()))
+            res = verify_segment(seg, self.verifier, want.get(seg.name, ()), find)
             results[seg.name] = res
             self.report.segments.append(res)
             if res.damage is not None:
@@ -173,6 +219,13 @@ class _Tree:
                 self._check_external(res)
         self._check_links(results, sealed)
         self._check_heads(results)
+        self._check_exported_head(results)
+        self._check_pruned()
+        tails = check_tails(results, {n: op.record for n, op in self.opens.items()}, _running)
+        self.report.unverified = tails.unverified
+        for d in tails.damages:
+            self.damage(d)
+        sealed |= tails.sealed
         self._notes(results, sealed)
         if self.verifier is None:
             self.report.notes.append(
@@ -285,12 +338,80 @@ class _Tree:
                 res = results[cp.run]
                 if res.damage is None and (d := self._against(res, cp.seq, cp.hash, where)):
                     self.damage(d)
+                elif res.damage is None and source == "keyring":
+                    self._anchored("the OS keyring's copy of the head", cp.run, cp.seq, results)
             elif self.whole and cp.run not in self.by_name and cp.run not in self.pruned:
                 self.damage(
                     Damage(
                         "deleted", cp.run, f"the log of run {cp.run} is missing ({where} names it)"
                     )
                 )
+
+    def _anchored(self, what: str, run: str, seq: int, results: dict[str, SegmentResult]) -> None:
+        """Record the anchor that was checked, and how much was written after it."""
+        res = results[run]
+        after = res.last_seq - seq
+        opened = res.open.get("ts") if res.open else None
+        for other in results.values():
+            ts = other.open.get("ts") if other.open else None
+            if other.run != run and isinstance(ts, int | float) and isinstance(opened, int | float):
+                after += other.records if ts > opened else 0
+        text = f"{what} (run {run} seq {seq})"
+        if after > 0:
+            text += (
+                f"; {after} record(s) written after it are anchored only by files in the state dir"
+            )
+        if self.report.anchor is None or what.startswith("--head"):
+            self.report.anchor = text
+
+    def _check_exported_head(self, results: dict[str, SegmentResult]) -> None:
+        if not self.head:
+            return
+        for res in results.values():
+            if self.head in res.found:
+                self._anchored(f"--head {self.head[:16]}", res.run, res.found[self.head], results)
+                return
+        for run, (entry, by) in self.pruned_by.items():
+            if entry.get("hash") == self.head:
+                self.report.anchor = (
+                    f"--head {self.head[:16]} (the last record of run {run}, pruned since: "
+                    f"recorded by run {by})"
+                )
+                return
+        self.damage(
+            Damage(
+                "truncated",
+                "(log)",
+                f"the exported head {self.head} is not in the log: its newest records were "
+                "cut off, its newest run(s) deleted, or it was rolled back to an older copy",
+            )
+        )
+
+    def _check_pruned(self) -> None:
+        """Say where pruning cut the chain and which signed record vouches for it."""
+        for name, op in self.links:
+            link = op.record["link"]
+            target = str(link.get("run"))
+            if target in self.by_name or target not in self.pruned_by:
+                continue
+            entry, by = self.pruned_by[target]
+            same_seq = entry.get("seq") == link.get("seq")
+            if same_seq and entry.get("hash") != op.record.get("prev"):
+                self.damage(
+                    Damage(
+                        "modified",
+                        name,
+                        f"its first record links to run {target} seq {link.get('seq')}, "
+                        f"but run {by}'s signed prune record names another record there",
+                    )
+                )
+                continue
+            self.report.pruned.append(
+                f"pruned before run {name}: it continues run {target} seq {link.get('seq')}, "
+                f"pruned; anchored by the signed checkpoint of what was pruned in run {by}'s "
+                f"open record (last record of {target}: seq {entry.get('seq')}, "
+                f"hash {str(entry.get('hash'))[:16]})"
+            )
 
     def _notes(self, results: dict[str, SegmentResult], sealed: set[str]) -> None:
         for name, res in results.items():
@@ -333,6 +454,8 @@ def verify_tree(
     verifier: Verifier | None,
     runs: list[str] | None = None,
     heads: list[tuple[str, dict[str, Any]]] | None = None,
+    head: str | None = None,
 ) -> TreeReport:
-    """Verify the segments under ``root`` (a logs dir or one run's folder)."""
-    return _Tree(root, verifier, runs, heads or []).run()
+    """Verify the segments under ``root`` (a logs dir or one run's folder); ``head``: the
+    hash of an exported chain head (`perpbot log head`) the log must still hold."""
+    return _Tree(root, verifier, runs, heads or [], head).run()

@@ -21,6 +21,7 @@ from perpbot.audit.chain import Position, follow
 from perpbot.audit.damage import Damage, Entry, Kind, classify
 from perpbot.audit.segments import file_name, file_number, read_file, segment_files
 from perpbot.audit.signing import Verifier, fingerprint
+from perpbot.errors import RuntimeFailure
 
 
 @dataclass
@@ -40,6 +41,7 @@ class SegmentResult:
     key: str | None = None  # the fingerprint the segment was checked against
     damage: Damage | None = None
     hashes: dict[int, str] = field(default_factory=dict)  # wanted seq -> line hash
+    found: dict[str, int] = field(default_factory=dict)  # a sought signed line's hash -> seq
 
     @property
     def records(self) -> int:
@@ -53,9 +55,12 @@ class SegmentResult:
 class _Walk:
     """The state of one segment walk (the signed-line hook needs somewhere to write)."""
 
-    def __init__(self, res: SegmentResult, verifier: Verifier | None) -> None:
+    def __init__(
+        self, res: SegmentResult, verifier: Verifier | None, find: frozenset[str] = frozenset()
+    ) -> None:
         self.res = res
         self.verifier = verifier
+        self.find = find
         self.file_index = 0
         self.file = ""
         self.closed_at: tuple[int, int] | None = None
@@ -65,7 +70,7 @@ class _Walk:
         self.res.damage = Damage(kind, self.res.run, detail, self.file, line + 1, seq)
         return False
 
-    def on_signed(self, i: int, line: bytes, _hash: str) -> bool:
+    def on_signed(self, i: int, line: bytes, digest: str) -> bool:
         try:
             rec = decode(line)
         except ValueError:
@@ -110,6 +115,8 @@ class _Walk:
             )
         if isinstance(seq, int):
             self.res.signed_through = seq
+            if digest in self.find:
+                self.res.found[digest] = seq
         if kind == "close":
             self.closed_at = (self.file_index, i)
             self.res.closed = True
@@ -136,14 +143,32 @@ def _missing_file(files: list[Path]) -> str | None:
 
 
 def verify_segment(
-    segment_dir: Path, verifier: Verifier | None, wanted: Iterable[int] = ()
+    segment_dir: Path,
+    verifier: Verifier | None,
+    wanted: Iterable[int] = (),
+    find: Iterable[str] = (),
 ) -> SegmentResult:
-    """Walk a segment; ``verifier`` None trusts the key its open record names."""
+    """Walk a segment; ``verifier`` None trusts the key its open record names. ``wanted``:
+    seqs whose line hash to keep; ``find``: hashes of signed lines to look for."""
+    try:
+        return _verify_segment(segment_dir, verifier, wanted, find)
+    except RuntimeFailure as exc:  # a compressed file that no longer decompresses
+        res = SegmentResult(run=segment_dir.name, dir=segment_dir)
+        res.damage = Damage("modified", res.run, str(exc))
+        return res
+
+
+def _verify_segment(
+    segment_dir: Path,
+    verifier: Verifier | None,
+    wanted: Iterable[int],
+    find: Iterable[str],
+) -> SegmentResult:
     res = SegmentResult(run=segment_dir.name, dir=segment_dir)
     files = segment_files(segment_dir)
     res.files = [f.name for f in files]
     wanted_set = set(wanted)
-    walk = _Walk(res, verifier)
+    walk = _Walk(res, verifier, frozenset(find))
     if not files:
         res.damage = Damage("truncated", res.run, "the run's log files are gone")
         return res
@@ -250,3 +275,25 @@ def _bad_start(
             "deleted", run, f"the start of the run's log is missing (seq {seq} first)", file, 1, seq
         )
     return Damage("modified", run, "the first record is not the run's open record", file, 1, seq)
+
+
+def tail_records(res: SegmentResult, after: int) -> list[tuple[str, int, dict[str, Any]]]:
+    """(file, 1-based line, record) of each complete record with seq > ``after``, read
+    back from the end of the segment (an unsigned tail is short: at most
+    ``checkpoint_every`` records, or what someone appended)."""
+    out: list[tuple[str, int, dict[str, Any]]] = []
+    for path in reversed(segment_files(res.dir)):
+        try:
+            lines = read_file(path).lines
+        except RuntimeFailure:
+            return out[::-1]
+        for i in range(len(lines) - 1, -1, -1):
+            try:
+                rec = decode(lines[i])
+            except ValueError:
+                continue
+            seq = rec.get("seq")
+            if not isinstance(seq, int) or seq <= after:
+                return out[::-1]
+            out.append((path.name, i + 1, rec))
+    return out[::-1]

@@ -6,12 +6,15 @@ space buffer), so a crash leaves at most a torn last line. ``fsync`` follows the
 or ``never`` (the OS decides). A signed checkpoint record follows every order-related
 record, every ``checkpoint_every`` records, every ``checkpoint_interval_s`` seconds while
 records arrive, each rotation and the close; each one also updates the run's
-``checkpoint.json`` and the head of the chain (state dir and keyring).
+``checkpoint.json`` and the head of the chain in the state dir. The keyring's copy of the
+head (an anchor outside the state dir) is written only at the run's open, at each rotation
+and at its close: keyring writes are slow and a file-based keyring rewrites a whole file.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import socket
 import threading
@@ -21,12 +24,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from perpbot import __version__
+from perpbot.audit.anchor import publish_head
 from perpbot.audit.canonical import encode, line_hash
 from perpbot.audit.checkpoints import Checkpoint, save_segment_checkpoint
+from perpbot.audit.compress import compress_file
 from perpbot.audit.keystore import KeyStore
 from perpbot.audit.records import RecordContext
-from perpbot.audit.recovery import Link, find_link, prune
-from perpbot.audit.segments import check_run_id, file_name, segment_files
+from perpbot.audit.recovery import LIVE_WRITERS, Link, find_link
+from perpbot.audit.retention import prune, running
+from perpbot.audit.segments import (
+    check_run_id,
+    file_name,
+    is_compressed,
+    list_segments,
+    segment_files,
+)
 from perpbot.audit.signing import Verifier, fingerprint, public_raw, sign_line
 from perpbot.errors import RuntimeFailure
 
@@ -45,6 +57,10 @@ class WriterSettings:
     rotate_bytes: int = 64 * 1024 * 1024
     rotate_daily: bool = True
     retention_days: float = 90.0
+    keep_runs: int | None = None  # prune all but the newest N runs (`perpbot log prune`)
+    # gzip closed files (rotated past, or of runs that ended) once untouched this long; None:
+    # never (`perpbot log prune` compresses every closed file at once)
+    compress_after_s: float | None = 3600.0
 
     @classmethod
     def from_section(cls, section: AuditSection | None) -> WriterSettings:
@@ -93,6 +109,7 @@ class AuditWriter:
         self._head_pending: dict[str, Any] | None = None
         self._head_lock = threading.Lock()  # head writes happen outside the main lock
         self._head_written = -1
+        self._keyring_due = False  # the next head flush also goes to the keyring
         if segment_files(self.dir):
             raise RuntimeFailure(f"the audit log of run {ctx.run} already exists in {self.dir}")
         key = store.private_key(create=True)
@@ -102,8 +119,15 @@ class AuditWriter:
         self.fingerprint = fingerprint(pub)
         link = find_link(store, Verifier(pub), root)
         self.notes = list(link.notes)
-        pruned = prune(root, settings.retention_days, keep={ctx.run, *_link_runs(link)})
+        pruned = prune(
+            root,
+            settings.retention_days,
+            keep={ctx.run, *_link_runs(link)},
+            keep_runs=settings.keep_runs,
+        )
+        self.pruned = pruned
         self.dir.mkdir(parents=True, exist_ok=True)
+        LIVE_WRITERS.add(self)
         self.prev = link.prev
         self._open_file()
         body: dict[str, Any] = {
@@ -131,6 +155,7 @@ class AuditWriter:
             self._write(sign_line(self._key, encode(self.seq, self.prev, body)), durable=True)
             self._external_checkpoint(final=True)
         self.flush_head(sync=True)
+        self._compress_later([s for s in list_segments(root) if s != self.dir])
 
     # -- public -----------------------------------------------------------------------------
     @property
@@ -144,6 +169,7 @@ class AuditWriter:
             if self._rotation_due(len(line) + 1):
                 self._checkpoint("rotate")
                 self._open_file()
+                self._compress_later([self.dir], own=True)
                 line = encode(self.seq, self.prev, body)  # after the rotate checkpoint
             # an order-related record is made durable together with the checkpoint after it
             self._write(line, durable=self.settings.fsync == "always")
@@ -160,19 +186,22 @@ class AuditWriter:
                 self._checkpoint("interval")
 
     def flush_head(self, *, sync: bool = False) -> None:
-        """Publish the latest checkpoint as the chain head (``audit/head.json`` and the
-        keyring). Batched off the request path: the timer thread calls it every
+        """Publish the latest checkpoint as the chain head: ``audit/head.json``, head
+        listeners (``perpbot.audit.anchor``) and, after an open, rotation or close, the
+        keyring. Batched off the request path: the timer thread calls it every
         ``checkpoint_interval_s``, open and close call it with ``sync=True``."""
         with self._head_lock:
             with self._lock:
                 head, self._head_pending = self._head_pending, None
+                final, self._keyring_due = self._keyring_due, False
             if head is None or head["seq"] <= self._head_written:
                 return
             try:
-                self.store.write_head(head, sync=sync)
+                self.store.write_head(head, sync=sync, keyring=final)
             except OSError as exc:
                 raise self._broke(f"writing the chain head failed ({exc.strerror})") from None
             self._head_written = head["seq"]
+        publish_head(head, final=final)
 
     def close(self, reason: str = "close") -> None:
         with self._lock:
@@ -192,6 +221,18 @@ class AuditWriter:
     def _broke(self, what: str) -> RuntimeFailure:
         self._broken = what
         return RuntimeFailure(f"the audit log cannot record requests: {what}")
+
+    def _compress_later(self, segments: list[Path], *, own: bool = False) -> None:
+        """Compress closed files on a daemon thread (off the request path)."""
+        after = self.settings.compress_after_s
+        if after is None or not segments:
+            return
+        threading.Thread(
+            target=_compress,
+            args=(segments, self.dir if own else None, time.time() - after),
+            name="perpbot-audit-compress",
+            daemon=True,
+        ).start()
 
     def _check(self) -> None:
         if self._broken is not None:
@@ -246,11 +287,12 @@ class AuditWriter:
         self._write(sign_line(self._key, encode(self.seq, self.prev, body)), durable=True)
         self._unsigned = 0
         self._last_checkpoint = time.monotonic()
-        self._external_checkpoint(final=final)
+        self._external_checkpoint(final=final, anchor=final or reason == "rotate")
 
-    def _external_checkpoint(self, *, final: bool = False) -> None:
+    def _external_checkpoint(self, *, final: bool = False, anchor: bool | None = None) -> None:
         """checkpoint.json now, the head soon (``flush_head``): atomic replaces, fsynced
-        only at open and close (a power cut can leave them behind the log, never ahead)."""
+        only at open and close (a power cut can leave them behind the log, never ahead).
+        ``anchor`` (default: ``final``): the head also goes to the keyring."""
         cp = Checkpoint(
             run=self.ctx.run,
             file=self.path.name,
@@ -262,8 +304,26 @@ class AuditWriter:
         try:
             save_segment_checkpoint(self.dir, cp, sync=final)
             self._head_pending = cp.to_dict()
+            self._keyring_due = self._keyring_due or (final if anchor is None else anchor)
         except OSError as exc:
             raise self._broke(f"writing the audit checkpoint failed ({exc.strerror})") from None
+
+
+def _compress(segments: list[Path], own: Path | None, older_than: float) -> None:
+    """Compress the closed files untouched since ``older_than`` (epoch s): this run's
+    rotated files (``own``), and every file of the other runs that are no longer running.
+    A failure leaves a file plain (`perpbot log prune` compresses it later)."""
+    for segment in segments:
+        with contextlib.suppress(OSError, RuntimeFailure):
+            if segment == own:
+                closed = segment_files(segment)[:-1]
+            elif running(segment):
+                continue
+            else:
+                closed = segment_files(segment)
+            for path in closed:
+                if not is_compressed(path) and path.stat().st_mtime < older_than:
+                    compress_file(path)
 
 
 def _link_runs(link: Link) -> list[str]:

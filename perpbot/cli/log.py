@@ -1,4 +1,4 @@
-"""`perpbot log verify|show|tail|key`: the signed request log (docs/audit.md)."""
+"""`perpbot log verify|show|tail|key|head|prune`: the signed request log (docs/audit.md)."""
 
 from __future__ import annotations
 
@@ -68,37 +68,82 @@ def verify(
     public_key: str | None = typer.Option(
         None, "--public-key", help="Verify against this key (ed25519:<b64>, PEM, or a file)."
     ),
+    head: str | None = typer.Option(
+        None, "--head", help="The hash `perpbot log head` printed earlier: the log must hold it."
+    ),
+    accept_unanchored: bool = typer.Option(
+        False,
+        "--accept-unanchored",
+        help="Exit 0 for an intact log whose head nothing outside the state dir anchors.",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Check the chain and signatures: exit 0 when intact, 1 naming the first bad record."""
-    from perpbot.audit.tree import verify_tree
-    from perpbot.errors import RuntimeFailure
+    """Check the chain, signatures and anchors: exit 0 when intact, else 1 saying why."""
+    from perpbot.audit.anchor import parse_head_hash
+    from perpbot.audit.tree import UNANCHORED, verify_tree
+    from perpbot.errors import BadInput, RuntimeFailure
 
     root, runs, own = _target(path, run)
+    wanted_head = parse_head_hash(head) if head is not None else None
+    if wanted_head is not None and runs is not None:
+        raise BadInput("--head checks the whole log: give it without --run")
     verifier, store = _verifier(public_key)
     heads = store.read_heads() if (own and store is not None) else []
     if own and store is None:  # an auditor's key: still check the heads this machine keeps
         from perpbot.audit.keystore import KeyStore
 
         heads = KeyStore().read_heads()
-    report = verify_tree(root, verifier=verifier, runs=runs, heads=heads)
+    report = verify_tree(root, verifier=verifier, runs=runs, heads=heads, head=wanted_head)
     if json_output:
         print(json.dumps(report.to_dict(), sort_keys=True))
     else:
-        for d in report.damages:
-            print(f"DAMAGED {d.describe()}")
-        for note in report.notes:
-            print(f"note: {note}")
-        if report.ok:
-            files = sum(len(s.files) for s in report.segments)
-            print(
-                f"intact: {len(report.segments)} run(s), {report.records} records in {files} "
-                f"file(s), key {report.key or 'as named in each log'}"
-            )
-    if not report.ok:
+        _print_report(report, UNANCHORED)
+    if report.empty:
+        raise RuntimeFailure(
+            f"no audit log records under {root}: an empty log never verifies as intact"
+        )
+    if report.damages:
         first = report.damages[0]
         more = f" (and {len(report.damages) - 1} more)" if len(report.damages) > 1 else ""
         raise RuntimeFailure(f"audit log damaged: {first.describe()}{more}")
+    if report.unverified_orders:
+        raise RuntimeFailure(
+            f"audit log unverified: {report.unverified_orders} order-related record(s) no "
+            "signed checkpoint ever covered (see the UNVERIFIED lines)"
+        )
+    if report.anchor is None and not accept_unanchored:
+        raise RuntimeFailure(
+            "audit log not anchored: the chain is intact, but nothing outside this state "
+            "dir confirms its head; compare with a head exported earlier (`perpbot log "
+            "verify --head HASH`, export with `perpbot log head`), or accept that with "
+            "--accept-unanchored"
+        )
+
+
+def _print_report(report: Any, unanchored: str) -> None:
+    for d in report.damages:
+        print(f"DAMAGED {d.describe()}")
+    for u in report.unverified:
+        for text in u.order_lines():
+            print(f"UNVERIFIED {text}")
+        print(f"unverified: {u.describe()}")
+    for note in report.notes:
+        print(f"note: {note}")
+    for text in report.pruned:
+        print(f"pruned: {text}")
+    if report.empty:
+        print("empty: 0 runs, no records: nothing to vouch for")
+        return
+    if report.anchor is not None:
+        print(f"anchored: by {report.anchor}")
+    elif report.whole or not report.damages:
+        print(f"UNANCHORED: {unanchored}")
+    if not report.damages:
+        files = sum(len(s.files) for s in report.segments)
+        print(
+            f"intact: {len(report.segments)} run(s), {report.records} records in {files} "
+            f"file(s), key {report.key or 'as named in each log'}"
+        )
 
 
 @log_app.command("show")
@@ -180,3 +225,52 @@ def key(
         print(public_text(raw))
         print(f"fingerprint {fingerprint(raw)}")
         print(f"private key in {store.where()}")
+
+
+@log_app.command("head")
+def head(
+    json_output: bool = typer.Option(False, "--json", help="Print the head as JSON."),
+) -> None:
+    """Print the chain head (hash, run, seq, signature) to keep somewhere else; later,
+    `perpbot log verify --head HASH` proves the log was not cut back or rolled back."""
+    from perpbot.audit.anchor import head_lines
+    from perpbot.audit.keystore import KeyStore
+    from perpbot.audit.recovery import current_head
+    from perpbot.audit.signing import Verifier
+    from perpbot.errors import RuntimeFailure
+
+    store = KeyStore()
+    raw = store.public_raw(create=False)
+    cp = current_head(store, Verifier(raw)) if raw is not None else None
+    if cp is None:
+        raise RuntimeFailure(
+            "no chain head yet: no run has written a signed checkpoint under this state dir"
+        )
+    if json_output:
+        print(json.dumps(cp.to_dict(), sort_keys=True))
+    else:
+        print("\n".join(head_lines(cp.to_dict())))
+
+
+@log_app.command("prune")
+def prune(
+    keep: str = typer.Option(
+        ..., "--keep", help="What to keep: an age (90d, 12h) or a number of newest runs (30)."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print what was pruned as JSON."),
+) -> None:
+    """Delete old runs' logs; a signed record of what was deleted keeps the chain verifiable."""
+    from perpbot.audit.housekeeping import prune_logs
+    from perpbot.audit.retention import parse_keep
+
+    age_s, runs = parse_keep(keep)
+    result = prune_logs(age_s=age_s, keep_runs=runs)
+    if json_output:
+        print(json.dumps(result, sort_keys=True))
+        return
+    if not result["pruned"]:
+        print(f"nothing to prune (keeping {keep})")
+        return
+    names = ", ".join(p["run"] for p in result["pruned"])
+    print(f"pruned {len(result['pruned'])} run(s): {names}")
+    print(f"recorded, signed, in the open record of run {result['run']}")

@@ -10,10 +10,16 @@ except the fail and null backends, which cannot store anything.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from perpbot.errors import BadInput, RuntimeFailure
+from perpbot.paths import state_dir
 
 ENV_BACKEND = "PYTHON_KEYRING_BACKEND"
 
@@ -24,6 +30,11 @@ FIX = (
 )
 
 _UNUSABLE = {"keyring.backends.fail", "keyring.backends.null"}
+
+LOCK_NAME = "keyring.lock"
+LOCK_TIMEOUT_S = 30.0
+_thread_lock = threading.RLock()
+_held: list[int] = []  # the lock file's descriptor while this process holds the lock
 
 
 def backend_name(backend: Any) -> str:
@@ -90,3 +101,43 @@ def usable_keyring() -> Any:
             code="KEYS_PLAINTEXT_BACKEND",
         )
     return backend
+
+
+@contextlib.contextmanager
+def keyring_lock(timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold ``<state>/keyring.lock``: every perpbot write to the keyring happens inside.
+
+    File-based keyring backends (keyrings.alt, a JSON file) rewrite one whole file per
+    write: two processes writing at once lose each other's entries. perpbot's writers
+    (profiles, the profile index, the audit signing key and chain head) serialise on this
+    lock (``flock``: released by the kernel if the holder dies). Re-entrant within a
+    process; RuntimeFailure after ``timeout_s`` seconds of waiting (a hung holder).
+    """
+    with _thread_lock:
+        if _held:  # this thread already holds it (re-entrant use)
+            yield
+            return
+        path = state_dir() / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise RuntimeFailure(
+                            f"{path}: another perpbot process has held the keyring lock for "
+                            f"{timeout_s:.0f} s; is a keyring prompt waiting?",
+                            code="KEYS_LOCKED",
+                        ) from None
+                    time.sleep(0.005)
+            _held.append(fd)
+            try:
+                yield
+            finally:
+                _held.clear()
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)

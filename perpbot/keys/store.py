@@ -5,10 +5,14 @@ API key, secret, exchange id, grant and timestamps as one JSON document, so a pr
 always written whole; and one index entry (username ``index``) listing the profile names,
 because keyring backends cannot enumerate their entries.
 
-Writes are atomic from the user's view: each write is read back, and if it fails or reads
-back wrong the previous value is put back before the error is reported. A new profile is
-added to the index after its entry is written; if the index cannot be updated the entry is
-removed again. Keyring errors become one-line messages that never contain key material.
+Every change (a profile and the index together) holds the keyring lock of the state dir
+(``perpbot.keys.backend.keyring_lock``), so two processes never interleave their
+read-modify-write of a file-based keyring. Writes are atomic from the user's view: each
+write is read back, and if it fails or reads back wrong the previous value is put back
+before the error is reported. A new profile is added to the index after its entry is
+written; if the index cannot be updated the entry is removed again. Keyring errors (and a
+backend that fails on a damaged keyring file) become one-line messages that never contain
+key material.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from perpbot.errors import BadInput, RuntimeFailure
-from perpbot.keys.backend import usable_keyring
+from perpbot.errors import BadInput, PerpbotError, RuntimeFailure
+from perpbot.keys.backend import backend_name, keyring_lock, usable_keyring
 from perpbot.keys.grant import Grant, GrantError
 
 SERVICE = "perpbot"
@@ -141,33 +145,47 @@ def _keyring_failure(
         text = ""
     detail = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     hint = ""
-    if type(exc).__name__ == "KeyringLocked":
+    if not isinstance(exc, _keyring_errors()):
+        hint = (
+            "; the keyring backend failed, its storage may be damaged: repair or restore it "
+            "(perpbot changed nothing)"
+        )
+    elif type(exc).__name__ == "KeyringLocked":
         hint = "; unlock the keyring (log in to the desktop session, or see docs/keys.md)"
     return RuntimeFailure(f"keyring: cannot {action} ({detail}){hint}", code="KEYS_BACKEND")
 
 
+def _keyring_errors() -> type[BaseException]:
+    from keyring.errors import KeyringError
+
+    return KeyringError
+
+
 class _Keyring:
-    """The backend with perpbot's error handling; every call is one keyring operation."""
+    """The backend with perpbot's error handling; every call is one keyring operation.
+
+    Any exception from the backend becomes one line (exit 1): a keyring error, or a backend
+    that trips over a damaged store (a file keyring holding invalid JSON raises ValueError).
+    """
 
     def __init__(self) -> None:
-        from keyring.errors import KeyringError, PasswordDeleteError
+        from keyring.errors import PasswordDeleteError
 
         self.backend = usable_keyring()
-        self.error: type[BaseException] = KeyringError
         self.delete_error: type[BaseException] = PasswordDeleteError
 
     def get(self, user: str, action: str) -> str | None:
         try:
             return self.backend.get_password(SERVICE, user)
-        except self.error as exc:
-            raise _keyring_failure(action, exc) from None
+        except Exception as exc:
+            raise _keyring_failure(f"{action} from {backend_name(self.backend)}", exc) from None
 
     def delete(self, user: str, action: str) -> None:
         try:
             self.backend.delete_password(SERVICE, user)
         except self.delete_error:
             return  # already gone
-        except self.error as exc:
+        except Exception as exc:
             raise _keyring_failure(action, exc) from None
 
     def write(self, user: str, value: str, action: str, secrets: tuple[str, ...] = ()) -> None:
@@ -182,7 +200,7 @@ class _Keyring:
                 )
         except BaseException as exc:
             self._restore(user, previous)
-            if isinstance(exc, self.error):
+            if isinstance(exc, Exception) and not isinstance(exc, PerpbotError):
                 raise _keyring_failure(action, exc, secrets) from None
             raise
 
@@ -257,7 +275,11 @@ def list_profiles() -> tuple[list[StoredProfile], list[str]]:
 
 def save_profile(profile: StoredProfile) -> None:
     """Write a profile whole (new or changed); the old one stays intact if this fails."""
-    kr = _Keyring()
+    with keyring_lock():
+        _save_profile(_Keyring(), profile)
+
+
+def _save_profile(kr: _Keyring, profile: StoredProfile) -> None:
     user = _user(check_name(profile.name))
     secrets = (profile.api_key, profile.secret)
     is_new = kr.get(user, f"read profile {profile.name!r}") is None
@@ -275,7 +297,11 @@ def save_profile(profile: StoredProfile) -> None:
 
 def remove_profile(name: str) -> None:
     """Delete the entry (key and secret first), then drop the name from the index."""
-    kr = _Keyring()
+    with keyring_lock():
+        _remove_profile(_Keyring(), name)
+
+
+def _remove_profile(kr: _Keyring, name: str) -> None:
     user = _user(check_name(name))
     names = _read_index(kr)
     exists = kr.get(user, f"read profile {name!r}") is not None

@@ -13,6 +13,7 @@ loads a whole file and raises on a corrupt line before the last.
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -126,7 +127,8 @@ def read_journal(
     bad = 0
     last_bad = False  # whether the last non-empty line so far failed to parse
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        opener: Any = gzip.open if path.name.endswith(".gz") else open  # closed audit files
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 if not line.strip():
                     continue
@@ -142,8 +144,10 @@ def read_journal(
                     records.append(slim(rec) if slim else rec)
     except FileNotFoundError:
         return []
-    except OSError as exc:
-        notes.append(f"{path.name} is unreadable ({exc.strerror or type(exc).__name__})")
+    except (OSError, EOFError) as exc:
+        notes.append(
+            f"{path.name} is unreadable ({getattr(exc, 'strerror', None) or type(exc).__name__})"
+        )
         return records
     if last_bad:
         torn_files.append(path.name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from perpbot.audit.segments import segment_files
 from perpbot.paths import state_dir
 from perpbot.report.data import Points, read_journal
 from perpbot.report.extras import num
@@ -20,8 +21,8 @@ WEIGHT_HEADER = "x-mbx-used-weight-"
 
 
 def log_files(run_id: str) -> list[Path]:
-    folder = state_dir() / "logs" / run_id
-    return sorted(folder.glob("audit-*.jsonl")) if folder.is_dir() else []
+    """The run's log files in order (closed ones compressed: ``audit-NNNN.jsonl.gz``)."""
+    return segment_files(state_dir() / "logs" / run_id)
 
 
 def _slim(r: dict[str, Any]) -> dict[str, Any]:

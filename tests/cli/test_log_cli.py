@@ -74,11 +74,19 @@ def test_key_prints_the_public_key_and_warns_once_without_a_keyring() -> None:
 def test_verify_exit_codes_and_the_first_bad_record(state_home: Path, tmp_path: Path) -> None:
     make_run("run-a")
     _, b = make_run("run-b")
-    ok = run_cli("log", "verify", env=NO_KEYRING)
+    ok = run_cli("log", "verify", "--accept-unanchored", env=NO_KEYRING)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "intact: 2 run(s)" in ok.stdout
-    assert run_cli("log", "verify", "--run", "run-b", env=NO_KEYRING).returncode == 0
-    assert run_cli("log", "verify", str(b.dir / "audit-0001.jsonl"), env=NO_KEYRING).returncode == 0
+    assert (
+        run_cli("log", "verify", "--accept-unanchored", "--run", "run-b", env=NO_KEYRING).returncode
+        == 0
+    )
+    assert (
+        run_cli(
+            "log", "verify", "--accept-unanchored", str(b.dir / "audit-0001.jsonl"), env=NO_KEYRING
+        ).returncode
+        == 0
+    )
 
     path = b.dir / "audit-0001.jsonl"
     lines = path.read_bytes().split(b"\n")
@@ -93,13 +101,21 @@ def test_verify_exit_codes_and_the_first_bad_record(state_home: Path, tmp_path: 
     assert "Traceback" not in bad.stderr
     as_json = json.loads(run_cli("log", "verify", "--json", env=NO_KEYRING).stdout)
     assert as_json["ok"] is False and as_json["damage"][0]["kind"] == "modified"
-    assert run_cli("log", "verify", "--run", "run-a", env=NO_KEYRING).returncode == 0
+    assert (
+        run_cli("log", "verify", "--accept-unanchored", "--run", "run-a", env=NO_KEYRING).returncode
+        == 0
+    )
 
 
 def test_verify_with_an_auditors_key() -> None:
     make_run("run-a")
     public = run_cli("log", "key", env=NO_KEYRING).stdout.splitlines()[0]
-    assert run_cli("log", "verify", "--public-key", public, env=NO_KEYRING).returncode == 0
+    assert (
+        run_cli(
+            "log", "verify", "--accept-unanchored", "--public-key", public, env=NO_KEYRING
+        ).returncode
+        == 0
+    )
     other = "ed25519:" + "A" * 43 + "="
     bad = run_cli("log", "verify", "--public-key", other, env=NO_KEYRING)
     assert bad.returncode == 1 and "key mismatch" in bad.stdout

@@ -113,7 +113,7 @@ class CachedVerifier(Verifier):
 
 
 def test_paper_runs_verify_with_the_cli(paper_home: Path) -> None:
-    result = run_cli("log", "verify", "--json", env=env_for(paper_home))
+    result = run_cli("log", "verify", "--accept-unanchored", "--json", env=env_for(paper_home))
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] and report["runs"] == 2 and report["files"] >= 4, report
