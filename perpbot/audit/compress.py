@@ -8,7 +8,8 @@ library: every reader (verify, show, tail, reports) decompresses transparently t
 The swap is crash-safe: the compressed copy is written to a temporary file, fsynced,
 decompressed again and compared byte for byte with the original, renamed into place, and
 only then is the original removed. Until it is removed both exist and readers use the
-plain one; a leftover temporary file is ignored.
+plain one; a leftover temporary file is ignored. The compressed file keeps the original's
+modification time (retention goes by it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def compress_file(path: Path) -> Path:
     """Compress one closed log file; returns the compressed file's path."""
     if is_compressed(path):
         return path
+    stat = path.stat()
     data = path.read_bytes()
     packed = gzip.compress(data, compresslevel=LEVEL, mtime=0)
     if gzip.decompress(packed) != data:  # never replace a record with something else
@@ -40,6 +42,7 @@ def compress_file(path: Path) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)
+        os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # retention goes by age
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

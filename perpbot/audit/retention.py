@@ -98,9 +98,17 @@ def prune(
 
 
 def running(segment: Path) -> bool:
-    """Whether the run that writes this segment is still running."""
+    """Whether the run that writes this segment is still running: its log is not closed
+    and its pid is alive."""
     files = segment_files(segment)
     try:
-        return bool(files) and alive(files[0])
+        if not files or _closed(files[-1]):
+            return False
+        return alive(files[0])
     except RuntimeFailure:
         return False
+
+
+def _closed(last_file: Path) -> bool:
+    lines = read_file(last_file).lines
+    return bool(lines) and b'"kind":"close"' in lines[-1]

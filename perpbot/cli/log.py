@@ -268,9 +268,10 @@ def prune(
     if json_output:
         print(json.dumps(result, sort_keys=True))
         return
-    if not result["pruned"]:
+    if result["pruned"]:
+        names = ", ".join(p["run"] for p in result["pruned"])
+        print(f"pruned {len(result['pruned'])} run(s): {names}")
+        print(f"recorded, signed, in the open record of run {result['run']}")
+    else:
         print(f"nothing to prune (keeping {keep})")
-        return
-    names = ", ".join(p["run"] for p in result["pruned"])
-    print(f"pruned {len(result['pruned'])} run(s): {names}")
-    print(f"recorded, signed, in the open record of run {result['run']}")
+    print(f"compressed {result['compressed_files']} closed log file(s)")
