@@ -7,7 +7,9 @@ Prints:
 - records verified per second on one core: the chain alone (target >= 100,000/s), the full
   verification (chain + the Ed25519-signed checkpoints), and what a signature costs to make
   and to check (so: what signing every record would have cost);
-- log bytes per request (exchange records, and including the checkpoints).
+- log bytes per request (exchange records, and including the checkpoints), plain and
+  after gzip of the closed files (what `perpbot log prune`, or the next run after an hour,
+  leaves on disk).
 
     python bench/audit.py [N]        (default N = 100000 records)
 
@@ -177,6 +179,18 @@ def main() -> None:
     print(
         f"log bytes per request:           read {read_bytes:.0f} B, order {order_bytes:.0f} B, "
         f"all-in {size / (n + 200):.0f} B (with checkpoints and open/close)"
+    )
+    from perpbot.audit.compress import compress_closed
+
+    t0 = clock()
+    compress_closed(audit.dir, include_last=True)
+    gzip_s = clock() - t0
+    packed = sum(f.stat().st_size for f in segment_files(audit.dir))
+    assert verify_segment(audit.dir, verifier).damage is None  # reads the .gz files
+    print(
+        f"log bytes per request, gzip:     all-in {packed / (n + 200):.0f} B "
+        f"(was {size / (n + 200):.0f} B: {size / packed:.1f}x smaller; compressing took "
+        f"{gzip_s * 1e3:.0f} ms for {size / 1e6:.1f} MB)"
     )
     print(f"state dir:                       {Path(os.environ['PERPBOT_HOME'])}")
 
