@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from perpbot.errors import BadInput, PerpbotError, RuntimeFailure
+from perpbot.errors import BadInput, RuntimeFailure
 from perpbot.keys.backend import backend_name, keyring_lock, usable_keyring
 from perpbot.keys.grant import Grant, GrantError
 
@@ -200,7 +200,7 @@ class _Keyring:
                 )
         except BaseException as exc:
             self._restore(user, previous)
-            if isinstance(exc, Exception) and not isinstance(exc, PerpbotError):
+            if isinstance(exc, _keyring_errors()):
                 raise _keyring_failure(action, exc, secrets) from None
             raise
 
