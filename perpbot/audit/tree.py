@@ -340,6 +340,11 @@ class _Tree:
                     self.damage(d)
                 elif res.damage is None and source == "keyring":
                     self._anchored("the OS keyring's copy of the head", cp.run, cp.seq, results)
+            elif source == "keyring" and not self.whole and cp.run in self.by_name:
+                self.report.anchor = self.report.anchor or (
+                    f"the OS keyring's copy of the head (run {cp.run} seq {cp.seq}, outside "
+                    "the runs verified here: verify the whole log to compare them)"
+                )
             elif self.whole and cp.run not in self.by_name and cp.run not in self.pruned:
                 self.damage(
                     Damage(

@@ -211,3 +211,22 @@ def test_head_listeners_receive_each_runs_heads_for_sending_elsewhere() -> None:
     assert all(not f for _, f in got[1:-1]) and len(got) <= 3  # throttled to every_s
     closing = finals[-1]
     assert closing["run"] == "run-l" and closing["hash"] == exported_head()
+
+
+def test_with_a_keyring_verifying_one_older_run_names_the_anchor_it_did_not_compare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = file_keyring_env(tmp_path / "keyring.json")
+    monkeypatch.setenv(ENV_FILE, env[ENV_FILE])
+    previous = keyring.core._keyring_backend
+    keyring.set_keyring(FileKeyring())
+    try:
+        make_run("run-1")
+        make_run("run-2")
+    finally:
+        keyring.core._keyring_backend = previous
+    r = verify("--run", "run-1", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "outside the runs verified here: verify the whole log" in r.stdout
+    whole = verify(env=env)
+    assert whole.returncode == 0 and "(run run-2 seq" in whole.stdout
