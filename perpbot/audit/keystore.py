@@ -101,9 +101,12 @@ def usable_keyring() -> Any:
     except PerpbotError:
         return None
     try:
-        backend.get_password(SERVICE, KEY_ENTRY)  # a locked or broken keyring raises here
+        with keyring_lock():
+            backend.get_password(SERVICE, KEY_ENTRY)  # a locked or broken keyring raises here
     except KeyringError:
         return None
+    except PerpbotError:
+        raise  # the keyring lock timed out: one line
     except Exception as exc:
         if os.environ.get(ENV_BACKEND):
             raise RuntimeFailure(
@@ -171,7 +174,10 @@ class KeyStore:
     def _load(self) -> Ed25519PrivateKey | None:
         if self.backend is not None:
             try:
-                text = self.backend.get_password(SERVICE, KEY_ENTRY)
+                with keyring_lock():
+                    text = self.backend.get_password(SERVICE, KEY_ENTRY)
+            except RuntimeFailure:
+                raise  # the keyring lock timed out: never a silent new key
             except Exception:
                 text = None
                 self.backend = None
@@ -236,7 +242,8 @@ class KeyStore:
         heads: list[tuple[str, dict[str, Any]]] = []
         if self.backend is not None:
             try:
-                text = self.backend.get_password(SERVICE, head_entry())
+                with keyring_lock():
+                    text = self.backend.get_password(SERVICE, head_entry())
             except Exception:
                 text = None
             head = _parse_head(text)

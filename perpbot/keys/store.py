@@ -5,14 +5,14 @@ API key, secret, exchange id, grant and timestamps as one JSON document, so a pr
 always written whole; and one index entry (username ``index``) listing the profile names,
 because keyring backends cannot enumerate their entries.
 
-Every change (a profile and the index together) holds the keyring lock of the state dir
-(``perpbot.keys.backend.keyring_lock``), so two processes never interleave their
-read-modify-write of a file-based keyring. Writes are atomic from the user's view: each
-write is read back, and if it fails or reads back wrong the previous value is put back
-before the error is reported. A new profile is added to the index after its entry is
-written; if the index cannot be updated the entry is removed again. Keyring errors (and a
-backend that fails on a damaged keyring file) become one-line messages that never contain
-key material.
+Every change (a profile and the index together) and every read holds the keyring lock of
+the state dir (``perpbot.keys.backend.keyring_lock``), so two processes never interleave
+their read-modify-write of a file-based keyring, nor read it half-rewritten. Writes are
+atomic from the user's view: each write is read back, and if it fails or reads back wrong
+the previous value is put back before the error is reported. A new profile is added to
+the index after its entry is written; if the index cannot be updated the entry is removed
+again. Keyring errors (and a backend that fails on a damaged keyring file) become one-line
+messages that never contain key material.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from perpbot.errors import BadInput, RuntimeFailure
+from perpbot.errors import BadInput, PerpbotError, RuntimeFailure
 from perpbot.keys.backend import backend_name, keyring_lock, usable_keyring
 from perpbot.keys.grant import Grant, GrantError
 
@@ -176,7 +176,10 @@ class _Keyring:
 
     def get(self, user: str, action: str) -> str | None:
         try:
-            return self.backend.get_password(SERVICE, user)
+            with keyring_lock():  # a file keyring being rewritten is never read half-way
+                return self.backend.get_password(SERVICE, user)
+        except PerpbotError:
+            raise
         except Exception as exc:
             raise _keyring_failure(f"{action} from {backend_name(self.backend)}", exc) from None
 
