@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 log_app = typer.Typer(
-    help="The signed request log: verify it, read it, follow it, show its public key.",
+    help="The signed request log: verify it, read it, follow it, anchor it, prune it.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
