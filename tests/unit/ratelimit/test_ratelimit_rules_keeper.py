@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from perpbot.client.ratelimit.host import HostBudget
-from perpbot.client.ratelimit.rules import Rule, RuleSet
-from perpbot.client.ratelimit.rules_keeper import RulesKeeper
-from perpbot.client.ratelimit.state import Grant, Policy
-from perpbot.client.ratelimit.store import MemoryStore
 from perpbot.client.request import Request
 from perpbot.events import Decision, EventBus
+from perpbot.ratelimit.budget import Admission, Policy
+from perpbot.ratelimit.host import HostBudget
+from perpbot.ratelimit.layer import RulesKeeper
+from perpbot.ratelimit.rules import Rule, RuleSet
+from perpbot.ratelimit.stores import MemoryStore
 
 PUBLISHED = {
     "rateLimits": [
@@ -34,7 +34,7 @@ def keeper(host_name: str, fallback: RuleSet | None = None) -> tuple[RulesKeeper
     return RulesKeeper(host, 2.0, fallback, exchange), seen
 
 
-async def no_hold(grant: Grant, what: str) -> None:
+async def no_hold(grant: Admission, what: str) -> None:
     await asyncio.sleep(0)
 
 

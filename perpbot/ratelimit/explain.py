@@ -9,12 +9,8 @@ after 429 with Retry-After 12 s on POST /fapi/v1/order at 12:03:04``.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
-from perpbot.client.ratelimit.rules import window_label
-
-if TYPE_CHECKING:
-    from perpbot.client.ratelimit.budget import Grant, Policy
+from perpbot.ratelimit.rules import window_label
 
 
 def clock(ts: float) -> str:
@@ -53,13 +49,13 @@ def recover_sentence(
     old: int | None,
     new: int | None,
     nominal: int | None,
-    policy: Policy,
+    recover_after_s: float,
     now: float,
 ) -> str:
     per = window_label(window_s)
     return (
         f"{_noun(kind)} budget raised {old} -> {new} per {per} (exchange limit {nominal}) "
-        f"after {_secs(policy.recover_after_s)} without pushback, at {clock(now)}"
+        f"after {_secs(recover_after_s)} without pushback, at {clock(now)}"
     )
 
 
@@ -105,10 +101,12 @@ def wait_sentence(
     )
 
 
-def too_heavy_sentence(http_method: str, path: str, grant: Grant) -> str:
-    kind = "order count" if (grant.bucket or "").startswith("orders") else "weight"
-    per = window_label(int((grant.bucket or "x/1s").split("/")[1][:-1]))
+def too_heavy_sentence(
+    http_method: str, path: str, bucket: str | None, cost: int, limit: int | None
+) -> str:
+    kind = "order count" if (bucket or "").startswith("orders") else "weight"
+    per = window_label(int((bucket or "x/1s").split("/")[1][:-1]))
     return (
-        f"{http_method} {path} costs {grant.used} {kind}, more than the exchange's whole limit "
-        f"of {grant.cap} per {per}: it can never be sent; ask for less (e.g. a smaller limit)"
+        f"{http_method} {path} costs {cost} {kind}, more than the exchange's whole limit "
+        f"of {limit} per {per}: it can never be sent; ask for less (e.g. a smaller limit)"
     )

@@ -1,6 +1,17 @@
 """Client-side rate limiting: one shared, exchange-corrected, explained budget per host.
 
-``build_rate_limiter(setup, exchange)`` is the factory ``perpbot.client.assemble`` calls.
+``build_rate_limiter(setup, exchange)`` is the factory the client's assembly calls. The
+package is the handful of concepts it is:
+
+    rules.py    the exchange's published limits, usage headers, Retry-After
+    budget.py   the shared state and its maths (spending, leases, pushback, recovery)
+    stores.py   where the state is shared: SQLite (default), Redis (``perpbot[redis]``), memory
+    host.py     this process's handle on a host's state: the store thread, the mirror
+    hooks.py    the HTTP hooks: charge each request, learn from each response
+    layer.py    the pipeline layer (waits before signing) and the rules keeper
+    explain.py  the sentences for every change and every long wait
+    plugin.py   how it attaches to `perpbot run`
+
 See docs/ratelimit.md for the model and the ``[limits]`` keys.
 """
 
@@ -9,15 +20,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from perpbot.client.ratelimit.host import HostBudget
-from perpbot.client.ratelimit.layer import RateLimiter, RateWait
-from perpbot.client.ratelimit.rules import from_config
-from perpbot.client.ratelimit.rules_keeper import RulesKeeper
-from perpbot.client.ratelimit.state import Policy
-from perpbot.client.ratelimit.store import open_store
 from perpbot.config import LimitsSection
+from perpbot.ratelimit.budget import Policy
+from perpbot.ratelimit.host import HostBudget
+from perpbot.ratelimit.layer import RateLimiter, RateWait, RulesKeeper
+from perpbot.ratelimit.rules import from_config
+from perpbot.ratelimit.stores import open_store
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotation only: the client's assembly is what calls this
     from perpbot.client.assemble import Setup
 
 __all__ = ["RateLimiter", "RateWait", "build_rate_limiter", "exchange_host"]
@@ -47,7 +57,13 @@ def build_rate_limiter(setup: Setup, exchange: Any) -> RateLimiter:
         exchange=exchange,
         key_id=setup.credentials.key_id,
     )
-    rules = RulesKeeper(host, limits.refresh_s, from_config(limits), exchange)
+    rules = RulesKeeper(
+        host=host, refresh_s=limits.refresh_s, fallback=from_config(limits), exchange=exchange
+    )
     return RateLimiter(
-        host, rules, setup.interrupter, max_wait_s=limits.max_wait_s, description=store.description
+        host=host,
+        rules=rules,
+        interrupter=setup.interrupter,
+        max_wait_s=limits.max_wait_s,
+        description=store.description,
     )
