@@ -17,20 +17,36 @@ See docs/ratelimit.md for the model and the ``[limits]`` keys.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from perpbot.config import LimitsSection
+from perpbot.client.waits import Interrupter
+from perpbot.config import ExchangeSection, LimitsSection, StrategyFile
+from perpbot.events import EventBus
 from perpbot.ratelimit.budget import Policy
 from perpbot.ratelimit.host import HostBudget
 from perpbot.ratelimit.layer import RateLimiter, RateWait, RulesKeeper
 from perpbot.ratelimit.rules import from_config
 from perpbot.ratelimit.stores import open_store
 
-if TYPE_CHECKING:  # annotation only: the client's assembly is what calls this
-    from perpbot.client.assemble import Setup
+__all__ = ["LimiterSetup", "RateLimiter", "RateWait", "build_rate_limiter", "exchange_host"]
 
-__all__ = ["RateLimiter", "RateWait", "build_rate_limiter", "exchange_host"]
+
+class LimiterSetup(Protocol):
+    """What the factory reads of a client's set-up (``perpbot.client.assemble.Setup``)."""
+
+    @property
+    def config(self) -> StrategyFile | None: ...
+    @property
+    def base_url(self) -> str | None: ...
+    @property
+    def exchange(self) -> ExchangeSection: ...
+    @property
+    def credentials(self) -> Any: ...  # (perpbot.keys: its ``key_id``)
+    @property
+    def bus(self) -> EventBus: ...
+    @property
+    def interrupter(self) -> Interrupter: ...
 
 
 def exchange_host(base_url: str | None, exchange: Any) -> str:
@@ -45,7 +61,7 @@ def exchange_host(base_url: str | None, exchange: Any) -> str:
     return str(getattr(exchange, "id", "exchange"))
 
 
-def build_rate_limiter(setup: Setup, exchange: Any) -> RateLimiter:
+def build_rate_limiter(setup: LimiterSetup, exchange: Any) -> RateLimiter:
     limits = setup.config.limits if setup.config is not None else LimitsSection()
     host_name = exchange_host(setup.base_url, exchange)
     timeout_s = setup.exchange.timeout_ms / 1000.0
