@@ -37,7 +37,7 @@ from perpbot.ratelimit.budget import Admission, Change, HostState
 from perpbot.ratelimit.explain import too_heavy_sentence
 from perpbot.ratelimit.host import LAYER, HostBudget
 from perpbot.ratelimit.rules import Kind, retry_after_s, usage_header, usage_headers
-from perpbot.weights import request_cost
+from perpbot.weights import Constant, cost_rule
 
 IN_HOOK_MAX_S = 0.5  # longer waits leave ccxt (RateWait) so the signature stays fresh
 CANCEL_PATIENCE_S = 0.2  # a cancel waits this long for the store, then leaves regardless
@@ -86,8 +86,11 @@ class HttpBudget:
     def before_http(self, record: HttpRecord, request: Request | None) -> Awaitable[None] | None:
         """Charge ``record``'s request. Returns None when this process's leases covered it
         (no shared transaction), else a coroutine that takes it from the shared budget."""
-        query = urlsplit(record.url).query
-        weight, orders = request_cost(record.http_method, record.path, dict(parse_qsl(query)))
+        rule = cost_rule(record.http_method, record.path)
+        if isinstance(rule, Constant):  # most costs do not depend on the parameters
+            weight, orders = rule.cost
+        else:  # depth, klines, batchOrders...: by the query's symbol and limit
+            weight, orders = rule(dict(parse_qsl(urlsplit(record.url).query)))
         cancel = request is not None and request.method_class == "cancel"
         # the rules re-read itself must pass while rules are due, and so may a cancel
         rules_every = None if cancel or record.path.endswith("/exchangeInfo") else self.every

@@ -12,6 +12,7 @@ same way, so they map onto the same buckets.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ def from_config(limits: LimitsSection) -> RuleSet | None:
     return RuleSet(rules=tuple(rules), source="config") if rules else None
 
 
+@functools.lru_cache(maxsize=256)  # header names repeat on every response
 def usage_header(name: str) -> tuple[Kind, int] | None:
     """``X-MBX-USED-WEIGHT-1M`` -> ("weight", 60); anything else -> None."""
     m = _HEADER.match(name)
