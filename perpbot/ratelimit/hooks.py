@@ -40,7 +40,9 @@ from perpbot.ratelimit.rules import Kind, retry_after_s, usage_header, usage_hea
 from perpbot.weights import Constant, cost_rule
 
 IN_HOOK_MAX_S = 0.5  # longer waits leave ccxt (RateWait) so the signature stays fresh
-CANCEL_PATIENCE_S = 0.2  # a cancel waits this long for the store, then leaves regardless
+# a cancel waits this long for the store (a healthy one answers within a few ms), then
+# leaves regardless
+CANCEL_PATIENCE_S = 0.02
 DEFAULT_BAN_S = 60.0
 Usage = list[tuple[Kind, int, int]]
 
