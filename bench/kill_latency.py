@@ -40,7 +40,9 @@ from typing import Any
 
 import tomli_w
 
-from perpbot.ratelimit.stores import host_slug
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.support.storelock import hold_write_lock, store_path
 from perpbot.sim import SimConfig, start_in_thread
 from perpbot.sim.config import MarketConfig
 
@@ -48,14 +50,6 @@ ROOT = Path(__file__).resolve().parents[1]
 HANG = ROOT / "tests" / "integration" / "kill_strategies"
 PY = sys.executable
 LOCK_S = 5.0
-HOLD_LOCK = """
-import sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], timeout=10, isolation_level=None)
-db.execute("BEGIN EXCLUSIVE")
-print("LOCKED", flush=True)
-time.sleep(float(sys.argv[2]))
-db.execute("ROLLBACK")
-"""
 LABELS = {"locked": "store write-locked by another process"}
 
 
@@ -141,12 +135,7 @@ def trial(sim: Any, mode: str, orders: int) -> dict[str, float]:
 def _hold_store_lock(home: Path, base_url: str) -> subprocess.Popen[str]:
     """Another process takes the bot's budget store write lock for LOCK_S; returns once it
     holds it and the next one-second weight window has begun (the bot's leases are void)."""
-    store = home / "limits" / f"{host_slug(base_url.split('://', 1)[1])}.sqlite"
-    cmd = [PY, "-c", HOLD_LOCK, str(store), str(LOCK_S)]
-    holder = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None
-    if holder.stdout.readline().strip() != "LOCKED":
-        raise SystemExit(f"bench: could not lock {store}")
+    holder, _ = hold_write_lock(store_path(home, base_url), LOCK_S)
     time.sleep(1.0 - time.time() % 1.0 + 0.05)
     return holder
 

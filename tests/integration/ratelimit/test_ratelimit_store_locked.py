@@ -9,13 +9,11 @@ the kill watchdog, and a cancel does not wait for a store that does not answer.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from perpbot.ratelimit.stores import host_slug
+from bench.support.storelock import hold_write_lock, store_path
 from tests.conftest import run_cli
 from tests.integration.kill_strategies.support import (
     Bot,
@@ -30,16 +28,6 @@ from tests.integration.kill_strategies.support import (
 LOCK_S = 5.0
 WINDOW_S = 1  # one-second weight windows: the bot's leases are void once the lock is held
 
-HOLD_LOCK = """
-import sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], timeout=10, isolation_level=None)
-db.execute("BEGIN EXCLUSIVE")
-print("LOCKED", time.time(), flush=True)
-time.sleep(float(sys.argv[2]))
-db.execute("ROLLBACK")
-print("RELEASED", time.time(), flush=True)
-"""
-
 
 def test_kill_cancels_while_another_process_holds_the_store_write_lock(
     sim_factory: Any, tmp_path: Path, state_home: Path, bots: list[Bot]
@@ -52,18 +40,12 @@ def test_kill_cancels_while_another_process_holds_the_store_write_lock(
     bot = start_bot(toml, tmp_path, creds)
     bots.append(bot)
     wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) == 12, timeout=30)
-    store = state_home / "limits" / f"{host_slug(sim.base_url.split('://')[1])}.sqlite"
+    store = store_path(state_home, sim.base_url)
     assert store.exists()
 
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(store), str(LOCK_S)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder, locked_at = hold_write_lock(store, LOCK_S)
     try:
         assert holder.stdout is not None
-        word, locked_at = holder.stdout.readline().split()
-        assert word == "LOCKED"
         # into the next weight window: whatever the bot leased before the lock is void, so
         # its cancels need the (locked) store
         time.sleep(WINDOW_S - time.time() % WINDOW_S + 0.05)
@@ -82,7 +64,7 @@ def test_kill_cancels_while_another_process_holds_the_store_write_lock(
     last_cancel = max(o["cancelTime"] for o in orders) / 1000.0
     assert last_cancel < float(release_line[1]) - 2.0  # well before the lock was released
     assert last_cancel - killed_at < 2.0 and gone_at - killed_at < 2.5
-    assert last_cancel > float(locked_at)
+    assert last_cancel > locked_at
 
     code, out, err = bot.finish()
     assert code == 4, err
