@@ -22,6 +22,7 @@ the level the exchange is known to accept while a bucket is probing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -182,7 +183,12 @@ class HttpBudget:
 
     def _answer_later(self, future: Future[Admission]) -> None:
         loop = asyncio.get_running_loop()
-        future.add_done_callback(lambda f: loop.call_soon_threadsafe(self._late_answer, f))
+
+        def done(f: Future[Admission]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
+                loop.call_soon_threadsafe(self._late_answer, f)
+
+        future.add_done_callback(done)
 
     def _late_answer(self, future: Future[Admission]) -> None:
         """The store answered a cancel that did not wait for it: keep the leases it took."""

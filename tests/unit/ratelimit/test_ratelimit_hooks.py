@@ -199,3 +199,54 @@ async def test_usage_headers_are_written_when_they_say_more_than_is_known(clock:
     before = CountingStore.transactions
     await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "2"})  # less than known: nothing to write
     assert CountingStore.transactions == before and used() == 600
+
+
+async def test_a_held_back_request_is_a_not_sent_error_and_never_reaches_the_exchange() -> None:
+    from perpbot.client.errors import NotSent
+
+    mine, _ = process("hooks-notsent:1")
+    other, _ = process("hooks-notsent:1")
+    await send(other, status=429, **{"Retry-After": "5"})
+    request = Request("fetch_ticker")
+    record = HttpRecord("GET", TICKER, "/fapi/v1/ticker/24hr")
+    request.http.append(record)
+    with pytest.raises(NotSent) as held:  # what the transport and the retrier look for
+        await charge(mine, record, request)
+    assert isinstance(held.value, RateWait) and held.value.admission.reason == "retry_after"
+    assert request.http == [] and record.charge is None
+
+
+async def test_a_cancel_does_not_wait_for_a_store_that_does_not_answer() -> None:
+    """The store thread is stuck (another process's lock): a cancel leaves after 20 ms and
+    is charged once the store answers; a read waits for the store."""
+    import asyncio
+    import threading
+
+    from perpbot.ratelimit.hooks import CANCEL_PATIENCE_S
+
+    hooks, seen = process("hooks-slow:1")
+    stuck = threading.Event()
+    hooks.host.submit(lambda st: stuck.wait(5))  # the store thread is busy until set
+    cancel = Request("cancel_order")
+    record = HttpRecord("DELETE", "http://h/fapi/v1/order?symbol=BTCUSDT", "/fapi/v1/order")
+    cancel.http.append(record)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await charge(hooks, record, cancel)
+    assert CANCEL_PATIENCE_S <= loop.time() - t0 < 0.5
+    assert [d.code for d in seen if d.code.startswith("RATE_STORE")] == [
+        "RATE_STORE_SLOW_CANCEL_SENT"
+    ]
+    read = Request("fetch_ticker")
+    record = HttpRecord("GET", TICKER, "/fapi/v1/ticker/24hr")
+    read.http.append(record)
+    pending = asyncio.ensure_future(charge(hooks, record, read))
+    await asyncio.sleep(0.1)
+    assert not pending.done()  # a read waits for its budget
+    stuck.set()
+    await pending
+    await hooks.host.settled()
+    await asyncio.sleep(0.01)
+    used = hooks.host.store.read().buckets["weight/60s"].used
+    leased = sum(lease.units for lease in hooks.leases.values())  # reserved, not spent
+    assert used - leased == 2  # the cancel was charged once the store answered, the read too
