@@ -86,9 +86,13 @@ class MemoryStore:
         self.description = f"memory ({host})"
 
     def transact(self, fn: Callable[[HostState], T]) -> T:
+        # on a copy, as the other stores decode one: a state handed out (the mirror) is
+        # never changed afterwards by another thread
         with self._lock:
-            state = self._states.setdefault(self.host, HostState())
-            return fn(state)
+            state = HostState.from_dict(self._states.setdefault(self.host, HostState()).to_dict())
+            result = fn(state)
+            self._states[self.host] = state
+            return result
 
     def read(self) -> HostState:
         with self._lock:
