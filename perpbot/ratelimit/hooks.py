@@ -191,9 +191,11 @@ class HttpBudget:
         future.add_done_callback(done)
 
     def _late_answer(self, future: Future[Admission]) -> None:
-        """The store answered a cancel that did not wait for it: keep the leases it took."""
+        """The store answered a cancel that did not wait for it: keep the leases it took
+        (when it found no room, the cancel that went out is left to the usage headers)."""
         if not future.cancelled() and future.exception() is None:
             admission = future.result()
+            self.host.publish(admission.changes)
             if admission.granted:
                 self._take_leases(admission)
 
@@ -319,6 +321,8 @@ async def _answered(future: Future[Admission], within_s: float) -> bool:
     """Whether the store answered within ``within_s`` (the transaction goes on anyway)."""
     waiting = asyncio.wrap_future(future)
     done, _ = await asyncio.wait({waiting}, timeout=within_s)
+    if not done:  # its answer, or its failure, is taken by whoever waits on ``future``
+        waiting.add_done_callback(lambda f: f.cancelled() or f.exception())
     return bool(done)
 
 
