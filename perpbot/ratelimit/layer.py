@@ -51,18 +51,21 @@ REFRESH_LEASE_S = 10.0
 Hold = Callable[[Admission, str], Awaitable[None]]
 
 
+@dataclass(slots=True, eq=False)
 class RulesKeeper:
     """The budget's rules: the exchange's published ``rateLimits``, else ``[limits]``."""
 
-    def __init__(
-        self, host: HostBudget, refresh_s: float, fallback: RuleSet | None, exchange: Any
-    ) -> None:
-        self.host = host
-        self.refresh_s = refresh_s
-        self.fallback = fallback
-        # the re-read period, or None when this exchange's rules cannot be re-read
-        self.every: float | None = refresh_s if hasattr(exchange, REFRESH_METHOD) else None
-        self._lock = asyncio.Lock()
+    host: HostBudget
+    refresh_s: float
+    fallback: RuleSet | None
+    exchange: Any
+    # the re-read period, or None when this exchange's rules cannot be re-read
+    every: float | None = field(init=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        host, fallback = self.host, self.fallback
+        self.every = self.refresh_s if hasattr(self.exchange, REFRESH_METHOD) else None
         now = host.now()
         if fallback is not None:  # (set up before the run: these wait for the store here)
             host.publish(host.txn(lambda st: budget.apply_rules(st, fallback, now, host.policy)))
