@@ -43,6 +43,7 @@ from perpbot.ratelimit.explain import (
     ban_sentence,
     limit_changed_sentence,
     recover_sentence,
+    retry_after_sentence,
     tighten_sentence,
 )
 from perpbot.ratelimit.rules import Kind, Rule, RuleSet, window_label
@@ -382,7 +383,16 @@ def pushback(
             "retry_after": retry_after,
             "path": path,
         }
-        sentence = tighten_sentence(b.kind, b.window_s, old, new, b.nominal, retry_after, path, now)
+        sentence = tighten_sentence(
+            kind=b.kind,
+            window_s=b.window_s,
+            old=old,
+            new=new,
+            nominal=b.nominal,
+            retry_after=retry_after,
+            path=path,
+            now=now,
+        )
         changes.append(
             Change(action="tighten", code="RATE_TIGHTEN_429", sentence=sentence, data=data)
         )
@@ -391,7 +401,7 @@ def pushback(
             Change(
                 action="info",
                 code="RATE_RETRY_AFTER",
-                sentence=tighten_sentence(None, 0, None, None, None, retry_after, path, now),
+                sentence=retry_after_sentence(retry_after=retry_after, path=path, now=now),
                 data={"retry_after": retry_after, "path": path},
             )
         )
@@ -410,7 +420,7 @@ def banned(st: HostState, retry_after: float, path: str, now: float) -> Change:
     change = Change(
         action="ban",
         code="RATE_BANNED_418",
-        sentence=ban_sentence(retry_after, path, now),
+        sentence=ban_sentence(retry_after=retry_after, path=path, now=now),
         data={"retry_after": retry_after, "path": path, "until": st.banned_until},
     )
     remember(st, change, now)
@@ -432,7 +442,13 @@ def recover(st: HostState, now: float, policy: Policy) -> list[Change]:
         data = {"bucket": name, "old": old, "new": new, "nominal": b.nominal}
         data["factor"] = round(b.factor, 4)
         sentence = recover_sentence(
-            b.kind, b.window_s, old, new, b.nominal, policy.recover_after_s, now
+            kind=b.kind,
+            window_s=b.window_s,
+            old=old,
+            new=new,
+            nominal=b.nominal,
+            recover_after_s=policy.recover_after_s,
+            now=now,
         )
         changes.append(Change(action="recover", code="RATE_RECOVER", sentence=sentence, data=data))
     if changes:
@@ -492,7 +508,9 @@ def _limit_change(rule: Rule, prev: int | None, source: str, now: float, name: s
         action, code = "tighten", "RATE_LIMIT_LOWERED"
     else:
         action, code = "recover", "RATE_LIMIT_RAISED"
-    sentence = limit_changed_sentence(rule.kind, rule.window_s, prev, rule.limit, source, now)
+    sentence = limit_changed_sentence(
+        kind=rule.kind, window_s=rule.window_s, old=prev, new=rule.limit, source=source, now=now
+    )
     data = {"bucket": name, "old": prev, "new": rule.limit, "nominal": rule.limit}
     data["source"] = source
     return Change(action=action, code=code, sentence=sentence, data=data)  # type: ignore[arg-type]

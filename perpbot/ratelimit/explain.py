@@ -25,8 +25,13 @@ def _noun(kind: str | None) -> str:
     return "order-count" if kind == "orders" else "weight"
 
 
+def _pushback_cause(retry_after: float, path: str, now: float) -> str:
+    return f"429 with Retry-After {_secs(retry_after)} on {path} at {clock(now)}"
+
+
 def tighten_sentence(
-    kind: str | None,
+    *,
+    kind: str,
     window_s: int,
     old: int | None,
     new: int | None,
@@ -35,15 +40,21 @@ def tighten_sentence(
     path: str,
     now: float,
 ) -> str:
-    cause = f"429 with Retry-After {_secs(retry_after)} on {path} at {clock(now)}"
-    if kind is None:
-        return f"exchange pushed back: {cause}; no request leaves until it has passed"
     limit = f" (exchange limit {nominal})" if nominal else ""
-    per = window_label(window_s)
-    return f"{_noun(kind)} budget cut {old} -> {new} per {per}{limit} after {cause}"
+    cause = _pushback_cause(retry_after, path, now)
+    return (
+        f"{_noun(kind)} budget cut {old} -> {new} per {window_label(window_s)}{limit} after {cause}"
+    )
+
+
+def retry_after_sentence(*, retry_after: float, path: str, now: float) -> str:
+    """A 429 that cut no budget (one already cut in this Retry-After period)."""
+    cause = _pushback_cause(retry_after, path, now)
+    return f"exchange pushed back: {cause}; no request leaves until it has passed"
 
 
 def recover_sentence(
+    *,
     kind: str,
     window_s: int,
     old: int | None,
@@ -60,7 +71,7 @@ def recover_sentence(
 
 
 def limit_changed_sentence(
-    kind: str, window_s: int, old: int | None, new: int, source: str, now: float
+    *, kind: str, window_s: int, old: int | None, new: int, source: str, now: float
 ) -> str:
     per = window_label(window_s)
     where = "the exchange's exchangeInfo" if source == "exchange" else "[limits] in the strategy"
@@ -70,7 +81,7 @@ def limit_changed_sentence(
     return f"{where} {verb} the {_noun(kind)} limit {old} -> {new} per {per} at {clock(now)}"
 
 
-def ban_sentence(retry_after: float, path: str, now: float) -> str:
+def ban_sentence(*, retry_after: float, path: str, now: float) -> str:
     return (
         f"exchange banned this IP (418) for {_secs(retry_after)} after {path} at {clock(now)}; "
         f"no request leaves until {clock(now + retry_after)}"
@@ -78,6 +89,7 @@ def ban_sentence(retry_after: float, path: str, now: float) -> str:
 
 
 def wait_sentence(
+    *,
     reason: str,
     what: str,
     wait_s: float,
@@ -102,7 +114,7 @@ def wait_sentence(
 
 
 def too_heavy_sentence(
-    http_method: str, path: str, bucket: str | None, cost: int, limit: int | None
+    *, http_method: str, path: str, bucket: str | None, cost: int, limit: int | None
 ) -> str:
     kind = "order count" if (bucket or "").startswith("orders") else "weight"
     per = window_label(int((bucket or "x/1s").split("/")[1][:-1]))

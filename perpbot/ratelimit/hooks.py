@@ -162,7 +162,11 @@ class HttpBudget:
             if admission.reason == "too_heavy":
                 _unrecord(record, request)
                 sentence = too_heavy_sentence(
-                    record.http_method, record.path, admission.bucket, admission.used, admission.cap
+                    http_method=record.http_method,
+                    path=record.path,
+                    bucket=admission.bucket,
+                    cost=admission.used,
+                    limit=admission.cap,
                 )
                 raise RuntimeFailure(sentence, code="RATE_REQUEST_TOO_HEAVY")
             if admission.wait_s <= 0 or waited + admission.wait_s > IN_HOOK_MAX_S:

@@ -240,13 +240,13 @@ class RateLimiter:
         wait = admission.wait_s
         if wait > self.max_wait_s or wait > 1.0:
             sentence = wait_sentence(
-                admission.reason,
-                what,
-                wait,
-                admission.bucket,
-                admission.used,
-                admission.cap,
-                self.host.now(),
+                reason=admission.reason,
+                what=what,
+                wait_s=wait,
+                bucket=admission.bucket,
+                used=admission.used,
+                cap=admission.cap,
+                now=self.host.now(),
             )
             if wait > self.max_wait_s:
                 raise RuntimeFailure(
