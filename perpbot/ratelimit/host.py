@@ -72,8 +72,13 @@ class HostBudget:
     def post(self, fn: Callable[[HostState], list[Change] | None]) -> None:
         """Queue ``fn`` without waiting; the changes it returns are published on the event
         loop once it ran. A failure is not raised here: the store being unreachable also
-        fails this process's next transaction, which refuses its request."""
-        loop = asyncio.get_running_loop()
+        fails this process's next transaction, which refuses its request. Without a running
+        event loop (a tool), it runs ``fn`` and waits here."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.publish(self.txn(fn) or [])
+            return
         future = self._thread.submit(self._run, fn)
         self._last_posted = future
 

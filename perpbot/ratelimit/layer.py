@@ -64,12 +64,19 @@ class RulesKeeper:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     def __post_init__(self) -> None:
-        host, fallback = self.host, self.fallback
         self.every = self.refresh_s if hasattr(self.exchange, REFRESH_METHOD) else None
-        now = host.now()
-        if fallback is not None:  # (set up before the run: these wait for the store here)
-            host.publish(host.txn(lambda st: budget.apply_rules(st, fallback, now, host.policy)))
-        host.txn(lambda st: budget.ensure_key(st, host.key_id))
+        # queued, not waited for: connecting (`perpbot kill --direct` too) never waits for a
+        # store another process holds; every later transaction of this process comes after
+        self.host.post(self._set_up)
+
+    def _set_up(self, st: HostState) -> list[Change]:
+        """The ``[limits]`` fallback (until the exchange's own rules are read), and this
+        key's order-count buckets."""
+        host = self.host
+        fallback = self.fallback
+        changes = budget.apply_rules(st, fallback, host.now(), host.policy) if fallback else []
+        budget.ensure_key(st, host.key_id)
+        return changes
 
     def due(self, now: float) -> bool:
         return budget.refresh_due(self.host.mirror, now, self.every)

@@ -80,3 +80,25 @@ async def test_a_failed_reread_keeps_the_rules_until_the_next_period() -> None:
     assert st.refresh_until == 0.0 and not rules.due(rules.host.now())
     assert st.buckets["weight/60s"].nominal == 1000 and st.rules_source == "config"
     assert "read from [limits] in the strategy" in seen[0].sentence
+
+
+async def test_setting_up_never_waits_for_a_slow_store() -> None:
+    """Connecting (a bot, or `perpbot kill --direct`) queues its set-up transaction: a store
+    another process holds delays nothing; the set-up still precedes every later one."""
+    import time
+
+    class SlowStore(MemoryStore):
+        def transact(self, fn: Any) -> Any:
+            time.sleep(0.5)  # another process's write lock
+            return super().transact(fn)
+
+    exchange = SimpleNamespace(options={}, fapipublic_get_exchangeinfo=None)
+    host = HostBudget(
+        store=SlowStore("rk-4:1"), policy=Policy(), bus=EventBus(), exchange=exchange, key_id="k"
+    )
+    fallback = RuleSet((Rule("weight", 60, 1000),), "config")
+    t0 = time.monotonic()
+    rules = RulesKeeper(host, 2.0, fallback, exchange)
+    assert time.monotonic() - t0 < 0.2
+    nominal = await host.transact(lambda st: st.buckets["weight/60s"].nominal)
+    assert nominal == 1000 and rules.host.mirror.rules_source == "config"
