@@ -144,7 +144,7 @@ def test_lease_size_shrinks_as_the_window_fills() -> None:
 async def test_each_request_is_charged_its_own_parameters_weight(url: str, weight: int) -> None:
     hooks, _ = process("hooks-cost:1", limit=1_000_000)
     await send(hooks)  # takes this process's lease
-    for _ in range(3):  # the same public URL again is priced from memory: still right
+    for _ in range(3):  # the same URL again: still its own weight
         lease = hooks.leases["weight/60s"]
         before = lease.units
         await send(hooks, url)
@@ -181,8 +181,8 @@ async def test_a_lease_is_never_spent_past_its_window(clock: Clock) -> None:
     await send(hooks)
     first = hooks.leases["weight/60s"]
     assert first.start == WINDOW_START and first.units > 10
-    await send(hooks)  # from the lease (worked out once for this URL)
-    clock.wall += 0.2  # the next window: the remembered plan has expired with the lease
+    await send(hooks)  # from the lease
+    clock.wall += 0.2  # the next window: the lease has expired with its window
     before = CountingStore.transactions
     await send(hooks)
     assert CountingStore.transactions == before + 1
