@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from perpbot.client.ratelimit.loadtest import run_workers, worker_command
+from bench.support.loadtest import run_workers, worker_command
 
 
 def run_scenario(

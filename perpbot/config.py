@@ -58,7 +58,7 @@ class SimSection(Section):
 
 
 class LimitsSection(Section):
-    """Client-side rate limiting (perpbot.client.ratelimit, docs/ratelimit.md)."""
+    """Client-side rate limiting (perpbot.ratelimit, docs/ratelimit.md)."""
 
     store: str = Field(default="sqlite", description='"sqlite", "memory" or "redis://host:port/db"')
     safety_margin: float = Field(default=0.05, ge=0, lt=0.9)

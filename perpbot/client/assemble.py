@@ -64,17 +64,17 @@ class Setup:
 
 def build_layers(setup: Setup, exchange: Any) -> list[Layer]:
     """The guard layers, outermost first. Each concern adds itself here and nowhere else."""
-    from perpbot.client.ratelimit import build_rate_limiter
     from perpbot.client.retry import build_retrier
     from perpbot.keys.gate import scope_gate
     from perpbot.kill.gate import kill_gate
+    from perpbot.ratelimit import build_rate_limiter
     from perpbot.risk.gate import build_risk_gate
 
     layers: list[Layer | None] = [
         kill_gate(setup, exchange),  # KillGate (perpbot.kill)
         scope_gate(setup, exchange),  # ScopeGate (perpbot.keys)
         build_risk_gate(setup, exchange),  # RiskGate (perpbot.risk)
-        build_rate_limiter(setup, exchange),  # RateLimiter (perpbot.client.ratelimit)
+        build_rate_limiter(setup, exchange),  # RateLimiter (perpbot.ratelimit)
         build_retrier(setup),  # Retrier (perpbot.client.retry)
     ]
     return [layer for layer in layers if layer is not None]

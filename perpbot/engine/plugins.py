@@ -45,6 +45,6 @@ def attach(runner: Runner) -> None:
     from perpbot.risk.plugin import attach as attach_risk
 
     attach_risk(runner)
-    from perpbot.client.ratelimit.plugin import attach as attach_ratelimit
+    from perpbot.ratelimit.plugin import attach as attach_ratelimit
 
     attach_ratelimit(runner)

@@ -22,6 +22,7 @@ import io
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from perpbot.errors import RuntimeFailure
 from perpbot.report.data import Points, RunData
 from perpbot.report.series import RunSeries
 
@@ -151,7 +152,11 @@ def _line_panel(
 
 def build_figure(run: RunData, series: RunSeries, heading: str) -> Figure:
     """The report figure. Uses matplotlib's object API only: no pyplot, no global state."""
-    import matplotlib
+    try:  # an optional extra, imported only when a figure is drawn
+        import matplotlib
+    except ImportError:
+        hint = "the report figure needs matplotlib: pip install 'perpbot[report]'"
+        raise RuntimeFailure(hint) from None
 
     matplotlib.use("Agg", force=False)
     import matplotlib.dates as mdates

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from perpbot.client.ratelimit.loadtest import WindowSampler
-from perpbot.client.ratelimit.workload import Ops, drive
+from bench.support.loadtest import WindowSampler
+from bench.support.workload import Ops, drive
 from perpbot.client.waits import WaitInterrupted
 from perpbot.errors import RuntimeFailure
 
@@ -189,7 +189,7 @@ async def test_a_418_ban_stops_requests_until_it_ends(sim_factory: Any, open_gua
 async def test_a_ban_in_the_shared_store_holds_every_client_of_the_host(
     sim_factory: Any, open_guarded: Any
 ) -> None:
-    from perpbot.client.ratelimit import budget
+    from perpbot.ratelimit import budget
 
     sim = sim_factory(limits={"weight_per_window": 20, "weight_window_s": WINDOW_S})
     async with (
@@ -230,7 +230,7 @@ async def test_a_closed_client_lets_go_of_its_budget_and_refuses_requests(
         await client.fetch_ticker(SYMBOL)
         limiter = client.pipeline.layer("ratelimit")
         store = limiter.host.store
-    assert store._flag_map.closed  # the SQLite store's connection and flag mapping are gone
+    assert store.closed  # the SQLite store's connections are gone
     assert limiter.snapshot()["weight_limit"] > 0  # as this process last saw it
     with pytest.raises(RuntimeFailure) as refused:
         await client.fetch_ticker(SYMBOL)

@@ -8,8 +8,8 @@ import time
 import urllib.request
 from typing import Any
 
-from perpbot.client.ratelimit.loadtest import WindowSampler
-from perpbot.client.ratelimit.workload import Ops, drive
+from bench.support.loadtest import WindowSampler
+from bench.support.workload import Ops, drive
 
 WINDOW_S = 2
 BUDGET = 200

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from perpbot.client.ratelimit.loadtest import LoadRun, run_workers, worker_command
+from bench.support.loadtest import LoadRun, run_workers, worker_command
 
 WINDOW_S = 1
 BUDGET = 150
@@ -84,7 +84,7 @@ def test_a_429_seen_by_one_process_holds_the_others(
             open_guarded(sim, limits={"store": spec}) as (b, _),
         ):
             limiter_a = a.pipeline.layer("ratelimit")
-            from perpbot.client.ratelimit import budget
+            from perpbot.ratelimit import budget
 
             now = limiter_a.now()
             policy = limiter_a.host.policy
@@ -112,7 +112,7 @@ def test_through_redis_a_block_reaches_every_process_without_a_round_trip_per_re
     asks Redis nothing; the key itself is still read every second and on (re)subscribing."""
     import time
 
-    from perpbot.client.ratelimit.store_redis import RedisStore
+    from perpbot.ratelimit.stores import RedisStore
 
     one, two = RedisStore(redis_url, "h:1"), RedisStore(redis_url, "h:1")
     try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from perpbot.client.ratelimit import budget
-from perpbot.client.ratelimit.budget import Bucket, HostState, Policy
-from perpbot.client.ratelimit.rules import Rule, RuleSet
+from perpbot.ratelimit import budget
+from perpbot.ratelimit.budget import Bucket, HostState, Policy
+from perpbot.ratelimit.rules import Rule, RuleSet
 
 POLICY = Policy(
     safety_margin=0.05,
@@ -40,7 +40,7 @@ def state(rules: RuleSet | None = None, probing: bool = False) -> HostState:
     return st
 
 
-def take(st: HostState, weight: int, orders: int, now: float) -> budget.Grant:
+def take(st: HostState, weight: int, orders: int, now: float) -> budget.Admission:
     return budget.acquire(st, budget.charges_for(weight, orders, st, KEY), now, POLICY)
 
 

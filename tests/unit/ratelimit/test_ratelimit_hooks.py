@@ -8,16 +8,16 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from perpbot.client.ratelimit import budget
-from perpbot.client.ratelimit.hooks import HttpBudget, RateWait
-from perpbot.client.ratelimit.host import HostBudget
-from perpbot.client.ratelimit.rules import Rule, RuleSet
-from perpbot.client.ratelimit.rules_keeper import RulesKeeper
-from perpbot.client.ratelimit.state import Policy
-from perpbot.client.ratelimit.store import MemoryStore
 from perpbot.client.request import HttpRecord, Request
 from perpbot.client.waits import Interrupter
 from perpbot.events import Decision, EventBus
+from perpbot.ratelimit import budget
+from perpbot.ratelimit.budget import Policy
+from perpbot.ratelimit.hooks import HttpBudget, RateWait
+from perpbot.ratelimit.host import HostBudget
+from perpbot.ratelimit.layer import RulesKeeper
+from perpbot.ratelimit.rules import Rule, RuleSet
+from perpbot.ratelimit.stores import MemoryStore
 
 TICKER = "http://h/fapi/v1/ticker/24hr?symbol=BTCUSDT"
 
@@ -41,7 +41,7 @@ def process(host_name: str, limit: int = 2400) -> tuple[HttpBudget, list[Decisio
     )
     rules = RulesKeeper(host, 60.0, None, exchange)
     rules.install(RuleSet((Rule("weight", 60, limit), Rule("orders", 10, 300)), "exchange"))
-    return HttpBudget(host, rules, Interrupter()), seen
+    return HttpBudget(host=host, every=rules.every, interrupter=Interrupter()), seen
 
 
 async def charge(hooks: HttpBudget, record: HttpRecord, request: Request) -> None:
@@ -60,6 +60,7 @@ async def send(hooks: HttpBudget, url: str = TICKER, status: int = 200, **header
     if status >= 400:
         record.error_code = -1003
     hooks.after_http(record, request)
+    await hooks.host.settled()  # what the response hook queued for the store has run
 
 
 async def test_most_requests_spend_from_a_lease_without_a_shared_transaction() -> None:
@@ -85,7 +86,7 @@ async def test_a_block_met_by_another_process_stops_the_lease_at_once() -> None:
     request.http.append(record)
     with pytest.raises(RateWait) as held:
         await charge(mine, record, request)
-    assert held.value.grant.reason == "retry_after" and 6 < held.value.grant.wait_s <= 7
+    assert held.value.admission.reason == "retry_after" and 6 < held.value.admission.wait_s <= 7
     assert request.http == []  # it never left
     assert mine.host.mirror.blocked_until > 0  # and the mirror now knows
 
@@ -98,7 +99,7 @@ async def test_headers_raise_the_shared_count_to_what_the_exchange_counted() -> 
     with pytest.raises(RateWait) as held:  # 2100 + what is left of the lease: no room
         for _ in range(500):  # the rest of the lease, then what is left under the cap
             await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "2100"})
-    assert held.value.grant.reason == "budget"
+    assert held.value.admission.reason == "budget"
 
 
 async def test_a_request_heavier_than_the_whole_limit_is_refused() -> None:
@@ -143,8 +144,8 @@ def test_lease_size_shrinks_as_the_window_fills() -> None:
 async def test_each_request_is_charged_its_own_parameters_weight(url: str, weight: int) -> None:
     hooks, _ = process("hooks-cost:1", limit=1_000_000)
     await send(hooks)  # takes this process's lease
-    for _ in range(3):  # the same public URL again is priced from memory: still right
-        lease = hooks._leases["weight/60s"]
+    for _ in range(3):  # the same URL again: still its own weight
+        lease = hooks.leases["weight/60s"]
         before = lease.units
         await send(hooks, url)
         assert before - lease.units == weight
@@ -154,7 +155,7 @@ WINDOW_START = 60.0 * 16_666_667  # a minute window starts here (windows align t
 
 
 class Clock:
-    """The wall clock (exchange windows) and the monotonic clock (batching), by hand."""
+    """The wall clock (exchange windows), by hand."""
 
     def __init__(self, wall: float) -> None:
         self.wall, self.mono = wall, 1000.0
@@ -168,47 +169,84 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    from perpbot.client.ratelimit import hooks, host
+    from perpbot.ratelimit import host
 
     c = Clock(wall=WINDOW_START + 59.9)  # 0.1 s before a 60 s window ends
     monkeypatch.setattr(host, "time", c)
-    monkeypatch.setattr(hooks, "time", c)
     return c
 
 
 async def test_a_lease_is_never_spent_past_its_window(clock: Clock) -> None:
     hooks, _ = process("hooks-window:1", limit=1_000_000)
     await send(hooks)
-    first = hooks._leases["weight/60s"]
+    first = hooks.leases["weight/60s"]
     assert first.start == WINDOW_START and first.units > 10
-    await send(hooks)  # from the lease (worked out once for this URL)
-    clock.wall += 0.2  # the next window: the remembered plan has expired with the lease
+    await send(hooks)  # from the lease
+    clock.wall += 0.2  # the next window: the lease has expired with its window
     before = CountingStore.transactions
     await send(hooks)
     assert CountingStore.transactions == before + 1
-    assert hooks._leases["weight/60s"].start == WINDOW_START + 60
+    assert hooks.leases["weight/60s"].start == WINDOW_START + 60
 
 
-async def test_far_from_the_cap_usage_headers_are_written_in_batches(clock: Clock) -> None:
-    hooks, _ = process("hooks-batch:1", limit=2400)  # cap 2280, near-cap from 2052
+async def test_usage_headers_are_written_when_they_say_more_than_is_known(clock: Clock) -> None:
+    hooks, _ = process("hooks-headers:1", limit=2400)
     used = lambda: hooks.host.store.read().buckets["weight/60s"].used  # noqa: E731
-    await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "500"})  # the first look writes at once
+    await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "500"})  # more than known: written
     assert used() == 500
-    clock.mono += 0.01
-    await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "600"})  # within 50 ms, far from the cap
-    assert used() == 500
-    clock.mono += 0.01
-    await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "2100"})  # near the cap: at once
-    assert used() == 2100
-    clock.mono += 0.06
-    await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "2150"})  # and the next batch is due
-    assert used() == 2150
+    await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "600"})  # far from the cap too
+    assert used() == 600
+    before = CountingStore.transactions
+    await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "2"})  # less than known: nothing to write
+    assert CountingStore.transactions == before and used() == 600
 
 
-async def test_urls_with_moving_parameters_do_not_grow_the_plans_without_bound() -> None:
-    from perpbot.client.ratelimit.hooks import PLANS_MAX
+async def test_a_held_back_request_is_a_not_sent_error_and_never_reaches_the_exchange() -> None:
+    from perpbot.client.errors import NotSent
 
-    hooks, _ = process("hooks-plans:1", limit=10_000_000)
-    for since in range(PLANS_MAX + 50):
-        await send(hooks, f"http://h/fapi/v1/klines?symbol=BTCUSDT&startTime={since}&limit=5")
-    assert 0 < len(hooks._plans) <= PLANS_MAX
+    mine, _ = process("hooks-notsent:1")
+    other, _ = process("hooks-notsent:1")
+    await send(other, status=429, **{"Retry-After": "5"})
+    request = Request("fetch_ticker")
+    record = HttpRecord("GET", TICKER, "/fapi/v1/ticker/24hr")
+    request.http.append(record)
+    with pytest.raises(NotSent) as held:  # what the transport and the retrier look for
+        await charge(mine, record, request)
+    assert isinstance(held.value, RateWait) and held.value.admission.reason == "retry_after"
+    assert request.http == [] and record.charge is None
+
+
+async def test_a_cancel_does_not_wait_for_a_store_that_does_not_answer() -> None:
+    """The store thread is stuck (another process's lock): a cancel leaves after 20 ms and
+    is charged once the store answers; a read waits for the store."""
+    import asyncio
+    import threading
+
+    from perpbot.ratelimit.hooks import CANCEL_PATIENCE_S
+
+    hooks, seen = process("hooks-slow:1")
+    stuck = threading.Event()
+    hooks.host.submit(lambda st: stuck.wait(5))  # the store thread is busy until set
+    cancel = Request("cancel_order")
+    record = HttpRecord("DELETE", "http://h/fapi/v1/order?symbol=BTCUSDT", "/fapi/v1/order")
+    cancel.http.append(record)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await charge(hooks, record, cancel)
+    assert CANCEL_PATIENCE_S <= loop.time() - t0 < 0.5
+    assert [d.code for d in seen if d.code.startswith("RATE_STORE")] == [
+        "RATE_STORE_SLOW_CANCEL_SENT"
+    ]
+    read = Request("fetch_ticker")
+    record = HttpRecord("GET", TICKER, "/fapi/v1/ticker/24hr")
+    read.http.append(record)
+    pending = asyncio.ensure_future(charge(hooks, record, read))
+    await asyncio.sleep(0.1)
+    assert not pending.done()  # a read waits for its budget
+    stuck.set()
+    await pending
+    await hooks.host.settled()
+    await asyncio.sleep(0.01)
+    used = hooks.host.store.read().buckets["weight/60s"].used
+    leased = sum(lease.units for lease in hooks.leases.values())  # reserved, not spent
+    assert used - leased == 2  # the cancel was charged once the store answered, the read too

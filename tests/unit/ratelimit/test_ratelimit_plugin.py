@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from perpbot.client.ratelimit.plugin import attach
 from perpbot.client.waits import Interrupter, WaitInterrupted
+from perpbot.ratelimit.plugin import attach
 
 
 def runner_like(interrupter: Interrupter) -> Any:
@@ -58,7 +58,7 @@ async def test_a_kill_interrupt_is_left_alone() -> None:
 
 
 async def test_the_rate_section_is_provided_once_connected() -> None:
-    limiter = SimpleNamespace(snapshot=lambda: {"weight_used": 3})
+    limiter = SimpleNamespace(snapshot=lambda wait: {"weight_used": 3})
     runner = runner_like(Interrupter())
     runner.client = SimpleNamespace(pipeline=SimpleNamespace(layer=lambda name: limiter))
     attach(runner)

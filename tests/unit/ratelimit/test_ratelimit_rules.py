@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from perpbot.client.ratelimit.rules import (
+from perpbot.config import LimitsSection
+from perpbot.ratelimit.rules import (
     Rule,
     from_config,
     from_exchange_info,
@@ -10,7 +11,6 @@ from perpbot.client.ratelimit.rules import (
     usage_headers,
     window_label,
 )
-from perpbot.config import LimitsSection
 
 BINANCE = {
     "rateLimits": [

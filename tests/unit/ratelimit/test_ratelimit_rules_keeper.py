@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from perpbot.client.ratelimit.host import HostBudget
-from perpbot.client.ratelimit.rules import Rule, RuleSet
-from perpbot.client.ratelimit.rules_keeper import RulesKeeper
-from perpbot.client.ratelimit.state import Grant, Policy
-from perpbot.client.ratelimit.store import MemoryStore
 from perpbot.client.request import Request
 from perpbot.events import Decision, EventBus
+from perpbot.ratelimit.budget import Admission, Policy
+from perpbot.ratelimit.host import HostBudget
+from perpbot.ratelimit.layer import RulesKeeper
+from perpbot.ratelimit.rules import Rule, RuleSet
+from perpbot.ratelimit.stores import MemoryStore
 
 PUBLISHED = {
     "rateLimits": [
@@ -34,7 +34,7 @@ def keeper(host_name: str, fallback: RuleSet | None = None) -> tuple[RulesKeeper
     return RulesKeeper(host, 2.0, fallback, exchange), seen
 
 
-async def no_hold(grant: Grant, what: str) -> None:
+async def no_hold(grant: Admission, what: str) -> None:
     await asyncio.sleep(0)
 
 
@@ -80,3 +80,25 @@ async def test_a_failed_reread_keeps_the_rules_until_the_next_period() -> None:
     assert st.refresh_until == 0.0 and not rules.due(rules.host.now())
     assert st.buckets["weight/60s"].nominal == 1000 and st.rules_source == "config"
     assert "read from [limits] in the strategy" in seen[0].sentence
+
+
+async def test_setting_up_never_waits_for_a_slow_store() -> None:
+    """Connecting (a bot, or `perpbot kill --direct`) queues its set-up transaction: a store
+    another process holds delays nothing; the set-up still precedes every later one."""
+    import time
+
+    class SlowStore(MemoryStore):
+        def transact(self, fn: Any) -> Any:
+            time.sleep(0.5)  # another process's write lock
+            return super().transact(fn)
+
+    exchange = SimpleNamespace(options={}, fapipublic_get_exchangeinfo=None)
+    host = HostBudget(
+        store=SlowStore("rk-4:1"), policy=Policy(), bus=EventBus(), exchange=exchange, key_id="k"
+    )
+    fallback = RuleSet((Rule("weight", 60, 1000),), "config")
+    t0 = time.monotonic()
+    rules = RulesKeeper(host, 2.0, fallback, exchange)
+    assert time.monotonic() - t0 < 0.2
+    nominal = await host.transact(lambda st: st.buckets["weight/60s"].nominal)
+    assert nominal == 1000 and rules.host.mirror.rules_source == "config"

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
-from perpbot.client.ratelimit.budget import HostState
-from perpbot.client.ratelimit.store import MemoryStore, host_slug, open_store
-from perpbot.client.ratelimit.store_sqlite import SqliteStore
 from perpbot.errors import BadInput, RuntimeFailure
+from perpbot.ratelimit.budget import HostState
+from perpbot.ratelimit.stores import MemoryStore, SqliteStore, host_slug, open_store
 
 
 def _bump(st: HostState) -> None:
@@ -84,16 +85,31 @@ def test_unreachable_redis_fails_closed_without_leaking_the_password() -> None:
     assert "redis 127.0.0.1:1/0" in err.value.message
 
 
-def test_the_blocked_flag_is_shared_and_a_torn_read_falls_back(tmp_path: Path) -> None:
+def test_the_blocked_time_is_shared_and_its_read_never_waits_for_a_writer(
+    tmp_path: Path,
+) -> None:
     one, two = SqliteStore(tmp_path / "h.sqlite", "h:1"), SqliteStore(tmp_path / "h.sqlite", "h:1")
     assert two.blocked_until() == 0.0  # nothing ever blocked
+
+    def seen_by_two(value: float) -> None:  # within the watcher's period (10 ms)
+        deadline = time.monotonic() + 1.0
+        while two.blocked_until() != value:
+            assert time.monotonic() < deadline, f"{value} never reached the other store"
+            time.sleep(0.002)
+
     one.transact(lambda st: setattr(st, "blocked_until", 1234.5))
-    assert two.blocked_until() == 1234.5
+    assert one.blocked_until() == 1234.5  # its own write, at once
+    seen_by_two(1234.5)
     one.transact(lambda st: setattr(st, "banned_until", 2000.25))
-    assert two.blocked_until() == 2000.25  # a ban counts as blocked too
-    torn = bytearray((tmp_path / "h.blockflag").read_bytes())
-    torn[0] ^= 0xFF  # the first word changed, its complement not (yet)
-    (tmp_path / "h.blockflag").write_bytes(bytes(torn))
-    assert two.blocked_until() == 2000.25  # the words disagree: the database answers
+    seen_by_two(2000.25)  # a ban counts as blocked too
+    holder = sqlite3.connect(tmp_path / "h.sqlite", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process's write lock
+    t0 = time.monotonic()
+    for _ in range(5):  # across several periods of the watcher
+        assert two.blocked_until() == 2000.25
+        time.sleep(0.01)
+    assert time.monotonic() - t0 < 0.5  # (the busy timeout of a transaction is 10 s)
+    holder.execute("ROLLBACK")
+    holder.close()
     one.close()
     two.close()

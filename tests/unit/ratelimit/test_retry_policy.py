@@ -11,13 +11,13 @@ import ccxt
 import pytest
 
 from perpbot.client.idempotency import OutcomeUnknown
-from perpbot.client.ratelimit.budget import Grant
-from perpbot.client.ratelimit.layer import RateWait
 from perpbot.client.request import OrderSpec, Request
 from perpbot.client.retry import Retrier, classify
 from perpbot.client.waits import Interrupter, WaitInterrupted
 from perpbot.config import RetrySection
 from perpbot.events import Decision, EventBus
+from perpbot.ratelimit.budget import Admission
+from perpbot.ratelimit.layer import RateWait
 
 FAST = RetrySection(max_attempts=5, base_delay_s=0.001, max_delay_s=0.002, jitter_s=0.0)
 SYM = "BTC/USDT:USDT"
@@ -46,7 +46,7 @@ def body(code: int) -> str:
         (ccxt.BadRequest(body(-1102)), "never"),
         (ccxt.OrderNotFound(body(-2013)), "never"),
         (ccxt.ExchangeError(body(-9999)), "never"),
-        (RateWait(Grant(2.0, "budget"), "GET /x"), "never"),
+        (RateWait(Admission(2.0, "budget"), "GET /x"), "never"),
         (ValueError("bug"), "never"),
     ],
 )
@@ -230,7 +230,7 @@ async def test_a_held_back_create_resumes_with_the_lookup_it_owed() -> None:
     request = order_request()
     script = Script(
         create_order=[ccxt.RequestTimeout("t")],
-        fetch_order=[RateWait(Grant(3.0, "budget"), "GET /fapi/v1/order"), echo_order()],
+        fetch_order=[RateWait(Admission(3.0, "budget"), "GET /fapi/v1/order"), echo_order()],
     )
     with pytest.raises(RateWait):
         await retrier(request, script)

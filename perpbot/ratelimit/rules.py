@@ -27,7 +27,7 @@ _UNIT_S = {"S": 1, "M": 60, "H": 3600, "D": 86400}
 _HEADER = re.compile(r"^x-mbx-(used-weight|order-count)-(\d+)([smhd])$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One published limit: ``limit`` units of ``kind`` per ``window_s`` seconds."""
 
@@ -36,7 +36,7 @@ class Rule:
     limit: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RuleSet:
     rules: tuple[Rule, ...]
     source: Literal["exchange", "config"]
@@ -64,27 +64,29 @@ def from_exchange_info(payload: Any) -> RuleSet | None:
             continue
         if kind is None or unit is None or num <= 0 or limit <= 0:
             continue  # RAW_REQUESTS and anything unknown: not budgeted
-        rules.append(Rule(kind, unit * num, limit))  # type: ignore[arg-type]
+        rules.append(Rule(kind=kind, window_s=unit * num, limit=limit))  # type: ignore[arg-type]
     if not rules:
         return None
-    return RuleSet(tuple(sorted(set(rules), key=lambda r: (r.kind, r.window_s))), "exchange")
+    return RuleSet(
+        rules=tuple(sorted(set(rules), key=lambda r: (r.kind, r.window_s))), source="exchange"
+    )
 
 
 def from_config(limits: LimitsSection) -> RuleSet | None:
     """The ``[limits]`` fallback (used only when the exchange publishes nothing)."""
     rules: list[Rule] = []
     if limits.weight_per_minute:
-        rules.append(Rule("weight", 60, limits.weight_per_minute))
+        rules.append(Rule(kind="weight", window_s=60, limit=limits.weight_per_minute))
     if limits.orders_per_10s:
-        rules.append(Rule("orders", 10, limits.orders_per_10s))
+        rules.append(Rule(kind="orders", window_s=10, limit=limits.orders_per_10s))
     if limits.orders_per_minute:
-        rules.append(Rule("orders", 60, limits.orders_per_minute))
-    return RuleSet(tuple(rules), "config") if rules else None
+        rules.append(Rule(kind="orders", window_s=60, limit=limits.orders_per_minute))
+    return RuleSet(rules=tuple(rules), source="config") if rules else None
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)  # header names repeat on every response
 def usage_header(name: str) -> tuple[Kind, int] | None:
-    """``X-MBX-USED-WEIGHT-1M`` -> ("weight", 60); anything else -> None (names repeat)."""
+    """``X-MBX-USED-WEIGHT-1M`` -> ("weight", 60); anything else -> None."""
     m = _HEADER.match(name)
     if not m:
         return None

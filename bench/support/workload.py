@@ -5,7 +5,7 @@ market plus their cancels, from ``concurrency`` coroutines as fast as the client
 for ``seconds``. It drives either perpbot's guarded client or a plain ccxt exchange, so
 both meet the same load. As a script it runs one worker process and prints a JSON line::
 
-    python -m perpbot.client.ratelimit.workload --url URL --seconds 6 [--plain] ...
+    python bench/support/workload.py --url URL --seconds 6 [--plain] ...
 
 (credentials from PERPBOT_SIM_API_KEY / PERPBOT_SIM_API_SECRET, as `perpbot run` takes them).
 """

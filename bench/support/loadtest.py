@@ -1,7 +1,7 @@
 """Run several workload processes against one simulator, started together, and measure.
 
 Used by ``bench/ratelimit.py`` and the multi-process integration tests: every worker
-(``python -m perpbot.client.ratelimit.workload --sync``) connects first and says READY; they
+(``python bench/support/workload.py --sync``) connects first and says READY; they
 are then all told to start just after the exchange's weight window turns, and the
 simulator's own weight counter (the exchange's truth) is sampled for each window.
 """
@@ -16,8 +16,10 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+WORKLOAD = Path(__file__).with_name("workload.py")
 START_SLACK_S = 0.05  # start just after the window turns
 
 
@@ -69,7 +71,7 @@ class LoadRun:
 
 def worker_command(base_url: str, seconds: float, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "perpbot.client.ratelimit.workload",
+        sys.executable, str(WORKLOAD),
         "--url", base_url, "--seconds", f"{seconds}", "--sync", *extra,
     ]  # fmt: skip
 

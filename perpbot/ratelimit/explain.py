@@ -9,12 +9,8 @@ after 429 with Retry-After 12 s on POST /fapi/v1/order at 12:03:04``.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
-from perpbot.client.ratelimit.rules import window_label
-
-if TYPE_CHECKING:
-    from perpbot.client.ratelimit.budget import Grant, Policy
+from perpbot.ratelimit.rules import window_label
 
 
 def clock(ts: float) -> str:
@@ -29,8 +25,13 @@ def _noun(kind: str | None) -> str:
     return "order-count" if kind == "orders" else "weight"
 
 
+def _pushback_cause(retry_after: float, path: str, now: float) -> str:
+    return f"429 with Retry-After {_secs(retry_after)} on {path} at {clock(now)}"
+
+
 def tighten_sentence(
-    kind: str | None,
+    *,
+    kind: str,
     window_s: int,
     old: int | None,
     new: int | None,
@@ -39,32 +40,38 @@ def tighten_sentence(
     path: str,
     now: float,
 ) -> str:
-    cause = f"429 with Retry-After {_secs(retry_after)} on {path} at {clock(now)}"
-    if kind is None:
-        return f"exchange pushed back: {cause}; no request leaves until it has passed"
     limit = f" (exchange limit {nominal})" if nominal else ""
-    per = window_label(window_s)
-    return f"{_noun(kind)} budget cut {old} -> {new} per {per}{limit} after {cause}"
+    cause = _pushback_cause(retry_after, path, now)
+    return (
+        f"{_noun(kind)} budget cut {old} -> {new} per {window_label(window_s)}{limit} after {cause}"
+    )
+
+
+def retry_after_sentence(*, retry_after: float, path: str, now: float) -> str:
+    """A 429 that cut no budget (one already cut in this Retry-After period)."""
+    cause = _pushback_cause(retry_after, path, now)
+    return f"exchange pushed back: {cause}; no request leaves until it has passed"
 
 
 def recover_sentence(
+    *,
     kind: str,
     window_s: int,
     old: int | None,
     new: int | None,
     nominal: int | None,
-    policy: Policy,
+    recover_after_s: float,
     now: float,
 ) -> str:
     per = window_label(window_s)
     return (
         f"{_noun(kind)} budget raised {old} -> {new} per {per} (exchange limit {nominal}) "
-        f"after {_secs(policy.recover_after_s)} without pushback, at {clock(now)}"
+        f"after {_secs(recover_after_s)} without pushback, at {clock(now)}"
     )
 
 
 def limit_changed_sentence(
-    kind: str, window_s: int, old: int | None, new: int, source: str, now: float
+    *, kind: str, window_s: int, old: int | None, new: int, source: str, now: float
 ) -> str:
     per = window_label(window_s)
     where = "the exchange's exchangeInfo" if source == "exchange" else "[limits] in the strategy"
@@ -74,7 +81,7 @@ def limit_changed_sentence(
     return f"{where} {verb} the {_noun(kind)} limit {old} -> {new} per {per} at {clock(now)}"
 
 
-def ban_sentence(retry_after: float, path: str, now: float) -> str:
+def ban_sentence(*, retry_after: float, path: str, now: float) -> str:
     return (
         f"exchange banned this IP (418) for {_secs(retry_after)} after {path} at {clock(now)}; "
         f"no request leaves until {clock(now + retry_after)}"
@@ -82,6 +89,7 @@ def ban_sentence(retry_after: float, path: str, now: float) -> str:
 
 
 def wait_sentence(
+    *,
     reason: str,
     what: str,
     wait_s: float,
@@ -105,10 +113,12 @@ def wait_sentence(
     )
 
 
-def too_heavy_sentence(http_method: str, path: str, grant: Grant) -> str:
-    kind = "order count" if (grant.bucket or "").startswith("orders") else "weight"
-    per = window_label(int((grant.bucket or "x/1s").split("/")[1][:-1]))
+def too_heavy_sentence(
+    *, http_method: str, path: str, bucket: str | None, cost: int, limit: int | None
+) -> str:
+    kind = "order count" if (bucket or "").startswith("orders") else "weight"
+    per = window_label(int((bucket or "x/1s").split("/")[1][:-1]))
     return (
-        f"{http_method} {path} costs {grant.used} {kind}, more than the exchange's whole limit "
-        f"of {grant.cap} per {per}: it can never be sent; ask for less (e.g. a smaller limit)"
+        f"{http_method} {path} costs {cost} {kind}, more than the exchange's whole limit "
+        f"of {limit} per {per}: it can never be sent; ask for less (e.g. a smaller limit)"
     )

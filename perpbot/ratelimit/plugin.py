@@ -23,7 +23,7 @@ def attach(runner: Runner) -> None:
         if limiter is not None:
 
             def provide() -> dict[str, Any]:
-                return {"rate": limiter.snapshot()}
+                return {"rate": limiter.snapshot(wait=False)}
 
             r.tick_providers.append(provide)
 

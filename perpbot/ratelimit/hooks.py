@@ -1,0 +1,341 @@
+"""The HTTP hooks: charge every real request, learn from every response.
+
+``before_http`` runs inside ccxt just before a request leaves. It charges the request its
+Binance weight and order count (``perpbot.weights.request_cost``) against the shared budget:
+from this process's small lease when it covers the cost (no shared transaction), otherwise
+in a store transaction (off the event loop) that also takes the next lease. When there is
+no room it raises ``RateWait`` before anything is sent (short waits, under half a second,
+happen in place).
+
+A cancel never waits for a slow store: when its transaction has not answered within
+``CANCEL_PATIENCE_S`` (another process holds the SQLite write lock, Redis is slow) the
+cancel leaves all the same (it can only reduce risk, and a kill switch must not wait on a
+lock), and the transaction charges it when the store answers. It still waits out a
+Retry-After or a ban the store has recorded.
+
+``after_http`` reads the response: a 429 or 418 is queued for the shared state at once
+(this process's next transaction comes after it), usage headers that say more than this
+process knows are written to it (the exchange is the truth), and accepted responses raise
+the level the exchange is known to accept while a bucket is probing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
+
+from perpbot.client.errors import NotSent
+from perpbot.client.request import HttpRecord, Request
+from perpbot.client.waits import Interrupter
+from perpbot.errors import RuntimeFailure
+from perpbot.events import Decision
+from perpbot.ratelimit import budget
+from perpbot.ratelimit.budget import Admission, Change, HostState
+from perpbot.ratelimit.explain import too_heavy_sentence
+from perpbot.ratelimit.host import LAYER, HostBudget
+from perpbot.ratelimit.rules import Kind, retry_after_s, usage_header, usage_headers
+from perpbot.weights import Constant, cost_rule
+
+IN_HOOK_MAX_S = 0.5  # longer waits leave ccxt (RateWait) so the signature stays fresh
+# a cancel waits this long for the store (a healthy one answers within a few ms), then
+# leaves regardless
+CANCEL_PATIENCE_S = 0.02
+DEFAULT_BAN_S = 60.0
+Usage = list[tuple[Kind, int, int]]
+
+
+class RateWait(NotSent):
+    """Raised before a request leaves: wait ``admission.wait_s``, then send it anew."""
+
+    # the transport and the retrier still ask ``getattr(exc, "not_sent")``; once they test
+    # ``isinstance(exc, NotSent)`` (the client's restructuring) this attribute goes
+    not_sent = True
+
+    def __init__(self, admission: Admission, what: str) -> None:
+        super().__init__(f"{what}: held back {admission.wait_s:.3f} s ({admission.reason})")
+        self.admission = admission
+        self.what = what
+
+
+@dataclass(slots=True)
+class Sent:
+    """What a request that left was charged (``HttpRecord.charge``), to settle on answer."""
+
+    starts: dict[str, float] = field(default_factory=dict)
+    levels: dict[str, int] = field(default_factory=dict)
+    probes: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Lease:
+    """Units of a bucket this process reserved in the shared state and spends alone."""
+
+    start: float  # the window they belong to
+    units: int
+
+
+@dataclass(slots=True, eq=False)
+class HttpBudget:
+    host: HostBudget
+    every: float | None  # the rules re-read period (RulesKeeper.every)
+    interrupter: Interrupter
+    leases: dict[str, Lease] = field(default_factory=dict)
+
+    # -- before ---------------------------------------------------------------------------
+    def before_http(self, record: HttpRecord, request: Request | None) -> Awaitable[None] | None:
+        """Charge ``record``'s request. Returns None when this process's leases covered it
+        (no shared transaction), else a coroutine that takes it from the shared budget."""
+        rule = cost_rule(record.http_method, record.path)
+        if isinstance(rule, Constant):  # most costs do not depend on the parameters
+            weight, orders = rule.cost
+        else:  # depth, klines, batchOrders...: by the query's symbol and limit
+            weight, orders = rule(dict(parse_qsl(urlsplit(record.url).query)))
+        cancel = request is not None and request.method_class == "cancel"
+        # the rules re-read itself must pass while rules are due, and so may a cancel
+        rules_every = None if cancel or record.path.endswith("/exchangeInfo") else self.every
+        now = self.host.now()
+        if self._from_leases(record, weight, orders, rules_every, now):
+            return None
+        return self._from_store(record, request, weight, orders, rules_every, cancel)
+
+    def _from_leases(
+        self, record: HttpRecord, weight: int, orders: int, every: float | None, now: float
+    ) -> bool:
+        """Spend the cost from the leases when they cover all of it, in their window."""
+        m = self.host.mirror
+        if budget.refresh_due(m, now, every) or self.host.store.blocked_until() > now:
+            return False
+        parts: list[tuple[Lease, int]] = []
+        starts: dict[str, float] = {}
+        for name, amount in budget.charges_for(weight, orders, m, self.host.key_id).items():
+            b, lease = m.buckets.get(name), self.leases.get(name)
+            if b is None or b.safe is not None or lease is None:
+                return False  # no lease, or a probing bucket: spent in the open
+            if lease.start != b.window_start(now) or lease.units < amount:
+                return False
+            parts.append((lease, amount))
+            starts[name] = lease.start
+        for lease, amount in parts:
+            lease.units -= amount
+        record.charge = Sent(starts=starts)
+        return True
+
+    async def _from_store(
+        self,
+        record: HttpRecord,
+        request: Request | None,
+        weight: int,
+        orders: int,
+        every: float | None,
+        cancel: bool,
+    ) -> None:
+        waited = 0.0
+        while True:
+            now = self.host.now()
+            # what the leases did not spend goes back in the same transaction
+            returned, self.leases = self.leases, {}
+            future = self.host.submit(
+                lambda st, now=now, returned=returned: self._acquire(
+                    st, returned, weight, orders, now, every
+                )
+            )
+            if (
+                cancel
+                and not await _answered(future, CANCEL_PATIENCE_S)
+                and self.host.store.blocked_until() <= now
+            ):
+                self._answer_later(future)
+                self._store_slow(record)
+                return
+            admission: Admission = await asyncio.wrap_future(future)
+            self.host.publish(admission.changes)
+            self._take_leases(admission)
+            if admission.granted:
+                record.charge = Sent(
+                    starts=admission.starts, levels=admission.levels, probes=admission.probes
+                )
+                return
+            if admission.reason == "too_heavy":
+                _unrecord(record, request)
+                sentence = too_heavy_sentence(
+                    http_method=record.http_method,
+                    path=record.path,
+                    bucket=admission.bucket,
+                    cost=admission.used,
+                    limit=admission.cap,
+                )
+                raise RuntimeFailure(sentence, code="RATE_REQUEST_TOO_HEAVY")
+            if admission.wait_s <= 0 or waited + admission.wait_s > IN_HOOK_MAX_S:
+                _unrecord(record, request)
+                raise RateWait(admission, f"{record.http_method} {record.path}")
+            waited += admission.wait_s
+            await self.interrupter.sleep(admission.wait_s)
+
+    def _take_leases(self, admission: Admission) -> None:
+        """Add the leases a transaction granted to those granted since it was asked for."""
+        for name, units in admission.leased.items():
+            start = admission.starts[name]
+            lease = self.leases.get(name)
+            if lease is not None and lease.start == start:
+                lease.units += units
+            else:
+                self.leases[name] = Lease(start=start, units=units)
+
+    def _answer_later(self, future: Future[Admission]) -> None:
+        loop = asyncio.get_running_loop()
+
+        def done(f: Future[Admission]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
+                loop.call_soon_threadsafe(self._late_answer, f)
+
+        future.add_done_callback(done)
+
+    def _late_answer(self, future: Future[Admission]) -> None:
+        """The store answered a cancel that did not wait for it: keep the leases it took
+        (when it found no room, the cancel that went out is left to the usage headers)."""
+        if not future.cancelled() and future.exception() is None:
+            admission = future.result()
+            self.host.publish(admission.changes)
+            if admission.granted:
+                self._take_leases(admission)
+
+    def _store_slow(self, record: HttpRecord) -> None:
+        sentence = (
+            f"sending {record.http_method} {record.path} without waiting for the shared "
+            f"rate-limit store ({self.host.store.description}), which has not answered for "
+            f"{CANCEL_PATIENCE_S:g} s: a cancel only reduces risk; it is charged once the store "
+            f"answers"
+        )
+        self.host.bus.publish(
+            Decision(
+                layer=LAYER,
+                action="info",
+                code="RATE_STORE_SLOW_CANCEL_SENT",
+                sentence=sentence,
+                data={"request": f"{record.http_method} {record.path}"},
+            )
+        )
+
+    def _acquire(
+        self,
+        st: HostState,
+        returned: dict[str, Lease],
+        weight: int,
+        orders: int,
+        now: float,
+        every: float | None,
+    ) -> Admission:
+        budget.ensure_key(st, self.host.key_id)
+        for name, lease in returned.items():  # give back what the lease did not spend
+            b = st.buckets.get(name)
+            if b is not None and b.start == lease.start and lease.units > 0:
+                b.used = max(0, b.used - lease.units)
+        charges = budget.charges_for(weight, orders, st, self.host.key_id)
+        return budget.acquire(st, charges, now, self.host.policy, every, lease=True)
+
+    # -- after ------------------------------------------------------------------------------
+    def after_http(self, record: HttpRecord, request: Request | None) -> None:
+        sent = record.charge
+        record.charge = None
+        status = record.status or 0
+        now = self.host.now()
+        if status in (429, 418):
+            self._pushback(record, sent, usage_headers(record.headers), now)
+            return
+        probing = sent is not None and bool(sent.probes)
+        if not probing and not self._above_known(record.headers, now):
+            return
+        usage = usage_headers(record.headers)
+        if sent is None and not usage:
+            return
+        self.host.post(lambda st: self._observe(st, usage, sent, status < 400, now))
+
+    def _above_known(self, headers: dict[str, str], now: float) -> bool:
+        """Whether a usage header says more than this process knows (or more than a probing
+        bucket has seen accepted): the exchange is the truth, write it."""
+        m = self.host.mirror
+        for header, value in headers.items():
+            parsed = usage_header(header)
+            if parsed is None:
+                continue
+            b = m.buckets.get(budget.bucket_name(*parsed, self.host.key_id))
+            if b is None:
+                continue
+            try:
+                used = int(value)
+            except (TypeError, ValueError):
+                return True  # an unusual value: the full parse (usage_headers) judges it
+            if b.safe is not None and used > b.safe:
+                return True
+            if used > (b.used if b.start == b.window_start(now) else 0):
+                return True
+        return False
+
+    def _observe(
+        self, st: HostState, usage: Usage, sent: Sent | None, accepted: bool, now: float
+    ) -> None:
+        seen: set[str] = set()
+        for kind, window_s, used in usage:
+            name = budget.bucket_name(kind, window_s, self.host.key_id)
+            seen.add(name)
+            start = sent.starts.get(name) if sent is not None else None
+            if sent is not None and start is None and name in st.buckets:
+                start = st.buckets[name].start  # a zero-cost request: same window as sent
+            budget.observe(st, name, used, start, accepted, now)
+        if sent is None:
+            return
+        budget.release_probes(st, sent.probes)
+        for name in sent.probes:
+            if accepted and name not in seen:  # an exchange without usage headers
+                budget.accepted_level(st, name, sent.levels[name], sent.starts[name], now)
+
+    def _pushback(self, record: HttpRecord, sent: Sent | None, usage: Usage, now: float) -> None:
+        retry_after = retry_after_s(record.headers)
+        path = f"{record.http_method} {record.path}"
+        host = self.host
+        status, error_code = record.status, record.error_code
+
+        def fn(st: HostState) -> list[Change]:
+            self._observe(st, usage, sent, False, now)
+            if status == 418:
+                return [budget.banned(st, retry_after or DEFAULT_BAN_S, path, now)]
+            kinds: set[Kind] = {"orders"} if error_code == -1015 else {"weight"}
+            wait = retry_after if retry_after is not None else _window_left(st, now)
+            return budget.pushback(st, kinds, host.key_id, wait, path, now, host.policy)
+
+        self.leases = {}  # void: the next request of this process goes to the store
+        host.post(fn)
+
+    def forget(self, request: Request) -> None:
+        """Release what a request that ended without a response still holds."""
+        probes: list[str] = []
+        for record in request.http:
+            if record.charge is not None:
+                probes.extend(record.charge.probes)
+                record.charge = None
+        if probes:
+            self.host.post(lambda st: budget.release_probes(st, probes))
+
+
+async def _answered(future: Future[Admission], within_s: float) -> bool:
+    """Whether the store answered within ``within_s`` (the transaction goes on anyway)."""
+    waiting = asyncio.wrap_future(future)
+    done, _ = await asyncio.wait({waiting}, timeout=within_s)
+    if not done:  # its answer, or its failure, is taken by whoever waits on ``future``
+        waiting.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return bool(done)
+
+
+def _unrecord(record: HttpRecord, request: Request | None) -> None:
+    """A request held back never left: it is not an HTTP exchange to report."""
+    if request is not None and request.http and request.http[-1] is record:
+        request.http.pop()
+
+
+def _window_left(st: HostState, now: float) -> float:
+    ends = [b.ends_at() - now for b in st.buckets.values() if b.kind == "weight"]
+    return max(1.0, min(ends)) if ends else 1.0

@@ -1,0 +1,71 @@
+"""A budget store held by another process never holds up a kill.
+
+Another process takes the SQLite budget store's write lock and keeps it for 5 s while a
+real `perpbot run` bot has orders resting on the simulator; `perpbot kill` must still get
+every order cancelled at the simulator (its own cancel timestamps are the judge) well
+before the lock is released: the store's transactions run off the event loop that runs
+the kill watchdog, and a cancel does not wait for a store that does not answer.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.support.storelock import hold_write_lock, store_path
+from tests.conftest import run_cli
+from tests.integration.kill_strategies.support import (
+    Bot,
+    open_orders_of,
+    orders_of,
+    quiet_market,
+    start_bot,
+    wait_until,
+    write_strategy,
+)
+
+LOCK_S = 5.0
+WINDOW_S = 1  # one-second weight windows: the bot's leases are void once the lock is held
+
+
+def test_kill_cancels_while_another_process_holds_the_store_write_lock(
+    sim_factory: Any, tmp_path: Path, state_home: Path, bots: list[Bot]
+) -> None:
+    sim = sim_factory(
+        market=quiet_market(), limits={"weight_per_window": 2400, "weight_window_s": WINDOW_S}
+    )
+    creds = sim.create_account()
+    toml = write_strategy(tmp_path, sim.base_url, params={"mode": "sleep", "orders_per_symbol": 6})
+    bot = start_bot(toml, tmp_path, creds)
+    bots.append(bot)
+    wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) == 12, timeout=30)
+    store = store_path(state_home, sim.base_url)
+    assert store.exists()
+
+    holder, locked_at = hold_write_lock(store, LOCK_S)
+    try:
+        assert holder.stdout is not None
+        # into the next weight window: whatever the bot leased before the lock is void, so
+        # its cancels need the (locked) store
+        time.sleep(WINDOW_S - time.time() % WINDOW_S + 0.05)
+        killed_at = time.time()
+        result = run_cli("kill", "--reason", "store locked", "--wait", "0")
+        assert result.returncode == 0, result.stderr
+        wait_until(lambda: open_orders_of(sim.state(), creds[0]) == [], timeout=LOCK_S)
+        gone_at = time.time()
+        assert holder.poll() is None  # the lock is still held
+    finally:
+        holder.wait(LOCK_S + 10)
+    release_line = holder.stdout.readline().split()
+    assert release_line[0] == "RELEASED"
+    orders = orders_of(sim.state(), creds[0])
+    assert len(orders) == 12 and all(o["status"] == "CANCELED" for o in orders)
+    last_cancel = max(o["cancelTime"] for o in orders) / 1000.0
+    assert last_cancel < float(release_line[1]) - 2.0  # well before the lock was released
+    assert last_cancel - killed_at < 2.0 and gone_at - killed_at < 2.5
+    assert last_cancel > locked_at
+
+    code, out, err = bot.finish()
+    assert code == 4, err
+    assert "Traceback" not in out + err
