@@ -29,7 +29,7 @@ from perpbot.paths import logs_dir
 
 if TYPE_CHECKING:
     from perpbot.config import AuditSection
-    from perpbot.engine.runner import Runner
+    from perpbot.engine.hooks import AttachableRun, RunPort
 
 
 class AuditLogger:
@@ -112,7 +112,7 @@ def attach_to_bus(
     return AuditLogger(bus, writer)
 
 
-def attach_runner(runner: Runner) -> AuditLogger | None:
+def attach_runner(runner: AttachableRun) -> AuditLogger | None:
     """`perpbot run`: log every request of the run; closed last, after the final cancels."""
     import sys
 
@@ -129,7 +129,7 @@ def attach_runner(runner: Runner) -> AuditLogger | None:
         warn=lambda w: warnings.append(w) if w not in warnings else None,
     )
 
-    async def announce(r: Runner) -> None:
+    async def announce(r: RunPort) -> None:
         """Shown once the run has really started: a refusal stays a single error line."""
         for w in warnings:
             r.output.warn(w)

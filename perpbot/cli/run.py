@@ -24,13 +24,15 @@ def run(
     plain: bool = typer.Option(False, "--plain", help="Plain lines even on a terminal."),
 ) -> None:
     """Run a strategy (paper trading on the embedded simulator by default)."""
+    # lazy: `perpbot --help` must not load the engine, the pipeline or ccxt
     import asyncio
 
+    from perpbot.app import plugins
+    from perpbot.app.lifecycle import Runner
+    from perpbot.cli.verbose import attach_verbose
     from perpbot.config import load_strategy
-    from perpbot.engine import plugins
     from perpbot.engine.loader import instantiate
     from perpbot.engine.output import RunOutput
-    from perpbot.engine.runner import Runner
     from perpbot.errors import BadInput, PerpbotError
 
     if duration is not None and duration <= 0:
@@ -43,8 +45,6 @@ def run(
     runner = Runner(loaded, strategy, output=output, duration=duration)
     plugins.attach(runner)
     if os.environ.get("PERPBOT_VERBOSE"):
-        from perpbot.cli.verbose import attach_verbose
-
         attach_verbose(runner.bus)
     asyncio.run(runner.run())
     if runner.fatal is not None and runner.exit_code != 0:

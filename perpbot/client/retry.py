@@ -42,6 +42,7 @@ from tenacity import (
     stop_before_delay,
 )
 
+from perpbot.client.errors import NotSent
 from perpbot.client.idempotency import OutcomeUnknown, Resolver, exchange_code, state_of
 from perpbot.client.orders import client_order_id
 from perpbot.client.pipeline import CallNext
@@ -51,7 +52,7 @@ from perpbot.config import RetrySection
 from perpbot.events import Decision, EventBus
 
 if TYPE_CHECKING:
-    from perpbot.client.assemble import Setup
+    from perpbot.client.setup import Setup
 
 Outcome = Literal["retry", "unknown", "resync", "never"]
 CLOCK_SKEW = -1021
@@ -62,7 +63,7 @@ def classify(exc: BaseException) -> Outcome:
     """What an exception says about whether the exchange acted (see the module table)."""
     import ccxt
 
-    if getattr(exc, "not_sent", False):
+    if isinstance(exc, NotSent):
         return "never"  # held back before it left (the rate limiter handles the wait)
     if isinstance(exc, ccxt.InvalidNonce) or exchange_code(exc) == CLOCK_SKEW:
         return "resync"

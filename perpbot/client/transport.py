@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from perpbot.client.errors import NotSent
 from perpbot.client.request import HttpRecord, Request
 from perpbot.events import EventBus, ExchangeCall
 from perpbot.redact import safe_params
@@ -192,7 +193,7 @@ class Transport:
             result = await getattr(self.exchange, request.method)(*request.args, **request.kwargs)
         except BaseException as exc:
             CURRENT_REQUEST.reset(token)
-            if not getattr(exc, "not_sent", False):  # held back before it left: no call
+            if not isinstance(exc, NotSent):  # held back before it left: no call
                 self._publish(request, before, started, exc)
             raise
         CURRENT_REQUEST.reset(token)

@@ -1,6 +1,6 @@
 """Client-side rate limiting: one shared, exchange-corrected, explained budget per host.
 
-``build_rate_limiter(setup, exchange)`` is the factory ``perpbot.client.assemble`` calls.
+``build_rate_limiter(setup, exchange)`` is the factory ``perpbot.app.pipeline`` calls.
 See docs/ratelimit.md for the model and the ``[limits]`` keys.
 """
 
@@ -18,7 +18,7 @@ from perpbot.client.ratelimit.store import open_store
 from perpbot.config import LimitsSection
 
 if TYPE_CHECKING:
-    from perpbot.client.assemble import Setup
+    from perpbot.client.setup import Setup
 
 __all__ = ["RateLimiter", "RateWait", "build_rate_limiter", "exchange_host"]
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
+from perpbot.client.errors import NotSent
 from perpbot.client.ratelimit import budget
 from perpbot.client.ratelimit.explain import too_heavy_sentence
 from perpbot.client.ratelimit.host import HostBudget
@@ -39,7 +40,7 @@ Usage = list[tuple[Kind, int, int]]
 _WEIGHT_PARAMS = ("symbol=", "limit=")
 
 
-class RateWait(Exception):
+class RateWait(NotSent):
     """Raised before a request leaves: wait ``grant.wait_s``, then send it anew.
 
     ``not_sent`` tells the transport (and any retry policy) that nothing reached the

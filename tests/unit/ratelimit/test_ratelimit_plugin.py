@@ -17,7 +17,7 @@ def runner_like(interrupter: Interrupter) -> Any:
     return SimpleNamespace(
         stop_event=asyncio.Event(),
         end_reason="interrupted",
-        conn=SimpleNamespace(setup=SimpleNamespace(interrupter=interrupter)),
+        interrupter=interrupter,
         on_connected=[],
         background=[],
         before_stop=[],
