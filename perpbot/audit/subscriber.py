@@ -16,6 +16,7 @@ signed record and unsubscribes.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -114,8 +115,6 @@ def attach_to_bus(
 
 def attach_runner(runner: AttachableRun) -> AuditLogger | None:
     """`perpbot run`: log every request of the run; closed last, after the final cancels."""
-    import sys
-
     cfg = runner.config.audit
     if not cfg.enabled:
         return None

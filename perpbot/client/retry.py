@@ -35,6 +35,7 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Literal
 
+import ccxt
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -61,8 +62,6 @@ _RETRIED_CLASSES = ("read", "cancel", "account")
 
 def classify(exc: BaseException) -> Outcome:
     """What an exception says about whether the exchange acted (see the module table)."""
-    import ccxt
-
     if isinstance(exc, NotSent):
         return "never"  # held back before it left (the rate limiter handles the wait)
     if isinstance(exc, ccxt.InvalidNonce) or exchange_code(exc) == CLOCK_SKEW:
@@ -207,8 +206,6 @@ class Retrier:
 
     def _give_up(self, request: Request, exc: BaseException) -> None:
         """An unresolved create ends in OutcomeUnknown, whatever error ended it."""
-        import ccxt
-
         # held-back requests and interrupted waits pass through unchanged: the request
         # resumes after the wait, or the run is stopping
         if (

@@ -15,8 +15,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import ccxt.async_support as ccxt_async
+
 from perpbot.client.errors import NotSent
 from perpbot.client.request import HttpRecord, Request
+from perpbot.errors import BadInput
 from perpbot.events import EventBus, ExchangeCall
 from perpbot.redact import safe_params
 
@@ -139,13 +142,9 @@ def make_exchange(
     a loopback simulator, configured exactly as the wire reference says so that error
     classes match production.
     """
-    import ccxt.async_support as ccxt_async
-
     ccxt_id = "binanceusdm" if exchange_id == "sim" else exchange_id
     base = getattr(ccxt_async, ccxt_id, None)
     if base is None:
-        from perpbot.errors import BadInput
-
         raise BadInput(f'[exchange] id: got {exchange_id!r}, expected "sim" or a ccxt exchange id')
     config: dict[str, Any] = {
         "enableRateLimit": False,  # perpbot's limiter is the only throttle
@@ -164,6 +163,8 @@ def make_exchange(
     ex = observed_class(base)(config)
     ex.perpbot_observers = HttpObservers()
     if base_url:
+        # lazy: importing perpbot.sim loads the simulator package; only a loopback URL
+        # (the simulator, embedded or served) needs its ccxt settings
         from perpbot.sim.ccxt_config import configure_loopback
 
         configure_loopback(ex, base_url)

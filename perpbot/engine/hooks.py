@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from perpbot.app.connect import Connection
     from perpbot.client.account import AccountView
     from perpbot.client.guarded import GuardedClient
     from perpbot.client.request import OrderSpec
@@ -39,6 +38,14 @@ if TYPE_CHECKING:
     from perpbot.events import EventBus
 
 OrdersLeft = dict[str, list[dict[str, Any]]]  # symbol -> this run's orders still listed
+
+
+class PublicConnection(Protocol):
+    """A market-data-only connection to another venue (what ``open_public`` returns)."""
+
+    @property
+    def client(self) -> GuardedClient: ...
+    async def close(self) -> None: ...
 
 
 class RunPort(Protocol):
@@ -79,7 +86,7 @@ class RunPort(Protocol):
     async def place(self, spec: OrderSpec) -> dict[str, Any]: ...
     async def cancel(self, order: dict[str, Any] | str, symbol: str | None) -> Any: ...
     async def cancel_account_wide(self, symbol: str) -> Any: ...
-    async def open_public(self, exchange: ExchangeSection, *, command: str) -> Connection: ...
+    async def open_public(self, exchange: ExchangeSection, *, command: str) -> PublicConnection: ...
 
 
 Hook = Callable[[Any], Awaitable[None]]  # receives the RunPort
