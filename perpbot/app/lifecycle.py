@@ -56,6 +56,7 @@ MAX_TICK_ERRORS = 5
 INFLIGHT_WAIT_S = 5.0  # how long the stop lets strategy calls in flight land
 ON_STOP_WAIT_S = 5.0  # how long the strategy's on_stop may take
 CONFIRM_SHARE = 0.25  # of the stop bound kept for confirming at the exchange
+STRATEGY_SHARE = 0.25  # of the stop bound the strategy gets at most to land and stop
 
 
 def new_run_id(strategy: str) -> str:
@@ -491,7 +492,7 @@ class Runner:
         cancel_deadline = deadline - self.stop_timeout_s * CONFIRM_SHARE
         warnings: list[str] = []
 
-        await self._stop_strategy()  # 1
+        await self._stop_strategy(began + self.stop_timeout_s * STRATEGY_SHARE)  # 1
         await self._run_hooks(self.before_stop, "stop hook")  # 2
         warnings += await self._bounded(  # 3
             self.orders.cancel_own_until(cancel_deadline),
@@ -543,19 +544,21 @@ class Runner:
             self.output.warn(w)
         return summary
 
-    async def _stop_strategy(self) -> None:
+    async def _stop_strategy(self, deadline: float) -> None:
+        """No new strategy calls; calls in flight land; ``on_stop`` runs. Each wait is at
+        most its own limit and ends at ``deadline`` (a share of the stop bound)."""
         assert self.ctx is not None and self.orders is not None
         self.ctx.closed = True
-        waited = 0.0
-        while self.orders.inflight and waited < INFLIGHT_WAIT_S:  # let in-flight calls land
+        until = min(time.monotonic() + INFLIGHT_WAIT_S, deadline)
+        while self.orders.inflight and time.monotonic() < until:  # let in-flight calls land
             await asyncio.sleep(0.05)
-            waited += 0.05
         if not self.worker.busy and self.fatal is None:
             ctx = self.ctx
+            wait = min(ON_STOP_WAIT_S, max(deadline - time.monotonic(), 0.05))
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(
                     asyncio.wrap_future(self.worker.submit(lambda: self.strategy.on_stop(ctx))),
-                    timeout=ON_STOP_WAIT_S,
+                    timeout=wait,
                 )
 
     async def _run_hooks(self, hooks: list[Callable[[Runner], Awaitable[None]]], what: str) -> None:

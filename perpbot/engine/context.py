@@ -203,11 +203,11 @@ class Context:
         decided_price: float | None = None,
     ) -> dict[str, Any]:
         spec = OrderSpec(
-            symbol,
-            side,
-            "limit",
-            amount,
-            price,
+            symbol=symbol,
+            side=side,
+            type="limit",
+            amount=amount,
+            price=price,
             post_only=post_only,
             reduce_only=reduce_only,
             intent=intent,
@@ -239,7 +239,12 @@ class Context:
         decided_price: float | None = None,
     ) -> dict[str, Any]:
         spec = OrderSpec(
-            symbol, side, "market", amount, None, reduce_only=reduce_only, intent=intent
+            symbol=symbol,
+            side=side,
+            type="market",
+            amount=amount,
+            reduce_only=reduce_only,
+            intent=intent,
         )
         return self._order(spec, decided_price)
 

@@ -81,11 +81,11 @@ async def audit_warning(runner: RunPort) -> None:
     sentence = f"key audit of profile {profile!r} failed: {problems}"
     runner.bus.publish(
         Decision(
-            "scope",
-            "alert",
-            "SCOPE_AUDIT_FAILED",
-            sentence,
-            {"profile": profile, "codes": [f.code for f in report.failures]},
+            layer="scope",
+            action="alert",
+            code="SCOPE_AUDIT_FAILED",
+            sentence=sentence,
+            data={"profile": profile, "codes": [f.code for f in report.failures]},
         )
     )
     runner.output.warn(sentence)

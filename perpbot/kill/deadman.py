@@ -9,7 +9,9 @@ the countdown lapses. A hung strategy counts as wedged: its ticks stop, so refre
 
 Refreshing also stops as soon as the kill switch makes the run cancel (a wedged cancel is
 then finished by the exchange). It continues at ``halt``: halt promises that the open
-orders stay while the bot is alive. A clean stop disarms the timer (countdown 0).
+orders stay while the bot is alive. The stop disarms the timer (countdown 0) only once
+the run's orders are confirmed gone at the exchange; otherwise it stays armed, refreshed no
+more, and the run says which orders it covers and when it fires.
 
 Binance keeps one countdown per (account, symbol): two bots on one account and symbol share
 it, and one's clean stop disarms the other's. Exchanges without such a timer are reported

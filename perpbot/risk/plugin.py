@@ -179,13 +179,15 @@ class RiskRuntime:
             ratio = self.cfg.risk.maint_margin_ratio
             self.runner.bus.publish(
                 Decision(
-                    "risk",
-                    "info",
-                    "RISK_BRACKETS_FALLBACK",
-                    f"could not read the maintenance brackets or leverage ({type(exc).__name__}"
-                    f"); liquidation estimates use a flat maintenance ratio of {ratio:.2%} and "
-                    "20x leverage where unknown",
-                    {"maint_margin_ratio": ratio},
+                    layer="risk",
+                    action="info",
+                    code="RISK_BRACKETS_FALLBACK",
+                    sentence=(
+                        "could not read the maintenance brackets or leverage "
+                        f"({type(exc).__name__}); liquidation estimates use a flat maintenance "
+                        f"ratio of {ratio:.2%} and 20x leverage where unknown"
+                    ),
+                    data={"maint_margin_ratio": ratio},
                 )
             )
 
