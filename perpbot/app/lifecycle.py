@@ -8,7 +8,7 @@ The responsibilities live in perpbot.engine (``OrderManager``: place, cancel, re
 ``Reconciler``; ``RunReporter``: snapshots, summary; ``RunJournal``); this module only
 sequences them. Start: connect -> every start-up check -> the concerns' ``on_connected``
 hooks (the dead-man countdown arms last) -> first reconcile -> ``on_start`` -> ticks.
-The stop sequence is ``Runner.stop_sequence``: read it top to bottom.
+The stop sequence is ``perpbot.app.stop.stop_sequence``: read it top to bottom.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from perpbot.app.connect import Connection, connect
+from perpbot.app.stop import stop_sequence
 from perpbot.client.account import AccountView
 from perpbot.client.guarded import GuardedClient
 from perpbot.client.request import OrderSpec
@@ -35,7 +36,7 @@ from perpbot.engine.context import Context
 from perpbot.engine.hooks import OrdersLeft
 from perpbot.engine.journal import RunJournal
 from perpbot.engine.ledger import Ledger
-from perpbot.engine.orders import OrderManager, describe_order
+from perpbot.engine.orders import OrderManager
 from perpbot.engine.output import RunOutput
 from perpbot.engine.reconcile import Reconciler
 from perpbot.engine.report import RunReporter
@@ -43,7 +44,6 @@ from perpbot.engine.state import PositionSnapshot, RunState
 from perpbot.engine.strategy import Strategy, StrategyStopped
 from perpbot.engine.worker import StrategyWorker, strategy_traceback, where
 from perpbot.errors import (
-    EXIT_FAIL,
     EXIT_INTERRUPTED,
     EXIT_KILL,
     EXIT_OK,
@@ -53,10 +53,6 @@ from perpbot.errors import (
 from perpbot.events import Decision, Event, EventBus
 
 MAX_TICK_ERRORS = 5
-INFLIGHT_WAIT_S = 5.0  # how long the stop lets strategy calls in flight land
-ON_STOP_WAIT_S = 5.0  # how long the strategy's on_stop may take
-CONFIRM_SHARE = 0.25  # of the stop bound kept for confirming at the exchange
-STRATEGY_SHARE = 0.25  # of the stop bound the strategy gets at most to land and stop
 
 
 def new_run_id(strategy: str) -> str:
@@ -102,7 +98,7 @@ class Runner:
         self.orders_left: OrdersLeft = {}
         self._tick_errors = 0
         self._hooks_started = False  # a concern's on_connected may have armed something
-        self._stop_ran = False
+        self.stop_ran = False
         # Extension points (perpbot.engine.hooks.RunHooks): filled by perpbot.app.plugins.
         self.on_connected: list[Callable[[Runner], Awaitable[None]]] = []
         self.background: list[Callable[[Runner], Coroutine[Any, Any, None]]] = []
@@ -253,7 +249,7 @@ class Runner:
                 await hook(self)
             return await self._main()
         finally:
-            if self._hooks_started and not self._stop_ran:
+            if self._hooks_started and not self.stop_ran:
                 await self._release_after_failed_start()
             if self.conn is not None:
                 await self.conn.close()
@@ -374,7 +370,7 @@ class Runner:
             for t in tasks:
                 with contextlib.suppress(BaseException):
                     await t
-        return await self.stop_sequence()
+        return await stop_sequence(self)
 
     async def _reconcile_unless_killed(self) -> None:
         """Reconcile; when the kill switch cut one of its waits short, skip it (the watchdog
@@ -468,151 +464,6 @@ class Runner:
     def _journal_event(self, event: Event) -> None:
         if isinstance(event, Decision):
             self.journal.event(event.to_dict())
-
-    # -- THE STOP SEQUENCE ------------------------------------------------------------------
-    async def stop_sequence(self) -> dict[str, Any]:
-        """Stop the run, in this order, within ``[strategy] stop_timeout_s``:
-
-        1. stop the strategy (no new calls; calls in flight land; ``on_stop`` runs);
-        2. the concerns' before-stop hooks (status "stopping"; the rate limiter lets the
-           clean-up wait for budget again; index sources close);
-        3. cancel THIS run's orders by client id, retried through 5xx/timeouts;
-        4. confirm at the exchange that they are gone;
-        5. only then disarm what was armed (the dead-man countdown); if any order is not
-           confirmed gone, leave the countdown armed (refreshed no more: the refresher
-           stopped with the tick loop), say which orders on which symbols it now covers
-           and when it fires, and end non-zero;
-        6. final reconcile and funding;
-        7. the summary (summary.json, printed), with everything left undone.
-        """
-        self._stop_ran = True
-        assert self.ctx is not None and self.orders is not None
-        began = time.monotonic()
-        deadline = began + self.stop_timeout_s
-        cancel_deadline = deadline - self.stop_timeout_s * CONFIRM_SHARE
-        warnings: list[str] = []
-
-        await self._stop_strategy(began + self.stop_timeout_s * STRATEGY_SHARE)  # 1
-        await self._run_hooks(self.before_stop, "stop hook")  # 2
-        warnings += await self._bounded(  # 3
-            self.orders.cancel_own_until(cancel_deadline),
-            cancel_deadline,
-            "cancelling this run's open orders",
-            [],
-        )
-        left = await self._bounded(self.orders.left_open(), deadline, "confirming", None)  # 4
-        if left is None:
-            left = self._unconfirmed()
-        if not left:
-            await self._run_hooks(self.release, "releasing")  # 5
-        else:
-            warnings.append(self._leave_to_exchange(left))
-        funding = 0.0
-        try:  # 6
-            remaining = max(deadline - time.monotonic(), 0.0)
-            if remaining <= 0:
-                raise TimeoutError
-            await asyncio.wait_for(self.reconcile(), remaining)
-            assert self.reconciler is not None
-            funding = await asyncio.wait_for(
-                self.reconciler.funding(), max(deadline - time.monotonic(), 0.001)
-            )
-        except TimeoutError:
-            warnings.append(
-                f"final reconcile skipped: the stop bound ([strategy] stop_timeout_s = "
-                f"{self.stop_timeout_s:g}) was reached; positions and PnL are as of the last tick"
-            )
-        except Exception as exc:
-            warnings.append(f"final reconcile failed: {type(exc).__name__}: {exc}")
-        summary = self.reporter.summary(  # 7
-            exchange=self.config.exchange.id,
-            end_reason=self.end_reason,
-            exit_code=self.exit_code,
-            error=self.fatal.message if self.fatal else None,
-            funding=funding,
-            warnings=warnings,
-        )
-        if self.orders_left:
-            summary["orders_left"] = {
-                s: [o.get("clientOrderId") or o.get("id") for o in orders]
-                for s, orders in self.orders_left.items()
-            }
-        summary["stop_s"] = round(time.monotonic() - began, 3)
-        self.journal.summary(summary)
-        self.output.summary(summary)
-        for w in warnings:
-            self.output.warn(w)
-        return summary
-
-    async def _stop_strategy(self, deadline: float) -> None:
-        """No new strategy calls; calls in flight land; ``on_stop`` runs. Each wait is at
-        most its own limit and ends at ``deadline`` (a share of the stop bound)."""
-        assert self.ctx is not None and self.orders is not None
-        self.ctx.closed = True
-        until = min(time.monotonic() + INFLIGHT_WAIT_S, deadline)
-        while self.orders.inflight and time.monotonic() < until:  # let in-flight calls land
-            await asyncio.sleep(0.05)
-        if not self.worker.busy and self.fatal is None:
-            ctx = self.ctx
-            wait = min(ON_STOP_WAIT_S, max(deadline - time.monotonic(), 0.05))
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(
-                    asyncio.wrap_future(self.worker.submit(lambda: self.strategy.on_stop(ctx))),
-                    timeout=wait,
-                )
-
-    async def _run_hooks(self, hooks: list[Callable[[Runner], Awaitable[None]]], what: str) -> None:
-        for hook in hooks:
-            try:
-                await hook(self)
-            except Exception as exc:
-                self.output.warn(f"{what} failed: {type(exc).__name__}: {exc}")
-
-    async def _bounded(self, coro: Awaitable[Any], deadline: float, what: str, default: Any) -> Any:
-        """``coro`` until ``deadline`` (monotonic); ``default`` if it ran out or failed."""
-        try:
-            return await asyncio.wait_for(coro, max(deadline - time.monotonic(), 0.001))
-        except TimeoutError:
-            self.output.warn(f"{what}: stopped at the stop bound ({self.stop_timeout_s:g} s)")
-        except Exception as exc:
-            self.output.warn(f"{what} failed: {type(exc).__name__}: {exc}")
-        return default
-
-    def _unconfirmed(self) -> OrdersLeft:
-        """No answer from the exchange: every order the ledger knows open counts as left."""
-        assert self.orders is not None
-        if self.orders.sequence == 0:
-            return {}
-        left: OrdersLeft = {}
-        for s in self.state.symbols:
-            cids = self.ledger.open_client_ids(s)
-            left[s] = [{"clientOrderId": c} for c in cids] or [{"clientOrderId": "(unknown)"}]
-        return left
-
-    def _leave_to_exchange(self, left: OrdersLeft) -> str:
-        """Orders not confirmed gone: the countdown stays armed; say what it now covers."""
-        self.orders_left = left
-        orders = "; ".join(
-            f"{s}: {', '.join(describe_order(o) for o in orders)}" for s, orders in left.items()
-        )
-        said = [line for hook in self.left_armed if (line := hook(left))]
-        covered = " ".join(said) or (
-            "no exchange countdown covers them: cancel them by hand "
-            "(e.g. perpbot kill --direct --level cancel)"
-        )
-        sentence = f"the stop could not confirm this run's orders gone ({orders}); {covered}"
-        self.bus.publish(
-            Decision(
-                layer="engine",
-                action="alert",
-                code="ENGINE_ORDERS_LEFT",
-                sentence=sentence,
-                data={s: [o.get("clientOrderId") for o in orders] for s, orders in left.items()},
-            )
-        )
-        if self.exit_code == EXIT_OK:
-            self.exit_code = EXIT_FAIL
-        return sentence
 
     # -- signals ----------------------------------------------------------------------------
     def _install_signals(self) -> None:
