@@ -5,7 +5,9 @@
 - ``pipeline``  which guard layers a client has, in which order (the drawing in README);
 - ``connect``   credentials, the embedded simulator, a warmed GuardedClient;
 - ``plugins``   preflight checks and the concerns attached to a run, hook order declared;
-- ``lifecycle`` start, signals, the tick loop and the stop sequence, read top to bottom.
+- ``lifecycle`` start, signals and the tick loop;
+- ``stop``      the stop sequence, one function read top to bottom;
+- ``run``       `perpbot run` end to end (load, preflight, build, attach, run).
 
 Arrows point down only: app -> engine / concerns (kill, keys, risk, audit, ratelimit) ->
 client -> events. Nothing below imports app except the commands that connect.

@@ -207,3 +207,38 @@ async def test_cancel_all_leaves_a_manual_order_standing(tmp_path: Path, sim: An
     assert standing == [manual["clientOrderId"]]
     mine = [o for o in state["orders"] if o["account"] == key and o["clientOrderId"] != "manual-1"]
     assert mine and all(o["status"] == "CANCELED" for o in mine)
+
+
+def test_a_failed_on_start_trades_nothing_and_disarms_what_it_armed(
+    sim_factory: Any, tmp_path: Path
+) -> None:
+    from tests.integration.kill_strategies.support import account_of, orders_of
+
+    sim = sim_factory()
+    key, secret = sim.create_account()
+    here = Path(__file__).resolve().parent / "stop_strategies"
+    toml = tmp_path / "fails.toml"
+    toml.write_text(
+        "[strategy]\n"
+        'name = "fails"\n'
+        f'file = "{here / "fails_on_start.py"}"\n'
+        'symbols = ["BTC/USDT:USDT"]\n'
+        "tick_interval = 0.2\n"
+        "[exchange]\n"
+        f'id = "sim"\nurl = "{sim.base_url}"\n'
+    )
+    result = run_cli(
+        "run",
+        str(toml),
+        "--duration",
+        "5",
+        "--json",
+        env={"PERPBOT_SIM_API_KEY": key, "PERPBOT_SIM_API_SECRET": secret},
+    )
+    assert result.returncode == 1, result.stderr
+    assert "fails_on_start.py:11 in on_start: RuntimeError: cannot load my model" in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["deadman"]["armed"] == ["BTC/USDT:USDT"] and summary["deadman"]["disarmed"]
+    state = sim.state()
+    assert orders_of(state, key) == []
+    assert not account_of(state, key)["countdowns"]
