@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import ccxt
@@ -45,27 +46,17 @@ def describe_order(order: dict[str, Any]) -> str:
     return f"{order.get('side') or '?'}{size}{at} ({order.get('clientOrderId') or order.get('id')})"
 
 
+@dataclass(slots=True, kw_only=True)
 class OrderManager:
-    def __init__(
-        self,
-        *,
-        client: GuardedClient,
-        ledger: Ledger,
-        account: AccountView,
-        bus: EventBus,
-        run_id: str,
-        strategy: str,
-        symbols: list[str],
-    ) -> None:
-        self.client = client
-        self.ledger = ledger
-        self.account = account
-        self.bus = bus
-        self.run_id = run_id
-        self.strategy = strategy
-        self.symbols = symbols
-        self.sequence = 0
-        self.inflight = 0
+    client: GuardedClient
+    ledger: Ledger
+    account: AccountView
+    bus: EventBus
+    run_id: str
+    strategy: str
+    symbols: list[str]
+    sequence: int = 0  # the next client-id sequence number of this run
+    inflight: int = 0  # strategy calls in flight (the stop lets them land)
 
     def is_ours(self, order: dict[str, Any]) -> bool:
         return is_ours(order.get("clientOrderId"), self.run_id, self.strategy)

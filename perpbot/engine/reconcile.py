@@ -8,6 +8,7 @@ new fills, the mark price and the balance. Fills go to the ledger and the journa
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import ccxt
@@ -46,23 +47,14 @@ def position_of(raw: dict[str, Any]) -> PositionSnapshot:
     )
 
 
+@dataclass(slots=True, kw_only=True)
 class Reconciler:
-    def __init__(
-        self,
-        *,
-        client: GuardedClient,
-        state: RunState,
-        ledger: Ledger,
-        account: AccountView,
-        journal: RunJournal,
-        output: RunOutput,
-    ) -> None:
-        self.client = client
-        self.state = state
-        self.ledger = ledger
-        self.account = account
-        self.journal = journal
-        self.output = output
+    client: GuardedClient
+    state: RunState
+    ledger: Ledger
+    account: AccountView
+    journal: RunJournal
+    output: RunOutput
 
     async def reconcile(self) -> None:
         state, symbols = self.state, self.state.symbols

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from perpbot.engine.journal import RunJournal
@@ -16,21 +17,13 @@ from perpbot.engine.ledger import Ledger
 from perpbot.engine.state import RunState
 
 
+@dataclass(slots=True, kw_only=True)
 class RunReporter:
-    def __init__(
-        self,
-        *,
-        state: RunState,
-        ledger: Ledger,
-        journal: RunJournal,
-        tick_providers: list[Callable[[], dict[str, Any]]],
-        summary_extras: dict[str, Any],
-    ) -> None:
-        self.state = state
-        self.ledger = ledger
-        self.journal = journal
-        self.tick_providers = tick_providers
-        self.summary_extras = summary_extras
+    state: RunState
+    ledger: Ledger
+    journal: RunJournal
+    tick_providers: list[Callable[[], dict[str, Any]]]  # the concerns' status sections
+    summary_extras: dict[str, Any]  # the concerns' summary sections
 
     def snapshot(self) -> dict[str, Any]:
         s, ledger = self.state, self.ledger

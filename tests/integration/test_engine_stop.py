@@ -63,6 +63,21 @@ async def test_stop_cancels_only_this_runs_orders(tmp_path: Path, sim: Any) -> N
 # -- the stop sequence against exchange faults (the simulator's state is the truth) -------
 
 
+def _run_stop_strategy(
+    tmp_path: Path, url: str, name: str, creds: tuple[str, str], *args: str
+) -> Any:
+    """`perpbot run` (2 s) of tests/integration/stop_strategies/<name>.py on ``url``."""
+    here = Path(__file__).resolve().parent / "stop_strategies"
+    toml = tmp_path / f"{name}.toml"
+    toml.write_text(
+        f'[strategy]\nname = "{name}"\nfile = "{here / (name + ".py")}"\n'
+        'symbols = ["BTC/USDT:USDT"]\ntick_interval = 0.2\n'
+        f'[exchange]\nid = "sim"\nurl = "{url}"\n'
+    )
+    env = {"PERPBOT_SIM_API_KEY": creds[0], "PERPBOT_SIM_API_SECRET": creds[1]}
+    return run_cli("run", str(toml), "--duration", "2", *args, env=env)
+
+
 def _idle_bot(tmp_path: Path, url: str, **strategy: Any) -> Path:
     from tests.integration.kill_strategies.support import write_strategy
 
@@ -181,25 +196,7 @@ async def test_cancel_all_leaves_a_manual_order_standing(tmp_path: Path, sim: An
         )
     finally:
         await ex.close()
-    here = Path(__file__).resolve().parent / "stop_strategies"
-    toml = tmp_path / "cancel_all.toml"
-    toml.write_text(
-        "[strategy]\n"
-        'name = "cancel_all"\n'
-        f'file = "{here / "cancel_all.py"}"\n'
-        'symbols = ["BTC/USDT:USDT"]\n'
-        "tick_interval = 0.2\n"
-        "[exchange]\n"
-        f'id = "sim"\nurl = "{sim.base_url}"\n'
-    )
-    result = run_cli(
-        "run",
-        str(toml),
-        "--duration",
-        "2",
-        "--plain",
-        env={"PERPBOT_SIM_API_KEY": key, "PERPBOT_SIM_API_SECRET": secret},
-    )
+    result = _run_stop_strategy(tmp_path, sim.base_url, "cancel_all", (key, secret), "--plain")
     assert result.returncode == 0, result.stderr
     assert "own open after cancel_all: 0" in result.stdout + result.stderr
     state = sim.state()
@@ -216,25 +213,7 @@ def test_a_failed_on_start_trades_nothing_and_disarms_what_it_armed(
 
     sim = sim_factory()
     key, secret = sim.create_account()
-    here = Path(__file__).resolve().parent / "stop_strategies"
-    toml = tmp_path / "fails.toml"
-    toml.write_text(
-        "[strategy]\n"
-        'name = "fails"\n'
-        f'file = "{here / "fails_on_start.py"}"\n'
-        'symbols = ["BTC/USDT:USDT"]\n'
-        "tick_interval = 0.2\n"
-        "[exchange]\n"
-        f'id = "sim"\nurl = "{sim.base_url}"\n'
-    )
-    result = run_cli(
-        "run",
-        str(toml),
-        "--duration",
-        "5",
-        "--json",
-        env={"PERPBOT_SIM_API_KEY": key, "PERPBOT_SIM_API_SECRET": secret},
-    )
+    result = _run_stop_strategy(tmp_path, sim.base_url, "fails_on_start", (key, secret), "--json")
     assert result.returncode == 1, result.stderr
     assert "fails_on_start.py:11 in on_start: RuntimeError: cannot load my model" in result.stderr
     summary = json.loads(result.stdout)
