@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from perpbot.engine.hooks import OrdersLeft
@@ -27,6 +27,7 @@ INFLIGHT_WAIT_S = 5.0  # how long the stop lets strategy calls in flight land
 ON_STOP_WAIT_S = 5.0  # how long the strategy's on_stop may take
 STRATEGY_SHARE = 0.25  # of the stop bound the strategy gets at most to land and stop
 CONFIRM_SHARE = 0.25  # of the stop bound kept for confirming at the exchange
+SAY_AT_MOST = 10  # symbols, and orders per symbol, named in one sentence (summary has all)
 
 
 async def stop_sequence(run: Runner) -> dict[str, Any]:
@@ -167,8 +168,9 @@ def _leave_to_exchange(run: Runner, left: OrdersLeft) -> str:
     """Orders not confirmed gone: the countdown stays armed; say what it now covers."""
     run.orders_left = left
     orders = "; ".join(
-        f"{s}: {', '.join(describe_order(o) for o in orders)}" for s, orders in left.items()
-    )
+        f"{s}: {_at_most(describe_order(o) for o in orders)}"
+        for s, orders in list(left.items())[:SAY_AT_MOST]
+    ) + (f"; and {len(left) - SAY_AT_MOST} more symbols" if len(left) > SAY_AT_MOST else "")
     said = [line for hook in run.left_armed if (line := hook(left))]
     covered = " ".join(said) or (
         "no exchange countdown covers them: cancel them by hand "
@@ -187,3 +189,9 @@ def _leave_to_exchange(run: Runner, left: OrdersLeft) -> str:
     if run.exit_code == EXIT_OK:
         run.exit_code = EXIT_FAIL
     return sentence
+
+
+def _at_most(items: Iterable[str]) -> str:
+    listed = list(items)
+    more = len(listed) - SAY_AT_MOST
+    return ", ".join(listed[:SAY_AT_MOST]) + (f" and {more} more" if more > 0 else "")

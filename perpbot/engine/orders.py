@@ -193,8 +193,8 @@ class OrderManager:
         """
         if self.sequence == 0:
             return {}
-        left: dict[str, list[dict[str, Any]]] = {}
-        for symbol in self.symbols:
+
+        async def one_symbol(symbol: str) -> list[dict[str, Any]]:
             try:
                 listed = await self.client.fetch_open_orders(symbol)
             except Exception:
@@ -202,12 +202,11 @@ class OrderManager:
                     {"clientOrderId": cid, "symbol": symbol, **self._known(cid)}
                     for cid in self.ledger.open_client_ids(symbol)
                 ]
-                left[symbol] = known or [{"clientOrderId": "(unknown: listing failed)"}]
-                continue
-            ours = [o for o in listed if self.is_ours(o)]
-            if ours:
-                left[symbol] = ours
-        return left
+                return known or [{"clientOrderId": "(unknown: listing failed)"}]
+            return [o for o in listed if self.is_ours(o)]
+
+        found = await asyncio.gather(*(one_symbol(s) for s in self.symbols))
+        return {s: orders for s, orders in zip(self.symbols, found, strict=True) if orders}
 
     def _known(self, cid: str) -> dict[str, Any]:
         tracked = self.ledger.orders[cid]
