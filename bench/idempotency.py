@@ -28,9 +28,10 @@ PER_ACCOUNT_SYMBOL = 100  # stays under the simulator's 200 open orders per symb
 
 
 async def place_all(handle: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from perpbot.client.assemble import Credentials, Setup, build_client
+    from perpbot.app.pipeline import build_client
     from perpbot.client.orders import client_order_id
     from perpbot.client.request import OrderSpec
+    from perpbot.client.setup import Credentials, Setup
     from perpbot.config import ExchangeSection, StrategyFile
     from perpbot.events import EventBus, ExchangeCall
 

@@ -82,7 +82,7 @@ def simulator(in_process: bool) -> Iterator[tuple[str, str, str]]:
 
 def pipeline_client(setup: Any, layer_names: list[str]) -> Any:
     """A GuardedClient with only some layers (the breakdown), or all of them."""
-    from perpbot.client.assemble import build_client, build_layers
+    from perpbot.app.pipeline import build_client, build_layers
     from perpbot.client.guarded import GuardedClient
     from perpbot.client.pipeline import Pipeline
     from perpbot.client.transport import Transport, make_exchange
@@ -116,7 +116,7 @@ async def measure(
 ) -> dict[str, dict[str, list[float]]]:
     import ccxt.async_support as ccxt_async
 
-    from perpbot.client.assemble import Credentials, Setup
+    from perpbot.client.setup import Credentials, Setup
     from perpbot.config import ExchangeSection, StrategyFile
     from perpbot.events import EventBus
     from perpbot.sim.ccxt_config import configure_loopback

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 
 from perpbot.client.account import AccountView
-from perpbot.client.assemble import Credentials, Setup
 from perpbot.client.request import OrderSpec
+from perpbot.client.setup import Credentials, Setup
 from perpbot.config import ExchangeSection, IndexSection, RiskSection, StrategyFile
 from perpbot.events import EventBus
 from perpbot.risk.gate import RiskGate

@@ -30,6 +30,9 @@ class StrategySection(Section):
     class_name: str | None = Field(default=None, alias="class")
     symbols: list[str] = Field(min_length=1)
     tick_interval: float = Field(default=1.0, gt=0, le=3600)
+    stop_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="bound of the stop sequence (cancel, confirm)"
+    )
     params: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -6,6 +6,14 @@ with ``exit_code``. Anything else escaping is a bug, reported without leaking se
 
 from __future__ import annotations
 
+# The exit codes (README: exit codes), defined here and nowhere else.
+EXIT_OK = 0
+EXIT_FAIL = 1  # runtime failure
+EXIT_BAD_INPUT = 2
+EXIT_SCOPE = 3  # scope denied
+EXIT_KILL = 4  # kill switch
+EXIT_INTERRUPTED = 130
+
 
 class PerpbotError(Exception):
     """A failure with a message a trader can act on.
@@ -14,7 +22,7 @@ class PerpbotError(Exception):
     ``RISK_MAX_NOTIONAL``) besides the sentence, so logs and status can group them.
     """
 
-    exit_code = 1
+    exit_code = EXIT_FAIL
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -25,34 +33,34 @@ class PerpbotError(Exception):
 class RuntimeFailure(PerpbotError):
     """The run failed (exchange down, verification failed...): exit 1."""
 
-    exit_code = 1
+    exit_code = EXIT_FAIL
 
 
 class BadInput(PerpbotError):
     """Bad input or usage (malformed file, unknown symbol, negative size): exit 2."""
 
-    exit_code = 2
+    exit_code = EXIT_BAD_INPUT
 
 
 class PermissionDenied(PerpbotError):
     """A key profile's scope does not cover what was asked: exit 3."""
 
-    exit_code = 3
+    exit_code = EXIT_SCOPE
 
 
 class KillSwitchActive(PerpbotError):
     """Stopped, or refused to start, because of the kill switch: exit 4."""
 
-    exit_code = 4
+    exit_code = EXIT_KILL
 
 
 class RiskRejected(PerpbotError):
     """A pre-trade risk check refused an order. A strategy may catch it and carry on."""
 
-    exit_code = 1
+    exit_code = EXIT_FAIL
 
 
 class Interrupted(PerpbotError):
     """Ctrl-C: exit 130."""
 
-    exit_code = 130
+    exit_code = EXIT_INTERRUPTED

@@ -33,7 +33,7 @@ Action = Literal[
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """A guard's decision, explained."""
 
@@ -50,12 +50,9 @@ class Decision:
         return asdict(self)
 
 
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class ExchangeCall:
-    """One exchange request and its outcome.
-
-    Not frozen, because one is built for every request and a frozen dataclass costs three
-    times as much to build; subscribers must treat it as read-only all the same.
+    """One exchange request and its outcome. Subscribers treat it as read-only.
 
     ``params`` must already be redacted (``perpbot.redact.safe_params``): it is built from an
     allow-list where the event is made, never scrubbed afterwards.
@@ -68,52 +65,15 @@ class ExchangeCall:
     params: dict[str, Any]
     status: int | None
     ok: bool
-    error_code: int | None
-    error_class: str | None
-    latency_ms: float
-    rate_headers: dict[str, str]
-    symbol: str | None
-    intent: str | None
-    ts: float
-    mono: float
-    kind: str
-
-    # written out (not generated): one is built for every request, and the generated
-    # __init__ pays for its default factories on every call
-    def __init__(
-        self,
-        request_id: int,
-        method: str,
-        http_method: str | None,
-        path: str | None,
-        params: dict[str, Any],
-        status: int | None,
-        ok: bool,
-        error_code: int | None = None,
-        error_class: str | None = None,
-        latency_ms: float = 0.0,
-        rate_headers: dict[str, str] | None = None,
-        symbol: str | None = None,
-        intent: str | None = None,
-        ts: float | None = None,
-        mono: float | None = None,
-    ) -> None:
-        self.request_id = request_id
-        self.method = method
-        self.http_method = http_method
-        self.path = path
-        self.params = params
-        self.status = status
-        self.ok = ok
-        self.error_code = error_code
-        self.error_class = error_class
-        self.latency_ms = latency_ms
-        self.rate_headers = {} if rate_headers is None else rate_headers
-        self.symbol = symbol
-        self.intent = intent
-        self.ts = time.time() if ts is None else ts
-        self.mono = time.monotonic() if mono is None else mono
-        self.kind = "exchange"
+    error_code: int | None = None
+    error_class: str | None = None
+    latency_ms: float = 0.0
+    rate_headers: dict[str, str] = field(default_factory=dict)
+    symbol: str | None = None
+    intent: str | None = None
+    ts: float = field(default_factory=time.time)
+    mono: float = field(default_factory=time.monotonic)
+    kind: str = "exchange"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -152,7 +152,7 @@ def limits_config(store: str, margin: float, refresh_s: float) -> Any:
 
 
 async def run_perpbot(args: argparse.Namespace) -> dict[str, Any]:
-    from perpbot.client.connect import connect
+    from perpbot.app.connect import connect
     from perpbot.config import ExchangeSection
     from perpbot.events import Decision, EventBus
 
@@ -201,7 +201,7 @@ async def run_plain(args: argparse.Namespace) -> dict[str, Any]:
 
     import ccxt.async_support as ccxt_async
 
-    from perpbot.client.connect import ENV_SIM_KEY, ENV_SIM_SECRET
+    from perpbot.app.connect import ENV_SIM_KEY, ENV_SIM_SECRET
     from perpbot.sim.ccxt_config import configure_loopback
 
     config: dict[str, Any] = {

@@ -16,6 +16,7 @@ signed record and unsubscribes.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +30,7 @@ from perpbot.paths import logs_dir
 
 if TYPE_CHECKING:
     from perpbot.config import AuditSection
-    from perpbot.engine.runner import Runner
+    from perpbot.engine.hooks import AttachableRun, RunPort
 
 
 class AuditLogger:
@@ -112,10 +113,8 @@ def attach_to_bus(
     return AuditLogger(bus, writer)
 
 
-def attach_runner(runner: Runner) -> AuditLogger | None:
+def attach_runner(runner: AttachableRun) -> AuditLogger | None:
     """`perpbot run`: log every request of the run; closed last, after the final cancels."""
-    import sys
-
     cfg = runner.config.audit
     if not cfg.enabled:
         return None
@@ -129,7 +128,7 @@ def attach_runner(runner: Runner) -> AuditLogger | None:
         warn=lambda w: warnings.append(w) if w not in warnings else None,
     )
 
-    async def announce(r: Runner) -> None:
+    async def announce(r: RunPort) -> None:
         """Shown once the run has really started: a refusal stays a single error line."""
         for w in warnings:
             r.output.warn(w)

@@ -329,10 +329,13 @@ def audit(
     """Ask the exchange what the key may do; exit 1 if it can withdraw, is not IP-restricted,
     or may do more than its perpbot grant needs."""
     import json
+    import os
 
-    from perpbot.keys.audit import run_audit
+    from perpbot.app.keys_audit import run_audit
+    from perpbot.cli.verbose import attach_verbose
 
-    report = run_audit(profile, url=url, sandbox=sandbox)
+    observe = attach_verbose if os.environ.get("PERPBOT_VERBOSE") else None
+    report = run_audit(profile, url=url, sandbox=sandbox, observe=observe)
     if json_output:
         _echo(json.dumps(report.to_json(), indent=2))
     else:

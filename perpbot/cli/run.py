@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import typer
@@ -24,30 +23,16 @@ def run(
     plain: bool = typer.Option(False, "--plain", help="Plain lines even on a terminal."),
 ) -> None:
     """Run a strategy (paper trading on the embedded simulator by default)."""
-    import asyncio
+    # lazy: `perpbot --help` must not load the engine, the pipeline or ccxt
+    from perpbot.app.run import run_strategy
+    from perpbot.cli.verbose import attach_verbose
 
-    from perpbot.config import load_strategy
-    from perpbot.engine import plugins
-    from perpbot.engine.loader import instantiate
-    from perpbot.engine.output import RunOutput
-    from perpbot.engine.runner import Runner
-    from perpbot.errors import BadInput, PerpbotError
-
-    if duration is not None and duration <= 0:
-        raise BadInput(f"--duration: got {duration:g}, expected a number of seconds > 0")
-    loaded = load_strategy(strategy_file)
-    strategy = instantiate(loaded)
-    plugins.preflight(loaded)
-    mode = "json" if json_output else ("live" if sys.stdout.isatty() and not plain else "plain")
-    output = RunOutput(mode)
-    runner = Runner(loaded, strategy, output=output, duration=duration)
-    plugins.attach(runner)
-    if os.environ.get("PERPBOT_VERBOSE"):
-        from perpbot.cli.verbose import attach_verbose
-
-        attach_verbose(runner.bus)
-    asyncio.run(runner.run())
-    if runner.fatal is not None and runner.exit_code != 0:
-        raise PerpbotError(runner.fatal.message) if runner.fatal.exit_code == 1 else runner.fatal
-    if runner.exit_code:
-        raise typer.Exit(runner.exit_code)
+    code = run_strategy(
+        strategy_file,
+        duration=duration,
+        json_output=json_output,
+        plain=plain,
+        observe=attach_verbose if os.environ.get("PERPBOT_VERBOSE") else None,
+    )
+    if code:
+        raise typer.Exit(code)

@@ -214,8 +214,8 @@ def live_view(profile: str, url: str | None) -> dict[str, Any]:
 
 async def _live(profile: str, url: str | None) -> dict[str, Any]:
     """Like every command that talks to an exchange: the full pipeline and the signed log."""
+    from perpbot.app.connect import connect
     from perpbot.audit.subscriber import attach_to_bus
-    from perpbot.client.connect import connect
     from perpbot.config import ExchangeSection
     from perpbot.errors import BadInput
     from perpbot.events import EventBus

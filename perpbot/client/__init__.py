@@ -4,5 +4,5 @@
 
 Strategies and commands never hold a ccxt object: they hold a ``GuardedClient`` whose
 methods build ``Request`` objects and send them down the pipeline assembled in
-``perpbot.client.assemble``.
+``perpbot.app.pipeline``.
 """

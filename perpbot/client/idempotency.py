@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import ccxt
+
 from perpbot.client.pipeline import CallNext
 from perpbot.client.request import Request
 from perpbot.client.transport import parse_error_body
@@ -62,8 +64,6 @@ def exchange_code(exc: BaseException, request: Request | None = None) -> int | N
             return int(body.get("code"))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             pass
-    import ccxt
-
     if isinstance(exc, ccxt.BaseError) and request is not None and request.http:
         return request.http[-1].error_code
     return None
@@ -114,8 +114,6 @@ class Resolver:
 
     async def create_step(self, request: Request, call_next: CallNext, is_unknown: Any) -> Any:
         """Look up first if the last send's outcome is unknown, else send; see module doc."""
-        import ccxt
-
         res = state_of(request)
         cid = client_id_of(request)
         if res.unknown:
@@ -180,8 +178,6 @@ class Resolver:
         already went through looks like (aiohttp silently resends a DELETE whose keep-alive
         connection was closed), and the lookup tells a cancel from a fill.
         """
-        import ccxt
-
         res = state_of(request)
         if res.unknown:
             order = await self._confirm_cancel(request, call_next, res)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 MethodClass = Literal["read", "order", "cancel", "account", "other"]
@@ -71,80 +71,40 @@ class OrderSpec:
         return params
 
 
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class HttpRecord:
     """One HTTP exchange made while serving a Request (a ccxt call may make several)."""
 
     http_method: str
     url: str
     path: str
-    status: int | None
-    headers: dict[str, str]  # its rate-limit headers
-    error_code: int | None
-    charge: Any  # what the rate limiter charged it (its own bookkeeping)
-
-    def __init__(self, http_method: str, url: str, path: str) -> None:  # (every request)
-        self.http_method = http_method
-        self.url = url
-        self.path = path
-        self.status = None
-        self.headers = {}
-        self.error_code = None
-        self.charge = None
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # its rate-limit headers
+    error_code: int | None = None
+    charge: Any = None  # what the rate limiter charged it (its own bookkeeping)
 
 
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class Request:
     """One exchange call, with everything a guard needs to judge it."""
 
     method: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    symbol: str | None
-    intent: str | None
-    command: str
-    profile: str | None
-    order: OrderSpec | None
-    id: int
-    http: list[HttpRecord]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    symbol: str | None = None
+    intent: str | None = None
+    command: str = "run"
+    profile: str | None = None
+    order: OrderSpec | None = None
+    id: int = 0
+    http: list[HttpRecord] = field(default_factory=list)
     # what the method does (METHOD_CLASS); worked out once, every layer asks
-    method_class: MethodClass
-    _meta: dict[str, Any] | None
+    method_class: MethodClass = field(init=False)
+    # state a layer keeps across the attempts of this request (the retrier, the limiter)
+    meta: dict[str, Any] = field(default_factory=dict)
 
-    # written out (not generated) because it runs on every request: no default factories,
-    # the ``meta`` dict only for the few requests that keep state in it
-    def __init__(
-        self,
-        method: str,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-        symbol: str | None = None,
-        intent: str | None = None,
-        command: str = "run",
-        profile: str | None = None,
-        order: OrderSpec | None = None,
-        id: int = 0,
-    ) -> None:
-        self.method = method
-        self.args = args
-        self.kwargs = {} if kwargs is None else kwargs
-        self.symbol = symbol
-        self.intent = intent
-        self.command = command
-        self.profile = profile
-        self.order = order
-        self.id = id
-        self.http = []
-        self.method_class = METHOD_CLASS.get(method, "other")
-        self._meta = None
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        """State a layer keeps across the attempts of this request (made on first use)."""
-        meta = self._meta
-        if meta is None:
-            meta = self._meta = {}
-        return meta
+    def __post_init__(self) -> None:
+        self.method_class = METHOD_CLASS.get(self.method, "other")
 
     @property
     def params(self) -> dict[str, Any]:

@@ -35,6 +35,7 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Literal
 
+import ccxt
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -42,6 +43,7 @@ from tenacity import (
     stop_before_delay,
 )
 
+from perpbot.client.errors import NotSent
 from perpbot.client.idempotency import OutcomeUnknown, Resolver, exchange_code, state_of
 from perpbot.client.orders import client_order_id
 from perpbot.client.pipeline import CallNext
@@ -51,7 +53,7 @@ from perpbot.config import RetrySection
 from perpbot.events import Decision, EventBus
 
 if TYPE_CHECKING:
-    from perpbot.client.assemble import Setup
+    from perpbot.client.setup import Setup
 
 Outcome = Literal["retry", "unknown", "resync", "never"]
 CLOCK_SKEW = -1021
@@ -60,9 +62,7 @@ _RETRIED_CLASSES = ("read", "cancel", "account")
 
 def classify(exc: BaseException) -> Outcome:
     """What an exception says about whether the exchange acted (see the module table)."""
-    import ccxt
-
-    if getattr(exc, "not_sent", False):
+    if isinstance(exc, NotSent):
         return "never"  # held back before it left (the rate limiter handles the wait)
     if isinstance(exc, ccxt.InvalidNonce) or exchange_code(exc) == CLOCK_SKEW:
         return "resync"
@@ -206,8 +206,6 @@ class Retrier:
 
     def _give_up(self, request: Request, exc: BaseException) -> None:
         """An unresolved create ends in OutcomeUnknown, whatever error ended it."""
-        import ccxt
-
         # held-back requests and interrupted waits pass through unchanged: the request
         # resumes after the wait, or the run is stopping
         if (

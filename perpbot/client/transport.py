@@ -14,8 +14,13 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
+import ccxt.async_support as ccxt_async
+
+from perpbot.client.errors import NotSent
 from perpbot.client.request import HttpRecord, Request
+from perpbot.errors import BadInput
 from perpbot.events import EventBus, ExchangeCall
 from perpbot.redact import safe_params
 
@@ -30,35 +35,16 @@ ResponseHook = Callable[[HttpRecord, Request | None], None]
 
 RATE_HEADER = re.compile(r"^x-mbx-(used-weight|order-count)-|^retry-after$", re.IGNORECASE)
 _CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
-_RATE_INITIALS = frozenset("xXrR")  # a cheap first test: most header names fail it
-_IS_RATE: dict[str, bool] = {}  # header name -> matches RATE_HEADER (names repeat)
-_IS_RATE_MAX = 4096
 
 
 def rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The rate-limit headers of a response (usage counters and ``Retry-After``)."""
-    out: dict[str, str] = {}
-    for k, v in headers.items():  # a loop, not a comprehension: this runs on every response
-        if k[:1] in _RATE_INITIALS:
-            rate = _IS_RATE.get(k)
-            if rate is None:
-                rate = RATE_HEADER.match(k) is not None
-                if len(_IS_RATE) < _IS_RATE_MAX:
-                    _IS_RATE[k] = rate
-            if rate:
-                out[k] = v
-    return out
+    return {k: v for k, v in headers.items() if RATE_HEADER.match(k)}
 
 
 def url_path(url: str) -> str:
-    """``http://host:port/fapi/v1/order?x=1`` -> ``/fapi/v1/order`` (``urlsplit``, cheaper)."""
-    scheme = url.find("://")
-    start = url.find("/", scheme + 3) if scheme >= 0 else url.find("/")
-    if start < 0:
-        return "/"
-    end = url.find("?", start)
-    path = url[start:end] if end >= 0 else url[start:]
-    return path.partition("#")[0] if "#" in path else path
+    """``http://host:port/fapi/v1/order?x=1`` -> ``/fapi/v1/order``."""
+    return urlsplit(url).path or "/"
 
 
 class HttpObservers:
@@ -138,13 +124,9 @@ def make_exchange(
     a loopback simulator, configured exactly as the wire reference says so that error
     classes match production.
     """
-    import ccxt.async_support as ccxt_async
-
     ccxt_id = "binanceusdm" if exchange_id == "sim" else exchange_id
     base = getattr(ccxt_async, ccxt_id, None)
     if base is None:
-        from perpbot.errors import BadInput
-
         raise BadInput(f'[exchange] id: got {exchange_id!r}, expected "sim" or a ccxt exchange id')
     config: dict[str, Any] = {
         "enableRateLimit": False,  # perpbot's limiter is the only throttle
@@ -163,6 +145,8 @@ def make_exchange(
     ex = observed_class(base)(config)
     ex.perpbot_observers = HttpObservers()
     if base_url:
+        # lazy: importing perpbot.sim loads the simulator package; only a loopback URL
+        # (the simulator, embedded or served) needs its ccxt settings
         from perpbot.sim.ccxt_config import configure_loopback
 
         configure_loopback(ex, base_url)
@@ -192,7 +176,7 @@ class Transport:
             result = await getattr(self.exchange, request.method)(*request.args, **request.kwargs)
         except BaseException as exc:
             CURRENT_REQUEST.reset(token)
-            if not getattr(exc, "not_sent", False):  # held back before it left: no call
+            if not isinstance(exc, NotSent):  # held back before it left: no call
                 self._publish(request, before, started, exc)
             raise
         CURRENT_REQUEST.reset(token)
@@ -234,28 +218,22 @@ class Transport:
             for rec in records[before:]:
                 headers.update(rec.headers)
         now = time.monotonic()
-        # positional: keyword arguments cost twice as much on every request (the field
-        # order is ExchangeCall's; tests/integration/ratelimit/test_transport_events.py
-        # checks every field a request publishes)
         self.bus.publish(
             ExchangeCall(
-                request.id,
-                request.method,
-                last.http_method if last else None,
-                last.path if last else None,
-                params,
-                last.status if last else None,
-                error is None,
-                last.error_code if last else None,
-                type(error).__name__ if error is not None else None,
-                # whole microseconds: round(x, 3) goes through a decimal conversion and
-                # costs more than the rest of this event
-                round((now - started) * 1e6) / 1000.0,
-                headers,
-                request.symbol,
-                request.intent,
-                time.time(),
-                now,
+                request_id=request.id,
+                method=request.method,
+                http_method=last.http_method if last else None,
+                path=last.path if last else None,
+                params=params,
+                status=last.status if last else None,
+                ok=error is None,
+                error_code=last.error_code if last else None,
+                error_class=type(error).__name__ if error is not None else None,
+                latency_ms=round((now - started) * 1000.0, 3),
+                rate_headers=headers,
+                symbol=request.symbol,
+                intent=request.intent,
+                mono=now,
             )
         )
 

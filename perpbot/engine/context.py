@@ -13,30 +13,42 @@ import asyncio
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from perpbot.client.request import OrderSpec
+from perpbot.engine.state import PositionSnapshot
 from perpbot.engine.strategy import StrategyStopped
 
 if TYPE_CHECKING:
-    from perpbot.engine.runner import Runner
+    from perpbot.client.guarded import GuardedClient
+    from perpbot.config import StrategyFile
+    from perpbot.engine.output import RunOutput
+    from perpbot.engine.strategy import Strategy
 
 Side = Literal["buy", "sell"]
 
 
-@dataclass(frozen=True)
-class Position:
-    symbol: str
-    amount: float  # signed: > 0 long, < 0 short
-    entry_price: float | None
-    mark_price: float | None
-    unrealized_pnl: float
-    liquidation_price: float | None
-    leverage: float | None
+class StrategyBackend(Protocol):
+    """What the context needs of the run (perpbot.app.lifecycle.Runner provides it)."""
+
+    config: StrategyFile
+    strategy: Strategy
+    run_id: str
+    output: RunOutput
+    loop: asyncio.AbstractEventLoop
 
     @property
-    def side(self) -> str:
-        return "long" if self.amount > 0 else "short" if self.amount < 0 else "flat"
+    def client(self) -> GuardedClient: ...
+    @property
+    def positions(self) -> dict[str, PositionSnapshot]: ...
+
+    def kill_state(self) -> Any: ...
+    async def guarded(self, coro: Coroutine[Any, Any, Any]) -> Any: ...
+    async def reconcile(self) -> None: ...
+    async def fetch_own_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]: ...
+    async def place(self, spec: OrderSpec) -> dict[str, Any]: ...
+    async def cancel(self, order: dict[str, Any] | str, symbol: str | None) -> Any: ...
+    async def cancel_all(self, symbol: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,7 @@ class MarketInfo:
 
 
 class Context:
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: StrategyBackend) -> None:
         self._runner = runner
         self.symbols: list[str] = list(runner.config.strategy.symbols)
         self.params: Any = runner.strategy.params
@@ -144,11 +156,10 @@ class Context:
         return self._run(self._runner.client.fetch_ohlcv(symbol, timeframe, None, limit))
 
     # -- account ----------------------------------------------------------------------------
-    def position(self, symbol: str) -> Position:
-        flat = Position(symbol, 0.0, None, None, 0.0, None, None)
-        return self._runner.positions.get(symbol) or flat
+    def position(self, symbol: str) -> PositionSnapshot:
+        return self._runner.positions.get(symbol) or PositionSnapshot(symbol=symbol, amount=0.0)
 
-    def positions(self) -> dict[str, Position]:
+    def positions(self) -> dict[str, PositionSnapshot]:
         """Positions as of the last reconcile (the engine refreshes them every tick)."""
         return dict(self._runner.positions)
 
@@ -192,11 +203,11 @@ class Context:
         decided_price: float | None = None,
     ) -> dict[str, Any]:
         spec = OrderSpec(
-            symbol,
-            side,
-            "limit",
-            amount,
-            price,
+            symbol=symbol,
+            side=side,
+            type="limit",
+            amount=amount,
+            price=price,
             post_only=post_only,
             reduce_only=reduce_only,
             intent=intent,
@@ -228,7 +239,12 @@ class Context:
         decided_price: float | None = None,
     ) -> dict[str, Any]:
         spec = OrderSpec(
-            symbol, side, "market", amount, None, reduce_only=reduce_only, intent=intent
+            symbol=symbol,
+            side=side,
+            type="market",
+            amount=amount,
+            reduce_only=reduce_only,
+            intent=intent,
         )
         return self._order(spec, decided_price)
 
@@ -251,5 +267,6 @@ class Context:
         return self._run(self._runner.cancel(order, symbol))
 
     def cancel_all(self, symbol: str | None = None) -> None:
+        """Cancel this run's open orders (by client id); orders it did not place stay."""
         for s in [symbol] if symbol else self.symbols:
             self._run(self._runner.cancel_all(s))

@@ -45,6 +45,10 @@ class RunJournal:
     def event(self, record: dict[str, Any]) -> None:
         self._append("events.jsonl", record)
 
+    def strategy_error(self, record: dict[str, Any]) -> None:
+        """A strategy error: where, what, and the strategy's own frames (``traceback``)."""
+        self._append("strategy_errors.jsonl", record)
+
     def summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.dir / "summary.json", summary)
 

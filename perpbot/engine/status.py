@@ -15,11 +15,11 @@ from perpbot.fsutil import atomic_write_json
 from perpbot.paths import bots_dir
 
 if TYPE_CHECKING:
-    from perpbot.engine.runner import Runner
+    from perpbot.engine.hooks import AttachableRun, RunPort
 
 
 class StatusPublisher:
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: RunPort) -> None:
         self.runner = runner
         self.path = bots_dir() / f"{runner.run_id}.json"
         self.last_write = 0.0
@@ -58,16 +58,16 @@ class StatusPublisher:
         self.last_write = time.monotonic()
 
 
-def attach(runner: Runner) -> None:
+def attach(runner: AttachableRun) -> None:
     publisher = StatusPublisher(runner)
 
-    async def on_connected(r: Runner) -> None:
+    async def on_connected(r: RunPort) -> None:
         publisher.write("starting")
 
-    async def before_stop(r: Runner) -> None:
+    async def before_stop(r: RunPort) -> None:
         publisher.write("stopping")
 
-    def after_tick(r: Runner, snap: dict[str, Any]) -> None:
+    def after_tick(r: RunPort, snap: dict[str, Any]) -> None:
         publisher.write("running", snap)
 
     runner.on_connected.append(on_connected)

@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from perpbot.errors import RuntimeFailure
 from perpbot.keys.scopes import CANCEL, LEVERAGE, READ, REDUCE, TRADE
 
 if TYPE_CHECKING:
     from perpbot.client.guarded import GuardedClient
     from perpbot.keys.grant import Grant
-    from perpbot.keys.store import StoredProfile
 
 Level = Literal["fail", "note", "ok"]
 
@@ -172,8 +172,6 @@ async def audit_key(
 ) -> AuditReport:
     """Ask the exchange (through the pipeline, as command ``keys audit`` or ``run``)."""
     if not hasattr(client.exchange, "sapi_get_account_apirestrictions"):
-        from perpbot.errors import RuntimeFailure
-
         raise RuntimeFailure(
             f"{exchange} does not say what a key may do (no apiRestrictions endpoint); check "
             "the key's permissions in the exchange's API management",
@@ -189,84 +187,3 @@ async def audit_key(
         permissions=_flags(answer),
         findings=evaluate(answer, grant),
     )
-
-
-def run_audit(profile: str, *, url: str | None = None, sandbox: bool = False) -> AuditReport:
-    """`perpbot keys audit`: check the grant, connect as ``keys audit``, ask, judge."""
-    import asyncio
-
-    from perpbot.errors import BadInput
-    from perpbot.keys.scopes import require
-    from perpbot.keys.store import load_profile
-
-    stored = load_profile(profile)
-    require(stored.grant, "keys audit", profile=profile)
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise BadInput(f"--url: got {url!r}, expected an http:// or https:// URL")
-    if stored.exchange == "sim" and url is None:
-        raise BadInput(
-            f"--url: missing; profile {profile!r} is for the simulator, give the URL of a "
-            "running `perpbot sim serve`"
-        )
-    return asyncio.run(_audit(stored, url, sandbox))
-
-
-async def _audit(stored: StoredProfile, url: str | None, sandbox: bool) -> AuditReport:
-    import os
-    import time
-
-    import ccxt
-
-    from perpbot.client.connect import connect
-    from perpbot.client.transport import parse_error_body
-    from perpbot.config import ExchangeSection
-    from perpbot.errors import RuntimeFailure
-    from perpbot.events import EventBus
-
-    bus = EventBus()
-    if os.environ.get("PERPBOT_VERBOSE"):
-        from perpbot.cli.verbose import attach_verbose
-
-        attach_verbose(bus)
-    section = ExchangeSection(id=stored.exchange, url=url, sandbox=sandbox, profile=stored.name)
-    where = url or stored.exchange
-    conn = await connect(
-        section,
-        command="keys audit",
-        run_id=f"keys-audit-{time.strftime('%Y%m%d-%H%M%S')}",
-        bus=bus,
-        load_markets=False,
-    )
-    try:
-        return await audit_key(
-            conn.client,
-            stored.grant,
-            profile=stored.name,
-            exchange=stored.exchange,
-            masked_key=stored.masked_key,
-        )
-    except ccxt.AuthenticationError as exc:
-        body = parse_error_body(str(exc)) or {}
-        detail = f" (code {body.get('code')}: {body.get('msg')})" if body.get("code") else ""
-        raise RuntimeFailure(
-            f"{where} refused the key of profile {stored.name!r}{detail}: check the key, "
-            "its secret and its IP restriction",
-            code="SCOPE_AUDIT_AUTH",
-        ) from None
-    except ccxt.NotSupported:
-        raise RuntimeFailure(
-            f"{stored.exchange} does not say what a key may do (no apiRestrictions "
-            "endpoint here); check the key's permissions in the exchange's API management",
-            code="SCOPE_AUDIT_UNSUPPORTED",
-        ) from None
-    except ccxt.NetworkError as exc:
-        raise RuntimeFailure(
-            f"cannot reach {where} ({type(exc).__name__})", code="SCOPE_AUDIT_NETWORK"
-        ) from None
-    except ccxt.BaseError as exc:
-        raise RuntimeFailure(
-            f"{where} did not answer the key audit ({type(exc).__name__})",
-            code="SCOPE_AUDIT_ERROR",
-        ) from None
-    finally:
-        await conn.close()

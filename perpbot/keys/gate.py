@@ -38,9 +38,9 @@ from perpbot.keys.scopes import (
 
 if TYPE_CHECKING:
     from perpbot.client.account import AccountView
-    from perpbot.client.assemble import Setup
     from perpbot.client.pipeline import CallNext
     from perpbot.client.request import Request
+    from perpbot.client.setup import Setup
     from perpbot.events import EventBus
     from perpbot.keys.grant import Grant
 

@@ -1,4 +1,4 @@
-"""How key profiles take part in `perpbot run` (wired in perpbot/engine/plugins.py).
+"""How key profiles take part in `perpbot run` (wired in perpbot/app/plugins.py).
 
 - ``preflight_run``: before anything connects, the profile named in ``[exchange] profile``
   must exist, hold a key for that exchange, be granted what ``run`` needs and allow the
@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING
 
 from perpbot.errors import BadInput, PerpbotError
 from perpbot.events import Decision
+from perpbot.keys.audit import audit_key
+from perpbot.keys.scopes import denial, require
+from perpbot.keys.store import load_profile, mask
 
 if TYPE_CHECKING:
     from perpbot.config import ExchangeSection, LoadedStrategy
-    from perpbot.engine.runner import Runner
+    from perpbot.engine.hooks import AttachableRun, RunPort
 
 
 def uses_profile(exchange: ExchangeSection) -> bool:
@@ -25,9 +28,6 @@ def uses_profile(exchange: ExchangeSection) -> bool:
 
 
 def preflight_run(loaded: LoadedStrategy) -> None:
-    from perpbot.keys.scopes import denial, require
-    from perpbot.keys.store import load_profile
-
     exchange = loaded.config.exchange
     if not uses_profile(exchange):
         return
@@ -52,22 +52,19 @@ def preflight_run(loaded: LoadedStrategy) -> None:
             )
 
 
-async def audit_warning(runner: Runner) -> None:
+async def audit_warning(runner: RunPort) -> None:
     """Audit the run's key; warn (never stop) when the audit fails or cannot run."""
-    from perpbot.keys.audit import audit_key
-    from perpbot.keys.store import mask
-
-    setup = runner.conn.setup if runner.conn is not None else None
-    if setup is None or setup.credentials.profile is None or setup.credentials.grant is None:
+    credentials = runner.credentials
+    if credentials.profile is None or credentials.grant is None:
         return
-    profile = setup.credentials.profile
+    profile = credentials.profile
     try:
         report = await audit_key(
             runner.client,
-            setup.credentials.grant,
+            credentials.grant,
             profile=profile,
-            exchange=setup.exchange.id,
-            masked_key=mask(setup.credentials.api_key or ""),
+            exchange=runner.config.exchange.id,
+            masked_key=mask(credentials.api_key or ""),
         )
     except PerpbotError as exc:
         runner.output.warn(f"key audit of profile {profile!r} could not run: {exc.message}")
@@ -84,15 +81,15 @@ async def audit_warning(runner: Runner) -> None:
     sentence = f"key audit of profile {profile!r} failed: {problems}"
     runner.bus.publish(
         Decision(
-            "scope",
-            "alert",
-            "SCOPE_AUDIT_FAILED",
-            sentence,
-            {"profile": profile, "codes": [f.code for f in report.failures]},
+            layer="scope",
+            action="alert",
+            code="SCOPE_AUDIT_FAILED",
+            sentence=sentence,
+            data={"profile": profile, "codes": [f.code for f in report.failures]},
         )
     )
     runner.output.warn(sentence)
 
 
-def attach_audit_warning(runner: Runner) -> None:
+def attach_audit_warning(runner: AttachableRun) -> None:
     runner.on_connected.append(audit_warning)

@@ -1,16 +1,18 @@
-"""Wiring the kill switch into `perpbot run` (called from perpbot/engine/plugins.py)."""
+"""Wiring the kill switch into `perpbot run` (called from perpbot/app/plugins.py)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from perpbot.errors import KillSwitchActive
+from perpbot.kill.deadman import Deadman
 from perpbot.kill.sentinel import CLEAR_HINT, read_sentinel, shared_watcher
+from perpbot.kill.trips import Trips
+from perpbot.kill.watchdog import KillWatchdog
 
 if TYPE_CHECKING:
     from perpbot.config import LoadedStrategy
-    from perpbot.engine.runner import Runner
-    from perpbot.kill.watchdog import KillWatchdog
+    from perpbot.engine.hooks import AttachableRun
 
 
 def preflight(loaded: LoadedStrategy) -> None:
@@ -28,12 +30,12 @@ def preflight(loaded: LoadedStrategy) -> None:
         )
 
 
-def attach(runner: Runner) -> KillWatchdog:
-    """Watchdog, kill state for strategies, automatic trips and the dead-man switch."""
-    from perpbot.kill.deadman import Deadman
-    from perpbot.kill.trips import Trips
-    from perpbot.kill.watchdog import KillWatchdog
+def attach(runner: AttachableRun) -> KillWatchdog:
+    """Watchdog, kill state for strategies, automatic trips and the dead-man switch.
 
+    Attached last (perpbot.app.plugins): the dead-man countdown arms after every other
+    start-up step, and is disarmed only once the run's orders are confirmed gone.
+    """
     cfg = runner.config.kill
     watcher = shared_watcher()
     watchdog = KillWatchdog(runner, cfg, watcher)

@@ -9,7 +9,9 @@ the countdown lapses. A hung strategy counts as wedged: its ticks stop, so refre
 
 Refreshing also stops as soon as the kill switch makes the run cancel (a wedged cancel is
 then finished by the exchange). It continues at ``halt``: halt promises that the open
-orders stay while the bot is alive. A clean stop disarms the timer (countdown 0).
+orders stay while the bot is alive. The stop disarms the timer (countdown 0) only once
+the run's orders are confirmed gone at the exchange; otherwise it stays armed, refreshed no
+more, and the run says which orders it covers and when it fires.
 
 Binance keeps one countdown per (account, symbol): two bots on one account and symbol share
 it, and one's clean stop disarms the other's. Exchanges without such a timer are reported
@@ -27,7 +29,7 @@ from perpbot.kill.cancel import describe_error
 
 if TYPE_CHECKING:
     from perpbot.config import KillSection
-    from perpbot.engine.runner import Runner
+    from perpbot.engine.hooks import AttachableRun, OrdersLeft, RunPort
     from perpbot.kill.watchdog import KillWatchdog
 
 COUNTDOWN_METHOD = "fapiprivate_post_countdowncancelall"
@@ -38,7 +40,7 @@ def has_countdown(exchange: Any) -> bool:
 
 
 class Deadman:
-    def __init__(self, runner: Runner, cfg: KillSection, watchdog: KillWatchdog) -> None:
+    def __init__(self, runner: AttachableRun, cfg: KillSection, watchdog: KillWatchdog) -> None:
         self.runner = runner
         self.watchdog = watchdog
         self.countdown_ms = int(cfg.deadman_countdown_s * 1000)
@@ -48,14 +50,20 @@ class Deadman:
         self.armed: list[str] = []
         self.refreshes = 0
         self.paused: str | None = None  # why refreshing stopped, once it did
+        self.last_set: dict[str, float] = {}  # symbol -> epoch s the countdown was last set
         self.info: dict[str, Any] = {"countdown_s": cfg.deadman_countdown_s}
 
     def attach(self) -> None:
+        """Arm once connected (the kill switch attaches last, so after every start-up check);
+        stop refreshing when the stop begins; disarm only in ``release``, once the run's
+        orders are confirmed gone; otherwise leave it armed and say what it covers."""
         r = self.runner
         r.on_connected.append(self.arm)
         r.after_tick.append(self.beat)
         r.background.append(self.refresher)
-        r.before_stop.append(self.disarm)
+        r.before_stop.append(self.stop_refreshing)
+        r.release.append(self.disarm)
+        r.left_armed.append(self.leave_armed)
         r.summary_extras["deadman"] = self.info
 
     def _say(self, action: str, code: str, sentence: str, **data: Any) -> None:
@@ -64,10 +72,14 @@ class Deadman:
     async def _send(self, symbols: list[str], countdown_ms: int) -> list[tuple[str, str]]:
         """Set the countdown on each symbol at once; the (symbol, problem) that failed."""
         client = self.runner.client
+        sent_at = time.time()
         results = await asyncio.gather(
             *(client.countdown_cancel_all(s, countdown_ms) for s in symbols),
             return_exceptions=True,
         )
+        for s, res in zip(symbols, results, strict=True):
+            if not isinstance(res, BaseException):
+                self.last_set[s] = sent_at
         return [
             (s, describe_error(res))
             for s, res in zip(symbols, results, strict=True)
@@ -75,7 +87,7 @@ class Deadman:
         ]
 
     # -- hooks ------------------------------------------------------------------------------
-    async def arm(self, runner: Runner) -> None:
+    async def arm(self, runner: RunPort) -> None:
         symbols = list(runner.config.strategy.symbols)
         if not has_countdown(runner.client.exchange):
             why = f"exchange {runner.config.exchange.id!r} has no cancel-all-after timer"
@@ -109,7 +121,7 @@ class Deadman:
                 countdown_ms=self.countdown_ms,
             )
 
-    def beat(self, runner: Runner, snap: dict[str, Any]) -> None:
+    def beat(self, runner: RunPort, snap: dict[str, Any]) -> None:
         self.heartbeat = time.monotonic()
 
     def should_refresh(self) -> str | None:
@@ -121,7 +133,7 @@ class Deadman:
             return f"the engine's last tick was {age:.0f} s ago (limit {self.stale_after_s:g} s)"
         return None
 
-    async def refresher(self, runner: Runner) -> None:
+    async def refresher(self, runner: RunPort) -> None:
         while True:
             await asyncio.sleep(self.refresh_s)
             if not self.armed:
@@ -148,7 +160,34 @@ class Deadman:
                     f"refreshing the dead-man switch on {s} failed: {why}",
                 )
 
-    async def disarm(self, runner: Runner) -> None:
+    async def stop_refreshing(self, runner: RunPort) -> None:
+        """The stop began: the countdown is refreshed no more (the refresher task has ended
+        with the tick loop); it stays armed until ``disarm`` or until it fires."""
+        if self.armed and self.paused is None:
+            self.paused = self.info["stopped_refreshing"] = "the run is stopping"
+
+    def leave_armed(self, left: OrdersLeft) -> str | None:
+        """The stop could not confirm the run's orders gone: keep the countdown armed (the
+        exchange finishes the job) and say when it fires on each symbol."""
+        parts = []
+        for symbol in left:
+            if symbol in self.armed and symbol in self.last_set:
+                fires = self.last_set[symbol] + self.countdown_ms / 1000.0
+                at = time.strftime("%H:%M:%S UTC", time.gmtime(fires))
+                parts.append(
+                    f"{symbol}: left to the exchange's countdown, which cancels them at {at} "
+                    f"(in {max(fires - time.time(), 0.0):.0f} s)"
+                )
+            else:
+                parts.append(f"{symbol}: no dead-man countdown is armed there")
+        self.info["left_armed"] = {
+            s: [o.get("clientOrderId") for o in o_] for s, o_ in left.items()
+        }
+        sentence = "; ".join(parts)
+        self._say("alert", "KILL_DEADMAN_LEFT_ARMED", f"dead-man countdown left armed: {sentence}")
+        return sentence + "."
+
+    async def disarm(self, runner: RunPort) -> None:
         if not self.armed:
             return
         failed = await self._send(self.armed, 0)

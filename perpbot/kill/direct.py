@@ -72,7 +72,7 @@ def resolve_target(
             "simulator lives and dies inside its bot)"
         )
     if exchange.id == "sim" and not exchange.profile:
-        from perpbot.client.connect import ENV_SIM_KEY, ENV_SIM_SECRET
+        from perpbot.app.connect import ENV_SIM_KEY, ENV_SIM_SECRET
 
         if not (os.environ.get(ENV_SIM_KEY) and os.environ.get(ENV_SIM_SECRET)):
             raise BadInput(
@@ -124,8 +124,8 @@ async def act_direct(
     cfg: StrategyFile | None,
     symbols: list[str] | None,
 ) -> dict[str, Any]:
+    from perpbot.app.connect import connect
     from perpbot.audit.subscriber import attach_to_bus
-    from perpbot.client.connect import connect
 
     kill_cfg = cfg.kill if cfg is not None else KillSection()
     tags = run_tags_for(entry)

@@ -36,8 +36,8 @@ from perpbot.kill.sentinel import (
 )
 
 if TYPE_CHECKING:
-    from perpbot.client.assemble import Setup
     from perpbot.client.pipeline import CallNext
+    from perpbot.client.setup import Setup
     from perpbot.client.waits import Interrupter
 
 INTERRUPT_PREFIX = "kill switch"

@@ -16,7 +16,7 @@ from perpbot.client.request import OrderSpec
 
 if TYPE_CHECKING:
     from perpbot.client.guarded import GuardedClient
-    from perpbot.engine.runner import Runner
+    from perpbot.engine.hooks import RunPort
 
 
 @dataclass
@@ -47,11 +47,11 @@ class ExchangeOps:
         return amount
 
 
-def runner_ops(runner: Runner) -> ExchangeOps:
+def runner_ops(runner: RunPort) -> ExchangeOps:
     return ExchangeOps(
         client=runner.client,
         place=runner.place,
-        cancel_all=runner.cancel_all,
+        cancel_all=runner.cancel_account_wide,  # only an account-covering switch uses it
         cancel_one=runner.cancel,
         account=runner.account,
     )

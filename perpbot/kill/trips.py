@@ -26,7 +26,7 @@ from perpbot.kill.sentinel import KillEntry, SentinelWatcher, new_entry, write_s
 
 if TYPE_CHECKING:
     from perpbot.config import KillSection
-    from perpbot.engine.runner import Runner
+    from perpbot.engine.hooks import AttachableRun, RunPort
 
 
 def trip_scope(cfg: KillSection, *, strategy: str, profile: str | None) -> str:
@@ -38,7 +38,7 @@ def trip_scope(cfg: KillSection, *, strategy: str, profile: str | None) -> str:
 
 
 class Trips:
-    def __init__(self, runner: Runner, cfg: KillSection, watcher: SentinelWatcher) -> None:
+    def __init__(self, runner: AttachableRun, cfg: KillSection, watcher: SentinelWatcher) -> None:
         self.runner = runner
         self.cfg = cfg
         self.watcher = watcher
@@ -132,7 +132,7 @@ class Trips:
             self.trip("KILL_STALE_PRICE", f"the index price feed is unusable: {d.sentence}")
 
     # -- polled trips -----------------------------------------------------------------------
-    def check_drawdown(self, runner: Runner, snap: dict[str, Any]) -> None:
+    def check_drawdown(self, runner: RunPort, snap: dict[str, Any]) -> None:
         limit = self.cfg.max_drawdown_pct
         equity, peak = runner.equity, runner.peak_equity
         if limit is None or equity is None or not peak or peak <= 0:
@@ -153,7 +153,7 @@ class Trips:
         seen = self.runner.mark_times.get(symbol)
         return time.time() - (seen if seen is not None else self.started)
 
-    async def watch_prices(self, runner: Runner) -> None:
+    async def watch_prices(self, runner: RunPort) -> None:
         limit = self.cfg.max_price_age_s
         assert limit is not None
         while self.tripped is None:

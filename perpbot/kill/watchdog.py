@@ -27,6 +27,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from perpbot.errors import EXIT_KILL
 from perpbot.events import Decision
 from perpbot.kill.acks import describe_actions, read_ack, write_ack
 from perpbot.kill.cancel import cancel_open_orders, describe_error
@@ -37,13 +38,12 @@ from perpbot.kill.sentinel import LEVEL_MEANING, KillEntry, SentinelWatcher, sha
 
 if TYPE_CHECKING:
     from perpbot.config import KillSection
-    from perpbot.engine.runner import Runner
+    from perpbot.engine.hooks import RunPort
 
-EXIT_KILL = 4
 ACTING_SWITCH_INTERVAL_S = 0.0005
 
 
-def known_open_orders(runner: Runner, symbol: str) -> list[dict[str, Any]]:
+def known_open_orders(runner: RunPort, symbol: str) -> list[dict[str, Any]]:
     """The run's open orders on ``symbol`` as its ledger knows them (ccxt-shaped)."""
     out = []
     for cid in runner.ledger.open_client_ids(symbol):
@@ -68,7 +68,7 @@ def covers_account(entry: KillEntry) -> bool:
 
 class KillWatchdog:
     def __init__(
-        self, runner: Runner, cfg: KillSection, watcher: SentinelWatcher | None = None
+        self, runner: RunPort, cfg: KillSection, watcher: SentinelWatcher | None = None
     ) -> None:
         self.runner = runner
         self.cfg = cfg
@@ -96,7 +96,7 @@ class KillWatchdog:
         return {"kill": {"level": entry.level, "reason": entry.reason, "since": entry.time}}
 
     # -- loop -------------------------------------------------------------------------------
-    async def run(self, runner: Runner) -> None:
+    async def run(self, runner: RunPort) -> None:
         poll = self.cfg.poll_ms / 1000.0
         while True:
             entry = self.kill_state()
@@ -130,8 +130,7 @@ class KillWatchdog:
         # A strategy spinning in a loop holds the GIL for whole switch intervals (5 ms) each
         # time the engine waits for I/O; while the switch acts, hand the GIL back sooner.
         sys.setswitchinterval(min(sys.getswitchinterval(), ACTING_SWITCH_INTERVAL_S))
-        if r.conn is not None:
-            cut_waits(r.conn.setup.interrupter, entry)
+        cut_waits(r.interrupter, entry)
         self.acted = entry
         ack = self._base_ack(entry)
         pending_ack = asyncio.ensure_future(asyncio.to_thread(write_ack, r.run_id, dict(ack)))
@@ -229,8 +228,8 @@ class KillWatchdog:
         )
         if entry.level != "halt":
             r.request_stop(f"kill switch: {entry.reason}", EXIT_KILL)
-            if r.conn is not None:  # done acting: from now on every wait ends at once
-                r.conn.setup.interrupter.interrupt(f"kill switch: {entry.reason}")
+            # done acting: from now on every wait ends at once
+            r.interrupter.interrupt(f"kill switch: {entry.reason}")
 
     def resume(self) -> None:
         """The switch was cleared while this run was halted: let it trade again."""

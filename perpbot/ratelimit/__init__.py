@@ -33,7 +33,7 @@ __all__ = ["LimiterSetup", "RateLimiter", "RateWait", "build_rate_limiter", "exc
 
 
 class LimiterSetup(Protocol):
-    """What the factory reads of a client's set-up (``perpbot.client.assemble.Setup``)."""
+    """What the factory reads of a client's set-up (``perpbot.client.setup.Setup``)."""
 
     @property
     def config(self) -> StrategyFile | None: ...

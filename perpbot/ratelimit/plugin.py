@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from perpbot.engine.runner import Runner
+    from perpbot.engine.hooks import AttachableRun, RunPort
 
 STOP_PREFIX = "stop"
 
 
-def attach(runner: Runner) -> None:
-    async def on_connected(r: Runner) -> None:
+def attach(runner: AttachableRun) -> None:
+    async def on_connected(r: RunPort) -> None:
         limiter = r.client.pipeline.layer("ratelimit")
         if limiter is not None:
 
@@ -27,15 +27,15 @@ def attach(runner: Runner) -> None:
 
             r.tick_providers.append(provide)
 
-    async def cut_waits_on_stop(r: Runner) -> None:
+    async def cut_waits_on_stop(r: RunPort) -> None:
         await r.stop_event.wait()
-        interrupter = r.conn.setup.interrupter if r.conn is not None else None
-        if interrupter is not None and not interrupter.interrupted:
+        interrupter = r.interrupter
+        if not interrupter.interrupted:
             interrupter.interrupt(f"{STOP_PREFIX}: {r.end_reason}")
 
-    async def allow_cleanup_waits(r: Runner) -> None:
-        interrupter = r.conn.setup.interrupter if r.conn is not None else None
-        if interrupter is not None and (interrupter.reason or "").startswith(STOP_PREFIX + ":"):
+    async def allow_cleanup_waits(r: RunPort) -> None:
+        interrupter = r.interrupter
+        if (interrupter.reason or "").startswith(STOP_PREFIX + ":"):
             interrupter.reset()
 
     runner.on_connected.append(on_connected)

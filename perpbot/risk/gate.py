@@ -20,6 +20,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from perpbot.client.account import OpenOrder
+from perpbot.client.orders import PREFIX, run_tag
 from perpbot.client.pipeline import CallNext
 from perpbot.client.request import OrderSpec, Request
 from perpbot.config import RiskSection, StrategyFile
@@ -31,7 +32,7 @@ from perpbot.risk.pretrade import run_checks
 from perpbot.risk.state import RiskState
 
 if TYPE_CHECKING:
-    from perpbot.client.assemble import Setup
+    from perpbot.client.setup import Setup
 
 # Commands whose orders the gate never judges: the kill switch must always be able to
 # flatten, and market-data clients (index sources, dashboards) place no orders. Inside a run,
@@ -141,18 +142,13 @@ class RiskGate:
         self.setup = setup
         self.exchange = exchange
         self.cfg: RiskSection = config.risk
-        runner = setup.extras.get("runner")
-        self.runner = runner
-        self.state = RiskState(config, marks=(lambda: runner.marks) if runner else dict)
+        self.state = RiskState(config, marks=setup.marks or dict)
         self.windows = RateWindows(self.cfg.rate_window_s)
         self._flat = Brackets.flat(self.cfg.maint_margin_ratio)
         self._contract: dict[str, float] = {}
         self._own_prefix: str | None = None
-        if runner is not None:
-            from perpbot.client.orders import PREFIX, run_tag
-
-            self._own_prefix = f"{PREFIX}-{run_tag(runner.run_id, config.strategy.name)}-"
-        setup.extras["risk"] = self.state
+        if setup.in_run:
+            self._own_prefix = f"{PREFIX}-{run_tag(setup.run_id, config.strategy.name)}-"
 
     # -- the layer --------------------------------------------------------------------------
     def passes(self, request: Request) -> bool:

@@ -1,4 +1,4 @@
-"""How the risk concern attaches to a `perpbot run` (called from perpbot.engine.plugins).
+"""How the risk concern attaches to a `perpbot run` (called from perpbot.app.plugins).
 
 - preflight: ``[risk.symbols]`` and ``[index]`` must name the strategy's symbols, every
   symbol must have a source, ``min_sources`` must be reachable.
@@ -27,7 +27,7 @@ from perpbot.risk.watch import MonitorHub
 
 if TYPE_CHECKING:
     from perpbot.config import LoadedStrategy
-    from perpbot.engine.runner import Runner
+    from perpbot.engine.hooks import AttachableRun, RunPort
 
 
 def needs_index(cfg: StrategyFile) -> bool:
@@ -79,7 +79,7 @@ def preflight(loaded: LoadedStrategy) -> None:
 
 
 class RiskRuntime:
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: RunPort) -> None:
         self.runner = runner
         self.cfg = runner.config
         self.state: RiskState | None = None
@@ -91,7 +91,7 @@ class RiskRuntime:
         self._fills_seen = 0
 
     # -- wiring -------------------------------------------------------------------------------
-    async def on_connected(self, runner: Runner) -> None:
+    async def on_connected(self, runner: RunPort) -> None:
         self.gate = runner.client.pipeline.layer("risk")
         if self.gate is not None:
             self.state = self.gate.state
@@ -151,16 +151,8 @@ class RiskRuntime:
 
         async def fetch() -> tuple[float | None, float | None]:
             if "conn" not in holder:
-                from perpbot.client.connect import connect
-
-                conn = await connect(
-                    ExchangeSection(id=src.exchange, url=src.url),
-                    command="index",
-                    run_id=self.runner.run_id,
-                    bus=self.runner.bus,
-                    config=self.cfg,
-                    strategy=self.cfg.strategy.name,
-                    public_only=True,
+                conn = await self.runner.open_public(
+                    ExchangeSection(id=src.exchange, url=src.url), command="index"
                 )
                 holder["conn"] = conn
                 self.connections.append(conn)
@@ -187,13 +179,15 @@ class RiskRuntime:
             ratio = self.cfg.risk.maint_margin_ratio
             self.runner.bus.publish(
                 Decision(
-                    "risk",
-                    "info",
-                    "RISK_BRACKETS_FALLBACK",
-                    f"could not read the maintenance brackets or leverage ({type(exc).__name__}"
-                    f"); liquidation estimates use a flat maintenance ratio of {ratio:.2%} and "
-                    "20x leverage where unknown",
-                    {"maint_margin_ratio": ratio},
+                    layer="risk",
+                    action="info",
+                    code="RISK_BRACKETS_FALLBACK",
+                    sentence=(
+                        "could not read the maintenance brackets or leverage "
+                        f"({type(exc).__name__}); liquidation estimates use a flat maintenance "
+                        f"ratio of {ratio:.2%} and 20x leverage where unknown"
+                    ),
+                    data={"maint_margin_ratio": ratio},
                 )
             )
 
@@ -204,15 +198,15 @@ class RiskRuntime:
         if self.feed is not None:
             self.feed.on_event(event)
 
-    async def run_index(self, runner: Runner) -> None:
+    async def run_index(self, runner: RunPort) -> None:
         if self.basket is not None:
             await self.basket.run()
 
-    async def run_monitors(self, runner: Runner) -> None:
+    async def run_monitors(self, runner: RunPort) -> None:
         if self.hub is not None:
             await self.hub.run()
 
-    def after_tick(self, runner: Runner, snap: dict[str, Any]) -> None:
+    def after_tick(self, runner: RunPort, snap: dict[str, Any]) -> None:
         fills = runner.ledger.fills
         if self.hub is not None:
             for fill in fills[self._fills_seen :]:
@@ -224,14 +218,14 @@ class RiskRuntime:
     def extras(self) -> dict[str, Any]:
         return self.feed.extras() if self.feed is not None else {}
 
-    async def close(self, runner: Runner | None = None) -> None:
+    async def close(self, runner: RunPort | None = None) -> None:
         for conn in self.connections:
             with contextlib.suppress(Exception):
                 await conn.close()
         self.connections.clear()
 
 
-def attach(runner: Runner) -> RiskRuntime:
+def attach(runner: AttachableRun) -> RiskRuntime:
     rt = RiskRuntime(runner)
     runner.on_connected.append(rt.on_connected)
     runner.background.append(rt.run_index)

@@ -8,12 +8,12 @@ from typing import Any
 import ccxt
 import pytest
 
+from perpbot.app.connect import connect
 from perpbot.audit.keystore import KeyStore
 from perpbot.audit.reader import iter_records
 from perpbot.audit.signing import Verifier
 from perpbot.audit.subscriber import attach_to_bus
 from perpbot.audit.tree import verify_tree
-from perpbot.client.connect import connect
 from perpbot.client.request import OrderSpec
 from perpbot.config import ExchangeSection
 from perpbot.events import EventBus

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from perpbot.client.connect import Connection, connect
+from perpbot.app.connect import Connection, connect
 from perpbot.client.request import OrderSpec
 from perpbot.config import ExchangeSection
 from perpbot.errors import PermissionDenied

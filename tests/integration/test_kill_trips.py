@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from perpbot.app import plugins
 from perpbot.config import load_strategy
-from perpbot.engine import plugins
 from perpbot.errors import KillSwitchActive
 from perpbot.kill.sentinel import new_entry, read_sentinel, write_sentinel
 from tests.integration.kill_strategies.support import (

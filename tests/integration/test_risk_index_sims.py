@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from perpbot.client.connect import connect
+from perpbot.app.connect import connect
 from perpbot.config import ExchangeSection, IndexSection, StrategyFile
 from perpbot.events import Decision, EventBus, ExchangeCall
 from perpbot.risk.index import IndexBasket, IndexSource, client_fetch

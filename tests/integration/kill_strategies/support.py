@@ -149,11 +149,11 @@ class InProcessBot:
     """
 
     def __init__(self, toml: Path) -> None:
+        from perpbot.app import plugins
+        from perpbot.app.lifecycle import Runner
         from perpbot.config import load_strategy
-        from perpbot.engine import plugins
         from perpbot.engine.loader import instantiate
         from perpbot.engine.output import RunOutput
-        from perpbot.engine.runner import Runner
 
         loaded = load_strategy(toml)
         strategy = instantiate(loaded)

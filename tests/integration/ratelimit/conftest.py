@@ -111,7 +111,8 @@ async def _open(
     public: bool = False,
     run_id: str = "it-run",
 ) -> AsyncIterator[tuple[Any, Recorder]]:
-    from perpbot.client.assemble import Credentials, Setup, build_client
+    from perpbot.app.pipeline import build_client
+    from perpbot.client.setup import Credentials, Setup
     from perpbot.config import ExchangeSection
 
     bus = EventBus()

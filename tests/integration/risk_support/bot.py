@@ -13,12 +13,12 @@ from typing import Any
 
 import tomli_w
 
+from perpbot.app import plugins
+from perpbot.app.lifecycle import Runner
 from perpbot.config import load_strategy
-from perpbot.engine import plugins
 from perpbot.engine.context import Context
 from perpbot.engine.loader import instantiate
 from perpbot.engine.output import RunOutput
-from perpbot.engine.runner import Runner
 from perpbot.events import Decision
 from perpbot.paths import bots_dir
 from perpbot.sim.config import MarketConfig

@@ -33,6 +33,7 @@ def _runner(exchange: Any, tick: float = 1.0) -> Any:
     runner = SimpleNamespace(
         config=cfg, bus=bus, client=SimpleNamespace(exchange=exchange), events=events,
         on_connected=[], after_tick=[], background=[], before_stop=[], summary_extras={},
+        release=[], left_armed=[],
     )  # fmt: skip
     return runner
 

@@ -13,11 +13,11 @@ from perpbot.ratelimit.plugin import attach
 
 
 def runner_like(interrupter: Interrupter) -> Any:
-    """The attributes of perpbot.engine.runner.Runner the plugin uses."""
+    """The attributes of perpbot.app.lifecycle.Runner the plugin uses."""
     return SimpleNamespace(
         stop_event=asyncio.Event(),
         end_reason="interrupted",
-        conn=SimpleNamespace(setup=SimpleNamespace(interrupter=interrupter)),
+        interrupter=interrupter,
         on_connected=[],
         background=[],
         before_stop=[],

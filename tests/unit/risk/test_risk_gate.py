@@ -7,8 +7,8 @@ from typing import Any
 import ccxt
 import pytest
 
-from perpbot.client.assemble import Credentials, Setup
 from perpbot.client.request import OrderSpec, Request
+from perpbot.client.setup import Credentials, Setup
 from perpbot.config import ExchangeSection, StrategyFile
 from perpbot.errors import RiskRejected
 from perpbot.events import Decision, EventBus

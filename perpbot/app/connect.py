@@ -14,15 +14,17 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from perpbot.client.assemble import Credentials, Setup, build_client
+from perpbot.app.pipeline import build_client
 from perpbot.client.guarded import GuardedClient
+from perpbot.client.setup import Credentials, Setup
 from perpbot.config import ExchangeSection, SimSection
 from perpbot.errors import BadInput, RuntimeFailure
+from perpbot.keys.store import load_profile
 
 ENV_SIM_KEY = "PERPBOT_SIM_API_KEY"
 ENV_SIM_SECRET = "PERPBOT_SIM_API_SECRET"
@@ -44,6 +46,7 @@ class Connection:
 
 
 def start_embedded_sim(sim_cfg: SimSection, base_dir: Path | None) -> Any:
+    # lazy: the simulator (pydantic models, aiohttp server) loads only for an embedded sim
     from perpbot.sim import SimConfig, start_in_thread
 
     if sim_cfg.config:
@@ -75,8 +78,6 @@ def create_sim_account(base_url: str) -> tuple[str, str]:
 
 def profile_credentials(profile: str, command: str) -> Credentials:
     """Credentials and grant of a stored key profile (perpbot.keys)."""
-    from perpbot.keys.store import load_profile
-
     stored = load_profile(profile)
     return Credentials(
         api_key=stored.api_key, secret=stored.secret, profile=profile, grant=stored.grant
@@ -95,7 +96,7 @@ async def connect(
     base_dir: Path | None = None,
     load_markets: bool = True,
     public_only: bool = False,
-    setup_hook: Callable[[Setup], None] | None = None,
+    marks: Callable[[], Mapping[str, float]] | None = None,
 ) -> Connection:
     """Resolve credentials, start the embedded sim if needed, build and warm the client."""
     handle = None
@@ -132,9 +133,8 @@ async def connect(
         base_url=base_url,
         config=config,
         strategy=strategy,
+        marks=marks,
     )
-    if setup_hook is not None:
-        setup_hook(setup)
     try:
         client = build_client(setup)
     except BaseException:

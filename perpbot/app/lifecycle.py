@@ -1,0 +1,482 @@
+"""The run's lifecycle: start, signals, the tick loop and the stop sequence.
+
+Threads: the engine's event loop (main thread) owns the guarded client, reconcile, the
+status publisher and every watchdog; the strategy runs in a daemon worker thread. A
+strategy that hangs or loops therefore never blocks a stop, a kill or the final cancel.
+
+The responsibilities live in perpbot.engine (``OrderManager``: place, cancel, refusals;
+``Reconciler``; ``RunReporter``: snapshots, summary; ``RunJournal``); this module only
+sequences them. Start: connect -> every start-up check -> the concerns' ``on_connected``
+hooks (the dead-man countdown arms last) -> first reconcile -> ``on_start`` -> ticks.
+The stop sequence is ``perpbot.app.stop.stop_sequence``: read it top to bottom.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from perpbot.app.connect import Connection, connect
+from perpbot.app.stop import stop_sequence
+from perpbot.client.account import AccountView
+from perpbot.client.guarded import GuardedClient
+from perpbot.client.request import OrderSpec
+from perpbot.client.setup import Credentials
+from perpbot.client.waits import Interrupter, WaitInterrupted
+from perpbot.config import ExchangeSection, LoadedStrategy
+from perpbot.engine.context import Context
+from perpbot.engine.hooks import OrdersLeft
+from perpbot.engine.journal import RunJournal
+from perpbot.engine.ledger import Ledger
+from perpbot.engine.orders import OrderManager
+from perpbot.engine.output import RunOutput
+from perpbot.engine.reconcile import Reconciler
+from perpbot.engine.report import RunReporter
+from perpbot.engine.state import PositionSnapshot, RunState
+from perpbot.engine.strategy import Strategy, StrategyStopped
+from perpbot.engine.worker import StrategyWorker, strategy_traceback, where
+from perpbot.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_KILL,
+    EXIT_OK,
+    BadInput,
+    PerpbotError,
+)
+from perpbot.events import Decision, Event, EventBus
+
+MAX_TICK_ERRORS = 5
+
+
+def new_run_id(strategy: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{strategy}-{uuid.uuid4().hex[:6]}"
+
+
+class Runner:
+    def __init__(
+        self,
+        loaded: LoadedStrategy,
+        strategy: Strategy,
+        *,
+        output: RunOutput,
+        duration: float | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.config = loaded.config
+        self.strategy = strategy
+        self.output = output
+        self.duration = duration
+        self.run_id = run_id or new_run_id(self.config.strategy.name)
+        self.bus = EventBus()
+        self.ledger = Ledger()
+        self.journal = RunJournal(self.run_id)
+        self.state = RunState(
+            run_id=self.run_id,
+            strategy=self.config.strategy.name,
+            symbols=list(self.config.strategy.symbols),
+        )
+        self.started = self.state.started
+        self.stop_timeout_s = self.config.strategy.stop_timeout_s
+        self.loop: asyncio.AbstractEventLoop
+        self.stop_event: asyncio.Event
+        self.conn: Connection | None = None
+        self.orders: OrderManager | None = None
+        self.reconciler: Reconciler | None = None
+        self.ctx: Context | None = None
+        self.worker = StrategyWorker()
+        self.end_reason = "completed"
+        self.exit_code = EXIT_OK
+        self.fatal: PerpbotError | None = None
+        self.orders_left: OrdersLeft = {}
+        self._tick_errors = 0
+        self._hooks_started = False  # a concern's on_connected may have armed something
+        self.stop_ran = False
+        # Extension points (perpbot.engine.hooks.RunHooks): filled by perpbot.app.plugins.
+        self.on_connected: list[Callable[[Runner], Awaitable[None]]] = []
+        self.background: list[Callable[[Runner], Coroutine[Any, Any, None]]] = []
+        self.after_tick: list[Callable[[Runner, dict[str, Any]], None]] = []
+        self.before_stop: list[Callable[[Runner], Awaitable[None]]] = []
+        self.release: list[Callable[[Runner], Awaitable[None]]] = []
+        self.left_armed: list[Callable[[OrdersLeft], str | None]] = []
+        self.after_stop: list[Callable[[Runner], None]] = []
+        self.tick_providers: list[Callable[[], dict[str, Any]]] = []
+        self.summary_extras: dict[str, Any] = {}
+        self.kill_state_fn: Callable[[], Any] = lambda: None
+        self.reporter = RunReporter(
+            state=self.state,
+            ledger=self.ledger,
+            journal=self.journal,
+            tick_providers=self.tick_providers,
+            summary_extras=self.summary_extras,
+        )
+
+    # -- what the concerns read (perpbot.engine.hooks.RunPort) ------------------------------
+    @property
+    def client(self) -> GuardedClient:
+        assert self.conn is not None
+        return self.conn.client
+
+    @property
+    def account(self) -> AccountView:
+        assert self.conn is not None
+        return self.conn.setup.account
+
+    @property
+    def interrupter(self) -> Interrupter:
+        assert self.conn is not None
+        return self.conn.setup.interrupter
+
+    @property
+    def credentials(self) -> Credentials:
+        assert self.conn is not None
+        return self.conn.setup.credentials
+
+    @property
+    def positions(self) -> dict[str, PositionSnapshot]:
+        return self.state.positions
+
+    @property
+    def marks(self) -> dict[str, float]:
+        return self.state.marks
+
+    @property
+    def mark_times(self) -> dict[str, float]:
+        return self.state.mark_times
+
+    @property
+    def equity(self) -> float | None:
+        return self.state.equity
+
+    @property
+    def start_equity(self) -> float | None:
+        return self.state.start_equity
+
+    @property
+    def peak_equity(self) -> float | None:
+        return self.state.peak_equity
+
+    def kill_state(self) -> Any:
+        return self.kill_state_fn()
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.reporter.snapshot()
+
+    # the strategy's and the kill switch's order calls: the OrderManager's
+    async def guarded(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        assert self.orders is not None
+        return await self.orders.guarded(coro)
+
+    async def place(self, spec: OrderSpec) -> dict[str, Any]:
+        assert self.orders is not None
+        return await self.orders.place(spec)
+
+    async def cancel(self, order: dict[str, Any] | str, symbol: str | None) -> Any:
+        assert self.orders is not None
+        return await self.orders.cancel(order, symbol)
+
+    async def cancel_all(self, symbol: str) -> None:
+        assert self.orders is not None
+        await self.orders.cancel_all(symbol)
+
+    async def cancel_account_wide(self, symbol: str) -> Any:
+        """Every order on ``symbol`` of the account: only the kill switch's account level."""
+        result = await self.client.cancel_all_orders(symbol)
+        self.account.symbol_cleared(symbol)
+        return result
+
+    async def open_public(self, exchange: ExchangeSection, *, command: str) -> Connection:
+        """A market-data-only connection to another venue (an index source), on this run's
+        bus, so its calls are logged and limited like the run's own."""
+        return await connect(
+            exchange,
+            command=command,
+            run_id=self.run_id,
+            bus=self.bus,
+            config=self.config,
+            strategy=self.config.strategy.name,
+            public_only=True,
+        )
+
+    async def fetch_own_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        assert self.orders is not None
+        return await self.orders.fetch_own_open_orders(symbol)
+
+    async def reconcile(self) -> None:
+        assert self.reconciler is not None
+        await self.reconciler.reconcile()
+
+    def request_stop(self, reason: str, exit_code: int = EXIT_OK) -> None:
+        """Ask the run to stop (thread-safe). The first reason wins."""
+
+        def _set() -> None:
+            if not self.stop_event.is_set():
+                self.end_reason, self.exit_code = reason, exit_code
+                self.stop_event.set()
+
+        if threading.current_thread() is threading.main_thread() and self._in_loop():
+            _set()
+        else:
+            self.loop.call_soon_threadsafe(_set)
+
+    def _in_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
+
+    # -- start ------------------------------------------------------------------------------
+    async def run(self) -> dict[str, Any]:
+        self.loop = asyncio.get_running_loop()
+        self.stop_event = asyncio.Event()
+        self.bus.subscribe(self._journal_event)
+        self.bus.subscribe(self.output.on_event)
+        self._install_signals()
+        self._write_meta()
+        try:
+            self.conn = await self._connect()
+            self._build_engine(self.conn)
+            self._check_symbols()  # every start-up check passes before anything is armed
+            self._hooks_started = True
+            for hook in self.on_connected:  # the kill switch's comes last: it arms
+                await hook(self)
+            return await self._main()
+        finally:
+            if self._hooks_started and not self.stop_ran:
+                await self._release_after_failed_start()
+            if self.conn is not None:
+                await self.conn.close()
+            self.journal.close()
+            for after in self.after_stop:
+                try:
+                    after(self)
+                except Exception as exc:
+                    self.output.warn(f"stop hook failed: {type(exc).__name__}: {exc}")
+
+    async def _connect(self) -> Connection:
+        cfg = self.config
+        return await connect(
+            cfg.exchange,
+            command="run",
+            run_id=self.run_id,
+            bus=self.bus,
+            sim=cfg.sim,
+            config=cfg,
+            strategy=cfg.strategy.name,
+            base_dir=self.loaded.path.parent,
+            marks=lambda: self.state.marks,
+        )
+
+    def _build_engine(self, conn: Connection) -> None:
+        self.orders = OrderManager(
+            client=conn.client,
+            ledger=self.ledger,
+            account=conn.setup.account,
+            bus=self.bus,
+            run_id=self.run_id,
+            strategy=self.state.strategy,
+            symbols=self.state.symbols,
+        )
+        self.reconciler = Reconciler(
+            client=conn.client,
+            state=self.state,
+            ledger=self.ledger,
+            account=conn.setup.account,
+            journal=self.journal,
+            output=self.output,
+        )
+
+    def _write_meta(self) -> None:
+        cfg = self.config
+        self.journal.meta(
+            {
+                "run_id": self.run_id,
+                "strategy": cfg.strategy.name,
+                "strategy_file": str(self.loaded.path),
+                "symbols": cfg.strategy.symbols,
+                "exchange": cfg.exchange.id,
+                "profile": cfg.exchange.profile,
+                "started_at": self.started,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "duration": self.duration,
+            }
+        )
+
+    def _check_symbols(self) -> None:
+        markets = self.client.markets
+        for i, symbol in enumerate(self.config.strategy.symbols):
+            if symbol not in markets:
+                close = (
+                    sorted(m for m in markets if m.split("/")[0] in symbol)[:3]
+                    or sorted(markets)[:3]
+                )
+                raise BadInput(
+                    f"{self.loaded.path}: [strategy] symbols[{i}]: got {symbol!r}, expected a "
+                    f"symbol {self.config.exchange.id} lists (e.g. {', '.join(close)})"
+                )
+
+    async def _release_after_failed_start(self) -> None:
+        """A start that failed after the concerns attached: disarm what they armed (the
+        run placed no order, so nothing of its own needs the countdown)."""
+        for hook in self.release:
+            try:
+                await asyncio.wait_for(hook(self), self.stop_timeout_s)
+            except Exception as exc:
+                self.output.warn(f"releasing after a failed start: {type(exc).__name__}: {exc}")
+
+    # -- the tick loop ----------------------------------------------------------------------
+    async def _main(self) -> dict[str, Any]:
+        cfg = self.config
+        self.ctx = Context(self)
+        where_ = cfg.exchange.url or ("embedded simulator" if cfg.exchange.id == "sim" else "")
+        self.output.start(
+            f"perpbot run {self.run_id}: {cfg.strategy.name} on {cfg.exchange.id} {where_}".strip()
+        )
+        tasks = [asyncio.create_task(fn(self)) for fn in self.background]
+        if self.duration is not None:
+            tasks.append(asyncio.create_task(self._duration_timer(self.duration)))
+        try:
+            await self._reconcile_unless_killed()
+            self.state.start_equity = self.state.equity
+            if await self._strategy_call(self.strategy.on_start, fatal_on_error=True):
+                while not self.stop_event.is_set():
+                    t0 = time.monotonic()
+                    await self._reconcile_unless_killed()
+                    self._publish_tick()
+                    if self.stop_event.is_set():
+                        break
+                    if self.kill_state() is not None:
+                        pass  # the kill switch stands: no tick (halt pauses; others stop)
+                    elif not await self._strategy_call(self.strategy.on_tick):
+                        break
+                    delay = cfg.strategy.tick_interval - (time.monotonic() - t0)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stop_event.wait(), max(delay, 0.0))
+        except PerpbotError as exc:
+            self._fatal(exc)
+        except Exception as exc:  # an engine failure: stop cleanly, report one line
+            self._fatal(PerpbotError(f"engine error: {type(exc).__name__}: {exc}"))
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(BaseException):
+                    await t
+        return await stop_sequence(self)
+
+    async def _reconcile_unless_killed(self) -> None:
+        """Reconcile; when the kill switch cut one of its waits short, skip it (the watchdog
+        acts and stops the run, or a halted run tries again at the next tick)."""
+        try:
+            await self.reconcile()
+        except WaitInterrupted:
+            if self.kill_state() is None:
+                raise
+
+    async def _duration_timer(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.request_stop("duration", EXIT_OK)
+
+    async def _strategy_call(
+        self, fn: Callable[[Context], None], *, fatal_on_error: bool = False
+    ) -> bool:
+        """Run a strategy callback in the worker; False when the run must stop.
+
+        An error in ``on_start`` stops the run (exit 1): a strategy that could not set
+        itself up must not trade. An error in ``on_tick`` is reported (file and line) and
+        the next tick goes on, up to MAX_TICK_ERRORS in a row.
+        """
+        assert self.ctx is not None
+        ctx = self.ctx
+        fut = asyncio.wrap_future(self.worker.submit(lambda: fn(ctx)))
+        stop = asyncio.ensure_future(self.stop_event.wait())
+        try:
+            done, _ = await asyncio.wait({fut, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if fut not in done:
+            return False  # stopping while the strategy is busy (or hung): leave it behind
+        exc = fut.exception()
+        if exc is None:
+            self._tick_errors = 0
+            return True
+        if isinstance(exc, StrategyStopped):
+            return False
+        if isinstance(exc, PerpbotError) and exc.exit_code in (2, 3, 4):
+            self._fatal(exc)
+            return False
+        described = self._strategy_error(fn.__name__, exc)
+        if fatal_on_error:
+            self._fatal(PerpbotError(f"{described}; the run stops before its first tick"))
+            return False
+        self._tick_errors += 1
+        self.output.note(described)
+        if self._tick_errors >= MAX_TICK_ERRORS:
+            self._fatal(
+                PerpbotError(
+                    f"strategy failed {self._tick_errors} times in a row; last error: {described}"
+                )
+            )
+            return False
+        return True
+
+    def _strategy_error(self, callback: str, exc: BaseException) -> str:
+        """One line naming the strategy file and line; the strategy's own frames go to the
+        run folder (strategy_errors.jsonl) and, under --verbose, to stderr."""
+        strategy_file = self.loaded.resolve(self.config.strategy.file)
+        line = (
+            f"strategy error in {callback} at {where(exc, strategy_file)}: "
+            f"{type(exc).__name__}: {exc}"
+        )
+        frames = strategy_traceback(exc, strategy_file)
+        with contextlib.suppress(OSError):
+            self.journal.strategy_error(
+                {"ts": time.time(), "callback": callback, "error": line, "traceback": frames}
+            )
+        if os.environ.get("PERPBOT_VERBOSE"):
+            self.output.warn(frames.rstrip())
+        return line
+
+    def _fatal(self, exc: PerpbotError) -> None:
+        if self.fatal is None:
+            self.fatal = exc
+            reason = "kill switch" if exc.exit_code == EXIT_KILL else "error"
+            self.request_stop(reason, exc.exit_code)
+
+    def _publish_tick(self) -> None:
+        snap = self.reporter.snapshot()
+        self.output.update(snap)
+        self.journal.tick(self.reporter.tick_record(snap))
+        for hook in self.after_tick:
+            try:
+                hook(self, snap)
+            except Exception as exc:
+                self.output.warn(f"tick hook failed: {type(exc).__name__}: {exc}")
+
+    def _journal_event(self, event: Event) -> None:
+        if isinstance(event, Decision):
+            self.journal.event(event.to_dict())
+
+    # -- signals ----------------------------------------------------------------------------
+    def _install_signals(self) -> None:
+        interrupts = {"n": 0}
+
+        def on_int() -> None:
+            interrupts["n"] += 1
+            if interrupts["n"] > 1:  # a second Ctrl-C: stop waiting for a clean stop
+                os._exit(EXIT_INTERRUPTED)
+            self.request_stop("interrupted", EXIT_INTERRUPTED)
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            self.loop.add_signal_handler(signal.SIGINT, on_int)
+            self.loop.add_signal_handler(
+                signal.SIGTERM, lambda: self.request_stop("terminated", EXIT_OK)
+            )

@@ -1,0 +1,47 @@
+"""Where each concern attaches itself to a run: the one list to read to know what a
+`perpbot run` does besides ticking the strategy.
+
+``preflight`` checks run before anything connects (the kill sentinel, the key grant, the
+risk and index tables); they raise a PerpbotError to refuse. ``attach`` wires each concern
+into the run's hooks (perpbot.engine.hooks.RunHooks). The order of ``attach`` is the order
+of every hook phase, so it is declared here, once:
+
+    status      writes "starting" first and "stopping" first
+    audit       the signed log: closed in ``after_stop``, after the final cancels
+    keys        the key audit warning, once connected
+    risk        margin tables and a first index reading before the strategy's first order
+    ratelimit   a stop cuts rate-limit waits short; the clean-up may wait again
+    kill        LAST: its dead-man countdown arms after every other start-up step, and is
+                disarmed only in ``release`` (this run's orders confirmed gone)
+"""
+
+from __future__ import annotations
+
+from perpbot.app.lifecycle import Runner
+from perpbot.audit.subscriber import attach_runner as attach_audit_log
+from perpbot.ratelimit.plugin import attach as attach_ratelimit
+from perpbot.config import LoadedStrategy
+from perpbot.engine.status import attach as attach_status
+from perpbot.keys.plugin import attach_audit_warning
+from perpbot.keys.plugin import preflight_run as keys_preflight
+from perpbot.kill.attach import attach as attach_kill
+from perpbot.kill.attach import preflight as kill_preflight
+from perpbot.risk.plugin import attach as attach_risk
+from perpbot.risk.plugin import preflight as risk_preflight
+
+
+def preflight(loaded: LoadedStrategy) -> None:
+    """Refuse to start when a guard says so (raises PerpbotError with the exit code)."""
+    kill_preflight(loaded)  # a standing kill switch: exit 4
+    keys_preflight(loaded)  # the profile's grant covers `run` and the symbols: exit 3
+    risk_preflight(loaded)  # [risk.symbols] and [index] name the strategy's symbols: exit 2
+
+
+def attach(runner: Runner) -> None:
+    """Wire every concern into a runner before it starts (order: see the module doc)."""
+    attach_status(runner)
+    attach_audit_log(runner)
+    attach_audit_warning(runner)
+    attach_risk(runner)
+    attach_ratelimit(runner)
+    attach_kill(runner)

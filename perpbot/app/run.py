@@ -1,0 +1,47 @@
+"""`perpbot run`: load and check the strategy file, build the run, run it, say how it ended.
+
+    load strategy.toml -> instantiate the strategy -> preflight (kill, keys, risk) ->
+    Runner (lifecycle) -> attach the concerns (perpbot.app.plugins) -> run
+
+Returns the exit code; raises PerpbotError for an ending that has one line to say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from perpbot.app import plugins
+from perpbot.app.lifecycle import Runner
+from perpbot.config import load_strategy
+from perpbot.engine.loader import instantiate
+from perpbot.engine.output import RunOutput
+from perpbot.errors import BadInput, PerpbotError
+from perpbot.events import EventBus
+
+
+def run_strategy(
+    strategy_file: Path,
+    *,
+    duration: float | None,
+    json_output: bool,
+    plain: bool,
+    observe: Callable[[EventBus], None] | None = None,
+) -> int:
+    """``observe`` subscribes to the run's bus before it starts (``--verbose``)."""
+    if duration is not None and duration <= 0:
+        raise BadInput(f"--duration: got {duration:g}, expected a number of seconds > 0")
+    loaded = load_strategy(strategy_file)
+    strategy = instantiate(loaded)
+    plugins.preflight(loaded)
+    mode = "json" if json_output else ("live" if sys.stdout.isatty() and not plain else "plain")
+    runner = Runner(loaded, strategy, output=RunOutput(mode), duration=duration)
+    plugins.attach(runner)
+    if observe is not None:
+        observe(runner.bus)
+    asyncio.run(runner.run())
+    if runner.fatal is not None and runner.exit_code != 0:
+        raise PerpbotError(runner.fatal.message) if runner.fatal.exit_code == 1 else runner.fatal
+    return runner.exit_code

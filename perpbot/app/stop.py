@@ -1,0 +1,197 @@
+"""THE STOP SEQUENCE of a run: one function, read top to bottom (``stop_sequence``).
+
+Every ending of a run (duration, Ctrl-C, SIGTERM, kill switch, fatal error) goes through it,
+bounded by ``[strategy] stop_timeout_s``. Its one rule: the dead-man countdown is disarmed
+only once this run's orders are confirmed gone at the exchange; otherwise it stays armed,
+refreshed no more, and the run says which orders on which symbols it covers and when it
+fires, and ends non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from perpbot.engine.hooks import OrdersLeft
+from perpbot.engine.orders import describe_order
+from perpbot.errors import EXIT_FAIL, EXIT_OK
+from perpbot.events import Decision
+
+if TYPE_CHECKING:
+    from perpbot.app.lifecycle import Runner
+
+INFLIGHT_WAIT_S = 5.0  # how long the stop lets strategy calls in flight land
+ON_STOP_WAIT_S = 5.0  # how long the strategy's on_stop may take
+STRATEGY_SHARE = 0.25  # of the stop bound the strategy gets at most to land and stop
+CONFIRM_SHARE = 0.25  # of the stop bound kept for confirming at the exchange
+SAY_AT_MOST = 10  # symbols, and orders per symbol, named in one sentence (summary has all)
+
+
+async def stop_sequence(run: Runner) -> dict[str, Any]:
+    """Stop the run, in this order, within ``[strategy] stop_timeout_s``:
+
+    1. stop the strategy (no new calls; calls in flight land; ``on_stop`` runs);
+    2. the concerns' before-stop hooks (status "stopping"; the rate limiter lets the
+       clean-up wait for budget again; index sources close);
+    3. cancel THIS run's orders by client id, retried through 5xx/timeouts;
+    4. confirm at the exchange that they are gone;
+    5. only then disarm what was armed (the dead-man countdown); if any order is not
+       confirmed gone, leave the countdown armed (refreshed no more: the refresher
+       stopped with the tick loop), say which orders on which symbols it now covers
+       and when it fires, and end non-zero;
+    6. final reconcile and funding;
+    7. the summary (summary.json, printed), with everything left undone.
+    """
+    run.stop_ran = True
+    assert run.ctx is not None and run.orders is not None
+    began = time.monotonic()
+    deadline = began + run.stop_timeout_s
+    cancel_deadline = deadline - run.stop_timeout_s * CONFIRM_SHARE
+    warnings: list[str] = []
+
+    await _stop_strategy(run, began + run.stop_timeout_s * STRATEGY_SHARE)  # 1
+    await _run_hooks(run, run.before_stop, "stop hook")  # 2
+    cancel = run.orders.cancel_own_until(cancel_deadline)
+    warnings += await _bounded(run, cancel, cancel_deadline, "cancelling", [], warnings)  # 3
+    confirm = run.orders.left_open()
+    left = await _bounded(run, confirm, deadline, "confirming", None, warnings)  # 4
+    if left is None:
+        left = _unconfirmed(run)
+    if not left:
+        await _run_hooks(run, run.release, "releasing")  # 5
+    else:
+        warnings.append(_leave_to_exchange(run, left))
+    funding = 0.0
+    try:  # 6
+        remaining = max(deadline - time.monotonic(), 0.0)
+        if remaining <= 0:
+            raise TimeoutError
+        await asyncio.wait_for(run.reconcile(), remaining)
+        assert run.reconciler is not None
+        funding = await asyncio.wait_for(
+            run.reconciler.funding(), max(deadline - time.monotonic(), 0.001)
+        )
+    except TimeoutError:
+        warnings.append(
+            f"final reconcile skipped: the stop bound ([strategy] stop_timeout_s = "
+            f"{run.stop_timeout_s:g}) was reached; positions and PnL are as of the last tick"
+        )
+    except Exception as exc:
+        warnings.append(f"final reconcile failed: {type(exc).__name__}: {exc}")
+    summary = run.reporter.summary(  # 7
+        exchange=run.config.exchange.id,
+        end_reason=run.end_reason,
+        exit_code=run.exit_code,
+        error=run.fatal.message if run.fatal else None,
+        funding=funding,
+        warnings=warnings,
+    )
+    if run.orders_left:
+        summary["orders_left"] = {
+            s: [o.get("clientOrderId") or o.get("id") for o in orders]
+            for s, orders in run.orders_left.items()
+        }
+    summary["stop_s"] = round(time.monotonic() - began, 3)
+    run.journal.summary(summary)
+    run.output.summary(summary)
+    for w in warnings:
+        run.output.warn(w)
+    return summary
+
+
+async def _stop_strategy(run: Runner, deadline: float) -> None:
+    """No new strategy calls; calls in flight land; ``on_stop`` runs. Each wait is at
+    most its own limit and ends at ``deadline`` (a share of the stop bound)."""
+    assert run.ctx is not None and run.orders is not None
+    run.ctx.closed = True
+    until = min(time.monotonic() + INFLIGHT_WAIT_S, deadline)
+    while run.orders.inflight and time.monotonic() < until:  # let in-flight calls land
+        await asyncio.sleep(0.05)
+    if not run.worker.busy and run.fatal is None:
+        ctx = run.ctx
+        wait = min(ON_STOP_WAIT_S, max(deadline - time.monotonic(), 0.05))
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(
+                asyncio.wrap_future(run.worker.submit(lambda: run.strategy.on_stop(ctx))),
+                timeout=wait,
+            )
+
+
+async def _run_hooks(
+    run: Runner, hooks: list[Callable[[Runner], Awaitable[None]]], what: str
+) -> None:
+    for hook in hooks:
+        try:
+            await hook(run)
+        except Exception as exc:
+            run.output.warn(f"{what} failed: {type(exc).__name__}: {exc}")
+
+
+async def _bounded(
+    run: Runner,
+    coro: Awaitable[Any],
+    deadline: float,
+    what: str,
+    default: Any,
+    undone: list[str],
+) -> Any:
+    """``coro`` until ``deadline`` (monotonic); ``default`` if it ran out or failed, and a
+    line in ``undone`` saying so (it ends up in the summary's warnings)."""
+    try:
+        return await asyncio.wait_for(coro, max(deadline - time.monotonic(), 0.001))
+    except TimeoutError:
+        undone.append(
+            f"{what}: stopped at the stop bound ([strategy] stop_timeout_s = "
+            f"{run.stop_timeout_s:g})"
+        )
+    except Exception as exc:
+        undone.append(f"{what} failed: {type(exc).__name__}: {exc}")
+    return default
+
+
+def _unconfirmed(run: Runner) -> OrdersLeft:
+    """No answer from the exchange: every order the ledger knows open counts as left."""
+    assert run.orders is not None
+    if run.orders.sequence == 0:
+        return {}
+    left: OrdersLeft = {}
+    for s in run.state.symbols:
+        cids = run.ledger.open_client_ids(s)
+        left[s] = [{"clientOrderId": c} for c in cids] or [{"clientOrderId": "(unknown)"}]
+    return left
+
+
+def _leave_to_exchange(run: Runner, left: OrdersLeft) -> str:
+    """Orders not confirmed gone: the countdown stays armed; say what it now covers."""
+    run.orders_left = left
+    orders = "; ".join(
+        f"{s}: {_at_most(describe_order(o) for o in orders)}"
+        for s, orders in list(left.items())[:SAY_AT_MOST]
+    ) + (f"; and {len(left) - SAY_AT_MOST} more symbols" if len(left) > SAY_AT_MOST else "")
+    said = [line for hook in run.left_armed if (line := hook(left))]
+    covered = " ".join(said) or (
+        "no exchange countdown covers them: cancel them by hand "
+        "(e.g. perpbot kill --direct --level cancel)"
+    )
+    sentence = f"the stop could not confirm this run's orders gone ({orders}); {covered}"
+    run.bus.publish(
+        Decision(
+            layer="engine",
+            action="alert",
+            code="ENGINE_ORDERS_LEFT",
+            sentence=sentence,
+            data={s: [o.get("clientOrderId") for o in orders] for s, orders in left.items()},
+        )
+    )
+    if run.exit_code == EXIT_OK:
+        run.exit_code = EXIT_FAIL
+    return sentence
+
+
+def _at_most(items: Iterable[str]) -> str:
+    listed = list(items)
+    more = len(listed) - SAY_AT_MOST
+    return ", ".join(listed[:SAY_AT_MOST]) + (f" and {more} more" if more > 0 else "")

@@ -1,0 +1,66 @@
+"""What a layer factory is given: the validated config, who is calling, and the shared parts.
+
+Each guard's factory (``kill_gate(setup, exchange)``, ``scope_gate``, ``build_risk_gate``,
+``build_rate_limiter``, ``build_retrier``) receives the same ``Setup``; ``perpbot.app``
+builds it and decides the order of the layers. This module knows no guard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from perpbot.client.account import AccountView
+from perpbot.client.waits import Interrupter
+from perpbot.config import ExchangeSection, StrategyFile
+from perpbot.events import EventBus
+
+
+@dataclass
+class Credentials:
+    """An API key pair and where it came from. Never printed, never logged."""
+
+    api_key: str | None
+    secret: str | None = field(repr=False)
+    profile: str | None = None
+    grant: Any = None  # the profile's scope grant (perpbot.keys), None for paper accounts
+
+    def __repr__(self) -> str:  # belt and braces: no secret in any repr or traceback
+        return f"Credentials(profile={self.profile!r}, key_id={self.key_id!r})"
+
+    @property
+    def key_id(self) -> str:
+        """A stable, non-secret identifier of the key (shared budgets are keyed on it)."""
+        if not self.api_key:
+            return "anonymous"
+        return hashlib.sha256(self.api_key.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Setup:
+    """Everything a layer factory may need."""
+
+    exchange: ExchangeSection
+    command: str
+    run_id: str
+    bus: EventBus
+    credentials: Credentials
+    base_url: str | None = None
+    config: StrategyFile | None = None
+    strategy: str | None = None
+    interrupter: Interrupter = field(default_factory=Interrupter)
+    account: AccountView = field(default_factory=AccountView)
+    # `perpbot run` only: the run's latest mark prices (exchange-reported, per symbol). None
+    # for a command without a run (the risk gate then has no marks of its own).
+    marks: Callable[[], Mapping[str, float]] | None = None
+
+    @property
+    def profile(self) -> str | None:
+        return self.credentials.profile
+
+    @property
+    def in_run(self) -> bool:
+        """True for `perpbot run` (its orders carry the run's client-id tag)."""
+        return self.marks is not None

@@ -1,0 +1,218 @@
+"""Order management for a run: place, cancel and map refusals, always by this run's client ids.
+
+Every order the run places carries a client id derived from (run, strategy, sequence)
+(perpbot.client.orders). "Cancel all" means all of *this run's* orders: they are listed at
+the exchange and cancelled one by one by client id, never with the account-wide
+``DELETE allOpenOrders`` (a trader's manual orders and other bots' stay). The account-wide
+cancel exists only as a kill-switch level (perpbot.kill).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import ccxt
+
+from perpbot.client.account import AccountView
+from perpbot.client.guarded import GuardedClient
+from perpbot.client.orders import client_order_id, is_ours
+from perpbot.client.request import OrderSpec
+from perpbot.client.transport import parse_error_body
+from perpbot.engine.ledger import Ledger
+from perpbot.engine.strategy import OrderRejected
+from perpbot.errors import KillSwitchActive, RiskRejected
+from perpbot.events import Decision, EventBus
+
+FIRST_PAUSE_S, MAX_PAUSE_S = 0.1, 1.0
+
+
+def exchange_message(exc: Exception) -> str:
+    body = parse_error_body(str(exc))
+    if body and "msg" in body:
+        return f"{body.get('msg')} (code {body.get('code')})"
+    return type(exc).__name__
+
+
+def describe_order(order: dict[str, Any]) -> str:
+    """``buy 0.002 @ 50000 (pb-…-3)``: enough to find the order in the exchange's UI."""
+    price = order.get("price")
+    at = f" @ {price:g}" if isinstance(price, int | float) else ""
+    amount = order.get("amount")
+    size = f" {amount:g}" if isinstance(amount, int | float) else ""
+    return f"{order.get('side') or '?'}{size}{at} ({order.get('clientOrderId') or order.get('id')})"
+
+
+@dataclass(slots=True, kw_only=True)
+class OrderManager:
+    client: GuardedClient
+    ledger: Ledger
+    account: AccountView
+    bus: EventBus
+    run_id: str
+    strategy: str
+    symbols: list[str]
+    sequence: int = 0  # the next client-id sequence number of this run
+    inflight: int = 0  # strategy calls in flight (the stop lets them land)
+
+    def is_ours(self, order: dict[str, Any]) -> bool:
+        return is_ours(order.get("clientOrderId"), self.run_id, self.strategy)
+
+    def next_client_id(self) -> str:
+        cid = client_order_id(self.run_id, self.strategy, self.sequence)
+        self.sequence += 1
+        return cid
+
+    async def guarded(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Count a strategy call in flight (the stop lets in-flight calls land first)."""
+        self.inflight += 1
+        try:
+            return await coro
+        finally:
+            self.inflight -= 1
+
+    async def place(self, spec: OrderSpec) -> dict[str, Any]:
+        """Place an order for the strategy; refusals become OrderRejected."""
+        if spec.amount is None or spec.amount <= 0:
+            self.ledger.reject("BAD_AMOUNT")
+            raise OrderRejected("BAD_AMOUNT", f"order amount must be > 0, got {spec.amount}")
+        if spec.type == "limit" and (spec.price is None or spec.price <= 0):
+            self.ledger.reject("BAD_PRICE")
+            raise OrderRejected("BAD_PRICE", f"limit price must be > 0, got {spec.price}")
+        if not spec.client_order_id:
+            spec.client_order_id = self.next_client_id()
+        try:
+            order = await self.client.create_order(spec)
+        except (RiskRejected, KillSwitchActive) as exc:  # refused before it left: the
+            self.ledger.reject(exc.code or "RISK")  # strategy may catch it (a halt goes on)
+            raise OrderRejected(exc.code or "RISK", exc.message) from None
+        except (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest) as exc:
+            code = f"EXCHANGE_{type(exc).__name__}"
+            sentence = f"the exchange refused the order: {exchange_message(exc)}"
+            self.ledger.reject(code)
+            self.bus.publish(
+                Decision(
+                    layer="exchange",
+                    action="reject",
+                    code=code,
+                    sentence=sentence,
+                    data={"symbol": spec.symbol, "client_order_id": spec.client_order_id},
+                )
+            )
+            raise OrderRejected(code, sentence) from None
+        self.ledger.placed(spec, order)
+        self.account.order_placed(order)
+        return order
+
+    async def cancel(self, order: dict[str, Any] | str, symbol: str | None) -> Any:
+        """Cancel by order dict, exchange order id, or this run's client order id."""
+        if isinstance(order, dict):
+            cid = order.get("clientOrderId")
+            oid = order.get("id")
+            symbol = symbol or order.get("symbol")
+        elif order in self.ledger.orders:
+            cid, oid = order, self.ledger.orders[order].order_id
+            symbol = symbol or self.ledger.orders[order].spec.symbol
+        else:
+            cid, oid = None, str(order)
+        if symbol is None:
+            raise OrderRejected("BAD_CANCEL", "cancel needs the order's symbol")
+        try:
+            result = await self.client.cancel_order(oid, symbol, client_order_id=cid)
+        except ccxt.OrderNotFound:
+            result = None
+        if cid:
+            self.ledger.update(cid, result)
+        self.account.order_gone(cid, oid)
+        return result
+
+    async def cancel_all(self, symbol: str) -> None:
+        """Cancel this run's open orders on ``symbol`` (by client id; others' stay). The next
+        reconcile learns each final state (an order may have filled just before)."""
+        listed = await self.client.fetch_open_orders(symbol)
+        ours = [o for o in listed if self.is_ours(o)]
+        await asyncio.gather(*(self.cancel(o, symbol) for o in ours))
+
+    async def fetch_own_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for s in [symbol] if symbol else self.symbols:
+            for o in await self.client.fetch_open_orders(s):
+                if o.get("clientOrderId") in self.ledger.orders:
+                    out.append(o)
+        return out
+
+    # -- the stop sequence's two order steps ------------------------------------------------
+    async def cancel_own_until(self, deadline: float) -> list[str]:
+        """Cancel every open order of this run, retrying through 5xx, timeouts and dropped
+        connections until a listing shows none of them or ``deadline`` (monotonic) passes.
+
+        Orders are recognised by client id (not only the ledger), so an order whose create
+        was still being resolved when the run stopped is cancelled too. Returns the problems
+        met on symbols that could not be emptied (one line each).
+        """
+        if self.sequence == 0:
+            return []
+        problems: list[str] = []
+
+        async def one_symbol(symbol: str) -> None:
+            pause = FIRST_PAUSE_S
+            last = ""
+            while True:
+                try:
+                    ours = [
+                        o for o in await self.client.fetch_open_orders(symbol) if self.is_ours(o)
+                    ]
+                except Exception as exc:
+                    last = f"listing open orders on {symbol}: {type(exc).__name__}"
+                else:
+                    if not ours:
+                        return
+                    results = await asyncio.gather(
+                        *(self.cancel(o, symbol) for o in ours), return_exceptions=True
+                    )
+                    failed = [r for r in results if isinstance(r, BaseException)]
+                    if failed:
+                        last = f"cancelling on {symbol}: {type(failed[-1]).__name__}"
+                if time.monotonic() + pause > deadline:
+                    problems.append(last or f"{symbol}: orders still open at the deadline")
+                    return
+                await asyncio.sleep(pause)
+                pause = min(pause * 2.0, MAX_PAUSE_S)
+
+        await asyncio.gather(*(one_symbol(s) for s in self.symbols))
+        return problems
+
+    async def left_open(self) -> dict[str, list[dict[str, Any]]]:
+        """Confirm at the exchange: this run's orders it still lists, per symbol.
+
+        A symbol whose listing fails counts as not confirmed: the orders the ledger knows
+        open there are reported as left (the safe answer: the countdown stays armed).
+        """
+        if self.sequence == 0:
+            return {}
+
+        async def one_symbol(symbol: str) -> list[dict[str, Any]]:
+            try:
+                listed = await self.client.fetch_open_orders(symbol)
+            except Exception:
+                known = [
+                    {"clientOrderId": cid, "symbol": symbol, **self._known(cid)}
+                    for cid in self.ledger.open_client_ids(symbol)
+                ]
+                return known or [{"clientOrderId": "(unknown: listing failed)"}]
+            return [o for o in listed if self.is_ours(o)]
+
+        found = await asyncio.gather(*(one_symbol(s) for s in self.symbols))
+        return {s: orders for s, orders in zip(self.symbols, found, strict=True) if orders}
+
+    def _known(self, cid: str) -> dict[str, Any]:
+        tracked = self.ledger.orders[cid]
+        return {
+            "id": tracked.order_id,
+            "side": tracked.spec.side,
+            "price": tracked.spec.price,
+            "amount": tracked.spec.amount,
+        }

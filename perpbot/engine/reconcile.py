@@ -1,0 +1,113 @@
+"""Reconciliation: bring positions, order states, fills, marks and equity up to date.
+
+The exchange is the truth. Every tick (and at start, and once more at the stop) the run
+lists positions and open orders, looks up each tracked order that left the listing, reads
+new fills, the mark price and the balance. Fills go to the ledger and the journal.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ccxt
+
+from perpbot.client.account import AccountView
+from perpbot.client.guarded import GuardedClient
+from perpbot.engine.journal import RunJournal
+from perpbot.engine.ledger import Ledger
+from perpbot.engine.output import RunOutput
+from perpbot.engine.state import PositionSnapshot, RunState
+
+
+def _price(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if v else None
+
+
+def position_of(raw: dict[str, Any]) -> PositionSnapshot:
+    """A ccxt position as a signed snapshot (Binance's ``positionAmt`` when present)."""
+    info = raw.get("info") or {}
+    amount = float(info.get("positionAmt") or 0.0)
+    if not amount:
+        contracts = float(raw.get("contracts") or 0.0)
+        amount = -contracts if raw.get("side") == "short" else contracts
+    return PositionSnapshot(
+        symbol=str(raw.get("symbol")),
+        amount=amount,
+        entry_price=_price(raw.get("entryPrice")),
+        mark_price=_price(raw.get("markPrice")),
+        unrealized_pnl=float(raw.get("unrealizedPnl") or 0.0),
+        liquidation_price=_price(raw.get("liquidationPrice")),
+        leverage=_price(raw.get("leverage")),
+    )
+
+
+@dataclass(slots=True, kw_only=True)
+class Reconciler:
+    client: GuardedClient
+    state: RunState
+    ledger: Ledger
+    account: AccountView
+    journal: RunJournal
+    output: RunOutput
+
+    async def reconcile(self) -> None:
+        state, symbols = self.state, self.state.symbols
+        raw = await self.client.fetch_positions(symbols)
+        state.positions = {
+            p.symbol: p for p in (position_of(r) for r in raw) if p.symbol in symbols
+        }
+        self.account.set_positions(raw)
+        for s in symbols:
+            await self._orders(s)
+            await self._fills(s)
+            fr = await self.client.fetch_funding_rate(s)
+            if fr.get("markPrice"):
+                state.marks[s] = float(fr["markPrice"])
+                state.mark_times[s] = (fr.get("timestamp") or time.time() * 1000.0) / 1000.0
+        balance = await self.client.fetch_balance()
+        total = (balance.get("total") or {}).get("USDT")
+        if total is not None:
+            state.equity = float(total)
+            self.account.equity = state.equity
+            state.peak_equity = max(state.peak_equity or state.equity, state.equity)
+
+    async def _orders(self, symbol: str) -> None:
+        tracked = self.ledger.open_client_ids(symbol)
+        fetched_at = time.time()
+        listed = await self.client.fetch_open_orders(symbol)
+        self.account.set_orders(symbol, listed, fetched_at)  # fills/cancels reach the view
+        open_orders = {o.get("clientOrderId"): o for o in listed}
+        for cid in tracked:
+            if cid in open_orders:
+                self.ledger.update(cid, open_orders[cid])
+                continue
+            try:
+                order = await self.client.fetch_order(None, symbol, client_order_id=cid)
+            except ccxt.OrderNotFound:
+                self.ledger.orders[cid].status = "expired"
+                continue
+            self.ledger.update(cid, order)
+
+    async def _fills(self, symbol: str) -> None:
+        since = self.ledger.last_trade_ms.get(symbol, self.state.start_ms)
+        trades = await self.client.fetch_my_trades(symbol, since=since)
+        for fill in self.ledger.add_trades(symbol, trades):
+            self.journal.fill(fill.to_dict())
+            self.output.note(
+                f"fill {fill.symbol} {fill.side} {fill.amount:g} @ {fill.price:g} "
+                f"({'maker' if fill.maker else 'taker'}, fee {fill.fee:.4f})"
+            )
+
+    async def funding(self) -> float:
+        total = 0.0
+        for s in self.state.symbols:
+            for item in await self.client.fetch_funding_history(s, since=self.state.start_ms):
+                total += float(item.get("amount") or 0.0)
+        self.ledger.funding = total
+        return total

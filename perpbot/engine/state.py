@@ -1,0 +1,48 @@
+"""What a run knows of the account between two reconciles: positions, marks, equity.
+
+One ``RunState`` per run, written by the reconciler and read by everyone else (the strategy's
+context, the reporter, the kill switch's trips, the risk gate's marks). Plain data, no I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class PositionSnapshot:
+    """A position as the last reconcile saw it (``ctx.position(symbol)``)."""
+
+    symbol: str
+    amount: float  # signed: > 0 long, < 0 short
+    entry_price: float | None = None
+    mark_price: float | None = None
+    unrealized_pnl: float = 0.0
+    liquidation_price: float | None = None
+    leverage: float | None = None
+
+    @property
+    def side(self) -> str:
+        return "long" if self.amount > 0 else "short" if self.amount < 0 else "flat"
+
+
+@dataclass(slots=True)
+class RunState:
+    run_id: str
+    strategy: str
+    symbols: list[str]
+    started: float = field(default_factory=time.time)
+    positions: dict[str, PositionSnapshot] = field(default_factory=dict)
+    marks: dict[str, float] = field(default_factory=dict)
+    mark_times: dict[str, float] = field(default_factory=dict)  # epoch s (exchange time)
+    equity: float | None = None
+    start_equity: float | None = None
+    peak_equity: float | None = None
+
+    @property
+    def start_ms(self) -> int:
+        return int(self.started * 1000)
+
+    def unrealized_pnl(self) -> float:
+        return sum(p.unrealized_pnl for p in self.positions.values())
