@@ -32,7 +32,9 @@ def run(
     from perpbot.engine.output import RunOutput
     from perpbot.engine.runner import Runner
     from perpbot.errors import BadInput, PerpbotError
+    from perpbot.harden import no_core_dumps
 
+    no_core_dumps()  # the API secret is in this process's memory: no core file may hold it
     if duration is not None and duration <= 0:
         raise BadInput(f"--duration: got {duration:g}, expected a number of seconds > 0")
     loaded = load_strategy(strategy_file)
