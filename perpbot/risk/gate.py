@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from perpbot.client.account import OpenOrder
 from perpbot.client.pipeline import CallNext
 from perpbot.client.request import OrderSpec, Request
+from perpbot.client.validate import wire_leverage, wire_margin_mode, wire_order
 from perpbot.config import RiskSection, StrategyFile
 from perpbot.errors import PerpbotError, RiskRejected
 from perpbot.events import Decision
@@ -75,28 +76,33 @@ class RateWindows:
         return RateCounts(*found)
 
 
-def spec_from_request(request: Request) -> OrderSpec:
-    """An OrderSpec for a raw ``create_order`` call (ccxt positional arguments + params)."""
-    args = list(request.args) + [None] * 5
-    symbol, otype, side, amount, price = args[:5]
-    params = request.params
-    tif = params.get("timeInForce")
+def spec_from_request(request: Request, exchange: Any = None) -> OrderSpec:
+    """The OrderSpec the risk checks judge: the ``create_order`` call as it will be sent
+    (arguments with params laid over them, ``perpbot.client.validate``), keeping what only
+    the strategy's own spec knows (intent, decided price and time)."""
+    wire = wire_order(request, exchange)
+    own = request.order
     return OrderSpec(
-        symbol=str(symbol or request.symbol),
-        side=str(side).lower(),  # type: ignore[arg-type]
-        type=str(otype).lower(),  # type: ignore[arg-type]
-        amount=float(amount or 0.0),
-        price=float(price) if price else None,
-        post_only=bool(params.get("postOnly")) or str(tif).upper() in ("GTX", "PO"),
-        reduce_only=bool(params.get("reduceOnly")),
-        time_in_force=None if str(tif).upper() in ("GTX", "PO", "NONE") else tif,
-        client_order_id=params.get("clientOrderId") or params.get("newClientOrderId"),
-        intent=request.intent,
+        symbol=wire.symbol,
+        side=wire.side,  # type: ignore[arg-type]
+        type=wire.type,  # type: ignore[arg-type]
+        amount=wire.amount,
+        price=wire.price,
+        post_only=wire.post_only,
+        reduce_only=wire.reduce_only,
+        time_in_force=wire.time_in_force,
+        client_order_id=wire.client_order_id,
+        intent=request.intent if own is None else own.intent,
+        decided_price=None if own is None else own.decided_price,
+        decided_at=None if own is None else own.decided_at,
     )
 
 
 def make_flags_consistent(request: Request, spec: OrderSpec) -> None:
     """The order's flags, exactly once, in the params ccxt sends."""
+    if len(request.args) > 5:  # params given positionally: move them (ccxt takes one)
+        request.kwargs["params"] = dict(request.args[5])
+        request.args = request.args[:5]
     params = request.kwargs.get("params")
     if not isinstance(params, dict):
         params = request.kwargs["params"] = {}
@@ -179,9 +185,12 @@ class RiskGate:
         return result
 
     async def _account_setting(self, request: Request, call_next: CallNext, symbol: str) -> Any:
-        asked = self.state.own_requests.setdefault(symbol, {})
         key = "leverage" if request.method == "set_leverage" else "margin_mode"
-        value = request.args[0] if request.args else None
+        if key == "leverage":  # as sent (the ScopeGate has refused what cannot be judged)
+            value: Any = wire_leverage(request)[0]
+        else:
+            value = wire_margin_mode(request)[0]
+        asked = self.state.own_requests.setdefault(symbol, {})
         asked["at"] = time.time()
         asked[key] = float(value) if key == "leverage" and value is not None else value
         if key == "margin_mode" and value is not None:
@@ -195,9 +204,7 @@ class RiskGate:
         return result
 
     async def _order(self, request: Request, call_next: CallNext) -> Any:
-        if request.order is None:
-            request.order = spec_from_request(request)
-        spec = request.order
+        spec = request.order = spec_from_request(request, self.exchange)
         now = time.time()
         kill = spec.reduce_only and (spec.intent or "").startswith(EXEMPT_INTENT_PREFIX)
         if not kill:
