@@ -113,9 +113,16 @@ class RiskLimits(Section):
 
 
 class RiskSection(RiskLimits):
-    """Pre-trade checks (perpbot.risk). Every limit is off until set."""
+    """Pre-trade checks (perpbot.risk). Every limit is off until set; without notional
+    limits a live run refuses to start and a paper run gets defaults (perpbot.risk.defaults).
+    """
 
     enabled: bool = True
+    accept_no_limits: bool = Field(
+        default=False,
+        description="run without notional limits (a live run refuses to start without them; "
+        "a paper run gets defaults derived from its balance)",
+    )
     rate_window_s: float = Field(default=10.0, gt=0, le=3600)
     price_band_pct: float | None = Field(default=None, gt=0, le=100)
     price_band_bps: float | None = Field(default=None, gt=0, le=10000)

@@ -26,7 +26,8 @@ from perpbot.client.validate import wire_leverage, wire_margin_mode, wire_order
 from perpbot.config import RiskSection, StrategyFile
 from perpbot.errors import PerpbotError, RiskRejected
 from perpbot.events import Decision
-from perpbot.risk.inputs import CheckInput, MarginInput, RateCounts, Rejection
+from perpbot.risk.defaults import needs_defaults, paper_defaults
+from perpbot.risk.inputs import CheckInput, MarginInput, RateCounts, Rejection, describe
 from perpbot.risk.margin import AccountMargin, Brackets, Holding
 from perpbot.risk.pretrade import run_checks
 from perpbot.risk.state import RiskState
@@ -159,6 +160,7 @@ class RiskGate:
 
             self._own_prefix = f"{PREFIX}-{run_tag(runner.run_id, config.strategy.name)}-"
         setup.extras["risk"] = self.state
+        self._defaults_pending = needs_defaults(config)  # paper, no limits: derive them
 
     # -- the layer --------------------------------------------------------------------------
     def passes(self, request: Request) -> bool:
@@ -208,6 +210,8 @@ class RiskGate:
         now = time.time()
         kill = spec.reduce_only and (spec.intent or "").startswith(EXEMPT_INTENT_PREFIX)
         if not kill:
+            if self._defaults_pending:
+                self._apply_defaults(spec)
             rejection = run_checks(self.check_input(spec, now), self.cfg)
             self.state.checked += 1
             if rejection is not None:
@@ -227,6 +231,27 @@ class RiskGate:
         if isinstance(result, dict):
             account.order_placed(result)
         return result
+
+    def _apply_defaults(self, spec: OrderSpec) -> None:
+        """A paper run without notional limits: conservative ones from the balance, once,
+        with a warning naming them (perpbot.risk.defaults)."""
+        balance = self.setup.account.equity
+        if balance is None or balance <= 0:
+            self._reject(
+                Rejection(
+                    "defaults",
+                    "RISK_NO_LIMITS",
+                    "no [risk] limits are set and the balance is not known yet, so the paper "
+                    f"defaults cannot be derived: refused {describe(spec)}",
+                    {"symbol": spec.symbol},
+                )
+            )
+        self.cfg, warning = paper_defaults(self.cfg, float(balance or 0.0))
+        self._defaults_pending = False
+        self.setup.bus.publish(Decision("risk", "info", "RISK_DEFAULT_LIMITS", warning, {}))
+        output = getattr(self.runner, "output", None)
+        if output is not None:
+            output.warn(warning)
 
     def _reject(self, r: Rejection) -> None:
         data = {"check": r.check, **r.data}

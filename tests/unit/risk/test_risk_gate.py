@@ -26,7 +26,10 @@ class FakeExchange:
 
 def make_setup(risk: dict[str, Any] | None = None, command: str = "run") -> Setup:
     cfg = StrategyFile.model_validate(
-        {"strategy": {"name": "t", "file": "t.py", "symbols": [BTC]}, "risk": risk or {}}
+        {
+            "strategy": {"name": "t", "file": "t.py", "symbols": [BTC]},
+            "risk": {"accept_no_limits": True, **(risk or {})},  # defaults: test_risk_defaults
+        }
     )
     return Setup(
         exchange=ExchangeSection(),
