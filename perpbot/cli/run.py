@@ -35,7 +35,7 @@ def run(
     from perpbot.harden import no_core_dumps
 
     no_core_dumps()  # the API secret is in this process's memory: no core file may hold it
-    if duration is not None and duration <= 0:
+    if duration is not None and not 0 < duration < float("inf"):  # (NaN compares false)
         raise BadInput(f"--duration: got {duration:g}, expected a number of seconds > 0")
     loaded = load_strategy(strategy_file)
     strategy = instantiate(loaded)
