@@ -9,7 +9,9 @@ connects.
 
 from __future__ import annotations
 
+import difflib
 import errno
+import importlib.util
 import os
 import stat
 import tomllib
@@ -63,6 +65,20 @@ class StrategySection(Section):
         return v
 
 
+def ccxt_exchange_ids() -> frozenset[str]:
+    """The exchange ids the installed ccxt has (its async_support modules), found without
+    importing ccxt (slow; `perpbot kill` must not). Empty if ccxt is not installed."""
+    spec = importlib.util.find_spec("ccxt")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    folder = Path(next(iter(spec.submodule_search_locations))) / "async_support"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return frozenset()
+    return frozenset(n[:-3] for n in names if n.endswith(".py") and not n.startswith("_"))
+
+
 class ExchangeSection(Section):
     id: str = Field(default="sim", min_length=1, description='"sim" or a ccxt exchange id')
     url: str | None = Field(
@@ -71,6 +87,18 @@ class ExchangeSection(Section):
     sandbox: bool = False
     profile: str | None = Field(default=None, description="key profile in the OS keyring")
     timeout_ms: int = Field(default=10000, ge=100, le=120000)
+
+    @field_validator("id")
+    @classmethod
+    def _known_id(cls, v: str) -> str:
+        if v == "sim":
+            return v
+        known = ccxt_exchange_ids()
+        if known and v not in known:
+            close = difflib.get_close_matches(v, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f'unknown exchange id{hint}: "sim" or a ccxt exchange id')
+        return v
 
     @field_validator("url")
     @classmethod
