@@ -211,3 +211,12 @@ def test_report_out_never_replaces_a_symlink_or_device(tmp_path: Path, sim_facto
     r = run_cli("report", "last", "--out", "/dev/null")
     one_line(r, 2, "/dev/null", "not a regular file")
     assert Path("/dev/null").is_char_device()
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+def test_non_finite_numbers_in_the_strategy_file(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(strategy_doc()).replace(
+        "[risk]\n", f"[risk]\nmax_order_notional = {value}\n"
+    ))  # fmt: skip
+    one_line(run_cli("run", str(path)), 2, "[risk] max_order_notional", "finite")
