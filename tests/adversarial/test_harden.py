@@ -6,9 +6,12 @@ kernel reports for them in /proc/PID/limits)."""
 from __future__ import annotations
 
 import os
+import resource
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,17 @@ from tests.conftest import ROOT
 from tests.integration.kill_strategies.support import quiet_market, start_bot, write_strategy
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux")
+
+
+@pytest.fixture(autouse=True)
+def cores_allowed() -> Iterator[None]:
+    """Children start with core dumps allowed (soft limit 1 MiB), so a 0 proves the call."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    wanted = 1 << 20 if hard == resource.RLIM_INFINITY else min(1 << 20, hard)
+    resource.setrlimit(resource.RLIMIT_CORE, (wanted, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
+
 
 PROBE = """
 import ctypes, resource
@@ -86,3 +100,23 @@ def test_perpbot_keys_runs_without_core_dumps() -> None:
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_perpbot_kill_direct_runs_without_core_dumps(tmp_path: Path) -> None:
+    with socket.socket() as silent:  # accepts the connection, never answers: kill waits
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        env = dict(os.environ, PERPBOT_SIM_API_KEY="k" * 16, PERPBOT_SIM_API_SECRET="s" * 16)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "perpbot", "kill", "--direct", "--url", url, "--wait", "0"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=env,
+        )
+        try:
+            assert wait_for_core_limit(proc) == ["0", "0"]
+        finally:
+            proc.kill()
+            proc.wait(10)
