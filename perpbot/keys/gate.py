@@ -180,6 +180,7 @@ class ScopeGate:
         allowed = PAPER_SCOPES if self.grant is None else self.grant.scopes_for(request.command)
         if request.method == "create_order":
             order = wire_order(request, self.exchange)
+            self._same_symbol(request, order.symbol)
             self._check_order(request, order, allowed)
             if self.grant is not None:
                 self._check_symbol(request, order.symbol)
@@ -194,10 +195,21 @@ class ScopeGate:
             leverage, symbol = None, wire_margin_mode(request)[1]
         else:
             return
+        self._same_symbol(request, symbol)
         if self.grant is not None:
             self._check_symbol(request, symbol)
             if leverage is not None:
                 self._check_leverage(request, leverage, symbol)
+
+    def _same_symbol(self, request: Request, sent: str) -> None:
+        """The request's ``symbol`` (what the other layers and the log go by) must name the
+        market the call is sent to."""
+        if request.symbol is not None and self._unified(request.symbol) != self._unified(sent):
+            raise OrderRefused(
+                f"{request.method}: symbol={request.symbol!r} but the call is sent for "
+                f"{sent!r}; refused rather than judge one market and trade another",
+                code="BAD_SYMBOL",
+            )
 
     def _check_order(self, request: Request, order: WireOrder, allowed: frozenset[str]) -> None:
         if TRADE in allowed:

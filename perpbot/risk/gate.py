@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from perpbot.client.account import OpenOrder
 from perpbot.client.pipeline import CallNext
 from perpbot.client.request import OrderSpec, Request
-from perpbot.client.validate import wire_leverage, wire_margin_mode, wire_order
+from perpbot.client.validate import find_market, wire_leverage, wire_margin_mode, wire_order
 from perpbot.config import RiskSection, StrategyFile
 from perpbot.errors import PerpbotError, RiskRejected
 from perpbot.events import Decision
@@ -175,8 +175,11 @@ class RiskGate:
             return self._order(request, call_next)
         if request.method_class == "cancel":
             return self._cancel(request, call_next)
-        if method in _SETTINGS and request.symbol:
-            return self._account_setting(request, call_next, request.symbol)
+        if method in _SETTINGS:  # tracked under the symbol it is sent for
+            sent = (wire_leverage if method == "set_leverage" else wire_margin_mode)(request)[1]
+            market = find_market(self.exchange, sent)
+            symbol = str(market["symbol"]) if market and market.get("symbol") else sent
+            return self._account_setting(request, call_next, request.symbol or symbol)
         return call_next(request)
 
     async def _cancel(self, request: Request, call_next: CallNext) -> Any:

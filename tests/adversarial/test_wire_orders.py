@@ -12,7 +12,7 @@ import pytest
 
 from perpbot.client.request import OrderSpec
 from perpbot.client.validate import ORDER_PARAMS, OVERRIDES, OrderRefused
-from tests.integration.test_keys_scope_bypass import BTC, Session, denied
+from tests.integration.test_keys_scope_bypass import BTC, ETH, Session, denied
 
 LIMITED = {"symbols": (BTC,), "max_notional": 500.0, "max_leverage": 3.0}
 FULL = {"run": {"read", "trade", "cancel", "leverage"}}
@@ -94,6 +94,10 @@ async def test_the_reported_bypasses_are_closed(session: Session) -> None:
     # params passed positionally are the same params
     positional = client.call("create_order", BTC, "limit", "buy", 0.001, 1000.0, {"side": "SELL"})
     await refused(session, positional, "BAD_PARAM")
+    # the request's symbol (what the other layers go by) must be the market it is sent to
+    mismatch = client.call("create_order", "ETHUSDT", "limit", "buy", 0.1, 2000.0, symbol=BTC)
+    await refused(session, mismatch, "BAD_SYMBOL")
+    await refused(session, client.call("set_leverage", 2, ETH, symbol=BTC), "BAD_SYMBOL")
     # what the checked arguments themselves say is still judged
     await client.call(*order, params={"clientOrderId": "ok-1", "postOnly": True})
     assert len([o for o in session.sim.state()["open_orders"] if o["symbol"] == "BTCUSDT"]) == 1
