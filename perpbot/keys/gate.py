@@ -68,12 +68,6 @@ def _number(value: Any) -> float | None:
     return out if math.isfinite(out) else None
 
 
-def order_args(request: Request, exchange: Any = None) -> WireOrder:
-    """The create_order call as ccxt will send it (params included); OrderRefused if it
-    carries what the gates cannot judge (see perpbot.client.validate)."""
-    return wire_order(request, exchange)
-
-
 def _fmt(x: float | None) -> str:
     return "?" if x is None else f"{x:g}"
 

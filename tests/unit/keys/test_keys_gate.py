@@ -10,10 +10,10 @@ import pytest
 
 from perpbot.client.account import AccountView
 from perpbot.client.request import OrderSpec, Request
-from perpbot.client.validate import OrderRefused
+from perpbot.client.validate import OrderRefused, wire_order
 from perpbot.errors import PermissionDenied
 from perpbot.events import Decision, EventBus
-from perpbot.keys.gate import ScopeGate, order_args
+from perpbot.keys.gate import ScopeGate
 from perpbot.keys.grant import Grant, Limits
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
@@ -177,7 +177,7 @@ async def test_judged_by_the_arguments_sent_not_the_order_spec() -> None:
     raw = Request(
         "create_order", ("BTCUSDT", "market", "buy", 0.1, None, {"reduceOnly": True}), command="run"
     )
-    assert order_args(raw).reduce_only and order_args(raw).symbol == "BTCUSDT"
+    assert wire_order(raw).reduce_only and wire_order(raw).symbol == "BTCUSDT"
     assert (await deny(g, raw)).code == "SCOPE_REDUCE_EXCEEDS"
 
 
