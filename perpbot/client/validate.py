@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from perpbot.client.request import Request
-from perpbot.errors import BadInput
+from perpbot.errors import BadInput, RiskRejected
 
 ORDER_ARGS = ("symbol", "type", "side", "amount", "price")
 ORDER_TYPES = ("limit", "market")
@@ -72,8 +72,9 @@ OVERRIDES: dict[str, str] = {
 }
 
 
-class OrderRefused(BadInput):
-    """An order or setting refused at the boundary, before any exchange request (exit 2)."""
+class OrderRefused(BadInput, RiskRejected):
+    """An order or setting refused at the boundary, before any exchange request: bad input
+    (exit 2) and, like a risk refusal, one a strategy's runner turns into OrderRejected."""
 
 
 @dataclass(frozen=True, slots=True)

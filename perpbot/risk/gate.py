@@ -79,10 +79,11 @@ class RateWindows:
 
 def spec_from_request(request: Request, exchange: Any = None) -> OrderSpec:
     """The OrderSpec the risk checks judge: the ``create_order`` call as it will be sent
-    (arguments with params laid over them, ``perpbot.client.validate``), keeping what only
-    the strategy's own spec knows (intent, decided price and time)."""
+    (arguments with params laid over them, ``perpbot.client.validate``). A request built
+    from a spec keeps it: ``wire_order`` has checked that it says what is sent."""
     wire = wire_order(request, exchange)
-    own = request.order
+    if request.order is not None:
+        return request.order
     return OrderSpec(
         symbol=wire.symbol,
         side=wire.side,  # type: ignore[arg-type]
@@ -93,9 +94,7 @@ def spec_from_request(request: Request, exchange: Any = None) -> OrderSpec:
         reduce_only=wire.reduce_only,
         time_in_force=wire.time_in_force,
         client_order_id=wire.client_order_id,
-        intent=request.intent if own is None else own.intent,
-        decided_price=None if own is None else own.decided_price,
-        decided_at=None if own is None else own.decided_at,
+        intent=request.intent,
     )
 
 
