@@ -156,7 +156,8 @@ class ScopeGate:
         try:
             self._check(request)
         except OrderRefused as exc:
-            data = {"command": request.command, "method": request.method,
+            data = {"profile": self.profile, "command": request.command,
+                    "method": request.method, "symbol": request.symbol,
                     "request_id": request.id}  # fmt: skip
             self.bus.publish(Decision("scope", "deny", exc.code or "BAD_PARAM", exc.message, data))
             raise
