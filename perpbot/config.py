@@ -9,6 +9,11 @@ connects.
 
 from __future__ import annotations
 
+import difflib
+import errno
+import importlib.util
+import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -21,19 +26,62 @@ from perpbot.errors import BadInput
 class Section(BaseModel):
     """Base for every table: unknown keys are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, populate_by_name=True, allow_inf_nan=False
+    )
+
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # it names the run's folder: never a path
+NAME_MAX = 64
 
 
 class StrategySection(Section):
-    name: str = Field(min_length=1)
-    file: str = Field(min_length=1, description="the strategy's .py, relative to the .toml")
+    name: str = Field(
+        min_length=1,
+        max_length=NAME_MAX,
+        pattern=NAME_PATTERN,
+        description="letters, digits, '.', '_' and '-' (it names the run's folder)",
+    )
+    file: str = Field(
+        min_length=1, max_length=4096, description="the strategy's .py, relative to the .toml"
+    )
     class_name: str | None = Field(default=None, alias="class")
-    symbols: list[str] = Field(min_length=1)
+    symbols: list[str] = Field(min_length=1, max_length=200)
     tick_interval: float = Field(default=1.0, gt=0, le=3600)
     stop_timeout_s: float = Field(
         default=30.0, gt=0, le=3600, description="bound of the stop sequence (cancel, confirm)"
     )
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _each_symbol_once(cls, v: Any) -> Any:
+        """A symbol listed twice is traded once (in the order first listed)."""
+        if isinstance(v, list) and all(isinstance(s, str) for s in v):
+            return list(dict.fromkeys(v))
+        return v
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbol_names(cls, v: list[str]) -> list[str]:
+        for s in v:
+            if not s or len(s) > 64 or not s.isprintable():
+                raise ValueError(f"{s[:40]!r}: expected a symbol like BTC/USDT:USDT")
+        return v
+
+
+def ccxt_exchange_ids() -> frozenset[str]:
+    """The exchange ids the installed ccxt has (its async_support modules), found without
+    importing ccxt (slow; `perpbot kill` must not). Empty if ccxt is not installed."""
+    spec = importlib.util.find_spec("ccxt")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    folder = Path(next(iter(spec.submodule_search_locations))) / "async_support"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return frozenset()
+    return frozenset(n[:-3] for n in names if n.endswith(".py") and not n.startswith("_"))
 
 
 class ExchangeSection(Section):
@@ -44,6 +92,18 @@ class ExchangeSection(Section):
     sandbox: bool = False
     profile: str | None = Field(default=None, description="key profile in the OS keyring")
     timeout_ms: int = Field(default=10000, ge=100, le=120000)
+
+    @field_validator("id")
+    @classmethod
+    def _known_id(cls, v: str) -> str:
+        if v == "sim":
+            return v
+        known = ccxt_exchange_ids()
+        if known and v not in known:
+            close = difflib.get_close_matches(v, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f'unknown exchange id{hint}: "sim" or a ccxt exchange id')
+        return v
 
     @field_validator("url")
     @classmethod
@@ -116,9 +176,16 @@ class RiskLimits(Section):
 
 
 class RiskSection(RiskLimits):
-    """Pre-trade checks (perpbot.risk). Every limit is off until set."""
+    """Pre-trade checks (perpbot.risk). Every limit is off until set; without notional
+    limits a live run refuses to start and a paper run gets defaults (perpbot.risk.defaults).
+    """
 
     enabled: bool = True
+    accept_no_limits: bool = Field(
+        default=False,
+        description="run without notional limits (a live run refuses to start without them; "
+        "a paper run gets defaults derived from its balance)",
+    )
     rate_window_s: float = Field(default=10.0, gt=0, le=3600)
     price_band_pct: float | None = Field(default=None, gt=0, le=100)
     price_band_bps: float | None = Field(default=None, gt=0, le=10000)
@@ -366,22 +433,71 @@ def format_validation_error(source: str, exc: ValidationError, prefix: tuple[Any
     return f"{source}: {where}: got {_short(err.get('input'))}, expected: {msg}"
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML file or raise BadInput naming the file and the line."""
+MAX_CONFIG_BYTES = 1 << 20  # a strategy.toml or sim.toml is a few kB; never read more
+
+
+def read_config_bytes(path: Path) -> bytes:
+    """A config file's bytes, or BadInput naming the file: only a regular file of at most
+    ``MAX_CONFIG_BYTES`` is read (a device or FIFO such as /dev/zero would never end)."""
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # (a FIFO must not block the open)
     except FileNotFoundError:
-        raise BadInput(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise BadInput(f"{path}: is a directory, expected a .toml file") from None
+        raise BadInput(f"{_short_path(path)}: cannot read: file not found") from None
     except OSError as exc:
-        raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
+        raise BadInput(f"{_short_path(path)}: cannot read ({_reason(exc)})") from None
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise BadInput(f"{_short_path(path)}: is a directory, expected a .toml file")
+        if not stat.S_ISREG(mode):
+            raise BadInput(
+                f"{_short_path(path)}: not a regular file (a device, FIFO or socket), "
+                "expected a .toml file"
+            )
+        try:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        except OSError as exc:
+            raise BadInput(f"{_short_path(path)}: cannot read ({_reason(exc)})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise BadInput(
+            f"{_short_path(path)}: larger than {MAX_CONFIG_BYTES // 1024} KiB, expected a config"
+        )
+    return raw
+
+
+def parse_toml(raw: bytes, label: str, *, invalid: str = "invalid TOML") -> dict[str, Any]:
+    """TOML text to a dict, or BadInput naming the file and what is wrong."""
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise BadInput(f"{path}: not UTF-8 text, expected a TOML file") from None
+        raise BadInput(f"{label}: not UTF-8 text, expected a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
-        raise BadInput(f"{path}: invalid TOML: {exc}") from None
+        raise BadInput(f"{label}: {invalid}: {exc}") from None
+    except RecursionError:
+        raise BadInput(f"{label}: {invalid}: tables or arrays nested too deeply") from None
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENAMETOOLONG:
+        return "path too long"
+    return exc.strerror or type(exc).__name__
+
+
+def _short_path(path: Path | str) -> str:
+    text = str(path)
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-40:]} ({len(text)} characters)"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML file or raise BadInput naming the file and the line."""
+    return parse_toml(read_config_bytes(path), _short_path(path))
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a path too long: it names no file perpbot can read
+        return False
 
 
 def load_strategy(path: str | Path) -> LoadedStrategy:
@@ -391,15 +507,17 @@ def load_strategy(path: str | Path) -> LoadedStrategy:
     try:
         cfg = StrategyFile.model_validate(data)
     except ValidationError as exc:
-        raise BadInput(format_validation_error(str(p), exc)) from None
+        raise BadInput(format_validation_error(_short_path(p), exc)) from None
+    except RecursionError:
+        raise BadInput(f"{_short_path(p)}: values nested too deeply") from None
     loaded = LoadedStrategy(path=p.resolve(), config=cfg)
     strategy_file = loaded.resolve(cfg.strategy.file)
-    if not strategy_file.is_file():
+    if not _is_file(strategy_file):
         raise BadInput(
             f"{p}: [strategy] file: got {cfg.strategy.file!r}, expected an existing .py file "
             f"(looked for {strategy_file})"
         )
-    if cfg.sim.config is not None and not loaded.resolve(cfg.sim.config).is_file():
+    if cfg.sim.config is not None and not _is_file(loaded.resolve(cfg.sim.config)):
         raise BadInput(f"{p}: [sim] config: got {cfg.sim.config!r}, expected an existing sim.toml")
     if cfg.exchange.id != "sim" and not cfg.exchange.profile:
         raise BadInput(

@@ -29,6 +29,7 @@ Action = Literal[
     "trip",  # the kill switch tripped
     "act",  # the kill switch or engine acted (cancelled, flattened)
     "alert",  # a monitor saw something unusual
+    "warn",  # something the trader must see at once (printed on stderr by a run)
     "info",  # anything else worth recording with a reason
 ]
 

@@ -20,6 +20,7 @@ from perpbot.engine.loader import instantiate
 from perpbot.engine.output import RunOutput
 from perpbot.errors import BadInput, PerpbotError
 from perpbot.events import EventBus
+from perpbot.harden import no_core_dumps
 
 
 def run_strategy(
@@ -31,7 +32,8 @@ def run_strategy(
     observe: Callable[[EventBus], None] | None = None,
 ) -> int:
     """``observe`` subscribes to the run's bus before it starts (``--verbose``)."""
-    if duration is not None and duration <= 0:
+    no_core_dumps()  # the API secret will be in this process's memory: no core file may hold it
+    if duration is not None and not 0 < duration < float("inf"):  # (NaN compares false)
         raise BadInput(f"--duration: got {duration:g}, expected a number of seconds > 0")
     loaded = load_strategy(strategy_file)
     strategy = instantiate(loaded)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import re
 import sys
 import time
 import traceback
@@ -18,6 +20,36 @@ from perpbot.errors import PerpbotError
 
 def error_line(message: str) -> None:
     print(f"perpbot: error: {message}", file=sys.stderr, flush=True)
+
+
+def _exchange_host(message: str) -> str | None:
+    found = re.search(r"https?://([^/\s:]+)", message)
+    return found.group(1) if found else None
+
+
+def environment_error(exc: BaseException) -> str | None:
+    """One line for a broken environment (exit 1), or None for a bug.
+
+    - ccxt's network errors (no route, DNS, refused, timeout, exchange down): the host it
+      could not reach, never "internal error";
+    - a file or folder perpbot could not use (a state folder replaced by a file, a full
+      disk, no permission): the path and the reason.
+    """
+    kinds = {k.__name__ for k in type(exc).__mro__}
+    if type(exc).__module__.startswith("ccxt") and "NetworkError" in kinds:
+        host = _exchange_host(str(exc)) or "the exchange"
+        return (
+            f"cannot reach {host} ({type(exc).__name__}): check the network connection, "
+            "[exchange] id/sandbox/url, and the exchange's status page"
+        )
+    if isinstance(exc, OSError) and exc.filename is not None:
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or "failed")
+        name = exc.filename if isinstance(exc.filename, str) else repr(exc.filename)
+        hint = ""
+        if exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            hint = " (perpbot expected a folder or file of its own there: move it away)"
+        return f"cannot use {name}: {reason}{hint}"
+    return None
 
 
 def _save_traceback() -> str | None:
@@ -53,6 +85,10 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except Exception as exc:
+        sentence = environment_error(exc)
+        if sentence is not None:
+            error_line(sentence)
+            return 1
         where = _save_traceback()
         error_line(
             f"internal error ({type(exc).__name__}); please report it"

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from perpbot.harden import no_core_dumps
+
 if TYPE_CHECKING:
     from perpbot.keys.store import StoredProfile
 
@@ -28,6 +30,12 @@ keys_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
+
+
+@keys_app.callback()
+def _harden() -> None:
+    """Every keys command may hold a secret in memory: no core file may hold it."""
+    no_core_dumps()
 
 
 # -- reading secrets ------------------------------------------------------------------------

@@ -55,6 +55,7 @@ def kill(
     `perpbot kill --clear --yes`.
     """
     from perpbot.errors import BadInput
+    from perpbot.harden import no_core_dumps
     from perpbot.kill import command
 
     scope = command.scope_of(profile, run)
@@ -68,6 +69,7 @@ def kill(
         raise BadInput("--strategy, --url, --exchange and --symbol go with --direct")
     direct_args = None
     if direct:
+        no_core_dumps()  # --direct loads the API secret: no core file may hold it
         direct_args = {
             "strategy_file": strategy_file,
             "profile": profile,

@@ -177,7 +177,9 @@ def show(
 @log_app.command("tail")
 def tail(
     run: str | None = typer.Option(None, "--run", help="The run to follow (default: the latest)."),
-    lines: int = typer.Option(10, "--lines", "-n", min=0, help="How many past records to show."),
+    lines: int = typer.Option(
+        10, "--lines", "-n", min=0, max=10_000_000, help="How many past records to show."
+    ),
     follow_: bool = typer.Option(False, "--follow", "-f", help="Keep printing new records."),
     json_output: bool = typer.Option(False, "--json", help="One JSON record per line."),
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import typer
@@ -29,10 +30,24 @@ def runs(
 
 
 def _check_target(path: Path, option: str) -> Path:
+    """Where to write: a symlink is written through (its target is replaced atomically, the
+    link stays); a device, FIFO or socket is refused (an atomic write would replace it)."""
     from perpbot.errors import BadInput
 
-    if path.is_dir():
+    if path.is_symlink():
+        path = path.resolve()
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise BadInput(f"{option} {path}: {exc.strerror or 'cannot use it'}") from None
+    if mode is not None and stat.S_ISDIR(mode):
         raise BadInput(f"{option} {path}: is a directory, expected a file name")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise BadInput(
+            f"{option} {path}: not a regular file (a device, FIFO or socket), expected a file name"
+        )
     if path.parent.exists() and not path.parent.is_dir():
         raise BadInput(f"{option} {path}: {path.parent} is not a directory")
     return path

@@ -153,6 +153,48 @@ def bot_view(doc: dict[str, Any], now: float, summary: dict[str, Any] | None) ->
     }
 
 
+def final_view(view: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """A stopped bot as it ended (its ``summary.json``), not its last status snapshot: the
+    positions, open orders and PnL of the snapshot may no longer exist."""
+    positions = []
+    for sym, p in (summary.get("final_positions") or {}).items():
+        if not isinstance(p, dict) or not p.get("amount"):
+            continue
+        positions.append(
+            {
+                "symbol": sym,
+                "amount": float(p.get("amount") or 0.0),
+                "entry_price": p.get("entry_price"),
+                "mark_price": p.get("mark_price"),
+                "unrealized_pnl": p.get("unrealized_pnl"),
+                "liquidation_price": None,
+                "liquidation_estimated": False,
+                "distance_pct": None,
+            }
+        )
+    ended = summary.get("ended_at") or view["updated_at"]
+    pnl = {k: summary.get(k) for k in ("net_pnl", "realized_pnl", "unrealized_pnl", "fees")}
+    pnl.update(equity=summary.get("end_equity"), peak_equity=summary.get("peak_equity"))
+    return {
+        **view,
+        "updated_at": ended,
+        "uptime_s": summary.get("runtime_s", view["uptime_s"]),
+        "end_reason": summary.get("end_reason"),
+        "exit_code": summary.get("exit_code"),
+        "positions": positions,
+        "orders": summary.get("orders") or {},
+        "open_orders": [],  # a stopped bot tracks none (its summary counts them: orders.open)
+        "pnl": pnl,
+        "budget": {},
+        "rate": {},
+        "index": {},
+        "reduce_only": {},
+        "alerts": [],
+        "rejections": [],
+        "final": True,
+    }
+
+
 def _read(path: Path) -> dict[str, Any] | None:
     import json
 
@@ -186,6 +228,8 @@ def collect(include_stopped: bool = False, now: float | None = None) -> dict[str
         view = bot_view(doc, now, summary)
         if view["state"] == "stopped" and not include_stopped:
             continue
+        if summary is not None:
+            view = final_view(view, summary)
         age = now - float(doc.get("updated_at") or 0.0)
         if view["state"] == "dead" and not include_stopped and age > DEAD_SHOWN_FOR_S:
             continue

@@ -55,6 +55,9 @@ class Setup:
     # `perpbot run` only: the run's latest mark prices (exchange-reported, per symbol). None
     # for a command without a run (the risk gate then has no marks of its own).
     marks: Callable[[], Mapping[str, float]] | None = None
+    # Reference prices a layer publishes for the others (the risk layer's index basket): the
+    # ScopeGate values an order at the worst of its own price, the mark and these.
+    reference_prices: list[Callable[[str], float | None]] = field(default_factory=list)
 
     @property
     def profile(self) -> str | None:

@@ -21,6 +21,7 @@ from perpbot.client.account import AccountView
 from perpbot.client.guarded import GuardedClient
 from perpbot.client.orders import client_order_id, is_ours
 from perpbot.client.request import OrderSpec
+from perpbot.client.validate import plain_number
 from perpbot.client.transport import parse_error_body
 from perpbot.engine.ledger import Ledger
 from perpbot.engine.strategy import OrderRejected
@@ -76,12 +77,18 @@ class OrderManager:
 
     async def place(self, spec: OrderSpec) -> dict[str, Any]:
         """Place an order for the strategy; refusals become OrderRejected."""
-        if spec.amount is None or spec.amount <= 0:
+        amount = plain_number(spec.amount)  # a string, NaN or inf is no amount
+        if amount is None or amount <= 0:
             self.ledger.reject("BAD_AMOUNT")
-            raise OrderRejected("BAD_AMOUNT", f"order amount must be > 0, got {spec.amount}")
-        if spec.type == "limit" and (spec.price is None or spec.price <= 0):
+            raise OrderRejected(
+                "BAD_AMOUNT", f"order amount must be a number > 0, got {spec.amount!r}"
+            )
+        price = plain_number(spec.price)
+        if spec.type == "limit" and (price is None or price <= 0):
             self.ledger.reject("BAD_PRICE")
-            raise OrderRejected("BAD_PRICE", f"limit price must be > 0, got {spec.price}")
+            raise OrderRejected(
+                "BAD_PRICE", f"limit price must be a number > 0, got {spec.price!r}"
+            )
         if not spec.client_order_id:
             spec.client_order_id = self.next_client_id()
         try:

@@ -55,6 +55,8 @@ class RunOutput:
     def on_event(self, event: Event) -> None:
         if isinstance(event, Decision):
             self.note(f"[{event.layer}] {event.code}: {event.sentence}")
+            if event.action == "warn":  # a decision the trader must see even on a panel
+                self.warn(event.sentence)
 
     def note(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")

@@ -2,8 +2,11 @@
 
 For every request: the method must map to a scope (an unmapped method is denied), the
 profile's grant for the request's command must cover that scope, and the profile's limits
-(symbols, max order notional, max leverage) must hold. Orders are judged by the arguments
-that will actually be sent, not by the OrderSpec describing them.
+(symbols, max order notional, max leverage) must hold. Orders and leverage changes are
+judged as they will go on the wire (arguments with ccxt's ``params`` laid over them:
+``perpbot.client.validate``, which refuses a param that would override a judged field),
+not by the OrderSpec describing them. Notional is valued at the worst of the order's own
+price and the mark/index perpbot knows, never at the strategy's decided price alone.
 
 A command holding ``reduce`` but not ``trade`` may only place orders that are reduce-only
 *and* cannot grow the position as the shared AccountView knows it (the position minus the
@@ -20,10 +23,18 @@ from __future__ import annotations
 
 import math
 import shlex
-from collections.abc import Awaitable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from perpbot.client.validate import (
+    OrderRefused,
+    WireOrder,
+    find_market,
+    wire_leverage,
+    wire_margin_mode,
+    wire_order,
+)
+from perpbot.events import Decision
 from perpbot.keys.scopes import (
     LEVERAGE,
     PAPER_SCOPES,
@@ -44,20 +55,7 @@ if TYPE_CHECKING:
     from perpbot.events import EventBus
     from perpbot.keys.grant import Grant
 
-_ORDER_ARGS = ("symbol", "type", "side", "amount", "price")
 _EPS = 1e-9
-
-
-@dataclass(frozen=True)
-class OrderArgs:
-    """A create_order call as ccxt will send it."""
-
-    symbol: str | None
-    type: str | None
-    side: str | None
-    amount: float | None
-    price: float | None
-    reduce_only: bool
 
 
 def _number(value: Any) -> float | None:
@@ -68,29 +66,6 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return out if math.isfinite(out) else None
-
-
-def _truthy(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-def order_args(request: Request) -> OrderArgs:
-    bound: dict[str, Any] = dict(zip(_ORDER_ARGS, request.args, strict=False))
-    for name in _ORDER_ARGS:
-        if name in request.kwargs:
-            bound[name] = request.kwargs[name]
-    params = request.params
-    if len(request.args) > len(_ORDER_ARGS) and isinstance(request.args[5], dict):
-        params = {**request.args[5], **params}
-    side = bound.get("side")
-    return OrderArgs(
-        symbol=bound.get("symbol") or request.symbol,
-        type=str(bound["type"]).lower() if bound.get("type") else None,
-        side=str(side).lower() if side else None,
-        amount=_number(bound.get("amount")),
-        price=_number(bound.get("price")),
-        reduce_only=_truthy(params.get("reduceOnly")),
-    )
 
 
 def _fmt(x: float | None) -> str:
@@ -108,6 +83,7 @@ class ScopeGate:
         bus: EventBus,
         account: AccountView,
         exchange: Any = None,
+        prices: Callable[[str], list[float | None]] | None = None,
     ) -> None:
         self.grant = grant
         self.profile = profile
@@ -115,6 +91,8 @@ class ScopeGate:
         self.account = account
         self.exchange = exchange
         self._seen: AccountView | None = None  # positions from answers that passed the gate
+        self._seen_marks: dict[str, float] = {}  # their mark prices, by unified symbol
+        self.prices = prices  # the run's known mark/index prices of a symbol
 
     def passes(self, request: Request) -> bool:
         """Whether every request of this method and command is allowed whatever its
@@ -150,6 +128,11 @@ class ScopeGate:
 
         fresh = AccountView()
         fresh.set_positions([p for p in positions if isinstance(p, dict)])
+        for p in positions:
+            mark = _number(p.get("markPrice")) if isinstance(p, dict) else None
+            symbol = self._unified(p.get("symbol")) if mark and isinstance(p, dict) else None
+            if symbol and mark:
+                self._seen_marks[symbol] = mark
         wanted = request.args[0] if request.args else request.kwargs.get("symbols")
         if self._seen is None or not wanted:
             self._seen = fresh
@@ -167,7 +150,19 @@ class ScopeGate:
 
     # -- the checks -------------------------------------------------------------------------
     def check(self, request: Request) -> None:
-        """Raise PermissionDenied (and publish the denial) unless the request is allowed."""
+        """Raise PermissionDenied (and publish the denial) unless the request is allowed;
+        OrderRefused (BAD_AMOUNT, BAD_PRICE, BAD_PARAM...) for an order or setting whose
+        wire form cannot be judged."""
+        try:
+            self._check(request)
+        except OrderRefused as exc:
+            data = {"profile": self.profile, "command": request.command,
+                    "method": request.method, "symbol": request.symbol,
+                    "request_id": request.id}  # fmt: skip
+            self.bus.publish(Decision("scope", "deny", exc.code or "BAD_PARAM", exc.message, data))
+            raise
+
+    def _check(self, request: Request) -> None:
         scope = method_scope(request.method)
         if scope is None:
             self._deny(
@@ -179,7 +174,8 @@ class ScopeGate:
             )
         allowed = PAPER_SCOPES if self.grant is None else self.grant.scopes_for(request.command)
         if request.method == "create_order":
-            order = order_args(request)
+            order = wire_order(request, self.exchange)
+            self._same_symbol(request, order.symbol)
             self._check_order(request, order, allowed)
             if self.grant is not None:
                 self._check_symbol(request, order.symbol)
@@ -188,12 +184,29 @@ class ScopeGate:
             return
         if not covers(allowed, scope):
             self._missing(request, scope, allowed)
-        if self.grant is not None and scope == LEVERAGE:
-            self._check_symbol(request, self._arg_symbol(request))
-            if request.method == "set_leverage":
-                self._check_leverage(request)
+        if request.method == "set_leverage":
+            leverage, symbol = wire_leverage(request)
+        elif request.method == "set_margin_mode":
+            leverage, symbol = None, wire_margin_mode(request)[1]
+        else:
+            return
+        self._same_symbol(request, symbol)
+        if self.grant is not None:
+            self._check_symbol(request, symbol)
+            if leverage is not None:
+                self._check_leverage(request, leverage, symbol)
 
-    def _check_order(self, request: Request, order: OrderArgs, allowed: frozenset[str]) -> None:
+    def _same_symbol(self, request: Request, sent: str) -> None:
+        """The request's ``symbol`` (what the other layers and the log go by) must name the
+        market the call is sent to."""
+        if request.symbol is not None and self._unified(request.symbol) != self._unified(sent):
+            raise OrderRefused(
+                f"{request.method}: symbol={request.symbol!r} but the call is sent for "
+                f"{sent!r}; refused rather than judge one market and trade another",
+                code="BAD_SYMBOL",
+            )
+
+    def _check_order(self, request: Request, order: WireOrder, allowed: frozenset[str]) -> None:
         if TRADE in allowed:
             return
         if REDUCE not in allowed:
@@ -260,45 +273,60 @@ class ScopeGate:
             fix=fix,
         )
 
-    def _check_notional(self, request: Request, order: OrderArgs) -> None:
+    def _check_notional(self, request: Request, order: WireOrder) -> None:
+        """Value the order at the worst price it may fill at: the highest of its limit (or
+        the price the strategy decided on) and the mark/index perpbot knows. A buy limit
+        fills at its limit or better, so it alone may value a buy limit; a sell limit or a
+        market order may fill at the market, which must then be known."""
         limit = self.grant.limits.max_notional if self.grant is not None else None
         if limit is None:
             return
-        price = order.price
-        if price is None and request.order is not None:
-            price = _number(request.order.decided_price)
-        if price is None or order.amount is None:
+        symbol = self._unified(order.symbol) or order.symbol
+        own = order.price
+        if own is None and request.order is not None:
+            own = _number(request.order.decided_price)
+        market = [p for p in self._market_prices(symbol) if p > 0]
+        bounded_by_own = order.type == "limit" and order.side == "buy"
+        if not market and not (bounded_by_own and own):
             self._deny(
                 "SCOPE_NOTIONAL_UNKNOWN",
-                f"{self._who()} limits orders to {limit:g} notional, and this "
-                f"{order.type or ''} order on {order.symbol} has no price to check it "
-                "against (give a limit price, or decide on a seen price)",
+                f"{self._who()} limits orders to {limit:g} notional, and no mark price of "
+                f"{symbol} is known yet to value this {order.type} {order.side} against (a "
+                "decided or limit price alone is not trusted); read the market first (the "
+                "runner does, or fetch_positions)",
                 request,
             )
-        notional = abs(order.amount or 0.0) * (price or 0.0) * self._contract_size(order.symbol)
+        price = max([*market, *([own] if own else [])])
+        notional = abs(order.amount) * price * self._contract_size(order.symbol)
         if notional > limit * (1 + _EPS):
             fix = f"perpbot keys scope {self._profile_arg()} --max-notional {math.ceil(notional)}"
             self._deny(
                 "SCOPE_MAX_NOTIONAL",
                 f"{self._who()} allows orders up to {limit:g} notional; this {order.side} "
-                f"{_fmt(order.amount)} {order.symbol} at {price:g} is {notional:g}; to raise "
+                f"{_fmt(order.amount)} {symbol} valued at {price:g} is {notional:g}; to raise "
                 f"the limit: {fix}",
                 request,
                 fix=fix,
             )
 
-    def _check_leverage(self, request: Request) -> None:
+    def _market_prices(self, symbol: str) -> list[float]:
+        """The mark and index prices known for ``symbol``: the run's (marks, the risk
+        layer's index) and the marks of positions seen passing through this gate."""
+        found = [self._seen_marks.get(symbol)]
+        if self.prices is not None:
+            found.extend(self.prices(symbol))
+        return [p for p in found if p is not None and math.isfinite(p)]
+
+    def _check_leverage(self, request: Request, leverage: float, symbol: str) -> None:
         limit = self.grant.limits.max_leverage if self.grant is not None else None
         if limit is None:
             return
-        raw = request.args[0] if request.args else request.kwargs.get("leverage")
-        leverage = _number(raw)
-        if leverage is None or leverage > limit * (1 + _EPS):
+        if leverage > limit * (1 + _EPS):
             fix = f"perpbot keys scope {self._profile_arg()} --max-leverage {_fmt(leverage)}"
             self._deny(
                 "SCOPE_MAX_LEVERAGE",
                 f"{self._who()} allows leverage up to {limit:g}; set_leverage asked for "
-                f"{_fmt(leverage)} on {request.symbol}; to raise the limit: {fix}",
+                f"{_fmt(leverage)} on {self._unified(symbol)}; to raise the limit: {fix}",
                 request,
                 fix=fix,
             )
@@ -310,31 +338,15 @@ class ScopeGate:
     def _profile_arg(self) -> str:
         return shlex.quote(self.profile or "PROFILE")
 
-    @staticmethod
-    def _arg_symbol(request: Request) -> str | None:
-        if len(request.args) > 1 and isinstance(request.args[1], str):
-            return request.args[1]
-        return request.kwargs.get("symbol") or request.symbol
-
     def _unified(self, symbol: str | None) -> str | None:
         """ccxt accepts market ids (BTCUSDT) as well as symbols: judge the unified one."""
-        if symbol is None or self.exchange is None:
-            return symbol
-        markets = getattr(self.exchange, "markets", None) or {}
-        if symbol in markets:
-            return symbol
-        by_id = getattr(self.exchange, "markets_by_id", None) or {}
-        found = by_id.get(symbol)
-        if isinstance(found, list) and found:
-            found = found[0]
-        if isinstance(found, dict) and found.get("symbol"):
-            return str(found["symbol"])
-        return symbol
+        market = find_market(self.exchange, symbol)
+        found = market.get("symbol") if market is not None else None
+        return str(found) if found else symbol
 
     def _contract_size(self, symbol: str | None) -> float:
-        markets = getattr(self.exchange, "markets", None) or {}
-        market = markets.get(self._unified(symbol) or "")
-        size = _number(market.get("contractSize")) if isinstance(market, dict) else None
+        market = find_market(self.exchange, symbol)
+        size = _number(market.get("contractSize")) if market is not None else None
         return size if size and size > 0 else 1.0
 
     def _missing(
@@ -342,7 +354,7 @@ class ScopeGate:
         request: Request,
         scope: str,
         allowed: frozenset[str],
-        order: OrderArgs | None = None,
+        order: WireOrder | None = None,
     ) -> None:
         have = ",".join(sorted(allowed, key=SCOPES.index)) or "nothing"
         fix = grant_hint(self.profile, request.command, [scope])
@@ -390,4 +402,11 @@ def scope_gate(setup: Setup, exchange: Any) -> ScopeGate:
         bus=setup.bus,
         account=setup.account,
         exchange=exchange,
+        prices=lambda symbol: _run_prices(setup, symbol),
     )
+
+
+def _run_prices(setup: Setup, symbol: str) -> list[float | None]:
+    """The mark the run last read and the risk layer's index price (when they exist)."""
+    marks = setup.marks() if setup.marks is not None else {}
+    return [marks.get(symbol), *(reference(symbol) for reference in setup.reference_prices)]

@@ -23,10 +23,12 @@ from perpbot.client.account import OpenOrder
 from perpbot.client.orders import PREFIX, run_tag
 from perpbot.client.pipeline import CallNext
 from perpbot.client.request import OrderSpec, Request
+from perpbot.client.validate import find_market, wire_leverage, wire_margin_mode, wire_order
 from perpbot.config import RiskSection, StrategyFile
 from perpbot.errors import PerpbotError, RiskRejected
 from perpbot.events import Decision
-from perpbot.risk.inputs import CheckInput, MarginInput, RateCounts, Rejection
+from perpbot.risk.defaults import needs_defaults, paper_defaults
+from perpbot.risk.inputs import CheckInput, MarginInput, RateCounts, Rejection, describe
 from perpbot.risk.margin import AccountMargin, Brackets, Holding
 from perpbot.risk.pretrade import run_checks
 from perpbot.risk.state import RiskState
@@ -76,28 +78,32 @@ class RateWindows:
         return RateCounts(*found)
 
 
-def spec_from_request(request: Request) -> OrderSpec:
-    """An OrderSpec for a raw ``create_order`` call (ccxt positional arguments + params)."""
-    args = list(request.args) + [None] * 5
-    symbol, otype, side, amount, price = args[:5]
-    params = request.params
-    tif = params.get("timeInForce")
+def spec_from_request(request: Request, exchange: Any = None) -> OrderSpec:
+    """The OrderSpec the risk checks judge: the ``create_order`` call as it will be sent
+    (arguments with params laid over them, ``perpbot.client.validate``). A request built
+    from a spec keeps it: ``wire_order`` has checked that it says what is sent."""
+    wire = wire_order(request, exchange)
+    if request.order is not None:
+        return request.order
     return OrderSpec(
-        symbol=str(symbol or request.symbol),
-        side=str(side).lower(),  # type: ignore[arg-type]
-        type=str(otype).lower(),  # type: ignore[arg-type]
-        amount=float(amount or 0.0),
-        price=float(price) if price else None,
-        post_only=bool(params.get("postOnly")) or str(tif).upper() in ("GTX", "PO"),
-        reduce_only=bool(params.get("reduceOnly")),
-        time_in_force=None if str(tif).upper() in ("GTX", "PO", "NONE") else tif,
-        client_order_id=params.get("clientOrderId") or params.get("newClientOrderId"),
+        symbol=wire.symbol,
+        side=wire.side,  # type: ignore[arg-type]
+        type=wire.type,  # type: ignore[arg-type]
+        amount=wire.amount,
+        price=wire.price,
+        post_only=wire.post_only,
+        reduce_only=wire.reduce_only,
+        time_in_force=wire.time_in_force,
+        client_order_id=wire.client_order_id,
         intent=request.intent,
     )
 
 
 def make_flags_consistent(request: Request, spec: OrderSpec) -> None:
     """The order's flags, exactly once, in the params ccxt sends."""
+    if len(request.args) > 5:  # params given positionally: move them (ccxt takes one)
+        request.kwargs["params"] = dict(request.args[5])
+        request.args = request.args[:5]
     params = request.kwargs.get("params")
     if not isinstance(params, dict):
         params = request.kwargs["params"] = {}
@@ -149,6 +155,8 @@ class RiskGate:
         self._own_prefix: str | None = None
         if setup.in_run:
             self._own_prefix = f"{PREFIX}-{run_tag(setup.run_id, config.strategy.name)}-"
+        setup.reference_prices.append(self.state.reference)  # the ScopeGate values orders
+        self._defaults_pending = needs_defaults(config)  # paper, no limits: derive them
 
     # -- the layer --------------------------------------------------------------------------
     def passes(self, request: Request) -> bool:
@@ -163,8 +171,11 @@ class RiskGate:
             return self._order(request, call_next)
         if request.method_class == "cancel":
             return self._cancel(request, call_next)
-        if method in _SETTINGS and request.symbol:
-            return self._account_setting(request, call_next, request.symbol)
+        if method in _SETTINGS:  # tracked under the symbol it is sent for
+            sent = (wire_leverage if method == "set_leverage" else wire_margin_mode)(request)[1]
+            market = find_market(self.exchange, sent)
+            symbol = str(market["symbol"]) if market and market.get("symbol") else sent
+            return self._account_setting(request, call_next, request.symbol or symbol)
         return call_next(request)
 
     async def _cancel(self, request: Request, call_next: CallNext) -> Any:
@@ -175,9 +186,12 @@ class RiskGate:
         return result
 
     async def _account_setting(self, request: Request, call_next: CallNext, symbol: str) -> Any:
-        asked = self.state.own_requests.setdefault(symbol, {})
         key = "leverage" if request.method == "set_leverage" else "margin_mode"
-        value = request.args[0] if request.args else None
+        if key == "leverage":  # as sent (the ScopeGate has refused what cannot be judged)
+            value: Any = wire_leverage(request)[0]
+        else:
+            value = wire_margin_mode(request)[0]
+        asked = self.state.own_requests.setdefault(symbol, {})
         asked["at"] = time.time()
         asked[key] = float(value) if key == "leverage" and value is not None else value
         if key == "margin_mode" and value is not None:
@@ -191,12 +205,12 @@ class RiskGate:
         return result
 
     async def _order(self, request: Request, call_next: CallNext) -> Any:
-        if request.order is None:
-            request.order = spec_from_request(request)
-        spec = request.order
+        spec = request.order = spec_from_request(request, self.exchange)
         now = time.time()
         kill = spec.reduce_only and (spec.intent or "").startswith(EXEMPT_INTENT_PREFIX)
         if not kill:
+            if self._defaults_pending:
+                self._apply_defaults(spec)
             rejection = run_checks(self.check_input(spec, now), self.cfg)
             self.state.checked += 1
             if rejection is not None:
@@ -216,6 +230,25 @@ class RiskGate:
         if isinstance(result, dict):
             account.order_placed(result)
         return result
+
+    def _apply_defaults(self, spec: OrderSpec) -> None:
+        """A paper run without notional limits: conservative ones from the balance, once,
+        with a warning naming them (perpbot.risk.defaults)."""
+        balance = self.setup.account.equity
+        if balance is None or balance <= 0:
+            self._reject(
+                Rejection(
+                    "defaults",
+                    "RISK_NO_LIMITS",
+                    "no [risk] limits are set and the balance is not known yet, so the paper "
+                    f"defaults cannot be derived: refused {describe(spec)}",
+                    {"symbol": spec.symbol},
+                )
+            )
+        self.cfg, warning = paper_defaults(self.cfg, float(balance or 0.0))
+        self._defaults_pending = False
+        # a "warn" decision: the run's output prints it on stderr (engine/output.py)
+        self.setup.bus.publish(Decision("risk", "warn", "RISK_DEFAULT_LIMITS", warning, {}))
 
     def _reject(self, r: Rejection) -> None:
         data = {"check": r.check, **r.data}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from perpbot.config import ExchangeSection, IndexSourceConfig, StrategyFile
 from perpbot.errors import BadInput
 from perpbot.events import Decision, Event
+from perpbot.risk.defaults import require_limits
 from perpbot.risk.index import IndexBasket, IndexSource, client_fetch
 from perpbot.risk.margin import Brackets
 from perpbot.risk.publish import StatusFeed
@@ -44,6 +45,7 @@ def source_symbol(src: IndexSourceConfig, symbols: list[str]) -> str | None:
 
 def preflight(loaded: LoadedStrategy) -> None:
     cfg = loaded.config
+    require_limits(loaded)  # a live run never starts without notional limits
     where = str(loaded.path)
     symbols = cfg.strategy.symbols
     for sym in cfg.risk.symbols:

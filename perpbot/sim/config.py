@@ -8,13 +8,13 @@ Tests shrink windows and switch to the manual clock; every knob lives here.
 
 from __future__ import annotations
 
-import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from perpbot.config import parse_toml, read_config_bytes
 from perpbot.sim.faults import FaultPlan
 
 
@@ -147,14 +147,7 @@ class SimConfig(_Strict):
 
         p = Path(path)
         label = p.name or str(p)
-        try:
-            raw = p.read_bytes()
-        except OSError as exc:
-            raise BadInput(f"{label}: cannot read {p}: {exc.strerror or exc}") from None
-        try:
-            data = tomllib.loads(raw.decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise BadInput(f"{label}: not valid TOML: {exc}") from None
+        data = parse_toml(read_config_bytes(p), label, invalid="not valid TOML")  # (size-capped)
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

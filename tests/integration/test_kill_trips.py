@@ -97,6 +97,7 @@ async def test_drawdown_is_measured_from_the_peak(account: tuple[Any, str], tmp_
         params={"mode": "idle", "orders_per_symbol": 0, "open_position": 0.2},
         strategy={"symbols": ["BTC/USDT:USDT"], "tick_interval": 0.1},
         kill={"max_drawdown_pct": 5.0},
+        extra={"risk": {"accept_no_limits": True}},  # a 12k position on a 10k account
     )
     bot = InProcessBot(toml).start()
     r = bot.runner

@@ -47,7 +47,12 @@ async def test_orders_are_judged_and_flags_reach_the_exchange(
     toml = write_toml(
         tmp_path,
         sim.base_url,
-        risk={"price_band_pct": 1.0, "max_decision_age_s": 1.0, "liquidation_band_pct": 20.0},
+        risk={
+            "price_band_pct": 1.0,
+            "max_decision_age_s": 1.0,
+            "liquidation_band_pct": 20.0,
+            "accept_no_limits": True,  # the 1 BTC order must reach the liquidation check
+        },
     )
     async with Bot(toml) as bot:
         mid = await bot.do(lambda ctx: ctx.mid(BTC))

@@ -12,7 +12,7 @@ from perpbot.sim import SimHandle
 
 from .conftest import BTC, ETH, make_async
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared/reference/binance-usdm-real-responses.json"
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures/binance-usdm-real-responses.json"
 
 
 @pytest.mark.asyncio

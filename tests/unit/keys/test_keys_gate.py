@@ -10,9 +10,10 @@ import pytest
 
 from perpbot.client.account import AccountView
 from perpbot.client.request import OrderSpec, Request
+from perpbot.client.validate import OrderRefused, wire_order
 from perpbot.errors import PermissionDenied
 from perpbot.events import Decision, EventBus
-from perpbot.keys.gate import ScopeGate, order_args
+from perpbot.keys.gate import ScopeGate
 from perpbot.keys.grant import Grant, Limits
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
@@ -164,15 +165,19 @@ async def test_reduce_only_grant_with_an_unread_account_is_denied() -> None:
 
 async def test_judged_by_the_arguments_sent_not_the_order_spec() -> None:
     g, _ = gate({"run": {"read", "reduce"}}, account(0.5))
-    # the spec says reduce-only, but the params that would be sent do not
+    # the spec says reduce-only, but the params that would be sent do not: refused
     request = order("sell", 0.1, reduce_only=True)
     request.kwargs["params"] = {}
-    assert (await deny(g, request)).code == "SCOPE_REDUCE_ONLY"
+    with pytest.raises(OrderRefused) as info:
+        await g(request, Recorder())
+    assert info.value.code == "BAD_PARAM"
+    raw = Request("create_order", ("BTCUSDT", "market", "sell", 0.1, None), command="run")
+    assert (await deny(g, raw)).code == "SCOPE_REDUCE_ONLY"  # judged as sent
     # a raw call with a market id is judged on the unified symbol
     raw = Request(
         "create_order", ("BTCUSDT", "market", "buy", 0.1, None, {"reduceOnly": True}), command="run"
     )
-    assert order_args(raw).reduce_only and order_args(raw).symbol == "BTCUSDT"
+    assert wire_order(raw).reduce_only and wire_order(raw).symbol == "BTCUSDT"
     assert (await deny(g, raw)).code == "SCOPE_REDUCE_EXCEEDS"
 
 
@@ -197,7 +202,16 @@ async def test_max_notional_and_leverage_limits() -> None:
     assert (await deny(g, market)).code == "SCOPE_NOTIONAL_UNKNOWN"
     assert market.order is not None
     market.order.decided_price, market.order.decided_at = 30000.0, time.time()
-    await g(market, Recorder())  # 300 notional on the seen price
+    # a decided price alone is not trusted: the mark must be known
+    assert (await deny(g, market)).code == "SCOPE_NOTIONAL_UNKNOWN"
+    marks = {BTC: 30000.0}
+    g.prices = lambda symbol: [marks.get(symbol)]
+    await g(market, Recorder())  # 300 notional at the mark
+    market.order.decided_price = 1.0  # "decided at 1.0": valued at the mark all the same
+    await g(market, Recorder())
+    marks[BTC] = 200000.0  # the worse of decision and mark: 2000 notional
+    err = await deny(g, market)
+    assert err.code == "SCOPE_MAX_NOTIONAL" and "valued at 200000" in err.message
     err = await deny(g, Request("set_leverage", (10, BTC), symbol=BTC, command="run"))
     assert err.code == "SCOPE_MAX_LEVERAGE" and "--max-leverage 10" in err.message
     await g(Request("set_leverage", (5, BTC), symbol=BTC, command="run"), Recorder())

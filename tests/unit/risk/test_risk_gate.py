@@ -9,6 +9,7 @@ import pytest
 
 from perpbot.client.request import OrderSpec, Request
 from perpbot.client.setup import Credentials, Setup
+from perpbot.client.validate import OrderRefused
 from perpbot.config import ExchangeSection, StrategyFile
 from perpbot.errors import RiskRejected
 from perpbot.events import Decision, EventBus
@@ -25,7 +26,10 @@ class FakeExchange:
 
 def make_setup(risk: dict[str, Any] | None = None, command: str = "run") -> Setup:
     cfg = StrategyFile.model_validate(
-        {"strategy": {"name": "t", "file": "t.py", "symbols": [BTC]}, "risk": risk or {}}
+        {
+            "strategy": {"name": "t", "file": "t.py", "symbols": [BTC]},
+            "risk": {"accept_no_limits": True, **(risk or {})},  # defaults: test_risk_defaults
+        }
     )
     return Setup(
         exchange=ExchangeSection(),
@@ -101,16 +105,36 @@ async def test_rejection_is_published_then_raised_with_the_same_sentence() -> No
 
 
 @pytest.mark.parametrize(
-    ("spec_kw", "params_in", "params_out"),
+    ("spec_kw", "params_out"),
     [
-        ({"reduce_only": True, "side": "sell"}, {}, {"reduceOnly": True}),
-        ({"post_only": True}, {"timeInForce": "GTC"}, {"postOnly": True}),
-        ({"post_only": True, "type": "limit"}, {}, {"postOnly": True}),
-        ({}, {"reduceOnly": True}, {}),  # the spec says not reduce-only: the stray flag goes
+        ({"reduce_only": True, "side": "sell"}, {"reduceOnly": True}),
+        ({"post_only": True}, {"postOnly": True}),
+        ({}, {}),
     ],
 )
 async def test_flags_reach_the_exchange_consistently(
-    spec_kw: dict[str, Any], params_in: dict[str, Any], params_out: dict[str, Any]
+    spec_kw: dict[str, Any], params_out: dict[str, Any]
+) -> None:
+    setup = make_setup()
+    setup.account.set_positions([{"symbol": BTC, "info": {"positionAmt": "1"}}])
+    gate, _ = gate_for(setup)
+    ex = Exchange()
+    await gate(req(client_order_id="c9", **spec_kw), ex)
+    sent = ex.sent[0].params
+    assert {k: v for k, v in sent.items() if k != "clientOrderId"} == params_out
+    assert sent["clientOrderId"] == "c9"
+
+
+@pytest.mark.parametrize(
+    ("spec_kw", "params_in"),
+    [
+        ({"reduce_only": True, "side": "sell"}, {}),  # the spec says reduce-only, the wire not
+        ({"post_only": True}, {"timeInForce": "GTC"}),
+        ({}, {"reduceOnly": True}),  # the wire says reduce-only, the spec not
+    ],
+)
+async def test_params_that_disagree_with_the_spec_are_refused(
+    spec_kw: dict[str, Any], params_in: dict[str, Any]
 ) -> None:
     setup = make_setup()
     setup.account.set_positions([{"symbol": BTC, "info": {"positionAmt": "1"}}])
@@ -118,10 +142,10 @@ async def test_flags_reach_the_exchange_consistently(
     ex = Exchange()
     r = req(client_order_id="c9", **spec_kw)
     r.kwargs["params"] = dict(params_in)
-    await gate(r, ex)
-    sent = ex.sent[0].params
-    assert {k: v for k, v in sent.items() if k != "clientOrderId"} == params_out
-    assert sent["clientOrderId"] == "c9"
+    with pytest.raises(OrderRefused) as info:
+        await gate(r, ex)
+    assert info.value.code == "BAD_PARAM" and "order spec says" in info.value.message
+    assert not ex.sent
 
 
 def test_raw_create_order_is_understood() -> None:
