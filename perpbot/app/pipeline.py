@@ -13,12 +13,12 @@ from typing import Any
 
 from perpbot.client.guarded import GuardedClient
 from perpbot.client.pipeline import Layer, Pipeline
-from perpbot.ratelimit import build_rate_limiter
 from perpbot.client.retry import build_retrier
 from perpbot.client.setup import Setup
 from perpbot.client.transport import Transport, make_exchange
 from perpbot.keys.gate import scope_gate
 from perpbot.kill.gate import kill_gate
+from perpbot.ratelimit import build_rate_limiter
 from perpbot.risk.gate import build_risk_gate
 
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from perpbot.app.lifecycle import Runner
 from perpbot.audit.subscriber import attach_runner as attach_audit_log
-from perpbot.ratelimit.plugin import attach as attach_ratelimit
 from perpbot.config import LoadedStrategy
 from perpbot.engine.status import attach as attach_status
 from perpbot.keys.plugin import attach_audit_warning
 from perpbot.keys.plugin import preflight_run as keys_preflight
 from perpbot.kill.attach import attach as attach_kill
 from perpbot.kill.attach import preflight as kill_preflight
+from perpbot.ratelimit.plugin import attach as attach_ratelimit
 from perpbot.risk.plugin import attach as attach_risk
 from perpbot.risk.plugin import preflight as risk_preflight
 

@@ -21,8 +21,8 @@ from perpbot.client.account import AccountView
 from perpbot.client.guarded import GuardedClient
 from perpbot.client.orders import client_order_id, is_ours
 from perpbot.client.request import OrderSpec
-from perpbot.client.validate import plain_number
 from perpbot.client.transport import parse_error_body
+from perpbot.client.validate import plain_number
 from perpbot.engine.ledger import Ledger
 from perpbot.engine.strategy import OrderRejected
 from perpbot.errors import KillSwitchActive, RiskRejected
