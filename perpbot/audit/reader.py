@@ -99,9 +99,12 @@ def follow(
         if number < len(files) and is_compressed(files[number]):
             chunk = read_bytes(files[number])[offset:]  # compressed once it was closed
         elif number < len(files):
-            with open(files[number], "rb") as fh:
-                fh.seek(offset)
-                chunk = fh.read()
+            try:
+                with open(files[number], "rb") as fh:
+                    fh.seek(offset)
+                    chunk = fh.read()
+            except FileNotFoundError:  # swapped for its compressed copy since the listing
+                continue
         offset += len(chunk)
         *lines, buffer = (buffer + chunk).split(b"\n")
         for rec in _records(lines):

@@ -63,10 +63,18 @@ def is_compressed(path: Path) -> bool:
 
 
 def read_bytes(path: Path) -> bytes:
-    """A log file's bytes, decompressed if it is a closed, compressed file."""
-    data = path.read_bytes()
+    """A log file's bytes, decompressed if it is a closed, compressed file.
+
+    A plain file listed a moment ago may have been swapped for its compressed copy since
+    (a running bot compresses what it closed): then the compressed copy is read."""
     if not is_compressed(path):
-        return data
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            path = path.with_name(path.name + GZ)
+            if not path.exists():
+                raise
+    data = path.read_bytes()
     try:
         return gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as exc:
