@@ -68,7 +68,14 @@ def unavailable(description: str, exc: BaseException) -> RuntimeFailure:
 
 
 def _decode(raw: str | bytes | None) -> HostState:
-    return HostState.from_dict(json.loads(raw) if raw else None)
+    """The stored state; a document that is not JSON is read as no document (like wrong
+    types, which ``from_dict`` drops): the budget restarts and the exchange's usage headers
+    correct it on the first answer, while a crash here would stop every bot on the key."""
+    try:
+        doc = json.loads(raw) if raw else None
+    except ValueError:
+        doc = None
+    return HostState.from_dict(doc)
 
 
 def _encode(state: HostState) -> str:

@@ -121,11 +121,6 @@ def test_duplicate_symbols_are_traded_once(sim_factory: Any, tmp_path: Path) -> 
     assert len(orders_of(sim.state(), creds[0])) == 1  # one symbol, one order
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ratelimit: SqliteStore._load must treat a document it cannot parse (json.loads "
-    "ValueError) like a missing one, with a warning, or raise unavailable(); owned by ratelimit",
-)
 def test_a_corrupt_budget_store_invalid_json(
     sim_factory: Any, tmp_path: Path, state_home: Path
 ) -> None:
