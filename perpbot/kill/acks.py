@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from perpbot.fsutil import atomic_write_json
+from perpbot.kill.describe import describe_countdown, describe_left, describe_positions_left
 from perpbot.kill.sentinel import LEVEL_RANK, KillEntry, Sentinel, kill_dir
 from perpbot.paths import bots_dir
 from perpbot.procs import pid_alive
@@ -31,7 +32,8 @@ def acks_dir() -> Path:
 
 
 def write_ack(run_id: str, doc: dict[str, Any]) -> None:
-    atomic_write_json(acks_dir() / f"{run_id}.json", doc)
+    # readable by `perpbot kill` run by another OS user on the same state dir
+    atomic_write_json(acks_dir() / f"{run_id}.json", doc, mode=0o644)
 
 
 def read_ack(run_id: str) -> dict[str, Any] | None:
@@ -49,7 +51,7 @@ def bot_documents() -> list[dict[str, Any]]:
     for path in sorted(bots_dir().glob("*.json")):
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         if isinstance(doc, dict):
             out.append(doc)
@@ -61,7 +63,7 @@ def running_bots() -> list[dict[str, Any]]:
     return [
         doc
         for doc in bot_documents()
-        if doc.get("state") in LIVE_STATES and pid_alive(int(doc.get("pid") or 0))
+        if doc.get("state") in LIVE_STATES and pid_alive(doc.get("pid"))
     ]
 
 
@@ -102,7 +104,7 @@ def wait_for_acks(
                 got.append({"run_id": run_id, "state": "not covered"})
             elif acknowledged(ack, sentinel, entry):
                 got.append(ack or {})
-            elif not pid_alive(int(bot.get("pid") or 0)):
+            elif not pid_alive(bot.get("pid")):
                 gone.append({**bot, "exited": True})
             else:
                 continue
@@ -127,8 +129,31 @@ def describe_actions(ack: dict[str, Any]) -> list[str]:
         )
     for c in ack.get("closed") or []:
         parts.append(f"closed {c.get('symbol')} {c.get('from', 0):+g} -> {c.get('to', 0):+g}")
+    left = describe_left(ack.get("left_open") or [], ack.get("unconfirmed") or [])
+    if left:
+        parts.append(left)
+    positions = describe_positions_left(ack.get("positions_left") or {})
+    if positions:
+        parts.append(positions)
+    if ack.get("countdown"):
+        parts.append(describe_countdown(ack["countdown"]))
     parts.extend(f"problem: {e}" for e in ack.get("errors") or [])
     return parts
+
+
+def ack_failures(ack: dict[str, Any]) -> list[str]:
+    """Why `perpbot kill` must not call this acknowledgement a success (empty: it is one)."""
+    name = f"bot {ack.get('run_id')} ({ack.get('strategy')}, pid {ack.get('pid')})"
+    out = []
+    left = describe_left(ack.get("left_open") or [], ack.get("unconfirmed") or [])
+    if left:
+        out.append(f"{name}: {left}")
+    positions = describe_positions_left(ack.get("positions_left") or {})
+    if positions:
+        out.append(f"{name}: {positions}")
+    if ack.get("errors") and not out:
+        out.append(f"{name}: {ack['errors'][0]}")
+    return out
 
 
 def describe_ack(ack: dict[str, Any]) -> str:

@@ -8,15 +8,27 @@ PerpbotError. Only ``--direct`` imports the exchange stack.
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from perpbot.errors import BadInput, PerpbotError
-from perpbot.kill.acks import bot_entry, describe_ack, read_ack, running_bots, wait_for_acks
+from perpbot.kill.acks import (
+    ack_failures,
+    bot_entry,
+    describe_ack,
+    read_ack,
+    running_bots,
+    wait_for_acks,
+)
+from perpbot.kill.describe import describe_left, describe_positions_left
+from perpbot.kill.fallback import find_bots, stop_bots
 from perpbot.kill.sentinel import (
     CLEAR_HINT,
     LEVELS,
+    KillEntry,
     clear_sentinel,
     describe_scope,
     history_path,
@@ -25,6 +37,7 @@ from perpbot.kill.sentinel import (
     who_am_i,
     write_sentinel,
 )
+from perpbot.paths import ENV_HOME, state_path
 
 Output = tuple[dict[str, Any], list[str]]
 DEFAULT_WAIT_S = 5.0
@@ -70,7 +83,10 @@ def set_switch(
     """Write the sentinel, act directly if asked, wait for acks: ((doc, lines), failures)."""
     check_level_and_wait(level, wait)
     entry = new_entry(level, reason or f"manual kill by {who_am_i()}", scope=scope)
-    sentinel = write_sentinel(entry)
+    try:
+        sentinel = write_sentinel(entry)
+    except OSError as exc:
+        return stop_without_sentinel(entry, exc, wait=wait, direct_args=direct_args)
     effective = next((e for e in sentinel.entries if e.scope == scope), entry)
     if effective.id == entry.id:
         head = f"kill switch set: level {entry.level} for {describe_scope(scope)}: {entry.reason}"
@@ -80,12 +96,12 @@ def set_switch(
     doc: dict[str, Any] = {"sentinel": sentinel.to_dict(), "entry": effective.to_dict()}
     failures: list[str] = []
     if direct_args is not None:
-        from perpbot.kill.direct import run_direct
+        from perpbot.kill.direct import run_direct  # lazy: the exchange stack, --direct only
 
         report = run_direct(effective, **direct_args)
         doc["direct"] = report
-        lines.append(describe_direct(report))
-        failures.extend(f"--direct: {e}" for e in report.get("errors", []))
+        lines.extend(describe_direct(report))
+        failures.extend(direct_failures(report))
     bots = [b for b in running_bots() if bot_entry(sentinel, b) is not None]
     if not bots:
         lines.append("no running bot is covered by the switch")
@@ -95,6 +111,8 @@ def set_switch(
     else:
         got, missing = wait_for_acks(sentinel, bots, wait)
         lines.extend(describe_ack(a) for a in got)
+        for ack in got:
+            failures.extend(ack_failures(ack))
         for bot in missing:
             what = "exited" if bot.get("exited") else f"did not acknowledge within {wait:g} s"
             name = f"bot {bot.get('run_id')} ({bot.get('strategy')}, pid {bot.get('pid')})"
@@ -107,7 +125,81 @@ def set_switch(
     return (doc, lines), failures
 
 
-def describe_direct(report: dict[str, Any]) -> str:
+def stop_without_sentinel(
+    entry: KillEntry,
+    error: OSError,
+    *,
+    wait: float,
+    direct_args: dict[str, Any] | None,
+) -> tuple[Output, list[str]]:
+    """The KILL file could not be written: stop the bots another way (see fallback.py)."""
+    home = state_path()
+    why = f"{error.filename or home}: {error.strerror or error}"
+    lines = [
+        f"kill switch NOT set: cannot write it ({why}); running bots do not see it and a "
+        "bot started now would trade"
+    ]
+    failures = [f"the kill switch could not be written ({why})"]
+    doc: dict[str, Any] = {"sentinel": None, "entry": entry.to_dict(), "write_error": why}
+    bots, problems = find_bots(home, entry)
+    lines.extend(problems)
+    failures.extend(problems)
+    if bots:
+        stopped, not_stopped = stop_bots(bots, wait, entry.level)
+        lines.extend(stopped)
+        failures.extend(not_stopped)
+    elif not problems:
+        lines.append(f"no running bot covered by the kill is recorded in {home}")
+    doc["bots"] = [b.run_id for b in bots]
+    if direct_args is None and entry.scope.startswith("profile:"):
+        profile = entry.scope.partition(":")[2]
+        lines.append(f"acting on the exchange with profile {profile} (--direct)")
+        direct_args = {"strategy_file": None, "profile": profile, "url": None,
+                       "exchange_id": None, "symbols": None}  # fmt: skip
+    if direct_args is not None:
+        report, direct_lines, direct_failed = direct_in_temporary_home(entry, direct_args)
+        doc["direct"] = report
+        lines.extend(direct_lines)
+        failures.extend(direct_failed)
+    elif entry.level == "flatten" or not bots:
+        lines.append(
+            "nothing acted on the exchange: give --direct (with --profile, --url or "
+            "--strategy) to cancel there"
+        )
+    return (doc, lines), failures
+
+
+def direct_in_temporary_home(
+    entry: KillEntry, direct_args: dict[str, Any]
+) -> tuple[dict[str, Any] | None, list[str], list[str]]:
+    """``--direct`` with the state dir unwritable: its signed request log and rate budget
+    go to a temporary directory (named in the output); key profiles live in the keyring."""
+    import tempfile
+
+    try:
+        temp_home = tempfile.mkdtemp(prefix="perpbot-kill-")
+    except OSError as exc:
+        line = f"--direct not attempted: no writable temporary directory ({exc.strerror or exc})"
+        return None, [line], [line]
+    saved = os.environ.get(ENV_HOME)
+    os.environ[ENV_HOME] = temp_home
+    try:
+        from perpbot.kill.direct import run_direct  # lazy: the exchange stack, --direct only
+
+        report = run_direct(entry, **direct_args)
+    except PerpbotError as exc:
+        line = f"--direct failed: {exc.message}"
+        return None, [line], [line]
+    finally:
+        if saved is None:
+            os.environ.pop(ENV_HOME, None)
+        else:
+            os.environ[ENV_HOME] = saved
+    lines = [f"--direct's signed request log and rate budget are in {temp_home}"]
+    return report, lines + describe_direct(report), direct_failures(report)
+
+
+def describe_direct(report: dict[str, Any]) -> list[str]:
     where = report.get("url") or report.get("exchange")
     symbols = ", ".join(report.get("symbols") or []) or "no symbol"
     parts = [
@@ -115,7 +207,34 @@ def describe_direct(report: dict[str, Any]) -> str:
     ]
     for c in report.get("closed") or []:
         parts.append(f"closed {c.get('symbol')} {c.get('from', 0):+g} -> {c.get('to', 0):+g}")
-    return "; ".join(parts)
+    lines = ["; ".join(parts)]
+    left = describe_left(report.get("left_open") or [], report.get("unconfirmed") or [])
+    positions = describe_positions_left(report.get("positions_left") or {})
+    if left or positions:
+        lines.append(f"direct on {where}: " + "; ".join(p for p in (left, positions) if p))
+        lines.append(f"direct on {where}: {DIRECT_COUNTDOWN_NOTE}")
+    return lines
+
+
+DIRECT_COUNTDOWN_NOTE = (
+    "if a bot armed the exchange's dead-man countdown on these symbols (Binance "
+    "countdownCancelAll, [kill] deadman_countdown_s, 60 s by default) and has stopped "
+    "refreshing it, the exchange cancels the orders left there within that countdown of its "
+    "last refresh (see that bot's acknowledgement); otherwise they stay until cancelled"
+)
+
+
+def direct_failures(report: dict[str, Any]) -> list[str]:
+    out = []
+    left = describe_left(report.get("left_open") or [], report.get("unconfirmed") or [])
+    if left:
+        out.append(f"--direct: {left}")
+    positions = describe_positions_left(report.get("positions_left") or {})
+    if positions:
+        out.append(f"--direct: {positions}")
+    if not out:
+        out.extend(f"--direct: {e}" for e in report.get("errors", []))
+    return out
 
 
 def clear_switch(reason: str | None, scope: str | None, *, confirmed: bool) -> Output:
@@ -162,43 +281,47 @@ def fail_if(failures: list[str]) -> None:
         raise PerpbotError("; ".join(failures))
 
 
+class _NotPlain(Exception):
+    """The arguments are not the plain form: let the Typer command handle them."""
+
+
+class _PlainParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _NotPlain(message)
+
+
+def plain_parser() -> argparse.ArgumentParser:
+    """The plain ``perpbot kill``: ``--level --reason --profile --run --wait --json``."""
+    parser = _PlainParser(prog="perpbot kill", add_help=False, allow_abbrev=False)
+    parser.add_argument("--level", "-l", default="cancel")
+    parser.add_argument("--reason", "-r")
+    parser.add_argument("--profile", "-p")
+    parser.add_argument("--run")
+    parser.add_argument("--wait", "-w", type=float, default=DEFAULT_WAIT_S)
+    parser.add_argument("--json", action="store_true", dest="json_output")
+    return parser
+
+
 def fast_kill(argv: list[str]) -> int | None:
     """`perpbot kill` without Typer, for the plain form only; None: let Typer handle it.
 
     Typer imports pydantic to coerce any command's parameters, which alone costs more than
     setting the switch. Anything beyond ``--level --reason --profile --run --wait --json``
-    (``--direct``, ``--clear``, ``--help``, a typo, a bad value) goes to the Typer command.
+    (``--direct``, ``--clear``, ``--help``, a typo, a value argparse cannot read) goes to
+    the Typer command, which reports it in one line.
     """
-    names = {
-        "--level": "level", "-l": "level", "--reason": "reason", "-r": "reason",
-        "--profile": "profile", "-p": "profile", "--run": "run", "--wait": "wait", "-w": "wait",
-    }  # fmt: skip
-    opts: dict[str, str] = {}
-    json_output = False
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        if arg == "--json":
-            json_output = True
-            continue
-        name, eq, value = arg.partition("=")
-        if name not in names or name in opts or (not eq and not args):
-            return None
-        opts[names[name]] = value if eq else args.pop(0)
     try:
-        wait = float(opts.get("wait", DEFAULT_WAIT_S))
-    except ValueError:
-        return None
-    if opts.get("level", "cancel") not in LEVELS or not (0 <= wait <= MAX_WAIT_S):
+        args = plain_parser().parse_args(argv)
+    except _NotPlain:
         return None
     try:
         out, failures = set_switch(
-            level=opts.get("level", "cancel"),
-            reason=opts.get("reason"),
-            scope=scope_of(opts.get("profile"), opts.get("run")),
-            wait=wait,
+            level=args.level,
+            reason=args.reason,
+            scope=scope_of(args.profile, args.run),
+            wait=args.wait,
         )
-        emit(json_output, out)
+        emit(args.json_output, out)
         fail_if(failures)
     except PerpbotError as exc:
         print(f"perpbot: error: {exc.message}", file=sys.stderr, flush=True)

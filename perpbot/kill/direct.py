@@ -30,6 +30,10 @@ from perpbot.kill.flatten import FlattenPolicy, flatten_positions
 from perpbot.kill.ops import client_ops
 from perpbot.kill.sentinel import KillEntry
 
+# Cancels that fail (5xx, timeouts, a rate-limit wait cut short) are tried again until this
+# long after the first; then what is left is reported, by symbol and order id.
+CANCEL_DEADLINE_S = 10.0
+
 
 def resolve_target(
     *,
@@ -180,8 +184,11 @@ async def _act(
     if entry.level == "halt" or not targets:
         return out
     ops = client_ops(client, entry.id, conn.setup.account)
-    cancel = await cancel_open_orders(ops, targets, known, only=None if tags is None else only)
+    cancel = await cancel_open_orders(
+        ops, targets, known, only=None if tags is None else only, deadline_s=CANCEL_DEADLINE_S
+    )
     out["cancelled"], out["errors"] = cancel.cancelled, list(cancel.errors)
+    out["left_open"], out["unconfirmed"] = cancel.left_records(), cancel.unconfirmed
     if entry.level == "flatten":
         policy = FlattenPolicy(
             slippage_pct=kill_cfg.flatten_slippage_pct,
@@ -190,6 +197,7 @@ async def _act(
         )
         flat = await flatten_positions(ops, targets, policy)
         out["closed"], out["errors"] = flat.closed, out["errors"] + flat.errors
+        out["positions_left"] = flat.left
     return out
 
 

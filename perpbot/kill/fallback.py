@@ -1,0 +1,161 @@
+"""`perpbot kill` when the KILL file cannot be written: stop the bots another way.
+
+A full disk, a read-only state dir, or a file where the state dir should be: the switch
+cannot be set, so running bots would not see it and a bot started now would trade. The
+emergency stop must still work exactly when the machine is in trouble, so `perpbot kill`:
+
+1. lists the running bots the kill covers from what they left in the state dir, reading
+   only: their status files (``<state>/bots/*.json``) and run folders
+   (``<state>/runs/*/meta.json`` without a ``summary.json``); a pid counts only if that
+   process is alive and started no later than the run (a reused pid is not signalled);
+2. sends each one SIGTERM: a bot's clean stop cancels its own open orders (it does not close
+   positions, whatever the level);
+3. waits up to ``--wait`` seconds for each to exit;
+4. acts on the exchange itself (``--direct``) when asked, or when the kill names a profile
+   (see perpbot/kill/command.py); its signed request log and rate budget go to a temporary
+   directory, named in the output;
+
+printing one line per action. It always exits 1: the switch is not standing.
+
+Standard library only: this is on the `perpbot kill` path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from perpbot.kill.sentinel import KillEntry
+from perpbot.procs import pid_alive
+
+LIVE_STATES = ("starting", "running", "stopping")
+
+
+@dataclass(slots=True)
+class BotProcess:
+    run_id: str
+    strategy: str | None
+    profile: str | None
+    pid: int
+    started_at: float | None
+    host: str | None
+
+    @property
+    def name(self) -> str:
+        return f"bot {self.run_id} ({self.strategy}, pid {self.pid})"
+
+    def alive(self) -> bool:
+        return pid_alive(self.pid, self.host, self.started_at)
+
+
+def _entries(folder: Path, problems: list[str]) -> list[Path]:
+    """The names in ``folder`` (none when it does not exist); a folder that cannot be read
+    is a problem: bots recorded there cannot be found."""
+    try:
+        with os.scandir(folder) as it:
+            return sorted(Path(e.path) for e in it)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        problems.append(f"cannot list {folder}: {exc.strerror or exc}")
+        return []
+
+
+def _document(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as fh:
+            doc = json.loads(fh.read(1 << 20))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _bot(doc: dict[str, Any], fallback_id: str) -> BotProcess | None:
+    pid = doc.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return None
+    started = doc.get("started_at")
+    host = doc.get("host")
+    return BotProcess(
+        run_id=str(doc.get("run_id") or fallback_id),
+        strategy=str(doc["strategy"]) if doc.get("strategy") is not None else None,
+        profile=str(doc["profile"]) if doc.get("profile") is not None else None,
+        pid=pid,
+        started_at=float(started) if isinstance(started, int | float) else None,
+        host=str(host) if host else None,
+    )
+
+
+def find_bots(home: Path, entry: KillEntry) -> tuple[list[BotProcess], list[str]]:
+    """(running bots covered by ``entry``, problems that may hide others)."""
+    problems: list[str] = []
+    found: dict[str, BotProcess] = {}
+    try:
+        if not home.is_dir():
+            what = "does not exist" if not home.exists() else "is not a directory"
+            return [], [f"the state dir {home} {what}: no record of running bots"]
+    except OSError as exc:
+        return [], [f"the state dir {home} cannot be read ({exc.strerror or exc})"]
+    for path in _entries(home / "bots", problems):
+        doc = _document(path) if path.suffix == ".json" else None
+        if doc is not None and doc.get("state") in LIVE_STATES:
+            bot = _bot(doc, path.stem)
+            if bot is not None:
+                found[bot.run_id] = bot
+    for folder in _entries(home / "runs", problems):
+        if (folder / "summary.json").exists():
+            continue  # ended cleanly
+        doc = _document(folder / "meta.json")
+        bot = _bot(doc, folder.name) if doc is not None else None
+        if bot is not None:
+            found.setdefault(bot.run_id, bot)
+    covered = [
+        b
+        for b in found.values()
+        if b.alive() and entry.matches(profile=b.profile, run_id=b.run_id, strategy=b.strategy)
+    ]
+    return covered, problems
+
+
+def stop_bots(bots: list[BotProcess], wait_s: float, level: str) -> tuple[list[str], list[str]]:
+    """SIGTERM each bot and wait for it to exit: (lines, failures)."""
+    lines: list[str] = []
+    failures: list[str] = []
+    sent: list[BotProcess] = []
+    for bot in bots:
+        try:
+            os.kill(bot.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            lines.append(f"{bot.name} had already exited")
+            continue
+        except OSError as exc:
+            line = f"could not signal {bot.name}: {exc.strerror or exc}; it is still running"
+            lines.append(line)
+            failures.append(line)
+            continue
+        note = "its clean stop cancels its own open orders"
+        if level == "flatten":
+            note += " but does not close its positions"
+        lines.append(f"sent SIGTERM to {bot.name}: {note}")
+        sent.append(bot)
+    started = time.monotonic()
+    deadline = started + wait_s
+    pending = list(sent)
+    while pending:
+        for bot in list(pending):
+            if not bot.alive():
+                lines.append(f"{bot.name} exited {time.monotonic() - started:.1f} s after SIGTERM")
+                pending.remove(bot)
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    for bot in pending:
+        line = f"{bot.name} is still running {wait_s:g} s after SIGTERM"
+        lines.append(line)
+        failures.append(line)
+    return lines, failures
