@@ -50,7 +50,16 @@ class BotProcess:
         return f"bot {self.run_id} ({self.strategy}, pid {self.pid})"
 
     def alive(self) -> bool:
-        return pid_alive(self.pid, self.host, self.started_at)
+        return pid_alive(self.pid, self.host, self.started_at) and not zombie(self.pid)
+
+
+def zombie(pid: int) -> bool:
+    """An exited process its parent has not reaped yet (Linux /proc; False elsewhere)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
 
 
 def _entries(folder: Path, problems: list[str]) -> list[Path]:
