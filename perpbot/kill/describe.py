@@ -43,9 +43,10 @@ def describe_countdown(cover: dict[str, Any]) -> str:
     if cover.get("armed"):
         when = cover.get("fires_by")
         at = time.strftime("%H:%M:%S UTC", time.gmtime(float(when))) if when is not None else "?"
+        countdown = float(cover.get("countdown_s") or 0)
         parts.append(
             f"the exchange's dead-man countdown on {', '.join(cover['armed'])} cancels the "
-            f"orders left there by {at} at the latest ({cover.get('countdown_s')} s after its "
+            f"orders left there by {at} at the latest ({countdown:g} s after its "
             "last refresh; the bot stopped refreshing it when it saw the switch)"
         )
     if cover.get("uncovered"):
