@@ -126,10 +126,8 @@ def _resting_orders(sim: Any) -> tuple[str, str]:
     ex = ccxt.binanceusdm({"apiKey": key, "secret": secret, "enableRateLimit": False})
     configure_loopback(ex, sim.base_url)
     ex.load_markets()
-    ex.create_order(
-        "BTC/USDT:USDT", "limit", "buy", 0.002, 50000.0, {"newClientOrderId": "hand-b1"}
-    )
-    ex.create_order("ETH/USDT:USDT", "limit", "sell", 0.05, 4000.0, {"newClientOrderId": "hand-e1"})
+    ex.create_order("BTC/USDT:USDT", "limit", "buy", 0.002, 50000.0, {"newClientOrderId": "hb1"})
+    ex.create_order("ETH/USDT:USDT", "limit", "sell", 0.05, 4000.0, {"newClientOrderId": "he1"})
     ex.create_order("BTC/USDT:USDT", "market", "buy", 0.01)
     return key, secret
 
@@ -153,10 +151,7 @@ def test_direct_retries_cancels_until_its_deadline_then_names_what_is_left(
     assert "dead-man countdown on these symbols" in result.stdout
     # it retried: many more cancel attempts reached the exchange than one per symbol
     assert state["counters"]["injected_errors"] - before > 6
-    assert (
-        "--direct: 2 order(s) left open: BTC/USDT:USDT hand-b1; ETH/USDT:USDT hand-e1"
-        in result.stderr
-    )
+    assert "--direct: 2 order(s) left open: BTC/USDT:USDT hb1; ETH/USDT:USDT he1" in result.stderr
 
 
 def test_direct_gets_through_a_burst_of_5xx(sim_factory: Any) -> None:
