@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from perpbot.fsutil import atomic_write_json
-from perpbot.kill.describe import describe_countdown, describe_left, describe_positions_left
+from perpbot.kill.describe import (
+    describe_countdown,
+    describe_left,
+    describe_positions_left,
+    describe_problems,
+    describe_waits,
+)
 from perpbot.kill.sentinel import LEVEL_RANK, KillEntry, Sentinel, kill_dir
 from perpbot.paths import bots_dir
 from perpbot.procs import pid_alive
@@ -135,9 +141,10 @@ def describe_actions(ack: dict[str, Any]) -> list[str]:
     positions = describe_positions_left(ack.get("positions_left") or {})
     if positions:
         parts.append(positions)
+    parts.extend(describe_waits(ack.get("waits_cut") or [], ack.get("waits_waited") or []))
     if ack.get("countdown"):
         parts.append(describe_countdown(ack["countdown"]))
-    parts.extend(f"problem: {e}" for e in ack.get("errors") or [])
+    parts.extend(describe_problems(ack.get("errors") or []))
     return parts
 
 

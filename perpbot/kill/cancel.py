@@ -35,6 +35,9 @@ def _key(rec: dict[str, Any]) -> str:
 
 
 PAUSE_S = 0.1
+# Cancels that fail (5xx, timeouts, a rate-limit wait cut short) are tried again until this
+# long after the first; then what is left is reported, by symbol and order id.
+CANCEL_DEADLINE_S = 10.0
 _QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
 
 
@@ -63,7 +66,7 @@ async def cancel_open_orders(
     known: dict[str, list[dict[str, Any]]],
     *,
     only: Callable[[dict[str, Any]], bool] | None = None,
-    deadline_s: float = 10.0,
+    deadline_s: float = CANCEL_DEADLINE_S,
 ) -> CancelReport:
     """Cancel open orders on ``symbols``: all of them, or with ``only`` those it accepts.
 

@@ -23,7 +23,7 @@ from perpbot.kill.acks import (
     running_bots,
     wait_for_acks,
 )
-from perpbot.kill.describe import describe_left, describe_positions_left
+from perpbot.kill.describe import describe_left, describe_positions_left, describe_waits
 from perpbot.kill.fallback import find_bots, stop_bots
 from perpbot.kill.sentinel import (
     CLEAR_HINT,
@@ -208,6 +208,10 @@ def describe_direct(report: dict[str, Any]) -> list[str]:
     for c in report.get("closed") or []:
         parts.append(f"closed {c.get('symbol')} {c.get('from', 0):+g} -> {c.get('to', 0):+g}")
     lines = ["; ".join(parts)]
+    lines.extend(
+        f"direct on {where}: {w}"
+        for w in describe_waits(report.get("waits_cut") or [], report.get("waits_waited") or [])
+    )
     left = describe_left(report.get("left_open") or [], report.get("unconfirmed") or [])
     positions = describe_positions_left(report.get("positions_left") or {})
     if left or positions:

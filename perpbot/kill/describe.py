@@ -55,3 +55,45 @@ def describe_countdown(cover: dict[str, Any]) -> str:
             "what is left there stays until cancelled (`perpbot kill --direct`, or by hand)"
         )
     return "; ".join(parts)
+
+
+WAIT_NAMES = {
+    "retry_after": "the exchange's Retry-After (after a 429)",
+    "ban": "the exchange's IP ban (418)",
+    "budget": "the rate budget",
+}
+
+
+def _clock(epoch: Any) -> str:
+    try:
+        return time.strftime("%H:%M:%S UTC", time.gmtime(float(epoch)))
+    except (TypeError, ValueError, OverflowError):
+        return "?"
+
+
+def describe_waits(cut: list[dict[str, Any]], waited: list[dict[str, Any]]) -> list[str]:
+    """Sentence parts about the rate-limit waits a kill met (see kill/waitcut.py): one per
+    kind of hold, naming the requests it held."""
+    parts = []
+    for reason in sorted({str(w.get("reason")) for w in cut}):
+        of = [w for w in cut if str(w.get("reason")) == reason]
+        last = max(of, key=lambda w: float(w.get("until") or 0))
+        what = WAIT_NAMES.get(reason, reason)
+        requests = ", ".join(str(w.get("request")) for w in of)
+        parts.append(
+            f"did not wait out {what}, which holds requests until {_clock(last.get('until'))}: "
+            f"the kill switch cut short the wait of {requests} (not sent)"
+        )
+    for w in waited:
+        what = WAIT_NAMES.get(str(w.get("reason")), str(w.get("reason")))
+        parts.append(f"waited {w.get('wait_s')} s for {what} ({w.get('request')})")
+    return parts
+
+
+def describe_problems(errors: list[str], limit: int = 3) -> list[str]:
+    """'problem: ...' parts, each distinct once, at most ``limit`` (and how many more)."""
+    distinct = list(dict.fromkeys(errors))
+    parts = [f"problem: {e}" for e in distinct[:limit]]
+    if len(distinct) > limit:
+        parts.append(f"{len(distinct) - limit} more problem(s) in the acknowledgement file")
+    return parts

@@ -25,14 +25,11 @@ from typing import Any
 from perpbot.config import ExchangeSection, KillSection, StrategyFile, format_validation_error
 from perpbot.errors import BadInput, PerpbotError
 from perpbot.events import EventBus
-from perpbot.kill.cancel import cancel_open_orders
+from perpbot.kill.cancel import CANCEL_DEADLINE_S, cancel_open_orders
 from perpbot.kill.flatten import FlattenPolicy, flatten_positions
 from perpbot.kill.ops import client_ops
 from perpbot.kill.sentinel import KillEntry
-
-# Cancels that fail (5xx, timeouts, a rate-limit wait cut short) are tried again until this
-# long after the first; then what is left is reported, by symbol and order id.
-CANCEL_DEADLINE_S = 10.0
+from perpbot.kill.waitcut import LongWaitCutter
 
 
 def resolve_target(
@@ -155,6 +152,24 @@ async def act_direct(
 
 
 async def _act(
+    conn: Any,
+    entry: KillEntry,
+    kill_cfg: KillSection,
+    symbols: list[str] | None,
+    tags: set[str] | None,
+) -> dict[str, Any]:
+    """Act, with no rate-limit wait outlasting the deadline (waitcut.py)."""
+    flatten_s = kill_cfg.flatten_timeout_s if entry.level == "flatten" else 0.0
+    cutter = LongWaitCutter(
+        conn.setup.bus, conn.setup.interrupter, deadline_s=CANCEL_DEADLINE_S + flatten_s
+    )
+    with cutter:
+        out = await _act_on(conn, entry, kill_cfg, symbols, tags)
+    out.update(cutter.report())
+    return out
+
+
+async def _act_on(
     conn: Any,
     entry: KillEntry,
     kill_cfg: KillSection,

@@ -28,11 +28,17 @@ from typing import TYPE_CHECKING, Any
 
 from perpbot.events import Decision
 from perpbot.kill.acks import describe_actions, read_ack, write_ack
-from perpbot.kill.cancel import cancel_open_orders, describe_error, order_record
+from perpbot.kill.cancel import (
+    CANCEL_DEADLINE_S,
+    cancel_open_orders,
+    describe_error,
+    order_record,
+)
 from perpbot.kill.flatten import FlattenPolicy, flatten_positions
 from perpbot.kill.gate import cut_waits
 from perpbot.kill.ops import runner_ops
 from perpbot.kill.sentinel import LEVEL_MEANING, KillEntry, SentinelWatcher, shared_watcher
+from perpbot.kill.waitcut import LongWaitCutter
 
 if TYPE_CHECKING:
     from perpbot.config import KillSection
@@ -202,8 +208,19 @@ class KillWatchdog:
 
     async def _do(self, entry: KillEntry) -> dict[str, Any]:
         r = self.runner
-        if entry.level == "halt":
+        if entry.level == "halt" or r.conn is None:
             return {"cancelled": [], "closed": [], "errors": []}
+        flatten_s = self.cfg.flatten_timeout_s if entry.level == "flatten" else 0.0
+        cutter = LongWaitCutter(
+            r.bus, r.conn.setup.interrupter, deadline_s=CANCEL_DEADLINE_S + flatten_s
+        )
+        with cutter:
+            out = await self._cancel_and_flatten(entry)
+        out.update(cutter.report())
+        return out
+
+    async def _cancel_and_flatten(self, entry: KillEntry) -> dict[str, Any]:
+        r = self.runner
         symbols = list(r.config.strategy.symbols)
         ops = runner_ops(r)
         known = {s: known_open_orders(r, s) for s in symbols}
@@ -250,6 +267,7 @@ class KillWatchdog:
             "left_open": ack.get("left_open") or [],
             "positions_left": ack.get("positions_left") or {},
             "countdown": ack.get("countdown"),
+            "waits_cut": ack.get("waits_cut") or [],
             "summary": line,
         }
         r.summary_extras["kill"] = self.report
