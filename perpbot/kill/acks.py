@@ -24,7 +24,7 @@ from perpbot.kill.describe import (
     describe_waits,
 )
 from perpbot.kill.sentinel import LEVEL_RANK, KillEntry, Sentinel, kill_dir
-from perpbot.paths import bots_dir
+from perpbot.paths import state_path
 from perpbot.procs import pid_alive
 
 FINAL_STATES = ("done", "halted", "failed")
@@ -43,10 +43,12 @@ def write_ack(run_id: str, doc: dict[str, Any]) -> None:
 
 
 def read_ack(run_id: str) -> dict[str, Any] | None:
+    """A bot's acknowledgement, or None (read only: creates nothing, raises nothing)."""
     try:
-        with open(acks_dir() / f"{run_id}.json", encoding="utf-8") as fh:
+        path = state_path() / "kill" / "acks" / f"{run_id}.json"
+        with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) else None
 
@@ -54,7 +56,7 @@ def read_ack(run_id: str) -> dict[str, Any] | None:
 def bot_documents() -> list[dict[str, Any]]:
     """Every status document in ``<state>/bots`` (running or ended), unreadable ones skipped."""
     out: list[dict[str, Any]] = []
-    for path in sorted(bots_dir().glob("*.json")):
+    for path in sorted((state_path() / "bots").glob("*.json")):  # read only: no mkdir
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError):

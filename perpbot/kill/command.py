@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any, NoReturn
 
-from perpbot.errors import BadInput, PerpbotError
+from perpbot.errors import BadInput, PerpbotError, RuntimeFailure
 from perpbot.kill.acks import (
     ack_failures,
     bot_entry,
@@ -251,7 +251,13 @@ def clear_switch(reason: str | None, scope: str | None, *, confirmed: bool) -> O
             "--clear needs --yes: clearing the kill switch lets bots trade again "
             f"(it stands: {current.describe()})"
         )
-    removed = clear_sentinel(reason or f"cleared by {who_am_i()}", scope=scope)
+    try:
+        removed = clear_sentinel(reason or f"cleared by {who_am_i()}", scope=scope)
+    except OSError as exc:
+        raise RuntimeFailure(
+            f"the kill switch could not be cleared ({exc.filename or state_path()}: "
+            f"{exc.strerror or exc}): it still stands"
+        ) from None
     left = read_sentinel()
     if removed:
         lines = [f"kill switch cleared: {e.describe()}" for e in removed]

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from perpbot.fsutil import atomic_write_json
-from perpbot.paths import kill_path, state_dir
+from perpbot.paths import kill_path, state_dir, state_path
 
 LEVELS: tuple[str, ...] = ("halt", "cancel", "flatten")
 LEVEL_RANK: dict[str, int] = {name: i for i, name in enumerate(LEVELS)}
@@ -299,6 +299,13 @@ def _read_file(path: Path) -> Sentinel | None:
     return parse_sentinel(b"".join(chunks).decode("utf-8", errors="replace"), st.st_mtime)
 
 
+def _unusable_home(exc: OSError) -> str:
+    home = state_path()
+    if home.exists() and not home.is_dir():
+        return f"the state dir {home} is not a directory, so the KILL file cannot be read"
+    return f"the state dir {home} cannot be used ({exc.strerror or exc})"
+
+
 def read_sentinel(path: Path | None = None) -> Sentinel | None:
     """The standing sentinel, or None when the switch is clear. Cheap: one small read.
 
@@ -310,7 +317,7 @@ def read_sentinel(path: Path | None = None) -> Sentinel | None:
     try:
         p = path or kill_path()
     except OSError as exc:
-        return fail_closed(f"the state dir cannot be used ({exc.strerror or exc})")
+        return fail_closed(_unusable_home(exc))
     try:
         return _read_file(p)
     except Exception as exc:  # any surprise fails closed, never out of a reader

@@ -24,6 +24,7 @@ import ccxt
 import pytest
 
 from perpbot.fsutil import atomic_write_json
+from perpbot.kill.sentinel import new_entry, read_sentinel, write_sentinel
 from perpbot.sim.ccxt_config import configure_loopback
 from tests.conftest import ROOT, run_cli
 from tests.integration.kill_strategies.support import open_orders_of, quiet_market, sim_env
@@ -91,6 +92,8 @@ def read_only(home: Path) -> Iterator[None]:
     home.rename(saved)
     home.mkdir()
     if not _mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(home)):
+        home.rmdir()
+        saved.rename(home)
         pytest.skip("running as root and cannot mount a tmpfs: no read-only dir to test with")
     try:
         subprocess.run(["cp", "-a", f"{saved}/.", str(home)], check=True)
@@ -98,6 +101,8 @@ def read_only(home: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["umount", "-l", str(home)], check=False)
+        home.rmdir()
+        saved.rename(home)
 
 
 def _check_no_traceback(result: subprocess.CompletedProcess[str]) -> None:
@@ -112,10 +117,10 @@ def test_read_only_state_dir_sigterms_covered_bots_and_exits_1(
     fake_bots += [covered, other]
     covered.record(state_home, "r-main", profile="main")
     other.record(state_home, "r-other", profile="other")
-    (state_home / "kill").mkdir()
+    write_sentinel(new_entry("halt", "an older kill", scope="run:another-strategy"))
     with read_only(state_home):
         result = run_cli("kill", "--profile", "main", "--wait", "5")
-        assert not (state_home / "KILL").exists()
+        cleared = run_cli("kill", "--clear", "--yes")
     _check_no_traceback(result)
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
@@ -131,6 +136,13 @@ def test_read_only_state_dir_sigterms_covered_bots_and_exits_1(
     assert "acting on the exchange with profile main (--direct)" in lines
     assert "--direct failed: " in result.stdout
     assert "the kill switch could not be written" in result.stderr
+    # clearing the switch there says it could not, in one line
+    _check_no_traceback(cleared)
+    assert cleared.returncode == 1
+    (line,) = cleared.stderr.strip().splitlines()
+    assert line.startswith("perpbot: error: the kill switch could not be cleared (")
+    assert line.endswith("): it still stands")
+    assert [e.scope for e in read_sentinel().entries] == ["run:another-strategy"]  # type: ignore[union-attr]
 
 
 def test_read_only_state_dir_direct_still_cancels_on_the_exchange(
@@ -170,6 +182,15 @@ def test_a_file_where_the_state_dir_should_be(tmp_path: Path, fake_bots: list[Fa
         "to cancel there",
     ]
     assert len(result.stderr.strip().splitlines()) == 1
+    shown = run_cli("kill", "--show", env={"PERPBOT_HOME": str(home)})
+    _check_no_traceback(shown)
+    assert shown.stdout.startswith("kill switch: level cancel for all bots")
+    assert f"the state dir {home} is not a directory" in shown.stdout
+    cleared = run_cli("kill", "--clear", "--yes", env={"PERPBOT_HOME": str(home)})
+    _check_no_traceback(cleared)
+    assert cleared.returncode == 1
+    (line,) = cleared.stderr.strip().splitlines()
+    assert line.endswith("File exists): it still stands")
     # the same state dir, read by `perpbot run`: the switch cannot be known, so no start
     refused = run_cli(
         "run", str(ROOT / "strategies" / "grid.toml"), "--duration", "1",
