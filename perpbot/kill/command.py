@@ -291,24 +291,36 @@ def fail_if(failures: list[str]) -> None:
         raise PerpbotError("; ".join(failures))
 
 
-class _NotPlain(Exception):
-    """The arguments are not the plain form: let the Typer command handle them."""
+class _BadUsage(Exception):
+    """argparse could not read the arguments: one line, exit 2."""
 
 
-class _PlainParser(argparse.ArgumentParser):
+class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise _NotPlain(message)
+        raise _BadUsage(message)
 
 
-def plain_parser() -> argparse.ArgumentParser:
-    """The plain ``perpbot kill``: ``--level --reason --profile --run --wait --json``."""
-    parser = _PlainParser(prog="perpbot kill", add_help=False, allow_abbrev=False)
+# Options of `perpbot kill` that the Typer command handles (the fast path only recognises
+# them, so that a typo is reported here in one line rather than passed on).
+TYPER_ONLY = ("direct", "strategy", "url", "exchange", "symbol", "clear", "yes", "show", "help")
+
+
+def kill_parser() -> argparse.ArgumentParser:
+    """Every option of `perpbot kill`; the plain ones are acted on here."""
+    parser = _Parser(prog="perpbot kill", add_help=False, allow_abbrev=False)
     parser.add_argument("--level", "-l", default="cancel")
     parser.add_argument("--reason", "-r")
     parser.add_argument("--profile", "-p")
     parser.add_argument("--run")
     parser.add_argument("--wait", "-w", type=float, default=DEFAULT_WAIT_S)
     parser.add_argument("--json", action="store_true", dest="json_output")
+    for flag in ("--direct", "--clear", "--show"):
+        parser.add_argument(flag, action="store_true")
+    parser.add_argument("--yes", "-y", action="store_true")
+    parser.add_argument("--help", "-h", action="store_true")
+    for option in ("--strategy", "--url", "--exchange"):
+        parser.add_argument(option)
+    parser.add_argument("--symbol", "-s", action="append")
     return parser
 
 
@@ -316,13 +328,17 @@ def fast_kill(argv: list[str]) -> int | None:
     """`perpbot kill` without Typer, for the plain form only; None: let Typer handle it.
 
     Typer imports pydantic to coerce any command's parameters, which alone costs more than
-    setting the switch. Anything beyond ``--level --reason --profile --run --wait --json``
-    (``--direct``, ``--clear``, ``--help``, a typo, a value argparse cannot read) goes to
-    the Typer command, which reports it in one line.
+    setting the switch. The plain form (``--level --reason --profile --run --wait --json``)
+    is parsed here with argparse; ``--direct``, ``--clear``, ``--show`` and ``--help`` go to
+    the Typer command; arguments argparse cannot read (a typo, a missing value, a wait that
+    is not a number) are reported here in one line (exit 2).
     """
     try:
-        args = plain_parser().parse_args(argv)
-    except _NotPlain:
+        args = kill_parser().parse_args(argv)
+    except _BadUsage as exc:
+        print(f"perpbot: error: perpbot kill: {exc}", file=sys.stderr, flush=True)
+        return BadInput.exit_code
+    if any(getattr(args, name) for name in TYPER_ONLY):
         return None
     try:
         out, failures = set_switch(
