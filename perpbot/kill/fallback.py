@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,11 +124,15 @@ def find_bots(home: Path, entry: KillEntry) -> tuple[list[BotProcess], list[str]
         bot = _bot(doc, folder.name) if doc is not None else None
         if bot is not None:
             found.setdefault(bot.run_id, bot)
-    covered = [
-        b
-        for b in found.values()
-        if b.alive() and entry.matches(profile=b.profile, run_id=b.run_id, strategy=b.strategy)
-    ]
+    here = socket.gethostname()
+    covered = []
+    for b in found.values():
+        if not entry.matches(profile=b.profile, run_id=b.run_id, strategy=b.strategy):
+            continue
+        if b.host and b.host != here:
+            problems.append(f"{b.name} is recorded on host {b.host}: not signalled from here")
+        elif b.alive():
+            covered.append(b)
     return covered, problems
 
 
@@ -150,6 +155,8 @@ def stop_bots(bots: list[BotProcess], wait_s: float, level: str) -> tuple[list[s
         note = "its clean stop cancels its own open orders"
         if level == "flatten":
             note += " but does not close its positions"
+        elif level == "halt":
+            note += " (a halt, which would keep them, needs the KILL file)"
         lines.append(f"sent SIGTERM to {bot.name}: {note}")
         sent.append(bot)
     started = time.monotonic()

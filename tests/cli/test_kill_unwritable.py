@@ -44,10 +44,12 @@ class FakeBot:
         assert self.proc.stdout is not None and self.proc.stdout.readline() == "ready\n"
         self.started_at = time.time()
 
-    def record(self, home: Path, run_id: str, *, profile: str | None, meta: bool = False) -> None:
+    def record(
+        self, home: Path, run_id: str, *, profile: str | None, meta: bool = False, host: str = ""
+    ) -> None:
         """What a running bot leaves in the state dir (status file, or only its run folder)."""
         doc = {"run_id": run_id, "state": "running", "pid": self.proc.pid, "strategy": "grid",
-               "profile": profile, "started_at": self.started_at}  # fmt: skip
+               "profile": profile, "started_at": self.started_at, "host": host or None}  # fmt: skip
         if meta:
             atomic_write_json(home / "runs" / run_id / "meta.json", doc)
         else:
@@ -215,9 +217,10 @@ main(["kill", *sys.argv[1:]])
 def test_disk_full_on_write_still_stops_the_bots_from_run_folders(
     state_home: Path, fake_bots: list[FakeBot]
 ) -> None:
-    bot = FakeBot()
-    fake_bots.append(bot)
+    bot, remote = FakeBot(), FakeBot()
+    fake_bots += [bot, remote]
     bot.record(state_home, "r-crashy", profile=None, meta=True)  # only its run folder
+    remote.record(state_home, "r-remote", profile=None, meta=True, host="far-away")
     result = subprocess.run(
         [sys.executable, "-c", ENOSPC_KILL, "--reason", "disk full drill", "--wait", "5"],
         capture_output=True, text=True, cwd=str(ROOT), timeout=60,
@@ -229,6 +232,12 @@ def test_disk_full_on_write_still_stops_the_bots_from_run_folders(
     assert f"sent SIGTERM to bot r-crashy (grid, pid {bot.proc.pid})" in result.stdout
     assert bot.exit_code() == 0
     assert not (state_home / "KILL").exists()
+    # a pid recorded on another host says nothing here: named, not signalled
+    assert (
+        f"bot r-remote (grid, pid {remote.proc.pid}) is recorded on host far-away: not "
+        "signalled from here" in result.stdout
+    )
+    assert remote.proc.poll() is None
 
 
 def test_a_full_tmpfs(tmp_path: Path, fake_bots: list[FakeBot]) -> None:
