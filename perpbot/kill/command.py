@@ -23,7 +23,12 @@ from perpbot.kill.acks import (
     running_bots,
     wait_for_acks,
 )
-from perpbot.kill.describe import describe_left, describe_positions_left, describe_waits
+from perpbot.kill.describe import (
+    describe_countdown,
+    describe_left,
+    describe_positions_left,
+    describe_waits,
+)
 from perpbot.kill.fallback import find_bots, stop_bots
 from perpbot.kill.sentinel import (
     CLEAR_HINT,
@@ -95,6 +100,8 @@ def set_switch(
     lines = [head, f"bots refuse to start until it is cleared; {CLEAR_HINT}"]
     doc: dict[str, Any] = {"sentinel": sentinel.to_dict(), "entry": effective.to_dict()}
     failures: list[str] = []
+    # the bots to wait for, listed before --direct acts (they may have stopped by then)
+    bots = [b for b in running_bots() if bot_entry(sentinel, b) is not None]
     if direct_args is not None:
         from perpbot.kill.direct import run_direct  # lazy: the exchange stack, --direct only
 
@@ -102,7 +109,6 @@ def set_switch(
         doc["direct"] = report
         lines.extend(describe_direct(report))
         failures.extend(direct_failures(report))
-    bots = [b for b in running_bots() if bot_entry(sentinel, b) is not None]
     if not bots:
         lines.append("no running bot is covered by the switch")
     elif wait == 0:
@@ -122,6 +128,8 @@ def set_switch(
                 "exchange itself"
             )
         doc["acks"], doc["missing"] = got, missing
+    if doc.get("direct"):
+        lines.extend(direct_countdown_lines(doc["direct"], doc.get("acks") or []))
     return (doc, lines), failures
 
 
@@ -196,7 +204,8 @@ def direct_in_temporary_home(
         else:
             os.environ[ENV_HOME] = saved
     lines = [f"--direct's signed request log and rate budget are in {temp_home}"]
-    return report, lines + describe_direct(report), direct_failures(report)
+    lines += describe_direct(report) + direct_countdown_lines(report, [])
+    return report, lines, direct_failures(report)
 
 
 def describe_direct(report: dict[str, Any]) -> list[str]:
@@ -216,12 +225,32 @@ def describe_direct(report: dict[str, Any]) -> list[str]:
     positions = describe_positions_left(report.get("positions_left") or {})
     if left or positions:
         lines.append(f"direct on {where}: " + "; ".join(p for p in (left, positions) if p))
-        lines.append(f"direct on {where}: {DIRECT_COUNTDOWN_NOTE}")
+    return lines
+
+
+def direct_countdown_lines(report: dict[str, Any], acks: list[dict[str, Any]]) -> list[str]:
+    """When the exchange's countdown cancels what ``--direct`` left: the bots' acks say when
+    for the symbols their countdown covers; for the others, what is known in general."""
+    where = report.get("url") or report.get("exchange")
+    symbols = {str(o.get("symbol")) for o in report.get("left_open") or []}
+    symbols |= set(report.get("unconfirmed") or [])
+    lines = []
+    for ack in acks:
+        cover = ack.get("countdown") or {}
+        armed = sorted(symbols & set(cover.get("armed") or []))
+        if armed and cover.get("fires_by") is not None:
+            lines.append(
+                f"direct on {where}: as bot {ack.get('run_id')} acknowledged, "
+                + describe_countdown({**cover, "armed": armed, "uncovered": []})
+            )
+            symbols -= set(armed)
+    if symbols:
+        lines.append(f"direct on {where}: {', '.join(sorted(symbols))}: {DIRECT_COUNTDOWN_NOTE}")
     return lines
 
 
 DIRECT_COUNTDOWN_NOTE = (
-    "if a bot armed the exchange's dead-man countdown on these symbols (Binance "
+    "if a bot armed the exchange's dead-man countdown there (Binance "
     "countdownCancelAll, [kill] deadman_countdown_s, 60 s by default) and has stopped "
     "refreshing it, the exchange cancels the orders left there within that countdown of its "
     "last refresh (see that bot's acknowledgement); otherwise they stay until cancelled"

@@ -148,7 +148,10 @@ def test_direct_retries_cancels_until_its_deadline_then_names_what_is_left(
     left = open_orders_of(state, key)
     assert {o["clientOrderId"] for o in left} == {"hb1", "he1"}
     _named(result.stdout, left)
-    assert "dead-man countdown on these symbols" in result.stdout
+    assert (
+        "BTC/USDT:USDT, ETH/USDT:USDT: if a bot armed the exchange's dead-man countdown there"
+        in result.stdout
+    )
     # it retried: many more cancel attempts reached the exchange than one per symbol
     assert state["counters"]["injected_errors"] - before > 6
     assert "--direct: 2 order(s) left open: BTC/USDT:USDT hb1; ETH/USDT:USDT he1" in result.stderr
@@ -169,3 +172,33 @@ def test_direct_gets_through_a_burst_of_5xx(sim_factory: Any) -> None:
     assert position_of(state, key, "BTCUSDT") == 0.0
     assert state["counters"]["injected_errors"] == 8
     assert "left open" not in result.stdout
+
+
+def test_direct_next_to_a_bot_says_when_the_bots_countdown_fires(
+    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+) -> None:
+    sim = sim_factory(market=quiet_market())
+    creds = sim.create_account()
+    toml = write_strategy(
+        tmp_path,
+        sim.base_url,
+        params={"mode": "idle", "orders_per_symbol": 1},
+        strategy={"symbols": ["BTC/USDT:USDT"]},
+    )
+    bot = start_bot(toml, tmp_path, creds)
+    bots.append(bot)
+    wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) == 1, timeout=30)
+    sim.set_faults(CANCELS_FAIL)
+
+    result = run_cli("kill", "--direct", "--url", sim.base_url, "--wait", "30", env=sim_env(creds))
+    assert result.returncode == 1, result.stdout + result.stderr
+    (left,) = open_orders_of(sim.state(), creds[0])
+    assert f"direct on {sim.base_url}: 1 order(s) left open: BTC/USDT:USDT " in result.stdout
+    assert left["clientOrderId"] in result.stdout
+    assert re.search(
+        rf"direct on {re.escape(sim.base_url)}: as bot \S+ acknowledged, the exchange's "
+        r"dead-man countdown on BTC/USDT:USDT cancels the orders left there by \S+ UTC",
+        result.stdout,
+    ), result.stdout
+    sim.set_faults({})
+    bot.finish(60)
