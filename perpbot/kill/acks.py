@@ -18,10 +18,9 @@ from typing import Any
 from perpbot.fsutil import atomic_write_json
 from perpbot.kill.describe import (
     describe_countdown,
-    describe_left,
-    describe_positions_left,
     describe_problems,
     describe_waits,
+    left_behind,
 )
 from perpbot.kill.sentinel import LEVEL_RANK, KillEntry, Sentinel, kill_dir
 from perpbot.paths import state_path
@@ -137,12 +136,7 @@ def describe_actions(ack: dict[str, Any]) -> list[str]:
         )
     for c in ack.get("closed") or []:
         parts.append(f"closed {c.get('symbol')} {c.get('from', 0):+g} -> {c.get('to', 0):+g}")
-    left = describe_left(ack.get("left_open") or [], ack.get("unconfirmed") or [])
-    if left:
-        parts.append(left)
-    positions = describe_positions_left(ack.get("positions_left") or {})
-    if positions:
-        parts.append(positions)
+    parts.extend(left_behind(ack))
     parts.extend(describe_waits(ack.get("waits_cut") or [], ack.get("waits_waited") or []))
     if ack.get("countdown"):
         parts.append(describe_countdown(ack["countdown"]))
@@ -153,13 +147,7 @@ def describe_actions(ack: dict[str, Any]) -> list[str]:
 def ack_failures(ack: dict[str, Any]) -> list[str]:
     """Why `perpbot kill` must not call this acknowledgement a success (empty: it is one)."""
     name = f"bot {ack.get('run_id')} ({ack.get('strategy')}, pid {ack.get('pid')})"
-    out = []
-    left = describe_left(ack.get("left_open") or [], ack.get("unconfirmed") or [])
-    if left:
-        out.append(f"{name}: {left}")
-    positions = describe_positions_left(ack.get("positions_left") or {})
-    if positions:
-        out.append(f"{name}: {positions}")
+    out = [f"{name}: {text}" for text in left_behind(ack)]
     if ack.get("errors") and not out:
         out.append(f"{name}: {ack['errors'][0]}")
     return out

@@ -23,12 +23,7 @@ from perpbot.kill.acks import (
     running_bots,
     wait_for_acks,
 )
-from perpbot.kill.describe import (
-    describe_countdown,
-    describe_left,
-    describe_positions_left,
-    describe_waits,
-)
+from perpbot.kill.describe import describe_countdown, describe_waits, left_behind
 from perpbot.kill.fallback import find_bots, stop_bots
 from perpbot.kill.sentinel import (
     CLEAR_HINT,
@@ -221,10 +216,9 @@ def describe_direct(report: dict[str, Any]) -> list[str]:
         f"direct on {where}: {w}"
         for w in describe_waits(report.get("waits_cut") or [], report.get("waits_waited") or [])
     )
-    left = describe_left(report.get("left_open") or [], report.get("unconfirmed") or [])
-    positions = describe_positions_left(report.get("positions_left") or {})
-    if left or positions:
-        lines.append(f"direct on {where}: " + "; ".join(p for p in (left, positions) if p))
+    left = left_behind(report)
+    if left:
+        lines.append(f"direct on {where}: " + "; ".join(left))
     return lines
 
 
@@ -258,13 +252,7 @@ DIRECT_COUNTDOWN_NOTE = (
 
 
 def direct_failures(report: dict[str, Any]) -> list[str]:
-    out = []
-    left = describe_left(report.get("left_open") or [], report.get("unconfirmed") or [])
-    if left:
-        out.append(f"--direct: {left}")
-    positions = describe_positions_left(report.get("positions_left") or {})
-    if positions:
-        out.append(f"--direct: {positions}")
+    out = [f"--direct: {text}" for text in left_behind(report)]
     if not out:
         out.extend(f"--direct: {e}" for e in report.get("errors", []))
     return out

@@ -97,3 +97,11 @@ def describe_problems(errors: list[str], limit: int = 3) -> list[str]:
     if len(distinct) > limit:
         parts.append(f"{len(distinct) - limit} more problem(s) in the acknowledgement file")
     return parts
+
+
+def left_behind(doc: dict[str, Any]) -> list[str]:
+    """What an acknowledgement or a ``--direct`` report says is still open (orders not
+    confirmed gone, positions): each a reason `perpbot kill` must exit 1."""
+    left = describe_left(doc.get("left_open") or [], doc.get("unconfirmed") or [])
+    positions = describe_positions_left(doc.get("positions_left") or {})
+    return [text for text in (left, positions) if text]

@@ -142,8 +142,15 @@ async def act_direct(
     report: dict[str, Any] = {"exchange": exchange.id, "url": exchange.url, "log": str(logger.dir)}
     try:
         conn = await connect(exchange, command="kill", run_id=run_id, bus=bus, config=cfg)
+        # no rate-limit wait may outlast the kill's deadline (waitcut.py)
+        flatten_s = kill_cfg.flatten_timeout_s if entry.level == "flatten" else 0.0
+        cutter = LongWaitCutter(
+            conn.setup.bus, conn.setup.interrupter, deadline_s=CANCEL_DEADLINE_S + flatten_s
+        )
         try:
-            report.update(await _act(conn, entry, kill_cfg, symbols, tags))
+            with cutter:
+                report.update(await _act(conn, entry, kill_cfg, symbols, tags))
+            report.update(cutter.report())
         finally:
             await conn.close()
     finally:
@@ -152,24 +159,6 @@ async def act_direct(
 
 
 async def _act(
-    conn: Any,
-    entry: KillEntry,
-    kill_cfg: KillSection,
-    symbols: list[str] | None,
-    tags: set[str] | None,
-) -> dict[str, Any]:
-    """Act, with no rate-limit wait outlasting the deadline (waitcut.py)."""
-    flatten_s = kill_cfg.flatten_timeout_s if entry.level == "flatten" else 0.0
-    cutter = LongWaitCutter(
-        conn.setup.bus, conn.setup.interrupter, deadline_s=CANCEL_DEADLINE_S + flatten_s
-    )
-    with cutter:
-        out = await _act_on(conn, entry, kill_cfg, symbols, tags)
-    out.update(cutter.report())
-    return out
-
-
-async def _act_on(
     conn: Any,
     entry: KillEntry,
     kill_cfg: KillSection,

@@ -26,24 +26,7 @@ from tests.integration.kill_strategies.support import (
     wait_until,
     write_strategy,
 )
-
-
-def _dangling(p: Path) -> None:
-    p.symlink_to(p.with_name("nowhere"))
-
-
-def _loop(p: Path) -> None:
-    p.symlink_to(p.with_name("KILL2"))
-    p.with_name("KILL2").symlink_to(p)
-
-
-def _fifo(p: Path) -> None:
-    os.mkfifo(p)
-
-
-def _nested(p: Path) -> None:
-    p.write_text("[" * 100_000 + "]" * 100_000)
-
+from tests.unit.kill.test_kill_sentinel_failclosed import _dangling, _fifo, _loop, _nested
 
 CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "dangling symlink": (_dangling, "is a symlink to"),

@@ -56,15 +56,24 @@ def _named(stdout: str, orders: list[dict[str, Any]]) -> None:
         assert f"{s[:-4]}/USDT:USDT " in line
 
 
+def _bot_with_orders(
+    sim_factory: Any, tmp_path: Path, bots: list[Bot], open_orders: int, **strategy: Any
+) -> tuple[Any, tuple[str, str], Bot]:
+    """A `perpbot run` of the hang strategy on a quiet simulator, once its orders rest."""
+    sim = sim_factory(market=quiet_market())
+    creds = sim.create_account()
+    bot = start_bot(write_strategy(tmp_path, sim.base_url, **strategy), tmp_path, creds)
+    bots.append(bot)
+    wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) == open_orders, timeout=30)
+    return sim, creds, bot
+
+
 def test_acked_kill_with_every_cancel_failing_exits_1_naming_the_orders_left(
     sim_factory: Any, tmp_path: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    toml = write_strategy(tmp_path, sim.base_url, params={"mode": "idle", "orders_per_symbol": 2})
-    bot = start_bot(toml, tmp_path, creds)
-    bots.append(bot)
-    wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) == 4, timeout=30)
+    sim, creds, bot = _bot_with_orders(
+        sim_factory, tmp_path, bots, 4, params={"mode": "idle", "orders_per_symbol": 2}
+    )
     sim.set_faults(CANCELS_FAIL)
 
     started = time.time()
@@ -96,18 +105,12 @@ def test_acked_kill_with_every_cancel_failing_exits_1_naming_the_orders_left(
 def test_flatten_with_cancels_and_orders_failing_names_orders_and_positions(
     sim_factory: Any, tmp_path: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    toml = write_strategy(
-        tmp_path,
-        sim.base_url,
+    sim, creds, bot = _bot_with_orders(
+        sim_factory, tmp_path, bots, 1,
         params={"mode": "idle", "orders_per_symbol": 1, "open_position": 0.01},
         strategy={"symbols": ["BTC/USDT:USDT"]},
         kill={"flatten_timeout_s": 2.0},
-    )
-    bot = start_bot(toml, tmp_path, creds)
-    bots.append(bot)
-    wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) == 1, timeout=30)
+    )  # fmt: skip
     sim.set_faults(CANCELS_AND_ORDERS_FAIL)
 
     result = run_cli("kill", "--level", "flatten", "--wait", "40")
@@ -177,17 +180,11 @@ def test_direct_gets_through_a_burst_of_5xx(sim_factory: Any) -> None:
 def test_direct_next_to_a_bot_says_when_the_bots_countdown_fires(
     sim_factory: Any, tmp_path: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    toml = write_strategy(
-        tmp_path,
-        sim.base_url,
+    sim, creds, bot = _bot_with_orders(
+        sim_factory, tmp_path, bots, 1,
         params={"mode": "idle", "orders_per_symbol": 1},
         strategy={"symbols": ["BTC/USDT:USDT"]},
-    )
-    bot = start_bot(toml, tmp_path, creds)
-    bots.append(bot)
-    wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) == 1, timeout=30)
+    )  # fmt: skip
     sim.set_faults(CANCELS_FAIL)
 
     result = run_cli("kill", "--direct", "--url", sim.base_url, "--wait", "30", env=sim_env(creds))
