@@ -85,6 +85,14 @@ def _document(path: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
+def _ended(run_folder: Path) -> bool:
+    """The run wrote its summary (it stopped cleanly); unknown counts as not ended."""
+    try:
+        return (run_folder / "summary.json").exists()
+    except OSError:
+        return False
+
+
 def _bot(doc: dict[str, Any], fallback_id: str) -> BotProcess | None:
     pid = doc.get("pid")
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
@@ -118,8 +126,8 @@ def find_bots(home: Path, entry: KillEntry) -> tuple[list[BotProcess], list[str]
             if bot is not None:
                 found[bot.run_id] = bot
     for folder in _entries(home / "runs", problems):
-        if (folder / "summary.json").exists():
-            continue  # ended cleanly
+        if _ended(folder):
+            continue
         doc = _document(folder / "meta.json")
         bot = _bot(doc, folder.name) if doc is not None else None
         if bot is not None:
