@@ -105,3 +105,59 @@ def left_behind(doc: dict[str, Any]) -> list[str]:
     left = describe_left(doc.get("left_open") or [], doc.get("unconfirmed") or [])
     positions = describe_positions_left(doc.get("positions_left") or {})
     return [text for text in (left, positions) if text]
+
+
+# -- `perpbot kill --direct` -----------------------------------------------------------
+def describe_direct(report: dict[str, Any]) -> list[str]:
+    where = report.get("url") or report.get("exchange")
+    symbols = ", ".join(report.get("symbols") or []) or "no symbol"
+    parts = [
+        f"direct on {where}: cancelled {len(report.get('cancelled') or [])} order(s) on {symbols}"
+    ]
+    for c in report.get("closed") or []:
+        parts.append(f"closed {c.get('symbol')} {c.get('from', 0):+g} -> {c.get('to', 0):+g}")
+    lines = ["; ".join(parts)]
+    lines.extend(
+        f"direct on {where}: {w}"
+        for w in describe_waits(report.get("waits_cut") or [], report.get("waits_waited") or [])
+    )
+    left = left_behind(report)
+    if left:
+        lines.append(f"direct on {where}: " + "; ".join(left))
+    return lines
+
+
+def direct_countdown_lines(report: dict[str, Any], acks: list[dict[str, Any]]) -> list[str]:
+    """When the exchange's countdown cancels what ``--direct`` left: the bots' acks say when
+    for the symbols their countdown covers; for the others, what is known in general."""
+    where = report.get("url") or report.get("exchange")
+    symbols = {str(o.get("symbol")) for o in report.get("left_open") or []}
+    symbols |= set(report.get("unconfirmed") or [])
+    lines = []
+    for ack in acks:
+        cover = ack.get("countdown") or {}
+        armed = sorted(symbols & set(cover.get("armed") or []))
+        if armed and cover.get("fires_by") is not None:
+            lines.append(
+                f"direct on {where}: as bot {ack.get('run_id')} acknowledged, "
+                + describe_countdown({**cover, "armed": armed, "uncovered": []})
+            )
+            symbols -= set(armed)
+    if symbols:
+        lines.append(f"direct on {where}: {', '.join(sorted(symbols))}: {DIRECT_COUNTDOWN_NOTE}")
+    return lines
+
+
+DIRECT_COUNTDOWN_NOTE = (
+    "if a bot armed the exchange's dead-man countdown there (Binance "
+    "countdownCancelAll, [kill] deadman_countdown_s, 60 s by default) and has stopped "
+    "refreshing it, the exchange cancels the orders left there within that countdown of its "
+    "last refresh (see that bot's acknowledgement); otherwise they stay until cancelled"
+)
+
+
+def direct_failures(report: dict[str, Any]) -> list[str]:
+    out = [f"--direct: {text}" for text in left_behind(report)]
+    if not out:
+        out.extend(f"--direct: {e}" for e in report.get("errors", []))
+    return out

@@ -11,13 +11,12 @@ emergency stop must still work exactly when the machine is in trouble, so `perpb
 2. sends each one SIGTERM: a bot's clean stop cancels its own open orders (it does not close
    positions, whatever the level);
 3. waits up to ``--wait`` seconds for each to exit;
-4. acts on the exchange itself (``--direct``) when asked, or when the kill names a profile
-   (see perpbot/kill/command.py); its signed request log and rate budget go to a temporary
-   directory, named in the output;
+4. acts on the exchange itself (``--direct``) when asked, or when the kill names a profile;
+   its signed request log and rate budget go to a temporary directory, named in the output;
 
 printing one line per action. It always exits 1: the switch is not standing.
 
-Standard library only: this is on the `perpbot kill` path.
+Standard library and perpbot's light modules only: this is on the `perpbot kill` path.
 """
 
 from __future__ import annotations
@@ -26,13 +25,19 @@ import json
 import os
 import signal
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from perpbot.errors import PerpbotError
+from perpbot.kill.describe import describe_direct, direct_countdown_lines, direct_failures
 from perpbot.kill.sentinel import KillEntry
+from perpbot.paths import ENV_HOME, state_path
 from perpbot.procs import pid_alive
+
+Output = tuple[dict[str, Any], list[str]]  # (the JSON document, the lines to print)
 
 LIVE_STATES = ("starting", "running", "stopping")
 
@@ -183,3 +188,76 @@ def stop_bots(bots: list[BotProcess], wait_s: float, level: str) -> tuple[list[s
         lines.append(line)
         failures.append(line)
     return lines, failures
+
+
+def stop_without_sentinel(
+    entry: KillEntry,
+    error: OSError,
+    *,
+    wait: float,
+    direct_args: dict[str, Any] | None,
+) -> tuple[Output, list[str]]:
+    """The KILL file could not be written: stop the bots another way (see fallback.py)."""
+    home = state_path()
+    why = f"{error.filename or home}: {error.strerror or error}"
+    lines = [
+        f"kill switch NOT set: cannot write it ({why}); running bots do not see it and a "
+        "bot started now would trade"
+    ]
+    failures = [f"the kill switch could not be written ({why})"]
+    doc: dict[str, Any] = {"sentinel": None, "entry": entry.to_dict(), "write_error": why}
+    bots, problems = find_bots(home, entry)
+    lines.extend(problems)
+    failures.extend(problems)
+    if bots:
+        stopped, not_stopped = stop_bots(bots, wait, entry.level)
+        lines.extend(stopped)
+        failures.extend(not_stopped)
+    elif not problems:
+        lines.append(f"no running bot covered by the kill is recorded in {home}")
+    doc["bots"] = [b.run_id for b in bots]
+    if direct_args is None and entry.scope.startswith("profile:"):
+        profile = entry.scope.partition(":")[2]
+        lines.append(f"acting on the exchange with profile {profile} (--direct)")
+        direct_args = {"strategy_file": None, "profile": profile, "url": None,
+                       "exchange_id": None, "symbols": None}  # fmt: skip
+    if direct_args is not None:
+        report, direct_lines, direct_failed = direct_in_temporary_home(entry, direct_args)
+        doc["direct"] = report
+        lines.extend(direct_lines)
+        failures.extend(direct_failed)
+    elif entry.level == "flatten" or not bots:
+        lines.append(
+            "nothing acted on the exchange: give --direct (with --profile, --url or "
+            "--strategy) to cancel there"
+        )
+    return (doc, lines), failures
+
+
+def direct_in_temporary_home(
+    entry: KillEntry, direct_args: dict[str, Any]
+) -> tuple[dict[str, Any] | None, list[str], list[str]]:
+    """``--direct`` with the state dir unwritable: its signed request log and rate budget
+    go to a temporary directory (named in the output); key profiles live in the keyring."""
+    try:
+        temp_home = tempfile.mkdtemp(prefix="perpbot-kill-")
+    except OSError as exc:
+        line = f"--direct not attempted: no writable temporary directory ({exc.strerror or exc})"
+        return None, [line], [line]
+    saved = os.environ.get(ENV_HOME)
+    os.environ[ENV_HOME] = temp_home
+    try:
+        from perpbot.kill.direct import run_direct  # lazy: the exchange stack, --direct only
+
+        report = run_direct(entry, **direct_args)
+    except PerpbotError as exc:
+        line = f"--direct failed: {exc.message}"
+        return None, [line], [line]
+    finally:
+        if saved is None:
+            os.environ.pop(ENV_HOME, None)
+        else:
+            os.environ[ENV_HOME] = saved
+    lines = [f"--direct's signed request log and rate budget are in {temp_home}"]
+    lines += describe_direct(report) + direct_countdown_lines(report, [])
+    return report, lines, direct_failures(report)
