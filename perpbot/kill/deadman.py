@@ -9,7 +9,9 @@ the countdown lapses. A hung strategy counts as wedged: its ticks stop, so refre
 
 Refreshing also stops as soon as the kill switch makes the run cancel (a wedged cancel is
 then finished by the exchange). It continues at ``halt``: halt promises that the open
-orders stay while the bot is alive. A clean stop disarms the timer (countdown 0).
+orders stay while the bot is alive. A clean stop disarms the timer (countdown 0), except on
+the symbols where the kill switch could not confirm its orders gone: there it stays armed,
+unrefreshed, so the exchange finishes the job (what `perpbot kill` announced).
 
 Binance keeps one countdown per (account, symbol): two bots on one account and symbol share
 it, and one's clean stop disarms the other's. Exchanges without such a timer are reported
@@ -148,7 +150,28 @@ class Deadman:
                     f"refreshing the dead-man switch on {s} failed: {why}",
                 )
 
+    def left_by_kill(self) -> list[str]:
+        """Symbols where the kill switch's cancels left orders open (or could not tell)."""
+        report = self.watchdog.report or {}
+        symbols = {str(o.get("symbol")) for o in report.get("left_open") or []}
+        symbols |= set(report.get("unconfirmed") or [])
+        return sorted(s for s in symbols if s in self.armed)
+
     async def disarm(self, runner: Runner) -> None:
+        """Disarm the countdown, except where the kill switch left orders: there it stays
+        armed (refreshing stopped when the switch tripped) so the exchange cancels them."""
+        keep = self.left_by_kill()
+        if keep:
+            self.info["kept_armed"] = keep
+            self._say(
+                "alert",
+                "KILL_DEADMAN_KEPT",
+                f"the dead-man countdown on {', '.join(keep)} stays armed and is no longer "
+                "refreshed: the kill switch could not confirm its orders there gone, so the "
+                f"exchange cancels them within {self.countdown_ms / 1000:g} s of the last refresh",
+                symbols=keep,
+            )
+            self.armed = [s for s in self.armed if s not in keep]
         if not self.armed:
             return
         failed = await self._send(self.armed, 0)

@@ -265,6 +265,7 @@ class KillWatchdog:
             "closed": ack["closed"],
             "errors": ack["errors"],
             "left_open": ack.get("left_open") or [],
+            "unconfirmed": ack.get("unconfirmed") or [],
             "positions_left": ack.get("positions_left") or {},
             "countdown": ack.get("countdown"),
             "waits_cut": ack.get("waits_cut") or [],

@@ -21,6 +21,7 @@ from tests.conftest import run_cli
 from tests.integration.kill_strategies.support import (
     Bot,
     open_orders_of,
+    orders_of,
     position_of,
     quiet_market,
     sim_env,
@@ -199,3 +200,32 @@ def test_direct_next_to_a_bot_says_when_the_bots_countdown_fires(
     ), result.stdout
     sim.set_faults({})
     bot.finish(60)
+
+
+def test_the_countdown_the_kill_announces_is_left_armed_and_fires(
+    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+) -> None:
+    sim, creds, bot = _bot_with_orders(
+        sim_factory, tmp_path, bots, 2,
+        params={"mode": "idle", "orders_per_symbol": 2},
+        strategy={"symbols": ["BTC/USDT:USDT"]},
+        kill={"deadman_countdown_s": 14.0},  # longer than the kill's 10 s of retries
+    )  # fmt: skip
+    sim.set_faults(CANCELS_FAIL)  # the countdown itself (a POST) still reaches the exchange
+
+    result = run_cli("kill", "--reason", "cancels fail", "--wait", "30")
+    assert result.returncode == 1, result.stdout + result.stderr
+    m = re.search(r"dead-man countdown on BTC/USDT:USDT cancels the orders left there by "
+                  r"(\d\d):(\d\d):(\d\d) UTC", result.stdout)  # fmt: skip
+    assert m is not None, result.stdout
+    code, out, err = bot.finish(60)  # its clean stop must not disarm that countdown
+    assert code == 4, err
+    assert "KILL_DEADMAN_KEPT" in out
+    # the exchange, not the bot, cancels them: all at once, no later than announced
+    wait_until(lambda: open_orders_of(sim.state(), creds[0]) == [], timeout=20)
+    cancels = {o["cancelTime"] for o in orders_of(sim.state(), creds[0])}
+    assert len(cancels) == 1
+    fired = time.gmtime(cancels.pop() / 1000)
+    fired_s = fired.tm_hour * 3600 + fired.tm_min * 60 + fired.tm_sec
+    announced_s = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
+    assert (announced_s - fired_s) % 86400 <= 5  # fired at or (up to 5 s) before the time
