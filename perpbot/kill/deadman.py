@@ -160,6 +160,8 @@ class Deadman:
     async def disarm(self, runner: Runner) -> None:
         """Disarm the countdown, except where the kill switch left orders: there it stays
         armed (refreshing stopped when the switch tripped) so the exchange cancels them."""
+        if not self.armed:
+            return
         keep = self.left_by_kill()
         if keep:
             self.info["kept_armed"] = keep
