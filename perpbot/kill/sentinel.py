@@ -7,8 +7,11 @@ to start, the KillGate refuses anything that adds risk, each run's watchdog acts
 Several kills may stand at once (``--profile a`` then ``--run grid``): the file keeps every
 standing *entry*, and its top-level fields repeat the strongest one so that a human (or a
 script) reading the file sees the state at a glance. A run obeys the strongest entry that
-matches it. A ``KILL`` file that cannot be parsed (``touch $PERPBOT_HOME/KILL``, a torn
-disk) counts as ``cancel`` for all bots: the switch fails closed.
+matches it. Whatever stands at ``KILL`` and cannot be read as perpbot's JSON (an empty or
+garbage file, one this user may not read, a symlink loop or a dangling symlink, a FIFO or a
+directory, a document nested too deep) counts as ``cancel`` for all bots, with a reason that
+says what was wrong: the switch fails closed. Reading never blocks and never raises. The
+file is written mode 0644: bots of other OS users on the same state dir must read it.
 
 This module is on the ``perpbot kill`` path and imports only the standard library and
 perpbot's light helpers: no ccxt, aiohttp, pydantic or rich.
