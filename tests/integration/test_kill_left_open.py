@@ -161,10 +161,22 @@ def test_direct_retries_cancels_until_its_deadline_then_names_what_is_left(
     assert "--direct: 2 order(s) left open: BTC/USDT:USDT hb1; ETH/USDT:USDT he1" in result.stderr
 
 
-def test_direct_gets_through_a_burst_of_5xx(sim_factory: Any) -> None:
+DELETES = {"paths": CANCELS_FAIL["errors"]["paths"], "methods": ["DELETE"]}
+
+
+@pytest.mark.parametrize(
+    ("plan", "counter"),
+    [
+        ({"errors": {**CANCELS_FAIL["errors"], "count": 8}}, "injected_errors"),
+        ({"drop": {**DELETES, "rate": 1.0, "count": 8}}, "dropped"),  # no response at all
+    ],
+)
+def test_direct_gets_through_a_burst_of_5xx_or_dropped_connections(
+    sim_factory: Any, plan: dict[str, Any], counter: str
+) -> None:
     sim = sim_factory(market=quiet_market())
     key, secret = _resting_orders(sim)
-    sim.set_faults({"errors": {**CANCELS_FAIL["errors"], "count": 8}})
+    sim.set_faults(plan)
 
     result = run_cli(
         "kill", "--level", "flatten", "--direct", "--url", sim.base_url, "--wait", "0",
@@ -174,7 +186,7 @@ def test_direct_gets_through_a_burst_of_5xx(sim_factory: Any) -> None:
     state = sim.state()
     assert open_orders_of(state, key) == []
     assert position_of(state, key, "BTCUSDT") == 0.0
-    assert state["counters"]["injected_errors"] == 8
+    assert state["counters"][counter] == 8
     assert "left open" not in result.stdout
 
 
