@@ -171,6 +171,7 @@ class KillWatchdog:
                 for s in r.config.strategy.symbols
                 for o in known_open_orders(r, s)
             ]
+            outcome["unconfirmed"] = list(r.config.strategy.symbols)  # nothing was checked
         finally:
             with contextlib.suppress(Exception):
                 await pending_ack
