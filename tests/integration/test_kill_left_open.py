@@ -241,3 +241,29 @@ def test_the_countdown_the_kill_announces_is_left_armed_and_fires(
     fired_s = fired.tm_hour * 3600 + fired.tm_min * 60 + fired.tm_sec
     announced_s = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
     assert (announced_s - fired_s) % 86400 <= 5  # fired at or (up to 5 s) before the time
+
+
+def test_direct_flatten_with_everything_failing_names_orders_and_positions(
+    sim_factory: Any, tmp_path: Path
+) -> None:
+    sim = sim_factory(market=quiet_market())
+    key, secret = _resting_orders(sim)
+    toml = write_strategy(
+        tmp_path, sim.base_url, strategy={"symbols": ["BTC/USDT:USDT"]},
+        kill={"flatten_timeout_s": 2.0},
+    )  # fmt: skip
+    sim.set_faults(CANCELS_AND_ORDERS_FAIL)
+
+    result = run_cli(
+        "kill", "--level", "flatten", "--direct", "--strategy", str(toml), "--wait", "0",
+        env=sim_env((key, secret)),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    state = sim.state()
+    assert position_of(state, key, "BTCUSDT") == pytest.approx(0.01)
+    assert [o["clientOrderId"] for o in open_orders_of(state, key) if o["symbol"] == "BTCUSDT"] == [
+        "hb1"
+    ]
+    (err,) = [ln for ln in result.stderr.splitlines() if ln.startswith("perpbot: error:")]
+    assert "--direct: 1 order(s) left open: BTC/USDT:USDT hb1" in err
+    assert "--direct: positions left open: BTC/USDT:USDT +0.01" in err
