@@ -14,15 +14,21 @@ from pathlib import Path
 ENV_HOME = "PERPBOT_HOME"
 
 
-def state_dir() -> Path:
-    """The state directory, created on first use."""
+def state_path() -> Path:
+    """Where the state directory is, without creating it (for a reader that must not write:
+    `perpbot kill` when the state dir cannot be written)."""
     home = os.environ.get(ENV_HOME)
     if home:
-        path = Path(home).expanduser()
-    else:  # imported lazily: platformdirs costs start-up time on every CLI call
-        import platformdirs
+        return Path(home).expanduser()
+    # imported lazily: platformdirs costs start-up time on every CLI call
+    import platformdirs
 
-        path = platformdirs.user_state_path("perpbot", appauthor=False)
+    return platformdirs.user_state_path("perpbot", appauthor=False)
+
+
+def state_dir() -> Path:
+    """The state directory, created on first use."""
+    path = state_path()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -11,4 +11,10 @@ Nothing is imported here on purpose: ``perpbot kill`` imports ``perpbot.kill.sen
     trips.py     automatic trips (418 ban, failures, drawdown, rate budget, stale price...)
     attach.py    wiring all of it into `perpbot run` (preflight + attach)
     direct.py    `perpbot kill --direct`: acting on the exchange without a bot
+    cancel.py    cancelling open orders, retried to a deadline, naming what is left
+    waitcut.py   while a kill acts, no rate-limit hold outlasts its deadline in silence
+    acks.py      how running bots tell `perpbot kill` what they did
+    command.py   what `perpbot kill` / `perpbot resume` do (perpbot/cli/kill_fast.py parses)
+    fallback.py  `perpbot kill` when the KILL file cannot be written: SIGTERM, --direct
+    describe.py  the sentences about what a kill did and left behind
 """

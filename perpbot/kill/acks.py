@@ -16,8 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from perpbot.fsutil import atomic_write_json
+from perpbot.kill.describe import (
+    describe_countdown,
+    describe_problems,
+    describe_waits,
+    left_behind,
+)
 from perpbot.kill.sentinel import LEVEL_RANK, KillEntry, Sentinel, kill_dir
-from perpbot.paths import bots_dir
+from perpbot.paths import state_path
 from perpbot.procs import pid_alive
 
 FINAL_STATES = ("done", "halted", "failed")
@@ -31,14 +37,17 @@ def acks_dir() -> Path:
 
 
 def write_ack(run_id: str, doc: dict[str, Any]) -> None:
-    atomic_write_json(acks_dir() / f"{run_id}.json", doc)
+    # readable by `perpbot kill` run by another OS user on the same state dir
+    atomic_write_json(acks_dir() / f"{run_id}.json", doc, mode=0o644)
 
 
 def read_ack(run_id: str) -> dict[str, Any] | None:
+    """A bot's acknowledgement, or None (read only: creates nothing, raises nothing)."""
     try:
-        with open(acks_dir() / f"{run_id}.json", encoding="utf-8") as fh:
+        path = state_path() / "kill" / "acks" / f"{run_id}.json"
+        with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) else None
 
@@ -46,10 +55,10 @@ def read_ack(run_id: str) -> dict[str, Any] | None:
 def bot_documents() -> list[dict[str, Any]]:
     """Every status document in ``<state>/bots`` (running or ended), unreadable ones skipped."""
     out: list[dict[str, Any]] = []
-    for path in sorted(bots_dir().glob("*.json")):
+    for path in sorted((state_path() / "bots").glob("*.json")):  # read only: no mkdir
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         if isinstance(doc, dict):
             out.append(doc)
@@ -61,7 +70,7 @@ def running_bots() -> list[dict[str, Any]]:
     return [
         doc
         for doc in bot_documents()
-        if doc.get("state") in LIVE_STATES and pid_alive(int(doc.get("pid") or 0))
+        if doc.get("state") in LIVE_STATES and pid_alive(doc.get("pid"))
     ]
 
 
@@ -102,7 +111,7 @@ def wait_for_acks(
                 got.append({"run_id": run_id, "state": "not covered"})
             elif acknowledged(ack, sentinel, entry):
                 got.append(ack or {})
-            elif not pid_alive(int(bot.get("pid") or 0)):
+            elif not pid_alive(bot.get("pid")):
                 gone.append({**bot, "exited": True})
             else:
                 continue
@@ -127,8 +136,21 @@ def describe_actions(ack: dict[str, Any]) -> list[str]:
         )
     for c in ack.get("closed") or []:
         parts.append(f"closed {c.get('symbol')} {c.get('from', 0):+g} -> {c.get('to', 0):+g}")
-    parts.extend(f"problem: {e}" for e in ack.get("errors") or [])
+    parts.extend(left_behind(ack))
+    parts.extend(describe_waits(ack.get("waits_cut") or [], ack.get("waits_waited") or []))
+    if ack.get("countdown"):
+        parts.append(describe_countdown(ack["countdown"]))
+    parts.extend(describe_problems(ack.get("errors") or []))
     return parts
+
+
+def ack_failures(ack: dict[str, Any]) -> list[str]:
+    """Why `perpbot kill` must not call this acknowledgement a success (empty: it is one)."""
+    name = f"bot {ack.get('run_id')} ({ack.get('strategy')}, pid {ack.get('pid')})"
+    out = [f"{name}: {text}" for text in left_behind(ack)]
+    if ack.get("errors") and not out:
+        out.append(f"{name}: {ack['errors'][0]}")
+    return out
 
 
 def describe_ack(ack: dict[str, Any]) -> str:

@@ -30,7 +30,14 @@ def order_record(order: dict[str, Any], symbol: str) -> dict[str, Any]:
     }
 
 
+def _key(rec: dict[str, Any]) -> str:
+    return str(rec["client_order_id"] or rec["order_id"] or repr(rec))
+
+
 PAUSE_S = 0.1
+# Cancels that fail (5xx, timeouts, a rate-limit wait cut short) are tried again until this
+# long after the first; then what is left is reported, by symbol and order id.
+CANCEL_DEADLINE_S = 10.0
 _QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
 
 
@@ -40,10 +47,17 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-@dataclass
+@dataclass(slots=True)
 class CancelReport:
     cancelled: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Orders still open when the deadline passed, per symbol (as last seen: fetched from
+    # the exchange, or, where no fetch answered, the orders known before cancelling).
+    left: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    unconfirmed: list[str] = field(default_factory=list)  # symbols no fetch answered for
+
+    def left_records(self) -> list[dict[str, Any]]:
+        return [o for symbol in sorted(self.left) for o in self.left[symbol]]
 
 
 async def cancel_open_orders(
@@ -52,7 +66,7 @@ async def cancel_open_orders(
     known: dict[str, list[dict[str, Any]]],
     *,
     only: Callable[[dict[str, Any]], bool] | None = None,
-    deadline_s: float = 10.0,
+    deadline_s: float = CANCEL_DEADLINE_S,
 ) -> CancelReport:
     """Cancel open orders on ``symbols``: all of them, or with ``only`` those it accepts.
 
@@ -60,8 +74,9 @@ async def cancel_open_orders(
     cancelled without being fetched first, so the cancel requests leave at once. Then the
     open orders are fetched and whatever is left is cancelled, until none is left or
     ``deadline_s`` has passed; a failed request (a rate-limit wait the switch cut short, a
-    timeout) is tried again after a short pause. Problems are reported only for a symbol
-    that could not be emptied.
+    timeout, a 5xx) is tried again after a short pause. Problems are reported only for a
+    symbol that could not be emptied; ``left`` names the orders still open on it (as the
+    last check saw them) and ``unconfirmed`` the symbols whose last check got no answer.
     """
     report = CancelReport()
     seen: set[str] = set()
@@ -69,7 +84,7 @@ async def cancel_open_orders(
 
     def record(order: dict[str, Any], symbol: str) -> None:
         rec = order_record(order, symbol)
-        key = rec["client_order_id"] or rec["order_id"] or repr(rec)
+        key = _key(rec)
         if key not in seen:
             seen.add(key)
             report.cancelled.append(rec)
@@ -99,19 +114,29 @@ async def cancel_open_orders(
         elif mine:
             await cancel_each(mine, symbol, problems)
         pause = PAUSE_S
+        last_seen, confirmed = mine, False
         while True:
             try:
                 fetched = await ops.client.fetch_open_orders(symbol)
             except Exception as exc:
                 problems.append(f"checking open orders on {symbol}: {describe_error(exc)}")
+                confirmed = False
             else:
                 left = [o for o in fetched if only is None or only(o)]
+                last_seen, confirmed = left, True
                 if not left:
                     return
                 await cancel_each(left, symbol, problems)
                 problems.append(f"{symbol}: {len(left)} order(s) were still open")
             if time.monotonic() + pause > deadline:
                 report.errors.extend(problems[-3:])
+                gone = {_key(r) for r in report.cancelled}
+                records = (order_record(o, symbol) for o in last_seen)
+                still = [r for r in records if _key(r) not in gone]
+                if still:
+                    report.left[symbol] = still
+                if not confirmed:
+                    report.unconfirmed.append(symbol)
                 return
             await asyncio.sleep(pause)
             pause = min(pause * 2.0, 1.0)

@@ -1,19 +1,28 @@
 """What `perpbot kill` and `perpbot resume` do, without any CLI framework.
 
-Both the Typer command (perpbot/cli/kill.py) and the fast entry (perpbot/cli/entry.py, which
-skips Typer for the plain ``perpbot kill [--level --reason --profile --run --wait --json]``)
-call these. Each returns the JSON document and the lines to print; failures raise a
-PerpbotError. Only ``--direct`` imports the exchange stack.
+Both the Typer command (perpbot/cli/kill.py) and the fast entry (perpbot/cli/kill_fast.py,
+argparse, for the plain ``perpbot kill [--level --reason --profile --run --wait --json]``)
+call these; when the KILL file cannot be written, perpbot/kill/fallback.py stops the bots.
+Each returns the JSON document and the lines to print; failures raise a PerpbotError. Only
+``--direct`` imports the exchange stack.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
-from perpbot.errors import BadInput, PerpbotError
-from perpbot.kill.acks import bot_entry, describe_ack, read_ack, running_bots, wait_for_acks
+from perpbot.errors import BadInput, PerpbotError, RuntimeFailure
+from perpbot.kill.acks import (
+    ack_failures,
+    bot_entry,
+    describe_ack,
+    read_ack,
+    running_bots,
+    wait_for_acks,
+)
+from perpbot.kill.describe import describe_direct, direct_countdown_lines, direct_failures
+from perpbot.kill.fallback import Output, stop_without_sentinel
 from perpbot.kill.sentinel import (
     CLEAR_HINT,
     LEVELS,
@@ -25,8 +34,8 @@ from perpbot.kill.sentinel import (
     who_am_i,
     write_sentinel,
 )
+from perpbot.paths import state_path
 
-Output = tuple[dict[str, Any], list[str]]
 DEFAULT_WAIT_S = 5.0
 MAX_WAIT_S = 3600.0
 
@@ -70,7 +79,10 @@ def set_switch(
     """Write the sentinel, act directly if asked, wait for acks: ((doc, lines), failures)."""
     check_level_and_wait(level, wait)
     entry = new_entry(level, reason or f"manual kill by {who_am_i()}", scope=scope)
-    sentinel = write_sentinel(entry)
+    try:
+        sentinel = write_sentinel(entry)
+    except OSError as exc:
+        return stop_without_sentinel(entry, exc, wait=wait, direct_args=direct_args)
     effective = next((e for e in sentinel.entries if e.scope == scope), entry)
     if effective.id == entry.id:
         head = f"kill switch set: level {entry.level} for {describe_scope(scope)}: {entry.reason}"
@@ -79,14 +91,15 @@ def set_switch(
     lines = [head, f"bots refuse to start until it is cleared; {CLEAR_HINT}"]
     doc: dict[str, Any] = {"sentinel": sentinel.to_dict(), "entry": effective.to_dict()}
     failures: list[str] = []
+    # the bots to wait for, listed before --direct acts (they may have stopped by then)
+    bots = [b for b in running_bots() if bot_entry(sentinel, b) is not None]
     if direct_args is not None:
-        from perpbot.kill.direct import run_direct
+        from perpbot.kill.direct import run_direct  # lazy: the exchange stack, --direct only
 
         report = run_direct(effective, **direct_args)
         doc["direct"] = report
-        lines.append(describe_direct(report))
-        failures.extend(f"--direct: {e}" for e in report.get("errors", []))
-    bots = [b for b in running_bots() if bot_entry(sentinel, b) is not None]
+        lines.extend(describe_direct(report))
+        failures.extend(direct_failures(report))
     if not bots:
         lines.append("no running bot is covered by the switch")
     elif wait == 0:
@@ -95,6 +108,8 @@ def set_switch(
     else:
         got, missing = wait_for_acks(sentinel, bots, wait)
         lines.extend(describe_ack(a) for a in got)
+        for ack in got:
+            failures.extend(ack_failures(ack))
         for bot in missing:
             what = "exited" if bot.get("exited") else f"did not acknowledge within {wait:g} s"
             name = f"bot {bot.get('run_id')} ({bot.get('strategy')}, pid {bot.get('pid')})"
@@ -104,18 +119,9 @@ def set_switch(
                 "exchange itself"
             )
         doc["acks"], doc["missing"] = got, missing
+    if doc.get("direct"):
+        lines.extend(direct_countdown_lines(doc["direct"], doc.get("acks") or []))
     return (doc, lines), failures
-
-
-def describe_direct(report: dict[str, Any]) -> str:
-    where = report.get("url") or report.get("exchange")
-    symbols = ", ".join(report.get("symbols") or []) or "no symbol"
-    parts = [
-        f"direct on {where}: cancelled {len(report.get('cancelled') or [])} order(s) on {symbols}"
-    ]
-    for c in report.get("closed") or []:
-        parts.append(f"closed {c.get('symbol')} {c.get('from', 0):+g} -> {c.get('to', 0):+g}")
-    return "; ".join(parts)
 
 
 def clear_switch(reason: str | None, scope: str | None, *, confirmed: bool) -> Output:
@@ -128,7 +134,13 @@ def clear_switch(reason: str | None, scope: str | None, *, confirmed: bool) -> O
             "--clear needs --yes: clearing the kill switch lets bots trade again "
             f"(it stands: {current.describe()})"
         )
-    removed = clear_sentinel(reason or f"cleared by {who_am_i()}", scope=scope)
+    try:
+        removed = clear_sentinel(reason or f"cleared by {who_am_i()}", scope=scope)
+    except OSError as exc:
+        raise RuntimeFailure(
+            f"the kill switch could not be cleared ({exc.filename or state_path()}: "
+            f"{exc.strerror or exc}): it still stands"
+        ) from None
     left = read_sentinel()
     if removed:
         lines = [f"kill switch cleared: {e.describe()}" for e in removed]
@@ -160,47 +172,3 @@ def show_switch() -> Output:
 def fail_if(failures: list[str]) -> None:
     if failures:
         raise PerpbotError("; ".join(failures))
-
-
-def fast_kill(argv: list[str]) -> int | None:
-    """`perpbot kill` without Typer, for the plain form only; None: let Typer handle it.
-
-    Typer imports pydantic to coerce any command's parameters, which alone costs more than
-    setting the switch. Anything beyond ``--level --reason --profile --run --wait --json``
-    (``--direct``, ``--clear``, ``--help``, a typo, a bad value) goes to the Typer command.
-    """
-    names = {
-        "--level": "level", "-l": "level", "--reason": "reason", "-r": "reason",
-        "--profile": "profile", "-p": "profile", "--run": "run", "--wait": "wait", "-w": "wait",
-    }  # fmt: skip
-    opts: dict[str, str] = {}
-    json_output = False
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        if arg == "--json":
-            json_output = True
-            continue
-        name, eq, value = arg.partition("=")
-        if name not in names or name in opts or (not eq and not args):
-            return None
-        opts[names[name]] = value if eq else args.pop(0)
-    try:
-        wait = float(opts.get("wait", DEFAULT_WAIT_S))
-    except ValueError:
-        return None
-    if opts.get("level", "cancel") not in LEVELS or not (0 <= wait <= MAX_WAIT_S):
-        return None
-    try:
-        out, failures = set_switch(
-            level=opts.get("level", "cancel"),
-            reason=opts.get("reason"),
-            scope=scope_of(opts.get("profile"), opts.get("run")),
-            wait=wait,
-        )
-        emit(json_output, out)
-        fail_if(failures)
-    except PerpbotError as exc:
-        print(f"perpbot: error: {exc.message}", file=sys.stderr, flush=True)
-        return exc.exit_code
-    return 0

@@ -11,7 +11,8 @@ Refreshing also stops as soon as the kill switch makes the run cancel (a wedged 
 then finished by the exchange). It continues at ``halt``: halt promises that the open
 orders stay while the bot is alive. The stop disarms the timer (countdown 0) only once
 the run's orders are confirmed gone at the exchange; otherwise it stays armed, refreshed no
-more, and the run says which orders it covers and when it fires.
+more, and the run says which orders it covers and when it fires. Where the kill switch could
+not confirm its orders gone (what `perpbot kill` announced), it stays armed too.
 
 Binance keeps one countdown per (account, symbol): two bots on one account and symbol share
 it, and one's clean stop disarms the other's. Exchanges without such a timer are reported
@@ -187,7 +188,30 @@ class Deadman:
         self._say("alert", "KILL_DEADMAN_LEFT_ARMED", f"dead-man countdown left armed: {sentence}")
         return sentence + "."
 
+    def left_by_kill(self) -> list[str]:
+        """Symbols where the kill switch's cancels left orders open (or could not tell)."""
+        report = self.watchdog.report or {}
+        symbols = {str(o.get("symbol")) for o in report.get("left_open") or []}
+        symbols |= set(report.get("unconfirmed") or [])
+        return sorted(s for s in symbols if s in self.armed)
+
     async def disarm(self, runner: RunPort) -> None:
+        """Disarm the countdown, except where the kill switch left orders: there it stays
+        armed (refreshing stopped when the switch tripped) so the exchange cancels them."""
+        if not self.armed:
+            return
+        keep = self.left_by_kill()
+        if keep:
+            self.info["kept_armed"] = keep
+            self._say(
+                "alert",
+                "KILL_DEADMAN_KEPT",
+                f"the dead-man countdown on {', '.join(keep)} stays armed and is no longer "
+                "refreshed: the kill switch could not confirm its orders there gone, so the "
+                f"exchange cancels them within {self.countdown_ms / 1000:g} s of the last refresh",
+                symbols=keep,
+            )
+            self.armed = [s for s in self.armed if s not in keep]
         if not self.armed:
             return
         failed = await self._send(self.armed, 0)

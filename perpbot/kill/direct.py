@@ -25,10 +25,11 @@ from typing import Any
 from perpbot.config import ExchangeSection, KillSection, StrategyFile, format_validation_error
 from perpbot.errors import BadInput, PerpbotError
 from perpbot.events import EventBus
-from perpbot.kill.cancel import cancel_open_orders
+from perpbot.kill.cancel import CANCEL_DEADLINE_S, cancel_open_orders
 from perpbot.kill.flatten import FlattenPolicy, flatten_positions
 from perpbot.kill.ops import client_ops
 from perpbot.kill.sentinel import KillEntry
+from perpbot.kill.waitcut import LongWaitCutter
 
 
 def resolve_target(
@@ -141,8 +142,15 @@ async def act_direct(
     report: dict[str, Any] = {"exchange": exchange.id, "url": exchange.url, "log": str(logger.dir)}
     try:
         conn = await connect(exchange, command="kill", run_id=run_id, bus=bus, config=cfg)
+        # no rate-limit wait may outlast the kill's deadline (waitcut.py)
+        flatten_s = kill_cfg.flatten_timeout_s if entry.level == "flatten" else 0.0
+        cutter = LongWaitCutter(
+            conn.setup.bus, conn.setup.interrupter, deadline_s=CANCEL_DEADLINE_S + flatten_s
+        )
         try:
-            report.update(await _act(conn, entry, kill_cfg, symbols, tags))
+            with cutter:
+                report.update(await _act(conn, entry, kill_cfg, symbols, tags))
+            report.update(cutter.report())
         finally:
             await conn.close()
     finally:
@@ -180,8 +188,11 @@ async def _act(
     if entry.level == "halt" or not targets:
         return out
     ops = client_ops(client, entry.id, conn.setup.account)
-    cancel = await cancel_open_orders(ops, targets, known, only=None if tags is None else only)
+    cancel = await cancel_open_orders(
+        ops, targets, known, only=None if tags is None else only, deadline_s=CANCEL_DEADLINE_S
+    )
     out["cancelled"], out["errors"] = cancel.cancelled, list(cancel.errors)
+    out["left_open"], out["unconfirmed"] = cancel.left_records(), cancel.unconfirmed
     if entry.level == "flatten":
         policy = FlattenPolicy(
             slippage_pct=kill_cfg.flatten_slippage_pct,
@@ -190,6 +201,7 @@ async def _act(
         )
         flat = await flatten_positions(ops, targets, policy)
         out["closed"], out["errors"] = flat.closed, out["errors"] + flat.errors
+        out["positions_left"] = flat.left
     return out
 
 

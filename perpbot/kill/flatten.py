@@ -35,10 +35,11 @@ class FlattenPolicy:
     timeout_s: float = 30.0
 
 
-@dataclass
+@dataclass(slots=True)
 class FlattenReport:
     closed: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    left: dict[str, float | None] = field(default_factory=dict)  # None: position unknown
 
 
 async def touch_price(ops: ExchangeOps, symbol: str, side: str) -> float:
@@ -129,9 +130,12 @@ async def flatten_positions(
     for symbol, result in zip(symbols, results, strict=True):
         if isinstance(result, BaseException):
             report.errors.append(f"flatten {symbol}: {describe_error(result)}")
+            report.left[symbol] = None
             continue
         rec, errors = result
         if rec is not None:
             report.closed.append(rec)
+            if rec["to"]:
+                report.left[symbol] = rec["to"]
         report.errors.extend(errors)
     return report

@@ -7,8 +7,11 @@ to start, the KillGate refuses anything that adds risk, each run's watchdog acts
 Several kills may stand at once (``--profile a`` then ``--run grid``): the file keeps every
 standing *entry*, and its top-level fields repeat the strongest one so that a human (or a
 script) reading the file sees the state at a glance. A run obeys the strongest entry that
-matches it. A ``KILL`` file that cannot be parsed (``touch $PERPBOT_HOME/KILL``, a torn
-disk) counts as ``cancel`` for all bots: the switch fails closed.
+matches it. Whatever stands at ``KILL`` and cannot be read as perpbot's JSON (an empty or
+garbage file, one this user may not read, a symlink loop or a dangling symlink, a FIFO or a
+directory, a document nested too deep) counts as ``cancel`` for all bots, with a reason that
+says what was wrong: the switch fails closed. Reading never blocks and never raises. The
+file is written mode 0644: bots of other OS users on the same state dir must read it.
 
 This module is on the ``perpbot kill`` path and imports only the standard library and
 perpbot's light helpers: no ccxt, aiohttp, pydantic or rich.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -26,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from perpbot.fsutil import atomic_write_json
-from perpbot.paths import kill_path, state_dir
+from perpbot.paths import kill_path, state_dir, state_path
 
 LEVELS: tuple[str, ...] = ("halt", "cancel", "flatten")
 LEVEL_RANK: dict[str, int] = {name: i for i, name in enumerate(LEVELS)}
@@ -36,6 +40,9 @@ LEVEL_MEANING: dict[str, str] = {
     "flatten": "cancel every open order and close every position with reduce-only orders",
 }
 SCOPE_KINDS: tuple[str, ...] = ("profile", "run")
+# Readable by bots of other OS users sharing the state dir (it holds no secret): a bot that
+# cannot read it would have to treat it as a kill.
+SENTINEL_MODE = 0o644
 CLEAR_HINT = "clear it with `perpbot kill --clear --yes` (alias: `perpbot resume --yes`)"
 
 
@@ -197,6 +204,27 @@ class Sentinel:
         return doc
 
 
+MAX_SENTINEL_BYTES = 1 << 20  # perpbot's own file is a few hundred bytes per entry
+FAIL_CLOSED = "treated as cancel for all bots"
+
+
+def fail_closed(why: str, when: float | None = None) -> Sentinel:
+    """The sentinel a KILL file that cannot be trusted stands for: cancel, all bots."""
+    return Sentinel(
+        (
+            KillEntry(
+                level="cancel",
+                reason=f"{why}; {FAIL_CLOSED}",
+                who="unknown",
+                pid=0,
+                time=time.time() if when is None else when,
+                source="file",
+                id="file",
+            ),
+        )
+    )
+
+
 def parse_sentinel(text: str, mtime: float) -> Sentinel:
     """Parse the KILL file; anything unparseable fails closed (cancel, all bots)."""
     try:
@@ -210,35 +238,93 @@ def parse_sentinel(text: str, mtime: float) -> Sentinel:
         if not entries:
             raise ValueError("no entries")
         return Sentinel(entries)
-    except (ValueError, TypeError) as exc:
+    except RecursionError:
+        return fail_closed("a KILL file is present but it is nested too deeply to parse", mtime)
+    except (ValueError, TypeError, OverflowError) as exc:
         why = "it is empty" if not text.strip() else f"it is not perpbot's JSON ({exc})"
-        return Sentinel(
-            (
-                KillEntry(
-                    level="cancel",
-                    reason=f"a KILL file is present but {why}; treated as cancel for all bots",
-                    who="unknown",
-                    pid=0,
-                    time=mtime,
-                    source="file",
-                    id="file",
-                ),
+        return fail_closed(f"a KILL file is present but {why}"[:300], mtime)
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _read_file(path: Path) -> Sentinel | None:
+    """Open without following into a block (O_NONBLOCK: a FIFO never waits for a writer),
+    check it is a regular file of a sane size, then read it."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        if os.path.lexists(path):  # the name exists: a symlink to nothing
+            target = os.readlink(path) if os.path.islink(path) else "?"
+            return fail_closed(
+                f"the KILL file {path} is a symlink to {target!r}, which does not exist"
             )
-        )
+        return None
+    except OSError as exc:  # EACCES (another user's 0600 file), ELOOP, ENXIO (a socket)...
+        return fail_closed(f"the KILL file {path} cannot be read ({exc.strerror or exc})")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return fail_closed(
+                f"the KILL file {path} is {_file_kind(st.st_mode)}, not a regular file", st.st_mtime
+            )
+        if st.st_size > MAX_SENTINEL_BYTES:
+            return fail_closed(
+                f"the KILL file {path} is {st.st_size} bytes, more than perpbot ever writes "
+                f"({MAX_SENTINEL_BYTES})",
+                st.st_mtime,
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_SENTINEL_BYTES:
+            chunk = os.read(fd, MAX_SENTINEL_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_SENTINEL_BYTES:
+            return fail_closed(
+                f"the KILL file {path} grew past {MAX_SENTINEL_BYTES} bytes", st.st_mtime
+            )
+    except OSError as exc:
+        return fail_closed(f"the KILL file {path} cannot be read ({exc.strerror or exc})")
+    finally:
+        os.close(fd)
+    return parse_sentinel(b"".join(chunks).decode("utf-8", errors="replace"), st.st_mtime)
+
+
+def _unusable_home(exc: OSError) -> str:
+    home = state_path()
+    if home.exists() and not home.is_dir():
+        return f"the state dir {home} is not a directory, so the KILL file cannot be read"
+    return f"the state dir {home} cannot be used ({exc.strerror or exc})"
 
 
 def read_sentinel(path: Path | None = None) -> Sentinel | None:
-    """The standing sentinel, or None when the switch is clear. Cheap: one small read."""
-    p = path or kill_path()
+    """The standing sentinel, or None when the switch is clear. Cheap: one small read.
+
+    Never raises and never blocks: whatever stands where the KILL file should be and cannot
+    be read as perpbot's JSON (an unreadable file, a symlink loop or a dangling symlink, a
+    FIFO, a directory, garbage) counts as ``cancel`` for all bots, with a reason saying what
+    was wrong.
+    """
     try:
-        with open(p, "rb") as fh:
-            raw = fh.read()
-            mtime = os.fstat(fh.fileno()).st_mtime
-    except FileNotFoundError:
-        return None
-    except IsADirectoryError:
-        return parse_sentinel("", time.time())
-    return parse_sentinel(raw.decode("utf-8", errors="replace"), mtime)
+        p = path or kill_path()
+    except OSError as exc:
+        return fail_closed(_unusable_home(exc))
+    try:
+        return _read_file(p)
+    except Exception as exc:  # any surprise fails closed, never out of a reader
+        return fail_closed(f"the KILL file {p} cannot be read ({type(exc).__name__}: {exc})")
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -314,7 +400,7 @@ def write_sentinel(entry: KillEntry) -> Sentinel:
             return current if current is not None else Sentinel(tuple(entries))
         entries = [e for e in entries if e.scope != entry.scope] + [entry]
         sentinel = Sentinel(tuple(entries))
-        atomic_write_json(kill_path(), sentinel.to_dict())
+        atomic_write_json(kill_path(), sentinel.to_dict(), mode=SENTINEL_MODE)
     with contextlib.suppress(OSError):
         append_history({"event": "set", **entry.to_dict()})
     return sentinel
@@ -332,7 +418,7 @@ def clear_sentinel(reason: str, *, scope: str | None = None) -> list[KillEntry]:
             removed = [e for e in current.entries if e.scope == scope]
             kept = [e for e in current.entries if e.scope != scope]
         if kept:
-            atomic_write_json(kill_path(), Sentinel(tuple(kept)).to_dict())
+            atomic_write_json(kill_path(), Sentinel(tuple(kept)).to_dict(), mode=SENTINEL_MODE)
         elif removed:
             kill_path().unlink(missing_ok=True)
     if removed:
@@ -372,24 +458,33 @@ class SentinelWatcher:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or kill_path()
-        self._sig: tuple[int, int, int] | None = None
+        self._sig: tuple[int, ...] | None = None
         self._cached: Sentinel | None = None
         self._forced: list[KillEntry] = []
 
     def poll(self) -> Sentinel | None:
+        """What stands now; never raises (a failure to look fails closed, see read_sentinel)."""
+        try:
+            current = self._look()
+        except Exception as exc:
+            current = fail_closed(f"the KILL file {self.path} cannot be checked ({exc})")
+        if not self._forced:
+            return current
+        base = current.entries if current else ()
+        return Sentinel(tuple(base) + tuple(self._forced))
+
+    def _look(self) -> Sentinel | None:
         try:
             st = os.stat(self.path)
-        except FileNotFoundError:
-            self._sig, self._cached = None, None
-        else:
-            sig = (st.st_ino, st.st_mtime_ns, st.st_size)
-            if sig != self._sig:
-                self._cached = read_sentinel(self.path)
-                self._sig = sig
-        if not self._forced:
+        except OSError:  # gone, or a dangling symlink, a loop, no permission: read says which
+            self._sig = None
+            self._cached = read_sentinel(self.path)
             return self._cached
-        base = self._cached.entries if self._cached else ()
-        return Sentinel(tuple(base) + tuple(self._forced))
+        sig = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_mode)
+        if sig != self._sig:
+            self._cached = read_sentinel(self.path)
+            self._sig = sig
+        return self._cached
 
     def force(self, entry: KillEntry) -> None:
         self._forced.append(entry)

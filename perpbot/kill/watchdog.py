@@ -23,24 +23,28 @@ import asyncio
 import contextlib
 import os
 import socket
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 from perpbot.errors import EXIT_KILL
 from perpbot.events import Decision
 from perpbot.kill.acks import describe_actions, read_ack, write_ack
-from perpbot.kill.cancel import cancel_open_orders, describe_error
+from perpbot.kill.cancel import (
+    CANCEL_DEADLINE_S,
+    cancel_open_orders,
+    describe_error,
+    order_record,
+)
 from perpbot.kill.flatten import FlattenPolicy, flatten_positions
 from perpbot.kill.gate import cut_waits
 from perpbot.kill.ops import runner_ops
 from perpbot.kill.sentinel import LEVEL_MEANING, KillEntry, SentinelWatcher, shared_watcher
+from perpbot.kill.waitcut import LongWaitCutter
 
 if TYPE_CHECKING:
     from perpbot.config import KillSection
     from perpbot.engine.hooks import RunPort
 
-ACTING_SWITCH_INTERVAL_S = 0.0005
 
 
 def known_open_orders(runner: RunPort, symbol: str) -> list[dict[str, Any]]:
@@ -74,6 +78,7 @@ class KillWatchdog:
         self.cfg = cfg
         self.watcher = watcher or shared_watcher()
         self.acted: KillEntry | None = None
+        self.acted_at = 0.0  # wall time of the last act (the dead-man stopped refreshing)
         self.report: dict[str, Any] | None = None
 
     # -- state ------------------------------------------------------------------------------
@@ -99,13 +104,27 @@ class KillWatchdog:
     async def run(self, runner: RunPort) -> None:
         poll = self.cfg.poll_ms / 1000.0
         while True:
-            entry = self.kill_state()
-            if entry is not None:
-                if self.acted is None or entry.rank > self.acted.rank:
-                    await self.act(entry)
-            elif self.acted is not None and self.acted.level == "halt":
-                self.resume()
+            try:
+                await self.step()
+            except Exception as exc:  # nothing may end the watchdog: report and poll on
+                self.runner.bus.publish(
+                    Decision(
+                        "kill",
+                        "alert",
+                        "KILL_WATCHDOG_ERROR",
+                        f"the kill watchdog hit an error and keeps watching: {describe_error(exc)}",
+                        {},
+                    )
+                )
             await asyncio.sleep(poll)
+
+    async def step(self) -> None:
+        entry = self.kill_state()
+        if entry is not None:
+            if self.acted is None or entry.rank > self.acted.rank:
+                await self.act(entry)
+        elif self.acted is not None and self.acted.level == "halt":
+            self.resume()
 
     def _base_ack(self, entry: KillEntry) -> dict[str, Any]:
         r = self.runner
@@ -127,11 +146,9 @@ class KillWatchdog:
 
     async def act(self, entry: KillEntry) -> None:
         r = self.runner
-        # A strategy spinning in a loop holds the GIL for whole switch intervals (5 ms) each
-        # time the engine waits for I/O; while the switch acts, hand the GIL back sooner.
-        sys.setswitchinterval(min(sys.getswitchinterval(), ACTING_SWITCH_INTERVAL_S))
         cut_waits(r.interrupter, entry)
         self.acted = entry
+        self.acted_at = time.time()
         ack = self._base_ack(entry)
         pending_ack = asyncio.ensure_future(asyncio.to_thread(write_ack, r.run_id, dict(ack)))
         r.bus.publish(
@@ -143,13 +160,17 @@ class KillWatchdog:
                 {"entry_id": entry.id, "level": entry.level, "seen_ms": ack["seen_ms"]},
             )
         )
-        cancelled: list[dict[str, Any]] = []
-        closed: list[dict[str, Any]] = []
-        errors: list[str] = []
+        outcome: dict[str, Any] = {"cancelled": [], "closed": [], "errors": []}
         try:
-            cancelled, closed, errors = await self._do(entry)
+            outcome = await self._do(entry)
         except Exception as exc:  # acting must never kill the watchdog: report and stop
-            errors.append(f"kill switch action failed: {describe_error(exc)}")
+            outcome["errors"].append(f"kill switch action failed: {describe_error(exc)}")
+            outcome["left_open"] = [
+                order_record(o, s)
+                for s in r.config.strategy.symbols
+                for o in known_open_orders(r, s)
+            ]
+            outcome["unconfirmed"] = list(r.config.strategy.symbols)  # nothing was checked
         finally:
             with contextlib.suppress(Exception):
                 await pending_ack
@@ -157,19 +178,47 @@ class KillWatchdog:
                 state="halted" if entry.level == "halt" else "done",
                 done_at=time.time(),
                 acted_ms=round(max(0.0, time.time() - entry.time) * 1000.0, 1),
-                cancelled=cancelled,
-                closed=closed,
-                errors=errors,
+                **outcome,
                 open_orders=sum(
                     len(r.ledger.open_client_ids(s)) for s in r.config.strategy.symbols
                 ),
             )
+            if ack.get("left_open") or ack.get("positions_left") or ack.get("unconfirmed"):
+                ack["countdown"] = self.countdown_cover(ack)
             await self._finish(entry, ack)
 
-    async def _do(self, entry: KillEntry) -> tuple[list[Any], list[Any], list[str]]:
+    def countdown_cover(self, ack: dict[str, Any]) -> dict[str, Any]:
+        """What the exchange's dead-man countdown will do about what is left open.
+
+        The dead-man stops refreshing the moment the switch makes the run cancel (it reads
+        ``stopping``), so its last refresh happened before ``acted_at``: the exchange
+        cancels the orders left on an armed symbol by ``acted_at + countdown`` at the latest.
+        """
+        info = self.runner.summary_extras.get("deadman") or {}
+        armed = list(info.get("armed") or [])
+        countdown_s = info.get("countdown_s")
+        symbols = {str(o.get("symbol")) for o in ack.get("left_open") or []}
+        symbols |= set(ack.get("unconfirmed") or [])
+        covered = sorted(s for s in symbols if s in armed)
+        out: dict[str, Any] = {"armed": covered, "uncovered": sorted(symbols - set(armed))}
+        if covered and countdown_s is not None:
+            out["countdown_s"] = countdown_s
+            out["fires_by"] = self.acted_at + float(countdown_s)
+        return out
+
+    async def _do(self, entry: KillEntry) -> dict[str, Any]:
         r = self.runner
-        if entry.level == "halt":
-            return [], [], []
+        if entry.level == "halt":  # (the watchdog runs only once the run is connected)
+            return {"cancelled": [], "closed": [], "errors": []}
+        flatten_s = self.cfg.flatten_timeout_s if entry.level == "flatten" else 0.0
+        cutter = LongWaitCutter(r.bus, r.interrupter, deadline_s=CANCEL_DEADLINE_S + flatten_s)
+        with cutter:
+            out = await self._cancel_and_flatten(entry)
+        out.update(cutter.report())
+        return out
+
+    async def _cancel_and_flatten(self, entry: KillEntry) -> dict[str, Any]:
+        r = self.runner
         symbols = list(r.config.strategy.symbols)
         ops = runner_ops(r)
         known = {s: known_open_orders(r, s) for s in symbols}
@@ -177,8 +226,13 @@ class KillWatchdog:
             None if covers_account(entry) else (lambda o: o.get("clientOrderId") in r.ledger.orders)
         )
         cancel = await cancel_open_orders(ops, symbols, known, only=only)
-        closed: list[dict[str, Any]] = []
-        errors = list(cancel.errors)
+        out: dict[str, Any] = {
+            "cancelled": cancel.cancelled,
+            "closed": [],
+            "errors": list(cancel.errors),
+            "left_open": cancel.left_records(),
+            "unconfirmed": cancel.unconfirmed,
+        }
         if entry.level == "flatten":
             policy = FlattenPolicy(
                 slippage_pct=self.cfg.flatten_slippage_pct,
@@ -186,8 +240,9 @@ class KillWatchdog:
                 timeout_s=self.cfg.flatten_timeout_s,
             )
             flat = await flatten_positions(ops, symbols, policy)
-            closed, errors = flat.closed, errors + flat.errors
-        return cancel.cancelled, closed, errors
+            out["closed"], out["errors"] = flat.closed, out["errors"] + flat.errors
+            out["positions_left"] = flat.left
+        return out
 
     async def _finish(self, entry: KillEntry, ack: dict[str, Any]) -> None:
         r = self.runner
@@ -207,6 +262,11 @@ class KillWatchdog:
             "cancelled": ack["cancelled"],
             "closed": ack["closed"],
             "errors": ack["errors"],
+            "left_open": ack.get("left_open") or [],
+            "unconfirmed": ack.get("unconfirmed") or [],
+            "positions_left": ack.get("positions_left") or {},
+            "countdown": ack.get("countdown"),
+            "waits_cut": ack.get("waits_cut") or [],
             "summary": line,
         }
         r.summary_extras["kill"] = self.report

@@ -137,3 +137,33 @@ def test_wait_prints_what_each_bot_did(state_home: Path) -> None:
         "bot r-ok (grid, pid 42) acknowledged level cancel in 62 ms; cancelled 3 order(s) on "
         "BTC/USDT:USDT" in result.stdout
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--levle", "cancel"], "unrecognized arguments: --levle cancel"),
+        (["--wait", "soon"], "argument --wait/-w: invalid float value: 'soon'"),
+        (["--reason"], "argument --reason/-r: expected one argument"),
+    ],
+)
+def test_the_fast_path_reports_bad_arguments_in_one_line(
+    args: list[str], expected: str, state_home: Path
+) -> None:
+    result = run_cli("kill", *args)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"perpbot: error: perpbot kill: {expected}"]
+    assert not (state_home / "KILL").exists()
+
+
+def test_the_fast_path_takes_equals_and_short_forms(state_home: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "perpbot", "kill", "--level=halt",
+         "-r", "drill", "-w", "0", "--run=grid", "--json"],
+        capture_output=True, text=True, cwd=str(ROOT), env=dict(os.environ), timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert sorted(m for m in imported if m.split(".")[0] in HEAVY) == []
+    entry = json.loads(result.stdout)["entry"]
+    assert (entry["level"], entry["reason"], entry["scope"]) == ("halt", "drill", "run:grid")
