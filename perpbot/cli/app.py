@@ -75,6 +75,9 @@ _log.register(app)
 from perpbot.cli import status as _status  # noqa: E402
 
 _status.register(app)
+from perpbot.cli import alerts as _alerts  # noqa: E402
+
+_alerts.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

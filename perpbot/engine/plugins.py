@@ -48,3 +48,6 @@ def attach(runner: Runner) -> None:
     from perpbot.client.ratelimit.plugin import attach as attach_ratelimit
 
     attach_ratelimit(runner)
+    from perpbot.ops.plugin import attach as attach_ops
+
+    attach_ops(runner)
