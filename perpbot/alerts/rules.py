@@ -58,6 +58,15 @@ TABLE: tuple[tuple[str, str, str, str | None], ...] = (
 )
 
 
+# the alerts' and the metrics' own records: never alerts, whatever the filters say
+SILENT_LAYERS = {"alerts": ("ALERT_DELIVERY_FAILED", "ALERT_QUEUE_FULL"), "metrics": ()}
+
+
+def silent(d: Decision) -> bool:
+    loud = SILENT_LAYERS.get(d.layer)
+    return loud is not None and d.code not in loud
+
+
 def classify(d: Decision) -> str | None:
     """The severity of a decision as an alert, or None when it is not one."""
     for layer, action, pattern, severity in TABLE:
@@ -82,11 +91,13 @@ class Filters:
     exclude: tuple[str, ...] = ()
 
     def wants(self, code: str, severity: str | None) -> bool:
-        if severity is None or matches(code, list(self.exclude)):
+        """Excluded: never; included: always (even a decision the table does not alert
+        on); otherwise by severity."""
+        if matches(code, list(self.exclude)):
             return False
         if matches(code, list(self.include)):
             return True
-        return RANK[severity] >= RANK[self.min_severity]
+        return severity is not None and RANK[severity] >= RANK[self.min_severity]
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ from typing import Any
 from perpbot.alerts.deliver import Delivery
 from perpbot.alerts.destinations import effective, load_urls
 from perpbot.alerts.dispatcher import Dispatcher
-from perpbot.alerts.rules import Alert, Filters, alert_key, classify
+from perpbot.alerts.rules import Alert, Filters, alert_key, classify, silent
 from perpbot.config import AlertsSection
 from perpbot.events import Decision, Event, EventBus
 from perpbot.ops.identity import RunIdentity
@@ -74,7 +74,7 @@ class AlertSubscriber:
     def on_event(self, event: Event) -> None:
         if self._outbox and not self._draining:
             self.drain()
-        if not isinstance(event, Decision):
+        if not isinstance(event, Decision) or silent(event):
             return
         severity = classify(event)
         if not self.filters.wants(event.code, severity):

@@ -45,7 +45,7 @@ def _attach_alerts(runner: Runner, identity: RunIdentity) -> None:
         sub.drain()
 
     def after_stop(r: Runner) -> None:  # the signed log is closed: outcomes stay off the bus
-        sub.close(timeout=10.0, publish=False)
+        sub.close(timeout=3.0, publish=False)
 
     runner.after_tick.append(after_tick)
     runner.before_stop.append(before_stop)
