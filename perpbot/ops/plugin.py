@@ -28,6 +28,7 @@ def identity_of(runner: Runner) -> RunIdentity:
 def attach(runner: Runner) -> None:
     identity = identity_of(runner)
     _attach_alerts(runner, identity)
+    _attach_metrics(runner, identity)
 
 
 def _attach_alerts(runner: Runner, identity: RunIdentity) -> None:
@@ -49,4 +50,36 @@ def _attach_alerts(runner: Runner, identity: RunIdentity) -> None:
 
     runner.after_tick.append(after_tick)
     runner.before_stop.append(before_stop)
+    runner.after_stop.append(after_stop)
+
+
+def _positions(runner: Runner) -> dict[str, dict[str, Any]]:
+    return {
+        s: {
+            "amount": p.amount,
+            "mark_price": p.mark_price,
+            "liquidation_price": p.liquidation_price,
+        }
+        for s, p in runner.positions.items()
+    }
+
+
+def _attach_metrics(runner: Runner, identity: RunIdentity) -> None:
+    from perpbot.metrics.subscriber import attach as attach_metrics
+
+    export = attach_metrics(runner.bus, runner.config.metrics, identity)
+    if export is None:
+        return
+
+    async def on_connected(r: Runner) -> None:
+        export.announce()
+
+    def after_tick(r: Runner, snap: dict[str, Any]) -> None:
+        export.on_tick(snap, _positions(r))
+
+    def after_stop(r: Runner) -> None:
+        export.close()
+
+    runner.on_connected.append(on_connected)
+    runner.after_tick.append(after_tick)
     runner.after_stop.append(after_stop)
