@@ -329,6 +329,9 @@ class DiskSection(Section):
     """The runs dir on disk (perpbot.ops.disk): compression and the disk-space trip."""
 
     compress: bool = Field(default=True, description="gzip a run's JSONL files when it ends")
+    compress_min_kb: float = Field(
+        default=1024.0, ge=0, description="leave smaller files plain (short runs stay greppable)"
+    )
     warn_free_pct: float = Field(default=10.0, ge=0, le=100)
     halt_free_pct: float = Field(default=3.0, ge=0, le=100)
     halt_free_mb: float = Field(default=500.0, ge=0, description="halt below this too")

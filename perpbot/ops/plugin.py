@@ -29,6 +29,7 @@ def attach(runner: Runner) -> None:
     identity = identity_of(runner)
     _attach_alerts(runner, identity)
     _attach_metrics(runner, identity)
+    _attach_disk(runner, identity)
 
 
 def _attach_alerts(runner: Runner, identity: RunIdentity) -> None:
@@ -82,4 +83,44 @@ def _attach_metrics(runner: Runner, identity: RunIdentity) -> None:
 
     runner.on_connected.append(on_connected)
     runner.after_tick.append(after_tick)
+    runner.after_stop.append(after_stop)
+
+
+def halt_this_bot(runner: Runner) -> Any:
+    """The disk trip's kill hook until the kill switch exposes its automatic trip: a halt
+    for this strategy, written like `perpbot kill --level halt`; held in-process when the
+    sentinel cannot be written (the disk is the problem)."""
+    from perpbot.kill.sentinel import new_entry, shared_watcher, write_sentinel
+
+    def on_halt(code: str, sentence: str) -> None:
+        reason = f"automatic trip {code} in run {runner.run_id}: {sentence}"
+        entry = new_entry(
+            "halt", reason, scope=f"run:{runner.config.strategy.name}", code=code, source="trip"
+        )
+        try:
+            write_sentinel(entry)
+        except OSError:
+            shared_watcher().force(entry)
+
+    return on_halt
+
+
+def _attach_disk(runner: Runner, identity: RunIdentity) -> None:
+    from perpbot.ops.disk import attach as attach_disk
+    from perpbot.ops.runfiles import compress_run
+    from perpbot.paths import state_dir
+
+    section = runner.config.disk
+    monitor = attach_disk(
+        runner.bus, section, identity, path=state_dir(), on_halt=halt_this_bot(runner)
+    )
+
+    async def watch(r: Runner) -> None:
+        await monitor.watch()
+
+    def after_stop(r: Runner) -> None:  # the journal is closed: its files are final
+        if section.compress:
+            compress_run(r.journal.dir, min_bytes=int(section.compress_min_kb * 1024))
+
+    runner.background.append(watch)
     runner.after_stop.append(after_stop)
