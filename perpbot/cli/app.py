@@ -78,6 +78,9 @@ _status.register(app)
 from perpbot.cli import alerts as _alerts  # noqa: E402
 
 _alerts.register(app)
+from perpbot.cli import doctor as _doctor  # noqa: E402
+
+_doctor.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

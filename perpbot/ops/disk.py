@@ -53,9 +53,9 @@ class DiskMonitor:
         self.state = "ok"
         self.halted = False
 
-    def level(self, free: int, total: int) -> str:
+    @staticmethod
+    def level_of(s: DiskSection, free: int, total: int) -> str:
         pct = 100.0 * free / total if total else 100.0
-        s = self.section
         if pct < s.halt_free_pct or free < s.halt_free_mb * MB:
             return "halt"
         if pct < s.warn_free_pct:
@@ -65,7 +65,7 @@ class DiskMonitor:
     def check(self) -> str:
         """One look at the disk; publishes on a change of level."""
         u = self.usage(self.path)
-        level = self.level(u.free, u.total)
+        level = self.level_of(self.section, u.free, u.total)
         pct = 100.0 * u.free / u.total if u.total else 100.0
         data = {"free_bytes": u.free, "total_bytes": u.total, "free_pct": round(pct, 2)}
         s = self.section
