@@ -43,8 +43,11 @@ def post(
     run_id: str = "",
     spawn: bool = True,
 ) -> Path | None:
-    """Queue one alert and start the sender; never raises (an alert must not fail a kill)."""
+    """Queue one alert and start the sender; never raises (an alert must not fail a kill).
+    Without a global alert config (no `perpbot alerts add` yet) it costs one stat."""
     try:
+        if not (state_dir() / "alerts.toml").exists():
+            return None
         folder = outbox_dir()
         record = {
             "code": code,

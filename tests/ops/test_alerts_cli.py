@@ -70,3 +70,23 @@ def test_outbox_delivers_a_command_alert(
     assert len(hook.bodies) == 1 and "KILL_SET" in hook.bodies[0]["title"]
     assert "by alice" in hook.bodies[0]["message"]
     assert not list((state_home / "alerts" / "outbox").glob("*.json"))
+
+
+def test_post_spawns_a_detached_sender(
+    tmp_path: Path, state_home: Path, monkeypatch: object
+) -> None:
+    import time
+
+    env = file_keyring_env(tmp_path / "keyring.json")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)  # type: ignore[attr-defined]
+    assert post("KILL_SET", "critical", "no config yet") is None  # nothing configured: no-op
+    with WebhookReceiver() as hook:
+        assert run_cli("alerts", "add", "hook", input=hook.url() + "\n").returncode == 0
+        t0 = time.perf_counter()
+        assert post("KILL_CLEARED", "warning", "kill switch cleared by bob") is not None
+        took = time.perf_counter() - t0
+        hook.wait_for(1, timeout=60)
+    print(f"post() returned in {took * 1000:.1f} ms")
+    assert took < 1.0
+    assert "KILL_CLEARED" in hook.bodies[0]["title"] and "by bob" in hook.bodies[0]["message"]
