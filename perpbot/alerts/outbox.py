@@ -75,8 +75,8 @@ def post(
         return None
 
 
-def deliver_outbox(**overrides: Any) -> int:
-    """Send every queued alert (one sender at a time); the number of files handled."""
+def deliver_outbox(**overrides: Any) -> tuple[int, int]:
+    """Send every queued alert (one sender at a time): (files handled, failed deliveries)."""
     import fcntl
     import socket
 
@@ -89,21 +89,25 @@ def deliver_outbox(**overrides: Any) -> int:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            return 0  # another sender is at work: it loops until the outbox is empty
+            return 0, 0  # another sender is at work: it loops until the outbox is empty
         cfg = load_global()
         names = list(cfg.destinations or [])
         urls = load_urls(names) if names else {}
         filters = Filters(cfg.min_severity, tuple(cfg.include), tuple(cfg.exclude))
 
+        failed = 0
+
         def on_result(alert: Alert, result: Any) -> None:
+            nonlocal failed
             if not result.ok:
+                failed += 1
                 record_failure(alert, result)
 
         handled = 0
         while True:
             files = sorted(p for p in folder.glob("*.json"))
             if not files:
-                return handled
+                return handled, failed
             params = {"coalesce_s": 0.0, "queue_size": len(files) + 8, **overrides}
             dispatcher = build_dispatcher(cfg, on_result, urls, **params)
             dispatcher.start()

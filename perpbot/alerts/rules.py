@@ -7,7 +7,7 @@ journal and the metrics, not on a phone at 3 a.m.).
     critical  kill switch tripped or seen, dead-man refresh/disarm failures and lapses,
               418 bans, protective-stop failures, a run that crashed or was refused,
               monitor alerts marked ``trip``, the disk about to fill
-    warning   kill switch cleared or done, budget cuts, 429 Retry-After waits, stale
+    warning   kill switch cleared or done, budget cuts, 429s and their waits, stale
               streams or prices, monitor alerts, scope denials, failed alert deliveries
     info      fills, periodic summaries, test messages (sent only when asked for)
 """
@@ -42,6 +42,7 @@ TABLE: tuple[tuple[str, str, str, str | None], ...] = (
     ("*", "ban", "*", "critical"),
     ("*", "*", "RATE_WAIT_BANNED", "critical"),
     ("*", "*", "RATE_WAIT_RETRY_AFTER", "warning"),
+    ("*", "*", "RATE_RETRY_AFTER", "warning"),  # a 429 that cut no budget
     ("*", "tighten", "*", "warning"),
     ("*", "*", "*STOP*FAIL*", "critical"),
     ("*", "*", "*STOP*REJECT*", "critical"),

@@ -107,3 +107,30 @@ def test(
             print(f"{name}: FAILED ({took:.2f} s): {error}")
     if failed:
         raise RuntimeFailure(f"{failed} of {len(names)} alert destination(s) failed")
+
+
+@alerts_app.command("notify")
+def notify(
+    code: str = typer.Argument(..., help="A reason code, e.g. RUN_CRASHED."),
+    sentence: str = typer.Argument(..., help="What happened, in a sentence."),
+    severity: str = typer.Option("critical", "--severity", help="info, warning or critical."),
+    bot: str = typer.Option("", "--bot", help="The bot it is about."),
+) -> None:
+    """Send one alert to the global destinations now (for systemd OnFailure= and scripts)."""
+    from perpbot.alerts.destinations import list_names
+    from perpbot.alerts.outbox import deliver_outbox, post
+    from perpbot.alerts.rules import SEVERITIES
+    from perpbot.errors import BadInput
+
+    if severity not in SEVERITIES:
+        raise BadInput(f"--severity: got {severity!r}, expected one of {', '.join(SEVERITIES)}")
+    if not list_names():
+        raise BadInput("no alert destinations (add one: perpbot alerts add NAME)")
+    from perpbot.alerts.subscriber import failed_log_path
+    from perpbot.errors import RuntimeFailure
+
+    post(code, severity, sentence, bot=bot, spawn=False)
+    _handled, failed = deliver_outbox()
+    if failed:
+        raise RuntimeFailure(f"{failed} delivery(ies) of {code} failed; see {failed_log_path()}")
+    print(f"alert {code} sent")

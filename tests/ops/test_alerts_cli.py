@@ -66,7 +66,7 @@ def test_outbox_delivers_a_command_alert(
             "KILL_SET", "critical", "kill switch set to cancel for all by alice", spawn=False
         )
         assert path is not None and json.loads(path.read_text())["code"] == "KILL_SET"
-        assert deliver_outbox() == 1
+        assert deliver_outbox() == (1, 0)
     assert len(hook.bodies) == 1 and "KILL_SET" in hook.bodies[0]["title"]
     assert "by alice" in hook.bodies[0]["message"]
     assert not list((state_home / "alerts" / "outbox").glob("*.json"))
@@ -90,3 +90,17 @@ def test_post_spawns_a_detached_sender(
     print(f"post() returned in {took * 1000:.1f} ms")
     assert took < 1.0
     assert "KILL_CLEARED" in hook.bodies[0]["title"] and "by bob" in hook.bodies[0]["message"]
+
+
+def test_notify_sends_now_and_fails_loudly(tmp_path: Path, state_home: Path) -> None:
+    env = file_keyring_env(tmp_path / "keyring.json")
+    with WebhookReceiver() as hook, WebhookReceiver(status=500) as broken:
+        assert run_cli("alerts", "add", "hook", env=env, input=hook.url() + "\n").returncode == 0
+        ok = run_cli("alerts", "notify", "RUN_CRASHED", "perpbot@grid exited 1", env=env)
+        assert ok.returncode == 0, ok.stderr
+        assert len(hook.bodies) == 1 and "perpbot@grid exited 1" in hook.bodies[0]["message"]
+        add = run_cli("alerts", "add", "broken", env=env, input=broken.url() + "\n")
+        assert add.returncode == 0
+        bad = run_cli("alerts", "notify", "RUN_CRASHED", "again", env=env)
+    assert bad.returncode == 1 and "failed" in bad.stderr
+    assert "RUN_CRASHED" in (state_home / "alerts" / "failed.jsonl").read_text()
