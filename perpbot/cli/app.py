@@ -81,6 +81,9 @@ _alerts.register(app)
 from perpbot.cli import doctor as _doctor  # noqa: E402
 
 _doctor.register(app)
+from perpbot.cli import metrics as _metrics  # noqa: E402
+
+_metrics.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

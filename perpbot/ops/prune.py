@@ -10,7 +10,6 @@ verifiable.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
@@ -50,23 +49,17 @@ def _last_change(folder: Path) -> float:
 
 
 def _alive(run_id: str) -> bool:
-    """A status file says running and its pid exists."""
+    """A status file says the bot runs and its process is there."""
+    from perpbot.procs import pid_alive
+
     try:
         status = read_json(bots_dir() / f"{run_id}.json")
     except (OSError, ValueError):
         return False
-    if not isinstance(status, dict) or status.get("state") in ("ended", "stopped"):
+    if not isinstance(status, dict):
         return False
-    pid = status.get("pid")
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    started = status.get("started_at")
+    return pid_alive(status.get("pid"), started_at=started if isinstance(started, float) else None)
 
 
 def ended_at(folder: Path) -> float | None:

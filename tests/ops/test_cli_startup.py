@@ -25,5 +25,5 @@ def test_help_lists_ops_commands_without_heavy_imports() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout
-    for command in ("alerts", "doctor", "runs"):
+    for command in ("alerts", "doctor", "metrics", "runs"):
         assert command in out.stdout
