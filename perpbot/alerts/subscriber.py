@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from perpbot.alerts.deliver import Delivery
@@ -27,7 +28,7 @@ from perpbot.paths import state_dir
 LAYER = "alerts"
 
 
-def failed_log_path() -> Any:
+def failed_log_path() -> Path:
     folder = state_dir() / "alerts"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / "failed.jsonl"
@@ -105,8 +106,7 @@ class AlertSubscriber:
             machine=self.identity.machine,
             exclude=exclude or frozenset(),
         )
-        if not self.dispatcher.submit(alert):
-            return  # counted by the dispatcher; reported with the next outcome
+        self.dispatcher.submit(alert)  # a full queue counts the drop: drain() reports it
 
     def drain(self) -> None:
         """Publish the delivery outcomes the sender thread queued (publisher's thread)."""

@@ -13,12 +13,12 @@ import contextlib
 import email
 import socket
 import threading
-import time
-from collections.abc import Callable
 from email.message import Message
 from typing import Any
 
 from aiohttp import web
+
+from tests.integration.kill_strategies.support import wait_until
 
 
 def free_port() -> int:
@@ -83,7 +83,8 @@ class WebhookReceiver:
             await asyncio.wait_for(runner.cleanup(), 2)
 
     def wait_for(self, n: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-        return wait_until(lambda: len(self.bodies) >= n, timeout) and self.bodies
+        wait_until(lambda: len(self.bodies) >= n, timeout, interval=0.02)
+        return self.bodies
 
 
 class MailReceiver:
@@ -110,17 +111,6 @@ class MailReceiver:
             f"mailto://127.0.0.1:{self.port}?smtp=127.0.0.1"
             "&from=bot@example.com&to=ops@example.com&mode=insecure"
         )
-
-
-def wait_until(pred: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 def mail_text(msg: Message) -> str:
