@@ -37,7 +37,6 @@ TABLE: tuple[tuple[str, str, str, str | None], ...] = (
     ("kill", "*", "KILL_SET", "critical"),
     ("kill", "*", "KILL_ACTIVE", "warning"),
     ("kill", "*", "KILL_DEADMAN_ARMED", None),
-    ("kill", "*", "KILL_DEADMAN_UNAVAILABLE", "warning"),
     ("kill", "*", "KILL_DEADMAN_*", "critical"),
     ("*", "ban", "*", "critical"),
     ("*", "*", "RATE_WAIT_BANNED", "critical"),
