@@ -70,6 +70,7 @@ class AlertSubscriber:
         self._fills_seen = 0
         self._last_summary = time.monotonic()
         self._reported_drops = 0
+        self.ended = False  # run_ended was called
 
     # -- the bus (publisher's thread: never blocks) ----------------------------------------------
     def on_event(self, event: Event) -> None:
@@ -174,8 +175,12 @@ class AlertSubscriber:
             pnl = "unknown" if net_pnl is None else f"{net_pnl:+.2f} USDT"
             self.submit("RUN_SUMMARY", "info", f"net PnL {pnl}; {fills} fills; positions: {pos}")
 
-    def run_ended(self, exit_code: int, end_reason: str, error: str | None) -> None:
-        """Alert a crashed run (exit 1) or one the kill switch or a guard ended (2, 3, 4)."""
+    def run_ended(
+        self, exit_code: int, end_reason: str, error: str | None, *, publish: bool = True
+    ) -> None:
+        """Alert a crashed run (exit 1) or one the kill switch or a guard ended (2, 3, 4).
+        With ``publish`` off (the journal is closed) the alert goes straight to the sender."""
+        self.ended = True
         if exit_code == 1:
             code, sentence = "RUN_CRASHED", f"the run stopped on an error: {error or end_reason}"
         elif exit_code in (2, 3, 4):
@@ -183,7 +188,10 @@ class AlertSubscriber:
             sentence = f"the run was stopped ({end_reason}): {error or 'see its events'}"
         else:
             return
-        self.bus.publish(Decision("engine", "alert", code, sentence, {"exit_code": exit_code}))
+        if publish:
+            self.bus.publish(Decision("engine", "alert", code, sentence, {"exit_code": exit_code}))
+        else:
+            self.submit(code, "critical", sentence)
 
     def close(self, timeout: float = 5.0, *, publish: bool = True) -> None:
         """Send what is pending (at most ``timeout`` s) and stop. With ``publish`` off (the

@@ -5,6 +5,7 @@ this adapts the runner's hooks to them, so the composition root calls ``attach(r
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from perpbot.ops.identity import RunIdentity
@@ -47,6 +48,11 @@ def _attach_alerts(runner: Runner, identity: RunIdentity) -> None:
         sub.drain()
 
     def after_stop(r: Runner) -> None:  # the signed log is closed: outcomes stay off the bus
+        failure = sys.exc_info()[1]  # a run that failed before its main loop (connect)
+        if not sub.ended and failure is not None:
+            code = getattr(failure, "exit_code", 1)
+            message = getattr(failure, "message", None) or type(failure).__name__
+            sub.run_ended(code, "failed to start", message, publish=False)
         sub.close(timeout=3.0, publish=False)
 
     runner.after_tick.append(after_tick)
