@@ -58,7 +58,15 @@ def check_keyring() -> Check:
             f"the keyring refused a read ({type(exc).__name__}): locked?",
             "unlock it (docs/service.md: headless keyring)",
         )
-    return Check("keyring", "ok", f"{backend_name(backend)} usable and unlocked")
+    name = backend_name(backend)
+    if name.startswith("keyrings.alt."):
+        return Check(
+            "keyring",
+            "warn",
+            f"{name}: keys in a file next to their key or password (chosen explicitly)",
+            "a Secret Service, unlocked by a human after boot (docs/service.md)",
+        )
+    return Check("keyring", "ok", f"{name} usable and unlocked")
 
 
 Reading = tuple[float, float, float]  # (local ms before, exchange ms, local ms after)
