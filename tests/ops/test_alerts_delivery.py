@@ -161,3 +161,23 @@ def test_a_full_queue_drops_and_says_so(memory_keyring: Any, state_home: Path) -
         sub.close(timeout=0.2)
     full = [d for d in seen if d.code == "ALERT_QUEUE_FULL"]
     assert full and full[0].data["dropped"] >= 40 - 8
+
+
+def test_fills_and_the_periodic_summary_when_asked_for(
+    memory_keyring: Any, state_home: Path
+) -> None:
+    with WebhookReceiver() as hook:
+        add_destination("hook", hook.url())
+        bus = EventBus()
+        section = AlertsSection(fills=True, summary_interval_s=60)
+        sub = attach(bus, section, IDENTITY, coalesce_s=0.0)
+        assert sub is not None
+        sub.on_tick(0, 0.0, {})  # nothing new
+        sub.on_tick(3, 1.25, {"BTC/USDT:USDT": 0.002})
+        sub._last_summary -= 61  # an hour later, as far as the summary is concerned
+        sub.on_tick(3, -2.5, {"BTC/USDT:USDT": 0.002, "ETH/USDT:USDT": 0.0})
+        sub.close()
+    by_code = {b["title"].rsplit(" ", 1)[-1]: b["message"] for b in hook.bodies}
+    assert sorted(by_code) == ["RUN_FILL", "RUN_SUMMARY"]
+    assert by_code["RUN_FILL"].startswith("3 new fill(s); 3 this run")
+    assert "net PnL -2.50 USDT; 3 fills; positions: BTC/USDT:USDT 0.002" in by_code["RUN_SUMMARY"]
