@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 MAX_DETAIL = 200
 
@@ -32,10 +33,21 @@ def scrub(text: str, url: str) -> str:
     return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 3] + "..."
 
 
+def load_apprise() -> Any:
+    """The apprise module, its logger kept off stderr: a plugin's log line may quote its URL.
+    Imported lazily: apprise loads ~100 plugins; only commands that send or check need it."""
+    import apprise
+
+    log = logging.getLogger("apprise")
+    if log.propagate:
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
+    return apprise
+
+
 def send(url: str, title: str, body: str) -> tuple[bool, str]:
     """Send once; (True, "") or (False, what went wrong, scrubbed of the URL's secrets)."""
-    import apprise  # lazy: apprise loads ~100 plugins, only commands that send need it
-
+    apprise = load_apprise()
     sender = apprise.Apprise()
     if not sender.add(url):
         return False, "not an Apprise URL Apprise can use"

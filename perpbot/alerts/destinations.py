@@ -77,7 +77,9 @@ def _failure(action: str, exc: BaseException) -> RuntimeFailure:
 
 def validate_url(name: str, url: str) -> None:
     """Refuse a URL Apprise cannot use, without ever repeating it."""
-    import apprise  # lazy: apprise loads ~100 plugins, only commands that send need it
+    from perpbot.alerts.deliver import load_apprise
+
+    apprise = load_apprise()
 
     if not url or any(c.isspace() for c in url) or apprise.Apprise.instantiate(url) is None:
         raise BadInput(

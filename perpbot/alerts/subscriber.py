@@ -11,6 +11,7 @@ log and the metrics like any other decision. A failure is also appended at once 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -114,7 +115,9 @@ class AlertSubscriber:
         self._draining = True
         try:
             while self._outbox:
-                self.bus.publish(self._outbox.popleft())
+                # a subscriber that raises on this record must not detach the alerts
+                with contextlib.suppress(Exception):
+                    self.bus.publish(self._outbox.popleft())
             dropped = self.dispatcher.dropped
             if dropped > self._reported_drops:
                 n, self._reported_drops = dropped - self._reported_drops, dropped

@@ -186,7 +186,9 @@ def check_core_dumps() -> Check:
 
 def _endpoint(url: str) -> tuple[str, int] | None:
     """Where an Apprise URL delivers to (host, port), if it can be told."""
-    import apprise  # lazy: apprise loads ~100 plugins; only this check and `alerts` need it
+    from perpbot.alerts.deliver import load_apprise
+
+    apprise = load_apprise()
 
     plugin = apprise.Apprise.instantiate(url)
     if plugin is None:
