@@ -1,10 +1,11 @@
 """The sender thread: a bounded queue, dedup and rate limit, retries with backoff.
 
 ``submit`` never blocks and never raises: the trading loop and the kill path only pay for a
-``put_nowait``. A full queue drops the alert and counts it (the next delivery result says
-how many were dropped). The thread sends each alert to every destination, retrying a
-failure with exponential backoff (tenacity), and reports every outcome to ``on_result``
-(the subscriber records it as a decision: a failed delivery is never lost silently).
+``put_nowait``. A full queue drops the alert and counts it (the subscriber reports how many
+were dropped). One thread deduplicates; each destination then has its own courier thread
+and queue, so a destination that hangs delays nobody else. A courier retries a failure
+with exponential backoff (tenacity) and reports every outcome to ``on_result`` (the
+subscriber records it as a decision: a failed delivery is never lost silently).
 
 Dedup and rate limit, per alert key (the code and the symbol): the first alert of a key is
 sent after ``coalesce_s`` (critical ones at once); repeats that arrive before it is sent
@@ -53,7 +54,6 @@ class Dispatcher:
         max_delay_s: float = 30.0,
         sender: Sender = send,
     ) -> None:
-        self.destinations = dict(destinations)
         self.on_result = on_result
         self.dedup_window_s = dedup_window_s
         self.coalesce_s = coalesce_s
@@ -62,8 +62,9 @@ class Dispatcher:
         self.max_delay_s = max_delay_s
         self.sender = sender
         self.dropped = 0
-        self.sent = 0
-        self.failed = 0
+        self._couriers = [
+            _Courier(self, name, url, queue_size) for name, url in destinations.items()
+        ]
         self._q: queue.Queue[Alert | _Stop] = queue.Queue(maxsize=queue_size)
         self._pending: dict[str, _Pending] = {}
         self._window_end: dict[str, float] = {}
@@ -75,6 +76,8 @@ class Dispatcher:
         if not self._started:
             self._started = True
             self._thread.start()
+            for courier in self._couriers:
+                courier.thread.start()
 
     def submit(self, alert: Alert) -> bool:
         try:
@@ -98,7 +101,12 @@ class Dispatcher:
                 if time.monotonic() >= deadline:
                     return False
         self._thread.join(max(deadline - time.monotonic(), 0.0))
-        return not self._thread.is_alive()
+        for courier in self._couriers:
+            with contextlib.suppress(queue.Full):  # a full one is stuck: not waited for
+                courier.q.put_nowait(None)
+        for courier in self._couriers:
+            courier.thread.join(max(deadline - time.monotonic(), 0.0))
+        return not any(t.is_alive() for t in (self._thread, *(c.thread for c in self._couriers)))
 
     # -- the thread --------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -141,19 +149,15 @@ class Dispatcher:
         self._deliver(pending.alert)
 
     def _deliver(self, alert: Alert) -> None:
-        title, body = alert.title(), alert.body()
-        for name, url in self.destinations.items():
-            if name in alert.exclude:
-                continue
-            result = self._with_retries(name, url, title, body)
-            if result.ok:
-                self.sent += 1
-            else:
-                self.failed += 1
-            with contextlib.suppress(Exception):  # recording must not kill the sender thread
-                self.on_result(alert, result)
+        for courier in self._couriers:
+            if courier.name not in alert.exclude:
+                courier.take(alert)
 
-    def _with_retries(self, name: str, url: str, title: str, body: str) -> Delivery:
+    def report(self, alert: Alert, result: Delivery) -> None:
+        with contextlib.suppress(Exception):  # recording must not kill a sender thread
+            self.on_result(alert, result)
+
+    def with_retries(self, name: str, url: str, title: str, body: str) -> Delivery:
         attempts = 0
         last_error = ""
 
@@ -175,6 +179,34 @@ class Dispatcher:
         except RetryError:
             return Delivery(name, False, attempts, last_error)
         return Delivery(name, True, attempts)
+
+
+class _Courier:
+    """One destination's queue and thread."""
+
+    def __init__(self, owner: Dispatcher, name: str, url: str, queue_size: int) -> None:
+        self.owner = owner
+        self.name = name
+        self.url = url
+        self.q: queue.Queue[Alert | None] = queue.Queue(maxsize=queue_size)
+        self.thread = threading.Thread(
+            target=self._loop, name=f"perpbot-alerts-{name}", daemon=True
+        )
+
+    def take(self, alert: Alert) -> None:
+        try:
+            self.q.put_nowait(alert)
+        except queue.Full:
+            why = "its queue is full (the destination is too slow or down)"
+            self.owner.report(alert, Delivery(self.name, False, 0, why))
+
+    def _loop(self) -> None:
+        while True:
+            alert = self.q.get()
+            if alert is None:
+                return
+            result = self.owner.with_retries(self.name, self.url, alert.title(), alert.body())
+            self.owner.report(alert, result)
 
 
 class _Failed(Exception):
