@@ -1,4 +1,4 @@
-"""The sender thread: a bounded queue, dedup and rate limit, retries with backoff.
+"""The sender threads: a bounded queue, dedup and rate limit, a courier per destination.
 
 ``submit`` never blocks and never raises: the trading loop and the kill path only pay for a
 ``put_nowait``. A full queue drops the alert and counts it (the subscriber reports how many

@@ -1,7 +1,7 @@
 """The alert subscriber: decisions on the bus in, alerts to the dispatcher out.
 
 ``attach(bus, section, identity)`` is all a run needs: it subscribes to the bus and starts
-the sender thread. Delivery outcomes come back from that thread into an outbox and are
+the sender threads. Delivery outcomes come back from them into an outbox and are
 published on the bus from the publisher's own thread (the next event, or ``close``) as
 ``ALERT_SENT`` / ``ALERT_DELIVERY_FAILED`` decisions, so they reach the journal, the signed
 log and the metrics like any other decision. A failure is also appended at once to
@@ -111,7 +111,7 @@ class AlertSubscriber:
         self.dispatcher.submit(alert)  # a full queue counts the drop: drain() reports it
 
     def drain(self) -> None:
-        """Publish the delivery outcomes the sender thread queued (publisher's thread)."""
+        """Publish the delivery outcomes the sender threads queued (publisher's thread)."""
         self._draining = True
         try:
             while self._outbox:
@@ -134,7 +134,7 @@ class AlertSubscriber:
         finally:
             self._draining = False
 
-    # -- the sender thread's callback ------------------------------------------------------------
+    # -- the couriers' callback ------------------------------------------------------------
     def on_result(self, alert: Alert, result: Delivery) -> None:
         if result.ok:
             self._outbox.append(
