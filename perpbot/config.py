@@ -369,6 +369,45 @@ class MonitorSection(Section):
     slippage: SlippageConfig = Field(default_factory=SlippageConfig)
 
 
+class AlertsSection(Section):
+    """Alerts that leave the machine (perpbot.alerts; docs/operations.md). Destinations are
+    names of Apprise URLs stored in the keyring with `perpbot alerts add NAME`."""
+
+    enabled: bool = True
+    destinations: list[str] | None = Field(
+        default=None, description="names from `perpbot alerts list` (default: the global list)"
+    )
+    min_severity: Literal["info", "warning", "critical"] = "warning"
+    include: list[str] = Field(default_factory=list, description="codes or CODE_PREFIX* to send")
+    exclude: list[str] = Field(default_factory=list, description="codes or CODE_PREFIX* to drop")
+    fills: bool = False
+    summary_interval_s: float | None = Field(default=None, ge=60, description="periodic summary")
+    dedup_window_s: float = Field(default=60.0, gt=0, le=86400)
+    queue_size: int = Field(default=256, ge=8, le=100_000)
+
+
+class MetricsSection(Section):
+    """Prometheus metrics of a run (perpbot.metrics; docs/operations.md). Off unless a port
+    or a textfile is set."""
+
+    port: int | None = Field(default=None, ge=0, le=65535, description="0 = any free port")
+    bind: str = "127.0.0.1"
+    textfile: str | None = Field(default=None, description="node_exporter textfile .prom path")
+
+
+class DiskSection(Section):
+    """The runs dir on disk (perpbot.ops.disk): compression and the disk-space trip."""
+
+    compress: bool = Field(default=True, description="gzip a run's JSONL files when it ends")
+    compress_min_kb: float = Field(
+        default=1024.0, ge=0, description="leave smaller files plain (short runs stay greppable)"
+    )
+    warn_free_pct: float = Field(default=10.0, ge=0, le=100)
+    halt_free_pct: float = Field(default=3.0, ge=0, le=100)
+    halt_free_mb: float = Field(default=500.0, ge=0, description="halt below this too")
+    poll_s: float = Field(default=30.0, gt=0, le=3600)
+
+
 class StrategyFile(Section):
     strategy: StrategySection
     exchange: ExchangeSection = Field(default_factory=ExchangeSection)
@@ -380,6 +419,9 @@ class StrategyFile(Section):
     kill: KillSection = Field(default_factory=KillSection)
     audit: AuditSection = Field(default_factory=AuditSection)
     monitor: MonitorSection = Field(default_factory=MonitorSection)
+    alerts: AlertsSection = Field(default_factory=AlertsSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+    disk: DiskSection = Field(default_factory=DiskSection)
 
 
 class LoadedStrategy(BaseModel):

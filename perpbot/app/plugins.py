@@ -11,8 +11,10 @@ of every hook phase, so it is declared here, once:
     keys        the key audit warning, once connected
     risk        margin tables and a first index reading before the strategy's first order
     ratelimit   a stop cuts rate-limit waits short; the clean-up may wait again
-    kill        LAST: its dead-man countdown arms after every other start-up step, and is
+    kill        its dead-man countdown arms after every other start-up check, and is
                 disarmed only in ``release`` (this run's orders confirmed gone)
+    ops         alerts, metrics, disk: after the kill switch (nothing of theirs can refuse a
+                start); their ``after_stop`` gzips the run's journals, so it runs last
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from perpbot.keys.plugin import attach_audit_warning
 from perpbot.keys.plugin import preflight_run as keys_preflight
 from perpbot.kill.attach import attach as attach_kill
 from perpbot.kill.attach import preflight as kill_preflight
+from perpbot.ops.plugin import attach as attach_ops
 from perpbot.ratelimit.plugin import attach as attach_ratelimit
 from perpbot.risk.plugin import attach as attach_risk
 from perpbot.risk.plugin import preflight as risk_preflight
@@ -45,3 +48,4 @@ def attach(runner: Runner) -> None:
     attach_risk(runner)
     attach_ratelimit(runner)
     attach_kill(runner)
+    attach_ops(runner)

@@ -75,6 +75,15 @@ _log.register(app)
 from perpbot.cli import status as _status  # noqa: E402
 
 _status.register(app)
+from perpbot.cli import alerts as _alerts  # noqa: E402
+
+_alerts.register(app)
+from perpbot.cli import doctor as _doctor  # noqa: E402
+
+_doctor.register(app)
+from perpbot.cli import metrics as _metrics  # noqa: E402
+
+_metrics.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

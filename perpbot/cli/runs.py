@@ -10,8 +10,22 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    app.command("runs")(runs)
+    from perpbot.cli.runs_prune import prune
+
+    group = typer.Typer(name="runs", help=runs.__doc__, invoke_without_command=True)
+    group.callback(invoke_without_command=True)(_runs_group)
+    group.command("prune")(prune)
+    app.add_typer(group)
     app.command("report")(report)
+
+
+def _runs_group(
+    ctx: typer.Context,
+    json_output: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+) -> None:
+    """List past runs: id, strategy, start, duration, PnL and how each ended."""
+    if ctx.invoked_subcommand is None:
+        runs(json_output)
 
 
 def runs(

@@ -32,9 +32,11 @@ if TYPE_CHECKING:
     from perpbot.client.setup import Credentials
     from perpbot.client.waits import Interrupter
     from perpbot.config import ExchangeSection, LoadedStrategy, StrategyFile
+    from perpbot.engine.journal import RunJournal
     from perpbot.engine.ledger import Ledger
     from perpbot.engine.output import RunOutput
     from perpbot.engine.state import PositionSnapshot
+    from perpbot.errors import PerpbotError
     from perpbot.events import EventBus
 
 OrdersLeft = dict[str, list[dict[str, Any]]]  # symbol -> this run's orders still listed
@@ -60,6 +62,9 @@ class RunPort(Protocol):
     started: float
     stop_event: asyncio.Event
     end_reason: str
+    exit_code: int
+    fatal: PerpbotError | None
+    journal: RunJournal
     summary_extras: dict[str, Any]
 
     @property

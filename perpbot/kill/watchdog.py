@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from perpbot.engine.hooks import RunPort
 
 
-
 def known_open_orders(runner: RunPort, symbol: str) -> list[dict[str, Any]]:
     """The run's open orders on ``symbol`` as its ledger knows them (ccxt-shaped)."""
     out = []

@@ -13,7 +13,6 @@ loads a whole file and raises on a corrupt line before the last.
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from perpbot.fsutil import read_json
+from perpbot.ops.runfiles import journal_exists, open_journal
 from perpbot.report.extras import index_prices, index_section, num, rate_figures
 
 Points = list[tuple[float, float]]
@@ -127,8 +127,7 @@ def read_journal(
     bad = 0
     last_bad = False  # whether the last non-empty line so far failed to parse
     try:
-        opener: Any = gzip.open if path.name.endswith(".gz") else open  # closed audit files
-        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        with open_journal(path) as fh:  # plain, or gzipped once the run ended
             for line in fh:
                 if not line.strip():
                     continue
@@ -144,10 +143,10 @@ def read_journal(
                     records.append(slim(rec) if slim else rec)
     except FileNotFoundError:
         return []
-    except (OSError, EOFError) as exc:
-        notes.append(
-            f"{path.name} is unreadable ({getattr(exc, 'strerror', None) or type(exc).__name__})"
-        )
+    except EOFError:  # a gzip cut short: what was read stands, the tail is torn
+        last_bad = True
+    except OSError as exc:
+        notes.append(f"{path.name} is unreadable ({exc.strerror or type(exc).__name__})")
         return records
     if last_bad:
         torn_files.append(path.name)
@@ -200,7 +199,7 @@ def load_run(
 def _fill_from_signed_log(run: RunData, journals: tuple[str, ...]) -> None:
     from perpbot.report.signedlog import decisions, header_weights, read_signed_log
 
-    want_events = "events.jsonl" in journals and not (run.dir / "events.jsonl").exists()
+    want_events = "events.jsonl" in journals and not journal_exists(run.dir / "events.jsonl")
     want_weight = "ticks.jsonl" in journals and not any(
         isinstance(t.get("rate"), dict) for t in run.ticks
     )

@@ -1,0 +1,32 @@
+"""`perpbot doctor`: check this machine before going live (perpbot.ops.doctor)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("doctor")(doctor)
+
+
+def doctor(
+    strategy: Path | None = typer.Argument(
+        None, help="A strategy.toml: also check its exchange's clock, key and alerts."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
+) -> None:
+    """Check keyring, clock, state dir, disk, core dumps, alerts and the key; exit 1 on a FAIL."""
+    from perpbot.config import load_strategy
+    from perpbot.ops.doctor import as_json, run_checks
+
+    loaded = load_strategy(strategy) if strategy is not None else None
+    checks = run_checks(loaded)
+    if json_output:
+        print(as_json(checks))
+    else:
+        for check in checks:
+            print(check.line())
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(1)
