@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from collections import deque
@@ -373,7 +374,7 @@ class WsHub:
                 {"account": lk.account[:8], "expires_ms": lk.expires_ms}
                 for lk in self.users.keys.values()
             ],
-            "counters": vars(self.counters).copy(),
+            "counters": dataclasses.asdict(self.counters),
         }
 
     def _select(self, body: dict[str, Any]) -> list[WsConn]:

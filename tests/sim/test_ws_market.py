@@ -1,0 +1,172 @@
+"""Market streams over real WebSockets: unmodified ccxt.pro and raw clients vs REST truth."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from perpbot.sim import SimHandle
+from tests.sim.conftest import BTC, make_async
+from tests.sim.ws_support import control, make_pro, next_event, next_json, silent_for, ws_url
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+async def pro(sim: SimHandle) -> AsyncIterator[Any]:
+    ex = make_pro(sim)
+    await ex.load_markets()
+    try:
+        yield ex
+    finally:
+        await ex.close()
+
+
+def _book(levels: list[list[float]], n: int) -> list[tuple[float, float]]:
+    return [(float(p), float(q)) for p, q, *_ in levels[:n]]
+
+
+async def test_watch_order_book_stays_equal_to_rest_depth(sim: SimHandle, pro: Any) -> None:
+    key, secret = sim.create_account()
+    rest = make_async(sim, key, secret)
+    try:
+        await rest.load_markets()
+        book = await pro.watch_order_book(BTC)
+        placed = []
+        for i, (side, px) in enumerate(
+            [("buy", 59990.0), ("sell", 60010.0), ("buy", 59999.9), ("sell", 60003.3)]
+        ):
+            placed.append(await rest.create_order(BTC, "limit", side, 0.05 + i / 100, px))
+            if i == 2:
+                sim.advance(1000)  # the crowd re-quotes: every level's size changes
+        await rest.cancel_order(placed[0]["id"], BTC)
+        for _ in range(2):  # REST snapshots in between must not break the chain
+            snap = await rest.fapiPublicGetDepth({"symbol": "BTCUSDT", "limit": 50})
+            target = int(snap["lastUpdateId"])
+            while book["nonce"] < target:
+                book = await asyncio.wait_for(pro.watch_order_book(BTC), 3)
+            assert _book(book["bids"], 20) == _book(snap["bids"], 20)
+            assert _book(book["asks"], 20) == _book(snap["asks"], 20)
+            assert (60010.0, 0.06) in _book(book["asks"], 1000)
+            assert all(px != 59990.0 or qty != 0.05 for px, qty in _book(book["bids"], 1000))
+            sim.advance(600)
+    finally:
+        await rest.close()
+
+
+async def test_ticker_bids_asks_mark_and_ohlcv_match_rest(sim: SimHandle, pro: Any) -> None:
+    ticker = await asyncio.wait_for(pro.watch_ticker(BTC), 5)
+    rest = make_async(sim)
+    try:
+        t_rest = await rest.fetch_ticker(BTC)
+        assert ticker["last"] == t_rest["last"]
+        assert ticker["open"] == t_rest["open"]
+        tops = await asyncio.wait_for(pro.watch_bids_asks([BTC]), 5)
+        bt = await rest.fapiPublicGetTickerBookTicker({"symbol": "BTCUSDT"})
+        assert tops[BTC]["bid"] == float(bt["bidPrice"])
+        assert tops[BTC]["ask"] == float(bt["askPrice"])
+        mark = await asyncio.wait_for(pro.watch_mark_price(BTC), 5)
+        premium = await rest.fapiPublicGetPremiumIndex({"symbol": "BTCUSDT"})
+        assert mark["markPrice"] == float(premium["markPrice"])
+        assert mark["indexPrice"] == float(premium["indexPrice"])
+        assert mark["info"]["r"] == premium["lastFundingRate"]
+        assert mark["info"]["T"] == int(premium["nextFundingTime"])
+        candles = await asyncio.wait_for(pro.watch_ohlcv(BTC, "1m"), 5)
+        rest_candles = await rest.fetch_ohlcv(BTC, "1m", limit=1)
+        assert candles[-1][:5] == rest_candles[-1][:5]
+    finally:
+        await rest.close()
+
+
+async def test_watch_trades_sees_each_fill_on_the_tape(sim: SimHandle, pro: Any) -> None:
+    key, secret = sim.create_account()
+    rest = make_async(sim, key, secret)
+    try:
+        await rest.load_markets()
+        watcher = asyncio.create_task(pro.watch_trades(BTC))
+        await asyncio.sleep(0.3)
+        await rest.create_order(BTC, "market", "buy", 0.02)
+        trades = await asyncio.wait_for(watcher, 5)
+        state = sim.state()
+        assert trades[-1]["price"] == float(state["trades"][-1]["price"])
+        assert trades[-1]["amount"] == 0.02
+        assert trades[-1]["side"] == "buy"
+    finally:
+        await rest.close()
+
+
+async def test_watch_liquidations_reports_a_forced_close(sim: SimHandle, pro: Any) -> None:
+    key, secret = sim.create_account(balance=200.0)
+    rest = make_async(sim, key, secret)
+    try:
+        await rest.load_markets()
+        await rest.set_leverage(50, BTC)
+        await rest.create_order(BTC, "market", "buy", 0.15)
+        watcher = asyncio.create_task(pro.watch_liquidations(BTC))
+        await asyncio.sleep(0.3)
+        sim.jump("BTCUSDT", -3)
+        liqs = await asyncio.wait_for(watcher, 5)
+        truth = sim.state()["liquidations"][-1]
+        assert liqs[-1]["contracts"] == float(truth["qty"])
+        assert liqs[-1]["price"] == float(truth["price"])
+    finally:
+        await rest.close()
+
+
+async def test_routes_and_the_subscribe_protocol(
+    sim: SimHandle, session: aiohttp.ClientSession
+) -> None:
+    async with session.ws_connect(ws_url(sim, "/ws/btcusdt@bookTicker")) as ws:
+        event = await next_event(ws, "bookTicker")
+        assert event["s"] == "BTCUSDT" and float(event["b"]) < float(event["a"])
+        await ws.send_json({"method": "SUBSCRIBE", "params": ["ethusdt@markPrice@1s"], "id": 7})
+        assert (await next_event(ws, "markPriceUpdate"))["s"] == "ETHUSDT"
+        await ws.send_json({"method": "LIST_SUBSCRIPTIONS", "id": 8})
+        body = await next_json(ws)
+        while body.get("id") != 8:
+            body = await next_json(ws)
+        assert sorted(body["result"]) == ["btcusdt@bookTicker", "ethusdt@markPrice@1s"]
+        await ws.send_str("{not json")
+        body = await next_json(ws)
+        while "error" not in body:
+            body = await next_json(ws)
+        assert body["error"]["code"] == 3
+        await ws.send_json({"method": "FLY", "id": 9})
+        body = await next_json(ws)
+        while body.get("id") != 9:
+            body = await next_json(ws)
+        assert body["error"]["code"] == 2
+    url = ws_url(sim, "/stream?streams=btcusdt@markPrice@1s/ethusdt@depth5@100ms")
+    async with session.ws_connect(url) as ws:
+        seen = set()
+        while len(seen) < 2:
+            body = await next_json(ws)
+            assert set(body) == {"stream", "data"}
+            seen.add(body["stream"])
+    # routed paths deliver only their category, silently, as Binance does
+    async with session.ws_connect(ws_url(sim, "/public/ws")) as ws:
+        await ws.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@markPrice@1s"], "id": 1})
+        assert await next_json(ws) == {"result": None, "id": 1}
+        assert await silent_for(ws, 1.3)
+    async with session.ws_connect(ws_url(sim, "/market/ws")) as ws:
+        await ws.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@markPrice@1s"], "id": 1})
+        assert await next_json(ws) == {"result": None, "id": 1}
+        assert (await next_event(ws, "markPriceUpdate"))["s"] == "BTCUSDT"
+        await ws.send_json({"method": "UNSUBSCRIBE", "params": ["btcusdt@markPrice@1s"], "id": 2})
+        body = await next_json(ws)
+        while body.get("id") != 2:
+            body = await next_json(ws)
+        assert body == {"result": None, "id": 2}
+        assert await silent_for(ws, 1.3)
+    state = await control(session, sim, "/__sim/ws")
+    assert state["counters"]["opened"] == 4
