@@ -42,12 +42,6 @@ class StreamDice:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed * 104_729 + 3)
         self.fired = 0
-        self.plan_id = 0
-
-    def reset(self, plan_id: int) -> None:
-        if plan_id != self.plan_id:
-            self.plan_id = plan_id
-            self.fired = 0
 
     def roll(self, faults: StreamFaults, rate: float) -> bool:
         if rate <= 0.0:

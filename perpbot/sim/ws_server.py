@@ -63,6 +63,7 @@ class WsHub:
         self.dice = StreamDice(server.cfg.seed)
         self.attempts: dict[str, deque[float]] = {}
         self.refuse_until_ms = 0.0
+        self._plan = self.engine.faults.plan
         self._next_id = 0
         self._next_slow_ms = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -83,7 +84,11 @@ class WsHub:
 
     @property
     def faults(self) -> StreamFaults:
-        return self.engine.faults.plan.streams
+        plan = self.engine.faults.plan
+        if plan is not self._plan:  # a new plan: its ``count`` starts from zero
+            self._plan = plan
+            self.dice.fired = 0
+        return plan.streams
 
     # -- engine events -----------------------------------------------------------------
     def _on_event(self, event: SimEvent) -> None:
@@ -326,7 +331,6 @@ class WsHub:
         engine.sync()
         now_wall = wall_ms()
         now = engine.clock.now_ms()
-        self.dice.reset(id(engine.faults.plan))
         self.users.expire_due(now)
         if self.by_stream:
             self.market.flush(self._active(), now_wall)
