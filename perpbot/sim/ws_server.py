@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from perpbot.sim.control import ControlError
+from perpbot.sim.ws_api import WS_API_PATH, WsApi
 from perpbot.sim.ws_conn import WsConn, WsCounters, wall_ms
 from perpbot.sim.ws_events import DepthSnapshot, Liquidated, MarketTrade, SimEvent
 from perpbot.sim.ws_faults import StreamDice, StreamFaults
@@ -61,6 +62,7 @@ class WsHub:
         self.market = MarketStreams(self.engine, self._publish)
         self.users = UserStreams(self.engine, self.cfg, self._deliver_user, self._key_expired)
         self.dice = StreamDice(server.cfg.seed)
+        self.api = WsApi(server)
         self.attempts: dict[str, deque[float]] = {}
         self.refuse_until_ms = 0.0
         self._plan = self.engine.faults.plan
@@ -93,7 +95,8 @@ class WsHub:
     # -- engine events -----------------------------------------------------------------
     def _on_event(self, event: SimEvent) -> None:
         if isinstance(event, DepthSnapshot):
-            self.market.journal.checkpoint(event.symbol)
+            if self.by_stream:  # with no stream open the next subscribe sets the baseline
+                self.market.journal.checkpoint(event.symbol)
         elif isinstance(event, MarketTrade | Liquidated):
             if self.by_stream:
                 self.market.on_event(event, self._active())
@@ -167,6 +170,8 @@ class WsHub:
         refused = self._admit(request.remote or "127.0.0.1")
         if refused is not None:
             return refused
+        if path == WS_API_PATH:
+            return await self.api.handle(request)
         parts = [p for p in path.split("/") if p]
         route = parts[0] if parts[0] in ("public", "market", "private") else "any"
         tail = parts[2:] if route != "any" else parts[1:]

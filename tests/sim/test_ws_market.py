@@ -170,3 +170,29 @@ async def test_routes_and_the_subscribe_protocol(
         assert await silent_for(ws, 1.3)
     state = await control(session, sim, "/__sim/ws")
     assert state["counters"]["opened"] == 4
+
+
+async def test_all_market_streams_partial_depth_and_kline_close(
+    sim: SimHandle, session: aiohttp.ClientSession
+) -> None:
+    names = "!markPrice@arr@1s/!ticker@arr/!miniTicker@arr/!bookTicker/btcusdt@depth5@100ms"
+    async with session.ws_connect(ws_url(sim, "/stream?streams=" + names)) as ws:
+        seen: dict[str, Any] = {}
+        while len(seen) < 5:
+            body = await next_json(ws)
+            seen.setdefault(body["stream"], body["data"])
+        assert {m["s"] for m in seen["!markPrice@arr@1s"]} == {"BTCUSDT", "ETHUSDT"}
+        assert seen["!ticker@arr"][0]["e"] == "24hrTicker"
+        assert seen["!miniTicker@arr"][0]["e"] == "24hrMiniTicker"
+        assert seen["!bookTicker"]["e"] == "bookTicker"
+        partial = seen["btcusdt@depth5@100ms"]
+        assert len(partial["b"]) == len(partial["a"]) == 5
+        assert partial["U"] <= partial["u"] and partial["pu"] < partial["u"]
+    async with session.ws_connect(ws_url(sim, "/market/ws/btcusdt@kline_1m")) as ws:
+        first = (await next_event(ws, "kline"))["k"]
+        assert first["x"] is False
+        sim.advance(60_000)  # the minute ends: the closed candle, then the new one
+        closed = (await next_event(ws, "kline"))["k"]
+        assert (closed["t"], closed["x"]) == (first["t"], True)
+        current = (await next_event(ws, "kline"))["k"]
+        assert (current["t"], current["x"]) == (first["t"] + 60_000, False)
