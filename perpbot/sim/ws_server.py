@@ -132,13 +132,14 @@ class WsHub:
             body = {"stream": conn.listen_key, "data": payload} if conn.combined else payload
             conn.offer(_dumps(body), faults, self.dice, self.counters)
 
-    def _key_expired(self, lk: ListenKey) -> None:
+    def _key_expired(self, lk: ListenKey, notify: bool) -> None:
         now = self.engine.clock.now_ms()
         for conn in list(self.conns):
             if conn.listen_key == lk.key:
                 payload = {"e": "listenKeyExpired", "E": now, "listenKey": lk.key}
                 body = {"stream": lk.key, "data": payload} if conn.combined else payload
-                conn.queue.put_nowait((0.0, _dumps(body)))
+                if notify:
+                    conn.queue.put_nowait((0.0, _dumps(body)))
                 asyncio.get_running_loop().call_later(
                     0.05, lambda c=conn: asyncio.ensure_future(self._close(c, 1000, "expired"))
                 )

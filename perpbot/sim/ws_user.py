@@ -43,7 +43,7 @@ class UserStreams:
         engine: Engine,
         cfg: WsConfig,
         deliver: Deliver,
-        expired: Callable[[ListenKey], None],
+        expired: Callable[[ListenKey, bool], None],
     ) -> None:
         self.engine = engine
         self.cfg = cfg
@@ -84,6 +84,7 @@ class UserStreams:
         if method == "DELETE":
             if current is not None:
                 self._drop(current)
+                self.expired(current, False)  # its connections close, without the event
             return 200, {}
         return 404, {"code": -5000, "msg": f"Path {LISTEN_KEY_PATH}, Method {method} is invalid"}
 
@@ -98,7 +99,7 @@ class UserStreams:
     def expire(self, lk: ListenKey) -> None:
         """Expire one key now: its connections get ``listenKeyExpired`` and are closed."""
         self._drop(lk)
-        self.expired(lk)
+        self.expired(lk, True)
 
     def _drop(self, lk: ListenKey) -> None:
         self.keys.pop(lk.key, None)

@@ -69,6 +69,11 @@ async def test_expired_key_gets_listen_key_expired_and_a_close(
     with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
         await session.ws_connect(ws_url(sim, "/private/ws?listenKey=" + lk))
     assert exc.value.status == 400
+    lk = (await _key(session, sim, "POST", key))[1]["listenKey"]
+    async with session.ws_connect(ws_url(sim, f"/ws/{lk}")) as ws:  # the legacy route
+        assert (await _key(session, sim, "DELETE", key)) == (200, {})
+        msg = await ws.receive(timeout=3)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
 
 
 async def test_order_trade_update_for_partial_fills_and_account_events(
