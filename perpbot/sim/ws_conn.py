@@ -19,6 +19,8 @@ from aiohttp import web
 from perpbot.sim.ws_faults import StreamDice, StreamFaults
 from perpbot.sim.ws_market import Stream
 
+MAX_QUEUED = 50_000  # undelivered events before a non-reading client is disconnected
+
 
 def wall_ms() -> float:
     return time.monotonic() * 1000.0
@@ -100,6 +102,9 @@ class WsConn:
             self._put(item, due)
 
     def _put(self, text: str, due: float) -> None:
+        if self.queue.qsize() >= MAX_QUEUED:  # a client that stopped reading
+            self.abort()
+            return
         self.queue.put_nowait((due, text))
 
     async def send_loop(self, counters: WsCounters) -> None:

@@ -69,6 +69,7 @@ class WsHub:
         self._next_id = 0
         self._next_slow_ms = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self.engine.listeners.append(self._on_event)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -82,7 +83,8 @@ class WsHub:
                 await self._task
             self._task = None
         for conn in list(self.conns):
-            await conn.close(1001, "server shutting down")
+            conn.abort()  # a client that never answers the close must not hold up stop()
+        self.conns.clear()
 
     @property
     def faults(self) -> StreamFaults:
@@ -195,7 +197,7 @@ class WsHub:
                     {"code": -1125, "msg": "This listenKey does not exist."}, status=400
                 )
             account = lk.account
-        ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20)
+        ws = web.WebSocketResponse(timeout=2.0, autoping=False, max_msg_size=1 << 20)
         await ws.prepare(request)
         self._next_id += 1
         events = request.query.get("events")
@@ -357,12 +359,17 @@ class WsHub:
                     await conn.ws.ping()
 
     async def _close(self, conn: WsConn, code: int, reason: str) -> None:
+        """Close now (1006: abort) or start the closing handshake without waiting for it."""
+        if conn.closing:
+            return
         self.counters.closed_by_server += 1
         self._forget(conn)
         if code == 1006:
             conn.abort()
         else:
-            await conn.close(code, reason)
+            task = asyncio.create_task(conn.close(code, reason))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     # -- /__sim/ws control ---------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
