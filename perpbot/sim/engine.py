@@ -347,6 +347,7 @@ class Engine:
             }
         )
         self.emit(Liquidated(self.liquidations[-1]))
+        self.emit(AccountChanged(acct.api_key, "INSURANCE_CLEAR", t, (symbol,)))
 
     # -- order records -----------------------------------------------------------------
     def new_order(

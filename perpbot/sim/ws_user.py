@@ -123,6 +123,10 @@ class UserStreams:
 
     def _order(self, ev: OrderChanged) -> None:
         engine, o, tr = self.engine, ev.order, ev.trade
+        liquidation = o.client_order_id.startswith("autoclose-")
+        if liquidation and ev.execution == "NEW":
+            return  # Binance announces a forced close only by its execution
+        execution = "CALCULATED" if liquidation and tr is not None else ev.execution
         spec = engine.specs[o.symbol]
         rest = payloads.order(engine, o)
         now = engine.clock.now_ms()
@@ -134,7 +138,7 @@ class UserStreams:
         body = {
             "s": o.symbol, "c": o.client_order_id, "S": o.side, "o": o.type, "f": o.tif,
             "q": rest["origQty"], "p": rest["price"], "ap": rest["avgPrice"],
-            "sp": rest["stopPrice"], "x": ev.execution, "X": o.status, "i": o.order_id,
+            "sp": rest["stopPrice"], "x": execution, "X": o.status, "i": o.order_id,
             "l": spec.fmt_qty(tr.qty) if tr else spec.fmt_qty(0), "z": rest["executedQty"],
             "L": spec.fmt_px(tr.price) if tr else spec.fmt_px(0),
             "N": spec.quote if tr else None, "n": fmt_float(tr.commission) if tr else "0",
@@ -142,7 +146,7 @@ class UserStreams:
             "b": fmt_float(side_notional if o.side == "BUY" else 0.0),
             "a": fmt_float(side_notional if o.side == "SELL" else 0.0),
             "m": tr.maker if tr else False, "R": o.reduce_only, "wt": "CONTRACT_PRICE",
-            "ot": rest["origType"], "ps": "BOTH", "cp": False,
+            "ot": "LIQUIDATION" if liquidation else rest["origType"], "ps": "BOTH", "cp": False,
             "rp": fmt_float(tr.realized_pnl) if tr else "0", "pP": False, "si": 0, "ss": 0,
             "V": "EXPIRE_MAKER", "pm": "NONE", "gtd": 0,
         }  # fmt: skip

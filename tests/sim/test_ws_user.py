@@ -124,7 +124,7 @@ async def test_order_trade_update_for_partial_fills_and_account_events(
         await taker.close()
 
 
-async def test_margin_call_when_maintenance_nears_the_margin_balance(
+async def test_margin_call_then_liquidation_events(
     sim: SimHandle, session: aiohttp.ClientSession
 ) -> None:
     key, secret = sim.create_account(balance=300.0)
@@ -138,6 +138,20 @@ async def test_margin_call_when_maintenance_nears_the_margin_balance(
             sim.jump("BTCUSDT", -2.0)
             call = await next_event(ws, "MARGIN_CALL", timeout=4)
             assert call["p"][0]["s"] == "BTCUSDT" and call["p"][0]["pa"] == "0.200"
+            sim.jump("BTCUSDT", -3.0)  # below maintenance: the forced close
+            forced = (await next_event(ws, "ORDER_TRADE_UPDATE"))["o"]
+            assert forced["c"].startswith("autoclose-")
+            assert (forced["x"], forced["X"], forced["ot"]) == (
+                "CALCULATED",
+                "FILLED",
+                "LIQUIDATION",
+            )
+            clear = await next_event(ws, "ACCOUNT_UPDATE")
+            while clear["a"]["m"] != "INSURANCE_CLEAR":
+                clear = await next_event(ws, "ACCOUNT_UPDATE")
+            account = await rest.fapiPrivateV3GetAccount()
+            assert clear["a"]["B"][0]["wb"] == account["assets"][0]["walletBalance"]
+            assert clear["a"]["P"][0]["pa"] == "0.000"
     finally:
         await rest.close()
 
