@@ -137,10 +137,11 @@ async def test_refusal_window_and_forced_rotation(
 @pytest.fixture
 def strict_sim(sim_factory: Callable[..., SimHandle]) -> SimHandle:
     ws = WsConfig(
-        max_connections_per_window=3,
+        max_connections_per_window=4,
         max_streams_per_connection=3,
         max_connection_s=600,
         ping_interval_s=0.3,
+        pong_timeout_s=1.0,
     )
     return sim_factory(quiet_config(ws=ws))
 
@@ -168,6 +169,12 @@ async def test_connection_rules(strict_sim: SimHandle, session: aiohttp.ClientSe
         while msg.type == aiohttp.WSMsgType.TEXT:
             msg = await ws.receive(timeout=3)
         assert ws.close_code == 1001
-    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:  # 3 per window per IP
+    async with session.ws_connect(ws_url(sim, "/ws"), autoping=False) as ws:
+        while True:  # never answer the server's pings
+            msg = await ws.receive(timeout=3)
+            if msg.type != aiohttp.WSMsgType.PING:
+                break
+        assert ws.close_code == 1008
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:  # 4 per window per IP
         await session.ws_connect(ws_url(sim, "/ws"))
     assert exc.value.status == 429

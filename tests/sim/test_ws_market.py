@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
-from perpbot.sim import SimHandle
+from perpbot.sim import SimConfig, SimHandle
+from perpbot.sim.config import MarketConfig
 from tests.sim.conftest import BTC, make_async
 from tests.sim.ws_support import control, make_pro, next_event, next_json, silent_for, ws_url
 
@@ -196,3 +197,38 @@ async def test_all_market_streams_partial_depth_and_kline_close(
         assert (closed["t"], closed["x"]) == (first["t"], True)
         current = (await next_event(ws, "kline"))["k"]
         assert (current["t"], current["x"]) == (first["t"] + 60_000, False)
+
+
+async def test_order_book_chain_survives_a_busy_market(
+    sim_factory: Callable[..., SimHandle],
+) -> None:
+    """Wall clock, moving prices, crowd takers, user orders and foreign REST snapshots."""
+    lively = MarketConfig(volatility=0.0005, taker_rate=8.0, history_minutes=30, tick_ms=50)
+    sim = sim_factory(SimConfig(seed=11, clock="wall", market=lively))
+    key, secret = sim.create_account()
+    rest = make_async(sim, key, secret)
+    pro = make_pro(sim)
+    try:
+        await rest.load_markets()
+        await pro.load_markets()
+        book = await pro.watch_order_book(BTC)
+        updates = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2.0
+        while loop.time() < deadline:
+            book = await asyncio.wait_for(pro.watch_order_book(BTC), 3)
+            updates += 1
+            if updates % 5 == 0:
+                mid = (book["bids"][0][0] + book["asks"][0][0]) / 2
+                await rest.create_order(BTC, "limit", "buy", 0.01, round(mid * 0.999, 1))
+                await rest.fapiPublicGetDepth({"symbol": "BTCUSDT", "limit": 5})
+        sim.set_faults({"freeze_prices": True})  # the market stops: the books must converge
+        snap = await rest.fapiPublicGetDepth({"symbol": "BTCUSDT", "limit": 100})
+        while book["nonce"] < int(snap["lastUpdateId"]):
+            book = await asyncio.wait_for(pro.watch_order_book(BTC), 3)
+        assert updates >= 10
+        assert _book(book["bids"], 100) == _book(snap["bids"], 100)
+        assert _book(book["asks"], 100) == _book(snap["asks"], 100)
+    finally:
+        await rest.close()
+        await pro.close()
