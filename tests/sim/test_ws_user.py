@@ -11,7 +11,7 @@ import pytest
 
 from perpbot.sim import SimHandle
 from tests.sim.conftest import BTC, make_async
-from tests.sim.ws_support import control, make_pro, next_event, ws_url
+from tests.sim.ws_support import control, make_pro, next_event, next_json, silent_for, ws_url
 
 pytestmark = pytest.mark.asyncio
 LISTEN_KEY = "/fapi/v1/listenKey"
@@ -225,3 +225,26 @@ async def test_ccxt_pro_recreates_after_listen_key_expiry(
         assert orders[-1]["id"] == placed["id"]
     finally:
         await pro.close()
+
+
+async def test_events_filter_and_combined_user_stream(
+    sim: SimHandle, session: aiohttp.ClientSession
+) -> None:
+    key, secret = sim.create_account()
+    rest = make_async(sim, key, secret)
+    try:
+        await rest.load_markets()
+        lk = (await _key(session, sim, "POST", key))[1]["listenKey"]
+        filtered = ws_url(sim, f"/private/ws?listenKey={lk}&events=ACCOUNT_CONFIG_UPDATE")
+        async with (
+            session.ws_connect(filtered) as only_config,
+            session.ws_connect(ws_url(sim, f"/stream?streams={lk}")) as combined,
+        ):
+            await rest.create_order(BTC, "market", "buy", 0.01)
+            await rest.set_leverage(9, BTC)
+            body = await next_json(combined)
+            assert body["stream"] == lk and body["data"]["e"] == "ORDER_TRADE_UPDATE"
+            assert (await next_json(only_config))["e"] == "ACCOUNT_CONFIG_UPDATE"
+            assert await silent_for(only_config, 0.3)
+    finally:
+        await rest.close()
