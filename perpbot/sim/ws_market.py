@@ -15,6 +15,7 @@ snapshot's ``lastUpdateId`` carries every change the snapshot lacks; events chai
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,7 +105,8 @@ class DepthJournal:
 
     def checkpoint(self, symbol: str) -> tuple[Levels, Levels, int]:
         bids_l, asks_l = handlers_market.merged_depth(self.engine, symbol, 1000)
-        bids, asks = dict(map(tuple, bids_l)), dict(map(tuple, asks_l))  # type: ignore[arg-type]
+        bids = {price: qty for price, qty in bids_l}
+        asks = {price: qty for price, qty in asks_l}
         mkt = self.engine.markets[symbol]
         prev, last_id = self._seen.get(symbol), self._seen_id.get(symbol, 0)
         if prev is not None and prev != (bids, asks) and mkt.update_id <= last_id:
@@ -123,7 +125,7 @@ def _diff(old: Levels, new: Levels, zero: str) -> list[list[str]]:
 class MarketStreams:
     """Renders market payloads; ``publish(stream_name, payload)`` delivers them."""
 
-    def __init__(self, engine: Engine, publish: Any) -> None:
+    def __init__(self, engine: Engine, publish: Callable[[str, Any], None]) -> None:
         self.engine = engine
         self.publish = publish
         self.journal = DepthJournal(engine)

@@ -142,9 +142,7 @@ class WsHub:
                 body = {"stream": lk.key, "data": payload} if conn.combined else payload
                 if notify:
                     conn.queue.put_nowait((0.0, _dumps(body)))
-                asyncio.get_running_loop().call_later(
-                    0.05, lambda c=conn: asyncio.ensure_future(self._close(c, 1000, "expired"))
-                )
+                asyncio.get_running_loop().call_later(0.05, self._close, conn, 1000, "expired")
 
     # -- routing -------------------------------------------------------------------------
     @staticmethod
@@ -262,7 +260,9 @@ class WsHub:
                 conn.incoming.popleft()
             if len(conn.incoming) > self.cfg.max_incoming_per_s:
                 self.counters.rate_limited += 1
-                await self._close(conn, 1008, "Too many messages")
+                self.counters.closed_by_server += 1
+                self._forget(conn)
+                await conn.close(1008, "Too many messages")
                 return
             reply = self._command(conn, msg.data)
             if reply is not None:
@@ -350,15 +350,15 @@ class WsHub:
             if conn.closing:
                 continue
             if now - conn.opened_ms >= lifetime_ms:
-                await self._close(conn, 1001, "24h connection limit")
+                self._close(conn, 1001, "24h connection limit")
             elif now_wall - conn.last_pong_ms > self.cfg.pong_timeout_s * 1000.0:
-                await self._close(conn, 1008, "pong timeout")
+                self._close(conn, 1008, "pong timeout")
             elif now_wall - conn.last_ping_ms >= self.cfg.ping_interval_s * 1000.0:
                 conn.last_ping_ms = now_wall
                 with contextlib.suppress(Exception):
                     await conn.ws.ping()
 
-    async def _close(self, conn: WsConn, code: int, reason: str) -> None:
+    def _close(self, conn: WsConn, code: int, reason: str) -> None:
         """Close now (1006: abort) or start the closing handshake without waiting for it."""
         if conn.closing:
             return
@@ -413,12 +413,12 @@ class WsHub:
                 raise ControlError("code: expected 1006 or a close code 1000..4999")
             chosen = self._select(body)
             for conn in chosen:
-                await self._close(conn, code, "closed by /__sim/ws/close")
+                self._close(conn, code, "closed by /__sim/ws/close")
             return {"closed": len(chosen)}
         if (method, path) == ("POST", "/__sim/ws/rotate"):
             chosen = self._select(body)
             for conn in chosen:
-                await self._close(conn, 1001, "24h connection limit")
+                self._close(conn, 1001, "24h connection limit")
             return {"closed": len(chosen)}
         if (method, path) == ("POST", "/__sim/ws/expire_listen_keys"):
             account = body.get("account")
