@@ -422,14 +422,14 @@ class WsHub:
             return {"closed": len(chosen)}
         if (method, path) == ("POST", "/__sim/ws/expire_listen_keys"):
             account = body.get("account")
-            chosen = [
+            keys = [
                 lk
                 for lk in list(self.users.keys.values())
                 if account is None or lk.account == account
             ]
-            for lk in chosen:
+            for lk in keys:
                 self.users.expire(lk)
-            return {"expired": len(chosen)}
+            return {"expired": len(keys)}
         if (method, path) == ("POST", "/__sim/ws/refuse"):
             ms = body.get("ms")
             if not isinstance(ms, int | float) or isinstance(ms, bool) or ms < 0:
