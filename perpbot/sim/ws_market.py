@@ -93,6 +93,9 @@ class _StreamState:
     last_u: int = 0
     signature: tuple[Any, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    symbol: str = ""
+    # prices a REST snapshot showed differently from ``levels``: restated in the next event
+    dirty: tuple[set[str], set[str]] = field(default_factory=lambda: (set(), set()))
 
 
 class DepthJournal:
@@ -116,10 +119,13 @@ class DepthJournal:
         return bids, asks, self._seen_id[symbol]
 
 
-def _diff(old: Levels, new: Levels, zero: str) -> list[list[str]]:
-    changed = [[p, q] for p, q in new.items() if old.get(p) != q]
-    changed.extend([p, zero] for p in old if p not in new)
-    return changed
+def _changed(old: Levels, new: Levels) -> set[str]:
+    return {p for p, q in new.items() if old.get(p) != q} | {p for p in old if p not in new}
+
+
+def _diff(old: Levels, new: Levels, dirty: set[str], zero: str) -> list[list[str]]:
+    """Absolute quantities of every level that changed or that a snapshot saw differently."""
+    return [[p, new.get(p, zero)] for p in sorted(_changed(old, new) | dirty, key=float)]
 
 
 class MarketStreams:
@@ -143,7 +149,22 @@ class MarketStreams:
         """Set a diff stream's baseline now, before the client can fetch its snapshot."""
         if stream.kind == "depth" and stream.name not in self._state and stream.symbol:
             bids, asks, u = self.journal.checkpoint(stream.symbol)
-            self._state[stream.name] = _StreamState(levels=(bids, asks), last_u=u)
+            self._state[stream.name] = _StreamState(
+                levels=(bids, asks), last_u=u, symbol=stream.symbol
+            )
+
+    def on_depth_snapshot(self, symbol: str) -> None:
+        """A REST snapshot is being served: checkpoint, and remember what it shows.
+
+        A level that changes after the last event and changes back before the next one
+        would be in no event, yet a snapshot taken in between shows it; such levels are
+        restated in the next event, whose ``U <= lastUpdateId <= u``.
+        """
+        bids, asks, _ = self.journal.checkpoint(symbol)
+        for state in self._state.values():
+            if state.symbol == symbol and state.levels is not None:
+                state.dirty[0].update(_changed(state.levels[0], bids))
+                state.dirty[1].update(_changed(state.levels[1], asks))
 
     def forget(self, names: set[str]) -> None:
         for name in list(self._state):
@@ -198,7 +219,7 @@ class MarketStreams:
         self.forget(set(active))
         books: dict[str, tuple[Levels, Levels, int]] = {}
         for name, stream in active.items():
-            state = self._state.setdefault(name, _StreamState())
+            state = self._state.setdefault(name, _StreamState(symbol=stream.symbol or ""))
             if stream.period_ms and state.due_ms > wall_ms:
                 continue
             if stream.period_ms:
@@ -234,8 +255,10 @@ class MarketStreams:
             state.levels, state.last_u = (bids, asks), u
             return
         zero = self.engine.specs[symbol].fmt_qty(0)
-        b = _diff(state.levels[0], bids, zero)
-        a = _diff(state.levels[1], asks, zero)
+        b = _diff(state.levels[0], bids, state.dirty[0], zero)
+        a = _diff(state.levels[1], asks, state.dirty[1], zero)
+        state.dirty[0].clear()
+        state.dirty[1].clear()
         if not (a or b):
             return
         now = self._now()

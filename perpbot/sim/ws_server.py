@@ -98,7 +98,7 @@ class WsHub:
     def _on_event(self, event: SimEvent) -> None:
         if isinstance(event, DepthSnapshot):
             if self.by_stream:  # with no stream open the next subscribe sets the baseline
-                self.market.journal.checkpoint(event.symbol)
+                self.market.on_depth_snapshot(event.symbol)
         elif isinstance(event, MarketTrade | Liquidated):
             if self.by_stream:
                 self.market.on_event(event, self._active())

@@ -11,7 +11,8 @@ import pytest
 
 from perpbot.sim import SimConfig, SimHandle
 from perpbot.sim.config import MarketConfig
-from tests.sim.conftest import BTC, make_async
+from perpbot.sim.ws_config import WsConfig
+from tests.sim.conftest import BTC, make_async, quiet_config
 from tests.sim.ws_support import control, make_pro, next_event, next_json, silent_for, ws_url
 
 pytestmark = pytest.mark.asyncio
@@ -232,3 +233,28 @@ async def test_order_book_chain_survives_a_busy_market(
     finally:
         await rest.close()
         await pro.close()
+
+
+async def test_diff_depth_restates_a_level_only_a_snapshot_saw(
+    sim_factory: Callable[..., SimHandle], session: aiohttp.ClientSession
+) -> None:
+    """An order that rests and is cancelled between two events is in no diff, but a
+    snapshot taken meanwhile shows it: the next event must restate that level."""
+    sim = sim_factory(quiet_config(ws=WsConfig(flush_ms=1000)))
+    key, secret = sim.create_account()
+    rest = make_async(sim, key, secret)
+    try:
+        await rest.load_markets()
+        async with session.ws_connect(ws_url(sim, "/ws/btcusdt@depth@100ms")) as ws:
+            order = await rest.create_order(BTC, "limit", "buy", 0.05, 59000.0)
+            snap = await rest.fapiPublicGetDepth({"symbol": "BTCUSDT", "limit": 1000})
+            await rest.cancel_order(order["id"], BTC)
+            assert ["59000.00", "0.050"] in snap["bids"]
+            bids = {p: q for p, q in snap["bids"]}
+            last = int(snap["lastUpdateId"])
+            event = await next_event(ws, "depthUpdate")  # Binance's documented sync
+            assert event["U"] <= last <= event["u"]
+            bids.update({p: q for p, q in event["b"]})
+            assert bids["59000.00"] == "0.000"
+    finally:
+        await rest.close()
