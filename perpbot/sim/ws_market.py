@@ -9,7 +9,8 @@ Diff depth follows Binance's sync contract: every REST depth snapshot is a check
 (``DepthSnapshot`` event) that gives the book's current content an update id, bumping the
 market's ``update_id`` if the content changed without it, so an event with ``u`` >= a
 snapshot's ``lastUpdateId`` carries every change the snapshot lacks; events chain by
-``pu`` = the previous event's ``u``. Quantities are absolute per level ("0" = removed).
+``pu`` = the previous event's ``u``. Quantities are absolute per level ("0" = removed),
+and a level a snapshot saw in a state no event carries is restated in the next event.
 """
 
 from __future__ import annotations
