@@ -13,6 +13,7 @@ from perpbot.sim import errors as E
 from perpbot.sim.engine import Engine
 from perpbot.sim.models import Account, Order
 from perpbot.sim.trading import _would_cross, execute, required, spec_of
+from perpbot.sim.ws_events import OrderChanged
 
 BOTH_EMPTY = E.SimError(
     -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
@@ -90,10 +91,12 @@ def modify_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Or
         engine.seq += 1
         order.seq = engine.seq
         order.update_time = now
+        engine.emit(OrderChanged(order, "AMENDMENT", now))
         execute(engine, order, now)
     else:
         order.qty = qty
         order.update_time = now
+        engine.emit(OrderChanged(order, "AMENDMENT", now))
     return order
 
 

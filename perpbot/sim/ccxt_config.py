@@ -39,3 +39,19 @@ def configure_loopback(ex: Any, base_url: str) -> None:
     options["fetchOpenOrders"] = fetch_open
     options["warnOnFetchOpenOrdersWithoutSymbol"] = False
     ex.exceptions["exact"].update(ex.exceptions["linear"]["exact"])
+
+
+def loopback_ws_urls(base_url: str) -> dict[str, Any]:
+    """The ``urls['api']['ws']`` dict for ccxt.pro: streams and the WebSocket API."""
+    ws = "ws" + base_url.rstrip("/").removeprefix("http")
+    return {"linear": ws + "/ws", "ws-api": {"linear": ws + "/ws-fapi/v1"}}
+
+
+def configure_loopback_pro(ex: Any, base_url: str) -> None:
+    """Configure a constructed ``ccxt.pro.binanceusdm``: REST as above plus its streams.
+
+    ccxt.pro derives the routed ``/public/ws``, ``/market/ws`` and ``/private/ws`` URLs
+    from ``linear``, and keeps the listenKey alive every ``listenKeyRefreshRate`` ms.
+    """
+    configure_loopback(ex, base_url)
+    ex.urls["api"]["ws"] = loopback_ws_urls(base_url)

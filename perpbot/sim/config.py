@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from perpbot.config import parse_toml, read_config_bytes
 from perpbot.sim.faults import FaultPlan
+from perpbot.sim.ws_config import WsConfig
 
 
 class _Strict(BaseModel):
@@ -132,6 +133,7 @@ class SimConfig(_Strict):
     funding: FundingConfig = Field(default_factory=FundingConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     faults: FaultPlan = Field(default_factory=FaultPlan)
+    ws: WsConfig = Field(default_factory=WsConfig)
 
     @model_validator(mode="after")
     def _unique_symbols(self) -> SimConfig:

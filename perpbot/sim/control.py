@@ -46,7 +46,10 @@ class ControlApi:
             except ValueError:
                 return _reply({"error": "body is not valid JSON"}, 400)
         try:
-            result = self.call(request.method, request.path, body)
+            if request.path.startswith("/__sim/ws"):  # stream controls (ws_server.py)
+                result = await self.server.ws.control(request.method, request.path, body)
+            else:
+                result = self.call(request.method, request.path, body)
         except ControlError as exc:
             return _reply({"error": str(exc)}, 400)
         if result is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from functools import partial
 from typing import Any
 
 from perpbot.sim import margin
@@ -23,6 +24,14 @@ from perpbot.sim.limits import RateLimiter
 from perpbot.sim.market import SymbolMarket
 from perpbot.sim.models import Account, Order, Trade
 from perpbot.sim.spec import SymbolSpec
+from perpbot.sim.ws_events import (
+    AccountChanged,
+    Liquidated,
+    Listener,
+    MarketTrade,
+    OrderChanged,
+    SimEvent,
+)
 
 MAX_STEPS_PER_SYNC = 20_000
 LIQUIDATION_FEE = 0.0125  # exchangeInfo liquidationFee: the clearance fee rate
@@ -42,6 +51,9 @@ class Engine:
             for sym, spec in self.specs.items()
         }
         self.books: dict[str, Book] = {sym: Book() for sym in self.specs}
+        self.listeners: list[Listener] = []  # stream hooks (ws_events.py)
+        for sym, mkt in self.markets.items():
+            mkt.on_trade = partial(self._announce_trade, sym)
         self.accounts: dict[str, Account] = {}
         self.orders: dict[int, Order] = {}
         self.open_orders: dict[str, dict[int, Order]] = {}
@@ -61,6 +73,16 @@ class Engine:
         self.step_ms = cfg.market.tick_ms
         self.next_step_ms = now + self.step_ms
         self.set_faults(cfg.faults)
+
+    # -- events for the stream layer ------------------------------------------------------
+    def emit(self, event: SimEvent) -> None:
+        for listener in self.listeners:
+            listener(event)
+
+    def _announce_trade(self, symbol: str, price: int, qty: int, taker_buys: bool, t: int) -> None:
+        if self.listeners:
+            seq = self.markets[symbol].trade_seq
+            self.emit(MarketTrade(symbol, seq, price, qty, taker_buys, t))
 
     # -- accounts ------------------------------------------------------------------------
     def create_account(
@@ -157,6 +179,7 @@ class Engine:
                 if margin.is_isolated(acct, symbol):
                     pos.isolated_wallet += amount
                 self.add_income(acct, symbol, "FUNDING_FEE", amount, t, "")
+            self.emit(AccountChanged(key, "FUNDING_FEE", t, tuple(acct.positions)))
 
     def funding_rate(self) -> float:
         return self.cfg.funding.rate
@@ -193,6 +216,8 @@ class Engine:
         order.update_time = t
         if status in ("CANCELED", "EXPIRED"):
             order.cancel_time = t
+        if status != "FILLED" and order.recorded:  # a fill announces itself in fill_order
+            self.emit(OrderChanged(order, status, t))
 
     def cancel_all(self, account: str, symbol: str, t: int) -> int:
         orders = self.open_of(account, symbol)
@@ -248,6 +273,8 @@ class Engine:
             self.close_order(order, "FILLED", t)
         elif order.status == "NEW":
             order.status = "PARTIALLY_FILLED"
+        self.emit(OrderChanged(order, "TRADE", t, trade))
+        self.emit(AccountChanged(acct.api_key, "ORDER", t, (order.symbol,)))
         pos = acct.positions[order.symbol]
         if pos.amt != 0:
             self.holders.add(acct.api_key)
@@ -319,6 +346,8 @@ class Engine:
                 "walletAfter": round(acct.wallet, 8),
             }
         )
+        self.emit(Liquidated(self.liquidations[-1]))
+        self.emit(AccountChanged(acct.api_key, "INSURANCE_CLEAR", t, (symbol,)))
 
     # -- order records -----------------------------------------------------------------
     def new_order(
@@ -358,4 +387,5 @@ class Engine:
         if record:
             self.cid_index[(account, cid)] = order
             self.open_orders[account][order.order_id] = order
+            self.emit(OrderChanged(order, "NEW", t))
         return order

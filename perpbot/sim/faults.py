@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from perpbot.sim.ws_faults import StreamFaults
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -95,6 +97,7 @@ class FaultPlan(_Strict):
     price_jump: dict[str, float] = Field(default_factory=dict)
     thin_book: float = Field(1.0, gt=0.0, le=1.0)
     clock_skew_ms: int = 0
+    streams: StreamFaults = Field(default_factory=StreamFaults)
 
 
 class FaultInjector:

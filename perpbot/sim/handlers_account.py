@@ -9,6 +9,7 @@ from perpbot.sim import margin, payloads, trading
 from perpbot.sim.engine import Engine
 from perpbot.sim.routing import Ctx, Route, int_param, window
 from perpbot.sim.spec import fmt_float
+from perpbot.sim.ws_events import AccountChanged, LeverageChanged
 
 FUTURES = "enableFutures"
 READING = "enableReading"
@@ -98,6 +99,7 @@ def set_leverage(engine: Engine, ctx: Ctx) -> Any:
         if notional > cap:
             raise E.SimError(-2027, "Exceeded the maximum allowable position at current leverage.")
     ctx.acct.leverage[symbol] = lev
+    engine.emit(LeverageChanged(ctx.acct.api_key, symbol, lev, engine.clock.now_ms()))
     return {"leverage": lev, "maxNotionalValue": f"{cap:.0f}", "symbol": symbol}
 
 
@@ -119,6 +121,9 @@ def set_margin_type(engine: Engine, ctx: Ctx) -> Any:
     if pos and pos.amt:
         raise E.err(E.MARGIN_TYPE_POSITION)
     acct.margin_type[symbol] = wanted
+    engine.emit(
+        AccountChanged(acct.api_key, "MARGIN_TYPE_CHANGE", engine.clock.now_ms(), (symbol,))
+    )
     return {"code": 200, "msg": "success"}
 
 

@@ -16,6 +16,7 @@ from perpbot.sim.market import MINUTE_MS, SymbolMarket
 from perpbot.sim.routing import Ctx, Route, int_param
 from perpbot.sim.spec import fmt_float
 from perpbot.sim.trading import spec_of
+from perpbot.sim.ws_events import DepthSnapshot
 
 DAY_MS = 86_400_000
 INTERVALS_MS = {
@@ -143,6 +144,7 @@ def depth(engine: Engine, ctx: Ctx) -> Any:
     symbol = spec_of(engine, ctx.params)
     limit = int_param(ctx.params, "limit", 500, 1, 1000) or 500
     limit = next((d for d in DEPTH_LIMITS if d >= limit), 1000)
+    engine.emit(DepthSnapshot(symbol))  # lets the diff-depth stream sync to lastUpdateId
     bids, asks = merged_depth(engine, symbol, limit)
     return {
         "lastUpdateId": engine.markets[symbol].update_id,

@@ -14,6 +14,7 @@ import math
 import random
 import zlib
 from collections import deque
+from collections.abc import Callable
 
 from perpbot.sim.config import MarketConfig
 from perpbot.sim.spec import SymbolSpec
@@ -67,6 +68,7 @@ class SymbolMarket:
         self.last_trade_px = spec.price_to_ticks(self.mid)
         self.last_trade_qty = spec.min_qty
         self.candles: deque[Candle] = deque(maxlen=MAX_CANDLES)
+        self.on_trade: Callable[[int, int, bool, int], None] | None = None  # tape hook
         self._stats_key: tuple[int, int] | None = None
         self._stats: tuple[int | None, int, int, float, float, int] = (None, 0, 0, 0.0, 0.0, 0)
         self._crowd_key: tuple[int, float, int] | None = None
@@ -237,6 +239,8 @@ class SymbolMarket:
         if taker_buys:
             candle.taker_buy += base
             candle.taker_buy_quote += quote
+        if self.on_trade is not None:
+            self.on_trade(price, qty, taker_buys, now_ms)
 
     def _touch_candle(self, now_ms: int, price: int) -> Candle:
         open_ms = now_ms - now_ms % MINUTE_MS

@@ -26,6 +26,8 @@ from perpbot.sim.engine import Engine
 from perpbot.sim.errors import SimError
 from perpbot.sim.routing import Ctx, Route
 from perpbot.sim.state import Stats
+from perpbot.sim.ws_server import WsHub
+from perpbot.sim.ws_user import LISTEN_KEY_PATH
 from perpbot.weights import request_cost
 
 log = logging.getLogger("perpbot.sim")
@@ -61,6 +63,7 @@ class SimServer:
         self.engine = Engine(self.cfg)
         self.stats = Stats()
         self.control = ControlApi(self)
+        self.ws = WsHub(self)
         self.base_url = ""
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -81,6 +84,7 @@ class SimServer:
         self.base_url = f"http://{host}:{bound}"
         if self.cfg.clock == "wall":
             self._ticker = asyncio.create_task(self._tick_loop())
+        await self.ws.start()
         return self.base_url
 
     async def stop(self) -> None:
@@ -89,6 +93,7 @@ class SimServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        await self.ws.stop()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -108,6 +113,8 @@ class SimServer:
         path = request.path
         if path.startswith("/__sim/"):
             return await self.control.handle(request)
+        if self.ws.handles(path):
+            return await self.ws.handle(request)
         method = request.method
         stats, engine, faults = self.stats, self.engine, self.engine.faults
         stats.requests += 1
@@ -143,6 +150,10 @@ class SimServer:
             headers["Retry-After"] = str(verdict.retry_after)
             stats.record_latency(time.perf_counter() - started)
             return _json({"code": verdict.code, "msg": verdict.msg}, verdict.status, headers)
+        if path == LISTEN_KEY_PATH:  # user data stream keys (ws_user.py)
+            status, result = self.ws.users.rest(method, key, ip)
+            stats.record_latency(time.perf_counter() - started)
+            return _json(result, status, headers)
         route = ROUTES.get((method, path))
         if route is None:
             stats.record_latency(time.perf_counter() - started)
