@@ -40,6 +40,8 @@ class SymbolConfig(_Strict):
     price_precision: int = Field(2, ge=0, le=8)
     quantity_precision: int = Field(3, ge=0, le=8)
     max_num_orders: int = Field(200, gt=0)
+    percent_price_up: Decimal = Field(Decimal("1.0500"), gt=1, description="PERCENT_PRICE up")
+    percent_price_down: Decimal = Field(Decimal("0.9500"), gt=0, lt=1, description="... down")
     crowd_levels: int = Field(40, gt=0, le=1000)
     crowd_spread_ticks: int = Field(1, gt=0)
     crowd_level_step_ticks: int = Field(2, gt=0)

@@ -23,7 +23,7 @@ ORDER_TYPES = [
     "TAKE_PROFIT_MARKET",
     "TRAILING_STOP_MARKET",
 ]
-TIME_IN_FORCE = ["GTC", "IOC", "FOK", "GTX", "GTD"]
+TIME_IN_FORCE = ["GTC", "IOC", "FOK", "GTX"]  # GTD is not served: not advertised
 
 
 def order(
@@ -336,12 +336,11 @@ def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
                 "minQty": str(c.min_qty),
             },
             {"filterType": "MAX_NUM_ORDERS", "limit": c.max_num_orders},
-            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
             {"filterType": "MIN_NOTIONAL", "notional": str(c.min_notional)},
             {
                 "filterType": "PERCENT_PRICE",
-                "multiplierUp": "1.0500",
-                "multiplierDown": "0.9500",
+                "multiplierUp": f"{c.percent_price_up:.4f}",
+                "multiplierDown": f"{c.percent_price_down:.4f}",
                 "multiplierDecimal": "4",
             },
         ],

@@ -18,8 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
+from perpbot.sim import errors as E
 from perpbot.sim import handlers_account, handlers_market, handlers_trade
-from perpbot.sim.auth import authenticate, parse_params
+from perpbot.sim.auth import authenticate, duplicate_param, parse_params
 from perpbot.sim.config import SimConfig
 from perpbot.sim.control import ControlApi
 from perpbot.sim.engine import Engine
@@ -174,6 +175,8 @@ class SimServer:
     ) -> tuple[int, Any]:
         engine = self.engine
         try:
+            if duplicate_param(query, body) is not None:
+                raise E.err(E.DUPLICATE_PARAM)
             account = None
             if route.permission is not None:
                 account = authenticate(

@@ -76,6 +76,7 @@ def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Ord
         if tif not in TIFS:
             raise E.SimError(-1115, "Invalid timeInForce.")
         price = spec.parse_price(required(params, "price"))
+        spec.check_percent_price(price, engine.markets[symbol].mark)
     else:
         if params.get("price"):
             raise E.SimError(-1106, "Parameter 'price' sent when not required.")

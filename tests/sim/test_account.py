@@ -110,7 +110,7 @@ async def test_liquidation(sim: SimHandle) -> None:
     try:
         await ex.load_markets()
         await ex.create_order(BTC, "market", "buy", 0.3)  # 18k notional at 20x on 1k
-        await ex.create_order(BTC, "limit", "buy", 0.01, 50000)
+        await ex.create_order(BTC, "limit", "buy", 0.01, 58000)
         sim.jump("BTCUSDT", -6.0)  # a 1080 USDT loss on a 1000 USDT wallet
         assert await ex.fetch_positions() == []
         assert await ex.fetch_open_orders(BTC) == []  # liquidation cancels open orders
