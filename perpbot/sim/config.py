@@ -116,6 +116,10 @@ class LimitsConfig(_Strict):
     orders_per_long_window: int = Field(1200, gt=0)
     long_window_s: int = Field(60, gt=0)
     ban_base_s: int = Field(120, gt=0, description="first 418 ban; each further ban doubles")
+    ban_max_s: int = Field(259_200, gt=0, description="longest 418 ban (Binance: 3 days)")
+    ban_after_429s: int = Field(
+        3, ge=1, description="requests inside one Retry-After that earn a 418 ban"
+    )
 
 
 class SimConfig(_Strict):

@@ -19,7 +19,7 @@ from perpbot.sim.book import Book
 from perpbot.sim.clock import SimClock
 from perpbot.sim.config import SimConfig
 from perpbot.sim.faults import FaultInjector, FaultPlan
-from perpbot.sim.limits import RateLimiter
+from perpbot.sim.limits import SimRateLimits
 from perpbot.sim.market import SymbolMarket
 from perpbot.sim.models import Account, Order, Trade
 from perpbot.sim.spec import SymbolSpec
@@ -34,7 +34,7 @@ class Engine:
         self.clock = SimClock(cfg.clock, cfg.start_time_ms)
         self.rng = random.Random(cfg.seed)
         self.faults = FaultInjector(cfg.seed)
-        self.limits = RateLimiter(cfg.limits)
+        self.limits = SimRateLimits(cfg.limits)
         now = self.clock.now_ms()
         self.specs: dict[str, SymbolSpec] = {s.symbol: SymbolSpec(s) for s in cfg.symbols}
         self.markets: dict[str, SymbolMarket] = {

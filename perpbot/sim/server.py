@@ -36,6 +36,11 @@ ROUTES: dict[tuple[str, str], Route] = {
     **handlers_trade.ROUTES,
     **handlers_account.ROUTES,
 }
+# Binance, Place/Modify Multiple Orders: "5 on 10s order rate limit(X-MBX-ORDER-COUNT-10S);
+# 1 on 1min order rate limit(X-MBX-ORDER-COUNT-1M)". perpbot.weights counts N (the client
+# budgets the larger figure, the safe side); the exchange charges these.
+BATCH_PATH = "/fapi/v1/batchOrders"
+BATCH_ORDER_COUNTS = (5, 1)
 _HTML_ERRORS = {
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -131,8 +136,13 @@ class SimServer:
         ip = request.remote or "127.0.0.1"
         key = request.headers.get("X-MBX-APIKEY")
         weight, order_count = request_cost(method, path, params)
+        long_count = None
+        if path == BATCH_PATH and method in ("POST", "PUT"):
+            order_count, long_count = BATCH_ORDER_COUNTS  # whatever the batch's size
         known_key = key if key in engine.accounts else None
-        verdict = engine.limits.charge(ip, known_key, weight, order_count, engine.clock.now_ms())
+        verdict = engine.limits.charge(
+            ip, known_key, weight, order_count, engine.clock.now_ms(), long_orders=long_count
+        )
         stats.weight_used += weight
         headers = verdict.headers
         if verdict.status != 200:
