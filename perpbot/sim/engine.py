@@ -203,7 +203,7 @@ class Engine:
     def marks(self) -> dict[str, float]:
         return {s: m.mark for s, m in self.markets.items()}
 
-    def view(self, acct: Account) -> margin.AccountView:
+    def view(self, acct: Account) -> margin.MarginView:
         return margin.summarize(
             acct, self.specs, self.marks(), self.open_of(acct.api_key), self.cfg.default_leverage
         )

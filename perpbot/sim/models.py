@@ -65,7 +65,7 @@ class Trade:
 
 
 @dataclass(slots=True)
-class Position:
+class SimPosition:
     symbol: str
     amt: int = 0  # signed steps
     entry: float = 0.0
@@ -80,7 +80,7 @@ class Account:
     permissions: dict[str, bool]
     create_time: int
     wallet: float
-    positions: dict[str, Position] = field(default_factory=dict)
+    positions: dict[str, SimPosition] = field(default_factory=dict)
     leverage: dict[str, int] = field(default_factory=dict)
     margin_type: dict[str, str] = field(default_factory=dict)
     income: list[dict[str, object]] = field(default_factory=list)

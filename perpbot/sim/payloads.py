@@ -90,7 +90,7 @@ def trade(engine: Engine, t: Trade) -> dict[str, Any]:
     }
 
 
-def _asset(view: margin.AccountView, acct: Account, v2: bool) -> dict[str, Any]:
+def _asset(view: margin.MarginView, acct: Account, v2: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
         "asset": "USDT",
         "walletBalance": fmt_float(view.wallet),
@@ -111,7 +111,7 @@ def _asset(view: margin.AccountView, acct: Account, v2: bool) -> dict[str, Any]:
     return body
 
 
-def _totals(view: margin.AccountView) -> dict[str, Any]:
+def _totals(view: margin.MarginView) -> dict[str, Any]:
     return {
         "totalInitialMargin": fmt_float(view.pos_im + view.order_im),
         "totalMaintMargin": fmt_float(view.maint),
