@@ -25,6 +25,13 @@ from perpbot.sim.models import Account, Order, Trade
 from perpbot.sim.spec import SymbolSpec
 
 MAX_STEPS_PER_SYNC = 20_000
+
+
+def _funding_interval_ms(cfg: SimConfig, spec: SymbolSpec) -> int:
+    hours = spec.cfg.funding_interval_h
+    return hours * 3_600_000 if hours else cfg.funding.interval_s * 1000
+
+
 LIQUIDATION_FEE = 0.0125  # exchangeInfo liquidationFee: the clearance fee rate
 
 
@@ -38,9 +45,19 @@ class Engine:
         now = self.clock.now_ms()
         self.specs: dict[str, SymbolSpec] = {s.symbol: SymbolSpec(s) for s in cfg.symbols}
         self.markets: dict[str, SymbolMarket] = {
-            sym: SymbolMarket(spec, cfg.market, cfg.seed, self.rng, now)
+            sym: SymbolMarket(
+                spec,
+                cfg.market,
+                cfg.seed,
+                self.rng,
+                now,
+                funding_interval_ms=_funding_interval_ms(cfg, spec),
+                fixed_rate=cfg.funding.rate,
+                rate_cap=cfg.funding.rate_cap,
+            )
             for sym, spec in self.specs.items()
         }
+        self.funding_history: list[dict[str, Any]] = []
         self.books: dict[str, Book] = {sym: Book() for sym in self.specs}
         self.accounts: dict[str, Account] = {}
         self.orders: dict[int, Order] = {}
@@ -56,8 +73,6 @@ class Engine:
         self.next_tran_id = 9_000_000_001
         self.seq = 0
         self._key_seq = 0
-        self.interval_ms = cfg.funding.interval_s * 1000
-        self.next_funding_ms = (now // self.interval_ms + 1) * self.interval_ms
         self.step_ms = cfg.market.tick_ms
         self.next_step_ms = now + self.step_ms
         self.set_faults(cfg.faults)
@@ -124,6 +139,7 @@ class Engine:
                     if self.faults.frozen(symbol):
                         continue
                     mkt.step(dt_s, t)
+                    mkt.sample_premium(t)
                     sweep(self, symbol, t)
                     draw = mkt.taker_draw(dt_s)
                     if draw is not None:
@@ -134,32 +150,45 @@ class Engine:
             self.next_step_ms = t
         self._process_timed(now)
 
+    @property
+    def next_funding_ms(self) -> int:
+        """The next funding time of any symbol (each symbol has its own schedule)."""
+        return min(m.next_funding_ms for m in self.markets.values())
+
     def _process_timed(self, t: int) -> None:
-        while self.next_funding_ms <= t:
-            self._charge_funding(self.next_funding_ms)
-            self.next_funding_ms += self.interval_ms
+        for symbol, mkt in self.markets.items():
+            while mkt.next_funding_ms <= t:
+                self._charge_funding(symbol, mkt.next_funding_ms)
+                mkt.next_funding_ms += mkt.funding_interval_ms
         if self.countdowns:
             for key, deadline in list(self.countdowns.items()):
                 if deadline <= t:
                     del self.countdowns[key]
                     self.cancel_all(key[0], key[1], deadline)
 
-    def _charge_funding(self, t: int) -> None:
-        rate = self.cfg.funding.rate
+    def _charge_funding(self, symbol: str, t: int) -> None:
+        """Settle one symbol's funding: rate from the premium index, paid on mark notional."""
+        mkt = self.markets[symbol]
+        rate = mkt.pricing.settle()
+        mark = mkt.mark
+        self.funding_history.append(
+            {"symbol": symbol, "fundingTime": t, "rate": rate, "mark": mark}
+        )
         for key in sorted(self.holders):
             acct = self.accounts[key]
-            for symbol, pos in acct.positions.items():
-                if pos.amt == 0:
-                    continue
-                mark = self.markets[symbol].mark
-                amount = -pos.amt * self.specs[symbol].step_f * mark * rate
-                acct.wallet += amount
-                if margin.is_isolated(acct, symbol):
-                    pos.isolated_wallet += amount
-                self.add_income(acct, symbol, "FUNDING_FEE", amount, t, "")
+            pos = acct.positions.get(symbol)
+            if pos is None or pos.amt == 0:
+                continue
+            amount = -pos.amt * self.specs[symbol].step_f * mark * rate
+            acct.wallet += amount
+            if margin.is_isolated(acct, symbol):
+                pos.isolated_wallet += amount
+            self.add_income(acct, symbol, "FUNDING_FEE", amount, t, "")
 
-    def funding_rate(self) -> float:
-        return self.cfg.funding.rate
+    def funding_rate(self, symbol: str | None = None) -> float:
+        """The current (estimated) funding rate of ``symbol`` (default: the first one)."""
+        mkt = self.markets[symbol] if symbol else next(iter(self.markets.values()))
+        return mkt.pricing.last_rate
 
     # -- bookkeeping -------------------------------------------------------------------
     def add_income(

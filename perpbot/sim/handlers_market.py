@@ -244,9 +244,9 @@ def _premium(engine: Engine, symbol: str) -> dict[str, Any]:
         "markPrice": fmt_float(mkt.mark),
         "indexPrice": fmt_float(mkt.index),
         "estimatedSettlePrice": fmt_float((mkt.mark + mkt.index) / 2),
-        "lastFundingRate": fmt_float(engine.funding_rate()),
-        "interestRate": "0.00010000",
-        "nextFundingTime": engine.next_funding_ms,
+        "lastFundingRate": fmt_float(engine.funding_rate(symbol)),
+        "interestRate": fmt_float(mkt.pricing.interest()),
+        "nextFundingTime": mkt.next_funding_ms,
         "time": _data_time(engine, symbol),
     }
 

@@ -16,6 +16,7 @@ import zlib
 from collections import deque
 
 from perpbot.sim.config import MarketConfig
+from perpbot.sim.pricing import Pricing
 from perpbot.sim.spec import SymbolSpec
 
 MINUTE_MS = 60_000
@@ -50,7 +51,16 @@ class Candle:
 
 class SymbolMarket:
     def __init__(
-        self, spec: SymbolSpec, cfg: MarketConfig, seed: int, rng: random.Random, now_ms: int
+        self,
+        spec: SymbolSpec,
+        cfg: MarketConfig,
+        seed: int,
+        rng: random.Random,
+        now_ms: int,
+        *,
+        funding_interval_ms: int = 8 * 3_600_000,
+        fixed_rate: float | None = None,
+        rate_cap: float = 0.003,
     ) -> None:
         self.spec = spec
         self.cfg = cfg
@@ -71,6 +81,11 @@ class SymbolMarket:
         self._stats: tuple[int | None, int, int, float, float, int] = (None, 0, 0, 0.0, 0.0, 0)
         self._crowd_key: tuple[int, float, int] | None = None
         self._crowd: tuple[list[list[int]], list[list[int]]] = ([], [])
+        self.funding_interval_ms = funding_interval_ms
+        self.next_funding_ms = (now_ms // funding_interval_ms + 1) * funding_interval_ms
+        self.pricing = Pricing.create(
+            cfg, self._crowd_seed, self.mid, now_ms, funding_interval_ms, fixed_rate, rate_cap
+        )
         self._seed_history(seed, now_ms)
 
     # -- history -----------------------------------------------------------------------
@@ -112,6 +127,7 @@ class SymbolMarket:
             self.mid *= 1.0 + (size if self.rng.random() < 0.5 else -size)
             jumped = True
         self.mid = max(self.mid, self.spec.tick_f * 10)
+        self.pricing.step(dt_s, now_ms, self.mid)
         self.tick_index += 1
         self.data_time_ms = now_ms
         self.update_id += 1
@@ -120,7 +136,9 @@ class SymbolMarket:
 
     def jump(self, pct: float, now_ms: int) -> None:
         """One-shot move of the mid by ``pct`` percent (a fault or a control call)."""
+        before = self.mid
         self.mid = max(self.spec.tick_f * 10, self.mid * (1.0 + pct / 100.0))
+        self.pricing.shift(self.mid / before, now_ms)  # the whole market moves, spot too
         self.tick_index += 1
         self.update_id += 1
         self.data_time_ms = now_ms
@@ -139,11 +157,27 @@ class SymbolMarket:
     # -- prices ------------------------------------------------------------------------
     @property
     def mark(self) -> float:
-        return self.mid
+        """Binance's mark: median(index-based price 1, index + smoothed basis, last)."""
+        last = self.spec.px(self.last_trade_px)
+        return self.pricing.mark(last, self.data_time_ms, self.next_funding_ms)
 
     @property
     def index(self) -> float:
-        return self.mid * (1.0 - self.cfg.index_basis)
+        return self.pricing.index
+
+    def impact_prices(self) -> tuple[float | None, float | None]:
+        """Average fill prices of a buy and a sell of the Impact Margin Notional (crowd)."""
+        bids, asks = self.crowd()
+        return (
+            _impact(bids, self.cfg.impact_notional, self.spec),
+            _impact(asks, self.cfg.impact_notional, self.spec),
+        )
+
+    def sample_premium(self, now_ms: int) -> None:
+        """Take one premium-index sample if one is due (every 5 s of sim time)."""
+        if self.pricing.sample_due(now_ms):
+            bid, ask = self.impact_prices()
+            self.pricing.add_sample(now_ms, bid, ask)
 
     def crowd_best_bid(self) -> int:
         return max(
@@ -257,3 +291,16 @@ class SymbolMarket:
         last.high = max(last.high, price)
         last.low = min(last.low, price)
         return last
+
+
+def _impact(levels: list[list[int]], notional: float, spec: SymbolSpec) -> float | None:
+    """Average price to trade ``notional`` against ``levels``; None if they are too thin."""
+    left, qty = notional, 0.0
+    for px_ticks, steps in levels:
+        px, size = spec.px(px_ticks), spec.qty(steps)
+        take = min(size, left / px)
+        qty += take
+        left -= take * px
+        if left <= 1e-9:
+            return notional / qty
+    return None
