@@ -43,6 +43,11 @@ DELETE /fapi/v1/batchOrders                    1                           0
 GET  /fapi/v1/symbolConfig                     5                           0
 GET  /fapi/v1/positionMargin/history           1                           0
 GET  /sapi/v1/account/apiRestrictions          1                           0
+POST /fapi/v1/algoOrder                        0                           1
+GET  /fapi/v1/algoOrder, DELETE algoOrder      1                           0
+GET  /fapi/v1/openAlgoOrders                   1, 40 without symbol        0
+DELETE /fapi/v1/algoOpenOrders                 1                           0
+GET  /fapi/v1/allAlgoOrders                    5                           0
 anything else                                  1                           0
 =============================================  ==========================  ===========
 
@@ -165,6 +170,12 @@ _TABLE: dict[tuple[str, str], _Rule] = {
     ("GET", "/fapi/v1/symbolConfig"): Constant(5),
     ("GET", "/fapi/v1/positionMargin/history"): Constant(1),
     ("GET", "/sapi/v1/account/apiRestrictions"): Constant(1),
+    ("POST", "/fapi/v1/algoOrder"): Constant(0, 1),
+    ("GET", "/fapi/v1/algoOrder"): Constant(1),
+    ("DELETE", "/fapi/v1/algoOrder"): Constant(1),
+    ("GET", "/fapi/v1/openAlgoOrders"): _by_symbol(1, 40),
+    ("DELETE", "/fapi/v1/algoOpenOrders"): Constant(1),
+    ("GET", "/fapi/v1/allAlgoOrders"): Constant(5),
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections.abc import Callable
 from typing import Any
 
 from perpbot.sim import margin
@@ -21,7 +22,7 @@ from perpbot.sim.config import SimConfig
 from perpbot.sim.faults import FaultInjector, FaultPlan
 from perpbot.sim.limits import SimRateLimits
 from perpbot.sim.market import SymbolMarket
-from perpbot.sim.models import Account, Order, Trade
+from perpbot.sim.models import Account, AlgoOrder, Order, Trade
 from perpbot.sim.spec import SymbolSpec
 
 MAX_STEPS_PER_SYNC = 20_000
@@ -58,6 +59,11 @@ class Engine:
             for sym, spec in self.specs.items()
         }
         self.funding_history: list[dict[str, Any]] = []
+        self.algo_orders: dict[int, AlgoOrder] = {}
+        self.next_algo_id = 1_000_000_001
+        # called as hook(symbol, t) after every market step and jump of a symbol (the
+        # Algo Service's trigger check registers here; see algo.py)
+        self.step_hooks: list[Callable[[str, int], None]] = []
         self.books: dict[str, Book] = {sym: Book() for sym in self.specs}
         self.accounts: dict[str, Account] = {}
         self.orders: dict[int, Order] = {}
@@ -120,6 +126,8 @@ class Engine:
         now = self.clock.now_ms()
         self.markets[symbol].jump(pct, now)
         sweep(self, symbol)
+        for hook in self.step_hooks:
+            hook(symbol, now)
         self.check_liquidations(now)
 
     # -- time ------------------------------------------------------------------------------
@@ -144,6 +152,8 @@ class Engine:
                     draw = mkt.taker_draw(dt_s)
                     if draw is not None:
                         synthetic_take(self, symbol, draw[0], draw[1], t)
+                    for hook in self.step_hooks:
+                        hook(symbol, t)
                 if self.holders:
                     self.check_liquidations(t)
                 t += self.step_ms * stride
@@ -307,6 +317,9 @@ class Engine:
     def _liquidate(self, acct: Account, pv: margin.PositionView, t: int) -> None:
         symbol = pv.spec.symbol
         self.cancel_all(acct.api_key, symbol, t)
+        for algo in self.algo_orders.values():
+            if algo.account == acct.api_key and algo.symbol == symbol and algo.is_open:
+                algo.algo_status, algo.update_time = "EXPIRED", t
         wallet_before = acct.wallet
         price = pv.spec.price_to_ticks(pv.mark)
         side = "SELL" if pv.pos.amt > 0 else "BUY"

@@ -142,7 +142,8 @@ class SymbolMarket:
         self.tick_index += 1
         self.update_id += 1
         self.data_time_ms = now_ms
-        self._touch_candle(now_ms, self.spec.price_to_ticks(self.mid))
+        # a move happens through trades: the last price follows (CONTRACT_PRICE triggers)
+        self.record_trade(self.spec.price_to_ticks(self.mid), self.spec.min_qty, pct > 0, now_ms)
 
     def taker_draw(self, dt_s: float) -> tuple[str, int] | None:
         """Maybe draw one synthetic taker order for this step: (side, qty in steps)."""

@@ -86,3 +86,44 @@ class Account:
     income: list[dict[str, object]] = field(default_factory=list)
     margin_history: list[dict[str, object]] = field(default_factory=list)
     update_time: int = 0
+
+
+ALGO_OPEN = frozenset({"NEW", "TRIGGERING", "TRIGGERED"})
+
+
+@dataclass(slots=True, eq=False)
+class AlgoOrder:
+    """A conditional order held by the Algo Service until its trigger fires (Binance, 2025-12).
+
+    ``algo_status``: NEW (waiting), TRIGGERED (placed in the matching engine as
+    ``actual_order_id``), FINISHED (that order is done), CANCELED, REJECTED (the triggered
+    order was refused, e.g. margin), EXPIRED (cancelled by the system).
+    """
+
+    algo_id: int
+    client_algo_id: str
+    account: str
+    symbol: str
+    side: str
+    order_type: str  # STOP_MARKET | TAKE_PROFIT_MARKET | STOP | TAKE_PROFIT | TRAILING_STOP_MARKET
+    qty: int  # steps; 0 with close_position
+    price: int  # ticks; 0 for the *_MARKET types
+    trigger_price: int  # ticks; 0 for a trailing stop without activation price
+    tif: str
+    working_type: str  # MARK_PRICE | CONTRACT_PRICE
+    close_position: bool
+    reduce_only: bool
+    price_protect: bool
+    create_time: int
+    callback_rate: float = 0.0  # percent, trailing stops only
+    activate_price: int = 0  # ticks, trailing stops only (0: active at once)
+    extreme: float = 0.0  # trailing: best price seen since activation (0: not active)
+    algo_status: str = "NEW"
+    update_time: int = 0
+    trigger_time: int = 0
+    actual_order_id: int | None = None
+    reject_reason: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.algo_status in ALGO_OPEN

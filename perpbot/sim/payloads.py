@@ -11,7 +11,7 @@ from typing import Any
 
 from perpbot.sim import margin
 from perpbot.sim.engine import Engine
-from perpbot.sim.models import Account, Order, Trade
+from perpbot.sim.models import Account, AlgoOrder, Order, Trade
 from perpbot.sim.spec import SymbolSpec, fmt_float
 
 ORDER_TYPES = [
@@ -359,3 +359,46 @@ def exchange_info(engine: Engine) -> dict[str, Any]:
         "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
         "symbols": [symbol_info(spec) for spec in engine.specs.values()],
     }
+
+
+def algo_order(engine: Engine, a: AlgoOrder, *, query: bool = False) -> dict[str, Any]:
+    """An algo order as Binance renders it (New / Query / Current Open Algo Orders)."""
+    spec = engine.specs[a.symbol]
+    trailing = a.order_type == "TRAILING_STOP_MARKET"
+    body: dict[str, Any] = {
+        "algoId": a.algo_id,
+        "clientAlgoId": a.client_algo_id,
+        "algoType": "CONDITIONAL",
+        "orderType": a.order_type,
+        "symbol": a.symbol,
+        "side": a.side,
+        "positionSide": "BOTH",
+        "timeInForce": a.tif,
+        "quantity": spec.fmt_qty(a.qty),
+        "algoStatus": a.algo_status,
+    }
+    if query:
+        actual = engine.orders.get(a.actual_order_id or 0)
+        avg = actual.cum_quote / spec.qty(actual.executed) if actual and actual.executed else 0.0
+        body["actualOrderId"] = str(a.actual_order_id) if a.actual_order_id else ""
+        body["actualPrice"] = f"{avg:.5f}"
+    body.update(
+        {
+            "triggerPrice": spec.fmt_px(a.trigger_price),
+            "price": spec.fmt_px(a.price),
+            "icebergQuantity": None,
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+            "workingType": a.working_type,
+            "priceMatch": "NONE",
+            "closePosition": a.close_position,
+            "priceProtect": a.price_protect,
+            "reduceOnly": a.reduce_only,
+            "activatePrice": spec.fmt_px(a.activate_price) if trailing else "",
+            "callbackRate": f"{a.callback_rate:.1f}" if trailing else "",
+            "createTime": a.create_time,
+            "updateTime": a.update_time,
+            "triggerTime": a.trigger_time,
+            "goodTillDate": 0,
+        }
+    )
+    return body

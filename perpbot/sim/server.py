@@ -18,8 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from perpbot.sim import algo, handlers_account, handlers_algo, handlers_market, handlers_trade
 from perpbot.sim import errors as E
-from perpbot.sim import handlers_account, handlers_market, handlers_trade
 from perpbot.sim.auth import authenticate, duplicate_param, parse_params
 from perpbot.sim.config import SimConfig
 from perpbot.sim.control import ControlApi
@@ -35,6 +35,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     **handlers_market.ROUTES,
     **handlers_trade.ROUTES,
     **handlers_account.ROUTES,
+    **handlers_algo.ROUTES,
 }
 # Binance, Place/Modify Multiple Orders: "5 on 10s order rate limit(X-MBX-ORDER-COUNT-10S);
 # 1 on 1min order rate limit(X-MBX-ORDER-COUNT-1M)". perpbot.weights counts N (the client
@@ -65,6 +66,7 @@ class SimServer:
     def __init__(self, cfg: SimConfig | None = None) -> None:
         self.cfg = cfg or SimConfig()
         self.engine = Engine(self.cfg)
+        algo.attach(self.engine)
         self.stats = Stats()
         self.control = ControlApi(self)
         self.base_url = ""

@@ -13,8 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from perpbot.sim import payloads
 from perpbot.sim.engine import Engine
-from perpbot.sim.models import Order
+from perpbot.sim.models import AlgoOrder, Order
 from perpbot.sim.spec import fmt_float
 
 LATENCY_SAMPLES = 200_000
@@ -68,6 +69,15 @@ class Stats:
             "rejects": dict(self.rejects),
             "latency": self.latency_summary(),
         }
+
+
+def algo_record(engine: Engine, a: AlgoOrder) -> dict[str, Any]:
+    """An algo order as Binance's query renders it, plus its account and reject reason."""
+    return {
+        "account": a.account,
+        **payloads.algo_order(engine, a, query=True),
+        "rejectReason": a.reject_reason,
+    }
 
 
 def order_record(engine: Engine, o: Order) -> dict[str, Any]:
@@ -166,6 +176,7 @@ def build_state(engine: Engine, stats: Stats) -> dict[str, Any]:
         "next_funding_time": engine.next_funding_ms,
         "funding_rate": engine.funding_rate(),
         "funding_history": engine.funding_history,
+        "algo_orders": [algo_record(engine, a) for a in engine.algo_orders.values()],
         "markets": markets,
         "accounts": accounts,
         "open_orders": [order_record(engine, o) for o in engine.orders.values() if o.is_open],
