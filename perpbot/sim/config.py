@@ -43,6 +43,9 @@ class SymbolConfig(_Strict):
     funding_interval_h: Literal[1, 2, 4, 8] | None = Field(
         None, description="this symbol's funding interval (default [funding] interval_s)"
     )
+    market_take_bound: Decimal = Field(
+        Decimal("0.05"), gt=0, lt=1, description="MARKET orders fill within mark x (1 +- this)"
+    )
     percent_price_up: Decimal = Field(Decimal("1.0500"), gt=1, description="PERCENT_PRICE up")
     percent_price_down: Decimal = Field(Decimal("0.9500"), gt=0, lt=1, description="... down")
     crowd_levels: int = Field(40, gt=0, le=1000)
@@ -107,6 +110,10 @@ class MarketConfig(_Strict):
     venue_outage_per_h: float = Field(0.2, ge=0, description="outages per venue per hour")
     venue_outage_s: float = Field(300.0, gt=0, description="mean outage length")
     impact_notional: float = Field(25000.0, gt=0, description="Impact Margin Notional (USDT)")
+    book_half_life_s: float = Field(5.0, gt=0, description="crowd refill half-life")
+    impact_permanent: float = Field(
+        0.3, ge=0, le=1, description="share of a sweep's move of the touch that stays"
+    )
 
 
 class FeesConfig(_Strict):

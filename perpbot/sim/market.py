@@ -79,7 +79,9 @@ class SymbolMarket:
         self.candles: deque[Candle] = deque(maxlen=MAX_CANDLES)
         self._stats_key: tuple[int, int] | None = None
         self._stats: tuple[int | None, int, int, float, float, int] = (None, 0, 0, 0.0, 0.0, 0)
-        self._crowd_key: tuple[int, float, int] | None = None
+        self._crowd_key: tuple[int, float, int, int, int] | None = None
+        self.depleted_bids = 0.0  # steps taken from the crowd's bids, not yet refilled
+        self.depleted_asks = 0.0
         self._crowd: tuple[list[list[int]], list[list[int]]] = ([], [])
         self.funding_interval_ms = funding_interval_ms
         self.next_funding_ms = (now_ms // funding_interval_ms + 1) * funding_interval_ms
@@ -127,6 +129,9 @@ class SymbolMarket:
             self.mid *= 1.0 + (size if self.rng.random() < 0.5 else -size)
             jumped = True
         self.mid = max(self.mid, self.spec.tick_f * 10)
+        refill = 0.5 ** (dt_s / cfg.book_half_life_s)
+        self.depleted_bids *= refill
+        self.depleted_asks *= refill
         self.pricing.step(dt_s, now_ms, self.mid)
         self.tick_index += 1
         self.data_time_ms = now_ms
@@ -180,39 +185,56 @@ class SymbolMarket:
             bid, ask = self.impact_prices()
             self.pricing.add_sample(now_ms, bid, ask)
 
-    def crowd_best_bid(self) -> int:
+    def quote_bid(self) -> int:
+        """Where the crowd's best bid sits around the mid, before any depletion."""
         return max(
             1, math.floor(self.mid / self.spec.tick_f - self.spec.cfg.crowd_spread_ticks / 2)
         )
 
+    def crowd_best_bid(self) -> int:
+        """The crowd's best bid with liquidity (the quote, lower while bids are depleted)."""
+        bids = self.crowd()[0]
+        return bids[0][0] if bids else self.quote_bid()
+
     def crowd_best_ask(self) -> int:
-        return self.crowd_best_bid() + self.spec.cfg.crowd_spread_ticks
+        asks = self.crowd()[1]
+        return asks[0][0] if asks else self.quote_bid() + self.spec.cfg.crowd_spread_ticks
 
     # -- the crowd book ----------------------------------------------------------------
     def crowd(self) -> tuple[list[list[int]], list[list[int]]]:
-        """Crowd levels ``[[price_ticks, remaining_steps], ...]`` (bids desc, asks asc)."""
-        best_bid = self.crowd_best_bid()
-        key = (self.tick_index, self.thin, best_bid)
+        """Crowd levels ``[[price_ticks, remaining_steps], ...]`` (bids desc, asks asc).
+
+        Sizes are drawn per market step; liquidity takers removed (``depleted``, refilling
+        with half-life ``book_half_life_s``) is taken off the top levels, and the crowd
+        quotes further levels so that ``crowd_levels`` levels always remain: a sweep moves
+        the touch, it never empties a side.
+        """
+        quote = self.quote_bid()
+        key = (self.tick_index, self.thin, quote, int(self.depleted_bids), int(self.depleted_asks))
         if key == self._crowd_key:
             return self._crowd
         scfg = self.spec.cfg
         rng = random.Random(self._crowd_seed + self.tick_index * 2_654_435_761)
         levels = max(1, int(scfg.crowd_levels * self.thin))
         mean_steps = scfg.crowd_level_qty / self.spec.step_f * self.thin
-        best_ask = best_bid + scfg.crowd_spread_ticks
+        step = scfg.crowd_level_step_ticks
         bids: list[list[int]] = []
         asks: list[list[int]] = []
-        for i in range(levels):
-            grow = 1.0 + 0.05 * i
-            bid_px = best_bid - i * scfg.crowd_level_step_ticks
-            if bid_px > 0:
-                bids.append([bid_px, max(1, int(mean_steps * grow * rng.uniform(0.3, 1.7)))])
-            asks.append(
-                [
-                    best_ask + i * scfg.crowd_level_step_ticks,
-                    max(1, int(mean_steps * grow * rng.uniform(0.3, 1.7))),
-                ]
-            )
+        owed = [int(self.depleted_bids), int(self.depleted_asks)]
+        i = 0
+        while (len(bids) < levels and quote - i * step > 0) or len(asks) < levels:
+            grow = 1.0 + 0.05 * min(i, 200)
+            for k, (book, px) in enumerate(
+                ((bids, quote - i * step), (asks, quote + scfg.crowd_spread_ticks + i * step))
+            ):
+                size = max(1, int(mean_steps * grow * rng.uniform(0.3, 1.7)))
+                if px <= 0 or len(book) >= levels:
+                    continue
+                eaten = min(size, owed[k])
+                owed[k] -= eaten
+                if size > eaten:
+                    book.append([px, size - eaten])
+            i += 1
         self._crowd_key = key
         self._crowd = (bids, asks)
         return self._crowd
@@ -224,6 +246,55 @@ class SymbolMarket:
             if level[1] > 0:
                 return level
         return None
+
+    def crowd_qty_at(self, book_side: str, price: int) -> int:
+        """Displayed crowd size at ``price`` on the BUY (bids) or SELL (asks) side."""
+        bids, asks = self.crowd()
+        for px, qty in bids if book_side == "BUY" else asks:
+            if px == price:
+                return qty
+        return 0
+
+    def take_crowd(self, taker_side: str, qty: int) -> None:
+        """A taker consumed ``qty`` from the crowd: the book thins there, then refills."""
+        if taker_side == "BUY":
+            self.depleted_asks += qty
+        else:
+            self.depleted_bids += qty
+
+    def touch(self, taker_side: str) -> int | None:
+        """The price a taker of ``taker_side`` meets first (crowd only)."""
+        head = self.crowd_head(taker_side)
+        return head[0] if head else None
+
+    def hold_at(self, wall_side: str, price: int) -> None:
+        """A user order the crowd could not trade through this step holds the price: the
+        crowd re-quotes just beyond it (no crossed book), and trades through again later
+        if the price keeps pushing (the next steps' walk)."""
+        spread = self.spec.cfg.crowd_spread_ticks
+        bid = price + 1 - spread if wall_side == "BUY" else price - 1
+        self.mid = (bid + spread / 2 + 0.5) * self.spec.tick_f
+        if wall_side == "BUY":
+            self.depleted_asks = 0.0
+        else:
+            self.depleted_bids = 0.0
+        self._crowd_key = None
+
+    def settle_impact(self, taker_side: str, before: int | None) -> None:
+        """After a taker is done: ``impact_permanent`` of its move of the touch stays.
+
+        The crowd re-quotes around a mid moved by that share (it reacts: the other side
+        follows), and the depletion left to refill shrinks by the same share.
+        """
+        after = self.touch(taker_side)
+        if before is None or after is None or after == before:
+            return
+        keep = self.cfg.impact_permanent
+        self.mid += keep * (after - before) * self.spec.tick_f
+        if taker_side == "BUY":
+            self.depleted_asks *= 1.0 - keep
+        else:
+            self.depleted_bids *= 1.0 - keep
 
     # -- trades and klines -------------------------------------------------------------
     def window_stats(self, since_ms: int) -> tuple[int, int, int, float, float, int]:

@@ -34,6 +34,7 @@ class Order:
     recorded: bool = True  # False for post-only/FOK rejections Binance does not record
     reject_code: int | None = None
     orig_type: str = ""
+    queue_ahead: int = 0  # crowd size displayed ahead of this resting order at its price
 
     @property
     def remaining(self) -> int:

@@ -314,7 +314,7 @@ def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
         "settlePlan": 0,
         "triggerProtect": "0.0500",
         "liquidationFee": "0.012500",
-        "marketTakeBound": "0.05",
+        "marketTakeBound": f"{c.market_take_bound:.2f}",
         "maxMoveOrderLimit": 10000,
         "filters": [
             {

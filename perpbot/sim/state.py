@@ -102,6 +102,7 @@ def order_record(engine: Engine, o: Order) -> dict[str, Any]:
         "cancelTime": o.cancel_time,
         "recorded": o.recorded,
         "rejectCode": o.reject_code,
+        "queueAhead": spec.fmt_qty(o.queue_ahead),
     }
 
 
