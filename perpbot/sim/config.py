@@ -152,6 +152,7 @@ class SimConfig(_Strict):
     seed: int = 1
     clock: Literal["wall", "manual"] = "wall"
     start_time_ms: int | None = Field(None, gt=0, description="manual clock start (default: now)")
+    clock_speed: float = Field(1.0, gt=0, le=10_000, description="wall clock x this (100: 100x)")
     starting_balance: float = Field(10000.0, ge=0)
     default_leverage: int = Field(20, ge=1, le=125)
     recv_window_max_ms: int = Field(60000, gt=0)

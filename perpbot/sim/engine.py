@@ -39,7 +39,7 @@ LIQUIDATION_FEE = 0.0125  # exchangeInfo liquidationFee: the clearance fee rate
 class Engine:
     def __init__(self, cfg: SimConfig) -> None:
         self.cfg = cfg
-        self.clock = SimClock(cfg.clock, cfg.start_time_ms)
+        self.clock = SimClock(cfg.clock, cfg.start_time_ms, cfg.clock_speed)
         self.rng = random.Random(cfg.seed)
         self.faults = FaultInjector(cfg.seed)
         self.limits = SimRateLimits(cfg.limits)
