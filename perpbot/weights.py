@@ -48,6 +48,13 @@ GET  /fapi/v1/algoOrder, DELETE algoOrder      1                           0
 GET  /fapi/v1/openAlgoOrders                   1, 40 without symbol        0
 DELETE /fapi/v1/algoOpenOrders                 1                           0
 GET  /fapi/v1/allAlgoOrders                    5                           0
+GET  /fapi/v2|v3/balance                       5                           0
+GET  /fapi/v1/commissionRate                   20                          0
+GET  /fapi/v1/allOrders, /trades               5                           0
+GET  /fapi/v1/aggTrades                        20                          0
+GET  /fapi/v1/forceOrders                      20, 50 without symbol       0
+GET  /fapi/v1/adlQuantile                      5                           0
+GET  /fapi/v1/multiAssetsMargin, positionSide/dual  30                     0
 anything else                                  1                           0
 =============================================  ==========================  ===========
 
@@ -176,6 +183,16 @@ _TABLE: dict[tuple[str, str], _Rule] = {
     ("GET", "/fapi/v1/openAlgoOrders"): _by_symbol(1, 40),
     ("DELETE", "/fapi/v1/algoOpenOrders"): Constant(1),
     ("GET", "/fapi/v1/allAlgoOrders"): Constant(5),
+    ("GET", "/fapi/v2/balance"): Constant(5),
+    ("GET", "/fapi/v3/balance"): Constant(5),
+    ("GET", "/fapi/v1/commissionRate"): Constant(20),
+    ("GET", "/fapi/v1/allOrders"): Constant(5),
+    ("GET", "/fapi/v1/trades"): Constant(5),
+    ("GET", "/fapi/v1/aggTrades"): Constant(20),
+    ("GET", "/fapi/v1/forceOrders"): _by_symbol(20, 50),
+    ("GET", "/fapi/v1/adlQuantile"): Constant(5),
+    ("GET", "/fapi/v1/multiAssetsMargin"): Constant(30),
+    ("GET", "/fapi/v1/positionSide/dual"): Constant(30),
 }
 
 

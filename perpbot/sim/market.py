@@ -21,6 +21,7 @@ from perpbot.sim.spec import SymbolSpec
 
 MINUTE_MS = 60_000
 MAX_CANDLES = 10_080
+TAPE = 1000  # recent trades kept for /fapi/v1/trades and aggTrades (Binance's max limit)
 
 
 class Candle:
@@ -77,6 +78,8 @@ class SymbolMarket:
         self.last_trade_px = spec.price_to_ticks(self.mid)
         self.last_trade_qty = spec.min_qty
         self.candles: deque[Candle] = deque(maxlen=MAX_CANDLES)
+        # (trade id, price ticks, qty steps, time, buyer is maker)
+        self.tape: deque[tuple[int, int, int, int, bool]] = deque(maxlen=TAPE)
         self._stats_key: tuple[int, int] | None = None
         self._stats: tuple[int | None, int, int, float, float, int] = (None, 0, 0, 0.0, 0.0, 0)
         self._crowd_key: tuple[int, float, int, int, int] | None = None
@@ -333,6 +336,7 @@ class SymbolMarket:
         self.trade_seq += 1
         self.last_trade_px = price
         self.last_trade_qty = qty
+        self.tape.append((self.trade_seq, price, qty, now_ms, not taker_buys))
         self.update_id += 1
         candle = self._touch_candle(now_ms, price)
         base = self.spec.qty(qty)

@@ -18,7 +18,14 @@ from typing import Any
 
 from aiohttp import web
 
-from perpbot.sim import algo, handlers_account, handlers_algo, handlers_market, handlers_trade
+from perpbot.sim import (
+    algo,
+    handlers_account,
+    handlers_algo,
+    handlers_market,
+    handlers_startup,
+    handlers_trade,
+)
 from perpbot.sim import errors as E
 from perpbot.sim.auth import authenticate, duplicate_param, parse_params
 from perpbot.sim.config import SimConfig
@@ -36,6 +43,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     **handlers_trade.ROUTES,
     **handlers_account.ROUTES,
     **handlers_algo.ROUTES,
+    **handlers_startup.ROUTES,
 }
 # Binance, Place/Modify Multiple Orders: "5 on 10s order rate limit(X-MBX-ORDER-COUNT-10S);
 # 1 on 1min order rate limit(X-MBX-ORDER-COUNT-1M)". perpbot.weights counts N (the client
