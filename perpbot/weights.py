@@ -183,6 +183,7 @@ _TABLE: dict[tuple[str, str], _Rule] = {
     ("GET", "/fapi/v1/openAlgoOrders"): _by_symbol(1, 40),
     ("DELETE", "/fapi/v1/algoOpenOrders"): Constant(1),
     ("GET", "/fapi/v1/allAlgoOrders"): Constant(5),
+    ("POST", "/fapi/v1/order/test"): Constant(0),
     ("GET", "/fapi/v2/balance"): Constant(5),
     ("GET", "/fapi/v3/balance"): Constant(5),
     ("GET", "/fapi/v1/commissionRate"): Constant(20),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from perpbot.sim import errors as E
 from perpbot.sim import margin
@@ -59,8 +60,22 @@ def spec_of(engine: Engine, params: Mapping[str, str]) -> str:
 
 
 # -- entry -----------------------------------------------------------------------------
-def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Order:
-    """Validate, record, match and (maybe) rest one order; raise SimError on rejection."""
+@dataclass(slots=True)
+class Draft:
+    """A new order that passed validation (what the matching engine will be given)."""
+
+    symbol: str
+    side: str
+    otype: str
+    tif: str
+    price: int
+    qty: int
+    reduce_only: bool
+    cid: str
+
+
+def validate_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Draft:
+    """Every check of a new order short of matching (also ``POST /fapi/v1/order/test``)."""
     symbol = spec_of(engine, params)
     spec = engine.specs[symbol]
     side = required(params, "side").upper()
@@ -118,6 +133,15 @@ def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Ord
         raise E.err(E.REDUCE_ONLY_REJECTED)
     if not reduce_only:
         _check_margin(engine, acct, symbol, sign, qty, ref_px, pos_amt)
+    return Draft(symbol, side, otype, tif, price, qty, reduce_only, cid)
+
+
+def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Order:
+    """Validate, record, match and (maybe) rest one order; raise SimError on rejection."""
+    d = validate_order(engine, acct, params)
+    symbol, side, otype, tif, price, qty, reduce_only, cid = (
+        d.symbol, d.side, d.otype, d.tif, d.price, d.qty, d.reduce_only, d.cid
+    )  # fmt: skip
     now = engine.clock.now_ms()
     if tif == "GTX" and _would_cross(engine, symbol, side, price, acct.api_key):
         order = engine.new_order(

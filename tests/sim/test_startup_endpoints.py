@@ -12,6 +12,7 @@ account/rest-api/Get-Current-Multi-Assets-Mode, account/rest-api/Get-Current-Pos
 
 from __future__ import annotations
 
+import ccxt
 import pytest
 
 from perpbot.sim.config import FundingConfig
@@ -59,3 +60,16 @@ async def test_startup_and_reconciliation_endpoints(sim_factory) -> None:
         assert await ex.fapiPrivateGetPositionSideDual() == {"dualSidePosition": False}
     finally:
         await ex.close()
+
+
+@pytest.mark.asyncio
+async def test_order_test_validates_without_placing(sim, client) -> None:
+    """trade/rest-api/Test-Order: the new order's checks, nothing sent to the matching engine."""
+    order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC"}
+    assert (
+        await client.fapiPrivatePostOrderTest({**order, "quantity": "0.01", "price": "59000"}) == {}
+    )
+    with pytest.raises(ccxt.ExchangeError) as exc:
+        await client.fapiPrivatePostOrderTest({**order, "quantity": "0.01", "price": "180000"})
+    assert "-4016" in str(exc.value)
+    assert sim.state()["orders"] == []
