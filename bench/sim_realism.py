@@ -21,8 +21,8 @@ import argparse
 import statistics
 import time
 
+from perpbot.sim.assemble import build_engine
 from perpbot.sim.config import SimConfig, SymbolConfig
-from perpbot.sim.engine import Engine
 from perpbot.sim.models import Order
 from perpbot.sim.trading import place_order
 
@@ -67,7 +67,7 @@ def _config(seed: int) -> SimConfig:
 
 
 def run_market(minutes: int, seed: int) -> dict[str, object]:
-    engine = Engine(_config(seed))
+    engine = build_engine(_config(seed))
     acct = engine.create_account(balance=10_000_000)
     mkt = engine.markets["BTCUSDT"]
     quotes: dict[str, Order | None] = {"BUY": None, "SELL": None}
@@ -125,7 +125,7 @@ def recovery_half_life(seed: int) -> float:
             )
         }
     )
-    engine = Engine(cfg)
+    engine = build_engine(cfg)
     acct = engine.create_account(balance=10_000_000)
     mkt = engine.markets["BTCUSDT"]
     before = mkt.crowd_best_ask()

@@ -155,6 +155,7 @@ class SimConfig(_Strict):
     clock_speed: float = Field(1.0, gt=0, le=10_000, description="wall clock x this (100: 100x)")
     starting_balance: float = Field(10000.0, ge=0)
     default_leverage: int = Field(20, ge=1, le=125)
+    insurance_fund: float = Field(1e9, ge=0, description="insurance fund balance (USDT)")
     recv_window_max_ms: int = Field(60000, gt=0)
     future_tolerance_ms: int = Field(1000, ge=0)
     symbols: list[SymbolConfig] = Field(default_factory=_default_symbols, min_length=1)

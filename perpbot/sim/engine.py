@@ -64,6 +64,9 @@ class Engine:
         # called as hook(symbol, t) after every market step and jump of a symbol (the
         # Algo Service's trigger check registers here; see algo.py)
         self.step_hooks: list[Callable[[str, int], None]] = []
+        # liquidation.py's liquidate(acct, position view, t), installed by build_engine()
+        self.liquidator: Callable[[Account, margin.PositionView, int], None] | None = None
+        self.insurance_fund = cfg.insurance_fund
         self.books: dict[str, Book] = {sym: Book() for sym in self.specs}
         self.accounts: dict[str, Account] = {}
         self.orders: dict[int, Order] = {}
@@ -312,55 +315,9 @@ class Engine:
                 if pv.isolated and pv.pos.isolated_wallet + pv.upnl < pv.mm
             )
             for pv in doomed:
-                self._liquidate(acct, pv, t)
-
-    def _liquidate(self, acct: Account, pv: margin.PositionView, t: int) -> None:
-        symbol = pv.spec.symbol
-        self.cancel_all(acct.api_key, symbol, t)
-        for algo in self.algo_orders.values():
-            if algo.account == acct.api_key and algo.symbol == symbol and algo.is_open:
-                algo.algo_status, algo.update_time = "EXPIRED", t
-        wallet_before = acct.wallet
-        price = pv.spec.price_to_ticks(pv.mark)
-        side = "SELL" if pv.pos.amt > 0 else "BUY"
-        qty = abs(pv.pos.amt)
-        order = self.new_order(
-            acct.api_key,
-            symbol,
-            f"autoclose-{t}{self.seq}",
-            side,
-            "LIMIT",
-            "IOC",
-            price,
-            qty,
-            True,
-            t,
-        )
-        order.orig_type = "LIQUIDATION"
-        isolated_wallet = pv.pos.isolated_wallet
-        self.markets[symbol].record_trade(price, qty, side == "BUY", t)
-        self.fill_order(order, price, qty, False, t)
-        # an isolated position can lose at most its isolated wallet; a cross one the wallet
-        floor = wallet_before - isolated_wallet if pv.isolated else 0.0
-        acct.wallet = max(acct.wallet, floor)
-        clearance = min(acct.wallet - floor, abs(pv.notional) * LIQUIDATION_FEE)
-        if clearance > 0:
-            acct.wallet -= clearance
-            self.add_income(acct, symbol, "INSURANCE_CLEAR", -clearance, t, "")
-        self.liquidations.append(
-            {
-                "account": acct.api_key,
-                "symbol": symbol,
-                "time": t,
-                "side": side,
-                "qty": pv.spec.fmt_qty(qty),
-                "price": pv.spec.fmt_px(price),
-                "marginType": "ISOLATED" if pv.isolated else "CROSSED",
-                "orderId": order.order_id,
-                "walletBefore": round(wallet_before, 8),
-                "walletAfter": round(acct.wallet, 8),
-            }
-        )
+                if self.liquidator is None:
+                    raise RuntimeError("engine has no liquidator: build it with build_engine()")
+                self.liquidator(acct, pv, t)
 
     # -- order records -----------------------------------------------------------------
     def new_order(

@@ -4,15 +4,15 @@ Balances (``/fapi/v2|v3/balance``), fees (``commissionRate``), order history
 (``allOrders``), funding (``fundingRate`` history, ``fundingInfo``), public trades
 (``trades``, ``aggTrades``: one aggregate per trade), ``openInterest`` (the users' open
 long size; the synthetic crowd holds the other side), liquidations (``forceOrders``),
-``adlQuantile``, ``apiTradingStatus`` (no indicators), ``multiAssetsMargin`` and
-``positionSide/dual`` (single-asset, one-way: the only modes served).
+``adlQuantile`` (liquidation.py's ranking), ``apiTradingStatus`` (no indicators),
+``multiAssetsMargin`` and ``positionSide/dual`` (single-asset, one-way: the only modes served).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from perpbot.sim import payloads, trading
+from perpbot.sim import liquidation, payloads, trading
 from perpbot.sim.engine import Engine
 from perpbot.sim.routing import Ctx, Route, int_param, window
 from perpbot.sim.spec import fmt_float
@@ -162,13 +162,9 @@ def adl_quantile(engine: Engine, ctx: Ctx) -> Any:
     for sym in engine.specs:
         if symbol is not None and sym != symbol:
             continue
-        pos = ctx.acct.positions.get(sym)
-        held = pos is not None and pos.amt != 0
+        quantile = liquidation.adl_quantile(engine, ctx.acct, sym)
         rows.append(
-            {
-                "symbol": sym,
-                "adlQuantile": {"LONG": 0, "SHORT": 0, "HEDGE": 0, "BOTH": 2 if held else 0},
-            }
+            {"symbol": sym, "adlQuantile": {"LONG": 0, "SHORT": 0, "HEDGE": 0, "BOTH": quantile}}
         )
     return rows
 

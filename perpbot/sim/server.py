@@ -18,19 +18,18 @@ from typing import Any
 
 from aiohttp import web
 
+from perpbot.sim import errors as E
 from perpbot.sim import (
-    algo,
     handlers_account,
     handlers_algo,
     handlers_market,
     handlers_startup,
     handlers_trade,
 )
-from perpbot.sim import errors as E
+from perpbot.sim.assemble import build_engine
 from perpbot.sim.auth import authenticate, duplicate_param, parse_params
 from perpbot.sim.config import SimConfig
 from perpbot.sim.control import ControlApi
-from perpbot.sim.engine import Engine
 from perpbot.sim.errors import SimError
 from perpbot.sim.routing import Ctx, Route
 from perpbot.sim.state import Stats
@@ -73,8 +72,7 @@ class SimServer:
 
     def __init__(self, cfg: SimConfig | None = None) -> None:
         self.cfg = cfg or SimConfig()
-        self.engine = Engine(self.cfg)
-        algo.attach(self.engine)
+        self.engine = build_engine(self.cfg)
         self.stats = Stats()
         self.control = ControlApi(self)
         self.base_url = ""

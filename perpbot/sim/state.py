@@ -177,6 +177,7 @@ def build_state(engine: Engine, stats: Stats) -> dict[str, Any]:
         "next_funding_time": engine.next_funding_ms,
         "funding_rate": engine.funding_rate(),
         "funding_history": engine.funding_history,
+        "insurance_fund": round(engine.insurance_fund, 8),
         "algo_orders": [algo_record(engine, a) for a in engine.algo_orders.values()],
         "markets": markets,
         "accounts": accounts,

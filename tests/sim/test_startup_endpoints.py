@@ -54,7 +54,7 @@ async def test_startup_and_reconciliation_endpoints(sim_factory) -> None:
         assert oi["openInterestAmount"] == 0.01
         assert await ex.fapiPrivateGetForceOrders({"symbol": "BTCUSDT"}) == []
         adl = await ex.fapiPrivateGetAdlQuantile({"symbol": "BTCUSDT"})
-        assert adl[0]["adlQuantile"]["BOTH"] == 2
+        assert adl[0]["adlQuantile"]["BOTH"] == 4  # the only long: first in line
         assert (await ex.fapiPrivateGetApiTradingStatus())["indicators"] == {}
         assert await ex.fapiPrivateGetMultiAssetsMargin() == {"multiAssetsMargin": False}
         assert await ex.fapiPrivateGetPositionSideDual() == {"dualSidePosition": False}
