@@ -64,7 +64,11 @@ class Engine:
         # called as hook(symbol, t) after every market step and jump of a symbol (the
         # Algo Service's trigger check registers here; see algo.py)
         self.step_hooks: list[Callable[[str, int], None]] = []
-        # liquidation.py's liquidate(acct, position view, t), installed by build_engine()
+        # the matching engine's market-driven fills (trading.sweep / synthetic_take) and
+        # liquidation.py's liquidate(acct, position view, t), installed by build_engine():
+        # they build on this module, so the engine calls them instead of importing them
+        self.sweeper: Callable[[str, int], None] | None = None
+        self.taker: Callable[[str, str, int, int], None] | None = None
         self.liquidator: Callable[[Account, margin.PositionView, int], None] | None = None
         self.insurance_fund = cfg.insurance_fund
         self.books: dict[str, Book] = {sym: Book() for sym in self.specs}
@@ -124,11 +128,10 @@ class Engine:
         self.next_step_ms = max(self.next_step_ms, now)
 
     def jump(self, symbol: str, pct: float) -> None:
-        from perpbot.sim.trading import sweep
-
         now = self.clock.now_ms()
         self.markets[symbol].jump(pct, now)
-        sweep(self, symbol)
+        if self.sweeper is not None:
+            self.sweeper(symbol, now)
         for hook in self.step_hooks:
             hook(symbol, now)
         self.check_liquidations(now)
@@ -136,8 +139,6 @@ class Engine:
     # -- time ------------------------------------------------------------------------------
     def sync(self) -> None:
         """Bring the market, funding and countdowns up to the clock's current time."""
-        from perpbot.sim.trading import sweep, synthetic_take
-
         now = self.clock.now_ms()
         t = self.next_step_ms
         if t <= now:
@@ -151,10 +152,11 @@ class Engine:
                         continue
                     mkt.step(dt_s, t)
                     mkt.sample_premium(t)
-                    sweep(self, symbol, t)
-                    draw = mkt.taker_draw(dt_s)
-                    if draw is not None:
-                        synthetic_take(self, symbol, draw[0], draw[1], t)
+                    if self.sweeper is not None:
+                        self.sweeper(symbol, t)
+                    draw = mkt.taker_draw(dt_s)  # drawn even unmatched: the walk's RNG order
+                    if draw is not None and self.taker is not None:
+                        self.taker(symbol, draw[0], draw[1], t)
                     for hook in self.step_hooks:
                         hook(symbol, t)
                 if self.holders:
