@@ -166,6 +166,11 @@ class Engine:
         self._process_timed(now)
 
     @property
+    def interval_ms(self) -> int:
+        """The first symbol's funding interval (symbols may differ: see each market)."""
+        return next(iter(self.markets.values())).funding_interval_ms
+
+    @property
     def next_funding_ms(self) -> int:
         """The next funding time of any symbol (each symbol has its own schedule)."""
         return min(m.next_funding_ms for m in self.markets.values())

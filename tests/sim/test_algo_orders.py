@@ -244,3 +244,26 @@ async def test_algo_weights_and_order_counts(sim: SimHandle, client) -> None:
     assert int(client.last_response_headers["X-MBX-USED-WEIGHT-1M"]) == used + 40
     await client.fapiPrivateGetOpenAlgoOrders({"symbol": "BTCUSDT"})
     assert int(client.last_response_headers["X-MBX-USED-WEIGHT-1M"]) == used + 41
+
+
+@pytest.mark.asyncio
+async def test_every_ccxt_conditional_param_reaches_the_algo_api(sim: SimHandle, client) -> None:
+    """ccxt 4.5.90 binanceusdm: stopPrice / stopLossPrice / takeProfitPrice / trailingPercent
+    all go to POST /fapi/v1/algoOrder with the matching Binance type."""
+    await client.create_order(BTC, "market", "buy", 0.05)
+    cases = [
+        ("market", None, {"stopPrice": 59000}, "STOP_MARKET"),
+        ("market", None, {"stopLossPrice": 58000}, "STOP_MARKET"),
+        ("market", None, {"takeProfitPrice": 61000}, "TAKE_PROFIT_MARKET"),
+        ("market", None, {"trailingPercent": 1.0}, "TRAILING_STOP_MARKET"),
+        ("limit", 58990, {"stopPrice": 59000}, "STOP"),
+        ("limit", 61010, {"takeProfitPrice": 61000}, "TAKE_PROFIT"),
+    ]
+    for kind, price, params, expected in cases:
+        order = await client.create_order(
+            BTC, kind, "sell", 0.01, price, {**params, "reduceOnly": True}
+        )
+        assert client.last_request_url.endswith("/fapi/v1/algoOrder")
+        record = next(a for a in _algos(sim) if str(a["algoId"]) == order["id"])
+        assert record["orderType"] == expected and record["algoStatus"] == "NEW"
+    assert len(await client.fetch_open_orders(BTC, None, None, {"trigger": True})) == 6
