@@ -55,6 +55,8 @@ GET  /fapi/v1/aggTrades                        20                          0
 GET  /fapi/v1/forceOrders                      20, 50 without symbol       0
 GET  /fapi/v1/adlQuantile                      5                           0
 GET  /fapi/v1/multiAssetsMargin, positionSide/dual  30                     0
+GET  /fapi/v1/accountConfig                    5                           0
+GET  /fapi/v1/rateLimit/order                  1                           0
 anything else                                  1                           0
 =============================================  ==========================  ===========
 
@@ -194,6 +196,8 @@ _TABLE: dict[tuple[str, str], _Rule] = {
     ("GET", "/fapi/v1/adlQuantile"): Constant(5),
     ("GET", "/fapi/v1/multiAssetsMargin"): Constant(30),
     ("GET", "/fapi/v1/positionSide/dual"): Constant(30),
+    ("GET", "/fapi/v1/accountConfig"): Constant(5),
+    ("GET", "/fapi/v1/rateLimit/order"): Constant(1),
 }
 
 

@@ -5,7 +5,8 @@ Balances (``/fapi/v2|v3/balance``), fees (``commissionRate``), order history
 (``trades``, ``aggTrades``: one aggregate per trade), ``openInterest`` (the users' open
 long size; the synthetic crowd holds the other side), liquidations (``forceOrders``),
 ``adlQuantile`` (liquidation.py's ranking), ``apiTradingStatus`` (no indicators),
-``multiAssetsMargin`` and ``positionSide/dual`` (single-asset, one-way: the only modes served).
+``multiAssetsMargin`` and ``positionSide/dual`` (single-asset, one-way: the only modes
+served), ``accountConfig`` and ``rateLimit/order``.
 """
 
 from __future__ import annotations
@@ -181,6 +182,25 @@ def position_side_dual(engine: Engine, ctx: Ctx) -> Any:
     return {"dualSidePosition": False}
 
 
+def account_config(engine: Engine, ctx: Ctx) -> Any:
+    acct = ctx.acct
+    return {
+        "feeTier": 0,
+        "canTrade": acct.permissions.get("enableFutures", False),
+        "canDeposit": True,
+        "canWithdraw": acct.permissions.get("enableWithdrawals", False),
+        "dualSidePosition": False,
+        "updateTime": acct.update_time or acct.create_time,
+        "multiAssetsMargin": False,
+        "tradeGroupId": -1,
+    }
+
+
+def order_rate_limits(engine: Engine, ctx: Ctx) -> Any:
+    """Query User Rate Limit: the account's ORDERS limits (as exchangeInfo lists them)."""
+    return [r for r in engine.limits.exchange_info_limits() if r["rateLimitType"] == "ORDERS"]
+
+
 ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v2/balance"): Route(balance, FUTURES),
     ("GET", "/fapi/v3/balance"): Route(balance, FUTURES),
@@ -196,4 +216,6 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v1/apiTradingStatus"): Route(api_trading_status, FUTURES),
     ("GET", "/fapi/v1/multiAssetsMargin"): Route(multi_assets_margin, FUTURES),
     ("GET", "/fapi/v1/positionSide/dual"): Route(position_side_dual, FUTURES),
+    ("GET", "/fapi/v1/accountConfig"): Route(account_config, FUTURES),
+    ("GET", "/fapi/v1/rateLimit/order"): Route(order_rate_limits, FUTURES),
 }

@@ -58,6 +58,13 @@ async def test_startup_and_reconciliation_endpoints(sim_factory) -> None:
         assert (await ex.fapiPrivateGetApiTradingStatus())["indicators"] == {}
         assert await ex.fapiPrivateGetMultiAssetsMargin() == {"multiAssetsMargin": False}
         assert await ex.fapiPrivateGetPositionSideDual() == {"dualSidePosition": False}
+        config = await ex.fapiPrivateGetAccountConfig()
+        assert config["canTrade"] is True and config["dualSidePosition"] is False
+        limits = await ex.fapiPrivateGetRateLimitOrder()
+        assert [(r["interval"], r["intervalNum"]) for r in limits] == [
+            ("MINUTE", 1),
+            ("SECOND", 10),
+        ]
     finally:
         await ex.close()
 
