@@ -174,6 +174,33 @@ def book_ticker(engine: Engine, ctx: Ctx) -> Any:
 
 def klines(engine: Engine, ctx: Ctx) -> Any:
     symbol = spec_of(engine, ctx.params)
+    return _klines(engine, ctx, engine.markets[symbol].candles, volumes=True)
+
+
+def mark_price_klines(engine: Engine, ctx: Ctx) -> Any:
+    symbol = spec_of(engine, ctx.params)
+    return _klines(engine, ctx, engine.markets[symbol].mark_candles, volumes=False)
+
+
+def index_price_klines(engine: Engine, ctx: Ctx) -> Any:
+    pair = ctx.params.get("pair")
+    if not pair:
+        raise E.mandatory("pair")
+    if pair not in engine.markets:
+        raise E.err(E.INVALID_SYMBOL)
+    return _klines(engine, ctx, engine.markets[pair].index_candles, volumes=False, spec=pair)
+
+
+def _klines(
+    engine: Engine,
+    ctx: Ctx,
+    candles: Any,
+    *,
+    volumes: bool,
+    spec: str | None = None,
+) -> Any:
+    """Klines over 1m candles; mark/index klines carry "0" volumes and the sample count."""
+    symbol = spec or ctx.params["symbol"]
     interval = ctx.params.get("interval")
     if not interval:
         raise E.mandatory("interval")
@@ -184,10 +211,9 @@ def klines(engine: Engine, ctx: Ctx) -> Any:
     limit = int_param(ctx.params, "limit", 500, 1, 1500) or 500
     start = int_param(ctx.params, "startTime")
     end = int_param(ctx.params, "endTime")
-    mkt = engine.markets[symbol]
-    spec = mkt.spec
+    sym_spec = engine.markets[symbol].spec
     rows: dict[int, list[Any]] = {}
-    for c in mkt.candles:
+    for c in candles:
         bucket = (c.open_ms - offset) // size * size + offset
         row = rows.get(bucket)
         if row is None:
@@ -217,19 +243,26 @@ def klines(engine: Engine, ctx: Ctx) -> Any:
         if (start is None or b + size > start) and (end is None or b <= end)
     ]
     chosen = chosen[:limit] if start is not None else chosen[-limit:]
-    qd = spec.pp + spec.qp
+    sp = sym_spec
+    qd = sp.pp + sp.qp
+    if not volumes:
+        return [
+            [r[0], sp.fmt_px(r[1]), sp.fmt_px(r[2]), sp.fmt_px(r[3]), sp.fmt_px(r[4]), "0",
+             r[0] + size - 1, "0", r[7], "0", "0", "0"]
+            for r in chosen
+        ]  # fmt: skip
     return [
         [
             r[0],
-            spec.fmt_px(r[1]),
-            spec.fmt_px(r[2]),
-            spec.fmt_px(r[3]),
-            spec.fmt_px(r[4]),
-            f"{r[5]:.{spec.qp}f}",
+            sp.fmt_px(r[1]),
+            sp.fmt_px(r[2]),
+            sp.fmt_px(r[3]),
+            sp.fmt_px(r[4]),
+            f"{r[5]:.{sp.qp}f}",
             r[0] + size - 1,
             f"{r[6]:.{qd}f}",
             r[7],
-            f"{r[8]:.{spec.qp}f}",
+            f"{r[8]:.{sp.qp}f}",
             f"{r[9]:.{qd}f}",
             "0",
         ]
@@ -268,5 +301,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v1/ticker/bookTicker"): Route(book_ticker),
     ("GET", "/fapi/v1/depth"): Route(depth),
     ("GET", "/fapi/v1/klines"): Route(klines),
+    ("GET", "/fapi/v1/markPriceKlines"): Route(mark_price_klines),
+    ("GET", "/fapi/v1/indexPriceKlines"): Route(index_price_klines),
     ("GET", "/fapi/v1/premiumIndex"): Route(premium_index),
 }

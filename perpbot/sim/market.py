@@ -92,6 +92,14 @@ class SymbolMarket:
             cfg, self._crowd_seed, self.mid, now_ms, funding_interval_ms, fixed_rate, rate_cap
         )
         self._seed_history(seed, now_ms)
+        # before the start, mark and index history repeat the trade candles' prices
+        self.mark_candles: deque[Candle] = deque(maxlen=MAX_CANDLES)
+        self.index_candles: deque[Candle] = deque(maxlen=MAX_CANDLES)
+        for c in self.candles:
+            for target in (self.mark_candles, self.index_candles):
+                copy = Candle(c.open_ms, c.open)
+                copy.high, copy.low, copy.close = c.high, c.low, c.close
+                target.append(copy)
 
     # -- history -----------------------------------------------------------------------
     def _seed_history(self, seed: int, now_ms: int) -> None:
@@ -136,6 +144,7 @@ class SymbolMarket:
         self.depleted_bids *= refill
         self.depleted_asks *= refill
         self.pricing.step(dt_s, now_ms, self.mid)
+        self._touch_price_candles(now_ms)
         self.tick_index += 1
         self.data_time_ms = now_ms
         self.update_id += 1
@@ -349,24 +358,33 @@ class SymbolMarket:
             candle.taker_buy_quote += quote
 
     def _touch_candle(self, now_ms: int, price: int) -> Candle:
-        open_ms = now_ms - now_ms % MINUTE_MS
-        last = self.candles[-1] if self.candles else None
-        if last is None or open_ms > last.open_ms:
-            prev_close = last.close if last is not None else price
-            # fill silent minutes so klines have no gaps
-            if last is not None:
-                gap_open = last.open_ms + MINUTE_MS
-                while gap_open < open_ms:
-                    self.candles.append(Candle(gap_open, prev_close))
-                    gap_open += MINUTE_MS
-            last = Candle(open_ms, prev_close)
-            self.candles.append(last)
-        elif open_ms < last.open_ms:
-            return last  # the clock went backwards (skew): keep the current candle
-        last.close = price
-        last.high = max(last.high, price)
-        last.low = min(last.low, price)
-        return last
+        return touch(self.candles, now_ms, price)
+
+    def _touch_price_candles(self, now_ms: int) -> None:
+        """Mark and index 1m candles (markPriceKlines / indexPriceKlines)."""
+        touch(self.mark_candles, now_ms, self.spec.price_to_ticks(self.mark)).count += 1
+        touch(self.index_candles, now_ms, self.spec.price_to_ticks(self.index)).count += 1
+
+
+def touch(candles: deque[Candle], now_ms: int, price: int) -> Candle:
+    """Update the 1m candle of ``now_ms`` with ``price`` (gapless; ignores a clock going back)."""
+    open_ms = now_ms - now_ms % MINUTE_MS
+    last = candles[-1] if candles else None
+    if last is None or open_ms > last.open_ms:
+        prev_close = last.close if last is not None else price
+        if last is not None:  # fill silent minutes so klines have no gaps
+            gap_open = last.open_ms + MINUTE_MS
+            while gap_open < open_ms:
+                candles.append(Candle(gap_open, prev_close))
+                gap_open += MINUTE_MS
+        last = Candle(open_ms, prev_close)
+        candles.append(last)
+    elif open_ms < last.open_ms:
+        return last  # the clock went backwards (skew): keep the current candle
+    last.close = price
+    last.high = max(last.high, price)
+    last.low = min(last.low, price)
+    return last
 
 
 def _impact(levels: list[list[int]], notional: float, spec: SymbolSpec) -> float | None:

@@ -172,3 +172,29 @@ def test_premium_process_is_seeded_and_leaves_the_walk_alone() -> None:
         b.step(1.0, t * 1000, 100.0)
     assert a.premium == b.premium != 0.0 and a.index == b.index
     assert random.Random(1).getstate() == rng_state
+
+
+@pytest.mark.asyncio
+async def test_mark_and_index_price_klines(sim_factory) -> None:
+    """Mark Price Kline / Index Price Kline endpoints (market-data/rest-api): the series the
+    simulator's mark and index actually followed, "0" in the volume fields."""
+    sim = sim_factory(quiet_config(market=quiet_market(premium_vol=0.002, tick_ms=1000)))
+    ex = make_async(sim)
+    try:
+        sim.advance(5 * 60_000)
+        mark = await ex.fetch_ohlcv(BTC, "1m", None, 5, {"price": "mark"})
+        index = await ex.fetch_ohlcv(BTC, "1m", None, 5, {"price": "index"})
+        trades = await ex.fetch_ohlcv(BTC, "1m", None, 5)
+        assert len(mark) == len(index) == 5
+        assert [c[0] for c in mark] == [c[0] for c in trades]
+        assert mark[-1][5] == 0 and index[-1][5] == 0  # no volume on price series
+        state = sim.state()["markets"]["BTCUSDT"]
+        assert mark[-1][4] == pytest.approx(float(state["mark"]), abs=0.1)
+        assert index[-1][4] == pytest.approx(float(state["index"]), abs=0.1)
+        assert any(m[4] != i[4] for m, i in zip(mark, index, strict=True))
+        raw = await ex.fapiPublicGetMarkPriceKlines(
+            {"symbol": "BTCUSDT", "interval": "1m", "limit": 1}
+        )
+        assert raw[0][5] == "0" and raw[0][8] > 0
+    finally:
+        await ex.close()
