@@ -7,12 +7,13 @@ the signature perpbot's stale-feed detection must notice.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from perpbot.sim import errors as E
 from perpbot.sim import payloads
 from perpbot.sim.engine import Engine
-from perpbot.sim.market import MINUTE_MS, SymbolMarket
+from perpbot.sim.market import MINUTE_MS, Candle, SymbolMarket
 from perpbot.sim.routing import Ctx, Route, int_param
 from perpbot.sim.spec import fmt_float
 from perpbot.sim.trading import spec_of
@@ -174,12 +175,12 @@ def book_ticker(engine: Engine, ctx: Ctx) -> Any:
 
 def klines(engine: Engine, ctx: Ctx) -> Any:
     symbol = spec_of(engine, ctx.params)
-    return _klines(engine, ctx, engine.markets[symbol].candles, volumes=True)
+    return _klines(engine, ctx, symbol, engine.markets[symbol].candles, volumes=True)
 
 
 def mark_price_klines(engine: Engine, ctx: Ctx) -> Any:
     symbol = spec_of(engine, ctx.params)
-    return _klines(engine, ctx, engine.markets[symbol].mark_candles, volumes=False)
+    return _klines(engine, ctx, symbol, engine.markets[symbol].mark_candles, volumes=False)
 
 
 def index_price_klines(engine: Engine, ctx: Ctx) -> Any:
@@ -188,19 +189,13 @@ def index_price_klines(engine: Engine, ctx: Ctx) -> Any:
         raise E.mandatory("pair")
     if pair not in engine.markets:
         raise E.err(E.INVALID_SYMBOL)
-    return _klines(engine, ctx, engine.markets[pair].index_candles, volumes=False, spec=pair)
+    return _klines(engine, ctx, pair, engine.markets[pair].index_candles, volumes=False)
 
 
 def _klines(
-    engine: Engine,
-    ctx: Ctx,
-    candles: Any,
-    *,
-    volumes: bool,
-    spec: str | None = None,
+    engine: Engine, ctx: Ctx, symbol: str, candles: Iterable[Candle], *, volumes: bool
 ) -> Any:
     """Klines over 1m candles; mark/index klines carry "0" volumes and the sample count."""
-    symbol = spec or ctx.params["symbol"]
     interval = ctx.params.get("interval")
     if not interval:
         raise E.mandatory("interval")
