@@ -7,7 +7,7 @@ import cycle, no function-level imports). Always create engines with ``build_eng
 
 from __future__ import annotations
 
-from perpbot.sim import algo, liquidation, trading
+from perpbot.sim import algo, crowd_traders, liquidation, trading
 from perpbot.sim.config import SimConfig
 from perpbot.sim.engine import Engine
 
@@ -18,4 +18,5 @@ def build_engine(cfg: SimConfig) -> Engine:
     engine.taker = lambda symbol, side, qty, t: trading.synthetic_take(engine, symbol, side, qty, t)
     algo.attach(engine)
     liquidation.attach(engine)
+    crowd_traders.attach(engine)
     return engine

@@ -110,6 +110,11 @@ class MarketConfig(_Strict):
     venue_outage_per_h: float = Field(0.2, ge=0, description="outages per venue per hour")
     venue_outage_s: float = Field(300.0, gt=0, description="mean outage length")
     impact_notional: float = Field(25000.0, gt=0, description="Impact Margin Notional (USDT)")
+    crowd_traders: int = Field(0, ge=0, le=100_000, description="leveraged crowd traders")
+    crowd_leverage_median: float = Field(10.0, ge=1, le=125, description="their median leverage")
+    crowd_position_qty: float = Field(0.5, gt=0, description="their median size (base)")
+    crowd_mmr: float = Field(0.004, ge=0, lt=1, description="their maintenance margin rate")
+    crowd_reopen_s: float = Field(600.0, gt=0, description="mean wait before reopening")
     book_half_life_s: float = Field(5.0, gt=0, description="crowd refill half-life")
     impact_permanent: float = Field(
         0.3, ge=0, le=1, description="share of a sweep's move of the touch that stays"

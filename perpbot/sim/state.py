@@ -178,6 +178,7 @@ def build_state(engine: Engine, stats: Stats) -> dict[str, Any]:
         "funding_rate": engine.funding_rate(),
         "funding_history": engine.funding_history,
         "insurance_fund": round(engine.insurance_fund, 8),
+        "crowd_liquidations": engine.crowd_liquidations,
         "algo_orders": [algo_record(engine, a) for a in engine.algo_orders.values()],
         "markets": markets,
         "accounts": accounts,

@@ -349,16 +349,27 @@ def sweep(engine: Engine, symbol: str, now: int | None = None) -> None:
             mkt.hold_at(head.side, head.price)  # the standing order is a wall
 
 
-def synthetic_take(engine: Engine, symbol: str, side: str, qty: int, now: int) -> None:
+def synthetic_take(
+    engine: Engine, symbol: str, side: str, qty: int, now: int, *, walk: bool = False
+) -> None:
     """A crowd market order of ``qty`` steps, FIFO at each price: the crowd displayed ahead
-    of a resting user order trades before it; users better than the crowd go first."""
+    of a resting user order trades before it; users better than the crowd go first.
+
+    The random taker flow takes at most the first crowd level; ``walk=True`` (a crowd
+    trader's liquidation) walks the book like a MARKET order, within marketTakeBound.
+    """
     mkt = engine.markets[symbol]
     before = mkt.touch(side)
-    _synthetic(engine, symbol, side, qty, now)
+    spec = engine.specs[symbol]
+    bound = float(spec.cfg.market_take_bound)
+    edge = mkt.mark * (1 + bound if side == "BUY" else 1 - bound) / spec.tick_f
+    _synthetic(engine, symbol, side, qty, now, walk, edge)
     mkt.settle_impact(side, before)
 
 
-def _synthetic(engine: Engine, symbol: str, side: str, qty: int, now: int) -> None:
+def _synthetic(
+    engine: Engine, symbol: str, side: str, qty: int, now: int, walk: bool, edge: float
+) -> None:
     book_side = engine.books[symbol].opposite(side)
     maker_side = "SELL" if side == "BUY" else "BUY"
     mkt = engine.markets[symbol]
@@ -385,7 +396,11 @@ def _synthetic(engine: Engine, symbol: str, side: str, qty: int, now: int) -> No
             engine.fill_order(maker, maker.price, fill, True, now)
             remaining -= fill
             continue
+        if walk and (crowd[0] > edge if side == "BUY" else crowd[0] < edge):
+            break
         fill = min(remaining, crowd[1])
         mkt.take_crowd(side, fill)
         mkt.record_trade(crowd[0], fill, side == "BUY", now)
-        break
+        remaining -= fill
+        if not walk:
+            break
