@@ -10,7 +10,8 @@ them when they fill. Prints, beside the Binance BTCUSDT figures that have a publ
 * the share of the bot's passive orders that filled in more than one print, and the mean
   queue wait (placement to first fill);
 * the half-life of the ask touch's recovery after a 20 BTC market buy;
-* mark-vs-last divergence percentiles (bps), sampled every second.
+* mark-vs-last divergence percentiles (bps), sampled every second;
+* a liquidation cascade: 500 leveraged crowd traders, a -2 % jump, the minute after.
 
     .venv/bin/python bench/sim_realism.py [--minutes 60] [--seed 1]
 """
@@ -141,6 +142,26 @@ def recovery_half_life(seed: int) -> float:
     return float("inf")
 
 
+def cascade(seed: int) -> tuple[int, float, float]:
+    """A -2 % jump with 500 leveraged crowd traders per symbol: (liquidations, seconds the
+    cascade lasted, extra move in bps beyond the jump) over the following minute."""
+    cfg = _config(seed)
+    market = cfg.market.model_copy(
+        update={"volatility": 0.0, "jump_rate": 0.0, "taker_rate": 0.0, "crowd_traders": 500,
+                "crowd_leverage_median": 20.0, "crowd_position_qty": 1.0}
+    )  # fmt: skip
+    engine = build_engine(cfg.model_copy(update={"market": market}))
+    mkt = engine.markets["BTCUSDT"]
+    engine.jump("BTCUSDT", -2.0)
+    after_jump = mkt.mid
+    for _ in range(60):
+        engine.clock.advance(1000)
+        engine.sync()
+    hits = [r for r in engine.crowd_liquidations if r["symbol"] == "BTCUSDT"]
+    span = (max(r["time"] for r in hits) - min(r["time"] for r in hits)) / 1000 if hits else 0.0
+    return len(hits), span, (after_jump - mkt.mid) / after_jump * 10_000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--minutes", type=int, default=60)
@@ -149,6 +170,7 @@ def main() -> None:
     started = time.perf_counter()
     res = run_market(args.minutes, args.seed)
     half = recovery_half_life(args.seed)
+    n_liq, cascade_s, extra = cascade(args.seed)
     took = time.perf_counter() - started
     print(f"simulated {args.minutes} min (seed {args.seed}) in {took:.1f} s of wall time")
     for sym in ("BTCUSDT", "ETHUSDT"):
@@ -169,6 +191,10 @@ def main() -> None:
     print(
         f"book recovery half-life after a 20 BTC sweep: {half:.1f} s   | Binance: "
         f"{BINANCE['half_life']}"
+    )
+    print(
+        f"cascade (500 leveraged crowd traders, -2 % jump): {n_liq} liquidations over "
+        f"{cascade_s:.0f} s, a further {extra:.2f} bps down   | Binance: n/a (no public source)"
     )
     div = res["divergence"]
     print(
