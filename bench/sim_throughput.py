@@ -34,7 +34,7 @@ SYMBOL = "BTC/USDT:USDT"
 async def worker(
     ex: accxt.binanceusdm, deadline: float, counts: dict[str, int], index: int
 ) -> None:
-    price = 50000.0 + index * 10
+    price = 58000.0 + index * 10  # resting, inside PERCENT_PRICE (mark +- 5 %)
     while time.perf_counter() < deadline:
         await ex.fetch_ticker(SYMBOL)
         await ex.fetch_order_book(SYMBOL, 20)

@@ -24,6 +24,7 @@ GET  /fapi/v1/depth                            limit 5/10/20/50: 2,        0
 GET  /fapi/v1/klines                           limit <100: 1, <500: 2,     0
                                                <=1000: 5, >1000: 10;
                                                no limit (default) -> 2
+GET  /fapi/v1/mark|indexPriceKlines           as klines                   0
 GET  /fapi/v1/premiumIndex                     1, 10 without symbol        0
 GET  /fapi/v2|v3/account, /positionRisk        5                           0
 GET  /fapi/v1/leverageBracket                  1                           0
@@ -43,6 +44,20 @@ DELETE /fapi/v1/batchOrders                    1                           0
 GET  /fapi/v1/symbolConfig                     5                           0
 GET  /fapi/v1/positionMargin/history           1                           0
 GET  /sapi/v1/account/apiRestrictions          1                           0
+POST /fapi/v1/algoOrder                        0                           1
+GET  /fapi/v1/algoOrder, DELETE algoOrder      1                           0
+GET  /fapi/v1/openAlgoOrders                   1, 40 without symbol        0
+DELETE /fapi/v1/algoOpenOrders                 1                           0
+GET  /fapi/v1/allAlgoOrders                    5                           0
+GET  /fapi/v2|v3/balance                       5                           0
+GET  /fapi/v1/commissionRate                   20                          0
+GET  /fapi/v1/allOrders, /trades               5                           0
+GET  /fapi/v1/aggTrades                        20                          0
+GET  /fapi/v1/forceOrders                      20, 50 without symbol       0
+GET  /fapi/v1/adlQuantile                      5                           0
+GET  /fapi/v1/multiAssetsMargin, positionSide/dual  30                     0
+GET  /fapi/v1/accountConfig                    5                           0
+GET  /fapi/v1/rateLimit/order                  1                           0
 anything else                                  1                           0
 =============================================  ==========================  ===========
 
@@ -141,6 +156,8 @@ _TABLE: dict[tuple[str, str], _Rule] = {
     ("GET", "/fapi/v1/ticker/bookTicker"): _by_symbol(2, 5),
     ("GET", "/fapi/v1/depth"): _depth,
     ("GET", "/fapi/v1/klines"): _klines,
+    ("GET", "/fapi/v1/markPriceKlines"): _klines,
+    ("GET", "/fapi/v1/indexPriceKlines"): _klines,
     ("GET", "/fapi/v1/premiumIndex"): _by_symbol(1, 10),
     ("GET", "/fapi/v2/account"): Constant(5),
     ("GET", "/fapi/v3/account"): Constant(5),
@@ -165,6 +182,25 @@ _TABLE: dict[tuple[str, str], _Rule] = {
     ("GET", "/fapi/v1/symbolConfig"): Constant(5),
     ("GET", "/fapi/v1/positionMargin/history"): Constant(1),
     ("GET", "/sapi/v1/account/apiRestrictions"): Constant(1),
+    ("POST", "/fapi/v1/algoOrder"): Constant(0, 1),
+    ("GET", "/fapi/v1/algoOrder"): Constant(1),
+    ("DELETE", "/fapi/v1/algoOrder"): Constant(1),
+    ("GET", "/fapi/v1/openAlgoOrders"): _by_symbol(1, 40),
+    ("DELETE", "/fapi/v1/algoOpenOrders"): Constant(1),
+    ("GET", "/fapi/v1/allAlgoOrders"): Constant(5),
+    ("POST", "/fapi/v1/order/test"): Constant(0),
+    ("GET", "/fapi/v2/balance"): Constant(5),
+    ("GET", "/fapi/v3/balance"): Constant(5),
+    ("GET", "/fapi/v1/commissionRate"): Constant(20),
+    ("GET", "/fapi/v1/allOrders"): Constant(5),
+    ("GET", "/fapi/v1/trades"): Constant(5),
+    ("GET", "/fapi/v1/aggTrades"): Constant(20),
+    ("GET", "/fapi/v1/forceOrders"): _by_symbol(20, 50),
+    ("GET", "/fapi/v1/adlQuantile"): Constant(5),
+    ("GET", "/fapi/v1/multiAssetsMargin"): Constant(30),
+    ("GET", "/fapi/v1/positionSide/dual"): Constant(30),
+    ("GET", "/fapi/v1/accountConfig"): Constant(5),
+    ("GET", "/fapi/v1/rateLimit/order"): Constant(1),
 }
 
 

@@ -58,7 +58,7 @@ class Ops:
 
     async def place_and_cancel(self, tag: str) -> int:
         self.seq += 1
-        price = round(self.price * 0.8, 1)  # post-only, far below the market: never fills
+        price = round(self.price * 0.97, 1)  # post-only, below the market, inside PERCENT_PRICE
         if self.plain:
             cid = f"plain-{tag}-{self.seq}"
             params = {"postOnly": True, "clientOrderId": cid}

@@ -9,7 +9,7 @@ positionMargin/history ("TRADE" deltas).
 
 from __future__ import annotations
 
-from perpbot.sim.models import Account, Position
+from perpbot.sim.models import Account, SimPosition
 from perpbot.sim.spec import SymbolSpec
 
 #: apiRestrictions fields and the simulator's default for a new key: read + futures, no
@@ -44,7 +44,7 @@ def apply_position_fill(
     """Apply a signed fill of ``delta`` steps at ``px``; return the realised PnL."""
     pos = acct.positions.get(spec.symbol)
     if pos is None:
-        pos = acct.positions[spec.symbol] = Position(spec.symbol)
+        pos = acct.positions[spec.symbol] = SimPosition(spec.symbol)
     old = pos.amt
     new = old + delta
     realized = 0.0
@@ -70,7 +70,7 @@ def apply_position_fill(
     return realized
 
 
-def _move_isolated(acct: Account, pos: Position, amount: float, t: int) -> None:
+def _move_isolated(acct: Account, pos: SimPosition, amount: float, t: int) -> None:
     if amount == 0:
         return
     pos.isolated_wallet += amount

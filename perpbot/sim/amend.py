@@ -69,6 +69,7 @@ def modify_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Or
     spec = engine.specs[order.symbol]
     qty = spec.parse_qty(required(params, "quantity"))
     price = spec.parse_price(required(params, "price"))
+    spec.check_percent_price(price, engine.markets[order.symbol].mark)
     if qty == order.qty and price == order.price:
         raise E.SimError(-5027, "No need to modify the order.")
     if qty <= order.executed:

@@ -32,13 +32,37 @@ def split_signature(raw: bytes) -> tuple[bytes, bytes | None]:
     return (signed + b"&" + tail if tail else signed), sig
 
 
-def parse_params(*parts: bytes) -> dict[str, str]:
-    """Decode form/query strings into a dict (last value wins), keeping blank values."""
+def parse_params(query: bytes, body: bytes = b"") -> dict[str, str]:
+    """Decode the query string and form body into one dict, keeping blank values.
+
+    As Binance's "totalParams": a parameter present in both places takes the query
+    string's value. A name repeated within one of them is Binance's -1101, which
+    ``duplicate_param`` reports (the dispatcher answers it after the usual checks).
+    """
     params: dict[str, str] = {}
-    for part in parts:
+    for part in (body, query):  # query last: its values win
         if part:
             params.update(parse_qsl(part.decode("utf-8", "replace"), keep_blank_values=True))
     return params
+
+
+def duplicate_param(query: bytes, body: bytes) -> str | None:
+    """The first parameter name sent twice within the query string or within the body."""
+    for part in (query, body):
+        seen: set[str] = set()
+        for name, _ in parse_qsl(part.decode("utf-8", "replace"), keep_blank_values=True):
+            if name in seen:
+                return name
+            seen.add(name)
+    return None
+
+
+def _int_field(params: dict[str, str], name: str, raw: str) -> int:
+    """An integer request field; a malformed value names that field (-1100)."""
+    try:
+        return int(raw)
+    except ValueError:
+        raise E.illegal(name) from None
 
 
 def _auth_error(ip: str) -> E.SimError:
@@ -68,11 +92,8 @@ def authenticate(
     raw_ts = params.get("timestamp")
     if not raw_ts:
         raise E.mandatory("timestamp")
-    try:
-        ts = int(raw_ts)
-        recv = int(params.get("recvWindow", "5000"))
-    except ValueError:
-        raise E.illegal("timestamp") from None
+    ts = _int_field(params, "timestamp", raw_ts)
+    recv = _int_field(params, "recvWindow", params.get("recvWindow") or "5000")
     if recv <= 0 or recv > recv_window_max_ms:
         raise E.SimError(-1131, f"recvWindow must be less than {recv_window_max_ms}.")
     server = clock.auth_now_ms()

@@ -9,6 +9,8 @@ Signature timestamps are checked against ``auth_now_ms()``. In wall mode that is
 clock. In manual mode it is the wall clock plus the skew, because clients sign with their
 own wall clock and a manual clock that stands still (or jumps by hours) would otherwise
 reject every request; the manual clock is a simulation device, not something to sync to.
+A fast wall clock (``clock_speed`` > 1, e.g. 100 for paper runs at 100x) is judged the
+same way: signatures against the wall clock, everything else on the fast one.
 """
 
 from __future__ import annotations
@@ -26,19 +28,26 @@ def wall_ms() -> int:
 class SimClock:
     """Engine time in epoch milliseconds, plus an adjustable skew."""
 
-    def __init__(self, mode: ClockMode = "wall", start_ms: int | None = None) -> None:
+    def __init__(
+        self, mode: ClockMode = "wall", start_ms: int | None = None, speed: float = 1.0
+    ) -> None:
         self.mode: ClockMode = mode
         self.skew_ms = 0
+        self.speed = speed
         self._manual_ms = start_ms if start_ms is not None else wall_ms()
+        self._wall0 = wall_ms()
 
     def now_ms(self) -> int:
+        """Engine time; a wall clock with ``speed`` != 1 runs that many times faster."""
         if self.mode == "manual":
             return self._manual_ms + self.skew_ms
+        if self.speed != 1.0:
+            return self._wall0 + int((wall_ms() - self._wall0) * self.speed) + self.skew_ms
         return wall_ms() + self.skew_ms
 
     def auth_now_ms(self) -> int:
         """The time signed timestamps are judged against (see the module docstring)."""
-        if self.mode == "manual":
+        if self.mode == "manual" or self.speed != 1.0:
             return wall_ms() + self.skew_ms
         return self.now_ms()
 

@@ -2,7 +2,7 @@
 
 The defaults are the embedded paper-trading exchange: BTCUSDT and ETHUSDT, 10 000 USDT,
 Binance's fees and rate limits, a random walk brisk enough that a post-only grid 0.05 %
-apart fills within seconds, and funding every 30 s of sim time so its effect is visible.
+apart fills within seconds, and funding every 8 h from the premium index, as on Binance.
 Tests shrink windows and switch to the manual clock; every knob lives here.
 """
 
@@ -41,6 +41,14 @@ class SymbolConfig(_Strict):
     price_precision: int = Field(2, ge=0, le=8)
     quantity_precision: int = Field(3, ge=0, le=8)
     max_num_orders: int = Field(200, gt=0)
+    funding_interval_h: Literal[1, 2, 4, 8] | None = Field(
+        None, description="this symbol's funding interval (default [funding] interval_s)"
+    )
+    market_take_bound: Decimal = Field(
+        Decimal("0.05"), gt=0, lt=1, description="MARKET orders fill within mark x (1 +- this)"
+    )
+    percent_price_up: Decimal = Field(Decimal("1.0500"), gt=1, description="PERCENT_PRICE up")
+    percent_price_down: Decimal = Field(Decimal("0.9500"), gt=0, lt=1, description="... down")
     crowd_levels: int = Field(40, gt=0, le=1000)
     crowd_spread_ticks: int = Field(1, gt=0)
     crowd_level_step_ticks: int = Field(2, gt=0)
@@ -91,7 +99,27 @@ class MarketConfig(_Strict):
     jump_size: float = Field(0.004, ge=0, description="typical jump as a fraction of price")
     taker_rate: float = Field(1.5, ge=0, description="synthetic taker orders per second")
     history_minutes: int = Field(1440, ge=0, le=10080, description="pre-generated 1m klines")
-    index_basis: float = Field(0.00005, description="index = mid * (1 - basis)")
+    premium_vol: float = Field(0.0004, ge=0, description="stdev of the perp's premium")
+    premium_tau_s: float = Field(1800.0, gt=0, description="premium mean-reversion time")
+    premium_regime_vol: float = Field(0.0006, ge=0, description="stdev of the premium's mean")
+    premium_regime_tau_s: float = Field(43200.0, gt=0, description="regime persistence")
+    index_venues: int = Field(5, ge=1, le=20, description="spot venues in the index basket")
+    venue_noise: float = Field(0.0001, ge=0, description="per-quote noise of a venue")
+    venue_bias: float = Field(0.0002, ge=0, description="stdev of a venue's fixed bias")
+    venue_refresh_ms: int = Field(1000, gt=0, description="fastest venue's quote interval")
+    venue_stale_s: float = Field(10.0, gt=0, description="older quotes leave the index")
+    venue_outage_per_h: float = Field(0.2, ge=0, description="outages per venue per hour")
+    venue_outage_s: float = Field(300.0, gt=0, description="mean outage length")
+    impact_notional: float = Field(25000.0, gt=0, description="Impact Margin Notional (USDT)")
+    crowd_traders: int = Field(0, ge=0, le=100_000, description="leveraged crowd traders")
+    crowd_leverage_median: float = Field(10.0, ge=1, le=125, description="their median leverage")
+    crowd_position_qty: float = Field(0.5, gt=0, description="their median size (base)")
+    crowd_mmr: float = Field(0.004, ge=0, lt=1, description="their maintenance margin rate")
+    crowd_reopen_s: float = Field(600.0, gt=0, description="mean wait before reopening")
+    book_half_life_s: float = Field(5.0, gt=0, description="crowd refill half-life")
+    impact_permanent: float = Field(
+        0.3, ge=0, le=1, description="share of a sweep's move of the touch that stays"
+    )
 
 
 class FeesConfig(_Strict):
@@ -100,8 +128,11 @@ class FeesConfig(_Strict):
 
 
 class FundingConfig(_Strict):
-    interval_s: int = Field(30, gt=0, description="accelerated funding interval (sim seconds)")
-    rate: float = Field(0.0001, description="funding rate charged each interval")
+    """Binance's funding: every 8 h by default, the rate from the premium index."""
+
+    interval_s: int = Field(28800, gt=0, description="funding interval (symbols may override)")
+    rate: float | None = Field(None, description="a fixed rate instead of Binance's formula")
+    rate_cap: float = Field(0.003, gt=0, description="cap/floor of the computed rate")
 
 
 class LimitsConfig(_Strict):
@@ -115,6 +146,10 @@ class LimitsConfig(_Strict):
     orders_per_long_window: int = Field(1200, gt=0)
     long_window_s: int = Field(60, gt=0)
     ban_base_s: int = Field(120, gt=0, description="first 418 ban; each further ban doubles")
+    ban_max_s: int = Field(259_200, gt=0, description="longest 418 ban (Binance: 3 days)")
+    ban_after_429s: int = Field(
+        3, ge=1, description="requests inside one Retry-After that earn a 418 ban"
+    )
 
 
 class SimConfig(_Strict):
@@ -123,8 +158,10 @@ class SimConfig(_Strict):
     seed: int = 1
     clock: Literal["wall", "manual"] = "wall"
     start_time_ms: int | None = Field(None, gt=0, description="manual clock start (default: now)")
+    clock_speed: float = Field(1.0, gt=0, le=10_000, description="wall clock x this (100: 100x)")
     starting_balance: float = Field(10000.0, ge=0)
     default_leverage: int = Field(20, ge=1, le=125)
+    insurance_fund: float = Field(1e9, ge=0, description="insurance fund balance (USDT)")
     recv_window_max_ms: int = Field(60000, gt=0)
     future_tolerance_ms: int = Field(1000, ge=0)
     symbols: list[SymbolConfig] = Field(default_factory=_default_symbols, min_length=1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -20,13 +21,12 @@ from perpbot.sim.book import Book
 from perpbot.sim.clock import SimClock
 from perpbot.sim.config import SimConfig
 from perpbot.sim.faults import FaultInjector, FaultPlan
-from perpbot.sim.limits import RateLimiter
+from perpbot.sim.limits import SimRateLimits
 from perpbot.sim.market import SymbolMarket
-from perpbot.sim.models import Account, Order, Trade
+from perpbot.sim.models import Account, AlgoOrder, Order, Trade
 from perpbot.sim.spec import SymbolSpec
 from perpbot.sim.ws_events import (
     AccountChanged,
-    Liquidated,
     Listener,
     MarketTrade,
     OrderChanged,
@@ -34,22 +34,51 @@ from perpbot.sim.ws_events import (
 )
 
 MAX_STEPS_PER_SYNC = 20_000
+
+
+def _funding_interval_ms(cfg: SimConfig, spec: SymbolSpec) -> int:
+    hours = spec.cfg.funding_interval_h
+    return hours * 3_600_000 if hours else cfg.funding.interval_s * 1000
+
+
 LIQUIDATION_FEE = 0.0125  # exchangeInfo liquidationFee: the clearance fee rate
 
 
 class Engine:
     def __init__(self, cfg: SimConfig) -> None:
         self.cfg = cfg
-        self.clock = SimClock(cfg.clock, cfg.start_time_ms)
+        self.clock = SimClock(cfg.clock, cfg.start_time_ms, cfg.clock_speed)
         self.rng = random.Random(cfg.seed)
         self.faults = FaultInjector(cfg.seed)
-        self.limits = RateLimiter(cfg.limits)
+        self.limits = SimRateLimits(cfg.limits)
         now = self.clock.now_ms()
         self.specs: dict[str, SymbolSpec] = {s.symbol: SymbolSpec(s) for s in cfg.symbols}
         self.markets: dict[str, SymbolMarket] = {
-            sym: SymbolMarket(spec, cfg.market, cfg.seed, self.rng, now)
+            sym: SymbolMarket(
+                spec,
+                cfg.market,
+                cfg.seed,
+                self.rng,
+                now,
+                funding_interval_ms=_funding_interval_ms(cfg, spec),
+                fixed_rate=cfg.funding.rate,
+                rate_cap=cfg.funding.rate_cap,
+            )
             for sym, spec in self.specs.items()
         }
+        self.funding_history: list[dict[str, Any]] = []
+        self.algo_orders: dict[int, AlgoOrder] = {}
+        self.next_algo_id = 1_000_000_001
+        # called as hook(symbol, t) after every market step and jump of a symbol (the
+        # Algo Service's trigger check registers here; see algo.py)
+        self.step_hooks: list[Callable[[str, int], None]] = []
+        # the matching engine's market-driven fills (trading.sweep / synthetic_take) and
+        # liquidation.py's liquidate(acct, position view, t), installed by build_engine():
+        # they build on this module, so the engine calls them instead of importing them
+        self.sweeper: Callable[[str, int], None] | None = None
+        self.taker: Callable[[str, str, int, int], None] | None = None
+        self.liquidator: Callable[[Account, margin.PositionView, int], None] | None = None
+        self.insurance_fund = cfg.insurance_fund
         self.books: dict[str, Book] = {sym: Book() for sym in self.specs}
         self.listeners: list[Listener] = []  # stream hooks (ws_events.py)
         for sym, mkt in self.markets.items():
@@ -61,6 +90,7 @@ class Engine:
         self.trades: list[Trade] = []
         self.trades_by_account: dict[str, list[Trade]] = {}
         self.liquidations: list[dict[str, Any]] = []
+        self.crowd_liquidations: list[dict[str, Any]] = []  # crowd_traders.py
         self.countdowns: dict[tuple[str, str], int] = {}
         self.holders: set[str] = set()
         self.next_order_id = 4_000_000_001
@@ -68,8 +98,6 @@ class Engine:
         self.next_tran_id = 9_000_000_001
         self.seq = 0
         self._key_seq = 0
-        self.interval_ms = cfg.funding.interval_s * 1000
-        self.next_funding_ms = (now // self.interval_ms + 1) * self.interval_ms
         self.step_ms = cfg.market.tick_ms
         self.next_step_ms = now + self.step_ms
         self.set_faults(cfg.faults)
@@ -122,18 +150,17 @@ class Engine:
         self.next_step_ms = max(self.next_step_ms, now)
 
     def jump(self, symbol: str, pct: float) -> None:
-        from perpbot.sim.trading import sweep
-
         now = self.clock.now_ms()
         self.markets[symbol].jump(pct, now)
-        sweep(self, symbol)
+        if self.sweeper is not None:
+            self.sweeper(symbol, now)
+        for hook in self.step_hooks:
+            hook(symbol, now)
         self.check_liquidations(now)
 
     # -- time ------------------------------------------------------------------------------
     def sync(self) -> None:
         """Bring the market, funding and countdowns up to the clock's current time."""
-        from perpbot.sim.trading import sweep, synthetic_take
-
         now = self.clock.now_ms()
         t = self.next_step_ms
         if t <= now:
@@ -146,43 +173,65 @@ class Engine:
                     if self.faults.frozen(symbol):
                         continue
                     mkt.step(dt_s, t)
-                    sweep(self, symbol, t)
-                    draw = mkt.taker_draw(dt_s)
-                    if draw is not None:
-                        synthetic_take(self, symbol, draw[0], draw[1], t)
+                    mkt.sample_premium(t)
+                    if self.sweeper is not None:
+                        self.sweeper(symbol, t)
+                    draw = mkt.taker_draw(dt_s)  # drawn even unmatched: the walk's RNG order
+                    if draw is not None and self.taker is not None:
+                        self.taker(symbol, draw[0], draw[1], t)
+                    for hook in self.step_hooks:
+                        hook(symbol, t)
                 if self.holders:
                     self.check_liquidations(t)
                 t += self.step_ms * stride
             self.next_step_ms = t
         self._process_timed(now)
 
+    @property
+    def interval_ms(self) -> int:
+        """The first symbol's funding interval (symbols may differ: see each market)."""
+        return next(iter(self.markets.values())).funding_interval_ms
+
+    @property
+    def next_funding_ms(self) -> int:
+        """The next funding time of any symbol (each symbol has its own schedule)."""
+        return min(m.next_funding_ms for m in self.markets.values())
+
     def _process_timed(self, t: int) -> None:
-        while self.next_funding_ms <= t:
-            self._charge_funding(self.next_funding_ms)
-            self.next_funding_ms += self.interval_ms
+        for symbol, mkt in self.markets.items():
+            while mkt.next_funding_ms <= t:
+                self._charge_funding(symbol, mkt.next_funding_ms)
+                mkt.next_funding_ms += mkt.funding_interval_ms
         if self.countdowns:
             for key, deadline in list(self.countdowns.items()):
                 if deadline <= t:
                     del self.countdowns[key]
                     self.cancel_all(key[0], key[1], deadline)
 
-    def _charge_funding(self, t: int) -> None:
-        rate = self.cfg.funding.rate
+    def _charge_funding(self, symbol: str, t: int) -> None:
+        """Settle one symbol's funding: rate from the premium index, paid on mark notional."""
+        mkt = self.markets[symbol]
+        rate = mkt.pricing.settle()
+        mark = mkt.mark
+        self.funding_history.append(
+            {"symbol": symbol, "fundingTime": t, "rate": rate, "mark": mark}
+        )
         for key in sorted(self.holders):
             acct = self.accounts[key]
-            for symbol, pos in acct.positions.items():
-                if pos.amt == 0:
-                    continue
-                mark = self.markets[symbol].mark
-                amount = -pos.amt * self.specs[symbol].step_f * mark * rate
-                acct.wallet += amount
-                if margin.is_isolated(acct, symbol):
-                    pos.isolated_wallet += amount
-                self.add_income(acct, symbol, "FUNDING_FEE", amount, t, "")
-            self.emit(AccountChanged(key, "FUNDING_FEE", t, tuple(acct.positions)))
+            pos = acct.positions.get(symbol)
+            if pos is None or pos.amt == 0:
+                continue
+            amount = -pos.amt * self.specs[symbol].step_f * mark * rate
+            acct.wallet += amount
+            if margin.is_isolated(acct, symbol):
+                pos.isolated_wallet += amount
+            self.add_income(acct, symbol, "FUNDING_FEE", amount, t, "")
+            self.emit(AccountChanged(key, "FUNDING_FEE", t, (symbol,)))
 
-    def funding_rate(self) -> float:
-        return self.cfg.funding.rate
+    def funding_rate(self, symbol: str | None = None) -> float:
+        """The current (estimated) funding rate of ``symbol`` (default: the first one)."""
+        mkt = self.markets[symbol] if symbol else next(iter(self.markets.values()))
+        return mkt.pricing.last_rate
 
     # -- bookkeeping -------------------------------------------------------------------
     def add_income(
@@ -228,7 +277,7 @@ class Engine:
     def marks(self) -> dict[str, float]:
         return {s: m.mark for s, m in self.markets.items()}
 
-    def view(self, acct: Account) -> margin.AccountView:
+    def view(self, acct: Account) -> margin.MarginView:
         return margin.summarize(
             acct, self.specs, self.marks(), self.open_of(acct.api_key), self.cfg.default_leverage
         )
@@ -300,54 +349,9 @@ class Engine:
                 if pv.isolated and pv.pos.isolated_wallet + pv.upnl < pv.mm
             )
             for pv in doomed:
-                self._liquidate(acct, pv, t)
-
-    def _liquidate(self, acct: Account, pv: margin.PositionView, t: int) -> None:
-        symbol = pv.spec.symbol
-        self.cancel_all(acct.api_key, symbol, t)
-        wallet_before = acct.wallet
-        price = pv.spec.price_to_ticks(pv.mark)
-        side = "SELL" if pv.pos.amt > 0 else "BUY"
-        qty = abs(pv.pos.amt)
-        order = self.new_order(
-            acct.api_key,
-            symbol,
-            f"autoclose-{t}{self.seq}",
-            side,
-            "LIMIT",
-            "IOC",
-            price,
-            qty,
-            True,
-            t,
-        )
-        order.orig_type = "LIQUIDATION"
-        isolated_wallet = pv.pos.isolated_wallet
-        self.markets[symbol].record_trade(price, qty, side == "BUY", t)
-        self.fill_order(order, price, qty, False, t)
-        # an isolated position can lose at most its isolated wallet; a cross one the wallet
-        floor = wallet_before - isolated_wallet if pv.isolated else 0.0
-        acct.wallet = max(acct.wallet, floor)
-        clearance = min(acct.wallet - floor, abs(pv.notional) * LIQUIDATION_FEE)
-        if clearance > 0:
-            acct.wallet -= clearance
-            self.add_income(acct, symbol, "INSURANCE_CLEAR", -clearance, t, "")
-        self.liquidations.append(
-            {
-                "account": acct.api_key,
-                "symbol": symbol,
-                "time": t,
-                "side": side,
-                "qty": pv.spec.fmt_qty(qty),
-                "price": pv.spec.fmt_px(price),
-                "marginType": "ISOLATED" if pv.isolated else "CROSSED",
-                "orderId": order.order_id,
-                "walletBefore": round(wallet_before, 8),
-                "walletAfter": round(acct.wallet, 8),
-            }
-        )
-        self.emit(Liquidated(self.liquidations[-1]))
-        self.emit(AccountChanged(acct.api_key, "INSURANCE_CLEAR", t, (symbol,)))
+                if self.liquidator is None:
+                    raise RuntimeError("engine has no liquidator: build it with build_engine()")
+                self.liquidator(acct, pv, t)
 
     # -- order records -----------------------------------------------------------------
     def new_order(

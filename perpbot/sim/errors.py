@@ -54,10 +54,21 @@ QTY_TOO_SMALL = (-4004, "Quantity less than minimum quantity.")
 QTY_TOO_BIG = (-4005, "Quantity greater than maximum quantity.")
 PRICE_NONPOSITIVE = (-4001, "Price less than 0.")
 PRICE_TOO_HIGH = (-4002, "Price greater than max price.")
-PRICE_TOO_LOW = (-4016, "Price less than min price.")
+PRICE_TOO_LOW = (-4013, "Price less than min price.")
+DUPLICATE_PARAM = (-1101, "Duplicate values for a parameter detected.")
 MARGIN_TYPE_SAME = (-4046, "No need to change margin type.")
 MARGIN_TYPE_OPEN_ORDERS = (-4047, "Margin type cannot be changed if there exists open orders.")
 MARGIN_TYPE_POSITION = (-4048, "Margin type cannot be changed if there exists position.")
+
+
+def price_above_band(limit: str) -> SimError:
+    """PERCENT_PRICE: a limit price above mark x multiplierUp (-4016)."""
+    return SimError(-4016, f"Limit price can't be higher than {limit}.")
+
+
+def price_below_band(limit: str) -> SimError:
+    """PERCENT_PRICE: a limit price below mark x multiplierDown (-4024)."""
+    return SimError(-4024, f"Limit price can't be lower than {limit}.")
 
 
 def err(pair: tuple[int, str], status: int = 400) -> SimError:

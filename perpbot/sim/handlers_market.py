@@ -7,12 +7,13 @@ the signature perpbot's stale-feed detection must notice.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from perpbot.sim import errors as E
 from perpbot.sim import payloads
 from perpbot.sim.engine import Engine
-from perpbot.sim.market import MINUTE_MS, SymbolMarket
+from perpbot.sim.market import MINUTE_MS, Candle, SymbolMarket
 from perpbot.sim.routing import Ctx, Route, int_param
 from perpbot.sim.spec import fmt_float
 from perpbot.sim.trading import spec_of
@@ -176,6 +177,27 @@ def book_ticker(engine: Engine, ctx: Ctx) -> Any:
 
 def klines(engine: Engine, ctx: Ctx) -> Any:
     symbol = spec_of(engine, ctx.params)
+    return _klines(engine, ctx, symbol, engine.markets[symbol].candles, volumes=True)
+
+
+def mark_price_klines(engine: Engine, ctx: Ctx) -> Any:
+    symbol = spec_of(engine, ctx.params)
+    return _klines(engine, ctx, symbol, engine.markets[symbol].mark_candles, volumes=False)
+
+
+def index_price_klines(engine: Engine, ctx: Ctx) -> Any:
+    pair = ctx.params.get("pair")
+    if not pair:
+        raise E.mandatory("pair")
+    if pair not in engine.markets:
+        raise E.err(E.INVALID_SYMBOL)
+    return _klines(engine, ctx, pair, engine.markets[pair].index_candles, volumes=False)
+
+
+def _klines(
+    engine: Engine, ctx: Ctx, symbol: str, candles: Iterable[Candle], *, volumes: bool
+) -> Any:
+    """Klines over 1m candles; mark/index klines carry "0" volumes and the sample count."""
     interval = ctx.params.get("interval")
     if not interval:
         raise E.mandatory("interval")
@@ -186,10 +208,9 @@ def klines(engine: Engine, ctx: Ctx) -> Any:
     limit = int_param(ctx.params, "limit", 500, 1, 1500) or 500
     start = int_param(ctx.params, "startTime")
     end = int_param(ctx.params, "endTime")
-    mkt = engine.markets[symbol]
-    spec = mkt.spec
+    sym_spec = engine.markets[symbol].spec
     rows: dict[int, list[Any]] = {}
-    for c in mkt.candles:
+    for c in candles:
         bucket = (c.open_ms - offset) // size * size + offset
         row = rows.get(bucket)
         if row is None:
@@ -219,19 +240,26 @@ def klines(engine: Engine, ctx: Ctx) -> Any:
         if (start is None or b + size > start) and (end is None or b <= end)
     ]
     chosen = chosen[:limit] if start is not None else chosen[-limit:]
-    qd = spec.pp + spec.qp
+    sp = sym_spec
+    qd = sp.pp + sp.qp
+    if not volumes:
+        return [
+            [r[0], sp.fmt_px(r[1]), sp.fmt_px(r[2]), sp.fmt_px(r[3]), sp.fmt_px(r[4]), "0",
+             r[0] + size - 1, "0", r[7], "0", "0", "0"]
+            for r in chosen
+        ]  # fmt: skip
     return [
         [
             r[0],
-            spec.fmt_px(r[1]),
-            spec.fmt_px(r[2]),
-            spec.fmt_px(r[3]),
-            spec.fmt_px(r[4]),
-            f"{r[5]:.{spec.qp}f}",
+            sp.fmt_px(r[1]),
+            sp.fmt_px(r[2]),
+            sp.fmt_px(r[3]),
+            sp.fmt_px(r[4]),
+            f"{r[5]:.{sp.qp}f}",
             r[0] + size - 1,
             f"{r[6]:.{qd}f}",
             r[7],
-            f"{r[8]:.{spec.qp}f}",
+            f"{r[8]:.{sp.qp}f}",
             f"{r[9]:.{qd}f}",
             "0",
         ]
@@ -246,9 +274,9 @@ def _premium(engine: Engine, symbol: str) -> dict[str, Any]:
         "markPrice": fmt_float(mkt.mark),
         "indexPrice": fmt_float(mkt.index),
         "estimatedSettlePrice": fmt_float((mkt.mark + mkt.index) / 2),
-        "lastFundingRate": fmt_float(engine.funding_rate()),
-        "interestRate": "0.00010000",
-        "nextFundingTime": engine.next_funding_ms,
+        "lastFundingRate": fmt_float(engine.funding_rate(symbol)),
+        "interestRate": fmt_float(mkt.pricing.interest()),
+        "nextFundingTime": mkt.next_funding_ms,
         "time": _data_time(engine, symbol),
     }
 
@@ -270,5 +298,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v1/ticker/bookTicker"): Route(book_ticker),
     ("GET", "/fapi/v1/depth"): Route(depth),
     ("GET", "/fapi/v1/klines"): Route(klines),
+    ("GET", "/fapi/v1/markPriceKlines"): Route(mark_price_klines),
+    ("GET", "/fapi/v1/indexPriceKlines"): Route(index_price_klines),
     ("GET", "/fapi/v1/premiumIndex"): Route(premium_index),
 }

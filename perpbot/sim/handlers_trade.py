@@ -21,6 +21,12 @@ def new_order(engine: Engine, ctx: Ctx) -> Any:
     return payloads.order(engine, order, cum_qty=True, ack=ack)
 
 
+def test_order(engine: Engine, ctx: Ctx) -> Any:
+    """POST /fapi/v1/order/test: the new order's checks, nothing placed; ``{}`` if it passes."""
+    trading.validate_order(engine, ctx.acct, ctx.params)
+    return {}
+
+
 def modify_order(engine: Engine, ctx: Ctx) -> Any:
     return payloads.order(engine, amend.modify_order(engine, ctx.acct, ctx.params), cum_qty=True)
 
@@ -170,6 +176,7 @@ def batch_cancel(engine: Engine, ctx: Ctx) -> Any:
 
 ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/fapi/v1/order"): Route(new_order, FUTURES),
+    ("POST", "/fapi/v1/order/test"): Route(test_order, FUTURES),
     ("PUT", "/fapi/v1/order"): Route(modify_order, FUTURES),
     ("GET", "/fapi/v1/order"): Route(get_order, FUTURES),
     ("DELETE", "/fapi/v1/order"): Route(cancel_order, FUTURES),

@@ -2,11 +2,16 @@
 
 Windows are fixed and aligned to multiples of their length (a 1-minute window resets at
 every whole minute of server time), which is what Binance's X-MBX-USED-WEIGHT-1M reports.
-Over budget -> 429 with ``Retry-After`` (seconds to the window's end, at least 1). A
-request sent before that Retry-After has passed means the client ignored it: the IP is
-banned with 418, ``ban_base_s`` the first time and doubling on each further ban, and every
-request during the ban gets 418 with its own Retry-After. That escalation is the exact
-failure perpbot's shared, header-corrected budget exists to avoid, so tests can prove it.
+Over budget -> 429 with ``Retry-After`` (seconds to the window's end, at least 1). Requests
+that keep coming before that Retry-After has passed get 429 again; only a repeated
+violator is banned (Binance: "Repeatedly violating rate limits and/or failing to back off
+after receiving 429s will result in an automated IP ban (HTTP status 418)"): the
+``ban_after_429s``-th request inside one Retry-After earns a 418 ban of ``ban_base_s``
+(2 min), doubling with each further ban up to ``ban_max_s`` (3 days, Binance's "from 2
+minutes to 3 days"). Every request during a ban gets 418 with its own Retry-After.
+
+A batch order (POST/PUT ``/fapi/v1/batchOrders``) counts 5 on the short (10 s) order
+counter and 1 on the long (1 min) one whatever its size, as Binance documents for it.
 """
 
 from __future__ import annotations
@@ -62,6 +67,9 @@ class _IpState:
     wait_until: int = 0
     ban_until: int = 0
     bans: int = 0
+    ignored: int = 0  # requests sent inside the current Retry-After
+    order_limited: bool = False  # the current Retry-After comes from an order counter
+    order_msg: str = ""
 
 
 @dataclass(slots=True)
@@ -70,7 +78,7 @@ class _AccountState:
     long: _Window = field(default_factory=_Window)
 
 
-class RateLimiter:
+class SimRateLimits:
     def __init__(self, cfg: LimitsConfig) -> None:
         self.base = cfg
         self.cfg = cfg
@@ -100,8 +108,15 @@ class RateLimiter:
         return rows
 
     def charge(
-        self, ip: str, account: str | None, weight: int, orders: int, now_ms: int
+        self,
+        ip: str,
+        account: str | None,
+        weight: int,
+        orders: int,
+        now_ms: int,
+        long_orders: int | None = None,
     ) -> Verdict:
+        """Charge one request; ``long_orders`` (default ``orders``) is the 1-min count."""
         c = self.cfg
         st = self.ips.setdefault(ip, _IpState())
         wlen = c.weight_window_s * 1000
@@ -110,32 +125,55 @@ class RateLimiter:
         if st.ban_until > now_ms:
             self._add_weight_header(verdict, st)
             return self._ban_reply(verdict, ip, st, now_ms)
-        if c.enabled and st.wait_until > now_ms:
-            st.bans += 1
-            st.ban_until = now_ms + c.ban_base_s * 1000 * 2 ** (st.bans - 1)
-            st.wait_until = 0
+        if c.enabled and st.wait_until > now_ms and (orders or not st.order_limited):
+            st.ignored += 1
             self._add_weight_header(verdict, st)
+            if st.ignored < c.ban_after_429s:
+                return self._again_reply(verdict, ip, st, now_ms)
+            st.bans += 1
+            ban_s = min(c.ban_base_s * 2 ** (st.bans - 1), c.ban_max_s)
+            st.ban_until = now_ms + ban_s * 1000
+            st.wait_until, st.ignored = 0, 0
             return self._ban_reply(verdict, ip, st, now_ms)
         st.weight.used += weight
         self._add_weight_header(verdict, st)
         if c.enabled and st.weight.used > c.weight_per_window:
-            retry = st.weight.ends_in_s(now_ms, wlen)
-            st.wait_until = st.weight.start + wlen
-            num, _, name = interval_of(c.weight_window_s)
-            per = name.lower() if num == 1 else f"{num} {name.lower()}s"
-            verdict.status, verdict.code, verdict.retry_after = 429, -1003, retry
-            verdict.msg = (
-                f"Too many requests; current limit of IP({ip}) request weight per "
-                f"{per} is {c.weight_per_window}. Please use WebSocket "
-                "Streams for live updates to avoid polling the API."
-            )
-            return verdict
+            st.wait_until, st.ignored = st.weight.start + wlen, 0
+            st.order_limited = False
+            return self._weight_reply(verdict, ip, now_ms, st.weight.ends_in_s(now_ms, wlen))
         if orders and account is not None:
-            return self._charge_orders(verdict, st, account, orders, now_ms)
+            long = orders if long_orders is None else long_orders
+            return self._charge_orders(verdict, st, account, orders, long, now_ms)
+        return verdict
+
+    def _weight_reply(self, verdict: Verdict, ip: str, now_ms: int, retry: int) -> Verdict:
+        c = self.cfg
+        num, _, name = interval_of(c.weight_window_s)
+        per = name.lower() if num == 1 else f"{num} {name.lower()}s"
+        verdict.status, verdict.code, verdict.retry_after = 429, -1003, retry
+        verdict.msg = (
+            f"Too many requests; current limit of IP({ip}) request weight per "
+            f"{per} is {c.weight_per_window}. Please use WebSocket "
+            "Streams for live updates to avoid polling the API."
+        )
+        return verdict
+
+    def _again_reply(self, verdict: Verdict, ip: str, st: _IpState, now_ms: int) -> Verdict:
+        """A request inside a Retry-After: 429 again (weight or order limit alike)."""
+        self._weight_reply(verdict, ip, now_ms, max(1, math.ceil((st.wait_until - now_ms) / 1000)))
+        if st.order_limited:
+            verdict.code = -1015
+            verdict.msg = st.order_msg
         return verdict
 
     def _charge_orders(
-        self, verdict: Verdict, st: _IpState, account: str, orders: int, now_ms: int
+        self,
+        verdict: Verdict,
+        st: _IpState,
+        account: str,
+        orders: int,
+        long_orders: int,
+        now_ms: int,
     ) -> Verdict:
         c = self.cfg
         acc = self.accounts.setdefault(account, _AccountState())
@@ -143,7 +181,7 @@ class RateLimiter:
         acc.short.roll(now_ms, slen)
         acc.long.roll(now_ms, llen)
         acc.short.used += orders
-        acc.long.used += orders
+        acc.long.used += long_orders
         verdict.headers[f"X-MBX-ORDER-COUNT-{_suffix(c.short_window_s)}"] = str(acc.short.used)
         verdict.headers[f"X-MBX-ORDER-COUNT-{_suffix(c.long_window_s)}"] = str(acc.long.used)
         if not c.enabled:
@@ -156,9 +194,11 @@ class RateLimiter:
                 num, _, name = interval_of(seconds)
                 label = name if num == 1 else {10: "TEN_"}.get(num, f"{num}_") + name + "S"
                 st.wait_until = max(st.wait_until, window.start + length)
+                st.ignored = 0
                 verdict.status, verdict.code = 429, -1015
                 verdict.retry_after = window.ends_in_s(now_ms, length)
                 verdict.msg = f"Too many new orders; current limit is {limit} orders per {label}."
+                st.order_limited, st.order_msg = True, verdict.msg
                 return verdict
         return verdict
 
@@ -186,6 +226,7 @@ class RateLimiter:
                     "wait_until": s.wait_until,
                     "ban_until": s.ban_until,
                     "bans": s.bans,
+                    "ignored_retry_after": s.ignored,
                 }
                 for ip, s in self.ips.items()
             },

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from perpbot.sim.models import Account, Order, Position
+from perpbot.sim.models import Account, Order, SimPosition
 from perpbot.sim.spec import SymbolSpec
 
 # (bracket, initialLeverage, notionalFloor, notionalCap, maintMarginRatio, cum)
@@ -49,7 +49,7 @@ def max_notional_for_leverage(leverage: int) -> float:
 
 @dataclass(slots=True)
 class PositionView:
-    pos: Position
+    pos: SimPosition
     spec: SymbolSpec
     amt: float
     mark: float
@@ -63,7 +63,7 @@ class PositionView:
 
 
 @dataclass(slots=True)
-class AccountView:
+class MarginView:
     wallet: float
     cross_wallet: float
     upnl: float
@@ -94,7 +94,7 @@ def summarize(
     marks: Mapping[str, float],
     open_orders: Iterable[Order],
     default_leverage: int,
-) -> AccountView:
+) -> MarginView:
     views: list[PositionView] = []
     upnl = cross_upnl = pos_im = maint = cross_maint = isolated_wallets = 0.0
     for symbol, pos in acct.positions.items():
@@ -127,7 +127,7 @@ def summarize(
     cross_wallet = acct.wallet - isolated_wallets
     cross_im = sum(v.im for v in views if not v.isolated)
     available = max(0.0, cross_wallet + cross_upnl - cross_im - order_im)
-    view = AccountView(
+    view = MarginView(
         acct.wallet,
         cross_wallet,
         upnl,
@@ -144,7 +144,7 @@ def summarize(
     return view
 
 
-def _liquidation_price(pv: PositionView, acct: AccountView) -> float:
+def _liquidation_price(pv: PositionView, acct: MarginView) -> float:
     """Mark at which this position's margin would fall to its maintenance margin.
 
     Solves ``margin + amt * (P - entry) = |amt| * P * mmr - cum`` with the other cross

@@ -17,10 +17,12 @@ from collections import deque
 from collections.abc import Callable
 
 from perpbot.sim.config import MarketConfig
+from perpbot.sim.pricing import Pricing
 from perpbot.sim.spec import SymbolSpec
 
 MINUTE_MS = 60_000
 MAX_CANDLES = 10_080
+TAPE = 1000  # recent trades kept for /fapi/v1/trades and aggTrades (Binance's max limit)
 
 
 class Candle:
@@ -51,7 +53,16 @@ class Candle:
 
 class SymbolMarket:
     def __init__(
-        self, spec: SymbolSpec, cfg: MarketConfig, seed: int, rng: random.Random, now_ms: int
+        self,
+        spec: SymbolSpec,
+        cfg: MarketConfig,
+        seed: int,
+        rng: random.Random,
+        now_ms: int,
+        *,
+        funding_interval_ms: int = 8 * 3_600_000,
+        fixed_rate: float | None = None,
+        rate_cap: float = 0.003,
     ) -> None:
         self.spec = spec
         self.cfg = cfg
@@ -69,11 +80,28 @@ class SymbolMarket:
         self.last_trade_qty = spec.min_qty
         self.candles: deque[Candle] = deque(maxlen=MAX_CANDLES)
         self.on_trade: Callable[[int, int, bool, int], None] | None = None  # tape hook
+        # (trade id, price ticks, qty steps, time, buyer is maker)
+        self.tape: deque[tuple[int, int, int, int, bool]] = deque(maxlen=TAPE)
         self._stats_key: tuple[int, int] | None = None
         self._stats: tuple[int | None, int, int, float, float, int] = (None, 0, 0, 0.0, 0.0, 0)
-        self._crowd_key: tuple[int, float, int] | None = None
+        self._crowd_key: tuple[int, float, int, int, int] | None = None
+        self.depleted_bids = 0.0  # steps taken from the crowd's bids, not yet refilled
+        self.depleted_asks = 0.0
         self._crowd: tuple[list[list[int]], list[list[int]]] = ([], [])
+        self.funding_interval_ms = funding_interval_ms
+        self.next_funding_ms = (now_ms // funding_interval_ms + 1) * funding_interval_ms
+        self.pricing = Pricing.create(
+            cfg, self._crowd_seed, self.mid, now_ms, funding_interval_ms, fixed_rate, rate_cap
+        )
         self._seed_history(seed, now_ms)
+        # before the start, mark and index history repeat the trade candles' prices
+        self.mark_candles: deque[Candle] = deque(maxlen=MAX_CANDLES)
+        self.index_candles: deque[Candle] = deque(maxlen=MAX_CANDLES)
+        for c in self.candles:
+            for target in (self.mark_candles, self.index_candles):
+                copy = Candle(c.open_ms, c.open)
+                copy.high, copy.low, copy.close = c.high, c.low, c.close
+                target.append(copy)
 
     # -- history -----------------------------------------------------------------------
     def _seed_history(self, seed: int, now_ms: int) -> None:
@@ -114,6 +142,11 @@ class SymbolMarket:
             self.mid *= 1.0 + (size if self.rng.random() < 0.5 else -size)
             jumped = True
         self.mid = max(self.mid, self.spec.tick_f * 10)
+        refill = 0.5 ** (dt_s / cfg.book_half_life_s)
+        self.depleted_bids *= refill
+        self.depleted_asks *= refill
+        self.pricing.step(dt_s, now_ms, self.mid)
+        self._touch_price_candles(now_ms)
         self.tick_index += 1
         self.data_time_ms = now_ms
         self.update_id += 1
@@ -122,11 +155,14 @@ class SymbolMarket:
 
     def jump(self, pct: float, now_ms: int) -> None:
         """One-shot move of the mid by ``pct`` percent (a fault or a control call)."""
+        before = self.mid
         self.mid = max(self.spec.tick_f * 10, self.mid * (1.0 + pct / 100.0))
+        self.pricing.shift(self.mid / before, now_ms)  # the whole market moves, spot too
         self.tick_index += 1
         self.update_id += 1
         self.data_time_ms = now_ms
-        self._touch_candle(now_ms, self.spec.price_to_ticks(self.mid))
+        # a move happens through trades: the last price follows (CONTRACT_PRICE triggers)
+        self.record_trade(self.spec.price_to_ticks(self.mid), self.spec.min_qty, pct > 0, now_ms)
 
     def taker_draw(self, dt_s: float) -> tuple[str, int] | None:
         """Maybe draw one synthetic taker order for this step: (side, qty in steps)."""
@@ -141,45 +177,78 @@ class SymbolMarket:
     # -- prices ------------------------------------------------------------------------
     @property
     def mark(self) -> float:
-        return self.mid
+        """Binance's mark: median(index-based price 1, index + smoothed basis, last)."""
+        last = self.spec.px(self.last_trade_px)
+        return self.pricing.mark(last, self.data_time_ms, self.next_funding_ms)
 
     @property
     def index(self) -> float:
-        return self.mid * (1.0 - self.cfg.index_basis)
+        return self.pricing.index
 
-    def crowd_best_bid(self) -> int:
+    def impact_prices(self) -> tuple[float | None, float | None]:
+        """Average fill prices of a buy and a sell of the Impact Margin Notional (crowd)."""
+        bids, asks = self.crowd()
+        return (
+            _impact(bids, self.cfg.impact_notional, self.spec),
+            _impact(asks, self.cfg.impact_notional, self.spec),
+        )
+
+    def sample_premium(self, now_ms: int) -> None:
+        """Take one premium-index sample if one is due (every 5 s of sim time)."""
+        if self.pricing.sample_due(now_ms):
+            bid, ask = self.impact_prices()
+            self.pricing.add_sample(now_ms, bid, ask)
+
+    def quote_bid(self) -> int:
+        """Where the crowd's best bid sits around the mid, before any depletion."""
         return max(
             1, math.floor(self.mid / self.spec.tick_f - self.spec.cfg.crowd_spread_ticks / 2)
         )
 
+    def crowd_best_bid(self) -> int:
+        """The crowd's best bid with liquidity (the quote, lower while bids are depleted)."""
+        bids = self.crowd()[0]
+        return bids[0][0] if bids else self.quote_bid()
+
     def crowd_best_ask(self) -> int:
-        return self.crowd_best_bid() + self.spec.cfg.crowd_spread_ticks
+        asks = self.crowd()[1]
+        return asks[0][0] if asks else self.quote_bid() + self.spec.cfg.crowd_spread_ticks
 
     # -- the crowd book ----------------------------------------------------------------
     def crowd(self) -> tuple[list[list[int]], list[list[int]]]:
-        """Crowd levels ``[[price_ticks, remaining_steps], ...]`` (bids desc, asks asc)."""
-        best_bid = self.crowd_best_bid()
-        key = (self.tick_index, self.thin, best_bid)
+        """Crowd levels ``[[price_ticks, remaining_steps], ...]`` (bids desc, asks asc).
+
+        Sizes are drawn per market step; liquidity takers removed (``depleted``, refilling
+        with half-life ``book_half_life_s``) is taken off the top levels, and the crowd
+        quotes further levels so that ``crowd_levels`` levels always remain: a sweep moves
+        the touch, it never empties a side.
+        """
+        quote = self.quote_bid()
+        key = (self.tick_index, self.thin, quote, int(self.depleted_bids), int(self.depleted_asks))
         if key == self._crowd_key:
             return self._crowd
         scfg = self.spec.cfg
         rng = random.Random(self._crowd_seed + self.tick_index * 2_654_435_761)
         levels = max(1, int(scfg.crowd_levels * self.thin))
         mean_steps = scfg.crowd_level_qty / self.spec.step_f * self.thin
-        best_ask = best_bid + scfg.crowd_spread_ticks
+        step = scfg.crowd_level_step_ticks
         bids: list[list[int]] = []
         asks: list[list[int]] = []
-        for i in range(levels):
-            grow = 1.0 + 0.05 * i
-            bid_px = best_bid - i * scfg.crowd_level_step_ticks
-            if bid_px > 0:
-                bids.append([bid_px, max(1, int(mean_steps * grow * rng.uniform(0.3, 1.7)))])
-            asks.append(
-                [
-                    best_ask + i * scfg.crowd_level_step_ticks,
-                    max(1, int(mean_steps * grow * rng.uniform(0.3, 1.7))),
-                ]
-            )
+        owed = [int(self.depleted_bids), int(self.depleted_asks)]
+        i = 0
+        while (len(bids) < levels and quote - i * step > 0) or len(asks) < levels:
+            grow = 1.0 + 0.05 * min(i, 200)
+            for k, (book, px) in enumerate(
+                ((bids, quote - i * step), (asks, quote + scfg.crowd_spread_ticks + i * step))
+            ):
+                size = max(1, int(mean_steps * grow * rng.uniform(0.3, 1.7)))
+                if px <= 0 or len(book) >= levels:
+                    continue
+                eaten = min(size, owed[k])
+                owed[k] -= eaten
+                if size > eaten:
+                    book.append([px, size - eaten])
+            i += 1
         self._crowd_key = key
         self._crowd = (bids, asks)
         return self._crowd
@@ -191,6 +260,55 @@ class SymbolMarket:
             if level[1] > 0:
                 return level
         return None
+
+    def crowd_qty_at(self, book_side: str, price: int) -> int:
+        """Displayed crowd size at ``price`` on the BUY (bids) or SELL (asks) side."""
+        bids, asks = self.crowd()
+        for px, qty in bids if book_side == "BUY" else asks:
+            if px == price:
+                return qty
+        return 0
+
+    def take_crowd(self, taker_side: str, qty: int) -> None:
+        """A taker consumed ``qty`` from the crowd: the book thins there, then refills."""
+        if taker_side == "BUY":
+            self.depleted_asks += qty
+        else:
+            self.depleted_bids += qty
+
+    def touch(self, taker_side: str) -> int | None:
+        """The price a taker of ``taker_side`` meets first (crowd only)."""
+        head = self.crowd_head(taker_side)
+        return head[0] if head else None
+
+    def hold_at(self, wall_side: str, price: int) -> None:
+        """A user order the crowd could not trade through this step holds the price: the
+        crowd re-quotes just beyond it (no crossed book), and trades through again later
+        if the price keeps pushing (the next steps' walk)."""
+        spread = self.spec.cfg.crowd_spread_ticks
+        bid = price + 1 - spread if wall_side == "BUY" else price - 1
+        self.mid = (bid + spread / 2 + 0.5) * self.spec.tick_f
+        if wall_side == "BUY":
+            self.depleted_asks = 0.0
+        else:
+            self.depleted_bids = 0.0
+        self._crowd_key = None
+
+    def settle_impact(self, taker_side: str, before: int | None) -> None:
+        """After a taker is done: ``impact_permanent`` of its move of the touch stays.
+
+        The crowd re-quotes around a mid moved by that share (it reacts: the other side
+        follows), and the depletion left to refill shrinks by the same share.
+        """
+        after = self.touch(taker_side)
+        if before is None or after is None or after == before:
+            return
+        keep = self.cfg.impact_permanent
+        self.mid += keep * (after - before) * self.spec.tick_f
+        if taker_side == "BUY":
+            self.depleted_asks *= 1.0 - keep
+        else:
+            self.depleted_bids *= 1.0 - keep
 
     # -- trades and klines -------------------------------------------------------------
     def window_stats(self, since_ms: int) -> tuple[int, int, int, float, float, int]:
@@ -229,6 +347,7 @@ class SymbolMarket:
         self.trade_seq += 1
         self.last_trade_px = price
         self.last_trade_qty = qty
+        self.tape.append((self.trade_seq, price, qty, now_ms, not taker_buys))
         self.update_id += 1
         candle = self._touch_candle(now_ms, price)
         base = self.spec.qty(qty)
@@ -243,21 +362,43 @@ class SymbolMarket:
             self.on_trade(price, qty, taker_buys, now_ms)
 
     def _touch_candle(self, now_ms: int, price: int) -> Candle:
-        open_ms = now_ms - now_ms % MINUTE_MS
-        last = self.candles[-1] if self.candles else None
-        if last is None or open_ms > last.open_ms:
-            prev_close = last.close if last is not None else price
-            # fill silent minutes so klines have no gaps
-            if last is not None:
-                gap_open = last.open_ms + MINUTE_MS
-                while gap_open < open_ms:
-                    self.candles.append(Candle(gap_open, prev_close))
-                    gap_open += MINUTE_MS
-            last = Candle(open_ms, prev_close)
-            self.candles.append(last)
-        elif open_ms < last.open_ms:
-            return last  # the clock went backwards (skew): keep the current candle
-        last.close = price
-        last.high = max(last.high, price)
-        last.low = min(last.low, price)
-        return last
+        return touch(self.candles, now_ms, price)
+
+    def _touch_price_candles(self, now_ms: int) -> None:
+        """Mark and index 1m candles (markPriceKlines / indexPriceKlines)."""
+        touch(self.mark_candles, now_ms, self.spec.price_to_ticks(self.mark)).count += 1
+        touch(self.index_candles, now_ms, self.spec.price_to_ticks(self.index)).count += 1
+
+
+def touch(candles: deque[Candle], now_ms: int, price: int) -> Candle:
+    """Update the 1m candle of ``now_ms`` with ``price`` (gapless; ignores a clock going back)."""
+    open_ms = now_ms - now_ms % MINUTE_MS
+    last = candles[-1] if candles else None
+    if last is None or open_ms > last.open_ms:
+        prev_close = last.close if last is not None else price
+        if last is not None:  # fill silent minutes so klines have no gaps
+            gap_open = last.open_ms + MINUTE_MS
+            while gap_open < open_ms:
+                candles.append(Candle(gap_open, prev_close))
+                gap_open += MINUTE_MS
+        last = Candle(open_ms, prev_close)
+        candles.append(last)
+    elif open_ms < last.open_ms:
+        return last  # the clock went backwards (skew): keep the current candle
+    last.close = price
+    last.high = max(last.high, price)
+    last.low = min(last.low, price)
+    return last
+
+
+def _impact(levels: list[list[int]], notional: float, spec: SymbolSpec) -> float | None:
+    """Average price to trade ``notional`` against ``levels``; None if they are too thin."""
+    left, qty = notional, 0.0
+    for px_ticks, steps in levels:
+        px, size = spec.px(px_ticks), spec.qty(steps)
+        take = min(size, left / px)
+        qty += take
+        left -= take * px
+        if left <= 1e-9:
+            return notional / qty
+    return None

@@ -34,6 +34,7 @@ class Order:
     recorded: bool = True  # False for post-only/FOK rejections Binance does not record
     reject_code: int | None = None
     orig_type: str = ""
+    queue_ahead: int = 0  # crowd size displayed ahead of this resting order at its price
 
     @property
     def remaining(self) -> int:
@@ -65,7 +66,7 @@ class Trade:
 
 
 @dataclass(slots=True)
-class Position:
+class SimPosition:
     symbol: str
     amt: int = 0  # signed steps
     entry: float = 0.0
@@ -80,9 +81,50 @@ class Account:
     permissions: dict[str, bool]
     create_time: int
     wallet: float
-    positions: dict[str, Position] = field(default_factory=dict)
+    positions: dict[str, SimPosition] = field(default_factory=dict)
     leverage: dict[str, int] = field(default_factory=dict)
     margin_type: dict[str, str] = field(default_factory=dict)
     income: list[dict[str, object]] = field(default_factory=list)
     margin_history: list[dict[str, object]] = field(default_factory=list)
     update_time: int = 0
+
+
+ALGO_OPEN = frozenset({"NEW", "TRIGGERING", "TRIGGERED"})
+
+
+@dataclass(slots=True, eq=False)
+class AlgoOrder:
+    """A conditional order held by the Algo Service until its trigger fires (Binance, 2025-12).
+
+    ``algo_status``: NEW (waiting), TRIGGERED (placed in the matching engine as
+    ``actual_order_id``), FINISHED (that order is done), CANCELED, REJECTED (the triggered
+    order was refused, e.g. margin), EXPIRED (cancelled by the system).
+    """
+
+    algo_id: int
+    client_algo_id: str
+    account: str
+    symbol: str
+    side: str
+    order_type: str  # STOP_MARKET | TAKE_PROFIT_MARKET | STOP | TAKE_PROFIT | TRAILING_STOP_MARKET
+    qty: int  # steps; 0 with close_position
+    price: int  # ticks; 0 for the *_MARKET types
+    trigger_price: int  # ticks; 0 for a trailing stop without activation price
+    tif: str
+    working_type: str  # MARK_PRICE | CONTRACT_PRICE
+    close_position: bool
+    reduce_only: bool
+    price_protect: bool
+    create_time: int
+    callback_rate: float = 0.0  # percent, trailing stops only
+    activate_price: int = 0  # ticks, trailing stops only (0: active at once)
+    extreme: float = 0.0  # trailing: best price seen since activation (0: not active)
+    algo_status: str = "NEW"
+    update_time: int = 0
+    trigger_time: int = 0
+    actual_order_id: int | None = None
+    reject_reason: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.algo_status in ALGO_OPEN

@@ -11,7 +11,7 @@ from typing import Any
 
 from perpbot.sim import margin
 from perpbot.sim.engine import Engine
-from perpbot.sim.models import Account, Order, Trade
+from perpbot.sim.models import Account, AlgoOrder, Order, Trade
 from perpbot.sim.spec import SymbolSpec, fmt_float
 
 ORDER_TYPES = [
@@ -23,7 +23,7 @@ ORDER_TYPES = [
     "TAKE_PROFIT_MARKET",
     "TRAILING_STOP_MARKET",
 ]
-TIME_IN_FORCE = ["GTC", "IOC", "FOK", "GTX", "GTD"]
+TIME_IN_FORCE = ["GTC", "IOC", "FOK", "GTX"]  # GTD is not served: not advertised
 
 
 def order(
@@ -90,7 +90,7 @@ def trade(engine: Engine, t: Trade) -> dict[str, Any]:
     }
 
 
-def _asset(view: margin.AccountView, acct: Account, v2: bool) -> dict[str, Any]:
+def _asset(view: margin.MarginView, acct: Account, v2: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
         "asset": "USDT",
         "walletBalance": fmt_float(view.wallet),
@@ -111,7 +111,7 @@ def _asset(view: margin.AccountView, acct: Account, v2: bool) -> dict[str, Any]:
     return body
 
 
-def _totals(view: margin.AccountView) -> dict[str, Any]:
+def _totals(view: margin.MarginView) -> dict[str, Any]:
     return {
         "totalInitialMargin": fmt_float(view.pos_im + view.order_im),
         "totalMaintMargin": fmt_float(view.maint),
@@ -314,7 +314,7 @@ def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
         "settlePlan": 0,
         "triggerProtect": "0.0500",
         "liquidationFee": "0.012500",
-        "marketTakeBound": "0.05",
+        "marketTakeBound": f"{c.market_take_bound:.2f}",
         "maxMoveOrderLimit": 10000,
         "filters": [
             {
@@ -336,12 +336,11 @@ def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
                 "minQty": str(c.min_qty),
             },
             {"filterType": "MAX_NUM_ORDERS", "limit": c.max_num_orders},
-            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
             {"filterType": "MIN_NOTIONAL", "notional": str(c.min_notional)},
             {
                 "filterType": "PERCENT_PRICE",
-                "multiplierUp": "1.0500",
-                "multiplierDown": "0.9500",
+                "multiplierUp": f"{c.percent_price_up:.4f}",
+                "multiplierDown": f"{c.percent_price_down:.4f}",
                 "multiplierDecimal": "4",
             },
         ],
@@ -360,3 +359,46 @@ def exchange_info(engine: Engine) -> dict[str, Any]:
         "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
         "symbols": [symbol_info(spec) for spec in engine.specs.values()],
     }
+
+
+def algo_order(engine: Engine, a: AlgoOrder, *, query: bool = False) -> dict[str, Any]:
+    """An algo order as Binance renders it (New / Query / Current Open Algo Orders)."""
+    spec = engine.specs[a.symbol]
+    trailing = a.order_type == "TRAILING_STOP_MARKET"
+    body: dict[str, Any] = {
+        "algoId": a.algo_id,
+        "clientAlgoId": a.client_algo_id,
+        "algoType": "CONDITIONAL",
+        "orderType": a.order_type,
+        "symbol": a.symbol,
+        "side": a.side,
+        "positionSide": "BOTH",
+        "timeInForce": a.tif,
+        "quantity": spec.fmt_qty(a.qty),
+        "algoStatus": a.algo_status,
+    }
+    if query:
+        actual = engine.orders.get(a.actual_order_id or 0)
+        avg = actual.cum_quote / spec.qty(actual.executed) if actual and actual.executed else 0.0
+        body["actualOrderId"] = str(a.actual_order_id) if a.actual_order_id else ""
+        body["actualPrice"] = f"{avg:.5f}"
+    body.update(
+        {
+            "triggerPrice": spec.fmt_px(a.trigger_price),
+            "price": spec.fmt_px(a.price),
+            "icebergQuantity": None,
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+            "workingType": a.working_type,
+            "priceMatch": "NONE",
+            "closePosition": a.close_position,
+            "priceProtect": a.price_protect,
+            "reduceOnly": a.reduce_only,
+            "activatePrice": spec.fmt_px(a.activate_price) if trailing else "",
+            "callbackRate": f"{a.callback_rate:.1f}" if trailing else "",
+            "createTime": a.create_time,
+            "updateTime": a.update_time,
+            "triggerTime": a.trigger_time,
+            "goodTillDate": 0,
+        }
+    )
+    return body

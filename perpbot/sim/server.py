@@ -18,11 +18,18 @@ from typing import Any
 
 from aiohttp import web
 
-from perpbot.sim import handlers_account, handlers_market, handlers_trade
-from perpbot.sim.auth import authenticate, parse_params
+from perpbot.sim import errors as E
+from perpbot.sim import (
+    handlers_account,
+    handlers_algo,
+    handlers_market,
+    handlers_startup,
+    handlers_trade,
+)
+from perpbot.sim.assemble import build_engine
+from perpbot.sim.auth import authenticate, duplicate_param, parse_params
 from perpbot.sim.config import SimConfig
 from perpbot.sim.control import ControlApi
-from perpbot.sim.engine import Engine
 from perpbot.sim.errors import SimError
 from perpbot.sim.routing import Ctx, Route
 from perpbot.sim.state import Stats
@@ -36,7 +43,14 @@ ROUTES: dict[tuple[str, str], Route] = {
     **handlers_market.ROUTES,
     **handlers_trade.ROUTES,
     **handlers_account.ROUTES,
+    **handlers_algo.ROUTES,
+    **handlers_startup.ROUTES,
 }
+# Binance, Place/Modify Multiple Orders: "5 on 10s order rate limit(X-MBX-ORDER-COUNT-10S);
+# 1 on 1min order rate limit(X-MBX-ORDER-COUNT-1M)". perpbot.weights counts N (the client
+# budgets the larger figure, the safe side); the exchange charges these.
+BATCH_PATH = "/fapi/v1/batchOrders"
+BATCH_ORDER_COUNTS = (5, 1)
 _HTML_ERRORS = {
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -60,7 +74,7 @@ class SimServer:
 
     def __init__(self, cfg: SimConfig | None = None) -> None:
         self.cfg = cfg or SimConfig()
-        self.engine = Engine(self.cfg)
+        self.engine = build_engine(self.cfg)
         self.stats = Stats()
         self.control = ControlApi(self)
         self.ws = WsHub(self)
@@ -137,8 +151,13 @@ class SimServer:
         ip = request.remote or "127.0.0.1"
         key = request.headers.get("X-MBX-APIKEY")
         weight, order_count = request_cost(method, path, params)
+        long_count = None
+        if path == BATCH_PATH and method in ("POST", "PUT"):
+            order_count, long_count = BATCH_ORDER_COUNTS  # whatever the batch's size
         known_key = key if key in engine.accounts else None
-        verdict = engine.limits.charge(ip, known_key, weight, order_count, engine.clock.now_ms())
+        verdict = engine.limits.charge(
+            ip, known_key, weight, order_count, engine.clock.now_ms(), long_orders=long_count
+        )
         stats.weight_used += weight
         headers = verdict.headers
         if verdict.status != 200:
@@ -185,6 +204,8 @@ class SimServer:
     ) -> tuple[int, Any]:
         engine = self.engine
         try:
+            if duplicate_param(query, body) is not None:
+                raise E.err(E.DUPLICATE_PARAM)
             account = None
             if route.permission is not None:
                 account = authenticate(

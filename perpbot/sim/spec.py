@@ -8,6 +8,7 @@ symbol's pricePrecision/quantityPrecision, which is how Binance renders them ("5
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal, InvalidOperation
 
 from perpbot.sim import errors as E
@@ -108,6 +109,15 @@ class SymbolSpec:
         if result > (self.market_max_qty if market else self.max_qty):
             raise E.err(E.QTY_TOO_BIG)
         return result
+
+    def check_percent_price(self, ticks: int, mark: float) -> None:
+        """PERCENT_PRICE: a limit price must lie in [mark x down, mark x up] (any side)."""
+        up = math.floor(mark * float(self.cfg.percent_price_up) / self.tick_f + 1e-9)
+        down = math.ceil(mark * float(self.cfg.percent_price_down) / self.tick_f - 1e-9)
+        if ticks > up:
+            raise E.price_above_band(self.fmt_px(up))
+        if ticks < down:
+            raise E.price_below_band(self.fmt_px(down))
 
     def price_to_ticks(self, price: float) -> int:
         """Nearest tick for a float price (used for crowd quotes and mark-based orders)."""

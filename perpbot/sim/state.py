@@ -13,8 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from perpbot.sim import payloads
 from perpbot.sim.engine import Engine
-from perpbot.sim.models import Order
+from perpbot.sim.models import AlgoOrder, Order
 from perpbot.sim.spec import fmt_float
 
 LATENCY_SAMPLES = 200_000
@@ -70,6 +71,15 @@ class Stats:
         }
 
 
+def algo_record(engine: Engine, a: AlgoOrder) -> dict[str, Any]:
+    """An algo order as Binance's query renders it, plus its account and reject reason."""
+    return {
+        "account": a.account,
+        **payloads.algo_order(engine, a, query=True),
+        "rejectReason": a.reject_reason,
+    }
+
+
 def order_record(engine: Engine, o: Order) -> dict[str, Any]:
     spec = engine.specs[o.symbol]
     return {
@@ -92,6 +102,7 @@ def order_record(engine: Engine, o: Order) -> dict[str, Any]:
         "cancelTime": o.cancel_time,
         "recorded": o.recorded,
         "rejectCode": o.reject_code,
+        "queueAhead": spec.fmt_qty(o.queue_ahead),
     }
 
 
@@ -145,6 +156,14 @@ def build_state(engine: Engine, stats: Stats) -> dict[str, Any]:
         markets[symbol] = {
             "mid": fmt_float(mkt.mid),
             "mark": fmt_float(mkt.mark),
+            "index": fmt_float(mkt.index),
+            "premium": mkt.pricing.premium,
+            "basis_avg": mkt.pricing.basis_avg,
+            "premium_index": mkt.pricing.premium_index(),
+            "funding_rate": mkt.pricing.last_rate,
+            "funding_interval_ms": mkt.funding_interval_ms,
+            "next_funding_time": mkt.next_funding_ms,
+            "venues": mkt.pricing.venue_state(mkt.data_time_ms),
             "crowd_best_bid": spec.fmt_px(mkt.crowd_best_bid()),
             "crowd_best_ask": spec.fmt_px(mkt.crowd_best_ask()),
             "last_price": spec.fmt_px(mkt.last_trade_px),
@@ -157,6 +176,10 @@ def build_state(engine: Engine, stats: Stats) -> dict[str, Any]:
         "clock_skew_ms": engine.clock.skew_ms,
         "next_funding_time": engine.next_funding_ms,
         "funding_rate": engine.funding_rate(),
+        "funding_history": engine.funding_history,
+        "insurance_fund": round(engine.insurance_fund, 8),
+        "crowd_liquidations": engine.crowd_liquidations,
+        "algo_orders": [algo_record(engine, a) for a in engine.algo_orders.values()],
         "markets": markets,
         "accounts": accounts,
         "open_orders": [order_record(engine, o) for o in engine.orders.values() if o.is_open],

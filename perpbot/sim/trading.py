@@ -1,16 +1,27 @@
 """Order entry and matching: validation with Binance's codes, price-time priority fills.
 
-A user's order first crosses the merged book (other users' resting orders and the crowd;
-users go first at equal prices), then rests if it is GTC/GTX. Users' resting orders are
-filled by the market itself in two ways, both as makers at their own limit price: a
-*sweep* when the crowd's quotes move through them, and *synthetic taker flow* (random
-market orders of random size) hitting the top of the book, which yields partial fills.
+A user's order first crosses the merged book (other users' resting orders and the crowd),
+then rests if it is GTC/GTX. A resting order joins the queue at its price *behind* the
+crowd size displayed there (``queue_ahead``, FIFO); that queue only shrinks as trades
+consume it (or the crowd withdraws size there). Users' resting orders are filled by the
+market in two ways, both as makers at their own limit price:
+
+* *trade flow*: synthetic taker orders (random side and size) eat the queue ahead first,
+  then the user's order, so partial fills and queue waits happen as they do live;
+* a *trade-through*: when the crowd's quotes move through the order's price, it fills
+  against the crowd liquidity on the other side at or better than its price, no more
+  (a 500 BTC bid is not filled in one print), and that liquidity is consumed.
+
+Takers consume crowd liquidity, which refills over time (market.py). A MARKET order fills
+only within ``mark x (1 +- marketTakeBound)``; the rest expires.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from perpbot.sim import errors as E
 from perpbot.sim import margin
@@ -49,8 +60,22 @@ def spec_of(engine: Engine, params: Mapping[str, str]) -> str:
 
 
 # -- entry -----------------------------------------------------------------------------
-def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Order:
-    """Validate, record, match and (maybe) rest one order; raise SimError on rejection."""
+@dataclass(slots=True)
+class Draft:
+    """A new order that passed validation (what the matching engine will be given)."""
+
+    symbol: str
+    side: str
+    otype: str
+    tif: str
+    price: int
+    qty: int
+    reduce_only: bool
+    cid: str
+
+
+def validate_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Draft:
+    """Every check of a new order short of matching (also ``POST /fapi/v1/order/test``)."""
     symbol = spec_of(engine, params)
     spec = engine.specs[symbol]
     side = required(params, "side").upper()
@@ -76,6 +101,7 @@ def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Ord
         if tif not in TIFS:
             raise E.SimError(-1115, "Invalid timeInForce.")
         price = spec.parse_price(required(params, "price"))
+        spec.check_percent_price(price, engine.markets[symbol].mark)
     else:
         if params.get("price"):
             raise E.SimError(-1106, "Parameter 'price' sent when not required.")
@@ -107,6 +133,15 @@ def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Ord
         raise E.err(E.REDUCE_ONLY_REJECTED)
     if not reduce_only:
         _check_margin(engine, acct, symbol, sign, qty, ref_px, pos_amt)
+    return Draft(symbol, side, otype, tif, price, qty, reduce_only, cid)
+
+
+def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Order:
+    """Validate, record, match and (maybe) rest one order; raise SimError on rejection."""
+    d = validate_order(engine, acct, params)
+    symbol, side, otype, tif, price, qty, reduce_only, cid = (
+        d.symbol, d.side, d.otype, d.tif, d.price, d.qty, d.reduce_only, d.cid
+    )  # fmt: skip
     now = engine.clock.now_ms()
     if tif == "GTX" and _would_cross(engine, symbol, side, price, acct.api_key):
         order = engine.new_order(
@@ -133,6 +168,7 @@ def execute(engine: Engine, order: Order, now: int) -> None:
     if not order.is_open:
         return
     if order.type == "LIMIT" and order.tif in ("GTC", "GTX") and order.remaining > 0:
+        order.queue_ahead = engine.markets[order.symbol].crowd_qty_at(order.side, order.price)
         engine.books[order.symbol].add(order)
     else:
         engine.close_order(order, "EXPIRED", now)
@@ -189,9 +225,38 @@ def _maker_cap(engine: Engine, maker: Order) -> int:
     return min(maker.remaining, abs(amt))
 
 
+def _take_bound(engine: Engine, order: Order) -> int:
+    """marketTakeBound: the worst price a MARKET order may fill at (mark x (1 +- bound))."""
+    spec = engine.specs[order.symbol]
+    bound = float(spec.cfg.market_take_bound)
+    mark = engine.markets[order.symbol].mark
+    if order.side == "BUY":
+        return math.floor(mark * (1 + bound) / spec.tick_f + 1e-9)
+    return math.ceil(mark * (1 - bound) / spec.tick_f - 1e-9)
+
+
+def _eat_queue(engine: Engine, symbol: str, book_side: str, price: int, qty: int) -> None:
+    """``qty`` traded at ``price`` against the crowd ahead of users resting there."""
+    side = engine.books[symbol].side(book_side)
+    for o in side.levels.get(price, ()):
+        o.queue_ahead = max(0, o.queue_ahead - qty)
+
+
 def match_taker(engine: Engine, order: Order, limit: int | None, now: int) -> None:
+    """Cross the book as a taker up to ``limit`` (a MARKET order: its take bound)."""
+    side = order.side
+    mkt = engine.markets[order.symbol]
+    if limit is None:
+        limit = _take_bound(engine, order)
+    before = mkt.touch(side)
+    _match(engine, order, limit, now)
+    mkt.settle_impact(side, before)
+
+
+def _match(engine: Engine, order: Order, limit: int, now: int) -> None:
     symbol, side = order.symbol, order.side
     book_side = engine.books[symbol].opposite(side)
+    maker_side = "SELL" if side == "BUY" else "BUY"
     mkt = engine.markets[symbol]
     while order.remaining > 0:
         maker = book_side.head()
@@ -199,10 +264,12 @@ def match_taker(engine: Engine, order: Order, limit: int | None, now: int) -> No
         if maker is None and crowd is None:
             break
         use_user = maker is not None and (
-            crowd is None or _better_or_equal(side, maker.price, crowd[0])
+            crowd is None
+            or (maker.price != crowd[0] and _better_or_equal(side, maker.price, crowd[0]))
+            or (maker.price == crowd[0] and maker.queue_ahead == 0)
         )
         px = maker.price if use_user and maker is not None else crowd[0]  # type: ignore[index]
-        if limit is not None and not _better_or_equal(side, px, limit):
+        if not _better_or_equal(side, px, limit):
             break
         take = order.remaining
         if order.reduce_only:
@@ -222,56 +289,118 @@ def match_taker(engine: Engine, order: Order, limit: int | None, now: int) -> No
                 engine.close_order(maker, "EXPIRED", now)
         elif crowd is not None:
             qty = min(take, crowd[1])
-            crowd[1] -= qty
+            if maker is not None and maker.price == crowd[0]:
+                qty = min(qty, maker.queue_ahead)
+                _eat_queue(engine, symbol, maker_side, px, qty)
+            mkt.take_crowd(side, qty)
             mkt.record_trade(px, qty, side == "BUY", now)
             engine.fill_order(order, px, qty, False, now)
 
 
 def sweep(engine: Engine, symbol: str, now: int | None = None) -> None:
-    """Fill users' orders the crowd's new quotes have moved through (makers, full size)."""
+    """Each market step: refresh queue positions, fill orders the crowd has moved through.
+
+    A bid the crowd's asks have crossed trades, as maker at its own price, with the crowd
+    asks at or below it (and they are consumed); likewise for asks. The queue ahead of an
+    order never grows, and shrinks to what the crowd still displays at its price.
+    """
     t = engine.clock.now_ms() if now is None else now
     book = engine.books[symbol]
     mkt = engine.markets[symbol]
-    best_ask, best_bid = mkt.crowd_best_ask(), mkt.crowd_best_bid()
-    for book_side, crossed in (
-        (book.bids, lambda p: p >= best_ask),
-        (book.asks, lambda p: p <= best_bid),
-    ):
-        while True:
+    for book_side in (book.bids, book.asks):
+        for o in book_side.iter_orders():
+            if o.queue_ahead:
+                o.queue_ahead = min(o.queue_ahead, mkt.crowd_qty_at(o.side, o.price))
+    # user bids meet the crowd's asks (what a BUY taker would hit) and vice versa; per
+    # step at most what the crowd displayed at the start of it trades through
+    for book_side, counter in ((book.bids, "BUY"), (book.asks, "SELL")):
+        head = book_side.head()
+        if head is None:
+            continue
+        shown = mkt.crowd()[1 if counter == "BUY" else 0]
+        budget = sum(q for px, q in shown if _better_or_equal(head.side, px, head.price))
+        before = mkt.touch(counter)
+        while budget > 0:
             head = book_side.head()
-            if head is None or not crossed(head.price):
+            crowd = mkt.crowd_head(counter)
+            if head is None or crowd is None:
                 break
-            qty = _maker_cap(engine, head)
-            if qty == 0:
+            if not _better_or_equal(head.side, crowd[0], head.price):
+                break
+            cap = _maker_cap(engine, head)
+            if cap == 0:
                 engine.close_order(head, "EXPIRED", t)
                 continue
+            qty = min(cap, crowd[1], budget)
+            budget -= qty
+            mkt.take_crowd(counter, qty)
             mkt.record_trade(head.price, qty, head.side == "SELL", t)
             engine.fill_order(head, head.price, qty, True, t)
-            if head.is_open:
+            if head.is_open and _maker_cap(engine, head) == 0:
                 engine.close_order(head, "EXPIRED", t)
+        mkt.settle_impact(counter, before)
+        head = book_side.head()
+        crowd = mkt.crowd_head(counter)
+        if (
+            head is not None
+            and crowd is not None
+            and _better_or_equal(head.side, crowd[0], head.price)
+        ):
+            mkt.hold_at(head.side, head.price)  # the standing order is a wall
 
 
-def synthetic_take(engine: Engine, symbol: str, side: str, qty: int, now: int) -> None:
-    """A crowd market order of ``qty`` steps: users at or better than the crowd go first."""
-    book_side = engine.books[symbol].opposite(side)
+def synthetic_take(
+    engine: Engine, symbol: str, side: str, qty: int, now: int, *, walk: bool = False
+) -> None:
+    """A crowd market order of ``qty`` steps, FIFO at each price: the crowd displayed ahead
+    of a resting user order trades before it; users better than the crowd go first.
+
+    The random taker flow takes at most the first crowd level; ``walk=True`` (a crowd
+    trader's liquidation) walks the book like a MARKET order, within marketTakeBound.
+    """
     mkt = engine.markets[symbol]
-    crowd_px = mkt.crowd_best_ask() if side == "BUY" else mkt.crowd_best_bid()
+    before = mkt.touch(side)
+    spec = engine.specs[symbol]
+    bound = float(spec.cfg.market_take_bound)
+    edge = mkt.mark * (1 + bound if side == "BUY" else 1 - bound) / spec.tick_f
+    _synthetic(engine, symbol, side, qty, now, walk, edge)
+    mkt.settle_impact(side, before)
+
+
+def _synthetic(
+    engine: Engine, symbol: str, side: str, qty: int, now: int, walk: bool, edge: float
+) -> None:
+    book_side = engine.books[symbol].opposite(side)
+    maker_side = "SELL" if side == "BUY" else "BUY"
+    mkt = engine.markets[symbol]
     remaining = qty
     while remaining > 0:
         maker = book_side.head()
-        if maker is None or not _better_or_equal(side, maker.price, crowd_px):
+        crowd = mkt.crowd_head(side)
+        if crowd is None:
             break
-        cap = _maker_cap(engine, maker)
-        if cap == 0:
-            engine.close_order(maker, "EXPIRED", now)
+        if maker is not None and _better_or_equal(side, maker.price, crowd[0]):
+            if maker.price == crowd[0] and maker.queue_ahead > 0:
+                fill = min(remaining, maker.queue_ahead, crowd[1])
+                _eat_queue(engine, symbol, maker_side, maker.price, fill)
+                mkt.take_crowd(side, fill)
+                mkt.record_trade(crowd[0], fill, side == "BUY", now)
+                remaining -= fill
+                continue
+            cap = _maker_cap(engine, maker)
+            if cap == 0:
+                engine.close_order(maker, "EXPIRED", now)
+                continue
+            fill = min(remaining, cap)
+            mkt.record_trade(maker.price, fill, side == "BUY", now)
+            engine.fill_order(maker, maker.price, fill, True, now)
+            remaining -= fill
             continue
-        fill = min(remaining, cap)
-        mkt.record_trade(maker.price, fill, side == "BUY", now)
-        engine.fill_order(maker, maker.price, fill, True, now)
+        if walk and (crowd[0] > edge if side == "BUY" else crowd[0] < edge):
+            break
+        fill = min(remaining, crowd[1])
+        mkt.take_crowd(side, fill)
+        mkt.record_trade(crowd[0], fill, side == "BUY", now)
         remaining -= fill
-    if remaining > 0:
-        head = mkt.crowd_head(side)
-        if head is not None:
-            fill = min(remaining, head[1])
-            head[1] -= fill
-            mkt.record_trade(head[0], fill, side == "BUY", now)
+        if not walk:
+            break

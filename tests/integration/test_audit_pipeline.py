@@ -47,7 +47,7 @@ async def test_requests_outcomes_and_refusals_are_recorded(
             side="buy",
             type="limit",
             amount=5.0,  # far beyond a 1000 USDT balance: the exchange refuses it
-            price=round(float(ticker["last"]) * 0.9, 1),
+            price=round(float(ticker["last"]) * 0.97, 1),  # inside PERCENT_PRICE
             post_only=True,
             client_order_id="pb-audit-test-1",
         )

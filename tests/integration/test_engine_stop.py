@@ -40,7 +40,7 @@ async def test_stop_cancels_only_this_runs_orders(tmp_path: Path, sim: Any) -> N
             "limit",
             "buy",
             0.002,
-            50000.0,
+            58000.0,  # inside PERCENT_PRICE (mark +- 5 %)
             {"clientOrderId": "someone-else-1"},
         )
     finally:

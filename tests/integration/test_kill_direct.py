@@ -91,8 +91,8 @@ def test_direct_flatten_with_no_bot_against_sim_serve(sim_serve: dict[str, Any])
     ex.load_markets()
     ex.create_order("BTC/USDT:USDT", "market", "buy", 0.01)
     ex.create_order("ETH/USDT:USDT", "market", "sell", 0.05)
-    ex.create_order("BTC/USDT:USDT", "limit", "buy", 0.002, 50000.0)
-    ex.create_order("ETH/USDT:USDT", "limit", "sell", 0.05, 4000.0)
+    ex.create_order("BTC/USDT:USDT", "limit", "buy", 0.002, 58000.0)
+    ex.create_order("ETH/USDT:USDT", "limit", "sell", 0.05, 3100.0)
     assert len(open_orders_of(_state(url), key)) == 2
 
     killed_at = now_ms()

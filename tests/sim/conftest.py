@@ -3,7 +3,8 @@
 Every test talks to the simulator over real HTTP on an ephemeral 127.0.0.1 port with
 unmodified ccxt, configured exactly like production via ``configure_loopback``. The
 market is quiet (no drift, no jumps, no synthetic takers) unless a test asks otherwise,
-so prices are predictable: mid 60000, crowd bid 59999.9 / ask 60000.0 for BTCUSDT.
+so prices are predictable: mid 60000, crowd bid 59999.9 / ask 60000.0 for BTCUSDT; the
+perp's premium and the index venues' noise are off too, so mark = index = 60000.
 """
 
 from __future__ import annotations
@@ -23,11 +24,25 @@ BTC = "BTC/USDT:USDT"
 ETH = "ETH/USDT:USDT"
 
 
+def quiet_market(**overrides: Any) -> MarketConfig:
+    """No drift, jumps, takers, premium or venue noise (``overrides`` switch some back on)."""
+    quiet: dict[str, Any] = {
+        "volatility": 0.0,
+        "jump_rate": 0.0,
+        "taker_rate": 0.0,
+        "history_minutes": 120,
+        "premium_vol": 0.0,
+        "premium_regime_vol": 0.0,
+        "venue_noise": 0.0,
+        "venue_bias": 0.0,
+        "venue_outage_per_h": 0.0,
+    }
+    return MarketConfig(**{**quiet, **overrides})
+
+
 def quiet_config(**overrides: Any) -> SimConfig:
-    market = overrides.pop("market", None) or MarketConfig(
-        volatility=0.0, jump_rate=0.0, taker_rate=0.0, history_minutes=120
-    )
-    return SimConfig(seed=7, clock="manual", market=market, **overrides)
+    market = overrides.pop("market", None) or quiet_market()
+    return SimConfig(**{"seed": 7, "clock": "manual", **overrides}, market=market)
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ import ccxt
 import pytest
 
 from perpbot.sim import SimHandle
+from perpbot.sim.config import FundingConfig
 
-from .conftest import BTC, ETH, make_async
+from .conftest import BTC, ETH, make_async, quiet_config
 
 
 @pytest.mark.asyncio
@@ -75,7 +76,18 @@ async def test_leverage_brackets(sim: SimHandle, client) -> None:
 
 
 @pytest.mark.asyncio
-async def test_funding_charged_and_in_history(sim: SimHandle, client) -> None:
+async def test_funding_charged_and_in_history(sim_factory) -> None:
+    # an accelerated, fixed-rate schedule (the default is Binance's 8 h from the premium
+    # index, see test_conformance_market.py)
+    sim = sim_factory(quiet_config(funding=FundingConfig(interval_s=30, rate=0.0001)))
+    client = make_async(sim, *sim.create_account())
+    try:
+        await _funding_case(sim, client)
+    finally:
+        await client.close()
+
+
+async def _funding_case(sim: SimHandle, client) -> None:
     await client.create_order(BTC, "market", "buy", 0.1)
     wallet_before = float((await client.fapiPrivateV3GetAccount())["totalWalletBalance"])
     sim.advance(31_000)  # at least one 30 s funding interval
@@ -110,7 +122,7 @@ async def test_liquidation(sim: SimHandle) -> None:
     try:
         await ex.load_markets()
         await ex.create_order(BTC, "market", "buy", 0.3)  # 18k notional at 20x on 1k
-        await ex.create_order(BTC, "limit", "buy", 0.01, 50000)
+        await ex.create_order(BTC, "limit", "buy", 0.01, 58000)
         sim.jump("BTCUSDT", -6.0)  # a 1080 USDT loss on a 1000 USDT wallet
         assert await ex.fetch_positions() == []
         assert await ex.fetch_open_orders(BTC) == []  # liquidation cancels open orders

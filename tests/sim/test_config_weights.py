@@ -25,7 +25,8 @@ def test_defaults_are_the_lively_paper_exchange() -> None:
     assert (eth.symbol, eth.price, str(eth.tick_size)) == ("ETHUSDT", 3000.0, "0.01")
     assert cfg.starting_balance == 10000 and cfg.default_leverage == 20
     assert (cfg.fees.maker, cfg.fees.taker) == (0.0002, 0.0005)
-    assert cfg.funding.interval_s == 30 and cfg.clock == "wall"
+    assert cfg.funding.interval_s == 8 * 3600 and cfg.funding.rate is None  # issue 18: 8 h
+    assert cfg.clock == "wall"
     lim = cfg.limits
     assert (lim.weight_per_window, lim.weight_window_s) == (2400, 60)
     assert (lim.orders_per_short_window, lim.short_window_s) == (300, 10)

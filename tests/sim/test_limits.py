@@ -57,7 +57,11 @@ async def test_429_then_418_escalating_ban(sim_factory) -> None:
             await ex.fetch_time()
         assert "429" in str(exc.value) and "-1003" in str(exc.value)
         assert ex.last_response_headers["Retry-After"] == "7"
-        with pytest.raises(ccxt.DDoSProtection) as exc:  # ignored the Retry-After
+        for _ in range(2):  # ignoring the Retry-After: 429 again, not yet a ban
+            with pytest.raises(ccxt.DDoSProtection) as exc:
+                await ex.fetch_time()
+            assert "429" in str(exc.value) and ex.last_response_headers["Retry-After"] == "7"
+        with pytest.raises(ccxt.DDoSProtection) as exc:  # the repeated violator is banned
             await ex.fetch_time()
         assert "418" in str(exc.value)
         assert ex.last_response_headers["Retry-After"] == "20"
@@ -65,13 +69,14 @@ async def test_429_then_418_escalating_ban(sim_factory) -> None:
         await ex.fetch_time()  # ban over, new window
         for _ in range(29):
             await ex.fetch_time()
-        with pytest.raises(ccxt.DDoSProtection):
-            await ex.fetch_time()
+        for _ in range(3):
+            with pytest.raises(ccxt.DDoSProtection):
+                await ex.fetch_time()
         with pytest.raises(ccxt.DDoSProtection):
             await ex.fetch_time()
         assert ex.last_response_headers["Retry-After"] == "40"  # the second ban doubles
         counters = handle.state()["counters"]
-        assert counters["http_429"] == 2 and counters["http_418"] == 2
+        assert counters["http_429"] == 6 and counters["http_418"] == 2
     finally:
         await ex.close()
 

@@ -185,9 +185,17 @@ async def test_users_trade_with_each_other(sim: SimHandle, client) -> None:
         await other.load_markets()
         ask = await other.create_order(BTC, "limit", "sell", 0.02, 59999.9 + 0.1)
         assert ask["status"] == "open"
-        # a resting user ask at the crowd's best ask has priority over the crowd
+        # a resting user ask at the crowd's best ask queues behind the crowd's displayed
+        # size there (issue 18: FIFO, no jumping ahead of the book)
+        record = next(o for o in sim.state()["open_orders"] if str(o["orderId"]) == ask["id"])
+        ahead = float(record["queueAhead"])
+        assert ahead > 0
         taken = await client.create_order(BTC, "market", "buy", 0.02)
         assert taken["average"] == 60000.0
+        assert (await other.fetch_order(ask["id"], BTC))["status"] == "open"
+        record = next(o for o in sim.state()["open_orders"] if str(o["orderId"]) == ask["id"])
+        assert float(record["queueAhead"]) == pytest.approx(ahead - 0.02)
+        await client.create_order(BTC, "market", "buy", round(ahead - 0.02 + 0.02, 3))
         assert (await other.fetch_order(ask["id"], BTC))["status"] == "closed"
         maker_trades = await other.fetch_my_trades(BTC)
         assert maker_trades[0]["takerOrMaker"] == "maker"

@@ -15,7 +15,7 @@ FAST_RETRY = {"base_delay_s": 0.01, "max_delay_s": 0.05, "jitter_s": 0.01, "max_
 
 async def far_bid(client: Any) -> float:
     ticker = await client.fetch_ticker(SYMBOL)
-    return round(float(ticker["last"]) * 0.8, 1)  # post-only, far below: stays open
+    return round(float(ticker["last"]) * 0.97, 1)  # post-only, below (inside PERCENT_PRICE)
 
 
 def spec(price: float, cid: str) -> OrderSpec:

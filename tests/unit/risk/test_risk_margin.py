@@ -20,7 +20,7 @@ from perpbot.risk.margin import (
 )
 from perpbot.sim import margin as sim_margin
 from perpbot.sim.config import SimConfig
-from perpbot.sim.models import Account, Position
+from perpbot.sim.models import Account, SimPosition
 from perpbot.sim.spec import SymbolSpec
 
 # The same rows Binance publishes for BTCUSDT, in the shape ccxt fetch_leverage_tiers gives.
@@ -86,7 +86,7 @@ def _sim_liq(wallet: float, positions: dict[str, tuple[float, float]], marks: di
     specs = {s.symbol: SymbolSpec(s) for s in cfg.symbols}
     acct = Account("k", "s", {}, 0, wallet)
     for sym, (amount, entry) in positions.items():
-        acct.positions[sym] = Position(sym, round(amount / specs[sym].step_f), entry)
+        acct.positions[sym] = SimPosition(sym, round(amount / specs[sym].step_f), entry)
     view = sim_margin.summarize(acct, specs, marks, [], 20)
     return {pv.spec.symbol: pv.liq_price for pv in view.positions}
 

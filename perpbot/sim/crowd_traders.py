@@ -1,0 +1,112 @@
+"""Leveraged crowd traders: synthetic positions with their own liquidation levels.
+
+``[market] crowd_traders = N`` gives each symbol N synthetic traders (not API accounts),
+each holding a position opened near the start price with a leverage drawn from a
+log-normal distribution (median ``crowd_leverage_median``, capped at 125x) and a size
+drawn around ``crowd_position_qty``. Its liquidation price is where its margin, net of the
+maintenance margin (``crowd_mmr``), is gone. When the mark crosses it, the position is
+closed by a market order through the book (the same path as the synthetic takers): it
+consumes liquidity and moves the price; the index follows the moved price (its venues
+quote the perp's mid less the premium at their next refresh), so the mark reaches the
+next traders' levels: a cascade over seconds, as on Binance, where the mark (not the last
+print) triggers liquidations. Liquidated traders reopen at the current price after a
+while (mean ``crowd_reopen_s``), so the population persists. Every crowd liquidation is recorded
+(``/__sim/state`` ``crowd_liquidations``).
+
+Off by default (``crowd_traders = 0``): existing seeded tests and paper runs keep their
+market; stress tests switch it on.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from perpbot.sim import trading
+from perpbot.sim.engine import Engine
+
+MAX_LEVERAGE = 125.0
+MAX_CASCADE_ROUNDS = 50
+
+
+@dataclass(slots=True)
+class CrowdTrader:
+    symbol: str
+    side: str  # BUY (long) | SELL (short)
+    qty: int  # steps
+    entry: float
+    leverage: float
+    liq_price: float
+    reopen_at: int = 0  # 0 while the position is open
+
+
+def attach(engine: Engine) -> None:
+    cfg = engine.cfg.market
+    if cfg.crowd_traders <= 0:
+        return
+    rng = random.Random(engine.cfg.seed ^ 0xC20D)
+    traders: list[CrowdTrader] = []
+    for symbol, mkt in engine.markets.items():
+        for _ in range(cfg.crowd_traders):
+            traders.append(_open(engine, rng, symbol, mkt.mark))
+    engine.step_hooks.append(lambda symbol, t: check(engine, rng, traders, symbol, t))
+
+
+def _open(engine: Engine, rng: random.Random, symbol: str, price: float) -> CrowdTrader:
+    cfg = engine.cfg.market
+    spec = engine.specs[symbol]
+    drawn = rng.lognormvariate(math.log(cfg.crowd_leverage_median), 0.6)
+    lev = min(MAX_LEVERAGE, max(1.0, drawn))
+    side = "BUY" if rng.random() < 0.5 else "SELL"
+    size = cfg.crowd_position_qty * rng.lognormvariate(0.0, 0.8)
+    qty = max(spec.min_qty, int(size / spec.step_f))
+    entry = price * (1.0 + rng.gauss(0.0, 0.002))
+    cushion = 1.0 / lev - cfg.crowd_mmr
+    liq = entry * (1.0 - cushion) if side == "BUY" else entry * (1.0 + cushion)
+    return CrowdTrader(symbol, side, qty, entry, lev, liq)
+
+
+def check(
+    engine: Engine, rng: random.Random, traders: list[CrowdTrader], symbol: str, t: int
+) -> None:
+    """Liquidate every crowd trader of ``symbol`` whose level the mark has crossed, again
+    and again while the liquidations themselves move the price (a cascade)."""
+    mkt = engine.markets[symbol]
+    for trader in traders:
+        if trader.symbol == symbol and trader.reopen_at and trader.reopen_at <= t:
+            fresh = _open(engine, rng, symbol, mkt.mark)
+            trader.side, trader.qty, trader.entry = fresh.side, fresh.qty, fresh.entry
+            trader.leverage, trader.liq_price, trader.reopen_at = (
+                fresh.leverage, fresh.liq_price, 0
+            )  # fmt: skip
+    for _ in range(MAX_CASCADE_ROUNDS):
+        mark = mkt.mark
+        hit = [
+            tr
+            for tr in traders
+            if tr.symbol == symbol
+            and not tr.reopen_at
+            and (mark <= tr.liq_price if tr.side == "BUY" else mark >= tr.liq_price)
+        ]
+        if not hit:
+            return
+        for tr in hit:
+            close_side = "SELL" if tr.side == "BUY" else "BUY"
+            before = mkt.mid
+            trading.synthetic_take(engine, symbol, close_side, tr.qty, t, walk=True)
+            wait_s = rng.expovariate(1.0 / engine.cfg.market.crowd_reopen_s)
+            tr.reopen_at = t + int(wait_s * 1000) + 1
+            record: dict[str, Any] = {
+                "symbol": symbol,
+                "time": t,
+                "side": close_side,
+                "qty": engine.specs[symbol].fmt_qty(tr.qty),
+                "leverage": round(tr.leverage, 2),
+                "liqPrice": round(tr.liq_price, 8),
+                "mark": round(mark, 8),
+                "midBefore": round(before, 8),
+                "midAfter": round(mkt.mid, 8),
+            }
+            engine.crowd_liquidations.append(record)

@@ -1,0 +1,16 @@
+"""A fast wall clock (clock_speed) runs the market N times faster; signatures stay on the wall."""
+
+from __future__ import annotations
+
+import time
+
+from perpbot.sim.clock import SimClock, wall_ms
+
+
+def test_clock_speed_100_runs_100_times_faster() -> None:
+    clock = SimClock("wall", None, 100.0)
+    t0, w0 = clock.now_ms(), wall_ms()
+    time.sleep(0.05)
+    sim_elapsed, wall_elapsed = clock.now_ms() - t0, wall_ms() - w0
+    assert sim_elapsed >= 90 * wall_elapsed - 100
+    assert abs(clock.auth_now_ms() - wall_ms()) < 50  # clients sign with the wall clock
