@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
 from perpbot.sim import SimHandle
-from tests.sim.conftest import BTC, make_async
+from perpbot.sim.config import FundingConfig
+from tests.sim.conftest import BTC, make_async, quiet_config
 from tests.sim.ws_support import control, make_pro, next_event, next_json, silent_for, ws_url
 
 pytestmark = pytest.mark.asyncio
 LISTEN_KEY = "/fapi/v1/listenKey"
+
+
+async def take_queue_ahead(sim: SimHandle, taker: Any, order_id: str) -> None:
+    """A resting order at the touch waits behind the crowd's displayed size there (FIFO,
+    as on Binance): a taker buys that size first, so the next buy fills the order."""
+    record = next(o for o in sim.state()["open_orders"] if str(o["orderId"]) == order_id)
+    ahead = round(float(record["queueAhead"]), 3)
+    if ahead > 0:
+        await taker.create_order(BTC, "market", "buy", ahead)
 
 
 @pytest.fixture
@@ -77,8 +87,10 @@ async def test_expired_key_gets_listen_key_expired_and_a_close(
 
 
 async def test_order_trade_update_for_partial_fills_and_account_events(
-    sim: SimHandle, session: aiohttp.ClientSession
+    sim_factory: Callable[..., SimHandle], session: aiohttp.ClientSession
 ) -> None:
+    # funding every 30 s at a fixed rate (Binance: 8 h from the premium index)
+    sim = sim_factory(quiet_config(funding=FundingConfig(interval_s=30, rate=0.0001)))
     maker_key, maker_secret = sim.create_account()
     taker_key, taker_secret = sim.create_account()
     maker = make_async(sim, maker_key, maker_secret)
@@ -91,6 +103,7 @@ async def test_order_trade_update_for_partial_fills_and_account_events(
             order = await maker.create_order(BTC, "limit", "sell", 0.05, 60000.0)  # rests
             new = await next_event(ws, "ORDER_TRADE_UPDATE")
             assert (new["o"]["x"], new["o"]["X"], new["o"]["i"]) == ("NEW", "NEW", int(order["id"]))
+            await take_queue_ahead(sim, taker, order["id"])
             await taker.create_order(BTC, "market", "buy", 0.02)
             lite = await next_event(ws, "TRADE_LITE")
             fill = await next_event(ws, "ORDER_TRADE_UPDATE")
@@ -170,6 +183,7 @@ async def test_watch_streams_agree_with_rest_after_fills(sim: SimHandle) -> None
         positions = await pro.watch_positions([BTC])  # REST snapshot first
         await asyncio.sleep(0.3)
         resting = await pro.create_order(BTC, "limit", "sell", 0.04, 60000.0)
+        await take_queue_ahead(sim, other, resting["id"])
         await other.create_order(BTC, "market", "buy", 0.01)  # partial fill of ours
         await pro.create_order(BTC, "market", "buy", 0.03)
         await other.create_order(BTC, "market", "buy", 0.03)  # the rest of ours
