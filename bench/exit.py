@@ -44,7 +44,8 @@ def sim_config(seed: int) -> SimConfig:
                               crowd_level_qty=TOP, crowd_levels=10,
                               crowd_level_step_ticks=50)],
         market=MarketConfig(jump_rate=0.0, volatility=0.00003, taker_rate=0.5,
-                            premium_vol=0.00005, premium_regime_vol=0.0, impact_permanent=0.3, book_half_life_s=5.0),
+                            premium_vol=0.00005, premium_regime_vol=0.0,
+                            impact_permanent=0.3, book_half_life_s=5.0),
     )  # fmt: skip
 
 
@@ -64,7 +65,7 @@ def give_position(handle: Any, key: str, qty: float, wallet: float | None) -> No
         engine = handle.server.engine
         acct = engine.accounts[key]
         mark = engine.markets["BTCUSDT"].mark
-        steps = int(round(qty / float(engine.specs["BTCUSDT"].step_f)))
+        steps = round(qty / float(engine.specs["BTCUSDT"].step_f))
         acct.positions["BTCUSDT"] = SimPosition("BTCUSDT", steps, mark)
         if wallet is not None:
             acct.wallet = wallet

@@ -17,6 +17,7 @@ Every child order and every policy switch is published as an explained Decision.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import re
 import statistics
@@ -144,7 +145,7 @@ class _Exit:
         try:
             candles = await self.venue.client.fetch_ohlcv(self.symbol, "1m", None, 31)
             closes = [float(c[4]) for c in candles if c[4]]
-            rets = [math.log(b / a) for a, b in zip(closes, closes[1:], strict=False)]
+            rets = [math.log(b / a) for a, b in itertools.pairwise(closes)]
             if len(rets) >= 5:
                 sigma = statistics.pstdev(rets) / math.sqrt(60)
         except Exception as exc:  # volatility falls back to the configured one, said
@@ -159,6 +160,12 @@ class _Exit:
         return None
 
     def precise(self, qty: float) -> float:
+        """``qty`` rounded to the symbol's step; 0.0 when it rounds below one step."""
+        step = float(
+            (self.venue.client.market(self.symbol).get("precision") or {}).get("amount") or 0
+        )
+        if step and qty < step:
+            return 0.0
         return float(self.venue.client.exchange.amount_to_precision(self.symbol, qty))
 
     def price(self, px: float) -> float:
@@ -230,11 +237,11 @@ class _Exit:
 
     async def ioc_child(self, qty: float, why: str) -> None:
         """A reduce-only IOC at the band's edge; a band refusal halves it and re-prices."""
+        edge = self.cfg.band_bps / 10_000
         for _ in range(MAX_SHRINKS):
             into, _own = await self.book()
             if not into:
                 break
-            edge = self.cfg.band_bps / 10_000
             touch = into[0][0]
             px = self.price(touch * (1 - edge) if self.side == "sell" else touch * (1 + edge))
             out = await self.send(self.spec(qty, px, time_in_force="IOC"), why)
@@ -249,7 +256,7 @@ class _Exit:
                 "re-pricing from a fresh book (never a market dump)",
                 refused=qty, price=px,
             )  # fmt: skip
-            qty, why = smaller, "after a price-band refusal"
+            qty, why, edge = smaller, "after a price-band refusal, at the touch", 0.0
 
     # -- policies ---------------------------------------------------------------------------
     async def market(self) -> None:

@@ -9,10 +9,10 @@ For each symbol, until the exchange reports the position flat:
 
 re-reading the position from the exchange after every order, and giving up (with an error
 naming what is left) after ``timeout_s``. That is ``[kill] flatten_policy = "capped"`` (the
-default); the exit executor's policies (``market``, ``slices``, ``passive-then-aggressive``,
-``adaptive``: perpbot.exits, docs/exits.md) close each symbol instead when named there. Reduce-only means none of these orders can open or
-flip a position, even if a fill lands twice or another process closes the position at the
-same time.
+default); the exit executor's policies (perpbot.exits, docs/exits.md: ``market``,
+``slices``, ``passive-then-aggressive``, ``adaptive``) close each symbol when named there.
+Reduce-only means none of these orders can open or flip a position, even if a fill lands
+twice or another process closes the position at the same time.
 """
 
 from __future__ import annotations
