@@ -84,6 +84,9 @@ _doctor.register(app)
 from perpbot.cli import metrics as _metrics  # noqa: E402
 
 _metrics.register(app)
+from perpbot.cli import flatten as _flatten  # noqa: E402
+
+_flatten.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

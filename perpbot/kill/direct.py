@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,19 +119,23 @@ def run_tags_for(entry: KillEntry) -> set[str] | None:
     return tags
 
 
-async def act_direct(
-    entry: KillEntry,
+async def on_exchange(
     exchange: ExchangeSection,
-    *,
     cfg: StrategyFile | None,
-    symbols: list[str] | None,
+    *,
+    label: str,
+    deadline_s: float,
+    act: Callable[[Any], Awaitable[dict[str, Any]]],
 ) -> dict[str, Any]:
+    """Connect with the ``kill`` grant, log to the signed log, run ``act(conn)``, close.
+
+    No rate-limit wait may outlast ``deadline_s`` (waitcut.py). ``label`` names the run in
+    the log (``kill`` for `kill --direct`, ``flatten`` for `perpbot flatten`).
+    """
     from perpbot.app.connect import connect
     from perpbot.audit.subscriber import attach_to_bus
 
-    kill_cfg = cfg.kill if cfg is not None else KillSection()
-    tags = run_tags_for(entry)
-    run_id = f"kill-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    run_id = f"{label}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     bus = EventBus()
     logger = attach_to_bus(
         bus,
@@ -142,20 +147,35 @@ async def act_direct(
     report: dict[str, Any] = {"exchange": exchange.id, "url": exchange.url, "log": str(logger.dir)}
     try:
         conn = await connect(exchange, command="kill", run_id=run_id, bus=bus, config=cfg)
-        # no rate-limit wait may outlast the kill's deadline (waitcut.py)
-        flatten_s = kill_cfg.flatten_timeout_s if entry.level == "flatten" else 0.0
-        cutter = LongWaitCutter(
-            conn.setup.bus, conn.setup.interrupter, deadline_s=CANCEL_DEADLINE_S + flatten_s
-        )
+        cutter = LongWaitCutter(conn.setup.bus, conn.setup.interrupter, deadline_s=deadline_s)
         try:
             with cutter:
-                report.update(await _act(conn, entry, kill_cfg, symbols, tags))
+                report.update(await act(conn))
             report.update(cutter.report())
         finally:
             await conn.close()
     finally:
-        logger.close("kill --direct")
+        logger.close(f"{label} --direct" if label == "kill" else label)
     return report
+
+
+async def act_direct(
+    entry: KillEntry,
+    exchange: ExchangeSection,
+    *,
+    cfg: StrategyFile | None,
+    symbols: list[str] | None,
+) -> dict[str, Any]:
+    kill_cfg = cfg.kill if cfg is not None else KillSection()
+    tags = run_tags_for(entry)
+    flatten_s = kill_cfg.flatten_timeout_s if entry.level == "flatten" else 0.0
+
+    async def act(conn: Any) -> dict[str, Any]:
+        return await _act(conn, entry, kill_cfg, symbols, tags)
+
+    return await on_exchange(
+        exchange, cfg, label="kill", deadline_s=CANCEL_DEADLINE_S + flatten_s, act=act
+    )
 
 
 async def _act(
