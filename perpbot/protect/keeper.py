@@ -14,13 +14,15 @@ looks at each symbol of the strategy:
   replaced; a flat symbol's leftover orders are cancelled.
 
 A position that cannot be protected (no entry price yet, the stop would fire at once, the
-key lacks scope ``stop``, the exchange refuses) is explained once per position state:
+key lacks scope ``stop``, the exchange refuses) is tried again every ``RETRY_AFTER_S`` and
+explained once per position state:
 ``Decision(layer="protect", action="unprotected", code=PROTECT_...)``, and with
 ``on_failure = "kill"`` the run's kill switch trips (perpbot.kill.trips: KILL_UNPROTECTED).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from perpbot.engine.state import PositionSnapshot
 
 INTENT = "protect"
+RETRY_AFTER_S = 5.0
 
 
 @dataclass(slots=True)
@@ -51,6 +54,7 @@ class Keeper:
     symbols: list[str]
     guards: dict[str, Guard] = field(default_factory=dict)
     explained: dict[str, float] = field(default_factory=dict)  # symbol -> amount explained
+    failed_at: dict[str, float] = field(default_factory=dict)  # symbol -> monotonic time
 
     async def sync(self, positions: dict[str, PositionSnapshot]) -> None:
         for symbol in self.symbols:
@@ -62,6 +66,7 @@ class Keeper:
         guard = self.guards.get(symbol)
         if not amount:
             self.explained.pop(symbol, None)
+            self.failed_at.pop(symbol, None)
             if guard is not None:
                 await self._cancel(symbol, guard)
                 del self.guards[symbol]
@@ -71,8 +76,9 @@ class Keeper:
             standing = {o.get("clientOrderId") for o in await self.stops.forget_gone(symbol)}
             if guard.stop_id in standing and guard.take_profit_id in (None, *standing):
                 return
-        if self.explained.get(symbol) == amount:
-            return  # already explained for this position; wait for it to change
+        failed = self.failed_at.get(symbol)
+        if failed is not None and time.monotonic() - failed < RETRY_AFTER_S:
+            return  # it failed a moment ago: try again in a while, not every round
         want = plan(position, self.cfg)
         if want is None:
             self._unprotected(
@@ -84,12 +90,13 @@ class Keeper:
         try:
             new = await self._place(want, position)
         except OrderRejected as exc:
-            self._unprotected(symbol, amount, f"PROTECT_{exc.code}", exc.message)
+            self._unprotected(symbol, amount, f"PROTECT_{exc.code}", exc.sentence)
             return
         if guard is not None:
             await self._cancel(symbol, guard)
         self.guards[symbol] = new
         self.explained.pop(symbol, None)
+        self.failed_at.pop(symbol, None)
 
     async def _place(self, want: Protection, position: PositionSnapshot) -> Guard:
         mark = position.mark_price
@@ -120,7 +127,7 @@ class Keeper:
                         "warn",
                         f"PROTECT_TP_{exc.code}",
                         f"{want.symbol}: the stop stands but the take-profit was not "
-                        f"placed: {exc.message}",
+                        f"placed: {exc.sentence}",
                         {"symbol": want.symbol},
                     )
                 )
@@ -145,6 +152,9 @@ class Keeper:
                 )
 
     def _unprotected(self, symbol: str, amount: float, code: str, why: str) -> None:
+        self.failed_at[symbol] = time.monotonic()
+        if self.explained.get(symbol) == amount:
+            return  # explained once per position state; retried every RETRY_AFTER_S
         self.explained[symbol] = amount
         kill = self.cfg.on_failure == "kill"
         side = "long" if amount > 0 else "short"
