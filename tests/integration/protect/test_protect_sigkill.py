@@ -11,6 +11,11 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import ccxt
+import pytest
+
+from perpbot.sim.ccxt_config import configure_loopback
+from tests.conftest import run_cli
 from tests.integration.kill_strategies.support import (
     Bot,
     account_of,
@@ -72,3 +77,40 @@ def test_sigkilled_bot_leaves_its_stop_standing_and_the_exchange_closes_the_posi
     wait_until(lambda: position_of(sim.state(), key, BTC) == 0.0, timeout=10)
     fired = next(a for a in algo_orders_of(sim, key) if a["algoId"] == stop["algoId"])
     assert fired["algoStatus"] in ("TRIGGERED", "FINISHED") and fired["actualOrderId"]
+
+
+def _account_with_a_stop(sim: Any) -> tuple[str, str]:
+    """A long 0.01 BTC with a closePosition stop and an opening take-profit, placed with
+    unmodified ccxt (the way a bot that is gone left them)."""
+    key, secret = sim.create_account()
+    ex = ccxt.binanceusdm({"apiKey": key, "secret": secret, "enableRateLimit": False})
+    configure_loopback(ex, sim.base_url)
+    ex.load_markets()
+    ex.create_order("BTC/USDT:USDT", "market", "buy", 0.01)
+    mark = float(ex.fetch_funding_rate("BTC/USDT:USDT")["markPrice"])
+    ex.create_order(
+        "BTC/USDT:USDT", "market", "sell", None, None,
+        {"stopLossPrice": round(mark * 0.98, 1), "closePosition": True},
+    )  # fmt: skip
+    return key, secret
+
+
+@pytest.mark.parametrize("level", ["halt", "flatten"])
+def test_kill_halt_keeps_the_stop_and_flatten_cancels_it_once_flat(
+    sim_factory: Any, level: str
+) -> None:
+    sim = sim_factory(market=quiet_market())
+    key, secret = _account_with_a_stop(sim)
+    assert standing_stop(sim, key) is not None
+    result = run_cli(
+        "kill", "--level", level, "--direct", "--url", sim.base_url, "--wait", "0",
+        env={"PERPBOT_SIM_API_KEY": key, "PERPBOT_SIM_API_SECRET": secret},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    if level == "halt":  # nothing is cancelled: the position keeps its protection
+        assert standing_stop(sim, key) is not None
+        assert position_of(sim.state(), key, BTC) == 0.01
+    else:  # flat first, then its stops are gone (they would protect nothing)
+        assert position_of(sim.state(), key, BTC) == 0.0
+        assert standing_stop(sim, key) is None
+        assert [a["algoStatus"] for a in algo_orders_of(sim, key)] == ["CANCELED"]
