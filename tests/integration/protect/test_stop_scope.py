@@ -68,3 +68,23 @@ async def test_stop_scope_is_needed_and_a_denial_never_reaches_the_exchange(
     )
     assert placed["algoStatus"] == "NEW"
     assert [a["clientAlgoId"] for a in sim.state()["algo_orders"]] == ["t-stop-1"]
+
+
+async def test_a_stop_outside_the_grants_symbols_is_denied(
+    sim: Any, conns: list[Connection]
+) -> None:
+    decisions: list[Decision] = []
+    key, secret = sim.create_account()
+    store("eth-only", key, secret, commands={"run": {"read", "trade", "cancel", "stop"}},
+          symbols=frozenset({"ETH/USDT:USDT"}))  # fmt: skip
+    bus = EventBus()
+    bus.subscribe(lambda e: decisions.append(e) if isinstance(e, Decision) else None)
+    conn = await connect(
+        ExchangeSection(id="sim", url=sim.base_url, profile="eth-only"),
+        command="run", run_id="test-eth-only", bus=bus,
+    )  # fmt: skip
+    conns.append(conn)
+    before = sim.state()["counters"]["requests"]
+    with pytest.raises(PermissionDenied):
+        await conn.client.call("fapiprivate_post_algoorder", dict(STOP), symbol="BTC/USDT:USDT")
+    assert sim.state()["counters"]["requests"] == before and not sim.state()["algo_orders"]
