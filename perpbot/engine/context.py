@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from perpbot.client.request import OrderSpec
 from perpbot.engine.conditional import ConditionalOrders, ConditionalSpec, Kind
+from perpbot.engine.settings import change_setting
 from perpbot.engine.state import PositionSnapshot
 from perpbot.engine.strategy import OrderRejected, StrategyStopped
 
@@ -359,11 +360,15 @@ class Context:
     def set_leverage(self, symbol: str, leverage: float) -> Any:
         """Set the symbol's leverage (scope ``leverage``; judged against [risk] max_leverage
         and the key's grant)."""
-        return self._run(self._runner.client.set_leverage(leverage, symbol))
+        call = self._runner.client.set_leverage(leverage, symbol)
+        bus = self._runner.client.bus
+        return self._run(change_setting(bus, f"set leverage {leverage:g}", symbol, call))
 
     def set_margin_mode(self, symbol: str, mode: Literal["cross", "isolated"]) -> Any:
         """Set the symbol's margin mode (scope ``leverage``)."""
-        return self._run(self._runner.client.set_margin_mode(mode, symbol))
+        call = self._runner.client.set_margin_mode(mode, symbol)
+        bus = self._runner.client.bus
+        return self._run(change_setting(bus, f"set margin mode {mode}", symbol, call))
 
     # -- conditional orders (Algo Order API; scope ``stop``) ------------------------------
     def _conditional(self, spec: ConditionalSpec) -> dict[str, Any]:
