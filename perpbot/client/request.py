@@ -39,7 +39,6 @@ METHOD_CLASS: dict[str, MethodClass] = {
     "fapiprivate_get_algoorder": "read",
     "fapiprivate_delete_algoorder": "cancel",
     "fapiprivate_delete_algoopenorders": "cancel",
-    "edit_order": "order",
 }
 
 

@@ -81,7 +81,6 @@ METHOD_SCOPE: dict[str, str] = {
     "fapiprivate_get_algoorder": READ,
     "fapiprivate_delete_algoorder": CANCEL,
     "fapiprivate_delete_algoopenorders": CANCEL,
-    "edit_order": TRADE,
 }
 
 # Method classes (perpbot.client.request.METHOD_CLASS) whose scope follows from the class
