@@ -276,6 +276,9 @@ class KillSection(Section):
     flatten_slippage_pct: float = Field(default=0.5, gt=0, le=10)
     flatten_limit_attempts: int = Field(default=3, ge=0, le=20)
     flatten_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    flatten_policy: Literal[
+        "capped", "market", "slices", "passive-then-aggressive", "adaptive"
+    ] = "capped"  # capped: IOC limits within flatten_slippage_pct, then market (docs/exits.md)
     deadman: bool = Field(default=True, description="arm the exchange's countdownCancelAll")
     deadman_countdown_s: float = Field(default=60.0, ge=1, le=3600)
     deadman_refresh_s: float | None = Field(

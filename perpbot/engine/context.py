@@ -20,6 +20,8 @@ from perpbot.engine.conditional import ConditionalOrders, ConditionalSpec, Kind
 from perpbot.engine.settings import change_setting
 from perpbot.engine.state import PositionSnapshot
 from perpbot.engine.strategy import OrderRejected, StrategyStopped
+from perpbot.exits import ExitConfig, ExitVenue, run_exit
+from perpbot.exits.venue import client_position
 
 if TYPE_CHECKING:
     from perpbot.client.guarded import GuardedClient
@@ -270,6 +272,18 @@ class Context:
         if price is None:
             return self.market_order(symbol, side, amount, reduce_only=True, intent=intent)
         return self.limit_order(symbol, side, amount, price, reduce_only=True, intent=intent)
+
+    def exit(self, symbol: str, policy: str = "adaptive", **config: Any) -> dict[str, Any] | None:
+        """Close ``symbol``'s position with an exit policy (docs/exits.md); None when flat.
+
+        ``policy``: market, slices, passive-then-aggressive or adaptive; ``config``: any
+        ExitConfig field (participation, band_bps, pace_s, timeout_s...). Every child order
+        goes through the run (ledger, guards) and is an explained ``exit`` Decision.
+        """
+        client = self._runner.client
+        venue = ExitVenue(client, self._runner.place, self._runner.cancel, client_position(client))
+        res = self._run(run_exit(venue, symbol, policy, ExitConfig(**config)))
+        return None if res is None else res.to_dict()
 
     def cancel_order(self, order: dict[str, Any] | str, symbol: str | None = None) -> Any:
         """Cancel by order dict, exchange order id, or this run's client order id."""

@@ -198,6 +198,7 @@ async def _act(
             slippage_pct=kill_cfg.flatten_slippage_pct,
             limit_attempts=kill_cfg.flatten_limit_attempts,
             timeout_s=kill_cfg.flatten_timeout_s,
+            exit_policy=kill_cfg.flatten_policy,
         )
         flat = await flatten_positions(ops, targets, policy)
         out["closed"], out["errors"] = flat.closed, out["errors"] + flat.errors

@@ -8,9 +8,11 @@ For each symbol, until the exchange reports the position flat:
 2. then reduce-only market orders (the cap could not be met: get out anyway);
 
 re-reading the position from the exchange after every order, and giving up (with an error
-naming what is left) after ``timeout_s``. Reduce-only means none of these orders can open or
-flip a position, even if a fill lands twice or another process closes the position at the
-same time.
+naming what is left) after ``timeout_s``. That is ``[kill] flatten_policy = "capped"`` (the
+default); the exit executor's policies (perpbot.exits, docs/exits.md: ``market``,
+``slices``, ``passive-then-aggressive``, ``adaptive``) close each symbol when named there.
+Reduce-only means none of these orders can open or flip a position, even if a fill lands
+twice or another process closes the position at the same time.
 
 Once a symbol is confirmed flat, its conditional orders (stops, take-profits, trailing
 stops: Binance's Algo Order API) are cancelled with one ``DELETE /fapi/v1/algoOpenOrders``
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from perpbot.client.request import OrderSpec
+from perpbot.exits import ExitConfig, ExitVenue, run_exit
 from perpbot.kill.cancel import describe_error
 from perpbot.kill.ops import ExchangeOps
 
@@ -39,6 +42,7 @@ class FlattenPolicy:
     slippage_pct: float = 0.5
     limit_attempts: int = 3
     timeout_s: float = 30.0
+    exit_policy: str = "capped"  # or an exit executor policy (perpbot.exits.POLICIES)
 
 
 @dataclass(slots=True)
@@ -125,15 +129,32 @@ async def flatten_symbol(
     return rec, errors
 
 
+async def exit_symbol(
+    ops: ExchangeOps, symbol: str, policy: FlattenPolicy
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """Close ``symbol`` with the exit executor's ``policy.exit_policy``."""
+    venue = ExitVenue(ops.client, ops.place, ops.cancel_one, ops.position)
+    cfg = ExitConfig(timeout_s=policy.timeout_s, asked_by="kill:flatten", intent=INTENT)
+    res = await run_exit(venue, symbol, policy.exit_policy, cfg)
+    if res is None:
+        return None, []
+    rec = {"symbol": symbol, "from": res.start, "to": res.left, "orders": res.orders}
+    rec |= {"policy": res.policy, "shortfall_bps": round(res.shortfall_bps, 2)}
+    rec["switches"] = res.switches
+    return rec, res.errors
+
+
 async def flatten_positions(
     ops: ExchangeOps, symbols: list[str], policy: FlattenPolicy
 ) -> FlattenReport:
     """Flatten every symbol at once; each one's failure is reported, not raised."""
     report = FlattenReport()
     deadline = time.monotonic() + policy.timeout_s
-    results = await asyncio.gather(
-        *(flatten_symbol(ops, s, policy, deadline) for s in symbols), return_exceptions=True
-    )
+    if policy.exit_policy == "capped":
+        jobs = [flatten_symbol(ops, s, policy, deadline) for s in symbols]
+    else:
+        jobs = [exit_symbol(ops, s, policy) for s in symbols]
+    results = await asyncio.gather(*jobs, return_exceptions=True)
     for symbol, result in zip(symbols, results, strict=True):
         if isinstance(result, BaseException):
             report.errors.append(f"flatten {symbol}: {describe_error(result)}")

@@ -237,6 +237,7 @@ class KillWatchdog:
                 slippage_pct=self.cfg.flatten_slippage_pct,
                 limit_attempts=self.cfg.flatten_limit_attempts,
                 timeout_s=self.cfg.flatten_timeout_s,
+                exit_policy=self.cfg.flatten_policy,
             )
             flat = await flatten_positions(ops, symbols, policy)
             out["closed"], out["errors"] = flat.closed, out["errors"] + flat.errors

@@ -1,0 +1,145 @@
+"""The arithmetic of an exit: what the visible book costs, and slicing vs one market order.
+
+``choose`` weighs the two ways out with the mean / standard-deviation objective of Almgren
+& Chriss, "Optimal execution of portfolio transactions", Journal of Risk 3(2), 2000 (their
+"value at risk" form, E[cost] + lambda * sqrt(Var[cost])):
+
+* one market order: no timing risk; its cost is the walk through the visible book now;
+* slices: children of ``participation`` x the depth within ``band_bps`` of the touch, one
+  every ``pace_s``; each pays the half spread plus its own small walk, plus the share of
+  earlier children's impact that stays (``permanent_share``). While it trades, the rest is
+  exposed to the price: for a linear schedule over T seconds the shortfall's variance is
+  sigma^2 X^2 T / 3 (A&C sec. 2, trading trajectory x_k = X (1 - t_k / T)).
+
+Urgency overrides the trade-off: a liquidation closer than ``liq_urgent_pct``, or closer
+than ``liq_sigmas`` standard deviations of the price move over the slicing time, means
+market now (being liquidated costs the whole margin, a term no impact saving repays).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+Levels = list[list[float]]  # [[price, qty], ...], best first
+
+
+@dataclass(frozen=True)
+class Sweep:
+    filled: float
+    average: float  # 0.0 when nothing filled
+    worst: float
+
+
+def sweep(levels: Levels, qty: float) -> Sweep:
+    """Walk ``levels`` (best first) for ``qty``: what a taker of that size would get."""
+    left, cost, worst = qty, 0.0, 0.0
+    for price, size in levels:
+        if left <= 0:
+            break
+        take = min(left, size)
+        cost += take * price
+        left -= take
+        worst = price
+    filled = qty - max(left, 0.0)
+    return Sweep(filled, cost / filled if filled else 0.0, worst)
+
+
+def depth_within(levels: Levels, band_bps: float) -> float:
+    """Quantity resting within ``band_bps`` of the best level."""
+    if not levels:
+        return 0.0
+    touch = levels[0][0]
+    edge = touch * band_bps / 10_000
+    return sum(size for price, size in levels if abs(price - touch) <= edge + 1e-12)
+
+
+@dataclass(frozen=True)
+class Urgency:
+    """Why the exit is urgent: how far liquidation is, how much the price moves, who asked."""
+
+    liq_distance_pct: float | None  # None: no liquidation price (fully collateralised)
+    sigma_per_sqrt_s: float  # stdev of the log price per sqrt(second)
+    asked_by: str = "strategy"  # "strategy", "command", "kill:flatten", "protect"
+
+
+@dataclass(frozen=True)
+class Choice:
+    policy: Literal["slices", "market"]
+    code: str
+    sentence: str
+    market_cost: float  # quote currency, expected
+    slices_cost: float
+    slices_risk: float  # one standard deviation of the slices' timing cost (quote)
+    slices_time_s: float
+
+
+# risk aversion (A&C's lambda, in standard deviations) per requester: a kill switch that
+# asked for flatten wants out sooner than a strategy taking profit
+RISK_AVERSION = {"strategy": 1.0, "command": 1.0, "kill:flatten": 2.0, "protect": 3.0}
+
+
+def choose(
+    qty: float,
+    levels: Levels,
+    arrival: float,
+    urgency: Urgency,
+    *,
+    participation: float,
+    band_bps: float,
+    pace_s: float,
+    permanent_share: float,
+    liq_urgent_pct: float = 1.0,
+    liq_sigmas: float = 3.0,
+) -> Choice:
+    """Slices or market for ``qty`` against ``levels`` (the side the exit trades into)."""
+    qty = abs(qty)
+    walk = sweep(levels, qty)
+    unfilled = qty - walk.filled
+    last = levels[-1][0] if levels else arrival
+    # what the visible book cannot take fills beyond it: at least as far as its last level
+    market_cost = walk.filled * abs(walk.average - arrival) + unfilled * 2 * abs(last - arrival)
+    visible = depth_within(levels, band_bps)
+    child = max(participation * visible, qty / 1000) if visible else qty
+    n = max(1, math.ceil(qty / child))
+    child_walk = sweep(levels, min(child, qty))
+    touch = levels[0][0] if levels else arrival
+    move = abs(child_walk.worst - touch)  # how far one child moves the touch
+    per_unit = abs(touch - arrival) + abs(child_walk.average - touch)
+    per_unit += permanent_share * move * (n - 1) / 2
+    slices_cost = qty * per_unit
+    t = (n - 1) * pace_s
+    risk = urgency.sigma_per_sqrt_s * arrival * qty * math.sqrt(t / 3)
+    lam = RISK_AVERSION.get(urgency.asked_by, 1.0)
+    numbers = dict(market_cost=market_cost, slices_cost=slices_cost, slices_risk=risk)
+    book_takes = f"the book would take {t:.0f} s at {participation:.0%} participation"
+    liq = urgency.liq_distance_pct
+    if liq is not None and liq < liq_urgent_pct:
+        return Choice(
+            "market", "EXIT_LIQ_NEAR",
+            f"market: liquidation {liq:.2f}% away, {book_takes}",
+            slices_time_s=t, **numbers,
+        )  # fmt: skip
+    move_pct = 100 * urgency.sigma_per_sqrt_s * math.sqrt(max(t, pace_s))
+    if liq is not None and liq < liq_sigmas * move_pct:
+        return Choice(
+            "market", "EXIT_LIQ_IN_REACH",
+            f"market: liquidation {liq:.2f}% away is within {liq_sigmas:g} sigma "
+            f"({move_pct:.2f}% each) of the move while {book_takes}",
+            slices_time_s=t, **numbers,
+        )  # fmt: skip
+    slices_score = slices_cost + lam * risk
+    if slices_score < market_cost:
+        return Choice(
+            "slices", "EXIT_SLICES_CHEAPER",
+            f"slices: expected {slices_cost:.2f} + {lam:g} x {risk:.2f} timing risk over "
+            f"{t:.0f} s beats {market_cost:.2f} for one market order",
+            slices_time_s=t, **numbers,
+        )  # fmt: skip
+    return Choice(
+        "market", "EXIT_MARKET_CHEAPER",
+        f"market: {market_cost:.2f} now beats slices' {slices_cost:.2f} + {lam:g} x "
+        f"{risk:.2f} timing risk ({book_takes})",
+        slices_time_s=t, **numbers,
+    )  # fmt: skip

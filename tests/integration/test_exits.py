@@ -1,0 +1,129 @@
+"""The exit executor's policies against the simulator (ccxt over HTTP, the sim's state as truth)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from perpbot.client.guarded import GuardedClient
+from perpbot.client.pipeline import Pipeline
+from perpbot.client.request import OrderSpec
+from perpbot.client.transport import Transport, make_exchange
+from perpbot.events import Decision, EventBus
+from perpbot.exits import POLICIES, ExitConfig, ExitVenue, run_exit
+from perpbot.exits.plan import Urgency, choose, sweep
+from perpbot.exits.venue import client_position
+from perpbot.sim.config import SymbolConfig
+
+SYM = "BTC/USDT:USDT"
+THIN = {"crowd_level_qty": 0.2, "crowd_levels": 10, "crowd_level_step_ticks": 50}
+FAST = ExitConfig(pace_s=0.05, passive_steps=2, passive_step_s=0.1, timeout_s=20.0)
+
+
+async def _venue(sim: Any) -> tuple[GuardedClient, ExitVenue, list[Decision]]:
+    key, secret = sim.create_account(balance=1_000_000)
+    bus = EventBus()
+    seen: list[Decision] = []
+    bus.subscribe(lambda e: seen.append(e) if isinstance(e, Decision) else None)
+    ex = make_exchange("sim", api_key=key, secret=secret, base_url=sim.base_url)
+    client = GuardedClient(
+        Pipeline([], Transport(ex, bus), bus), ex, command="test", profile=None, run_id="t"
+    )
+    await client.load_markets()
+
+    async def cancel(order: dict[str, Any], symbol: str) -> Any:
+        return await client.cancel_order(order.get("id"), symbol)
+
+    return client, ExitVenue(client, client.create_order, cancel, client_position(client)), seen
+
+
+async def _open(client: GuardedClient, qty: float) -> None:
+    side = "buy" if qty > 0 else "sell"
+    await client.create_order(OrderSpec(SYM, side, "market", abs(qty)))
+
+
+def _user_orders(sim: Any) -> list[dict[str, Any]]:
+    return [o for o in sim.state().get("orders", []) if o.get("reduceOnly") is False]
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+async def test_each_policy_closes_a_long_with_reduce_only_children(
+    sim_factory: Any, policy: str
+) -> None:
+    sim = sim_factory(
+        symbols=[SymbolConfig(symbol="BTCUSDT", base_asset="BTC", price=60000.0, **THIN)]
+    )
+    client, venue, seen = await _venue(sim)
+    try:
+        await _open(client, 0.6)
+        res = await run_exit(venue, SYM, policy, FAST)
+        assert res is not None and res.left == 0 and res.errors == []
+        assert await venue.position(SYM) == 0  # the exchange says flat
+        children = [d for d in seen if d.code == "EXIT_CHILD"]
+        assert len(children) == len(res.orders) >= 1
+        assert all(o["side"] == "sell" for o in res.orders)
+        assert res.filled == pytest.approx(0.6) and res.worst is not None
+        if policy == "slices":
+            assert len(res.orders) > 1 and all(o["amount"] < 0.6 for o in res.orders)
+        if policy == "passive-then-aggressive":
+            assert res.orders[0]["post_only"] and res.orders[0]["price"] > res.worst
+        if policy == "adaptive":
+            assert res.switches and res.switches[0].startswith("adaptive chose")
+    finally:
+        await client.close()
+
+
+async def test_a_price_band_refusal_shrinks_and_reprices_and_never_dumps(sim_factory: Any) -> None:
+    # PERCENT_PRICE 2 bps below mark: the slices' 5 bps-deep IOC price is refused (-4024)
+    tight = SymbolConfig(symbol="BTCUSDT", base_asset="BTC", price=60000.0,
+                         percent_price_down="0.9998")  # fmt: skip
+    sim = sim_factory(symbols=[tight])
+    client, venue, seen = await _venue(sim)
+    try:
+        await _open(client, 0.4)
+        res = await run_exit(venue, SYM, "slices", FAST)
+        assert res is not None
+        assert any("-4024" in (o["error"] or "") for o in res.orders)
+        assert all(o["type"] == "limit" for o in res.orders)  # no market dump
+        for prev, nxt in itertools.pairwise(res.orders):
+            if prev["error"] and prev["amount"] >= 0.002:  # halving stays above one step
+                assert nxt["amount"] < prev["amount"]  # shrunk, never grown or dumped
+        assert any(d.code == "EXIT_BAND_SHRINK" for d in seen)
+        assert res.left == 0 and await venue.position(SYM) == 0
+    finally:
+        await client.close()
+
+
+async def test_adaptive_goes_to_market_when_liquidation_is_near(sim_factory: Any) -> None:
+    sim = sim_factory()
+    key, secret = sim.create_account(balance=80)  # 100x on 0.1 BTC: liquidation 0.9 % away
+    bus = EventBus()
+    ex = make_exchange("sim", api_key=key, secret=secret, base_url=sim.base_url)
+    client = GuardedClient(Pipeline([], Transport(ex, bus), bus), ex, command="t",
+                           profile=None, run_id="t")  # fmt: skip
+    await client.load_markets()
+    venue = ExitVenue(client, client.create_order, client.cancel_order, client_position(client))
+    try:
+        await client.set_leverage(100, SYM)
+        await _open(client, 0.1)
+        res = await run_exit(venue, SYM, "adaptive", FAST)
+        assert res is not None and res.left == 0
+        assert "liquidation" in res.switches[0] and "market" in res.switches[0]
+        assert res.orders[0]["type"] == "market"
+    finally:
+        await client.close()
+
+
+def test_choose_weighs_impact_against_timing_risk() -> None:
+    book = [[60000.0 - 5 * i, 0.2] for i in range(10)]
+    calm = Urgency(liq_distance_pct=None, sigma_per_sqrt_s=0.00001)
+    wild = Urgency(liq_distance_pct=None, sigma_per_sqrt_s=0.002)
+    kw = dict(participation=0.1, band_bps=5.0, pace_s=5.0, permanent_share=0.3)
+    assert choose(1.0, book, 60000.0, calm, **kw).policy == "slices"
+    assert choose(1.0, book, 60000.0, wild, **kw).policy == "market"
+    near = Urgency(liq_distance_pct=0.8, sigma_per_sqrt_s=0.00001)
+    c = choose(1.0, book, 60000.0, near, **kw)
+    assert (c.policy, c.code) == ("market", "EXIT_LIQ_NEAR") and "0.80% away" in c.sentence
+    assert sweep(book, 0.5) == sweep(book, 0.5) and sweep(book, 0.5).worst == 59990.0
