@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from perpbot.errors import BadInput
 
@@ -411,6 +411,31 @@ class DiskSection(Section):
     poll_s: float = Field(default=30.0, gt=0, le=3600)
 
 
+class ProtectSection(Section):
+    """Exchange-side protection of every position the run holds (perpbot.protect): a
+    closePosition stop (and optional take-profit) kept at a distance from the entry price
+    or from the liquidation price, replaced whenever the position changes."""
+
+    enabled: bool = False
+    stop_pct: float | None = Field(
+        default=None, gt=0, lt=100, description="stop this many percent from the entry price"
+    )
+    liquidation_margin_pct: float | None = Field(
+        default=None, gt=0, lt=100,
+        description="stop this many percent of price before the liquidation price",
+    )  # fmt: skip
+    take_profit_pct: float | None = Field(default=None, gt=0, le=1000)
+    working_type: Literal["MARK_PRICE", "CONTRACT_PRICE"] = "MARK_PRICE"
+    on_failure: Literal["warn", "kill"] = "warn"
+    check_interval_s: float = Field(default=1.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _distance(self) -> ProtectSection:
+        if self.enabled and self.stop_pct is None and self.liquidation_margin_pct is None:
+            raise ValueError("enabled needs stop_pct or liquidation_margin_pct (or both)")
+        return self
+
+
 class StrategyFile(Section):
     strategy: StrategySection
     exchange: ExchangeSection = Field(default_factory=ExchangeSection)
@@ -425,6 +450,7 @@ class StrategyFile(Section):
     alerts: AlertsSection = Field(default_factory=AlertsSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     disk: DiskSection = Field(default_factory=DiskSection)
+    protect: ProtectSection = Field(default_factory=ProtectSection)
 
 
 class LoadedStrategy(BaseModel):

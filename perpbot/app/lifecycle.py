@@ -32,6 +32,7 @@ from perpbot.client.request import OrderSpec
 from perpbot.client.setup import Credentials
 from perpbot.client.waits import Interrupter, WaitInterrupted
 from perpbot.config import ExchangeSection, LoadedStrategy
+from perpbot.engine.conditional import ConditionalOrders
 from perpbot.engine.context import Context
 from perpbot.engine.hooks import OrdersLeft
 from perpbot.engine.journal import RunJournal
@@ -89,6 +90,7 @@ class Runner:
         self.stop_event: asyncio.Event
         self.conn: Connection | None = None
         self.orders: OrderManager | None = None
+        self.conditional: ConditionalOrders | None = None  # stops, take-profits (algo API)
         self.reconciler: Reconciler | None = None
         self.ctx: Context | None = None
         self.worker = StrategyWorker()
@@ -284,6 +286,7 @@ class Runner:
             strategy=self.state.strategy,
             symbols=self.state.symbols,
         )
+        self.conditional = ConditionalOrders(orders=self.orders, risk=self.config.risk)
         self.reconciler = Reconciler(
             client=conn.client,
             state=self.state,

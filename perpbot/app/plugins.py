@@ -11,6 +11,7 @@ of every hook phase, so it is declared here, once:
     keys        the key audit warning, once connected
     risk        margin tables and a first index reading before the strategy's first order
     ratelimit   a stop cuts rate-limit waits short; the clean-up may wait again
+    protect     re-judges standing stops and keeps every position's exchange-side stop
     kill        its dead-man countdown arms after every other start-up check, and is
                 disarmed only in ``release`` (this run's orders confirmed gone)
     ops         alerts, metrics, disk: after the kill switch (nothing of theirs can refuse a
@@ -28,6 +29,7 @@ from perpbot.keys.plugin import preflight_run as keys_preflight
 from perpbot.kill.attach import attach as attach_kill
 from perpbot.kill.attach import preflight as kill_preflight
 from perpbot.ops.plugin import attach as attach_ops
+from perpbot.protect.plugin import attach as attach_protect
 from perpbot.ratelimit.plugin import attach as attach_ratelimit
 from perpbot.risk.plugin import attach as attach_risk
 from perpbot.risk.plugin import preflight as risk_preflight
@@ -47,5 +49,6 @@ def attach(runner: Runner) -> None:
     attach_audit_warning(runner)
     attach_risk(runner)
     attach_ratelimit(runner)
+    attach_protect(runner)
     attach_kill(runner)
     attach_ops(runner)

@@ -33,6 +33,12 @@ METHOD_CLASS: dict[str, MethodClass] = {
     "fapiprivate_post_countdowncancelall": "cancel",
     "set_leverage": "account",
     "set_margin_mode": "account",
+    # conditional orders: Binance's Algo Order API (perpbot.engine.conditional)
+    "fapiprivate_post_algoorder": "order",
+    "fapiprivate_get_openalgoorders": "read",
+    "fapiprivate_get_algoorder": "read",
+    "fapiprivate_delete_algoorder": "cancel",
+    "fapiprivate_delete_algoopenorders": "cancel",
 }
 
 

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from perpbot.client.request import OrderSpec
+from perpbot.engine.conditional import ConditionalOrders, ConditionalSpec, Kind
+from perpbot.engine.settings import change_setting
 from perpbot.engine.state import PositionSnapshot
-from perpbot.engine.strategy import StrategyStopped
+from perpbot.engine.strategy import OrderRejected, StrategyStopped
 from perpbot.exits import ExitConfig, ExitVenue, run_exit
 from perpbot.exits.venue import client_position
 
@@ -51,6 +53,9 @@ class StrategyBackend(Protocol):
     async def place(self, spec: OrderSpec) -> dict[str, Any]: ...
     async def cancel(self, order: dict[str, Any] | str, symbol: str | None) -> Any: ...
     async def cancel_all(self, symbol: str) -> None: ...
+
+    @property
+    def conditional(self) -> ConditionalOrders | None: ...
 
 
 @dataclass(frozen=True)
@@ -201,17 +206,21 @@ class Context:
         *,
         post_only: bool = False,
         reduce_only: bool = False,
+        time_in_force: str | None = None,
         intent: str | None = None,
         decided_price: float | None = None,
     ) -> dict[str, Any]:
+        """A limit order; ``time_in_force``: GTC (default), IOC, FOK or GTX (post-only)."""
+        tif = time_in_force.upper() if isinstance(time_in_force, str) else time_in_force
         spec = OrderSpec(
             symbol=symbol,
             side=side,
             type="limit",
             amount=amount,
             price=price,
-            post_only=post_only,
+            post_only=post_only or tif == "GTX",
             reduce_only=reduce_only,
+            time_in_force=None if tif == "GTX" else tif,
             intent=intent,
         )
         return self._order(spec, decided_price)
@@ -284,3 +293,203 @@ class Context:
         """Cancel this run's open orders (by client id); orders it did not place stay."""
         for s in [symbol] if symbol else self.symbols:
             self._run(self._runner.cancel_all(s))
+
+    # -- more orders (issue 17 item 3) ------------------------------------------------------
+    def place_orders(self, orders: list[dict[str, Any]]) -> list[dict[str, Any] | OrderRejected]:
+        """Batch placement: each dict holds ``limit_order``'s (with ``price``) or
+        ``market_order``'s keyword arguments (``symbol``, ``side``, ``amount``...). All are
+        sent at once, each through every guard; the answer is in the same order, an
+        ``OrderRejected`` in place of a refused one (the others stand)."""
+        specs = [self._batch_spec(o) for o in orders]
+
+        async def all_of() -> list[Any]:
+            return await asyncio.gather(
+                *(self._runner.place(s) for s in specs), return_exceptions=True
+            )
+
+        results = self._run(all_of())
+        out: list[dict[str, Any] | OrderRejected] = []
+        for r in results:
+            if isinstance(r, OrderRejected | dict):
+                out.append(r)
+            elif isinstance(r, BaseException):
+                raise r
+        return out
+
+    def _batch_spec(self, o: dict[str, Any]) -> OrderSpec:
+        known = {"symbol", "side", "amount", "price", "post_only", "reduce_only",
+                 "time_in_force", "intent"}  # fmt: skip
+        unknown = set(o) - known
+        if unknown:
+            raise OrderRejected("BAD_PARAM", f"place_orders: unknown keys {sorted(unknown)}")
+        tif = str(o["time_in_force"]).upper() if o.get("time_in_force") else None
+        spec = OrderSpec(
+            symbol=o["symbol"],
+            side=o["side"],
+            type="limit" if o.get("price") is not None else "market",
+            amount=o["amount"],
+            price=o.get("price"),
+            post_only=bool(o.get("post_only")) or tif == "GTX",
+            reduce_only=bool(o.get("reduce_only")),
+            time_in_force=None if tif == "GTX" else tif,
+            intent=o.get("intent"),
+        )
+        if spec.symbol in self._last_price:
+            spec.decided_price, spec.decided_at = self._last_price[spec.symbol]
+        return spec
+
+    def modify_order(
+        self,
+        order: dict[str, Any],
+        *,
+        amount: float | None = None,
+        price: float | None = None,
+    ) -> dict[str, Any]:
+        """Change a resting limit order's amount and/or price: cancel, then place the new
+        one (with the same flags) through every guard. Not atomic: the new order queues
+        last, and if the old one filled meanwhile the cancel finds nothing and the new one
+        is not placed (OrderRejected ``MODIFY_GONE``)."""
+        symbol = order.get("symbol")
+        if not symbol:
+            raise OrderRejected("BAD_CANCEL", "modify_order needs the order's symbol")
+        cancelled = self.cancel_order(order, symbol)
+        if cancelled is None or str(cancelled.get("status")) not in ("canceled", "cancelled"):
+            raise OrderRejected(
+                "MODIFY_GONE", f"order {order.get('clientOrderId')} was no longer open "
+                "(filled or cancelled), so it was not replaced",
+            )  # fmt: skip
+        filled = float(cancelled.get("filled") or 0.0)
+        left = float(order.get("amount") or 0.0) - filled
+        info = order.get("info") or {}
+        return self.limit_order(
+            symbol,
+            order["side"],
+            amount if amount is not None else left,
+            price if price is not None else float(order["price"]),
+            post_only=bool(order.get("postOnly")),
+            reduce_only=bool(order.get("reduceOnly") or info.get("reduceOnly") in (True, "true")),
+            time_in_force=None if order.get("postOnly") else order.get("timeInForce"),
+        )
+
+    def set_leverage(self, symbol: str, leverage: float) -> Any:
+        """Set the symbol's leverage (scope ``leverage``; judged against [risk] max_leverage
+        and the key's grant)."""
+        call = self._runner.client.set_leverage(leverage, symbol)
+        bus = self._runner.client.bus
+        return self._run(change_setting(bus, f"set leverage {leverage:g}", symbol, call))
+
+    def set_margin_mode(self, symbol: str, mode: Literal["cross", "isolated"]) -> Any:
+        """Set the symbol's margin mode (scope ``leverage``)."""
+        call = self._runner.client.set_margin_mode(mode, symbol)
+        bus = self._runner.client.bus
+        return self._run(change_setting(bus, f"set margin mode {mode}", symbol, call))
+
+    # -- conditional orders (Algo Order API; scope ``stop``) ------------------------------
+    def _conditional(self, spec: ConditionalSpec) -> dict[str, Any]:
+        stops = self._runner.conditional
+        if stops is None:
+            raise OrderRejected("NOT_CONNECTED", "conditional orders need a connected run")
+        mark = self._last_price.get(spec.symbol, (None, 0.0))[0]
+        snapshot = self._runner.positions.get(spec.symbol)
+        if snapshot is not None and snapshot.mark_price:
+            mark = snapshot.mark_price
+        return self._run(stops.place(spec, position=snapshot, mark=mark))
+
+    def conditional_order(
+        self,
+        symbol: str,
+        side: Side,
+        kind: Kind,
+        amount: float | None = None,
+        *,
+        trigger_price: float | None = None,
+        price: float | None = None,
+        callback_rate: float | None = None,
+        activation_price: float | None = None,
+        close_position: bool = False,
+        reduce_only: bool = False,
+        working_type: str = "MARK_PRICE",
+        intent: str | None = None,
+    ) -> dict[str, Any]:
+        """Any conditional order: ``kind`` is stop_market, take_profit_market, stop,
+        take_profit (limit at ``price``) or trailing_stop (``callback_rate`` percent)."""
+        spec = ConditionalSpec(
+            symbol=symbol, side=side, kind=kind, amount=amount, trigger_price=trigger_price,
+            price=price, callback_rate=callback_rate, activation_price=activation_price,
+            close_position=close_position, reduce_only=reduce_only,
+            working_type=working_type, intent=intent,
+        )  # fmt: skip
+        return self._conditional(spec)
+
+    def stop_market_order(
+        self,
+        symbol: str,
+        side: Side,
+        trigger_price: float,
+        amount: float | None = None,
+        *,
+        close_position: bool = False,
+        reduce_only: bool = True,
+        intent: str | None = None,
+    ) -> dict[str, Any]:
+        """A protective stop: reduce-only by default; ``close_position=True`` (no amount)
+        closes whatever position stands when it fires."""
+        return self.conditional_order(
+            symbol, side, "stop_market", None if close_position else amount,
+            trigger_price=trigger_price, close_position=close_position,
+            reduce_only=reduce_only and not close_position, intent=intent,
+        )  # fmt: skip
+
+    def take_profit_order(
+        self,
+        symbol: str,
+        side: Side,
+        trigger_price: float,
+        amount: float | None = None,
+        *,
+        price: float | None = None,
+        close_position: bool = False,
+        reduce_only: bool = True,
+        intent: str | None = None,
+    ) -> dict[str, Any]:
+        """A take-profit: market when it fires, or a limit at ``price``."""
+        kind: Kind = "take_profit" if price is not None else "take_profit_market"
+        return self.conditional_order(
+            symbol, side, kind, None if close_position else amount, trigger_price=trigger_price,
+            price=price, close_position=close_position,
+            reduce_only=reduce_only and not close_position, intent=intent,
+        )  # fmt: skip
+
+    def trailing_stop_order(
+        self,
+        symbol: str,
+        side: Side,
+        amount: float,
+        callback_rate: float,
+        *,
+        activation_price: float | None = None,
+        reduce_only: bool = True,
+        intent: str | None = None,
+    ) -> dict[str, Any]:
+        """A trailing stop that fires ``callback_rate`` percent back from the best price."""
+        return self.conditional_order(
+            symbol, side, "trailing_stop", amount, callback_rate=callback_rate,
+            activation_price=activation_price, reduce_only=reduce_only, intent=intent,
+        )  # fmt: skip
+
+    def conditional_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """This run's conditional orders standing on the exchange (fetched now)."""
+        stops = self._runner.conditional
+        if stops is None:
+            return []
+        out: list[dict[str, Any]] = []
+        for s in [symbol] if symbol else self.symbols:
+            out.extend(self._run(stops.open(s)))
+        return out
+
+    def cancel_conditional(self, order: dict[str, Any] | str, symbol: str) -> Any:
+        """Cancel one conditional order (its dict or client id)."""
+        stops = self._runner.conditional
+        if stops is None:
+            return None
+        return self._run(stops.cancel(order, symbol))

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from perpbot.client.setup import Credentials
     from perpbot.client.waits import Interrupter
     from perpbot.config import ExchangeSection, LoadedStrategy, StrategyFile
+    from perpbot.engine.conditional import ConditionalOrders
     from perpbot.engine.journal import RunJournal
     from perpbot.engine.ledger import Ledger
     from perpbot.engine.output import RunOutput
@@ -66,6 +67,7 @@ class RunPort(Protocol):
     fatal: PerpbotError | None
     journal: RunJournal
     summary_extras: dict[str, Any]
+    conditional: ConditionalOrders | None
 
     @property
     def client(self) -> GuardedClient: ...

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from perpbot.errors import RuntimeFailure
-from perpbot.keys.scopes import CANCEL, LEVERAGE, READ, REDUCE, TRADE
+from perpbot.keys.scopes import CANCEL, LEVERAGE, READ, REDUCE, STOP, TRADE
 
 if TYPE_CHECKING:
     from perpbot.client.guarded import GuardedClient
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 Level = Literal["fail", "note", "ok"]
 
-FUTURES_SCOPES = frozenset({TRADE, REDUCE, CANCEL, LEVERAGE})
+FUTURES_SCOPES = frozenset({TRADE, REDUCE, CANCEL, LEVERAGE, STOP})
 
 #: Exchange permission -> the perpbot scopes that need it (empty: perpbot never needs it).
 PERMISSION_NEEDS: dict[str, frozenset[str]] = {

@@ -58,6 +58,18 @@ if TYPE_CHECKING:
 _EPS = 1e-9
 
 
+ALGO_ORDER = "fapiprivate_post_algoorder"
+
+
+def _algo_symbol(request: Request) -> str:
+    """The market a conditional order (POST /fapi/v1/algoOrder) is sent for."""
+    params = request.args[0] if request.args else request.params
+    symbol = params.get("symbol") if isinstance(params, dict) else None
+    if not isinstance(symbol, str) or not symbol:
+        raise OrderRefused(f"{request.method}: no symbol to judge", code="BAD_SYMBOL")
+    return symbol
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -97,9 +109,10 @@ class ScopeGate:
     def passes(self, request: Request) -> bool:
         """Whether every request of this method and command is allowed whatever its
         arguments (the grant is fixed for the gate's life): the pipeline then routes them
-        past the gate. Orders, leverage changes (symbol and leverage limits) and position
-        reads (remembered for reduce-only judgement) are judged one by one."""
-        if request.method in ("create_order", "fetch_positions"):
+        past the gate. Orders (plain and conditional), leverage changes (symbol and leverage
+        limits) and position reads (remembered for reduce-only judgement) are judged one by
+        one."""
+        if request.method in ("create_order", "fetch_positions", ALGO_ORDER):
             return False
         scope = method_scope(request.method)
         if scope is None or scope == LEVERAGE:
@@ -188,6 +201,8 @@ class ScopeGate:
             leverage, symbol = wire_leverage(request)
         elif request.method == "set_margin_mode":
             leverage, symbol = None, wire_margin_mode(request)[1]
+        elif request.method == ALGO_ORDER:  # a conditional order: the grant's symbols too
+            leverage, symbol = None, _algo_symbol(request)
         else:
             return
         self._same_symbol(request, symbol)

@@ -22,16 +22,17 @@ from perpbot.events import Decision
 if TYPE_CHECKING:
     from perpbot.events import EventBus
 
-READ, TRADE, REDUCE, CANCEL, LEVERAGE, TRANSFER, WITHDRAW = (
+READ, TRADE, REDUCE, CANCEL, LEVERAGE, STOP, TRANSFER, WITHDRAW = (
     "read",
     "trade",
     "reduce",
     "cancel",
     "leverage",
+    "stop",
     "transfer",
     "withdraw",
 )
-SCOPES: tuple[str, ...] = (READ, TRADE, REDUCE, CANCEL, LEVERAGE, TRANSFER, WITHDRAW)
+SCOPES: tuple[str, ...] = (READ, TRADE, REDUCE, CANCEL, LEVERAGE, STOP, TRANSFER, WITHDRAW)
 #: Scopes perpbot refuses to grant at all: it never transfers or withdraws.
 FORBIDDEN: frozenset[str] = frozenset({TRANSFER, WITHDRAW})
 GRANTABLE: frozenset[str] = frozenset(SCOPES) - FORBIDDEN
@@ -44,6 +45,7 @@ SCOPE_HELP: dict[str, str] = {
     REDUCE: "reduce-only orders",
     CANCEL: "cancel orders, arm the exchange's dead-man switch",
     LEVERAGE: "set leverage and margin mode",
+    STOP: "conditional orders: stop, take-profit, trailing stop (Algo Order API)",
     TRANSFER: "move funds between accounts (never granted)",
     WITHDRAW: "withdraw funds (never granted)",
 }
@@ -74,6 +76,11 @@ METHOD_SCOPE: dict[str, str] = {
     "fapiprivate_post_countdowncancelall": CANCEL,
     "set_leverage": LEVERAGE,
     "set_margin_mode": LEVERAGE,
+    "fapiprivate_post_algoorder": STOP,
+    "fapiprivate_get_openalgoorders": READ,
+    "fapiprivate_get_algoorder": READ,
+    "fapiprivate_delete_algoorder": CANCEL,
+    "fapiprivate_delete_algoopenorders": CANCEL,
 }
 
 # Method classes (perpbot.client.request.METHOD_CLASS) whose scope follows from the class
@@ -118,7 +125,7 @@ class CommandScopes:
 COMMANDS: dict[str, CommandScopes] = {
     "run": CommandScopes(
         needs=frozenset({READ, TRADE, CANCEL}),
-        optional=frozenset({LEVERAGE}),
+        optional=frozenset({LEVERAGE, STOP}),
         substitutes={TRADE: REDUCE},
     ),
     "status": CommandScopes(needs=frozenset({READ})),

@@ -223,6 +223,7 @@ async def _act(
         flat = await flatten_positions(ops, targets, policy)
         out["closed"], out["errors"] = flat.closed, out["errors"] + flat.errors
         out["positions_left"] = flat.left
+        out["stops_cancelled"] = flat.stops_cancelled
     return out
 
 

@@ -13,6 +13,12 @@ default); the exit executor's policies (perpbot.exits, docs/exits.md: ``market``
 ``slices``, ``passive-then-aggressive``, ``adaptive``) close each symbol when named there.
 Reduce-only means none of these orders can open or flip a position, even if a fill lands
 twice or another process closes the position at the same time.
+
+Once a symbol is confirmed flat, its conditional orders (stops, take-profits, trailing
+stops: Binance's Algo Order API) are cancelled with one ``DELETE /fapi/v1/algoOpenOrders``
+for the symbol: with no position left they protect nothing, and an opening stop could put a
+position back after the switch flattened it. A symbol that is not flat keeps them (the
+position still needs its stop). See docs/kill.md.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class FlattenReport:
     closed: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     left: dict[str, float | None] = field(default_factory=dict)  # None: position unknown
+    stops_cancelled: list[str] = field(default_factory=list)  # symbols whose algo orders went
 
 
 async def touch_price(ops: ExchangeOps, symbol: str, side: str) -> float:
@@ -159,4 +166,19 @@ async def flatten_positions(
             if rec["to"]:
                 report.left[symbol] = rec["to"]
         report.errors.extend(errors)
+    flat = [s for s in symbols if s not in report.left]
+    done = await asyncio.gather(*(cancel_stops(ops, s) for s in flat), return_exceptions=True)
+    for symbol, result in zip(flat, done, strict=True):
+        if isinstance(result, BaseException):
+            report.errors.append(f"cancel conditional orders {symbol}: {describe_error(result)}")
+        else:
+            report.stops_cancelled.append(symbol)
     return report
+
+
+async def cancel_stops(ops: ExchangeOps, symbol: str) -> None:
+    """Cancel every conditional order on ``symbol`` (the position there is flat)."""
+    market_id = ops.client.market(symbol)["id"]
+    await ops.client.call(
+        "fapiprivate_delete_algoopenorders", {"symbol": market_id}, symbol=symbol, intent=INTENT
+    )

@@ -13,6 +13,7 @@ disk), the trip still holds inside this process.
     KILL_RATE_BUDGET  the rate budget was cut below a fraction      (min_rate_budget_fraction)
     KILL_STALE_PRICE  no fresh mark price for longer than a limit   (max_price_age_s)
     KILL_ANOMALY      a monitor alert marked ``trip``               (on_anomaly)
+    KILL_UNPROTECTED  a position could not get its exchange-side stop ([protect] on_failure)
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ class Trips:
                         f"{cfg.min_rate_budget_fraction:g}): {d.sentence}",
                         fraction=frac,
                     )
+        elif d.action == "unprotected" and d.data.get("trip") is True:
+            self.trip("KILL_UNPROTECTED", d.sentence, source=d.code)
         elif d.action == "alert" and cfg.on_anomaly and d.data.get("trip") is True:
             self.trip("KILL_ANOMALY", f"{d.code}: {d.sentence}", source=d.code)
         elif (

@@ -242,6 +242,7 @@ class KillWatchdog:
             flat = await flatten_positions(ops, symbols, policy)
             out["closed"], out["errors"] = flat.closed, out["errors"] + flat.errors
             out["positions_left"] = flat.left
+            out["stops_cancelled"] = flat.stops_cancelled
         return out
 
     async def _finish(self, entry: KillEntry, ack: dict[str, Any]) -> None:

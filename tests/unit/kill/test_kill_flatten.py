@@ -37,6 +37,14 @@ class FakeExchange:
         self.open: list[dict[str, Any]] = []
         self.fail_fetch_open = 0
         self.exchange = Precision()
+        self.calls: list[tuple[str, dict[str, Any]]] = []  # raw endpoint calls (algo cancels)
+
+    def market(self, symbol: str) -> dict[str, Any]:
+        return {"id": symbol.split("/")[0] + "USDT", "symbol": symbol}
+
+    async def call(self, method: str, params: dict[str, Any], **_kw: Any) -> dict[str, Any]:
+        self.calls.append((method, params))
+        return {"code": 200}
 
     async def fetch_positions(self, symbols: list[str] | None = None) -> list[dict[str, Any]]:
         return [{"symbol": SYM, "info": {"positionAmt": str(self.position)}}]
@@ -102,6 +110,9 @@ async def test_a_flat_symbol_places_nothing_and_a_stuck_one_reports_what_is_left
     flat = FakeExchange(0.0)
     report = await flatten_positions(flat.ops(), [SYM], FlattenPolicy())
     assert flat.placed == [] and report.closed == [] and report.errors == []
+    # flat: its conditional orders (stops) protect nothing and are cancelled
+    assert flat.calls == [("fapiprivate_delete_algoopenorders", {"symbol": "BTCUSDT"})]
+    assert report.stops_cancelled == [SYM]
 
     stuck = FakeExchange(0.01, fill_limits=False)
 
@@ -115,6 +126,7 @@ async def test_a_flat_symbol_places_nothing_and_a_stuck_one_reports_what_is_left
     assert report.errors and "position still +0.01" in report.errors[0]
     assert all(s.reduce_only for s in stuck.placed)
     assert report.closed[0]["orders"][0]["error"] == "RuntimeError: exchange says no"
+    assert stuck.calls == [] and report.stops_cancelled == []  # not flat: the stop stays
 
 
 def test_capped_price_moves_against_us_by_the_cap() -> None:

@@ -1,0 +1,115 @@
+"""The [protect] keeper in a real run: the stop follows the position as it changes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from perpbot.engine.strategy import OrderRejected
+from tests.integration.kill_strategies.support import position_of
+from tests.integration.protect.test_conditional_orders import BTC, BTC_ID, algos, started
+
+PROTECT = {"enabled": True, "stop_pct": 2.0, "take_profit_pct": 4.0, "check_interval_s": 0.1}
+
+
+def standing(sim: Any, key: str) -> list[dict[str, Any]]:
+    return [a for a in algos(sim, key).values() if a["algoStatus"] == "NEW"]
+
+
+@pytest.fixture
+def account(sim_factory: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
+    from tests.integration.kill_strategies.support import quiet_market
+
+    sim = sim_factory(market=quiet_market())
+    key, secret = sim.create_account()
+    monkeypatch.setenv("PERPBOT_SIM_API_KEY", key)
+    monkeypatch.setenv("PERPBOT_SIM_API_SECRET", secret)
+    return sim, key
+
+
+async def test_the_stop_is_replaced_on_a_size_change_and_removed_when_flat(
+    account: tuple[Any, str], tmp_path: Path
+) -> None:
+    sim, key = account
+    bot = await started(tmp_path, sim, key, protect=PROTECT)
+    ctx = bot.runner.ctx
+    assert ctx is not None
+    first = await bot.until(lambda: len(standing(sim, key)) == 2 and standing(sim, key))
+    kinds = sorted(a["orderType"] for a in first)
+    assert kinds == ["STOP_MARKET", "TAKE_PROFIT_MARKET"]
+    assert all(a["closePosition"] is True and a["side"] == "SELL" for a in first)
+
+    await asyncio.to_thread(ctx.market_order, BTC, "buy", 0.01)  # the position doubles
+    old = {a["clientAlgoId"] for a in first}
+    second = await bot.until(
+        lambda: (
+            len(standing(sim, key)) == 2
+            and not old & {a["clientAlgoId"] for a in standing(sim, key)}
+            and standing(sim, key)
+        )
+    )
+    every = algos(sim, key)
+    # placed first, cancelled after: the position was never without a standing stop
+    new_stop = next(a for a in second if a["orderType"] == "STOP_MARKET")
+    old_stop = next(every[c] for c in old if every[c]["orderType"] == "STOP_MARKET")
+    assert old_stop["algoStatus"] == "CANCELED"
+    assert new_stop["createTime"] <= old_stop["updateTime"]
+    entry = next(p for p in sim.state()["accounts"] if p["api_key"] == key)["positions"][0]
+    assert abs(float(new_stop["triggerPrice"]) - float(entry["entryPrice"]) * 0.98) < 1.0
+
+    await asyncio.to_thread(ctx.market_order, BTC, "sell", 0.02, reduce_only=True)
+    assert position_of(sim.state(), key, BTC_ID) == 0.0
+    await bot.until(lambda: not standing(sim, key))  # flat: nothing left to protect
+    bot.runner.request_stop("test")
+    await bot.finish()
+
+
+async def test_order_helpers_time_in_force_batch_modify_leverage(
+    account: tuple[Any, str], tmp_path: Path
+) -> None:
+    sim, key = account
+    bot = await started(tmp_path, sim, key)
+    ctx = bot.runner.ctx
+    assert ctx is not None
+    mid = await asyncio.to_thread(ctx.mid, BTC)
+    far = ctx.round_price(BTC, mid * 0.97)
+    ioc = await asyncio.to_thread(ctx.limit_order, BTC, "buy", 0.002, far, time_in_force="IOC")
+    orders = {o["clientOrderId"]: o for o in sim.state()["orders"] if o["account"] == key}
+    assert orders[ioc["clientOrderId"]]["timeInForce"] == "IOC"
+    assert orders[ioc["clientOrderId"]]["status"] == "EXPIRED"  # nothing to fill at 3 % under
+
+    got = await asyncio.to_thread(
+        ctx.place_orders,
+        [
+            {"symbol": BTC, "side": "buy", "amount": 0.002, "price": far},
+            {"symbol": BTC, "side": "buy", "amount": -1.0, "price": far},  # refused
+            {"symbol": BTC, "side": "buy", "amount": 0.003, "price": far, "time_in_force": "GTX"},
+        ],
+    )
+    assert isinstance(got[0], dict) and isinstance(got[2], dict)
+    assert getattr(got[1], "code", None) == "BAD_AMOUNT"
+    orders = {o["clientOrderId"]: o for o in sim.state()["orders"] if o["account"] == key}
+    assert orders[got[2]["clientOrderId"]]["timeInForce"] == "GTX"
+
+    lower = ctx.round_price(BTC, mid * 0.96)
+    moved = await asyncio.to_thread(ctx.modify_order, got[0], price=lower)
+    orders = {o["clientOrderId"]: o for o in sim.state()["orders"] if o["account"] == key}
+    assert orders[got[0]["clientOrderId"]]["status"] == "CANCELED"
+    assert float(orders[moved["clientOrderId"]]["price"]) == lower
+    assert orders[moved["clientOrderId"]]["status"] == "NEW"
+
+    await asyncio.to_thread(ctx.set_leverage, BTC, 3)
+    # the exchange refuses a margin-mode change while orders stand: explained, not raw ccxt
+    with pytest.raises(OrderRejected) as info:
+        await asyncio.to_thread(ctx.set_margin_mode, BTC, "isolated")
+    assert info.value.code.startswith("EXCHANGE_") and "-404" in info.value.sentence
+    await asyncio.to_thread(ctx.cancel_all, BTC)
+    await asyncio.to_thread(ctx.market_order, BTC, "sell", 0.01, reduce_only=True)
+    await asyncio.to_thread(ctx.set_margin_mode, BTC, "isolated")
+    truth = next(a for a in sim.state()["accounts"] if a["api_key"] == key)
+    assert truth["leverage"][BTC_ID] == 3 and truth["margin_type"][BTC_ID] == "ISOLATED"
+    bot.runner.request_stop("test")
+    await bot.finish()
