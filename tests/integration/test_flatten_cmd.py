@@ -50,7 +50,7 @@ def test_flatten_closes_every_position_reduce_only(
     started = now_ms()
 
     result = run_cli(
-        "flatten", "--url", sim.base_url, "--policy", policy, "--timeout", "20", "--json",
+        "flatten", "--url", sim.base_url, "--policy", policy, "--timeout", "60", "--json",
         env=sim_env(creds),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
