@@ -19,7 +19,6 @@ import pytest
 from perpbot.sim.ccxt_config import configure_loopback
 from tests.conftest import run_cli
 from tests.integration.kill_strategies.support import (
-    now_ms,
     open_orders_of,
     orders_of,
     position_of,
@@ -47,7 +46,8 @@ def test_flatten_closes_every_position_reduce_only(
 ) -> None:
     sim = sim_factory(market=quiet_market())
     creds = _account_with_positions(sim)
-    started = now_ms()
+    # the setup's orders, told apart by id (the simulator's clock need not match ours)
+    before = {o["orderId"] for o in orders_of(sim.state(), creds[0])}
 
     result = run_cli(
         "flatten", "--url", sim.base_url, "--policy", policy, "--timeout", "60", "--json",
@@ -65,7 +65,7 @@ def test_flatten_closes_every_position_reduce_only(
     state = sim.state()
     assert position_of(state, creds[0], "BTCUSDT") == 0.0
     assert position_of(state, creds[0], "ETHUSDT") == 0.0
-    placed = [o for o in orders_of(state, creds[0]) if o["time"] >= started]
+    placed = [o for o in orders_of(state, creds[0]) if o["orderId"] not in before]
     assert placed and all(o["reduceOnly"] for o in placed)
     assert all(o["clientOrderId"].startswith("pbk-flatten-") for o in placed)
     assert len(open_orders_of(state, creds[0])) == 1  # the resting bid stays
