@@ -16,8 +16,10 @@ Call from a command, after its real work is done::
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +27,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from perpbot.alerts.destinations import load_global, load_urls
+from perpbot.alerts.rules import Alert, Filters
+from perpbot.alerts.subscriber import build_dispatcher, record_failure
 from perpbot.paths import state_dir
 
 
@@ -77,13 +82,6 @@ def post(
 
 def deliver_outbox(**overrides: Any) -> tuple[int, int]:
     """Send every queued alert (one sender at a time): (files handled, failed deliveries)."""
-    import fcntl
-    import socket
-
-    from perpbot.alerts.destinations import load_global, load_urls
-    from perpbot.alerts.rules import Alert, Filters
-    from perpbot.alerts.subscriber import build_dispatcher, record_failure
-
     folder = outbox_dir()
     with open(folder.parent / "outbox.lock", "a+") as lock:
         try:

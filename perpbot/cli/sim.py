@@ -7,9 +7,15 @@ or another process can connect at once. aiohttp is imported only inside the comm
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
+import sys
 from pathlib import Path
 
 import typer
+
+from perpbot.errors import BadInput, RuntimeFailure
 
 sim_app = typer.Typer(help="The loopback exchange simulator.", no_args_is_help=True)
 
@@ -26,12 +32,7 @@ def serve(
     config: Path | None = typer.Option(None, "--config", help="A sim.toml file."),
 ) -> None:
     """Serve the simulator; prints {"base_url", "api_key", "api_secret"} as one JSON line."""
-    import asyncio
-    import json
-    import signal
-    import sys
-
-    from perpbot.errors import BadInput, RuntimeFailure
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.sim.config import SimConfig
 
     if not 0 <= port <= 65535:
@@ -41,6 +42,7 @@ def serve(
         cfg = cfg.model_copy(update={"seed": seed})
 
     async def main() -> int:
+        # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
         from perpbot.sim.server import SimServer
 
         server = SimServer(cfg)
