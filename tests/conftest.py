@@ -77,8 +77,6 @@ def cli() -> Any:
 # FIFO queues; these tests' own setup orders/workload predate it). Skipped with this reason
 # so the merged work can land; the next session fixes each and deletes this list.
 _KNOWN_BROKEN_AFTER_MERGE = {
-    "tests/adversarial/test_wire_orders.py::test_the_reported_bypasses_are_closed",
-    "tests/cli/test_kill_unwritable.py::test_read_only_state_dir_direct_still_cancels_on_the_exchange",
     "tests/integration/ratelimit/test_idempotency_lost.py::test_a_timeout_after_commit_is_adopted_not_resent",
     "tests/integration/ratelimit/test_idempotency_lost.py::test_an_intent_already_at_the_exchange_is_adopted_on_duplicate_id",
     "tests/integration/ratelimit/test_idempotency_lost.py::test_an_unknown_cancel_is_confirmed_by_lookup",
