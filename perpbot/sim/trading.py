@@ -133,7 +133,26 @@ def validate_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> 
         raise E.err(E.REDUCE_ONLY_REJECTED)
     if not reduce_only:
         _check_margin(engine, acct, symbol, sign, qty, ref_px, pos_amt)
+    if otype == "MARKET":
+        _check_counterparty_band(engine, symbol, side)
     return Draft(symbol, side, otype, tif, price, qty, reduce_only, cid)
+
+
+def _check_counterparty_band(engine: Engine, symbol: str, side: str) -> None:
+    """-4131: a MARKET order is refused when the best price on the other side of the book
+    already lies outside PERCENT_PRICE around mark (Binance's error code list: "The
+    counterparty's best price does not meet the PERCENT_PRICE filter limit")."""
+    spec, mkt = engine.specs[symbol], engine.markets[symbol]
+    crowd = mkt.crowd_head(side)
+    user = engine.books[symbol].opposite(side).head()
+    prices = [p for p in (crowd[0] if crowd else None, user.price if user else None) if p]
+    if not prices:
+        return
+    best = min(prices) if side == "BUY" else max(prices)
+    try:
+        spec.check_percent_price(best, mkt.mark)
+    except E.SimError:
+        raise E.err(E.MARKET_BAND) from None
 
 
 def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Order:
