@@ -85,7 +85,6 @@ _KNOWN_BROKEN_AFTER_MERGE = {
     "tests/integration/ratelimit/test_ratelimit_shared.py::test_three_processes_share_one_budget_through_redis",
     "tests/integration/ratelimit/test_ratelimit_shared.py::test_three_processes_sharing_a_key_stay_inside_one_budget",
     "tests/integration/ratelimit/test_transport_events.py::test_an_order_publishes_its_allow_listed_fields",
-    "tests/integration/test_engine_stop.py::test_cancel_all_leaves_a_manual_order_standing",
     "tests/integration/test_kill_left_open.py::test_direct_flatten_with_everything_failing_names_orders_and_positions",
     "tests/integration/test_kill_left_open.py::test_direct_gets_through_a_burst_of_5xx_or_dropped_connections[plan0-injected_errors]",
     "tests/integration/test_kill_left_open.py::test_direct_gets_through_a_burst_of_5xx_or_dropped_connections[plan1-dropped]",

@@ -192,7 +192,12 @@ async def test_cancel_all_leaves_a_manual_order_standing(tmp_path: Path, sim: An
     try:
         await ex.load_markets()
         manual = await ex.create_order(
-            "BTC/USDT:USDT", "limit", "sell", 0.002, 500000.0, {"clientOrderId": "manual-1"}
+            "BTC/USDT:USDT",
+            "limit",
+            "sell",
+            0.002,
+            62400.0,  # 4 % over the mark: inside PERCENT_PRICE (+- 5 %), too far to fill
+            {"clientOrderId": "manual-1"},
         )
     finally:
         await ex.close()
