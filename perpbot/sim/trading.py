@@ -27,6 +27,7 @@ from perpbot.sim import errors as E
 from perpbot.sim import margin
 from perpbot.sim.engine import Engine
 from perpbot.sim.models import Account, Order
+from perpbot.sim.replay_files import Tick
 
 CID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 TIFS = ("GTC", "IOC", "FOK", "GTX")
@@ -384,6 +385,52 @@ def synthetic_take(
     edge = mkt.mark * (1 + bound if side == "BUY" else 1 - bound) / spec.tick_f
     _synthetic(engine, symbol, side, qty, now, walk, edge)
     mkt.settle_impact(side, before)
+
+
+def follow_tick(engine: Engine, symbol: str, tick: Tick) -> None:
+    """Apply one tick of a market feed (replayed file or live upstream) to ``symbol``.
+
+    A price tick moves the mid (the crowd re-quotes around it) and fills the users' orders
+    the touch went through. A trade tick is the real market's taker flow: the crowd
+    re-quotes so that taker meets it at the trade's price; users quoting better fill first
+    (at their price, as makers); at the trade's price the queue ahead of a user order
+    trades before it (FIFO); what the real book absorbed prints as one trade at that price,
+    so the public tape repeats the file's (or upstream's) trades. Nothing trades beyond the
+    trade's price, and the crowd is not depleted by it: only users' trades leave impact.
+    """
+    mkt = engine.markets[symbol]
+    if tick.qty <= 0:
+        mkt.set_mid(tick.price, tick.t)
+        sweep(engine, symbol, tick.t)
+        return
+    spec = engine.specs[symbol]
+    side = "BUY" if tick.taker_buys else "SELL"
+    price = spec.price_to_ticks(tick.price)
+    mkt.quote_touch(side, price)
+    book_side = engine.books[symbol].opposite(side)
+    maker_side = "SELL" if side == "BUY" else "BUY"
+    remaining = max(1, round(tick.qty / spec.step_f))
+    crowd = 0
+    while remaining > 0:
+        maker = book_side.head()
+        if maker is None or not _better_or_equal(side, maker.price, price):
+            break
+        if maker.price == price and maker.queue_ahead > 0:
+            eaten = min(remaining, maker.queue_ahead)
+            _eat_queue(engine, symbol, maker_side, price, eaten)
+            crowd += eaten
+            remaining -= eaten
+            continue
+        cap = _maker_cap(engine, maker)
+        if cap == 0:
+            engine.close_order(maker, "EXPIRED", tick.t)
+            continue
+        fill = min(remaining, cap)
+        mkt.record_trade(maker.price, fill, side == "BUY", tick.t)
+        engine.fill_order(maker, maker.price, fill, True, tick.t)
+        remaining -= fill
+    if crowd + remaining > 0:
+        mkt.record_trade(price, crowd + remaining, side == "BUY", tick.t)
 
 
 def _synthetic(
