@@ -188,6 +188,15 @@ class Runner:
         assert self.orders is not None
         await self.orders.cancel_all(symbol)
 
+    def adopt(self, order: dict[str, Any]) -> None:
+        """Make an earlier run's order this run's own (perpbot.kill.sweep)."""
+        assert self.orders is not None
+        self.orders.adopt(order)
+
+    def is_own_order(self, order: dict[str, Any]) -> bool:
+        """Placed (or adopted) by this run, by client id."""
+        return self.orders is not None and self.orders.is_ours(order)
+
     async def cancel_account_wide(self, symbol: str) -> Any:
         """Every order on ``symbol`` of the account: only the kill switch's account level."""
         result = await self.client.cancel_all_orders(symbol)

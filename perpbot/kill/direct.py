@@ -101,11 +101,11 @@ def run_tags_for(entry: KillEntry) -> set[str] | None:
     """For a run-scoped switch: client-order-id prefixes of the runs it covers."""
     if not entry.scope.startswith("run:"):
         return None
-    from perpbot.client.orders import PREFIX, run_tag
+    from perpbot.client.orders import run_prefix
     from perpbot.kill.acks import bot_documents
 
     tags = {
-        f"{PREFIX}-{run_tag(str(doc.get('run_id')), str(doc.get('strategy')))}-"
+        run_prefix(str(doc.get("run_id")), str(doc.get("strategy")))
         for doc in bot_documents()
         if entry.matches(
             profile=doc.get("profile"), run_id=doc.get("run_id"), strategy=doc.get("strategy")
