@@ -100,6 +100,20 @@ class ExchangeSection(Section):
     sandbox: bool = False
     profile: str | None = Field(default=None, description="key profile in the OS keyring")
     timeout_ms: int = Field(default=10000, ge=100, le=120000)
+    streams: bool | None = Field(
+        default=None,
+        description="WebSocket streams for market and order state (default: on when ccxt.pro "
+        "supports the exchange, incl. the sim); false keeps REST polling every tick",
+    )
+    reconcile_interval: float = Field(
+        default=60.0, ge=1, le=3600, description="on streams: seconds between REST reconciles"
+    )
+    stream_stale_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="on streams: a market stream silent this long is stale (reconnected)",
+    )
 
     @field_validator("id")
     @classmethod

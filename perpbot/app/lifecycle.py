@@ -34,6 +34,7 @@ from perpbot.client.waits import Interrupter, WaitInterrupted
 from perpbot.config import ExchangeSection, LoadedStrategy
 from perpbot.engine.conditional import ConditionalOrders
 from perpbot.engine.context import Context
+from perpbot.engine.events import EngineEvents
 from perpbot.engine.hooks import OrdersLeft
 from perpbot.engine.journal import RunJournal
 from perpbot.engine.ledger import Ledger
@@ -52,6 +53,7 @@ from perpbot.errors import (
     PerpbotError,
 )
 from perpbot.events import Decision, Event, EventBus
+from perpbot.streams import StreamFeed, make_pro_exchange, streams_enabled
 
 MAX_TICK_ERRORS = 5
 
@@ -92,6 +94,8 @@ class Runner:
         self.orders: OrderManager | None = None
         self.conditional: ConditionalOrders | None = None  # stops, take-profits (algo API)
         self.reconciler: Reconciler | None = None
+        self.engine_events = EngineEvents()  # each new fill / order change, once (on_fill)
+        self.feed: StreamFeed | None = None  # [exchange] streams: market and user streams
         self.ctx: Context | None = None
         self.worker = StrategyWorker()
         self.end_reason = "completed"
@@ -218,11 +222,23 @@ class Runner:
 
     async def fetch_own_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
         assert self.orders is not None
+        if self.feed is not None and self.feed.user_stream_up:
+            return self.feed.open_orders(symbol)  # kept current by the user data stream
         return await self.orders.fetch_own_open_orders(symbol)
 
     async def reconcile(self) -> None:
         assert self.reconciler is not None
-        await self.reconciler.reconcile()
+        if self.feed is not None:
+            await self.feed.reconcile("refresh")  # serialised with the streams' backfills
+        else:
+            await self.reconciler.reconcile()
+
+    # -- market data the streams hold (None: ask REST) --------------------------------------
+    def streamed_book(self, symbol: str, limit: int | None) -> dict[str, Any] | None:
+        return self.feed.market.order_book(symbol, limit) if self.feed is not None else None
+
+    def streamed_funding(self, symbol: str) -> dict[str, Any] | None:
+        return self.feed.market.mark_funding(symbol) if self.feed is not None else None
 
     def request_stop(self, reason: str, exit_code: int = EXIT_OK) -> None:
         """Ask the run to stop (thread-safe). The first reason wins."""
@@ -264,6 +280,8 @@ class Runner:
                 await self._release_after_failed_start()
             if self.conn is not None:
                 await self.conn.close()
+            if self.feed is not None:
+                await self.feed.close()
             self.journal.close()
             for after in self.after_stop:
                 try:
@@ -303,7 +321,21 @@ class Runner:
             account=conn.setup.account,
             journal=self.journal,
             output=self.output,
+            events=self.engine_events,
         )
+        if streams_enabled(self.config.exchange):
+            self.feed = StreamFeed(
+                exchange=make_pro_exchange(
+                    self.config.exchange, conn.client.exchange, conn.setup.base_url
+                ),
+                reconciler=self.reconciler,
+                bus=self.bus,
+                symbols=self.state.symbols,
+                stale_after_s=self.config.exchange.stream_stale_s,
+                reconcile_interval=self.config.exchange.reconcile_interval,
+                seed=self.config.sim.seed if self.config.sim else 0,
+            )
+            self.tick_providers.append(self.feed.status)
 
     def _write_meta(self) -> None:
         cfg = self.config
@@ -356,12 +388,15 @@ class Runner:
         if self.duration is not None:
             tasks.append(asyncio.create_task(self._duration_timer(self.duration)))
         try:
+            if self.feed is not None:
+                await self.feed.start()  # subscribed first: the reconcile below leaves no gap
             await self._reconcile_unless_killed()
             self.state.start_equity = self.state.equity
             if await self._strategy_call(self.strategy.on_start, fatal_on_error=True):
                 while not self.stop_event.is_set():
                     t0 = time.monotonic()
-                    await self._reconcile_unless_killed()
+                    if self.feed is None:  # on streams, the feed keeps the state current
+                        await self._reconcile_unless_killed()
                     self._publish_tick()
                     if self.stop_event.is_set():
                         break

@@ -53,6 +53,9 @@ class StrategyBackend(Protocol):
     async def place(self, spec: OrderSpec) -> dict[str, Any]: ...
     async def cancel(self, order: dict[str, Any] | str, symbol: str | None) -> Any: ...
     async def cancel_all(self, symbol: str) -> None: ...
+    # market data a stream holds fresh, or None (then the context asks REST)
+    def streamed_book(self, symbol: str, limit: int | None) -> dict[str, Any] | None: ...
+    def streamed_funding(self, symbol: str) -> dict[str, Any] | None: ...
 
     @property
     def conditional(self) -> ConditionalOrders | None: ...
@@ -135,7 +138,9 @@ class Context:
         return t
 
     def order_book(self, symbol: str, limit: int | None = 20) -> dict[str, Any]:
-        book = self._run(self._runner.client.fetch_order_book(symbol, limit))
+        book = self._runner.streamed_book(symbol, limit)
+        if book is None:
+            book = self._run(self._runner.client.fetch_order_book(symbol, limit))
         if book.get("bids") and book.get("asks"):
             mid = (book["bids"][0][0] + book["asks"][0][0]) / 2.0
             ts = (book.get("timestamp") or 0) / 1000.0 or None
@@ -151,7 +156,9 @@ class Context:
 
     def funding(self, symbol: str) -> dict[str, Any]:
         """Funding rate and mark/index prices (Binance premiumIndex)."""
-        f = self._run(self._runner.client.fetch_funding_rate(symbol))
+        f = self._runner.streamed_funding(symbol)
+        if f is None:
+            f = self._run(self._runner.client.fetch_funding_rate(symbol))
         ts = (f.get("timestamp") or 0) / 1000.0 or None
         self._saw_price(symbol, f.get("markPrice"), ts)
         return f
