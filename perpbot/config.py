@@ -60,6 +60,19 @@ class StrategySection(Section):
         description="run next to other bots on the same account and symbol (docs/kill.md)",
     )
     params: dict[str, Any] = Field(default_factory=dict)
+    isolation: Literal["thread", "process"] = Field(
+        default="thread",
+        description="process: the strategy runs in its own process, without credentials",
+    )
+    memory_mb: int = Field(
+        default=1024, ge=64, le=1_048_576, description="address-space bound of its process"
+    )
+    cpu_s: int | None = Field(
+        default=None, ge=1, description="CPU-seconds bound of its process (none by default)"
+    )
+    save_interval_s: float = Field(
+        default=60.0, gt=0, le=86400, description="how often on_save's state is persisted"
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from perpbot.client.request import OrderSpec
+from perpbot.engine.api import Balance, MarketInfo
 from perpbot.engine.conditional import ConditionalOrders, ConditionalSpec, Kind
 from perpbot.engine.settings import change_setting
 from perpbot.engine.state import PositionSnapshot
@@ -36,7 +36,7 @@ class StrategyBackend(Protocol):
     """What the context needs of the run (perpbot.app.lifecycle.Runner provides it)."""
 
     config: StrategyFile
-    strategy: Strategy
+    strategy: Strategy | None  # None when it runs in its own process
     run_id: str
     output: RunOutput
     loop: asyncio.AbstractEventLoop
@@ -61,28 +61,11 @@ class StrategyBackend(Protocol):
     def conditional(self) -> ConditionalOrders | None: ...
 
 
-@dataclass(frozen=True)
-class Balance:
-    currency: str
-    free: float
-    used: float
-    total: float
-
-
-@dataclass(frozen=True)
-class MarketInfo:
-    symbol: str
-    tick_size: float
-    step_size: float
-    min_amount: float
-    min_notional: float
-
-
 class Context:
     def __init__(self, runner: StrategyBackend) -> None:
         self._runner = runner
         self.symbols: list[str] = list(runner.config.strategy.symbols)
-        self.params: Any = runner.strategy.params
+        self.params: Any = getattr(runner.strategy, "params", None)
         self.run_id: str = runner.run_id
         self.state: dict[str, Any] = {}  # free for the strategy's own use
         self._last_price: dict[str, tuple[float, float]] = {}

@@ -108,27 +108,26 @@ class OrderManager:
         """Place an order for the strategy; refusals become OrderRejected."""
         amount = plain_number(spec.amount)  # a string, NaN or inf is no amount
         if amount is None or amount <= 0:
-            self.ledger.reject("BAD_AMOUNT")
-            raise OrderRejected(
-                "BAD_AMOUNT", f"order amount must be a number > 0, got {spec.amount!r}"
-            )
+            sentence = f"order amount must be a number > 0, got {spec.amount!r}"
+            self.ledger.reject("BAD_AMOUNT", spec=spec, sentence=sentence)
+            raise OrderRejected("BAD_AMOUNT", sentence)
         price = plain_number(spec.price)
         if spec.type == "limit" and (price is None or price <= 0):
-            self.ledger.reject("BAD_PRICE")
-            raise OrderRejected(
-                "BAD_PRICE", f"limit price must be a number > 0, got {spec.price!r}"
-            )
+            sentence = f"limit price must be a number > 0, got {spec.price!r}"
+            self.ledger.reject("BAD_PRICE", spec=spec, sentence=sentence)
+            raise OrderRejected("BAD_PRICE", sentence)
         if not spec.client_order_id:
             spec.client_order_id = self.next_client_id()
         try:
             order = await self.client.create_order(spec)
         except (RiskRejected, KillSwitchActive) as exc:  # refused before it left: the
-            self.ledger.reject(exc.code or "RISK")  # strategy may catch it (a halt goes on)
+            # strategy may catch it (a halt goes on)
+            self.ledger.reject(exc.code or "RISK", spec=spec, sentence=exc.message)
             raise OrderRejected(exc.code or "RISK", exc.message) from None
         except (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest) as exc:
             code = f"EXCHANGE_{type(exc).__name__}"
             sentence = f"the exchange refused the order: {exchange_message(exc)}"
-            self.ledger.reject(code)
+            self.ledger.reject(code, spec=spec, sentence=sentence)
             self.bus.publish(
                 Decision(
                     layer="exchange",

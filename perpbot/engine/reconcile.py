@@ -96,7 +96,7 @@ class Reconciler:
             try:
                 order = await self.client.fetch_order(None, symbol, client_order_id=cid)
             except ccxt.OrderNotFound:
-                self.ledger.orders[cid].status = "expired"
+                self.ledger.update(cid, {"status": "expired"})
                 continue
             self.record_order(cid, order, "rest")
 
