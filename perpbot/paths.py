@@ -68,3 +68,8 @@ def limits_dir() -> Path:
 def kill_path() -> Path:
     """The kill-switch sentinel: its existence is the switch."""
     return state_dir() / "KILL"
+
+
+def strategies_dir() -> Path:
+    """What each strategy's ``on_save`` kept, one file per strategy name."""
+    return _sub("strategies")

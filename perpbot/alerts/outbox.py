@@ -27,9 +27,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from perpbot.alerts.destinations import load_global, load_urls
-from perpbot.alerts.rules import Alert, Filters
-from perpbot.alerts.subscriber import build_dispatcher, record_failure
 from perpbot.paths import state_dir
 
 
@@ -82,6 +79,11 @@ def post(
 
 def deliver_outbox(**overrides: Any) -> tuple[int, int]:
     """Send every queued alert (one sender at a time): (files handled, failed deliveries)."""
+    # lazy: start-up speed of `perpbot kill` (it posts alerts; pydantic loads only to deliver)
+    from perpbot.alerts.destinations import load_global, load_urls
+    from perpbot.alerts.rules import Alert, Filters
+    from perpbot.alerts.subscriber import build_dispatcher, record_failure
+
     folder = outbox_dir()
     with open(folder.parent / "outbox.lock", "a+") as lock:
         try:

@@ -3,6 +3,10 @@
 The exchange is the truth. Every tick (and at start, and once more at the stop) the run
 lists positions and open orders, looks up each tracked order that left the listing, reads
 new fills, the mark price and the balance. Fills go to the ledger and the journal.
+
+On streams (perpbot.streams) the user data stream feeds the same ``record_trades`` and
+``record_order``: a fill is recorded, journalled and published (perpbot.engine.events) once,
+whichever of the stream and REST brings it first (the ledger deduplicates by trade id).
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import ccxt
 
 from perpbot.client.account import AccountView
 from perpbot.client.guarded import GuardedClient
+from perpbot.engine.events import EngineEvents, FillEvent, OrderEvent, Source
 from perpbot.engine.journal import RunJournal
-from perpbot.engine.ledger import Ledger
+from perpbot.engine.ledger import Fill, Ledger
 from perpbot.engine.output import RunOutput
 from perpbot.engine.state import PositionSnapshot, RunState
 
@@ -55,6 +60,7 @@ class Reconciler:
     account: AccountView
     journal: RunJournal
     output: RunOutput
+    events: EngineEvents | None = None
 
     async def reconcile(self) -> None:
         state, symbols = self.state, self.state.symbols
@@ -85,23 +91,52 @@ class Reconciler:
         open_orders = {o.get("clientOrderId"): o for o in listed}
         for cid in tracked:
             if cid in open_orders:
-                self.ledger.update(cid, open_orders[cid])
+                self.record_order(cid, open_orders[cid], "rest")
                 continue
             try:
                 order = await self.client.fetch_order(None, symbol, client_order_id=cid)
             except ccxt.OrderNotFound:
-                self.ledger.orders[cid].status = "expired"
+                self.ledger.update(cid, {"status": "expired"})
                 continue
-            self.ledger.update(cid, order)
+            self.record_order(cid, order, "rest")
 
-    async def _fills(self, symbol: str) -> None:
+    async def _fills(self, symbol: str) -> list[Fill]:
         since = self.ledger.last_trade_ms.get(symbol, self.state.start_ms)
         trades = await self.client.fetch_my_trades(symbol, since=since)
-        for fill in self.ledger.add_trades(symbol, trades):
-            self.journal.fill(fill.to_dict())
+        return self.record_trades(symbol, trades, "rest")
+
+    def record_trades(
+        self, symbol: str, trades: list[dict[str, Any]], source: Source
+    ) -> list[Fill]:
+        """Record this run's new fills among ``trades`` (ccxt trades); returns the new ones."""
+        new = self.ledger.add_trades(symbol, trades)
+        for fill in new:
+            self.journal.fill({**fill.to_dict(), "source": source})
             self.output.note(
                 f"fill {fill.symbol} {fill.side} {fill.amount:g} @ {fill.price:g} "
                 f"({'maker' if fill.maker else 'taker'}, fee {fill.fee:.4f})"
+            )
+            if self.events is not None:
+                self.events.publish(FillEvent(fill=fill, source=source))
+        return new
+
+    def record_order(self, cid: str, order: dict[str, Any], source: Source) -> None:
+        """Bring a tracked order up to date; publish an OrderEvent when it changed."""
+        tracked = self.ledger.orders.get(cid)
+        if tracked is None:
+            return
+        before = (tracked.status, tracked.filled)
+        self.ledger.update(cid, order)
+        if self.events is not None and (tracked.status, tracked.filled) != before:
+            self.events.publish(
+                OrderEvent(
+                    client_order_id=cid,
+                    symbol=tracked.spec.symbol,
+                    status=tracked.status,
+                    filled=tracked.filled,
+                    order=order,
+                    source=source,
+                )
             )
 
     async def funding(self) -> float:

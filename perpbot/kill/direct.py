@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from perpbot.app.connect import ENV_SIM_KEY, ENV_SIM_SECRET, connect
 from perpbot.audit.subscriber import attach_to_bus
-from perpbot.client.orders import PREFIX, run_tag
+from perpbot.client.orders import run_prefix
 from perpbot.config import (
     ExchangeSection,
     KillSection,
@@ -106,7 +106,7 @@ def run_tags_for(entry: KillEntry) -> set[str] | None:
         return None
 
     tags = {
-        f"{PREFIX}-{run_tag(str(doc.get('run_id')), str(doc.get('strategy')))}-"
+        run_prefix(str(doc.get("run_id")), str(doc.get("strategy")))
         for doc in bot_documents()
         if entry.matches(
             profile=doc.get("profile"), run_id=doc.get("run_id"), strategy=doc.get("strategy")

@@ -27,6 +27,7 @@ from perpbot.sim import errors as E
 from perpbot.sim import margin
 from perpbot.sim.engine import Engine
 from perpbot.sim.models import Account, Order
+from perpbot.sim.replay_files import Tick
 
 CID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 TIFS = ("GTC", "IOC", "FOK", "GTX")
@@ -133,7 +134,26 @@ def validate_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> 
         raise E.err(E.REDUCE_ONLY_REJECTED)
     if not reduce_only:
         _check_margin(engine, acct, symbol, sign, qty, ref_px, pos_amt)
+    if otype == "MARKET":
+        _check_counterparty_band(engine, symbol, side)
     return Draft(symbol, side, otype, tif, price, qty, reduce_only, cid)
+
+
+def _check_counterparty_band(engine: Engine, symbol: str, side: str) -> None:
+    """-4131: a MARKET order is refused when the best price on the other side of the book
+    already lies outside PERCENT_PRICE around mark (Binance's error code list: "The
+    counterparty's best price does not meet the PERCENT_PRICE filter limit")."""
+    spec, mkt = engine.specs[symbol], engine.markets[symbol]
+    crowd = mkt.crowd_head(side)
+    user = engine.books[symbol].opposite(side).head()
+    prices = [p for p in (crowd[0] if crowd else None, user.price if user else None) if p]
+    if not prices:
+        return
+    best = min(prices) if side == "BUY" else max(prices)
+    try:
+        spec.check_percent_price(best, mkt.mark)
+    except E.SimError:
+        raise E.err(E.MARKET_BAND) from None
 
 
 def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Order:
@@ -365,6 +385,52 @@ def synthetic_take(
     edge = mkt.mark * (1 + bound if side == "BUY" else 1 - bound) / spec.tick_f
     _synthetic(engine, symbol, side, qty, now, walk, edge)
     mkt.settle_impact(side, before)
+
+
+def follow_tick(engine: Engine, symbol: str, tick: Tick) -> None:
+    """Apply one tick of a market feed (replayed file or live upstream) to ``symbol``.
+
+    A price tick moves the mid (the crowd re-quotes around it) and fills the users' orders
+    the touch went through. A trade tick is the real market's taker flow: the crowd
+    re-quotes so that taker meets it at the trade's price; users quoting better fill first
+    (at their price, as makers); at the trade's price the queue ahead of a user order
+    trades before it (FIFO); what the real book absorbed prints as one trade at that price,
+    so the public tape repeats the file's (or upstream's) trades. Nothing trades beyond the
+    trade's price, and the crowd is not depleted by it: only users' trades leave impact.
+    """
+    mkt = engine.markets[symbol]
+    if tick.qty <= 0:
+        mkt.set_mid(tick.price, tick.t)
+        sweep(engine, symbol, tick.t)
+        return
+    spec = engine.specs[symbol]
+    side = "BUY" if tick.taker_buys else "SELL"
+    price = spec.price_to_ticks(tick.price)
+    mkt.quote_touch(side, price)
+    book_side = engine.books[symbol].opposite(side)
+    maker_side = "SELL" if side == "BUY" else "BUY"
+    remaining = max(1, round(tick.qty / spec.step_f))
+    crowd = 0
+    while remaining > 0:
+        maker = book_side.head()
+        if maker is None or not _better_or_equal(side, maker.price, price):
+            break
+        if maker.price == price and maker.queue_ahead > 0:
+            eaten = min(remaining, maker.queue_ahead)
+            _eat_queue(engine, symbol, maker_side, price, eaten)
+            crowd += eaten
+            remaining -= eaten
+            continue
+        cap = _maker_cap(engine, maker)
+        if cap == 0:
+            engine.close_order(maker, "EXPIRED", tick.t)
+            continue
+        fill = min(remaining, cap)
+        mkt.record_trade(maker.price, fill, side == "BUY", tick.t)
+        engine.fill_order(maker, maker.price, fill, True, tick.t)
+        remaining -= fill
+    if crowd + remaining > 0:
+        mkt.record_trade(price, crowd + remaining, side == "BUY", tick.t)
 
 
 def _synthetic(

@@ -4,7 +4,8 @@ The package has no import cycle (test_imports.py), so no function-level import i
 dodge one. What stays inside a function is lazy on purpose: the start-up speed of
 `perpbot --help` and `perpbot kill`, an optional extra (redis, matplotlib), a POSIX-only
 module. Each carries a ``# lazy: <why>`` comment on its line or in the comment lines just
-above it; the imports right below a commented one (one block) share its comment.
+above it; the imports right below a commented one (one block, blank lines between import
+sections allowed) share its comment.
 """
 
 from __future__ import annotations
@@ -63,7 +64,10 @@ def unexplained() -> list[str]:
         lines = path.read_text(encoding="utf-8").splitlines()
         ok: set[int] = set()  # last line numbers of explained imports
         for node in sorted(nodes, key=lambda n: n.lineno):
-            block_above = node.lineno - 1 in ok  # directly below an explained import
+            above = node.lineno - 1  # directly below an explained import (blank lines
+            while above >= 1 and not lines[above - 1].strip():  # between sections allowed)
+                above -= 1
+            block_above = above in ok
             if block_above or explained(lines, node, ok):
                 ok.add(node.end_lineno or node.lineno)
             else:

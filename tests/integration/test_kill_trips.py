@@ -21,18 +21,8 @@ from tests.integration.kill_strategies.support import (
     open_orders_of,
     orders_of,
     position_of,
-    quiet_market,
     write_strategy,
 )
-
-
-@pytest.fixture
-def account(sim_factory: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
-    sim = sim_factory(market=quiet_market())
-    key, secret = sim.create_account()
-    monkeypatch.setenv("PERPBOT_SIM_API_KEY", key)
-    monkeypatch.setenv("PERPBOT_SIM_API_SECRET", secret)
-    return sim, key
 
 
 def _toml(tmp_path: Path, sim: Any, kill: dict[str, Any], **extra: Any) -> Path:

@@ -1,0 +1,79 @@
+"""Events, timers and on_save/on_load, end to end: `perpbot run` against the simulator.
+
+The delivery order is the documented one (docs/strategy.md): within a cycle, fills, then
+order updates, then position changes, then timers, then on_tick; and a second run of the
+same strategy receives what the first one saved.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+
+from tests.conftest import run_cli
+
+HERE = Path(__file__).resolve().parent
+BTC = "BTC/USDT:USDT"
+
+
+def write_toml(tmp_path: Path, url: str, isolation: str) -> Path:
+    doc = {
+        "strategy": {
+            "name": "events",
+            "file": str(HERE / "events.py"),
+            "symbols": [BTC],
+            "tick_interval": 0.3,
+            "isolation": isolation,
+        },
+        "exchange": {"id": "sim", "url": url},
+        "audit": {"enabled": False},
+    }
+    path = tmp_path / "events.toml"
+    path.write_text(tomli_w.dumps(doc))
+    return path
+
+
+def run(toml: Path, key: str, secret: str) -> Any:
+    result = run_cli(
+        "run", str(toml), "--duration", "3", "--plain",
+        env={"PERPBOT_SIM_API_KEY": key, "PERPBOT_SIM_API_SECRET": secret},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.mark.parametrize("isolation", ["thread"])
+def test_events_timers_and_saved_state(
+    tmp_path: Path, sim: Any, state_home: Path, isolation: str
+) -> None:
+    key, secret = sim.create_account()
+    toml = write_toml(tmp_path, sim.base_url, isolation)
+    first = run(toml, key, secret)
+    assert "refused BAD_AMOUNT" in first.stdout
+    saved = json.loads((state_home / "strategies" / "events.json").read_text())["state"]
+    seen = saved["seen"]
+    assert saved["runs"] == 1 and saved["timers"] >= 3
+    # the strategy's own calls, as the ledger saw them; then the fill, then the position
+    # (tests/unit/core/test_strategy_feed.py checks the order inside one batch)
+    events = [e for e in seen if e != "tick"]
+    orders = [e for e in events if e.startswith("order ")]  # on streams a fill may come first
+    assert orders[:4] == [
+        "order accepted ORDER_ACCEPTED",  # the market buy
+        "order filled ORDER_FILLED",
+        "order accepted ORDER_ACCEPTED",  # the far bid
+        "order rejected BAD_AMOUNT",  # refused before it left
+    ], seen
+    assert events.index(f"fill buy 0.002 {BTC}") < events.index("position 0 -> 0.002"), seen
+    assert "order cancelled ORDER_CANCELLED" in orders[4:], seen
+    # the simulator agrees: one fill of ours, the far bid cancelled
+    ours = [o for o in sim.state()["orders"] if o["account"] == key]
+    assert sorted(o["status"] for o in ours) == ["CANCELED", "FILLED"]
+
+    second = run(toml, key, secret)
+    assert "loaded runs=1" in second.stdout
+    again = json.loads((state_home / "strategies" / "events.json").read_text())["state"]
+    assert again["runs"] == 2
