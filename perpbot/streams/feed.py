@@ -98,6 +98,11 @@ class StreamFeed:
         self._filled_epoch = 0  # the epoch the last backfill covered
         self._last_reconcile = time.monotonic()
         self._unmatched: list[tuple[float, str, dict[str, Any]]] = []
+        # equity = _base + this run's positions valued at the streamed mark. The balance
+        # stream carries the wallet balance only (no unrealised PnL), so the last REST
+        # equity less its positions' unrealised PnL is the base, moved by wallet changes.
+        self._base: float | None = None
+        self._wallet: float | None = None
 
     # -- life -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -174,6 +179,9 @@ class StreamFeed:
     async def _reconcile_locked(self, why: str) -> list[Any]:
         before = len(self.ledger.fills)
         await self.reconciler.reconcile()
+        if self.state.equity is not None:
+            upnl = sum(p.unrealized_pnl for p in self.state.positions.values())
+            self._base = self.state.equity - upnl
         self._last_reconcile = time.monotonic()
         self.counters["reconciles"] += 1
         return self.ledger.fills[before:]
@@ -274,6 +282,7 @@ class StreamFeed:
         if mark:
             self.state.marks[symbol] = float(mark)
             self.state.mark_times[symbol] = (t.get("timestamp") or time.time() * 1000.0) / 1000.0
+            self._revalue()
 
     def _on_orders(self, orders: list[dict[str, Any]]) -> None:
         for o in orders:
@@ -324,13 +333,31 @@ class StreamFeed:
                 changed = True
         if changed:
             self.account.set_positions([_position_raw(p) for p in self.state.positions.values()])
+            self._revalue()
 
     def _on_balance(self, balance: dict[str, Any]) -> None:
         total = (balance.get("total") or {}).get("USDT")
         if total is None:
             return
+        wallet = float(total)
+        if self._wallet is not None and self._base is not None:
+            self._base += wallet - self._wallet  # fees, realised PnL, funding
+        self._wallet = wallet
+        self._revalue()
+
+    def _revalue(self) -> None:
+        """Equity (and its peak, for the drawdown trip) at the latest streamed marks."""
+        if self._base is None:
+            return
+        upnl = 0.0
+        for symbol, p in self.state.positions.items():
+            mark = self.state.marks.get(symbol)
+            if p.amount and p.entry_price and mark:
+                upnl += (mark - p.entry_price) * p.amount
+            else:
+                upnl += p.unrealized_pnl
         state = self.state
-        state.equity = float(total)
+        state.equity = self._base + upnl
         self.account.equity = state.equity
         state.peak_equity = max(state.peak_equity or state.equity, state.equity)
 
