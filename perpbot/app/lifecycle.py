@@ -247,9 +247,17 @@ class Runner:
     async def reconcile(self) -> None:
         assert self.reconciler is not None
         if self.feed is not None:
-            await self.feed.reconcile("refresh")  # serialised with the streams' backfills
+            await self.feed.reconcile("run")  # serialised with the streams' backfills
         else:
             await self.reconciler.reconcile()
+
+    async def refresh(self) -> None:
+        """``ctx.refresh()``: on streams, the stream's state once it has caught up with the
+        run's own REST answers (no request); on polling, a reconcile."""
+        if self.feed is not None:
+            await self.feed.refresh()
+        else:
+            await self.reconcile()
 
     # -- market data the streams hold (None: ask REST) --------------------------------------
     def streamed_book(self, symbol: str, limit: int | None) -> dict[str, Any] | None:

@@ -62,7 +62,9 @@ class Reconciler:
     output: RunOutput
     events: EngineEvents | None = None
 
-    async def reconcile(self) -> None:
+    async def reconcile(self, *, market: bool = True) -> None:
+        """Everything; ``market=False`` skips the mark and the balance (a run on streams
+        has both from its streams: its periodic safety-net read checks orders and fills)."""
         state, symbols = self.state, self.state.symbols
         raw = await self.client.fetch_positions(symbols)
         state.positions = {
@@ -72,10 +74,14 @@ class Reconciler:
         for s in symbols:
             await self._orders(s)
             await self._fills(s)
+            if not market:
+                continue
             fr = await self.client.fetch_funding_rate(s)
             if fr.get("markPrice"):
                 state.marks[s] = float(fr["markPrice"])
                 state.mark_times[s] = (fr.get("timestamp") or time.time() * 1000.0) / 1000.0
+        if not market:
+            return
         balance = await self.client.fetch_balance()
         total = (balance.get("total") or {}).get("USDT")
         if total is not None:

@@ -33,6 +33,7 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import ccxt
@@ -49,6 +50,7 @@ MARK_CADENCE_S = 1.0  # markPrice@1s
 GAP_GRACE_S = 2.0  # a fill younger than this may still be on its way on the stream
 UNMATCHED_KEEP_S = 30.0  # a streamed fill of an order whose placement answer is not back yet
 CONNECT_WAIT_S = 10.0
+REFRESH_WAIT_S = 2.0
 WATCHDOG_S = 0.2
 
 
@@ -98,11 +100,9 @@ class StreamFeed:
         self._filled_epoch = 0  # the epoch the last backfill covered
         self._last_reconcile = time.monotonic()
         self._unmatched: list[tuple[float, str, dict[str, Any]]] = []
-        # equity = _base + this run's positions valued at the streamed mark. The balance
-        # stream carries the wallet balance only (no unrealised PnL), so the last REST
-        # equity less its positions' unrealised PnL is the base, moved by wallet changes.
-        self._base: float | None = None
-        self._wallet: float | None = None
+        self._wallet: float | None = None  # wallet balance: equity less unrealised PnL
+        self._stream_filled: dict[str, float] = {}  # client id -> cumulative filled (stream)
+        self._position_due = False  # a fill streamed, its ACCOUNT_UPDATE not yet
 
     # -- life -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -171,17 +171,46 @@ class StreamFeed:
             }
         }
 
-    async def reconcile(self, why: str) -> list[Any]:
-        """A full REST reconcile (serialised with backfills); the fills it found new."""
+    async def reconcile(self, why: str, *, market: bool = True) -> list[Any]:
+        """A REST reconcile (serialised with backfills); the fills it found new."""
         async with self._lock:
-            return await self._reconcile_locked(why)
+            return await self._reconcile_locked(why, market=market)
 
-    async def _reconcile_locked(self, why: str) -> list[Any]:
+    async def refresh(self) -> None:
+        """``ctx.refresh()`` on streams: wait until the user stream has delivered every fill
+        the run's REST answers (placements, cancels) already reported, and the position
+        update that follows them; then settle the account view's reduce-only accounting on
+        those positions. No request is made. When the stream is down or does not catch up
+        within ``REFRESH_WAIT_S``, a REST reconcile does it instead (STREAM_LAGGING)."""
+        deadline = time.monotonic() + REFRESH_WAIT_S
+        while self.user_stream_up and time.monotonic() < deadline:
+            if not self._behind():
+                self.account.set_positions(
+                    [_position_raw(p) for p in self.state.positions.values()]
+                )
+                return
+            await asyncio.sleep(0.002)
+        if self.user_stream_up:
+            self._decide("alert", "STREAM_LAGGING", f"the user stream had not delivered the "
+                         f"fills REST answers reported within {REFRESH_WAIT_S:g} s: the "
+                         "refresh reads REST instead", behind=self._behind())  # fmt: skip
+        await self.reconcile("refresh")
+
+    def _behind(self) -> list[str]:
+        """Orders whose REST-reported fills the stream has not delivered yet (or whose
+        position update has not followed)."""
+        behind = [
+            cid
+            for cid, t in self.ledger.orders.items()
+            if t.filled > self._stream_filled.get(cid, 0.0) + 1e-12
+        ]
+        return behind + (["(position update)"] if self._position_due else [])
+
+    async def _reconcile_locked(self, why: str, *, market: bool = True) -> list[Any]:
         before = len(self.ledger.fills)
-        await self.reconciler.reconcile()
-        if self.state.equity is not None:
-            upnl = sum(p.unrealized_pnl for p in self.state.positions.values())
-            self._base = self.state.equity - upnl
+        await self.reconciler.reconcile(market=market)
+        if market and self.state.equity is not None:  # REST's total is the margin balance
+            self._wallet = self.state.equity - self.state.unrealized_pnl()
         self._last_reconcile = time.monotonic()
         self.counters["reconciles"] += 1
         return self.ledger.fills[before:]
@@ -290,6 +319,10 @@ class StreamFeed:
                 continue
             cid = o.get("clientOrderId")
             if cid in self.ledger.orders:
+                filled = float(o.get("filled") or 0.0)
+                if filled > self._stream_filled.get(cid, 0.0):
+                    self._stream_filled[cid] = filled
+                    self._position_due = True
                 self.reconciler.record_order(cid, o, "stream")
             key = cid or (str(o["id"]) if o.get("id") is not None else None)
             if key in self.account.orders:
@@ -326,8 +359,17 @@ class StreamFeed:
 
     def _on_positions(self, positions: list[dict[str, Any]]) -> None:
         changed = False
+        self._position_due = False
         for raw in positions:
             p = position_of(raw)
+            old = self.state.positions.get(p.symbol)
+            if old is not None:  # ACCOUNT_UPDATE has no liquidation price, leverage or mark:
+                p = replace(  # keep REST's until the next reconcile reads them again
+                    p,
+                    liquidation_price=p.liquidation_price or old.liquidation_price,
+                    leverage=p.leverage or old.leverage,
+                    mark_price=p.mark_price or old.mark_price,
+                )
             if p.symbol in self.symbols:
                 self.state.positions[p.symbol] = p
                 changed = True
@@ -336,28 +378,27 @@ class StreamFeed:
             self._revalue()
 
     def _on_balance(self, balance: dict[str, Any]) -> None:
-        total = (balance.get("total") or {}).get("USDT")
+        total = (balance.get("total") or {}).get("USDT")  # ACCOUNT_UPDATE: the wallet
         if total is None:
             return
-        wallet = float(total)
-        if self._wallet is not None and self._base is not None:
-            self._base += wallet - self._wallet  # fees, realised PnL, funding
-        self._wallet = wallet
+        self._wallet = float(total)
         self._revalue()
 
     def _revalue(self) -> None:
-        """Equity (and its peak, for the drawdown trip) at the latest streamed marks."""
-        if self._base is None:
+        """Equity = wallet + each position revalued at the streamed mark, as REST's margin
+        balance is, so drawdown trips and the risk layer follow the mark between reads."""
+        if self._wallet is None:
             return
-        upnl = 0.0
-        for symbol, p in self.state.positions.items():
-            mark = self.state.marks.get(symbol)
-            if p.amount and p.entry_price and mark:
-                upnl += (mark - p.entry_price) * p.amount
+        state, upnl = self.state, 0.0
+        for sym, p in list(state.positions.items()):
+            mark = state.marks.get(sym)
+            if mark and p.amount and p.entry_price:
+                pnl = p.amount * (mark - p.entry_price)
+                state.positions[sym] = replace(p, mark_price=mark, unrealized_pnl=pnl)
+                upnl += pnl
             else:
                 upnl += p.unrealized_pnl
-        state = self.state
-        state.equity = self._base + upnl
+        state.equity = self._wallet + upnl
         self.account.equity = state.equity
         state.peak_equity = max(state.peak_equity or state.equity, state.equity)
 
@@ -388,7 +429,7 @@ class StreamFeed:
     async def _periodic(self) -> None:
         started = time.time()
         try:
-            found = await self.reconcile("periodic")
+            found = await self.reconcile("periodic", market=not self._market_up())
         except Exception as exc:
             self._last_reconcile = time.monotonic()
             self._decide("alert", "STREAM_RECONCILE_FAILED", f"the periodic REST reconcile "
@@ -403,6 +444,16 @@ class StreamFeed:
                          "from REST now); the user stream is reconnected",
                          trade_ids=[f.trade_id for f in missed])  # fmt: skip
             await self._drop(private=True)
+
+    def _market_up(self) -> bool:
+        return (
+            all(
+                h.down_since is None and not h.stale
+                for h in self.health.values()
+                if not h.private and h.cadence_s is not None
+            )
+            and self._wallet is not None
+        )
 
     def _is_private(self, url: str) -> bool:
         key = (self.ex.options.get("linear") or {}).get("listenKey")

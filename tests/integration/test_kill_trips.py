@@ -32,7 +32,9 @@ def _toml(tmp_path: Path, sim: Any, kill: dict[str, Any], **extra: Any) -> Path:
         params={"mode": "idle", "orders_per_symbol": 2},
         strategy={"symbols": ["BTC/USDT:USDT"], "tick_interval": 0.1},
         kill=kill,
-        extra=extra,
+        # these trips are judged on REST polling every tick (failures in a row, a slow
+        # premiumIndex): the polling path; streams have their own (tests/integration/streams)
+        extra={**extra, "exchange": {"url": sim.base_url, "streams": False}},
     )
 
 

@@ -189,3 +189,26 @@ async def test_engine_events_iterate(sim_factory: Any, tmp_path: Path) -> None:
         task.cancel()
     finally:
         await bot.stop()
+
+
+async def test_a_stalled_mark_stream_trips_the_stale_price_kill_like_rest(
+    sim_factory: Any, tmp_path: Path
+) -> None:
+    """[kill] max_price_age_s judges the streamed mark's exchange time like REST's."""
+    handle = sim_factory()
+    toml = write_toml(
+        tmp_path,
+        handle.base_url,
+        exchange={"stream_stale_s": 30.0},  # no reconnect: the mark just stops
+        kill={"deadman": False, "max_price_age_s": 1.5, "trip_level": "halt"},
+    )
+    bot = await started(toml)
+    try:
+        await bot.until(lambda: bot.runner.state.marks.get(BTC))
+        assert not bot.decisions("KILL_STALE_PRICE")  # fresh while the stream flows
+        control(handle, "/__sim/faults", {"streams": {"stall": True, "scope": "market"}})
+        (trip,) = await bot.until(lambda: bot.decisions("KILL_STALE_PRICE"), timeout=20)
+        assert BTC in trip.sentence and "max_price_age_s = 1.5" in trip.sentence
+    finally:
+        control(handle, "/__sim/faults", {})
+        await bot.stop()
