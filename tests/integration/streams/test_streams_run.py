@@ -83,8 +83,9 @@ async def test_fills_reach_the_engine_from_the_stream(sim_factory: Any, tmp_path
         assert {e.source for e in events} == {"stream"}  # no REST reconcile ran meanwhile
         assert feed.counters["reconciles"] == 1  # the start-up one only
         # positions and equity came from the stream too, and agree with REST
-        pos = bot.runner.state.positions[BTC].amount
-        assert pos == pytest.approx(0.006)
+        state = bot.runner.state  # the position update is its own stream message
+        await bot.until(lambda: BTC in state.positions)
+        await bot.until(lambda: state.positions[BTC].amount == pytest.approx(0.006))
         book = await bot.do(lambda ctx: ctx.order_book(BTC, 5))
         assert book["bids"][0][0] < book["asks"][0][0]
     finally:
