@@ -77,7 +77,7 @@ class Runner:
         self.duration = duration
         self.run_id = run_id or new_run_id(self.config.strategy.name)
         self.bus = EventBus()
-        self.ledger = Ledger()
+        self.ledger = Ledger(own_book=self.config.strategy.share_symbols)
         self.journal = RunJournal(self.run_id)
         self.state = RunState(
             run_id=self.run_id,
@@ -303,6 +303,7 @@ class Runner:
             account=conn.setup.account,
             journal=self.journal,
             output=self.output,
+            own_only=self.orders.is_ours if self.config.strategy.share_symbols else None,
         )
 
     def _write_meta(self) -> None:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from perpbot.engine.hooks import AttachableRun, RunPort
 
 DEADLINE_S = 10.0  # listing and cancelling leftovers: retried through 5xx up to this long
+STOP_LISTING_S = 5.0  # at the stop: how long a listing may take before the countdown is kept
 FIRST_PAUSE_S, MAX_PAUSE_S = 0.1, 1.0
 NAME_AT_MOST = 5
 
@@ -125,7 +126,16 @@ class StartSweep:
         near = self.neighbours(symbols)
         self._refuse_neighbours(near)
         deadline = time.monotonic() + DEADLINE_S
-        listed = await asyncio.gather(*(self._list(s, deadline) for s in symbols))
+        try:  # bounded as a whole: a retry layer's backoff cannot stretch it
+            listed = await asyncio.wait_for(
+                asyncio.gather(*(self._list(s, deadline) for s in symbols)), DEADLINE_S + 1.0
+            )
+        except TimeoutError:
+            raise PerpbotError(
+                f"refusing to start: the open orders on {', '.join(symbols)} could not be "
+                f"listed within {DEADLINE_S:g} s, so orders left by an earlier run or placed by "
+                "hand cannot be told apart; nothing was armed"
+            ) from None
         shared_tags = {strategy_tag(str(d.get("strategy"))) for docs in near.values() for d in docs}
         found: dict[str, Findings] = {}
         for symbol, orders in zip(symbols, listed, strict=True):
@@ -192,7 +202,13 @@ class StartSweep:
                 '([strategy] leftover_orders = "adopt")',
             )
             return
-        remaining = await self._cancel_until_gone(left, time.monotonic() + DEADLINE_S)
+        deadline = time.monotonic() + DEADLINE_S
+        try:  # bounded as a whole: a retry layer's backoff cannot stretch it
+            remaining = await asyncio.wait_for(
+                self._cancel_until_gone(left, deadline), DEADLINE_S + 1.0
+            )
+        except TimeoutError:
+            remaining = left
         if remaining:
             self.info["leftovers_action"] = "cancel failed"
             still = "; ".join(f"{s}: {_ids(os_)}" for s, os_ in remaining.items())
@@ -302,7 +318,12 @@ class StartSweep:
             if s in keep:
                 continue
             try:
-                listed = await self.runner.client.fetch_open_orders(s)
+                listed = await asyncio.wait_for(
+                    self.runner.client.fetch_open_orders(s), STOP_LISTING_S
+                )
+            except TimeoutError:
+                keep[s] = f"the open orders there could not be listed within {STOP_LISTING_S:g} s"
+                continue
             except Exception as exc:
                 keep[s] = f"the open orders there could not be listed ({describe_error(exc)})"
                 continue

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import ccxt
+import pytest
 
 from perpbot.sim.ccxt_config import configure_loopback
 from tests.integration.kill_strategies.support import (
@@ -261,3 +262,45 @@ def test_nobody_disarms_under_a_dead_runs_orders(
     wait_until(lambda: not open_orders_of(sim.state(), creds[0]), timeout=15)
     by_cid = {o["clientOrderId"]: o for o in orders_of(sim.state(), creds[0])}
     assert all(by_cid[c]["status"] == "CANCELED" for c in dead)
+
+
+def test_bots_sharing_a_symbol_each_see_their_own_position(
+    sim_factory: Any, tmp_path: Path, state_home: Path, bots: list[Bot]
+) -> None:
+    """The account holds 0.014 BTC long; bot a bought 0.01 and bot b 0.004: each reports
+    its own (from its fills), not the account's."""
+    import json
+
+    from tests.integration.kill_strategies.support import position_of
+
+    sim = sim_factory(market=quiet_market())
+    creds = sim.create_account()
+
+    def own_position(tag: str) -> Any:
+        for path in (state_home / "bots").glob("*.json"):
+            doc = json.loads(path.read_text())
+            if doc["strategy"] == tag and doc["state"] == "running":
+                return (doc["positions"].get(BTC) or {}).get("amount")
+        return None
+
+    def start(name: str, amount: float) -> Bot:
+        toml = write_strategy(
+            tmp_path,
+            sim.base_url,
+            params={"mode": "idle", "orders_per_symbol": 0, "open_position": amount},
+            strategy={"name": name, "symbols": [BTC], "tick_interval": 0.2, "share_symbols": True},
+            name=f"{name}.toml",
+        )
+        return _start(bots, toml, tmp_path, creds, tag=name)
+
+    a = start("a", 0.01)
+    wait_until(lambda: own_position("a"), timeout=30)
+    b = start("b", 0.004)
+    wait_until(lambda: own_position("b") and own_position("a"), timeout=30)
+    assert position_of(sim.state(), creds[0], "BTCUSDT") == pytest.approx(0.014)
+    wait_until(lambda: own_position("a") == pytest.approx(0.01), timeout=10)
+    assert own_position("b") == pytest.approx(0.004)
+    for bot in (a, b):
+        bot.signal(signal.SIGTERM)
+        code, _out, err = bot.finish(30)
+        assert code == 0, err
