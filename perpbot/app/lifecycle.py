@@ -415,8 +415,11 @@ class Runner:
             done, _ = await asyncio.wait({fut, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
-        if fut not in done:
-            return False  # stopping while the strategy is busy (or hung): leave it behind
+        if fut not in done:  # stopping while the strategy is busy (or hung): leave it
+            # behind; its outcome (often StrategyStopped) is read when it lands, so asyncio
+            # does not print "Future exception was never retrieved" with a traceback
+            fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+            return False
         exc = fut.exception()
         if exc is None:
             self._tick_errors = 0
