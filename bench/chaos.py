@@ -38,6 +38,9 @@ def main() -> int:
                 episodes.append(ep)
                 for v in ep.violations:
                     print(f"episode {ep.seed} ({ep.ending}; {'+'.join(ep.faults)}): {v}")
+                if len(episodes) % 25 == 0:
+                    bad = sum(1 for e in episodes if e.violations)
+                    print(f"... {len(episodes)} episodes, {bad} with violations", flush=True)
     faults = Counter(f for ep in episodes for f in ep.faults)
     endings = Counter(ep.ending for ep in episodes)
     broken = [ep for ep in episodes if ep.violations]

@@ -7,7 +7,8 @@ An *episode* (one fresh account on a shared in-thread simulator, its own state d
 2. a random fault plan is installed: 5xx on random methods, dropped connections, lost
    responses, latency, a 429 storm (the order/weight limits cut to a trickle);
 3. a random ending: SIGTERM; SIGKILL and a restart (which must cancel what the dead run
-   left) then SIGTERM; or `perpbot kill` at halt, cancel or flatten, then SIGTERM;
+   left) then SIGTERM; `perpbot kill` at halt, cancel or flatten, then SIGTERM; or garbage
+   written to the KILL file (the bot fails closed: a standing cancel), then SIGTERM;
 4. the faults are cleared, the bots must exit within a bound.
 
 Invariants, with the simulator's own state as the truth:
@@ -45,7 +46,14 @@ import tomli_w
 ROOT = Path(__file__).resolve().parents[2]
 HANG = ROOT / "tests" / "integration" / "kill_strategies"
 SYMBOLS = {"BTC/USDT:USDT": "BTCUSDT", "ETH/USDT:USDT": "ETHUSDT"}
-ENDINGS = ("sigterm", "sigkill_restart", "kill_halt", "kill_cancel", "kill_flatten")
+ENDINGS = (
+    "sigterm",
+    "sigkill_restart",
+    "kill_halt",
+    "kill_cancel",
+    "kill_flatten",
+    "sentinel_garbage",
+)
 COUNTDOWN_S = 3.0
 EXIT_WITHIN_S = 45.0
 
@@ -255,6 +263,10 @@ class Campaign:
             self._wait(lambda: again.poll() is not None or _running(home, 2), 60)
             time.sleep(rng.uniform(0.0, 2.0))
             again.send_signal(signal.SIGTERM)
+        elif ep.ending == "sentinel_garbage":  # a corrupt KILL file: the bots fail closed
+            (Path(env["PERPBOT_HOME"]) / "KILL").write_text("{garbage")
+            time.sleep(1.0)
+            bot.send_signal(signal.SIGTERM)
         else:
             level = ep.ending.removeprefix("kill_")
             kill = self._cli(env, "kill", "--level", level, "--reason", "chaos", "--wait", "15")
