@@ -304,3 +304,26 @@ def test_bots_sharing_a_symbol_each_see_their_own_position(
         bot.signal(signal.SIGTERM)
         code, _out, err = bot.finish(30)
         assert code == 0, err
+
+
+def test_a_run_scoped_direct_kill_cancels_the_strategys_leftovers_and_nothing_else(
+    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+) -> None:
+    """The run is gone (SIGKILLed); `perpbot kill --direct --run hang` cancels what it left
+    and leaves a trader's manual order on the same symbol alone."""
+    from tests.conftest import run_cli
+    from tests.integration.kill_strategies.support import sim_env
+
+    sim = sim_factory(market=quiet_market())
+    creds = sim.create_account()
+    left = _sigkilled_run(sim, tmp_path, creds, bots)
+    manual = _manual_order(sim, creds)
+    result = run_cli(
+        "kill", "--direct", "--run", "hang", "--url", sim.base_url, "--wait", "0",
+        env=sim_env(creds),
+    )  # fmt: skip
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.returncode == 0, result.stderr
+    assert _open_cids(sim, creds[0]) == {manual}
+    by_cid = {o["clientOrderId"]: o for o in orders_of(sim.state(), creds[0])}
+    assert all(by_cid[c]["status"] == "CANCELED" for c in left)
