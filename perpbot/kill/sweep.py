@@ -86,6 +86,7 @@ class StartSweep:
         self.runner.summary_extras["sweep"] = self.info
 
     def _say(self, action: str, code: str, sentence: str, **data: Any) -> None:
+        self.info.setdefault("said", []).append({"code": code, "sentence": sentence})
         self.runner.bus.publish(Decision("kill", action, code, sentence, data))  # type: ignore[arg-type]
 
     # -- who else is here -------------------------------------------------------------------

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,14 @@ def test_a_restarted_bot_cancels_what_the_killed_run_left_before_arming(
     by_cid = {o["clientOrderId"]: o for o in orders_of(sim.state(), creds[0])}
     assert all(by_cid[c]["status"] == "CANCELED" for c in left)
     assert not (_open_cids(sim, creds[0]) & left)
+    # `perpbot status` says what the start found (the dashboard and --json)
+    from tests.conftest import run_cli
+
+    status = json.loads(run_cli("status", "--json").stdout)
+    said = [s for b in status["bots"] if b["state"] == "running" for s in b["start"]]
+    assert [s["code"] for s in said] == ["START_LEFTOVERS_CANCELLED"]
+    assert all(c in said[0]["sentence"] for c in left)
+    assert "START_LEFTOVERS_CANCELLED" in run_cli("status").stdout
     again.signal(signal.SIGTERM)
     code, out, err = again.finish(30)
     assert code == 0, err
