@@ -39,13 +39,15 @@ from perpbot.client.orders import perpbot_strategy_tag, strategy_tag
 from perpbot.client.setup import account_id
 from perpbot.errors import BadInput, PerpbotError
 from perpbot.events import Decision
-from perpbot.kill.acks import running_bots
+from perpbot.kill.acks import bot_documents
 from perpbot.kill.cancel import describe_error
+from perpbot.procs import pid_alive
 
 if TYPE_CHECKING:
     from perpbot.engine.hooks import AttachableRun, RunPort
 
 DEADLINE_S = 10.0  # listing and cancelling leftovers: retried through 5xx up to this long
+LIVE_STATES = ("starting", "running", "stopping")  # a stopping bot still has orders out
 STOP_LISTING_S = 5.0  # at the stop: how long a listing may take before the countdown is kept
 FIRST_PAUSE_S, MAX_PAUSE_S = 0.1, 1.0
 NAME_AT_MOST = 5
@@ -93,8 +95,14 @@ class StartSweep:
     def neighbours(self, symbols: list[str]) -> dict[str, list[dict[str, Any]]]:
         """Running bots (status files, live pid) on this account, per symbol of ours."""
         out: dict[str, list[dict[str, Any]]] = {}
-        for doc in running_bots():
+        for doc in bot_documents():
             if doc.get("run_id") == self.runner.run_id or doc.get("account") != self.account:
+                continue
+            started = doc.get("started_at")
+            if doc.get("state") not in LIVE_STATES or not pid_alive(
+                doc.get("pid"),
+                started_at=float(started) if isinstance(started, int | float) else None,
+            ):  # ended, or its pid now belongs to another process
                 continue
             for s in doc.get("symbols") or []:
                 if s in symbols:
@@ -180,7 +188,15 @@ class StartSweep:
             raise BadInput(
                 f"{where}refusing to start: {_bot(docs[0])} already trades {s} on this "
                 "account, and both would share its position and dead-man countdown; set "
-                "[strategy] share_symbols = true to run side by side (docs/kill.md)"
+                "[strategy] share_symbols = true in both to run side by side (docs/kill.md)"
+            )
+        alone = [(s, d) for s, docs in near.items() for d in docs if not d.get("share_symbols")]
+        if alone:
+            s, d = alone[0]
+            raise BadInput(
+                f"{where}refusing to start: {_bot(d)} already trades {s} on this account "
+                "without [strategy] share_symbols = true, so it counts the whole account's "
+                "position as its own; restart it with share_symbols = true first"
             )
 
     async def _leftovers(self, left: dict[str, list[dict[str, Any]]]) -> None:

@@ -203,7 +203,8 @@ def test_a_second_bot_on_the_same_account_and_symbol_is_refused_by_default(
     _start(bots, _bot_toml(tmp_path, sim.base_url), tmp_path, creds, tag="a")
     wait_until(lambda: _running_with(sim, creds[0], 3), timeout=30)
     fires_at = _countdown(sim, creds[0])
-    for name, opt_in in (("other", {}), ("hang", {"share_symbols": True})):
+    cases = (("other", {}), ("hang", {"share_symbols": True}), ("third", {"share_symbols": True}))
+    for name, opt_in in cases:
         toml = _bot_toml(tmp_path, sim.base_url, orders=2, name=name, strategy=opt_in)
         b = _start(bots, toml, tmp_path, creds, tag=f"b-{name}")
         code, _out, err = b.finish(30)
@@ -212,6 +213,7 @@ def test_a_second_bot_on_the_same_account_and_symbol_is_refused_by_default(
         assert len(lines) == 1 and "refusing to start" in lines[0] and "already trades" in lines[0]
     assert "share_symbols = true" in (tmp_path / "b-other.err").read_text()
     assert "cannot be told apart" in (tmp_path / "b-hang.err").read_text()
+    assert "without [strategy] share_symbols = true" in (tmp_path / "b-third.err").read_text()
     assert len(open_orders_of(sim.state(), creds[0])) == 3  # refusals placed nothing
     assert _countdown(sim, creds[0]) >= fires_at  # and disarmed nothing
 
@@ -221,7 +223,8 @@ def test_two_bots_opted_in_the_first_out_leaves_the_shared_countdown_armed(
 ) -> None:
     sim = sim_factory(market=quiet_market())
     creds = sim.create_account()
-    a = _start(bots, _bot_toml(tmp_path, sim.base_url), tmp_path, creds, tag="a")
+    toml = _bot_toml(tmp_path, sim.base_url, strategy={"share_symbols": True})
+    a = _start(bots, toml, tmp_path, creds, tag="a")
     wait_until(lambda: _running_with(sim, creds[0], 3), timeout=30)
     a_cids = _open_cids(sim, creds[0])
     toml = _bot_toml(
