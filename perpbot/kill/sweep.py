@@ -121,7 +121,8 @@ class StartSweep:
                     raise PerpbotError(
                         f"refusing to start: could not list the open orders on {symbol} "
                         f"({describe_error(exc)}), so orders left by an earlier run or placed "
-                        "by hand cannot be told apart; nothing was armed"
+                        "by hand cannot be told apart; nothing was armed (a dead-man "
+                        "countdown an earlier run armed is left as it was)"
                     ) from None
             await asyncio.sleep(pause)
             pause = min(pause * 2.0, MAX_PAUSE_S)
@@ -143,7 +144,8 @@ class StartSweep:
             raise PerpbotError(
                 f"refusing to start: the open orders on {', '.join(symbols)} could not be "
                 f"listed within {DEADLINE_S:g} s, so orders left by an earlier run or placed by "
-                "hand cannot be told apart; nothing was armed"
+                "hand cannot be told apart; nothing was armed (a dead-man countdown an "
+                "earlier run armed is left as it was)"
             ) from None
         shared_tags = {strategy_tag(str(d.get("strategy"))) for docs in near.values() for d in docs}
         found: dict[str, Findings] = {}

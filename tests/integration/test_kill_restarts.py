@@ -339,3 +339,18 @@ def test_a_run_scoped_direct_kill_cancels_the_strategys_leftovers_and_nothing_el
     assert _open_cids(sim, creds[0]) == {manual}
     by_cid = {o["clientOrderId"]: o for o in orders_of(sim.state(), creds[0])}
     assert all(by_cid[c]["status"] == "CANCELED" for c in left)
+
+
+def test_a_start_that_cannot_list_the_open_orders_refuses_and_arms_nothing(
+    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+) -> None:
+    sim = sim_factory(market=quiet_market())
+    creds = sim.create_account()
+    sim.set_faults({"errors": {"rate": 1.0, "statuses": [502], "paths": ["/fapi/v1/openOrders"]}})
+    bot = _start(bots, _bot_toml(tmp_path, sim.base_url), tmp_path, creds, tag="bot")
+    code, _out, err = bot.finish(60)
+    sim.set_faults({})
+    assert code == 1, err
+    assert "could not list the open orders on BTC/USDT:USDT" in err and "Traceback" not in err
+    state = sim.state()
+    assert not orders_of(state, creds[0]) and not account_of(state, creds[0])["countdowns"]
