@@ -93,7 +93,7 @@ class Runner:
         self.duration = duration
         self.run_id = run_id or new_run_id(self.config.strategy.name)
         self.bus = EventBus()
-        self.ledger = Ledger()
+        self.ledger = Ledger(own_book=self.config.strategy.share_symbols)
         self.journal = RunJournal(self.run_id)
         self.state = RunState(
             run_id=self.run_id,
@@ -348,6 +348,7 @@ class Runner:
             journal=self.journal,
             output=self.output,
             events=self.engine_events,
+            own_only=self.orders.is_ours if self.config.strategy.share_symbols else None,
         )
         if streams_enabled(self.config.exchange):
             self.feed = StreamFeed(
@@ -536,8 +537,11 @@ class Runner:
             done, _ = await asyncio.wait({fut, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
-        if fut not in done:
-            return False  # stopping while the strategy is busy (or hung): leave it behind
+        if fut not in done:  # stopping while the strategy is busy (or hung): leave it
+            # behind; its outcome (often StrategyStopped) is read when it lands, so asyncio
+            # does not print "Future exception was never retrieved" with a traceback
+            fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+            return False
         exc = fut.exception()
         if exc is not None:  # the host itself failed (a crashed strategy process)
             self._fatal(PerpbotError(f"strategy {callback} failed: {exc}"))

@@ -360,6 +360,11 @@ class StreamFeed:
     def _on_positions(self, positions: list[dict[str, Any]]) -> None:
         changed = False
         self._position_due = False
+        if self.reconciler.own_only is not None:  # [strategy] share_symbols: the account's
+            # position is not the run's; the run's comes from its own fills (the ledger)
+            self.reconciler.own_positions(dict(self.state.positions))
+            self._revalue()
+            return
         for raw in positions:
             p = position_of(raw)
             old = self.state.positions.get(p.symbol)
