@@ -25,7 +25,7 @@ from perpbot.sim.faults import FaultInjector, FaultPlan
 from perpbot.sim.feed import Feed, QueueFeed, ReplayFeed, replay_feed
 from perpbot.sim.limits import SimRateLimits
 from perpbot.sim.market import SymbolMarket
-from perpbot.sim.models import Account, AlgoOrder, Order, Trade
+from perpbot.sim.models import Account, AlgoOrder, Order, Trade, position_key
 from perpbot.sim.regimes import Regimes
 from perpbot.sim.replay_files import Tick
 from perpbot.sim.spec import SymbolSpec
@@ -333,7 +333,9 @@ class Engine:
         fee = quote * (self.cfg.fees.maker if maker else self.cfg.fees.taker)
         lev = margin.leverage_of(acct, order.symbol, self.cfg.default_leverage)
         iso = margin.is_isolated(acct, order.symbol)
-        realized = apply_position_fill(acct, spec, order.sign * qty, px, lev, iso, t)
+        realized = apply_position_fill(
+            acct, spec, order.sign * qty, px, lev, iso, t, order.position_side
+        )
         acct.wallet += realized - fee
         acct.update_time = t
         order.executed += qty
@@ -365,14 +367,14 @@ class Engine:
             order.status = "PARTIALLY_FILLED"
         self.emit(OrderChanged(order, "TRADE", t, trade))
         self.emit(AccountChanged(acct.api_key, "ORDER", t, (order.symbol,)))
-        pos = acct.positions[order.symbol]
+        pos = acct.positions[position_key(order.symbol, order.position_side)]
         if pos.amt != 0:
             self.holders.add(acct.api_key)
         else:
             if not any(p.amt for p in acct.positions.values()):
                 self.holders.discard(acct.api_key)
             for other in self.open_of(acct.api_key, order.symbol):
-                if other.reduce_only:
+                if other.closing and other.position_side == order.position_side:
                     self.close_order(other, "EXPIRED", t)
 
     # -- liquidation ---------------------------------------------------------------------
@@ -408,6 +410,7 @@ class Engine:
         reduce_only: bool,
         t: int,
         record: bool = True,
+        position_side: str = "BOTH",
     ) -> Order:
         self.seq += 1
         order = Order(
@@ -426,6 +429,7 @@ class Engine:
             update_time=t,
             orig_type=otype,
             recorded=record,
+            position_side=position_side,
         )
         self.next_order_id += 1
         self.orders[order.order_id] = order
