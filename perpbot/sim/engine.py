@@ -55,9 +55,12 @@ class Engine:
         # at its first event and runs clock_speed times real time (wall) or manually
         self.feed: Feed | None = replay_feed(cfg) if cfg.source.kind == "replay" else None
         origin = cfg.start_time_ms
-        if isinstance(self.feed, ReplayFeed) and origin is None:
+        shift = isinstance(self.feed, ReplayFeed) and cfg.source.shift_to_now
+        if isinstance(self.feed, ReplayFeed) and origin is None and not shift:
             origin = self.feed.start_ms()
         self.clock = SimClock(cfg.clock, origin, cfg.clock_speed, follow=self.feed is not None)
+        if isinstance(self.feed, ReplayFeed) and shift:
+            self.feed.shift_ms = self.clock.now_ms() - (self.feed.start_ms() or 0)
         if cfg.source.kind == "live":  # fed by live_source.LiveSource (started by the server)
             self.feed = QueueFeed(self.clock.now_ms)
         self.rng = random.Random(cfg.seed)

@@ -31,6 +31,7 @@ class ReplayFeed:
     tens of millions of rows: never held in memory)."""
 
     def __init__(self, files: dict[str, list[tuple[Path, str]]]) -> None:
+        self.shift_ms = 0  # added to every tick's time (shift_to_now)
         self._streams: dict[str, Iterator[Tick]] = {}
         self._next: dict[str, Tick | None] = {}
         kinds = {kind for group in files.values() for _, kind in group}
@@ -50,11 +51,13 @@ class ReplayFeed:
 
     def take(self, symbol: str, until_ms: int) -> list[Tick]:
         out: list[Tick] = []
+        until = until_ms - self.shift_ms
         tick = self._next.get(symbol)
-        if tick is None or tick.t > until_ms:
+        if tick is None or tick.t > until:
             return out
         stream = self._streams[symbol]
-        while tick is not None and tick.t <= until_ms:
+        while tick is not None and tick.t <= until:
+            tick.t += self.shift_ms
             out.append(tick)
             tick = next(stream, None)
         self._next[symbol] = tick

@@ -21,6 +21,7 @@ from perpbot.errors import BadInput
 from perpbot.sim.assemble import build_engine
 from perpbot.sim.config import SimConfig
 from perpbot.sim.replay_files import infer, read
+from tests.conftest import ROOT, run_cli
 from tests.fixtures.replay.generate import START_MS, fixtures
 from tests.sim.conftest import BTC, make_sync, quiet_config, quiet_market
 from tests.sim.test_api import _serve
@@ -270,3 +271,24 @@ def test_tape_survives_a_price_freeze_and_a_bot_trading_through_it(sim_factory) 
     got = [(t["price"], t["amount"], t["side"]) for t in replayed]
     want = [(float(r[1]), float(r[2]), "sell" if r[6] == "true" else "buy") for r in rows]
     assert got == want
+
+
+def test_perpbot_run_paper_trades_on_replayed_history(tmp_path: Path) -> None:
+    """`perpbot run` with `[sim] config` naming a replay sim.toml: the example grid trades
+    the file's prices through the usual HTTP/WebSocket path, 60x accelerated, its times
+    moved to today (shift_to_now) so the bot's own clock and the exchange's agree."""
+    text = (ROOT / "strategies" / "grid.toml").read_text()
+    (tmp_path / "grid.py").write_text((ROOT / "strategies" / "grid.py").read_text())
+    (tmp_path / "grid.toml").write_text(text.replace("seed = 42", 'seed = 42\nconfig = "sim.toml"'))
+    (tmp_path / "sim.toml").write_text(
+        'clock_speed = 60.0\n[source]\nkind = "replay"\nshift_to_now = true\n'
+        f'[[source.files]]\npath = "{AGG.as_posix()}"\n'
+    )
+    result = run_cli("run", str(tmp_path / "grid.toml"), "--duration", "8", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["orders"]["placed"] > 0 and summary["fills"] > 0
+    prices = [float(r[1]) for r in _rows(AGG)]
+    lines = (Path(summary["run_dir"]) / "fills.jsonl").read_text().splitlines()
+    fills = [json.loads(line) for line in lines]
+    assert all(min(prices) - 50 <= f["price"] <= max(prices) + 50 for f in fills)
