@@ -6,6 +6,7 @@ Real files: https://data.binance.vision/?prefix=data/futures/um/ (docs/simulator
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import shutil
@@ -25,6 +26,7 @@ from tests.conftest import ROOT, run_cli
 from tests.fixtures.replay.generate import START_MS, fixtures
 from tests.sim.conftest import BTC, make_sync, quiet_config, quiet_market
 from tests.sim.test_api import _serve
+from tests.sim.ws_support import make_pro
 
 REPLAY = Path(__file__).resolve().parents[1] / "fixtures" / "replay"
 AGG = REPLAY / "BTCUSDT-aggTrades-2024-03-01.csv"
@@ -292,3 +294,28 @@ def test_perpbot_run_paper_trades_on_replayed_history(tmp_path: Path) -> None:
     lines = (Path(summary["run_dir"]) / "fills.jsonl").read_text().splitlines()
     fills = [json.loads(line) for line in lines]
     assert all(min(prices) - 50 <= f["price"] <= max(prices) + 50 for f in fills)
+
+
+async def test_replayed_trades_stream_over_websocket(sim_factory) -> None:
+    """ccxt.pro's watch_trades on a replay sim hears the file's trades, in order, with the
+    file's timestamps (the WebSocket path a live bot uses)."""
+    sim = sim_factory(replay_config(AGG))
+    pro = make_pro(sim)
+    try:
+        await pro.load_markets()
+        first = asyncio.create_task(pro.watch_trades(BTC))
+        await asyncio.sleep(0.3)  # subscribed before the clock moves
+        sim.advance(60_000)
+        want = [r for r in _rows(AGG) if int(r[5]) <= START_MS + 60_000]
+        await asyncio.wait_for(first, 5)
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(pro.trades.get(BTC) or []) < len(want):  # ccxt.pro's trade cache
+            assert asyncio.get_running_loop().time() < deadline, len(pro.trades[BTC])
+            await asyncio.sleep(0.05)
+        seen = list(pro.trades[BTC])
+        got = [(t["timestamp"], t["price"], t["amount"], t["side"]) for t in seen]
+        assert got == [
+            (int(r[5]), float(r[1]), float(r[2]), "sell" if r[6] == "true" else "buy") for r in want
+        ]
+    finally:
+        await pro.close()
