@@ -62,7 +62,7 @@ class Engine:
         if isinstance(self.feed, ReplayFeed) and shift:
             self.feed.shift_ms = self.clock.now_ms() - (self.feed.start_ms() or 0)
         if cfg.source.kind == "live":  # fed by live_source.LiveSource (started by the server)
-            self.feed = QueueFeed(self.clock.now_ms)
+            self.feed = QueueFeed(self.clock.now_ms, cfg.source.symbols)
         self.rng = random.Random(cfg.seed)
         self.faults = FaultInjector(cfg.seed)
         self.limits = SimRateLimits(cfg.limits)
@@ -195,16 +195,17 @@ class Engine:
                 for symbol, mkt in self.markets.items():
                     if self.faults.frozen(symbol):
                         continue
-                    if self.feed is None:
-                        mkt.step(dt_s, t)
-                    else:
+                    fed = self.feed is not None and self.feed.covers(symbol)
+                    if fed:
                         self._follow(symbol, t)
                         mkt.advance(dt_s, t, candle=False)
+                    else:
+                        mkt.step(dt_s, t)
                     mkt.sample_premium(t)
                     if self.sweeper is not None:
                         self.sweeper(symbol, t)
                     draw = None
-                    if self.feed is None or not self.feed.trades:
+                    if not (fed and self.feed is not None and self.feed.trades):
                         draw = mkt.taker_draw(dt_s)  # drawn even unmatched: the RNG's order
                     if draw is not None and self.taker is not None:
                         self.taker(symbol, draw[0], draw[1], t)

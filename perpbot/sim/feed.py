@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +20,8 @@ from perpbot.sim.replay_files import Tick, infer, read
 
 class Feed(Protocol):
     trades: bool  # True: the feed's ticks are the taker flow (the synthetic one stops)
+
+    def covers(self, symbol: str) -> bool: ...  # False: the symbol keeps its random walk
 
     def first(self, symbol: str) -> Tick | None: ...
 
@@ -41,6 +43,9 @@ class ReplayFeed:
             merged = heapq.merge(*streams, key=lambda tick: tick.t)
             self._streams[symbol] = merged
             self._next[symbol] = next(merged, None)
+
+    def covers(self, symbol: str) -> bool:
+        return symbol in self._streams
 
     def first(self, symbol: str) -> Tick | None:
         return self._next.get(symbol)
@@ -72,17 +77,18 @@ class QueueFeed:
 
     trades = True
 
-    def __init__(self, now_ms: Callable[[], int]) -> None:
+    def __init__(self, now_ms: Callable[[], int], symbols: Iterable[str]) -> None:
         self._now_ms = now_ms
-        self._queues: dict[str, deque[Tick]] = {}
+        self._queues: dict[str, deque[Tick]] = {symbol: deque() for symbol in symbols}
         self.received = 0
 
     def push(self, symbol: str, price: float, qty: float, taker_buys: bool) -> None:
         """A trade seen upstream; it happens in the simulator now (its clock, not theirs)."""
-        self._queues.setdefault(symbol, deque()).append(
-            Tick(self._now_ms(), price, qty, taker_buys)
-        )
+        self._queues[symbol].append(Tick(self._now_ms(), price, qty, taker_buys))
         self.received += 1
+
+    def covers(self, symbol: str) -> bool:
+        return symbol in self._queues
 
     def first(self, symbol: str) -> Tick | None:
         return None  # the first live trade re-bases the market when it arrives

@@ -319,3 +319,14 @@ async def test_replayed_trades_stream_over_websocket(sim_factory) -> None:
         ]
     finally:
         await pro.close()
+
+
+def test_symbols_without_a_file_keep_their_random_walk() -> None:
+    cfg = SimConfig(clock="manual", source={"kind": "replay", "files": [{"path": str(AGG)}]})
+    engine = build_engine(cfg)
+    eth_before = engine.markets["ETHUSDT"].mid
+    engine.clock.advance(900_000)
+    engine.sync()
+    assert engine.markets["ETHUSDT"].mid != eth_before  # walks, with its synthetic takers
+    assert engine.markets["ETHUSDT"].trade_seq > 0
+    assert engine.markets["BTCUSDT"].trade_seq == 600  # the file's trades, no synthetic ones
