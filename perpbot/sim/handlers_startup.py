@@ -2,8 +2,9 @@
 
 Balances (``/fapi/v2|v3/balance``), fees (``commissionRate``), order history
 (``allOrders``), funding (``fundingRate`` history, ``fundingInfo``), public trades
-(``trades``, ``aggTrades``: one aggregate per trade), ``openInterest`` (the users' open
-long size; the synthetic crowd holds the other side), liquidations (``forceOrders``),
+(``trades``, ``aggTrades``: one aggregate per trade), ``openInterest`` (the users' and
+the leveraged crowd's open long size; the synthetic crowd holds the other side),
+liquidations (``forceOrders``),
 ``adlQuantile`` (liquidation.py's ranking), ``apiTradingStatus`` (no indicators),
 ``multiAssetsMargin`` and ``positionSide/dual`` (single-asset, one-way: the only modes
 served), ``accountConfig`` and ``rateLimit/order``.
@@ -140,7 +141,7 @@ def open_interest(engine: Engine, ctx: Ctx) -> Any:
     spec = engine.specs[symbol]
     longs = sum(
         max(0, a.positions[symbol].amt) for a in engine.accounts.values() if symbol in a.positions
-    )
+    ) + engine.crowd_long(symbol)  # the leveraged crowd's open longs (crowd_traders.py)
     return {"openInterest": spec.fmt_qty(longs), "symbol": symbol, "time": engine.clock.now_ms()}
 
 

@@ -55,7 +55,8 @@ class Book:
 class Crowd:
     """The other traders' leveraged positions in one symbol, as a distribution.
 
-    ``open_interest`` in base units (both sides counted once, as exchanges publish it);
+    ``open_interest``: the crowd's positions in base units, both sides added (twice the
+    open interest an exchange publishes, where every long has a short);
     leverage log-normal with median ``leverage_median`` and log-stdev ``leverage_sigma``,
     capped at ``leverage_max``; entries spread around the current price by
     ``entry_spread`` (a relative stdev); ``long_share`` of the open interest is long;

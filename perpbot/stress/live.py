@@ -89,8 +89,12 @@ async def _live(profile: str, url: str | None, symbols: list[str]) -> dict[str, 
                     doc["notes"].append(
                         f"{name}: the exchange publishes no open interest here; assumed below"
                     )
-                else:
-                    doc["crowd"][name] = {"open_interest": oi}
+                else:  # every long has a short: both sides add up to twice the figure
+                    doc["crowd"][name] = {"open_interest": 2 * oi}
+                    doc["notes"].append(
+                        f"{name}: open interest {oi:g} from the exchange; the crowd's positions "
+                        f"on both sides add up to {2 * oi:g}"
+                    )
         finally:
             await conn.close()
     finally:
