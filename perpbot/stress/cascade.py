@@ -25,7 +25,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from perpbot.stress.crowd import Cluster, clusters_for
-from perpbot.stress.depth import Impact
+from perpbot.stress.depth import Impact, OrderSizes
 from perpbot.stress.inputs import Scenario
 
 
@@ -38,7 +38,7 @@ class Node:
     qty: float
     bankruptcy: float
     leverage: float
-    order_size: float  # one liquidation order (a position's size)
+    order_size: float  # one liquidation order (this account's position); 0: the crowd's sizes
     account: bool = False  # one of this account's positions
 
     @property
@@ -92,6 +92,7 @@ class _Sym:
     pending: list[Node]
     sources: list[float]  # the prices the mark's sources last quoted
     last: float  # the last traded price
+    sizes: OrderSizes  # the crowd's successive liquidation orders
     basis: float = 0.0  # moving average of (price - index)
 
     @property
@@ -114,7 +115,7 @@ def build_nodes(scenario: Scenario) -> list[Node]:
     for symbol, book in scenario.books.items():
         crowd = scenario.crowd[symbol]
         for c in clusters_for(symbol, crowd, book.mid):
-            nodes.append(_node(len(nodes), c, crowd.position_size))
+            nodes.append(_node(len(nodes), c))
     for pos in scenario.positions:
         side = "long" if pos.amount > 0 else "short"
         mmr = scenario.crowd[pos.symbol].mmr
@@ -136,8 +137,8 @@ def build_nodes(scenario: Scenario) -> list[Node]:
     return nodes
 
 
-def _node(i: int, c: Cluster, order_size: float) -> Node:
-    return Node(i, c.symbol, c.side, c.price, c.qty, c.bankruptcy, c.leverage, order_size)
+def _node(i: int, c: Cluster) -> Node:
+    return Node(i, c.symbol, c.side, c.price, c.qty, c.bankruptcy, c.leverage, 0.0)
 
 
 def propagate(scenario: Scenario, nodes: list[Node], shock_pct: float) -> Outcome:
@@ -151,6 +152,7 @@ def propagate(scenario: Scenario, nodes: list[Node], shock_pct: float) -> Outcom
     syms: dict[str, _Sym] = {}
     for symbol, book in scenario.books.items():
         moved = start[symbol] * (1.0 + scenario.correlation(origin, symbol) * shock_pct / 100.0)
+        crowd = scenario.crowd[symbol]
         syms[symbol] = _Sym(
             symbol,
             moved,
@@ -159,6 +161,7 @@ def propagate(scenario: Scenario, nodes: list[Node], shock_pct: float) -> Outcom
             [n for n in nodes if n.symbol == symbol],
             [moved] * len(dyn.mark_sources_s),
             moved,
+            OrderSizes.lognormal(crowd.position_size, crowd.position_size_sigma),
         )
         out.path[symbol] = [(0.0, start[symbol]), (0.0, moved)]
     hop_of: dict[int, int] = {}
@@ -212,7 +215,8 @@ def _liquidate_crossed(
             continue
         s.pending = [n for n in s.pending if not n.crossed(s.mark)]
         for n in sorted(hit, key=lambda n: abs(n.price - s.mark), reverse=True):
-            walked, moved = s.impact.take(n.order_side, n.qty, n.order_size)
+            sizes = OrderSizes.single(n.order_size) if n.order_size else s.sizes
+            walked, moved = s.impact.take(n.order_side, n.qty, sizes)
             sign = -1.0 if n.order_side == "sell" else 1.0
             fill = s.target + sign * walked / 2  # a market order walking from the touch
             s.last = s.target + sign * walked

@@ -15,8 +15,11 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 from perpbot.stress.inputs import Book
+
+SIZE_QUANTILES = 32
 
 
 @dataclass(slots=True)
@@ -74,17 +77,46 @@ class Impact:
         for side in self.missing:
             self.missing[side] *= keep
 
-    def take(self, side: str, qty: float, order_size: float) -> tuple[float, float]:
-        """Market ``side`` ("sell"/"buy") orders for ``qty`` in all, ``order_size`` each
-        (one per liquidated position): (how far the last one walked, the permanent move
-        they left), both positive price distances."""
+    def take(self, side: str, qty: float, sizes: OrderSizes) -> tuple[float, float]:
+        """Market ``side`` ("sell"/"buy") orders for ``qty`` in all, one per position, sized
+        by ``sizes``: (how far the last one walked, the permanent move they left), both
+        positive price distances."""
         curve = self.bids if side == "sell" else self.asks
         left, walked, moved = qty, 0.0, 0.0
         while left > 1e-12:
-            q = min(left, order_size) if order_size > 0 else left
+            q = min(left, sizes.next())
             left -= q
             before = self.missing[side]
             walked = curve.touch_after(before + q) - curve.touch_after(before)
             moved += self.permanent * walked
             self.missing[side] = (before + q) * (1.0 - self.permanent)
         return walked, moved
+
+
+@dataclass(slots=True)
+class OrderSizes:
+    """The sizes of successive liquidation orders: positions are not all the same size, and
+    a book's walk depends on it. A fixed sequence of log-normal quantiles (mean ``mean``,
+    log-stdev ``sigma``) in a scrambled but repeatable order."""
+
+    sizes: list[float]
+    i: int = 0
+
+    @classmethod
+    def lognormal(cls, mean: float, sigma: float, n: int = SIZE_QUANTILES) -> OrderSizes:
+        if mean <= 0:
+            return cls([math.inf])
+        normal = NormalDist()
+        raw = [math.exp(sigma * normal.inv_cdf((k + 0.5) / n)) for k in range(n)]
+        scale = mean * n / sum(raw)
+        stride = 13  # coprime with n: small and large positions alternate
+        return cls([raw[(k * stride) % n] * scale for k in range(n)])
+
+    @classmethod
+    def single(cls, size: float) -> OrderSizes:
+        return cls([size])
+
+    def next(self) -> float:
+        size = self.sizes[self.i % len(self.sizes)]
+        self.i += 1
+        return size

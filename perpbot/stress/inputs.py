@@ -24,6 +24,7 @@ DEFAULT_MARK_SOURCES_S = (1.0,)  # Binance publishes the mark price every second
 DEFAULT_IMPACT_PERMANENT = 0.3
 DEFAULT_BOOK_HALF_LIFE_S = 5.0
 DEFAULT_HORIZON_S = 300.0
+DEFAULT_SIZE_SIGMA = 0.8
 DEFAULT_POSITIONS = 1000  # positions the open interest is split into, unless stated
 DEFAULT_SHOCKS = (-1.0, -2.0, -3.0, -5.0, 1.0, 2.0, 3.0, 5.0)
 
@@ -60,11 +61,13 @@ class Crowd:
     leverage log-normal with median ``leverage_median`` and log-stdev ``leverage_sigma``,
     capped at ``leverage_max``; entries spread around the current price by
     ``entry_spread`` (a relative stdev); ``long_share`` of the open interest is long;
-    ``position_size``: the mean size of one position (each liquidates as one order).
+    ``position_size``: the mean size of one position (each liquidates as one order), sizes
+    log-normal with log-stdev ``position_size_sigma``.
     """
 
     open_interest: float
     position_size: float = 0.0  # 0: open_interest / DEFAULT_POSITIONS
+    position_size_sigma: float = DEFAULT_SIZE_SIGMA  # log-stdev of the positions' sizes
     long_share: float = 0.5
     leverage_median: float = DEFAULT_LEVERAGE_MEDIAN
     leverage_sigma: float = DEFAULT_LEVERAGE_SIGMA
@@ -299,6 +302,7 @@ class _Reader:
             "mmr",
             "entry_spread",
             "position_size",
+            "position_size_sigma",
         }
         self.no_extra(body, fields, name)
         if "open_interest" in body:
@@ -311,6 +315,7 @@ class _Reader:
         limits = {
             "long_share": (0.0, 1.0),
             "position_size": (1e-12, 1e15),
+            "position_size_sigma": (0.0, 3.0),
             "leverage_median": (1.0, 125.0),
             "leverage_sigma": (0.0, 3.0),
             "leverage_max": (1.0, 200.0),

@@ -120,6 +120,7 @@ def assumptions(cfg: SimConfig, horizon_s: float) -> dict[str, Any]:
     crowd = {
         "open_interest": market.crowd_traders * mean_size,
         "position_size": mean_size,
+        "position_size_sigma": SIZE_LOG_STDEV,
         "leverage_median": market.crowd_leverage_median,
         "leverage_sigma": LEVERAGE_LOG_STDEV,
         "mmr": market.crowd_mmr,

@@ -6,7 +6,7 @@ import pytest
 
 from perpbot.stress.cascade import build_nodes, propagate
 from perpbot.stress.crowd import clusters_for
-from perpbot.stress.depth import DepthCurve, Impact
+from perpbot.stress.depth import DepthCurve, Impact, OrderSizes
 from perpbot.stress.inputs import Book, Crowd, Dynamics, Position, Scenario
 
 BTC, ETH = "BTCUSDT", "ETHUSDT"
@@ -43,12 +43,20 @@ def test_sweeping_a_level_moves_the_touch_a_whole_gap_and_the_tail_continues() -
 
 def test_impact_keeps_a_share_of_the_move_and_the_book_refills() -> None:
     impact = Impact.of(ladder(100.0, 1.0, 1.0), permanent=0.5, half_life_s=1.0)
-    walked, moved = impact.take("sell", 2.0, order_size=2.0)
+    walked, moved = impact.take("sell", 2.0, OrderSizes.single(2.0))
     assert walked == 2.0 and moved == 1.0
     assert impact.missing["sell"] == pytest.approx(1.0)  # half of the taken depth is gone
     impact.refill(1.0)
     assert impact.missing["sell"] == pytest.approx(0.5)
     assert impact.missing["buy"] == 0.0
+
+
+def test_order_sizes_keep_their_mean_and_mix_small_and_large() -> None:
+    sizes = OrderSizes.lognormal(0.5, 0.8)
+    drawn = [sizes.next() for _ in range(len(sizes.sizes))]
+    assert sum(drawn) / len(drawn) == pytest.approx(0.5)
+    assert max(drawn) > 2 * min(drawn) * 2
+    assert drawn[:3] != sorted(drawn[:3]) or drawn[3:6] != sorted(drawn[3:6])
 
 
 def test_clusters_hold_the_open_interest_longs_below_shorts_above() -> None:
@@ -82,7 +90,7 @@ def test_a_bigger_shock_liquidates_more_and_goes_further() -> None:
 
 
 def test_with_one_mark_source_the_cascade_goes_in_rounds_of_its_interval() -> None:
-    sc = scenario(mark_sources_s=(2.0,))
+    sc = scenario(oi=600.0, mark_sources_s=(2.0,))
     nodes = build_nodes(sc)
     out = propagate(sc, nodes, -2.0)
     times = sorted({r.time_s for r in out.liquidations})
@@ -108,12 +116,12 @@ def test_correlation_carries_the_cascade_to_the_other_symbol() -> None:
 
 def test_this_accounts_position_liquidates_when_the_mark_reaches_it() -> None:
     near = Position(BTC, 0.5, 60000.0, 58900.0)  # inside the shock: at once
-    far = Position(BTC, 0.5, 60000.0, 58600.0)  # beyond: the cascade must carry the mark
+    far = Position(BTC, 0.5, 60000.0, 58700.0)  # beyond: the cascade must carry the mark
     never = Position(BTC, 0.5, 60000.0, 30000.0)
     sc = scenario(positions=[near, far, never])
     nodes = build_nodes(sc)
     out = propagate(sc, nodes, -2.0)
     mine = {nodes[r.node].price: r.time_s for r in out.liquidations if nodes[r.node].account}
     assert mine[58900.0] == 0.0
-    assert mine[58600.0] > 0.0
+    assert mine[58700.0] > 0.0
     assert 30000.0 not in mine
