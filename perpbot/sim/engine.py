@@ -114,6 +114,7 @@ class Engine:
         self.trades_by_account: dict[str, list[Trade]] = {}
         self.liquidations: list[dict[str, Any]] = []
         self.crowd_liquidations: list[dict[str, Any]] = []  # crowd_traders.py
+        self.crowd_long: Callable[[str], int] = lambda symbol: 0  # crowd's open longs (steps)
         self.countdowns: dict[tuple[str, str], int] = {}
         self.holders: set[str] = set()
         self.next_order_id = 4_000_000_001

@@ -2,8 +2,9 @@
 
 Balances (``/fapi/v2|v3/balance``), fees (``commissionRate``), order history
 (``allOrders``), funding (``fundingRate`` history, ``fundingInfo``), public trades
-(``trades``, ``aggTrades``: one aggregate per trade), ``openInterest`` (the users' open
-long size; the synthetic crowd holds the other side), liquidations (``forceOrders``),
+(``trades``, ``aggTrades``: one aggregate per trade), ``openInterest`` (the users' and
+the leveraged crowd's open long size; the synthetic crowd holds the other side),
+liquidations (``forceOrders``),
 ``adlQuantile`` (liquidation.py's ranking), ``apiTradingStatus`` (no indicators),
 ``multiAssetsMargin`` (single-asset only), ``positionSide/dual`` (GET, and POST to switch
 between one-way and hedge mode), ``accountConfig`` and ``rateLimit/order``.
@@ -144,7 +145,7 @@ def open_interest(engine: Engine, ctx: Ctx) -> Any:
         for a in engine.accounts.values()
         for p in a.positions.values()
         if p.symbol == symbol
-    )
+    ) + engine.crowd_long(symbol)  # the leveraged crowd's open longs (crowd_traders.py)
     return {"openInterest": spec.fmt_qty(longs), "symbol": symbol, "time": engine.clock.now_ms()}
 
 
