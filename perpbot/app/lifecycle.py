@@ -51,23 +51,12 @@ from perpbot.errors import (
     EXIT_KILL,
     EXIT_OK,
     BadInput,
-    KillSwitchActive,
-    PermissionDenied,
     PerpbotError,
+    error_for_exit_code,
 )
 from perpbot.events import Decision, Event, EventBus
 
 MAX_TICK_ERRORS = 5
-FATAL_ERRORS: dict[int, type[PerpbotError]] = {
-    2: BadInput,
-    3: PermissionDenied,
-    4: KillSwitchActive,
-}
-
-
-def fatal_error(message: str, exit_code: int, code: str | None) -> PerpbotError:
-    """The error a strategy call ended with (as plain data from the runtime), rebuilt."""
-    return FATAL_ERRORS.get(exit_code, PerpbotError)(message, code=code)
 
 
 def new_run_id(strategy: str) -> str:
@@ -497,7 +486,7 @@ class Runner:
                 return False
             if e.get("fatal"):
                 f = e["fatal"]
-                self._fatal(fatal_error(f["message"], f["exit_code"], f.get("code")))
+                self._fatal(error_for_exit_code(f["message"], f["exit_code"], f.get("code")))
                 return False
         if not errors:
             self._tick_errors = 0

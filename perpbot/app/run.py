@@ -36,7 +36,10 @@ def run_strategy(
     if duration is not None and not 0 < duration < float("inf"):  # (NaN compares false)
         raise BadInput(f"--duration: got {duration:g}, expected a number of seconds > 0")
     loaded = load_strategy(strategy_file)
-    strategy = instantiate(loaded)
+    # isolated: the strategy's code runs only in its own process (loaded there, after it
+    # confined itself); never in this one, which holds the API secret
+    isolated = loaded.config.strategy.isolation == "process"
+    strategy = None if isolated else instantiate(loaded)
     plugins.preflight(loaded)
     mode = "json" if json_output else ("live" if sys.stdout.isatty() and not plain else "plain")
     runner = Runner(loaded, strategy, output=RunOutput(mode), duration=duration)

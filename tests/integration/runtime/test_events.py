@@ -46,7 +46,7 @@ def run(toml: Path, key: str, secret: str) -> Any:
     return result
 
 
-@pytest.mark.parametrize("isolation", ["thread"])
+@pytest.mark.parametrize("isolation", ["thread", "process"])
 def test_events_timers_and_saved_state(
     tmp_path: Path, sim: Any, state_home: Path, isolation: str
 ) -> None:
