@@ -65,11 +65,12 @@ def run(isolation: str, calls: int, folder: Path) -> list[float]:
     )
     context = Context(runner)  # type: ignore[arg-type]
     file = loaded.resolve(loaded.config.strategy.file)
-    host: Any = (
-        ProcessHost(loaded, context, file)
-        if strategy is None
-        else ThreadHost(strategy, context, file)
-    )
+    host: Any
+    if strategy is None:
+        host = ProcessHost(loaded, runner.run_id)
+        host.attach(context)
+    else:
+        host = ThreadHost(strategy, context, file)
     try:
         started = host.start(None).result(timeout=300)
         assert not started["errors"], started

@@ -37,6 +37,7 @@ from perpbot.engine.context import Context
 from perpbot.engine.feed import EventFeed
 from perpbot.engine.hooks import OrdersLeft
 from perpbot.engine.hosts import Outcome, StrategyHost, ThreadHost
+from perpbot.engine.isolation.host import ProcessHost
 from perpbot.engine.journal import RunJournal
 from perpbot.engine.ledger import Ledger
 from perpbot.engine.orders import OrderManager
@@ -72,6 +73,7 @@ class Runner:
         output: RunOutput,
         duration: float | None = None,
         run_id: str | None = None,
+        process: ProcessHost | None = None,
     ) -> None:
         self.loaded = loaded
         self.config = loaded.config
@@ -97,6 +99,7 @@ class Runner:
         self.reconciler: Reconciler | None = None
         self.ctx: Context | None = None  # the engine's side of every strategy call
         self.host: StrategyHost | None = None  # where the strategy runs (thread or process)
+        self.process = process  # isolation = "process": started (and ready) by the caller
         self.feed = EventFeed(self.ledger, lambda: self.state.positions, self.kill_state)
         self._saved_at = 0.0
         self.end_reason = "completed"
@@ -386,15 +389,15 @@ class Runner:
         return await stop_sequence(self)
 
     def _start_host(self, context: Context) -> StrategyHost:
-        strategy_file = self.loaded.resolve(self.config.strategy.file)
-        if self.config.strategy.isolation == "process":
-            # imported here: only isolated runs need the process machinery
-            from perpbot.engine.isolation.host import ProcessHost
-
-            return ProcessHost(self.loaded, context, strategy_file)
-        if self.strategy is None:
-            raise PerpbotError('isolation = "thread" needs the strategy loaded in-process')
-        return ThreadHost(self.strategy, context, strategy_file)
+        """A strategy instance given (tests that hand it Python objects): a thread of this
+        process. Otherwise its own process (perpbot run starts it before connecting)."""
+        if self.strategy is not None:
+            strategy_file = self.loaded.resolve(self.config.strategy.file)
+            return ThreadHost(self.strategy, context, strategy_file)
+        if self.process is None:
+            self.process = ProcessHost(self.loaded, self.run_id)
+        self.process.attach(context)
+        return self.process
 
     async def _cycle(self, tick: bool) -> bool:
         events = self.feed.drain()

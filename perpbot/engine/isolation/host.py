@@ -2,8 +2,9 @@
 
 ``ProcessHost`` starts ``python -m perpbot.engine.isolation.child`` with a clean
 environment (no API key or secret, no keyring or D-Bus address, a throw-away HOME) and one
-end of a Unix socket pair; the child's stdout and stderr go to ``strategy.log`` in the run
-folder. Each runtime message is one conversation on the worker thread: send it, then serve
+end of a Unix socket pair, before the run connects (``ready``: the strategy is loaded and
+its params valid, or exit 2); the child's stdout and stderr end up in ``strategy.log`` in
+the run folder. Each runtime message is one conversation on the worker thread: send it, then serve
 the child's ``ctx`` calls through the engine's own Context (so through every guard) until
 it answers ``done``. Nothing the child sends is trusted: only the calls in
 perpbot.engine.api.CALLS are made, with plain JSON arguments.
@@ -32,10 +33,11 @@ from perpbot.engine.context import Context
 from perpbot.engine.isolation import wire
 from perpbot.engine.strategy import OrderRejected, StrategyStopped
 from perpbot.engine.worker import StrategyWorker
-from perpbot.errors import PerpbotError
-from perpbot.paths import run_dir
+from perpbot.errors import BadInput, PerpbotError
+from perpbot.paths import state_path
 
 CLOSE_GRACE_S = 1.0
+LOAD_TIMEOUT_S = 60.0  # to import the strategy's file and validate its params
 Outcome = dict[str, Any]
 
 
@@ -51,17 +53,27 @@ def child_env(home: str) -> dict[str, str]:
     }
 
 
+def run_dir_path(run_id: str) -> Path:
+    return state_path() / "runs" / run_id  # (not created: the run creates it)
+
+
 class StrategyProcessDied(PerpbotError):
     """The strategy's process ended (crash, kill) while the engine waited for it."""
 
 
 class ProcessHost:
-    def __init__(self, loaded: LoadedStrategy, context: Context, strategy_file: Path) -> None:
+    """Started (and its strategy loaded and validated, ``ready``) before the run connects,
+    so a bad ``[strategy.params]`` is exit 2 before any request; ``attach`` gives it the
+    engine's Context once the run has one."""
+
+    def __init__(self, loaded: LoadedStrategy, run_id: str) -> None:
         cfg = loaded.config.strategy
-        self.log_path = run_dir(context.run_id) / "strategy.log"
+        strategy_file = loaded.resolve(cfg.file)
+        self.run_id = run_id
         self._home = tempfile.mkdtemp(prefix="perpbot-strategy-")
+        self._log = Path(self._home) / "strategy.log"
         ours, theirs = socket.socketpair()
-        with open(self.log_path, "ab") as log:
+        with open(self._log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "perpbot.engine.isolation.child", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
@@ -74,19 +86,56 @@ class ProcessHost:
             )
         theirs.close()
         self.sock = ours
-        self.port = LocalPort(context)
+        self.port: LocalPort | None = None
         self.worker = StrategyWorker()
         self.confinement: dict[str, Any] | None = None
-        self._init = {
+        self._ready = False
+        init = {
+            "op": "init",
             "file": str(strategy_file),
             "class_name": cfg.class_name,
             "params": cfg.params,
             "source": str(loaded.path),
             "symbols": list(cfg.symbols),
-            "run_id": context.run_id,
+            "run_id": run_id,
             "memory_mb": cfg.memory_mb,
             "cpu_s": cfg.cpu_s,
         }
+        with contextlib.suppress(OSError):  # a process already gone is told by ready()
+            wire.send(self.sock, init)
+
+    @property
+    def log_path(self) -> Path:
+        """Where the process's own output ends up (the run folder, once the run has one)."""
+        return run_dir_path(self.run_id) / "strategy.log"
+
+    def ready(self) -> None:
+        """Wait until the strategy is loaded and confined: BadInput for a strategy that
+        cannot be loaded or whose params are wrong; StrategyProcessDied otherwise."""
+        if self._ready:
+            return
+        self.sock.settimeout(LOAD_TIMEOUT_S)
+        try:
+            answer = wire.recv(self.sock)
+        except wire.ChannelClosed:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                raise StrategyProcessDied(
+                    f"the strategy did not load within {LOAD_TIMEOUT_S:g} s (its process was ended)"
+                ) from None
+            raise StrategyProcessDied(self._death()) from None
+        finally:
+            self.sock.settimeout(None)
+        if answer.get("bad_input"):
+            raise BadInput(answer["bad_input"])
+        if answer.get("error") or answer.get("op") != "ready":
+            broke = "the strategy's process broke the protocol"
+            raise StrategyProcessDied(answer.get("error") or broke)
+        self.confinement = answer.get("confinement")
+        self._ready = True
+
+    def attach(self, context: Context) -> None:
+        self.port = LocalPort(context)
 
     @property
     def busy(self) -> bool:
@@ -108,14 +157,11 @@ class ProcessHost:
         return self.worker.submit(lambda: self._converse({"op": "save"}))
 
     def _start(self, saved: dict[str, Any] | None) -> Outcome:
-        wire.send(self.sock, {"op": "init", **self._init})
-        ready = self._recv()
-        if ready.get("bad_input"):
-            fatal = {"message": ready["bad_input"], "exit_code": 2, "code": None}
+        try:
+            self.ready()
+        except BadInput as exc:
+            fatal = {"message": exc.message, "exit_code": exc.exit_code, "code": None}
             return {"errors": [{"callback": "load", "fatal": fatal}], "next_timer": None}
-        if ready.get("error"):
-            raise StrategyProcessDied(ready["error"])
-        self.confinement = ready.get("confinement")
         return self._converse({"op": "start", "saved": saved})
 
     def _recv(self) -> Any:
@@ -143,6 +189,8 @@ class ProcessHost:
         name, args, kwargs = msg.get("name"), msg.get("args"), msg.get("kwargs")
         if not isinstance(name, str) or not isinstance(args, list) or not isinstance(kwargs, dict):
             return {"op": "raise", "kind": "error", "message": "malformed ctx call"}
+        if self.port is None:
+            return {"op": "raise", "kind": "error", "message": "the run is not connected yet"}
         try:
             return {"op": "result", "value": self.port.call(name, args, kwargs)}
         except OrderRejected as exc:
@@ -174,7 +222,7 @@ class ProcessHost:
             self.proc.kill()
             self.proc.wait(timeout=10.0)
         self.sock.close()
+        with contextlib.suppress(OSError):
+            if self._log.stat().st_size and run_dir_path(self.run_id).is_dir():
+                shutil.copyfile(self._log, self.log_path)
         shutil.rmtree(self._home, ignore_errors=True)
-
-    def pid(self) -> int:
-        return self.proc.pid
