@@ -44,7 +44,7 @@ from perpbot.engine.orders import OrderManager
 from perpbot.engine.output import RunOutput
 from perpbot.engine.reconcile import Reconciler
 from perpbot.engine.report import RunReporter
-from perpbot.engine.saved import load_saved, store_saved
+from perpbot.engine.saved import Saved, check_state, load_saved, store_saved, totals_with
 from perpbot.engine.state import PositionSnapshot, RunState
 from perpbot.engine.strategy import Strategy
 from perpbot.errors import (
@@ -102,6 +102,7 @@ class Runner:
         self.process = process  # isolation = "process": started (and ready) by the caller
         self.feed = EventFeed(self.ledger, lambda: self.state.positions, self.kill_state)
         self._saved_at = 0.0
+        self.saved = Saved()  # what the last run kept (loaded before on_start)
         self.end_reason = "completed"
         self.exit_code = EXIT_OK
         self.fatal: PerpbotError | None = None
@@ -360,7 +361,8 @@ class Runner:
             self.state.start_equity = self.state.equity
             self.feed.prime()
             self.host = self._start_host(self.ctx)
-            saved = load_saved(cfg.strategy.name)
+            self.saved = load_saved(cfg.strategy.name)
+            saved = self.saved.state
             self._saved_at = time.monotonic()
             if await self._strategy_call("on_start", lambda h: h.start(saved), fatal=True):
                 while not self.stop_event.is_set():
@@ -437,14 +439,23 @@ class Runner:
             self.told_errors(outcome)
             self.persist(outcome.get("saved"))
 
-    def persist(self, state: Any) -> None:
-        """Keep what on_save returned (atomically, per strategy name)."""
+    def persist(self, state: Any = None) -> None:
+        """Keep what on_save returned (None: keep the last one) and the strategy's totals
+        (atomically, per strategy name: perpbot.engine.saved)."""
+        if state is not None:
+            problem = check_state(state)
+            if problem:
+                self.output.warn(problem)
+            else:
+                self.saved.state = state
         try:
-            problem = store_saved(self.config.strategy.name, self.run_id, state)
+            store_saved(self.config.strategy.name, self.run_id, self.saved.state, self.totals())
         except OSError as exc:
-            problem = f"saving the strategy's state failed: {type(exc).__name__}: {exc}"
-        if problem:
-            self.output.warn(problem)
+            self.output.warn(f"saving the strategy's state failed: {type(exc).__name__}: {exc}")
+
+    def totals(self) -> dict[str, float]:
+        """The strategy's ledger over all its runs, this one included."""
+        return totals_with(self.saved.totals, self.ledger)
 
     async def _reconcile_unless_killed(self) -> None:
         """Reconcile; when the kill switch cut one of its waits short, skip it (the watchdog

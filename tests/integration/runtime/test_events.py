@@ -72,7 +72,17 @@ def test_events_timers_and_saved_state(
     ours = [o for o in sim.state()["orders"] if o["account"] == key]
     assert sorted(o["status"] for o in ours) == ["CANCELED", "FILLED"]
 
+    first_totals = json.loads((state_home / "strategies" / "events.json").read_text())["totals"]
+    assert first_totals["runs"] == 1 and first_totals["fills"] == 1
+    assert first_totals["orders"] == 2  # the market buy and the far bid (the refusal left)
+
     second = run(toml, key, secret)
     assert "loaded runs=1" in second.stdout
-    again = json.loads((state_home / "strategies" / "events.json").read_text())["state"]
-    assert again["runs"] == 2
+    doc = json.loads((state_home / "strategies" / "events.json").read_text())
+    assert doc["state"]["runs"] == 2
+    # the strategy's ledger carries on across runs (and the run's summary says so)
+    assert doc["totals"]["runs"] == 2 and doc["totals"]["fills"] == 2
+    assert doc["totals"]["orders"] == 4
+    assert doc["totals"]["volume"] > first_totals["volume"] > 0
+    summaries = [json.loads(p.read_text()) for p in (state_home / "runs").glob("*/summary.json")]
+    assert sorted(s["strategy_totals"]["runs"] for s in summaries) == [1, 2]
