@@ -143,3 +143,24 @@ def test_memory_over_the_bound_is_the_strategys_error_not_the_engines(
     errors = (one_run(state_home) / "strategy_errors.jsonl").read_text().splitlines()
     assert errors and "MemoryError" in json.loads(errors[0])["error"]
     assert os.environ.get("PERPBOT_SIM_API_SECRET") is None  # (the test's own env is clean)
+
+
+def test_bad_params_are_exit_2_before_any_request(sim: Any, tmp_path: Path) -> None:
+    """The strategy's process loads and validates it before the engine connects."""
+    doc = {
+        "strategy": {
+            "name": "grid",
+            "file": str(HERE.parents[2] / "strategies" / "grid.py"),
+            "symbols": [BTC],
+            "params": {"levels": 0},
+        },
+        "exchange": {"id": "sim", "url": sim.base_url},
+    }
+    toml = tmp_path / "grid.toml"
+    toml.write_text(tomli_w.dumps(doc))
+    creds = sim.create_account()
+    result = run(toml, creds)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "[strategy.params] levels" in line, line
+    assert sim.state()["counters"]["requests"] == 0
