@@ -22,6 +22,7 @@ ATTACKS = {
     "internals": 3,
     "network": 4,
     "processes": 5,
+    "protocol": 5,
 }
 WRITES = {  # what changes an account (the engine's own dead-man countdown aside)
     "/fapi/v1/order", "/fapi/v1/batchOrders", "/fapi/v1/allOpenOrders", "/fapi/v1/leverage",
