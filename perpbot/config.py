@@ -62,7 +62,7 @@ class StrategySection(Section):
     )
     params: dict[str, Any] = Field(default_factory=dict)
     isolation: Literal["thread", "process"] = Field(
-        default="thread",
+        default="process",
         description="process: the strategy runs in its own process, without credentials",
     )
     memory_mb: int = Field(

@@ -30,6 +30,7 @@ GET  /fapi/v1/premiumIndex                     1, 10 without symbol        0
 GET  /fapi/v2|v3/account, /positionRisk        5                           0
 GET  /fapi/v1/leverageBracket                  1                           0
 POST /fapi/v1/leverage, /marginType            1                           0
+POST /fapi/v1/positionSide/dual                1                           0
 POST /fapi/v1/order                            0                           1
 PUT  /fapi/v1/order                            1                           1
 GET  /fapi/v1/order, DELETE /fapi/v1/order     1                           0
@@ -167,6 +168,7 @@ _TABLE: dict[tuple[str, str], _Rule] = {
     ("GET", "/fapi/v1/leverageBracket"): Constant(1),
     ("POST", "/fapi/v1/leverage"): Constant(1),
     ("POST", "/fapi/v1/marginType"): Constant(1),
+    ("POST", "/fapi/v1/positionSide/dual"): Constant(1),
     ("POST", "/fapi/v1/order"): Constant(0, 1),
     ("PUT", "/fapi/v1/order"): Constant(1, 1),
     ("GET", "/fapi/v1/order"): Constant(1),

@@ -38,13 +38,14 @@ from perpbot.engine.events import EngineEvents
 from perpbot.engine.feed import EventFeed
 from perpbot.engine.hooks import OrdersLeft
 from perpbot.engine.hosts import Outcome, StrategyHost, ThreadHost
+from perpbot.engine.isolation.host import ProcessHost
 from perpbot.engine.journal import RunJournal
 from perpbot.engine.ledger import Ledger
 from perpbot.engine.orders import OrderManager
 from perpbot.engine.output import RunOutput
 from perpbot.engine.reconcile import Reconciler
 from perpbot.engine.report import RunReporter
-from perpbot.engine.saved import load_saved, store_saved
+from perpbot.engine.saved import Saved, check_state, load_saved, store_saved, totals_with
 from perpbot.engine.state import PositionSnapshot, RunState
 from perpbot.engine.strategy import Strategy
 from perpbot.errors import (
@@ -52,24 +53,13 @@ from perpbot.errors import (
     EXIT_KILL,
     EXIT_OK,
     BadInput,
-    KillSwitchActive,
-    PermissionDenied,
     PerpbotError,
+    error_for_exit_code,
 )
 from perpbot.events import Decision, Event, EventBus
 from perpbot.streams import StreamFeed, make_pro_exchange, streams_enabled
 
 MAX_TICK_ERRORS = 5
-FATAL_ERRORS: dict[int, type[PerpbotError]] = {
-    2: BadInput,
-    3: PermissionDenied,
-    4: KillSwitchActive,
-}
-
-
-def fatal_error(message: str, exit_code: int, code: str | None) -> PerpbotError:
-    """The error a strategy call ended with (as plain data from the runtime), rebuilt."""
-    return FATAL_ERRORS.get(exit_code, PerpbotError)(message, code=code)
 
 
 def new_run_id(strategy: str) -> str:
@@ -85,6 +75,7 @@ class Runner:
         output: RunOutput,
         duration: float | None = None,
         run_id: str | None = None,
+        process: ProcessHost | None = None,
     ) -> None:
         self.loaded = loaded
         self.config = loaded.config
@@ -93,7 +84,7 @@ class Runner:
         self.duration = duration
         self.run_id = run_id or new_run_id(self.config.strategy.name)
         self.bus = EventBus()
-        self.ledger = Ledger()
+        self.ledger = Ledger(own_book=self.config.strategy.share_symbols)
         self.journal = RunJournal(self.run_id)
         self.state = RunState(
             run_id=self.run_id,
@@ -112,9 +103,11 @@ class Runner:
         self.feed: StreamFeed | None = None  # [exchange] streams: market and user streams
         self.ctx: Context | None = None  # the engine's side of every strategy call
         self.host: StrategyHost | None = None  # where the strategy runs (thread or process)
+        self.process = process  # isolation = "process": started (and ready) by the caller
         # the strategy's callbacks (on_fill, on_order_update, ...), from the ledger
         self.strategy_events = EventFeed(self.ledger, lambda: self.state.positions, self.kill_state)
         self._saved_at = 0.0
+        self.saved = Saved()  # what the last run kept (loaded before on_start)
         self.end_reason = "completed"
         self.exit_code = EXIT_OK
         self.fatal: PerpbotError | None = None
@@ -247,9 +240,17 @@ class Runner:
     async def reconcile(self) -> None:
         assert self.reconciler is not None
         if self.feed is not None:
-            await self.feed.reconcile("refresh")  # serialised with the streams' backfills
+            await self.feed.reconcile("run")  # serialised with the streams' backfills
         else:
             await self.reconciler.reconcile()
+
+    async def refresh(self) -> None:
+        """``ctx.refresh()``: on streams, the stream's state once it has caught up with the
+        run's own REST answers (no request); on polling, a reconcile."""
+        if self.feed is not None:
+            await self.feed.refresh()
+        else:
+            await self.reconcile()
 
     # -- market data the streams hold (None: ask REST) --------------------------------------
     def streamed_book(self, symbol: str, limit: int | None) -> dict[str, Any] | None:
@@ -340,6 +341,7 @@ class Runner:
             journal=self.journal,
             output=self.output,
             events=self.engine_events,
+            own_only=self.orders.is_ours if self.config.strategy.share_symbols else None,
         )
         if streams_enabled(self.config.exchange):
             self.feed = StreamFeed(
@@ -412,7 +414,8 @@ class Runner:
             self.state.start_equity = self.state.equity
             self.strategy_events.prime()
             self.host = self._start_host(self.ctx)
-            saved = load_saved(cfg.strategy.name)
+            self.saved = load_saved(cfg.strategy.name)
+            saved = self.saved.state
             self._saved_at = time.monotonic()
             if await self._strategy_call("on_start", lambda h: h.start(saved), fatal=True):
                 while not self.stop_event.is_set():
@@ -442,15 +445,15 @@ class Runner:
         return await stop_sequence(self)
 
     def _start_host(self, context: Context) -> StrategyHost:
-        strategy_file = self.loaded.resolve(self.config.strategy.file)
-        if self.config.strategy.isolation == "process":
-            # lazy: only isolated runs need the process machinery
-            from perpbot.engine.isolation.host import ProcessHost
-
-            return ProcessHost(self.loaded, context, strategy_file)
-        if self.strategy is None:
-            raise PerpbotError('isolation = "thread" needs the strategy loaded in-process')
-        return ThreadHost(self.strategy, context, strategy_file)
+        """A strategy instance given (tests that hand it Python objects): a thread of this
+        process. Otherwise its own process (perpbot run starts it before connecting)."""
+        if self.strategy is not None:
+            strategy_file = self.loaded.resolve(self.config.strategy.file)
+            return ThreadHost(self.strategy, context, strategy_file)
+        if self.process is None:
+            self.process = ProcessHost(self.loaded, self.run_id)
+        self.process.attach(context)
+        return self.process
 
     async def _cycle(self, tick: bool) -> bool:
         events = self.strategy_events.drain()
@@ -490,14 +493,23 @@ class Runner:
             self.told_errors(outcome)
             self.persist(outcome.get("saved"))
 
-    def persist(self, state: Any) -> None:
-        """Keep what on_save returned (atomically, per strategy name)."""
+    def persist(self, state: Any = None) -> None:
+        """Keep what on_save returned (None: keep the last one) and the strategy's totals
+        (atomically, per strategy name: perpbot.engine.saved)."""
+        if state is not None:
+            problem = check_state(state)
+            if problem:
+                self.output.warn(problem)
+            else:
+                self.saved.state = state
         try:
-            problem = store_saved(self.config.strategy.name, self.run_id, state)
+            store_saved(self.config.strategy.name, self.run_id, self.saved.state, self.totals())
         except OSError as exc:
-            problem = f"saving the strategy's state failed: {type(exc).__name__}: {exc}"
-        if problem:
-            self.output.warn(problem)
+            self.output.warn(f"saving the strategy's state failed: {type(exc).__name__}: {exc}")
+
+    def totals(self) -> dict[str, float]:
+        """The strategy's ledger over all its runs, this one included."""
+        return totals_with(self.saved.totals, self.ledger)
 
     async def _reconcile_unless_killed(self) -> None:
         """Reconcile; when the kill switch cut one of its waits short, skip it (the watchdog
@@ -528,8 +540,11 @@ class Runner:
             done, _ = await asyncio.wait({fut, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
-        if fut not in done:
-            return False  # stopping while the strategy is busy (or hung): leave it behind
+        if fut not in done:  # stopping while the strategy is busy (or hung): leave it
+            # behind; its outcome (often StrategyStopped) is read when it lands, so asyncio
+            # does not print "Future exception was never retrieved" with a traceback
+            fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+            return False
         exc = fut.exception()
         if exc is not None:  # the host itself failed (a crashed strategy process)
             self._fatal(PerpbotError(f"strategy {callback} failed: {exc}"))
@@ -542,7 +557,7 @@ class Runner:
                 return False
             if e.get("fatal"):
                 f = e["fatal"]
-                self._fatal(fatal_error(f["message"], f["exit_code"], f.get("code")))
+                self._fatal(error_for_exit_code(f["message"], f["exit_code"], f.get("code")))
                 return False
         if not errors:
             self._tick_errors = 0

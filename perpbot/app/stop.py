@@ -93,6 +93,9 @@ async def stop_sequence(run: Runner) -> dict[str, Any]:
             s: [o.get("clientOrderId") or o.get("id") for o in orders]
             for s, orders in run.orders_left.items()
         }
+    if run.host is not None:  # the strategy ran: its totals over all its runs carry on
+        run.persist()
+        summary["strategy_totals"] = run.totals()
     summary["stop_s"] = round(time.monotonic() - began, 3)
     run.journal.summary(summary)
     run.output.summary(summary)

@@ -49,6 +49,7 @@ class StrategyBackend(Protocol):
     def kill_state(self) -> Any: ...
     async def guarded(self, coro: Coroutine[Any, Any, Any]) -> Any: ...
     async def reconcile(self) -> None: ...
+    async def refresh(self) -> None: ...
     async def fetch_own_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]: ...
     async def place(self, spec: OrderSpec) -> dict[str, Any]: ...
     async def cancel(self, order: dict[str, Any] | str, symbol: str | None) -> Any: ...
@@ -157,12 +158,13 @@ class Context:
         return self._runner.positions.get(symbol) or PositionSnapshot(symbol=symbol, amount=0.0)
 
     def positions(self) -> dict[str, PositionSnapshot]:
-        """Positions as of the last reconcile (the engine refreshes them every tick)."""
+        """Positions as last known (each tick's reconcile, or the user stream)."""
         return dict(self._runner.positions)
 
     def refresh(self) -> None:
-        """Reconcile now instead of waiting for the next tick."""
-        self._run(self._runner.reconcile())
+        """Bring positions and orders up to date now: on streams, once the user stream has
+        delivered what the run's own orders' answers reported; on polling, a reconcile."""
+        self._run(self._runner.refresh())
 
     def balance(self, currency: str = "USDT") -> Balance:
         b = self._run(self._runner.client.fetch_balance())

@@ -12,6 +12,7 @@ whichever of the stream and REST brings it first (the ledger deduplicates by tra
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,21 +62,34 @@ class Reconciler:
     journal: RunJournal
     output: RunOutput
     events: EngineEvents | None = None
+    # A shared (account, symbol) (``[strategy] share_symbols``): the run's positions and the
+    # orders its reduce-only room counts are its own (its fills, its client ids), not the
+    # account's. None: the account's are the run's.
+    own_only: Callable[[dict[str, Any]], bool] | None = None
 
-    async def reconcile(self) -> None:
+    async def reconcile(self, *, market: bool = True) -> None:
+        """Everything; ``market=False`` skips the mark and the balance (a run on streams
+        has both from its streams: its periodic safety-net read checks orders and fills)."""
         state, symbols = self.state, self.state.symbols
         raw = await self.client.fetch_positions(symbols)
         state.positions = {
             p.symbol: p for p in (position_of(r) for r in raw) if p.symbol in symbols
         }
-        self.account.set_positions(raw)
+        if self.own_only is None:
+            self.account.set_positions(raw)
         for s in symbols:
             await self._orders(s)
             await self._fills(s)
+            if not market:
+                continue
             fr = await self.client.fetch_funding_rate(s)
             if fr.get("markPrice"):
                 state.marks[s] = float(fr["markPrice"])
                 state.mark_times[s] = (fr.get("timestamp") or time.time() * 1000.0) / 1000.0
+        if self.own_only is not None:
+            self.own_positions(state.positions)
+        if not market:
+            return
         balance = await self.client.fetch_balance()
         total = (balance.get("total") or {}).get("USDT")
         if total is not None:
@@ -83,10 +97,37 @@ class Reconciler:
             self.account.equity = state.equity
             state.peak_equity = max(state.peak_equity or state.equity, state.equity)
 
+    def own_positions(self, account: dict[str, PositionSnapshot]) -> None:
+        """This run's positions from its own fills, priced at the exchange's mark."""
+        own: dict[str, PositionSnapshot] = {}
+        raw: list[dict[str, Any]] = []
+        for s in self.state.symbols:
+            book = self.ledger.book.get(s)
+            if book is None or not book.amount:
+                continue
+            mark = self.state.marks.get(s) or (account[s].mark_price if s in account else None)
+            upnl = (mark - book.entry_price) * book.amount if mark and book.entry_price else 0.0
+            own[s] = PositionSnapshot(
+                symbol=s,
+                amount=book.amount,
+                entry_price=book.entry_price,
+                mark_price=mark,
+                unrealized_pnl=upnl,
+                liquidation_price=account[s].liquidation_price if s in account else None,
+                leverage=account[s].leverage if s in account else None,
+            )
+            raw.append(
+                {"symbol": s, "info": {"positionAmt": book.amount}, "entryPrice": book.entry_price}
+            )
+        self.state.positions = own
+        self.account.set_positions(raw)
+
     async def _orders(self, symbol: str) -> None:
         tracked = self.ledger.open_client_ids(symbol)
         fetched_at = time.time()
         listed = await self.client.fetch_open_orders(symbol)
+        if self.own_only is not None:
+            listed = [o for o in listed if self.own_only(o)]
         self.account.set_orders(symbol, listed, fetched_at)  # fills/cancels reach the view
         open_orders = {o.get("clientOrderId"): o for o in listed}
         for cid in tracked:

@@ -38,6 +38,7 @@ class StatusPublisher:
             "exchange": r.config.exchange.id,
             "profile": r.config.exchange.profile,
             "account": self.account,  # no secret: exchange, endpoint, a hash of the key
+            "share_symbols": r.config.strategy.share_symbols,  # perpbot.kill.sweep
             "symbols": r.config.strategy.symbols,
             "tick_interval": r.config.strategy.tick_interval,  # `perpbot status`: staleness
             "started_at": r.started,

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from perpbot.app.connect import ENV_SIM_KEY, ENV_SIM_SECRET, connect
 from perpbot.audit.subscriber import attach_to_bus
-from perpbot.client.orders import run_prefix
+from perpbot.client.orders import strategy_prefix
 from perpbot.config import (
     ExchangeSection,
     KillSection,
@@ -101,12 +101,13 @@ def check_grant(exchange: ExchangeSection, level: str) -> None:
 
 
 def run_tags_for(entry: KillEntry) -> set[str] | None:
-    """For a run-scoped switch: client-order-id prefixes of the runs it covers."""
+    """For a run-scoped switch: client-order-id prefixes of the strategies of the runs it
+    covers (their orders, and any an earlier run of the same strategy left)."""
     if not entry.scope.startswith("run:"):
         return None
 
     tags = {
-        run_prefix(str(doc.get("run_id")), str(doc.get("strategy")))
+        strategy_prefix(str(doc.get("strategy")))
         for doc in bot_documents()
         if entry.matches(
             profile=doc.get("profile"), run_id=doc.get("run_id"), strategy=doc.get("strategy")

@@ -39,13 +39,16 @@ from perpbot.client.orders import perpbot_strategy_tag, strategy_tag
 from perpbot.client.setup import account_id
 from perpbot.errors import BadInput, PerpbotError
 from perpbot.events import Decision
-from perpbot.kill.acks import running_bots
+from perpbot.kill.acks import bot_documents
 from perpbot.kill.cancel import describe_error
+from perpbot.procs import pid_alive
 
 if TYPE_CHECKING:
     from perpbot.engine.hooks import AttachableRun, RunPort
 
 DEADLINE_S = 10.0  # listing and cancelling leftovers: retried through 5xx up to this long
+LIVE_STATES = ("starting", "running", "stopping")  # a stopping bot still has orders out
+STOP_LISTING_S = 5.0  # at the stop: how long a listing may take before the countdown is kept
 FIRST_PAUSE_S, MAX_PAUSE_S = 0.1, 1.0
 NAME_AT_MOST = 5
 
@@ -85,14 +88,21 @@ class StartSweep:
         self.runner.summary_extras["sweep"] = self.info
 
     def _say(self, action: str, code: str, sentence: str, **data: Any) -> None:
+        self.info.setdefault("said", []).append({"code": code, "sentence": sentence})
         self.runner.bus.publish(Decision("kill", action, code, sentence, data))  # type: ignore[arg-type]
 
     # -- who else is here -------------------------------------------------------------------
     def neighbours(self, symbols: list[str]) -> dict[str, list[dict[str, Any]]]:
         """Running bots (status files, live pid) on this account, per symbol of ours."""
         out: dict[str, list[dict[str, Any]]] = {}
-        for doc in running_bots():
+        for doc in bot_documents():
             if doc.get("run_id") == self.runner.run_id or doc.get("account") != self.account:
+                continue
+            started = doc.get("started_at")
+            if doc.get("state") not in LIVE_STATES or not pid_alive(
+                doc.get("pid"),
+                started_at=float(started) if isinstance(started, int | float) else None,
+            ):  # ended, or its pid now belongs to another process
                 continue
             for s in doc.get("symbols") or []:
                 if s in symbols:
@@ -111,7 +121,8 @@ class StartSweep:
                     raise PerpbotError(
                         f"refusing to start: could not list the open orders on {symbol} "
                         f"({describe_error(exc)}), so orders left by an earlier run or placed "
-                        "by hand cannot be told apart; nothing was armed"
+                        "by hand cannot be told apart; nothing was armed (a dead-man "
+                        "countdown an earlier run armed is left as it was)"
                     ) from None
             await asyncio.sleep(pause)
             pause = min(pause * 2.0, MAX_PAUSE_S)
@@ -125,7 +136,17 @@ class StartSweep:
         near = self.neighbours(symbols)
         self._refuse_neighbours(near)
         deadline = time.monotonic() + DEADLINE_S
-        listed = await asyncio.gather(*(self._list(s, deadline) for s in symbols))
+        try:  # bounded as a whole: a retry layer's backoff cannot stretch it
+            listed = await asyncio.wait_for(
+                asyncio.gather(*(self._list(s, deadline) for s in symbols)), DEADLINE_S + 1.0
+            )
+        except TimeoutError:
+            raise PerpbotError(
+                f"refusing to start: the open orders on {', '.join(symbols)} could not be "
+                f"listed within {DEADLINE_S:g} s, so orders left by an earlier run or placed by "
+                "hand cannot be told apart; nothing was armed (a dead-man countdown an "
+                "earlier run armed is left as it was)"
+            ) from None
         shared_tags = {strategy_tag(str(d.get("strategy"))) for docs in near.values() for d in docs}
         found: dict[str, Findings] = {}
         for symbol, orders in zip(symbols, listed, strict=True):
@@ -169,7 +190,15 @@ class StartSweep:
             raise BadInput(
                 f"{where}refusing to start: {_bot(docs[0])} already trades {s} on this "
                 "account, and both would share its position and dead-man countdown; set "
-                "[strategy] share_symbols = true to run side by side (docs/kill.md)"
+                "[strategy] share_symbols = true in both to run side by side (docs/kill.md)"
+            )
+        alone = [(s, d) for s, docs in near.items() for d in docs if not d.get("share_symbols")]
+        if alone:
+            s, d = alone[0]
+            raise BadInput(
+                f"{where}refusing to start: {_bot(d)} already trades {s} on this account "
+                "without [strategy] share_symbols = true, so it counts the whole account's "
+                "position as its own; restart it with share_symbols = true first"
             )
 
     async def _leftovers(self, left: dict[str, list[dict[str, Any]]]) -> None:
@@ -192,7 +221,13 @@ class StartSweep:
                 '([strategy] leftover_orders = "adopt")',
             )
             return
-        remaining = await self._cancel_until_gone(left, time.monotonic() + DEADLINE_S)
+        deadline = time.monotonic() + DEADLINE_S
+        try:  # bounded as a whole: a retry layer's backoff cannot stretch it
+            remaining = await asyncio.wait_for(
+                self._cancel_until_gone(left, deadline), DEADLINE_S + 1.0
+            )
+        except TimeoutError:
+            remaining = left
         if remaining:
             self.info["leftovers_action"] = "cancel failed"
             still = "; ".join(f"{s}: {_ids(os_)}" for s, os_ in remaining.items())
@@ -302,7 +337,12 @@ class StartSweep:
             if s in keep:
                 continue
             try:
-                listed = await self.runner.client.fetch_open_orders(s)
+                listed = await asyncio.wait_for(
+                    self.runner.client.fetch_open_orders(s), STOP_LISTING_S
+                )
+            except TimeoutError:
+                keep[s] = f"the open orders there could not be listed within {STOP_LISTING_S:g} s"
+                continue
             except Exception as exc:
                 keep[s] = f"the open orders there could not be listed ({describe_error(exc)})"
                 continue

@@ -151,6 +151,9 @@ class SourceConfig(_Strict):
     squeeze_move: float = Field(0.02, ge=0, lt=1, description="price move over a squeeze")
     squeeze_s: float = Field(1800.0, gt=0, description="mean squeeze length")
     files: list[ReplayFile] = Field(default_factory=list, description="replay: the files")
+    shift_to_now: bool = Field(
+        False, description="replay: move the file's times so its first event happens now"
+    )
     exchange: str = Field("", description="live: a ccxt exchange id, e.g. binanceusdm")
     symbols: dict[str, str] = Field(
         default_factory=dict, description="live: sim symbol -> upstream symbol (BTC/USDT:USDT)"

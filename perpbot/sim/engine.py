@@ -25,7 +25,7 @@ from perpbot.sim.faults import FaultInjector, FaultPlan
 from perpbot.sim.feed import Feed, QueueFeed, ReplayFeed, replay_feed
 from perpbot.sim.limits import SimRateLimits
 from perpbot.sim.market import SymbolMarket
-from perpbot.sim.models import Account, AlgoOrder, Order, Trade
+from perpbot.sim.models import Account, AlgoOrder, Order, Trade, position_key
 from perpbot.sim.regimes import Regimes
 from perpbot.sim.replay_files import Tick
 from perpbot.sim.spec import SymbolSpec
@@ -55,11 +55,14 @@ class Engine:
         # at its first event and runs clock_speed times real time (wall) or manually
         self.feed: Feed | None = replay_feed(cfg) if cfg.source.kind == "replay" else None
         origin = cfg.start_time_ms
-        if isinstance(self.feed, ReplayFeed) and origin is None:
+        shift = isinstance(self.feed, ReplayFeed) and cfg.source.shift_to_now
+        if isinstance(self.feed, ReplayFeed) and origin is None and not shift:
             origin = self.feed.start_ms()
         self.clock = SimClock(cfg.clock, origin, cfg.clock_speed, follow=self.feed is not None)
+        if isinstance(self.feed, ReplayFeed) and shift:
+            self.feed.shift_ms = self.clock.now_ms() - (self.feed.start_ms() or 0)
         if cfg.source.kind == "live":  # fed by live_source.LiveSource (started by the server)
-            self.feed = QueueFeed(self.clock.now_ms)
+            self.feed = QueueFeed(self.clock.now_ms, cfg.source.symbols)
         self.rng = random.Random(cfg.seed)
         self.faults = FaultInjector(cfg.seed)
         self.limits = SimRateLimits(cfg.limits)
@@ -111,6 +114,7 @@ class Engine:
         self.trades_by_account: dict[str, list[Trade]] = {}
         self.liquidations: list[dict[str, Any]] = []
         self.crowd_liquidations: list[dict[str, Any]] = []  # crowd_traders.py
+        self.crowd_long: Callable[[str], int] = lambda symbol: 0  # crowd's open longs (steps)
         self.countdowns: dict[tuple[str, str], int] = {}
         self.holders: set[str] = set()
         self.next_order_id = 4_000_000_001
@@ -192,16 +196,17 @@ class Engine:
                 for symbol, mkt in self.markets.items():
                     if self.faults.frozen(symbol):
                         continue
-                    if self.feed is None:
-                        mkt.step(dt_s, t)
-                    else:
+                    fed = self.feed is not None and self.feed.covers(symbol)
+                    if fed:
                         self._follow(symbol, t)
                         mkt.advance(dt_s, t, candle=False)
+                    else:
+                        mkt.step(dt_s, t)
                     mkt.sample_premium(t)
                     if self.sweeper is not None:
                         self.sweeper(symbol, t)
                     draw = None
-                    if self.feed is None or not self.feed.trades:
+                    if not (fed and self.feed is not None and self.feed.trades):
                         draw = mkt.taker_draw(dt_s)  # drawn even unmatched: the RNG's order
                     if draw is not None and self.taker is not None:
                         self.taker(symbol, draw[0], draw[1], t)
@@ -333,7 +338,9 @@ class Engine:
         fee = quote * (self.cfg.fees.maker if maker else self.cfg.fees.taker)
         lev = margin.leverage_of(acct, order.symbol, self.cfg.default_leverage)
         iso = margin.is_isolated(acct, order.symbol)
-        realized = apply_position_fill(acct, spec, order.sign * qty, px, lev, iso, t)
+        realized = apply_position_fill(
+            acct, spec, order.sign * qty, px, lev, iso, t, order.position_side
+        )
         acct.wallet += realized - fee
         acct.update_time = t
         order.executed += qty
@@ -365,14 +372,14 @@ class Engine:
             order.status = "PARTIALLY_FILLED"
         self.emit(OrderChanged(order, "TRADE", t, trade))
         self.emit(AccountChanged(acct.api_key, "ORDER", t, (order.symbol,)))
-        pos = acct.positions[order.symbol]
+        pos = acct.positions[position_key(order.symbol, order.position_side)]
         if pos.amt != 0:
             self.holders.add(acct.api_key)
         else:
             if not any(p.amt for p in acct.positions.values()):
                 self.holders.discard(acct.api_key)
             for other in self.open_of(acct.api_key, order.symbol):
-                if other.reduce_only:
+                if other.closing and other.position_side == order.position_side:
                     self.close_order(other, "EXPIRED", t)
 
     # -- liquidation ---------------------------------------------------------------------
@@ -408,6 +415,7 @@ class Engine:
         reduce_only: bool,
         t: int,
         record: bool = True,
+        position_side: str = "BOTH",
     ) -> Order:
         self.seq += 1
         order = Order(
@@ -426,6 +434,7 @@ class Engine:
             update_time=t,
             orig_type=otype,
             recorded=record,
+            position_side=position_side,
         )
         self.next_order_id += 1
         self.orders[order.order_id] = order

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +21,8 @@ from perpbot.sim.replay_files import Tick, infer, read
 class Feed(Protocol):
     trades: bool  # True: the feed's ticks are the taker flow (the synthetic one stops)
 
+    def covers(self, symbol: str) -> bool: ...  # False: the symbol keeps its random walk
+
     def first(self, symbol: str) -> Tick | None: ...
 
     def take(self, symbol: str, until_ms: int) -> list[Tick]: ...
@@ -31,6 +33,7 @@ class ReplayFeed:
     tens of millions of rows: never held in memory)."""
 
     def __init__(self, files: dict[str, list[tuple[Path, str]]]) -> None:
+        self.shift_ms = 0  # added to every tick's time (shift_to_now)
         self._streams: dict[str, Iterator[Tick]] = {}
         self._next: dict[str, Tick | None] = {}
         kinds = {kind for group in files.values() for _, kind in group}
@@ -41,6 +44,9 @@ class ReplayFeed:
             self._streams[symbol] = merged
             self._next[symbol] = next(merged, None)
 
+    def covers(self, symbol: str) -> bool:
+        return symbol in self._streams
+
     def first(self, symbol: str) -> Tick | None:
         return self._next.get(symbol)
 
@@ -50,11 +56,13 @@ class ReplayFeed:
 
     def take(self, symbol: str, until_ms: int) -> list[Tick]:
         out: list[Tick] = []
+        until = until_ms - self.shift_ms
         tick = self._next.get(symbol)
-        if tick is None or tick.t > until_ms:
+        if tick is None or tick.t > until:
             return out
         stream = self._streams[symbol]
-        while tick is not None and tick.t <= until_ms:
+        while tick is not None and tick.t <= until:
+            tick.t += self.shift_ms
             out.append(tick)
             tick = next(stream, None)
         self._next[symbol] = tick
@@ -69,17 +77,18 @@ class QueueFeed:
 
     trades = True
 
-    def __init__(self, now_ms: Callable[[], int]) -> None:
+    def __init__(self, now_ms: Callable[[], int], symbols: Iterable[str]) -> None:
         self._now_ms = now_ms
-        self._queues: dict[str, deque[Tick]] = {}
+        self._queues: dict[str, deque[Tick]] = {symbol: deque() for symbol in symbols}
         self.received = 0
 
     def push(self, symbol: str, price: float, qty: float, taker_buys: bool) -> None:
         """A trade seen upstream; it happens in the simulator now (its clock, not theirs)."""
-        self._queues.setdefault(symbol, deque()).append(
-            Tick(self._now_ms(), price, qty, taker_buys)
-        )
+        self._queues[symbol].append(Tick(self._now_ms(), price, qty, taker_buys))
         self.received += 1
+
+    def covers(self, symbol: str) -> bool:
+        return symbol in self._queues
 
     def first(self, symbol: str) -> Tick | None:
         return None  # the first live trade re-bases the market when it arrives

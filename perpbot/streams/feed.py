@@ -33,6 +33,7 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import ccxt
@@ -49,6 +50,7 @@ MARK_CADENCE_S = 1.0  # markPrice@1s
 GAP_GRACE_S = 2.0  # a fill younger than this may still be on its way on the stream
 UNMATCHED_KEEP_S = 30.0  # a streamed fill of an order whose placement answer is not back yet
 CONNECT_WAIT_S = 10.0
+REFRESH_WAIT_S = 2.0
 WATCHDOG_S = 0.2
 
 
@@ -98,6 +100,9 @@ class StreamFeed:
         self._filled_epoch = 0  # the epoch the last backfill covered
         self._last_reconcile = time.monotonic()
         self._unmatched: list[tuple[float, str, dict[str, Any]]] = []
+        self._wallet: float | None = None  # wallet balance: equity less unrealised PnL
+        self._stream_filled: dict[str, float] = {}  # client id -> cumulative filled (stream)
+        self._position_due = False  # a fill streamed, its ACCOUNT_UPDATE not yet
 
     # -- life -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -166,14 +171,46 @@ class StreamFeed:
             }
         }
 
-    async def reconcile(self, why: str) -> list[Any]:
-        """A full REST reconcile (serialised with backfills); the fills it found new."""
+    async def reconcile(self, why: str, *, market: bool = True) -> list[Any]:
+        """A REST reconcile (serialised with backfills); the fills it found new."""
         async with self._lock:
-            return await self._reconcile_locked(why)
+            return await self._reconcile_locked(why, market=market)
 
-    async def _reconcile_locked(self, why: str) -> list[Any]:
+    async def refresh(self) -> None:
+        """``ctx.refresh()`` on streams: wait until the user stream has delivered every fill
+        the run's REST answers (placements, cancels) already reported, and the position
+        update that follows them; then settle the account view's reduce-only accounting on
+        those positions. No request is made. When the stream is down or does not catch up
+        within ``REFRESH_WAIT_S``, a REST reconcile does it instead (STREAM_LAGGING)."""
+        deadline = time.monotonic() + REFRESH_WAIT_S
+        while self.user_stream_up and time.monotonic() < deadline:
+            if not self._behind():
+                self.account.set_positions(
+                    [_position_raw(p) for p in self.state.positions.values()]
+                )
+                return
+            await asyncio.sleep(0.002)
+        if self.user_stream_up:
+            self._decide("alert", "STREAM_LAGGING", f"the user stream had not delivered the "
+                         f"fills REST answers reported within {REFRESH_WAIT_S:g} s: the "
+                         "refresh reads REST instead", behind=self._behind())  # fmt: skip
+        await self.reconcile("refresh")
+
+    def _behind(self) -> list[str]:
+        """Orders whose REST-reported fills the stream has not delivered yet (or whose
+        position update has not followed)."""
+        behind = [
+            cid
+            for cid, t in self.ledger.orders.items()
+            if t.filled > self._stream_filled.get(cid, 0.0) + 1e-12
+        ]
+        return behind + (["(position update)"] if self._position_due else [])
+
+    async def _reconcile_locked(self, why: str, *, market: bool = True) -> list[Any]:
         before = len(self.ledger.fills)
-        await self.reconciler.reconcile()
+        await self.reconciler.reconcile(market=market)
+        if market and self.state.equity is not None:  # REST's total is the margin balance
+            self._wallet = self.state.equity - self.state.unrealized_pnl()
         self._last_reconcile = time.monotonic()
         self.counters["reconciles"] += 1
         return self.ledger.fills[before:]
@@ -274,6 +311,7 @@ class StreamFeed:
         if mark:
             self.state.marks[symbol] = float(mark)
             self.state.mark_times[symbol] = (t.get("timestamp") or time.time() * 1000.0) / 1000.0
+            self._revalue()
 
     def _on_orders(self, orders: list[dict[str, Any]]) -> None:
         for o in orders:
@@ -281,6 +319,10 @@ class StreamFeed:
                 continue
             cid = o.get("clientOrderId")
             if cid in self.ledger.orders:
+                filled = float(o.get("filled") or 0.0)
+                if filled > self._stream_filled.get(cid, 0.0):
+                    self._stream_filled[cid] = filled
+                    self._position_due = True
                 self.reconciler.record_order(cid, o, "stream")
             key = cid or (str(o["id"]) if o.get("id") is not None else None)
             if key in self.account.orders:
@@ -317,20 +359,51 @@ class StreamFeed:
 
     def _on_positions(self, positions: list[dict[str, Any]]) -> None:
         changed = False
+        self._position_due = False
+        if self.reconciler.own_only is not None:  # [strategy] share_symbols: the account's
+            # position is not the run's; the run's comes from its own fills (the ledger)
+            self.reconciler.own_positions(dict(self.state.positions))
+            self._revalue()
+            return
         for raw in positions:
             p = position_of(raw)
+            old = self.state.positions.get(p.symbol)
+            if old is not None:  # ACCOUNT_UPDATE has no liquidation price, leverage or mark:
+                p = replace(  # keep REST's until the next reconcile reads them again
+                    p,
+                    liquidation_price=p.liquidation_price or old.liquidation_price,
+                    leverage=p.leverage or old.leverage,
+                    mark_price=p.mark_price or old.mark_price,
+                )
             if p.symbol in self.symbols:
                 self.state.positions[p.symbol] = p
                 changed = True
         if changed:
             self.account.set_positions([_position_raw(p) for p in self.state.positions.values()])
+            self._revalue()
 
     def _on_balance(self, balance: dict[str, Any]) -> None:
-        total = (balance.get("total") or {}).get("USDT")
+        total = (balance.get("total") or {}).get("USDT")  # ACCOUNT_UPDATE: the wallet
         if total is None:
             return
-        state = self.state
-        state.equity = float(total)
+        self._wallet = float(total)
+        self._revalue()
+
+    def _revalue(self) -> None:
+        """Equity = wallet + each position revalued at the streamed mark, as REST's margin
+        balance is, so drawdown trips and the risk layer follow the mark between reads."""
+        if self._wallet is None:
+            return
+        state, upnl = self.state, 0.0
+        for sym, p in list(state.positions.items()):
+            mark = state.marks.get(sym)
+            if mark and p.amount and p.entry_price:
+                pnl = p.amount * (mark - p.entry_price)
+                state.positions[sym] = replace(p, mark_price=mark, unrealized_pnl=pnl)
+                upnl += pnl
+            else:
+                upnl += p.unrealized_pnl
+        state.equity = self._wallet + upnl
         self.account.equity = state.equity
         state.peak_equity = max(state.peak_equity or state.equity, state.equity)
 
@@ -361,7 +434,7 @@ class StreamFeed:
     async def _periodic(self) -> None:
         started = time.time()
         try:
-            found = await self.reconcile("periodic")
+            found = await self.reconcile("periodic", market=not self._market_up())
         except Exception as exc:
             self._last_reconcile = time.monotonic()
             self._decide("alert", "STREAM_RECONCILE_FAILED", f"the periodic REST reconcile "
@@ -376,6 +449,16 @@ class StreamFeed:
                          "from REST now); the user stream is reconnected",
                          trade_ids=[f.trade_id for f in missed])  # fmt: skip
             await self._drop(private=True)
+
+    def _market_up(self) -> bool:
+        return (
+            all(
+                h.down_since is None and not h.stale
+                for h in self.health.values()
+                if not h.private and h.cadence_s is not None
+            )
+            and self._wallet is not None
+        )
 
     def _is_private(self, url: str) -> bool:
         key = (self.ex.options.get("linear") or {}).get("listenKey")

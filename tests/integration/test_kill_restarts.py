@@ -12,11 +12,13 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 from typing import Any
 
 import ccxt
+import pytest
 
 from perpbot.sim.ccxt_config import configure_loopback
 from tests.integration.kill_strategies.support import (
@@ -93,6 +95,14 @@ def test_a_restarted_bot_cancels_what_the_killed_run_left_before_arming(
     by_cid = {o["clientOrderId"]: o for o in orders_of(sim.state(), creds[0])}
     assert all(by_cid[c]["status"] == "CANCELED" for c in left)
     assert not (_open_cids(sim, creds[0]) & left)
+    # `perpbot status` says what the start found (the dashboard and --json)
+    from tests.conftest import run_cli
+
+    status = json.loads(run_cli("status", "--json").stdout)
+    said = [s for b in status["bots"] if b["state"] == "running" for s in b["start"]]
+    assert [s["code"] for s in said] == ["START_LEFTOVERS_CANCELLED"]
+    assert all(c in said[0]["sentence"] for c in left)
+    assert "START_LEFTOVERS_CANCELLED" in run_cli("status").stdout
     again.signal(signal.SIGTERM)
     code, out, err = again.finish(30)
     assert code == 0, err
@@ -193,7 +203,8 @@ def test_a_second_bot_on_the_same_account_and_symbol_is_refused_by_default(
     _start(bots, _bot_toml(tmp_path, sim.base_url), tmp_path, creds, tag="a")
     wait_until(lambda: _running_with(sim, creds[0], 3), timeout=30)
     fires_at = _countdown(sim, creds[0])
-    for name, opt_in in (("other", {}), ("hang", {"share_symbols": True})):
+    cases = (("other", {}), ("hang", {"share_symbols": True}), ("third", {"share_symbols": True}))
+    for name, opt_in in cases:
         toml = _bot_toml(tmp_path, sim.base_url, orders=2, name=name, strategy=opt_in)
         b = _start(bots, toml, tmp_path, creds, tag=f"b-{name}")
         code, _out, err = b.finish(30)
@@ -202,6 +213,7 @@ def test_a_second_bot_on_the_same_account_and_symbol_is_refused_by_default(
         assert len(lines) == 1 and "refusing to start" in lines[0] and "already trades" in lines[0]
     assert "share_symbols = true" in (tmp_path / "b-other.err").read_text()
     assert "cannot be told apart" in (tmp_path / "b-hang.err").read_text()
+    assert "without [strategy] share_symbols = true" in (tmp_path / "b-third.err").read_text()
     assert len(open_orders_of(sim.state(), creds[0])) == 3  # refusals placed nothing
     assert _countdown(sim, creds[0]) >= fires_at  # and disarmed nothing
 
@@ -211,7 +223,8 @@ def test_two_bots_opted_in_the_first_out_leaves_the_shared_countdown_armed(
 ) -> None:
     sim = sim_factory(market=quiet_market())
     creds = sim.create_account()
-    a = _start(bots, _bot_toml(tmp_path, sim.base_url), tmp_path, creds, tag="a")
+    toml = _bot_toml(tmp_path, sim.base_url, strategy={"share_symbols": True})
+    a = _start(bots, toml, tmp_path, creds, tag="a")
     wait_until(lambda: _running_with(sim, creds[0], 3), timeout=30)
     a_cids = _open_cids(sim, creds[0])
     toml = _bot_toml(
@@ -261,3 +274,83 @@ def test_nobody_disarms_under_a_dead_runs_orders(
     wait_until(lambda: not open_orders_of(sim.state(), creds[0]), timeout=15)
     by_cid = {o["clientOrderId"]: o for o in orders_of(sim.state(), creds[0])}
     assert all(by_cid[c]["status"] == "CANCELED" for c in dead)
+
+
+def test_bots_sharing_a_symbol_each_see_their_own_position(
+    sim_factory: Any, tmp_path: Path, state_home: Path, bots: list[Bot]
+) -> None:
+    """The account holds 0.014 BTC long; bot a bought 0.01 and bot b 0.004: each reports
+    its own (from its fills), not the account's."""
+    import json
+
+    from tests.integration.kill_strategies.support import position_of
+
+    sim = sim_factory(market=quiet_market())
+    creds = sim.create_account()
+
+    def own_position(tag: str) -> Any:
+        for path in (state_home / "bots").glob("*.json"):
+            doc = json.loads(path.read_text())
+            if doc["strategy"] == tag and doc["state"] == "running":
+                return (doc["positions"].get(BTC) or {}).get("amount")
+        return None
+
+    def start(name: str, amount: float) -> Bot:
+        toml = write_strategy(
+            tmp_path,
+            sim.base_url,
+            params={"mode": "idle", "orders_per_symbol": 0, "open_position": amount},
+            strategy={"name": name, "symbols": [BTC], "tick_interval": 0.2, "share_symbols": True},
+            name=f"{name}.toml",
+        )
+        return _start(bots, toml, tmp_path, creds, tag=name)
+
+    a = start("a", 0.01)
+    wait_until(lambda: own_position("a"), timeout=30)
+    b = start("b", 0.004)
+    wait_until(lambda: own_position("b") and own_position("a"), timeout=30)
+    assert position_of(sim.state(), creds[0], "BTCUSDT") == pytest.approx(0.014)
+    wait_until(lambda: own_position("a") == pytest.approx(0.01), timeout=10)
+    assert own_position("b") == pytest.approx(0.004)
+    for bot in (a, b):
+        bot.signal(signal.SIGTERM)
+        code, _out, err = bot.finish(30)
+        assert code == 0, err
+
+
+def test_a_run_scoped_direct_kill_cancels_the_strategys_leftovers_and_nothing_else(
+    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+) -> None:
+    """The run is gone (SIGKILLed); `perpbot kill --direct --run hang` cancels what it left
+    and leaves a trader's manual order on the same symbol alone."""
+    from tests.conftest import run_cli
+    from tests.integration.kill_strategies.support import sim_env
+
+    sim = sim_factory(market=quiet_market())
+    creds = sim.create_account()
+    left = _sigkilled_run(sim, tmp_path, creds, bots)
+    manual = _manual_order(sim, creds)
+    result = run_cli(
+        "kill", "--direct", "--run", "hang", "--url", sim.base_url, "--wait", "0",
+        env=sim_env(creds),
+    )  # fmt: skip
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.returncode == 0, result.stderr
+    assert _open_cids(sim, creds[0]) == {manual}
+    by_cid = {o["clientOrderId"]: o for o in orders_of(sim.state(), creds[0])}
+    assert all(by_cid[c]["status"] == "CANCELED" for c in left)
+
+
+def test_a_start_that_cannot_list_the_open_orders_refuses_and_arms_nothing(
+    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+) -> None:
+    sim = sim_factory(market=quiet_market())
+    creds = sim.create_account()
+    sim.set_faults({"errors": {"rate": 1.0, "statuses": [502], "paths": ["/fapi/v1/openOrders"]}})
+    bot = _start(bots, _bot_toml(tmp_path, sim.base_url), tmp_path, creds, tag="bot")
+    code, _out, err = bot.finish(60)
+    sim.set_faults({})
+    assert code == 1, err
+    assert "could not list the open orders on BTC/USDT:USDT" in err and "Traceback" not in err
+    state = sim.state()
+    assert not orders_of(state, creds[0]) and not account_of(state, creds[0])["countdowns"]

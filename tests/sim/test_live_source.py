@@ -50,3 +50,30 @@ def test_live_source_follows_the_upstream_trades(sim_factory) -> None:
     down_trades = down_ex.fetch_trades(BTC, limit=1000)
     assert down_trades and {t["price"] for t in down_trades} <= up_prices
     assert down.server.live.errors == 0  # type: ignore[attr-defined]
+
+
+def test_upstream_outage_is_counted_and_the_market_stands_still(sim_factory) -> None:
+    """Adversarial: the upstream goes away. The downstream keeps serving, counts the failed
+    watches (retried with backoff), and its price stays where the last trade left it."""
+    upstream = sim_factory(quiet_config(market=quiet_market(taker_rate=4.0)))
+    down = sim_factory(_live_config(upstream))
+    down_ex = make_sync(down)
+    deadline = time.monotonic() + WAIT_S
+    while _received(down) == 0:
+        assert time.monotonic() < deadline, "the live source never received a trade"
+        upstream.advance(2_000)
+        time.sleep(0.05)
+    upstream.stop()
+    live = down.server.live  # type: ignore[attr-defined]
+    deadline = time.monotonic() + WAIT_S
+    while live.errors == 0:
+        assert time.monotonic() < deadline, "the outage was never noticed"
+        time.sleep(0.05)
+    assert live.last_error
+    time.sleep(0.5)  # trades already received are applied at the next market step (200 ms)
+    received, last = _received(down), down_ex.fetch_ticker(BTC)["last"]
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:  # retries go on; nothing arrives, nothing moves
+        assert down_ex.fetch_ticker(BTC)["last"] == last
+        time.sleep(0.1)
+    assert _received(down) == received and live.errors >= 1

@@ -66,6 +66,7 @@ class Events(Strategy):
 
     def on_kill(self, ctx: Context, change: KillChange) -> None:
         self.seen.append(f"kill {change.standing}")
+        ctx.log(f"on_kill standing={change.standing} level={change.level} code={change.code}")
 
     def on_save(self, ctx: Context) -> dict[str, Any]:
         return {"runs": self.runs_before + 1, "seen": self.seen, "timers": self.timers}

@@ -8,6 +8,7 @@ same strategy receives what the first one saved.
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 import tomli_w
 
 from tests.conftest import run_cli
+from tests.integration.kill_strategies.support import Bot, start_bot, wait_until
 
 HERE = Path(__file__).resolve().parent
 BTC = "BTC/USDT:USDT"
@@ -46,7 +48,7 @@ def run(toml: Path, key: str, secret: str) -> Any:
     return result
 
 
-@pytest.mark.parametrize("isolation", ["thread"])
+@pytest.mark.parametrize("isolation", ["thread", "process"])
 def test_events_timers_and_saved_state(
     tmp_path: Path, sim: Any, state_home: Path, isolation: str
 ) -> None:
@@ -73,7 +75,40 @@ def test_events_timers_and_saved_state(
     ours = [o for o in sim.state()["orders"] if o["account"] == key]
     assert sorted(o["status"] for o in ours) == ["CANCELED", "FILLED"]
 
+    first_totals = json.loads((state_home / "strategies" / "events.json").read_text())["totals"]
+    assert first_totals["runs"] == 1 and first_totals["fills"] == 1
+    assert first_totals["orders"] == 2  # the market buy and the far bid (the refusal left)
+
     second = run(toml, key, secret)
     assert "loaded runs=1" in second.stdout
-    again = json.loads((state_home / "strategies" / "events.json").read_text())["state"]
-    assert again["runs"] == 2
+    doc = json.loads((state_home / "strategies" / "events.json").read_text())
+    assert doc["state"]["runs"] == 2
+    # the strategy's ledger carries on across runs (and the run's summary says so)
+    assert doc["totals"]["runs"] == 2 and doc["totals"]["fills"] == 2
+    assert doc["totals"]["orders"] == 4
+    assert doc["totals"]["volume"] > first_totals["volume"] > 0
+    summaries = [json.loads(p.read_text()) for p in (state_home / "runs").glob("*/summary.json")]
+    assert sorted(s["strategy_totals"]["runs"] for s in summaries) == [1, 2]
+
+
+def test_on_kill_tells_a_halt_and_its_resume(
+    sim: Any, tmp_path: Path, state_home: Path, bots: list[Bot]
+) -> None:
+    """A halt: on_kill(standing) and no tick while it stands; resume: on_kill(cleared)."""
+    creds = sim.create_account()
+    bot = start_bot(write_toml(tmp_path, sim.base_url, "process"), tmp_path, creds)
+    bots.append(bot)
+    wait_until(lambda: "refused BAD_AMOUNT" in bot.out.read_text(), timeout=40)
+    halted = run_cli("kill", "--level", "halt", "--reason", "pause", "--wait", "15")
+    assert halted.returncode == 0, halted.stderr
+    wait_until(lambda: "on_kill standing=True level=halt" in bot.out.read_text(), timeout=20)
+    resumed = run_cli("resume", "--yes", "--reason", "pause over")
+    assert resumed.returncode == 0, resumed.stderr
+    wait_until(lambda: "on_kill standing=False" in bot.out.read_text(), timeout=20)
+    bot.signal(signal.SIGTERM)
+    code, _out, err = bot.finish()
+    assert code == 0, err
+    seen = json.loads((state_home / "strategies" / "events.json").read_text())["state"]["seen"]
+    standing, cleared = seen.index("kill True"), seen.index("kill False")
+    assert "tick" not in seen[standing:cleared]  # no tick while the switch stood
+    assert "tick" in seen[cleared:]

@@ -83,8 +83,9 @@ async def test_fills_reach_the_engine_from_the_stream(sim_factory: Any, tmp_path
         assert {e.source for e in events} == {"stream"}  # no REST reconcile ran meanwhile
         assert feed.counters["reconciles"] == 1  # the start-up one only
         # positions and equity came from the stream too, and agree with REST
-        pos = bot.runner.state.positions[BTC].amount
-        assert pos == pytest.approx(0.006)
+        state = bot.runner.state  # the position update is its own stream message
+        await bot.until(lambda: BTC in state.positions)
+        await bot.until(lambda: state.positions[BTC].amount == pytest.approx(0.006))
         book = await bot.do(lambda ctx: ctx.order_book(BTC, 5))
         assert book["bids"][0][0] < book["asks"][0][0]
     finally:
@@ -188,4 +189,27 @@ async def test_engine_events_iterate(sim_factory: Any, tmp_path: Path) -> None:
         await bot.until(lambda: any(isinstance(e, FillEvent) for e in seen))
         task.cancel()
     finally:
+        await bot.stop()
+
+
+async def test_a_stalled_mark_stream_trips_the_stale_price_kill_like_rest(
+    sim_factory: Any, tmp_path: Path
+) -> None:
+    """[kill] max_price_age_s judges the streamed mark's exchange time like REST's."""
+    handle = sim_factory()
+    toml = write_toml(
+        tmp_path,
+        handle.base_url,
+        exchange={"stream_stale_s": 30.0},  # no reconnect: the mark just stops
+        kill={"deadman": False, "max_price_age_s": 1.5, "trip_level": "halt"},
+    )
+    bot = await started(toml)
+    try:
+        await bot.until(lambda: bot.runner.state.marks.get(BTC))
+        assert not bot.decisions("KILL_STALE_PRICE")  # fresh while the stream flows
+        control(handle, "/__sim/faults", {"streams": {"stall": True, "scope": "market"}})
+        (trip,) = await bot.until(lambda: bot.decisions("KILL_STALE_PRICE"), timeout=20)
+        assert BTC in trip.sentence and "max_price_age_s = 1.5" in trip.sentence
+    finally:
+        control(handle, "/__sim/faults", {})
         await bot.stop()
