@@ -71,6 +71,25 @@ def test_json_input_works_like_toml(tmp_path: Path, state_home: Path) -> None:
     assert a["shocks"] == b["shocks"]
 
 
+def test_positions_can_come_from_a_runs_last_tick(state_home: Path) -> None:
+    """A run folder as `perpbot run` writes it (engine/report.py's tick record); the last
+    tick's positions replace the file's, and a torn last line is skipped."""
+    run = state_home / "runs" / "20260101-000000-grid"
+    run.mkdir(parents=True)
+    (run / "meta.json").write_text(json.dumps({"run_id": run.name, "started_at": 1.0}))
+    tick = {"ts": 2.0, "marks": {BTC: 60000.0}, "positions": {
+        BTC: {"amount": 0.2, "entry": 60100.0, "upnl": -20.0, "liquidation": 58000.0},
+        "ETH/USDT:USDT": {"amount": 0.0, "entry": 0.0, "upnl": 0.0, "liquidation": None},
+    }}  # fmt: skip
+    older = {"ts": 1.0, "positions": {BTC: {"amount": 1.0, "entry": 1.0, "liquidation": 0.5}}}
+    lines = [json.dumps(older), json.dumps(tick), '{"ts": 3.0, "positions": {"BTC']
+    (run / "ticks.jsonl").write_text("\n".join(lines))
+    doc = _json(run_cli("risk", "stress", str(FIXTURE), "--run", "last", "--json"))
+    assert doc["inputs"]["positions"] == [
+        {"symbol": "BTCUSDT", "amount": 0.2, "entry": 60100.0, "liquidation_price": 58000.0}
+    ]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -128,8 +147,11 @@ def test_live_profile_reads_positions_and_books_and_says_what_it_assumed(
     key, secret = sim.create_account(balance=150.0)
     pos = asyncio.run(_open_long(sim.base_url, key, secret, 0.01))
     env = _profile(tmp_path, key, secret)
+    orders_before = [o for o in sim.state()["orders"] if o["account"] == key]
     args = ("risk", "stress", "--profile", "desk", "--url", sim.base_url, "--json")
     doc = _json(run_cli(*args, "--shock", "-5", "--shock", "-30", env=env))
+    # it only reads: the simulator saw no order, no cancel, no leverage change
+    assert [o for o in sim.state()["orders"] if o["account"] == key] == orders_before
     (mine,) = doc["inputs"]["positions"]
     assert mine["symbol"] == "BTCUSDT" and mine["amount"] == pytest.approx(0.01)
     assert mine["liquidation_price"] == pytest.approx(float(pos["liquidationPrice"]), rel=1e-6)
