@@ -13,6 +13,7 @@ import tomli_w
 
 from perpbot.client.transport import make_exchange
 from perpbot.stress.validate import STEP_MS, SYMBOL, Case, assumptions, sim_config
+from tests.cli.test_optional_extras import assert_one_line_hint, hide
 from tests.conftest import run_cli
 from tests.keys_support.backends import file_keyring_env
 
@@ -58,6 +59,18 @@ def test_a_scenario_file_gives_the_table_the_words_json_and_a_plot(
     assert "liquidation cascade" in out and "shock -3% on BTCUSDT: the cascade starts" in out
     assert "your long 0.5 BTCUSDT (liquidation 57,300)" in out and "to reduce it" in out
     assert "ADL BTCUSDT" in out and "assumed" in out and "half long" in out
+
+
+def test_without_the_report_extra_the_plot_is_one_line_and_the_rest_works(
+    tmp_path: Path, state_home: Path
+) -> None:
+    png = tmp_path / "stress.png"
+    env = hide(tmp_path, "matplotlib")
+    result = run_cli("risk", "stress", str(FIXTURE), "--plot", str(png), env=env)
+    assert_one_line_hint(result, "pip install 'perpbot[report]'")
+    assert not png.exists()
+    plain = run_cli("risk", "stress", str(FIXTURE), "--shock", "-2", env=env)
+    assert plain.returncode == 0 and "liquidation cascade" in plain.stdout, plain.stderr
 
 
 def test_json_input_works_like_toml(tmp_path: Path, state_home: Path) -> None:
