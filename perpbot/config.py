@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from perpbot.errors import BadInput
@@ -51,7 +52,28 @@ class StrategySection(Section):
     stop_timeout_s: float = Field(
         default=30.0, gt=0, le=3600, description="bound of the stop sequence (cancel, confirm)"
     )
+    leftover_orders: Literal["cancel", "adopt"] = Field(
+        default="cancel",
+        description="orders an earlier run of this strategy left open: cancel or adopt them",
+    )
+    share_symbols: bool = Field(
+        default=False,
+        description="run next to other bots on the same account and symbol (docs/kill.md)",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
+    isolation: Literal["thread", "process"] = Field(
+        default="process",
+        description="process: the strategy runs in its own process, without credentials",
+    )
+    memory_mb: int = Field(
+        default=1024, ge=64, le=1_048_576, description="address-space bound of its process"
+    )
+    cpu_s: int | None = Field(
+        default=None, ge=1, description="CPU-seconds bound of its process (none by default)"
+    )
+    save_interval_s: float = Field(
+        default=60.0, gt=0, le=86400, description="how often on_save's state is persisted"
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -92,6 +114,20 @@ class ExchangeSection(Section):
     sandbox: bool = False
     profile: str | None = Field(default=None, description="key profile in the OS keyring")
     timeout_ms: int = Field(default=10000, ge=100, le=120000)
+    streams: bool | None = Field(
+        default=None,
+        description="WebSocket streams for market and order state (default: on when ccxt.pro "
+        "supports the exchange, incl. the sim); false keeps REST polling every tick",
+    )
+    reconcile_interval: float = Field(
+        default=60.0, ge=1, le=3600, description="on streams: seconds between REST reconciles"
+    )
+    stream_stale_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="on streams: a market stream silent this long is stale (reconnected)",
+    )
 
     @field_validator("id")
     @classmethod
@@ -283,6 +319,11 @@ class KillSection(Section):
     deadman_countdown_s: float = Field(default=60.0, ge=1, le=3600)
     deadman_refresh_s: float | None = Field(
         default=None, gt=0, description="default: a third of the countdown"
+    )
+    foreign_orders: Literal["refuse", "arm", "no_deadman"] = Field(
+        default="refuse",
+        description="orders this bot did not place on a symbol it trades: refuse to start, "
+        "arm the dead-man over them anyway, or trade that symbol without the dead-man",
     )
 
     @field_validator("deadman_refresh_s")
@@ -600,7 +641,5 @@ def load_strategy(path: str | Path) -> LoadedStrategy:
 
 def dump_strategy(cfg: StrategyFile) -> str:
     """Serialise a validated config back to TOML (round-trips through load_strategy)."""
-    import tomli_w
-
     data = cfg.model_dump(by_alias=True, exclude_none=True)
     return tomli_w.dumps(data)

@@ -64,3 +64,13 @@ class Interrupted(PerpbotError):
     """Ctrl-C: exit 130."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+def error_for_exit_code(message: str, exit_code: int, code: str | None = None) -> PerpbotError:
+    """A PerpbotError rebuilt from plain data (what crossed the strategy boundary)."""
+    kinds: dict[int, type[PerpbotError]] = {
+        EXIT_BAD_INPUT: BadInput,
+        EXIT_SCOPE: PermissionDenied,
+        EXIT_KILL: KillSwitchActive,
+    }
+    return kinds.get(exit_code, PerpbotError)(message, code=code)

@@ -20,7 +20,7 @@ def state_path() -> Path:
     home = os.environ.get(ENV_HOME)
     if home:
         return Path(home).expanduser()
-    # imported lazily: platformdirs costs start-up time on every CLI call
+    # lazy: start-up speed of every CLI call (`perpbot kill` included); platformdirs is slow
     import platformdirs
 
     return platformdirs.user_state_path("perpbot", appauthor=False)
@@ -68,3 +68,8 @@ def limits_dir() -> Path:
 def kill_path() -> Path:
     """The kill-switch sentinel: its existence is the switch."""
     return state_dir() / "KILL"
+
+
+def strategies_dir() -> Path:
+    """What each strategy's ``on_save`` kept, one file per strategy name."""
+    return _sub("strategies")

@@ -4,7 +4,8 @@ Samples the mark price every tick. When the fast average crosses the slow one it
 long (fast above) or a short (fast below). Before reversing it closes the old side with a
 reduce-only market order. When the funding rate is against the target side (a long pays
 positive funding, a short pays negative), it enters with ``funding_size_factor`` of its
-size. The position never exceeds ``max_position_notional``.
+size. The position never exceeds ``max_position_notional``. Its fills are reported with
+``on_fill`` (an event), not by polling.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from collections import deque
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from perpbot.engine import OrderRejected, Strategy
-from perpbot.engine.context import Context
+from perpbot.engine import Context, Fill, OrderRejected, Strategy
 
 
 class TrendParams(BaseModel):
@@ -88,4 +88,9 @@ class FundingTrend(Strategy):
             ctx.market_order(symbol, side, amount, intent=f"enter-{side}")
         except OrderRejected as exc:
             ctx.log(f"order not placed: {exc.sentence}")
-        ctx.refresh()
+
+    def on_fill(self, ctx: Context, fill: Fill) -> None:
+        """Fills arrive as events (the engine reconciles before every tick, so the next
+        tick's ``ctx.position`` already holds them: no ``ctx.refresh()`` needed)."""
+        ctx.log(f"{fill.intent or 'fill'}: {fill.side} {fill.amount:g} {fill.symbol} "
+                f"@ {fill.price:g} (slippage {fill.slippage_bps or 0.0:+.1f} bps)")  # fmt: skip

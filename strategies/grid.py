@@ -4,6 +4,11 @@ Each tick: read the mid; if there is no grid or the mid drifted more than ``rece
 from the grid's centre, cancel and lay a fresh grid of post-only orders, ``levels`` per side,
 ``spacing_bps`` apart. A side whose inventory is at the cap gets no new orders. Any open
 position is worked out with one reduce-only post-only order just past the mid.
+
+Events instead of polling: ``on_fill`` counts and reports each fill, ``on_order_update``
+reports refusals and expiries. The engine reconciles before every tick, so the position a
+tick reads already holds every fill up to then; the exit is placed only in a tick that did
+not cancel anything (the cancels' last fills are then known).
 """
 
 from __future__ import annotations
@@ -12,8 +17,7 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from perpbot.engine import OrderRejected, Strategy
-from perpbot.engine.context import Context
+from perpbot.engine import Context, Fill, Order, OrderRejected, OrderUpdate, Strategy
 
 
 class GridParams(BaseModel):
@@ -33,7 +37,16 @@ class Grid(Strategy):
 
     def on_start(self, ctx: Context) -> None:
         ctx.state["centre"] = {}
+        ctx.state["fills"] = 0
         ctx.log(f"grid: {self.params.levels} levels/side, {self.params.spacing_bps} bps apart")
+
+    def on_fill(self, ctx: Context, fill: Fill) -> None:
+        ctx.state["fills"] += 1
+        ctx.log(f"grid fill #{ctx.state['fills']}: {fill.side} {fill.amount:g} @ {fill.price:g}")
+
+    def on_order_update(self, ctx: Context, update: OrderUpdate) -> None:
+        if update.status in ("rejected", "expired"):
+            ctx.log(f"grid order {update.status} ({update.code}): {update.sentence}")
 
     def on_tick(self, ctx: Context) -> None:
         if ctx.kill_state is not None:
@@ -52,16 +65,16 @@ class Grid(Strategy):
         mid = ctx.mid(symbol)
         centre = ctx.state["centre"].get(symbol)
         orders = ctx.open_orders(symbol)
-        grid_orders = [o for o in orders if not o.get("reduceOnly")]
+        grid_orders = [o for o in orders if not o.reduce_only]
         drift_bps = abs(mid - centre) / centre * 1e4 if centre else math.inf
         if not grid_orders or drift_bps > p.recenter_bps:
             if orders:
                 ctx.cancel_all(symbol)
-                ctx.refresh()  # learn what filled before the cancel: exits are sized on it
-                orders = []
             self._lay_grid(ctx, symbol, mid)
             ctx.state["centre"][symbol] = mid
-        self._work_exit(ctx, symbol, mid, [o for o in orders if o.get("reduceOnly")])
+            if orders:
+                return  # the exit waits for the next tick: its reconcile has the last fills
+        self._work_exit(ctx, symbol, mid, [o for o in orders if o.reduce_only])
 
     def _lay_grid(self, ctx: Context, symbol: str, mid: float) -> None:
         p = self.params
@@ -87,15 +100,9 @@ class Grid(Strategy):
                 except OrderRejected as exc:
                     ctx.log(f"grid order not placed: {exc.sentence}")
 
-    def _work_exit(self, ctx: Context, symbol: str, mid: float, exits: list[dict]) -> None:
+    def _work_exit(self, ctx: Context, symbol: str, mid: float, exits: list[Order]) -> None:
         position = ctx.position(symbol).amount
         if position == 0 or exits:
-            return
-        # the last exit filled or was cancelled since the position was read: settle that
-        # first, or the risk gate (rightly) counts it as possibly still closing the position
-        ctx.refresh()
-        position = ctx.position(symbol).amount
-        if position == 0:
             return
         side = "sell" if position > 0 else "buy"
         offset = self.params.exit_bps / 1e4

@@ -18,8 +18,7 @@ from collections import deque
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from perpbot.engine import OrderRejected, Strategy
-from perpbot.engine.context import Context
+from perpbot.engine import Context, OrderRejected, PositionChange, Strategy
 
 
 class ProtectedTrendParams(BaseModel):
@@ -90,3 +89,7 @@ class ProtectedTrend(Strategy):
             ctx.log(f"{symbol} {gain:.2f} % in profit: trailing stop {p.callback_pct:g} % added")
         except OrderRejected as exc:
             ctx.log(f"trailing stop refused: {exc}")
+
+    def on_position_change(self, ctx: Context, change: PositionChange) -> None:
+        """[protect] keeps the exchange-side stop in step; the strategy just says so."""
+        ctx.log(f"{change.symbol} position {change.before:g} -> {change.after:g}")

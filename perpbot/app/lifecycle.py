@@ -34,24 +34,30 @@ from perpbot.client.waits import Interrupter, WaitInterrupted
 from perpbot.config import ExchangeSection, LoadedStrategy
 from perpbot.engine.conditional import ConditionalOrders
 from perpbot.engine.context import Context
+from perpbot.engine.events import EngineEvents
+from perpbot.engine.feed import EventFeed
 from perpbot.engine.hooks import OrdersLeft
+from perpbot.engine.hosts import Outcome, StrategyHost, ThreadHost
+from perpbot.engine.isolation.host import ProcessHost
 from perpbot.engine.journal import RunJournal
 from perpbot.engine.ledger import Ledger
 from perpbot.engine.orders import OrderManager
 from perpbot.engine.output import RunOutput
 from perpbot.engine.reconcile import Reconciler
 from perpbot.engine.report import RunReporter
+from perpbot.engine.saved import Saved, check_state, load_saved, store_saved, totals_with
 from perpbot.engine.state import PositionSnapshot, RunState
-from perpbot.engine.strategy import Strategy, StrategyStopped
-from perpbot.engine.worker import StrategyWorker, strategy_traceback, where
+from perpbot.engine.strategy import Strategy
 from perpbot.errors import (
     EXIT_INTERRUPTED,
     EXIT_KILL,
     EXIT_OK,
     BadInput,
     PerpbotError,
+    error_for_exit_code,
 )
 from perpbot.events import Decision, Event, EventBus
+from perpbot.streams import StreamFeed, make_pro_exchange, streams_enabled
 
 MAX_TICK_ERRORS = 5
 
@@ -64,11 +70,12 @@ class Runner:
     def __init__(
         self,
         loaded: LoadedStrategy,
-        strategy: Strategy,
+        strategy: Strategy | None,
         *,
         output: RunOutput,
         duration: float | None = None,
         run_id: str | None = None,
+        process: ProcessHost | None = None,
     ) -> None:
         self.loaded = loaded
         self.config = loaded.config
@@ -77,7 +84,7 @@ class Runner:
         self.duration = duration
         self.run_id = run_id or new_run_id(self.config.strategy.name)
         self.bus = EventBus()
-        self.ledger = Ledger()
+        self.ledger = Ledger(own_book=self.config.strategy.share_symbols)
         self.journal = RunJournal(self.run_id)
         self.state = RunState(
             run_id=self.run_id,
@@ -92,13 +99,21 @@ class Runner:
         self.orders: OrderManager | None = None
         self.conditional: ConditionalOrders | None = None  # stops, take-profits (algo API)
         self.reconciler: Reconciler | None = None
-        self.ctx: Context | None = None
-        self.worker = StrategyWorker()
+        self.engine_events = EngineEvents()  # each new fill / order change, once
+        self.feed: StreamFeed | None = None  # [exchange] streams: market and user streams
+        self.ctx: Context | None = None  # the engine's side of every strategy call
+        self.host: StrategyHost | None = None  # where the strategy runs (thread or process)
+        self.process = process  # isolation = "process": started (and ready) by the caller
+        # the strategy's callbacks (on_fill, on_order_update, ...), from the ledger
+        self.strategy_events = EventFeed(self.ledger, lambda: self.state.positions, self.kill_state)
+        self._saved_at = 0.0
+        self.saved = Saved()  # what the last run kept (loaded before on_start)
         self.end_reason = "completed"
         self.exit_code = EXIT_OK
         self.fatal: PerpbotError | None = None
         self.orders_left: OrdersLeft = {}
         self._tick_errors = 0
+        self._next_timer: float | None = None  # epoch s: when the strategy's next timer is due
         self._hooks_started = False  # a concern's on_connected may have armed something
         self.stop_ran = False
         # Extension points (perpbot.engine.hooks.RunHooks): filled by perpbot.app.plugins.
@@ -188,6 +203,15 @@ class Runner:
         assert self.orders is not None
         await self.orders.cancel_all(symbol)
 
+    def adopt(self, order: dict[str, Any]) -> None:
+        """Make an earlier run's order this run's own (perpbot.kill.sweep)."""
+        assert self.orders is not None
+        self.orders.adopt(order)
+
+    def is_own_order(self, order: dict[str, Any]) -> bool:
+        """Placed (or adopted) by this run, by client id."""
+        return self.orders is not None and self.orders.is_ours(order)
+
     async def cancel_account_wide(self, symbol: str) -> Any:
         """Every order on ``symbol`` of the account: only the kill switch's account level."""
         result = await self.client.cancel_all_orders(symbol)
@@ -209,11 +233,31 @@ class Runner:
 
     async def fetch_own_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
         assert self.orders is not None
+        if self.feed is not None and self.feed.user_stream_up:
+            return self.feed.open_orders(symbol)  # kept current by the user data stream
         return await self.orders.fetch_own_open_orders(symbol)
 
     async def reconcile(self) -> None:
         assert self.reconciler is not None
-        await self.reconciler.reconcile()
+        if self.feed is not None:
+            await self.feed.reconcile("run")  # serialised with the streams' backfills
+        else:
+            await self.reconciler.reconcile()
+
+    async def refresh(self) -> None:
+        """``ctx.refresh()``: on streams, the stream's state once it has caught up with the
+        run's own REST answers (no request); on polling, a reconcile."""
+        if self.feed is not None:
+            await self.feed.refresh()
+        else:
+            await self.reconcile()
+
+    # -- market data the streams hold (None: ask REST) --------------------------------------
+    def streamed_book(self, symbol: str, limit: int | None) -> dict[str, Any] | None:
+        return self.feed.market.order_book(symbol, limit) if self.feed is not None else None
+
+    def streamed_funding(self, symbol: str) -> dict[str, Any] | None:
+        return self.feed.market.mark_funding(symbol) if self.feed is not None else None
 
     def request_stop(self, reason: str, exit_code: int = EXIT_OK) -> None:
         """Ask the run to stop (thread-safe). The first reason wins."""
@@ -255,6 +299,8 @@ class Runner:
                 await self._release_after_failed_start()
             if self.conn is not None:
                 await self.conn.close()
+            if self.feed is not None:
+                await self.feed.close()
             self.journal.close()
             for after in self.after_stop:
                 try:
@@ -294,7 +340,22 @@ class Runner:
             account=conn.setup.account,
             journal=self.journal,
             output=self.output,
+            events=self.engine_events,
+            own_only=self.orders.is_ours if self.config.strategy.share_symbols else None,
         )
+        if streams_enabled(self.config.exchange):
+            self.feed = StreamFeed(
+                exchange=make_pro_exchange(
+                    self.config.exchange, conn.client.exchange, conn.setup.base_url
+                ),
+                reconciler=self.reconciler,
+                bus=self.bus,
+                symbols=self.state.symbols,
+                stale_after_s=self.config.exchange.stream_stale_s,
+                reconcile_interval=self.config.exchange.reconcile_interval,
+                seed=self.config.sim.seed if self.config.sim else 0,
+            )
+            self.tick_providers.append(self.feed.status)
 
     def _write_meta(self) -> None:
         cfg = self.config
@@ -347,22 +408,30 @@ class Runner:
         if self.duration is not None:
             tasks.append(asyncio.create_task(self._duration_timer(self.duration)))
         try:
+            if self.feed is not None:
+                await self.feed.start()  # subscribed first: the reconcile below leaves no gap
             await self._reconcile_unless_killed()
             self.state.start_equity = self.state.equity
-            if await self._strategy_call(self.strategy.on_start, fatal_on_error=True):
+            self.strategy_events.prime()
+            self.host = self._start_host(self.ctx)
+            self.saved = load_saved(cfg.strategy.name)
+            saved = self.saved.state
+            self._saved_at = time.monotonic()
+            if await self._strategy_call("on_start", lambda h: h.start(saved), fatal=True):
                 while not self.stop_event.is_set():
                     t0 = time.monotonic()
-                    await self._reconcile_unless_killed()
+                    if self.feed is None:  # on streams, the feed keeps the state current
+                        await self._reconcile_unless_killed()
                     self._publish_tick()
                     if self.stop_event.is_set():
                         break
-                    if self.kill_state() is not None:
-                        pass  # the kill switch stands: no tick (halt pauses; others stop)
-                    elif not await self._strategy_call(self.strategy.on_tick):
+                    # a standing kill switch: events, no tick (halt pauses; others stop)
+                    tick = self.kill_state() is None
+                    if not await self._cycle(tick):
                         break
-                    delay = cfg.strategy.tick_interval - (time.monotonic() - t0)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.stop_event.wait(), max(delay, 0.0))
+                    await self._persist_if_due()
+                    if not await self._wait_next_tick(t0 + cfg.strategy.tick_interval):
+                        break
         except PerpbotError as exc:
             self._fatal(exc)
         except Exception as exc:  # an engine failure: stop cleanly, report one line
@@ -374,6 +443,73 @@ class Runner:
                 with contextlib.suppress(BaseException):
                     await t
         return await stop_sequence(self)
+
+    def _start_host(self, context: Context) -> StrategyHost:
+        """A strategy instance given (tests that hand it Python objects): a thread of this
+        process. Otherwise its own process (perpbot run starts it before connecting)."""
+        if self.strategy is not None:
+            strategy_file = self.loaded.resolve(self.config.strategy.file)
+            return ThreadHost(self.strategy, context, strategy_file)
+        if self.process is None:
+            self.process = ProcessHost(self.loaded, self.run_id)
+        self.process.attach(context)
+        return self.process
+
+    async def _cycle(self, tick: bool) -> bool:
+        events = self.strategy_events.drain()
+        if not events and not tick and not self._timer_due():
+            return True
+        return await self._strategy_call("on_tick", lambda h: h.cycle(events, tick))
+
+    def _timer_due(self) -> bool:
+        return self._next_timer is not None and self._next_timer <= time.time()
+
+    async def _wait_next_tick(self, next_tick: float) -> bool:
+        """Until the next tick (monotonic), running timer cycles as timers fall due; False
+        when the run must stop."""
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            if now >= next_tick:
+                return True
+            wake = next_tick
+            if self._next_timer is not None:
+                wake = min(wake, now + max(self._next_timer - time.time(), 0.0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), max(wake - now, 0.0))
+            if self.stop_event.is_set():
+                return False
+            timer = self._timer_due() and self.kill_state() is None
+            if timer and not await self._cycle(False):
+                return False
+        return False
+
+    async def _persist_if_due(self) -> None:
+        if time.monotonic() - self._saved_at < self.config.strategy.save_interval_s:
+            return
+        self._saved_at = time.monotonic()
+        assert self.host is not None
+        if not self.host.busy:
+            outcome = await asyncio.wrap_future(self.host.save())
+            self.told_errors(outcome)
+            self.persist(outcome.get("saved"))
+
+    def persist(self, state: Any = None) -> None:
+        """Keep what on_save returned (None: keep the last one) and the strategy's totals
+        (atomically, per strategy name: perpbot.engine.saved)."""
+        if state is not None:
+            problem = check_state(state)
+            if problem:
+                self.output.warn(problem)
+            else:
+                self.saved.state = state
+        try:
+            store_saved(self.config.strategy.name, self.run_id, self.saved.state, self.totals())
+        except OSError as exc:
+            self.output.warn(f"saving the strategy's state failed: {type(exc).__name__}: {exc}")
+
+    def totals(self) -> dict[str, float]:
+        """The strategy's ledger over all its runs, this one included."""
+        return totals_with(self.saved.totals, self.ledger)
 
     async def _reconcile_unless_killed(self) -> None:
         """Reconcile; when the kill switch cut one of its waits short, skip it (the watchdog
@@ -389,39 +525,48 @@ class Runner:
         self.request_stop("duration", EXIT_OK)
 
     async def _strategy_call(
-        self, fn: Callable[[Context], None], *, fatal_on_error: bool = False
+        self, callback: str, send: Callable[[StrategyHost], Any], *, fatal: bool = False
     ) -> bool:
-        """Run a strategy callback in the worker; False when the run must stop.
+        """One message to the strategy's runtime; False when the run must stop.
 
-        An error in ``on_start`` stops the run (exit 1): a strategy that could not set
-        itself up must not trade. An error in ``on_tick`` is reported (file and line) and
-        the next tick goes on, up to MAX_TICK_ERRORS in a row.
+        An error in ``on_start`` (or ``on_load``) stops the run (exit 1): a strategy that
+        could not set itself up must not trade. An error in any other callback is reported
+        (file and line) and the run goes on, up to MAX_TICK_ERRORS cycles in a row.
         """
-        assert self.ctx is not None
-        ctx = self.ctx
-        fut = asyncio.wrap_future(self.worker.submit(lambda: fn(ctx)))
+        assert self.host is not None
+        fut = asyncio.wrap_future(send(self.host))
         stop = asyncio.ensure_future(self.stop_event.wait())
         try:
             done, _ = await asyncio.wait({fut, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
-        if fut not in done:
-            return False  # stopping while the strategy is busy (or hung): leave it behind
+        if fut not in done:  # stopping while the strategy is busy (or hung): leave it
+            # behind; its outcome (often StrategyStopped) is read when it lands, so asyncio
+            # does not print "Future exception was never retrieved" with a traceback
+            fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+            return False
         exc = fut.exception()
-        if exc is None:
+        if exc is not None:  # the host itself failed (a crashed strategy process)
+            self._fatal(PerpbotError(f"strategy {callback} failed: {exc}"))
+            return False
+        outcome: Outcome = fut.result()
+        self._next_timer = outcome.get("next_timer")
+        errors = outcome.get("errors") or []
+        for e in errors:
+            if e.get("stopped"):
+                return False
+            if e.get("fatal"):
+                f = e["fatal"]
+                self._fatal(error_for_exit_code(f["message"], f["exit_code"], f.get("code")))
+                return False
+        if not errors:
             self._tick_errors = 0
             return True
-        if isinstance(exc, StrategyStopped):
-            return False
-        if isinstance(exc, PerpbotError) and exc.exit_code in (2, 3, 4):
-            self._fatal(exc)
-            return False
-        described = self._strategy_error(fn.__name__, exc)
-        if fatal_on_error:
+        described = self.told_errors(outcome)
+        if fatal:
             self._fatal(PerpbotError(f"{described}; the run stops before its first tick"))
             return False
         self._tick_errors += 1
-        self.output.note(described)
         if self._tick_errors >= MAX_TICK_ERRORS:
             self._fatal(
                 PerpbotError(
@@ -431,21 +576,23 @@ class Runner:
             return False
         return True
 
-    def _strategy_error(self, callback: str, exc: BaseException) -> str:
-        """One line naming the strategy file and line; the strategy's own frames go to the
-        run folder (strategy_errors.jsonl) and, under --verbose, to stderr."""
-        strategy_file = self.loaded.resolve(self.config.strategy.file)
-        line = (
-            f"strategy error in {callback} at {where(exc, strategy_file)}: "
-            f"{type(exc).__name__}: {exc}"
-        )
-        frames = strategy_traceback(exc, strategy_file)
-        with contextlib.suppress(OSError):
-            self.journal.strategy_error(
-                {"ts": time.time(), "callback": callback, "error": line, "traceback": frames}
-            )
-        if os.environ.get("PERPBOT_VERBOSE"):
-            self.output.warn(frames.rstrip())
+    def told_errors(self, outcome: Outcome) -> str:
+        """Each strategy error as one line naming the strategy file and line (the last is
+        returned); the strategy's own frames go to the run folder (strategy_errors.jsonl)
+        and, under --verbose, to stderr."""
+        line = ""
+        for e in outcome.get("errors") or []:
+            if "error" not in e:
+                continue
+            line = e["error"]
+            with contextlib.suppress(OSError):
+                self.journal.strategy_error(
+                    {"ts": time.time(), "callback": e["callback"], "error": line,
+                     "traceback": e.get("traceback", "")}
+                )  # fmt: skip
+            if os.environ.get("PERPBOT_VERBOSE") and e.get("traceback"):
+                self.output.warn(e["traceback"].rstrip())
+            self.output.note(line)
         return line
 
     def _fatal(self, exc: PerpbotError) -> None:

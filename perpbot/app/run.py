@@ -14,8 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from perpbot.app import plugins
-from perpbot.app.lifecycle import Runner
+from perpbot.app.lifecycle import Runner, new_run_id
 from perpbot.config import load_strategy
+from perpbot.engine.isolation.host import ProcessHost
 from perpbot.engine.loader import instantiate
 from perpbot.engine.output import RunOutput
 from perpbot.errors import BadInput, PerpbotError
@@ -36,10 +37,30 @@ def run_strategy(
     if duration is not None and not 0 < duration < float("inf"):  # (NaN compares false)
         raise BadInput(f"--duration: got {duration:g}, expected a number of seconds > 0")
     loaded = load_strategy(strategy_file)
-    strategy = instantiate(loaded)
-    plugins.preflight(loaded)
+    run_id = new_run_id(loaded.config.strategy.name)
+    strategy, process = None, None
+    if loaded.config.strategy.isolation == "process":
+        # the strategy's code runs only in its own process (loaded there after it confined
+        # itself), never in this one, which will hold the API secret
+        process = ProcessHost(loaded, run_id)
+        try:
+            process.ready()  # a bad [strategy.params] is exit 2 here, before any request
+        except BaseException:
+            process.close()
+            raise
+    else:
+        strategy = instantiate(loaded)
+    try:
+        plugins.preflight(loaded)
+    except BaseException:
+        if process is not None:
+            process.close()
+        raise
     mode = "json" if json_output else ("live" if sys.stdout.isatty() and not plain else "plain")
-    runner = Runner(loaded, strategy, output=RunOutput(mode), duration=duration)
+    runner = Runner(
+        loaded, strategy, output=RunOutput(mode), duration=duration, run_id=run_id,
+        process=process,
+    )  # fmt: skip
     plugins.attach(runner)
     if observe is not None:
         observe(runner.bus)

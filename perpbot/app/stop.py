@@ -10,7 +10,6 @@ fires, and ends non-zero.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -94,6 +93,9 @@ async def stop_sequence(run: Runner) -> dict[str, Any]:
             s: [o.get("clientOrderId") or o.get("id") for o in orders]
             for s, orders in run.orders_left.items()
         }
+    if run.host is not None:  # the strategy ran: its totals over all its runs carry on
+        run.persist()
+        summary["strategy_totals"] = run.totals()
     summary["stop_s"] = round(time.monotonic() - began, 3)
     run.journal.summary(summary)
     run.output.summary(summary)
@@ -103,21 +105,27 @@ async def stop_sequence(run: Runner) -> dict[str, Any]:
 
 
 async def _stop_strategy(run: Runner, deadline: float) -> None:
-    """No new strategy calls; calls in flight land; ``on_stop`` runs. Each wait is at
-    most its own limit and ends at ``deadline`` (a share of the stop bound)."""
+    """No new strategy calls; calls in flight land; ``on_stop`` then ``on_save`` run (what
+    on_save returns is persisted); then the strategy's process, if any, is ended. Each
+    wait is at most its own limit and ends at ``deadline`` (a share of the stop bound)."""
     assert run.ctx is not None and run.orders is not None
     run.ctx.closed = True
     until = min(time.monotonic() + INFLIGHT_WAIT_S, deadline)
     while run.orders.inflight and time.monotonic() < until:  # let in-flight calls land
         await asyncio.sleep(0.05)
-    if not run.worker.busy and run.fatal is None:
-        ctx = run.ctx
+    host = run.host
+    if host is None:
+        return
+    if not host.busy and run.fatal is None:
         wait = min(ON_STOP_WAIT_S, max(deadline - time.monotonic(), 0.05))
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(
-                asyncio.wrap_future(run.worker.submit(lambda: run.strategy.on_stop(ctx))),
-                timeout=wait,
-            )
+        try:
+            outcome = await asyncio.wait_for(asyncio.wrap_future(host.stop()), timeout=wait)
+        except Exception:
+            outcome = None
+        if outcome is not None:
+            run.told_errors(outcome)
+            run.persist(outcome.get("saved"))
+    await asyncio.to_thread(host.close)  # a hung or spinning strategy process is ended
 
 
 async def _run_hooks(
@@ -155,7 +163,7 @@ async def _bounded(
 def _unconfirmed(run: Runner) -> OrdersLeft:
     """No answer from the exchange: every order the ledger knows open counts as left."""
     assert run.orders is not None
-    if run.orders.sequence == 0:
+    if not run.orders.has_orders:
         return {}
     left: OrdersLeft = {}
     for s in run.state.symbols:

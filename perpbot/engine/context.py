@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from perpbot.client.request import OrderSpec
+from perpbot.engine.api import Balance, MarketInfo
 from perpbot.engine.conditional import ConditionalOrders, ConditionalSpec, Kind
 from perpbot.engine.settings import change_setting
 from perpbot.engine.state import PositionSnapshot
@@ -36,7 +36,7 @@ class StrategyBackend(Protocol):
     """What the context needs of the run (perpbot.app.lifecycle.Runner provides it)."""
 
     config: StrategyFile
-    strategy: Strategy
+    strategy: Strategy | None  # None when it runs in its own process
     run_id: str
     output: RunOutput
     loop: asyncio.AbstractEventLoop
@@ -49,37 +49,24 @@ class StrategyBackend(Protocol):
     def kill_state(self) -> Any: ...
     async def guarded(self, coro: Coroutine[Any, Any, Any]) -> Any: ...
     async def reconcile(self) -> None: ...
+    async def refresh(self) -> None: ...
     async def fetch_own_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]: ...
     async def place(self, spec: OrderSpec) -> dict[str, Any]: ...
     async def cancel(self, order: dict[str, Any] | str, symbol: str | None) -> Any: ...
     async def cancel_all(self, symbol: str) -> None: ...
+    # market data a stream holds fresh, or None (then the context asks REST)
+    def streamed_book(self, symbol: str, limit: int | None) -> dict[str, Any] | None: ...
+    def streamed_funding(self, symbol: str) -> dict[str, Any] | None: ...
 
     @property
     def conditional(self) -> ConditionalOrders | None: ...
-
-
-@dataclass(frozen=True)
-class Balance:
-    currency: str
-    free: float
-    used: float
-    total: float
-
-
-@dataclass(frozen=True)
-class MarketInfo:
-    symbol: str
-    tick_size: float
-    step_size: float
-    min_amount: float
-    min_notional: float
 
 
 class Context:
     def __init__(self, runner: StrategyBackend) -> None:
         self._runner = runner
         self.symbols: list[str] = list(runner.config.strategy.symbols)
-        self.params: Any = runner.strategy.params
+        self.params: Any = getattr(runner.strategy, "params", None)
         self.run_id: str = runner.run_id
         self.state: dict[str, Any] = {}  # free for the strategy's own use
         self._last_price: dict[str, tuple[float, float]] = {}
@@ -135,7 +122,9 @@ class Context:
         return t
 
     def order_book(self, symbol: str, limit: int | None = 20) -> dict[str, Any]:
-        book = self._run(self._runner.client.fetch_order_book(symbol, limit))
+        book = self._runner.streamed_book(symbol, limit)
+        if book is None:
+            book = self._run(self._runner.client.fetch_order_book(symbol, limit))
         if book.get("bids") and book.get("asks"):
             mid = (book["bids"][0][0] + book["asks"][0][0]) / 2.0
             ts = (book.get("timestamp") or 0) / 1000.0 or None
@@ -151,7 +140,9 @@ class Context:
 
     def funding(self, symbol: str) -> dict[str, Any]:
         """Funding rate and mark/index prices (Binance premiumIndex)."""
-        f = self._run(self._runner.client.fetch_funding_rate(symbol))
+        f = self._runner.streamed_funding(symbol)
+        if f is None:
+            f = self._run(self._runner.client.fetch_funding_rate(symbol))
         ts = (f.get("timestamp") or 0) / 1000.0 or None
         self._saw_price(symbol, f.get("markPrice"), ts)
         return f
@@ -167,12 +158,13 @@ class Context:
         return self._runner.positions.get(symbol) or PositionSnapshot(symbol=symbol, amount=0.0)
 
     def positions(self) -> dict[str, PositionSnapshot]:
-        """Positions as of the last reconcile (the engine refreshes them every tick)."""
+        """Positions as last known (each tick's reconcile, or the user stream)."""
         return dict(self._runner.positions)
 
     def refresh(self) -> None:
-        """Reconcile now instead of waiting for the next tick."""
-        self._run(self._runner.reconcile())
+        """Bring positions and orders up to date now: on streams, once the user stream has
+        delivered what the run's own orders' answers reported; on polling, a reconcile."""
+        self._run(self._runner.refresh())
 
     def balance(self, currency: str = "USDT") -> Balance:
         b = self._run(self._runner.client.fetch_balance())

@@ -2,18 +2,31 @@
 
 The ledger only counts this run's own orders (tracked by client order id), so a shared
 account's other activity never pollutes a run's summary.
+
+It is also where the strategy's order and fill events come from: whichever source feeds the
+ledger (the REST reconcile today, a stream tomorrow), each change of an order's state and
+each new fill is told to ``listeners`` once, as plain data (perpbot.engine.feed).
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from perpbot.client.request import OrderSpec
 
 FINAL = {"closed", "canceled", "cancelled", "expired", "rejected"}
+# ccxt status -> (event status, reason code); "open" with more filled is a partial fill
+TRANSITIONS = {
+    "closed": ("filled", "ORDER_FILLED"),
+    "canceled": ("cancelled", "ORDER_CANCELLED"),
+    "expired": ("expired", "ORDER_EXPIRED"),
+    "rejected": ("rejected", "ORDER_REJECTED"),
+}
+Listener = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -57,8 +70,42 @@ class Fill:
         return d
 
 
+@dataclass(slots=True)
+class OwnPosition:
+    """A position built from this run's own fills only (average cost), for a run that shares
+    its (account, symbol) with other bots (``[strategy] share_symbols``): the exchange's
+    position and ``realizedPnl`` are the account's, not this bot's."""
+
+    amount: float = 0.0
+    entry_price: float | None = None
+    realized: float = 0.0
+
+    def apply(self, side: str, price: float, amount: float) -> float:
+        """Add a fill; returns the PnL it realized (against this book's average cost)."""
+        signed = amount if side == "buy" else -amount
+        pos, entry = self.amount, self.entry_price
+        realized = 0.0
+        if pos == 0 or (pos > 0) == (signed > 0) or entry is None:
+            total = abs(pos) + amount
+            self.entry_price = ((entry or price) * abs(pos) + price * amount) / total
+            self.amount = pos + signed
+            return 0.0
+        closed = min(abs(pos), amount)
+        realized = (price - entry) * closed * (1.0 if pos > 0 else -1.0)
+        self.amount = pos + signed
+        if abs(self.amount) < 1e-12:
+            self.amount, self.entry_price = 0.0, None
+        elif (self.amount > 0) != (pos > 0):  # flipped: the rest opened at this price
+            self.entry_price = price
+        self.realized += realized
+        return realized
+
+
 class Ledger:
-    def __init__(self) -> None:
+    def __init__(self, *, own_book: bool = False) -> None:
+        # own_book: positions and realized PnL from this run's fills (a shared symbol)
+        self.own_book = own_book
+        self.book: dict[str, OwnPosition] = {}
         self.orders: dict[str, TrackedOrder] = {}
         self.by_order_id: dict[str, str] = {}
         self.rejected: Counter[str] = Counter()
@@ -66,6 +113,37 @@ class Ledger:
         self._trade_ids: set[str] = set()
         self.funding: float = 0.0
         self.last_trade_ms: dict[str, int] = {}
+        self.listeners: list[Listener] = []
+
+    def _tell(self, event: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            listener(event)
+
+    def _order_event(
+        self, tracked: TrackedOrder, status: str, code: str, sentence: str, raw: dict[str, Any]
+    ) -> None:
+        spec = tracked.spec
+        order = dict(raw) if raw else {}
+        order.setdefault("clientOrderId", spec.client_order_id)
+        order.setdefault("symbol", spec.symbol)
+        order.setdefault("side", spec.side)
+        order.setdefault("type", spec.type)
+        order.setdefault("amount", spec.amount)
+        order.setdefault("price", spec.price)
+        order["id"] = order.get("id") or tracked.order_id
+        order["status"] = tracked.status
+        order["filled"] = tracked.filled
+        self._tell(
+            {
+                "type": "order",
+                "status": status,
+                "code": code,
+                "sentence": sentence,
+                "client_order_id": spec.client_order_id,
+                "symbol": spec.symbol,
+                "order": order,
+            }
+        )
 
     # -- orders -----------------------------------------------------------------------------
     def placed(self, spec: OrderSpec, order: dict[str, Any]) -> TrackedOrder:
@@ -74,6 +152,13 @@ class Ledger:
         self.orders[spec.client_order_id] = tracked
         if tracked.order_id:
             self.by_order_id[tracked.order_id] = spec.client_order_id
+        what = f"{spec.side} {spec.amount:g} {spec.symbol}" + (
+            f" @ {spec.price:g}" if spec.price else " at market"
+        )
+        self._order_event(
+            tracked, "accepted", "ORDER_ACCEPTED",
+            f"the exchange accepted {what} ({spec.client_order_id})", order,
+        )  # fmt: skip
         self.update(spec.client_order_id, order)
         return tracked
 
@@ -81,6 +166,7 @@ class Ledger:
         tracked = self.orders.get(client_id)
         if tracked is None or not order:
             return
+        before_status, before_filled = tracked.status, tracked.filled
         status = order.get("status") or tracked.status
         tracked.status = "canceled" if status == "cancelled" else status
         filled = order.get("filled")
@@ -88,9 +174,39 @@ class Ledger:
             tracked.filled = float(filled)
         if tracked.status in FINAL and tracked.closed_at is None:
             tracked.closed_at = time.time()
+        spec = tracked.spec
+        of = f"{tracked.filled:g} of {spec.amount:g} {spec.symbol} ({client_id})"
+        if tracked.status != before_status and tracked.status in TRANSITIONS:
+            event, code = TRANSITIONS[tracked.status]
+            sentence = {
+                "filled": f"filled {of}",
+                "cancelled": f"cancelled with {of} filled",
+                "expired": f"expired with {of} filled (time in force, or gone from the exchange)",
+                "rejected": f"the exchange rejected the order after accepting it ({of})",
+            }[event]
+            self._order_event(tracked, event, code, sentence, order)
+        elif tracked.status == "open" and tracked.filled > before_filled:
+            self._order_event(
+                tracked, "partially_filled", "ORDER_PARTIALLY_FILLED",
+                f"partially filled: {of}", order,
+            )  # fmt: skip
 
-    def reject(self, code: str) -> None:
+    def reject(self, code: str, *, spec: OrderSpec | None = None, sentence: str = "") -> None:
+        """An order refused before or by the exchange (``spec`` None: never named)."""
         self.rejected[code] += 1
+        if spec is None:
+            return
+        self._tell(
+            {
+                "type": "order",
+                "status": "rejected",
+                "code": code,
+                "sentence": sentence or code,
+                "client_order_id": spec.client_order_id,
+                "symbol": spec.symbol,
+                "order": None,
+            }
+        )
 
     def open_client_ids(self, symbol: str | None = None) -> list[str]:
         return [
@@ -113,6 +229,10 @@ class Ledger:
             spec = self.orders[cid].spec
             fee = t.get("fee") or {}
             info = t.get("info") or {}
+            own = self.book.setdefault(symbol, OwnPosition()).apply(
+                str(t.get("side")), float(t.get("price") or 0.0), float(t.get("amount") or 0.0)
+            )
+            realized = own if self.own_book else float(info.get("realizedPnl") or 0.0)
             fill = Fill(
                 ts=(t.get("timestamp") or 0) / 1000.0,
                 symbol=symbol,
@@ -126,12 +246,13 @@ class Ledger:
                 order_id=order_id,
                 client_order_id=cid,
                 trade_id=tid,
-                realized_pnl=float(info.get("realizedPnl") or 0.0),
+                realized_pnl=realized,
                 intent=spec.intent,
                 decided_price=spec.decided_price,
             )
             self.fills.append(fill)
             new.append(fill)
+            self._tell({"type": "fill", "fill": fill.to_dict()})
             ts_ms = int(t.get("timestamp") or 0)
             self.last_trade_ms[symbol] = max(self.last_trade_ms.get(symbol, 0), ts_ms)
         return new

@@ -1,21 +1,16 @@
-"""The strategy's own thread, and how its errors are told.
+"""The strategy's own thread (``isolation = "thread"``), or the thread that talks to its
+process (``isolation = "process"``).
 
 Strategy callbacks run in one daemon worker thread, in order. Not a ThreadPoolExecutor: its
 threads are joined at interpreter exit, so a strategy that never returns would keep the
 process alive after the run has stopped.
-
-A strategy error names the strategy file and line where it happened (the deepest frame of
-the strategy's own file); its traceback, restricted to the strategy's own frames, goes to
-the run folder and, under ``--verbose``, to stderr.
 """
 
 from __future__ import annotations
 
 import threading
-import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any
 
 
@@ -47,27 +42,3 @@ class StrategyWorker:
                 fut.set_exception(exc)
             finally:
                 self.busy = False
-
-
-def strategy_frames(exc: BaseException, strategy_file: Path) -> list[traceback.FrameSummary]:
-    """The frames of ``exc``'s traceback that are in the strategy's own file."""
-    target = str(strategy_file.resolve())
-    frames = traceback.extract_tb(exc.__traceback__)
-    return [f for f in frames if f.filename and str(Path(f.filename).resolve()) == target]
-
-
-def where(exc: BaseException, strategy_file: Path) -> str:
-    """``grid.py:57 in on_tick`` for the deepest strategy frame (the file alone if none)."""
-    frames = strategy_frames(exc, strategy_file)
-    if not frames:
-        return str(strategy_file)
-    last = frames[-1]
-    return f"{strategy_file}:{last.lineno} in {last.name}"
-
-
-def strategy_traceback(exc: BaseException, strategy_file: Path) -> str:
-    """The strategy's own frames, formatted like Python does, then the error line."""
-    frames = strategy_frames(exc, strategy_file)
-    lines = ["Traceback (the strategy's own frames):\n", *traceback.format_list(frames)]
-    lines.extend(traceback.format_exception_only(type(exc), exc))
-    return "".join(lines)

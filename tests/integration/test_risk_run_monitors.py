@@ -89,7 +89,7 @@ async def test_monitors_explain_what_they_see(venue: tuple[Any, str, str], tmp_p
         await bot.until(lambda: bot.decisions("MONITOR_CANCEL_BURST"))
 
         # the bot's own leverage change is expected; one from outside is not
-        await bot.do(lambda ctx: ctx._run(ctx._runner.client.set_leverage(10, BTC)))
+        await bot.do(lambda ctx: ctx.set_leverage(BTC, 10))
         await asyncio.sleep(0.6)
         assert not bot.decisions("MONITOR_LEVERAGE_CHANGE")
         await outside_leverage(sim.base_url, key, secret, 50)

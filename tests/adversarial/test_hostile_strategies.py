@@ -1,0 +1,76 @@
+"""The hostile-strategy corpus (tests/adversarial/hostile_strategies/): with ``[strategy]
+isolation = "process"``, every attack fails, the run goes on and ends cleanly, the secret
+shows up nowhere, and the simulator's own state shows that nothing but the engine's own
+reads reached it (no order, no algo order, no position, no leverage or margin change).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+
+from tests.conftest import run_cli
+
+CORPUS = Path(__file__).resolve().parent / "hostile_strategies"
+BTC = "BTC/USDT:USDT"
+ATTACKS = {
+    "credentials": 4,
+    "gc_walk": 3,
+    "internals": 3,
+    "network": 4,
+    "processes": 5,
+    "protocol": 5,
+}
+WRITES = {  # what changes an account (the engine's own dead-man countdown aside)
+    "/fapi/v1/order", "/fapi/v1/batchOrders", "/fapi/v1/allOpenOrders", "/fapi/v1/leverage",
+    "/fapi/v1/marginType", "/fapi/v1/algoOrder", "/fapi/v1/algoOpenOrders",
+    "/fapi/v1/listenKey", "/fapi/v1/positionSide/dual",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_every_attack_fails_and_nothing_reaches_the_exchange(
+    tmp_path: Path, sim: Any, state_home: Path, name: str
+) -> None:
+    key, secret = sim.create_account()
+    doc = {
+        "strategy": {
+            "name": f"hostile-{name}".replace("_", "-"),
+            "file": str(CORPUS / f"{name}.py"),
+            "symbols": [BTC],
+            "tick_interval": 0.5,
+            "isolation": "process",
+            "params": {"url": sim.base_url},
+        },
+        "exchange": {"id": "sim", "url": sim.base_url},
+        "audit": {"enabled": False},
+    }
+    toml = tmp_path / "hostile.toml"
+    toml.write_text(tomli_w.dumps(doc))
+    result = run_cli(
+        "run", str(toml), "--duration", "8", "--plain",
+        env={"PERPBOT_SIM_API_KEY": key, "PERPBOT_SIM_API_SECRET": secret},
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "ATTACKS DONE" in out, out
+    assert "SUCCEEDED" not in out, out
+    assert out.count("ATTACK ") == ATTACKS[name], out
+    logs = "".join(p.read_text() for p in (state_home / "runs").glob("*/*") if p.is_file())
+    assert secret not in out and secret not in logs
+
+    state = sim.state()
+    assert not [o for o in state["orders"] if o["account"] == key]
+    assert not [o for o in state["algo_orders"] if o.get("account") == key]
+    (account,) = [a for a in state["accounts"] if a["api_key"] == key]
+    assert not any(float(p.get("positionAmt") or 0) for p in _positions(account))
+    paths = state["counters"]["per_path"]
+    assert not WRITES & set(paths), sorted(paths)
+
+
+def _positions(account: dict[str, Any]) -> list[dict[str, Any]]:
+    positions = account.get("positions") or []
+    return list(positions.values()) if isinstance(positions, dict) else positions
