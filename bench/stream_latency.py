@@ -99,10 +99,10 @@ async def measure(streams: bool, fills: int) -> tuple[list[float], list[float]]:
                 if seen is not None:
                     ages.append((time.time() - seen) * 1000.0)
                 if runner.ledger.open_client_ids(SYMBOL):
-                    await taker.create_order(SYMBOL, "market", side, 0.5)
+                    await taker.create_order(SYMBOL, "market", side, 2.0)
                     side = "buy" if side == "sell" else "sell"  # the taker stays near flat
                 elif side == "buy":
-                    await taker.create_order(SYMBOL, "market", "buy", 0.5)
+                    await taker.create_order(SYMBOL, "market", "buy", 2.0)
                     side = "sell"
         finally:
             await taker.close()
