@@ -51,6 +51,14 @@ class StrategySection(Section):
     stop_timeout_s: float = Field(
         default=30.0, gt=0, le=3600, description="bound of the stop sequence (cancel, confirm)"
     )
+    leftover_orders: Literal["cancel", "adopt"] = Field(
+        default="cancel",
+        description="orders an earlier run of this strategy left open: cancel or adopt them",
+    )
+    share_symbols: bool = Field(
+        default=False,
+        description="run next to other bots on the same account and symbol (docs/kill.md)",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     isolation: Literal["thread", "process"] = Field(
         default="process",
@@ -105,6 +113,20 @@ class ExchangeSection(Section):
     sandbox: bool = False
     profile: str | None = Field(default=None, description="key profile in the OS keyring")
     timeout_ms: int = Field(default=10000, ge=100, le=120000)
+    streams: bool | None = Field(
+        default=None,
+        description="WebSocket streams for market and order state (default: on when ccxt.pro "
+        "supports the exchange, incl. the sim); false keeps REST polling every tick",
+    )
+    reconcile_interval: float = Field(
+        default=60.0, ge=1, le=3600, description="on streams: seconds between REST reconciles"
+    )
+    stream_stale_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="on streams: a market stream silent this long is stale (reconnected)",
+    )
 
     @field_validator("id")
     @classmethod
@@ -296,6 +318,11 @@ class KillSection(Section):
     deadman_countdown_s: float = Field(default=60.0, ge=1, le=3600)
     deadman_refresh_s: float | None = Field(
         default=None, gt=0, description="default: a third of the countdown"
+    )
+    foreign_orders: Literal["refuse", "arm", "no_deadman"] = Field(
+        default="refuse",
+        description="orders this bot did not place on a symbol it trades: refuse to start, "
+        "arm the dead-man over them anyway, or trade that symbol without the dead-man",
     )
 
     @field_validator("deadman_refresh_s")

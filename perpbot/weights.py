@@ -25,10 +25,12 @@ GET  /fapi/v1/klines                           limit <100: 1, <500: 2,     0
                                                <=1000: 5, >1000: 10;
                                                no limit (default) -> 2
 GET  /fapi/v1/mark|indexPriceKlines           as klines                   0
+GET  /fapi/v1/continuousKlines                 as klines                   0
 GET  /fapi/v1/premiumIndex                     1, 10 without symbol        0
 GET  /fapi/v2|v3/account, /positionRisk        5                           0
 GET  /fapi/v1/leverageBracket                  1                           0
 POST /fapi/v1/leverage, /marginType            1                           0
+POST /fapi/v1/positionSide/dual                1                           0
 POST /fapi/v1/order                            0                           1
 PUT  /fapi/v1/order                            1                           1
 GET  /fapi/v1/order, DELETE /fapi/v1/order     1                           0
@@ -158,6 +160,7 @@ _TABLE: dict[tuple[str, str], _Rule] = {
     ("GET", "/fapi/v1/klines"): _klines,
     ("GET", "/fapi/v1/markPriceKlines"): _klines,
     ("GET", "/fapi/v1/indexPriceKlines"): _klines,
+    ("GET", "/fapi/v1/continuousKlines"): _klines,
     ("GET", "/fapi/v1/premiumIndex"): _by_symbol(1, 10),
     ("GET", "/fapi/v2/account"): Constant(5),
     ("GET", "/fapi/v3/account"): Constant(5),
@@ -166,6 +169,7 @@ _TABLE: dict[tuple[str, str], _Rule] = {
     ("GET", "/fapi/v1/leverageBracket"): Constant(1),
     ("POST", "/fapi/v1/leverage"): Constant(1),
     ("POST", "/fapi/v1/marginType"): Constant(1),
+    ("POST", "/fapi/v1/positionSide/dual"): Constant(1),
     ("POST", "/fapi/v1/order"): Constant(0, 1),
     ("PUT", "/fapi/v1/order"): Constant(1, 1),
     ("GET", "/fapi/v1/order"): Constant(1),

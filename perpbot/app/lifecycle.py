@@ -34,6 +34,7 @@ from perpbot.client.waits import Interrupter, WaitInterrupted
 from perpbot.config import ExchangeSection, LoadedStrategy
 from perpbot.engine.conditional import ConditionalOrders
 from perpbot.engine.context import Context
+from perpbot.engine.events import EngineEvents
 from perpbot.engine.feed import EventFeed
 from perpbot.engine.hooks import OrdersLeft
 from perpbot.engine.hosts import Outcome, StrategyHost, ThreadHost
@@ -56,6 +57,7 @@ from perpbot.errors import (
     error_for_exit_code,
 )
 from perpbot.events import Decision, Event, EventBus
+from perpbot.streams import StreamFeed, make_pro_exchange, streams_enabled
 
 MAX_TICK_ERRORS = 5
 
@@ -82,7 +84,7 @@ class Runner:
         self.duration = duration
         self.run_id = run_id or new_run_id(self.config.strategy.name)
         self.bus = EventBus()
-        self.ledger = Ledger()
+        self.ledger = Ledger(own_book=self.config.strategy.share_symbols)
         self.journal = RunJournal(self.run_id)
         self.state = RunState(
             run_id=self.run_id,
@@ -97,10 +99,13 @@ class Runner:
         self.orders: OrderManager | None = None
         self.conditional: ConditionalOrders | None = None  # stops, take-profits (algo API)
         self.reconciler: Reconciler | None = None
+        self.engine_events = EngineEvents()  # each new fill / order change, once
+        self.feed: StreamFeed | None = None  # [exchange] streams: market and user streams
         self.ctx: Context | None = None  # the engine's side of every strategy call
         self.host: StrategyHost | None = None  # where the strategy runs (thread or process)
         self.process = process  # isolation = "process": started (and ready) by the caller
-        self.feed = EventFeed(self.ledger, lambda: self.state.positions, self.kill_state)
+        # the strategy's callbacks (on_fill, on_order_update, ...), from the ledger
+        self.strategy_events = EventFeed(self.ledger, lambda: self.state.positions, self.kill_state)
         self._saved_at = 0.0
         self.saved = Saved()  # what the last run kept (loaded before on_start)
         self.end_reason = "completed"
@@ -198,6 +203,15 @@ class Runner:
         assert self.orders is not None
         await self.orders.cancel_all(symbol)
 
+    def adopt(self, order: dict[str, Any]) -> None:
+        """Make an earlier run's order this run's own (perpbot.kill.sweep)."""
+        assert self.orders is not None
+        self.orders.adopt(order)
+
+    def is_own_order(self, order: dict[str, Any]) -> bool:
+        """Placed (or adopted) by this run, by client id."""
+        return self.orders is not None and self.orders.is_ours(order)
+
     async def cancel_account_wide(self, symbol: str) -> Any:
         """Every order on ``symbol`` of the account: only the kill switch's account level."""
         result = await self.client.cancel_all_orders(symbol)
@@ -219,11 +233,31 @@ class Runner:
 
     async def fetch_own_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
         assert self.orders is not None
+        if self.feed is not None and self.feed.user_stream_up:
+            return self.feed.open_orders(symbol)  # kept current by the user data stream
         return await self.orders.fetch_own_open_orders(symbol)
 
     async def reconcile(self) -> None:
         assert self.reconciler is not None
-        await self.reconciler.reconcile()
+        if self.feed is not None:
+            await self.feed.reconcile("run")  # serialised with the streams' backfills
+        else:
+            await self.reconciler.reconcile()
+
+    async def refresh(self) -> None:
+        """``ctx.refresh()``: on streams, the stream's state once it has caught up with the
+        run's own REST answers (no request); on polling, a reconcile."""
+        if self.feed is not None:
+            await self.feed.refresh()
+        else:
+            await self.reconcile()
+
+    # -- market data the streams hold (None: ask REST) --------------------------------------
+    def streamed_book(self, symbol: str, limit: int | None) -> dict[str, Any] | None:
+        return self.feed.market.order_book(symbol, limit) if self.feed is not None else None
+
+    def streamed_funding(self, symbol: str) -> dict[str, Any] | None:
+        return self.feed.market.mark_funding(symbol) if self.feed is not None else None
 
     def request_stop(self, reason: str, exit_code: int = EXIT_OK) -> None:
         """Ask the run to stop (thread-safe). The first reason wins."""
@@ -265,6 +299,8 @@ class Runner:
                 await self._release_after_failed_start()
             if self.conn is not None:
                 await self.conn.close()
+            if self.feed is not None:
+                await self.feed.close()
             self.journal.close()
             for after in self.after_stop:
                 try:
@@ -304,7 +340,22 @@ class Runner:
             account=conn.setup.account,
             journal=self.journal,
             output=self.output,
+            events=self.engine_events,
+            own_only=self.orders.is_ours if self.config.strategy.share_symbols else None,
         )
+        if streams_enabled(self.config.exchange):
+            self.feed = StreamFeed(
+                exchange=make_pro_exchange(
+                    self.config.exchange, conn.client.exchange, conn.setup.base_url
+                ),
+                reconciler=self.reconciler,
+                bus=self.bus,
+                symbols=self.state.symbols,
+                stale_after_s=self.config.exchange.stream_stale_s,
+                reconcile_interval=self.config.exchange.reconcile_interval,
+                seed=self.config.sim.seed if self.config.sim else 0,
+            )
+            self.tick_providers.append(self.feed.status)
 
     def _write_meta(self) -> None:
         cfg = self.config
@@ -357,9 +408,11 @@ class Runner:
         if self.duration is not None:
             tasks.append(asyncio.create_task(self._duration_timer(self.duration)))
         try:
+            if self.feed is not None:
+                await self.feed.start()  # subscribed first: the reconcile below leaves no gap
             await self._reconcile_unless_killed()
             self.state.start_equity = self.state.equity
-            self.feed.prime()
+            self.strategy_events.prime()
             self.host = self._start_host(self.ctx)
             self.saved = load_saved(cfg.strategy.name)
             saved = self.saved.state
@@ -367,7 +420,8 @@ class Runner:
             if await self._strategy_call("on_start", lambda h: h.start(saved), fatal=True):
                 while not self.stop_event.is_set():
                     t0 = time.monotonic()
-                    await self._reconcile_unless_killed()
+                    if self.feed is None:  # on streams, the feed keeps the state current
+                        await self._reconcile_unless_killed()
                     self._publish_tick()
                     if self.stop_event.is_set():
                         break
@@ -402,7 +456,7 @@ class Runner:
         return self.process
 
     async def _cycle(self, tick: bool) -> bool:
-        events = self.feed.drain()
+        events = self.strategy_events.drain()
         if not events and not tick and not self._timer_due():
             return True
         return await self._strategy_call("on_tick", lambda h: h.cycle(events, tick))
@@ -486,8 +540,11 @@ class Runner:
             done, _ = await asyncio.wait({fut, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
-        if fut not in done:
-            return False  # stopping while the strategy is busy (or hung): leave it behind
+        if fut not in done:  # stopping while the strategy is busy (or hung): leave it
+            # behind; its outcome (often StrategyStopped) is read when it lands, so asyncio
+            # does not print "Future exception was never retrieved" with a traceback
+            fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+            return False
         exc = fut.exception()
         if exc is not None:  # the host itself failed (a crashed strategy process)
             self._fatal(PerpbotError(f"strategy {callback} failed: {exc}"))

@@ -163,7 +163,7 @@ async def _bounded(
 def _unconfirmed(run: Runner) -> OrdersLeft:
     """No answer from the exchange: every order the ledger knows open counts as left."""
     assert run.orders is not None
-    if run.orders.sequence == 0:
+    if not run.orders.has_orders:
         return {}
     left: OrdersLeft = {}
     for s in run.state.symbols:

@@ -87,6 +87,9 @@ _metrics.register(app)
 from perpbot.cli import flatten as _flatten  # noqa: E402
 
 _flatten.register(app)
+from perpbot.cli import risk as _risk  # noqa: E402
+
+_risk.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -191,6 +191,8 @@ def bot_panel(bot: dict[str, Any], now: float) -> Any:
     if rejections:
         last = rejections[-1]
         row("last reject", f"{last['code']}: {last['sentence']}", "magenta")
+    for i, said in enumerate(bot.get("start") or []):  # orders left, shared, manual
+        row("at start" if i == 0 else "", f"{said.get('code')}: {said.get('sentence')}", "cyan")
     kill = bot.get("kill")
     if kill:
         row("KILL", f"{kill.get('level')}: {kill.get('reason')}", "bold white on red")

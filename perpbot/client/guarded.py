@@ -89,6 +89,9 @@ class GuardedClient:
     async def fetch_order_book(self, symbol: str, limit: int | None = None) -> dict[str, Any]:
         return await self._send("fetch_order_book", symbol, limit, symbol=symbol)
 
+    async def fetch_open_interest(self, symbol: str) -> dict[str, Any]:
+        return await self._send("fetch_open_interest", symbol, symbol=symbol)
+
     async def fetch_ohlcv(
         self, symbol: str, timeframe: str = "1m", since: int | None = None, limit: int | None = None
     ) -> list[list[float]]:

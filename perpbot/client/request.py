@@ -15,6 +15,7 @@ METHOD_CLASS: dict[str, MethodClass] = {
     "fetch_ticker": "read",
     "fetch_tickers": "read",
     "fetch_order_book": "read",
+    "fetch_open_interest": "read",
     "fetch_ohlcv": "read",
     "fetch_funding_rate": "read",
     "fetch_mark_price": "read",

@@ -38,6 +38,12 @@ class Credentials:
         return hashlib.sha256(self.api_key.encode()).hexdigest()[:16]
 
 
+def account_id(exchange_id: str, url: str | None, key_id: str) -> str:
+    """Which account a run trades on, without any secret: exchange, endpoint, key hash
+    (bots sharing one find each other by it: perpbot.kill.sweep)."""
+    return f"{exchange_id}|{url or ''}|{key_id}"
+
+
 @dataclass
 class Setup:
     """Everything a layer factory may need."""

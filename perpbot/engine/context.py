@@ -49,10 +49,14 @@ class StrategyBackend(Protocol):
     def kill_state(self) -> Any: ...
     async def guarded(self, coro: Coroutine[Any, Any, Any]) -> Any: ...
     async def reconcile(self) -> None: ...
+    async def refresh(self) -> None: ...
     async def fetch_own_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]: ...
     async def place(self, spec: OrderSpec) -> dict[str, Any]: ...
     async def cancel(self, order: dict[str, Any] | str, symbol: str | None) -> Any: ...
     async def cancel_all(self, symbol: str) -> None: ...
+    # market data a stream holds fresh, or None (then the context asks REST)
+    def streamed_book(self, symbol: str, limit: int | None) -> dict[str, Any] | None: ...
+    def streamed_funding(self, symbol: str) -> dict[str, Any] | None: ...
 
     @property
     def conditional(self) -> ConditionalOrders | None: ...
@@ -118,7 +122,9 @@ class Context:
         return t
 
     def order_book(self, symbol: str, limit: int | None = 20) -> dict[str, Any]:
-        book = self._run(self._runner.client.fetch_order_book(symbol, limit))
+        book = self._runner.streamed_book(symbol, limit)
+        if book is None:
+            book = self._run(self._runner.client.fetch_order_book(symbol, limit))
         if book.get("bids") and book.get("asks"):
             mid = (book["bids"][0][0] + book["asks"][0][0]) / 2.0
             ts = (book.get("timestamp") or 0) / 1000.0 or None
@@ -134,7 +140,9 @@ class Context:
 
     def funding(self, symbol: str) -> dict[str, Any]:
         """Funding rate and mark/index prices (Binance premiumIndex)."""
-        f = self._run(self._runner.client.fetch_funding_rate(symbol))
+        f = self._runner.streamed_funding(symbol)
+        if f is None:
+            f = self._run(self._runner.client.fetch_funding_rate(symbol))
         ts = (f.get("timestamp") or 0) / 1000.0 or None
         self._saw_price(symbol, f.get("markPrice"), ts)
         return f
@@ -150,12 +158,13 @@ class Context:
         return self._runner.positions.get(symbol) or PositionSnapshot(symbol=symbol, amount=0.0)
 
     def positions(self) -> dict[str, PositionSnapshot]:
-        """Positions as of the last reconcile (the engine refreshes them every tick)."""
+        """Positions as last known (each tick's reconcile, or the user stream)."""
         return dict(self._runner.positions)
 
     def refresh(self) -> None:
-        """Reconcile now instead of waiting for the next tick."""
-        self._run(self._runner.reconcile())
+        """Bring positions and orders up to date now: on streams, once the user stream has
+        delivered what the run's own orders' answers reported; on polling, a reconcile."""
+        self._run(self._runner.refresh())
 
     def balance(self, currency: str = "USDT") -> Balance:
         b = self._run(self._runner.client.fetch_balance())

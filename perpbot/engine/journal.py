@@ -7,7 +7,7 @@
     runs/<run_id>/summary.json   the final summary (written at stop, atomically)
 
 JSONL lines are appended and flushed one at a time, so a crash leaves at most a torn last
-line, which the reader (perpbot.report.data.read_journal) tolerates and reports.
+line, which the reader (perpbot.report.jsonl.read_journal) tolerates and reports.
 """
 
 from __future__ import annotations

@@ -70,8 +70,42 @@ class Fill:
         return d
 
 
+@dataclass(slots=True)
+class OwnPosition:
+    """A position built from this run's own fills only (average cost), for a run that shares
+    its (account, symbol) with other bots (``[strategy] share_symbols``): the exchange's
+    position and ``realizedPnl`` are the account's, not this bot's."""
+
+    amount: float = 0.0
+    entry_price: float | None = None
+    realized: float = 0.0
+
+    def apply(self, side: str, price: float, amount: float) -> float:
+        """Add a fill; returns the PnL it realized (against this book's average cost)."""
+        signed = amount if side == "buy" else -amount
+        pos, entry = self.amount, self.entry_price
+        realized = 0.0
+        if pos == 0 or (pos > 0) == (signed > 0) or entry is None:
+            total = abs(pos) + amount
+            self.entry_price = ((entry or price) * abs(pos) + price * amount) / total
+            self.amount = pos + signed
+            return 0.0
+        closed = min(abs(pos), amount)
+        realized = (price - entry) * closed * (1.0 if pos > 0 else -1.0)
+        self.amount = pos + signed
+        if abs(self.amount) < 1e-12:
+            self.amount, self.entry_price = 0.0, None
+        elif (self.amount > 0) != (pos > 0):  # flipped: the rest opened at this price
+            self.entry_price = price
+        self.realized += realized
+        return realized
+
+
 class Ledger:
-    def __init__(self) -> None:
+    def __init__(self, *, own_book: bool = False) -> None:
+        # own_book: positions and realized PnL from this run's fills (a shared symbol)
+        self.own_book = own_book
+        self.book: dict[str, OwnPosition] = {}
         self.orders: dict[str, TrackedOrder] = {}
         self.by_order_id: dict[str, str] = {}
         self.rejected: Counter[str] = Counter()
@@ -195,6 +229,10 @@ class Ledger:
             spec = self.orders[cid].spec
             fee = t.get("fee") or {}
             info = t.get("info") or {}
+            own = self.book.setdefault(symbol, OwnPosition()).apply(
+                str(t.get("side")), float(t.get("price") or 0.0), float(t.get("amount") or 0.0)
+            )
+            realized = own if self.own_book else float(info.get("realizedPnl") or 0.0)
             fill = Fill(
                 ts=(t.get("timestamp") or 0) / 1000.0,
                 symbol=symbol,
@@ -208,7 +246,7 @@ class Ledger:
                 order_id=order_id,
                 client_order_id=cid,
                 trade_id=tid,
-                realized_pnl=float(info.get("realizedPnl") or 0.0),
+                realized_pnl=realized,
                 intent=spec.intent,
                 decided_price=spec.decided_price,
             )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ccxt
@@ -58,9 +58,38 @@ class OrderManager:
     symbols: list[str]
     sequence: int = 0  # the next client-id sequence number of this run
     inflight: int = 0  # strategy calls in flight (the stop lets them land)
+    adopted: set[str] = field(default_factory=set)  # an earlier run's orders, taken over
 
     def is_ours(self, order: dict[str, Any]) -> bool:
-        return is_ours(order.get("clientOrderId"), self.run_id, self.strategy)
+        cid = order.get("clientOrderId")
+        return is_ours(cid, self.run_id, self.strategy) or cid in self.adopted
+
+    @property
+    def has_orders(self) -> bool:
+        """Whether this run placed or adopted any order (else the stop has nothing to do)."""
+        return self.sequence > 0 or bool(self.adopted)
+
+    def adopt(self, order: dict[str, Any]) -> None:
+        """Take over an order an earlier run of this strategy left open (``[strategy]
+        leftover_orders = "adopt"``): from now on it is this run's, in the ledger, the
+        strategy's open orders, "cancel all" and the stop's cancel."""
+        cid = str(order.get("clientOrderId"))
+        price = plain_number(order.get("price"))
+        spec = OrderSpec(
+            symbol=str(order.get("symbol")),
+            side="sell" if order.get("side") == "sell" else "buy",
+            type="market" if order.get("type") == "market" else "limit",
+            amount=float(plain_number(order.get("amount")) or 0.0),
+            price=price if price else None,
+            post_only=bool(order.get("postOnly")),
+            reduce_only=bool(order.get("reduceOnly")),
+            time_in_force=order.get("timeInForce"),
+            client_order_id=cid,
+            intent="adopted",
+        )
+        self.adopted.add(cid)
+        self.ledger.placed(spec, order)
+        self.account.order_placed(order)
 
     def next_client_id(self) -> str:
         cid = client_order_id(self.run_id, self.strategy, self.sequence)
@@ -159,7 +188,7 @@ class OrderManager:
         was still being resolved when the run stopped is cancelled too. Returns the problems
         met on symbols that could not be emptied (one line each).
         """
-        if self.sequence == 0:
+        if not self.has_orders:
             return []
         problems: list[str] = []
 
@@ -197,7 +226,7 @@ class OrderManager:
         A symbol whose listing fails counts as not confirmed: the orders the ledger knows
         open there are reported as left (the safe answer: the countdown stays armed).
         """
-        if self.sequence == 0:
+        if not self.has_orders:
             return {}
 
         async def one_symbol(symbol: str) -> list[dict[str, Any]]:

@@ -3,11 +3,16 @@
 The exchange is the truth. Every tick (and at start, and once more at the stop) the run
 lists positions and open orders, looks up each tracked order that left the listing, reads
 new fills, the mark price and the balance. Fills go to the ledger and the journal.
+
+On streams (perpbot.streams) the user data stream feeds the same ``record_trades`` and
+``record_order``: a fill is recorded, journalled and published (perpbot.engine.events) once,
+whichever of the stream and REST brings it first (the ledger deduplicates by trade id).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +20,9 @@ import ccxt
 
 from perpbot.client.account import AccountView
 from perpbot.client.guarded import GuardedClient
+from perpbot.engine.events import EngineEvents, FillEvent, OrderEvent, Source
 from perpbot.engine.journal import RunJournal
-from perpbot.engine.ledger import Ledger
+from perpbot.engine.ledger import Fill, Ledger
 from perpbot.engine.output import RunOutput
 from perpbot.engine.state import PositionSnapshot, RunState
 
@@ -55,21 +61,35 @@ class Reconciler:
     account: AccountView
     journal: RunJournal
     output: RunOutput
+    events: EngineEvents | None = None
+    # A shared (account, symbol) (``[strategy] share_symbols``): the run's positions and the
+    # orders its reduce-only room counts are its own (its fills, its client ids), not the
+    # account's. None: the account's are the run's.
+    own_only: Callable[[dict[str, Any]], bool] | None = None
 
-    async def reconcile(self) -> None:
+    async def reconcile(self, *, market: bool = True) -> None:
+        """Everything; ``market=False`` skips the mark and the balance (a run on streams
+        has both from its streams: its periodic safety-net read checks orders and fills)."""
         state, symbols = self.state, self.state.symbols
         raw = await self.client.fetch_positions(symbols)
         state.positions = {
             p.symbol: p for p in (position_of(r) for r in raw) if p.symbol in symbols
         }
-        self.account.set_positions(raw)
+        if self.own_only is None:
+            self.account.set_positions(raw)
         for s in symbols:
             await self._orders(s)
             await self._fills(s)
+            if not market:
+                continue
             fr = await self.client.fetch_funding_rate(s)
             if fr.get("markPrice"):
                 state.marks[s] = float(fr["markPrice"])
                 state.mark_times[s] = (fr.get("timestamp") or time.time() * 1000.0) / 1000.0
+        if self.own_only is not None:
+            self.own_positions(state.positions)
+        if not market:
+            return
         balance = await self.client.fetch_balance()
         total = (balance.get("total") or {}).get("USDT")
         if total is not None:
@@ -77,31 +97,87 @@ class Reconciler:
             self.account.equity = state.equity
             state.peak_equity = max(state.peak_equity or state.equity, state.equity)
 
+    def own_positions(self, account: dict[str, PositionSnapshot]) -> None:
+        """This run's positions from its own fills, priced at the exchange's mark."""
+        own: dict[str, PositionSnapshot] = {}
+        raw: list[dict[str, Any]] = []
+        for s in self.state.symbols:
+            book = self.ledger.book.get(s)
+            if book is None or not book.amount:
+                continue
+            mark = self.state.marks.get(s) or (account[s].mark_price if s in account else None)
+            upnl = (mark - book.entry_price) * book.amount if mark and book.entry_price else 0.0
+            own[s] = PositionSnapshot(
+                symbol=s,
+                amount=book.amount,
+                entry_price=book.entry_price,
+                mark_price=mark,
+                unrealized_pnl=upnl,
+                liquidation_price=account[s].liquidation_price if s in account else None,
+                leverage=account[s].leverage if s in account else None,
+            )
+            raw.append(
+                {"symbol": s, "info": {"positionAmt": book.amount}, "entryPrice": book.entry_price}
+            )
+        self.state.positions = own
+        self.account.set_positions(raw)
+
     async def _orders(self, symbol: str) -> None:
         tracked = self.ledger.open_client_ids(symbol)
         fetched_at = time.time()
         listed = await self.client.fetch_open_orders(symbol)
+        if self.own_only is not None:
+            listed = [o for o in listed if self.own_only(o)]
         self.account.set_orders(symbol, listed, fetched_at)  # fills/cancels reach the view
         open_orders = {o.get("clientOrderId"): o for o in listed}
         for cid in tracked:
             if cid in open_orders:
-                self.ledger.update(cid, open_orders[cid])
+                self.record_order(cid, open_orders[cid], "rest")
                 continue
             try:
                 order = await self.client.fetch_order(None, symbol, client_order_id=cid)
             except ccxt.OrderNotFound:
                 self.ledger.update(cid, {"status": "expired"})
                 continue
-            self.ledger.update(cid, order)
+            self.record_order(cid, order, "rest")
 
-    async def _fills(self, symbol: str) -> None:
+    async def _fills(self, symbol: str) -> list[Fill]:
         since = self.ledger.last_trade_ms.get(symbol, self.state.start_ms)
         trades = await self.client.fetch_my_trades(symbol, since=since)
-        for fill in self.ledger.add_trades(symbol, trades):
-            self.journal.fill(fill.to_dict())
+        return self.record_trades(symbol, trades, "rest")
+
+    def record_trades(
+        self, symbol: str, trades: list[dict[str, Any]], source: Source
+    ) -> list[Fill]:
+        """Record this run's new fills among ``trades`` (ccxt trades); returns the new ones."""
+        new = self.ledger.add_trades(symbol, trades)
+        for fill in new:
+            self.journal.fill({**fill.to_dict(), "source": source})
             self.output.note(
                 f"fill {fill.symbol} {fill.side} {fill.amount:g} @ {fill.price:g} "
                 f"({'maker' if fill.maker else 'taker'}, fee {fill.fee:.4f})"
+            )
+            if self.events is not None:
+                self.events.publish(FillEvent(fill=fill, source=source))
+        return new
+
+    def record_order(self, cid: str, order: dict[str, Any], source: Source) -> None:
+        """Bring a tracked order up to date; publish an OrderEvent when it changed."""
+        tracked = self.ledger.orders.get(cid)
+        if tracked is None:
+            return
+        before = (tracked.status, tracked.filled)
+        self.ledger.update(cid, order)
+        if self.events is not None and (tracked.status, tracked.filled) != before:
+            self.events.publish(
+                OrderEvent(
+                    client_order_id=cid,
+                    symbol=tracked.spec.symbol,
+                    status=tracked.status,
+                    filled=tracked.filled,
+                    order=order,
+                    source=source,
+                )
             )
 
     async def funding(self) -> float:

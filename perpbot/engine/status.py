@@ -11,6 +11,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from perpbot.client.setup import account_id
 from perpbot.fsutil import atomic_write_json
 from perpbot.paths import bots_dir
 
@@ -23,6 +24,7 @@ class StatusPublisher:
         self.runner = runner
         self.path = bots_dir() / f"{runner.run_id}.json"
         self.last_write = 0.0
+        self.account = ""
 
     def document(self, state: str, snap: dict[str, Any] | None = None) -> dict[str, Any]:
         r = self.runner
@@ -35,6 +37,8 @@ class StatusPublisher:
             "strategy_file": str(r.loaded.path),
             "exchange": r.config.exchange.id,
             "profile": r.config.exchange.profile,
+            "account": self.account,  # no secret: exchange, endpoint, a hash of the key
+            "share_symbols": r.config.strategy.share_symbols,  # perpbot.kill.sweep
             "symbols": r.config.strategy.symbols,
             "tick_interval": r.config.strategy.tick_interval,  # `perpbot status`: staleness
             "started_at": r.started,
@@ -62,6 +66,8 @@ def attach(runner: AttachableRun) -> None:
     publisher = StatusPublisher(runner)
 
     async def on_connected(r: RunPort) -> None:
+        cfg = r.config.exchange
+        publisher.account = account_id(cfg.id, cfg.url, r.credentials.key_id)
         publisher.write("starting")
 
     async def before_stop(r: RunPort) -> None:

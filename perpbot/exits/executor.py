@@ -113,6 +113,7 @@ class _Exit:
         self.remaining = res.start
         self.n = 0
         self.sigma = cfg.sigma_per_sqrt_s
+        self.waiting = False  # the book lies beyond the price band (EXIT_BAND_WAIT said)
 
     # -- reading ----------------------------------------------------------------------------
     @property
@@ -175,13 +176,35 @@ class _Exit:
         m = self.venue.client.market(self.symbol)
         return float(((m.get("limits") or {}).get("amount") or {}).get("min") or 0.0)
 
+    def _filter(self, kind: str) -> dict[str, Any]:
+        info = self.venue.client.market(self.symbol).get("info") or {}
+        return next((f for f in info.get("filters") or [] if f.get("filterType") == kind), {})
+
     def market_max(self) -> float:
-        m = self.venue.client.market(self.symbol)
-        info = m.get("info") or {}
-        for f in info.get("filters") or []:
-            if f.get("filterType") == "MARKET_LOT_SIZE":
-                return float(f.get("maxQty") or 0) or math.inf
-        return math.inf
+        return float(self._filter("MARKET_LOT_SIZE").get("maxQty") or 0) or math.inf
+
+    async def band_limit(self) -> float | None:
+        """The worst price PERCENT_PRICE lets this exit's limit orders ask for (mark x
+        multiplierDown for a sell, x multiplierUp for a buy), or None when unknown."""
+        band = self._filter("PERCENT_PRICE")
+        key = "multiplierDown" if self.side == "sell" else "multiplierUp"
+        if not band.get(key):
+            return None
+        mark = await self.arrival()
+        return mark * float(band[key]) if mark else None
+
+    def band_wait(self, touch: float, limit: float) -> None:
+        """The whole book lies beyond the band: said once per streak, then paced retries."""
+        if not self.waiting:
+            self.publish(
+                "EXIT_BAND_WAIT",
+                f"the best {'bid' if self.side == 'sell' else 'ask'} {touch:g} lies outside "
+                f"the price band (limit {limit:g}): nothing can fill inside it, so the exit "
+                f"waits for the book and tries again every {self.cfg.pace_s:g} s "
+                "(never a market dump)",
+                touch=touch, band_limit=limit,
+            )  # fmt: skip
+        self.waiting = True
 
     # -- sending ----------------------------------------------------------------------------
     def record(self, spec: OrderSpec, order: dict[str, Any] | None, error: str | None) -> None:
@@ -235,18 +258,25 @@ class _Exit:
     def time_left(self) -> bool:
         return bool(self.remaining) and time.monotonic() < self.deadline
 
-    async def ioc_child(self, qty: float, why: str) -> None:
-        """A reduce-only IOC at the band's edge; a band refusal halves it and re-prices."""
+    async def ioc_child(self, qty: float, why: str) -> bool:
+        """A reduce-only IOC at the band's edge; a band refusal halves it and re-prices at
+        the touch. False when the touch itself lies beyond PERCENT_PRICE (nothing inside the
+        band can fill: nothing is sent and the caller waits ``pace_s``)."""
         edge = self.cfg.band_bps / 10_000
         for _ in range(MAX_SHRINKS):
             into, _own = await self.book()
             if not into:
-                break
+                return False
             touch = into[0][0]
             px = self.price(touch * (1 - edge) if self.side == "sell" else touch * (1 + edge))
+            limit = await self.band_limit()
+            if limit is not None and (touch < limit if self.side == "sell" else touch > limit):
+                self.band_wait(touch, limit)
+                return False
+            self.waiting = False
             out = await self.send(self.spec(qty, px, time_in_force="IOC"), why)
             if not (isinstance(out, Exception) and is_band_refusal(out)):
-                return
+                return True
             smaller = self.precise(qty / 2)
             if smaller < self.min_qty() or smaller <= 0:
                 break
@@ -257,6 +287,7 @@ class _Exit:
                 refused=qty, price=px,
             )  # fmt: skip
             qty, why, edge = smaller, "after a price-band refusal, at the touch", 0.0
+        return False
 
     # -- policies ---------------------------------------------------------------------------
     async def market(self) -> None:
@@ -265,12 +296,17 @@ class _Exit:
             qty = self.precise(min(abs(self.remaining), cap))
             out = await self.send(self.spec(qty, None), "(policy market)")
             if isinstance(out, Exception) and is_band_refusal(out):
-                self.publish(
-                    "EXIT_BAND_SHRINK",
-                    "price band refused the market order: a smaller IOC inside the band "
-                    "instead, re-priced from a fresh book",
-                )  # fmt: skip
-                await self.ioc_child(self.precise(qty / 2), "after a price-band refusal")
+                if not self.waiting:
+                    self.publish(
+                        "EXIT_BAND_SHRINK",
+                        "price band refused the market order: a smaller IOC inside the band "
+                        "instead, re-priced from a fresh book",
+                    )  # fmt: skip
+                sent = await self.ioc_child(self.precise(qty / 2), "after a price-band refusal")
+                await self.refresh()
+                if not sent and self.time_left():
+                    await asyncio.sleep(self.cfg.pace_s)
+                continue
             await self.refresh()
 
     def child_size(self, into: Levels) -> float:

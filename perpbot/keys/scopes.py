@@ -58,6 +58,7 @@ METHOD_SCOPE: dict[str, str] = {
     "fetch_ticker": READ,
     "fetch_tickers": READ,
     "fetch_order_book": READ,
+    "fetch_open_interest": READ,
     "fetch_ohlcv": READ,
     "fetch_funding_rate": READ,
     "fetch_mark_price": READ,

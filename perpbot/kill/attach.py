@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from perpbot.errors import KillSwitchActive
 from perpbot.kill.deadman import Deadman
 from perpbot.kill.sentinel import CLEAR_HINT, read_sentinel, shared_watcher
+from perpbot.kill.sweep import StartSweep
 from perpbot.kill.trips import Trips
 from perpbot.kill.watchdog import KillWatchdog
 
@@ -31,7 +32,8 @@ def preflight(loaded: LoadedStrategy) -> None:
 
 
 def attach(runner: AttachableRun) -> KillWatchdog:
-    """Watchdog, kill state for strategies, automatic trips and the dead-man switch.
+    """Watchdog, kill state for strategies, automatic trips, the start-up sweep (orders
+    left by earlier runs, other bots, manual orders) and the dead-man switch.
 
     Attached last (perpbot.app.plugins): the dead-man countdown arms after every other
     start-up step, and is disarmed only once the run's orders are confirmed gone.
@@ -43,6 +45,8 @@ def attach(runner: AttachableRun) -> KillWatchdog:
     runner.background.append(watchdog.run)
     runner.tick_providers.append(watchdog.status)
     Trips(runner, cfg, watcher).attach()
+    sweep = StartSweep(runner)  # what stands on the account: before anything is armed
+    sweep.attach()
     if cfg.deadman:
-        Deadman(runner, cfg, watchdog).attach()
+        Deadman(runner, cfg, watchdog, sweep).attach()
     return watchdog

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from perpbot.alerts.outbox import post as post_alert
 from perpbot.errors import BadInput, PerpbotError, RuntimeFailure
 from perpbot.kill.acks import (
     ack_failures,
@@ -89,6 +90,8 @@ def set_switch(
     else:
         head = f"kill switch already set for {describe_scope(scope)}: {effective.describe()}"
     lines = [head, f"bots refuse to start until it is cleared; {CLEAR_HINT}"]
+    if effective.id == entry.id:  # after the write: the bots act on the file, not on this
+        post_alert("KILL_SET", "critical", f"{head} (set by {entry.who})")
     doc: dict[str, Any] = {"sentinel": sentinel.to_dict(), "entry": effective.to_dict()}
     failures: list[str] = []
     # the bots to wait for, listed before --direct acts (they may have stopped by then)
@@ -121,6 +124,10 @@ def set_switch(
         doc["acks"], doc["missing"] = got, missing
     if doc.get("direct"):
         lines.extend(direct_countdown_lines(doc["direct"], doc.get("acks") or []))
+    if failures:
+        post_alert(
+            "KILL_LEFT_OPEN", "critical", "perpbot kill left work undone: " + "; ".join(failures)
+        )
     return (doc, lines), failures
 
 
@@ -144,6 +151,8 @@ def clear_switch(reason: str | None, scope: str | None, *, confirmed: bool) -> O
     left = read_sentinel()
     if removed:
         lines = [f"kill switch cleared: {e.describe()}" for e in removed]
+        for line in lines:
+            post_alert("KILL_CLEARED", "warning", f"{line} ({reason or who_am_i()})")
         lines.append(f"recorded in {history_path()}")
     else:
         lines = [f"no kill switch for {describe_scope(scope or 'all')}"]

@@ -14,9 +14,13 @@ the run's orders are confirmed gone at the exchange; otherwise it stays armed, r
 more, and the run says which orders it covers and when it fires. Where the kill switch could
 not confirm its orders gone (what `perpbot kill` announced), it stays armed too.
 
-Binance keeps one countdown per (account, symbol): two bots on one account and symbol share
-it, and one's clean stop disarms the other's. Exchanges without such a timer are reported
-at start (the run goes on: the watchdog and the stop path still cancel).
+Binance keeps one countdown per (account, symbol): bots sharing a symbol share it
+(perpbot.kill.sweep). The last one out disarms it: a stop leaves it armed, unrefreshed,
+while another bot runs on the symbol (it refreshes it) or orders of another perpbot run (a
+dead run's) stand there (the exchange cancels them). Symbols where the account holds orders
+the bot did not place get no countdown when ``[kill] foreign_orders = "no_deadman"``.
+Exchanges without such a timer are reported at start (the run goes on: the watchdog and the
+stop path still cancel).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from perpbot.kill.cancel import describe_error
 if TYPE_CHECKING:
     from perpbot.config import KillSection
     from perpbot.engine.hooks import AttachableRun, OrdersLeft, RunPort
+    from perpbot.kill.sweep import StartSweep
     from perpbot.kill.watchdog import KillWatchdog
 
 COUNTDOWN_METHOD = "fapiprivate_post_countdowncancelall"
@@ -41,9 +46,16 @@ def has_countdown(exchange: Any) -> bool:
 
 
 class Deadman:
-    def __init__(self, runner: AttachableRun, cfg: KillSection, watchdog: KillWatchdog) -> None:
+    def __init__(
+        self,
+        runner: AttachableRun,
+        cfg: KillSection,
+        watchdog: KillWatchdog,
+        sweep: StartSweep | None = None,
+    ) -> None:
         self.runner = runner
         self.watchdog = watchdog
+        self.sweep = sweep
         self.countdown_ms = int(cfg.deadman_countdown_s * 1000)
         self.refresh_s = cfg.deadman_refresh_s or cfg.deadman_countdown_s / 3.0
         self.stale_after_s = runner.config.strategy.tick_interval + cfg.deadman_countdown_s
@@ -89,7 +101,12 @@ class Deadman:
 
     # -- hooks ------------------------------------------------------------------------------
     async def arm(self, runner: RunPort) -> None:
-        symbols = list(runner.config.strategy.symbols)
+        skip = self.sweep.no_deadman if self.sweep is not None else {}
+        symbols = [s for s in runner.config.strategy.symbols if s not in skip]
+        if skip:
+            self.info["not_armed"] = dict(skip)
+        if not symbols:
+            return
         if not has_countdown(runner.client.exchange):
             why = f"exchange {runner.config.exchange.id!r} has no cancel-all-after timer"
             self.info["unavailable"] = why
@@ -212,6 +229,19 @@ class Deadman:
                 symbols=keep,
             )
             self.armed = [s for s in self.armed if s not in keep]
+        if self.armed and self.sweep is not None:
+            shared = await self.sweep.keep_armed(self.armed)
+            for symbol, why in shared.items():
+                self._say(
+                    "info",
+                    "KILL_DEADMAN_SHARED",
+                    f"the dead-man countdown on {symbol} is left armed (this run no longer "
+                    f"refreshes it): {why}; the last bot out disarms it",
+                    symbol=symbol,
+                )
+            if shared:
+                self.info["shared_kept"] = shared
+            self.armed = [s for s in self.armed if s not in shared]
         if not self.armed:
             return
         failed = await self._send(self.armed, 0)

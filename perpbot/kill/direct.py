@@ -98,14 +98,15 @@ def check_grant(exchange: ExchangeSection, level: str) -> None:
 
 
 def run_tags_for(entry: KillEntry) -> set[str] | None:
-    """For a run-scoped switch: client-order-id prefixes of the runs it covers."""
+    """For a run-scoped switch: client-order-id prefixes of the strategies of the runs it
+    covers (their orders, and any an earlier run of the same strategy left)."""
     if not entry.scope.startswith("run:"):
         return None
-    from perpbot.client.orders import PREFIX, run_tag
+    from perpbot.client.orders import strategy_prefix
     from perpbot.kill.acks import bot_documents
 
     tags = {
-        f"{PREFIX}-{run_tag(str(doc.get('run_id')), str(doc.get('strategy')))}-"
+        strategy_prefix(str(doc.get("strategy")))
         for doc in bot_documents()
         if entry.matches(
             profile=doc.get("profile"), run_id=doc.get("run_id"), strategy=doc.get("strategy")

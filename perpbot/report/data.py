@@ -7,23 +7,23 @@ here raises on such data; each gap becomes a note the report shows the trader.
 
 Journals are streamed line by line and each tick is cut down to what a report draws as it is
 read (a day of 1 s ticks with every concern's extras is hundreds of MB as Python objects).
-That is why this reads JSONL itself instead of ``perpbot.engine.journal.read_jsonl``, which
-loads a whole file and raises on a corrupt line before the last.
+That is why this reads JSONL itself (``jsonl.read_journal``) instead of
+``perpbot.engine.journal.read_jsonl``, which loads a whole file and raises on a corrupt line
+before the last.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from perpbot.fsutil import read_json
-from perpbot.ops.runfiles import journal_exists, open_journal
+from perpbot.ops.runfiles import journal_exists
 from perpbot.report.extras import index_prices, index_section, num, rate_figures
-
-Points = list[tuple[float, float]]
+from perpbot.report.jsonl import Points, read_journal
+from perpbot.report.signedlog import decisions, header_weights, read_signed_log
 
 JOURNALS = ("fills.jsonl", "ticks.jsonl", "events.jsonl")
 
@@ -115,50 +115,6 @@ def slim_event(e: dict[str, Any]) -> dict[str, Any]:
     return {k: e.get(k) for k in ("ts", "layer", "action", "code", "sentence")}
 
 
-def read_journal(
-    path: Path,
-    notes: list[str],
-    torn_files: list[str],
-    slim: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-) -> list[dict[str, Any]]:
-    """A JSONL journal's records, streamed; a torn last line or corrupt lines are skipped
-    and said in ``notes`` (torn files are also listed in ``torn_files``)."""
-    records: list[dict[str, Any]] = []
-    bad = 0
-    last_bad = False  # whether the last non-empty line so far failed to parse
-    try:
-        with open_journal(path) as fh:  # plain, or gzipped once the run ended
-            for line in fh:
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    bad += int(last_bad)
-                    last_bad = True
-                    continue
-                bad += int(last_bad)
-                last_bad = False
-                if isinstance(rec, dict):
-                    records.append(slim(rec) if slim else rec)
-    except FileNotFoundError:
-        return []
-    except EOFError:  # a gzip cut short: what was read stands, the tail is torn
-        last_bad = True
-    except OSError as exc:
-        notes.append(f"{path.name} is unreadable ({exc.strerror or type(exc).__name__})")
-        return records
-    if last_bad:
-        torn_files.append(path.name)
-        notes.append(
-            f"{path.name}: the last line was cut off mid-write (the run crashed or is still "
-            "writing it); it was skipped"
-        )
-    if bad:
-        notes.append(f"{path.name}: {bad} corrupt line(s) were skipped")
-    return records
-
-
 SLIM: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "ticks.jsonl": slim_tick,
     "events.jsonl": slim_event,
@@ -197,8 +153,6 @@ def load_run(
 
 
 def _fill_from_signed_log(run: RunData, journals: tuple[str, ...]) -> None:
-    from perpbot.report.signedlog import decisions, header_weights, read_signed_log
-
     want_events = "events.jsonl" in journals and not journal_exists(run.dir / "events.jsonl")
     want_weight = "ticks.jsonl" in journals and not any(
         isinstance(t.get("rate"), dict) for t in run.ticks

@@ -14,8 +14,8 @@ from typing import Any
 
 from perpbot.audit.segments import segment_files
 from perpbot.paths import state_dir
-from perpbot.report.data import Points, read_journal
 from perpbot.report.extras import num
+from perpbot.report.jsonl import Points, read_journal
 
 WEIGHT_HEADER = "x-mbx-used-weight-"
 

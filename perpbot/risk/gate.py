@@ -20,7 +20,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from perpbot.client.account import OpenOrder
-from perpbot.client.orders import PREFIX, run_tag
+from perpbot.client.orders import strategy_prefix
 from perpbot.client.pipeline import CallNext
 from perpbot.client.request import OrderSpec, Request
 from perpbot.client.validate import find_market, wire_leverage, wire_margin_mode, wire_order
@@ -154,7 +154,7 @@ class RiskGate:
         self._contract: dict[str, float] = {}
         self._own_prefix: str | None = None
         if setup.in_run:
-            self._own_prefix = f"{PREFIX}-{run_tag(setup.run_id, config.strategy.name)}-"
+            self._own_prefix = strategy_prefix(config.strategy.name)
         setup.reference_prices.append(self.state.reference)  # the ScopeGate values orders
         self._defaults_pending = needs_defaults(config)  # paper, no limits: derive them
 
@@ -258,7 +258,8 @@ class RiskGate:
 
     # -- what the checks see ------------------------------------------------------------------
     def _own(self, o: OpenOrder) -> bool:
-        """This bot's order (its client ids carry the run's tag), or one it is sending."""
+        """This bot's order (its client ids carry its strategy's tag: this run's, or an
+        earlier run's it adopted at start), or one it is sending."""
         prefix = self._own_prefix
         return prefix is None or o.inflight or (o.client_order_id or "").startswith(prefix)
 

@@ -2,14 +2,16 @@
 
 One-way mode (positionSide BOTH) means a fill either grows the position (new weighted
 entry price), reduces it (realising PnL against the entry), or flips it (close, then open
-the remainder at the fill price). Isolated positions carry their own margin wallet, moved
-out of the cross wallet on entry and back on exit, recorded like Binance's
+the remainder at the fill price). In hedge mode an account holds a LONG and a SHORT
+position per symbol; orders name the side, and closing orders (SELL LONG, BUY SHORT) are
+capped at the position, so a side never flips. Isolated positions carry their own margin
+wallet, moved out of the cross wallet on entry and back on exit, recorded like Binance's
 positionMargin/history ("TRADE" deltas).
 """
 
 from __future__ import annotations
 
-from perpbot.sim.models import Account, SimPosition
+from perpbot.sim.models import Account, SimPosition, position_key
 from perpbot.sim.spec import SymbolSpec
 
 #: apiRestrictions fields and the simulator's default for a new key: read + futures, no
@@ -39,12 +41,21 @@ def _sign(value: int) -> int:
 
 
 def apply_position_fill(
-    acct: Account, spec: SymbolSpec, delta: int, px: float, leverage: int, isolated: bool, t: int
+    acct: Account,
+    spec: SymbolSpec,
+    delta: int,
+    px: float,
+    leverage: int,
+    isolated: bool,
+    t: int,
+    side: str = "BOTH",
 ) -> float:
-    """Apply a signed fill of ``delta`` steps at ``px``; return the realised PnL."""
-    pos = acct.positions.get(spec.symbol)
+    """Apply a signed fill of ``delta`` steps at ``px`` to the ``side`` position (BOTH in
+    one-way mode; LONG or SHORT in hedge mode, whose closing orders never flip it)."""
+    key = position_key(spec.symbol, side)
+    pos = acct.positions.get(key)
     if pos is None:
-        pos = acct.positions[spec.symbol] = SimPosition(spec.symbol)
+        pos = acct.positions[key] = SimPosition(spec.symbol, side=side)
     old = pos.amt
     new = old + delta
     realized = 0.0
@@ -82,7 +93,7 @@ def _move_isolated(acct: Account, pos: SimPosition, amount: float, t: int) -> No
             "amount": abs(amount),
             "asset": "USDT",
             "time": t,
-            "positionSide": "BOTH",
+            "positionSide": pos.side,
             "clientTranId": "",
         }
     )

@@ -62,7 +62,8 @@ def place(engine: Engine, acct: Account, params: Mapping[str, str]) -> AlgoOrder
     otype = trading.required(params, "type").upper()
     if otype not in TYPES:
         raise E.SimError(-1116, "Invalid orderType.")
-    if params.get("positionSide", "BOTH").upper() != "BOTH":
+    if params.get("positionSide", "BOTH").upper() != "BOTH" or acct.dual_side:
+        # hedge-mode conditional orders are not served (docs/simulator.md, hedge mode)
         raise E.SimError(-4061, "Order's position side does not match user's setting.")
     close = trading.parse_bool(params, "closePosition")
     reduce_only = trading.parse_bool(params, "reduceOnly")

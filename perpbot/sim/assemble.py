@@ -16,6 +16,7 @@ def build_engine(cfg: SimConfig) -> Engine:
     engine = Engine(cfg)
     engine.sweeper = lambda symbol, t: trading.sweep(engine, symbol, t)
     engine.taker = lambda symbol, side, qty, t: trading.synthetic_take(engine, symbol, side, qty, t)
+    engine.follower = lambda symbol, tick: trading.follow_tick(engine, symbol, tick)
     algo.attach(engine)
     liquidation.attach(engine)
     crowd_traders.attach(engine)

@@ -29,25 +29,33 @@ class SimClock:
     """Engine time in epoch milliseconds, plus an adjustable skew."""
 
     def __init__(
-        self, mode: ClockMode = "wall", start_ms: int | None = None, speed: float = 1.0
+        self,
+        mode: ClockMode = "wall",
+        start_ms: int | None = None,
+        speed: float = 1.0,
+        *,
+        follow: bool = False,
     ) -> None:
+        """``follow``: a wall clock that starts at ``start_ms`` (a replay's first event)
+        instead of now, and runs ``speed`` times real time from there."""
         self.mode: ClockMode = mode
         self.skew_ms = 0
         self.speed = speed
         self._manual_ms = start_ms if start_ms is not None else wall_ms()
         self._wall0 = wall_ms()
+        self._origin = start_ms if follow and start_ms is not None else self._wall0
 
     def now_ms(self) -> int:
         """Engine time; a wall clock with ``speed`` != 1 runs that many times faster."""
         if self.mode == "manual":
             return self._manual_ms + self.skew_ms
-        if self.speed != 1.0:
-            return self._wall0 + int((wall_ms() - self._wall0) * self.speed) + self.skew_ms
+        if self.speed != 1.0 or self._origin != self._wall0:
+            return self._origin + int((wall_ms() - self._wall0) * self.speed) + self.skew_ms
         return wall_ms() + self.skew_ms
 
     def auth_now_ms(self) -> int:
         """The time signed timestamps are judged against (see the module docstring)."""
-        if self.mode == "manual" or self.speed != 1.0:
+        if self.mode == "manual" or self.speed != 1.0 or self._origin != self._wall0:
             return wall_ms() + self.skew_ms
         return self.now_ms()
 

@@ -122,6 +122,52 @@ class MarketConfig(_Strict):
     )
 
 
+ReplayKind = Literal["aggTrades", "bookTicker", "klines", "markPriceKlines"]
+
+
+class ReplayFile(_Strict):
+    """One data.binance.vision file (CSV or the published .zip, with or without header)."""
+
+    path: Path
+    kind: ReplayKind | None = Field(None, description="default: from the file's name/folder")
+    symbol: str | None = Field(None, description="default: the file name's first part")
+
+
+class SourceConfig(_Strict):
+    """Where the market's prices come from (see docs/simulator.md, "Market sources").
+
+    ``random``: the seeded walk of [market]; the regime knobs below are all off by default,
+    which keeps the walk identical to a config without this section. ``replay``: Binance's
+    public files, with the clock starting at the first event and running ``clock_speed``
+    times real time. ``live``: another exchange's public trades through ccxt.pro.
+    """
+
+    kind: Literal["random", "replay", "live"] = "random"
+    vol_cluster: float = Field(0.0, ge=0, le=3, description="stdev of log-volatility (0: off)")
+    vol_cluster_tau_s: float = Field(900.0, gt=0, description="volatility regime persistence")
+    squeeze_per_h: float = Field(0.0, ge=0, description="funding squeezes per hour (0: off)")
+    squeeze_premium: float = Field(0.003, ge=0, lt=0.1, description="premium in a squeeze")
+    squeeze_move: float = Field(0.02, ge=0, lt=1, description="price move over a squeeze")
+    squeeze_s: float = Field(1800.0, gt=0, description="mean squeeze length")
+    files: list[ReplayFile] = Field(default_factory=list, description="replay: the files")
+    shift_to_now: bool = Field(
+        False, description="replay: move the file's times so its first event happens now"
+    )
+    exchange: str = Field("", description="live: a ccxt exchange id, e.g. binanceusdm")
+    symbols: dict[str, str] = Field(
+        default_factory=dict, description="live: sim symbol -> upstream symbol (BTC/USDT:USDT)"
+    )
+    url: str | None = Field(None, description="live: the upstream's base URL (a simulator)")
+
+    @model_validator(mode="after")
+    def _complete(self) -> SourceConfig:
+        if self.kind == "replay" and not self.files:
+            raise ValueError("kind = 'replay' needs at least one file in files")
+        if self.kind == "live" and (not self.exchange or not self.symbols):
+            raise ValueError("kind = 'live' needs exchange and symbols")
+        return self
+
+
 class FeesConfig(_Strict):
     maker: float = Field(0.0002, ge=0)
     taker: float = Field(0.0005, ge=0)
@@ -171,6 +217,7 @@ class SimConfig(_Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     faults: FaultPlan = Field(default_factory=FaultPlan)
     ws: WsConfig = Field(default_factory=WsConfig)
+    source: SourceConfig = Field(default_factory=SourceConfig)
 
     @model_validator(mode="after")
     def _unique_symbols(self) -> SimConfig:
@@ -188,9 +235,13 @@ class SimConfig(_Strict):
         label = p.name or str(p)
         data = parse_toml(read_config_bytes(p), label, invalid="not valid TOML")  # (size-capped)
         try:
-            return cls.model_validate(data)
+            cfg = cls.model_validate(data)
         except ValidationError as exc:
             raise BadInput(f"{label}: {describe_error(exc)}") from None
+        for f in cfg.source.files:  # replay files are relative to the config's folder
+            if not f.path.is_absolute():
+                f.path = p.parent / f.path
+        return cfg
 
 
 def describe_error(exc: ValidationError) -> str:

@@ -11,7 +11,7 @@ quote the perp's mid less the premium at their next refresh), so the mark reache
 next traders' levels: a cascade over seconds, as on Binance, where the mark (not the last
 print) triggers liquidations. Liquidated traders reopen at the current price after a
 while (mean ``crowd_reopen_s``), so the population persists. Every crowd liquidation is recorded
-(``/__sim/state`` ``crowd_liquidations``).
+(``/__sim/state`` ``crowd_liquidations``); the crowd's open longs count in ``openInterest``.
 
 Off by default (``crowd_traders = 0``): existing seeded tests and paper runs keep their
 market; stress tests switch it on.
@@ -52,6 +52,9 @@ def attach(engine: Engine) -> None:
         for _ in range(cfg.crowd_traders):
             traders.append(_open(engine, rng, symbol, mkt.mark))
     engine.step_hooks.append(lambda symbol, t: check(engine, rng, traders, symbol, t))
+    engine.crowd_long = lambda symbol: sum(
+        tr.qty for tr in traders if tr.symbol == symbol and tr.side == "BUY" and not tr.reopen_at
+    )
 
 
 def _open(engine: Engine, rng: random.Random, symbol: str, price: float) -> CrowdTrader:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import zlib
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -21,9 +22,12 @@ from perpbot.sim.book import Book
 from perpbot.sim.clock import SimClock
 from perpbot.sim.config import SimConfig
 from perpbot.sim.faults import FaultInjector, FaultPlan
+from perpbot.sim.feed import Feed, QueueFeed, ReplayFeed, replay_feed
 from perpbot.sim.limits import SimRateLimits
 from perpbot.sim.market import SymbolMarket
-from perpbot.sim.models import Account, AlgoOrder, Order, Trade
+from perpbot.sim.models import Account, AlgoOrder, Order, Trade, position_key
+from perpbot.sim.regimes import Regimes
+from perpbot.sim.replay_files import Tick
 from perpbot.sim.spec import SymbolSpec
 from perpbot.sim.ws_events import (
     AccountChanged,
@@ -47,7 +51,18 @@ LIQUIDATION_FEE = 0.0125  # exchangeInfo liquidationFee: the clearance fee rate
 class Engine:
     def __init__(self, cfg: SimConfig) -> None:
         self.cfg = cfg
-        self.clock = SimClock(cfg.clock, cfg.start_time_ms, cfg.clock_speed)
+        # the market source (feed.py): None for the random walk; a replay's clock starts
+        # at its first event and runs clock_speed times real time (wall) or manually
+        self.feed: Feed | None = replay_feed(cfg) if cfg.source.kind == "replay" else None
+        origin = cfg.start_time_ms
+        shift = isinstance(self.feed, ReplayFeed) and cfg.source.shift_to_now
+        if isinstance(self.feed, ReplayFeed) and origin is None and not shift:
+            origin = self.feed.start_ms()
+        self.clock = SimClock(cfg.clock, origin, cfg.clock_speed, follow=self.feed is not None)
+        if isinstance(self.feed, ReplayFeed) and shift:
+            self.feed.shift_ms = self.clock.now_ms() - (self.feed.start_ms() or 0)
+        if cfg.source.kind == "live":  # fed by live_source.LiveSource (started by the server)
+            self.feed = QueueFeed(self.clock.now_ms, cfg.source.symbols)
         self.rng = random.Random(cfg.seed)
         self.faults = FaultInjector(cfg.seed)
         self.limits = SimRateLimits(cfg.limits)
@@ -63,9 +78,15 @@ class Engine:
                 funding_interval_ms=_funding_interval_ms(cfg, spec),
                 fixed_rate=cfg.funding.rate,
                 rate_cap=cfg.funding.rate_cap,
+                regimes=Regimes.create(cfg.source, cfg.seed ^ zlib.crc32(sym.encode())),
             )
             for sym, spec in self.specs.items()
         }
+        if self.feed is not None:
+            for sym, mkt in self.markets.items():
+                first = self.feed.first(sym)
+                if first is not None:
+                    mkt.rebase(first.price, now)
         self.funding_history: list[dict[str, Any]] = []
         self.algo_orders: dict[int, AlgoOrder] = {}
         self.next_algo_id = 1_000_000_001
@@ -78,6 +99,8 @@ class Engine:
         self.sweeper: Callable[[str, int], None] | None = None
         self.taker: Callable[[str, str, int, int], None] | None = None
         self.liquidator: Callable[[Account, margin.PositionView, int], None] | None = None
+        # a feed's tick applied to a symbol's market (trading.follow_tick)
+        self.follower: Callable[[str, Tick], None] | None = None
         self.insurance_fund = cfg.insurance_fund
         self.books: dict[str, Book] = {sym: Book() for sym in self.specs}
         self.listeners: list[Listener] = []  # stream hooks (ws_events.py)
@@ -91,6 +114,7 @@ class Engine:
         self.trades_by_account: dict[str, list[Trade]] = {}
         self.liquidations: list[dict[str, Any]] = []
         self.crowd_liquidations: list[dict[str, Any]] = []  # crowd_traders.py
+        self.crowd_long: Callable[[str], int] = lambda symbol: 0  # crowd's open longs (steps)
         self.countdowns: dict[tuple[str, str], int] = {}
         self.holders: set[str] = set()
         self.next_order_id = 4_000_000_001
@@ -172,11 +196,18 @@ class Engine:
                 for symbol, mkt in self.markets.items():
                     if self.faults.frozen(symbol):
                         continue
-                    mkt.step(dt_s, t)
+                    fed = self.feed is not None and self.feed.covers(symbol)
+                    if fed:
+                        self._follow(symbol, t)
+                        mkt.advance(dt_s, t, candle=False)
+                    else:
+                        mkt.step(dt_s, t)
                     mkt.sample_premium(t)
                     if self.sweeper is not None:
                         self.sweeper(symbol, t)
-                    draw = mkt.taker_draw(dt_s)  # drawn even unmatched: the walk's RNG order
+                    draw = None
+                    if not (fed and self.feed is not None and self.feed.trades):
+                        draw = mkt.taker_draw(dt_s)  # drawn even unmatched: the RNG's order
                     if draw is not None and self.taker is not None:
                         self.taker(symbol, draw[0], draw[1], t)
                     for hook in self.step_hooks:
@@ -186,6 +217,21 @@ class Engine:
                 t += self.step_ms * stride
             self.next_step_ms = t
         self._process_timed(now)
+
+    def _follow(self, symbol: str, t: int) -> None:
+        """Apply the feed's ticks up to ``t`` to ``symbol``'s market, in order."""
+        assert self.feed is not None
+        ticks = self.feed.take(symbol, t)
+        if not ticks:
+            return
+        if self.follower is None:
+            raise RuntimeError("engine has no follower: build it with build_engine()")
+        mkt = self.markets[symbol]
+        for tick in ticks:
+            if mkt.ticks_followed == 0 and not isinstance(self.feed, ReplayFeed):
+                mkt.rebase(tick.price, tick.t)  # a live feed's first trade
+            mkt.ticks_followed += 1
+            self.follower(symbol, tick)
 
     @property
     def interval_ms(self) -> int:
@@ -292,7 +338,9 @@ class Engine:
         fee = quote * (self.cfg.fees.maker if maker else self.cfg.fees.taker)
         lev = margin.leverage_of(acct, order.symbol, self.cfg.default_leverage)
         iso = margin.is_isolated(acct, order.symbol)
-        realized = apply_position_fill(acct, spec, order.sign * qty, px, lev, iso, t)
+        realized = apply_position_fill(
+            acct, spec, order.sign * qty, px, lev, iso, t, order.position_side
+        )
         acct.wallet += realized - fee
         acct.update_time = t
         order.executed += qty
@@ -324,14 +372,14 @@ class Engine:
             order.status = "PARTIALLY_FILLED"
         self.emit(OrderChanged(order, "TRADE", t, trade))
         self.emit(AccountChanged(acct.api_key, "ORDER", t, (order.symbol,)))
-        pos = acct.positions[order.symbol]
+        pos = acct.positions[position_key(order.symbol, order.position_side)]
         if pos.amt != 0:
             self.holders.add(acct.api_key)
         else:
             if not any(p.amt for p in acct.positions.values()):
                 self.holders.discard(acct.api_key)
             for other in self.open_of(acct.api_key, order.symbol):
-                if other.reduce_only:
+                if other.closing and other.position_side == order.position_side:
                     self.close_order(other, "EXPIRED", t)
 
     # -- liquidation ---------------------------------------------------------------------
@@ -367,6 +415,7 @@ class Engine:
         reduce_only: bool,
         t: int,
         record: bool = True,
+        position_side: str = "BOTH",
     ) -> Order:
         self.seq += 1
         order = Order(
@@ -385,6 +434,7 @@ class Engine:
             update_time=t,
             orig_type=otype,
             recorded=record,
+            position_side=position_side,
         )
         self.next_order_id += 1
         self.orders[order.order_id] = order

@@ -93,9 +93,9 @@ def set_leverage(engine: Engine, ctx: Ctx) -> Any:
     if not 1 <= lev <= 125:
         raise E.SimError(-4028, f"Leverage {raw} is not valid")
     cap = margin.max_notional_for_leverage(lev)
-    pos = ctx.acct.positions.get(symbol)
-    if pos and pos.amt:
-        notional = abs(pos.amt) * engine.specs[symbol].step_f * engine.markets[symbol].mark
+    held = max((abs(p.amt) for p in ctx.acct.positions.values() if p.symbol == symbol), default=0)
+    if held:
+        notional = held * engine.specs[symbol].step_f * engine.markets[symbol].mark
         if notional > cap:
             raise E.SimError(-2027, "Exceeded the maximum allowable position at current leverage.")
     ctx.acct.leverage[symbol] = lev
@@ -117,8 +117,7 @@ def set_margin_type(engine: Engine, ctx: Ctx) -> Any:
         raise E.err(E.MARGIN_TYPE_SAME)
     if engine.open_of(acct.api_key, symbol):
         raise E.err(E.MARGIN_TYPE_OPEN_ORDERS)
-    pos = acct.positions.get(symbol)
-    if pos and pos.amt:
+    if any(p.amt for p in acct.positions.values() if p.symbol == symbol):
         raise E.err(E.MARGIN_TYPE_POSITION)
     acct.margin_type[symbol] = wanted
     engine.emit(

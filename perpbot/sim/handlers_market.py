@@ -194,6 +194,25 @@ def index_price_klines(engine: Engine, ctx: Ctx) -> Any:
     return _klines(engine, ctx, pair, engine.markets[pair].index_candles, volumes=False)
 
 
+CONTRACT_TYPES = ("PERPETUAL", "CURRENT_QUARTER", "NEXT_QUARTER", "TRADIFI_PERPETUAL")
+
+
+def continuous_klines(engine: Engine, ctx: Ctx) -> Any:
+    """Klines of the pair's contract of ``contractType``: only perpetuals are listed here,
+    so PERPETUAL serves the perpetual's trade klines and a quarterly is an unknown symbol."""
+    pair = ctx.params.get("pair")
+    if not pair:
+        raise E.mandatory("pair")
+    contract = ctx.params.get("contractType")
+    if not contract:
+        raise E.mandatory("contractType")
+    if contract not in CONTRACT_TYPES:
+        raise E.SimError(-1100, "Illegal characters found in parameter 'contractType'.")
+    if pair not in engine.markets or contract != "PERPETUAL":
+        raise E.err(E.INVALID_SYMBOL)
+    return _klines(engine, ctx, pair, engine.markets[pair].candles, volumes=True)
+
+
 def _klines(
     engine: Engine, ctx: Ctx, symbol: str, candles: Iterable[Candle], *, volumes: bool
 ) -> Any:
@@ -300,5 +319,6 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v1/klines"): Route(klines),
     ("GET", "/fapi/v1/markPriceKlines"): Route(mark_price_klines),
     ("GET", "/fapi/v1/indexPriceKlines"): Route(index_price_klines),
+    ("GET", "/fapi/v1/continuousKlines"): Route(continuous_klines),
     ("GET", "/fapi/v1/premiumIndex"): Route(premium_index),
 }

@@ -2,17 +2,19 @@
 
 Balances (``/fapi/v2|v3/balance``), fees (``commissionRate``), order history
 (``allOrders``), funding (``fundingRate`` history, ``fundingInfo``), public trades
-(``trades``, ``aggTrades``: one aggregate per trade), ``openInterest`` (the users' open
-long size; the synthetic crowd holds the other side), liquidations (``forceOrders``),
+(``trades``, ``aggTrades``: one aggregate per trade), ``openInterest`` (the users' and
+the leveraged crowd's open long size; the synthetic crowd holds the other side),
+liquidations (``forceOrders``),
 ``adlQuantile`` (liquidation.py's ranking), ``apiTradingStatus`` (no indicators),
-``multiAssetsMargin`` and ``positionSide/dual`` (single-asset, one-way: the only modes
-served), ``accountConfig`` and ``rateLimit/order``.
+``multiAssetsMargin`` (single-asset only), ``positionSide/dual`` (GET, and POST to switch
+between one-way and hedge mode), ``accountConfig`` and ``rateLimit/order``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from perpbot.sim import errors as E
 from perpbot.sim import liquidation, payloads, trading
 from perpbot.sim.engine import Engine
 from perpbot.sim.routing import Ctx, Route, int_param, window
@@ -139,8 +141,11 @@ def open_interest(engine: Engine, ctx: Ctx) -> Any:
     symbol = trading.spec_of(engine, ctx.params)
     spec = engine.specs[symbol]
     longs = sum(
-        max(0, a.positions[symbol].amt) for a in engine.accounts.values() if symbol in a.positions
-    )
+        max(0, p.amt)
+        for a in engine.accounts.values()
+        for p in a.positions.values()
+        if p.symbol == symbol
+    ) + engine.crowd_long(symbol)  # the leveraged crowd's open longs (crowd_traders.py)
     return {"openInterest": spec.fmt_qty(longs), "symbol": symbol, "time": engine.clock.now_ms()}
 
 
@@ -179,7 +184,31 @@ def multi_assets_margin(engine: Engine, ctx: Ctx) -> Any:
 
 
 def position_side_dual(engine: Engine, ctx: Ctx) -> Any:
-    return {"dualSidePosition": False}
+    return {"dualSidePosition": ctx.acct.dual_side}
+
+
+def change_position_side(engine: Engine, ctx: Ctx) -> Any:
+    """Change Position Mode: hedge (true) or one-way (false), only while the account holds
+    no position and no open order in any symbol (Binance: -4068 / -4067; -4059 if same)."""
+    raw = ctx.params.get("dualSidePosition")
+    if not raw:
+        raise E.mandatory("dualSidePosition")
+    if raw.lower() not in ("true", "false"):
+        raise E.illegal("dualSidePosition")
+    wanted = raw.lower() == "true"
+    acct = ctx.acct
+    if acct.dual_side == wanted:
+        raise E.SimError(-4059, "No need to change position side.")
+    if any(p.amt for p in acct.positions.values()):
+        raise E.SimError(-4068, "Position side cannot be changed if there exists position.")
+    if engine.open_of(acct.api_key) or any(
+        a.account == acct.api_key and a.is_open for a in engine.algo_orders.values()
+    ):
+        raise E.SimError(-4067, "Position side cannot be changed if there exists open orders.")
+    acct.dual_side = wanted
+    acct.positions.clear()  # all flat: the next fills open positions of the new mode
+    acct.update_time = engine.clock.now_ms()
+    return {"code": 200, "msg": "success"}
 
 
 def account_config(engine: Engine, ctx: Ctx) -> Any:
@@ -189,7 +218,7 @@ def account_config(engine: Engine, ctx: Ctx) -> Any:
         "canTrade": acct.permissions.get("enableFutures", False),
         "canDeposit": True,
         "canWithdraw": acct.permissions.get("enableWithdrawals", False),
-        "dualSidePosition": False,
+        "dualSidePosition": acct.dual_side,
         "updateTime": acct.update_time or acct.create_time,
         "multiAssetsMargin": False,
         "tradeGroupId": -1,
@@ -216,6 +245,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v1/apiTradingStatus"): Route(api_trading_status, FUTURES),
     ("GET", "/fapi/v1/multiAssetsMargin"): Route(multi_assets_margin, FUTURES),
     ("GET", "/fapi/v1/positionSide/dual"): Route(position_side_dual, FUTURES),
+    ("POST", "/fapi/v1/positionSide/dual"): Route(change_position_side, FUTURES),
     ("GET", "/fapi/v1/accountConfig"): Route(account_config, FUTURES),
     ("GET", "/fapi/v1/rateLimit/order"): Route(order_rate_limits, FUTURES),
 }

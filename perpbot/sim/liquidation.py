@@ -26,7 +26,7 @@ import math
 
 from perpbot.sim import margin, trading
 from perpbot.sim.engine import LIQUIDATION_FEE, Engine
-from perpbot.sim.models import Account, Order
+from perpbot.sim.models import Account, Order, SimPosition
 from perpbot.sim.ws_events import AccountChanged, Liquidated
 
 
@@ -63,7 +63,7 @@ def liquidate(engine: Engine, acct: Account, pv: margin.PositionView, t: int) ->
     qty = abs(pv.pos.amt)
     order = engine.new_order(
         acct.api_key, symbol, f"autoclose-{t}{engine.seq}", side, "LIMIT", "IOC", price, qty,
-        True, t,
+        True, t, position_side=pv.pos.side,
     )  # fmt: skip
     order.orig_type = "LIQUIDATION"
     trading.match_taker(engine, order, price, t)
@@ -124,24 +124,24 @@ def _deleverage(engine: Engine, order: Order, price: int, t: int) -> int:
     """Close the liquidation's rest against opposite positions, best-ranked first."""
     symbol = order.symbol
     want_long = order.side == "BUY"  # a liquidated short is closed against longs
-    ranked: list[tuple[float, Account]] = []
+    ranked: list[tuple[float, Account, SimPosition]] = []
     for key in sorted(engine.holders):
         if key == order.account:
             continue
         acct = engine.accounts[key]
         for pv in engine.view(acct).positions:
             if pv.spec.symbol == symbol and (pv.pos.amt > 0) == want_long and pv.pos.amt:
-                ranked.append((adl_score(pv), acct))
+                ranked.append((adl_score(pv), acct, pv.pos))
     ranked.sort(key=lambda r: -r[0])
     done = 0
-    for _, acct in ranked:
+    for _, acct, pos in ranked:
         if order.remaining == 0:
             break
-        pos = acct.positions[symbol]
         take = min(order.remaining, abs(pos.amt))
         counter = engine.new_order(
             acct.api_key, symbol, f"adl_autoclose-{t}{engine.seq}",
             "SELL" if pos.amt > 0 else "BUY", "LIMIT", "IOC", price, take, True, t,
+            position_side=pos.side,
         )  # fmt: skip
         counter.orig_type = "ADL"
         engine.fill_order(counter, price, take, False, t)

@@ -97,9 +97,10 @@ def summarize(
 ) -> MarginView:
     views: list[PositionView] = []
     upnl = cross_upnl = pos_im = maint = cross_maint = isolated_wallets = 0.0
-    for symbol, pos in acct.positions.items():
+    for pos in acct.positions.values():
         if pos.amt == 0:
             continue
+        symbol = pos.symbol
         spec = specs[symbol]
         amt = pos.amt * spec.step_f
         mark = marks[symbol]
@@ -122,7 +123,7 @@ def summarize(
     for order in open_orders:
         spec = specs[order.symbol]
         lev = leverage_of(acct, order.symbol, default_leverage)
-        if not order.reduce_only:
+        if not order.closing:
             order_im += order.remaining * spec.step_f * spec.px(order.price) / lev
     cross_wallet = acct.wallet - isolated_wallets
     cross_im = sum(v.im for v in views if not v.isolated)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from perpbot.sim.config import MarketConfig
 from perpbot.sim.pricing import Pricing
+from perpbot.sim.regimes import Regimes
 from perpbot.sim.spec import SymbolSpec
 
 MINUTE_MS = 60_000
@@ -63,8 +64,11 @@ class SymbolMarket:
         funding_interval_ms: int = 8 * 3_600_000,
         fixed_rate: float | None = None,
         rate_cap: float = 0.003,
+        regimes: Regimes | None = None,
     ) -> None:
         self.spec = spec
+        self.regimes = regimes
+        self.ticks_followed = 0  # a feed's ticks applied so far
         self.cfg = cfg
         self.rng = rng
         self._crowd_seed = (seed * 1_000_003) ^ zlib.crc32(spec.symbol.encode())
@@ -135,13 +139,28 @@ class SymbolMarket:
         """Advance the mid by one step of ``dt_s`` seconds; True if a jump happened."""
         cfg = self.cfg
         jumped = False
-        if cfg.volatility > 0:
-            self.mid *= math.exp(cfg.volatility * math.sqrt(dt_s) * self.rng.gauss(0.0, 1.0))
-        if cfg.jump_rate > 0 and self.rng.random() < cfg.jump_rate * dt_s:
+        if self.regimes is None:
+            vol, jump_rate = cfg.volatility, cfg.jump_rate
+        else:
+            self.regimes.advance(dt_s, now_ms)
+            scale = self.regimes.vol_scale
+            vol, jump_rate = cfg.volatility * scale, cfg.jump_rate * scale * scale
+            self.mid *= math.exp(self.regimes.drift(dt_s))
+            self.pricing.squeeze = self.regimes.premium
+        if vol > 0:
+            self.mid *= math.exp(vol * math.sqrt(dt_s) * self.rng.gauss(0.0, 1.0))
+        if jump_rate > 0 and self.rng.random() < jump_rate * dt_s:
             size = cfg.jump_size * (0.5 + self.rng.random())
             self.mid *= 1.0 + (size if self.rng.random() < 0.5 else -size)
             jumped = True
         self.mid = max(self.mid, self.spec.tick_f * 10)
+        self.advance(dt_s, now_ms)
+        return jumped
+
+    def advance(self, dt_s: float, now_ms: int, *, candle: bool = True) -> None:
+        """Everything a step does but move the mid: refill, index/mark, candles (a feed's
+        ticks touch the trade candles themselves: ``candle=False``)."""
+        cfg = self.cfg
         refill = 0.5 ** (dt_s / cfg.book_half_life_s)
         self.depleted_bids *= refill
         self.depleted_asks *= refill
@@ -150,8 +169,39 @@ class SymbolMarket:
         self.tick_index += 1
         self.data_time_ms = now_ms
         self.update_id += 1
+        if candle:
+            self._touch_candle(now_ms, self.spec.price_to_ticks(self.mid))
+
+    def rebase(self, price: float, now_ms: int) -> None:
+        """Move the whole market, its history included, to ``price`` (a feed's first tick:
+        the configured start price gives way to the replayed or live one)."""
+        factor = price / self.mid
+        self.mid = price
+        self.start_price = price
+        self.pricing.shift(factor, now_ms)
+        for candles in (self.candles, self.mark_candles, self.index_candles):
+            for c in candles:
+                c.open, c.high, c.low, c.close = (
+                    max(1, round(x * factor)) for x in (c.open, c.high, c.low, c.close)
+                )
+                c.quote *= factor
+                c.taker_buy_quote *= factor
+        self.last_trade_px = self.spec.price_to_ticks(price)
+        self._stats_key = None
+        self._crowd_key = None
+
+    def set_mid(self, price: float, now_ms: int) -> None:
+        """A feed's price tick: the crowd re-quotes around it; the 1m candle takes it."""
+        self.mid = max(price, self.spec.tick_f * 10)
+        self.data_time_ms = max(self.data_time_ms, now_ms)
         self._touch_candle(now_ms, self.spec.price_to_ticks(self.mid))
-        return jumped
+
+    def quote_touch(self, taker_side: str, price: int) -> None:
+        """Re-quote so a taker of ``taker_side`` meets the crowd first at ``price`` (a
+        replayed trade printed there): the crowd's best ask (BUY) or best bid (SELL)."""
+        spread = self.spec.cfg.crowd_spread_ticks
+        bid = price - spread if taker_side == "BUY" else price
+        self.mid = (bid + spread / 2 + 0.5) * self.spec.tick_f
 
     def jump(self, pct: float, now_ms: int) -> None:
         """One-shot move of the mid by ``pct`` percent (a fault or a control call)."""

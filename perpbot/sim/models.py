@@ -35,6 +35,14 @@ class Order:
     reject_code: int | None = None
     orig_type: str = ""
     queue_ahead: int = 0  # crowd size displayed ahead of this resting order at its price
+    position_side: str = "BOTH"  # LONG | SHORT in hedge mode
+
+    @property
+    def closing(self) -> bool:
+        """Reduce-only, or (hedge mode) a SELL of the LONG side or a BUY of the SHORT one."""
+        if self.reduce_only:
+            return True
+        return (self.position_side, self.side) in (("LONG", "SELL"), ("SHORT", "BUY"))
 
     @property
     def remaining(self) -> int:
@@ -68,10 +76,16 @@ class Trade:
 @dataclass(slots=True)
 class SimPosition:
     symbol: str
-    amt: int = 0  # signed steps
+    amt: int = 0  # signed steps (a LONG side's >= 0, a SHORT side's <= 0)
     entry: float = 0.0
     isolated_wallet: float = 0.0
     update_time: int = 0
+    side: str = "BOTH"  # positionSide: BOTH (one-way) | LONG | SHORT (hedge mode)
+
+
+def position_key(symbol: str, side: str) -> str:
+    """Key of a position in ``Account.positions``: the symbol, plus the side in hedge mode."""
+    return symbol if side == "BOTH" else f"{symbol}:{side}"
 
 
 @dataclass(slots=True)
@@ -87,6 +101,7 @@ class Account:
     income: list[dict[str, object]] = field(default_factory=list)
     margin_history: list[dict[str, object]] = field(default_factory=list)
     update_time: int = 0
+    dual_side: bool = False  # hedge mode (POST /fapi/v1/positionSide/dual)
 
 
 ALGO_OPEN = frozenset({"NEW", "TRIGGERING", "TRIGGERED"})

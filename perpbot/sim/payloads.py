@@ -11,7 +11,7 @@ from typing import Any
 
 from perpbot.sim import margin
 from perpbot.sim.engine import Engine
-from perpbot.sim.models import Account, AlgoOrder, Order, Trade
+from perpbot.sim.models import Account, AlgoOrder, Order, Trade, position_key
 from perpbot.sim.spec import SymbolSpec, fmt_float
 
 ORDER_TYPES = [
@@ -53,7 +53,7 @@ def order(
             "reduceOnly": o.reduce_only,
             "closePosition": False,
             "side": o.side,
-            "positionSide": "BOTH",
+            "positionSide": o.position_side,
             "stopPrice": spec.fmt_px(0),
             "workingType": "CONTRACT_PRICE",
             "priceProtect": False,
@@ -84,7 +84,7 @@ def trade(engine: Engine, t: Trade) -> dict[str, Any]:
         "commission": fmt_float(t.commission),
         "commissionAsset": spec.quote,
         "time": t.time,
-        "positionSide": "BOTH",
+        "positionSide": engine.orders[t.order_id].position_side,
         "maker": t.maker,
         "buyer": t.side == "BUY",
     }
@@ -134,7 +134,7 @@ def account_v3(engine: Engine, acct: Account) -> dict[str, Any]:
     body["positions"] = [
         {
             "symbol": pv.spec.symbol,
-            "positionSide": "BOTH",
+            "positionSide": pv.pos.side,
             "positionAmt": pv.spec.fmt_qty(pv.pos.amt),
             "unrealizedProfit": fmt_float(pv.upnl),
             "isolatedMargin": fmt_float(pv.pos.isolated_wallet + pv.upnl if pv.isolated else 0.0),
@@ -162,15 +162,15 @@ def account_v2(engine: Engine, acct: Account) -> dict[str, Any]:
     }
     body.update(_totals(view))
     body["assets"] = [_asset(view, acct, v2=True)]
-    by_symbol = {pv.spec.symbol: pv for pv in view.positions}
+    by_key = {position_key(pv.spec.symbol, pv.pos.side): pv for pv in view.positions}
     positions = []
-    for symbol, spec in engine.specs.items():
-        pv = by_symbol.get(symbol)
+    for symbol, spec, side in _position_rows(engine, acct):
+        pv = by_key.get(position_key(symbol, side))
         lev = margin.leverage_of(acct, symbol, engine.cfg.default_leverage)
         orders_im = sum(
             o.remaining * spec.step_f * spec.px(o.price) / lev
             for o in engine.open_of(acct.api_key, symbol)
-            if not o.reduce_only
+            if not o.closing and o.position_side == side
         )
         positions.append(
             {
@@ -185,7 +185,7 @@ def account_v2(engine: Engine, acct: Account) -> dict[str, Any]:
                 "entryPrice": fmt_float(pv.pos.entry if pv else 0.0),
                 "breakEvenPrice": fmt_float(_break_even(engine, pv) if pv else 0.0),
                 "maxNotional": f"{margin.max_notional_for_leverage(lev):.0f}",
-                "positionSide": "BOTH",
+                "positionSide": side,
                 "positionAmt": spec.fmt_qty(pv.pos.amt if pv else 0),
                 "notional": fmt_float(pv.notional if pv else 0.0),
                 "isolatedWallet": fmt_float(pv.pos.isolated_wallet if pv else 0.0),
@@ -211,14 +211,21 @@ def _side_notional(engine: Engine, acct: Account, spec: SymbolSpec, side: str) -
     )
 
 
+def _position_rows(engine: Engine, acct: Account) -> list[tuple[str, SymbolSpec, str]]:
+    """(symbol, spec, positionSide) of each position row: BOTH in one-way mode, LONG and
+    SHORT in hedge mode."""
+    sides = ("LONG", "SHORT") if acct.dual_side else ("BOTH",)
+    return [(sym, spec, side) for sym, spec in engine.specs.items() for side in sides]
+
+
 def position_risk(engine: Engine, acct: Account, symbol: str | None, v2: bool) -> list[Any]:
     view = engine.view(acct)
-    by_symbol = {pv.spec.symbol: pv for pv in view.positions}
+    by_key = {position_key(pv.spec.symbol, pv.pos.side): pv for pv in view.positions}
     rows: list[Any] = []
-    for sym, spec in engine.specs.items():
+    for sym, spec, side in _position_rows(engine, acct):
         if symbol is not None and sym != symbol:
             continue
-        pv = by_symbol.get(sym)
+        pv = by_key.get(position_key(sym, side))
         has_orders = bool(engine.open_of(acct.api_key, sym))
         if pv is None and not v2 and not has_orders:
             continue  # v3 lists only symbols with a position or open orders
@@ -249,7 +256,7 @@ def position_risk(engine: Engine, acct: Account, symbol: str | None, v2: bool) -
                     "marginType": "isolated" if iso else "cross",
                     "isolatedMargin": iso_margin,
                     "isAutoAddMargin": "false",
-                    "positionSide": "BOTH",
+                    "positionSide": side,
                     "notional": notional,
                     "isolatedWallet": iso_wallet,
                     "updateTime": t,
@@ -262,12 +269,12 @@ def position_risk(engine: Engine, acct: Account, symbol: str | None, v2: bool) -
         orders_im = sum(
             o.remaining * spec.step_f * spec.px(o.price) / lev
             for o in engine.open_of(acct.api_key, sym)
-            if not o.reduce_only
+            if not o.closing and o.position_side == side
         )
         rows.append(
             {
                 "symbol": sym,
-                "positionSide": "BOTH",
+                "positionSide": side,
                 "positionAmt": amt,
                 "entryPrice": entry,
                 "breakEvenPrice": break_even,

@@ -73,6 +73,7 @@ class Pricing:
     last_sample: float = 0.0
     next_sample_ms: int = 0
     last_rate: float = 0.0
+    squeeze: float = 0.0  # extra premium of a funding squeeze (regimes.py)
 
     @classmethod
     def create(
@@ -109,7 +110,7 @@ class Pricing:
             self.premium = self.regime + dev
         else:
             self.premium = self.regime
-        spot = mid / (1.0 + self.premium)
+        spot = mid / (1.0 + self.premium + self.squeeze)
         for v in self.venues:
             if v.down_until > now_ms:
                 continue

@@ -31,6 +31,7 @@ from perpbot.sim.auth import authenticate, duplicate_param, parse_params
 from perpbot.sim.config import SimConfig
 from perpbot.sim.control import ControlApi
 from perpbot.sim.errors import SimError
+from perpbot.sim.feed import QueueFeed
 from perpbot.sim.routing import Ctx, Route
 from perpbot.sim.state import Stats
 from perpbot.sim.ws_server import WsHub
@@ -81,6 +82,7 @@ class SimServer:
         self.base_url = ""
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self.live: Any = None  # live_source.LiveSource when [source] kind = "live"
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -99,9 +101,20 @@ class SimServer:
         if self.cfg.clock == "wall":
             self._ticker = asyncio.create_task(self._tick_loop())
         await self.ws.start()
+        if self.cfg.source.kind == "live":
+            # imported here, not at the top: ccxt.pro is heavy and only a live source needs it
+            from perpbot.sim.live_source import LiveSource
+
+            feed = self.engine.feed
+            assert isinstance(feed, QueueFeed)
+            self.live = LiveSource(self.cfg.source, feed)
+            await self.live.start()
         return self.base_url
 
     async def stop(self) -> None:
+        if self.live is not None:
+            live, self.live = self.live, None
+            await live.stop()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

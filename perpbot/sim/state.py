@@ -113,6 +113,7 @@ def build_state(engine: Engine, stats: Stats) -> dict[str, Any]:
         positions = [
             {
                 "symbol": pv.spec.symbol,
+                "positionSide": pv.pos.side,
                 "positionAmt": pv.spec.fmt_qty(pv.pos.amt),
                 "entryPrice": fmt_float(pv.pos.entry),
                 "markPrice": fmt_float(pv.mark),

@@ -26,10 +26,12 @@ from dataclasses import dataclass
 from perpbot.sim import errors as E
 from perpbot.sim import margin
 from perpbot.sim.engine import Engine
-from perpbot.sim.models import Account, Order
+from perpbot.sim.models import Account, Order, position_key
+from perpbot.sim.replay_files import Tick
 
 CID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 TIFS = ("GTC", "IOC", "FOK", "GTX")
+POSITION_SIDES = ("BOTH", "LONG", "SHORT")
 CONDITIONAL = ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
 
 
@@ -72,6 +74,7 @@ class Draft:
     qty: int
     reduce_only: bool
     cid: str
+    position_side: str = "BOTH"
 
 
 def validate_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Draft:
@@ -90,10 +93,13 @@ def validate_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> 
         )
     if otype not in ("LIMIT", "MARKET"):
         raise E.SimError(-1116, "Invalid orderType.")
-    if params.get("positionSide", "BOTH").upper() != "BOTH":
+    position_side = params.get("positionSide", "BOTH").upper()
+    if (position_side != "BOTH") != acct.dual_side or position_side not in POSITION_SIDES:
         raise E.SimError(-4061, "Order's position side does not match user's setting.")
     if parse_bool(params, "closePosition"):
         raise E.SimError(-4136, "Target strategy invalid for orderType MARKET,closePosition true")
+    if acct.dual_side and "reduceOnly" in params:
+        raise E.SimError(-1106, "Parameter 'reduceonly' sent when not required.")
     reduce_only = parse_bool(params, "reduceOnly")
     qty = spec.parse_qty(required(params, "quantity"), market=otype == "MARKET")
     if otype == "LIMIT":
@@ -120,44 +126,59 @@ def validate_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> 
         raise E.err(E.MAX_OPEN_ORDERS)
     mkt = engine.markets[symbol]
     ref_px = spec.px(price) if price else mkt.mark
-    if not reduce_only and ref_px * spec.qty(qty) < spec.min_notional:
+    closing = reduce_only or (position_side, side) in (("LONG", "SELL"), ("SHORT", "BUY"))
+    if not closing and ref_px * spec.qty(qty) < spec.min_notional:
         raise E.SimError(
             -4164,
             f"Order's notional must be no smaller than "
             f"{spec.cfg.min_notional} (unless you choose reduce only).",
         )
-    pos = acct.positions.get(symbol)
+    pos = acct.positions.get(position_key(symbol, position_side))
     pos_amt = pos.amt if pos else 0
     sign = 1 if side == "BUY" else -1
-    if reduce_only and (pos_amt == 0 or (pos_amt > 0) == (sign > 0)):
+    if closing and (pos_amt == 0 or (pos_amt > 0) == (sign > 0)):
         raise E.err(E.REDUCE_ONLY_REJECTED)
-    if not reduce_only:
+    if not closing:
         _check_margin(engine, acct, symbol, sign, qty, ref_px, pos_amt)
-    return Draft(symbol, side, otype, tif, price, qty, reduce_only, cid)
+    if otype == "MARKET":
+        _check_counterparty_band(engine, symbol, side)
+    return Draft(symbol, side, otype, tif, price, qty, reduce_only, cid, position_side)
+
+
+def _check_counterparty_band(engine: Engine, symbol: str, side: str) -> None:
+    """-4131: a MARKET order is refused when the best price on the other side of the book
+    already lies outside PERCENT_PRICE around mark (Binance's error code list: "The
+    counterparty's best price does not meet the PERCENT_PRICE filter limit")."""
+    spec, mkt = engine.specs[symbol], engine.markets[symbol]
+    crowd = mkt.crowd_head(side)
+    user = engine.books[symbol].opposite(side).head()
+    prices = [p for p in (crowd[0] if crowd else None, user.price if user else None) if p]
+    if not prices:
+        return
+    best = min(prices) if side == "BUY" else max(prices)
+    try:
+        spec.check_percent_price(best, mkt.mark)
+    except E.SimError:
+        raise E.err(E.MARKET_BAND) from None
 
 
 def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Order:
     """Validate, record, match and (maybe) rest one order; raise SimError on rejection."""
     d = validate_order(engine, acct, params)
-    symbol, side, otype, tif, price, qty, reduce_only, cid = (
-        d.symbol, d.side, d.otype, d.tif, d.price, d.qty, d.reduce_only, d.cid
+    symbol, side, otype, tif, price, qty, reduce_only, cid, ps = (
+        d.symbol, d.side, d.otype, d.tif, d.price, d.qty, d.reduce_only, d.cid, d.position_side
     )  # fmt: skip
     now = engine.clock.now_ms()
+    args = (acct.api_key, symbol, cid, side, otype, tif, price, qty, reduce_only, now)
     if tif == "GTX" and _would_cross(engine, symbol, side, price, acct.api_key):
-        order = engine.new_order(
-            acct.api_key, symbol, cid, side, otype, tif, price, qty, reduce_only, now, record=False
-        )
+        order = engine.new_order(*args, record=False, position_side=ps)
         order.status, order.cancel_time, order.reject_code = "EXPIRED", now, -5022
         raise E.err(E.POST_ONLY_REJECTED)
     if tif == "FOK" and _liquidity(engine, symbol, side, price, acct.api_key) < qty:
-        order = engine.new_order(
-            acct.api_key, symbol, cid, side, otype, tif, price, qty, reduce_only, now, record=False
-        )
+        order = engine.new_order(*args, record=False, position_side=ps)
         order.status, order.cancel_time, order.reject_code = "EXPIRED", now, -5021
         raise E.err(E.FOK_REJECTED)
-    order = engine.new_order(
-        acct.api_key, symbol, cid, side, otype, tif, price, qty, reduce_only, now
-    )
+    order = engine.new_order(*args, position_side=ps)
     execute(engine, order, now)
     return order
 
@@ -215,10 +236,11 @@ def _liquidity(engine: Engine, symbol: str, side: str, limit: int | None, accoun
 
 # -- matching --------------------------------------------------------------------------
 def _maker_cap(engine: Engine, maker: Order) -> int:
-    """How much a resting order may still fill (reduce-only makers are capped)."""
-    if not maker.reduce_only:
+    """How much a resting order may still fill (closing makers are capped)."""
+    if not maker.closing:
         return maker.remaining
-    pos = engine.accounts[maker.account].positions.get(maker.symbol)
+    key = position_key(maker.symbol, maker.position_side)
+    pos = engine.accounts[maker.account].positions.get(key)
     amt = pos.amt if pos else 0
     if amt == 0 or (amt > 0) == (maker.side == "BUY"):
         return 0
@@ -272,7 +294,7 @@ def _match(engine: Engine, order: Order, limit: int, now: int) -> None:
         if not _better_or_equal(side, px, limit):
             break
         take = order.remaining
-        if order.reduce_only:
+        if order.closing:
             take = min(take, _maker_cap(engine, order))
             if take == 0:
                 break
@@ -365,6 +387,52 @@ def synthetic_take(
     edge = mkt.mark * (1 + bound if side == "BUY" else 1 - bound) / spec.tick_f
     _synthetic(engine, symbol, side, qty, now, walk, edge)
     mkt.settle_impact(side, before)
+
+
+def follow_tick(engine: Engine, symbol: str, tick: Tick) -> None:
+    """Apply one tick of a market feed (replayed file or live upstream) to ``symbol``.
+
+    A price tick moves the mid (the crowd re-quotes around it) and fills the users' orders
+    the touch went through. A trade tick is the real market's taker flow: the crowd
+    re-quotes so that taker meets it at the trade's price; users quoting better fill first
+    (at their price, as makers); at the trade's price the queue ahead of a user order
+    trades before it (FIFO); what the real book absorbed prints as one trade at that price,
+    so the public tape repeats the file's (or upstream's) trades. Nothing trades beyond the
+    trade's price, and the crowd is not depleted by it: only users' trades leave impact.
+    """
+    mkt = engine.markets[symbol]
+    if tick.qty <= 0:
+        mkt.set_mid(tick.price, tick.t)
+        sweep(engine, symbol, tick.t)
+        return
+    spec = engine.specs[symbol]
+    side = "BUY" if tick.taker_buys else "SELL"
+    price = spec.price_to_ticks(tick.price)
+    mkt.quote_touch(side, price)
+    book_side = engine.books[symbol].opposite(side)
+    maker_side = "SELL" if side == "BUY" else "BUY"
+    remaining = max(1, round(tick.qty / spec.step_f))
+    crowd = 0
+    while remaining > 0:
+        maker = book_side.head()
+        if maker is None or not _better_or_equal(side, maker.price, price):
+            break
+        if maker.price == price and maker.queue_ahead > 0:
+            eaten = min(remaining, maker.queue_ahead)
+            _eat_queue(engine, symbol, maker_side, price, eaten)
+            crowd += eaten
+            remaining -= eaten
+            continue
+        cap = _maker_cap(engine, maker)
+        if cap == 0:
+            engine.close_order(maker, "EXPIRED", tick.t)
+            continue
+        fill = min(remaining, cap)
+        mkt.record_trade(maker.price, fill, side == "BUY", tick.t)
+        engine.fill_order(maker, maker.price, fill, True, tick.t)
+        remaining -= fill
+    if crowd + remaining > 0:
+        mkt.record_trade(price, crowd + remaining, side == "BUY", tick.t)
 
 
 def _synthetic(

@@ -146,7 +146,8 @@ class UserStreams:
             "b": fmt_float(side_notional if o.side == "BUY" else 0.0),
             "a": fmt_float(side_notional if o.side == "SELL" else 0.0),
             "m": tr.maker if tr else False, "R": o.reduce_only, "wt": "CONTRACT_PRICE",
-            "ot": "LIQUIDATION" if liquidation else rest["origType"], "ps": "BOTH", "cp": False,
+            "ot": "LIQUIDATION" if liquidation else rest["origType"], "ps": o.position_side,
+            "cp": False,
             "rp": fmt_float(tr.realized_pnl) if tr else "0", "pP": False, "si": 0, "ss": 0,
             "V": "EXPIRE_MAKER", "pm": "NONE", "gtd": 0,
         }  # fmt: skip
@@ -165,16 +166,16 @@ class UserStreams:
         asset = payloads.account_v3(engine, acct)["assets"][0]
         rows = []
         for symbol in ev.symbols:
-            row = payloads.position_risk(engine, acct, symbol, v2=True)[0]
             realized = sum(
                 t.realized_pnl for t in engine.trades_by_account[acct.api_key] if t.symbol == symbol
             )
-            rows.append(
-                {"s": symbol, "pa": row["positionAmt"], "ep": row["entryPrice"],
-                 "bep": row["breakEvenPrice"], "cr": fmt_float(realized),
-                 "up": row["unRealizedProfit"], "mt": row["marginType"],
-                 "iw": row["isolatedWallet"], "ps": "BOTH"}
-            )  # fmt: skip
+            for row in payloads.position_risk(engine, acct, symbol, v2=True):
+                rows.append(
+                    {"s": symbol, "pa": row["positionAmt"], "ep": row["entryPrice"],
+                     "bep": row["breakEvenPrice"], "cr": fmt_float(realized),
+                     "up": row["unRealizedProfit"], "mt": row["marginType"],
+                     "iw": row["isolatedWallet"], "ps": row["positionSide"]}
+                )  # fmt: skip
         return {
             "e": "ACCOUNT_UPDATE",
             "E": engine.clock.now_ms(),
@@ -206,7 +207,7 @@ class UserStreams:
             self.deliver(
                 account,
                 {"e": "MARGIN_CALL", "E": engine.clock.now_ms(), "cw": fmt_float(view.cross_wallet),
-                 "p": [{"s": pv.spec.symbol, "ps": "BOTH", "pa": pv.spec.fmt_qty(pv.pos.amt),
+                 "p": [{"s": pv.spec.symbol, "ps": pv.pos.side, "pa": pv.spec.fmt_qty(pv.pos.amt),
                         "mt": "ISOLATED" if pv.isolated else "CROSSED",
                         "iw": fmt_float(pv.pos.isolated_wallet), "mp": fmt_float(pv.mark),
                         "up": fmt_float(pv.upnl), "mm": fmt_float(pv.mm)}

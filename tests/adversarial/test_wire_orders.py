@@ -85,7 +85,8 @@ async def test_no_param_may_override_a_leverage_change(session: Session, field: 
 async def test_the_reported_bypasses_are_closed(session: Session) -> None:
     """The three bypasses issue 15 reproduced, each now refused before the exchange."""
     client = (await session.connect("limited", **LIMITED)).client
-    order = ("create_order", BTC, "limit", "buy", 0.002, 55000.0)  # 110 USDT
+    # 4 % under the 60 000 start: inside PERCENT_PRICE (+-5 %), too far to fill; 115 USDT
+    order = ("create_order", BTC, "limit", "buy", 0.002, 57600.0)
     await refused(session, client.call(*order, params={"quantity": "0.05"}), "BAD_PARAM")
     await refused(session, client.call(*order, params={"symbol": "ETHUSDT"}), "BAD_PARAM")
     lev = client.call("set_leverage", 3, BTC, params={"leverage": 125})

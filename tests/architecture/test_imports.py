@@ -9,14 +9,6 @@ from tests.architecture.graph import ROOT, all_modules, cycles, graph
 
 GATES = ("kill", "keys", "risk", "engine", "app", "cli")
 
-# Cycles that live in areas being reworked by their owners (issue 13); this list may only
-# shrink. Anything else found is a new cycle and fails.
-KNOWN_ELSEWHERE = [
-    # simulator (simreal): the engine calls trading's sweep, trading takes the Engine
-    ["perpbot.sim.engine", "perpbot.sim.trading"],
-    # report: the signed-log reader and the run-folder reader use each other
-    ["perpbot.report.data", "perpbot.report.signedlog"],
-]  # fmt: skip
 
 FRESH_IMPORTS = """
 import importlib, sys, traceback
@@ -67,6 +59,4 @@ def test_the_graph_sees_function_level_imports() -> None:
 
 
 def test_no_import_cycles() -> None:
-    found = cycles(graph())
-    new = [c for c in found if c not in KNOWN_ELSEWHERE]
-    assert new == [], f"import cycles: {new}"
+    assert cycles(graph()) == []

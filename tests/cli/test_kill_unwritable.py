@@ -155,8 +155,9 @@ def test_read_only_state_dir_direct_still_cancels_on_the_exchange(
     ex = ccxt.binanceusdm({"apiKey": key, "secret": secret, "enableRateLimit": False})
     configure_loopback(ex, sim.base_url)
     ex.load_markets()
-    ex.create_order("BTC/USDT:USDT", "limit", "buy", 0.002, 50000.0)
-    ex.create_order("ETH/USDT:USDT", "limit", "sell", 0.05, 4000.0)
+    # 4 % from the market: inside PERCENT_PRICE (+-5 %), and they rest in a quiet market
+    ex.create_order("BTC/USDT:USDT", "limit", "buy", 0.002, 57600.0)
+    ex.create_order("ETH/USDT:USDT", "limit", "sell", 0.05, 3120.0)
     assert len(open_orders_of(sim.state(), key)) == 2
     with read_only(state_home):
         result = run_cli(

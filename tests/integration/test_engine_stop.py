@@ -13,8 +13,9 @@ def _strategy(tmp_path: Path, url: str) -> Path:
     text = (ROOT / "strategies" / "grid.toml").read_text()
     text = text.replace('id = "sim"', f'id = "sim"\nurl = "{url}"', 1)
     (tmp_path / "grid.py").write_text((ROOT / "strategies" / "grid.py").read_text())
+    # the manual order stands on a symbol the grid trades: arm the dead-man over it anyway
     path = tmp_path / "grid.toml"
-    path.write_text(text)
+    path.write_text(text + '\n[kill]\nforeign_orders = "arm"\n')
     return path
 
 
@@ -64,7 +65,7 @@ async def test_stop_cancels_only_this_runs_orders(tmp_path: Path, sim: Any) -> N
 
 
 def _run_stop_strategy(
-    tmp_path: Path, url: str, name: str, creds: tuple[str, str], *args: str
+    tmp_path: Path, url: str, name: str, creds: tuple[str, str], *args: str, kill: str = ""
 ) -> Any:
     """`perpbot run` (2 s) of tests/integration/stop_strategies/<name>.py on ``url``."""
     here = Path(__file__).resolve().parent / "stop_strategies"
@@ -72,7 +73,7 @@ def _run_stop_strategy(
     toml.write_text(
         f'[strategy]\nname = "{name}"\nfile = "{here / (name + ".py")}"\n'
         'symbols = ["BTC/USDT:USDT"]\ntick_interval = 0.2\n'
-        f'[exchange]\nid = "sim"\nurl = "{url}"\n'
+        f'[exchange]\nid = "sim"\nurl = "{url}"\n' + (f"[kill]\n{kill}\n" if kill else "")
     )
     env = {"PERPBOT_SIM_API_KEY": creds[0], "PERPBOT_SIM_API_SECRET": creds[1]}
     return run_cli("run", str(toml), "--duration", "2", *args, env=env)
@@ -192,11 +193,23 @@ async def test_cancel_all_leaves_a_manual_order_standing(tmp_path: Path, sim: An
     try:
         await ex.load_markets()
         manual = await ex.create_order(
-            "BTC/USDT:USDT", "limit", "sell", 0.002, 500000.0, {"clientOrderId": "manual-1"}
+            "BTC/USDT:USDT",
+            "limit",
+            "sell",
+            0.002,
+            62400.0,  # 4 % over the mark: inside PERCENT_PRICE (+- 5 %), too far to fill
+            {"clientOrderId": "manual-1"},
         )
     finally:
         await ex.close()
-    result = _run_stop_strategy(tmp_path, sim.base_url, "cancel_all", (key, secret), "--plain")
+    result = _run_stop_strategy(
+        tmp_path,
+        sim.base_url,
+        "cancel_all",
+        (key, secret),
+        "--plain",
+        kill='foreign_orders = "arm"',
+    )
     assert result.returncode == 0, result.stderr
     assert "own open after cancel_all: 0" in result.stdout + result.stderr
     state = sim.state()

@@ -21,18 +21,8 @@ from tests.integration.kill_strategies.support import (
     open_orders_of,
     orders_of,
     position_of,
-    quiet_market,
     write_strategy,
 )
-
-
-@pytest.fixture
-def account(sim_factory: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
-    sim = sim_factory(market=quiet_market())
-    key, secret = sim.create_account()
-    monkeypatch.setenv("PERPBOT_SIM_API_KEY", key)
-    monkeypatch.setenv("PERPBOT_SIM_API_SECRET", secret)
-    return sim, key
 
 
 def _toml(tmp_path: Path, sim: Any, kill: dict[str, Any], **extra: Any) -> Path:
@@ -42,7 +32,9 @@ def _toml(tmp_path: Path, sim: Any, kill: dict[str, Any], **extra: Any) -> Path:
         params={"mode": "idle", "orders_per_symbol": 2},
         strategy={"symbols": ["BTC/USDT:USDT"], "tick_interval": 0.1},
         kill=kill,
-        extra=extra,
+        # these trips are judged on REST polling every tick (failures in a row, a slow
+        # premiumIndex): the polling path; streams have their own (tests/integration/streams)
+        extra={**extra, "exchange": {"url": sim.base_url, "streams": False}},
     )
 
 
@@ -121,12 +113,19 @@ async def test_a_long_backoff_wait_is_cut_short_by_the_kill_switch(
     account: tuple[Any, str], tmp_path: Path
 ) -> None:
     sim, key = account
-    toml = _toml(
+    # REST polling: each tick's reconcile reads the mark over REST (on streams it comes from
+    # the mark price stream, and no request would be retried here)
+    toml = write_strategy(
         tmp_path,
-        sim,
-        {},
-        retry={"base_delay_s": 30.0, "max_delay_s": 30.0, "deadline_s": 120.0, "jitter_s": 0.0},
-    )
+        sim.base_url,
+        params={"mode": "idle", "orders_per_symbol": 2},
+        strategy={"symbols": ["BTC/USDT:USDT"], "tick_interval": 0.1},
+        exchange={"streams": False},
+        extra={
+            "retry": {"base_delay_s": 30.0, "max_delay_s": 30.0, "deadline_s": 120.0,
+                      "jitter_s": 0.0},
+        },
+    )  # fmt: skip
     bot = InProcessBot(toml).start()
     await bot.until(lambda: len(open_orders_of(sim.state(), key)) == 2)
     # The engine's reconcile now fails on the mark price and backs off for 30 s.

@@ -53,6 +53,8 @@ async def test_orders_are_judged_and_flags_reach_the_exchange(
             "liquidation_band_pct": 20.0,
             "accept_no_limits": True,  # the 1 BTC order must reach the liquidation check
         },
+        # on streams the exchange's liquidation price comes with the periodic REST read
+        exchange={"reconcile_interval": 1},
     )
     async with Bot(toml) as bot:
         mid = await bot.do(lambda ctx: ctx.mid(BTC))
@@ -113,7 +115,13 @@ async def test_orders_are_judged_and_flags_reach_the_exchange(
         def short_seen() -> Any:  # a status file written after the short was seen (an
             # earlier one still shows the long, which has a liquidation price too)
             liq = bot.status()["snapshot"]["extras"]["risk"]["liquidation"].get(BTC)
-            return liq is not None and liq["amount"] == pytest.approx(-0.004)
+            # (on streams the short arrives before the periodic REST read that brings
+            # its exchange-side liquidation price)
+            return (
+                liq is not None
+                and liq["amount"] == pytest.approx(-0.004)
+                and liq["liquidation_price"] is not None
+            )
 
         await bot.until(short_seen)
         status = bot.status()

@@ -42,6 +42,7 @@ def write_strategy(
     kill: dict[str, Any] | None = None,
     strategy: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    exchange: dict[str, Any] | None = None,
     name: str = "hang.toml",
 ) -> Path:
     doc = tomllib.loads((HERE / "hang.toml").read_text())
@@ -49,6 +50,7 @@ def write_strategy(
     doc["strategy"].update(strategy or {})
     doc["strategy"]["params"].update(params or {})
     doc["exchange"]["url"] = url
+    doc["exchange"].update(exchange or {})
     doc["kill"].update(kill or {})
     doc.update(extra or {})
     path = tmp_path / name

@@ -13,20 +13,10 @@ from perpbot.engine.strategy import OrderRejected
 from tests.integration.kill_strategies.support import (
     InProcessBot,
     position_of,
-    quiet_market,
     write_strategy,
 )
 
 BTC, BTC_ID = "BTC/USDT:USDT", "BTCUSDT"
-
-
-@pytest.fixture
-def account(sim_factory: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
-    sim = sim_factory(market=quiet_market())
-    key, secret = sim.create_account()
-    monkeypatch.setenv("PERPBOT_SIM_API_KEY", key)
-    monkeypatch.setenv("PERPBOT_SIM_API_SECRET", secret)
-    return sim, key
 
 
 def algos(sim: Any, key: str) -> dict[str, dict[str, Any]]:

@@ -19,17 +19,6 @@ def standing(sim: Any, key: str) -> list[dict[str, Any]]:
     return [a for a in algos(sim, key).values() if a["algoStatus"] == "NEW"]
 
 
-@pytest.fixture
-def account(sim_factory: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
-    from tests.integration.kill_strategies.support import quiet_market
-
-    sim = sim_factory(market=quiet_market())
-    key, secret = sim.create_account()
-    monkeypatch.setenv("PERPBOT_SIM_API_KEY", key)
-    monkeypatch.setenv("PERPBOT_SIM_API_SECRET", secret)
-    return sim, key
-
-
 async def test_the_stop_is_replaced_on_a_size_change_and_removed_when_flat(
     account: tuple[Any, str], tmp_path: Path
 ) -> None:

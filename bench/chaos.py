@@ -1,0 +1,61 @@
+"""The chaos campaign: seeded random faults against real bots, invariants after each episode.
+
+    python bench/chaos.py --episodes 500 [--seed 1] [--workers 1]
+
+Prints one line per episode that broke an invariant, then the figures: episodes, faults
+injected (by kind), endings, invariant violations. See bench/support/chaos.py for what an
+episode does and what is checked. Needs no network: the simulator runs in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.support.chaos import Campaign, Episode
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--episodes", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1, help="episodes run side by side")
+    args = ap.parse_args()
+    began = time.monotonic()
+    episodes: list[Episode] = []
+    with tempfile.TemporaryDirectory(prefix="perpbot-chaos-") as tmp:
+        campaign = Campaign(Path(tmp))
+        seeds = [args.seed * 100_000 + i for i in range(args.episodes)]
+        with ThreadPoolExecutor(max_workers=max(args.workers, 1)) as pool:
+            for ep in pool.map(campaign.episode, seeds):
+                episodes.append(ep)
+                for v in ep.violations:
+                    print(f"episode {ep.seed} ({ep.ending}; {'+'.join(ep.faults)}): {v}")
+                if len(episodes) % 25 == 0:
+                    bad = sum(1 for e in episodes if e.violations)
+                    print(f"... {len(episodes)} episodes, {bad} with violations", flush=True)
+    faults = Counter(f for ep in episodes for f in ep.faults)
+    endings = Counter(ep.ending for ep in episodes)
+    broken = [ep for ep in episodes if ep.violations]
+    print(f"episodes: {len(episodes)} in {time.monotonic() - began:.0f} s")
+    print(
+        f"faults injected: {sum(faults.values())} "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(faults.items()))})"
+    )
+    print(f"endings: {', '.join(f'{k} {v}' for k, v in sorted(endings.items()))}")
+    print(
+        f"invariant violations: {sum(len(ep.violations) for ep in broken)} "
+        f"in {len(broken)} of {len(episodes)} episodes"
+    )
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

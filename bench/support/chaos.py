@@ -1,0 +1,324 @@
+"""A seeded random fault campaign: real bots against the simulator, invariants after each.
+
+An *episode* (one fresh account on a shared in-thread simulator, its own state dir):
+
+1. a bot (`perpbot run` subprocess, tests/integration/kill_strategies/hang.py, idle) lays
+   1..4 post-only orders on 1..2 symbols and arms a short dead-man countdown;
+2. a random fault plan is installed: 5xx on random methods, dropped connections, lost
+   responses, latency, a 429 storm (the order/weight limits cut to a trickle);
+3. a random ending: SIGTERM; SIGKILL and a restart (which must cancel what the dead run
+   left) then SIGTERM; `perpbot kill` at halt, cancel or flatten, then SIGTERM; or garbage
+   written to the KILL file (the bot fails closed: a standing cancel), then SIGTERM;
+4. the faults are cleared, the bots must exit within a bound.
+
+Invariants, with the simulator's own state as the truth:
+
+- **covered**: every order of the account still open when the bots have exited stands on a
+  symbol whose countdown is armed, and a bot that exited said so (non-zero exit naming the
+  exchange's countdown) unless it was SIGKILLed; then, once the countdown has lapsed, none
+  is open at all;
+- **no duplicate**: no client order id was accepted twice;
+- **log**: `perpbot log verify --accept-unanchored` exits 0, or 1 naming the damage (a
+  SIGKILLed run's torn tail), never anything else;
+- **no traceback** in any output.
+
+`bench/chaos.py` runs a campaign and prints the figures; tests/chaos runs a short subset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+ROOT = Path(__file__).resolve().parents[2]
+HANG = ROOT / "tests" / "integration" / "kill_strategies"
+SYMBOLS = {"BTC/USDT:USDT": "BTCUSDT", "ETH/USDT:USDT": "ETHUSDT"}
+ENDINGS = (
+    "sigterm",
+    "sigkill_restart",
+    "kill_halt",
+    "kill_cancel",
+    "kill_flatten",
+    "sentinel_garbage",
+)
+COUNTDOWN_S = 3.0
+EXIT_WITHIN_S = 45.0
+
+
+@dataclass(slots=True)
+class Episode:
+    seed: int
+    ending: str = ""
+    faults: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+def _plan(rng: random.Random) -> tuple[dict[str, Any], list[str]]:
+    """A random fault plan and the names of what it injects (at least one)."""
+    kinds = rng.sample(["5xx", "drop", "lost", "latency", "429"], k=rng.randint(1, 3))
+    plan: dict[str, Any] = {}
+    if "5xx" in kinds:
+        plan["errors"] = {
+            "rate": rng.choice([0.3, 0.6, 1.0]),
+            "statuses": [rng.choice([500, 502, 503, 504])],
+            "methods": rng.choice([["DELETE"], ["GET"], ["DELETE", "GET"], []]),
+            "body": rng.choice(["html", "json"]),
+        }
+    if "drop" in kinds:
+        plan["drop"] = {"rate": rng.choice([0.2, 0.5]), "methods": rng.choice([["DELETE"], []])}
+    if "lost" in kinds:
+        plan["lost_response"] = {
+            "rate": 0.5,
+            "paths": ["/fapi/v1/order"],
+            "methods": ["DELETE", "POST"],
+        }
+    if "latency" in kinds:
+        plan["latency"] = {"fixed_ms": rng.choice([50, 200, 600]), "jitter_ms": 100}
+    if "429" in kinds:
+        plan["limits"] = {"weight_per_window": rng.choice([5, 20]), "weight_window_s": 5}
+    return plan, kinds
+
+
+def quiet_sim(seed: int) -> Any:
+    """A simulator of its own for one episode (faults are per simulator): resting orders
+    stay resting (no drift, no jumps, no synthetic takers)."""
+    from perpbot.sim.config import MarketConfig, SimConfig
+    from perpbot.sim.handle import start_in_thread
+
+    quiet = MarketConfig(volatility=0.0, jump_rate=0.0, taker_rate=0.0, history_minutes=30)
+    return start_in_thread(SimConfig(seed=seed, market=quiet))
+
+
+def _running(home: Path, n: int) -> bool:
+    """Whether ``n`` runs have written a "running" status in the state dir."""
+    seen = 0
+    for path in (home / "bots").glob("*.json"):
+        try:
+            seen += json.loads(path.read_text()).get("state") == "running"
+        except (OSError, ValueError):
+            continue
+    return seen >= n
+
+
+class Campaign:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        new_sim: Callable[[int], Any] = quiet_sim,
+        python: str = sys.executable,
+    ) -> None:
+        self.workdir = workdir
+        self.new_sim = new_sim
+        self.python = python
+        self.sim: Any = None
+
+    # -- processes ----------------------------------------------------------------------------
+    def _env(self, home: Path, creds: tuple[str, str]) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PERPBOT_HOME"] = str(home)
+        env["PERPBOT_SIM_API_KEY"], env["PERPBOT_SIM_API_SECRET"] = creds
+        return env
+
+    def _toml(self, where: Path, symbols: list[str], orders: int) -> Path:
+        doc = tomllib.loads((HANG / "hang.toml").read_text())
+        doc["strategy"].update({"file": str(HANG / "hang.py"), "symbols": symbols})
+        doc["strategy"]["tick_interval"] = 0.2
+        doc["strategy"]["stop_timeout_s"] = 8.0
+        doc["strategy"]["params"].update({"mode": "idle", "orders_per_symbol": orders})
+        doc["exchange"]["url"] = self.sim.base_url
+        doc["kill"].update({"deadman_countdown_s": COUNTDOWN_S, "deadman_refresh_s": 0.5})
+        doc["kill"]["flatten_timeout_s"] = 5.0
+        path = where / "bot.toml"
+        path.write_text(tomli_w.dumps(doc))
+        return path
+
+    def _start(self, toml: Path, env: dict[str, str], tag: str) -> subprocess.Popen[str]:
+        out = (toml.parent / f"{tag}.out").open("w")
+        err = (toml.parent / f"{tag}.err").open("w")
+        return subprocess.Popen(
+            [self.python, "-m", "perpbot", "run", str(toml), "--plain"],
+            stdout=out,
+            stderr=err,
+            env=env,
+            cwd=str(ROOT),
+            text=True,
+        )
+
+    def _cli(self, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.python, "-m", "perpbot", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=str(ROOT),
+            timeout=120,
+        )
+
+    # -- the simulator's truth ----------------------------------------------------------------
+    def _orders(self, key: str, open_only: bool = False) -> list[dict[str, Any]]:
+        state = self.sim.state()
+        return [o for o in state["open_orders" if open_only else "orders"] if o["account"] == key]
+
+    def _countdowns(self, key: str) -> dict[str, Any]:
+        acct = next(a for a in self.sim.state()["accounts"] if a["api_key"] == key)
+        return dict(acct["countdowns"])
+
+    @staticmethod
+    def _wait(pred: Callable[[], Any], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred():
+                return True
+            time.sleep(0.1)
+        return bool(pred())
+
+    # -- one episode ----------------------------------------------------------------------------
+    def episode(self, seed: int) -> Episode:
+        """One episode on a simulator of its own (stopped at the end)."""
+        sub = Campaign(self.workdir, new_sim=self.new_sim, python=self.python)
+        sub.sim = self.new_sim(seed)
+        try:
+            return sub._episode(seed)
+        finally:
+            sub.sim.stop()
+
+    def _episode(self, seed: int) -> Episode:
+        rng = random.Random(seed)
+        ep = Episode(seed=seed, ending=rng.choice(ENDINGS))
+        where = Path(tempfile.mkdtemp(prefix=f"ep{seed}-", dir=self.workdir))
+        home = where / "home"
+        home.mkdir()
+        creds = self.sim.create_account()
+        key = creds[0]
+        env = self._env(home, creds)
+        symbols = rng.sample(list(SYMBOLS), k=rng.randint(1, 2))
+        orders = rng.randint(1, 4)
+        toml = self._toml(where, symbols, orders)
+        procs: list[tuple[str, subprocess.Popen[str]]] = []
+        sigkilled: set[str] = set()
+        try:
+            bot = self._start(toml, env, "bot")
+            procs.append(("bot", bot))
+            want = orders * len(symbols)
+            if not self._wait(lambda: len(self._orders(key, True)) >= want, 40):
+                ep.note = "the bot did not lay its orders in 40 s"
+            plan, kinds = _plan(rng)
+            ep.faults = kinds
+            self.sim.set_faults(plan)
+            time.sleep(rng.uniform(0.2, 1.5))
+            self._end(ep, rng, env, procs, sigkilled, toml)
+            self.sim.set_faults({})
+            for tag, p in procs:
+                if tag in sigkilled:
+                    continue
+                try:
+                    p.wait(EXIT_WITHIN_S)
+                except subprocess.TimeoutExpired:
+                    ep.violations.append(f"{tag} did not exit within {EXIT_WITHIN_S:g} s")
+            self._check(ep, key, env, where, procs, sigkilled)
+        finally:
+            self.sim.set_faults({})
+            for _tag, p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait(10)
+        return ep
+
+    def _end(
+        self,
+        ep: Episode,
+        rng: random.Random,
+        env: dict[str, str],
+        procs: list[tuple[str, subprocess.Popen[str]]],
+        sigkilled: set[str],
+        toml: Path,
+    ) -> None:
+        _tag, bot = procs[0]
+        if ep.ending == "sigterm":
+            bot.send_signal(signal.SIGTERM)
+        elif ep.ending == "sigkill_restart":
+            bot.send_signal(signal.SIGKILL)
+            bot.wait(10)
+            sigkilled.add("bot")
+            again = self._start(toml, env, "again")
+            procs.append(("again", again))
+            # SIGTERM once it runs (before its signal handlers exist the OS default ends it,
+            # which says nothing about perpbot), or let it refuse to start on its own
+            home = Path(env["PERPBOT_HOME"])
+            self._wait(lambda: again.poll() is not None or _running(home, 2), 60)
+            time.sleep(rng.uniform(0.0, 2.0))
+            again.send_signal(signal.SIGTERM)
+        elif ep.ending == "sentinel_garbage":  # a corrupt KILL file: the bots fail closed
+            (Path(env["PERPBOT_HOME"]) / "KILL").write_text("{garbage")
+            time.sleep(1.0)
+            bot.send_signal(signal.SIGTERM)
+        else:
+            level = ep.ending.removeprefix("kill_")
+            kill = self._cli(env, "kill", "--level", level, "--reason", "chaos", "--wait", "15")
+            (toml.parent / "kill.err").write_text(kill.stdout + kill.stderr)
+            if "Traceback" in kill.stdout + kill.stderr:
+                ep.violations.append(f"perpbot kill printed a traceback: {kill.stderr[-500:]}")
+            if kill.returncode not in (0, 1):
+                ep.violations.append(f"perpbot kill exited {kill.returncode}: {kill.stderr}")
+            bot.send_signal(signal.SIGTERM)  # halt keeps the bot alive: stop it too
+
+    def _check(
+        self,
+        ep: Episode,
+        key: str,
+        env: dict[str, str],
+        where: Path,
+        procs: list[tuple[str, subprocess.Popen[str]]],
+        sigkilled: set[str],
+    ) -> None:
+        said = ""
+        for tag, p in procs:
+            err = (where / f"{tag}.err").read_text()
+            out = (where / f"{tag}.out").read_text()
+            if "Traceback" in err + out:
+                ep.violations.append(f"{tag}: traceback: {err[-800:]}")
+            if tag not in sigkilled:
+                said += err
+                if p.returncode not in (0, 1, 4):
+                    ep.violations.append(f"{tag} exited {p.returncode}: {err[-500:]}")
+        if (where / "kill.err").exists():
+            said += (where / "kill.err").read_text()
+        cids = [o["clientOrderId"] for o in self._orders(key)]
+        dupes = {c for c in cids if cids.count(c) > 1}
+        if dupes:
+            ep.violations.append(f"duplicate client order ids accepted: {sorted(dupes)}")
+        left = self._orders(key, True)
+        if left:
+            armed = self._countdowns(key)
+            naked = [o["clientOrderId"] for o in left if o["symbol"] not in armed]
+            if naked:
+                ep.violations.append(f"open with no countdown armed: {naked}")
+            only_killed = all(tag in sigkilled for tag, _ in procs)
+            if not only_killed and "countdown" not in said:
+                ep.violations.append(f"open orders left and nobody said so: {cids}")
+            if not self._wait(lambda: not self._orders(key, True), COUNTDOWN_S + 6.0):
+                still = [o["clientOrderId"] for o in self._orders(key, True)]
+                ep.violations.append(f"still open after the countdown lapsed: {still}")
+        verify = self._cli(env, "log", "verify", "--accept-unanchored")
+        text = verify.stdout + verify.stderr
+        if "Traceback" in text:
+            ep.violations.append(f"log verify traceback: {text[-800:]}")
+        elif verify.returncode not in (0, 1) or (verify.returncode == 1 and not text.strip()):
+            ep.violations.append(f"log verify exited {verify.returncode}: {text[-500:]}")
+        elif verify.returncode == 1 and not sigkilled:
+            ep.violations.append(f"log damaged without a SIGKILL: {text[-500:]}")

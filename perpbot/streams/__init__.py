@@ -1,0 +1,13 @@
+"""Streams: the run sees the market and its own orders through ccxt.pro WebSockets, with
+REST as the safety net (``[exchange] streams``, docs/streams.md).
+
+    exchange.py   the ccxt.pro exchange beside the REST one; whether streams are on
+    feed.py       StreamFeed: one task per stream, applying events to the engine's state
+    market.py     the latest synced book and mark/funding, read by the strategy's context
+    health.py     per-stream health (stale, down, reconnects) and backoff with jitter
+"""
+
+from perpbot.streams.exchange import make_pro_exchange, streams_enabled
+from perpbot.streams.feed import StreamFeed
+
+__all__ = ["StreamFeed", "make_pro_exchange", "streams_enabled"]

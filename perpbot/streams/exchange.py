@@ -1,0 +1,71 @@
+"""The ccxt.pro exchange the streams use, built beside the REST one and from the same table.
+
+Exchanges without a ccxt.pro class keep REST polling (``[exchange] streams`` defaults to on
+only where ccxt.pro has the exchange; asking for streams where it has not is bad input).
+The pro exchange shares the REST exchange's markets (no second exchangeInfo) and its key.
+Its own REST calls are the listenKey (create, keepalive every 20 min, recreate after a
+loss), the order-book snapshot on each (re)subscribe, made 50 deep (weight 2, not 20).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ccxt.pro as ccxtpro
+
+from perpbot.config import ExchangeSection
+from perpbot.errors import BadInput
+from perpbot.streams.market import BOOK_DEPTH
+
+
+def pro_class(exchange_id: str) -> type | None:
+    ccxt_id = "binanceusdm" if exchange_id == "sim" else exchange_id
+    return getattr(ccxtpro, ccxt_id, None)
+
+
+def streams_enabled(section: ExchangeSection) -> bool:
+    """``[exchange] streams``: explicit, or on when ccxt.pro supports the exchange."""
+    if section.streams is False:
+        return False
+    supported = pro_class(section.id) is not None
+    if section.streams and not supported:
+        raise BadInput(
+            f"[exchange] streams: ccxt.pro has no streams for {section.id!r}; "
+            "set streams = false (REST polling)"
+        )
+    return supported
+
+
+def make_pro_exchange(section: ExchangeSection, rest: Any, base_url: str | None) -> Any:
+    cls = pro_class(section.id)
+    assert cls is not None
+    config: dict[str, Any] = {"enableRateLimit": False, "timeout": section.timeout_ms}
+    if rest.apiKey:
+        config.update(apiKey=rest.apiKey, secret=rest.secret)
+    ex = cls(config)
+    if base_url:
+        # lazy: importing perpbot.sim loads the simulator package; only a loopback URL
+        # (the simulator, embedded or served) needs its ccxt settings
+        from perpbot.sim.ccxt_config import configure_loopback_pro
+
+        configure_loopback_pro(ex, base_url)
+    elif section.sandbox:
+        ex.set_sandbox_mode(True)
+    ex.options["watchOrderBookLimit"] = BOOK_DEPTH
+    ex.options["watchPositions"] = {
+        **(ex.options.get("watchPositions") or {}),
+        "fetchPositionsSnapshot": False,  # the REST reconcile reads positions
+        "awaitPositionsSnapshot": False,
+    }
+    ex.set_markets(rest.markets)
+    return ex
+
+
+def forget_listen_key(ex: Any) -> None:
+    """Make the next user-stream subscription ask for a listenKey again (POST returns the
+    live key or a new one): after a loss the cached key may have expired (-1125), and
+    ccxt.pro would otherwise reuse it until its refresh time (nautilus_trader#3861)."""
+    for bucket in ("linear", "inverse", "future", "delivery"):
+        opts = ex.options.get(bucket)
+        if isinstance(opts, dict) and "lastAuthenticatedTime" in opts:
+            opts["lastAuthenticatedTime"] = 0

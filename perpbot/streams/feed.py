@@ -1,0 +1,491 @@
+"""StreamFeed: the run's market and account state from ccxt.pro streams, REST as safety net.
+
+One task per stream, on the engine's event loop:
+
+    mark <symbol>      watch_mark_price (1 s cadence): state.marks/mark_times, ctx.funding
+    book <symbol>      watch_order_book (a local book synced the documented way by ccxt.pro)
+    user orders        watch_orders: the ledger's order states, the account view's open orders
+    user trades        watch_my_trades: fills, through Reconciler.record_trades (deduplicated
+                       against REST by trade id; published as perpbot.engine.events.FillEvent)
+    user positions     watch_positions: state.positions, the account view's positions
+    user balance       watch_balance: equity
+
+REST stays the truth: the run reconciles at start (after the user stream is connected, so
+nothing falls between), after every loss of the user stream once the new connection is up
+(the gap is backfilled: fills the stream missed come from REST, once), and every
+``[exchange] reconcile_interval`` seconds. A periodic reconcile that finds a fill older
+than ``GAP_GRACE_S`` that the stream never delivered treats the user stream as broken
+(STREAM_GAP) and reconnects it.
+
+Health: a stream with a cadence (the mark price) silent for ``stream_stale_s`` is stale
+(STREAM_STALE): its connection is dropped and reopened; meanwhile the market data it fed
+ages like a stale REST price does (``[kill] max_price_age_s`` trips on the mark's age, and
+the context falls back to REST reads once the cached data is older than ``stream_stale_s``).
+Reconnects wait with backoff and jitter. Every disconnect, reconnect, backfill, gap and
+staleness is a Decision (layer ``streams``) with a reason code and a sentence: the signed
+log and ``status`` carry them, and ``status`` shows each stream's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import ccxt
+
+from perpbot.client.account import AccountView
+from perpbot.engine.reconcile import Reconciler, position_of
+from perpbot.engine.state import PositionSnapshot
+from perpbot.events import Action, Decision, EventBus
+from perpbot.streams.exchange import forget_listen_key
+from perpbot.streams.health import Backoff, StreamHealth
+from perpbot.streams.market import MarketCache
+
+MARK_CADENCE_S = 1.0  # markPrice@1s
+GAP_GRACE_S = 2.0  # a fill younger than this may still be on its way on the stream
+UNMATCHED_KEEP_S = 30.0  # a streamed fill of an order whose placement answer is not back yet
+CONNECT_WAIT_S = 10.0
+REFRESH_WAIT_S = 2.0
+WATCHDOG_S = 0.2
+
+
+def _position_raw(p: PositionSnapshot) -> dict[str, Any]:
+    """A PositionSnapshot in the shape AccountView.set_positions reads."""
+    return {"symbol": p.symbol, "info": {"positionAmt": p.amount}, "entryPrice": p.entry_price}
+
+
+class StreamFeed:
+    def __init__(
+        self,
+        *,
+        exchange: Any,
+        reconciler: Reconciler,
+        bus: EventBus,
+        symbols: list[str],
+        stale_after_s: float,
+        reconcile_interval: float,
+        seed: int = 0,
+    ) -> None:
+        self.ex = exchange
+        self.reconciler = reconciler
+        self.state = reconciler.state
+        self.ledger = reconciler.ledger
+        self.account: AccountView = reconciler.account
+        self.bus = bus
+        self.symbols = list(symbols)
+        self.stale_after_s = stale_after_s
+        self.reconcile_interval = reconcile_interval
+        self.market = MarketCache(max_age_s=stale_after_s)
+        self.health: dict[str, StreamHealth] = {}
+        self.rng = random.Random(seed)
+        self.started = time.monotonic()
+        self.counters = {
+            "disconnects": 0,
+            "reconnects": 0,
+            "stale": 0,
+            "backfills": 0,
+            "backfilled_fills": 0,
+            "gaps": 0,
+            "stream_fills": 0,
+            "reconciles": 0,
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lock = asyncio.Lock()  # one REST reconcile at a time
+        self._gap_epoch = 0  # bumped at each loss of the user stream
+        self._filled_epoch = 0  # the epoch the last backfill covered
+        self._last_reconcile = time.monotonic()
+        self._unmatched: list[tuple[float, str, dict[str, Any]]] = []
+        self._wallet: float | None = None  # wallet balance: equity less unrealised PnL
+        self._stream_filled: dict[str, float] = {}  # client id -> cumulative filled (stream)
+        self._position_due = False  # a fill streamed, its ACCOUNT_UPDATE not yet
+
+    # -- life -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open every stream; returns once the user stream is connected (or after a wait),
+        so that the first REST reconcile, made next, covers everything before it."""
+        ex = self.ex
+        for s in self.symbols:
+            self._add(f"mark {s}", False, MARK_CADENCE_S, lambda s=s: ex.watch_mark_price(s),
+                      lambda t, s=s: self._on_mark(s, t))  # fmt: skip
+            self._add(f"book {s}", False, None, lambda s=s: ex.watch_order_book(s),
+                      lambda ob, s=s: self.market.set_book(s, ob))  # fmt: skip
+        self._add("user orders", True, None, ex.watch_orders, self._on_orders)
+        self._add("user trades", True, None, ex.watch_my_trades, self._on_trades)
+        self._add("user positions", True, None, ex.watch_positions, self._on_positions)
+        self._add("user balance", True, None, ex.watch_balance, self._on_balance)
+        self._tasks.append(asyncio.create_task(self._watchdog(), name="streams watchdog"))
+        await self._wait_connected(private=True, timeout=CONNECT_WAIT_S)
+        self._last_reconcile = time.monotonic()
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.ex.close()
+
+    # -- what the run reads -----------------------------------------------------------------
+    @property
+    def user_stream_up(self) -> bool:
+        users = [h for h in self.health.values() if h.private]
+        return bool(users) and all(h.down_since is None for h in users)
+
+    def open_orders(self, symbol: str | None) -> list[dict[str, Any]]:
+        """This run's open orders as the stream (and REST, and each answer) left them."""
+        out = []
+        for o in self.account.open_orders(symbol):
+            if o.inflight or o.client_order_id not in self.ledger.orders:
+                continue
+            out.append(
+                {
+                    "id": o.order_id,
+                    "clientOrderId": o.client_order_id,
+                    "symbol": o.symbol,
+                    "side": o.side,
+                    "type": o.type,
+                    "amount": o.amount,
+                    "remaining": o.remaining,
+                    "filled": o.amount - o.remaining,
+                    "price": o.price,
+                    "reduceOnly": o.reduce_only,
+                    "postOnly": o.post_only,
+                    "status": "open",
+                }
+            )
+        return out
+
+    def status(self) -> dict[str, Any]:
+        now = time.monotonic()
+        return {
+            "streams": {
+                "streams": [h.to_dict(now) for h in self.health.values()],
+                **self.counters,
+            }
+        }
+
+    async def reconcile(self, why: str, *, market: bool = True) -> list[Any]:
+        """A REST reconcile (serialised with backfills); the fills it found new."""
+        async with self._lock:
+            return await self._reconcile_locked(why, market=market)
+
+    async def refresh(self) -> None:
+        """``ctx.refresh()`` on streams: wait until the user stream has delivered every fill
+        the run's REST answers (placements, cancels) already reported, and the position
+        update that follows them; then settle the account view's reduce-only accounting on
+        those positions. No request is made. When the stream is down or does not catch up
+        within ``REFRESH_WAIT_S``, a REST reconcile does it instead (STREAM_LAGGING)."""
+        deadline = time.monotonic() + REFRESH_WAIT_S
+        while self.user_stream_up and time.monotonic() < deadline:
+            if not self._behind():
+                self.account.set_positions(
+                    [_position_raw(p) for p in self.state.positions.values()]
+                )
+                return
+            await asyncio.sleep(0.002)
+        if self.user_stream_up:
+            self._decide("alert", "STREAM_LAGGING", f"the user stream had not delivered the "
+                         f"fills REST answers reported within {REFRESH_WAIT_S:g} s: the "
+                         "refresh reads REST instead", behind=self._behind())  # fmt: skip
+        await self.reconcile("refresh")
+
+    def _behind(self) -> list[str]:
+        """Orders whose REST-reported fills the stream has not delivered yet (or whose
+        position update has not followed)."""
+        behind = [
+            cid
+            for cid, t in self.ledger.orders.items()
+            if t.filled > self._stream_filled.get(cid, 0.0) + 1e-12
+        ]
+        return behind + (["(position update)"] if self._position_due else [])
+
+    async def _reconcile_locked(self, why: str, *, market: bool = True) -> list[Any]:
+        before = len(self.ledger.fills)
+        await self.reconciler.reconcile(market=market)
+        if market and self.state.equity is not None:  # REST's total is the margin balance
+            self._wallet = self.state.equity - self.state.unrealized_pnl()
+        self._last_reconcile = time.monotonic()
+        self.counters["reconciles"] += 1
+        return self.ledger.fills[before:]
+
+    # -- the stream loops -------------------------------------------------------------------
+    def _add(
+        self,
+        name: str,
+        private: bool,
+        cadence: float | None,
+        watch: Callable[[], Awaitable[Any]],
+        apply: Callable[[Any], None],
+    ) -> None:
+        h = StreamHealth(name=name, private=private, cadence_s=cadence)
+        self.health[name] = h
+        self._tasks.append(asyncio.create_task(self._loop(h, watch, apply), name=f"stream {name}"))
+
+    async def _loop(
+        self, h: StreamHealth, watch: Callable[[], Awaitable[Any]], apply: Callable[[Any], None]
+    ) -> None:
+        backoff = Backoff(self.rng)
+        while True:
+            pending = asyncio.ensure_future(watch())
+            try:
+                if h.down_since is not None and h.private:
+                    # resubscribed: once the new connection is up, REST fills the gap
+                    await self._wait_connected(private=True, timeout=CONNECT_WAIT_S)
+                    await self._backfill(h)
+                data = await pending
+            except asyncio.CancelledError:
+                pending.cancel()
+                raise
+            except Exception as exc:
+                if not pending.done():
+                    pending.cancel()
+                delay = backoff.next()
+                self._lost(h, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            if h.down_since is not None:
+                self._recovered(h)
+            backoff.reset()
+            h.seen()
+            try:
+                apply(data)
+            except Exception as exc:  # a payload we could not use: say so, keep streaming
+                self._decide("alert", "STREAM_BAD_EVENT", f"{h.name}: an event could not be "
+                             f"applied ({type(exc).__name__}: {exc}); REST reconciles it",
+                             stream=h.name)  # fmt: skip
+
+    def _lost(self, h: StreamHealth, exc: BaseException, delay: float) -> None:
+        h.last_error = f"{type(exc).__name__}: {str(exc)[:160]}"
+        if h.private:
+            forget_listen_key(self.ex)
+            self._gap_epoch += 1
+        if h.down_since is None:
+            h.down_since = time.monotonic()
+            self.counters["disconnects"] += 1
+            what = "its events since are backfilled from REST once it is back" if h.private else (
+                "its data ages meanwhile")  # fmt: skip
+            self._decide("retry", "STREAM_DISCONNECTED", f"the {h.name} stream was lost "
+                         f"({h.last_error}); reconnecting in {delay:.2f} s, {what}",
+                         stream=h.name, delay_s=round(delay, 3))  # fmt: skip
+        else:
+            self._decide("retry", "STREAM_RECONNECT_FAILED", f"reconnecting the {h.name} stream "
+                         f"failed ({h.last_error}); next try in {delay:.2f} s (backoff with "
+                         "jitter)", stream=h.name, delay_s=round(delay, 3))  # fmt: skip
+
+    def _recovered(self, h: StreamHealth) -> None:
+        assert h.down_since is not None
+        down = time.monotonic() - h.down_since
+        h.down_since = None
+        h.reconnects += 1
+        self.counters["reconnects"] += 1
+        self._decide("recover", "STREAM_RECONNECTED", f"the {h.name} stream is back after "
+                     f"{down:.2f} s", stream=h.name, down_s=round(down, 3))  # fmt: skip
+
+    async def _backfill(self, h: StreamHealth) -> None:
+        """After a user-stream loss: one REST reconcile per loss, whichever loop asks first."""
+        target = self._gap_epoch
+        async with self._lock:
+            if self._filled_epoch >= target:
+                return
+            self._filled_epoch = target
+            found = await self._reconcile_locked("backfill")
+        self.counters["backfills"] += 1
+        self.counters["backfilled_fills"] += len(found)
+        missed = f"{len(found)} fill(s) the stream missed were recorded from REST" if found else (
+            "REST had no fill the stream missed")  # fmt: skip
+        self._decide("resolve", "STREAM_BACKFILL", f"the user stream reconnected; a REST "
+                     f"reconcile filled the gap: {missed}", fills=len(found),
+                     trade_ids=[f.trade_id for f in found])  # fmt: skip
+
+    # -- applying events --------------------------------------------------------------------
+    def _on_mark(self, symbol: str, t: dict[str, Any]) -> None:
+        self.market.set_mark(symbol, t)
+        mark = t.get("markPrice")
+        if mark:
+            self.state.marks[symbol] = float(mark)
+            self.state.mark_times[symbol] = (t.get("timestamp") or time.time() * 1000.0) / 1000.0
+            self._revalue()
+
+    def _on_orders(self, orders: list[dict[str, Any]]) -> None:
+        for o in orders:
+            if o.get("symbol") not in self.symbols:
+                continue
+            cid = o.get("clientOrderId")
+            if cid in self.ledger.orders:
+                filled = float(o.get("filled") or 0.0)
+                if filled > self._stream_filled.get(cid, 0.0):
+                    self._stream_filled[cid] = filled
+                    self._position_due = True
+                self.reconciler.record_order(cid, o, "stream")
+            key = cid or (str(o["id"]) if o.get("id") is not None else None)
+            if key in self.account.orders:
+                self.account.order_closed(o)  # open: remaining; final: gone
+            elif o.get("status") == "open":
+                self.account.order_placed(o)
+
+    def _on_trades(self, trades: list[dict[str, Any]]) -> None:
+        now = time.monotonic()
+        for t in trades:
+            symbol = t.get("symbol")
+            if symbol not in self.symbols:
+                continue
+            oid = str(t.get("order")) if t.get("order") is not None else None
+            if oid not in self.ledger.by_order_id:  # the placement answer may not be back
+                self._unmatched.append((now, symbol, t))
+                continue
+            self.counters["stream_fills"] += len(
+                self.reconciler.record_trades(symbol, [t], "stream")
+            )
+
+    def _retry_unmatched(self) -> None:
+        if not self._unmatched:
+            return
+        now, keep = time.monotonic(), []
+        for seen, symbol, t in self._unmatched:
+            if str(t.get("order")) in self.ledger.by_order_id:
+                self.counters["stream_fills"] += len(
+                    self.reconciler.record_trades(symbol, [t], "stream")
+                )
+            elif now - seen < UNMATCHED_KEEP_S:
+                keep.append((seen, symbol, t))
+        self._unmatched = keep
+
+    def _on_positions(self, positions: list[dict[str, Any]]) -> None:
+        changed = False
+        self._position_due = False
+        if self.reconciler.own_only is not None:  # [strategy] share_symbols: the account's
+            # position is not the run's; the run's comes from its own fills (the ledger)
+            self.reconciler.own_positions(dict(self.state.positions))
+            self._revalue()
+            return
+        for raw in positions:
+            p = position_of(raw)
+            old = self.state.positions.get(p.symbol)
+            if old is not None:  # ACCOUNT_UPDATE has no liquidation price, leverage or mark:
+                p = replace(  # keep REST's until the next reconcile reads them again
+                    p,
+                    liquidation_price=p.liquidation_price or old.liquidation_price,
+                    leverage=p.leverage or old.leverage,
+                    mark_price=p.mark_price or old.mark_price,
+                )
+            if p.symbol in self.symbols:
+                self.state.positions[p.symbol] = p
+                changed = True
+        if changed:
+            self.account.set_positions([_position_raw(p) for p in self.state.positions.values()])
+            self._revalue()
+
+    def _on_balance(self, balance: dict[str, Any]) -> None:
+        total = (balance.get("total") or {}).get("USDT")  # ACCOUNT_UPDATE: the wallet
+        if total is None:
+            return
+        self._wallet = float(total)
+        self._revalue()
+
+    def _revalue(self) -> None:
+        """Equity = wallet + each position revalued at the streamed mark, as REST's margin
+        balance is, so drawdown trips and the risk layer follow the mark between reads."""
+        if self._wallet is None:
+            return
+        state, upnl = self.state, 0.0
+        for sym, p in list(state.positions.items()):
+            mark = state.marks.get(sym)
+            if mark and p.amount and p.entry_price:
+                pnl = p.amount * (mark - p.entry_price)
+                state.positions[sym] = replace(p, mark_price=mark, unrealized_pnl=pnl)
+                upnl += pnl
+            else:
+                upnl += p.unrealized_pnl
+        state.equity = self._wallet + upnl
+        self.account.equity = state.equity
+        state.peak_equity = max(state.peak_equity or state.equity, state.equity)
+
+    # -- health -----------------------------------------------------------------------------
+    async def _watchdog(self) -> None:
+        while True:
+            await asyncio.sleep(WATCHDOG_S)
+            now = time.monotonic()
+            for h in self.health.values():
+                if h.cadence_s is None or h.down_since is not None or h.stale:
+                    continue
+                age = h.age(now)
+                silent = age if age is not None else now - self.started
+                if silent > self.stale_after_s:
+                    h.stale = True
+                    self.counters["stale"] += 1
+                    self._decide("alert", "STREAM_STALE", f"the {h.name} stream has been "
+                                 f"silent for {silent:.1f} s (expected every {h.cadence_s:g} s; "
+                                 f"[exchange] stream_stale_s = {self.stale_after_s:g}): its "
+                                 "connection is dropped and reopened; its data is treated as "
+                                 "stale meanwhile", stream=h.name,
+                                 silent_s=round(silent, 3))  # fmt: skip
+                    await self._drop(private=h.private)
+            self._retry_unmatched()
+            if now - self._last_reconcile >= self.reconcile_interval and not self._lock.locked():
+                await self._periodic()
+
+    async def _periodic(self) -> None:
+        started = time.time()
+        try:
+            found = await self.reconcile("periodic", market=not self._market_up())
+        except Exception as exc:
+            self._last_reconcile = time.monotonic()
+            self._decide("alert", "STREAM_RECONCILE_FAILED", f"the periodic REST reconcile "
+                         f"failed ({type(exc).__name__}); the next one is in "
+                         f"{self.reconcile_interval:g} s")  # fmt: skip
+            return
+        missed = [f for f in found if f.ts < started - GAP_GRACE_S]
+        if missed and self.user_stream_up:
+            self.counters["gaps"] += 1
+            self._decide("alert", "STREAM_GAP", f"the periodic REST reconcile found "
+                         f"{len(missed)} fill(s) the user stream never delivered (recorded "
+                         "from REST now); the user stream is reconnected",
+                         trade_ids=[f.trade_id for f in missed])  # fmt: skip
+            await self._drop(private=True)
+
+    def _market_up(self) -> bool:
+        return (
+            all(
+                h.down_since is None and not h.stale
+                for h in self.health.values()
+                if not h.private and h.cadence_s is not None
+            )
+            and self._wallet is not None
+        )
+
+    def _is_private(self, url: str) -> bool:
+        key = (self.ex.options.get("linear") or {}).get("listenKey")
+        return "/private" in url or "listenKey" in url or bool(key and key in url)
+
+    async def _drop(self, *, private: bool) -> None:
+        """Close the connections of one kind; their loops reconnect (and backfill)."""
+        clients = getattr(self.ex, "clients", None) or {}
+        for url, client in list(clients.items()):
+            if url == "authenticationFlights" or self._is_private(url) != private:
+                continue
+            clients.pop(url, None)
+            client.reset(ccxt.NetworkError(f"perpbot closed the stale stream {url}"))
+            with contextlib.suppress(Exception):
+                await client.close()
+
+    async def _wait_connected(self, *, private: bool, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            clients = [
+                c
+                for url, c in (getattr(self.ex, "clients", None) or {}).items()
+                if url != "authenticationFlights" and self._is_private(url) == private
+            ]
+            if clients and all(c.connected.done() for c in clients):
+                return
+            await asyncio.sleep(0.01)
+
+    def _decide(self, action: Action, code: str, sentence: str, **data: Any) -> None:
+        self.bus.publish(Decision("streams", action, code, sentence, data))

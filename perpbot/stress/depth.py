@@ -1,0 +1,122 @@
+"""How far selling (or buying) a quantity moves the price, from the book's depth.
+
+``touch_after(q)``: how far from the touch the first level with liquidity left sits once
+``q`` has been taken (books are granular: sweeping a level moves the touch a whole gap;
+past the snapshot, the levels of its deeper half continue, same gap and size). A
+liquidation is a market order per liquidated position: it walks the book that far (the
+transient move) and ``impact_permanent`` of the move stays in the price, the rest of the
+taken depth refilling with a half-life (a resilient book, as in Obizhaeva & Wang 2013).
+``Impact`` keeps the depth still missing per side, so orders in quick succession walk
+deeper.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+from perpbot.stress.inputs import Book
+
+SIZE_QUANTILES = 32
+
+
+@dataclass(slots=True)
+class DepthCurve:
+    """Cumulative size against distance from the touch, for one side of a book."""
+
+    distances: list[float]  # ascending, 0 at the touch
+    cumulative: list[float]  # size available up to that distance
+    tail_gap: float  # price gap between levels past the snapshot
+    tail_size: float  # size per level past the snapshot
+
+    @classmethod
+    def of(cls, levels: list[tuple[float, float]]) -> DepthCurve:
+        touch = levels[0][0]
+        distances, cumulative, total = [], [], 0.0
+        for px, qty in levels:
+            total += qty
+            distances.append(abs(px - touch))
+            cumulative.append(total)
+        half = len(levels) // 2
+        deep = levels[half:] if len(levels) > 1 else levels
+        gap = (distances[-1] - distances[half]) / max(1, len(deep) - 1)
+        if gap <= 0:  # a single level: assume one every 0.01 % of the price
+            gap = touch * 1e-4
+        size = sum(q for _, q in deep) / len(deep)
+        return cls(distances, cumulative, gap, max(size, 1e-12))
+
+    def touch_after(self, taken: float) -> float:
+        """Distance from the original touch to the first level with liquidity left."""
+        if taken <= 0:
+            return 0.0
+        i = bisect.bisect_right(self.cumulative, taken)
+        if i < len(self.cumulative):
+            return self.distances[i]
+        beyond = taken - self.cumulative[-1]
+        return self.distances[-1] + self.tail_gap * (math.floor(beyond / self.tail_size) + 1)
+
+
+@dataclass(slots=True)
+class Impact:
+    """One symbol's book under a stream of market orders."""
+
+    bids: DepthCurve
+    asks: DepthCurve
+    permanent: float
+    half_life_s: float
+    missing: dict[str, float] = field(default_factory=lambda: {"sell": 0.0, "buy": 0.0})
+
+    @classmethod
+    def of(cls, book: Book, permanent: float, half_life_s: float) -> Impact:
+        return cls(DepthCurve.of(book.bids), DepthCurve.of(book.asks), permanent, half_life_s)
+
+    def refill(self, dt_s: float) -> None:
+        keep = 0.5 ** (dt_s / self.half_life_s)
+        for side in self.missing:
+            self.missing[side] *= keep
+
+    def take(self, side: str, qty: float, sizes: OrderSizes) -> tuple[float, float]:
+        """Market ``side`` ("sell"/"buy") orders for ``qty`` in all, one per position, sized
+        by ``sizes``: (how far the last one walked, the permanent move they left), both
+        positive price distances."""
+        curve = self.bids if side == "sell" else self.asks
+        left, walked, moved = qty, 0.0, 0.0
+        while left > 1e-12:
+            q = min(left, sizes.next())
+            left -= q
+            before = self.missing[side]
+            walked = curve.touch_after(before + q) - curve.touch_after(before)
+            moved += self.permanent * walked
+            self.missing[side] = (before + q) * (1.0 - self.permanent)
+        return walked, moved
+
+
+@dataclass(slots=True)
+class OrderSizes:
+    """The sizes of successive liquidation orders: positions are not all the same size, and
+    a book's walk depends on it. A fixed sequence of log-normal quantiles (mean ``mean``,
+    log-stdev ``sigma``) in a scrambled but repeatable order."""
+
+    sizes: list[float]
+    i: int = 0
+
+    @classmethod
+    def lognormal(cls, mean: float, sigma: float, n: int = SIZE_QUANTILES) -> OrderSizes:
+        if mean <= 0:
+            return cls([math.inf])
+        normal = NormalDist()
+        raw = [math.exp(sigma * normal.inv_cdf((k + 0.5) / n)) for k in range(n)]
+        scale = mean * n / sum(raw)
+        stride = 13  # coprime with n: small and large positions alternate
+        return cls([raw[(k * stride) % n] * scale for k in range(n)])
+
+    @classmethod
+    def single(cls, size: float) -> OrderSizes:
+        return cls([size])
+
+    def next(self) -> float:
+        size = self.sizes[self.i % len(self.sizes)]
+        self.i += 1
+        return size

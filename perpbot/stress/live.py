@@ -1,0 +1,142 @@
+"""The scenario's market inputs read from where they live: an exchange (with a key profile,
+the same pipeline and signed log as `perpbot status --live`) or a run folder.
+
+From the exchange: this account's positions (entry and liquidation price as the exchange
+computes them), the order book of each position's symbol (1000 levels) and the public open
+interest where the exchange publishes it (Binance: ``/fapi/v1/openInterest``). What the
+exchange does not publish (the crowd's leverage) stays an assumption the output prints,
+and the user may state it in a file given alongside.
+
+From a run folder: the positions of the run's last tick (``ticks.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from perpbot.errors import BadInput
+
+BOOK_LEVELS = 1000
+
+
+def plain(symbol: str) -> str:
+    """``BTC/USDT:USDT`` -> ``BTCUSDT``: one name per market in every input."""
+    return symbol.split(":")[0].replace("/", "").upper()
+
+
+def live_document(profile: str, url: str | None, symbols: list[str]) -> dict[str, Any]:
+    """``positions``, ``books`` and ``crowd.*.open_interest`` as a scenario document, and
+    ``notes`` on what the exchange did not give."""
+    import asyncio
+
+    return asyncio.run(_live(profile, url, symbols))
+
+
+async def _live(profile: str, url: str | None, symbols: list[str]) -> dict[str, Any]:
+    from perpbot.app.connect import connect
+    from perpbot.audit.subscriber import attach_to_bus
+    from perpbot.config import ExchangeSection
+    from perpbot.events import EventBus
+    from perpbot.keys.store import load_profile
+
+    exchange_id = load_profile(profile).exchange
+    if exchange_id == "sim" and url is None:
+        raise BadInput(f"--profile {profile}: a simulator profile needs --url")
+    section = ExchangeSection(id=exchange_id, url=url, profile=profile)
+    run_id = f"stress-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    bus = EventBus()
+    # reads only: the profile's `status` grant (read), as `perpbot status --live`
+    log = attach_to_bus(bus, run_id=run_id, profile=profile, command="status")
+    doc: dict[str, Any] = {"positions": [], "books": {}, "crowd": {}, "notes": []}
+    try:
+        conn = await connect(section, command="status", run_id=run_id, bus=bus)
+        try:
+            client = conn.client
+            wanted = {plain(s): s for s in symbols}
+            for p in await client.fetch_positions():
+                info = p.get("info") or {}
+                amount = float(info.get("positionAmt") or 0.0)
+                if not amount:
+                    continue
+                name = plain(str(p.get("symbol")))
+                wanted.setdefault(name, str(p.get("symbol")))
+                liq = float(p.get("liquidationPrice") or 0.0)
+                if liq <= 0:
+                    doc["notes"].append(
+                        f"{name}: the exchange gives no liquidation price (margin enough for any "
+                        "move): left out"
+                    )
+                    continue
+                doc["positions"].append(
+                    {"symbol": name, "amount": amount, "entry": float(p.get("entryPrice") or 0),
+                     "liquidation_price": liq}
+                )  # fmt: skip
+            if not wanted:
+                raise BadInput(f"--profile {profile}: no open position; name one with --symbol")
+            markets = {plain(m): m for m in client.markets}
+            for name in wanted:
+                unified = markets.get(name)
+                if unified is None:
+                    raise BadInput(f"--symbol: {name} is not listed by {exchange_id}")
+                book = await client.fetch_order_book(unified, BOOK_LEVELS)
+                doc["books"][name] = {"bids": book["bids"], "asks": book["asks"]}
+                oi = await _open_interest(client, unified)
+                if oi is None:
+                    doc["notes"].append(
+                        f"{name}: the exchange publishes no open interest here; assumed below"
+                    )
+                else:  # every long has a short: both sides add up to twice the figure
+                    doc["crowd"][name] = {"open_interest": 2 * oi}
+                    doc["notes"].append(
+                        f"{name}: open interest {oi:g} from the exchange; the crowd's positions "
+                        f"on both sides add up to {2 * oi:g}"
+                    )
+        finally:
+            await conn.close()
+    finally:
+        log.close("risk stress")
+    return doc
+
+
+async def _open_interest(client: Any, symbol: str) -> float | None:
+    """The public open interest in base units, or None where the venue has none."""
+    try:
+        got = await client.fetch_open_interest(symbol)
+    except Exception:  # not published (or not by this venue): an assumption instead
+        return None
+    amount = got.get("openInterestAmount") if isinstance(got, dict) else None
+    return float(amount) if amount else None
+
+
+def run_positions(run_dir: Path) -> list[dict[str, Any]]:
+    """This account's positions at a run's last tick (amount, entry, liquidation price)."""
+    from perpbot.ops.runfiles import open_journal
+
+    last: dict[str, Any] | None = None
+    try:
+        with open_journal(run_dir / "ticks.jsonl") as fh:
+            for line in fh:
+                try:
+                    tick = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line
+                if isinstance(tick, dict) and isinstance(tick.get("positions"), dict):
+                    last = tick
+    except FileNotFoundError:
+        raise BadInput(f"--run: {run_dir.name} has no ticks.jsonl (no tick recorded)") from None
+    if last is None:
+        raise BadInput(f"--run: {run_dir.name} recorded no positions")
+    out = []
+    for sym, p in last["positions"].items():
+        if not isinstance(p, dict) or not p.get("amount"):
+            continue
+        liq = p.get("liquidation")
+        if not liq or not p.get("entry"):
+            continue
+        out.append({"symbol": plain(sym), "amount": float(p["amount"]),
+                    "entry": float(p["entry"]), "liquidation_price": float(liq)})  # fmt: skip
+    return out

@@ -1,0 +1,215 @@
+"""A paper bot on streams against the simulator: ccxt.pro over real WebSockets on loopback.
+
+The simulator's own record (its REST ``userTrades`` for the bot's account) is the truth
+each test compares the engine's fills with: none missed, none counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import ccxt.async_support as ccxt_async
+import pytest
+
+from perpbot.engine.events import FillEvent
+from perpbot.sim.ccxt_config import configure_loopback
+from tests.integration.risk_support.bot import BTC, Bot, write_toml
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def control(handle: Any, path: str, body: Any) -> Any:
+    req = urllib.request.Request(
+        handle.base_url + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+async def sim_trade_ids(handle: Any, bot: Bot) -> list[str]:
+    """The simulator's own list of the bot's trades (the truth)."""
+    creds = bot.runner.credentials
+    ex = ccxt_async.binanceusdm({"apiKey": creds.api_key, "secret": creds.secret})
+    configure_loopback(ex, handle.base_url)
+    try:
+        await ex.load_markets()
+        return [str(t["id"]) for t in await ex.fetch_my_trades(BTC)]
+    finally:
+        await ex.close()
+
+
+def bot_toml(tmp_path: Path, handle: Any, **exchange: Any) -> Path:
+    return write_toml(
+        tmp_path,
+        handle.base_url,
+        exchange={"stream_stale_s": 2.0, **exchange},
+        kill={"deadman": False},
+    )
+
+
+def fill_events(bot: Bot) -> list[FillEvent]:
+    return [e for e in bot.fill_log if isinstance(e, FillEvent)]
+
+
+async def started(toml: Path) -> Bot:
+    bot = Bot(toml)
+    bot.fill_log = []  # type: ignore[attr-defined]
+    bot.runner.engine_events.subscribe(bot.fill_log.append)  # type: ignore[attr-defined]
+    await bot.__aenter__()
+    feed = bot.runner.feed  # on streams: wait for the start-up reconcile (streams are up)
+    await bot.until(lambda: feed is None or feed.counters["reconciles"] >= 1)
+    return bot
+
+
+async def test_fills_reach_the_engine_from_the_stream(sim_factory: Any, tmp_path: Path) -> None:
+    handle = sim_factory()
+    bot = await started(bot_toml(tmp_path, handle))
+    try:
+        feed = bot.runner.feed
+        assert feed is not None
+        for _ in range(3):
+            await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
+        truth = await sim_trade_ids(handle, bot)
+        await bot.until(lambda: len(fill_events(bot)) >= len(truth))
+        events = fill_events(bot)
+        assert sorted(e.fill.trade_id for e in events) == sorted(truth)
+        assert {e.source for e in events} == {"stream"}  # no REST reconcile ran meanwhile
+        assert feed.counters["reconciles"] == 1  # the start-up one only
+        # positions and equity came from the stream too, and agree with REST
+        state = bot.runner.state  # the position update is its own stream message
+        await bot.until(lambda: BTC in state.positions)
+        await bot.until(lambda: state.positions[BTC].amount == pytest.approx(0.006))
+        book = await bot.do(lambda ctx: ctx.order_book(BTC, 5))
+        assert book["bids"][0][0] < book["asks"][0][0]
+    finally:
+        await bot.stop()
+
+
+async def test_a_forced_disconnect_is_backfilled_with_no_fill_missed_or_doubled(
+    sim_factory: Any, tmp_path: Path
+) -> None:
+    handle = sim_factory()
+    bot = await started(bot_toml(tmp_path, handle))
+    try:
+        await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
+        await bot.until(lambda: len(fill_events(bot)) == 1)
+        # the streams go down (1006, no close frame) and stay down while the bot trades
+        control(handle, "/__sim/faults", {"streams": {"refuse_connections": True}})
+        control(handle, "/__sim/ws/close", {"code": 1006, "scope": "all"})
+        await bot.until(lambda: bot.decisions("STREAM_DISCONNECTED"))
+        for _ in range(2):
+            await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
+        control(handle, "/__sim/faults", {})
+        await bot.until(lambda: bot.decisions("STREAM_BACKFILL"), timeout=30)
+        truth = await sim_trade_ids(handle, bot)
+        await bot.until(lambda: len(fill_events(bot)) >= len(truth))
+        ids = [e.fill.trade_id for e in fill_events(bot)]
+        assert sorted(ids) == sorted(truth) and len(set(ids)) == len(ids)
+        assert [f.trade_id for f in bot.runner.ledger.fills] == ids
+        assert bot.decisions("STREAM_RECONNECTED")
+        logged = {e["code"] for e in bot.journal()}
+        assert {"STREAM_DISCONNECTED", "STREAM_BACKFILL"} <= logged
+        # the stream carries fills again afterwards
+        await bot.do(lambda ctx: ctx.market_order(BTC, "sell", 0.002))
+        await bot.until(lambda: len(fill_events(bot)) == len(truth) + 1)
+        assert fill_events(bot)[-1].source == "stream"
+    finally:
+        await bot.stop()
+
+
+async def test_a_stalled_market_stream_is_stale_and_reconnected(
+    sim_factory: Any, tmp_path: Path
+) -> None:
+    handle = sim_factory()
+    bot = await started(bot_toml(tmp_path, handle, stream_stale_s=1.0))
+    try:
+        await bot.until(lambda: bot.runner.state.marks.get(BTC))
+        control(handle, "/__sim/faults", {"streams": {"stall": True, "scope": "market"}})
+        stale = await bot.until(lambda: bot.decisions("STREAM_STALE"), timeout=20)
+        assert stale[0].data["stream"] == f"mark {BTC}"
+        assert stale[0].data["silent_s"] < 2 * 1.0 + 0.5  # detected within 2x the cadence
+        # its data is stale meanwhile: the context falls back to REST, not to old data
+        assert bot.runner.feed is not None
+        control(handle, "/__sim/faults", {})
+        await bot.until(lambda: bot.decisions("STREAM_RECONNECTED"), timeout=20)
+        status = bot.status()
+        assert "streams" in json.dumps(status)
+    finally:
+        await bot.stop()
+
+
+async def test_listen_key_expiry_is_recovered(sim_factory: Any, tmp_path: Path) -> None:
+    handle = sim_factory()
+    bot = await started(bot_toml(tmp_path, handle))
+    try:
+        control(handle, "/__sim/ws/expire_listen_keys", {})
+        await bot.until(lambda: bot.decisions("STREAM_DISCONNECTED"))
+        await bot.until(lambda: bot.decisions("STREAM_BACKFILL"), timeout=30)
+        await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
+        await bot.until(lambda: len(fill_events(bot)) == 1)
+        assert fill_events(bot)[0].source == "stream"  # the new listenKey's stream carries it
+        assert await sim_trade_ids(handle, bot) == [fill_events(bot)[0].fill.trade_id]
+    finally:
+        await bot.stop()
+
+
+async def test_streams_false_keeps_polling(sim_factory: Any, tmp_path: Path) -> None:
+    handle = sim_factory()
+    bot = await started(bot_toml(tmp_path, handle, streams=False))
+    try:
+        assert bot.runner.feed is None
+        await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
+        await bot.until(lambda: len(fill_events(bot)) == 1)
+        assert fill_events(bot)[0].source == "rest"
+    finally:
+        await bot.stop()
+
+
+async def test_engine_events_iterate(sim_factory: Any, tmp_path: Path) -> None:
+    """The async-iterator form of the engine's event source sees the same fills."""
+    handle = sim_factory()
+    bot = await started(bot_toml(tmp_path, handle))
+    try:
+        seen: list[Any] = []
+
+        async def consume() -> None:
+            async for event in bot.runner.engine_events.iterate():
+                seen.append(event)
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0)
+        await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
+        await bot.until(lambda: any(isinstance(e, FillEvent) for e in seen))
+        task.cancel()
+    finally:
+        await bot.stop()
+
+
+async def test_a_stalled_mark_stream_trips_the_stale_price_kill_like_rest(
+    sim_factory: Any, tmp_path: Path
+) -> None:
+    """[kill] max_price_age_s judges the streamed mark's exchange time like REST's."""
+    handle = sim_factory()
+    toml = write_toml(
+        tmp_path,
+        handle.base_url,
+        exchange={"stream_stale_s": 30.0},  # no reconnect: the mark just stops
+        kill={"deadman": False, "max_price_age_s": 1.5, "trip_level": "halt"},
+    )
+    bot = await started(toml)
+    try:
+        await bot.until(lambda: bot.runner.state.marks.get(BTC))
+        assert not bot.decisions("KILL_STALE_PRICE")  # fresh while the stream flows
+        control(handle, "/__sim/faults", {"streams": {"stall": True, "scope": "market"}})
+        (trip,) = await bot.until(lambda: bot.decisions("KILL_STALE_PRICE"), timeout=20)
+        assert BTC in trip.sentence and "max_price_age_s = 1.5" in trip.sentence
+    finally:
+        control(handle, "/__sim/faults", {})
+        await bot.stop()

@@ -1,0 +1,86 @@
+"""Reading a stress scenario: every default said out loud, every bad field named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from perpbot.errors import BadInput
+from perpbot.stress.inputs import from_document
+
+BOOK = {"bids": [[59999.5, 1.0], [59990, 2.0]], "asks": [["60000.5", "1.0"], [60010, 2]]}
+
+
+def doc(**extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "books": {"BTCUSDT": BOOK},
+        "positions": [{"symbol": "BTCUSDT", "amount": 0.1, "entry": 60000, "leverage": 20}],
+    }
+    base.update(extra)
+    return base
+
+
+def test_defaults_are_listed_as_assumptions() -> None:
+    sc = from_document(doc(), where="f.toml")
+    notes = " | ".join(sc.assumptions)
+    for phrase in ("open interest", "leverage", "half long", "latency", "once a second",
+                   "insurance fund"):  # fmt: skip
+        assert phrase in notes
+    assert sc.shock_symbol == "BTCUSDT" and sc.shocks
+    (pos,) = sc.positions
+    assert pos.liq_price == pytest.approx(60000 * (1 - 1 / 20 + 0.004))  # from the leverage
+    assert sc.books["BTCUSDT"].mid == pytest.approx(60000.0)  # strings accepted
+
+
+def test_stated_values_are_not_assumed() -> None:
+    sc = from_document(
+        doc(
+            crowd={
+                "BTCUSDT": {
+                    "open_interest": 10,
+                    "leverage_median": 30,
+                    "long_share": 0.6,
+                    "position_size": 0.1,
+                }
+            },
+            latency_ms=250,
+            dynamics={"mark_sources_s": [1, 3], "impact_permanent": 0.2, "insurance_fund": 1e6},
+        ),
+        where="f.toml",
+    )
+    assert sc.assumptions == []
+    assert sc.latency_s == 0.25 and sc.dynamics.mark_sources_s == (1.0, 3.0)
+    assert sc.crowd["BTCUSDT"].leverage_median == 30
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"books": {}}, "at least one symbol"),
+        ({"books": {"BTCUSDT": {"bids": [[60001, 1]], "asks": [[60000, 1]]}}}, "crossed book"),
+        ({"books": {"BTCUSDT": {"bids": [], "asks": [[1, 1]]}}}, "books.BTCUSDT.bids"),
+        ({"positions": [{"symbol": "ETHUSDT", "amount": 1, "entry": 1, "leverage": 2}]},
+         "no [books.ETHUSDT]"),
+        ({"positions": [{"symbol": "BTCUSDT", "amount": 1, "entry": 60000,
+                         "liquidation_price": 61000}]}, "wrong side"),
+        ({"positions": [{"symbol": "BTCUSDT", "amount": 0, "entry": 1, "leverage": 2}]},
+         "non-zero"),
+        ({"positions": [{"symbol": "BTCUSDT", "amount": 1, "entry": 60000}]},
+         "liquidation_price or leverage"),
+        ({"crowd": {"BTCUSDT": {"leverage_median": "high"}}}, "expected a number"),
+        ({"crowd": {"BTCUSDT": {"long_share": 2}}}, "long_share"),
+        ({"correlations": {"BTCUSDT/XRPUSDT": 0.5}}, "SYMBOL/SYMBOL"),
+        ({"correlations": {"BTCUSDT/BTCUSDT": 1.5}}, "[-1, 1]"),
+        ({"shocks": [0]}, "non-zero"),
+        ({"shock_symbol": "ETHUSDT"}, "shock_symbol"),
+        ({"dynamics": {"mark_lag": 1}}, "unknown key 'mark_lag'"),
+        ({"nonsense": 1}, "unknown key 'nonsense'"),
+        ({"latency_ms": True}, "latency_ms"),
+    ],
+)  # fmt: skip
+def test_bad_fields_are_named_in_one_line(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(BadInput) as err:
+        from_document(doc(**change), where="f.toml")
+    text = str(err.value)
+    assert message in text and text.startswith("f.toml: ") and "\n" not in text

@@ -1,0 +1,127 @@
+"""The stress model's parts: book depth, the crowd's clusters, the cascade's propagation."""
+
+from __future__ import annotations
+
+import pytest
+
+from perpbot.stress.cascade import build_nodes, propagate
+from perpbot.stress.crowd import clusters_for
+from perpbot.stress.depth import DepthCurve, Impact, OrderSizes
+from perpbot.stress.inputs import Book, Crowd, Dynamics, Position, Scenario
+
+BTC, ETH = "BTCUSDT", "ETHUSDT"
+
+
+def ladder(mid: float, gap: float, size: float, n: int = 100) -> Book:
+    bids = [(mid - gap / 2 - i * gap, size) for i in range(n)]
+    asks = [(mid + gap / 2 + i * gap, size) for i in range(n)]
+    return Book("X", bids, asks)
+
+
+def scenario(
+    *, oi: float = 300.0, positions: list[Position] | None = None, **dyn: float
+) -> Scenario:
+    books = {BTC: ladder(60000, 5, 0.2), ETH: ladder(3000, 0.25, 3.0)}
+    crowd = {
+        BTC: Crowd(open_interest=oi, leverage_median=20, position_size=0.15),
+        ETH: Crowd(open_interest=oi * 20, leverage_median=20, position_size=3.0),
+    }
+    return Scenario(
+        positions=positions or [], books=books, crowd=crowd, latency_s=0.5,
+        dynamics=Dynamics(**dyn), shocks=[-2.0], shock_symbol=BTC,
+    )  # fmt: skip
+
+
+def test_sweeping_a_level_moves_the_touch_a_whole_gap_and_the_tail_continues() -> None:
+    curve = DepthCurve.of([(100.0, 1.0), (99.0, 1.0), (98.0, 1.0), (97.0, 1.0)])
+    assert curve.touch_after(0.5) == 0.0  # the best level still has some left
+    assert curve.touch_after(1.0) == 1.0  # swept: the next level is the touch
+    assert curve.touch_after(3.5) == 3.0
+    assert curve.touch_after(4.0) == 4.0  # past the snapshot: same gap, same size
+    assert curve.touch_after(6.5) == 6.0
+
+
+def test_impact_keeps_a_share_of_the_move_and_the_book_refills() -> None:
+    impact = Impact.of(ladder(100.0, 1.0, 1.0), permanent=0.5, half_life_s=1.0)
+    walked, moved = impact.take("sell", 2.0, OrderSizes.single(2.0))
+    assert walked == 2.0 and moved == 1.0
+    assert impact.missing["sell"] == pytest.approx(1.0)  # half of the taken depth is gone
+    impact.refill(1.0)
+    assert impact.missing["sell"] == pytest.approx(0.5)
+    assert impact.missing["buy"] == 0.0
+
+
+def test_order_sizes_keep_their_mean_and_mix_small_and_large() -> None:
+    sizes = OrderSizes.lognormal(0.5, 0.8)
+    drawn = [sizes.next() for _ in range(len(sizes.sizes))]
+    assert sum(drawn) / len(drawn) == pytest.approx(0.5)
+    assert max(drawn) > 2 * min(drawn) * 2
+    assert drawn[:3] != sorted(drawn[:3]) or drawn[3:6] != sorted(drawn[3:6])
+
+
+def test_clusters_hold_the_open_interest_longs_below_shorts_above() -> None:
+    crowd = Crowd(open_interest=1000.0, long_share=0.7, leverage_median=20)
+    clusters = clusters_for(BTC, crowd, 60000.0)
+    longs = [c for c in clusters if c.side == "long"]
+    shorts = [c for c in clusters if c.side == "short"]
+    assert sum(c.qty for c in longs) == pytest.approx(700.0)
+    assert sum(c.qty for c in shorts) == pytest.approx(300.0)
+    assert all(c.price < 60000 * 1.01 for c in longs) and all(
+        c.price > 60000 * 0.99 for c in shorts
+    )
+    assert [c.price for c in longs] == sorted((c.price for c in longs), reverse=True)
+    # the nearest long cluster is the most leveraged: liquidated first
+    assert longs[0].leverage > longs[-1].leverage
+    assert all(c.bankruptcy < c.price for c in longs)  # bankrupt past the liquidation price
+
+
+def test_a_bigger_shock_liquidates_more_and_goes_further() -> None:
+    sc = scenario()
+    nodes = build_nodes(sc)
+    small, big = propagate(sc, nodes, -1.0), propagate(sc, nodes, -4.0)
+    assert 0 < len(small.liquidations) < len(big.liquidations)
+    assert big.final_price[BTC] < small.final_price[BTC] < 60000 * 0.99
+    assert all(nodes[r.node].side == "long" for r in big.liquidations)
+    # the same inputs give the same answer
+    again = propagate(sc, build_nodes(sc), -4.0)
+    assert [(r.node, r.time_s) for r in again.liquidations] == [
+        (r.node, r.time_s) for r in big.liquidations
+    ]
+
+
+def test_with_one_mark_source_the_cascade_goes_in_rounds_of_its_interval() -> None:
+    sc = scenario(oi=600.0, mark_sources_s=(2.0,))
+    nodes = build_nodes(sc)
+    out = propagate(sc, nodes, -2.0)
+    times = sorted({r.time_s for r in out.liquidations})
+    assert times[0] == 0.0 and len(times) > 2
+    assert all(t % 2.0 == pytest.approx(0.0) for t in times)
+    # the graph: the shock's own hits, then edges from liquidated nodes to the ones they reached
+    assert any(e.source == -1 for e in out.edges)
+    assert any(e.source >= 0 and e.move_pct < 0 for e in out.edges)
+    assert max(r.hop for r in out.liquidations) == len(times) - 1
+
+
+def test_correlation_carries_the_cascade_to_the_other_symbol() -> None:
+    alone = scenario()
+    linked = scenario()
+    linked.correlations[(BTC, ETH)] = 0.9
+    a = propagate(alone, build_nodes(alone), -2.0)
+    b = propagate(linked, build_nodes(linked), -2.0)
+    assert a.final_price[ETH] == 3000.0  # uncorrelated: untouched
+    assert not [r for r in a.liquidations if r.symbol == ETH]
+    assert b.final_price[ETH] < 3000 * 0.98
+    assert [r for r in b.liquidations if r.symbol == ETH]
+
+
+def test_this_accounts_position_liquidates_when_the_mark_reaches_it() -> None:
+    near = Position(BTC, 0.5, 60000.0, 58900.0)  # inside the shock: at once
+    far = Position(BTC, 0.5, 60000.0, 58700.0)  # beyond: the cascade must carry the mark
+    never = Position(BTC, 0.5, 60000.0, 30000.0)
+    sc = scenario(positions=[near, far, never])
+    nodes = build_nodes(sc)
+    out = propagate(sc, nodes, -2.0)
+    mine = {nodes[r.node].price: r.time_s for r in out.liquidations if nodes[r.node].account}
+    assert mine[58900.0] == 0.0
+    assert mine[58700.0] > 0.0
+    assert 30000.0 not in mine
