@@ -24,10 +24,10 @@ ATTACKS = {
     "processes": 5,
     "protocol": 5,
 }
-WRITES = {  # what changes an account (the engine's own dead-man countdown aside)
+WRITES = {  # what changes an account (the engine's dead-man countdown and user stream aside)
     "/fapi/v1/order", "/fapi/v1/batchOrders", "/fapi/v1/allOpenOrders", "/fapi/v1/leverage",
     "/fapi/v1/marginType", "/fapi/v1/algoOrder", "/fapi/v1/algoOpenOrders",
-    "/fapi/v1/listenKey", "/fapi/v1/positionSide/dual",
+    "/fapi/v1/positionSide/dual",
 }  # fmt: skip
 
 

@@ -51,7 +51,7 @@ class ChildPort:
 
 def serve(sock: socket.socket) -> int:
     init = wire.recv(sock)
-    confinement = sandbox.apply(int(init["memory_mb"]), init.get("cpu_s"))
+    confinement = sandbox.apply(int(init["memory_mb"]), init.get("cpu_s"), int(init["engine_pid"]))
     if not confinement.seccomp and init.get("require_seccomp", True):
         error = "the strategy's process could not confine itself (seccomp filter refused)"
         wire.send(sock, {"op": "ready", "error": f"{error}; the strategy was not loaded"})

@@ -16,6 +16,7 @@ CLOSE_GRACE_S a child that is still running (hung, spinning) is SIGKILLed.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import socket
@@ -100,6 +101,7 @@ class ProcessHost:
             "run_id": run_id,
             "memory_mb": cfg.memory_mb,
             "cpu_s": cfg.cpu_s,
+            "engine_pid": os.getpid(),
         }
         with contextlib.suppress(OSError):  # a process already gone is told by ready()
             wire.send(self.sock, init)

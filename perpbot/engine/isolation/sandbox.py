@@ -1,7 +1,8 @@
 """What the strategy's process does to itself before any strategy code runs (Linux).
 
 1. resource bounds: address space (``[strategy] memory_mb``), CPU seconds (``cpu_s``), no
-   core file;
+   core file; and it dies with the engine (``PR_SET_PDEATHSIG``: a SIGKILLed engine leaves
+   no strategy process behind, spinning or not);
 2. no capabilities: when started as root, every capability is dropped (so the engine's
    memory and environment, ``/proc/<engine>/mem`` and ``environ``, stay closed: the engine
    is not dumpable, see perpbot.harden) and ``no_new_privs`` is set;
@@ -20,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import os
 import platform
 import resource
 import struct
@@ -28,6 +30,8 @@ from dataclasses import dataclass
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 PR_CAPBSET_DROP = 24
+PR_SET_PDEATHSIG = 1
+SIGKILL = 9
 SECCOMP_MODE_FILTER = 2
 RET_ALLOW = 0x7FFF0000
 RET_ERRNO = 0x00050000
@@ -69,6 +73,7 @@ ARCHES = {
 
 @dataclass(frozen=True, slots=True)
 class Confinement:
+    dies_with_engine: bool
     limits: bool
     capabilities_dropped: bool
     seccomp: bool
@@ -137,12 +142,23 @@ def _capset_nr() -> int:
     return {"x86_64": 126, "aarch64": 91}.get(platform.machine(), -1)
 
 
-def apply(memory_mb: int, cpu_s: int | None) -> Confinement:
+def _die_with(libc: ctypes.CDLL, engine_pid: int) -> bool:
+    """SIGKILL when the engine dies; if it already did, end now."""
+    if int(libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) != 0:
+        return False
+    if os.getppid() != engine_pid:
+        os._exit(1)
+    return True
+
+
+def apply(memory_mb: int, cpu_s: int | None, engine_pid: int) -> Confinement:
     limits = _limits(memory_mb, cpu_s)
     try:
         libc = _libc()
     except OSError:
-        return Confinement(limits=limits, capabilities_dropped=False, seccomp=False)
+        return Confinement(dies_with_engine=False, limits=limits, capabilities_dropped=False,
+                           seccomp=False)  # fmt: skip
+    dies = _die_with(libc, engine_pid)
     dropped = _drop_capabilities(libc) if _capset_nr() > 0 else False
     program = seccomp_program(platform.machine())
     installed = False
@@ -150,4 +166,6 @@ def apply(memory_mb: int, cpu_s: int | None) -> Confinement:
         buf = ctypes.create_string_buffer(program)
         fprog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
         installed = int(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog))) == 0
-    return Confinement(limits=limits, capabilities_dropped=dropped, seccomp=installed)
+    return Confinement(
+        dies_with_engine=dies, limits=limits, capabilities_dropped=dropped, seccomp=installed
+    )

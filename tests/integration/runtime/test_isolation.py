@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,24 @@ def test_kill_ends_a_spinning_strategy_process(
     assert code == 4, err
     assert not alive(child), "the strategy's process outlived the run"
     assert open_orders_of(sim.state(), creds[0]) == []
+
+
+def test_a_sigkilled_engine_leaves_no_strategy_process(
+    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+) -> None:
+    sim = sim_factory(market=quiet_market())
+    creds = sim.create_account()
+    toml = write_strategy(
+        tmp_path, sim.base_url, params={"mode": "loop", "orders_per_symbol": 0},
+        strategy={"isolation": "process"},
+    )  # fmt: skip
+    bot = start_bot(toml, tmp_path, creds)
+    bots.append(bot)
+    (child,) = wait_until(lambda: children_of(bot.proc.pid), timeout=30)
+    wait_until(lambda: "laid 0 orders" in bot.out.read_text(), timeout=30)  # spinning now
+    bot.signal(signal.SIGKILL)
+    bot.proc.wait(10)
+    wait_until(lambda: not alive(child), timeout=10)
 
 
 def write(tmp_path: Path, url: str, mode: str, **strategy: Any) -> Path:
