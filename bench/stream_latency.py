@@ -1,7 +1,9 @@
 """From the simulator's fill to the engine's fill event, p50/p99, streams vs polling.
 
 A bot (tick_interval = 1) keeps one post-only buy resting at the best bid; a second account
-on the same simulator (its own process) sends a market sell through it every ~0.7 s. The
+on the same simulator (its own process) sends a market sell through it every ~0.7 s (the
+simulator's synthetic takers are off: their trades carry the market step's time, not the
+time they happen). The
 fill's latency is the wall time at which the engine published its FillEvent
 (perpbot.engine.events) minus the trade's timestamp on the simulator (the taker's request
 time; same machine, same clock, millisecond resolution). Each mode runs alone, one after
@@ -75,7 +77,10 @@ async def measure(streams: bool, fills: int) -> tuple[list[float], list[float]]:
 
     lat: list[float] = []
     ages: list[float] = []
-    with simulator(11) as url:
+    # no synthetic takers: their trades are stamped with the market step's time (up to a
+    # step, 200 ms, before they happen), so the only fills are the taker's, stamped at its
+    # request
+    with simulator(11, "[market]\ntaker_rate = 0\n") as url:
         doc: dict[str, Any] = {
             "strategy": {
                 "name": "latency",

@@ -230,3 +230,20 @@ async def test_a_stalled_mark_stream_trips_the_stale_price_kill_like_rest(
     finally:
         control(handle, "/__sim/faults", {})
         await bot.stop()
+
+
+async def test_a_24h_rotation_is_a_loss_like_any_other(sim_factory: Any, tmp_path: Path) -> None:
+    """The server closes every connection with 1001 (its 24 h limit, compressed): the bot
+    reconnects, backfills, and fills keep reaching it from the stream."""
+    handle = sim_factory()
+    bot = await started(bot_toml(tmp_path, handle))
+    try:
+        control(handle, "/__sim/ws/rotate", {"scope": "all"})
+        await bot.until(lambda: bot.decisions("STREAM_BACKFILL"), timeout=30)
+        await bot.until(lambda: len(bot.decisions("STREAM_RECONNECTED")) >= 2)  # mark, book
+        await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
+        await bot.until(lambda: len(fill_events(bot)) == 1)
+        assert fill_events(bot)[0].source == "stream"
+        assert await sim_trade_ids(handle, bot) == [fill_events(bot)[0].fill.trade_id]
+    finally:
+        await bot.stop()
