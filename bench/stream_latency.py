@@ -1,7 +1,9 @@
 """From the simulator's fill to the engine's fill event, p50/p99, streams vs polling.
 
 A bot (tick_interval = 1) keeps one post-only buy resting at the best bid; a second account
-on the same simulator (its own process) sends a market sell through it every ~0.7 s. The
+on the same simulator (its own process) sends a market sell through it every ~0.7 s (the
+simulator's synthetic takers are off: their trades carry the market step's time, not the
+time they happen). The
 fill's latency is the wall time at which the engine published its FillEvent
 (perpbot.engine.events) minus the trade's timestamp on the simulator (the taker's request
 time; same machine, same clock, millisecond resolution). Each mode runs alone, one after
@@ -17,10 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import sys
 import tempfile
 import time
 import tomllib
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +51,23 @@ def line(name: str, samples: list[float]) -> str:
     )
 
 
+def rich_account(url: str) -> tuple[str, str]:
+    """The taker: an account whose fees and spread costs over a long run never matter."""
+    req = urllib.request.Request(
+        url + "/__sim/accounts",
+        data=json.dumps({"balance": 10_000_000}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        body = json.loads(resp.read())
+    return body["api_key"], body["api_secret"]
+
+
 async def measure(streams: bool, fills: int) -> tuple[list[float], list[float]]:
     import ccxt.async_support as ccxt_async
 
     from perpbot.app import plugins
-    from perpbot.app.connect import create_sim_account
     from perpbot.app.lifecycle import Runner
     from perpbot.config import load_strategy
     from perpbot.engine.events import FillEvent
@@ -61,7 +77,10 @@ async def measure(streams: bool, fills: int) -> tuple[list[float], list[float]]:
 
     lat: list[float] = []
     ages: list[float] = []
-    with simulator(11) as url:
+    # no synthetic takers: their trades are stamped with the market step's time (up to a
+    # step, 200 ms, before they happen), so the only fills are the taker's, stamped at its
+    # request
+    with simulator(11, "[market]\ntaker_rate = 0\n") as url:
         doc: dict[str, Any] = {
             "strategy": {
                 "name": "latency",
@@ -86,24 +105,21 @@ async def measure(streams: bool, fills: int) -> tuple[list[float], list[float]]:
             )
         )
         task = asyncio.create_task(runner.run())
-        key, secret = await asyncio.to_thread(create_sim_account, url)
+        key, secret = await asyncio.to_thread(rich_account, url)
         taker = ccxt_async.binanceusdm({"apiKey": key, "secret": secret})
         configure_loopback(taker, url)
         await taker.load_markets()
         deadline = time.monotonic() + 30.0 + fills * 3.0
         try:
-            side = "sell"
             while len(lat) < fills and time.monotonic() < deadline and not task.done():
                 await asyncio.sleep(0.7)
                 seen = runner.state.mark_times.get(SYMBOL)
                 if seen is not None:
                     ages.append((time.time() - seen) * 1000.0)
                 if runner.ledger.open_client_ids(SYMBOL):
-                    await taker.create_order(SYMBOL, "market", side, 0.5)
-                    side = "buy" if side == "sell" else "sell"  # the taker stays near flat
-                elif side == "buy":
-                    await taker.create_order(SYMBOL, "market", "buy", 0.5)
-                    side = "sell"
+                    await taker.create_order(SYMBOL, "market", "sell", 2.0)
+                    await asyncio.sleep(0.2)
+                    await taker.create_order(SYMBOL, "market", "buy", 2.0)  # the taker: flat
         finally:
             await taker.close()
             runner.request_stop("bench over")

@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from perpbot.errors import BadInput
@@ -640,7 +641,5 @@ def load_strategy(path: str | Path) -> LoadedStrategy:
 
 def dump_strategy(cfg: StrategyFile) -> str:
     """Serialise a validated config back to TOML (round-trips through load_strategy)."""
-    import tomli_w
-
     data = cfg.model_dump(by_alias=True, exclude_none=True)
     return tomli_w.dumps(data)

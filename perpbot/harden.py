@@ -27,7 +27,8 @@ class Hardening:
 
 def _zero_core_limit() -> bool:
     try:
-        import resource  # POSIX only
+        # lazy: POSIX only (ImportError handled)
+        import resource
     except ImportError:
         return False
     try:

@@ -20,7 +20,7 @@ def state_path() -> Path:
     home = os.environ.get(ENV_HOME)
     if home:
         return Path(home).expanduser()
-    # imported lazily: platformdirs costs start-up time on every CLI call
+    # lazy: start-up speed of every CLI call (`perpbot kill` included); platformdirs is slow
     import platformdirs
 
     return platformdirs.user_state_path("perpbot", appauthor=False)

@@ -69,7 +69,6 @@ Depth limits between the documented tiers are charged at the next tier up (e.g. 
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Mapping
 
@@ -221,7 +220,6 @@ def _normalise_path(path: str) -> str:
 _DEFAULT = Constant(DEFAULT_WEIGHT)
 
 
-@functools.lru_cache(maxsize=512)
 def cost_rule(http_method: str, path: str) -> _Rule:
     """The rule that prices requests to ``path``: call it with the request's parameters,
     or read ``.cost`` when it is a ``Constant`` (no parameters to parse)."""

@@ -9,6 +9,8 @@ An *episode* (one fresh account on a shared in-thread simulator, its own state d
 3. a random ending: SIGTERM; SIGKILL and a restart (which must cancel what the dead run
    left) then SIGTERM; `perpbot kill` at halt, cancel or flatten, then SIGTERM; or garbage
    written to the KILL file (the bot fails closed: a standing cancel), then SIGTERM;
+   SIGKILL and a restart that adopts the dead run's orders (its stop cancels them); or a
+   second strategy beside the first, both with ``share_symbols``, each then SIGTERMed;
 4. the faults are cleared, the bots must exit within a bound.
 
 Invariants, with the simulator's own state as the truth:
@@ -17,6 +19,7 @@ Invariants, with the simulator's own state as the truth:
   symbol whose countdown is armed, and a bot that exited said so (non-zero exit naming the
   exchange's countdown) unless it was SIGKILLed; then, once the countdown has lapsed, none
   is open at all;
+- **restart**: a restart that ran met the dead run's orders (cancelled or adopted them);
 - **no duplicate**: no client order id was accepted twice;
 - **log**: `perpbot log verify --accept-unanchored` exits 0, or 1 naming the damage (a
   SIGKILLed run's torn tail), never anything else;
@@ -53,8 +56,13 @@ ENDINGS = (
     "kill_cancel",
     "kill_flatten",
     "sentinel_garbage",
+    "sigkill_adopt",
+    "shared_pair",
 )
 COUNTDOWN_S = 3.0
+# after a SIGKILL the restart must meet the dead run's orders: a countdown longer than a
+# restart takes (else the exchange has cancelled them before the restart looks)
+RESTART_COUNTDOWN_S = 20.0
 EXIT_WITHIN_S = 45.0
 
 
@@ -134,16 +142,24 @@ class Campaign:
         env["PERPBOT_SIM_API_KEY"], env["PERPBOT_SIM_API_SECRET"] = creds
         return env
 
-    def _toml(self, where: Path, symbols: list[str], orders: int) -> Path:
+    def _toml(
+        self,
+        where: Path,
+        symbols: list[str],
+        orders: int,
+        tag: str = "bot",
+        countdown_s: float = COUNTDOWN_S,
+        **strategy: Any,
+    ) -> Path:
         doc = tomllib.loads((HANG / "hang.toml").read_text())
-        doc["strategy"].update({"file": str(HANG / "hang.py"), "symbols": symbols})
+        doc["strategy"].update({"file": str(HANG / "hang.py"), "symbols": symbols, **strategy})
         doc["strategy"]["tick_interval"] = 0.2
         doc["strategy"]["stop_timeout_s"] = 8.0
         doc["strategy"]["params"].update({"mode": "idle", "orders_per_symbol": orders})
         doc["exchange"]["url"] = self.sim.base_url
-        doc["kill"].update({"deadman_countdown_s": COUNTDOWN_S, "deadman_refresh_s": 0.5})
+        doc["kill"].update({"deadman_countdown_s": countdown_s, "deadman_refresh_s": 0.5})
         doc["kill"]["flatten_timeout_s"] = 5.0
-        path = where / "bot.toml"
+        path = where / f"{tag}.toml"
         path.write_text(tomli_w.dumps(doc))
         return path
 
@@ -208,7 +224,9 @@ class Campaign:
         env = self._env(home, creds)
         symbols = rng.sample(list(SYMBOLS), k=rng.randint(1, 2))
         orders = rng.randint(1, 4)
-        toml = self._toml(where, symbols, orders)
+        shared = {"share_symbols": True} if ep.ending == "shared_pair" else {}
+        countdown_s = RESTART_COUNTDOWN_S if ep.ending.startswith("sigkill") else COUNTDOWN_S
+        toml = self._toml(where, symbols, orders, countdown_s=countdown_s, **shared)
         procs: list[tuple[str, subprocess.Popen[str]]] = []
         sigkilled: set[str] = set()
         try:
@@ -230,7 +248,7 @@ class Campaign:
                     p.wait(EXIT_WITHIN_S)
                 except subprocess.TimeoutExpired:
                     ep.violations.append(f"{tag} did not exit within {EXIT_WITHIN_S:g} s")
-            self._check(ep, key, env, where, procs, sigkilled)
+            self._check(ep, key, env, where, procs, sigkilled, countdown_s)
         finally:
             self.sim.set_faults({})
             for _tag, p in procs:
@@ -251,10 +269,15 @@ class Campaign:
         _tag, bot = procs[0]
         if ep.ending == "sigterm":
             bot.send_signal(signal.SIGTERM)
-        elif ep.ending == "sigkill_restart":
+        elif ep.ending in ("sigkill_restart", "sigkill_adopt"):
             bot.send_signal(signal.SIGKILL)
             bot.wait(10)
             sigkilled.add("bot")
+            if ep.ending == "sigkill_adopt":  # takes the dead run's orders over, adds none
+                symbols = tomllib.loads(toml.read_text())["strategy"]["symbols"]
+                toml = self._toml(
+                    toml.parent, symbols, 0, "again", RESTART_COUNTDOWN_S, leftover_orders="adopt"
+                )
             again = self._start(toml, env, "again")
             procs.append(("again", again))
             # SIGTERM once it runs (before its signal handlers exist the OS default ends it,
@@ -263,6 +286,18 @@ class Campaign:
             self._wait(lambda: again.poll() is not None or _running(home, 2), 60)
             time.sleep(rng.uniform(0.0, 2.0))
             again.send_signal(signal.SIGTERM)
+        elif ep.ending == "shared_pair":  # a second strategy beside it, both opted in
+            symbols = tomllib.loads(toml.read_text())["strategy"]["symbols"]
+            other_toml = self._toml(
+                toml.parent, symbols, 1, "other", name="other", share_symbols=True
+            )
+            other = self._start(other_toml, env, "other")
+            procs.append(("other", other))
+            home = Path(env["PERPBOT_HOME"])
+            self._wait(lambda: other.poll() is not None or _running(home, 2), 60)
+            bot.send_signal(signal.SIGTERM)  # the first one out leaves the countdown armed
+            time.sleep(rng.uniform(0.0, 2.0))
+            other.send_signal(signal.SIGTERM)  # the last one out disarms it
         elif ep.ending == "sentinel_garbage":  # a corrupt KILL file: the bots fail closed
             (Path(env["PERPBOT_HOME"]) / "KILL").write_text("{garbage")
             time.sleep(1.0)
@@ -285,6 +320,7 @@ class Campaign:
         where: Path,
         procs: list[tuple[str, subprocess.Popen[str]]],
         sigkilled: set[str],
+        countdown_s: float,
     ) -> None:
         said = ""
         for tag, p in procs:
@@ -296,6 +332,11 @@ class Campaign:
                 said += err
                 if p.returncode not in (0, 1, 4):
                     ep.violations.append(f"{tag} exited {p.returncode}: {err[-500:]}")
+        again = dict(procs).get("again")
+        if again is not None and again.returncode == 0 and not ep.note:
+            out = (where / "again.out").read_text()
+            if "START_LEFTOVERS_CANCELLED" not in out and "START_LEFTOVERS_ADOPTED" not in out:
+                ep.violations.append("the restart did not meet the dead run's orders")
         if (where / "kill.err").exists():
             said += (where / "kill.err").read_text()
         cids = [o["clientOrderId"] for o in self._orders(key)]
@@ -311,7 +352,7 @@ class Campaign:
             only_killed = all(tag in sigkilled for tag, _ in procs)
             if not only_killed and "countdown" not in said:
                 ep.violations.append(f"open orders left and nobody said so: {cids}")
-            if not self._wait(lambda: not self._orders(key, True), COUNTDOWN_S + 6.0):
+            if not self._wait(lambda: not self._orders(key, True), countdown_s + 6.0):
                 still = [o["clientOrderId"] for o in self._orders(key, True)]
                 ep.violations.append(f"still open after the countdown lapsed: {still}")
         verify = self._cli(env, "log", "verify", "--accept-unanchored")

@@ -44,10 +44,10 @@ class GridRun:
 
 
 @contextlib.contextmanager
-def simulator(seed: int) -> Iterator[str]:
+def simulator(seed: int, extra_toml: str = "") -> Iterator[str]:
     """``perpbot sim serve`` in a subprocess; yields its base URL."""
     config = Path(tempfile.mkdtemp(prefix="perpbot-bench-sim-")) / "sim.toml"
-    config.write_text(f"seed = {seed}\n")
+    config.write_text(f"seed = {seed}\n{extra_toml}")
     cmd = [sys.executable, "-m", "perpbot", "sim", "serve", "--config", str(config)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:

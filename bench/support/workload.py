@@ -147,6 +147,9 @@ def limits_config(store: str, margin: float, refresh_s: float) -> Any:
         {
             "strategy": {"name": "load", "file": "load.py", "symbols": [SYMBOL]},
             "limits": {"store": store, "safety_margin": margin, "refresh_s": refresh_s},
+            # the load measures the rate budget; with no engine to feed [risk] the balance,
+            # the paper defaults would refuse every order: risk checks off, explicitly
+            "risk": {"enabled": False},
         }
     )
 

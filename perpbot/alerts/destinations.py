@@ -20,11 +20,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 from pydantic import ValidationError
 
+from perpbot.alerts.deliver import load_apprise
 from perpbot.config import AlertsSection, format_validation_error, read_toml
 from perpbot.errors import BadInput, RuntimeFailure
 from perpbot.fsutil import atomic_write_text
+from perpbot.keys.backend import usable_keyring
 from perpbot.paths import state_dir
 
 SERVICE = "perpbot-alerts"
@@ -57,16 +60,12 @@ def load_global() -> AlertsSection:
 
 
 def save_global(cfg: AlertsSection) -> None:
-    import tomli_w
-
     doc: dict[str, Any] = cfg.model_dump(exclude_none=True, exclude_defaults=True)
     doc["destinations"] = sorted(set(cfg.destinations or []))
     atomic_write_text(config_path(), tomli_w.dumps(doc), mode=0o600)
 
 
 def _keyring() -> Any:
-    from perpbot.keys.backend import usable_keyring
-
     return usable_keyring()
 
 
@@ -77,8 +76,6 @@ def _failure(action: str, exc: BaseException) -> RuntimeFailure:
 
 def validate_url(name: str, url: str) -> None:
     """Refuse a URL Apprise cannot use, without ever repeating it."""
-    from perpbot.alerts.deliver import load_apprise
-
     apprise = load_apprise()
 
     if not url or any(c.isspace() for c in url) or apprise.Apprise.instantiate(url) is None:

@@ -16,8 +16,10 @@ Call from a command, after its real work is done::
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -77,9 +79,7 @@ def post(
 
 def deliver_outbox(**overrides: Any) -> tuple[int, int]:
     """Send every queued alert (one sender at a time): (files handled, failed deliveries)."""
-    import fcntl
-    import socket
-
+    # lazy: start-up speed of `perpbot kill` (it posts alerts; pydantic loads only to deliver)
     from perpbot.alerts.destinations import load_global, load_urls
     from perpbot.alerts.rules import Alert, Filters
     from perpbot.alerts.subscriber import build_dispatcher, record_failure

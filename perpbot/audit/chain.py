@@ -19,7 +19,7 @@ SignedHook = Callable[[int, bytes, str], bool]
 
 
 @dataclass
-class Position:
+class ChainPosition:
     """Where a walk got to: the next expected seq and the hash it must link to."""
 
     seq: int
@@ -29,7 +29,7 @@ class Position:
 def follow(
     lines: Sequence[bytes],
     start: int,
-    pos: Position,
+    pos: ChainPosition,
     on_signed: SignedHook | None = None,
 ) -> int:
     """Walk ``lines[start:]`` while each line continues the chain; update ``pos``.

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from perpbot.audit.canonical import canonical
+from perpbot.audit.signing import DOMAIN
 from perpbot.fsutil import atomic_write_json
 
 if TYPE_CHECKING:
@@ -42,8 +43,6 @@ class Checkpoint:
         return canonical(data)
 
     def signed(self, key: Ed25519PrivateKey) -> Checkpoint:
-        from perpbot.audit.signing import DOMAIN
-
         sig = base64.b64encode(key.sign(DOMAIN + self.unsigned())).decode("ascii")
         return Checkpoint(**{**asdict(self), "sig": sig})
 

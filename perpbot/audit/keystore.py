@@ -31,10 +31,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from perpbot.audit.signing import new_private_key, private_from_text, private_to_text, public_raw
-from perpbot.errors import RuntimeFailure
+from perpbot.audit.signing import (
+    new_private_key,
+    private_from_text,
+    private_to_text,
+    public_raw,
+    public_text,
+)
+from perpbot.errors import PerpbotError, RuntimeFailure
 from perpbot.fsutil import atomic_write_json, atomic_write_text
-from perpbot.keys.backend import keyring_lock
+from perpbot.keys.backend import ENV_BACKEND, backend_name, keyring_lock
+from perpbot.keys.backend import usable_keyring as keys_backend
 from perpbot.paths import state_dir
 
 if TYPE_CHECKING:
@@ -90,11 +97,8 @@ def usable_keyring() -> Any:
     but a keyring error (a file keyring whose file is damaged raises ValueError) is
     reported as one line (RuntimeFailure) rather than silently replaced by files.
     """
+    # lazy: keyring costs ~65 ms of start-up (backend discovery); only key reads/writes need it
     from keyring.errors import KeyringError
-
-    from perpbot.errors import PerpbotError
-    from perpbot.keys.backend import ENV_BACKEND, backend_name
-    from perpbot.keys.backend import usable_keyring as keys_backend
 
     try:
         backend = keys_backend()
@@ -217,8 +221,6 @@ class KeyStore:
 
     def _store(self, key: Ed25519PrivateKey, *, exclusive: bool = False) -> None:
         """Write ``key`` (lock held). ``exclusive``: never replace a key already there."""
-        from perpbot.audit.signing import public_text
-
         text = private_to_text(key)
         if self.backend is not None:
             try:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from perpbot.audit.canonical import GENESIS, line_hash
-from perpbot.audit.chain import Position, follow
+from perpbot.audit.chain import ChainPosition, follow
 from perpbot.audit.checkpoints import Checkpoint
 from perpbot.audit.keystore import KeyStore
 from perpbot.audit.segments import read_file, segment_files
@@ -71,7 +71,7 @@ def find_link(store: KeyStore, verifier: Verifier, root: Path) -> Link:
             {"missing": True},
             [f"the log of run {head.run} ({head.file}) is missing; linking to its checkpoint"],
         )
-    pos: Position | None = None
+    pos: ChainPosition | None = None
     torn = False
     last_file = head.file
     last_signed = head.seq
@@ -98,7 +98,7 @@ def find_link(store: KeyStore, verifier: Verifier, root: Path) -> Link:
                         f"(seq {head.seq}); linking to the checkpoint"
                     ],
                 )
-            pos = Position(head.seq + 1, head.hash)
+            pos = ChainPosition(head.seq + 1, head.hash)
             start += 1
         stop = follow(fl.lines, start, pos, signed)
         if stop > start:

@@ -7,6 +7,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text  # plain text: "[risk]" is a layer name, not rich markup
+
 COLUMNS = ("seq", "time", "kind", "what", "outcome", "ms")
 
 
@@ -72,10 +76,6 @@ def json_line(rec: dict[str, Any]) -> str:
 
 def print_table(records: Iterable[dict[str, Any]], title: str) -> int:
     """A rich table on stdout; returns how many records were shown."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text  # plain text: "[risk]" is a layer name, not rich markup
-
     table = Table(title=title, show_lines=False, expand=False)
     for name in COLUMNS:
         table.add_column(

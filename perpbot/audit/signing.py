@@ -14,6 +14,10 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from perpbot.errors import BadInput
 
 if TYPE_CHECKING:
@@ -30,14 +34,10 @@ PUBLIC_PREFIX = "ed25519:"
 
 
 def new_private_key() -> Ed25519PrivateKey:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     return Ed25519PrivateKey.generate()
 
 
 def private_to_text(key: Ed25519PrivateKey) -> str:
-    from cryptography.hazmat.primitives import serialization
-
     raw = key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
@@ -46,8 +46,6 @@ def private_to_text(key: Ed25519PrivateKey) -> str:
 
 def private_from_text(text: str) -> Ed25519PrivateKey:
     """Raises ValueError when the stored text is not a 32-byte base64 key."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     try:
         raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
@@ -58,9 +56,6 @@ def private_from_text(text: str) -> Ed25519PrivateKey:
 
 
 def public_raw(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
@@ -75,9 +70,6 @@ def fingerprint(raw: bytes) -> str:
 
 
 def public_pem(raw: bytes) -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     pub = Ed25519PublicKey.from_public_bytes(raw)
     return pub.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -101,9 +93,6 @@ def parse_public_key(value: str) -> bytes:
                 raise BadInput(f"--public-key: cannot read {path} ({exc})") from None
             source = f"--public-key {path}"
     if "BEGIN PUBLIC KEY" in text:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
         try:
             pub = serialization.load_pem_public_key(text.encode("ascii"))
         except (ValueError, UnicodeEncodeError):
@@ -153,15 +142,11 @@ class Verifier:
     """Checks signatures against one public key (cached)."""
 
     def __init__(self, raw: bytes) -> None:
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
         self.raw = raw
         self.fingerprint = fingerprint(raw)
         self._key = Ed25519PublicKey.from_public_bytes(raw)
 
     def check(self, message: bytes, sig: bytes) -> bool:
-        from cryptography.exceptions import InvalidSignature
-
         try:
             self._key.verify(sig, DOMAIN + message)
         except InvalidSignature:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from perpbot.audit.canonical import decode, line_hash
-from perpbot.audit.chain import Position, follow
+from perpbot.audit.chain import ChainPosition, follow
 from perpbot.audit.damage import Damage, Entry, Kind, classify
 from perpbot.audit.segments import file_name, file_number, read_file, segment_files
 from perpbot.audit.signing import Verifier, fingerprint
@@ -173,7 +173,7 @@ def _verify_segment(
         res.damage = Damage("truncated", res.run, "the run's log files are gone")
         return res
     missing = _missing_file(files)
-    pos: Position | None = None
+    pos: ChainPosition | None = None
     final = (-1, -1)  # (file index, line index) of the last complete line
     offset = 0  # index of the current file's first line among all lines
     for k, path in enumerate(files):
@@ -185,7 +185,7 @@ def _verify_segment(
                 res.damage = _bad_start(res.run, path.name, first, missing, _entries(files))
                 return res
             res.open = first
-            pos = Position(0, str(first.get("prev")))
+            pos = ChainPosition(0, str(first.get("prev")))
         start_seq = pos.seq
         stop = follow(fl.lines, 0, pos, walk.on_signed)
         for s in wanted_set:

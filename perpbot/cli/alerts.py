@@ -6,9 +6,13 @@ command line: argv is visible to every user of the machine and lands in shell hi
 
 from __future__ import annotations
 
+import socket
 import sys
+import time
 
 import typer
+
+from perpbot.errors import BadInput, RuntimeFailure
 
 alerts_app = typer.Typer(
     name="alerts", help="Alert destinations (Apprise URLs in the keyring).", no_args_is_help=True
@@ -21,6 +25,7 @@ def register(app: typer.Typer) -> None:
 
 def _read_url(name: str) -> str:
     if sys.stdin.isatty():
+        # lazy: start-up speed of `perpbot --help` (getpass loads termios)
         import getpass
 
         return getpass.getpass(f"Apprise URL for {name} (hidden): ").strip()
@@ -30,8 +35,8 @@ def _read_url(name: str) -> str:
 @alerts_app.command("add")
 def add(name: str = typer.Argument(..., help="A name for the destination, e.g. phone.")) -> None:
     """Store an Apprise URL (read from a hidden prompt or stdin) in the keyring."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.alerts.destinations import add_destination, check_name
-    from perpbot.errors import BadInput
 
     check_name(name)
     url = _read_url(name)
@@ -44,6 +49,7 @@ def add(name: str = typer.Argument(..., help="A name for the destination, e.g. p
 @alerts_app.command("list")
 def list_cmd() -> None:
     """List destination names (never their URLs) and the global filters."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.alerts.destinations import config_path, load_global
 
     cfg = load_global()
@@ -60,6 +66,7 @@ def list_cmd() -> None:
 @alerts_app.command("remove")
 def remove(name: str = typer.Argument(..., help="The destination's name.")) -> None:
     """Remove a destination from the keyring and the global list."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.alerts.destinations import remove_destination
 
     remove_destination(name)
@@ -73,13 +80,10 @@ def test(
     ),
 ) -> None:
     """Send a test message to every destination and print each result (exit 1 if any fail)."""
-    import socket
-    import time
-
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.alerts.deliver import send
     from perpbot.alerts.destinations import list_names, load_urls
     from perpbot.alerts.rules import Alert
-    from perpbot.errors import BadInput, RuntimeFailure
 
     names = list(destination) if destination else list_names()
     unknown = sorted(set(names) - set(list_names()))
@@ -117,17 +121,17 @@ def notify(
     bot: str = typer.Option("", "--bot", help="The bot it is about."),
 ) -> None:
     """Send one alert to the global destinations now (for systemd OnFailure= and scripts)."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.alerts.destinations import list_names
     from perpbot.alerts.outbox import deliver_outbox, post
     from perpbot.alerts.rules import SEVERITIES
-    from perpbot.errors import BadInput
 
     if severity not in SEVERITIES:
         raise BadInput(f"--severity: got {severity!r}, expected one of {', '.join(SEVERITIES)}")
     if not list_names():
         raise BadInput("no alert destinations (add one: perpbot alerts add NAME)")
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.alerts.subscriber import failed_log_path
-    from perpbot.errors import RuntimeFailure
 
     post(code, severity, sentence, bot=bot, spawn=False)
     _handled, failed = deliver_outbox()

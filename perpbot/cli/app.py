@@ -14,6 +14,7 @@ import sys
 import typer
 
 from perpbot import __version__
+from perpbot.cli.errors import run_app
 
 app = typer.Typer(
     name="perpbot",
@@ -93,8 +94,6 @@ _risk.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
-    from perpbot.cli.errors import run_app
-
     sys.exit(run_app(app, argv))
 
 

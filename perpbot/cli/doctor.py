@@ -18,6 +18,7 @@ def doctor(
     json_output: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
 ) -> None:
     """Check keyring, clock, state dir, disk, core dumps, alerts and the key; exit 1 on a FAIL."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.config import load_strategy
     from perpbot.ops.doctor import as_json, run_checks
 

@@ -16,11 +16,13 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["kill"]:
+        # lazy: start-up speed of every other command (kill modules load only for kill)
         from perpbot.cli.kill_fast import fast_kill
 
         code = fast_kill(args[1:])
         if code is not None:
             sys.exit(code)
+    # lazy: start-up speed of `perpbot kill` (Typer never loads for the plain kill)
     from perpbot.cli.app import main as app_main
 
     app_main(args)

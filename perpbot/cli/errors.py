@@ -15,7 +15,7 @@ try:  # typer >= 0.20 vendors click
 except ImportError:  # pragma: no cover
     from click.exceptions import ClickException
 
-from perpbot.errors import PerpbotError
+from perpbot.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, PerpbotError
 
 
 def error_line(message: str) -> None:
@@ -54,6 +54,7 @@ def environment_error(exc: BaseException) -> str | None:
 
 def _save_traceback() -> str | None:
     try:
+        # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
         from perpbot.paths import state_dir
 
         path = state_dir() / f"crash-{time.strftime('%Y%m%d-%H%M%S')}.txt"
@@ -75,24 +76,24 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> int:
         return exc.exit_code
     except typer.Abort:
         print("perpbot: aborted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except ClickException as exc:
         exc.show()
         return exc.exit_code
     except KeyboardInterrupt:
         print("perpbot: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
-        return 1
+        return EXIT_FAIL
     except Exception as exc:
         sentence = environment_error(exc)
         if sentence is not None:
             error_line(sentence)
-            return 1
+            return EXIT_FAIL
         where = _save_traceback()
         error_line(
             f"internal error ({type(exc).__name__}); please report it"
             + (f" with {where}" if where else "")
         )
-        return 1
-    return result if isinstance(result, int) else 0
+        return EXIT_FAIL
+    return result if isinstance(result, int) else EXIT_OK

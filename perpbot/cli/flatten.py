@@ -9,6 +9,9 @@ from typing import Any
 
 import typer
 
+from perpbot.errors import BadInput, PerpbotError
+from perpbot.harden import no_core_dumps
+
 
 def register(app: typer.Typer) -> None:
     app.command("flatten")(flatten)
@@ -45,8 +48,7 @@ def flatten(
     Unlike `perpbot kill --level flatten` it sets no kill switch: use it to get out of a
     position by hand. Exit 1 when a position is left open.
     """
-    from perpbot.errors import BadInput, PerpbotError
-    from perpbot.harden import no_core_dumps
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.kill.cancel import describe_error
     from perpbot.kill.describe import left_behind
     from perpbot.kill.flatten_now import flatten_now  # lazy: imports ccxt, keeps --help fast

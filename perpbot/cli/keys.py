@@ -8,12 +8,14 @@ characters; secrets are never shown.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import TYPE_CHECKING
 
 import typer
 
+from perpbot.errors import BadInput, RuntimeFailure
 from perpbot.harden import no_core_dumps
 
 if TYPE_CHECKING:
@@ -40,8 +42,6 @@ def _harden() -> None:
 
 # -- reading secrets ------------------------------------------------------------------------
 def _clean(value: str, what: str) -> str:
-    from perpbot.errors import BadInput
-
     value = value.strip()
     if not value:
         raise BadInput(f"{what}: empty, expected the value from the exchange's API management")
@@ -55,8 +55,6 @@ def _clean(value: str, what: str) -> str:
 
 def read_credentials(use_stdin: bool) -> tuple[str, str]:
     """(key, secret) from stdin, the environment or a hidden prompt, in that order."""
-    from perpbot.errors import BadInput
-
     if use_stdin:
         lines = [line for line in sys.stdin.read().splitlines() if line.strip()]
         if len(lines) != 2:
@@ -82,10 +80,9 @@ def read_credentials(use_stdin: bool) -> tuple[str, str]:
 
 
 def _check_exchange(exchange: str) -> str:
-    from perpbot.errors import BadInput
-
     if exchange == "sim":
         return exchange
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     import ccxt
 
     if exchange not in ccxt.exchanges:
@@ -118,7 +115,7 @@ def add(
 
     A new profile may only read; widen it with `perpbot keys scope`.
     """
-    from perpbot.errors import BadInput
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.keys import store
 
     if ctx.args:  # never echoed: it may be a key typed where it does not belong
@@ -161,8 +158,7 @@ def list_(
     json_output: bool = typer.Option(False, "--json", help="One JSON array on stdout."),
 ) -> None:
     """List the stored profiles (keys masked)."""
-    import json
-
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.keys import store
 
     found, missing = store.list_profiles()
@@ -198,8 +194,7 @@ def show(
     json_output: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
     """Show a profile: masked key, exchange, grant per command, limits, dates."""
-    import json
-
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.keys import store
 
     p = store.load_profile(profile)
@@ -224,6 +219,7 @@ def _num(x: float | None) -> str:
 @keys_app.command("remove")
 def remove(profile: str = typer.Argument(..., help="Profile name.")) -> None:
     """Delete a profile (key, secret and grant) from the keyring."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.keys import store
 
     store.remove_profile(profile)
@@ -263,7 +259,7 @@ def scope(
 
     Scopes: read, trade, reduce, cancel, leverage. transfer and withdraw are refused.
     """
-    from perpbot.errors import BadInput, RuntimeFailure
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.keys import store
     from perpbot.keys.edit import plan_scope_change
 
@@ -278,6 +274,7 @@ def scope(
     )
     risky = change.needs_confirmation
     if risky and not yes:
+        # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
         from perpbot.keys.scopes import SCOPE_HELP
 
         what = "; ".join(
@@ -302,6 +299,7 @@ def scope(
 
 
 def _print_grant(after: StoredProfile, before: StoredProfile | None = None) -> None:
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.keys.scopes import COMMANDS, SCOPES
 
     old = before.grant if before is not None else None
@@ -336,9 +334,7 @@ def audit(
 ) -> None:
     """Ask the exchange what the key may do; exit 1 if it can withdraw, is not IP-restricted,
     or may do more than its perpbot grant needs."""
-    import json
-    import os
-
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.app.keys_audit import run_audit
     from perpbot.cli.verbose import attach_verbose
 

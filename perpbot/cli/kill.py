@@ -11,6 +11,9 @@ from pathlib import Path
 
 import typer
 
+from perpbot.errors import BadInput
+from perpbot.harden import no_core_dumps
+
 
 def register(app: typer.Typer) -> None:
     app.command("kill")(kill)
@@ -54,8 +57,7 @@ def kill(
     with reduce-only orders). The switch stays, across restarts, until
     `perpbot kill --clear --yes`.
     """
-    from perpbot.errors import BadInput
-    from perpbot.harden import no_core_dumps
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.kill import command
 
     scope = command.scope_of(profile, run)
@@ -89,6 +91,7 @@ def kill(
 
 
 def _clear(reason: str | None, yes: bool, scope: str, json_output: bool) -> None:
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.kill import command
     from perpbot.kill.sentinel import read_sentinel
 
@@ -109,6 +112,7 @@ def resume(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Clear the kill switch (same as `perpbot kill --clear`); halted bots resume."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.kill import command
 
     _clear(reason, yes, command.scope_of(profile, run), json_output)

@@ -18,7 +18,7 @@ import argparse
 import sys
 from typing import NoReturn
 
-from perpbot.errors import BadInput, PerpbotError
+from perpbot.errors import EXIT_OK, BadInput, PerpbotError
 from perpbot.kill.command import DEFAULT_WAIT_S, emit, fail_if, scope_of, set_switch
 
 
@@ -76,4 +76,4 @@ def fast_kill(argv: list[str]) -> int | None:
     except PerpbotError as exc:
         print(f"perpbot: error: {exc.message}", file=sys.stderr, flush=True)
         return exc.exit_code
-    return 0
+    return EXIT_OK

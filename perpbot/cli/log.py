@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 import typer
+
+from perpbot.errors import BadInput, RuntimeFailure
 
 log_app = typer.Typer(
     help="The signed request log: verify it, read it, follow it, anchor it, prune it.",
@@ -21,6 +24,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _verifier(public_key: str | None) -> Any:
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.audit.keystore import KeyStore
     from perpbot.audit.signing import Verifier, parse_public_key
 
@@ -33,8 +37,8 @@ def _verifier(public_key: str | None) -> Any:
 
 def _target(path: Path | None, run: str | None) -> tuple[Path, list[str] | None, bool]:
     """(root to verify, runs to verify, whether it is this state dir's own logs)."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.audit.segments import check_run_id, file_number, is_segment
-    from perpbot.errors import BadInput
     from perpbot.paths import logs_dir
 
     logs = logs_dir()
@@ -79,9 +83,9 @@ def verify(
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Check the chain, signatures and anchors: exit 0 when intact, else 1 saying why."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.audit.anchor import parse_head_hash
     from perpbot.audit.tree import UNANCHORED, verify_tree
-    from perpbot.errors import BadInput, RuntimeFailure
 
     root, runs, own = _target(path, run)
     wanted_head = parse_head_hash(head) if head is not None else None
@@ -90,6 +94,7 @@ def verify(
     verifier, store = _verifier(public_key)
     heads = store.read_heads() if (own and store is not None) else []
     if own and store is None:  # an auditor's key: still check the heads this machine keeps
+        # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
         from perpbot.audit.keystore import KeyStore
 
         heads = KeyStore().read_heads()
@@ -156,6 +161,7 @@ def show(
     json_output: bool = typer.Option(False, "--json", help="One JSON record per line."),
 ) -> None:
     """Show a run's log as a table (or JSON lines)."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.audit import show as fmt
     from perpbot.audit.reader import find_segment, iter_records, matches, parse_since
     from perpbot.paths import logs_dir
@@ -184,8 +190,7 @@ def tail(
     json_output: bool = typer.Option(False, "--json", help="One JSON record per line."),
 ) -> None:
     """The last records of a run's log; with -f, follow it until the run closes its log."""
-    from collections import deque
-
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.audit import show as fmt
     from perpbot.audit.reader import find_segment, follow, iter_records
     from perpbot.paths import logs_dir
@@ -207,6 +212,7 @@ def key(
     json_output: bool = typer.Option(False, "--json", help="Print key, fingerprint, store."),
 ) -> None:
     """Print the log's public key and fingerprint (for auditors); creates the key if none."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.audit.keystore import KeyStore
     from perpbot.audit.signing import fingerprint, public_pem, public_text
 
@@ -235,11 +241,11 @@ def head(
 ) -> None:
     """Print the chain head (hash, run, seq, signature) to keep somewhere else; later,
     `perpbot log verify --head HASH` proves the log was not cut back or rolled back."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.audit.anchor import head_lines
     from perpbot.audit.keystore import KeyStore
     from perpbot.audit.recovery import current_head
     from perpbot.audit.signing import Verifier
-    from perpbot.errors import RuntimeFailure
 
     store = KeyStore()
     raw = store.public_raw(create=False)
@@ -262,6 +268,7 @@ def prune(
     json_output: bool = typer.Option(False, "--json", help="Print what was pruned as JSON."),
 ) -> None:
     """Delete old runs' logs; a signed record of what was deleted keeps the chain verifiable."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.audit.housekeeping import prune_logs
     from perpbot.audit.retention import parse_keep
 

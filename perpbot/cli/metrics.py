@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from perpbot.errors import BadInput, RuntimeFailure
+
 metrics_app = typer.Typer(
     name="metrics", help="Prometheus metrics (docs/operations.md).", no_args_is_help=True
 )
@@ -26,7 +28,7 @@ def serve(
     duration: float | None = typer.Option(None, "--duration", help="Stop after this long."),
 ) -> None:
     """Serve the gauges of every running bot (from their status files) until Ctrl-C."""
-    from perpbot.errors import BadInput, RuntimeFailure
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.metrics.machine import serve_forever
 
     if not 0 <= port <= 65535:

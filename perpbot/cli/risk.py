@@ -73,6 +73,7 @@ def stress(
     scenario.assumptions[:0] = notes
     result = explain.run(scenario)
     if png is not None:
+        # lazy: start-up speed of `perpbot --help` (the stress model loads when the command runs)
         from perpbot.stress.figure import write_png
 
         write_png(result, png)
@@ -85,6 +86,7 @@ def stress(
 
 
 def _plot_target(path: Path) -> Path:
+    # lazy: start-up speed of `perpbot --help` (the stress model loads when the command runs)
     from perpbot.cli.runs import _check_target
 
     return _check_target(path, "--plot")
@@ -95,6 +97,7 @@ def _document(
     symbols: list[str],
 ) -> tuple[dict[str, Any], str, list[str]]:  # fmt: skip
     """The scenario document: the file's, with live or run-folder positions and books."""
+    # lazy: start-up speed of `perpbot --help` (the stress model loads when the command runs)
     from perpbot.errors import BadInput
     from perpbot.stress.inputs import read_document
 
@@ -102,6 +105,7 @@ def _document(
     where = str(scenario_file) if scenario_file is not None else "risk stress"
     notes: list[str] = []
     if profile is not None:
+        # lazy: start-up speed of `perpbot --help` (the stress model loads when the command runs)
         from perpbot.stress.live import live_document
 
         live = live_document(profile, url, symbols)
@@ -114,6 +118,7 @@ def _document(
             doc["positions"] = live["positions"]
         where = f"{where} (live: {profile})"
     if run is not None:
+        # lazy: start-up speed of `perpbot --help` (the stress model loads when the command runs)
         from perpbot.report.runs import resolve_run
         from perpbot.stress.live import run_positions
 
@@ -126,6 +131,7 @@ def _document(
 
 
 def _print(result: dict[str, Any], png: Path | None) -> None:
+    # lazy: start-up speed of `perpbot --help` (the stress model loads when the command runs)
     from rich.table import Table
 
     from perpbot.report.terminal import console

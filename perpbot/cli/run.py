@@ -25,6 +25,8 @@ def run(
     """Run a strategy (paper trading on the embedded simulator by default)."""
     # lazy: `perpbot --help` must not load the engine, the pipeline or ccxt
     from perpbot.app.run import run_strategy
+
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.cli.verbose import attach_verbose
 
     code = run_strategy(

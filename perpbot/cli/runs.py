@@ -8,10 +8,11 @@ from pathlib import Path
 
 import typer
 
+from perpbot.cli.runs_prune import prune
+from perpbot.errors import BadInput, RuntimeFailure
+
 
 def register(app: typer.Typer) -> None:
-    from perpbot.cli.runs_prune import prune
-
     group = typer.Typer(name="runs", help=runs.__doc__, invoke_without_command=True)
     group.callback(invoke_without_command=True)(_runs_group)
     group.command("prune")(prune)
@@ -32,12 +33,14 @@ def runs(
     json_output: bool = typer.Option(False, "--json", help="Print the list as JSON."),
 ) -> None:
     """List past runs: id, strategy, start, duration, PnL and how each ended."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.report.runs import list_runs
 
     found = list_runs()
     if json_output:
         print(json.dumps([r.to_dict() for r in found], sort_keys=True))
         return
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.report.terminal import print_runs
 
     print_runs(found)
@@ -46,8 +49,6 @@ def runs(
 def _check_target(path: Path, option: str) -> Path:
     """Where to write: a symlink is written through (its target is replaced atomically, the
     link stays); a device, FIFO or socket is refused (an atomic write would replace it)."""
-    from perpbot.errors import BadInput
-
     if path.is_symlink():
         path = path.resolve()
     try:
@@ -80,7 +81,7 @@ def report(
     ),
 ) -> None:
     """Draw a run: price and fills, position, equity and drawdown, rate budget, events."""
-    from perpbot.errors import RuntimeFailure
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.report.build import build_report
     from perpbot.report.runs import resolve_run
 
@@ -102,6 +103,7 @@ def report(
         doc["png"], doc["html"] = str(png_path), str(html_path) if html_path else None
         print(json.dumps(doc, sort_keys=True, default=str))
         return
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.report.terminal import print_report
 
     print_report(rep.heading, rep.sections, rep.run.notes, files)

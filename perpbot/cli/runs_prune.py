@@ -13,6 +13,7 @@ def prune(
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Remove runs that ended longer ago than --keep; gzip the journals of runs kept."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.ops.prune import parse_duration, prune_runs
 
     result = prune_runs(parse_duration(keep), dry_run=dry_run)

@@ -7,10 +7,16 @@ or another process can connect at once. aiohttp is imported only inside the comm
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+
+from perpbot.errors import BadInput, RuntimeFailure
 
 if TYPE_CHECKING:
     from perpbot.sim.config import SimConfig
@@ -45,12 +51,7 @@ def serve(
     ),
 ) -> None:
     """Serve the simulator; prints {"base_url", "api_key", "api_secret"} as one JSON line."""
-    import asyncio
-    import json
-    import signal
-    import sys
-
-    from perpbot.errors import BadInput, RuntimeFailure
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.sim.config import SimConfig
 
     if not 0 <= port <= 65535:
@@ -61,6 +62,7 @@ def serve(
     cfg = apply_source_options(cfg, replay or [], speed, live or [])
 
     async def main() -> int:
+        # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
         from perpbot.sim.server import SimServer
 
         server = SimServer(cfg)
@@ -97,10 +99,9 @@ def apply_source_options(
     cfg: SimConfig, replay: list[Path], speed: float | None, live: list[str]
 ) -> SimConfig:
     """--replay / --speed / --live on top of the config file's [source] and clock."""
-    # imported here for start-up speed: `perpbot --help` must not load pydantic
+    # lazy: start-up speed of `perpbot --help` (it must not load pydantic)
     from pydantic import ValidationError
 
-    from perpbot.errors import BadInput
     from perpbot.sim.config import ReplayFile, SimConfig, SourceConfig, describe_error
 
     if replay and live:

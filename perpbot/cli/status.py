@@ -12,6 +12,8 @@ sentinel; no exchange request, no ccxt import. ``--live PROFILE`` also asks the 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import sys
 import time
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
+
+from perpbot.errors import BadInput
 
 DEAD_SHOWN_FOR_S = 3600.0  # a bot that died without stopping is shown this long
 
@@ -40,8 +44,6 @@ def status(
     show_all: bool = typer.Option(False, "--all", "-a", help="Include bots that stopped."),
 ) -> None:
     """Show running bots: positions, liquidation distance, orders, PnL, budget, index, alerts."""
-    from perpbot.errors import BadInput
-
     if not interval > 0:
         raise BadInput(f"--interval: got {interval:g}, expected a number of seconds > 0")
     if url is not None and live is None:
@@ -56,14 +58,13 @@ def status(
     if json_output:
         _json_loop(snapshot, watch, interval)
         return
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.cli.status_view import show
 
     show(snapshot, watch=watch, interval=interval)
 
 
 def _json_loop(snapshot: Any, watch: bool, interval: float) -> None:
-    import json
-
     while True:
         sys.stdout.write(json.dumps(snapshot(), sort_keys=True, default=str) + "\n")
         sys.stdout.flush()
@@ -81,6 +82,7 @@ def liveness(doc: dict[str, Any], now: float, summary: dict[str, Any] | None) ->
     state = str(doc.get("state") or "unknown")
     if summary is not None:
         return "stopped"
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.procs import pid_alive
 
     if not pid_alive(doc.get("pid")):
@@ -197,8 +199,6 @@ def final_view(view: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read(path: Path) -> dict[str, Any] | None:
-    import json
-
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -207,15 +207,15 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 def _kill_state() -> Any:
-    try:
-        from perpbot.kill.sentinel import read_sentinel
-    except ImportError:  # pragma: no cover - the kill package is part of perpbot
-        return None
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
+    from perpbot.kill.sentinel import read_sentinel
+
     return read_sentinel()
 
 
 def collect(include_stopped: bool = False, now: float | None = None) -> dict[str, Any]:
     """Every bot's view and the kill switch, as one JSON-able document."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.paths import bots_dir, runs_dir
 
     now = time.time() if now is None else now
@@ -252,17 +252,15 @@ def collect(include_stopped: bool = False, now: float | None = None) -> dict[str
 # -- asking the exchange (--live) ----------------------------------------------------------------
 def live_view(profile: str, url: str | None) -> dict[str, Any]:
     """Positions, open orders and balance of ``profile``'s key, straight from the exchange."""
-    import asyncio
-
     return asyncio.run(_live(profile, url))
 
 
 async def _live(profile: str, url: str | None) -> dict[str, Any]:
     """Like every command that talks to an exchange: the full pipeline and the signed log."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.app.connect import connect
     from perpbot.audit.subscriber import attach_to_bus
     from perpbot.config import ExchangeSection
-    from perpbot.errors import BadInput
     from perpbot.events import EventBus
 
     exchange_id = _profile_exchange(profile)
@@ -274,6 +272,7 @@ async def _live(profile: str, url: str | None) -> dict[str, Any]:
     run_id = f"status-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     bus = EventBus()
     if os.environ.get("PERPBOT_VERBOSE"):
+        # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
         from perpbot.cli.verbose import attach_verbose
 
         attach_verbose(bus)
@@ -326,6 +325,7 @@ async def _live(profile: str, url: str | None) -> dict[str, Any]:
 
 
 def _profile_exchange(profile: str) -> str:
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.keys.store import load_profile
 
     return load_profile(profile).exchange

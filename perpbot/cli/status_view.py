@@ -10,6 +10,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
 MAX_ORDERS_SHOWN = 4
 STATE_STYLE = {
     "running": "green",
@@ -130,10 +136,6 @@ def index_lines(bot: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def bot_panel(bot: dict[str, Any], now: float) -> Any:
-    from rich.panel import Panel
-    from rich.table import Table
-    from rich.text import Text
-
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -207,9 +209,6 @@ def bot_panel(bot: dict[str, Any], now: float) -> Any:
 
 
 def live_panel(live: dict[str, Any]) -> Any:
-    from rich.panel import Panel
-    from rich.table import Table
-
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
@@ -228,9 +227,6 @@ def live_panel(live: dict[str, Any]) -> Any:
 
 
 def render(data: dict[str, Any]) -> Any:
-    from rich.console import Group
-    from rich.text import Text
-
     now = float(data.get("generated_at") or time.time())
     kill = data.get("kill")
     bots = data.get("bots") or []
@@ -255,13 +251,10 @@ def render(data: dict[str, Any]) -> Any:
 
 
 def show(snapshot: Callable[[], dict[str, Any]], *, watch: bool, interval: float) -> None:
-    from rich.console import Console
-
     console = Console()
     if not watch:
         console.print(render(snapshot()))
         return
-    from rich.live import Live
 
     try:
         with Live(render(snapshot()), console=console, screen=True, auto_refresh=False) as live:

@@ -14,6 +14,11 @@ import time
 from collections import deque
 from typing import Any, Literal, TextIO
 
+from rich.console import Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
 from perpbot.events import Decision, Event
 
 Mode = Literal["live", "plain", "json"]
@@ -37,8 +42,6 @@ class RunOutput:
     # -- lifecycle --------------------------------------------------------------------------
     def start(self, header: str) -> None:
         if self.mode == "live":
-            from rich.live import Live
-
             self._header = header
             self._live = Live(self._render(), refresh_per_second=4, transient=False)
             self._live.start()
@@ -112,10 +115,6 @@ class RunOutput:
         )
 
     def _render(self) -> Any:
-        from rich.console import Group
-        from rich.panel import Panel
-        from rich.table import Table
-
         s = self.snapshot
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")

@@ -69,6 +69,7 @@ def _first(backend: Any) -> Any:
 def usable_keyring() -> Any:
     """The active keyring backend, or a one-line error naming the fix."""
     try:
+        # lazy: keyring costs ~65 ms of start-up (backend discovery); only key reads/writes need it
         import keyring
     except ImportError:  # pragma: no cover - a declared dependency
         raise RuntimeFailure(f"the keyring package is not installed; {FIX}") from None

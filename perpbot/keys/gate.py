@@ -26,6 +26,7 @@ import shlex
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from perpbot.client.account import AccountView
 from perpbot.client.validate import (
     OrderRefused,
     WireOrder,
@@ -137,8 +138,6 @@ class ScopeGate:
         """Remember the positions an answer showed, for commands without a runner (a
         ``kill --direct`` reads positions before it flattens) whose shared AccountView is
         never refreshed. Only positions: open reduce-only orders are the exchange's to cap."""
-        from perpbot.client.account import AccountView
-
         fresh = AccountView()
         fresh.set_positions([p for p in positions if isinstance(p, dict)])
         for p in positions:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from perpbot.client.request import METHOD_CLASS
 from perpbot.errors import PermissionDenied
 from perpbot.events import Decision
 
@@ -95,7 +96,6 @@ def method_scope(method: str) -> str | None:
     scope = METHOD_SCOPE.get(method)
     if scope is not None:
         return scope
-    from perpbot.client.request import METHOD_CLASS
 
     return _CLASS_FALLBACK.get(METHOD_CLASS.get(method, "other"))
 

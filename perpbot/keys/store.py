@@ -156,6 +156,7 @@ def _keyring_failure(
 
 
 def _keyring_errors() -> type[BaseException]:
+    # lazy: keyring costs ~65 ms of start-up (backend discovery); only key reads/writes need it
     from keyring.errors import KeyringError
 
     return KeyringError
@@ -169,6 +170,7 @@ class _Keyring:
     """
 
     def __init__(self) -> None:
+        # lazy: keyring costs ~65 ms of start-up (backend discovery); only key reads/writes need it
         from keyring.errors import PasswordDeleteError
 
         self.backend = usable_keyring()

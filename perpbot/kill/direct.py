@@ -23,10 +23,25 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from perpbot.config import ExchangeSection, KillSection, StrategyFile, format_validation_error
+from pydantic import ValidationError
+
+from perpbot.app.connect import ENV_SIM_KEY, ENV_SIM_SECRET, connect
+from perpbot.audit.subscriber import attach_to_bus
+from perpbot.client.orders import strategy_prefix
+from perpbot.config import (
+    ExchangeSection,
+    KillSection,
+    StrategyFile,
+    format_validation_error,
+    load_strategy,
+)
 from perpbot.errors import BadInput, PerpbotError
 from perpbot.events import EventBus
-from perpbot.kill.cancel import CANCEL_DEADLINE_S, cancel_open_orders
+from perpbot.keys.plugin import uses_profile
+from perpbot.keys.scopes import require
+from perpbot.keys.store import load_profile
+from perpbot.kill.acks import bot_documents
+from perpbot.kill.cancel import CANCEL_DEADLINE_S, cancel_open_orders, describe_error
 from perpbot.kill.flatten import FlattenPolicy, flatten_positions
 from perpbot.kill.ops import client_ops
 from perpbot.kill.sentinel import KillEntry
@@ -41,19 +56,13 @@ def resolve_target(
     exchange_id: str | None,
 ) -> tuple[ExchangeSection, StrategyFile | None]:
     """The ``[exchange]`` table to connect with (and the strategy file, when one was given)."""
-    from pydantic import ValidationError
-
     cfg: StrategyFile | None = None
     if strategy_file is not None:
-        from perpbot.config import load_strategy
-
         cfg = load_strategy(strategy_file).config
         fields = cfg.exchange.model_dump()
     else:
         fields = {"id": exchange_id or "sim"}
         if profile and not exchange_id and not url:
-            from perpbot.keys.store import load_profile
-
             fields["id"] = load_profile(profile).exchange
     if profile:
         fields["profile"] = profile
@@ -73,25 +82,19 @@ def resolve_target(
             "url), --profile P, or --url of a running `perpbot sim serve` (the embedded "
             "simulator lives and dies inside its bot)"
         )
-    if exchange.id == "sim" and not exchange.profile:
-        from perpbot.app.connect import ENV_SIM_KEY, ENV_SIM_SECRET
-
-        if not (os.environ.get(ENV_SIM_KEY) and os.environ.get(ENV_SIM_SECRET)):
-            raise BadInput(
-                f"--direct on a simulator needs the bot's account: --profile P or "
-                f"{ENV_SIM_KEY} and {ENV_SIM_SECRET}"
-            )
+    has_sim_account = os.environ.get(ENV_SIM_KEY) and os.environ.get(ENV_SIM_SECRET)
+    if exchange.id == "sim" and not exchange.profile and not has_sim_account:
+        raise BadInput(
+            f"--direct on a simulator needs the bot's account: --profile P or "
+            f"{ENV_SIM_KEY} and {ENV_SIM_SECRET}"
+        )
     return exchange, cfg
 
 
 def check_grant(exchange: ExchangeSection, level: str) -> None:
     """Refuse before connecting (exit 3) when the profile may not cancel (or reduce)."""
-    from perpbot.keys.plugin import uses_profile
-
     if not uses_profile(exchange):
         return
-    from perpbot.keys.scopes import require
-    from perpbot.keys.store import load_profile
 
     stored = load_profile(str(exchange.profile))
     require(stored.grant, "kill", profile=exchange.profile, flatten=level == "flatten")
@@ -102,8 +105,6 @@ def run_tags_for(entry: KillEntry) -> set[str] | None:
     covers (their orders, and any an earlier run of the same strategy left)."""
     if not entry.scope.startswith("run:"):
         return None
-    from perpbot.client.orders import strategy_prefix
-    from perpbot.kill.acks import bot_documents
 
     tags = {
         strategy_prefix(str(doc.get("strategy")))
@@ -133,9 +134,6 @@ async def on_exchange(
     No rate-limit wait may outlast ``deadline_s`` (waitcut.py). ``label`` names the run in
     the log (``kill`` for `kill --direct`, ``flatten`` for `perpbot flatten`).
     """
-    from perpbot.app.connect import connect
-    from perpbot.audit.subscriber import attach_to_bus
-
     run_id = f"{label}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     bus = EventBus()
     logger = attach_to_bus(
@@ -249,6 +247,4 @@ def run_direct(
     except PerpbotError:
         raise
     except Exception as exc:
-        from perpbot.kill.cancel import describe_error
-
         raise PerpbotError(f"--direct failed: {describe_error(exc)}") from None

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import ccxt
+
 from perpbot.client.account import AccountView
 from perpbot.client.request import OrderSpec
 
@@ -72,8 +74,6 @@ def client_ops(client: GuardedClient, tag: str, account: AccountView | None = No
         return await client.create_order(spec)
 
     async def cancel_one(order: dict[str, Any], symbol: str) -> Any:
-        import ccxt
-
         try:
             return await client.cancel_order(
                 order.get("id"), symbol, client_order_id=order.get("clientOrderId")

@@ -51,6 +51,7 @@ def who_am_i() -> str:
     user = os.environ.get("USER") or os.environ.get("LOGNAME")
     if not user:
         try:
+            # lazy: POSIX only (ImportError handled)
             import pwd
 
             user = pwd.getpwuid(os.getuid()).pw_name
@@ -345,6 +346,7 @@ def _locked() -> Iterator[None]:
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
+            # lazy: POSIX only (ImportError handled)
             import fcntl
 
             fcntl.flock(fd, fcntl.LOCK_EX)

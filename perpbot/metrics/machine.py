@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -90,8 +91,6 @@ class StatusCollector(Collector):
 def serve_forever(
     port: int, bind: str, textfile: Path | None, interval: float, stop_after: float | None
 ) -> None:
-    from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
-
     registry = CollectorRegistry()
     registry.register(StatusCollector())
     server = None

@@ -22,8 +22,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
+from perpbot.alerts.deliver import load_apprise
+from perpbot.alerts.destinations import list_names, load_urls
 from perpbot.config import DiskSection, LoadedStrategy
 from perpbot.errors import PerpbotError
+from perpbot.keys.backend import backend_name, usable_keyring
 from perpbot.ops.disk import MB, DiskMonitor
 from perpbot.paths import state_dir
 
@@ -44,8 +47,6 @@ class Check:
 
 
 def check_keyring() -> Check:
-    from perpbot.keys.backend import backend_name, usable_keyring
-
     try:
         backend = usable_keyring()
         backend.get_password("perpbot", "index")  # a locked keyring refuses here
@@ -95,6 +96,7 @@ def _time_of(loaded: LoadedStrategy) -> tuple[str, Callable[[], Reading]]:
     if ex.id == "sim":
 
         def embedded() -> Reading:
+            # lazy: the simulator (pydantic models, aiohttp server) loads only for an embedded sim
             from perpbot.sim import SimConfig, start_in_thread
 
             handle = start_in_thread(SimConfig(seed=loaded.config.sim.seed))
@@ -186,8 +188,6 @@ def check_core_dumps() -> Check:
 
 def _endpoint(url: str) -> tuple[str, int] | None:
     """Where an Apprise URL delivers to (host, port), if it can be told."""
-    from perpbot.alerts.deliver import load_apprise
-
     apprise = load_apprise()
 
     plugin = apprise.Apprise.instantiate(url)
@@ -209,8 +209,6 @@ def _endpoint(url: str) -> tuple[str, int] | None:
 
 
 def check_alerts(names: list[str] | None = None) -> Check:
-    from perpbot.alerts.destinations import list_names, load_urls
-
     try:
         names = list_names() if names is None else names
         if not names:
@@ -252,7 +250,8 @@ def check_key_audit(loaded: LoadedStrategy | None) -> Check:
     if loaded is None or not loaded.config.exchange.profile:
         return Check("key-audit", "skip", "no key profile (paper trading on the simulator)")
     ex = loaded.config.exchange
-    from perpbot.keys.audit import run_audit
+    # lazy: the exchange stack (ccxt, ~1 s) loads only when a key profile is audited
+    from perpbot.app.keys_audit import run_audit
 
     try:
         report = run_audit(str(ex.profile), url=ex.url, sandbox=ex.sandbox)

@@ -8,7 +8,13 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from perpbot.alerts.subscriber import attach as attach_alerts
+from perpbot.kill.sentinel import new_entry, shared_watcher, write_sentinel
+from perpbot.metrics.subscriber import attach as attach_metrics
+from perpbot.ops.disk import attach as attach_disk
 from perpbot.ops.identity import RunIdentity
+from perpbot.ops.runfiles import compress_run
+from perpbot.paths import state_dir
 
 if TYPE_CHECKING:
     from perpbot.engine.hooks import AttachableRun as Runner
@@ -34,8 +40,6 @@ def attach(runner: Runner) -> None:
 
 
 def _attach_alerts(runner: Runner, identity: RunIdentity) -> None:
-    from perpbot.alerts.subscriber import attach as attach_alerts
-
     sub = attach_alerts(runner.bus, runner.config.alerts, identity)
     if sub is None:
         return
@@ -72,8 +76,6 @@ def _positions(runner: Runner) -> dict[str, dict[str, Any]]:
 
 
 def _attach_metrics(runner: Runner, identity: RunIdentity) -> None:
-    from perpbot.metrics.subscriber import attach as attach_metrics
-
     export = attach_metrics(runner.bus, runner.config.metrics, identity)
     if export is None:
         return
@@ -96,7 +98,6 @@ def halt_this_bot(runner: Runner) -> Any:
     """The disk trip's kill hook until the kill switch exposes its automatic trip: a halt
     for this strategy, written like `perpbot kill --level halt`; held in-process when the
     sentinel cannot be written (the disk is the problem)."""
-    from perpbot.kill.sentinel import new_entry, shared_watcher, write_sentinel
 
     def on_halt(code: str, sentence: str) -> None:
         reason = f"automatic trip {code} in run {runner.run_id}: {sentence}"
@@ -112,10 +113,6 @@ def halt_this_bot(runner: Runner) -> Any:
 
 
 def _attach_disk(runner: Runner, identity: RunIdentity) -> None:
-    from perpbot.ops.disk import attach as attach_disk
-    from perpbot.ops.runfiles import compress_run
-    from perpbot.paths import state_dir
-
     section = runner.config.disk
     monitor = attach_disk(
         runner.bus, section, identity, path=state_dir(), on_halt=halt_this_bot(runner)

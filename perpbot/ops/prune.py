@@ -20,6 +20,7 @@ from perpbot.errors import BadInput
 from perpbot.fsutil import read_json
 from perpbot.ops.runfiles import JOURNALS, compress_run
 from perpbot.paths import bots_dir, runs_dir
+from perpbot.procs import pid_alive
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -50,8 +51,6 @@ def _last_change(folder: Path) -> float:
 
 def _alive(run_id: str) -> bool:
     """A status file says the bot runs and its process is there."""
-    from perpbot.procs import pid_alive
-
     try:
         status = read_json(bots_dir() / f"{run_id}.json")
     except (OSError, ValueError):

@@ -186,7 +186,13 @@ class RateLimiter:
                 result = await call_next(request)
             except RateWait as held:
                 self.http.forget(request)
-                await self.hold(held.admission, held.what)
+                if held.admission.reason == "refresh":
+                    # rules due held back a request sent below this layer for this one (a
+                    # cancel's lookup, a clock resync): a cancel skips the re-read in
+                    # ``_gate``, so re-read them here, or it is held back again forever
+                    await self.rules.refresh(request, call_next, self.hold)
+                else:
+                    await self.hold(held.admission, held.what)
                 continue
             except Exception:
                 self.http.forget(request)

@@ -12,7 +12,6 @@ same way, so they map onto the same buckets.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -84,9 +83,10 @@ def from_config(limits: LimitsSection) -> RuleSet | None:
     return RuleSet(rules=tuple(rules), source="config") if rules else None
 
 
-@functools.lru_cache(maxsize=256)  # header names repeat on every response
 def usage_header(name: str) -> tuple[Kind, int] | None:
     """``X-MBX-USED-WEIGHT-1M`` -> ("weight", 60); anything else -> None."""
+    if name[:6].lower() != "x-mbx-":  # most of a response's headers: not worth the regex
+        return None
     m = _HEADER.match(name)
     if not m:
         return None

@@ -266,7 +266,8 @@ class RedisStore:
 
     def __init__(self, url: str, host: str) -> None:
         self.description = describe_redis_url(url)
-        try:  # an optional extra: imported only when a redis store is configured
+        try:
+            # lazy: redis is the optional `perpbot[redis]` extra; only a redis:// store needs it
             import redis
         except ImportError:
             raise RuntimeFailure(REDIS_HINT, code="RATE_STORE_UNAVAILABLE") from None

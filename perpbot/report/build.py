@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from perpbot.fsutil import atomic_write_bytes, atomic_write_text
 from perpbot.report.data import RunData, load_run
+from perpbot.report.figure import build_figure, describe, png_bytes
+from perpbot.report.html import render_html
 from perpbot.report.runs import RunInfo, run_info
 from perpbot.report.series import RunSeries, build_series
 from perpbot.report.tables import Section, compute, sections
@@ -30,23 +32,17 @@ class Report:
         return heading(self.info)
 
     def write_png(self, path: Path) -> bytes:
-        from perpbot.report.figure import png_bytes
-
         data = png_bytes(self.figure)
         atomic_write_bytes(path, data)
         return data
 
     def write_html(self, path: Path, png: bytes) -> None:
-        from perpbot.report.html import render_html
-
         page = render_html(
             self.info.run_id, self.heading, png, self.sections, self.run.notes, self.run.events
         )
         atomic_write_text(path, page)
 
     def to_json(self) -> dict[str, Any]:
-        from perpbot.report.figure import describe
-
         return {
             "run": self.info.to_dict(),
             "numbers": self.numbers,
@@ -61,8 +57,6 @@ def heading(info: RunInfo) -> str:
 
 
 def build_report(run_dir: Path) -> Report:
-    from perpbot.report.figure import build_figure
-
     run = load_run(run_dir)
     info = run_info(run)
     series = build_series(run)

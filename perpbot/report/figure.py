@@ -74,6 +74,7 @@ def decimate(points: Points, max_points: int = MAX_POINTS) -> Points:
 @functools.cache
 def _epoch_days() -> float:
     """matplotlib's date number of 1970-01-01 UTC (0.0 unless rcParams moved its epoch)."""
+    # lazy: matplotlib is the optional `perpbot[report]` extra (~0.5 s); only figures need it
     import matplotlib.dates as mdates
 
     return float(mdates.date2num(datetime(1970, 1, 1, tzinfo=UTC)))
@@ -152,13 +153,15 @@ def _line_panel(
 
 def build_figure(run: RunData, series: RunSeries, heading: str) -> Figure:
     """The report figure. Uses matplotlib's object API only: no pyplot, no global state."""
-    try:  # an optional extra, imported only when a figure is drawn
+    try:
+        # lazy: matplotlib is the optional `perpbot[report]` extra (~0.5 s); only figures need it
         import matplotlib
     except ImportError:
         hint = "the report figure needs matplotlib: pip install 'perpbot[report]'"
         raise RuntimeFailure(hint) from None
 
     matplotlib.use("Agg", force=False)
+    # lazy: matplotlib is the optional `perpbot[report]` extra (~0.5 s); only figures need it
     import matplotlib.dates as mdates
     from matplotlib.figure import Figure
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
 from perpbot.report.runs import RunInfo
 from perpbot.report.tables import Section, duration, money, when
 
@@ -17,8 +21,6 @@ if TYPE_CHECKING:
 
 
 def console() -> Console:
-    from rich.console import Console
-
     return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
 
 
@@ -33,8 +35,6 @@ STATUS_STYLE = {
 
 
 def print_runs(runs: list[RunInfo]) -> None:
-    from rich.table import Table
-
     out = console()
     if not runs:
         out.print("no runs yet (start one with `perpbot run STRATEGY.toml`)")
@@ -59,8 +59,6 @@ def print_runs(runs: list[RunInfo]) -> None:
 
 
 def print_report(heading: str, sections: list[Section], notes: list[str], files: list[str]) -> None:
-    from rich.table import Table
-
     out = console()
     out.print(f"[bold]{_esc(heading)}[/bold]")
     for section in sections:
@@ -77,6 +75,4 @@ def print_report(heading: str, sections: list[Section], notes: list[str], files:
 
 
 def _esc(text: str) -> str:
-    from rich.markup import escape
-
     return escape(text)

@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+import ccxt
+
 from perpbot.client.account import OpenOrder
 from perpbot.client.orders import strategy_prefix
 from perpbot.client.pipeline import CallNext
@@ -123,7 +125,6 @@ def _refusal_is_certain(exc: BaseException) -> bool:
     """Did the exchange (or a guard) refuse for sure, so that no order can exist?"""
     if isinstance(exc, PerpbotError):
         return True
-    import ccxt
 
     certain = (
         ccxt.InvalidOrder,

@@ -37,7 +37,7 @@ class StatusFeed:
         *,
         gate: RiskGate | None = None,
         hub: MonitorHub | None = None,
-        positions: Any = None,  # () -> {symbol: engine Position}
+        positions: Any = None,  # () -> {symbol: engine PositionSnapshot}
         orders: Any = None,  # () -> [the bot's OpenOrder]
     ) -> None:
         self.state = state

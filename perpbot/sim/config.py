@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from perpbot.config import parse_toml, read_config_bytes
+from perpbot.errors import BadInput
 from perpbot.sim.faults import FaultPlan
 from perpbot.sim.ws_config import WsConfig
 
@@ -229,8 +230,6 @@ class SimConfig(_Strict):
     @classmethod
     def from_toml(cls, path: str | Path) -> SimConfig:
         """Load and validate sim.toml; any problem becomes ONE line in a BadInput."""
-        from perpbot.errors import BadInput
-
         p = Path(path)
         label = p.name or str(p)
         data = parse_toml(read_config_bytes(p), label, invalid="not valid TOML")  # (size-capped)

@@ -102,7 +102,7 @@ class SimServer:
             self._ticker = asyncio.create_task(self._tick_loop())
         await self.ws.start()
         if self.cfg.source.kind == "live":
-            # imported here, not at the top: ccxt.pro is heavy and only a live source needs it
+            # lazy: ccxt.pro is heavy (~1 s) and only a live source needs it
             from perpbot.sim.live_source import LiveSource
 
             feed = self.engine.feed

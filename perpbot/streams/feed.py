@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -95,6 +96,7 @@ class StreamFeed:
             "reconciles": 0,
         }
         self._tasks: list[asyncio.Task[None]] = []
+        self.recent: deque[dict[str, Any]] = deque(maxlen=10)  # the last decisions, for status
         self._lock = asyncio.Lock()  # one REST reconcile at a time
         self._gap_epoch = 0  # bumped at each loss of the user stream
         self._filled_epoch = 0  # the epoch the last backfill covered
@@ -168,6 +170,7 @@ class StreamFeed:
             "streams": {
                 "streams": [h.to_dict(now) for h in self.health.values()],
                 **self.counters,
+                "events": list(self.recent),
             }
         }
 
@@ -488,4 +491,6 @@ class StreamFeed:
             await asyncio.sleep(0.01)
 
     def _decide(self, action: Action, code: str, sentence: str, **data: Any) -> None:
-        self.bus.publish(Decision("streams", action, code, sentence, data))
+        decision = Decision("streams", action, code, sentence, data)
+        self.recent.append({"ts": decision.ts, "code": code, "sentence": sentence})
+        self.bus.publish(decision)

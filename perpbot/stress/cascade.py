@@ -164,16 +164,14 @@ def propagate(scenario: Scenario, nodes: list[Node], shock_pct: float) -> Outcom
             OrderSizes.lognormal(crowd.position_size, crowd.position_size_sigma),
         )
         out.path[symbol] = [(0.0, start[symbol]), (0.0, moved)]
-    hop_of: dict[int, int] = {}
-    cause: dict[int, int] = {}  # node -> the node whose liquidation brought it within reach
-    depth_of: dict[int, float] = {}
+    graph = _Graph(out)
     # the mark's sources requote on their own clocks, all in phase at the shock
     due = [(every, i) for i, every in enumerate(dyn.mark_sources_s)]
     heapq.heapify(due)
     t = 0.0
     while True:
-        batch = _liquidate_crossed(scenario, syms, t, out, hop_of, cause, depth_of)
-        _link(syms, batch, out, hop_of, cause, depth_of)
+        batch = _liquidate_crossed(scenario, syms, t, out, graph)
+        graph.reach(syms, batch)
         in_reach = any(n.crossed(s.target) for s in syms.values() for n in s.pending)
         caught_up = all(src == s.target for s in syms.values() for src in s.sources)
         if not in_reach and caught_up:
@@ -199,14 +197,49 @@ def propagate(scenario: Scenario, nodes: list[Node], shock_pct: float) -> Outcom
     return out
 
 
+@dataclass(slots=True)
+class _Graph:
+    """The edges as the cascade reveals them: who brought whom within reach."""
+
+    out: Outcome
+    cause: dict[int, int] = field(default_factory=dict)  # node -> source (-1: the shock)
+    hop: dict[int, int] = field(default_factory=dict)
+    depth: dict[int, float] = field(default_factory=dict)  # size a node's liquidation took
+    last: Liquidation | None = None
+
+    def add(self, source: Liquidation | None, target: int) -> None:
+        if source is None:
+            self.cause[target], self.hop[target] = -1, 0
+            self.out.edges.append(Edge(-1, target, 0.0, self.out.shock_pct))
+            return
+        self.cause[target] = source.node
+        self.hop[target] = self.hop.get(source.node, 0) + 1
+        move_pct = source.moved / self.out.start[source.symbol] * 100.0
+        self.out.edges.append(Edge(source.node, target, self.depth.get(source.node, 0.0), move_pct))
+
+    def liquidated(self, node: Node, time_s: float) -> int:
+        """The node's hop; a node nobody put within reach was hit by the shock (at 0 s) or
+        by the mark overshooting the price (its basis average): linked to the last one."""
+        if node.id not in self.cause:
+            self.add(self.last if time_s > 0 else None, node.id)
+        self.depth[node.id] = node.qty
+        return self.hop[node.id]
+
+    def reach(self, syms: dict[str, _Sym], batch: list[Liquidation]) -> None:
+        """Edges from this batch to every node its moves newly put within the price's reach
+        (from the batch's last liquidation in the same symbol, else its last one)."""
+        if not batch:
+            return
+        self.last = batch[-1]
+        last_in = {rec.symbol: rec for rec in batch}
+        for s in syms.values():
+            for n in s.pending:
+                if n.id not in self.cause and n.crossed(s.target):
+                    self.add(last_in.get(s.symbol, batch[-1]), n.id)
+
+
 def _liquidate_crossed(
-    scenario: Scenario,
-    syms: dict[str, _Sym],
-    t: float,
-    out: Outcome,
-    hop_of: dict[int, int],
-    cause: dict[int, int],
-    depth_of: dict[int, float],
+    scenario: Scenario, syms: dict[str, _Sym], t: float, out: Outcome, graph: _Graph
 ) -> list[Liquidation]:
     batch: list[Liquidation] = []
     for s in syms.values():
@@ -226,38 +259,8 @@ def _liquidate_crossed(
                     continue
                 rho = scenario.correlation(s.symbol, o.symbol)
                 o.target += rho * sign * moved / out.start[s.symbol] * out.start[o.symbol]
-            hop = hop_of.get(n.id, 0)
-            hop_of[n.id] = hop
-            depth_of[n.id] = n.qty
+            hop = graph.liquidated(n, t)
             rec = Liquidation(t, n.id, s.symbol, s.mark, walked, sign * moved, fill, hop)
             out.liquidations.append(rec)
             batch.append(rec)
     return batch
-
-
-def _link(
-    syms: dict[str, _Sym],
-    batch: list[Liquidation],
-    out: Outcome,
-    hop_of: dict[int, int],
-    cause: dict[int, int],
-    depth_of: dict[int, float],
-) -> None:
-    """Edges from this batch to every node its moves newly put within the price's reach
-    (from the last liquidation in the same symbol, else the batch's last one)."""
-    if not batch:
-        return
-    for rec in batch:
-        if rec.time_s == 0.0 and rec.node not in cause:  # hit by the shock itself
-            cause[rec.node] = -1
-            out.edges.append(Edge(-1, rec.node, 0.0, out.shock_pct))
-    last_in = {rec.symbol: rec for rec in batch}
-    for s in syms.values():
-        for n in s.pending:
-            if n.id in cause or not n.crossed(s.target):
-                continue
-            src = last_in.get(s.symbol, batch[-1])
-            cause[n.id] = src.node
-            hop_of[n.id] = hop_of.get(src.node, 0) + 1
-            move_pct = src.moved / out.start[src.symbol] * 100.0
-            out.edges.append(Edge(src.node, n.id, depth_of.get(src.node, 0.0), move_pct))

@@ -20,6 +20,7 @@ from statistics import NormalDist
 from perpbot.stress.inputs import Book
 
 SIZE_QUANTILES = 32
+SMOOTH_LEVELS = 5
 
 
 @dataclass(slots=True)
@@ -32,10 +33,19 @@ class DepthCurve:
     tail_size: float  # size per level past the snapshot
 
     @classmethod
-    def of(cls, levels: list[tuple[float, float]]) -> DepthCurve:
+    def of(cls, levels: list[tuple[float, float]], smooth: int = SMOOTH_LEVELS) -> DepthCurve:
+        """``smooth``: each level's size is the mean over that many levels either side (one
+        snapshot's sizes are noise; a cascade walks the same top levels again and again)."""
         touch = levels[0][0]
+        sizes = [q for _, q in levels]
+        if smooth > 0:
+            sizes = [
+                sum(sizes[max(0, i - smooth) : i + smooth + 1])
+                / len(sizes[max(0, i - smooth) : i + smooth + 1])
+                for i in range(len(sizes))
+            ]
         distances, cumulative, total = [], [], 0.0
-        for px, qty in levels:
+        for (px, _), qty in zip(levels, sizes, strict=True):
             total += qty
             distances.append(abs(px - touch))
             cumulative.append(total)

@@ -10,6 +10,7 @@ when a plot is asked for; object API only (no pyplot, no global state).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,14 @@ TITLE_PATH = "Mark after the shock"
 
 def write_png(result: dict[str, Any], path: Path) -> None:
     """Draw the plot of ``explain.run``'s result and write it to ``path`` atomically."""
-    try:  # an optional extra, imported only when a figure is drawn
-        import matplotlib
+    try:
+        import matplotlib  # lazy: an optional extra (perpbot[report]), loaded to draw
     except ImportError:
         hint = "the stress plot needs matplotlib: pip install 'perpbot[report]'"
         raise RuntimeFailure(hint) from None
-    import io
 
     matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: the optional extra, after use("Agg")
 
     nodes: list[Node] = result["_nodes"]
     outcomes: list[Outcome] = result["_outcomes"]

@@ -12,13 +12,20 @@ From a run folder: the positions of the run's last tick (``ticks.jsonl``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+from perpbot.app.connect import connect
+from perpbot.audit.subscriber import attach_to_bus
+from perpbot.config import ExchangeSection
 from perpbot.errors import BadInput
+from perpbot.events import EventBus
+from perpbot.keys.store import load_profile
+from perpbot.ops.runfiles import open_journal
 
 BOOK_LEVELS = 1000
 
@@ -31,18 +38,10 @@ def plain(symbol: str) -> str:
 def live_document(profile: str, url: str | None, symbols: list[str]) -> dict[str, Any]:
     """``positions``, ``books`` and ``crowd.*.open_interest`` as a scenario document, and
     ``notes`` on what the exchange did not give."""
-    import asyncio
-
     return asyncio.run(_live(profile, url, symbols))
 
 
 async def _live(profile: str, url: str | None, symbols: list[str]) -> dict[str, Any]:
-    from perpbot.app.connect import connect
-    from perpbot.audit.subscriber import attach_to_bus
-    from perpbot.config import ExchangeSection
-    from perpbot.events import EventBus
-    from perpbot.keys.store import load_profile
-
     exchange_id = load_profile(profile).exchange
     if exchange_id == "sim" and url is None:
         raise BadInput(f"--profile {profile}: a simulator profile needs --url")
@@ -114,8 +113,6 @@ async def _open_interest(client: Any, symbol: str) -> float | None:
 
 def run_positions(run_dir: Path) -> list[dict[str, Any]]:
     """This account's positions at a run's last tick (amount, entry, liquidation price)."""
-    from perpbot.ops.runfiles import open_journal
-
     last: dict[str, Any] | None = None
     try:
         with open_journal(run_dir / "ticks.jsonl") as fh:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import tomli_w
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 from tests.integration.kill_strategies.support import (
     HERE,
     orders_of,
@@ -106,6 +106,20 @@ def test_log_tail_line_counts(value: str) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr and "internal error" not in r.stderr
 
 
+def test_a_kill_file_nested_100k_deep(state_home: Path) -> None:
+    """A KILL file nested 100k deep is a standing cancel, said in one line by every command."""
+    (state_home / "KILL").write_text("[" * 100_000 + "]" * 100_000)
+    refused = run_cli("run", str(ROOT / "strategies" / "grid.toml"), "--duration", "1")
+    one_line(refused, 4, "refusing to start", "nested too deeply to parse")
+    shown = run_cli("kill", "--show")
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr[-2000:]
+    assert shown.stdout.startswith("kill switch: level cancel for all bots")
+    assert "nested too deeply to parse" in shown.stdout
+    cleared = run_cli("kill", "--clear", "--yes")
+    assert cleared.returncode == 0 and "Traceback" not in cleared.stderr, cleared.stderr[-2000:]
+    assert not (state_home / "KILL").exists()
+
+
 def test_duplicate_symbols_are_traded_once(sim_factory: Any, tmp_path: Path) -> None:
     sim = sim_factory(market=quiet_market())
     creds = sim.create_account()
@@ -142,6 +156,7 @@ def test_a_corrupt_budget_store(
     with sqlite3.connect(store) as db:
         db.execute("UPDATE budget_v1 SET doc = ?", (doc,))
     r = run_cli("run", str(toml), "--plain", "--duration", "1", env=sim_env(creds))
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr[-2000:]
     if r.returncode != 0:  # refusing is fine if it says which file, in one line
         one_line(r, 1, str(store.parent))
 

@@ -180,10 +180,13 @@ def test_tail_follow_a_running_bot(state_home: Path) -> None:
         text=True,
     )
     try:
-        time.sleep(1.0)  # the follower is polling the file now
+        assert proc.stdout is not None
+        # the follower printed the last 2 records: it is following the file now
+        first = [proc.stdout.readline(), proc.stdout.readline()]
         events(bus, 6, start=100)
         audit.close("interrupted")
         out, err = proc.communicate(timeout=60)
+        out = "".join(first) + out
     finally:
         if proc.poll() is None:
             proc.kill()

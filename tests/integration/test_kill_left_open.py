@@ -130,8 +130,9 @@ def _resting_orders(sim: Any) -> tuple[str, str]:
     ex = ccxt.binanceusdm({"apiKey": key, "secret": secret, "enableRateLimit": False})
     configure_loopback(ex, sim.base_url)
     ex.load_markets()
-    ex.create_order("BTC/USDT:USDT", "limit", "buy", 0.002, 50000.0, {"newClientOrderId": "hb1"})
-    ex.create_order("ETH/USDT:USDT", "limit", "sell", 0.05, 4000.0, {"newClientOrderId": "he1"})
+    # 4 % from the market: inside PERCENT_PRICE (+-5 %), and they rest in a quiet market
+    ex.create_order("BTC/USDT:USDT", "limit", "buy", 0.002, 57600.0, {"newClientOrderId": "hb1"})
+    ex.create_order("ETH/USDT:USDT", "limit", "sell", 0.05, 3120.0, {"newClientOrderId": "he1"})
     ex.create_order("BTC/USDT:USDT", "market", "buy", 0.01)
     return key, secret
 

@@ -13,6 +13,7 @@ import tomli_w
 
 from perpbot.client.transport import make_exchange
 from perpbot.stress.validate import STEP_MS, SYMBOL, Case, assumptions, sim_config
+from tests.cli.test_optional_extras import assert_one_line_hint, hide
 from tests.conftest import run_cli
 from tests.keys_support.backends import file_keyring_env
 
@@ -60,6 +61,18 @@ def test_a_scenario_file_gives_the_table_the_words_json_and_a_plot(
     assert "ADL BTCUSDT" in out and "assumed" in out and "half long" in out
 
 
+def test_without_the_report_extra_the_plot_is_one_line_and_the_rest_works(
+    tmp_path: Path, state_home: Path
+) -> None:
+    png = tmp_path / "stress.png"
+    env = hide(tmp_path, "matplotlib")
+    result = run_cli("risk", "stress", str(FIXTURE), "--plot", str(png), env=env)
+    assert_one_line_hint(result, "pip install 'perpbot[report]'")
+    assert not png.exists()
+    plain = run_cli("risk", "stress", str(FIXTURE), "--shock", "-2", env=env)
+    assert plain.returncode == 0 and "liquidation cascade" in plain.stdout, plain.stderr
+
+
 def test_json_input_works_like_toml(tmp_path: Path, state_home: Path) -> None:
     import tomllib
 
@@ -69,6 +82,25 @@ def test_json_input_works_like_toml(tmp_path: Path, state_home: Path) -> None:
     a = _json(run_cli("risk", "stress", str(path), "--json", "--shock", "-2"))
     b = _json(run_cli("risk", "stress", str(FIXTURE), "--json", "--shock", "-2"))
     assert a["shocks"] == b["shocks"]
+
+
+def test_positions_can_come_from_a_runs_last_tick(state_home: Path) -> None:
+    """A run folder as `perpbot run` writes it (engine/report.py's tick record); the last
+    tick's positions replace the file's, and a torn last line is skipped."""
+    run = state_home / "runs" / "20260101-000000-grid"
+    run.mkdir(parents=True)
+    (run / "meta.json").write_text(json.dumps({"run_id": run.name, "started_at": 1.0}))
+    tick = {"ts": 2.0, "marks": {BTC: 60000.0}, "positions": {
+        BTC: {"amount": 0.2, "entry": 60100.0, "upnl": -20.0, "liquidation": 58000.0},
+        "ETH/USDT:USDT": {"amount": 0.0, "entry": 0.0, "upnl": 0.0, "liquidation": None},
+    }}  # fmt: skip
+    older = {"ts": 1.0, "positions": {BTC: {"amount": 1.0, "entry": 1.0, "liquidation": 0.5}}}
+    lines = [json.dumps(older), json.dumps(tick), '{"ts": 3.0, "positions": {"BTC']
+    (run / "ticks.jsonl").write_text("\n".join(lines))
+    doc = _json(run_cli("risk", "stress", str(FIXTURE), "--run", "last", "--json"))
+    assert doc["inputs"]["positions"] == [
+        {"symbol": "BTCUSDT", "amount": 0.2, "entry": 60100.0, "liquidation_price": 58000.0}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -128,8 +160,11 @@ def test_live_profile_reads_positions_and_books_and_says_what_it_assumed(
     key, secret = sim.create_account(balance=150.0)
     pos = asyncio.run(_open_long(sim.base_url, key, secret, 0.01))
     env = _profile(tmp_path, key, secret)
+    orders_before = [o for o in sim.state()["orders"] if o["account"] == key]
     args = ("risk", "stress", "--profile", "desk", "--url", sim.base_url, "--json")
     doc = _json(run_cli(*args, "--shock", "-5", "--shock", "-30", env=env))
+    # it only reads: the simulator saw no order, no cancel, no leverage change
+    assert [o for o in sim.state()["orders"] if o["account"] == key] == orders_before
     (mine,) = doc["inputs"]["positions"]
     assert mine["symbol"] == "BTCUSDT" and mine["amount"] == pytest.approx(0.01)
     assert mine["liquidation_price"] == pytest.approx(float(pos["liquidationPrice"]), rel=1e-6)

@@ -98,3 +98,37 @@ def test_no_keyring_fails_with_the_fix(tmp_path: Path, state_home: Path) -> None
     line = next(x for x in result.stdout.splitlines() if x.split()[1] == "keyring")
     assert line.startswith("FAIL") and "fix: see docs/service.md" in line
     assert any(x.startswith("SKIP  clock") for x in result.stdout.splitlines())
+
+
+def test_key_audit_asks_the_exchange_about_the_profiles_key(
+    tmp_path: Path, state_home: Path, sim: Any
+) -> None:
+    """With a key profile, doctor audits the key on the exchange (the simulator's account
+    permissions are the truth): an IP-unrestricted key fails with the fix, a good one passes."""
+    state_home.chmod(0o700)
+    env = file_keyring_env(tmp_path / "kr.json")
+    for name, perms in (("good", {}), ("open", {"ipRestrict": False})):
+        key, secret = sim.create_account(permissions=perms or None)
+        add = subprocess.run(
+            [sys.executable, "-m", "perpbot", "keys", "add", name, "--exchange", "sim", "--stdin"],
+            input=f"{key}\n{secret}\n", env={**os.environ, **env}, capture_output=True,
+            text=True, cwd=str(ROOT),
+        )  # fmt: skip
+        assert add.returncode == 0, add.stderr
+        scope = subprocess.run(
+            [sys.executable, "-m", "perpbot", "keys", "scope", name, "--command", "run",
+             "--allow", "trade,cancel", "--yes"],
+            env={**os.environ, **env}, capture_output=True, text=True, cwd=str(ROOT),
+        )  # fmt: skip
+        assert scope.returncode == 0, scope.stderr
+    checks = {}
+    for name in ("good", "open"):
+        path = _sim_strategy(tmp_path, sim.base_url)
+        path.write_text(path.read_text() + f'profile = "{name}"\n')
+        result = _doctor(str(path), "--json", env=env)
+        assert "Traceback" not in result.stderr, result.stderr
+        checks[name] = {c["name"]: c for c in json.loads(result.stdout)}["key-audit"]
+    assert checks["good"]["status"] == "ok", checks
+    assert checks["good"]["detail"] == "good: permissions match the grant"
+    assert checks["open"]["status"] == "fail", checks
+    assert "not restricted to trusted IP addresses" in checks["open"]["detail"]

@@ -96,6 +96,9 @@ def strategy_config(
             "strategy": {"name": "t", "file": "t.py", "symbols": [SYMBOL]},
             "limits": limits or {},
             "retry": retry or {},
+            # these tests are about the rate budget and retries, on a client with no engine
+            # to feed [risk] its marks and balance: risk checks off, explicitly
+            "risk": {"enabled": False},
         }
     )
 

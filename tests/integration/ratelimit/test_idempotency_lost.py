@@ -8,6 +8,7 @@ from typing import Any
 
 from perpbot.client.orders import client_order_id
 from perpbot.client.request import OrderSpec
+from perpbot.events import Decision
 
 SYMBOL = "BTC/USDT:USDT"
 FAST_RETRY = {"base_delay_s": 0.01, "max_delay_s": 0.05, "jitter_s": 0.01, "max_attempts": 8}
@@ -94,6 +95,41 @@ async def test_an_unknown_cancel_is_confirmed_by_lookup(
     [record] = [o for o in sim.state()["orders"] if o["clientOrderId"] == "pb-cancel-1"]
     assert record["status"] == "CANCELED"
     assert rec.of("RETRY_CANCEL_CONFIRMED")
+
+
+def _rules_due(st: Any) -> None:
+    st.rules_checked_at = 0.0  # as when a new refresh_s period has begun
+
+
+async def test_a_cancel_lookup_held_for_due_rules_gets_them_re_read(
+    sim_factory: Any, open_guarded: Any
+) -> None:
+    """The rate rules fall due for their re-read while a cancel's outcome is unknown. Its
+    lookup (sent below the limiter) is held back for them; the limiter must re-read them,
+    not hold the lookup back again and again (`kill --direct` hung past a minute boundary)."""
+    sim = sim_factory()
+    async with open_guarded(sim, retry=FAST_RETRY) as (client, rec):
+        price = await far_bid(client)
+        order = await client.create_order(spec(price, "pb-cancel-2"))
+        limiter = client.pipeline.layer("ratelimit")
+
+        def rules_fall_due(event: Any) -> None:
+            if isinstance(event, Decision) and event.code == "RETRY_OUTCOME_UNKNOWN":
+                limiter.host.post(_rules_due)  # in the store before the lookup asks it
+
+        client.setup.bus.subscribe(rules_fall_due)
+        sim.set_faults(
+            {"errors": {"rate": 1.0, "count": 1, "statuses": [503], "paths": ["/fapi/v1/order"],
+                        "methods": ["DELETE"]}}
+        )  # fmt: skip
+        reads = sim.state()["counters"]["per_path"]["/fapi/v1/exchangeInfo"]
+        cancel = client.cancel_order(order["id"], SYMBOL, client_order_id="pb-cancel-2")
+        result = await asyncio.wait_for(cancel, timeout=30)
+    assert result["status"] == "canceled"
+    [record] = [o for o in sim.state()["orders"] if o["clientOrderId"] == "pb-cancel-2"]
+    assert record["status"] == "CANCELED"
+    assert rec.of("RETRY_OUTCOME_UNKNOWN") and rec.of("RETRY_CANCEL_AGAIN")
+    assert sim.state()["counters"]["per_path"]["/fapi/v1/exchangeInfo"] == reads + 1
 
 
 async def test_an_intent_already_at_the_exchange_is_adopted_on_duplicate_id(

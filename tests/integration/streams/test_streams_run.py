@@ -15,7 +15,9 @@ from typing import Any
 import ccxt.async_support as ccxt_async
 import pytest
 
+from perpbot.audit.reader import iter_records
 from perpbot.engine.events import FillEvent
+from perpbot.paths import logs_dir
 from perpbot.sim.ccxt_config import configure_loopback
 from tests.integration.risk_support.bot import BTC, Bot, write_toml
 
@@ -45,12 +47,13 @@ async def sim_trade_ids(handle: Any, bot: Bot) -> list[str]:
         await ex.close()
 
 
-def bot_toml(tmp_path: Path, handle: Any, **exchange: Any) -> Path:
+def bot_toml(tmp_path: Path, handle: Any, *, audit: bool = False, **exchange: Any) -> Path:
     return write_toml(
         tmp_path,
         handle.base_url,
         exchange={"stream_stale_s": 2.0, **exchange},
         kill={"deadman": False},
+        audit={"enabled": audit},
     )
 
 
@@ -96,7 +99,7 @@ async def test_a_forced_disconnect_is_backfilled_with_no_fill_missed_or_doubled(
     sim_factory: Any, tmp_path: Path
 ) -> None:
     handle = sim_factory()
-    bot = await started(bot_toml(tmp_path, handle))
+    bot = await started(bot_toml(tmp_path, handle, audit=True))
     try:
         await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
         await bot.until(lambda: len(fill_events(bot)) == 1)
@@ -122,6 +125,13 @@ async def test_a_forced_disconnect_is_backfilled_with_no_fill_missed_or_doubled(
         assert fill_events(bot)[-1].source == "stream"
     finally:
         await bot.stop()
+    signed = {
+        r["code"]: r
+        for r in iter_records(logs_dir() / bot.runner.run_id)
+        if r.get("kind") == "decision" and r.get("layer") == "streams"
+    }
+    assert {"STREAM_DISCONNECTED", "STREAM_BACKFILL", "STREAM_RECONNECTED"} <= set(signed)
+    assert "filled the gap" in signed["STREAM_BACKFILL"]["sentence"]
 
 
 async def test_a_stalled_market_stream_is_stale_and_reconnected(
@@ -139,8 +149,15 @@ async def test_a_stalled_market_stream_is_stale_and_reconnected(
         assert bot.runner.feed is not None
         control(handle, "/__sim/faults", {})
         await bot.until(lambda: bot.decisions("STREAM_RECONNECTED"), timeout=20)
-        status = bot.status()
-        assert "streams" in json.dumps(status)
+
+        def status_says_stale() -> Any:
+            streams = bot.status()["snapshot"]["extras"].get("streams") or {}
+            return [e for e in streams.get("events", []) if e["code"] == "STREAM_STALE"]
+
+        (said,) = await bot.until(status_says_stale)
+        assert "silent for" in said["sentence"]
+        logged = [e for e in bot.journal() if e["code"] == "STREAM_STALE"]
+        assert logged and logged[0]["layer"] == "streams"
     finally:
         await bot.stop()
 
@@ -212,4 +229,21 @@ async def test_a_stalled_mark_stream_trips_the_stale_price_kill_like_rest(
         assert BTC in trip.sentence and "max_price_age_s = 1.5" in trip.sentence
     finally:
         control(handle, "/__sim/faults", {})
+        await bot.stop()
+
+
+async def test_a_24h_rotation_is_a_loss_like_any_other(sim_factory: Any, tmp_path: Path) -> None:
+    """The server closes every connection with 1001 (its 24 h limit, compressed): the bot
+    reconnects, backfills, and fills keep reaching it from the stream."""
+    handle = sim_factory()
+    bot = await started(bot_toml(tmp_path, handle))
+    try:
+        control(handle, "/__sim/ws/rotate", {"scope": "all"})
+        await bot.until(lambda: bot.decisions("STREAM_BACKFILL"), timeout=30)
+        await bot.until(lambda: len(bot.decisions("STREAM_RECONNECTED")) >= 2)  # mark, book
+        await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
+        await bot.until(lambda: len(fill_events(bot)) == 1)
+        assert fill_events(bot)[0].source == "stream"
+        assert await sim_trade_ids(handle, bot) == [fill_events(bot)[0].fill.trade_id]
+    finally:
         await bot.stop()

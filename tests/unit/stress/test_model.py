@@ -100,6 +100,13 @@ def test_with_one_mark_source_the_cascade_goes_in_rounds_of_its_interval() -> No
     assert any(e.source == -1 for e in out.edges)
     assert any(e.source >= 0 and e.move_pct < 0 for e in out.edges)
     assert max(r.hop for r in out.liquidations) == len(times) - 1
+    # every liquidated node has exactly one incoming edge, one hop further than its source
+    incoming = {e.target: e for e in out.edges}
+    assert len(incoming) == len(out.edges)
+    hop = {r.node: r.hop for r in out.liquidations}
+    for node, h in hop.items():
+        src = incoming[node].source
+        assert h == (0 if src == -1 else hop[src] + 1)
 
 
 def test_correlation_carries_the_cascade_to_the_other_symbol() -> None:
