@@ -425,9 +425,7 @@ class Runner:
                     self._publish_tick()
                     if self.stop_event.is_set():
                         break
-                    # a standing kill switch: events, no tick (halt pauses; others stop)
-                    tick = self.kill_state() is None
-                    if not await self._cycle(tick):
+                    if not await self._cycle(tick=True):
                         break
                     await self._persist_if_due()
                     if not await self._wait_next_tick(t0 + cfg.strategy.tick_interval):
@@ -455,8 +453,12 @@ class Runner:
         self.process.attach(context)
         return self.process
 
-    async def _cycle(self, tick: bool) -> bool:
+    async def _cycle(self, *, tick: bool) -> bool:
+        """One cycle: the events so far, due timers, and on_tick when ``tick`` and the kill
+        switch does not stand (as of the same drain that told the strategy of it, so the
+        two always agree: halt pauses; the other levels stop the run)."""
         events = self.strategy_events.drain()
+        tick = tick and not self.strategy_events.kill_standing
         if not events and not tick and not self._timer_due():
             return True
         return await self._strategy_call("on_tick", lambda h: h.cycle(events, tick))
@@ -479,7 +481,7 @@ class Runner:
             if self.stop_event.is_set():
                 return False
             timer = self._timer_due() and self.kill_state() is None
-            if timer and not await self._cycle(False):
+            if timer and not await self._cycle(tick=False):
                 return False
         return False
 

@@ -56,10 +56,16 @@ class EventFeed:
 
     def prime(self) -> None:
         """What stands at start is the baseline: no event for a position the strategy
-        finds at ``on_start`` (it reads it with ``ctx.position``)."""
+        finds at ``on_start`` (it reads it with ``ctx.position``). The ledger's events so
+        far stay (orders adopted from an earlier run: ``ORDER_ADOPTED``, and what became of
+        them), delivered with the first cycle."""
         self._told_amounts = {s: p.amount for s, p in self._positions().items()}
         self._told_kill = kill_dict(self._kill_state())
-        self._pending.clear()
+
+    @property
+    def kill_standing(self) -> bool:
+        """Whether the kill switch stood at the last drain (what the strategy was told)."""
+        return self._told_kill is not None
 
     def drain(self) -> list[dict[str, Any]]:
         events, self._pending = self._pending, []

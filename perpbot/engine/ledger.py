@@ -146,7 +146,10 @@ class Ledger:
         )
 
     # -- orders -----------------------------------------------------------------------------
-    def placed(self, spec: OrderSpec, order: dict[str, Any]) -> TrackedOrder:
+    def placed(
+        self, spec: OrderSpec, order: dict[str, Any], *, adopted: bool = False
+    ) -> TrackedOrder:
+        """A new order of this run (``adopted``: an earlier run's, taken over at start)."""
         assert spec.client_order_id
         tracked = TrackedOrder(spec=spec, order_id=str(order.get("id")) if order else None)
         self.orders[spec.client_order_id] = tracked
@@ -155,10 +158,14 @@ class Ledger:
         what = f"{spec.side} {spec.amount:g} {spec.symbol}" + (
             f" @ {spec.price:g}" if spec.price else " at market"
         )
-        self._order_event(
-            tracked, "accepted", "ORDER_ACCEPTED",
-            f"the exchange accepted {what} ({spec.client_order_id})", order,
-        )  # fmt: skip
+        if adopted:
+            code = "ORDER_ADOPTED"
+            sentence = f"{what} ({spec.client_order_id}), left open by an earlier run of this "
+            sentence += "strategy, is now this run's own"
+        else:
+            code = "ORDER_ACCEPTED"
+            sentence = f"the exchange accepted {what} ({spec.client_order_id})"
+        self._order_event(tracked, "accepted", code, sentence, order)
         self.update(spec.client_order_id, order)
         return tracked
 

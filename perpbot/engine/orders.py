@@ -88,7 +88,7 @@ class OrderManager:
             intent="adopted",
         )
         self.adopted.add(cid)
-        self.ledger.placed(spec, order)
+        self.ledger.placed(spec, order, adopted=True)
         self.account.order_placed(order)
 
     def next_client_id(self) -> str:

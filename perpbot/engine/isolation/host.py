@@ -211,6 +211,8 @@ class ProcessHost:
         except subprocess.TimeoutExpired:
             return "the strategy's process closed its channel"
         how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited ({code})"
+        if code == -signal.SIGXCPU:
+            how += " (it used up its [strategy] cpu_s)"
         return f"the strategy's process {how}; its output is in {self.log_path}"
 
     # -- the end ----------------------------------------------------------------------------

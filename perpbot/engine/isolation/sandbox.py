@@ -123,7 +123,8 @@ def _limits(memory_mb: int, cpu_s: int | None) -> bool:
         size = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (size, size))
         if cpu_s is not None:
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
+            # SIGXCPU at the bound (the engine names it), SIGKILL a second later
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
     except (OSError, ValueError):
         return False
     return True

@@ -60,7 +60,7 @@ def test_events_timers_and_saved_state(
     seen = saved["seen"]
     assert saved["runs"] == 1 and saved["timers"] >= 3
     # the strategy's own calls, as the ledger saw them; then the fill, then the position
-    # (tests/unit/core/test_strategy_feed.py checks the order inside one batch)
+    # (tests/unit/core/test_strategy_runtime.py checks the order inside one batch)
     events = [e for e in seen if e != "tick"]
     orders = [e for e in events if e.startswith("order ")]  # on streams a fill may come first
     assert orders[:4] == [

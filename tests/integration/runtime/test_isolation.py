@@ -183,3 +183,20 @@ def test_bad_params_are_exit_2_before_any_request(sim: Any, tmp_path: Path) -> N
     (line,) = result.stderr.strip().splitlines()
     assert "[strategy.params] levels" in line, line
     assert sim.state()["counters"]["requests"] == 0
+
+
+def test_a_strategy_over_its_cpu_bound_is_ended_and_the_run_stops_cleanly(
+    sim: Any, tmp_path: Path
+) -> None:
+    """[strategy] cpu_s: a spinning strategy is ended by the kernel (SIGXCPU); the engine
+    stops the run (exit 1, one line), its orders cancelled."""
+    creds = sim.create_account()
+    toml = write_strategy(
+        tmp_path, sim.base_url, params={"mode": "loop", "orders_per_symbol": 2},
+        strategy={"isolation": "process", "cpu_s": 2, "symbols": [BTC]},
+    )  # fmt: skip
+    result = run(toml, creds, duration="60")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "killed by SIGXCPU (it used up its [strategy] cpu_s)" in result.stderr, result.stderr
+    orders = orders_of(sim.state(), creds[0])
+    assert len(orders) == 2 and all(o["status"] == "CANCELED" for o in orders)

@@ -121,3 +121,15 @@ def test_runtime_delivers_events_then_timers_then_tick_and_tells_errors() -> Non
     assert err["callback"] == "on_kill"
     assert f"{Path(__file__)}:" in err["error"] and "ValueError: boom" in err["error"]
     assert "raise ValueError" in err["traceback"]
+
+
+def test_an_adopted_order_is_told_in_the_first_cycle() -> None:
+    """Orders an earlier run left, adopted at start (before the feed's baseline), are
+    ORDER_ADOPTED events; positions standing at start are the baseline, not events."""
+    ledger, positions, kill = Ledger(), {BTC: PositionSnapshot(symbol=BTC, amount=0.5)}, [None]
+    feed = EventFeed(ledger, lambda: positions, lambda: kill[0])
+    ledger.placed(spec("pb-s-r-7"), {"id": "9", "status": "open"}, adopted=True)
+    feed.prime()
+    (event,) = feed.drain()
+    assert (event["status"], event["code"]) == ("accepted", "ORDER_ADOPTED")
+    assert "earlier run of this strategy" in event["sentence"]
