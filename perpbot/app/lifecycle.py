@@ -288,6 +288,8 @@ class Runner:
         self._write_meta()
         try:
             self.conn = await self._connect()
+            # fills and funding are read from the run's start on the exchange's clock
+            self.state.exchange_start_ms = int(await self.conn.client.fetch_time())
             self._build_engine(self.conn)
             self._check_symbols()  # every start-up check passes before anything is armed
             self._hooks_started = True
