@@ -168,3 +168,27 @@ def test_price_match_refusals_carry_binances_codes(venue) -> None:
     assert "-5038" in str(info.value)
     assert ex.fetch_open_orders(BTC) == []
     assert sim.state()["orders"] == []
+
+
+def test_batch_orders_carry_gtd_and_price_match(venue) -> None:
+    """Place-Multiple-Orders: "Parameter rules are same with New Order"."""
+    sim, ex = venue
+    now = _now(ex)
+    best_bid = ex.fapiPublicGetDepth({"symbol": "BTCUSDT", "limit": 5})["bids"][0][0]
+    base = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01"}
+    answers = ex.fapiPrivatePostBatchOrders(
+        {
+            "batchOrders": [
+                {**base, "timeInForce": "GTD", "price": "59000", "goodTillDate": now + 700_000},
+                {**base, "timeInForce": "GTC", "priceMatch": "QUEUE"},
+                {**base, "timeInForce": "GTD", "price": "59000", "goodTillDate": now},
+            ]
+        }
+    )
+    gtd, queue, refused = answers
+    assert gtd["timeInForce"] == "GTD" and gtd["goodTillDate"] == (now + 700_000) // 1000 * 1000
+    assert queue["priceMatch"] == "QUEUE" and float(queue["price"]) == float(best_bid)
+    assert refused["code"] == -5040
+    sim.advance(710_000)
+    statuses = {str(o["orderId"]): o["status"] for o in sim.state()["orders"]}
+    assert statuses == {str(gtd["orderId"]): "EXPIRED", str(queue["orderId"]): "NEW"}
