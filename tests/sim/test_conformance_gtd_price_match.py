@@ -16,6 +16,8 @@ Sources (Binance USD-M futures API docs):
   FUTURE_GOOD_TILL_DATE, -5041 BBO_ORDER_REJECT ("No depth matches this BBO order").
   The docs give no code for priceMatch sent with a price; the simulator answers -1106
   (a parameter sent when not required), Binance's generic code for that.
+- Place Multiple Orders: "Parameter rules are same with New Order":
+  https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Place-Multiple-Orders
 - Exchange Information lists "GTD" in each symbol's timeInForce:
   https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Exchange-Information
 
