@@ -31,6 +31,7 @@ GET  /fapi/v2|v3/account, /positionRisk        5                           0
 GET  /fapi/v1/leverageBracket                  1                           0
 POST /fapi/v1/leverage, /marginType            1                           0
 POST /fapi/v1/positionSide/dual                1                           0
+POST /fapi/v1/positionMargin                   1                           0
 POST /fapi/v1/order                            0                           1
 PUT  /fapi/v1/order                            1                           1
 GET  /fapi/v1/order, DELETE /fapi/v1/order     1                           0
@@ -169,6 +170,7 @@ _TABLE: dict[tuple[str, str], _Rule] = {
     ("POST", "/fapi/v1/leverage"): Constant(1),
     ("POST", "/fapi/v1/marginType"): Constant(1),
     ("POST", "/fapi/v1/positionSide/dual"): Constant(1),
+    ("POST", "/fapi/v1/positionMargin"): Constant(1),
     ("POST", "/fapi/v1/order"): Constant(0, 1),
     ("PUT", "/fapi/v1/order"): Constant(1, 1),
     ("GET", "/fapi/v1/order"): Constant(1),

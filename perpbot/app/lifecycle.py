@@ -288,8 +288,11 @@ class Runner:
         self._write_meta()
         try:
             self.conn = await self._connect()
+            # fills and funding are read from the run's start on the exchange's clock
+            self.state.exchange_start_ms = int(await self.conn.client.fetch_time())
             self._build_engine(self.conn)
             self._check_symbols()  # every start-up check passes before anything is armed
+            await self._refuse_hedge_mode(self.conn.client)
             self._hooks_started = True
             for hook in self.on_connected:  # the kill switch's comes last: it arms
                 await hook(self)
@@ -373,6 +376,20 @@ class Runner:
                 "duration": self.duration,
             }
         )
+
+    async def _refuse_hedge_mode(self, client: GuardedClient) -> None:
+        """The engine keeps one net position per symbol (``ctx.position``, reduce-only room,
+        the risk gate's judgement): an account in hedge mode (a LONG and a SHORT position per
+        symbol) is refused at start, before anything is armed."""
+        if not client.exchange.has.get("fetchPositionMode"):
+            return
+        mode = await client.fetch_position_mode(self.config.strategy.symbols[0])
+        if mode.get("hedged"):
+            raise PerpbotError(
+                f"{self.config.exchange.id}: the account is in hedge mode (dualSidePosition); "
+                "perpbot runs one-way accounts only: switch the account to one-way mode "
+                "(no open orders or positions) and start again"
+            )
 
     def _check_symbols(self) -> None:
         markets = self.client.markets

@@ -128,6 +128,10 @@ class GuardedClient:
     async def fetch_margin_mode(self, symbol: str) -> dict[str, Any]:
         return await self._send("fetch_margin_mode", symbol, symbol=symbol)
 
+    async def fetch_position_mode(self, symbol: str) -> dict[str, Any]:
+        """ccxt's ``{"hedged": bool}``: hedge mode (Binance dualSidePosition) or one-way."""
+        return await self._send("fetch_position_mode", symbol, symbol=symbol)
+
     async def api_restrictions(self) -> dict[str, Any]:
         """What the exchange itself lets this key do (Binance apiRestrictions)."""
         return await self._send("sapi_get_account_apirestrictions")

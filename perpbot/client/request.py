@@ -27,6 +27,7 @@ METHOD_CLASS: dict[str, MethodClass] = {
     "fetch_funding_history": "read",
     "fetch_leverage_tiers": "read",
     "fetch_margin_mode": "read",
+    "fetch_position_mode": "read",
     "sapi_get_account_apirestrictions": "read",
     "create_order": "order",
     "cancel_order": "cancel",

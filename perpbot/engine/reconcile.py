@@ -142,7 +142,7 @@ class Reconciler:
             self.record_order(cid, order, "rest")
 
     async def _fills(self, symbol: str) -> list[Fill]:
-        since = self.ledger.last_trade_ms.get(symbol, self.state.start_ms)
+        since = self.ledger.last_trade_ms.get(symbol, self.state.since_ms)
         trades = await self.client.fetch_my_trades(symbol, since=since)
         return self.record_trades(symbol, trades, "rest")
 
@@ -183,7 +183,7 @@ class Reconciler:
     async def funding(self) -> float:
         total = 0.0
         for s in self.state.symbols:
-            for item in await self.client.fetch_funding_history(s, since=self.state.start_ms):
+            for item in await self.client.fetch_funding_history(s, since=self.state.since_ms):
                 total += float(item.get("amount") or 0.0)
         self.ledger.funding = total
         return total

@@ -39,10 +39,21 @@ class RunState:
     equity: float | None = None
     start_equity: float | None = None
     peak_equity: float | None = None
+    # The exchange's clock when the run started (its server time), set at connect. The
+    # run's fills and funding are asked for from then: an exchange whose clock is not this
+    # machine's (a simulator replaying history on the file's own dates, a skewed venue)
+    # would otherwise answer "none since" for every one of them.
+    exchange_start_ms: int | None = None
 
     @property
     def start_ms(self) -> int:
+        """When the run started, on this machine's clock (epoch ms)."""
         return int(self.started * 1000)
+
+    @property
+    def since_ms(self) -> int:
+        """When the run started on the exchange's clock (this machine's before connect)."""
+        return self.exchange_start_ms if self.exchange_start_ms is not None else self.start_ms
 
     def unrealized_pnl(self) -> float:
         return sum(p.unrealized_pnl for p in self.positions.values())

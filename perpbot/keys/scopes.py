@@ -71,6 +71,7 @@ METHOD_SCOPE: dict[str, str] = {
     "fetch_funding_history": READ,
     "fetch_leverage_tiers": READ,
     "fetch_margin_mode": READ,
+    "fetch_position_mode": READ,
     "sapi_get_account_apirestrictions": READ,
     "create_order": TRADE,
     "cancel_order": CANCEL,

@@ -63,16 +63,16 @@ def apply_position_fill(
     if old == 0 or _sign(old) == _sign(delta):
         pos.entry = (abs(old) * pos.entry + abs(delta) * px) / abs(new)
         if isolated:
-            _move_isolated(acct, pos, abs(delta) * step * px / leverage, t)
+            move_isolated(acct, pos, abs(delta) * step * px / leverage, t)
     else:
         closed = min(abs(old), abs(delta))
         realized = closed * step * (px - pos.entry) * _sign(old)
         if isolated and pos.isolated_wallet:
-            _move_isolated(acct, pos, -pos.isolated_wallet * closed / abs(old), t)
+            move_isolated(acct, pos, -pos.isolated_wallet * closed / abs(old), t)
         if abs(delta) > abs(old):
             pos.entry = px
             if isolated:
-                _move_isolated(acct, pos, (abs(delta) - abs(old)) * step * px / leverage, t)
+                move_isolated(acct, pos, (abs(delta) - abs(old)) * step * px / leverage, t)
         elif new == 0:
             pos.entry = 0.0
             pos.isolated_wallet = 0.0
@@ -81,7 +81,11 @@ def apply_position_fill(
     return realized
 
 
-def _move_isolated(acct: Account, pos: SimPosition, amount: float, t: int) -> None:
+def move_isolated(
+    acct: Account, pos: SimPosition, amount: float, t: int, delta_type: str = "TRADE"
+) -> None:
+    """Move ``amount`` into (> 0) or out of a position's isolated wallet, with its record in
+    the position margin history (``deltaType`` TRADE, or USER_ADJUST for positionMargin)."""
     if amount == 0:
         return
     pos.isolated_wallet += amount
@@ -89,7 +93,7 @@ def _move_isolated(acct: Account, pos: SimPosition, amount: float, t: int) -> No
         {
             "symbol": pos.symbol,
             "type": "1" if amount > 0 else "2",
-            "deltaType": "TRADE",
+            "deltaType": delta_type,
             "amount": abs(amount),
             "asset": "USDT",
             "time": t,

@@ -116,6 +116,7 @@ class Engine:
         self.crowd_liquidations: list[dict[str, Any]] = []  # crowd_traders.py
         self.crowd_long: Callable[[str], int] = lambda symbol: 0  # crowd's open longs (steps)
         self.countdowns: dict[tuple[str, str], int] = {}
+        self.good_till: dict[int, Order] = {}  # open GTD orders, by id, until they expire
         self.holders: set[str] = set()
         self.next_order_id = 4_000_000_001
         self.next_trade_id = 700_000_001
@@ -248,11 +249,22 @@ class Engine:
             while mkt.next_funding_ms <= t:
                 self._charge_funding(symbol, mkt.next_funding_ms)
                 mkt.next_funding_ms += mkt.funding_interval_ms
+        if self.good_till:
+            self._expire_good_till(t)
         if self.countdowns:
             for key, deadline in list(self.countdowns.items()):
                 if deadline <= t:
                     del self.countdowns[key]
                     self.cancel_all(key[0], key[1], deadline)
+
+    def _expire_good_till(self, t: int) -> None:
+        """GTD orders still open at their goodTillDate expire then (status EXPIRED)."""
+        for order_id, order in list(self.good_till.items()):
+            if not order.is_open:
+                del self.good_till[order_id]
+            elif order.good_till_date <= t:
+                del self.good_till[order_id]
+                self.close_order(order, "EXPIRED", order.good_till_date)
 
     def _charge_funding(self, symbol: str, t: int) -> None:
         """Settle one symbol's funding: rate from the premium index, paid on mark notional."""
@@ -416,6 +428,8 @@ class Engine:
         t: int,
         record: bool = True,
         position_side: str = "BOTH",
+        good_till_date: int = 0,
+        price_match: str = "NONE",
     ) -> Order:
         self.seq += 1
         order = Order(
@@ -435,11 +449,15 @@ class Engine:
             orig_type=otype,
             recorded=record,
             position_side=position_side,
+            good_till_date=good_till_date,
+            price_match=price_match,
         )
         self.next_order_id += 1
         self.orders[order.order_id] = order
         if record:
             self.cid_index[(account, cid)] = order
             self.open_orders[account][order.order_id] = order
+            if good_till_date:
+                self.good_till[order.order_id] = order
             self.emit(OrderChanged(order, "NEW", t))
         return order

@@ -6,7 +6,9 @@ from typing import Any
 
 from perpbot.sim import errors as E
 from perpbot.sim import margin, payloads, trading
+from perpbot.sim.accounts import move_isolated
 from perpbot.sim.engine import Engine
+from perpbot.sim.models import position_key
 from perpbot.sim.routing import Ctx, Route, int_param, window
 from perpbot.sim.spec import fmt_float
 from perpbot.sim.ws_events import AccountChanged, LeverageChanged
@@ -126,6 +128,54 @@ def set_margin_type(engine: Engine, ctx: Ctx) -> Any:
     return {"code": 200, "msg": "success"}
 
 
+def modify_position_margin(engine: Engine, ctx: Ctx) -> Any:
+    """POST /fapi/v1/positionMargin: add (type 1) or reduce (type 2) an isolated position's
+    margin. Adding needs that much available cross balance (-4050); reducing keeps the
+    position's initial margin (and any loss) covered (-4051)."""
+    symbol = trading.spec_of(engine, ctx.params)
+    acct = ctx.acct
+    raw = trading.required(ctx.params, "amount")
+    try:
+        amount = float(raw)
+    except ValueError:
+        raise E.illegal("amount") from None
+    kind = int_param(ctx.params, "type", None, 1, 2)
+    if kind is None:
+        raise E.mandatory("type")
+    side = ctx.params.get("positionSide", "BOTH").upper()
+    if side not in trading.POSITION_SIDES:
+        raise E.SimError(-4060, "Invalid position side.")
+    if (side != "BOTH") != acct.dual_side:
+        raise E.SimError(-4061, "Order's position side does not match user's setting.")
+    if amount <= 0:
+        raise E.SimError(-4055, "Amount must be positive.")
+    if not margin.is_isolated(acct, symbol):
+        raise E.SimError(-4049, "Add margin only support for isolated position.")
+    pos = acct.positions.get(position_key(symbol, side))
+    if pos is None or pos.amt == 0:
+        raise E.SimError(-4054, "Cannot add position margin: position is 0.")
+    view = engine.view(acct)
+    if kind == 1:
+        if amount > view.available:
+            raise E.SimError(-4050, "Cross balance insufficient.")
+        delta = amount
+    else:
+        pv = next(v for v in view.positions if v.pos is pos)
+        removable = pos.isolated_wallet + min(0.0, pv.upnl) - pv.im
+        if amount > removable:
+            raise E.SimError(-4051, "Isolated balance insufficient.")
+        delta = -amount
+    t = engine.clock.now_ms()
+    move_isolated(acct, pos, delta, t, "USER_ADJUST")
+    engine.emit(AccountChanged(acct.api_key, "MARGIN_TRANSFER", t, (symbol,)))
+    return {
+        "amount": amount,
+        "code": 200,
+        "msg": "Successfully modify position margin.",
+        "type": kind,
+    }
+
+
 def symbol_config(engine: Engine, ctx: Ctx) -> Any:
     symbol = _optional_symbol(engine, ctx)
     acct = ctx.acct
@@ -191,6 +241,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/fapi/v1/marginType"): Route(set_margin_type, FUTURES),
     ("GET", "/fapi/v1/symbolConfig"): Route(symbol_config, FUTURES),
     ("GET", "/fapi/v1/income"): Route(income, FUTURES),
+    ("POST", "/fapi/v1/positionMargin"): Route(modify_position_margin, FUTURES),
     ("GET", "/fapi/v1/positionMargin/history"): Route(margin_history, FUTURES),
     ("GET", "/sapi/v1/account/apiRestrictions"): Route(api_restrictions, READING),
 }

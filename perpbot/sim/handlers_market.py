@@ -13,10 +13,10 @@ from typing import Any
 from perpbot.sim import errors as E
 from perpbot.sim import payloads
 from perpbot.sim.engine import Engine
-from perpbot.sim.market import MINUTE_MS, Candle, SymbolMarket
+from perpbot.sim.market import MINUTE_MS, Candle
 from perpbot.sim.routing import Ctx, Route, int_param
 from perpbot.sim.spec import fmt_float
-from perpbot.sim.trading import spec_of
+from perpbot.sim.trading import book_levels, spec_of
 from perpbot.sim.ws_events import DepthSnapshot
 
 DAY_MS = 86_400_000
@@ -121,24 +121,12 @@ def merged_depth(
     engine: Engine, symbol: str, limit: int
 ) -> tuple[list[list[str]], list[list[str]]]:
     """Crowd plus users' resting orders, aggregated per price level."""
-    mkt: SymbolMarket = engine.markets[symbol]
-    spec = mkt.spec
-    bids_c, asks_c = mkt.crowd()
-    book = engine.books[symbol]
-    out: list[list[list[str]]] = []
-    for crowd, users, descending in (
-        (bids_c, book.bids.depth(), True),
-        (asks_c, book.asks.depth(), False),
-    ):
-        levels: dict[int, int] = {}
-        for px, qty in crowd:
-            if qty > 0:
-                levels[px] = levels.get(px, 0) + qty
-        for px, qty in users:
-            levels[px] = levels.get(px, 0) + qty
-        prices = sorted(levels, reverse=descending)[:limit]
-        out.append([[spec.fmt_px(p), spec.fmt_qty(levels[p])] for p in prices])
-    return out[0], out[1]
+    spec = engine.specs[symbol]
+    bids, asks = book_levels(engine, symbol)
+    return (
+        [[spec.fmt_px(p), spec.fmt_qty(q)] for p, q in bids[:limit]],
+        [[spec.fmt_px(p), spec.fmt_qty(q)] for p, q in asks[:limit]],
+    )
 
 
 def depth(engine: Engine, ctx: Ctx) -> Any:

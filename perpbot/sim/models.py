@@ -20,7 +20,7 @@ class Order:
     client_order_id: str
     side: str  # BUY | SELL
     type: str  # LIMIT | MARKET
-    tif: str  # GTC | IOC | FOK | GTX
+    tif: str  # GTC | IOC | FOK | GTX | GTD
     price: int  # ticks; 0 for MARKET
     qty: int  # steps
     reduce_only: bool
@@ -36,6 +36,8 @@ class Order:
     orig_type: str = ""
     queue_ahead: int = 0  # crowd size displayed ahead of this resting order at its price
     position_side: str = "BOTH"  # LONG | SHORT in hedge mode
+    good_till_date: int = 0  # GTD: expiry time (ms, whole seconds); 0 otherwise
+    price_match: str = "NONE"  # OPPONENT[_5|_10|_20] | QUEUE[_5|_10|_20]: price set at entry
 
     @property
     def closing(self) -> bool:

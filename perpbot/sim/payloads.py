@@ -23,7 +23,7 @@ ORDER_TYPES = [
     "TAKE_PROFIT_MARKET",
     "TRAILING_STOP_MARKET",
 ]
-TIME_IN_FORCE = ["GTC", "IOC", "FOK", "GTX"]  # GTD is not served: not advertised
+TIME_IN_FORCE = ["GTC", "IOC", "FOK", "GTX", "GTD"]
 
 
 def order(
@@ -58,9 +58,9 @@ def order(
             "workingType": "CONTRACT_PRICE",
             "priceProtect": False,
             "origType": o.orig_type or o.type,
-            "priceMatch": "NONE",
+            "priceMatch": o.price_match,
             "selfTradePreventionMode": "EXPIRE_MAKER",
-            "goodTillDate": 0,
+            "goodTillDate": o.good_till_date,
         }
     )
     if with_time:

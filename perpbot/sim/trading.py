@@ -1,10 +1,11 @@
 """Order entry and matching: validation with Binance's codes, price-time priority fills.
 
 A user's order first crosses the merged book (other users' resting orders and the crowd),
-then rests if it is GTC/GTX. A resting order joins the queue at its price *behind* the
-crowd size displayed there (``queue_ahead``, FIFO); that queue only shrinks as trades
-consume it (or the crowd withdraws size there). Users' resting orders are filled by the
-market in two ways, both as makers at their own limit price:
+then rests if it is GTC/GTX/GTD (a GTD order expires at its ``goodTillDate``). A resting
+order joins the queue at its price *behind* the crowd size displayed there (``queue_ahead``,
+FIFO); that queue only shrinks as trades consume it (or the crowd withdraws size there).
+Users' resting orders are filled by the market in two ways, both as makers at their own
+limit price:
 
 * *trade flow*: synthetic taker orders (random side and size) eat the queue ahead first,
   then the user's order, so partial fills and queue waits happen as they do live;
@@ -30,7 +31,12 @@ from perpbot.sim.models import Account, Order, position_key
 from perpbot.sim.replay_files import Tick
 
 CID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
-TIFS = ("GTC", "IOC", "FOK", "GTX")
+TIFS = ("GTC", "IOC", "FOK", "GTX", "GTD")
+RESTING_TIFS = ("GTC", "GTX", "GTD")
+GTD_MIN_LEAD_MS = 600_000  # goodTillDate must be later than now + 600 s (New Order, -5040)
+GTD_MAX_MS = 253402300799000  # ... and earlier than 9999-12-31 23:59:59 UTC
+PRICE_MATCH_LEVEL = {"": 1, "_5": 5, "_10": 10, "_20": 20}
+PRICE_MATCHES = tuple(f"{k}{n}" for k in ("OPPONENT", "QUEUE") for n in PRICE_MATCH_LEVEL)
 POSITION_SIDES = ("BOTH", "LONG", "SHORT")
 CONDITIONAL = ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
 
@@ -75,6 +81,8 @@ class Draft:
     reduce_only: bool
     cid: str
     position_side: str = "BOTH"
+    good_till_date: int = 0
+    price_match: str = "NONE"
 
 
 def validate_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Draft:
@@ -102,11 +110,18 @@ def validate_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> 
         raise E.SimError(-1106, "Parameter 'reduceonly' sent when not required.")
     reduce_only = parse_bool(params, "reduceOnly")
     qty = spec.parse_qty(required(params, "quantity"), market=otype == "MARKET")
+    match = _price_match(params, otype)
+    good_till = 0
     if otype == "LIMIT":
         tif = required(params, "timeInForce").upper()
         if tif not in TIFS:
             raise E.SimError(-1115, "Invalid timeInForce.")
-        price = spec.parse_price(required(params, "price"))
+        if tif == "GTD":
+            good_till = _good_till_date(params, engine.clock.now_ms())
+        if match == "NONE":
+            price = spec.parse_price(required(params, "price"))
+        else:
+            price = matched_price(engine, symbol, side, match)
         spec.check_percent_price(price, engine.markets[symbol].mark)
     else:
         if params.get("price"):
@@ -142,7 +157,72 @@ def validate_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> 
         _check_margin(engine, acct, symbol, sign, qty, ref_px, pos_amt)
     if otype == "MARKET":
         _check_counterparty_band(engine, symbol, side)
-    return Draft(symbol, side, otype, tif, price, qty, reduce_only, cid, position_side)
+    return Draft(
+        symbol, side, otype, tif, price, qty, reduce_only, cid, position_side, good_till, match
+    )
+
+
+def _price_match(params: Mapping[str, str], otype: str) -> str:
+    """priceMatch (New Order): LIMIT only, never with a price; "NONE" when absent."""
+    match = params.get("priceMatch", "NONE").upper() or "NONE"
+    if match == "NONE":
+        return match
+    if match not in PRICE_MATCHES:
+        raise E.SimError(-5037, "Invalid price match")
+    if otype != "LIMIT":
+        raise E.SimError(-5038, "Price match only supports order type: LIMIT, STOP AND TAKE_PROFIT")
+    if params.get("price"):
+        raise E.SimError(-1106, "Parameter 'price' sent when not required.")
+    return match
+
+
+def _good_till_date(params: Mapping[str, str], now: int) -> int:
+    """goodTillDate (New Order): mandatory with GTD, whole seconds kept, > now + 600 s."""
+    raw = required(params, "goodTillDate")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise E.illegal("goodTillDate") from None
+    if not now + GTD_MIN_LEAD_MS < value < GTD_MAX_MS:
+        raise E.SimError(
+            -5040,
+            "The goodTillDate timestamp must be greater than the current time plus 600 "
+            "seconds and smaller than 253402300799000 (UTC 9999-12-31 23:59:59)",
+        )
+    return value // 1000 * 1000
+
+
+def book_levels(engine: Engine, symbol: str) -> tuple[list[list[int]], list[list[int]]]:
+    """The displayed book, crowd plus users' resting orders per price level, best first:
+    ``(bids, asks)`` of ``[price, qty]`` (what ``GET /fapi/v1/depth`` shows)."""
+    bids_c, asks_c = engine.markets[symbol].crowd()
+    book = engine.books[symbol]
+    out: list[list[list[int]]] = []
+    for crowd, users, descending in (
+        (bids_c, book.bids.depth(), True),
+        (asks_c, book.asks.depth(), False),
+    ):
+        levels: dict[int, int] = {}
+        for px, qty in crowd:
+            if qty > 0:
+                levels[px] = levels.get(px, 0) + qty
+        for px, qty in users:
+            levels[px] = levels.get(px, 0) + qty
+        out.append([[p, levels[p]] for p in sorted(levels, reverse=descending)])
+    return out[0], out[1]
+
+
+def matched_price(engine: Engine, symbol: str, side: str, match: str) -> int:
+    """The price a priceMatch order takes at entry: the Nth price level of the opposite
+    side (OPPONENT_N) or of its own side (QUEUE_N); -5041 when the book has no such level."""
+    kind, _, n = match.partition("_")
+    bids, asks = book_levels(engine, symbol)
+    own, opposite = (bids, asks) if side == "BUY" else (asks, bids)
+    levels = opposite if kind == "OPPONENT" else own
+    depth = PRICE_MATCH_LEVEL[f"_{n}" if n else ""]
+    if len(levels) < depth:
+        raise E.SimError(-5041, "No depth matches this BBO order")
+    return levels[depth - 1][0]
 
 
 def _check_counterparty_band(engine: Engine, symbol: str, side: str) -> None:
@@ -170,15 +250,16 @@ def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Ord
     )  # fmt: skip
     now = engine.clock.now_ms()
     args = (acct.api_key, symbol, cid, side, otype, tif, price, qty, reduce_only, now)
+    extra = {"position_side": ps, "good_till_date": d.good_till_date, "price_match": d.price_match}
     if tif == "GTX" and _would_cross(engine, symbol, side, price, acct.api_key):
-        order = engine.new_order(*args, record=False, position_side=ps)
+        order = engine.new_order(*args, record=False, **extra)
         order.status, order.cancel_time, order.reject_code = "EXPIRED", now, -5022
         raise E.err(E.POST_ONLY_REJECTED)
     if tif == "FOK" and _liquidity(engine, symbol, side, price, acct.api_key) < qty:
-        order = engine.new_order(*args, record=False, position_side=ps)
+        order = engine.new_order(*args, record=False, **extra)
         order.status, order.cancel_time, order.reject_code = "EXPIRED", now, -5021
         raise E.err(E.FOK_REJECTED)
-    order = engine.new_order(*args, position_side=ps)
+    order = engine.new_order(*args, **extra)
     execute(engine, order, now)
     return order
 
@@ -188,7 +269,7 @@ def execute(engine: Engine, order: Order, now: int) -> None:
     match_taker(engine, order, order.price if order.type == "LIMIT" else None, now)
     if not order.is_open:
         return
-    if order.type == "LIMIT" and order.tif in ("GTC", "GTX") and order.remaining > 0:
+    if order.type == "LIMIT" and order.tif in RESTING_TIFS and order.remaining > 0:
         order.queue_ahead = engine.markets[order.symbol].crowd_qty_at(order.side, order.price)
         engine.books[order.symbol].add(order)
     else:

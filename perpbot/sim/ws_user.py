@@ -149,7 +149,7 @@ class UserStreams:
             "ot": "LIQUIDATION" if liquidation else rest["origType"], "ps": o.position_side,
             "cp": False,
             "rp": fmt_float(tr.realized_pnl) if tr else "0", "pP": False, "si": 0, "ss": 0,
-            "V": "EXPIRE_MAKER", "pm": "NONE", "gtd": 0,
+            "V": "EXPIRE_MAKER", "pm": o.price_match, "gtd": o.good_till_date,
         }  # fmt: skip
         if tr is not None:
             self.deliver(

@@ -192,12 +192,13 @@ def test_recv_window_errors_name_recv_window(sim: SimHandle) -> None:
 async def test_exchange_info_advertises_only_what_is_served(sim: SimHandle, client) -> None:
     """Exchange-Information: timeInForce / filters list what the venue accepts.
 
-    GTD is not served (an order with it answers -1115), so it is not advertised; nor is
-    MAX_NUM_ALGO_ORDERS (Binance dropped it with the Algo Order migration, Dec 2025).
+    GTD is served (goodTillDate, -5040; see test_conformance_gtd_price_match.py), so it is
+    advertised as Binance does; MAX_NUM_ALGO_ORDERS is not (Binance dropped it with the
+    Algo Order migration, Dec 2025).
     """
     info = await client.fapiPublicGetExchangeInfo()
     for sym in info["symbols"]:
-        assert "GTD" not in sym["timeInForce"]
+        assert sym["timeInForce"] == ["GTC", "IOC", "FOK", "GTX", "GTD"]
         kinds = [f["filterType"] for f in sym["filters"]]
         assert "MAX_NUM_ALGO_ORDERS" not in kinds
         assert kinds == [
@@ -210,6 +211,8 @@ async def test_exchange_info_advertises_only_what_is_served(sim: SimHandle, clie
         ]
     for tif in info["symbols"][0]["timeInForce"]:
         params = {**ORDER, "side": "BUY", "price": "59000", "timeInForce": tif}
+        if tif == "GTD":
+            params["goodTillDate"] = str(info["serverTime"] + 3_600_000)
         try:
             await client.fapiPrivatePostOrder(params)
         except ccxt.ExchangeError as exc:  # FOK/IOC may expire, but never -1115

@@ -275,15 +275,23 @@ def test_tape_survives_a_price_freeze_and_a_bot_trading_through_it(sim_factory) 
     assert got == want
 
 
-def test_perpbot_run_paper_trades_on_replayed_history(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shift", [True, False], ids=["shifted-to-now", "file-clock-polling"])
+def test_perpbot_run_paper_trades_on_replayed_history(tmp_path: Path, shift: bool) -> None:
     """`perpbot run` with `[sim] config` naming a replay sim.toml: the example grid trades
-    the file's prices through the usual HTTP/WebSocket path, 60x accelerated, its times
-    moved to today (shift_to_now) so the bot's own clock and the exchange's agree."""
+    the file's prices through the usual HTTP/WebSocket path, 60x accelerated.
+
+    shifted-to-now: the file's times moved to today (shift_to_now). file-clock: the
+    exchange's clock is the file's own (2024-03-01), years behind this machine's, and the
+    run polls REST (no user stream brings fills): it still records every fill, because it
+    asks for fills from its start on the exchange's clock (its server time at connect),
+    not on this machine's."""
     text = (ROOT / "strategies" / "grid.toml").read_text()
+    if not shift:
+        text = text.replace('id = "sim"', 'id = "sim"\nstreams = false')
     (tmp_path / "grid.py").write_text((ROOT / "strategies" / "grid.py").read_text())
     (tmp_path / "grid.toml").write_text(text.replace("seed = 42", 'seed = 42\nconfig = "sim.toml"'))
     (tmp_path / "sim.toml").write_text(
-        'clock_speed = 60.0\n[source]\nkind = "replay"\nshift_to_now = true\n'
+        f'clock_speed = 60.0\n[source]\nkind = "replay"\nshift_to_now = {str(shift).lower()}\n'
         f'[[source.files]]\npath = "{AGG.as_posix()}"\n'
     )
     result = run_cli("run", str(tmp_path / "grid.toml"), "--duration", "8", "--json")
@@ -293,7 +301,14 @@ def test_perpbot_run_paper_trades_on_replayed_history(tmp_path: Path) -> None:
     prices = [float(r[1]) for r in _rows(AGG)]
     lines = (Path(summary["run_dir"]) / "fills.jsonl").read_text().splitlines()
     fills = [json.loads(line) for line in lines]
+    assert len(fills) == summary["fills"]
     assert all(min(prices) - 50 <= f["price"] <= max(prices) + 50 for f in fills)
+    on_file_day = [START_MS <= _epoch_ms(f["ts"]) < START_MS + 86_400_000 for f in fills]
+    assert all(on_file_day) if not shift else not any(on_file_day)
+
+
+def _epoch_ms(ts: float) -> float:
+    return ts if ts > 1e11 else ts * 1000.0
 
 
 async def test_replayed_trades_stream_over_websocket(sim_factory) -> None:

@@ -116,7 +116,8 @@ async def test_filters_min_notional_tick_step(sim: SimHandle, client) -> None:
         ({"price": "59000.123"}, "-1111"),  # more decimals than pricePrecision
         ({"quantity": "0.0105"}, "-1111"),  # more decimals than quantityPrecision
         ({"quantity": "0"}, "-4003"),
-        ({"timeInForce": "GTD"}, "-1115"),
+        ({"timeInForce": "GTX1"}, "-1115"),
+        ({"timeInForce": "GTD"}, "-1102"),  # GTD without its goodTillDate
     ]
     for change, code in cases:
         with pytest.raises(ccxt.ExchangeError) as info:
