@@ -175,10 +175,14 @@ class Ledger:
             return
         before_status, before_filled = tracked.status, tracked.filled
         status = order.get("status") or tracked.status
-        tracked.status = "canceled" if status == "cancelled" else status
+        status = "canceled" if status == "cancelled" else status
+        # answers arrive out of order (the user stream may tell "closed" before the placement
+        # answer says "open"): a final state is never undone, a fill never shrinks
+        if before_status not in FINAL:
+            tracked.status = status
         filled = order.get("filled")
         if filled is not None:
-            tracked.filled = float(filled)
+            tracked.filled = max(tracked.filled, float(filled))
         if tracked.status in FINAL and tracked.closed_at is None:
             tracked.closed_at = time.time()
         spec = tracked.spec

@@ -39,6 +39,8 @@ class Events(Strategy):
         self.timers += 1
 
     def on_tick(self, ctx: Context) -> None:
+        if self.seen and self.seen[-1] == "kill False":
+            ctx.log("ticking again after the resume")
         self.seen.append("tick")
         symbol = ctx.symbols[0]
         step = ctx.state.get("step", 0)

@@ -133,3 +133,18 @@ def test_an_adopted_order_is_told_in_the_first_cycle() -> None:
     (event,) = feed.drain()
     assert (event["status"], event["code"]) == ("accepted", "ORDER_ADOPTED")
     assert "earlier run of this strategy" in event["sentence"]
+
+
+def test_a_late_open_answer_never_undoes_a_fill() -> None:
+    """The user stream may say "closed" before the placement answer says "open": the order
+    stays filled, its fill never shrinks, and ORDER_FILLED is told once."""
+    ledger = Ledger()
+    told: list[dict[str, Any]] = []
+    ledger.listeners.append(told.append)
+    ledger.placed(spec("pb-x-1"), {"id": "7", "status": "open", "filled": 0.0})
+    ledger.update("pb-x-1", {"id": "7", "status": "closed", "filled": 0.002})  # the stream
+    ledger.update("pb-x-1", {"id": "7", "status": "open", "filled": 0.0})  # a late answer
+    ledger.update("pb-x-1", {"id": "7", "status": "closed", "filled": 0.002})  # REST
+    assert ledger.orders["pb-x-1"].status == "closed"
+    assert ledger.orders["pb-x-1"].filled == 0.002
+    assert [e["code"] for e in told if e["type"] == "order"] == ["ORDER_ACCEPTED", "ORDER_FILLED"]
