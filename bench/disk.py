@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,6 +141,7 @@ class Measured:
     raw: dict[str, int]
     gz: dict[str, int]
     lines: dict[str, int]
+    kinds: dict[str, int]  # signed-log records in the window, by kind
     whole_raw: int
     other: int
 
@@ -158,6 +160,7 @@ def finish(run: Run) -> Measured:
     gz: dict[str, int] = {}
     lines: dict[str, int] = {}
     whole = 0
+    kinds: Counter[str] = Counter()
     for c in COMPONENTS:
         data = _bytes(run, c)
         whole += len(data)
@@ -165,6 +168,8 @@ def finish(run: Run) -> Measured:
         raw[c] = len(window)
         gz[c] = len(gzip.compress(window, 6)) if window else 0
         lines[c] = window.count(b"\n")
+        if c == "signed log":
+            kinds.update(str(json.loads(line).get("kind")) for line in window.splitlines())
     return Measured(
         mode=run.mode,
         window_s=max(1e-3, ended - run.window_start),
@@ -172,6 +177,7 @@ def finish(run: Run) -> Measured:
         raw=raw,
         gz=gz,
         lines=lines,
+        kinds=dict(kinds),
         whole_raw=whole + _other(run),
         other=_other(run),
     )
@@ -219,6 +225,8 @@ def report(results: list[Measured]) -> None:
             f"{m.mode}: {m.window_s:.1f} s steady window of a {m.runtime_s:.1f} s run: {counts} "
             f"(signed log {per_line:.0f} B/record); fixed files {m.other:,} B"
         )
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(m.kinds.items(), key=lambda kv: -kv[1]))
+        print(f"  signed log records: {kinds}")
     streams = next((m for m in results if m.mode == "streams"), None)
     if streams is not None:
         total = per_day(sum(streams.gz.values()), streams.window_s)
