@@ -446,6 +446,14 @@ class DiskSection(Section):
     compress_min_kb: float = Field(
         default=1024.0, ge=0, description="leave smaller files plain (short runs stay greppable)"
     )
+    tick_detail_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86400,
+        description="seconds between full ticks.jsonl lines (every concern's section); the "
+        "ticks between write marks, positions, equity, orders, weight and index, and only "
+        "when one changed; 0: a full line every tick",
+    )
     warn_free_pct: float = Field(default=10.0, ge=0, le=100)
     halt_free_pct: float = Field(default=3.0, ge=0, le=100)
     halt_free_mb: float = Field(default=500.0, ge=0, description="halt below this too")

@@ -133,6 +133,7 @@ class Runner:
             journal=self.journal,
             tick_providers=self.tick_providers,
             summary_extras=self.summary_extras,
+            detail_every_s=self.config.disk.tick_detail_s,
         )
 
     # -- what the concerns read (perpbot.engine.hooks.RunPort) ------------------------------
@@ -623,7 +624,9 @@ class Runner:
     def _publish_tick(self) -> None:
         snap = self.reporter.snapshot()
         self.output.update(snap)
-        self.journal.tick(self.reporter.tick_record(snap))
+        line = self.reporter.tick_line(snap)
+        if line is not None:
+            self.journal.tick(line)
         for hook in self.after_tick:
             try:
                 hook(self, snap)

@@ -251,6 +251,65 @@ def decision_body(event: Decision, ctx: RecordContext) -> dict[str, Any]:
     return rec
 
 
+# What a fill or order-change record carries (perpbot.engine.events): never the exchange's
+# raw ``info``.
+FILL_FIELDS = (
+    "symbol", "side", "price", "amount", "fee", "fee_currency", "maker", "order_id",
+    "client_order_id", "trade_id", "realized_pnl", "intent",
+)  # fmt: skip
+ORDER_FIELDS = {"id": "order_id", "side": "side", "type": "type", "price": "price",
+                "amount": "amount", "reduceOnly": "reduce_only"}  # fmt: skip
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return finite(value)
+    return type(value).__name__
+
+
+def fill_body(
+    fill: Mapping[str, Any], source: str, ctx: RecordContext, ts: float, mono: float
+) -> dict[str, Any]:
+    """A fill of the run's order as the engine learnt it (``source``: stream or rest);
+    ``trade_ts`` is the exchange's time of the trade."""
+    rec = _common(ctx, "fill", ts, mono)
+    rec.update({k: _scalar(fill.get(k)) for k in FILL_FIELDS if fill.get(k) is not None})
+    rec["trade_ts"] = _scalar(fill.get("ts"))
+    rec["source"] = source
+    return rec
+
+
+def order_body(
+    *,
+    client_order_id: str,
+    symbol: str,
+    status: str,
+    filled: float,
+    order: Mapping[str, Any],
+    source: str,
+    ctx: RecordContext,
+    ts: float,
+    mono: float,
+) -> dict[str, Any]:
+    """A change of one of the run's orders (status, cumulative filled)."""
+    rec = _common(ctx, "order", ts, mono)
+    rec.update(
+        {
+            "client_order_id": client_order_id,
+            "symbol": symbol,
+            "status": status,
+            "filled": _scalar(float(filled)),
+            "source": source,
+        }
+    )
+    for key, name in ORDER_FIELDS.items():
+        if order.get(key) is not None:
+            rec[name] = _scalar(order[key])
+    return rec
+
+
 def event_body(event: Event, ctx: RecordContext) -> dict[str, Any] | None:
     """The record for a bus event (None for an event kind the log does not know)."""
     if isinstance(event, ExchangeCall):

@@ -54,6 +54,18 @@ def row(rec: dict[str, Any]) -> tuple[str, str, str, str, str, str]:
     if kind == "decision":
         what = f"[{rec.get('layer')}] {rec.get('code')}: {rec.get('sentence')}"
         return seq, when, kind, what, str(rec.get("action", "")), ""
+    if kind == "fill":
+        what = (
+            f"{rec.get('symbol')} {rec.get('side')} {rec.get('amount')} @ {rec.get('price')} "
+            f"{rec.get('client_order_id') or rec.get('order_id')} trade {rec.get('trade_id')}"
+        )
+        return seq, when, kind, what, str(rec.get("source", "")), ""
+    if kind == "order":
+        what = (
+            f"{rec.get('client_order_id')} {rec.get('symbol')} {rec.get('side', '')} "
+            f"{rec.get('amount', '')} @ {rec.get('price', '')} filled {rec.get('filled')}"
+        )
+        return seq, when, kind, what, f"{rec.get('status')} ({rec.get('source')})", ""
     if kind == "open":
         what = f"run {rec.get('run')} ({rec.get('command')}) opened, key {rec.get('key')}"
         link = rec.get("link")

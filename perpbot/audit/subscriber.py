@@ -9,27 +9,41 @@
         audit.close()
 
 The logger is subscribed with ``critical=True``: if a record cannot be written the error
-reaches whoever published the event, so no request goes on unrecorded. A timer thread seals
+reaches whoever published the event, so no request goes on unrecorded. Under `perpbot run`
+it also records each fill and order change the engine learns (``perpbot.engine.events``,
+from the user data stream or a REST reconcile, once each): on streams these reach the run
+without a request, and the log must still hold them. They are sealed by the next
+checkpoint (at most ``checkpoint_interval_s`` later). A timer thread seals
 unsigned records every ``checkpoint_interval_s`` seconds; ``close()`` writes the final
 signed record and unsubscribes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from perpbot.audit.keystore import KeyStore
-from perpbot.audit.records import RecordContext, event_body, is_order_related
+from perpbot.audit.records import (
+    RecordContext,
+    event_body,
+    fill_body,
+    is_order_related,
+    order_body,
+)
 from perpbot.audit.writer import AuditWriter, WriterSettings
+from perpbot.errors import RuntimeFailure
 from perpbot.events import Event, EventBus
 from perpbot.paths import logs_dir
 
 if TYPE_CHECKING:
     from perpbot.config import AuditSection
+    from perpbot.engine.events import EngineEvent, FillEvent, OrderEvent
     from perpbot.engine.hooks import AttachableRun, RunPort
 
 
@@ -62,6 +76,30 @@ class AuditLogger:
         body = event_body(event, self.writer.ctx)
         if body is not None:
             self.writer.append(body, order_related=is_order_related(body))
+
+    def on_engine_event(self, event: EngineEvent) -> None:
+        """A fill or an order change (``perpbot.engine.events``). A log that cannot write
+        is reported by the next request's record (critical), not from inside the stream's
+        handler."""
+        ctx, now, mono = self.writer.ctx, time.time(), time.monotonic()
+        if event.kind == "fill":  # by kind: perpbot.engine is not imported here (`kill`)
+            fill = cast("FillEvent", event)
+            body = fill_body(fill.fill.to_dict(), fill.source, ctx, now, mono)
+        else:
+            order = cast("OrderEvent", event)
+            body = order_body(
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                status=order.status,
+                filled=order.filled,
+                order=order.order,
+                source=order.source,
+                ctx=ctx,
+                ts=now,
+                mono=mono,
+            )
+        with contextlib.suppress(RuntimeFailure):
+            self.writer.append(body)
 
     def _tick(self) -> None:
         interval = self.writer.settings.checkpoint_interval_s
@@ -137,5 +175,12 @@ def attach_runner(runner: AttachableRun) -> AuditLogger | None:
 
     runner.background.append(announce)
     runner.summary_extras["audit"] = {"log": str(logger.dir), "key": logger.fingerprint}
-    runner.after_stop.append(lambda r: logger.close(r.end_reason))
+    on_engine_event = logger.on_engine_event  # one bound method: unsubscribe compares it
+    runner.engine_events.subscribe(on_engine_event)
+
+    def close(r: RunPort) -> None:
+        r.engine_events.unsubscribe(on_engine_event)
+        logger.close(r.end_reason)
+
+    runner.after_stop.append(close)
     return logger

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from perpbot.client.waits import Interrupter
     from perpbot.config import ExchangeSection, LoadedStrategy, StrategyFile
     from perpbot.engine.conditional import ConditionalOrders
+    from perpbot.engine.events import EngineEvents
     from perpbot.engine.journal import RunJournal
     from perpbot.engine.ledger import Ledger
     from perpbot.engine.output import RunOutput
@@ -66,6 +67,7 @@ class RunPort(Protocol):
     exit_code: int
     fatal: PerpbotError | None
     journal: RunJournal
+    engine_events: EngineEvents
     summary_extras: dict[str, Any]
     conditional: ConditionalOrders | None
 

@@ -2,14 +2,24 @@
 
 Concerns add their sections through ``tick_providers`` (under ``extras``) and
 ``summary_extras``; the reporter knows none of them.
+
+ticks.jsonl (``tick_line``): every concern's section is a couple of KB per tick (the resting
+orders, each stream's health, the rate buckets), hundreds of MB a day at 1 s ticks. So a
+*full* line, with every section, is written at the first tick and then once every
+``detail_every_s`` seconds; the ticks in between write a *core* line: marks, positions,
+equity, order counts, the request-weight figures and the index prices (everything
+`perpbot report` draws), and only when something in it changed since the line before.
+``detail_every_s = 0`` writes a full line at every tick. The status file and the live panel
+always get the full snapshot.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from perpbot.engine.journal import RunJournal
@@ -24,6 +34,9 @@ class RunReporter:
     journal: RunJournal
     tick_providers: list[Callable[[], dict[str, Any]]]  # the concerns' status sections
     summary_extras: dict[str, Any]  # the concerns' summary sections
+    detail_every_s: float = 0.0  # a full ticks.jsonl line this often (0: every tick)
+    _last_full: float = field(default=-math.inf, init=False)
+    _last_core: dict[str, Any] | None = field(default=None, init=False)
 
     def snapshot(self) -> dict[str, Any]:
         s, ledger = self.state, self.ledger
@@ -67,6 +80,20 @@ class RunReporter:
             "orders": snap["orders"],
             **snap["extras"],
         }
+
+    def tick_line(self, snap: dict[str, Any], now: float | None = None) -> dict[str, Any] | None:
+        """The ticks.jsonl line for this snapshot: full, core, or None (nothing changed)."""
+        now = time.monotonic() if now is None else now
+        full = self.tick_record(snap)
+        core = core_tick(full)
+        if now - self._last_full >= self.detail_every_s:
+            self._last_full = now
+            self._last_core = core
+            return full
+        if _without_ts(core) == _without_ts(self._last_core):
+            return None
+        self._last_core = core
+        return core
 
     def summary(
         self,
@@ -120,3 +147,24 @@ class RunReporter:
             "run_dir": str(self.journal.dir),
             **self.summary_extras,
         }
+
+
+RATE_CORE = ("weight_used", "weight_limit", "weight_nominal")
+
+
+def core_tick(full: dict[str, Any]) -> dict[str, Any]:
+    """The part of a full tick line that `perpbot report` draws: marks, positions, equity,
+    order counts, request weight (used, limit, nominal) and the index section."""
+    core = {k: full[k] for k in ("ts", "marks", "positions", "equity", "orders") if k in full}
+    rate = full.get("rate")
+    if isinstance(rate, dict):
+        core["rate"] = {k: rate[k] for k in RATE_CORE if k in rate}
+    risk = full.get("risk")
+    index = risk.get("index") if isinstance(risk, dict) else None
+    if index:
+        core["index"] = index  # as the risk layer wrote it (perpbot.report.extras reads it)
+    return core
+
+
+def _without_ts(line: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if line is None else {k: v for k, v in line.items() if k != "ts"}

@@ -1,6 +1,7 @@
 """A run's JSONL files on disk: gzip once the run has ended, read either form.
 
-``ticks.jsonl`` grows by ~2 KB per tick (hundreds of MB a day at 1 s ticks); gzip brings a
+``ticks.jsonl`` grows by ~0.4 KB per tick, plus a ~3 KB full line every ``[disk]
+tick_detail_s`` (about 35 MB a day at 1 s ticks; perpbot.engine.report); gzip brings a
 finished run's JSONL down ~10x. A run's files are compressed when it ends, each one
 atomically (the ``.gz`` is written beside, fsynced, renamed, then the plain file removed),
 so a crash mid-way leaves either form complete, never neither. Readers call

@@ -15,7 +15,9 @@ from perpbot.audit.records import (
     decision_body,
     event_body,
     exchange_body,
+    fill_body,
     is_order_related,
+    order_body,
 )
 from perpbot.events import Decision, ExchangeCall
 
@@ -163,3 +165,29 @@ def test_allow_list_has_no_key_material_names() -> None:
 def test_order_related_records(event: ExchangeCall | Decision, related: bool) -> None:
     body = event_body(event, CTX)
     assert body is not None and is_order_related(body) is related
+
+
+def test_fill_and_order_records_carry_the_trade_never_the_raw_payload() -> None:
+    fill = {
+        "ts": 1700000000.5, "symbol": "BTC/USDT:USDT", "side": "buy", "price": 60000.1,
+        "amount": 0.003, "cost": 180.0, "fee": 0.036, "fee_currency": "USDT", "maker": True,
+        "order_id": "4000000002", "client_order_id": "pb-1", "trade_id": "700000002",
+        "realized_pnl": float("nan"), "intent": "grid-buy-0", "decided_price": None,
+        "info": {"apiKey": KEY},
+    }  # fmt: skip
+    rec = fill_body(fill, "stream", CTX, 1700000001.0, 5.0)
+    assert rec["kind"] == "fill" and rec["source"] == "stream" and rec["run"] == "r1"
+    assert rec["trade_id"] == "700000002" and rec["trade_ts"] == 1700000000.5
+    assert rec["realized_pnl"] == "nan"  # canonical JSON cannot carry NaN
+    assert "info" not in rec and KEY not in json.dumps(rec)
+    canonical(rec)  # encodable
+    order = {"id": "4000000002", "side": "sell", "type": "limit", "price": 60010.0,
+             "amount": 0.003, "reduceOnly": True, "info": {"signature": SECRET}}  # fmt: skip
+    rec = order_body(
+        client_order_id="pb-2", symbol="BTC/USDT:USDT", status="closed", filled=0.003,
+        order=order, source="rest", ctx=CTX, ts=1.0, mono=2.0,
+    )  # fmt: skip
+    assert rec["kind"] == "order" and rec["status"] == "closed" and rec["filled"] == 0.003
+    assert rec["order_id"] == "4000000002" and rec["reduce_only"] is True
+    assert SECRET not in json.dumps(rec)
+    assert not is_order_related(rec)  # sealed by the interval checkpoint, not one each
