@@ -305,7 +305,8 @@ class Runner:
                 await self.conn.close()
             if self.feed is not None:
                 await self.feed.close()
-            self.journal.close()
+            for lost in self.journal.close():
+                self.output.warn(f"the run file's last lines could not be written: {lost}")
             for after in self.after_stop:
                 try:
                     after(self)

@@ -52,7 +52,14 @@ class RunJournal:
     def summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.dir / "summary.json", summary)
 
-    def close(self) -> None:
-        for fh in self._files.values():
-            fh.close()
+    def close(self) -> list[str]:
+        """Close every file; what could not be written (a full disk) is returned, not raised:
+        the run's own outcome must not be masked at its very end."""
+        lost: list[str] = []
+        for name, fh in self._files.items():
+            try:
+                fh.close()
+            except OSError as exc:
+                lost.append(f"{self.dir / name}: {exc.strerror or exc}")
         self._files.clear()
+        return lost

@@ -327,6 +327,8 @@ async def _answered(future: Future[Admission], within_s: float) -> bool:
     done, _ = await asyncio.wait({waiting}, timeout=within_s)
     if not done:  # its answer, or its failure, is taken by whoever waits on ``future``
         waiting.add_done_callback(lambda f: f.cancelled() or f.exception())
+    else:  # the caller reads the outcome from ``future``; this wrapper's failure is seen here
+        waiting.cancelled() or waiting.exception()  # (else asyncio prints it at exit)
     return bool(done)
 
 
