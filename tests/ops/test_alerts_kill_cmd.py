@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from tests.integration.kill_strategies.support import wait_until
 from tests.keys_support.backends import file_keyring_env
 from tests.ops.receivers import WebhookReceiver
 
@@ -32,4 +33,5 @@ def test_kill_set_and_clear_are_alerts_with_who_and_why(
     set_msg, clear_msg = hook.bodies[0]["message"], hook.bodies[1]["message"]
     assert "level halt" in set_msg and "funding spike" in set_msg and "set by " in set_msg
     assert "spike over" in clear_msg
-    assert not list((state_home / "alerts" / "outbox").glob("*.json"))
+    outbox = state_home / "alerts" / "outbox"
+    wait_until(lambda: not list(outbox.glob("*.json")), timeout=30)  # removed once delivered
