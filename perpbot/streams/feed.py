@@ -249,6 +249,9 @@ class StreamFeed:
             except Exception as exc:
                 if not pending.done():
                     pending.cancel()
+                elif not pending.cancelled():
+                    pending.exception()  # seen (a 418 while the backfill failed too): no
+                    # "Future exception was never retrieved" traceback on stderr
                 delay = backoff.next()
                 self._lost(h, exc, delay)
                 await asyncio.sleep(delay)
