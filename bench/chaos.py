@@ -38,6 +38,8 @@ def main() -> int:
                 episodes.append(ep)
                 for v in ep.violations:
                     print(f"episode {ep.seed} ({ep.ending}; {'+'.join(ep.faults)}): {v}")
+                if ep.violations and ep.note:
+                    print(f"episode {ep.seed}: {ep.note}")
                 if len(episodes) % 25 == 0:
                     bad = sum(1 for e in episodes if e.violations)
                     print(f"... {len(episodes)} episodes, {bad} with violations", flush=True)

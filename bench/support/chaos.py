@@ -33,6 +33,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+
+from perpbot.client.orders import run_prefix
 
 ROOT = Path(__file__).resolve().parents[2]
 HANG = ROOT / "tests" / "integration" / "kill_strategies"
@@ -109,6 +113,12 @@ def quiet_sim(seed: int) -> Any:
 
     quiet = MarketConfig(volatility=0.0, jump_rate=0.0, taker_rate=0.0, history_minutes=30)
     return start_in_thread(SimConfig(seed=seed, market=quiet))
+
+
+def _run_prefix(out: Path) -> str | None:
+    """The client-id prefix of the run whose output is ``out`` (its first line names it)."""
+    m = re.search(r"^perpbot run (\S+): (\S+) on ", out.read_text(), re.MULTILINE)
+    return run_prefix(m.group(1), m.group(2)) if m else None
 
 
 def _running(home: Path, n: int) -> bool:
@@ -255,6 +265,10 @@ class Campaign:
                 if p.poll() is None:
                     p.kill()
                     p.wait(10)
+        if ep.violations:  # keep what the bots wrote, for whoever investigates
+            kept = Path(tempfile.gettempdir()) / "perpbot-chaos-kept" / where.name
+            shutil.copytree(where, kept, dirs_exist_ok=True, ignore_dangling_symlinks=True)
+            ep.note = (ep.note + f"; kept in {kept}").lstrip("; ")
         return ep
 
     def _end(
@@ -349,9 +363,15 @@ class Campaign:
             naked = [o["clientOrderId"] for o in left if o["symbol"] not in armed]
             if naked:
                 ep.violations.append(f"open with no countdown armed: {naked}")
-            only_killed = all(tag in sigkilled for tag, _ in procs)
-            if not only_killed and "countdown" not in said:
-                ep.violations.append(f"open orders left and nobody said so: {cids}")
+            # a SIGKILLed run cannot say anything: its orders only need the countdown
+            dead = {_run_prefix(where / f"{tag}.out") for tag in sigkilled} - {None}
+            unsaid = [
+                o["clientOrderId"]
+                for o in left
+                if not any(str(o["clientOrderId"]).startswith(p) for p in dead)
+            ]
+            if unsaid and "countdown" not in said:
+                ep.violations.append(f"open orders left and nobody said so: {unsaid}")
             if not self._wait(lambda: not self._orders(key, True), countdown_s + 6.0):
                 still = [o["clientOrderId"] for o in self._orders(key, True)]
                 ep.violations.append(f"still open after the countdown lapsed: {still}")

@@ -337,6 +337,9 @@ class Runner:
             strategy=self.state.strategy,
             symbols=self.state.symbols,
         )
+        observers = getattr(conn.client.exchange, "perpbot_observers", None)
+        if observers is not None:  # once the stop cancels, no create leaves (stop.py step 3)
+            observers.add_before(self.orders.wire_look, last=True)
         self.conditional = ConditionalOrders(orders=self.orders, risk=self.config.risk)
         self.reconciler = Reconciler(
             client=conn.client,

@@ -35,7 +35,8 @@ async def stop_sequence(run: Runner) -> dict[str, Any]:
     1. stop the strategy (no new calls; calls in flight land; ``on_stop`` runs);
     2. the concerns' before-stop hooks (status "stopping"; the rate limiter lets the
        clean-up wait for budget again; index sources close);
-    3. cancel THIS run's orders by client id, retried through 5xx/timeouts;
+    3. no new order leaves any more (a create still pending is refused at the wire);
+       cancel THIS run's orders by client id, retried through 5xx/timeouts;
     4. confirm at the exchange that they are gone;
     5. only then disarm what was armed (the dead-man countdown); if any order is not
        confirmed gone, leave the countdown armed (refreshed no more: the refresher
@@ -53,6 +54,7 @@ async def stop_sequence(run: Runner) -> dict[str, Any]:
 
     await _stop_strategy(run, began + run.stop_timeout_s * STRATEGY_SHARE)  # 1
     await _run_hooks(run, run.before_stop, "stop hook")  # 2
+    run.orders.closed = True  # from here no create leaves: it could land after step 4
     cancel = run.orders.cancel_own_until(cancel_deadline)
     warnings += await _bounded(run, cancel, cancel_deadline, "cancelling", [], warnings)  # 3
     confirm = run.orders.left_open()

@@ -25,7 +25,7 @@ from perpbot.client.transport import parse_error_body
 from perpbot.client.validate import plain_number
 from perpbot.engine.ledger import Ledger
 from perpbot.engine.strategy import OrderRejected
-from perpbot.errors import KillSwitchActive, RiskRejected
+from perpbot.errors import KillSwitchActive, RiskRejected, RuntimeFailure
 from perpbot.events import Decision, EventBus
 
 FIRST_PAUSE_S, MAX_PAUSE_S = 0.1, 1.0
@@ -59,10 +59,23 @@ class OrderManager:
     sequence: int = 0  # the next client-id sequence number of this run
     inflight: int = 0  # strategy calls in flight (the stop lets them land)
     adopted: set[str] = field(default_factory=set)  # an earlier run's orders, taken over
+    closed: bool = False  # the stop is cancelling: no new order may leave (``wire_look``)
 
     def is_ours(self, order: dict[str, Any]) -> bool:
         cid = order.get("clientOrderId")
         return is_ours(cid, self.run_id, self.strategy) or cid in self.adopted
+
+    def wire_look(self, record: Any, request: Any) -> None:
+        """Transport hook, the last look before a request leaves: once the stop cancels
+        (``closed``), a create still pending (a resend after an unknown outcome, a backoff
+        that outlived the stop's grace for calls in flight) is not sent: it would land after
+        the stop confirmed nothing of this run open, and after the countdown was disarmed."""
+        if self.closed and request is not None and request.method_class == "order":
+            raise RuntimeFailure(
+                f"not sent: {request.describe()}: the run is stopping (its orders are being "
+                "cancelled and the dead-man countdown released)",
+                code="ENGINE_STOPPING",
+            )
 
     @property
     def has_orders(self) -> bool:

@@ -31,3 +31,37 @@ def test_client_ids_carry_a_stable_strategy_tag_and_a_run_tag() -> None:
     assert is_ours(a, "run-1", "grid") and not is_ours(b, "run-1", "grid")
     for foreign in ("hand-1", "pbk-3fa2c1d09b7e-0", "pb-0123456789-1", None, ""):
         assert perpbot_strategy_tag(foreign) is None
+
+
+def test_once_the_stop_cancels_no_create_leaves_but_reads_and_cancels_do() -> None:
+    """A create still pending when the stop starts cancelling (a resend after an unknown
+    outcome, a long backoff) is refused at the wire: it would land after the stop confirmed
+    nothing of the run open and released the dead-man countdown."""
+    from perpbot.client.account import AccountView
+    from perpbot.client.request import Request
+    from perpbot.engine.ledger import Ledger
+    from perpbot.engine.orders import OrderManager
+    from perpbot.errors import RuntimeFailure
+    from perpbot.events import EventBus
+
+    orders = OrderManager(
+        client=None,  # type: ignore[arg-type]  # the wire look needs no client
+        ledger=Ledger(),
+        account=AccountView(),
+        bus=EventBus(),
+        run_id="r",
+        strategy="s",
+        symbols=["BTC/USDT:USDT"],
+    )
+    create = Request(method="create_order", args=("BTC/USDT:USDT", "limit", "buy", 0.01, 1.0))
+    cancel = Request(method="cancel_order", args=("1", "BTC/USDT:USDT"))
+    read = Request(method="fetch_open_orders", args=("BTC/USDT:USDT",))
+    for r in (create, cancel, read):
+        orders.wire_look(None, r)  # the run trades: everything leaves
+    orders.closed = True
+    with pytest.raises(RuntimeFailure) as err:
+        orders.wire_look(None, create)
+    assert err.value.code == "ENGINE_STOPPING" and "not sent" in err.value.message
+    orders.wire_look(None, cancel)
+    orders.wire_look(None, read)
+    orders.wire_look(None, None)  # a request the transport cannot tie to a call
