@@ -4,9 +4,9 @@ Every series carries ``bot`` (the strategy's name), ``exchange`` (its id) and ``
 API host; ``embedded-sim`` for the embedded simulator). Each run has its own registry, so a
 run's figures never mix with another process's.
 
-Stream health and lag are exported only when a tick carries a ``stream`` section
-(``{"SYMBOL": {"up": bool, "lag_s": float}}``): the engine polls REST today and has no
-stream to report on, so no stream series is exported rather than a made-up one.
+Stream health and lag come from the tick's ``streams`` section (perpbot/streams/feed.py:
+each stream's name, state and seconds since its last message); a run that polls REST has no
+such section and exports no stream series rather than a made-up one.
 """
 
 from __future__ import annotations
@@ -93,9 +93,12 @@ class RunMetrics:
         self.open_orders = gauge("perpbot_open_orders", "This run's open orders.")
         self.kill = gauge("perpbot_kill_active", "1 while a kill switch applies to this run.")
         self.kill_level = gauge("perpbot_kill_level", "Kill level in force (1 = active).", "level")
-        self.stream_up = gauge("perpbot_stream_up", "1 while the market stream is healthy.",
-                               "symbol")  # fmt: skip
-        self.stream_lag = gauge("perpbot_stream_lag_seconds", "Market stream lag.", "symbol")
+        self.stream_up = gauge("perpbot_stream_up", "1 while the stream is up (not stale or "
+                               "down).", "stream")  # fmt: skip
+        self.stream_lag = gauge("perpbot_stream_lag_seconds", "Seconds since the stream's last "
+                                "message.", "stream")  # fmt: skip
+        self.stream_reconnects = gauge("perpbot_stream_reconnects", "Reconnects of the stream "
+                                       "in this run.", "stream")  # fmt: skip
         self.info.labels(*self.base, identity.run_id).set(1)
         self.started.labels(*self.base).set(time.time())
         self.kill.labels(*self.base).set(0)
@@ -194,10 +197,14 @@ class RunMetrics:
         for level in ("halt", "cancel", "flatten"):
             active = isinstance(kill, dict) and kill.get("level") == level
             self.kill_level.labels(*b, level).set(1 if active else 0)
-        stream = extras.get("stream")
-        if isinstance(stream, dict):
-            for symbol, s in stream.items():
-                if isinstance(s, dict):
-                    self.stream_up.labels(*b, symbol).set(1 if s.get("up") else 0)
-                    if isinstance(s.get("lag_s"), int | float):
-                        self.stream_lag.labels(*b, symbol).set(s["lag_s"])
+        section = extras.get("streams")
+        health = section.get("streams") if isinstance(section, dict) else None
+        for h in health if isinstance(health, list) else []:
+            if not isinstance(h, dict) or not isinstance(h.get("name"), str):
+                continue
+            name = h["name"]
+            self.stream_up.labels(*b, name).set(1 if h.get("state") == "up" else 0)
+            if isinstance(h.get("age_s"), int | float):
+                self.stream_lag.labels(*b, name).set(h["age_s"])
+            if isinstance(h.get("reconnects"), int):
+                self.stream_reconnects.labels(*b, name).set(h["reconnects"])

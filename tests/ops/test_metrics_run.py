@@ -71,7 +71,8 @@ def test_scrape_during_a_paper_grid_run(tmp_path: Path, state_home: Path) -> Non
             s = _samples(urllib.request.urlopen(url, timeout=5).read().decode())
             placed = _find(s, "perpbot_orders_total", kind="create", outcome="ok")
             ticked = _find(s, "perpbot_equity_usdt")
-            return s if placed and placed[0] >= 3 and ticked else None
+            streamed = _find(s, "perpbot_stream_lag_seconds", stream="mark BTC/USDT:USDT")
+            return s if placed and placed[0] >= 3 and ticked and streamed else None
 
         samples = wait_until(scraped, timeout=60, interval=0.5)
     finally:
@@ -92,7 +93,11 @@ def test_scrape_during_a_paper_grid_run(tmp_path: Path, state_home: Path) -> Non
     decisions = _find(samples, "perpbot_decisions_total", code="METRICS_SERVING")
     assert decisions == [1.0]
     assert _find(samples, "perpbot_exchange_request_seconds_count")[0] > 0
-    assert not _find(samples, "perpbot_stream_lag_seconds")  # no stream exists: none faked
+    # the run is on streams (the simulator's default): each stream's health is a series
+    mark_stream = {"stream": "mark BTC/USDT:USDT"}
+    assert _find(samples, "perpbot_stream_up", **mark_stream) == [1.0]
+    assert 0 <= _find(samples, "perpbot_stream_lag_seconds", **mark_stream)[0] < 30
+    assert _find(samples, "perpbot_stream_up", stream="user orders")
     # the textfile collector's file holds the final figures, in the same names
     final = _samples(textfile.read_text())
     assert _find(final, "perpbot_orders_total", kind="create", outcome="ok")[0] >= 3
