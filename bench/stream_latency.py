@@ -1,17 +1,17 @@
 """From the simulator's fill to the engine's fill event, p50/p99, streams vs polling.
 
 A bot (tick_interval = 1) keeps one post-only buy resting at the best bid; a second account
-on the same simulator (its own process) sends a market sell through it every ~0.7 s (the
-simulator's synthetic takers are off: their trades carry the market step's time, not the
-time they happen). The
-fill's latency is the wall time at which the engine published its FillEvent
-(perpbot.engine.events) minus the trade's timestamp on the simulator (the taker's request
-time; same machine, same clock, millisecond resolution). Each mode runs alone, one after
+on the same simulator (its own process) sends a market sell through it every ~0.7 s, and
+the simulator's synthetic takers and market moves fill it too (those fills carry the market
+step's time: the simulator computes each step at its time, so they are streamed within ms
+of it). The fill's latency is the wall time at which the engine published its FillEvent
+(perpbot.engine.events) minus the trade's timestamp on the simulator (same machine, same
+clock, millisecond resolution). Each mode runs alone, one after
 the other. Also printed: the age of the mark price the engine holds, sampled every 100 ms
 (the market data a strategy's tick sees). Target: streams p50 <= 10 ms on loopback
 (polling: up to one tick).
 
-    python bench/stream_latency.py [--fills 40]
+    python bench/stream_latency.py [--fills 40] [--no-synthetic] [--streams-only]
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ def rich_account(url: str) -> tuple[str, str]:
     return body["api_key"], body["api_secret"]
 
 
-async def measure(streams: bool, fills: int) -> tuple[list[float], list[float]]:
+async def measure(
+    streams: bool, fills: int, args: argparse.Namespace
+) -> tuple[list[float], list[float]]:
     import ccxt.async_support as ccxt_async
 
     from perpbot.app import plugins
@@ -77,10 +79,7 @@ async def measure(streams: bool, fills: int) -> tuple[list[float], list[float]]:
 
     lat: list[float] = []
     ages: list[float] = []
-    # no synthetic takers: their trades are stamped with the market step's time (up to a
-    # step, 200 ms, before they happen), so the only fills are the taker's, stamped at its
-    # request
-    with simulator(11, "[market]\ntaker_rate = 0\n") as url:
+    with simulator(11, "[market]\ntaker_rate = 0\n" if args.no_synthetic else "") as url:
         doc: dict[str, Any] = {
             "strategy": {
                 "name": "latency",
@@ -128,10 +127,11 @@ async def measure(streams: bool, fills: int) -> tuple[list[float], list[float]]:
 
 
 async def main(args: argparse.Namespace) -> int:
-    print("resting bid filled by another account's market order, tick_interval = 1")
+    takers = "another account's market orders" + ("" if args.no_synthetic else " and the market")
+    print(f"resting bid filled by {takers}, tick_interval = 1")
     results = {}
-    for streams in (True, False):
-        results[streams] = await measure(streams, args.fills)
+    for streams in (True,) if args.streams_only else (True, False):
+        results[streams] = await measure(streams, args.fills, args)
         mode = "streams" if streams else "polling"
         print(line(f"{mode}: fill -> engine", results[streams][0]))
         print(line(f"{mode}: mark age", results[streams][1]))
@@ -145,5 +145,7 @@ async def main(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--fills", type=int, default=40)
+    p.add_argument("--streams-only", action="store_true")
+    p.add_argument("--no-synthetic", action="store_true", help="only the taker account's fills")
     throwaway_home()
     sys.exit(asyncio.run(main(p.parse_args())))

@@ -126,14 +126,27 @@ class SimServer:
             await runner.cleanup()
 
     async def _tick_loop(self) -> None:
-        """Keep time-driven events (fills, funding, countdowns) going without requests."""
-        period = self.cfg.market.tick_ms / 1000.0
+        """Keep time-driven events (fills, funding, countdowns) going without requests.
+
+        It wakes at each market step's own time, not on a free-running period: a step is
+        computed (and its fills stamped and streamed) lazily by ``Engine.sync``, so a loop
+        out of phase with the step grid delivered market-driven fills up to a step after
+        their timestamp (the fill -> engine latency bench/stream_latency.py measures).
+        """
         while True:
-            await asyncio.sleep(period)
+            await asyncio.sleep(self._until_next_step())
             try:
                 self.engine.sync()
             except Exception:  # pragma: no cover - a bug; keep serving and say so
                 log.exception("simulator tick failed")
+
+    def _until_next_step(self) -> float:
+        """Wall seconds until the engine's next market step is due (plus 1 ms, as the
+        clock has millisecond resolution), at most one step."""
+        clock, engine = self.engine.clock, self.engine
+        period = self.cfg.market.tick_ms / 1000.0
+        due_s = (engine.next_step_ms - clock.now_ms() + 1) / 1000.0 / clock.speed
+        return min(period, max(0.001, due_s))
 
     # -- the hot path ----------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
