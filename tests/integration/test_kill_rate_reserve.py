@@ -93,6 +93,7 @@ def test_a_bot_spending_its_whole_budget_is_still_killed_at_once(
     mine = orders_of(state, creds[0])
     assert len(mine) == 4
     took_s = (max(int(o["cancelTime"] or o["updateTime"]) for o in mine) - started) / 1000
+    print(f"the kill's cancels at the exchange {took_s:.2f} s after `perpbot kill` started")
     assert took_s < BOUND_S, (
         f"the kill's cancels took {took_s:.1f} s ({left_ms / 1000:.0f} s were left in the "
         f"weight window): they waited for the budget the bot had spent; {out}"
