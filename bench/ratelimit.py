@@ -10,9 +10,12 @@ Scenarios (each on a fresh simulator with a shrunk budget, default 1200 weight p
 For every full window the simulator's own weight counter (the exchange's truth) is sampled;
 the figures are achieved weight per window as % of the budget, and the 429s and 418s the
 simulator answered. Targets: perpbot >= 95 % with 0 429s in one process, >= 90 % and 0
-429s across three.
+429s across three, with ``--reserve 0``. With the default ``[limits] reserve_pct = 10``
+ordinary requests (the workload's reads and orders, 85-90 % of its weight) stop at
+0.9 x (1 - margin) of the budget and only its cancels may use the rest: expect ~88 %.
 
     python bench/ratelimit.py [--windows 3] [--window-s 10] [--budget 1200] [--margin 0.03]
+                              [--reserve 10]
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def run_scenario(
     # the run covers the measured windows plus the one it starts in (partly idle at start)
     seconds = (args.windows + 1) * args.window_s - 0.1
     extra = ["--concurrency", str(args.concurrency), "--margin", str(args.margin), "--orders"]
+    extra += ["--reserve", str(args.reserve)]
     if plain:
         extra.append("--plain")
     if rate_limit_ms is not None:
@@ -84,6 +88,7 @@ def main() -> int:
     p.add_argument("--window-s", type=int, default=10)
     p.add_argument("--budget", type=int, default=1200)
     p.add_argument("--margin", type=float, default=0.03, help="[limits] safety_margin")
+    p.add_argument("--reserve", type=float, default=10.0, help="[limits] reserve_pct")
     p.add_argument("--concurrency", type=int, default=8, help="coroutines per process")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
@@ -105,7 +110,8 @@ def main() -> int:
         return 0
     print(
         f"budget {args.budget} weight per {args.window_s} s window, {args.windows} full windows, "
-        f"safety margin {args.margin:.0%}, {args.concurrency} coroutines per process"
+        f"safety margin {args.margin:.0%}, reserve {args.reserve:g} % (perpbot), "
+        f"{args.concurrency} coroutines per process"
     )
     head = f"{'scenario':46} {'util mean':>9} {'util min':>9} {'429s':>6} {'418s':>6} {'reqs':>7}"
     print(head)

@@ -161,6 +161,12 @@ class LimitsSection(Section):
 
     store: str = Field(default="sqlite", description='"sqlite", "memory" or "redis://host:port/db"')
     safety_margin: float = Field(default=0.05, ge=0, lt=0.9)
+    reserve_pct: float = Field(
+        default=10.0,
+        ge=0,
+        le=50,
+        description="percent of the budget kept for cancels, reduce-only orders and the kill",
+    )
     weight_per_minute: int | None = Field(
         default=None, gt=0, description="used only when the exchange publishes no rateLimits"
     )

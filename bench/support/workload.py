@@ -139,14 +139,19 @@ async def drive(
     return stats
 
 
-def limits_config(store: str, margin: float, refresh_s: float) -> Any:
+def limits_config(store: str, margin: float, refresh_s: float, reserve_pct: float = 10.0) -> Any:
     """A StrategyFile carrying only the ``[limits]`` a worker needs."""
     from perpbot.config import StrategyFile
 
     return StrategyFile.model_validate(
         {
             "strategy": {"name": "load", "file": "load.py", "symbols": [SYMBOL]},
-            "limits": {"store": store, "safety_margin": margin, "refresh_s": refresh_s},
+            "limits": {
+                "store": store,
+                "safety_margin": margin,
+                "refresh_s": refresh_s,
+                "reserve_pct": reserve_pct,
+            },
             # the load measures the rate budget; with no engine to feed [risk] the balance,
             # the paper defaults would refuse every order: risk checks off, explicitly
             "risk": {"enabled": False},
@@ -172,7 +177,7 @@ async def run_perpbot(args: argparse.Namespace) -> dict[str, Any]:
         command="load",
         run_id=f"load-{args.tag}",
         bus=bus,
-        config=limits_config(args.store, args.margin, args.refresh),
+        config=limits_config(args.store, args.margin, args.refresh, args.reserve),
         strategy="load",
     )
     try:
@@ -232,6 +237,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--store", default="sqlite")
     p.add_argument("--margin", type=float, default=0.05)
+    p.add_argument("--reserve", type=float, default=10.0, help="[limits] reserve_pct")
     p.add_argument("--refresh", type=float, default=60.0)
     p.add_argument("--orders", action="store_true")
     p.add_argument("--plain", action="store_true", help="plain ccxt with its default throttle")

@@ -98,7 +98,7 @@ def lookup_request(request: Request, bus: EventBus) -> Request:
         command=request.command,
         profile=request.profile,
         id=bus.next_request_id(),
-    )
+    ).serving(request)
 
 
 class Resolver:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,6 +45,22 @@ METHOD_CLASS: dict[str, MethodClass] = {
     "fapiprivate_delete_algoorder": "cancel",
     "fapiprivate_delete_algoopenorders": "cancel",
 }
+
+
+# Set while the kill switch (or another risk-reducing sequence) runs: every request made in
+# that context, its lookups included, reduces risk (``Request.risk_reducing``).
+_REDUCING_RISK: ContextVar[bool] = ContextVar("perpbot_reducing_risk", default=False)
+
+
+@contextlib.contextmanager
+def reducing_risk() -> Iterator[None]:
+    """Mark every request made inside (this task and the tasks it starts) as reducing risk:
+    the rate limiter lets them draw on the budget's reserve (docs/ratelimit.md)."""
+    token = _REDUCING_RISK.set(True)
+    try:
+        yield
+    finally:
+        _REDUCING_RISK.reset(token)
 
 
 @dataclass
@@ -108,11 +127,26 @@ class Request:
     http: list[HttpRecord] = field(default_factory=list)
     # what the method does (METHOD_CLASS); worked out once, every layer asks
     method_class: MethodClass = field(init=False)
+    # whether it only reduces risk (a cancel, the dead-man's countdown, a reduce-only order,
+    # anything the kill switch sends): the rate limiter keeps a reserve of budget for these
+    risk_reducing: bool = field(init=False)
     # state a layer keeps across the attempts of this request (the retrier, the limiter)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.method_class = METHOD_CLASS.get(self.method, "other")
+        self.risk_reducing = (
+            self.method_class == "cancel"
+            or _REDUCING_RISK.get()
+            or (self.order is not None and self.order.reduce_only)
+            or any(_reduce_only_params(a) for a in (self.kwargs.get("params"), *self.args))
+        )
+
+    def serving(self, parent: Request) -> Request:
+        """This request is sent on behalf of ``parent`` (a lookup, a clock resync, a rules
+        re-read): it reduces risk when ``parent`` does."""
+        self.risk_reducing = self.risk_reducing or parent.risk_reducing
+        return self
 
     @property
     def params(self) -> dict[str, Any]:
@@ -135,3 +169,10 @@ class Request:
             order=spec,
             **kw,
         )
+
+
+def _reduce_only_params(params: Any) -> bool:
+    """A raw call's params that make it reduce-only (an algo order's, a raw order's)."""
+    if not isinstance(params, dict):
+        return False
+    return any(str(params.get(k)).lower() == "true" for k in ("reduceOnly", "closePosition"))

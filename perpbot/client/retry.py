@@ -243,7 +243,7 @@ class Retrier:
             profile=request.profile,
             intent="clock resync",
             id=self.bus.next_request_id(),
-        )
+        ).serving(request)
         offset = await call_next(sync)
         request.meta["resynced"] = True  # once per request: a second -1021 is an error
         self.bus.publish(

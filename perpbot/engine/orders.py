@@ -20,7 +20,7 @@ import ccxt
 from perpbot.client.account import AccountView
 from perpbot.client.guarded import GuardedClient
 from perpbot.client.orders import client_order_id, is_ours
-from perpbot.client.request import OrderSpec
+from perpbot.client.request import OrderSpec, reducing_risk
 from perpbot.client.transport import parse_error_body
 from perpbot.client.validate import plain_number
 from perpbot.engine.ledger import Ledger
@@ -230,7 +230,8 @@ class OrderManager:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2.0, MAX_PAUSE_S)
 
-        await asyncio.gather(*(one_symbol(s) for s in self.symbols))
+        with reducing_risk():  # the listings too draw on the rate budget's reserve
+            await asyncio.gather(*(one_symbol(s) for s in self.symbols))
         return problems
 
     async def left_open(self) -> dict[str, list[dict[str, Any]]]:
@@ -253,7 +254,8 @@ class OrderManager:
                 return known or [{"clientOrderId": "(unknown: listing failed)"}]
             return [o for o in listed if self.is_ours(o)]
 
-        found = await asyncio.gather(*(one_symbol(s) for s in self.symbols))
+        with reducing_risk():  # confirming the stop: the rate budget's reserve
+            found = await asyncio.gather(*(one_symbol(s) for s in self.symbols))
         return {s: orders for s, orders in zip(self.symbols, found, strict=True) if orders}
 
     def _known(self, cid: str) -> dict[str, Any]:

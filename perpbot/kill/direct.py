@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from perpbot.app.connect import ENV_SIM_KEY, ENV_SIM_SECRET, connect
 from perpbot.audit.subscriber import attach_to_bus
 from perpbot.client.orders import strategy_prefix
+from perpbot.client.request import reducing_risk
 from perpbot.config import (
     ExchangeSection,
     KillSection,
@@ -145,14 +146,15 @@ async def on_exchange(
     )
     report: dict[str, Any] = {"exchange": exchange.id, "url": exchange.url, "log": str(logger.dir)}
     try:
-        conn = await connect(exchange, command="kill", run_id=run_id, bus=bus, config=cfg)
-        cutter = LongWaitCutter(conn.setup.bus, conn.setup.interrupter, deadline_s=deadline_s)
-        try:
-            with cutter:
-                report.update(await act(conn))
-            report.update(cutter.report())
-        finally:
-            await conn.close()
+        with reducing_risk():  # connecting too: every request here draws on the reserve
+            conn = await connect(exchange, command="kill", run_id=run_id, bus=bus, config=cfg)
+            cutter = LongWaitCutter(conn.setup.bus, conn.setup.interrupter, deadline_s=deadline_s)
+            try:
+                with cutter:
+                    report.update(await act(conn))
+                report.update(cutter.report())
+            finally:
+                await conn.close()
     finally:
         logger.close(f"{label} --direct" if label == "kill" else label)
     return report

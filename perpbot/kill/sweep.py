@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from perpbot.client.orders import perpbot_strategy_tag, strategy_tag
+from perpbot.client.request import reducing_risk
 from perpbot.client.setup import account_id
 from perpbot.errors import BadInput, PerpbotError
 from perpbot.events import Decision
@@ -337,9 +338,10 @@ class StartSweep:
             if s in keep:
                 continue
             try:
-                listed = await asyncio.wait_for(
-                    self.runner.client.fetch_open_orders(s), STOP_LISTING_S
-                )
+                with reducing_risk():  # part of the stop: the rate budget's reserve
+                    listed = await asyncio.wait_for(
+                        self.runner.client.fetch_open_orders(s), STOP_LISTING_S
+                    )
             except TimeoutError:
                 keep[s] = f"the open orders there could not be listed within {STOP_LISTING_S:g} s"
                 continue

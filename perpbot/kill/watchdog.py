@@ -26,6 +26,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+from perpbot.client.request import reducing_risk
 from perpbot.errors import EXIT_KILL
 from perpbot.events import Decision
 from perpbot.kill.acks import describe_actions, read_ack, write_ack
@@ -211,7 +212,7 @@ class KillWatchdog:
             return {"cancelled": [], "closed": [], "errors": []}
         flatten_s = self.cfg.flatten_timeout_s if entry.level == "flatten" else 0.0
         cutter = LongWaitCutter(r.bus, r.interrupter, deadline_s=CANCEL_DEADLINE_S + flatten_s)
-        with cutter:
+        with cutter, reducing_risk():  # its lookups too draw on the budget's reserve
             out = await self._cancel_and_flatten(entry)
         out.update(cutter.report())
         return out

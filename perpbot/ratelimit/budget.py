@@ -13,6 +13,13 @@ on has room under its cap::
 
     cap = floor(nominal * (1 - safety_margin) * factor)
 
+Of each cap, ``reserve`` (``[limits] reserve_pct``) is kept for requests that reduce risk
+(cancels, the dead-man's ``countdownCancelAll``, reduce-only orders, whatever the kill
+switch sends: ``Request.risk_reducing``): ordinary requests may bring a bucket only to
+``floor(cap * (1 - reserve))`` (reason ``reserve`` when that is what holds them), so a bot
+that spends all it may still has room to cancel at once. Leases come out of the ordinary
+part only; the reserve is shared by every process like the rest of the state.
+
 ``nominal`` is the published (or configured) limit; ``factor`` is 1 until the exchange
 pushes back. A 429 cuts ``factor`` multiplicatively (once per Retry-After period, however
 many processes saw it), blocks the host until Retry-After has passed, and puts the bucket
@@ -66,6 +73,7 @@ class Policy:
     recover_after_s: float = 60.0
     recover_step: float = 0.1
     probe_lease_s: float = 10.0
+    reserve: float = 0.10  # share of each cap only risk-reducing requests may use
 
     @classmethod
     def from_config(cls, limits: LimitsSection, probe_lease_s: float = 10.0) -> Policy:
@@ -75,6 +83,7 @@ class Policy:
             recover_after_s=limits.recover_after_s,
             recover_step=limits.recover_step,
             probe_lease_s=probe_lease_s,
+            reserve=limits.reserve_pct / 100.0,
         )
 
 
@@ -96,6 +105,14 @@ class Bucket:
         if self.nominal is None:
             return None
         return max(1, math.floor(self.nominal * (1.0 - margin) * self.factor))
+
+    def ordinary_cap(self, margin: float, reserve: float) -> int | None:
+        """What requests that do not reduce risk may bring ``used`` to (the cap less the
+        reserve)."""
+        cap = self.cap(margin)
+        if cap is None:
+            return None
+        return max(1, math.floor(cap * (1.0 - reserve)))
 
     def roll(self, now: float) -> None:
         start = self.window_start(now)
@@ -155,7 +172,8 @@ class Admission:
     """The answer to "may this request leave now?" (granted, or how long to wait and why)."""
 
     wait_s: float = 0.0
-    reason: str = ""  # "" (granted), ban, retry_after, budget, probe, refresh, too_heavy
+    # "" (granted), ban, retry_after, budget, reserve, probe, refresh, too_heavy
+    reason: str = ""
     bucket: str | None = None
     used: int = 0
     cap: int | None = None
@@ -231,6 +249,7 @@ def acquire(
     policy: Policy,
     refresh_s: float | None = None,
     lease: bool = False,
+    risk_reducing: bool = False,
 ) -> Admission:
     """Reserve ``charges`` now, or say how long to wait and why (nothing reserved then).
 
@@ -240,6 +259,8 @@ def acquire(
     for this process to spend without a shared transaction (``Admission.leased``); the slice
     shrinks as the window fills, so what a process leaves unspent at the window's end is
     a few units at most.
+    ``risk_reducing``: the request may use the reserve (the whole cap); other requests stop
+    at ``Bucket.ordinary_cap`` (reason ``reserve`` when the reserve is what is left).
     """
     changes = recover(st, now, policy)
     if st.banned_until > now:
@@ -255,9 +276,10 @@ def acquire(
         if b is None or amount <= 0:
             continue
         b.roll(now)
-        cap = b.cap(policy.safety_margin)
+        full = b.cap(policy.safety_margin)
+        cap = full if risk_reducing else b.ordinary_cap(policy.safety_margin, policy.reserve)
         if cap is not None and b.used + amount > cap:
-            assert b.nominal is not None
+            assert b.nominal is not None and full is not None
             if amount > b.nominal:  # could never be sent: say so rather than wait forever
                 return Admission(
                     reason="too_heavy", bucket=name, used=amount, cap=b.nominal, changes=changes
@@ -266,8 +288,10 @@ def acquire(
             # under the cap and the exchange's own limit allows it
             if amount <= cap or b.used >= cap or b.used + amount > b.nominal:
                 wait = b.ends_at() - now + WINDOW_EPSILON_S
+                # held although the whole cap has room: what is left is the reserve
+                why = "budget" if risk_reducing or b.used + amount > full else "reserve"
                 return Admission(
-                    wait_s=wait, reason="budget", bucket=name, used=b.used, cap=cap, changes=changes
+                    wait_s=wait, reason=why, bucket=name, used=b.used, cap=cap, changes=changes
                 )
         if b.safe is not None and b.used + amount > b.safe:
             if b.probe_until > now:
@@ -294,7 +318,7 @@ def _lease(st: HostState, names: dict[str, float], policy: Policy) -> dict[str, 
     out: dict[str, int] = {}
     for name in names:
         b = st.buckets[name]
-        cap = b.cap(policy.safety_margin)
+        cap = b.ordinary_cap(policy.safety_margin, policy.reserve)  # never the reserve
         if b.safe is not None or cap is None:
             continue  # probing buckets are spent one request at a time, in the open
         take = min((cap - b.used) // LEASE_DIVISOR, cap // LEASE_MAX_SHARE)

@@ -107,6 +107,12 @@ def wait_sentence(
         return f"holding {what} {_secs(wait_s)}: re-reading the exchange's published limits"
     kind = "order-count" if bucket and bucket.startswith("orders") else "weight"
     per = window_label(int(bucket.split("/")[1][:-1])) if bucket else "window"
+    if reason == "reserve":
+        return (
+            f"holding {what} {_secs(wait_s)}: {kind} budget {used}/{cap} per {per} used by "
+            f"ordinary requests; the rest is kept for cancels, reduce-only orders and the "
+            f"kill switch ([limits] reserve_pct); the window resets at {until}"
+        )
     return (
         f"holding {what} {_secs(wait_s)}: {kind} budget {used}/{cap} per {per} used, "
         f"the window resets at {until}"

@@ -100,7 +100,8 @@ class HttpBudget:
         now = self.host.now()
         if self._from_leases(record, weight, orders, rules_every, now):
             return None
-        return self._from_store(record, request, weight, orders, rules_every, cancel)
+        reducing = request is not None and request.risk_reducing
+        return self._from_store(record, request, weight, orders, rules_every, cancel, reducing)
 
     def _from_leases(
         self, record: HttpRecord, weight: int, orders: int, every: float | None, now: float
@@ -132,6 +133,7 @@ class HttpBudget:
         orders: int,
         every: float | None,
         cancel: bool,
+        reducing: bool,
     ) -> None:
         waited = 0.0
         while True:
@@ -140,7 +142,7 @@ class HttpBudget:
             returned, self.leases = self.leases, {}
             future = self.host.submit(
                 lambda st, now=now, returned=returned: self._acquire(
-                    st, returned, weight, orders, now, every
+                    st, returned, weight, orders, now, every, reducing
                 )
             )
             if (
@@ -228,6 +230,7 @@ class HttpBudget:
         orders: int,
         now: float,
         every: float | None,
+        reducing: bool,
     ) -> Admission:
         budget.ensure_key(st, self.host.key_id)
         for name, lease in returned.items():  # give back what the lease did not spend
@@ -235,7 +238,9 @@ class HttpBudget:
             if b is not None and b.start == lease.start and lease.units > 0:
                 b.used = max(0, b.used - lease.units)
         charges = budget.charges_for(weight, orders, st, self.host.key_id)
-        return budget.acquire(st, charges, now, self.host.policy, every, lease=True)
+        return budget.acquire(
+            st, charges, now, self.host.policy, every, lease=True, risk_reducing=reducing
+        )
 
     # -- after ------------------------------------------------------------------------------
     def after_http(self, record: HttpRecord, request: Request | None) -> None:

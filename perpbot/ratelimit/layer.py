@@ -45,6 +45,7 @@ WAIT_CODES = {
     "budget": "RATE_WAIT_BUDGET",
     "probe": "RATE_WAIT_PROBE",
     "refresh": "RATE_WAIT_REFRESH",
+    "reserve": "RATE_WAIT_RESERVE",
 }
 REFRESH_METHOD = "fapipublic_get_exchangeinfo"
 REFRESH_LEASE_S = 10.0
@@ -120,7 +121,7 @@ class RulesKeeper:
                     profile=request.profile,
                     intent="rate-limit rules",
                     id=host.bus.next_request_id(),
-                )
+                ).serving(request)
                 try:
                     payload = await call_next(inner)
                 except RateWait as held:

@@ -14,6 +14,7 @@ POLICY = Policy(
     recover_after_s=30.0,
     recover_step=0.25,
     probe_lease_s=5.0,
+    reserve=0.0,  # the cap maths alone (the reserve: test_ratelimit_reserve.py)
 )
 W = budget.weight_name(60)
 KEY = "k1"

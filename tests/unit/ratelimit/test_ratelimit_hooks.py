@@ -63,15 +63,20 @@ async def send(hooks: HttpBudget, url: str = TICKER, status: int = 200, **header
     await hooks.host.settled()  # what the response hook queued for the store has run
 
 
+NO_RESERVE = Policy(reserve=0.0)
+
+
 async def test_most_requests_spend_from_a_lease_without_a_shared_transaction() -> None:
     hooks, _ = process("hooks-1:1")
     await send(hooks)
     before = CountingStore.transactions
     for _ in range(20):
         await send(hooks)
-    assert CountingStore.transactions == before  # 2280 // 40 = 57 units leased
+    # leases come out of the ordinary part of the cap: 2280 less the 10 % reserve = 2052,
+    # 2052 // 40 = 51 units leased
+    assert CountingStore.transactions == before
     st = hooks.host.store.read()
-    assert st.buckets["weight/60s"].used == 1 + 57  # the lease is counted by everyone
+    assert st.buckets["weight/60s"].used == 1 + 51  # the lease is counted by everyone
 
 
 async def test_a_block_met_by_another_process_stops_the_lease_at_once() -> None:
@@ -99,7 +104,8 @@ async def test_headers_raise_the_shared_count_to_what_the_exchange_counted() -> 
     with pytest.raises(RateWait) as held:  # 2100 + what is left of the lease: no room
         for _ in range(500):  # the rest of the lease, then what is left under the cap
             await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "2100"})
-    assert held.value.admission.reason == "budget"
+    # 2100 is past what ordinary requests may use (2052): the rest is the cancels' reserve
+    assert held.value.admission.reason == "reserve"
 
 
 async def test_a_request_heavier_than_the_whole_limit_is_refused() -> None:
@@ -115,19 +121,19 @@ async def test_a_request_heavier_than_the_whole_limit_is_refused() -> None:
 
 
 def test_lease_size_shrinks_as_the_window_fills() -> None:
-    st = budget.HostState()
+    st = budget.HostState()  # (no reserve: the lease maths alone)
     rules = RuleSet((Rule("weight", 60, 1000),), "exchange")
-    budget.apply_rules(st, rules, 0.0, Policy())
+    budget.apply_rules(st, rules, 0.0, NO_RESERVE)
     name = budget.weight_name(60)
-    first = budget.acquire(st, {name: 1}, 1.0, Policy(), lease=True)
+    first = budget.acquire(st, {name: 1}, 1.0, NO_RESERVE, lease=True)
     assert first.leased == {name: 23}  # cap 950 // 40
     st.buckets[name].used = 940
-    late = budget.acquire(st, {name: 1}, 1.0, Policy(), lease=True)
+    late = budget.acquire(st, {name: 1}, 1.0, NO_RESERVE, lease=True)
     assert late.leased == {name: 1}  # (950 - 941) // 8
     st.buckets[name].used = 945
-    assert budget.acquire(st, {name: 1}, 1.0, Policy(), lease=True).leased == {}
+    assert budget.acquire(st, {name: 1}, 1.0, NO_RESERVE, lease=True).leased == {}
     st.buckets[name].safe = 0  # probing: spent in the open, one at a time
-    assert budget.acquire(st, {name: 1}, 70.0, Policy(), lease=True).leased == {}
+    assert budget.acquire(st, {name: 1}, 70.0, NO_RESERVE, lease=True).leased == {}
 
 
 @pytest.mark.parametrize(
