@@ -129,6 +129,7 @@ def build_state(engine: Engine, stats: Stats) -> dict[str, Any]:
             {
                 "api_key": acct.api_key,
                 "permissions": dict(acct.permissions),
+                "dual_side_position": acct.dual_side,  # hedge mode
                 "create_time": acct.create_time,
                 "balances": {
                     "USDT": {

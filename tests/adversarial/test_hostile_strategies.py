@@ -27,7 +27,6 @@ ATTACKS = {
 WRITES = {  # what changes an account (the engine's dead-man countdown and user stream aside)
     "/fapi/v1/order", "/fapi/v1/batchOrders", "/fapi/v1/allOpenOrders", "/fapi/v1/leverage",
     "/fapi/v1/marginType", "/fapi/v1/algoOrder", "/fapi/v1/algoOpenOrders",
-    "/fapi/v1/positionSide/dual",
 }  # fmt: skip
 
 
@@ -69,6 +68,8 @@ def test_every_attack_fails_and_nothing_reaches_the_exchange(
     assert not any(float(p.get("positionAmt") or 0) for p in _positions(account))
     paths = state["counters"]["per_path"]
     assert not WRITES & set(paths), sorted(paths)
+    # positionSide/dual is read (GET) by the engine at start; a switch would show here
+    assert account["dual_side_position"] is False
 
 
 def _positions(account: dict[str, Any]) -> list[dict[str, Any]]:
