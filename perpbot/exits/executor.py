@@ -113,6 +113,7 @@ class _Exit:
         self.remaining = res.start
         self.n = 0
         self.sigma = cfg.sigma_per_sqrt_s
+        self.band_refused = False  # the exchange refused a child for its price band
         self.waiting = False  # the book lies beyond the price band (EXIT_BAND_WAIT said)
 
     # -- reading ----------------------------------------------------------------------------
@@ -240,6 +241,7 @@ class _Exit:
             order = await self.venue.place(spec)
         except Exception as exc:  # recorded; the loop decides (shrink, retry, give up)
             self.record(spec, None, _describe(exc))
+            self.band_refused = self.band_refused or is_band_refusal(exc)
             return exc
         self.record(spec, order, None)
         return order
@@ -269,7 +271,8 @@ class _Exit:
                 return False
             touch = into[0][0]
             px = self.price(touch * (1 - edge) if self.side == "sell" else touch * (1 + edge))
-            limit = await self.band_limit()
+            # the band is read (one mark request) only once the exchange has refused for it
+            limit = await self.band_limit() if self.band_refused else None
             if limit is not None and (touch < limit if self.side == "sell" else touch > limit):
                 self.band_wait(touch, limit)
                 return False

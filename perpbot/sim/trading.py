@@ -156,7 +156,7 @@ def validate_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> 
     if not closing:
         _check_margin(engine, acct, symbol, sign, qty, ref_px, pos_amt)
     if otype == "MARKET":
-        _check_counterparty_band(engine, symbol, side)
+        _check_counterparty_band(engine, symbol, side, acct.api_key)
     return Draft(
         symbol, side, otype, tif, price, qty, reduce_only, cid, position_side, good_till, match
     )
@@ -225,19 +225,16 @@ def matched_price(engine: Engine, symbol: str, side: str, match: str) -> int:
     return levels[depth - 1][0]
 
 
-def _check_counterparty_band(engine: Engine, symbol: str, side: str) -> None:
+def _check_counterparty_band(engine: Engine, symbol: str, side: str, account: str) -> None:
     """-4131: a MARKET order is refused when the best price on the other side of the book
     already lies outside PERCENT_PRICE around mark (Binance's error code list: "The
-    counterparty's best price does not meet the PERCENT_PRICE filter limit")."""
-    spec, mkt = engine.specs[symbol], engine.markets[symbol]
-    crowd = mkt.crowd_head(side)
-    user = engine.books[symbol].opposite(side).head()
-    prices = [p for p in (crowd[0] if crowd else None, user.price if user else None) if p]
-    if not prices:
+    counterparty's best price does not meet the PERCENT_PRICE filter limit"). The account's own
+    resting orders are no counterparty (a self-trade expires them)."""
+    best = _best_opposite(engine, symbol, side, account)
+    if best is None:
         return
-    best = min(prices) if side == "BUY" else max(prices)
     try:
-        spec.check_percent_price(best, mkt.mark)
+        engine.specs[symbol].check_percent_price(best, engine.markets[symbol].mark)
     except E.SimError:
         raise E.err(E.MARKET_BAND) from None
 
