@@ -74,6 +74,12 @@ class StrategySection(Section):
     save_interval_s: float = Field(
         default=60.0, gt=0, le=86400, description="how often on_save's state is persisted"
     )
+    load_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="how long the strategy's process may take to import its file",
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -38,7 +38,6 @@ from perpbot.errors import BadInput, PerpbotError
 from perpbot.paths import state_path
 
 CLOSE_GRACE_S = 1.0
-LOAD_TIMEOUT_S = 60.0  # to import the strategy's file and validate its params
 Outcome = dict[str, Any]
 
 
@@ -71,6 +70,7 @@ class ProcessHost:
         cfg = loaded.config.strategy
         strategy_file = loaded.resolve(cfg.file)
         self.run_id = run_id
+        self.load_timeout_s = cfg.load_timeout_s  # to import the strategy's file, check params
         self._home = tempfile.mkdtemp(prefix="perpbot-strategy-")
         self._log = Path(self._home) / "strategy.log"
         ours, theirs = socket.socketpair()
@@ -116,14 +116,15 @@ class ProcessHost:
         cannot be loaded or whose params are wrong; StrategyProcessDied otherwise."""
         if self._ready:
             return
-        self.sock.settimeout(LOAD_TIMEOUT_S)
+        self.sock.settimeout(self.load_timeout_s)
         try:
             answer = wire.recv(self.sock)
         except wire.ChannelClosed:
             if self.proc.poll() is None:
                 self.proc.kill()
                 raise StrategyProcessDied(
-                    f"the strategy did not load within {LOAD_TIMEOUT_S:g} s (its process was ended)"
+                    f"the strategy did not load within {self.load_timeout_s:g} s "
+                    "([strategy] load_timeout_s; its process was ended)"
                 ) from None
             raise StrategyProcessDied(self._death()) from None
         finally:
