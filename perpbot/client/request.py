@@ -80,6 +80,7 @@ class OrderSpec:
     post_only: bool = False
     reduce_only: bool = False
     time_in_force: str | None = None
+    good_till: float | None = None  # GTD: when it expires (epoch seconds, whole seconds kept)
     client_order_id: str | None = None
     intent: str | None = None
     decided_price: float | None = None
@@ -95,7 +96,14 @@ class OrderSpec:
             params["postOnly"] = True
         if self.time_in_force and not self.post_only:
             params["timeInForce"] = self.time_in_force
+        if self.good_till is not None:
+            params["goodTillDate"] = good_till_ms(self.good_till)
         return params
+
+
+def good_till_ms(seconds: float) -> int:
+    """Binance's goodTillDate: milliseconds, whole seconds (it drops the rest)."""
+    return int(seconds) * 1000
 
 
 @dataclass(slots=True)

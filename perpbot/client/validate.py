@@ -23,19 +23,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from perpbot.client.request import Request
+from perpbot.client.request import Request, good_till_ms
 from perpbot.errors import BadInput, RiskRejected
 
 ORDER_ARGS = ("symbol", "type", "side", "amount", "price")
 ORDER_TYPES = ("limit", "market")
 SIDES = ("buy", "sell")
-TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX", "PO")
+TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX", "PO", "GTD")
+GTD_MAX_MS = 253402300799000  # New Order: goodTillDate must be before 9999-12-31 (-5040)
 MAX_LEVERAGE = 125.0  # Binance USD-M's highest; a market may allow less
 MARGIN_MODES = ("cross", "crossed", "isolated")
 
 # The params an order may carry: each is judged (the flags by ScopeGate and RiskGate, the
 # client id by the idempotency and reservation bookkeeping). Anything else is refused.
-ORDER_PARAMS = ("clientOrderId", "reduceOnly", "postOnly", "timeInForce")
+ORDER_PARAMS = ("clientOrderId", "reduceOnly", "postOnly", "timeInForce", "goodTillDate")
 
 # What a refused param would have changed on the wire (for the sentence). Not the rule:
 # a param missing here is refused all the same, as "not a parameter perpbot can judge".
@@ -90,6 +91,7 @@ class WireOrder:
     post_only: bool
     time_in_force: str | None
     client_order_id: str | None
+    good_till_ms: int | None = None  # GTD's expiry as sent (ms)
 
 
 def _refuse(code: str, sentence: str) -> OrderRefused:
@@ -238,6 +240,7 @@ def wire_order(request: Request, exchange: Any = None) -> WireOrder:
             f"{method}: params['timeInForce'] {_shown(tif)} refused: expected one of "
             + ", ".join(TIME_IN_FORCE),
         )
+    good_till = _good_till(method, tif, params.get("goodTillDate"))
     cid = params.get("clientOrderId")
     if cid is not None and (not isinstance(cid, str) or not cid):
         raise _refuse("BAD_PARAM", f"{method}: params['clientOrderId'] {_shown(cid)} refused")
@@ -252,10 +255,34 @@ def wire_order(request: Request, exchange: Any = None) -> WireOrder:
         post_only=post_only,
         time_in_force=None if tif is None or tif.upper() in ("GTX", "PO") else tif.upper(),
         client_order_id=cid,
+        good_till_ms=good_till,
     )
     if request.order is not None:
         _agrees(wire, request.order)
     return wire
+
+
+def _good_till(method: str, tif: Any, value: Any) -> int | None:
+    """goodTillDate goes with time in force GTD, and GTD needs it: a whole number of
+    milliseconds before Binance's ceiling. (That it lies > 600 s ahead is the exchange's
+    call, by its own clock: -5040.)"""
+    gtd = isinstance(tif, str) and tif.upper() == "GTD"
+    if value is None:
+        if gtd:
+            raise _refuse("BAD_PARAM", f"{method}: time in force GTD needs a goodTillDate")
+        return None
+    if not gtd:
+        raise _refuse(
+            "BAD_PARAM", f"{method}: params['goodTillDate'] refused: it goes with time in "
+            f"force GTD, not {_shown(tif)}",
+        )  # fmt: skip
+    ms = plain_number(value)
+    if ms is None or ms != int(ms) or not 0 < ms < GTD_MAX_MS:
+        raise _refuse(
+            "BAD_PARAM", f"{method}: params['goodTillDate'] {_shown(value)} refused: expected "
+            "epoch milliseconds before 9999-12-31",
+        )  # fmt: skip
+    return int(ms)
 
 
 def _agrees(wire: WireOrder, spec: Any) -> None:
@@ -270,6 +297,11 @@ def _agrees(wire: WireOrder, spec: Any) -> None:
         ("price", wire.price, spec.price if wire.type == "limit" else None),
         ("reduceOnly", wire.reduce_only, bool(spec.reduce_only)),
         ("postOnly", wire.post_only, bool(spec.post_only)),
+        (
+            "goodTillDate",
+            wire.good_till_ms,
+            None if spec.good_till is None else good_till_ms(spec.good_till),
+        ),
     ):
         if sent != meant:
             raise _refuse(

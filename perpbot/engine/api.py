@@ -209,7 +209,7 @@ class StrategyContext:
     def limit_order(self, symbol: str, side: Side, amount: float, price: float,
                     **kw: Any) -> Order:  # fmt: skip
         """A limit order. Keywords: post_only, reduce_only, time_in_force (GTC, IOC, FOK,
-        GTX), intent, decided_price."""
+        GTX, GTD), good_till (GTD's expiry, epoch seconds), intent, decided_price."""
         return Order.of(self._call("limit_order", symbol, side, amount, price, **kw))
 
     def post_only_order(self, symbol: str, side: Side, amount: float, price: float,

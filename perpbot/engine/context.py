@@ -15,6 +15,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from perpbot.client.request import OrderSpec
+from perpbot.client.validate import plain_number
 from perpbot.engine.api import Balance, MarketInfo
 from perpbot.engine.conditional import ConditionalOrders, ConditionalSpec, Kind
 from perpbot.engine.settings import change_setting
@@ -30,6 +31,41 @@ if TYPE_CHECKING:
     from perpbot.engine.strategy import Strategy
 
 Side = Literal["buy", "sell"]
+
+
+def order_spec(
+    symbol: str,
+    side: Side,
+    amount: float,
+    price: float | None = None,
+    *,
+    post_only: bool = False,
+    reduce_only: bool = False,
+    time_in_force: str | None = None,
+    good_till: float | None = None,
+    intent: str | None = None,
+) -> OrderSpec:
+    """A limit order with a price, a market order without. GTX is post-only; ``good_till``
+    alone means time in force GTD."""
+    tif = str(time_in_force).upper() if time_in_force else None
+    if good_till is not None:
+        if plain_number(good_till) is None:
+            raise OrderRejected(
+                "BAD_PARAM", f"good_till {good_till!r}: expected epoch seconds (a number)"
+            )
+        tif = tif or "GTD"
+    return OrderSpec(
+        symbol=symbol,
+        side=side,
+        type="limit" if price is not None else "market",
+        amount=amount,
+        price=price,
+        post_only=bool(post_only) or tif == "GTX",
+        reduce_only=bool(reduce_only),
+        time_in_force=None if tif == "GTX" else tif,
+        good_till=good_till,
+        intent=intent,
+    )
 
 
 class StrategyBackend(Protocol):
@@ -199,22 +235,16 @@ class Context:
         post_only: bool = False,
         reduce_only: bool = False,
         time_in_force: str | None = None,
+        good_till: float | None = None,
         intent: str | None = None,
         decided_price: float | None = None,
     ) -> dict[str, Any]:
-        """A limit order; ``time_in_force``: GTC (default), IOC, FOK or GTX (post-only)."""
-        tif = time_in_force.upper() if isinstance(time_in_force, str) else time_in_force
-        spec = OrderSpec(
-            symbol=symbol,
-            side=side,
-            type="limit",
-            amount=amount,
-            price=price,
-            post_only=post_only or tif == "GTX",
-            reduce_only=reduce_only,
-            time_in_force=None if tif == "GTX" else tif,
-            intent=intent,
-        )
+        """A limit order; ``time_in_force``: GTC (default), IOC, FOK, GTX (post-only) or
+        GTD with ``good_till`` (epoch seconds it expires at, > 600 s ahead; GTD is implied
+        when only ``good_till`` is given)."""
+        spec = order_spec(symbol, side, amount, price, post_only=post_only,
+                          reduce_only=reduce_only, time_in_force=time_in_force,
+                          good_till=good_till, intent=intent)  # fmt: skip
         return self._order(spec, decided_price)
 
     def post_only_order(
@@ -310,22 +340,12 @@ class Context:
 
     def _batch_spec(self, o: dict[str, Any]) -> OrderSpec:
         known = {"symbol", "side", "amount", "price", "post_only", "reduce_only",
-                 "time_in_force", "intent"}  # fmt: skip
+                 "time_in_force", "good_till", "intent"}  # fmt: skip
         unknown = set(o) - known
         if unknown:
             raise OrderRejected("BAD_PARAM", f"place_orders: unknown keys {sorted(unknown)}")
-        tif = str(o["time_in_force"]).upper() if o.get("time_in_force") else None
-        spec = OrderSpec(
-            symbol=o["symbol"],
-            side=o["side"],
-            type="limit" if o.get("price") is not None else "market",
-            amount=o["amount"],
-            price=o.get("price"),
-            post_only=bool(o.get("post_only")) or tif == "GTX",
-            reduce_only=bool(o.get("reduce_only")),
-            time_in_force=None if tif == "GTX" else tif,
-            intent=o.get("intent"),
-        )
+        flags = {k: o[k] for k in known - {"symbol", "side", "amount", "price"} if k in o}
+        spec = order_spec(o["symbol"], o["side"], o["amount"], o.get("price"), **flags)
         if spec.symbol in self._last_price:
             spec.decided_price, spec.decided_at = self._last_price[spec.symbol]
         return spec
@@ -353,6 +373,8 @@ class Context:
         filled = float(cancelled.get("filled") or 0.0)
         left = float(order.get("amount") or 0.0) - filled
         info = order.get("info") or {}
+        tif = None if order.get("postOnly") else order.get("timeInForce")
+        good_till = int(info["goodTillDate"]) / 1000 if tif == "GTD" else None
         return self.limit_order(
             symbol,
             order["side"],
@@ -360,7 +382,8 @@ class Context:
             price if price is not None else float(order["price"]),
             post_only=bool(order.get("postOnly")),
             reduce_only=bool(order.get("reduceOnly") or info.get("reduceOnly") in (True, "true")),
-            time_in_force=None if order.get("postOnly") else order.get("timeInForce"),
+            time_in_force=tif,
+            good_till=good_till,
         )
 
     def set_leverage(self, symbol: str, leverage: float) -> Any:

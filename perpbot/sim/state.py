@@ -91,6 +91,7 @@ def order_record(engine: Engine, o: Order) -> dict[str, Any]:
         "type": o.type,
         "origType": o.orig_type,
         "timeInForce": o.tif,
+        "goodTillDate": o.good_till_date,
         "price": spec.fmt_px(o.price),
         "origQty": spec.fmt_qty(o.qty),
         "executedQty": spec.fmt_qty(o.executed),

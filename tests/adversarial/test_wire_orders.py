@@ -152,3 +152,40 @@ async def test_max_notional_does_not_trust_the_decided_price(session: Session) -
     small = OrderSpec(symbol=BTC, side="buy", type="market", amount=0.002, decided_price=1.0)
     await client.create_order(small)  # ~120 USDT at the mark: within the grant
     assert session.position() == pytest.approx(0.004)
+
+
+async def test_a_gtd_order_goes_out_with_its_good_till_date(session: Session) -> None:
+    """GTD (New Order: goodTillDate in ms, second precision, > now + 600 s) from an
+    OrderSpec's ``good_till``: the simulator rests it with that date (its expiry there:
+    tests/sim/test_conformance_gtd_price_match.py)."""
+    client = (await session.connect("trader", commands=FULL)).client
+    await client.load_markets()
+    server_s = int((await client.fetch_time()) / 1000)
+    good_till = server_s + 700.6  # the fraction is dropped on the wire, as Binance keeps it
+    spec = OrderSpec(symbol=BTC, side="buy", type="limit", amount=0.002, price=57600.0,
+                     time_in_force="GTD", good_till=good_till)  # fmt: skip
+    placed = await client.create_order(spec)
+    (truth,) = [o for o in session.sim.state()["orders"] if str(o["orderId"]) == placed["id"]]
+    assert truth["timeInForce"] == "GTD" and truth["goodTillDate"] == (server_s + 700) * 1000
+    assert truth["status"] == "NEW"
+
+
+GTD_REFUSED = [
+    {"timeInForce": "GTD"},  # GTD needs its date
+    {"goodTillDate": 4_102_444_800_000},  # a date without GTD
+    {"timeInForce": "GTC", "goodTillDate": 4_102_444_800_000},
+    {"timeInForce": "GTD", "goodTillDate": math.nan},
+    {"timeInForce": "GTD", "goodTillDate": "soon"},
+    {"timeInForce": "GTD", "goodTillDate": 1.5},
+    {"timeInForce": "GTD", "goodTillDate": 253402300799000},  # Binance's ceiling
+]
+
+
+@pytest.mark.parametrize("params", GTD_REFUSED, ids=repr)
+async def test_gtd_params_are_judged_at_the_boundary(
+    session: Session, params: dict[str, Any]
+) -> None:
+    client = (await session.connect("trader", commands=FULL)).client
+    call = client.call("create_order", BTC, "limit", "buy", 0.002, 57600.0, params=params)
+    message = await refused(session, call, "BAD_PARAM")
+    assert "GTD" in message or "goodTillDate" in message, message

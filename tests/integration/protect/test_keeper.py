@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,5 +101,44 @@ async def test_order_helpers_time_in_force_batch_modify_leverage(
     await asyncio.to_thread(ctx.set_margin_mode, BTC, "isolated")
     truth = next(a for a in sim.state()["accounts"] if a["api_key"] == key)
     assert truth["leverage"][BTC_ID] == 3 and truth["margin_type"][BTC_ID] == "ISOLATED"
+    bot.runner.request_stop("test")
+    await bot.finish()
+
+
+async def test_gtd_orders_through_the_strategy_context(
+    account: tuple[Any, str], tmp_path: Path
+) -> None:
+    """``good_till`` (epoch seconds) means time in force GTD: by limit_order, in a batch, and
+    kept by modify_order; a bad one is refused before the exchange."""
+    sim, key = account
+    bot = await started(tmp_path, sim, key)
+    ctx = bot.runner.ctx
+    assert ctx is not None
+    far = ctx.round_price(BTC, (await asyncio.to_thread(ctx.mid, BTC)) * 0.97)
+    until = int(time.time()) + 3600
+
+    def truth(cid: str) -> dict[str, Any]:
+        return next(o for o in sim.state()["orders"] if o["clientOrderId"] == cid)
+
+    one = await asyncio.to_thread(ctx.limit_order, BTC, "buy", 0.002, far, good_till=until)
+    assert truth(one["clientOrderId"])["timeInForce"] == "GTD"
+    assert truth(one["clientOrderId"])["goodTillDate"] == until * 1000
+    (two,) = await asyncio.to_thread(
+        ctx.place_orders,
+        [{"symbol": BTC, "side": "buy", "amount": 0.002, "price": far, "good_till": until + 60}],
+    )
+    assert (
+        isinstance(two, dict) and truth(two["clientOrderId"])["goodTillDate"] == (until + 60) * 1000
+    )
+    lower = ctx.round_price(BTC, far * 0.99)
+    moved = await asyncio.to_thread(ctx.modify_order, one, price=lower)
+    assert truth(moved["clientOrderId"])["timeInForce"] == "GTD"
+    assert truth(moved["clientOrderId"])["goodTillDate"] == until * 1000
+    before = len(sim.state()["orders"])
+    for bad in (float("nan"), "soon"):
+        with pytest.raises(OrderRejected) as info:
+            await asyncio.to_thread(ctx.limit_order, BTC, "buy", 0.002, far, good_till=bad)
+        assert info.value.code == "BAD_PARAM"
+    assert len(sim.state()["orders"]) == before  # refused before the exchange
     bot.runner.request_stop("test")
     await bot.finish()
