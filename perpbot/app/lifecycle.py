@@ -379,6 +379,8 @@ class Runner:
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
                 "duration": self.duration,
+                # what confined the strategy's process (isolation = "process")
+                "confinement": self.process.confinement if self.process is not None else None,
             }
         )
 
@@ -473,6 +475,9 @@ class Runner:
         if self.process is None:
             self.process = ProcessHost(self.loaded, self.run_id)
         self.process.attach(context)
+        exposed = self.process.exposure()  # (said once the run has passed its start checks)
+        if exposed:
+            self.output.warn(exposed)
         return self.process
 
     async def _cycle(self, *, tick: bool) -> bool:

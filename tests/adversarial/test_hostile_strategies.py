@@ -6,6 +6,7 @@ reads reached it (no order, no algo order, no position, no leverage or margin ch
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ CORPUS = Path(__file__).resolve().parent / "hostile_strategies"
 BTC = "BTC/USDT:USDT"
 ATTACKS = {
     "credentials": 4,
+    "files": 4,
     "gc_walk": 3,
     "internals": 3,
     "network": 4,
@@ -35,6 +37,8 @@ def test_every_attack_fails_and_nothing_reaches_the_exchange(
     tmp_path: Path, sim: Any, state_home: Path, name: str
 ) -> None:
     key, secret = sim.create_account()
+    planted = tmp_path / "keyring_pass.cfg"  # where a file keyring would keep a secret
+    planted.write_text(f"[perpbot]\nsim = {secret}\n")
     doc = {
         "strategy": {
             "name": f"hostile-{name}".replace("_", "-"),
@@ -42,7 +46,12 @@ def test_every_attack_fails_and_nothing_reaches_the_exchange(
             "symbols": [BTC],
             "tick_interval": 0.5,
             "isolation": "process",
-            "params": {"url": sim.base_url},
+            "params": {
+                "url": sim.base_url,
+                "state_dir": str(state_home),
+                "planted": str(planted),
+                "engine_home": str(Path.home()),
+            },
         },
         "exchange": {"id": "sim", "url": sim.base_url},
         "audit": {"enabled": False},
@@ -60,6 +69,10 @@ def test_every_attack_fails_and_nothing_reaches_the_exchange(
     assert out.count("ATTACK ") == ATTACKS[name], out
     logs = "".join(p.read_text() for p in (state_home / "runs").glob("*/*") if p.is_file())
     assert secret not in out and secret not in logs
+    (meta,) = (state_home / "runs").glob("*/meta.json")
+    confinement = json.loads(meta.read_text())["confinement"]
+    assert confinement["seccomp"] and confinement["files_hidden"], confinement
+    assert "perpbot: warning: the state dir" not in out  # (it lies outside what it can read)
 
     state = sim.state()
     assert not [o for o in state["orders"] if o["account"] == key]

@@ -51,12 +51,14 @@ class ChildPort:
 
 def serve(sock: socket.socket) -> int:
     init = wire.recv(sock)
-    confinement = sandbox.apply(int(init["memory_mb"]), init.get("cpu_s"), int(init["engine_pid"]))
+    path = Path(init["file"])
+    confinement = sandbox.apply(
+        int(init["memory_mb"]), init.get("cpu_s"), int(init["engine_pid"]), str(path.parent)
+    )
     if not confinement.seccomp and init.get("require_seccomp", True):
         error = "the strategy's process could not confine itself (seccomp filter refused)"
         wire.send(sock, {"op": "ready", "error": f"{error}; the strategy was not loaded"})
         return 1
-    path = Path(init["file"])
     try:
         cls = load_strategy_class(path, init.get("class_name"), init["source"])
         params = validate_params(cls, init.get("params") or {}, init["source"])

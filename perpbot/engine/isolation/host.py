@@ -137,6 +137,26 @@ class ProcessHost:
         self.confinement = answer.get("confinement")
         self._ready = True
 
+    def exposure(self) -> str | None:
+        """What the strategy's process can read that it should not, in one sentence (None:
+        nothing): every file, where the kernel has no Landlock; or the state dir, when it
+        lies beneath a folder the process imports from."""
+        confinement = self.confinement or {}
+        if not confinement.get("files_hidden"):
+            return (
+                "the strategy's process can read every file this user can (this kernel has "
+                "no Landlock): keep API keys in the OS keyring, never in a file"
+            )
+        home = state_path().resolve()
+        for root in confinement.get("readable") or ():
+            if home == Path(root) or Path(root) in home.parents:
+                return (
+                    f"the state dir {home} lies beneath {root}, which the strategy's process "
+                    "can read (it imports from there): move the state dir ($PERPBOT_HOME) "
+                    "out of it"
+                )
+        return None
+
     def attach(self, context: Context) -> None:
         self.port = LocalPort(context)
 

@@ -11,6 +11,9 @@
    allowed), ``execve``, ``ptrace``, ``process_vm_*``, ``kill``/``tkill``/``tgkill`` and
    ``pidfd_*`` all fail with EPERM. The socket to the engine was opened before and stays.
 
+4. the file system hidden (perpbot.engine.isolation.landlock): only what Python needs to
+   import, the strategy's folder and its throw-away HOME can be opened.
+
 ``apply`` returns what held; the child refuses to run the strategy if the seccomp filter
 could not be installed (``required``), so a strategy never runs less confined than the
 documentation says without the run saying so.
@@ -26,6 +29,8 @@ import platform
 import resource
 import struct
 from dataclasses import dataclass
+
+from perpbot.engine.isolation import landlock
 
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
@@ -77,6 +82,8 @@ class Confinement:
     limits: bool
     capabilities_dropped: bool
     seccomp: bool
+    files_hidden: bool = False  # Landlock: only ``readable`` (and its HOME) can be opened
+    readable: tuple[str, ...] = ()
 
 
 def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
@@ -152,7 +159,7 @@ def _die_with(libc: ctypes.CDLL, engine_pid: int) -> bool:
     return True
 
 
-def apply(memory_mb: int, cpu_s: int | None, engine_pid: int) -> Confinement:
+def apply(memory_mb: int, cpu_s: int | None, engine_pid: int, strategy_dir: str) -> Confinement:
     limits = _limits(memory_mb, cpu_s)
     try:
         libc = _libc()
@@ -161,12 +168,18 @@ def apply(memory_mb: int, cpu_s: int | None, engine_pid: int) -> Confinement:
                            seccomp=False)  # fmt: skip
     dies = _die_with(libc, engine_pid)
     dropped = _drop_capabilities(libc) if _capset_nr() > 0 else False
+    no_new_privs = int(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) == 0
+    readable = landlock.readable_roots(strategy_dir)
+    hidden = no_new_privs and landlock.apply(
+        libc, readable, writable=[os.environ.get("HOME", "/nonexistent"), "/dev/null"]
+    )
     program = seccomp_program(platform.machine())
     installed = False
-    if program is not None and int(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) == 0:
+    if program is not None and no_new_privs:
         buf = ctypes.create_string_buffer(program)
         fprog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
         installed = int(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog))) == 0
     return Confinement(
-        dies_with_engine=dies, limits=limits, capabilities_dropped=dropped, seccomp=installed
-    )
+        dies_with_engine=dies, limits=limits, capabilities_dropped=dropped, seccomp=installed,
+        files_hidden=hidden, readable=tuple(readable) if hidden else (),
+    )  # fmt: skip

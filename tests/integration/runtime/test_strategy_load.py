@@ -87,3 +87,24 @@ def test_ctrl_c_while_the_strategy_loads_leaves_no_process(sim: Any, tmp_path: P
     assert "Traceback" not in err, err
     wait_until(lambda: not alive(child), timeout=10)
     assert sim.state()["counters"]["requests"] == 0
+
+
+def test_a_state_dir_the_strategy_could_read_is_said_at_start(
+    sim: Any, tmp_path: Path, state_home: Path
+) -> None:
+    """Landlock leaves readable what lies beneath the strategy's own folder: a state dir
+    there (here $PERPBOT_HOME inside the strategy's folder) is named at start."""
+    (tmp_path / "quiet.py").write_text(
+        "from perpbot.engine import Strategy\n\n\nclass Quiet(Strategy):\n    pass\n"
+    )
+    doc = {
+        "strategy": {"name": "quiet", "file": "quiet.py", "symbols": [BTC]},
+        "exchange": {"id": "sim", "url": sim.base_url},
+    }
+    toml = tmp_path / "quiet.toml"
+    toml.write_text(tomli_w.dumps(doc))
+    creds = sim.create_account()
+    result = run_cli("run", str(toml), "--plain", "--duration", "1", env=env_for(creds, "-"))
+    assert result.returncode == 0, result.stderr
+    warning = f"the state dir {state_home.resolve()} lies beneath {tmp_path.resolve()}"
+    assert warning in result.stderr, result.stderr
