@@ -25,7 +25,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from perpbot.client.request import HttpRecord, Request
-from perpbot.errors import KillSwitchActive
+from perpbot.errors import KillSwitchActive, PermissionDenied
 from perpbot.events import Decision, EventBus
 from perpbot.kill.sentinel import (
     CLEAR_HINT,
@@ -128,8 +128,12 @@ class KillGate:
         self._refuse(request, entry, "")
 
     def last_look(self, record: HttpRecord, request: Request | None) -> None:
-        """Transport hook: judge the request again as its HTTP request is about to leave."""
-        if request is None or request.method_class in ALWAYS_PASS:
+        """Transport hook: judge the request again as its HTTP request is about to leave.
+        HTTP that did not come through the pipeline (code that reached the ccxt object
+        itself) was judged by no guard: it never leaves, whatever the switch says."""
+        if request is None:
+            self._refuse_unguarded(record)
+        if request.method_class in ALWAYS_PASS:
             self._peek()
             return
         entry = self.current()
@@ -143,6 +147,23 @@ class KillGate:
         if now - self._peeked >= PEEK_EVERY_S:
             self._peeked = now
             self.current()
+
+    def _refuse_unguarded(self, record: HttpRecord) -> NoReturn:
+        sentence = (
+            f"refused {record.http_method} {record.path}: it did not come through perpbot's "
+            "guarded pipeline (kill switch, scope, risk, rate limit), so nothing judged it; "
+            "call the exchange through ctx or the guarded client"
+        )
+        self.bus.publish(
+            Decision(
+                "kill",
+                "deny",
+                "UNGUARDED_HTTP",
+                sentence,
+                {"method": record.http_method, "path": record.path},
+            )
+        )
+        raise PermissionDenied(sentence, code="UNGUARDED_HTTP")
 
     def _refuse(self, request: Request, entry: KillEntry, when: str) -> NoReturn:
         sentence = (

@@ -88,3 +88,36 @@ def test_every_attack_fails_and_nothing_reaches_the_exchange(
 def _positions(account: dict[str, Any]) -> list[dict[str, Any]]:
     positions = account.get("positions") or []
     return list(positions.values()) if isinstance(positions, dict) else positions
+
+
+def test_a_thread_strategy_that_calls_ccxt_itself_is_refused_at_the_wire(
+    tmp_path: Path, sim: Any, state_home: Path
+) -> None:
+    """``isolation = "thread"`` gives the strategy the engine's memory: it can reach the
+    ccxt object. HTTP that did not come through the pipeline is refused at the wire
+    (UNGUARDED_HTTP), so nothing it sends that way reaches the exchange."""
+    key, secret = sim.create_account()
+    doc = {
+        "strategy": {
+            "name": "raw-ccxt",
+            "file": str(CORPUS.parent / "strategies" / "raw_ccxt.py"),
+            "symbols": [BTC],
+            "isolation": "thread",
+        },
+        "exchange": {"id": "sim", "url": sim.base_url},
+    }
+    toml = tmp_path / "raw.toml"
+    toml.write_text(tomli_w.dumps(doc))
+    result = run_cli(
+        "run", str(toml), "--duration", "3", "--plain",
+        env={"PERPBOT_SIM_API_KEY": key, "PERPBOT_SIM_API_SECRET": secret},
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert "RAW DONE" in out and "SUCCEEDED" not in out, out
+    for name in ("create_order", "set_leverage", "fetch_balance"):
+        assert f"RAW {name} blocked: PermissionDenied: refused" in out, out
+    state = sim.state()
+    assert not [o for o in state["orders"] if o["account"] == key]
+    assert not WRITES & set(state["counters"]["per_path"])
+    decisions = "".join(p.read_text() for p in (state_home / "runs").glob("*/*.jsonl"))
+    assert "UNGUARDED_HTTP" in decisions

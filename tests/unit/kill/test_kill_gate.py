@@ -11,7 +11,7 @@ import pytest
 from perpbot.client.request import HttpRecord, OrderSpec, Request
 from perpbot.client.transport import HttpObservers
 from perpbot.client.waits import Interrupter, WaitInterrupted
-from perpbot.errors import KillSwitchActive
+from perpbot.errors import KillSwitchActive, PermissionDenied
 from perpbot.events import Decision, EventBus
 from perpbot.kill.gate import KillGate
 from perpbot.kill.sentinel import new_entry, write_sentinel
@@ -144,3 +144,20 @@ async def test_the_last_look_refuses_an_order_that_passed_the_door_earlier(
         await gate(REQUESTS["order"], transport)
     assert observers.before[-1] == gate.last_look  # kept after every other hook
     assert await gate(REQUESTS["cancel"], transport) == "sent"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_http_that_did_not_come_through_the_pipeline_never_leaves(
+    state_home: Path, method: str
+) -> None:
+    """No switch stands: HTTP with no pipeline request behind it (code that reached the
+    ccxt object itself) is refused all the same, and said."""
+    bus = EventBus()
+    seen: list[Decision] = []
+    bus.subscribe(lambda e: seen.append(e) if isinstance(e, Decision) else None)
+    gate, _ = _gate(bus)
+    record = HttpRecord(method, "http://x/fapi/v1/order", "/fapi/v1/order")
+    with pytest.raises(PermissionDenied, match="did not come through perpbot's guarded"):
+        gate.last_look(record, None)
+    assert [d.code for d in seen] == ["UNGUARDED_HTTP"]
+    gate.last_look(record, REQUESTS["read"])  # the same HTTP behind a pipeline request passes
