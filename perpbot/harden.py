@@ -11,8 +11,6 @@ command. Where the platform lacks a mechanism it is skipped; the result says wha
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import sys
 from dataclasses import dataclass
 
@@ -41,6 +39,10 @@ def _zero_core_limit() -> bool:
 def _not_dumpable() -> bool:
     if not sys.platform.startswith("linux"):
         return False
+    # lazy: start-up speed of `perpbot --help` (ctypes.util loads tempfile, subprocess)
+    import ctypes
+    import ctypes.util
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         return int(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0

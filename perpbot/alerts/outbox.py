@@ -20,10 +20,8 @@ import fcntl
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +48,10 @@ def post(
     try:
         if not (state_dir() / "alerts.toml").exists():
             return None
+        # lazy: start-up speed of `perpbot kill` (only with alert destinations configured)
+        import subprocess
+        import uuid
+
         folder = outbox_dir()
         record = {
             "code": code,

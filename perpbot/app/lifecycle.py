@@ -116,7 +116,7 @@ class Runner:
         self._next_timer: float | None = None  # epoch s: when the strategy's next timer is due
         self._hooks_started = False  # a concern's on_connected may have armed something
         self.stop_ran = False
-        # Extension points (perpbot.engine.hooks.RunHooks): filled by perpbot.app.plugins.
+        # Extension points (perpbot.engine.hooks): filled by perpbot.app.plugins.
         self.on_connected: list[Callable[[Runner], Awaitable[None]]] = []
         self.background: list[Callable[[Runner], Coroutine[Any, Any, None]]] = []
         self.after_tick: list[Callable[[Runner, dict[str, Any]], None]] = []
@@ -136,7 +136,7 @@ class Runner:
             detail_every_s=self.config.disk.tick_detail_s,
         )
 
-    # -- what the concerns read (perpbot.engine.hooks.RunPort) ------------------------------
+    # -- what the concerns read (each names its part in a Protocol: perpbot.engine.hooks) ---
     @property
     def client(self) -> GuardedClient:
         assert self.conn is not None

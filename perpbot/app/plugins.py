@@ -3,7 +3,7 @@
 
 ``preflight`` checks run before anything connects (the kill sentinel, the key grant, the
 risk and index tables); they raise a PerpbotError to refuse. ``attach`` wires each concern
-into the run's hooks (perpbot.engine.hooks.RunHooks). The order of ``attach`` is the order
+into the run's hooks (perpbot.engine.hooks). The order of ``attach`` is the order
 of every hook phase, so it is declared here, once:
 
     status      writes "starting" first and "stopping" first

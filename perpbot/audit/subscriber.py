@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from perpbot.audit.keystore import KeyStore
 from perpbot.audit.records import (
@@ -42,9 +42,24 @@ from perpbot.events import Event, EventBus
 from perpbot.paths import logs_dir
 
 if TYPE_CHECKING:
-    from perpbot.config import AuditSection
-    from perpbot.engine.events import EngineEvent, FillEvent, OrderEvent
-    from perpbot.engine.hooks import AttachableRun, RunPort
+    from perpbot.config import AuditSection, StrategyFile
+    from perpbot.engine.events import EngineEvent, EngineEvents, FillEvent, OrderEvent
+    from perpbot.engine.hooks import AfterStop, Background
+    from perpbot.engine.output import RunOutput
+
+
+class AuditRun(Protocol):
+    """What the signed log of `perpbot run` uses of a run."""
+
+    run_id: str
+    config: StrategyFile
+    bus: EventBus
+    output: RunOutput
+    engine_events: EngineEvents  # each fill and order change, once
+    summary_extras: dict[str, Any]
+    end_reason: str
+    background: Background
+    after_stop: AfterStop
 
 
 class AuditLogger:
@@ -151,7 +166,7 @@ def attach_to_bus(
     return AuditLogger(bus, writer)
 
 
-def attach_runner(runner: AttachableRun) -> AuditLogger | None:
+def attach_runner(runner: AuditRun) -> AuditLogger | None:
     """`perpbot run`: log every request of the run; closed last, after the final cancels."""
     cfg = runner.config.audit
     if not cfg.enabled:
@@ -166,7 +181,7 @@ def attach_runner(runner: AttachableRun) -> AuditLogger | None:
         warn=lambda w: warnings.append(w) if w not in warnings else None,
     )
 
-    async def announce(r: RunPort) -> None:
+    async def announce(r: AuditRun) -> None:
         """Shown once the run has really started: a refusal stays a single error line."""
         for w in warnings:
             r.output.warn(w)
@@ -178,7 +193,7 @@ def attach_runner(runner: AttachableRun) -> AuditLogger | None:
     on_engine_event = logger.on_engine_event  # one bound method: unsubscribe compares it
     runner.engine_events.subscribe(on_engine_event)
 
-    def close(r: RunPort) -> None:
+    def close(r: AuditRun) -> None:
         r.engine_events.unsubscribe(on_engine_event)
         logger.close(r.end_reason)
 

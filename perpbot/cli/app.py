@@ -10,20 +10,79 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import typer
 
 from perpbot import __version__
 from perpbot.cli.errors import run_app
+from perpbot.cli.lazy import Entry, LazyGroup
+
+# The Typer settings of the app; each command module registers on a Typer with the same ones.
+SETTINGS: dict[str, Any] = {
+    "rich_markup_mode": None,
+    "pretty_exceptions_enable": False,
+    "add_completion": False,
+}
+
+# -- sub-commands: one module per command group; each ``register(app)`` adds its commands. ------
+# name -> the module that registers it and the first paragraph of its help: `perpbot --help`
+# lists these without importing any module (perpbot/cli/lazy.py), in this order.
+COMMANDS: dict[str, Entry] = {
+    "run": Entry(
+        "perpbot.cli.run", "Run a strategy (paper trading on the embedded simulator by default)."
+    ),
+    "kill": Entry(
+        "perpbot.cli.kill",
+        "Stop automation now: write the kill sentinel, then wait for bots to acknowledge.",
+    ),
+    "resume": Entry(
+        "perpbot.cli.kill",
+        "Clear the kill switch (same as `perpbot kill --clear`); halted bots resume.",
+    ),
+    "report": Entry(
+        "perpbot.cli.runs",
+        "Draw a run: price and fills, position, equity and drawdown, rate budget, events.",
+    ),
+    "status": Entry(
+        "perpbot.cli.status",
+        "Show running bots: positions, liquidation distance, orders, PnL, budget, index, alerts.",
+    ),
+    "doctor": Entry(
+        "perpbot.cli.doctor",
+        "Check keyring, clock, state dir, disk, core dumps, alerts and the key; exit 1 on a FAIL.",
+    ),
+    "flatten": Entry(
+        "perpbot.cli.flatten",
+        "Close positions now, reduce-only, with an exit policy (docs/exits.md).",
+    ),
+    "runs": Entry(
+        "perpbot.cli.runs", "List past runs: id, strategy, start, duration, PnL and how each ended."
+    ),
+    "sim": Entry("perpbot.cli.sim", "The loopback exchange simulator."),
+    "keys": Entry("perpbot.cli.keys", "API key profiles in the OS keyring, scoped per command."),
+    "log": Entry(
+        "perpbot.cli.log",
+        "The signed request log: verify it, read it, follow it, anchor it, prune it.",
+    ),
+    "alerts": Entry("perpbot.cli.alerts", "Alert destinations (Apprise URLs in the keyring)."),
+    "metrics": Entry("perpbot.cli.metrics", "Prometheus metrics (docs/operations.md)."),
+    "risk": Entry("perpbot.cli.risk", "Risk analyses of an account's positions."),
+}
+
+
+class _Commands(LazyGroup):
+    entries = COMMANDS
+    settings = SETTINGS
+
 
 app = typer.Typer(
     name="perpbot",
     help="Run crypto perpetual-futures trading bots safely.",
     no_args_is_help=True,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-    add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=_Commands,
+    **SETTINGS,
 )
 
 VERBOSE_ENV = "PERPBOT_VERBOSE"
@@ -51,46 +110,6 @@ def _root(
     """
     if verbose:
         os.environ[VERBOSE_ENV] = "1"
-
-
-# -- sub-commands: one module per command group; register each with one line here ------------
-from perpbot.cli import run as _run  # noqa: E402
-
-_run.register(app)
-# (further command groups register below)
-from perpbot.cli import kill as _kill  # noqa: E402
-
-_kill.register(app)
-from perpbot.cli import runs as _runs  # noqa: E402
-
-_runs.register(app)
-from perpbot.cli import sim as _sim  # noqa: E402
-
-_sim.register(app)
-from perpbot.cli import keys as _keys  # noqa: E402
-
-_keys.register(app)
-from perpbot.cli import log as _log  # noqa: E402
-
-_log.register(app)
-from perpbot.cli import status as _status  # noqa: E402
-
-_status.register(app)
-from perpbot.cli import alerts as _alerts  # noqa: E402
-
-_alerts.register(app)
-from perpbot.cli import doctor as _doctor  # noqa: E402
-
-_doctor.register(app)
-from perpbot.cli import metrics as _metrics  # noqa: E402
-
-_metrics.register(app)
-from perpbot.cli import flatten as _flatten  # noqa: E402
-
-_flatten.register(app)
-from perpbot.cli import risk as _risk  # noqa: E402
-
-_risk.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +47,9 @@ def flatten(
     position by hand. Exit 1 when a position is left open.
     """
     # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
+    import asyncio
+    import json
+
     from perpbot.kill.cancel import describe_error
     from perpbot.kill.describe import left_behind
     from perpbot.kill.flatten_now import flatten_now  # lazy: imports ccxt, keeps --help fast

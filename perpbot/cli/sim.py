@@ -7,9 +7,6 @@ or another process can connect at once. aiohttp is imported only inside the comm
 
 from __future__ import annotations
 
-import asyncio
-import json
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,6 +49,10 @@ def serve(
 ) -> None:
     """Serve the simulator; prints {"base_url", "api_key", "api_secret"} as one JSON line."""
     # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
+    import asyncio
+    import json
+    import signal
+
     from perpbot.sim.config import SimConfig
 
     if not 0 <= port <= 65535:

@@ -12,7 +12,6 @@ sentinel; no exchange request, no ccxt import. ``--live PROFILE`` also asks the 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -252,6 +251,9 @@ def collect(include_stopped: bool = False, now: float | None = None) -> dict[str
 # -- asking the exchange (--live) ----------------------------------------------------------------
 def live_view(profile: str, url: str | None) -> dict[str, Any]:
     """Positions, open orders and balance of ``profile``'s key, straight from the exchange."""
+    # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
+    import asyncio
+
     return asyncio.run(_live(profile, url))
 
 

@@ -1,7 +1,13 @@
-"""What a concern sees of a run: two narrow, typed interfaces instead of the runner.
+"""What a concern sees of a run: a Protocol of its own, naming exactly what it uses.
 
-- ``RunHooks``: where a concern attaches (the lists ``perpbot.app.plugins`` fills, in the
-  order it declares). The phases, in the order a run goes through them:
+Each concern declares, next to its ``attach``, a Protocol with the hook lists it fills and
+the parts of the run it reads or calls (``OpsRun`` in perpbot/ops/plugin.py, ``KillRun``
+in perpbot/kill/attach.py, ...). Only perpbot/app knows the concrete run
+(perpbot.app.lifecycle.Runner, tests/architecture/test_runner_boundary.py); it has every
+member, and tests pass small stand-ins.
+
+The hook lists (their types are here, once) are filled by ``perpbot.app.plugins`` in the
+order it declares. The phases, in the order a run goes through them:
 
     on_connected   after every start-up check passed (symbols exist, grants hold); the
                    kill switch attaches last, so its dead-man countdown arms last
@@ -13,35 +19,28 @@
     left_armed     instead of ``release`` when orders could not be confirmed gone: each
                    hook returns a sentence saying what is left to whom (or None)
     after_stop     last, after the exchange connection is closed (the signed log's close)
-
-- ``RunPort``: what a concern may read or ask of the run while it is live.
-
-The concrete run (perpbot.app.lifecycle.Runner) provides both; tests pass small stand-ins.
+    tick_providers each returns a section of the tick snapshot (ticks.jsonl, status file)
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from perpbot.client.account import AccountView
     from perpbot.client.guarded import GuardedClient
-    from perpbot.client.request import OrderSpec
-    from perpbot.client.setup import Credentials
-    from perpbot.client.waits import Interrupter
-    from perpbot.config import ExchangeSection, LoadedStrategy, StrategyFile
-    from perpbot.engine.conditional import ConditionalOrders
-    from perpbot.engine.events import EngineEvents
-    from perpbot.engine.journal import RunJournal
-    from perpbot.engine.ledger import Ledger
-    from perpbot.engine.output import RunOutput
-    from perpbot.engine.state import PositionSnapshot
-    from perpbot.errors import PerpbotError
-    from perpbot.events import EventBus
 
 OrdersLeft = dict[str, list[dict[str, Any]]]  # symbol -> this run's orders still listed
+
+# A hook receives the run; each concern types that argument with its own Protocol.
+OnConnected = list[Callable[[Any], Awaitable[None]]]
+Background = list[Callable[[Any], Coroutine[Any, Any, None]]]
+AfterTick = list[Callable[[Any, dict[str, Any]], None]]
+BeforeStop = list[Callable[[Any], Awaitable[None]]]
+Release = list[Callable[[Any], Awaitable[None]]]
+LeftArmed = list[Callable[[OrdersLeft], str | None]]
+AfterStop = list[Callable[[Any], None]]
+TickProviders = list[Callable[[], dict[str, Any]]]
 
 
 class PublicConnection(Protocol):
@@ -50,73 +49,3 @@ class PublicConnection(Protocol):
     @property
     def client(self) -> GuardedClient: ...
     async def close(self) -> None: ...
-
-
-class RunPort(Protocol):
-    """The live run, as the concerns (kill, risk, audit, keys, rate limit, status) use it."""
-
-    run_id: str
-    config: StrategyFile
-    loaded: LoadedStrategy
-    bus: EventBus
-    output: RunOutput
-    ledger: Ledger
-    started: float
-    stop_event: asyncio.Event
-    end_reason: str
-    exit_code: int
-    fatal: PerpbotError | None
-    journal: RunJournal
-    engine_events: EngineEvents
-    summary_extras: dict[str, Any]
-    conditional: ConditionalOrders | None
-
-    @property
-    def client(self) -> GuardedClient: ...
-    @property
-    def account(self) -> AccountView: ...
-    @property
-    def interrupter(self) -> Interrupter: ...
-    @property
-    def credentials(self) -> Credentials: ...
-    @property
-    def positions(self) -> dict[str, PositionSnapshot]: ...
-    @property
-    def marks(self) -> dict[str, float]: ...
-    @property
-    def mark_times(self) -> dict[str, float]: ...
-    @property
-    def equity(self) -> float | None: ...
-    @property
-    def peak_equity(self) -> float | None: ...
-
-    def snapshot(self) -> dict[str, Any]: ...
-    def request_stop(self, reason: str, exit_code: int = 0) -> None: ...
-    async def place(self, spec: OrderSpec) -> dict[str, Any]: ...
-    async def cancel(self, order: dict[str, Any] | str, symbol: str | None) -> Any: ...
-    async def cancel_account_wide(self, symbol: str) -> Any: ...
-    def adopt(self, order: dict[str, Any]) -> None: ...
-    def is_own_order(self, order: dict[str, Any]) -> bool: ...
-    async def open_public(self, exchange: ExchangeSection, *, command: str) -> PublicConnection: ...
-
-
-Hook = Callable[[Any], Awaitable[None]]  # receives the RunPort
-
-
-class RunHooks(Protocol):
-    """The hook lists of a run (see the module doc for when each runs)."""
-
-    on_connected: list[Hook]
-    background: list[Callable[[Any], Coroutine[Any, Any, None]]]
-    after_tick: list[Callable[[Any, dict[str, Any]], None]]
-    before_stop: list[Hook]
-    release: list[Hook]
-    left_armed: list[Callable[[OrdersLeft], str | None]]
-    after_stop: list[Callable[[Any], None]]
-    tick_providers: list[Callable[[], dict[str, Any]]]
-    summary_extras: dict[str, Any]
-    kill_state_fn: Callable[[], Any]
-
-
-class AttachableRun(RunPort, RunHooks, Protocol):
-    """What a concern's ``attach`` receives: the hooks to fill and the run they act on."""

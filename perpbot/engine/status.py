@@ -9,18 +9,39 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from perpbot.client.setup import account_id
 from perpbot.fsutil import atomic_write_json
 from perpbot.paths import bots_dir
 
 if TYPE_CHECKING:
-    from perpbot.engine.hooks import AttachableRun, RunPort
+    from perpbot.client.setup import Credentials
+    from perpbot.config import LoadedStrategy, StrategyFile
+    from perpbot.engine.hooks import AfterTick, BeforeStop, OnConnected
+    from perpbot.engine.state import PositionSnapshot
+
+
+class StatusRun(Protocol):
+    """What the status file says of a run."""
+
+    run_id: str
+    config: StrategyFile
+    loaded: LoadedStrategy  # the strategy file's path
+    started: float
+    on_connected: OnConnected
+    before_stop: BeforeStop
+    after_tick: AfterTick
+
+    @property
+    def credentials(self) -> Credentials: ...
+    @property
+    def positions(self) -> dict[str, PositionSnapshot]: ...
+    def snapshot(self) -> dict[str, Any]: ...
 
 
 class StatusPublisher:
-    def __init__(self, runner: RunPort) -> None:
+    def __init__(self, runner: StatusRun) -> None:
         self.runner = runner
         self.path = bots_dir() / f"{runner.run_id}.json"
         self.last_write = 0.0
@@ -62,18 +83,18 @@ class StatusPublisher:
         self.last_write = time.monotonic()
 
 
-def attach(runner: AttachableRun) -> None:
+def attach(runner: StatusRun) -> None:
     publisher = StatusPublisher(runner)
 
-    async def on_connected(r: RunPort) -> None:
+    async def on_connected(r: StatusRun) -> None:
         cfg = r.config.exchange
         publisher.account = account_id(cfg.id, cfg.url, r.credentials.key_id)
         publisher.write("starting")
 
-    async def before_stop(r: RunPort) -> None:
+    async def before_stop(r: StatusRun) -> None:
         publisher.write("stopping")
 
-    def after_tick(r: RunPort, snap: dict[str, Any]) -> None:
+    def after_tick(r: StatusRun, snap: dict[str, Any]) -> None:
         publisher.write("running", snap)
 
     runner.on_connected.append(on_connected)

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from perpbot.errors import BadInput, PerpbotError
 from perpbot.events import Decision
@@ -18,8 +18,26 @@ from perpbot.keys.scopes import denial, require
 from perpbot.keys.store import load_profile, mask
 
 if TYPE_CHECKING:
-    from perpbot.config import ExchangeSection, LoadedStrategy
-    from perpbot.engine.hooks import AttachableRun, RunPort
+    from perpbot.client.guarded import GuardedClient
+    from perpbot.client.setup import Credentials
+    from perpbot.config import ExchangeSection, LoadedStrategy, StrategyFile
+    from perpbot.engine.hooks import OnConnected
+    from perpbot.engine.output import RunOutput
+    from perpbot.events import EventBus
+
+
+class KeyAuditRun(Protocol):
+    """What the key audit at start uses of a run."""
+
+    config: StrategyFile
+    bus: EventBus
+    output: RunOutput
+    on_connected: OnConnected
+
+    @property
+    def client(self) -> GuardedClient: ...
+    @property
+    def credentials(self) -> Credentials: ...
 
 
 def uses_profile(exchange: ExchangeSection) -> bool:
@@ -52,7 +70,7 @@ def preflight_run(loaded: LoadedStrategy) -> None:
             )
 
 
-async def audit_warning(runner: RunPort) -> None:
+async def audit_warning(runner: KeyAuditRun) -> None:
     """Audit the run's key; warn (never stop) when the audit fails or cannot run."""
     credentials = runner.credentials
     if credentials.profile is None or credentials.grant is None:
@@ -91,5 +109,5 @@ async def audit_warning(runner: RunPort) -> None:
     runner.output.warn(sentence)
 
 
-def attach_audit_warning(runner: AttachableRun) -> None:
+def attach_audit_warning(runner: KeyAuditRun) -> None:
     runner.on_connected.append(audit_warning)

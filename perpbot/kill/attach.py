@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from perpbot.errors import KillSwitchActive
-from perpbot.kill.deadman import Deadman
+from perpbot.kill.deadman import Deadman, DeadmanRun
 from perpbot.kill.sentinel import CLEAR_HINT, read_sentinel, shared_watcher
-from perpbot.kill.sweep import StartSweep
-from perpbot.kill.trips import Trips
-from perpbot.kill.watchdog import KillWatchdog
+from perpbot.kill.sweep import StartSweep, SweepRun
+from perpbot.kill.trips import Trips, TripsRun
+from perpbot.kill.watchdog import KillWatchdog, WatchdogRun
 
 if TYPE_CHECKING:
     from perpbot.config import LoadedStrategy
-    from perpbot.engine.hooks import AttachableRun
+
+
+class KillRun(WatchdogRun, TripsRun, SweepRun, DeadmanRun, Protocol):
+    """What the kill switch uses of a run: what its watchdog, trips, start-up sweep and
+    dead-man use, and where the strategy reads the kill state."""
+
+    kill_state_fn: Callable[[], Any]
 
 
 def preflight(loaded: LoadedStrategy) -> None:
@@ -31,7 +38,7 @@ def preflight(loaded: LoadedStrategy) -> None:
         )
 
 
-def attach(runner: AttachableRun) -> KillWatchdog:
+def attach(runner: KillRun) -> KillWatchdog:
     """Watchdog, kill state for strategies, automatic trips, the start-up sweep (orders
     left by earlier runs, other bots, manual orders) and the dead-man switch.
 

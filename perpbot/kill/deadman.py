@@ -27,16 +27,44 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from perpbot.events import Decision
 from perpbot.kill.cancel import describe_error
 
 if TYPE_CHECKING:
-    from perpbot.config import KillSection
-    from perpbot.engine.hooks import AttachableRun, OrdersLeft, RunPort
+    from perpbot.client.guarded import GuardedClient
+    from perpbot.config import KillSection, StrategyFile
+    from perpbot.engine.hooks import (
+        AfterTick,
+        Background,
+        BeforeStop,
+        LeftArmed,
+        OnConnected,
+        OrdersLeft,
+        Release,
+    )
+    from perpbot.events import EventBus
     from perpbot.kill.sweep import StartSweep
     from perpbot.kill.watchdog import KillWatchdog
+
+
+class DeadmanRun(Protocol):
+    """What the dead-man switch uses of a run: its client and every phase of its life."""
+
+    config: StrategyFile
+    bus: EventBus
+    summary_extras: dict[str, Any]
+    on_connected: OnConnected
+    after_tick: AfterTick
+    background: Background
+    before_stop: BeforeStop
+    release: Release
+    left_armed: LeftArmed
+
+    @property
+    def client(self) -> GuardedClient: ...
+
 
 COUNTDOWN_METHOD = "fapiprivate_post_countdowncancelall"
 
@@ -48,7 +76,7 @@ def has_countdown(exchange: Any) -> bool:
 class Deadman:
     def __init__(
         self,
-        runner: AttachableRun,
+        runner: DeadmanRun,
         cfg: KillSection,
         watchdog: KillWatchdog,
         sweep: StartSweep | None = None,
@@ -100,7 +128,7 @@ class Deadman:
         ]
 
     # -- hooks ------------------------------------------------------------------------------
-    async def arm(self, runner: RunPort) -> None:
+    async def arm(self, runner: DeadmanRun) -> None:
         skip = self.sweep.no_deadman if self.sweep is not None else {}
         symbols = [s for s in runner.config.strategy.symbols if s not in skip]
         if skip:
@@ -139,7 +167,7 @@ class Deadman:
                 countdown_ms=self.countdown_ms,
             )
 
-    def beat(self, runner: RunPort, snap: dict[str, Any]) -> None:
+    def beat(self, runner: DeadmanRun, snap: dict[str, Any]) -> None:
         self.heartbeat = time.monotonic()
 
     def should_refresh(self) -> str | None:
@@ -151,7 +179,7 @@ class Deadman:
             return f"the engine's last tick was {age:.0f} s ago (limit {self.stale_after_s:g} s)"
         return None
 
-    async def refresher(self, runner: RunPort) -> None:
+    async def refresher(self, runner: DeadmanRun) -> None:
         while True:
             await asyncio.sleep(self.refresh_s)
             if not self.armed:
@@ -178,7 +206,7 @@ class Deadman:
                     f"refreshing the dead-man switch on {s} failed: {why}",
                 )
 
-    async def stop_refreshing(self, runner: RunPort) -> None:
+    async def stop_refreshing(self, runner: DeadmanRun) -> None:
         """The stop began: the countdown is refreshed no more (the refresher task has ended
         with the tick loop); it stays armed until ``disarm`` or until it fires."""
         if self.armed and self.paused is None:
@@ -212,7 +240,7 @@ class Deadman:
         symbols |= set(report.get("unconfirmed") or [])
         return sorted(s for s in symbols if s in self.armed)
 
-    async def disarm(self, runner: RunPort) -> None:
+    async def disarm(self, runner: DeadmanRun) -> None:
         """Disarm the countdown, except where the kill switch left orders: there it stays
         armed (refreshing stopped when the switch tripped) so the exchange cancels them."""
         if not self.armed:

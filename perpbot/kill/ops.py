@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import ccxt
 
@@ -18,7 +18,18 @@ from perpbot.client.request import OrderSpec
 
 if TYPE_CHECKING:
     from perpbot.client.guarded import GuardedClient
-    from perpbot.engine.hooks import RunPort
+
+
+class OrderingRun(Protocol):
+    """A run's own order calls (its ledger and summary see what the kill switch does)."""
+
+    @property
+    def client(self) -> GuardedClient: ...
+    @property
+    def account(self) -> AccountView: ...
+    async def place(self, spec: OrderSpec) -> dict[str, Any]: ...
+    async def cancel(self, order: dict[str, Any] | str, symbol: str | None) -> Any: ...
+    async def cancel_account_wide(self, symbol: str) -> Any: ...
 
 
 @dataclass
@@ -49,7 +60,7 @@ class ExchangeOps:
         return amount
 
 
-def runner_ops(runner: RunPort) -> ExchangeOps:
+def runner_ops(runner: OrderingRun) -> ExchangeOps:
     return ExchangeOps(
         client=runner.client,
         place=runner.place,

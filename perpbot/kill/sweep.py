@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from perpbot.client.orders import perpbot_strategy_tag, strategy_tag
 from perpbot.client.request import reducing_risk
@@ -45,7 +45,31 @@ from perpbot.kill.cancel import describe_error
 from perpbot.procs import pid_alive
 
 if TYPE_CHECKING:
-    from perpbot.engine.hooks import AttachableRun, RunPort
+    from perpbot.client.guarded import GuardedClient
+    from perpbot.client.setup import Credentials
+    from perpbot.config import LoadedStrategy, StrategyFile
+    from perpbot.engine.hooks import OnConnected, TickProviders
+    from perpbot.events import EventBus
+
+
+class SweepRun(Protocol):
+    """What the start-up sweep uses of a run: the account's orders, and adopting its own."""
+
+    run_id: str
+    config: StrategyFile
+    loaded: LoadedStrategy  # the strategy file's path, in refusals
+    bus: EventBus
+    summary_extras: dict[str, Any]
+    on_connected: OnConnected
+    tick_providers: TickProviders
+
+    @property
+    def client(self) -> GuardedClient: ...
+    @property
+    def credentials(self) -> Credentials: ...
+    def adopt(self, order: dict[str, Any]) -> None: ...
+    def is_own_order(self, order: dict[str, Any]) -> bool: ...
+
 
 DEADLINE_S = 10.0  # listing and cancelling leftovers: retried through 5xx up to this long
 LIVE_STATES = ("starting", "running", "stopping")  # a stopping bot still has orders out
@@ -74,7 +98,7 @@ class Findings:
 
 
 class StartSweep:
-    def __init__(self, runner: AttachableRun) -> None:
+    def __init__(self, runner: SweepRun) -> None:
         self.runner = runner
         self.cfg = runner.config
         self.own_tag = strategy_tag(runner.config.strategy.name)
@@ -129,7 +153,7 @@ class StartSweep:
             pause = min(pause * 2.0, MAX_PAUSE_S)
 
     # -- the sweep --------------------------------------------------------------------------
-    async def sweep(self, runner: RunPort) -> None:
+    async def sweep(self, runner: SweepRun) -> None:
         cfg = self.cfg
         creds = runner.credentials
         self.account = account_id(cfg.exchange.id, cfg.exchange.url, creds.key_id)

@@ -20,14 +20,34 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from perpbot.events import Decision, Event, ExchangeCall
 from perpbot.kill.sentinel import KillEntry, SentinelWatcher, new_entry, write_sentinel
 
 if TYPE_CHECKING:
-    from perpbot.config import KillSection
-    from perpbot.engine.hooks import AttachableRun, RunPort
+    from perpbot.config import KillSection, StrategyFile
+    from perpbot.engine.hooks import AfterTick, Background
+    from perpbot.engine.output import RunOutput
+    from perpbot.events import EventBus
+
+
+class TripsRun(Protocol):
+    """What the automatic trips use of a run: its events, equity and mark prices."""
+
+    run_id: str
+    config: StrategyFile
+    bus: EventBus
+    output: RunOutput
+    after_tick: AfterTick
+    background: Background
+
+    @property
+    def equity(self) -> float | None: ...
+    @property
+    def peak_equity(self) -> float | None: ...
+    @property
+    def mark_times(self) -> dict[str, float]: ...
 
 
 def trip_scope(cfg: KillSection, *, strategy: str, profile: str | None) -> str:
@@ -39,7 +59,7 @@ def trip_scope(cfg: KillSection, *, strategy: str, profile: str | None) -> str:
 
 
 class Trips:
-    def __init__(self, runner: AttachableRun, cfg: KillSection, watcher: SentinelWatcher) -> None:
+    def __init__(self, runner: TripsRun, cfg: KillSection, watcher: SentinelWatcher) -> None:
         self.runner = runner
         self.cfg = cfg
         self.watcher = watcher
@@ -135,7 +155,7 @@ class Trips:
             self.trip("KILL_STALE_PRICE", f"the index price feed is unusable: {d.sentence}")
 
     # -- polled trips -----------------------------------------------------------------------
-    def check_drawdown(self, runner: RunPort, snap: dict[str, Any]) -> None:
+    def check_drawdown(self, runner: TripsRun, snap: dict[str, Any]) -> None:
         limit = self.cfg.max_drawdown_pct
         equity, peak = runner.equity, runner.peak_equity
         if limit is None or equity is None or not peak or peak <= 0:
@@ -156,7 +176,7 @@ class Trips:
         seen = self.runner.mark_times.get(symbol)
         return time.time() - (seen if seen is not None else self.started)
 
-    async def watch_prices(self, runner: RunPort) -> None:
+    async def watch_prices(self, runner: TripsRun) -> None:
         limit = self.cfg.max_price_age_s
         assert limit is not None
         while self.tripped is None:

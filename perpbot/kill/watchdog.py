@@ -24,7 +24,7 @@ import contextlib
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from perpbot.client.request import reducing_risk
 from perpbot.errors import EXIT_KILL
@@ -38,16 +38,32 @@ from perpbot.kill.cancel import (
 )
 from perpbot.kill.flatten import FlattenPolicy, flatten_positions
 from perpbot.kill.gate import cut_waits
-from perpbot.kill.ops import runner_ops
+from perpbot.kill.ops import OrderingRun, runner_ops
 from perpbot.kill.sentinel import LEVEL_MEANING, KillEntry, SentinelWatcher, shared_watcher
 from perpbot.kill.waitcut import LongWaitCutter
 
 if TYPE_CHECKING:
-    from perpbot.config import KillSection
-    from perpbot.engine.hooks import RunPort
+    from perpbot.client.waits import Interrupter
+    from perpbot.config import KillSection, StrategyFile
+    from perpbot.engine.ledger import Ledger
+    from perpbot.events import EventBus
 
 
-def known_open_orders(runner: RunPort, symbol: str) -> list[dict[str, Any]]:
+class WatchdogRun(OrderingRun, Protocol):
+    """What the kill watchdog uses of a run: its orders (ledger, order calls), its stop."""
+
+    run_id: str
+    config: StrategyFile
+    bus: EventBus
+    ledger: Ledger
+    summary_extras: dict[str, Any]
+
+    @property
+    def interrupter(self) -> Interrupter: ...
+    def request_stop(self, reason: str, exit_code: int = 0) -> None: ...
+
+
+def known_open_orders(runner: WatchdogRun, symbol: str) -> list[dict[str, Any]]:
     """The run's open orders on ``symbol`` as its ledger knows them (ccxt-shaped)."""
     out = []
     for cid in runner.ledger.open_client_ids(symbol):
@@ -72,7 +88,7 @@ def covers_account(entry: KillEntry) -> bool:
 
 class KillWatchdog:
     def __init__(
-        self, runner: RunPort, cfg: KillSection, watcher: SentinelWatcher | None = None
+        self, runner: WatchdogRun, cfg: KillSection, watcher: SentinelWatcher | None = None
     ) -> None:
         self.runner = runner
         self.cfg = cfg
@@ -101,7 +117,7 @@ class KillWatchdog:
         return {"kill": {"level": entry.level, "reason": entry.reason, "since": entry.time}}
 
     # -- loop -------------------------------------------------------------------------------
-    async def run(self, runner: RunPort) -> None:
+    async def run(self, runner: WatchdogRun) -> None:
         poll = self.cfg.poll_ms / 1000.0
         while True:
             try:

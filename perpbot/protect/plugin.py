@@ -5,16 +5,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import TYPE_CHECKING, Protocol
 
-from perpbot.engine.hooks import AttachableRun
 from perpbot.protect.keeper import Keeper
 
+if TYPE_CHECKING:
+    from perpbot.config import StrategyFile
+    from perpbot.engine.conditional import ConditionalOrders
+    from perpbot.engine.hooks import Background
+    from perpbot.engine.output import RunOutput
+    from perpbot.engine.state import PositionSnapshot
+    from perpbot.events import EventBus
 
-def attach(runner: AttachableRun) -> None:
+
+class ProtectRun(Protocol):
+    """What the stops' re-judgement and the keeper use of a run."""
+
+    config: StrategyFile
+    bus: EventBus
+    output: RunOutput
+    stop_event: asyncio.Event
+    conditional: ConditionalOrders | None
+    background: Background
+
+    @property
+    def positions(self) -> dict[str, PositionSnapshot]: ...
+    @property
+    def marks(self) -> dict[str, float]: ...
+
+
+def attach(runner: ProtectRun) -> None:
     runner.background.append(watch)
 
 
-async def watch(runner: AttachableRun) -> None:
+async def watch(runner: ProtectRun) -> None:
     """Until the run stops: re-judge standing stops, then keep every position protected."""
     cfg = runner.config.protect
     keeper: Keeper | None = None

@@ -9,16 +9,37 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from perpbot.engine.hooks import AttachableRun, RunPort
+    import asyncio
+
+    from perpbot.client.guarded import GuardedClient
+    from perpbot.client.waits import Interrupter
+    from perpbot.engine.hooks import Background, BeforeStop, OnConnected, TickProviders
+
+
+class RateRun(Protocol):
+    """What the rate limiter's wiring uses of a run."""
+
+    stop_event: asyncio.Event
+    end_reason: str
+    on_connected: OnConnected
+    background: Background
+    before_stop: BeforeStop
+    tick_providers: TickProviders
+
+    @property
+    def client(self) -> GuardedClient: ...
+    @property
+    def interrupter(self) -> Interrupter: ...
+
 
 STOP_PREFIX = "stop"
 
 
-def attach(runner: AttachableRun) -> None:
-    async def on_connected(r: RunPort) -> None:
+def attach(runner: RateRun) -> None:
+    async def on_connected(r: RateRun) -> None:
         limiter = r.client.pipeline.layer("ratelimit")
         if limiter is not None:
 
@@ -27,13 +48,13 @@ def attach(runner: AttachableRun) -> None:
 
             r.tick_providers.append(provide)
 
-    async def cut_waits_on_stop(r: RunPort) -> None:
+    async def cut_waits_on_stop(r: RateRun) -> None:
         await r.stop_event.wait()
         interrupter = r.interrupter
         if not interrupter.interrupted:
             interrupter.interrupt(f"{STOP_PREFIX}: {r.end_reason}")
 
-    async def allow_cleanup_waits(r: RunPort) -> None:
+    async def allow_cleanup_waits(r: RateRun) -> None:
         interrupter = r.interrupter
         if (interrupter.reason or "").startswith(STOP_PREFIX + ":"):
             interrupter.reset()

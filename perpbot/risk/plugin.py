@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from perpbot.config import ExchangeSection, IndexSourceConfig, StrategyFile
 from perpbot.errors import BadInput
@@ -27,8 +27,43 @@ from perpbot.risk.state import RiskState
 from perpbot.risk.watch import MonitorHub
 
 if TYPE_CHECKING:
+    from perpbot.client.account import AccountView
+    from perpbot.client.guarded import GuardedClient
     from perpbot.config import LoadedStrategy
-    from perpbot.engine.hooks import AttachableRun, RunPort
+    from perpbot.engine.hooks import (
+        AfterTick,
+        Background,
+        BeforeStop,
+        OnConnected,
+        PublicConnection,
+        TickProviders,
+    )
+    from perpbot.engine.ledger import Ledger
+    from perpbot.engine.state import PositionSnapshot
+    from perpbot.events import EventBus
+
+
+class RiskRun(Protocol):
+    """What the risk concern (gate state, monitors, index basket, status feed) uses of a run."""
+
+    config: StrategyFile
+    bus: EventBus
+    ledger: Ledger  # its fills, for the slippage detector
+    on_connected: OnConnected
+    background: Background
+    after_tick: AfterTick
+    before_stop: BeforeStop
+    tick_providers: TickProviders
+
+    @property
+    def client(self) -> GuardedClient: ...
+    @property
+    def account(self) -> AccountView: ...
+    @property
+    def positions(self) -> dict[str, PositionSnapshot]: ...
+    @property
+    def marks(self) -> dict[str, float]: ...
+    async def open_public(self, exchange: ExchangeSection, *, command: str) -> PublicConnection: ...
 
 
 def needs_index(cfg: StrategyFile) -> bool:
@@ -81,7 +116,7 @@ def preflight(loaded: LoadedStrategy) -> None:
 
 
 class RiskRuntime:
-    def __init__(self, runner: RunPort) -> None:
+    def __init__(self, runner: RiskRun) -> None:
         self.runner = runner
         self.cfg = runner.config
         self.state: RiskState | None = None
@@ -93,7 +128,7 @@ class RiskRuntime:
         self._fills_seen = 0
 
     # -- wiring -------------------------------------------------------------------------------
-    async def on_connected(self, runner: RunPort) -> None:
+    async def on_connected(self, runner: RiskRun) -> None:
         self.gate = runner.client.pipeline.layer("risk")
         if self.gate is not None:
             self.state = self.gate.state
@@ -200,15 +235,15 @@ class RiskRuntime:
         if self.feed is not None:
             self.feed.on_event(event)
 
-    async def run_index(self, runner: RunPort) -> None:
+    async def run_index(self, runner: RiskRun) -> None:
         if self.basket is not None:
             await self.basket.run()
 
-    async def run_monitors(self, runner: RunPort) -> None:
+    async def run_monitors(self, runner: RiskRun) -> None:
         if self.hub is not None:
             await self.hub.run()
 
-    def after_tick(self, runner: RunPort, snap: dict[str, Any]) -> None:
+    def after_tick(self, runner: RiskRun, snap: dict[str, Any]) -> None:
         fills = runner.ledger.fills
         if self.hub is not None:
             for fill in fills[self._fills_seen :]:
@@ -220,14 +255,14 @@ class RiskRuntime:
     def extras(self) -> dict[str, Any]:
         return self.feed.extras() if self.feed is not None else {}
 
-    async def close(self, runner: RunPort | None = None) -> None:
+    async def close(self, runner: RiskRun | None = None) -> None:
         for conn in self.connections:
             with contextlib.suppress(Exception):
                 await conn.close()
         self.connections.clear()
 
 
-def attach(runner: AttachableRun) -> RiskRuntime:
+def attach(runner: RiskRun) -> RiskRuntime:
     rt = RiskRuntime(runner)
     runner.on_connected.append(rt.on_connected)
     runner.background.append(rt.run_index)
