@@ -73,6 +73,15 @@ class TreeReport:
     def records(self) -> int:
         return sum(max(s.records, 0) for s in self.segments)
 
+    @property
+    def gaps(self) -> list[dict[str, Any]]:
+        """Signed gap records: requests that went out while the log could not write."""
+        return [{"run": s.run, **g} for s in self.segments for g in s.gaps]
+
+    @property
+    def unrecorded_requests(self) -> int:
+        return sum(int(g.get("requests") or 0) for g in self.gaps)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
@@ -87,6 +96,7 @@ class TreeReport:
             "unverified": [u.to_dict() for u in self.unverified],
             "pruned": self.pruned,
             "empty": self.empty,
+            "gaps": self.gaps,
         }
 
 
@@ -432,6 +442,11 @@ class _Tree:
                 self.report.notes.append(
                     f"{name}: the log was not closed ({state}); its last {res.unsigned_tail} "
                     "record(s) are chained but not yet signed"
+                )
+            elif not res.closed and name not in sealed and not _running(res.open):
+                self.report.notes.append(
+                    f"{name}: the log was not closed (crashed, killed, or its disk was full): "
+                    f"it vouches for the run's requests up to seq {res.last_seq} only"
                 )
 
 

@@ -234,6 +234,7 @@ class Transport:
                 symbol=request.symbol,
                 intent=request.intent,
                 mono=now,
+                risk_reducing=request.risk_reducing,
             )
         )
 
