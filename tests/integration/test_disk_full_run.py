@@ -80,6 +80,23 @@ def _bot(sim: Any, creds: tuple[str, str], tmp_path: Path, countdown: float, **k
     return bot
 
 
+def _log(home: Path, run_id: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(ln)
+        for f in sorted((home / "logs" / run_id).glob("audit-*.jsonl"))
+        for ln in f.read_text().splitlines()
+    ]
+
+
+def _gaps(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The gap records (one, or more if space came back for a while in between)."""
+    gaps = [r for r in records if r["kind"] == "gap"]
+    assert gaps, [r["kind"] for r in records][-20:]
+    for g in gaps:
+        assert g["from_memory"] is True
+    return gaps
+
+
 def _error_line(code: int, err: str) -> str:
     assert code == 1, err[-2000:]
     assert "Traceback" not in err and "internal error" not in err
@@ -127,26 +144,22 @@ def test_a_disk_full_mid_run_cancels_the_bots_orders_and_says_so_in_one_line(
     verify = run_cli("log", "verify", "--run", run_id, "--accept-unanchored")
     assert verify.returncode == 1, verify.stdout + verify.stderr
     assert f"GAP {run_id} seq " in verify.stdout
-    assert f"{sent} request(s) went out unrecorded" in verify.stdout
+    said = re.findall(
+        r"^GAP \S+ seq \d+: (\d+) request\(s\) went out unrecorded", verify.stdout, re.M
+    )
+    assert sum(int(n) for n in said) == sent, verify.stdout
     assert "has gaps" in verify.stderr
     ok = run_cli("log", "verify", "--run", run_id, "--accept-unanchored", "--accept-gaps")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert f"but {sent} request(s) were recorded late" in ok.stdout
     # the gap record holds each cancel the bot sent, as it remembers it
-    records = [
-        json.loads(ln)
-        for f in sorted((tiny_home / "logs" / run_id).glob("audit-*.jsonl"))
-        for ln in f.read_text().splitlines()
-    ]
-    (gap,) = [r for r in records if r["kind"] == "gap"]
-    assert gap["requests"] == sent and gap["from_memory"] is True
-    cancels = {
-        r["params"].get("clientOrderId")
-        for r in gap["records"]
-        if r["kind"] == "exchange" and r["method"] == "cancel_order" and r["ok"]
-    }
+    records = _log(tiny_home, run_id)
+    gaps = _gaps(records)
+    assert sum(g["requests"] for g in gaps) == sent
+    held = [r for g in gaps for r in g["records"] if r["kind"] == "exchange"]
+    cancels = {r["params"].get("clientOrderId") for r in held if r["method"] == "cancel_order"}
     assert cancels == set(placed)
-    assert all(r["method"] != "create_order" for r in gap["records"] if r["kind"] == "exchange")
+    assert all(r["method"] != "create_order" for r in held)
     assert records[-1]["kind"] == "close"
 
 
@@ -179,3 +192,46 @@ def test_a_disk_full_mid_run_whose_cancels_fail_names_the_countdown_that_cancels
     assert abs(said_s - fires_s) <= 2, (m.group(1), countdowns)
     # and the exchange's countdown does cancel them
     wait_until(lambda: open_orders_of(sim.state(), creds[0]) == [], timeout=SHORT_COUNTDOWN_S + 20)
+
+
+def test_a_bot_placing_orders_on_a_full_disk_sends_no_new_one_and_logs_every_one_it_sent(
+    sim_factory: Any, tmp_path: Path, tiny_home: Path, bots: list[Bot]
+) -> None:
+    sim = sim_factory(market=quiet_market())
+    creds = sim.create_account()
+    toml = write_strategy(
+        tmp_path,
+        sim.base_url,
+        params={"mode": "drip", "orders_per_symbol": 2},  # one more order every 0.2 s tick
+        kill={"deadman_countdown_s": LONG_COUNTDOWN_S},
+        extra=NO_DISK_TRIP,
+    )
+    bot = start_bot(toml, tmp_path, creds)
+    bots.append(bot)
+    wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) >= 8, timeout=60)
+    _fill(tiny_home)
+    code, out, err = bot.finish(timeout=90)
+    _error_line(code, err)
+    state = sim.state()
+    assert open_orders_of(state, creds[0]) == []  # every order of the bot cancelled, by it
+    assert account_of(state, creds[0])["countdowns"] == {}
+    (tiny_home / "filler").unlink()
+    run_id = re.search(r"perpbot run (\S+):", out).group(1)  # type: ignore[union-attr]
+    records = _log(tiny_home, run_id)
+    gaps = _gaps(records)
+    sent = [r for r in records if r["kind"] == "exchange"] + [
+        r for g in gaps for r in g["records"] if r["kind"] == "exchange"
+    ]
+    created = {
+        r["params"].get("clientOrderId") for r in sent if r["method"] == "create_order" and r["ok"]
+    }
+    # the truth: every order the exchange holds for the bot is in its log (as made or late)
+    at_exchange = orders_of(state, creds[0])
+    assert {o["clientOrderId"] for o in at_exchange} <= created
+    # and none reached the exchange while the log could not record (ordinary: refused)
+    late = [
+        o
+        for o in at_exchange
+        if any(g["since"] * 1000 + 200 < o["time"] < g["ts"] * 1000 for g in gaps)
+    ]
+    assert late == [], late
