@@ -40,7 +40,7 @@ from perpbot.audit.records import (
     is_order_related,
     order_body,
 )
-from perpbot.audit.writer import AuditWriter, WriterSettings
+from perpbot.audit.writer import AuditWriter, NotSealed, WriterSettings
 from perpbot.client.errors import NotSent
 from perpbot.client.request import is_reducing_risk
 from perpbot.client.transport import CURRENT_REQUEST
@@ -101,12 +101,13 @@ class AuditLogger:
             self._note_outcome(event)
         try:
             self.writer.append(body, order_related=is_order_related(body))
-        except RuntimeFailure:
+        except RuntimeFailure as exc:
             if self.writer.closed and not self.writer.broken:
                 raise
-            self.writer.hold(body)
-            if isinstance(event, ExchangeCall):
-                self.sent_unrecorded += 1
+            if not isinstance(exc, NotSealed):  # (a written record is not held again)
+                self.writer.hold(body)
+                if isinstance(event, ExchangeCall):
+                    self.sent_unrecorded += 1
             self._broken()
             if self.broke is not None:
                 self._note_outcome(event)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any
 from perpbot.audit.canonical import decode, line_hash
 from perpbot.audit.checkpoints import Checkpoint, load_segment_checkpoint
 from perpbot.audit.damage import Damage
+from perpbot.audit.recovery import LIVE_WRITERS
 from perpbot.audit.segments import is_segment, list_segments, read_file, segment_files
 from perpbot.audit.signing import Verifier, fingerprint
 from perpbot.audit.tails import Unverified, check_tails
@@ -155,6 +157,9 @@ def _hash_at(segment: Path, seq: int) -> str | None:
 def _running(open_rec: dict[str, Any] | None) -> bool:
     if not open_rec:
         return False
+    if open_rec.get("pid") == os.getpid():  # this process: is its writer still open?
+        run = open_rec.get("run")
+        return any(w.ctx.run == run and not w.closed for w in list(LIVE_WRITERS))
     return pid_alive(open_rec.get("pid"), open_rec.get("host") or "?")
 
 

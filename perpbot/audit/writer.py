@@ -77,6 +77,10 @@ class WriterSettings:
         )
 
 
+class NotSealed(RuntimeFailure):
+    """The record was written, the signed checkpoint after it was not (the log broke)."""
+
+
 def _next_midnight_utc(now: float) -> float:
     return (int(now) // 86400 + 1) * 86400.0
 
@@ -180,7 +184,10 @@ class AuditWriter:
             self._write(line, durable=self.settings.fsync == "always")
             self._unsigned += 1
             if order_related or self._unsigned >= self.settings.checkpoint_every:
-                self._checkpoint("order" if order_related else "count")
+                try:
+                    self._checkpoint("order" if order_related else "count")
+                except RuntimeFailure as exc:
+                    raise NotSealed(exc.message) from None
 
     @property
     def broken(self) -> bool:
