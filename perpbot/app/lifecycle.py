@@ -278,7 +278,8 @@ class Runner:
         if threading.current_thread() is threading.main_thread() and self._in_loop():
             self._fatal(error)
         else:
-            self.loop.call_soon_threadsafe(self._fatal, error)
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the run is over
+                self.loop.call_soon_threadsafe(self._fatal, error)
 
     def _in_loop(self) -> bool:
         try:

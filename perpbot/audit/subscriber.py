@@ -97,8 +97,6 @@ class AuditLogger:
         body = event_body(event, self.writer.ctx)
         if body is None:
             return
-        if self.broke is not None:
-            self._note_outcome(event)
         try:
             self.writer.append(body, order_related=is_order_related(body))
         except RuntimeFailure as exc:
@@ -109,10 +107,9 @@ class AuditLogger:
                 if isinstance(event, ExchangeCall):
                     self.sent_unrecorded += 1
             self._broken()
-            if self.broke is not None:
-                self._note_outcome(event)
             if not self._may_go_on(event):
                 raise
+        self._note_outcome(event)
 
     def _may_go_on(self, event: Event) -> bool:
         """Whether the publisher goes on although ``event`` could not be written (it is
@@ -145,8 +142,9 @@ class AuditLogger:
             self.on_broken(self.broke)
 
     def _note_outcome(self, event: Event) -> None:
-        """What the stop did while the log could not record (for the run's last line)."""
-        if isinstance(event, ExchangeCall):
+        """What the stop did while the log could not record (for the run's last line): the
+        cancels since it broke, and what the stop left (whenever it said so)."""
+        if isinstance(event, ExchangeCall) and self.broke is not None:
             cid = event.params.get("clientOrderId") or event.params.get("origClientOrderId")
             if event.method == "cancel_order" and event.ok and cid and cid not in self.cancelled:
                 self.cancelled.append(str(cid))

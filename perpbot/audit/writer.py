@@ -28,7 +28,7 @@ from perpbot.audit.anchor import publish_head
 from perpbot.audit.canonical import encode, line_hash
 from perpbot.audit.checkpoints import Checkpoint, save_segment_checkpoint
 from perpbot.audit.compress import compress_file
-from perpbot.audit.gap import Held, Reserve, write_emergency
+from perpbot.audit.gap import RESERVE_NAME, Held, Reserve, write_emergency
 from perpbot.audit.keystore import KeyStore
 from perpbot.audit.records import RecordContext
 from perpbot.audit.recovery import LIVE_WRITERS, Link, find_link
@@ -400,8 +400,9 @@ class AuditWriter:
 
 def _compress(segments: list[Path], own: Path | None, older_than: float) -> None:
     """Compress the closed files untouched since ``older_than`` (epoch s): this run's
-    rotated files (``own``), and every file of the other runs that are no longer running.
-    A failure leaves a file plain (`perpbot log prune` compresses it later)."""
+    rotated files (``own``), and every file of the other runs that are no longer running
+    (whose disk reserve, left by a run that was killed, is removed too). A failure leaves a
+    file plain (`perpbot log prune` compresses it later)."""
     for segment in segments:
         with contextlib.suppress(OSError, RuntimeFailure):
             if segment == own:
@@ -409,6 +410,7 @@ def _compress(segments: list[Path], own: Path | None, older_than: float) -> None
             elif running(segment):
                 continue
             else:
+                (segment / RESERVE_NAME).unlink(missing_ok=True)
                 closed = segment_files(segment)
             for path in closed:
                 if not is_compressed(path) and path.stat().st_mtime < older_than:

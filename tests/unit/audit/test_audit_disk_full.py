@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from perpbot.audit.gap import RESERVE_NAME, emergency_path
+from perpbot.audit.gap import RESERVE_BYTES, RESERVE_NAME, emergency_path
 from perpbot.audit.subscriber import AuditLogger, LogCannotRecord, attach_to_bus
 from perpbot.audit.tree import verify_tree
 from perpbot.client.request import Request
@@ -167,3 +167,21 @@ def test_still_full_at_close_with_the_reserve_taken_the_gap_goes_to_the_emergenc
     assert gap["seq"] == records[-1]["seq"] + 1  # it continues the chain where the log stops
     report = verify_tree(tiny / "logs", verifier=None)
     assert any("run-a: the log was not closed" in n for n in report.notes), report.notes
+
+
+def test_each_open_log_keeps_a_reserve_removed_at_close_or_by_the_next_run(
+    open_log: Any, logs: Path
+) -> None:
+    _, first = open_log("run-a")
+    reserve = first.dir / RESERVE_NAME
+    assert reserve.stat().st_blocks * 512 >= RESERVE_BYTES  # really allocated, not sparse
+    first.close()
+    assert not reserve.exists()
+    # a run killed before its close leaves its reserve: the next run removes it
+    reserve.write_bytes(b"\0" * 4096)
+    _, second = open_log("run-b")
+    deadline = time.monotonic() + 10
+    while reserve.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not reserve.exists()
+    assert (second.dir / RESERVE_NAME).exists()  # while its own stays
