@@ -123,8 +123,9 @@ class AuditLogger:
         return reducing or self.on_broken is not None
 
     def wire_look(self, record: HttpRecord, request: Request | None) -> None:
-        """Transport hook, the last look before a request leaves: while the log cannot
-        write, only risk-reducing requests go (each held, written later as a gap)."""
+        """Transport hook, the first look before a request leaves (before the limiter
+        charges it): while the log cannot write, only risk-reducing requests go (each held,
+        written later as a gap)."""
         if self.writer.broken and request is not None and not request.risk_reducing:
             raise LogCannotRecord(
                 f"not sent: {request.describe()}: the audit log cannot record requests "
@@ -279,7 +280,7 @@ def attach_runner(runner: AttachableRun) -> AuditLogger | None:
         """While the log cannot write, only risk-reducing requests leave."""
         observers = getattr(r.client.exchange, "perpbot_observers", None)
         if observers is not None:
-            observers.add_before(logger.wire_look, last=True)
+            observers.add_before(logger.wire_look, first=True)
 
     runner.on_connected.append(guard)
     logger.on_broken = lambda what: runner.fail(

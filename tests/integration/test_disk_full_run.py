@@ -160,6 +160,12 @@ def test_a_disk_full_mid_run_cancels_the_bots_orders_and_says_so_in_one_line(
     cancels = {r["params"].get("clientOrderId") for r in held if r["method"] == "cancel_order"}
     assert cancels == set(placed)
     assert all(r["method"] != "create_order" for r in held)
+    # nothing ordinary left while the log could not record (the stop's final reconcile was
+    # refused before it left), bar the one request whose record found the disk full
+    reducing = {"cancel_order", "fetch_open_orders", "fapiprivate_post_countdowncancelall"}
+    ordinary = [r["method"] for r in held if r["method"] not in reducing]
+    assert len(ordinary) <= 1, ordinary
+    assert re.search(r"final reconcile failed: LogCannotRecord: not sent: fetch_\w+", err), err
     assert records[-1]["kind"] == "close"
 
 
