@@ -330,7 +330,7 @@ class KillSection(Section):
     deadman: bool = Field(default=True, description="arm the exchange's countdownCancelAll")
     deadman_countdown_s: float = Field(default=60.0, ge=1, le=3600)
     deadman_refresh_s: float | None = Field(
-        default=None, gt=0, description="default: a third of the countdown"
+        default=None, gt=0, description="default: half the countdown, since it was last set"
     )
     foreign_orders: Literal["refuse", "arm", "no_deadman"] = Field(
         default="refuse",

@@ -75,6 +75,7 @@ class ExchangeCall:
     ts: float = field(default_factory=time.time)
     mono: float = field(default_factory=time.monotonic)
     kind: str = "exchange"
+    risk_reducing: bool = False  # a cancel, the dead-man countdown, reduce-only (Request)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -273,6 +273,14 @@ class Runner:
         else:
             self.loop.call_soon_threadsafe(_set)
 
+    def fail(self, error: PerpbotError) -> None:
+        """Stop the run with ``error`` as its outcome (thread-safe). The first one wins."""
+        if threading.current_thread() is threading.main_thread() and self._in_loop():
+            self._fatal(error)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the run is over
+                self.loop.call_soon_threadsafe(self._fatal, error)
+
     def _in_loop(self) -> bool:
         try:
             return asyncio.get_running_loop() is self.loop

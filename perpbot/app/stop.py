@@ -99,7 +99,10 @@ async def stop_sequence(run: Runner) -> dict[str, Any]:
         run.persist()
         summary["strategy_totals"] = run.totals()
     summary["stop_s"] = round(time.monotonic() - began, 3)
-    run.journal.summary(summary)
+    try:
+        run.journal.summary(summary)
+    except OSError as exc:  # a full disk: the summary is still printed below
+        warnings.append(f"summary.json could not be written: {exc.strerror or exc}")
     run.output.summary(summary)
     for w in warnings:
         run.output.warn(w)

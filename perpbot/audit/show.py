@@ -66,6 +66,12 @@ def row(rec: dict[str, Any]) -> tuple[str, str, str, str, str, str]:
             f"{rec.get('amount', '')} @ {rec.get('price', '')} filled {rec.get('filled')}"
         )
         return seq, when, kind, what, f"{rec.get('status')} ({rec.get('source')})", ""
+    if kind == "gap":
+        what = (
+            f"{rec.get('requests')} request(s) sent unrecorded since "
+            f"{_time(rec.get('since'))} ({rec.get('reason')}), written late from memory"
+        )
+        return seq, when, kind, what, "signed", ""
     if kind == "open":
         what = f"run {rec.get('run')} ({rec.get('command')}) opened, key {rec.get('key')}"
         link = rec.get("link")

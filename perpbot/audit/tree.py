@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any
 from perpbot.audit.canonical import decode, line_hash
 from perpbot.audit.checkpoints import Checkpoint, load_segment_checkpoint
 from perpbot.audit.damage import Damage
+from perpbot.audit.recovery import LIVE_WRITERS
 from perpbot.audit.segments import is_segment, list_segments, read_file, segment_files
 from perpbot.audit.signing import Verifier, fingerprint
 from perpbot.audit.tails import Unverified, check_tails
@@ -73,6 +75,15 @@ class TreeReport:
     def records(self) -> int:
         return sum(max(s.records, 0) for s in self.segments)
 
+    @property
+    def gaps(self) -> list[dict[str, Any]]:
+        """Signed gap records: requests that went out while the log could not write."""
+        return [{"run": s.run, **g} for s in self.segments for g in s.gaps]
+
+    @property
+    def unrecorded_requests(self) -> int:
+        return sum(int(g.get("requests") or 0) for g in self.gaps)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
@@ -87,6 +98,7 @@ class TreeReport:
             "unverified": [u.to_dict() for u in self.unverified],
             "pruned": self.pruned,
             "empty": self.empty,
+            "gaps": self.gaps,
         }
 
 
@@ -145,6 +157,9 @@ def _hash_at(segment: Path, seq: int) -> str | None:
 def _running(open_rec: dict[str, Any] | None) -> bool:
     if not open_rec:
         return False
+    if open_rec.get("pid") == os.getpid():  # this process: is its writer still open?
+        run = open_rec.get("run")
+        return any(w.ctx.run == run and not w.closed for w in list(LIVE_WRITERS))
     return pid_alive(open_rec.get("pid"), open_rec.get("host") or "?")
 
 
@@ -432,6 +447,11 @@ class _Tree:
                 self.report.notes.append(
                     f"{name}: the log was not closed ({state}); its last {res.unsigned_tail} "
                     "record(s) are chained but not yet signed"
+                )
+            elif not res.closed and name not in sealed and not _running(res.open):
+                self.report.notes.append(
+                    f"{name}: the log was not closed (crashed, killed, or its disk was full): "
+                    f"it vouches for the run's requests up to seq {res.last_seq} only"
                 )
 
 

@@ -42,6 +42,7 @@ class SegmentResult:
     damage: Damage | None = None
     hashes: dict[int, str] = field(default_factory=dict)  # wanted seq -> line hash
     found: dict[str, int] = field(default_factory=dict)  # a sought signed line's hash -> seq
+    gaps: list[dict[str, Any]] = field(default_factory=list)  # signed gap records (audit.gap)
 
     @property
     def records(self) -> int:
@@ -123,6 +124,10 @@ class _Walk:
             self.res.close_reason = rec.get("reason")
         elif kind == "checkpoint" and rec.get("reason") == "rotate":
             self.rotate_at = (self.file_index, i)
+        elif kind == "gap":
+            self.res.gaps.append(
+                {k: rec.get(k) for k in ("seq", "reason", "since", "ts", "requests", "other")}
+            )
         return True
 
 

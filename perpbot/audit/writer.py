@@ -28,6 +28,7 @@ from perpbot.audit.anchor import publish_head
 from perpbot.audit.canonical import encode, line_hash
 from perpbot.audit.checkpoints import Checkpoint, save_segment_checkpoint
 from perpbot.audit.compress import compress_file
+from perpbot.audit.gap import RESERVE_NAME, Held, Reserve, write_emergency
 from perpbot.audit.keystore import KeyStore
 from perpbot.audit.records import RecordContext
 from perpbot.audit.recovery import LIVE_WRITERS, Link, find_link
@@ -76,6 +77,10 @@ class WriterSettings:
         )
 
 
+class NotSealed(RuntimeFailure):
+    """The record was written, the signed checkpoint after it was not (the log broke)."""
+
+
 def _next_midnight_utc(now: float) -> float:
     return (int(now) // 86400 + 1) * 86400.0
 
@@ -106,6 +111,9 @@ class AuditWriter:
         self._last_checkpoint = time.monotonic()
         self.closed = False
         self._broken: str | None = None
+        self.held: Held | None = None  # what could not be written since the log broke
+        self.gaps: list[int] = []  # seq of each gap record written (perpbot.audit.gap)
+        self.emergency: Path | None = None  # where the gap went when the log took nothing
         self._head_pending: dict[str, Any] | None = None
         self._head_lock = threading.Lock()  # head writes happen outside the main lock
         self._head_written = -1
@@ -127,6 +135,7 @@ class AuditWriter:
         )
         self.pruned = pruned
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.reserve = Reserve(self.dir)  # room to record a gap and close on a full disk
         LIVE_WRITERS.add(self)
         self.prev = link.prev
         self._open_file()
@@ -175,7 +184,28 @@ class AuditWriter:
             self._write(line, durable=self.settings.fsync == "always")
             self._unsigned += 1
             if order_related or self._unsigned >= self.settings.checkpoint_every:
-                self._checkpoint("order" if order_related else "count")
+                try:
+                    self._checkpoint("order" if order_related else "count")
+                except RuntimeFailure as exc:
+                    raise NotSealed(exc.message) from None
+
+    @property
+    def broken(self) -> bool:
+        """True while the log cannot write (it holds what it could not write)."""
+        return self._broken is not None
+
+    def hold(self, body: dict[str, Any]) -> None:
+        """Keep ``body`` in memory: the log cannot write it now (perpbot.audit.gap)."""
+        with self._lock:
+            if self.held is None:
+                self.held = Held(self._broken or "the log is closed")
+            self.held.add(body)
+
+    def resume(self) -> bool:
+        """Try to write what is held as a signed ``gap`` record and record again; True
+        when the log writes again (timer thread, every ``checkpoint_interval_s``)."""
+        with self._lock:
+            return not self.closed and self._resume()
 
     def checkpoint_if_due(self) -> None:
         """Seal unsigned records once ``checkpoint_interval_s`` has passed (timer thread)."""
@@ -204,22 +234,42 @@ class AuditWriter:
         publish_head(head, final=final)
 
     def close(self, reason: str = "close") -> None:
+        """The close record. A log that cannot write first writes what it held (a gap
+        record), freeing its reserve if it must; if even that fails, the gap record goes
+        to the emergency file (``self.emergency``) and the log has no close record."""
         with self._lock:
             if self.closed:
                 return
             try:
-                if self._broken is None and self._fd >= 0:
-                    self._checkpoint(reason, kind="close", final=True)
+                self._close_record(reason)
             finally:
                 self.closed = True
                 if self._fd >= 0:
                     os.close(self._fd)
                     self._fd = -1
+                self.reserve.release()
         self.flush_head(sync=True)
+
+    def _close_record(self, reason: str) -> None:
+        for _attempt in range(2):  # the second one with the reserve freed
+            try:
+                if self._resume() and self._fd >= 0:
+                    self._checkpoint(reason, kind="close", final=True)
+                    return
+            except RuntimeFailure:
+                self._drop_torn()
+            if not self.reserve.release():
+                break
+        held = self.held
+        if self._broken is not None and held is not None and (held.requests or held.records):
+            line = sign_line(self._key, encode(self.seq, self.prev, self._gap_body(held)))
+            self.emergency = write_emergency(self.ctx.run, line)
 
     # -- internals (lock held) --------------------------------------------------------------
     def _broke(self, what: str) -> RuntimeFailure:
         self._broken = what
+        if self.held is None:
+            self.held = Held(what)
         return RuntimeFailure(f"the audit log cannot record requests: {what}")
 
     def _compress_later(self, segments: list[Path], *, own: bool = False) -> None:
@@ -240,15 +290,54 @@ class AuditWriter:
         if self.closed:
             raise RuntimeFailure(f"the audit log of run {self.ctx.run} is closed")
 
+    def _resume(self) -> bool:
+        """(lock held) Write the held records as a signed gap record; True when the log
+        writes again. The torn bytes of a failed write are cut off first."""
+        if self._broken is None:
+            return True
+        held = self.held
+        self._drop_torn()
+        try:
+            if self._fd < 0:  # a rotation could not create its file
+                self._open_file()
+            if held is not None and (held.requests or held.records or held.dropped):
+                seq = self.seq
+                line = sign_line(self._key, encode(seq, self.prev, self._gap_body(held)))
+                self._write(line, durable=True)
+                self.gaps.append(seq)
+                self._unsigned = 0
+                self._last_checkpoint = time.monotonic()
+        except RuntimeFailure:
+            self._drop_torn()
+            return False
+        self._broken, self.held = None, None
+        try:
+            self._external_checkpoint(anchor=True)
+        except RuntimeFailure:
+            return False
+        return True
+
+    def _gap_body(self, held: Held) -> dict[str, Any]:
+        return held.body(self.ctx.run, self.fingerprint)
+
+    def _drop_torn(self) -> None:
+        """Cut the file back to its last whole record (a write that failed half way)."""
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+
     def _open_file(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
-        self._number += 1
+            self._fd = -1
+        number = self._number + 1
+        path = self.dir / file_name(number)
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         try:
-            self._fd = os.open(self.path, flags, 0o600)
+            self._fd = os.open(path, flags, 0o600)
         except OSError as exc:
-            raise self._broke(f"creating {self.path} failed ({exc.strerror})") from None
+            raise self._broke(f"creating {path} failed ({exc.strerror})") from None
+        self._number = number
         self._size = 0
         self._rotate_at = _next_midnight_utc(time.time()) if self.settings.rotate_daily else 0.0
 
@@ -311,8 +400,9 @@ class AuditWriter:
 
 def _compress(segments: list[Path], own: Path | None, older_than: float) -> None:
     """Compress the closed files untouched since ``older_than`` (epoch s): this run's
-    rotated files (``own``), and every file of the other runs that are no longer running.
-    A failure leaves a file plain (`perpbot log prune` compresses it later)."""
+    rotated files (``own``), and every file of the other runs that are no longer running
+    (whose disk reserve, left by a run that was killed, is removed too). A failure leaves a
+    file plain (`perpbot log prune` compresses it later)."""
     for segment in segments:
         with contextlib.suppress(OSError, RuntimeFailure):
             if segment == own:
@@ -320,6 +410,7 @@ def _compress(segments: list[Path], own: Path | None, older_than: float) -> None
             elif running(segment):
                 continue
             else:
+                (segment / RESERVE_NAME).unlink(missing_ok=True)
                 closed = segment_files(segment)
             for path in closed:
                 if not is_compressed(path) and path.stat().st_mtime < older_than:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,12 @@ def verify(
         "--accept-unanchored",
         help="Exit 0 for an intact log whose head nothing outside the state dir anchors.",
     ),
+    accept_gaps: bool = typer.Option(
+        False,
+        "--accept-gaps",
+        help="Exit 0 for an intact log with gap records (requests sent on a full disk, "
+        "recorded late from memory).",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Check the chain, signatures and anchors: exit 0 when intact, else 1 saying why."""
@@ -116,6 +123,12 @@ def verify(
             f"audit log unverified: {report.unverified_orders} order-related record(s) no "
             "signed checkpoint ever covered (see the UNVERIFIED lines)"
         )
+    if report.gaps and not accept_gaps:
+        raise RuntimeFailure(
+            f"audit log has gaps: {report.unrecorded_requests} request(s) went out while the "
+            "log could not write; they are recorded late, from the bot's memory (see the GAP "
+            "lines); accept that with --accept-gaps"
+        )
     if report.anchor is None and not accept_unanchored:
         raise RuntimeFailure(
             "audit log not anchored: the chain is intact, but nothing outside this state "
@@ -132,6 +145,13 @@ def _print_report(report: Any, unanchored: str) -> None:
         for text in u.order_lines():
             print(f"UNVERIFIED {text}")
         print(f"unverified: {u.describe()}")
+    for g in report.gaps:
+        since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(g.get("since") or 0)))
+        print(
+            f"GAP {g['run']} seq {g.get('seq')}: {g.get('requests')} request(s) went out "
+            f"unrecorded from {since} ({g.get('reason')}); their records (and "
+            f"{g.get('other')} other) were written late, from the bot's memory, not as made"
+        )
     for note in report.notes:
         print(f"note: {note}")
     for text in report.pruned:
@@ -148,6 +168,12 @@ def _print_report(report: Any, unanchored: str) -> None:
         print(
             f"intact: {len(report.segments)} run(s), {report.records} records in {files} "
             f"file(s), key {report.key or 'as named in each log'}"
+            + (
+                f"; but {report.unrecorded_requests} request(s) were recorded late, from "
+                "memory (see GAP)"
+                if report.gaps
+                else ""
+            )
         )
 
 

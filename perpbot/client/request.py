@@ -63,6 +63,11 @@ def reducing_risk() -> Iterator[None]:
         _REDUCING_RISK.reset(token)
 
 
+def is_reducing_risk() -> bool:
+    """Whether the caller runs inside ``reducing_risk()`` (the kill switch, the stop)."""
+    return _REDUCING_RISK.get()
+
+
 @dataclass
 class OrderSpec:
     """An order as a strategy or command means it, before ccxt sees it.

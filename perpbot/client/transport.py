@@ -50,8 +50,10 @@ def url_path(url: str) -> str:
 class HttpObservers:
     """Hooks run around every HTTP request ccxt makes (the rate limiter, the kill switch).
 
-    ``before`` is what the transport runs, in order: the hooks added plainly, then those
-    added with ``last=True`` (the kill switch's last look, after the limiter's waits).
+    ``before`` is what the transport runs, in order: those added with ``first=True`` (the
+    signed log's refusal while it cannot record: before the limiter charges anything), the
+    hooks added plainly, then those added with ``last=True`` (the kill switch's last look,
+    after the limiter's waits).
     """
 
     def __init__(self) -> None:
@@ -60,8 +62,11 @@ class HttpObservers:
         self._first: list[HttpHook] = []
         self._last: list[HttpHook] = []
 
-    def add_before(self, hook: HttpHook, *, last: bool = False) -> None:
-        (self._last if last else self._first).append(hook)
+    def add_before(self, hook: HttpHook, *, last: bool = False, first: bool = False) -> None:
+        if first:
+            self._first.insert(0, hook)
+        else:
+            (self._last if last else self._first).append(hook)
         self.before = [*self._first, *self._last]
 
     def clear(self) -> None:
@@ -234,6 +239,7 @@ class Transport:
                 symbol=request.symbol,
                 intent=request.intent,
                 mono=now,
+                risk_reducing=request.risk_reducing,
             )
         )
 

@@ -1,11 +1,17 @@
 """The exchange-side dead-man switch: orders die with the bot, even if the bot dies badly.
 
 At start the run arms the exchange's cancel-all-after timer (Binance ``countdownCancelAll``)
-for each of its symbols; a background task re-arms it every ``deadman_refresh_s`` while the
-engine's heartbeat (the tick loop) is alive. If the process is SIGKILLed, the machine loses
-power or the engine wedges, nobody refreshes and the exchange cancels the open orders when
-the countdown lapses. A hung strategy counts as wedged: its ticks stop, so refreshing stops
-``tick_interval + countdown`` after its last tick.
+for each of its symbols; a background task re-arms each symbol once half its countdown has
+passed since the exchange last accepted it (or every ``deadman_refresh_s`` when set) while
+the engine's heartbeat (the tick loop) is alive. A refresh that fails is tried again every
+``retry_s`` (a twentieth of the countdown, 0.5 s at least) until one is accepted: half the
+countdown is the slack for those retries. Each refresh costs weight 10 (Binance), so the
+default 60 s countdown costs 20 weight a minute per symbol (a third: 30).
+
+If the process is SIGKILLed, the machine loses power or the engine wedges, nobody refreshes
+and the exchange cancels the open orders when the countdown lapses. A hung strategy counts
+as wedged: its ticks stop, so refreshing stops ``tick_interval + countdown`` after its last
+tick.
 
 Refreshing also stops as soon as the kill switch makes the run cancel (a wedged cancel is
 then finished by the exchange). It continues at ``halt``: halt promises that the open
@@ -67,6 +73,7 @@ class DeadmanRun(Protocol):
 
 
 COUNTDOWN_METHOD = "fapiprivate_post_countdowncancelall"
+REFRESH_FRACTION = 0.5  # of the countdown passed since it was last set: refresh it then
 
 
 def has_countdown(exchange: Any) -> bool:
@@ -85,13 +92,15 @@ class Deadman:
         self.watchdog = watchdog
         self.sweep = sweep
         self.countdown_ms = int(cfg.deadman_countdown_s * 1000)
-        self.refresh_s = cfg.deadman_refresh_s or cfg.deadman_countdown_s / 3.0
+        self.refresh_s = cfg.deadman_refresh_s or cfg.deadman_countdown_s * REFRESH_FRACTION
+        self.retry_s = min(self.refresh_s, max(cfg.deadman_countdown_s / 20.0, 0.5))
         self.stale_after_s = runner.config.strategy.tick_interval + cfg.deadman_countdown_s
         self.heartbeat = time.monotonic()
         self.armed: list[str] = []
         self.refreshes = 0
         self.paused: str | None = None  # why refreshing stopped, once it did
         self.last_set: dict[str, float] = {}  # symbol -> epoch s the countdown was last set
+        self.due: dict[str, float] = {}  # symbol -> monotonic s its next refresh is due
         self.info: dict[str, Any] = {"countdown_s": cfg.deadman_countdown_s}
 
     def attach(self) -> None:
@@ -113,7 +122,7 @@ class Deadman:
     async def _send(self, symbols: list[str], countdown_ms: int) -> list[tuple[str, str]]:
         """Set the countdown on each symbol at once; the (symbol, problem) that failed."""
         client = self.runner.client
-        sent_at = time.time()
+        sent_at, sent_mono = time.time(), time.monotonic()
         results = await asyncio.gather(
             *(client.countdown_cancel_all(s, countdown_ms) for s in symbols),
             return_exceptions=True,
@@ -121,6 +130,9 @@ class Deadman:
         for s, res in zip(symbols, results, strict=True):
             if not isinstance(res, BaseException):
                 self.last_set[s] = sent_at
+                self.due[s] = sent_mono + self.refresh_s
+            else:  # not accepted: try again soon, the countdown runs from the last one
+                self.due[s] = time.monotonic() + self.retry_s
         return [
             (s, describe_error(res))
             for s, res in zip(symbols, results, strict=True)
@@ -179,9 +191,16 @@ class Deadman:
             return f"the engine's last tick was {age:.0f} s ago (limit {self.stale_after_s:g} s)"
         return None
 
+    def _next_wait(self) -> float:
+        """Seconds until the next symbol's refresh is due (a retry period when none is)."""
+        due = [self.due[s] for s in self.armed if s in self.due]
+        if not due or self.paused is not None:
+            return self.retry_s
+        return min(max(min(due) - time.monotonic(), 0.0), self.refresh_s)
+
     async def refresher(self, runner: DeadmanRun) -> None:
         while True:
-            await asyncio.sleep(self.refresh_s)
+            await asyncio.sleep(self._next_wait())
             if not self.armed:
                 continue
             why_not = self.should_refresh()
@@ -196,7 +215,11 @@ class Deadman:
                     )
                 continue
             self.paused = None
-            failed = await self._send(self.armed, self.countdown_ms)
+            now = time.monotonic()
+            due = [s for s in self.armed if self.due.get(s, 0.0) <= now]
+            if not due:
+                continue
+            failed = await self._send(due, self.countdown_ms)
             self.refreshes += 1
             self.info["refreshes"] = self.refreshes
             for s, why in failed:

@@ -11,7 +11,10 @@ A cancel never waits for a slow store: when its transaction has not answered wit
 ``CANCEL_PATIENCE_S`` (another process holds the SQLite write lock, Redis is slow) the
 cancel leaves all the same (it can only reduce risk, and a kill switch must not wait on a
 lock), and the transaction charges it when the store answers. It still waits out a
-Retry-After or a ban the store has recorded.
+Retry-After or a ban the store has recorded. Likewise a risk-reducing request (a cancel,
+the stop's listings, the dead-man countdown) leaves when the store is unavailable (its
+disk is full, its file unreadable): ordinary requests fail closed there, these would
+otherwise leave the orders standing (RATE_STORE_DOWN_REDUCING_SENT).
 
 ``after_http`` reads the response: a 429 or 418 is queued for the shared state at once
 (this process's next transaction comes after it), usage headers that say more than this
@@ -153,7 +156,13 @@ class HttpBudget:
                 self._answer_later(future)
                 self._store_slow(record)
                 return
-            admission: Admission = await asyncio.wrap_future(future)
+            try:
+                admission: Admission = await asyncio.wrap_future(future)
+            except RuntimeFailure as exc:
+                if not reducing or exc.code != "RATE_STORE_UNAVAILABLE":
+                    raise
+                self._store_down(record, exc)
+                return
             self.host.publish(admission.changes)
             self._take_leases(admission)
             if admission.granted:
@@ -219,6 +228,19 @@ class HttpBudget:
                 code="RATE_STORE_SLOW_CANCEL_SENT",
                 sentence=sentence,
                 data={"request": f"{record.http_method} {record.path}"},
+            )
+        )
+
+    def _store_down(self, record: HttpRecord, exc: RuntimeFailure) -> None:
+        what = f"{record.http_method} {record.path}"
+        self.host.bus.publish(
+            Decision(
+                layer=LAYER,
+                action="info",
+                code="RATE_STORE_DOWN_REDUCING_SENT",
+                sentence=f"sending {what} without the shared rate-limit budget: {exc.message}; "
+                "it only reduces risk (cancels, the stop's listings, the dead-man countdown)",
+                data={"request": what},
             )
         )
 
