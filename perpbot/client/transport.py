@@ -156,7 +156,8 @@ def make_exchange(
 
 
 class Transport:
-    """Terminal handler: calls the ccxt method and publishes an ExchangeCall event."""
+    """Terminal handler: calls the ccxt method and publishes an ExchangeCall event (built
+    only when the bus has a subscriber: a client nobody listens to pays nothing for it)."""
 
     name = "transport"
 
@@ -176,11 +177,13 @@ class Transport:
             result = await getattr(self.exchange, request.method)(*request.args, **request.kwargs)
         except BaseException as exc:
             CURRENT_REQUEST.reset(token)
-            if not isinstance(exc, NotSent):  # held back before it left: no call
+            # held back before it left: no call
+            if not isinstance(exc, NotSent) and self.bus.subscribed:
                 self._publish(request, before, started, exc)
             raise
         CURRENT_REQUEST.reset(token)
-        self._publish(request, before, started, None)
+        if self.bus.subscribed:
+            self._publish(request, before, started, None)
         return result
 
     def _publish(
