@@ -33,13 +33,17 @@ CURRENT_REQUEST: contextvars.ContextVar[Request | None] = contextvars.ContextVar
 HttpHook = Callable[[HttpRecord, Request | None], Awaitable[None] | None]
 ResponseHook = Callable[[HttpRecord, Request | None], None]
 
-RATE_HEADER = re.compile(r"^x-mbx-(used-weight|order-count)-|^retry-after$", re.IGNORECASE)
+USAGE_PREFIXES = ("x-mbx-used-weight-", "x-mbx-order-count-")
 _CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
 
 
 def rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The rate-limit headers of a response (usage counters and ``Retry-After``)."""
-    return {k: v for k, v in headers.items() if RATE_HEADER.match(k)}
+    return {k: v for k, v in headers.items() if _is_rate_header(k.lower())}
+
+
+def _is_rate_header(name: str) -> bool:
+    return name.startswith(USAGE_PREFIXES) or name == "retry-after"
 
 
 def url_path(url: str) -> str:

@@ -231,14 +231,6 @@ def refresh_due(st: HostState, now: float, refresh_s: float | None) -> bool:
     return st.rules_checked_at < math.floor(now / refresh_s) * refresh_s
 
 
-def rules_fresh_until(st: HostState, refresh_s: float | None) -> float:
-    """When the rules become due for a re-read (``refresh_due`` turns True): the end of the
-    ``refresh_s`` period they were last read in (never, when they are not re-read)."""
-    if refresh_s is None:
-        return math.inf
-    return (math.floor(st.rules_checked_at / refresh_s) + 1) * refresh_s
-
-
 def charges_for(weight: int, orders: int, st: HostState, key_id: str) -> dict[str, int]:
     """The buckets one HTTP request draws on, and how much."""
     out: dict[str, int] = {}

@@ -53,10 +53,6 @@ Usage = list[tuple[Kind, int, int]]
 class RateWait(NotSent):
     """Raised before a request leaves: wait ``admission.wait_s``, then send it anew."""
 
-    # the transport and the retrier still ask ``getattr(exc, "not_sent")``; once they test
-    # ``isinstance(exc, NotSent)`` (the client's restructuring) this attribute goes
-    not_sent = True
-
     def __init__(self, admission: Admission, what: str) -> None:
         super().__init__(f"{what}: held back {admission.wait_s:.3f} s ({admission.reason})")
         self.admission = admission
@@ -81,10 +77,8 @@ class Lease:
     bucket of this key (``budget.charges_for``), so it may spend what the smallest lease of
     each kind has left: ``weight_room`` and ``orders_room`` (no bucket of a kind: no limit;
     a bucket the lease does not cover, a probing one: nothing). It stands while its windows
-    last (``until``), for requests that wait for due rules only while the rules are fresh
-    too (``fresh_until``), and until a pushback: a 429 here voids it, one met by another
-    process blocks the host, and the next request goes to the store (which takes the lease
-    back).
+    last (``until``) and until a pushback: a 429 here voids it, one met by another process
+    blocks the host, and the next request goes to the store (which takes the lease back).
     """
 
     weight: dict[str, int]
@@ -92,14 +86,13 @@ class Lease:
     weight_room: float
     orders_room: float
     until: float
-    fresh_until: float
     charge: Sent
     weight_spent: int = 0
     orders_spent: int = 0
 
-    def take(self, weight: int, orders: int, now: float, fresh_rules: bool) -> bool:
+    def take(self, weight: int, orders: int, now: float) -> bool:
         """Spend one request's cost, when the lease stands and covers all of it."""
-        if now >= (self.fresh_until if fresh_rules else self.until):
+        if now >= self.until:
             return False
         if self.weight_spent + weight > self.weight_room:
             return False
@@ -116,7 +109,7 @@ class Lease:
         return left
 
 
-def grant(st: HostState, leased: dict[str, int], key_id: str, every: float | None) -> Lease:
+def grant(st: HostState, leased: dict[str, int], key_id: str) -> Lease:
     """The lease a transaction reserved (``leased`` units per bucket of ``st``)."""
     drawn = budget.charges_for(1, 1, st, key_id)  # every bucket a request of this key draws on
     rooms = {"weight": math.inf, "orders": math.inf}
@@ -127,14 +120,12 @@ def grant(st: HostState, leased: dict[str, int], key_id: str, every: float | Non
         if name in leased:
             units[kind][name] = leased[name]
     starts = {name: st.buckets[name].start for name in leased}
-    until = min(st.buckets[name].ends_at() for name in leased)
     return Lease(
         weight=units["weight"],
         orders=units["orders"],
         weight_room=rooms["weight"],
         orders_room=rooms["orders"],
-        until=until,
-        fresh_until=min(until, budget.rules_fresh_until(st, every)),
+        until=min(st.buckets[name].ends_at() for name in leased),
         charge=Sent(starts=starts),
     )
 
@@ -165,18 +156,18 @@ class HttpBudget:
             weight, orders = rule(dict(parse_qsl(urlsplit(record.url).query)))
         cancel = request is not None and request.method_class == "cancel"
         # the rules re-read itself must pass while rules are due, and so may a cancel
-        ordinary = not cancel and not record.path.endswith("/exchangeInfo")
+        rules_every = None if cancel or record.path.endswith("/exchangeInfo") else self.every
         now = self.host.now()
         lease = self.lease
         if (
             lease is not None
+            and not budget.refresh_due(self.host.mirror, now, rules_every)
             and self.host.store.blocked_until() <= now
-            and lease.take(weight, orders, now, ordinary)
+            and lease.take(weight, orders, now)
         ):
             record.charge = lease.charge
             return None
         reducing = request is not None and request.risk_reducing
-        rules_every = self.every if ordinary else None
         return self._from_store(record, request, weight, orders, rules_every, cancel, reducing)
 
     async def _from_store(
@@ -294,7 +285,7 @@ class HttpBudget:
         )
         if not admission.leased:
             return admission, None
-        return admission, grant(st, admission.leased, self.host.key_id, self.every)
+        return admission, grant(st, admission.leased, self.host.key_id)
 
     # -- after ------------------------------------------------------------------------------
     def after_http(self, record: HttpRecord, request: Request | None) -> None:
