@@ -102,6 +102,11 @@ class EventBus:
         # the next request id (1, 2, ...): a counter's own __next__, no Python call
         self.next_request_id: Callable[[], int] = itertools.count(1).__next__
 
+    @property
+    def subscribed(self) -> bool:
+        """Whether anyone listens: a publisher may skip building an event nobody reads."""
+        return bool(self._subs)
+
     def subscribe(self, fn: Subscriber, *, critical: bool = False) -> None:
         with self._lock:
             self._subs = (*self._subs, (fn, critical))

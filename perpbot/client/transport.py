@@ -33,13 +33,17 @@ CURRENT_REQUEST: contextvars.ContextVar[Request | None] = contextvars.ContextVar
 HttpHook = Callable[[HttpRecord, Request | None], Awaitable[None] | None]
 ResponseHook = Callable[[HttpRecord, Request | None], None]
 
-RATE_HEADER = re.compile(r"^x-mbx-(used-weight|order-count)-|^retry-after$", re.IGNORECASE)
+USAGE_PREFIXES = ("x-mbx-used-weight-", "x-mbx-order-count-")
 _CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
 
 
 def rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The rate-limit headers of a response (usage counters and ``Retry-After``)."""
-    return {k: v for k, v in headers.items() if RATE_HEADER.match(k)}
+    return {k: v for k, v in headers.items() if _is_rate_header(k.lower())}
+
+
+def _is_rate_header(name: str) -> bool:
+    return name.startswith(USAGE_PREFIXES) or name == "retry-after"
 
 
 def url_path(url: str) -> str:
@@ -161,7 +165,8 @@ def make_exchange(
 
 
 class Transport:
-    """Terminal handler: calls the ccxt method and publishes an ExchangeCall event."""
+    """Terminal handler: calls the ccxt method and publishes an ExchangeCall event (built
+    only when the bus has a subscriber: a client nobody listens to pays nothing for it)."""
 
     name = "transport"
 
@@ -181,11 +186,13 @@ class Transport:
             result = await getattr(self.exchange, request.method)(*request.args, **request.kwargs)
         except BaseException as exc:
             CURRENT_REQUEST.reset(token)
-            if not isinstance(exc, NotSent):  # held back before it left: no call
+            # held back before it left: no call
+            if not isinstance(exc, NotSent) and self.bus.subscribed:
                 self._publish(request, before, started, exc)
             raise
         CURRENT_REQUEST.reset(token)
-        self._publish(request, before, started, None)
+        if self.bus.subscribed:
+            self._publish(request, before, started, None)
         return result
 
     def _publish(

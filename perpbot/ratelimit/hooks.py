@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Awaitable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from perpbot.client.errors import NotSent
@@ -54,10 +56,6 @@ Usage = list[tuple[Kind, int, int]]
 class RateWait(NotSent):
     """Raised before a request leaves: wait ``admission.wait_s``, then send it anew."""
 
-    # the transport and the retrier still ask ``getattr(exc, "not_sent")``; once they test
-    # ``isinstance(exc, NotSent)`` (the client's restructuring) this attribute goes
-    not_sent = True
-
     def __init__(self, admission: Admission, what: str) -> None:
         super().__init__(f"{what}: held back {admission.wait_s:.3f} s ({admission.reason})")
         self.admission = admission
@@ -73,12 +71,74 @@ class Sent:
     probes: list[str] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Lease:
-    """Units of a bucket this process reserved in the shared state and spends alone."""
+    """Budget this process reserved in the shared state and spends alone, without a store
+    transaction: ``weight`` and ``orders`` units per bucket, in the windows ``charge.starts``.
 
-    start: float  # the window they belong to
-    units: int
+    A request draws its weight on every weight bucket and its order count on every order
+    bucket of this key (``budget.charges_for``), so it may spend what the smallest lease of
+    each kind has left: ``weight_room`` and ``orders_room`` (no bucket of a kind: no limit;
+    a bucket the lease does not cover, a probing one: nothing). It stands while its windows
+    last (``until``) and until a pushback: a 429 here voids it, one met by another process
+    blocks the host, and the next request goes to the store (which takes the lease back).
+    """
+
+    weight: dict[str, int]
+    orders: dict[str, int]
+    weight_room: float
+    orders_room: float
+    until: float
+    charge: Sent
+    weight_spent: int = 0
+    orders_spent: int = 0
+
+    def take(self, weight: int, orders: int, now: float) -> bool:
+        """Spend one request's cost, when the lease stands and covers all of it."""
+        if now >= self.until:
+            return False
+        if self.weight_spent + weight > self.weight_room:
+            return False
+        if self.orders_spent + orders > self.orders_room:
+            return False
+        self.weight_spent += weight
+        self.orders_spent += orders
+        return True
+
+    def unspent(self) -> dict[str, int]:
+        """What is left of each bucket's lease (given back in the next transaction)."""
+        left = {name: units - self.weight_spent for name, units in self.weight.items()}
+        left.update({name: units - self.orders_spent for name, units in self.orders.items()})
+        return left
+
+
+def grant(st: HostState, leased: dict[str, int], key_id: str) -> Lease:
+    """The lease a transaction reserved (``leased`` units per bucket of ``st``)."""
+    drawn = budget.charges_for(1, 1, st, key_id)  # every bucket a request of this key draws on
+    rooms = {"weight": math.inf, "orders": math.inf}
+    units: dict[str, dict[str, int]] = {"weight": {}, "orders": {}}
+    for name in drawn:
+        kind = st.buckets[name].kind
+        rooms[kind] = min(rooms[kind], leased.get(name, 0))
+        if name in leased:
+            units[kind][name] = leased[name]
+    starts = {name: st.buckets[name].start for name in leased}
+    return Lease(
+        weight=units["weight"],
+        orders=units["orders"],
+        weight_room=rooms["weight"],
+        orders_room=rooms["orders"],
+        until=min(st.buckets[name].ends_at() for name in leased),
+        charge=Sent(starts=starts),
+    )
+
+
+def give_back(st: HostState, lease: Lease) -> None:
+    """Return to the shared state what ``lease`` did not spend (in windows still current)."""
+    for name, units in lease.unspent().items():
+        b = st.buckets.get(name)
+        if b is not None and b.start == lease.charge.starts[name] and units > 0:
+            b.used = max(0, b.used - units)
 
 
 @dataclass(slots=True, eq=False)
@@ -86,11 +146,11 @@ class HttpBudget:
     host: HostBudget
     every: float | None  # the rules re-read period (RulesKeeper.every)
     interrupter: Interrupter
-    leases: dict[str, Lease] = field(default_factory=dict)
+    lease: Lease | None = None
 
     # -- before ---------------------------------------------------------------------------
     def before_http(self, record: HttpRecord, request: Request | None) -> Awaitable[None] | None:
-        """Charge ``record``'s request. Returns None when this process's leases covered it
+        """Charge ``record``'s request. Returns None when this process's lease covered it
         (no shared transaction), else a coroutine that takes it from the shared budget."""
         rule = cost_rule(record.http_method, record.path)
         if isinstance(rule, Constant):  # most costs do not depend on the parameters
@@ -101,32 +161,17 @@ class HttpBudget:
         # the rules re-read itself must pass while rules are due, and so may a cancel
         rules_every = None if cancel or record.path.endswith("/exchangeInfo") else self.every
         now = self.host.now()
-        if self._from_leases(record, weight, orders, rules_every, now):
+        lease = self.lease
+        if (
+            lease is not None
+            and not budget.refresh_due(self.host.mirror, now, rules_every)
+            and self.host.store.blocked_until() <= now
+            and lease.take(weight, orders, now)
+        ):
+            record.charge = lease.charge
             return None
         reducing = request is not None and request.risk_reducing
         return self._from_store(record, request, weight, orders, rules_every, cancel, reducing)
-
-    def _from_leases(
-        self, record: HttpRecord, weight: int, orders: int, every: float | None, now: float
-    ) -> bool:
-        """Spend the cost from the leases when they cover all of it, in their window."""
-        m = self.host.mirror
-        if budget.refresh_due(m, now, every) or self.host.store.blocked_until() > now:
-            return False
-        parts: list[tuple[Lease, int]] = []
-        starts: dict[str, float] = {}
-        for name, amount in budget.charges_for(weight, orders, m, self.host.key_id).items():
-            b, lease = m.buckets.get(name), self.leases.get(name)
-            if b is None or b.safe is not None or lease is None:
-                return False  # no lease, or a probing bucket: spent in the open
-            if lease.start != b.window_start(now) or lease.units < amount:
-                return False
-            parts.append((lease, amount))
-            starts[name] = lease.start
-        for lease, amount in parts:
-            lease.units -= amount
-        record.charge = Sent(starts=starts)
-        return True
 
     async def _from_store(
         self,
@@ -141,8 +186,8 @@ class HttpBudget:
         waited = 0.0
         while True:
             now = self.host.now()
-            # what the leases did not spend goes back in the same transaction
-            returned, self.leases = self.leases, {}
+            # what the lease did not spend goes back in the same transaction
+            returned, self.lease = self.lease, None
             future = self.host.submit(
                 lambda st, now=now, returned=returned: self._acquire(
                     st, returned, weight, orders, now, every, reducing
@@ -157,14 +202,14 @@ class HttpBudget:
                 self._store_slow(record)
                 return
             try:
-                admission: Admission = await asyncio.wrap_future(future)
+                admission, lease = await asyncio.wrap_future(future)
             except RuntimeFailure as exc:
                 if not reducing or exc.code != "RATE_STORE_UNAVAILABLE":
                     raise
                 self._store_down(record, exc)
                 return
             self.host.publish(admission.changes)
-            self._take_leases(admission)
+            self._take(lease)
             if admission.granted:
                 record.charge = Sent(
                     starts=admission.starts, levels=admission.levels, probes=admission.probes
@@ -186,33 +231,32 @@ class HttpBudget:
             waited += admission.wait_s
             await self.interrupter.sleep(admission.wait_s)
 
-    def _take_leases(self, admission: Admission) -> None:
-        """Add the leases a transaction granted to those granted since it was asked for."""
-        for name, units in admission.leased.items():
-            start = admission.starts[name]
-            lease = self.leases.get(name)
-            if lease is not None and lease.start == start:
-                lease.units += units
-            else:
-                self.leases[name] = Lease(start=start, units=units)
+    def _take(self, lease: Lease | None) -> None:
+        """Take the lease a transaction granted; one granted meanwhile (to another request's
+        transaction) goes back to the store."""
+        if lease is None:
+            return
+        older, self.lease = self.lease, lease
+        if older is not None:
+            self.host.post(lambda st: give_back(st, older))
 
-    def _answer_later(self, future: Future[Admission]) -> None:
+    def _answer_later(self, future: Future[tuple[Admission, Lease | None]]) -> None:
         loop = asyncio.get_running_loop()
 
-        def done(f: Future[Admission]) -> None:
+        def done(f: Future[tuple[Admission, Lease | None]]) -> None:
             with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
                 loop.call_soon_threadsafe(self._late_answer, f)
 
         future.add_done_callback(done)
 
-    def _late_answer(self, future: Future[Admission]) -> None:
-        """The store answered a cancel that did not wait for it: keep the leases it took
+    def _late_answer(self, future: Future[tuple[Admission, Lease | None]]) -> None:
+        """The store answered a cancel that did not wait for it: keep the lease it took
         (when it found no room, the cancel that went out is left to the usage headers)."""
         if not future.cancelled() and future.exception() is None:
-            admission = future.result()
+            admission, lease = future.result()
             self.host.publish(admission.changes)
             if admission.granted:
-                self._take_leases(admission)
+                self._take(lease)
 
     def _store_slow(self, record: HttpRecord) -> None:
         sentence = (
@@ -247,22 +291,23 @@ class HttpBudget:
     def _acquire(
         self,
         st: HostState,
-        returned: dict[str, Lease],
+        returned: Lease | None,
         weight: int,
         orders: int,
         now: float,
         every: float | None,
         reducing: bool,
-    ) -> Admission:
+    ) -> tuple[Admission, Lease | None]:
         budget.ensure_key(st, self.host.key_id)
-        for name, lease in returned.items():  # give back what the lease did not spend
-            b = st.buckets.get(name)
-            if b is not None and b.start == lease.start and lease.units > 0:
-                b.used = max(0, b.used - lease.units)
+        if returned is not None:
+            give_back(st, returned)
         charges = budget.charges_for(weight, orders, st, self.host.key_id)
-        return budget.acquire(
+        admission = budget.acquire(
             st, charges, now, self.host.policy, every, lease=True, risk_reducing=reducing
         )
+        if not admission.leased:
+            return admission, None
+        return admission, grant(st, admission.leased, self.host.key_id)
 
     # -- after ------------------------------------------------------------------------------
     def after_http(self, record: HttpRecord, request: Request | None) -> None:
@@ -334,7 +379,7 @@ class HttpBudget:
             wait = retry_after if retry_after is not None else _window_left(st, now)
             return budget.pushback(st, kinds, host.key_id, wait, path, now, host.policy)
 
-        self.leases = {}  # void: the next request of this process goes to the store
+        self.lease = None  # void: the next request of this process goes to the store
         host.post(fn)
 
     def forget(self, request: Request) -> None:
@@ -348,7 +393,7 @@ class HttpBudget:
             self.host.post(lambda st: budget.release_probes(st, probes))
 
 
-async def _answered(future: Future[Admission], within_s: float) -> bool:
+async def _answered(future: Future[Any], within_s: float) -> bool:
     """Whether the store answered within ``within_s`` (the transaction goes on anyway)."""
     waiting = asyncio.wrap_future(future)
     done, _ = await asyncio.wait({waiting}, timeout=within_s)

@@ -92,6 +92,11 @@ class HostBudget:
 
         future.add_done_callback(done)
 
+    @property
+    def posting(self) -> bool:
+        """Whether a transaction queued by ``post`` has yet to run."""
+        return self._last_posted is not None and not self._last_posted.done()
+
     async def settled(self) -> None:
         """Wait until everything posted so far has run and its changes are published."""
         future = self._last_posted

@@ -212,7 +212,7 @@ class RateLimiter:
     async def _settle(self, request: Request) -> None:
         """Return once what the responses taught (usage, a 429) is in the shared state, so
         the caller's next step, in any process, sees it; a cancel does not wait for that."""
-        if request.method_class != "cancel":
+        if request.method_class != "cancel" and self.host.posting:
             await self.host.settled()
 
     def _gated(self, request: Request) -> bool:

@@ -112,11 +112,6 @@ class MemoryStore:
     def close(self) -> None:
         return None
 
-    @classmethod
-    def reset(cls) -> None:
-        with cls._lock:
-            cls._states.clear()
-
 
 class SqliteStore:
     """One SQLite file per exchange host, in WAL mode.

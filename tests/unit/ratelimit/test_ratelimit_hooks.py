@@ -151,10 +151,9 @@ async def test_each_request_is_charged_its_own_parameters_weight(url: str, weigh
     hooks, _ = process("hooks-cost:1", limit=1_000_000)
     await send(hooks)  # takes this process's lease
     for _ in range(3):  # the same URL again: still its own weight
-        lease = hooks.leases["weight/60s"]
-        before = lease.units
+        before = hooks.lease.unspent()["weight/60s"]
         await send(hooks, url)
-        assert before - lease.units == weight
+        assert before - hooks.lease.unspent()["weight/60s"] == weight
 
 
 WINDOW_START = 60.0 * 16_666_667  # a minute window starts here (windows align to their length)
@@ -185,14 +184,14 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 async def test_a_lease_is_never_spent_past_its_window(clock: Clock) -> None:
     hooks, _ = process("hooks-window:1", limit=1_000_000)
     await send(hooks)
-    first = hooks.leases["weight/60s"]
-    assert first.start == WINDOW_START and first.units > 10
+    first = hooks.lease
+    assert first.charge.starts["weight/60s"] == WINDOW_START and first.unspent()["weight/60s"] > 10
     await send(hooks)  # from the lease
     clock.wall += 0.2  # the next window: the lease has expired with its window
     before = CountingStore.transactions
     await send(hooks)
     assert CountingStore.transactions == before + 1
-    assert hooks.leases["weight/60s"].start == WINDOW_START + 60
+    assert hooks.lease.charge.starts["weight/60s"] == WINDOW_START + 60
 
 
 async def test_usage_headers_are_written_when_they_say_more_than_is_known(clock: Clock) -> None:
@@ -254,5 +253,5 @@ async def test_a_cancel_does_not_wait_for_a_store_that_does_not_answer() -> None
     await hooks.host.settled()
     await asyncio.sleep(0.01)
     used = hooks.host.store.read().buckets["weight/60s"].used
-    leased = sum(lease.units for lease in hooks.leases.values())  # reserved, not spent
+    leased = sum(hooks.lease.unspent().values())  # reserved, not spent
     assert used - leased == 2  # the cancel was charged once the store answered, the read too
