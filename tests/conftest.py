@@ -13,6 +13,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Workers per core for `-n auto` (pyproject addopts): most tests wait on `perpbot run`
+# subprocesses, simulators and timers rather than burn CPU, so two per core pays.
+# PYTEST_XDIST_AUTO_NUM_WORKERS=N overrides it; `-n 0` runs in one process.
+WORKERS_PER_CORE = 2
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    return WORKERS_PER_CORE * (os.cpu_count() or 1)
+
 
 @pytest.fixture(autouse=True)
 def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

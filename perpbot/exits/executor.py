@@ -208,17 +208,20 @@ class _Exit:
         self.waiting = True
 
     # -- sending ----------------------------------------------------------------------------
-    def record(self, spec: OrderSpec, order: dict[str, Any] | None, error: str | None) -> None:
-        filled = float((order or {}).get("filled") or 0.0)
-        avg = float((order or {}).get("average") or 0.0)
+    def count_fill(self, side: str, filled: float, avg: float) -> None:
         if filled and avg:
             self.res.filled += filled
             self.res.notional += filled * avg
             worse = self.res.worst is None or (
-                avg < self.res.worst if spec.side == "sell" else avg > self.res.worst
+                avg < self.res.worst if side == "sell" else avg > self.res.worst
             )
             if worse:
                 self.res.worst = avg
+
+    def record(self, spec: OrderSpec, order: dict[str, Any] | None, error: str | None) -> None:
+        filled = float((order or {}).get("filled") or 0.0)
+        avg = float((order or {}).get("average") or 0.0)
+        self.count_fill(spec.side, filled, avg)
         self.res.orders.append(
             {
                 "n": self.n, "type": spec.type, "side": spec.side, "amount": spec.amount,
@@ -374,9 +377,11 @@ class _Exit:
                 return
         filled = float(done.get("filled") or 0.0) - float(order.get("filled") or 0.0)
         avg = float(done.get("average") or 0.0)
-        if filled > 0 and avg:
-            spec = self.spec(qty, avg, post_only=True)
-            self.record(spec, {"filled": filled, "average": avg}, None)
+        if filled > 0 and avg:  # the same child, filled while it rested: one entry per child
+            self.count_fill(self.side, filled, avg)
+            entry = self.res.orders[-1]  # send() recorded this child last
+            entry["filled"] += filled
+            entry["average"] = avg
 
     def switch(self, code: str, sentence: str) -> None:
         self.res.switches.append(sentence)
