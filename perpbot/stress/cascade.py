@@ -166,7 +166,9 @@ def propagate(scenario: Scenario, nodes: list[Node], shock_pct: float) -> Outcom
         out.path[symbol] = [(0.0, start[symbol]), (0.0, moved)]
     graph = _Graph(out)
     # the mark's sources requote on their own clocks, all in phase at the shock
-    due = [(every, i) for i, every in enumerate(dyn.mark_sources_s)]
+    # (on the exchange's step clock when it has one)
+    every_s = [dyn.requote_every(every) for every in dyn.mark_sources_s]
+    due = [(every, i) for i, every in enumerate(every_s)]
     heapq.heapify(due)
     t = 0.0
     while True:
@@ -187,7 +189,7 @@ def propagate(scenario: Scenario, nodes: list[Node], shock_pct: float) -> Outcom
             _, i = heapq.heappop(due)
             for s in syms.values():
                 s.sources[i] = s.target
-            heapq.heappush(due, (t + dyn.mark_sources_s[i], i))
+            heapq.heappush(due, (t + every_s[i], i))
         for s in syms.values():
             s.mark = s.mark_now()
             out.path[s.symbol].append((t, s.mark))
@@ -249,10 +251,12 @@ def _liquidate_crossed(
         s.pending = [n for n in s.pending if not n.crossed(s.mark)]
         for n in sorted(hit, key=lambda n: abs(n.price - s.mark), reverse=True):
             sizes = OrderSizes.single(n.order_size) if n.order_size else s.sizes
-            walked, moved = s.impact.take(n.order_side, n.qty, sizes)
+            walk = s.impact.take(n.order_side, n.qty, sizes)
+            walked, moved = walk.walked, walk.moved
             sign = -1.0 if n.order_side == "sell" else 1.0
-            fill = s.target + sign * walked / 2  # a market order walking from the touch
-            s.last = s.target + sign * walked
+            # the orders walk from the current touch, below the depth still missing
+            fill = s.target + sign * walk.fill
+            s.last = s.target + sign * walk.deepest  # the last price is the deepest print
             s.target += sign * moved
             for o in syms.values():  # correlated symbols follow the flow-driven move
                 if o is s:

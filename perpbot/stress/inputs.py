@@ -7,6 +7,7 @@ list of those assumptions, so the output can print what it assumed instead of hi
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,13 @@ class Dynamics:
     insurance_fund: float | None = None
     basis_window_s: float = 30.0  # Binance's mark: a 30-second moving average of the basis
     horizon_s: float = DEFAULT_HORIZON_S
+    engine_step_s: float = 0.0  # the exchange's price/liquidation clock; 0: continuous
+
+    def requote_every(self, every_s: float) -> float:
+        """A source's effective interval: it requotes at the first step of the exchange's
+        clock at least ``every_s`` after its last quote (every step when continuous)."""
+        step = self.engine_step_s
+        return every_s if step <= 0 else math.ceil(every_s / step - 1e-9) * step
 
 
 @dataclass(slots=True)
@@ -347,6 +355,7 @@ class _Reader:
             "insurance_fund": (0.0, 1e15),
             "basis_window_s": (0.1, 3600.0),
             "horizon_s": (1.0, 86_400.0),
+            "engine_step_s": (0.0, 60.0),
         }
         self.no_extra(body, {*fields, "mark_sources_s"}, "dynamics")
         dyn = Dynamics()

@@ -133,6 +133,7 @@ def assumptions(cfg: SimConfig, horizon_s: float) -> dict[str, Any]:
         "book_half_life_s": market.book_half_life_s,
         "insurance_fund": 0.0,
         "horizon_s": horizon_s,
+        "engine_step_s": market.tick_ms / 1000.0,  # it steps prices and liquidations so
     }
     return {"crowd": {s.symbol: dict(crowd) for s in cfg.symbols}, "dynamics": dynamics}
 

@@ -75,6 +75,7 @@ def test_stated_values_are_not_assumed() -> None:
         ({"shocks": [0]}, "non-zero"),
         ({"shock_symbol": "ETHUSDT"}, "shock_symbol"),
         ({"dynamics": {"mark_lag": 1}}, "unknown key 'mark_lag'"),
+        ({"dynamics": {"engine_step_s": -1}}, "dynamics.engine_step_s"),
         ({"nonsense": 1}, "unknown key 'nonsense'"),
         ({"latency_ms": True}, "latency_ms"),
     ],
