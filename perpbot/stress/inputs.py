@@ -90,6 +90,12 @@ class Dynamics:
     basis_window_s: float = 30.0  # Binance's mark: a 30-second moving average of the basis
     horizon_s: float = DEFAULT_HORIZON_S
     engine_step_s: float = 0.0  # the exchange's price/liquidation clock; 0: continuous
+    mark_source_weights: tuple[float, ...] = ()  # the index's weights; () equal
+
+    def source_weights(self) -> tuple[float, ...]:
+        if len(self.mark_source_weights) == len(self.mark_sources_s):
+            return self.mark_source_weights
+        return (1.0,) * len(self.mark_sources_s)
 
     def requote_every(self, every_s: float) -> float:
         """A source's effective interval: it requotes at the first step of the exchange's
@@ -357,7 +363,7 @@ class _Reader:
             "horizon_s": (1.0, 86_400.0),
             "engine_step_s": (0.0, 60.0),
         }
-        self.no_extra(body, {*fields, "mark_sources_s"}, "dynamics")
+        self.no_extra(body, {*fields, "mark_sources_s", "mark_source_weights"}, "dynamics")
         dyn = Dynamics()
         if "mark_sources_s" in body:
             raw = body["mark_sources_s"]
@@ -366,6 +372,16 @@ class _Reader:
                 raise self.fail("dynamics.mark_sources_s: expected 1 to 50 intervals (seconds)")
             dyn.mark_sources_s = tuple(
                 self.number(x, "dynamics.mark_sources_s", lo=0.01, hi=600.0) for x in items
+            )
+        if "mark_source_weights" in body:
+            raw = body["mark_source_weights"]
+            items = raw if isinstance(raw, list) else [raw]
+            if len(items) != len(dyn.mark_sources_s):
+                raise self.fail(
+                    "dynamics.mark_source_weights: expected one weight per mark_sources_s entry"
+                )
+            dyn.mark_source_weights = tuple(
+                self.number(x, "dynamics.mark_source_weights", lo=1e-9, hi=1e9) for x in items
             )
         for key, (lo, hi) in fields.items():
             if key in body:

@@ -76,6 +76,8 @@ def test_stated_values_are_not_assumed() -> None:
         ({"shock_symbol": "ETHUSDT"}, "shock_symbol"),
         ({"dynamics": {"mark_lag": 1}}, "unknown key 'mark_lag'"),
         ({"dynamics": {"engine_step_s": -1}}, "dynamics.engine_step_s"),
+        ({"dynamics": {"mark_sources_s": [1, 2], "mark_source_weights": [1]}},
+         "one weight per mark_sources_s"),
         ({"nonsense": 1}, "unknown key 'nonsense'"),
         ({"latency_ms": True}, "latency_ms"),
     ],

@@ -115,7 +115,10 @@ def test_with_one_mark_source_the_cascade_goes_in_rounds_of_its_interval() -> No
     # the graph: the shock's own hits, then edges from liquidated nodes to the ones they reached
     assert any(e.source == -1 for e in out.edges)
     assert any(e.source >= 0 and e.move_pct < 0 for e in out.edges)
-    assert max(r.hop for r in out.liquidations) == len(times) - 1
+    # a round per interval, and within a round the liquidations' own prints can move the
+    # mark (its last-price leg) further: more hops at the same instant, never fewer rounds
+    assert max(r.hop for r in out.liquidations) >= len(times) - 1
+    when = {r.node: r.time_s for r in out.liquidations}
     # every liquidated node has exactly one incoming edge, one hop further than its source
     incoming = {e.target: e for e in out.edges}
     assert len(incoming) == len(out.edges)
@@ -123,6 +126,7 @@ def test_with_one_mark_source_the_cascade_goes_in_rounds_of_its_interval() -> No
     for node, h in hop.items():
         src = incoming[node].source
         assert h == (0 if src == -1 else hop[src] + 1)
+        assert src == -1 or when[src] <= when[node]  # an edge never goes back in time
 
 
 def test_on_the_exchanges_step_clock_a_source_requotes_at_the_first_step_past_its_interval() -> (
@@ -133,8 +137,26 @@ def test_on_the_exchanges_step_clock_a_source_requotes_at_the_first_step_past_it
     assert Dynamics().requote_every(1.5) == 1.5  # continuous
     sc = scenario(oi=600.0, mark_sources_s=(1.5,), engine_step_s=0.2)
     times = sorted({r.time_s for r in propagate(sc, build_nodes(sc), -2.0).liquidations})
-    assert len(times) > 2
-    assert all(t % 1.6 == pytest.approx(0.0) or t % 1.6 == pytest.approx(1.6) for t in times)
+    assert len(times) > 3
+    steps = [t / 0.2 for t in times]
+    assert all(k == pytest.approx(round(k)) for k in steps)  # only ever at a step
+    assert times[1] == pytest.approx(1.6)  # the source's first requote, not 1.5 s
+    assert pytest.approx(3.2) in times  # and its second
+    # between requotes the mark still moves (its basis average): a step in between
+    assert any(abs(t / 1.6 - round(t / 1.6)) > 1e-6 for t in times)
+
+
+def test_the_index_weighs_its_sources_as_stated() -> None:
+    # a basis averaged over an hour: the mark is the index in the first seconds
+    fast = scenario(mark_sources_s=(1.0, 3.0), mark_source_weights=(3.0, 1.0), basis_window_s=3600)
+    slow = scenario(mark_sources_s=(1.0, 3.0), mark_source_weights=(1.0, 3.0), basis_window_s=3600)
+    at_1s = {}
+    for name, sc in (("fast", fast), ("slow", slow)):
+        out = propagate(sc, build_nodes(sc), -2.0)
+        at_1s[name] = next(m for t, m in out.path[BTC] if t == 1.0)
+    # at 1 s only the fast source has taken up the cascade's price: 3/4 of it, or 1/4
+    shocked = 60000 * 0.98
+    assert shocked - at_1s["fast"] == pytest.approx(3 * (shocked - at_1s["slow"]), rel=0.05)
 
 
 def test_correlation_carries_the_cascade_to_the_other_symbol() -> None:
