@@ -202,12 +202,14 @@ def test_the_walks_averaged_over_draws_match_the_simulators_books_on_average() -
 
     truth = [moved(DepthCurve.of(book_at(1000 + k), smooth=0)) for k in range(80)]
     mean = sum(truth) / len(truth)
+    spread = (sum((x - mean) ** 2 for x in truth) / (len(truth) - 1)) ** 0.5
+    assert 0.1 < spread / mean < 0.35  # the simulator's own noise: no snapshot can know it
     snapshot = book_at(7)
     assert DepthDraws.of(snapshot).touch_after(0.0) == 0.0
     assert moved(DepthDraws.of(snapshot)) == moved(DepthDraws.of(snapshot))  # no randomness
     estimate = moved(DepthDraws.of(snapshot))
     print(
-        f"simulator mean {mean:.0f}, draws {estimate:.0f}, one snapshot "
+        f"simulator mean {mean:.0f} (sd {spread:.0f}), draws {estimate:.0f}, one snapshot "
         f"{moved(DepthCurve.of(snapshot)):.0f}"
     )
     assert estimate == pytest.approx(mean, rel=0.15)
