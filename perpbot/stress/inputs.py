@@ -388,6 +388,12 @@ class _Reader:
                 setattr(dyn, key, self.number(body[key], f"dynamics.{key}", lo=lo, hi=hi))
         if "mark_sources_s" not in body:
             notes.append("the mark takes up the traded price once a second (mark_sources_s)")
+        if len(dyn.mark_sources_s) > 1 and not dyn.mark_source_weights:
+            notes.append("the index's sources weigh the same (mark_source_weights)")
+        if "engine_step_s" not in body:
+            notes.append(
+                "the exchange updates its mark and checks liquidations continuously (engine_step_s)"
+            )
         if "impact_permanent" not in body:
             notes.append(
                 f"{dyn.impact_permanent:.0%} of a sweep's price move stays; the book refills "
