@@ -13,7 +13,10 @@ distribution (perpbot/stress/validate.py). Prints, per scenario and overall:
     .venv/bin/python bench/stress.py [--seeds 2] [--horizon 60] [--first-seed 1]
 
 The model's structure (the mark's sources and basis, log-normal order sizes, a smoothed
-book) was chosen while looking at seeds 1-2; ``--first-seed 3`` runs scenarios it was not.
+book) was chosen while looking at seeds 1-2; its second version (the exchange's step clock,
+the index's weights, the last price at the deepest print, walks averaged over the book's
+size draws) while looking at seeds 1-4. ``--first-seed 5`` runs scenarios it was not
+shaped on: held out.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--horizon", type=float, default=60.0)
     parser.add_argument(
-        "--first-seed", type=int, default=1, help="3: scenarios the model was not tuned on"
+        "--first-seed", type=int, default=1, help="5: scenarios the model was not shaped on"
     )
     args = parser.parse_args()
     started = time.perf_counter()
@@ -98,10 +101,11 @@ def main() -> None:
         )
     took = time.perf_counter() - started
     print(f"{len(q_err)} scenarios in {took:.1f} s")
+    p90 = statistics.quantiles(t_err, n=10, method="inclusive")[-1] if len(t_err) > 1 else t_err[0]
     print(
-        f"time to liquidation: median error {statistics.median(t_err):.0%} over {len(t_err)} "
-        f"scenarios where it happened ({both} both, {only_one} only one side; {neither} "
-        f"neither) | target <= 20 %"
+        f"time to liquidation: median error {statistics.median(t_err):.0%} (p90 {p90:.0%}) over "
+        f"{len(t_err)} scenarios where it happened ({both} both, {only_one} only one side, "
+        f"counted 100 %; {neither} neither) | target: median <= 20 %"
     )
     print(f"cascade size (crowd liquidated): median error {statistics.median(q_err):.0%}")
     print(f"cascade reach (mark beyond the shock): median error {statistics.median(m_err):.0%}")

@@ -28,6 +28,8 @@ from perpbot.stress.crowd import Cluster, clusters_for
 from perpbot.stress.depth import Impact, OrderSizes
 from perpbot.stress.inputs import Scenario
 
+MAX_ROUNDS_PER_CHECK = 50  # liquidations at one instant, each moving the last price
+
 
 @dataclass(slots=True)
 class Node:
@@ -93,11 +95,13 @@ class _Sym:
     sources: list[float]  # the prices the mark's sources last quoted
     last: float  # the last traded price
     sizes: OrderSizes  # the crowd's successive liquidation orders
+    weights: tuple[float, ...]  # the sources' weights in the index
     basis: float = 0.0  # moving average of (price - index)
 
     @property
     def index(self) -> float:
-        return sum(self.sources) / len(self.sources)
+        total = sum(self.weights)
+        return sum(w * src for w, src in zip(self.weights, self.sources, strict=True)) / total
 
     def advance(self, dt: float, window_s: float) -> None:
         """The basis average over ``dt`` seconds of a constant price and index."""
@@ -162,32 +166,43 @@ def propagate(scenario: Scenario, nodes: list[Node], shock_pct: float) -> Outcom
             [moved] * len(dyn.mark_sources_s),
             moved,
             OrderSizes.lognormal(crowd.position_size, crowd.position_size_sigma),
+            dyn.source_weights(),
         )
         out.path[symbol] = [(0.0, start[symbol]), (0.0, moved)]
     graph = _Graph(out)
     # the mark's sources requote on their own clocks, all in phase at the shock
-    due = [(every, i) for i, every in enumerate(dyn.mark_sources_s)]
+    # (on the exchange's step clock when it has one)
+    every_s = [dyn.requote_every(every) for every in dyn.mark_sources_s]
+    due = [(every, i) for i, every in enumerate(every_s)]
     heapq.heapify(due)
     t = 0.0
     while True:
-        batch = _liquidate_crossed(scenario, syms, t, out, graph)
-        graph.reach(syms, batch)
+        # a liquidation moves the last price, a part of the mark: the engine checks again
+        for _ in range(MAX_ROUNDS_PER_CHECK):
+            batch = _liquidate_crossed(scenario, syms, t, out, graph)
+            graph.reach(syms, batch)
+            if not batch:
+                break
+            for s in syms.values():
+                s.mark = s.mark_now()
         in_reach = any(n.crossed(s.target) for s in syms.values() for n in s.pending)
         caught_up = all(src == s.target for s in syms.values() for src in s.sources)
         if not in_reach and caught_up:
             break
-        at, _ = due[0]
-        if at > dyn.horizon_s:
+        at = due[0][0]
+        if dyn.engine_step_s > 0:  # the mark moves with its basis average at every step
+            at = min(at, t + dyn.engine_step_s)
+        if at > dyn.horizon_s + 1e-9:
             break
         for s in syms.values():
             s.impact.refill(at - t)
             s.advance(at - t, dyn.basis_window_s)
-        t = at
-        while due and due[0][0] <= t + 1e-9:
+        t = round(at, 9)  # no drift from summing steps
+        while due[0][0] <= t + 1e-9:
             _, i = heapq.heappop(due)
             for s in syms.values():
                 s.sources[i] = s.target
-            heapq.heappush(due, (t + dyn.mark_sources_s[i], i))
+            heapq.heappush(due, (round(t + every_s[i], 9), i))
         for s in syms.values():
             s.mark = s.mark_now()
             out.path[s.symbol].append((t, s.mark))
@@ -249,10 +264,12 @@ def _liquidate_crossed(
         s.pending = [n for n in s.pending if not n.crossed(s.mark)]
         for n in sorted(hit, key=lambda n: abs(n.price - s.mark), reverse=True):
             sizes = OrderSizes.single(n.order_size) if n.order_size else s.sizes
-            walked, moved = s.impact.take(n.order_side, n.qty, sizes)
+            walk = s.impact.take(n.order_side, n.qty, sizes)
+            walked, moved = walk.walked, walk.moved
             sign = -1.0 if n.order_side == "sell" else 1.0
-            fill = s.target + sign * walked / 2  # a market order walking from the touch
-            s.last = s.target + sign * walked
+            # the orders walk from the current touch, below the depth still missing
+            fill = s.target + sign * walk.fill
+            s.last = s.target + sign * walk.deepest  # the last price is the deepest print
             s.target += sign * moved
             for o in syms.values():  # correlated symbols follow the flow-driven move
                 if o is s:

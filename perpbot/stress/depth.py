@@ -13,14 +13,17 @@ deeper.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import dataclass, field
 from statistics import NormalDist
+from typing import NamedTuple
 
 from perpbot.stress.inputs import Book
 
 SIZE_QUANTILES = 32
 SMOOTH_LEVELS = 5
+DRAWS = 16  # draws of the levels' sizes a cascade's walks are averaged over
 
 
 @dataclass(slots=True)
@@ -69,38 +72,51 @@ class DepthCurve:
 
 
 @dataclass(slots=True)
-class Impact:
-    """One symbol's book under a stream of market orders."""
+class DepthDraws:
+    """The depth a stream of orders meets, averaged over the ways the levels' sizes vary.
 
-    bids: DepthCurve
-    asks: DepthCurve
-    permanent: float
-    half_life_s: float
-    missing: dict[str, float] = field(default_factory=lambda: {"sell": 0.0, "buy": 0.0})
+    A book requotes its sizes all the time, and a cascade's orders meet the same few top
+    levels again and again, each time with other sizes. How far an order walks from a given
+    depleted depth is not linear in the sizes (a level is swept whole or not at all), so
+    one smoothed snapshot understates it. Each draw keeps the snapshot's profile
+    (each level the mean of its neighbours) and gives the levels the snapshot's
+    own size-to-profile ratios in another, fixed order; ``touch_after`` is the mean over
+    the draws. No random numbers: the same book always gives the same draws."""
+
+    draws: list[DepthCurve]
 
     @classmethod
-    def of(cls, book: Book, permanent: float, half_life_s: float) -> Impact:
-        return cls(DepthCurve.of(book.bids), DepthCurve.of(book.asks), permanent, half_life_s)
+    def of(cls, levels: list[tuple[float, float]], n: int = DRAWS) -> DepthDraws:
+        n_levels = len(levels)
+        profile = DepthCurve.of(levels)  # smoothed
+        smooth = [b - a for a, b in itertools.pairwise([0.0, *profile.cumulative])]
+        ratios = [q / max(m, 1e-12) for (_, q), m in zip(levels, smooth, strict=True)]
+        draws = []
+        for k in range(n):
+            stride = _coprime(n_levels, 2 * k + 1)
+            sizes = [smooth[i] * ratios[(i * stride + 7 * k) % n_levels] for i in range(n_levels)]
+            drawn = [(px, q) for (px, _), q in zip(levels, sizes, strict=True)]
+            draws.append(DepthCurve.of(drawn, smooth=0))
+        return cls(draws)
 
-    def refill(self, dt_s: float) -> None:
-        keep = 0.5 ** (dt_s / self.half_life_s)
-        for side in self.missing:
-            self.missing[side] *= keep
+    def touch_after(self, taken: float) -> float:
+        return sum(d.touch_after(taken) for d in self.draws) / len(self.draws)
 
-    def take(self, side: str, qty: float, sizes: OrderSizes) -> tuple[float, float]:
-        """Market ``side`` ("sell"/"buy") orders for ``qty`` in all, one per position, sized
-        by ``sizes``: (how far the last one walked, the permanent move they left), both
-        positive price distances."""
-        curve = self.bids if side == "sell" else self.asks
-        left, walked, moved = qty, 0.0, 0.0
-        while left > 1e-12:
-            q = min(left, sizes.next())
-            left -= q
-            before = self.missing[side]
-            walked = curve.touch_after(before + q) - curve.touch_after(before)
-            moved += self.permanent * walked
-            self.missing[side] = (before + q) * (1.0 - self.permanent)
-        return walked, moved
+
+def _coprime(n: int, k: int) -> int:
+    while math.gcd(n, k) != 1:
+        k += 1
+    return k
+
+
+class Walk(NamedTuple):
+    """Market orders through a side of the book; price distances from the mid's touch,
+    measured from the mid before these orders, all positive."""
+
+    walked: float  # how far the last order walked, from the touch it met
+    deepest: float  # where its last fill printed: the depth still missing counts
+    moved: float  # the permanent move all the orders left
+    fill: float  # the last order's average fill
 
 
 @dataclass(slots=True)
@@ -130,3 +146,40 @@ class OrderSizes:
         size = self.sizes[self.i % len(self.sizes)]
         self.i += 1
         return size
+
+
+@dataclass(slots=True)
+class Impact:
+    """One symbol's book under a stream of market orders."""
+
+    bids: DepthCurve | DepthDraws
+    asks: DepthCurve | DepthDraws
+    permanent: float
+    half_life_s: float
+    missing: dict[str, float] = field(default_factory=lambda: {"sell": 0.0, "buy": 0.0})
+
+    @classmethod
+    def of(cls, book: Book, permanent: float, half_life_s: float) -> Impact:
+        bids, asks = DepthDraws.of(book.bids), DepthDraws.of(book.asks)
+        return cls(bids, asks, permanent, half_life_s)
+
+    def refill(self, dt_s: float) -> None:
+        keep = 0.5 ** (dt_s / self.half_life_s)
+        for side in self.missing:
+            self.missing[side] *= keep
+
+    def take(self, side: str, qty: float, sizes: OrderSizes) -> Walk:
+        """Market ``side`` ("sell"/"buy") orders for ``qty`` in all, one per position, sized
+        by ``sizes``: what the last one did and the permanent move they all left."""
+        curve = self.bids if side == "sell" else self.asks
+        left, walked, deepest, moved, start = qty, 0.0, 0.0, 0.0, 0.0
+        while left > 1e-12:
+            q = min(left, sizes.next())
+            left -= q
+            before = self.missing[side]
+            start = curve.touch_after(before)
+            walked = curve.touch_after(before + q) - start
+            deepest, fill = moved + start + walked, moved + start + walked / 2
+            moved += self.permanent * walked
+            self.missing[side] = (before + q) * (1.0 - self.permanent)
+        return Walk(walked, deepest, moved, fill)

@@ -7,6 +7,7 @@ list of those assumptions, so the output can print what it assumed instead of hi
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,19 @@ class Dynamics:
     insurance_fund: float | None = None
     basis_window_s: float = 30.0  # Binance's mark: a 30-second moving average of the basis
     horizon_s: float = DEFAULT_HORIZON_S
+    engine_step_s: float = 0.0  # the exchange's price/liquidation clock; 0: continuous
+    mark_source_weights: tuple[float, ...] = ()  # the index's weights; () equal
+
+    def source_weights(self) -> tuple[float, ...]:
+        if len(self.mark_source_weights) == len(self.mark_sources_s):
+            return self.mark_source_weights
+        return (1.0,) * len(self.mark_sources_s)
+
+    def requote_every(self, every_s: float) -> float:
+        """A source's effective interval: it requotes at the first step of the exchange's
+        clock at least ``every_s`` after its last quote (every step when continuous)."""
+        step = self.engine_step_s
+        return every_s if step <= 0 else math.ceil(every_s / step - 1e-9) * step
 
 
 @dataclass(slots=True)
@@ -347,8 +361,9 @@ class _Reader:
             "insurance_fund": (0.0, 1e15),
             "basis_window_s": (0.1, 3600.0),
             "horizon_s": (1.0, 86_400.0),
+            "engine_step_s": (0.0, 60.0),
         }
-        self.no_extra(body, {*fields, "mark_sources_s"}, "dynamics")
+        self.no_extra(body, {*fields, "mark_sources_s", "mark_source_weights"}, "dynamics")
         dyn = Dynamics()
         if "mark_sources_s" in body:
             raw = body["mark_sources_s"]
@@ -358,11 +373,27 @@ class _Reader:
             dyn.mark_sources_s = tuple(
                 self.number(x, "dynamics.mark_sources_s", lo=0.01, hi=600.0) for x in items
             )
+        if "mark_source_weights" in body:
+            raw = body["mark_source_weights"]
+            items = raw if isinstance(raw, list) else [raw]
+            if len(items) != len(dyn.mark_sources_s):
+                raise self.fail(
+                    "dynamics.mark_source_weights: expected one weight per mark_sources_s entry"
+                )
+            dyn.mark_source_weights = tuple(
+                self.number(x, "dynamics.mark_source_weights", lo=1e-9, hi=1e9) for x in items
+            )
         for key, (lo, hi) in fields.items():
             if key in body:
                 setattr(dyn, key, self.number(body[key], f"dynamics.{key}", lo=lo, hi=hi))
         if "mark_sources_s" not in body:
             notes.append("the mark takes up the traded price once a second (mark_sources_s)")
+        if len(dyn.mark_sources_s) > 1 and not dyn.mark_source_weights:
+            notes.append("the index's sources weigh the same (mark_source_weights)")
+        if "engine_step_s" not in body:
+            notes.append(
+                "the exchange updates its mark and checks liquidations continuously (engine_step_s)"
+            )
         if "impact_permanent" not in body:
             notes.append(
                 f"{dyn.impact_permanent:.0%} of a sweep's price move stays; the book refills "

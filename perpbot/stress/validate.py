@@ -133,6 +133,7 @@ def assumptions(cfg: SimConfig, horizon_s: float) -> dict[str, Any]:
         "book_half_life_s": market.book_half_life_s,
         "insurance_fund": 0.0,
         "horizon_s": horizon_s,
+        "engine_step_s": market.tick_ms / 1000.0,  # it steps prices and liquidations so
     }
     return {"crowd": {s.symbol: dict(crowd) for s in cfg.symbols}, "dynamics": dynamics}
 
@@ -144,6 +145,8 @@ def scenario_from_engine(engine: Engine, case: Case, acct: Any) -> Scenario:
     bids, asks = mkt.crowd()
     pv = next(p for p in engine.view(acct).positions if p.spec.symbol == SYMBOL)
     doc = assumptions(engine.cfg, case.horizon_s)
+    # the index's constituents and their weights are public (Binance: /fapi/v1/constituents)
+    doc["dynamics"]["mark_source_weights"] = [v.weight for v in mkt.pricing.venues]
     doc["books"] = {
         SYMBOL: {
             "bids": [[spec.px(p), spec.qty(q)] for p, q in bids],

@@ -25,7 +25,7 @@ def test_defaults_are_listed_as_assumptions() -> None:
     sc = from_document(doc(), where="f.toml")
     notes = " | ".join(sc.assumptions)
     for phrase in ("open interest", "leverage", "half long", "latency", "once a second",
-                   "insurance fund"):  # fmt: skip
+                   "insurance fund", "continuously (engine_step_s)"):  # fmt: skip
         assert phrase in notes
     assert sc.shock_symbol == "BTCUSDT" and sc.shocks
     (pos,) = sc.positions
@@ -45,12 +45,19 @@ def test_stated_values_are_not_assumed() -> None:
                 }
             },
             latency_ms=250,
-            dynamics={"mark_sources_s": [1, 3], "impact_permanent": 0.2, "insurance_fund": 1e6},
+            dynamics={
+                "mark_sources_s": [1, 3],
+                "mark_source_weights": [2, 1],
+                "engine_step_s": 0.2,
+                "impact_permanent": 0.2,
+                "insurance_fund": 1e6,
+            },
         ),
         where="f.toml",
     )
     assert sc.assumptions == []
     assert sc.latency_s == 0.25 and sc.dynamics.mark_sources_s == (1.0, 3.0)
+    assert sc.dynamics.mark_source_weights == (2.0, 1.0) and sc.dynamics.engine_step_s == 0.2
     assert sc.crowd["BTCUSDT"].leverage_median == 30
 
 
@@ -75,6 +82,9 @@ def test_stated_values_are_not_assumed() -> None:
         ({"shocks": [0]}, "non-zero"),
         ({"shock_symbol": "ETHUSDT"}, "shock_symbol"),
         ({"dynamics": {"mark_lag": 1}}, "unknown key 'mark_lag'"),
+        ({"dynamics": {"engine_step_s": -1}}, "dynamics.engine_step_s"),
+        ({"dynamics": {"mark_sources_s": [1, 2], "mark_source_weights": [1]}},
+         "one weight per mark_sources_s"),
         ({"nonsense": 1}, "unknown key 'nonsense'"),
         ({"latency_ms": True}, "latency_ms"),
     ],

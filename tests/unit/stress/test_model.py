@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from perpbot.sim.assemble import build_engine
 from perpbot.stress.cascade import build_nodes, propagate
 from perpbot.stress.crowd import clusters_for
-from perpbot.stress.depth import DepthCurve, Impact, OrderSizes
+from perpbot.stress.depth import DepthCurve, DepthDraws, Impact, OrderSizes
 from perpbot.stress.inputs import Book, Crowd, Dynamics, Position, Scenario
+from perpbot.stress.validate import SYMBOL, Case, sim_config
 
 BTC, ETH = "BTCUSDT", "ETHUSDT"
 
@@ -43,12 +45,26 @@ def test_sweeping_a_level_moves_the_touch_a_whole_gap_and_the_tail_continues() -
 
 def test_impact_keeps_a_share_of_the_move_and_the_book_refills() -> None:
     impact = Impact.of(ladder(100.0, 1.0, 1.0), permanent=0.5, half_life_s=1.0)
-    walked, moved = impact.take("sell", 2.0, OrderSizes.single(2.0))
-    assert walked == 2.0 and moved == 1.0
+    walk = impact.take("sell", 2.0, OrderSizes.single(2.0))
+    assert walk.walked == 2.0 and walk.moved == 1.0
     assert impact.missing["sell"] == pytest.approx(1.0)  # half of the taken depth is gone
     impact.refill(1.0)
     assert impact.missing["sell"] == pytest.approx(0.5)
     assert impact.missing["buy"] == 0.0
+
+
+def test_the_last_print_of_an_order_into_a_depleted_book_sits_below_the_missing_depth() -> None:
+    impact = Impact.of(ladder(100.0, 1.0, 1.0), permanent=0.5, half_life_s=1.0)
+    impact.take("sell", 2.0, OrderSizes.single(2.0))  # 1.0 of depth still missing
+    walk = impact.take("sell", 1.0, OrderSizes.single(1.0))
+    # it meets the touch one level down, walks one level: its last fill two levels down
+    assert walk.walked == 1.0 and walk.deepest == 2.0 and walk.fill == 1.5
+    assert walk.moved == 0.5
+    # two orders in one take: the second starts from the mid the first one moved
+    again = Impact.of(ladder(100.0, 1.0, 1.0), permanent=0.5, half_life_s=1.0)
+    walk = again.take("sell", 2.0, OrderSizes.single(1.0))
+    assert walk.walked == 1.0 and walk.moved == 1.0
+    assert walk.deepest == 0.5 + 1.0  # the first one's move, then its own walk from the touch
 
 
 def test_order_sizes_keep_their_mean_and_mix_small_and_large() -> None:
@@ -99,7 +115,10 @@ def test_with_one_mark_source_the_cascade_goes_in_rounds_of_its_interval() -> No
     # the graph: the shock's own hits, then edges from liquidated nodes to the ones they reached
     assert any(e.source == -1 for e in out.edges)
     assert any(e.source >= 0 and e.move_pct < 0 for e in out.edges)
-    assert max(r.hop for r in out.liquidations) == len(times) - 1
+    # a round per interval, and within a round the liquidations' own prints can move the
+    # mark (its last-price leg) further: more hops at the same instant, never fewer rounds
+    assert max(r.hop for r in out.liquidations) >= len(times) - 1
+    when = {r.node: r.time_s for r in out.liquidations}
     # every liquidated node has exactly one incoming edge, one hop further than its source
     incoming = {e.target: e for e in out.edges}
     assert len(incoming) == len(out.edges)
@@ -107,6 +126,37 @@ def test_with_one_mark_source_the_cascade_goes_in_rounds_of_its_interval() -> No
     for node, h in hop.items():
         src = incoming[node].source
         assert h == (0 if src == -1 else hop[src] + 1)
+        assert src == -1 or when[src] <= when[node]  # an edge never goes back in time
+
+
+def test_on_the_exchanges_step_clock_a_source_requotes_at_the_first_step_past_its_interval() -> (
+    None
+):
+    assert Dynamics(engine_step_s=0.2).requote_every(1.5) == pytest.approx(1.6)
+    assert Dynamics(engine_step_s=0.2).requote_every(1.0) == pytest.approx(1.0)
+    assert Dynamics().requote_every(1.5) == 1.5  # continuous
+    sc = scenario(oi=600.0, mark_sources_s=(1.5,), engine_step_s=0.2)
+    times = sorted({r.time_s for r in propagate(sc, build_nodes(sc), -2.0).liquidations})
+    assert len(times) > 3
+    steps = [t / 0.2 for t in times]
+    assert all(k == pytest.approx(round(k)) for k in steps)  # only ever at a step
+    assert times[1] == pytest.approx(1.6)  # the source's first requote, not 1.5 s
+    assert pytest.approx(3.2) in times  # and its second
+    # between requotes the mark still moves (its basis average): a step in between
+    assert any(abs(t / 1.6 - round(t / 1.6)) > 1e-6 for t in times)
+
+
+def test_the_index_weighs_its_sources_as_stated() -> None:
+    # a basis averaged over an hour: the mark is the index in the first seconds
+    fast = scenario(mark_sources_s=(1.0, 3.0), mark_source_weights=(3.0, 1.0), basis_window_s=3600)
+    slow = scenario(mark_sources_s=(1.0, 3.0), mark_source_weights=(1.0, 3.0), basis_window_s=3600)
+    at_1s = {}
+    for name, sc in (("fast", fast), ("slow", slow)):
+        out = propagate(sc, build_nodes(sc), -2.0)
+        at_1s[name] = next(m for t, m in out.path[BTC] if t == 1.0)
+    # at 1 s only the fast source has taken up the cascade's price: 3/4 of it, or 1/4
+    shocked = 60000 * 0.98
+    assert shocked - at_1s["fast"] == pytest.approx(3 * (shocked - at_1s["slow"]), rel=0.05)
 
 
 def test_correlation_carries_the_cascade_to_the_other_symbol() -> None:
@@ -132,3 +182,34 @@ def test_this_accounts_position_liquidates_when_the_mark_reaches_it() -> None:
     assert mine[58900.0] == 0.0
     assert mine[58700.0] > 0.0
     assert 30000.0 not in mine
+
+
+def test_the_walks_averaged_over_draws_match_the_simulators_books_on_average() -> None:
+    """The simulator requotes its levels' sizes every step; a cascade's orders within one
+    step all meet the same draw. The truth: the mean move of a stream of liquidation orders
+    over the simulator's own books at many steps. The model sees one snapshot."""
+    engine = build_engine(sim_config(Case(-2.0, 1.0, traders=1, level_qty=0.1, seed=11)))
+    mkt = engine.markets[SYMBOL]
+    spec = mkt.spec
+
+    def book_at(step: int) -> list[tuple[float, float]]:
+        mkt.tick_index = step
+        return [(spec.px(p), spec.qty(q)) for p, q in mkt.crowd()[0]]
+
+    def moved(curve: DepthCurve | DepthDraws) -> float:
+        impact = Impact(curve, curve, 0.3, 5.0)
+        return impact.take("sell", 30.0, OrderSizes.lognormal(0.14, 0.8)).moved
+
+    truth = [moved(DepthCurve.of(book_at(1000 + k), smooth=0)) for k in range(80)]
+    mean = sum(truth) / len(truth)
+    spread = (sum((x - mean) ** 2 for x in truth) / (len(truth) - 1)) ** 0.5
+    assert 0.1 < spread / mean < 0.35  # the simulator's own noise: no snapshot can know it
+    snapshot = book_at(7)
+    assert DepthDraws.of(snapshot).touch_after(0.0) == 0.0
+    assert moved(DepthDraws.of(snapshot)) == moved(DepthDraws.of(snapshot))  # no randomness
+    estimate = moved(DepthDraws.of(snapshot))
+    print(
+        f"simulator mean {mean:.0f} (sd {spread:.0f}), draws {estimate:.0f}, one snapshot "
+        f"{moved(DepthCurve.of(snapshot)):.0f}"
+    )
+    assert estimate == pytest.approx(mean, rel=0.15)
