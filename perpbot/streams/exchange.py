@@ -5,6 +5,9 @@ only where ccxt.pro has the exchange; asking for streams where it has not is bad
 The pro exchange shares the REST exchange's markets (no second exchangeInfo) and its key.
 Its own REST calls are the listenKey (create, keepalive every 20 min, recreate after a
 loss), the order-book snapshot on each (re)subscribe, made 50 deep (weight 2, not 20).
+They go through the REST client's pipeline as ``stream_rest`` requests (``piped_class``):
+the kill gate (which lets them pass, as reads), the shared rate limiter (charged, waited
+for, header-synced) and the signed log see them like any other request.
 """
 
 from __future__ import annotations
@@ -36,13 +39,33 @@ def streams_enabled(section: ExchangeSection) -> bool:
     return supported
 
 
-def make_pro_exchange(section: ExchangeSection, rest: Any, base_url: str | None) -> Any:
+def piped_class(base: type) -> type:
+    """A ccxt.pro class whose REST requests (it builds and signs them) are sent through the
+    guarded pipeline of ``perpbot_client`` (a GuardedClient) instead of its own session."""
+
+    class Piped(base):  # type: ignore[misc, valid-type]
+        perpbot_client: Any
+
+        async def fetch(self, url, method="GET", headers=None, body=None):  # type: ignore[no-untyped-def]
+            what = "order book" if "/depth" in url else "listenKey"
+            return await self.perpbot_client.call(
+                "stream_rest", url, method, headers, body, intent=f"stream {what}"
+            )
+
+    Piped.__name__ = f"Piped_{base.__name__}"
+    return Piped
+
+
+def make_pro_exchange(section: ExchangeSection, client: Any, base_url: str | None) -> Any:
+    """The pro exchange for ``section``, its REST sent through ``client`` (GuardedClient)."""
     cls = pro_class(section.id)
     assert cls is not None
+    rest = client.exchange
     config: dict[str, Any] = {"enableRateLimit": False, "timeout": section.timeout_ms}
     if rest.apiKey:
         config.update(apiKey=rest.apiKey, secret=rest.secret)
-    ex = cls(config)
+    ex = piped_class(cls)(config)
+    ex.perpbot_client = client
     if base_url:
         # lazy: importing perpbot.sim loads the simulator package; only a loopback URL
         # (the simulator, embedded or served) needs its ccxt settings
