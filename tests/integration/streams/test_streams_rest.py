@@ -14,11 +14,12 @@ import pytest
 from perpbot.audit.reader import iter_records
 from perpbot.kill.sentinel import new_entry, write_sentinel
 from perpbot.paths import logs_dir
-from tests.integration.risk_support.bot import BTC
+from tests.integration.risk_support.bot import BTC, write_toml
 from tests.integration.streams.test_streams_run import bot_toml, control, started
 
 pytestmark = pytest.mark.timeout(90)
 
+MARKET = ("mark", "book")
 LISTEN_KEY, DEPTH = "/fapi/v1/listenKey", "/fapi/v1/depth"
 
 
@@ -87,3 +88,78 @@ async def test_a_standing_kill_never_stops_the_listen_key_keepalive(
     ]
     puts = [c for c in stream_calls(bot) if c.http_method == "PUT" and c.path == LISTEN_KEY]
     assert len(puts) == 1 and puts[0].ok
+
+
+def ws_counters(handle: Any) -> dict[str, int]:
+    """The simulator's own WebSocket counters (connections opened, refused...)."""
+    with urllib.request.urlopen(handle.base_url + "/__sim/ws", timeout=10) as resp:
+        return dict(json.loads(resp.read())["counters"])
+
+
+async def test_a_reconnect_storm_is_paced_by_the_shared_budget_with_no_refusal(
+    sim_factory: Any, tmp_path: Path, state_home: Path
+) -> None:
+    """Three bots on one IP whose every stream is closed at once reconnect within the
+    simulator's connection limit (6 per rolling 2 s here, 300 per 5 min on Binance): more
+    connections than that are made, and the simulator refuses none of them."""
+    limit, window = 6, 2
+    handle = sim_factory(ws={"max_connections_per_window": limit, "connection_window_s": window})
+    limits = {"ws_connections": limit, "ws_connection_window_s": window, "safety_margin": 0.0}
+    bots: list[Any] = []
+    try:
+        for i in range(3):
+            home = tmp_path / f"bot{i}"
+            home.mkdir()
+            toml = write_toml(
+                home,
+                handle.base_url,
+                exchange={"stream_stale_s": 30.0},
+                kill={"deadman": False},
+                limits=limits,
+            )
+            bots.append(await started(toml))
+        for bot in bots:  # every stream up (the start's connections were paced too)
+            health = bot.runner.feed.health
+            await bot.until(lambda h=health: all(h[f"{s} {BTC}"].last_msg for s in MARKET), 30)
+        opened = ws_counters(handle)["opened"]
+        control(handle, "/__sim/ws/close", {"code": 1006, "scope": "all"})
+        for bot in bots:
+            await bot.until(lambda bot=bot: bot.decisions("STREAM_BACKFILL"), timeout=30)
+            health = bot.runner.feed.health
+            await bot.until(lambda h=health: all(h[f"{s} {BTC}"].reconnects for s in MARKET), 30)
+        counters = ws_counters(handle)
+    finally:
+        for bot in bots:
+            await bot.stop()
+    assert counters["refused"] == 0  # the exchange's truth: no handshake was refused
+    assert counters["rate_limited"] == 0  # nor a connection closed for too many messages
+    assert counters["opened"] > limit  # more than one window's worth: the storm was paced
+    assert counters["opened"] - opened >= len(bots) * 2  # each bot reconnected its streams
+    waits = [d for bot in bots for d in bot.decisions("RATE_WAIT_CONNECTIONS")]
+    assert all("new-connection budget" in d.sentence for d in waits)
+
+
+async def test_subscribe_messages_are_paced_per_connection(
+    sim_factory: Any, tmp_path: Path, state_home: Path
+) -> None:
+    """Two symbols subscribe two streams on each market connection at start; with the
+    simulator closing any connection that sends more than 1 message a second, pacing to
+    its limit (``ws_messages_per_s = 2``: 1 per 1.1 s) keeps every connection open."""
+    handle = sim_factory(ws={"max_incoming_per_s": 1})
+    toml = write_toml(
+        tmp_path,
+        handle.base_url,
+        strategy={"symbols": [BTC, "ETH/USDT:USDT"]},
+        exchange={"stream_stale_s": 30.0},
+        kill={"deadman": False},
+        limits={"ws_messages_per_s": 2},
+    )
+    bot = await started(toml)
+    try:
+        health = bot.runner.feed.health
+        await bot.until(lambda: all(h.last_msg for h in health.values() if not h.private), 30)
+        counters = ws_counters(handle)
+    finally:
+        await bot.stop()
+    assert counters["rate_limited"] == 0 and counters["closed_by_server"] == 0
+    assert not bot.decisions("STREAM_DISCONNECTED")
