@@ -54,10 +54,9 @@ class ConnectionBudget:
 
     def _acquire(self, st: HostState, now: float, reducing: bool) -> Admission:
         b = st.buckets.get(self.name)
-        if b is None or b.nominal != self.limit // 2:
-            b = st.buckets[self.name] = Bucket(
-                kind="connections", window_s=self.window_s, nominal=self.limit // 2, source="docs"
-            )
+        if b is None:
+            b = st.buckets[self.name] = Bucket(kind="connections", window_s=self.window_s)
+        b.nominal, b.source = self.limit // 2, "config"  # (what was used stays counted)
         blocked, st.blocked_until = st.blocked_until, 0.0  # a REST Retry-After: not ours
         try:
             return budget.acquire(st, {self.name: 1}, now, self.host.policy, risk_reducing=reducing)
