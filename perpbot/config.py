@@ -187,6 +187,11 @@ class LimitsSection(Section):
     max_wait_s: float = Field(
         default=300.0, gt=0, description="refuse a request rather than hold it longer"
     )
+    # WebSocket limits (Binance USD-M's documented ones; exchangeInfo publishes none):
+    # new connections per IP per window, and client messages per connection per second
+    ws_connections: int = Field(default=300, ge=2, description="new stream connections per IP")
+    ws_connection_window_s: int = Field(default=300, gt=0, le=86400)
+    ws_messages_per_s: int = Field(default=10, gt=0, description="per stream connection")
 
     @field_validator("store")
     @classmethod

@@ -61,6 +61,7 @@ GET  /fapi/v1/adlQuantile                      5                           0
 GET  /fapi/v1/multiAssetsMargin, positionSide/dual  30                     0
 GET  /fapi/v1/accountConfig                    5                           0
 GET  /fapi/v1/rateLimit/order                  1                           0
+POST|PUT|DELETE /fapi/v1/listenKey             1                           0
 anything else                                  1                           0
 =============================================  ==========================  ===========
 
@@ -206,6 +207,9 @@ _TABLE: dict[tuple[str, str], _Rule] = {
     ("GET", "/fapi/v1/positionSide/dual"): Constant(30),
     ("GET", "/fapi/v1/accountConfig"): Constant(5),
     ("GET", "/fapi/v1/rateLimit/order"): Constant(1),
+    ("POST", "/fapi/v1/listenKey"): Constant(1),
+    ("PUT", "/fapi/v1/listenKey"): Constant(1),
+    ("DELETE", "/fapi/v1/listenKey"): Constant(1),
 }
 
 

@@ -362,7 +362,7 @@ class Runner:
         if streams_enabled(self.config.exchange):
             self.feed = StreamFeed(
                 exchange=make_pro_exchange(
-                    self.config.exchange, conn.client.exchange, conn.setup.base_url
+                    self.config.exchange, self.config.limits, conn.client, conn.setup.base_url
                 ),
                 reconciler=self.reconciler,
                 bus=self.bus,

@@ -20,7 +20,7 @@ import ccxt.async_support as ccxt_async
 
 from perpbot.client.errors import NotSent
 from perpbot.client.request import HttpRecord, Request
-from perpbot.errors import BadInput
+from perpbot.errors import BadInput, PermissionDenied
 from perpbot.events import EventBus, ExchangeCall
 from perpbot.redact import safe_params
 
@@ -35,6 +35,19 @@ ResponseHook = Callable[[HttpRecord, Request | None], None]
 
 USAGE_PREFIXES = ("x-mbx-used-weight-", "x-mbx-order-count-")
 _CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
+
+
+# The REST a ccxt.pro stream makes of its own, sent as ``stream_rest`` through the pipeline
+# (perpbot.streams.exchange): the user stream's listenKey (create, keepalive, close) and the
+# order-book snapshot of each (re)subscribe. Nothing else goes that way.
+STREAM_REST = frozenset(
+    {
+        ("POST", "/fapi/v1/listenKey"),
+        ("PUT", "/fapi/v1/listenKey"),
+        ("DELETE", "/fapi/v1/listenKey"),
+        ("GET", "/fapi/v1/depth"),
+    }
+)
 
 
 def rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -113,6 +126,16 @@ def observed_class(base: type) -> type:
             return base_on_rest_response(
                 self, code, reason, url, method, headers, body, request_headers, request_body
             )
+
+        async def stream_rest(self, url, method="GET", headers=None, body=None):  # type: ignore[no-untyped-def]
+            """A stream's own REST request (built and signed by the ccxt.pro exchange),
+            sent by this session with every hook; only the ``STREAM_REST`` endpoints."""
+            if (method, url_path(url)) not in STREAM_REST:
+                raise PermissionDenied(
+                    f"stream_rest: {method} {url_path(url)} is not a stream's REST",
+                    code="NOT_STREAM_REST",
+                )
+            return await self.fetch(url, method, headers, body)
 
     Observed.__name__ = f"Observed_{base.__name__}"
     return Observed

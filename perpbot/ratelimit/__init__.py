@@ -24,6 +24,7 @@ from perpbot.client.waits import Interrupter
 from perpbot.config import ExchangeSection, LimitsSection, StrategyFile
 from perpbot.events import EventBus
 from perpbot.ratelimit.budget import Policy
+from perpbot.ratelimit.connections import ConnectionBudget
 from perpbot.ratelimit.host import HostBudget
 from perpbot.ratelimit.layer import RateLimiter, RateWait, RulesKeeper
 from perpbot.ratelimit.rules import from_config
@@ -82,4 +83,7 @@ def build_rate_limiter(setup: LimiterSetup, exchange: Any) -> RateLimiter:
         interrupter=setup.interrupter,
         max_wait_s=limits.max_wait_s,
         description=store.description,
+        connections=ConnectionBudget(
+            host=host, limit=limits.ws_connections, window_s=limits.ws_connection_window_s
+        ),
     )

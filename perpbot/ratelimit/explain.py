@@ -105,7 +105,9 @@ def wait_sentence(
         return f"holding {what} {_secs(wait_s)}: honouring the exchange's Retry-After until {until}"
     if reason == "refresh":
         return f"holding {what} {_secs(wait_s)}: re-reading the exchange's published limits"
-    kind = "order-count" if bucket and bucket.startswith("orders") else "weight"
+    kind = {"orders": "order-count", "connections": "new-connection"}.get(
+        (bucket or "").split("/", 1)[0], "weight"
+    )
     per = window_label(int(bucket.split("/")[1][:-1])) if bucket else "window"
     if reason == "reserve":
         return (

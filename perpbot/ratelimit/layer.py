@@ -32,6 +32,7 @@ from perpbot.errors import RuntimeFailure
 from perpbot.events import Decision
 from perpbot.ratelimit import budget
 from perpbot.ratelimit.budget import Admission, Change, HostState
+from perpbot.ratelimit.connections import ConnectionBudget
 from perpbot.ratelimit.explain import wait_sentence
 from perpbot.ratelimit.hooks import HttpBudget, RateWait
 from perpbot.ratelimit.host import LAYER, HostBudget
@@ -162,6 +163,7 @@ class RateLimiter:
     interrupter: Interrupter
     max_wait_s: float
     description: str
+    connections: ConnectionBudget | None = None  # new stream connections (the streams)
     http: HttpBudget = field(init=False)
     closed: bool = field(default=False, init=False)
 

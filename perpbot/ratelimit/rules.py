@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from perpbot.config import LimitsSection
 
-Kind = Literal["weight", "orders"]
+Kind = Literal["weight", "orders", "connections"]  # connections: perpbot.ratelimit.connections
 
 _INTERVAL_S = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 _UNIT_S = {"S": 1, "M": 60, "H": 3600, "D": 86400}

@@ -5,6 +5,9 @@ only where ccxt.pro has the exchange; asking for streams where it has not is bad
 The pro exchange shares the REST exchange's markets (no second exchangeInfo) and its key.
 Its own REST calls are the listenKey (create, keepalive every 20 min, recreate after a
 loss), the order-book snapshot on each (re)subscribe, made 50 deep (weight 2, not 20).
+They go through the REST client's pipeline as ``stream_rest`` requests (``piped_class``):
+the kill gate (which lets them pass, as reads), the shared rate limiter (charged, waited
+for, header-synced) and the signed log see them like any other request.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from typing import Any
 
 import ccxt.pro as ccxtpro
 
-from perpbot.config import ExchangeSection
+from perpbot.config import ExchangeSection, LimitsSection
 from perpbot.errors import BadInput
+from perpbot.ratelimit.connections import ConnectionBudget
 from perpbot.streams.market import BOOK_DEPTH
+from perpbot.streams.pacing import guard_client
 
 
 def pro_class(exchange_id: str) -> type | None:
@@ -36,13 +41,51 @@ def streams_enabled(section: ExchangeSection) -> bool:
     return supported
 
 
-def make_pro_exchange(section: ExchangeSection, rest: Any, base_url: str | None) -> Any:
+def piped_class(base: type) -> type:
+    """A ccxt.pro class whose REST requests (it builds and signs them) are sent through the
+    guarded pipeline of ``perpbot_client`` (a GuardedClient) instead of its own session."""
+
+    class Piped(base):  # type: ignore[misc, valid-type]
+        perpbot_client: Any
+        perpbot_connections: ConnectionBudget | None
+        perpbot_messages_per_s: int
+
+        def client(self, url):  # type: ignore[no-untyped-def]
+            fresh = url not in (self.clients or {})
+            client = super().client(url)
+            if fresh:  # its dials and messages are budgeted (perpbot.streams.pacing)
+                private = is_private_url(self, url)
+                guard_client(
+                    client, self.perpbot_connections, self.perpbot_messages_per_s, private=private
+                )
+            return client
+
+        async def fetch(self, url, method="GET", headers=None, body=None):  # type: ignore[no-untyped-def]
+            what = "order book" if "/depth" in url else "listenKey"
+            return await self.perpbot_client.call(
+                "stream_rest", url, method, headers, body, intent=f"stream {what}"
+            )
+
+    Piped.__name__ = f"Piped_{base.__name__}"
+    return Piped
+
+
+def make_pro_exchange(
+    section: ExchangeSection, limits: LimitsSection, client: Any, base_url: str | None
+) -> Any:
+    """The pro exchange for ``section``, its REST sent through ``client`` (GuardedClient),
+    its connections and messages budgeted (``limits``, the client's rate limiter)."""
     cls = pro_class(section.id)
     assert cls is not None
+    rest = client.exchange
     config: dict[str, Any] = {"enableRateLimit": False, "timeout": section.timeout_ms}
     if rest.apiKey:
         config.update(apiKey=rest.apiKey, secret=rest.secret)
-    ex = cls(config)
+    ex = piped_class(cls)(config)
+    ex.perpbot_client = client
+    limiter = client.pipeline.layer("ratelimit")
+    ex.perpbot_connections = limiter.connections if limiter is not None else None
+    ex.perpbot_messages_per_s = limits.ws_messages_per_s
     if base_url:
         # lazy: importing perpbot.sim loads the simulator package; only a loopback URL
         # (the simulator, embedded or served) needs its ccxt settings
@@ -52,6 +95,12 @@ def make_pro_exchange(section: ExchangeSection, rest: Any, base_url: str | None)
     elif section.sandbox:
         ex.set_sandbox_mode(True)
     ex.options["watchOrderBookLimit"] = BOOK_DEPTH
+    # one connection per stream route (market, public) rather than ccxt.pro's round-robin
+    # over up to 50, one per subscription: new connections are the scarce budget (300 per
+    # 5 min per IP, shared by every bot); up to 200 subscriptions share one (ccxt.pro's
+    # subscriptionLimitByStream, Binance's newer per-connection figure); perpbot makes two
+    # per symbol. Their subscribe messages are paced (perpbot.streams.pacing).
+    ex.options["streamLimits"] = {**(ex.options.get("streamLimits") or {}), "linear": 1}
     ex.options["watchPositions"] = {
         **(ex.options.get("watchPositions") or {}),
         "fetchPositionsSnapshot": False,  # the REST reconcile reads positions
@@ -59,6 +108,12 @@ def make_pro_exchange(section: ExchangeSection, rest: Any, base_url: str | None)
     }
     ex.set_markets(rest.markets)
     return ex
+
+
+def is_private_url(ex: Any, url: str) -> bool:
+    """Whether ``url`` is a user-stream connection of ``ex`` (its listenKey's)."""
+    key = (ex.options.get("linear") or {}).get("listenKey")
+    return "/private" in url or "listenKey" in url or bool(key and key in url)
 
 
 def forget_listen_key(ex: Any) -> None:

@@ -43,7 +43,7 @@ from perpbot.client.account import AccountView
 from perpbot.engine.reconcile import Reconciler, position_of
 from perpbot.engine.state import PositionSnapshot
 from perpbot.events import Action, Decision, EventBus
-from perpbot.streams.exchange import forget_listen_key
+from perpbot.streams.exchange import forget_listen_key, is_private_url
 from perpbot.streams.health import Backoff, StreamHealth
 from perpbot.streams.market import MarketCache
 
@@ -467,8 +467,7 @@ class StreamFeed:
         )
 
     def _is_private(self, url: str) -> bool:
-        key = (self.ex.options.get("linear") or {}).get("listenKey")
-        return "/private" in url or "listenKey" in url or bool(key and key in url)
+        return is_private_url(self.ex, url)
 
     async def _drop(self, *, private: bool) -> None:
         """Close the connections of one kind; their loops reconnect (and backfill)."""

@@ -29,6 +29,8 @@ REQUESTS: dict[str, Request] = {
     "cancel": Request("cancel_order", ("1", SYM), symbol=SYM),
     "cancel_all": Request("cancel_all_orders", (SYM,), symbol=SYM),
     "countdown": Request("fapiprivate_post_countdowncancelall", ({},), symbol=SYM),
+    # the user stream's listenKey keepalive (a stream's own REST, perpbot.streams.exchange)
+    "listen_key": Request("stream_rest", ("http://x/fapi/v1/listenKey", "PUT")),
     "order": _order(False),
     "reduce_only": _order(True),
     "reduce_only_param": Request(
@@ -37,7 +39,7 @@ REQUESTS: dict[str, Request] = {
     "leverage": Request("set_leverage", (5, SYM), symbol=SYM),
     "margin_mode": Request("set_margin_mode", ("isolated", SYM), symbol=SYM),
 }
-ALWAYS = {"read", "cancel", "cancel_all", "countdown"}
+ALWAYS = {"read", "cancel", "cancel_all", "countdown", "listen_key"}
 PASSES = {
     "halt": ALWAYS,
     "cancel": ALWAYS,
