@@ -9,7 +9,9 @@
     after_tick     after each reconcile + status snapshot
     before_stop    the strategy has stopped; before the final cancel
     release        only once this run's orders are confirmed gone at the exchange
-                   (disarming the dead-man countdown belongs here, never earlier)
+                   (disarming the dead-man countdown belongs here, never earlier); each
+                   hook ends by ``stop_deadline`` and returns a sentence saying what it
+                   left undone (or None)
     left_armed     instead of ``release`` when orders could not be confirmed gone: each
                    hook returns a sentence saying what is left to whom (or None)
     after_stop     last, after the exchange connection is closed (the signed log's close)
@@ -70,6 +72,7 @@ class RunPort(Protocol):
     engine_events: EngineEvents
     summary_extras: dict[str, Any]
     conditional: ConditionalOrders | None
+    stop_deadline: float | None  # monotonic: when the stop must be done (None until it began)
 
     @property
     def client(self) -> GuardedClient: ...
@@ -110,7 +113,7 @@ class RunHooks(Protocol):
     background: list[Callable[[Any], Coroutine[Any, Any, None]]]
     after_tick: list[Callable[[Any, dict[str, Any]], None]]
     before_stop: list[Hook]
-    release: list[Hook]
+    release: list[Callable[[Any], Awaitable[str | None]]]
     left_armed: list[Callable[[OrdersLeft], str | None]]
     after_stop: list[Callable[[Any], None]]
     tick_providers: list[Callable[[], dict[str, Any]]]
