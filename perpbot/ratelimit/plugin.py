@@ -1,7 +1,10 @@
 """How the rate limiter attaches to `perpbot run`.
 
 - a tick provider: the ``rate`` section of ticks.jsonl and `perpbot status` (weight used,
-  limit, the exchange's nominal limit, order counts, the last change and why);
+  limit, the exchange's nominal limit, order counts, the reserve and what is used of it, the
+  last change and why);
+- at start, one warning (``RATE_RESERVE_DEADMAN``) when the dead-man's refreshes on the
+  strategy's symbols would take more than half the reserve (perpbot.ratelimit.reserve);
 - a stop cuts every rate-limit or backoff wait short at once (a request held back for a
   Retry-After must not go out after the trader asked the bot to stop); the waits of the
   final clean-up (cancelling this run's orders) are allowed again once the strategy is done.
@@ -10,6 +13,10 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from perpbot.events import Decision
+from perpbot.kill.deadman import has_countdown
+from perpbot.ratelimit.reserve import deadman_warning
 
 if TYPE_CHECKING:
     from perpbot.engine.hooks import AttachableRun, RunPort
@@ -26,6 +33,7 @@ def attach(runner: AttachableRun) -> None:
                 return {"rate": limiter.snapshot(wait=False)}
 
             r.tick_providers.append(provide)
+            warn_if_deadman_eats_reserve(r, limiter.snapshot(wait=False))
 
     async def cut_waits_on_stop(r: RunPort) -> None:
         await r.stop_event.wait()
@@ -41,3 +49,24 @@ def attach(runner: AttachableRun) -> None:
     runner.on_connected.append(on_connected)
     runner.background.append(cut_waits_on_stop)
     runner.before_stop.append(allow_cleanup_waits)
+
+
+def warn_if_deadman_eats_reserve(r: RunPort, snap: dict[str, Any]) -> None:
+    """One explained line at start when the dead-man's refreshes would take more than half
+    the rate reserve (then a kill's cancels could wait for the window)."""
+    kill = r.config.kill
+    if not kill.deadman or not has_countdown(r.client.exchange) or not snap.get("weight_limit"):
+        return
+    sentence = deadman_warning(
+        symbols=len(r.config.strategy.symbols),
+        refresh_s=kill.deadman_refresh_s or kill.deadman_countdown_s / 3.0,
+        countdown_s=kill.deadman_countdown_s,
+        reserve=snap.get("reserve") or {},
+        cap=int(snap["weight_limit"]),
+    )
+    if sentence is None:
+        return
+    # a "warn" decision: the run's output prints it on stderr (engine/output.py)
+    r.bus.publish(
+        Decision(layer="ratelimit", action="warn", code="RATE_RESERVE_DEADMAN", sentence=sentence)
+    )
