@@ -15,8 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from perpbot.events import Decision
-from perpbot.kill.deadman import has_countdown
-from perpbot.ratelimit.reserve import deadman_warning
+from perpbot.ratelimit.reserve import DEADMAN_METHOD, deadman_warning
 
 if TYPE_CHECKING:
     from perpbot.engine.hooks import AttachableRun, RunPort
@@ -54,8 +53,10 @@ def attach(runner: AttachableRun) -> None:
 def warn_if_deadman_eats_reserve(r: RunPort, snap: dict[str, Any]) -> None:
     """One explained line at start when the dead-man's refreshes would take more than half
     the rate reserve (then a kill's cancels could wait for the window)."""
+    if not snap.get("weight_limit"):  # no published limit: no reserve to speak of
+        return
     kill = r.config.kill
-    if not kill.deadman or not has_countdown(r.client.exchange) or not snap.get("weight_limit"):
+    if not kill.deadman or not callable(getattr(r.client.exchange, DEADMAN_METHOD, None)):
         return
     sentence = deadman_warning(
         symbols=len(r.config.strategy.symbols),

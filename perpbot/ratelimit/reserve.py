@@ -21,6 +21,9 @@ from perpbot.ratelimit.rules import window_label
 from perpbot.weights import request_cost
 
 DEADMAN_REQUEST = ("POST", "/fapi/v1/countdownCancelAll")
+# the ccxt method the dead-man calls (perpbot.kill.deadman.COUNTDOWN_METHOD: the rate limiter
+# imports no other concern); an exchange without it has no dead-man to refresh
+DEADMAN_METHOD = "fapiprivate_post_countdowncancelall"
 WARN_SHARE = 0.5  # of the reserve the dead-man's refreshes may take before the start warns
 MAX_RESERVE_PCT = 50  # what [limits] reserve_pct allows
 
