@@ -64,6 +64,9 @@ def main() -> int:
         f"({', '.join(f'{k} {v}' for k, v in sorted(faults.items()))})"
     )
     print(f"endings: {', '.join(f'{k} {v}' for k, v in sorted(endings.items()))}")
+    notes = Counter(ep.note.split(":")[0] for ep in episodes if ep.note and not ep.violations)
+    if notes:
+        print(f"notes: {', '.join(f'{k} {v}' for k, v in sorted(notes.items()))}")
     print(
         f"invariant violations: {sum(len(ep.violations) for ep in broken)} "
         f"in {len(broken)} of {len(episodes)} episodes"
