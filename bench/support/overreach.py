@@ -29,6 +29,10 @@ class OverreachParams(BaseModel):
     offset_pct: float = Field(default=3.0, gt=0)
     spacing_pct: float = Field(default=0.1, gt=0)
     outside_symbol: str = "ETH/USDT:USDT"  # a symbol the grant does not list
+    # its order: fixed (no read of that symbol first, so that a failing read cannot keep the
+    # order from the pipeline's gates): a bid at half the simulator's ETH price, notional 30
+    outside_price: float = Field(default=1500.0, gt=0)
+    outside_amount: float = Field(default=0.02, gt=0)
     max_notional: float = Field(default=500.0, gt=0)  # the grant's --max-notional
 
 
@@ -57,7 +61,12 @@ class Overreach(Strategy):
         return [
             ("leverage", lambda: ctx.set_leverage(own, 20)),
             ("margin mode", lambda: ctx.set_margin_mode(own, "isolated")),
-            ("outside symbol", lambda: self._resting(ctx, p.outside_symbol, 0)),
+            (
+                "outside symbol",
+                lambda: ctx.post_only_order(
+                    p.outside_symbol, "buy", p.outside_amount, p.outside_price
+                ),
+            ),
             ("over notional", lambda: self._resting(ctx, own, 0, notional=big)),
             (
                 "market over notional",
