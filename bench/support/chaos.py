@@ -21,9 +21,9 @@ An *episode* (one fresh account on a shared in-thread simulator, its own state d
 Invariants, with the simulator's own state as the truth:
 
 - **covered**: every order of the account still open when the bots have exited stands on a
-  symbol whose countdown is armed, and a bot that exited said so (non-zero exit naming the
-  exchange's countdown) unless it was SIGKILLed; then, once the countdown has lapsed, none
-  is open at all;
+  symbol whose countdown is armed, and a bot that exited (or `perpbot kill`) said so, in a
+  line naming the exchange's countdown and that symbol, unless the order is a SIGKILLed
+  run's; then, once the countdown has lapsed, none is open at all;
 - **restart**: a restart that ran met the dead run's orders (cancelled or adopted them);
 - **no duplicate**: no client order id was accepted twice;
 - **grant**: no request outside the key's grant reached the exchange (the simulator's
@@ -134,6 +134,15 @@ def _run_prefix(out: Path) -> str | None:
     """The client-id prefix of the run whose output is ``out`` (its first line names it)."""
     m = re.search(r"^perpbot run (\S+): (\S+) on ", out.read_text(), re.MULTILINE)
     return run_prefix(m.group(1), m.group(2)) if m else None
+
+
+def said_covered(said: str, symbol_id: str) -> bool:
+    """Whether ``said`` (what the bots and `perpbot kill` printed) names the exchange's
+    countdown on this symbol in one line (the word itself, not a setting such as
+    ``deadman_countdown_s``)."""
+    symbol = re.escape(next((u for u, i in SYMBOLS.items() if i == symbol_id), symbol_id))
+    word = r"(?<![\w])countdown(?![\w])"
+    return re.search(rf"{word}[^\n]*{symbol}|{symbol}[^\n]*{word}", said) is not None
 
 
 def _running(home: Path, n: int) -> bool:
@@ -444,9 +453,12 @@ class Campaign:
                 o["clientOrderId"]
                 for o in left
                 if not any(str(o["clientOrderId"]).startswith(p) for p in dead)
+                and not said_covered(said, o["symbol"])
             ]
-            if unsaid and "countdown" not in said:
-                ep.violations.append(f"open orders left and nobody said so: {unsaid}")
+            if unsaid:
+                ep.violations.append(
+                    f"open orders left and nobody named the countdown covering them: {unsaid}"
+                )
             if not self._wait(lambda: not self._orders(key, True), countdown_s + 6.0):
                 still = [o["clientOrderId"] for o in self._orders(key, True)]
                 ep.violations.append(f"still open after the countdown lapsed: {still}")
