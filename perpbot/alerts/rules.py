@@ -7,7 +7,8 @@ journal and the metrics, not on a phone at 3 a.m.).
     critical  kill switch tripped or seen, dead-man refresh/disarm failures and lapses,
               418 bans, protective-stop failures, a run that crashed or was refused,
               monitor alerts marked ``trip``, the disk about to fill
-    warning   kill switch cleared or done, budget cuts, 429s and their waits, stale
+    warning   kill switch cleared or done, budget cuts, 429s and their waits, waits at the
+              rate reserve and a reserve too small for the dead-man, stale
               streams or prices, monitor alerts, scope denials, failed alert deliveries
     info      fills, periodic summaries, test messages (sent only when asked for)
 """
@@ -42,6 +43,9 @@ TABLE: tuple[tuple[str, str, str, str | None], ...] = (
     ("*", "*", "RATE_WAIT_BANNED", "critical"),
     ("*", "*", "RATE_WAIT_RETRY_AFTER", "warning"),
     ("*", "*", "RATE_RETRY_AFTER", "warning"),  # a 429 that cut no budget
+    # ordinary requests held at the reserve's edge: the strategy spends its whole budget
+    ("*", "*", "RATE_WAIT_RESERVE", "warning"),
+    ("*", "*", "RATE_RESERVE_DEADMAN", "warning"),  # the dead-man would eat the reserve
     ("*", "tighten", "*", "warning"),
     ("*", "*", "*STOP*FAIL*", "critical"),
     ("*", "*", "*STOP*REJECT*", "critical"),

@@ -93,6 +93,7 @@ class Runner:
         )
         self.started = self.state.started
         self.stop_timeout_s = self.config.strategy.stop_timeout_s
+        self.stop_deadline: float | None = None  # monotonic: the stop's bound, once it began
         self.loop: asyncio.AbstractEventLoop
         self.stop_event: asyncio.Event
         self.conn: Connection | None = None
@@ -121,7 +122,7 @@ class Runner:
         self.background: list[Callable[[Runner], Coroutine[Any, Any, None]]] = []
         self.after_tick: list[Callable[[Runner, dict[str, Any]], None]] = []
         self.before_stop: list[Callable[[Runner], Awaitable[None]]] = []
-        self.release: list[Callable[[Runner], Awaitable[None]]] = []
+        self.release: list[Callable[[Runner], Awaitable[str | None]]] = []
         self.left_armed: list[Callable[[OrdersLeft], str | None]] = []
         self.after_stop: list[Callable[[Runner], None]] = []
         self.tick_providers: list[Callable[[], dict[str, Any]]] = []
@@ -422,11 +423,15 @@ class Runner:
     async def _release_after_failed_start(self) -> None:
         """A start that failed after the concerns attached: disarm what they armed (the
         run placed no order, so nothing of its own needs the countdown)."""
+        self.stop_deadline = time.monotonic() + self.stop_timeout_s
         for hook in self.release:
             try:
-                await asyncio.wait_for(hook(self), self.stop_timeout_s)
+                undone = await asyncio.wait_for(hook(self), self.stop_timeout_s)
             except Exception as exc:
                 self.output.warn(f"releasing after a failed start: {type(exc).__name__}: {exc}")
+            else:
+                if undone:
+                    self.output.warn(undone)
 
     # -- the tick loop ----------------------------------------------------------------------
     async def _main(self) -> dict[str, Any]:

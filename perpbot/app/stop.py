@@ -26,6 +26,8 @@ INFLIGHT_WAIT_S = 5.0  # how long the stop lets strategy calls in flight land
 ON_STOP_WAIT_S = 5.0  # how long the strategy's on_stop may take
 STRATEGY_SHARE = 0.25  # of the stop bound the strategy gets at most to land and stop
 CONFIRM_SHARE = 0.25  # of the stop bound kept for confirming at the exchange
+RELEASE_SHARE = 0.15  # of the stop bound kept for releasing (listing, then disarming)
+RELEASING = "releasing what the run armed at the exchange (the dead-man countdown)"
 SAY_AT_MOST = 10  # symbols, and orders per symbol, named in one sentence (summary has all)
 
 
@@ -38,10 +40,10 @@ async def stop_sequence(run: Runner) -> dict[str, Any]:
     3. no new order leaves any more (a create still pending is refused at the wire);
        cancel THIS run's orders by client id, retried through 5xx/timeouts;
     4. confirm at the exchange that they are gone;
-    5. only then disarm what was armed (the dead-man countdown); if any order is not
-       confirmed gone, leave the countdown armed (refreshed no more: the refresher
-       stopped with the tick loop), say which orders on which symbols it now covers
-       and when it fires, and end non-zero;
+    5. only then disarm what was armed (the dead-man countdown), within the bound too (what
+       could not be done in time is said); if any order is not confirmed gone, leave the
+       countdown armed (refreshed no more: the refresher stopped with the tick loop), say
+       which orders on which symbols it now covers and when it fires, and end non-zero;
     6. final reconcile and funding;
     7. the summary (summary.json, printed), with everything left undone.
     """
@@ -49,7 +51,9 @@ async def stop_sequence(run: Runner) -> dict[str, Any]:
     assert run.ctx is not None and run.orders is not None
     began = time.monotonic()
     deadline = began + run.stop_timeout_s
-    cancel_deadline = deadline - run.stop_timeout_s * CONFIRM_SHARE
+    run.stop_deadline = deadline
+    cancel_deadline = deadline - run.stop_timeout_s * (CONFIRM_SHARE + RELEASE_SHARE)
+    confirm_deadline = deadline - run.stop_timeout_s * RELEASE_SHARE
     warnings: list[str] = []
 
     await _stop_strategy(run, began + run.stop_timeout_s * STRATEGY_SHARE)  # 1
@@ -58,11 +62,14 @@ async def stop_sequence(run: Runner) -> dict[str, Any]:
     cancel = run.orders.cancel_own_until(cancel_deadline)
     warnings += await _bounded(run, cancel, cancel_deadline, "cancelling", [], warnings)  # 3
     confirm = run.orders.left_open()
-    left = await _bounded(run, confirm, deadline, "confirming", None, warnings)  # 4
+    left = await _bounded(run, confirm, confirm_deadline, "confirming", None, warnings)  # 4
     if left is None:
         left = _unconfirmed(run)
     if not left:
-        await _run_hooks(run, run.release, "releasing")  # 5
+        for hook in run.release:  # 5
+            undone = await _bounded(run, hook(run), deadline, RELEASING, None, warnings)
+            if undone:
+                warnings.append(undone)
     else:
         warnings.append(_leave_to_exchange(run, left))
     funding = 0.0

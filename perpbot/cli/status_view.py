@@ -80,6 +80,16 @@ def position_lines(bot: dict[str, Any]) -> list[tuple[str, str]]:
     return out or [("flat", "dim")]
 
 
+def reserve_text(reserve: Any) -> str:
+    """``reserve 10% (228 weight): 0 used`` out of the rate section's ``reserve``, or ''."""
+    if not isinstance(reserve, dict) or reserve.get("weight") is None:
+        return ""
+    return (
+        f"reserve {float(reserve.get('pct') or 0):g}% ({reserve['weight']} weight): "
+        f"{reserve.get('used') or 0} used"
+    )
+
+
 def budget_line(bot: dict[str, Any]) -> str:
     """The rate limiter's view when it publishes one, else the exchange's usage headers."""
     rate = bot.get("rate") or {}
@@ -92,6 +102,9 @@ def budget_line(bot: dict[str, Any]) -> str:
             parts.append(f"cut to {float(rate['factor']):.0%} of {rate.get('weight_nominal')}")
         for window, o in (rate.get("orders") or {}).items():
             parts.append(f"orders {o.get('used', 0)}/{o.get('limit')} per {window}")
+        reserve = reserve_text(rate.get("reserve"))
+        if reserve:
+            parts.append(reserve)
         if rate.get("banned_for_s"):
             parts.append(f"BANNED {rate['banned_for_s']:.0f}s")
         elif rate.get("blocked_for_s"):

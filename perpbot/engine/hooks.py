@@ -15,7 +15,9 @@ order it declares. The phases, in the order a run goes through them:
     after_tick     after each reconcile + status snapshot
     before_stop    the strategy has stopped; before the final cancel
     release        only once this run's orders are confirmed gone at the exchange
-                   (disarming the dead-man countdown belongs here, never earlier)
+                   (disarming the dead-man countdown belongs here, never earlier); each
+                   hook ends by ``stop_deadline`` and returns a sentence saying what it
+                   left undone (or None)
     left_armed     instead of ``release`` when orders could not be confirmed gone: each
                    hook returns a sentence saying what is left to whom (or None)
     after_stop     last, after the exchange connection is closed (the signed log's close)
@@ -37,7 +39,7 @@ OnConnected = list[Callable[[Any], Awaitable[None]]]
 Background = list[Callable[[Any], Coroutine[Any, Any, None]]]
 AfterTick = list[Callable[[Any, dict[str, Any]], None]]
 BeforeStop = list[Callable[[Any], Awaitable[None]]]
-Release = list[Callable[[Any], Awaitable[None]]]
+Release = list[Callable[[Any], Awaitable[str | None]]]  # what it left undone, or None
 LeftArmed = list[Callable[[OrdersLeft], str | None]]
 AfterStop = list[Callable[[Any], None]]
 TickProviders = list[Callable[[], dict[str, Any]]]

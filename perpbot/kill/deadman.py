@@ -67,6 +67,7 @@ class DeadmanRun(Protocol):
     before_stop: BeforeStop
     release: Release
     left_armed: LeftArmed
+    stop_deadline: float | None  # monotonic: when the stop must be done (None until it began)
 
     @property
     def client(self) -> GuardedClient: ...
@@ -74,6 +75,7 @@ class DeadmanRun(Protocol):
 
 COUNTDOWN_METHOD = "fapiprivate_post_countdowncancelall"
 REFRESH_FRACTION = 0.5  # of the countdown passed since it was last set: refresh it then
+SAY_MARGIN_S = 0.1
 
 
 def has_countdown(exchange: Any) -> bool:
@@ -263,11 +265,16 @@ class Deadman:
         symbols |= set(report.get("unconfirmed") or [])
         return sorted(s for s in symbols if s in self.armed)
 
-    async def disarm(self, runner: DeadmanRun) -> None:
+    async def disarm(self, runner: DeadmanRun) -> str | None:
         """Disarm the countdown, except where the kill switch left orders: there it stays
-        armed (refreshing stopped when the switch tripped) so the exchange cancels them."""
+        armed (refreshing stopped when the switch tripped) so the exchange cancels them.
+
+        Bounded by the stop (``runner.stop_deadline``): what it could not do in time (or at
+        all) is returned as one sentence, for the stop to say; None when nothing is left."""
         if not self.armed:
-            return
+            return None
+        # a little before the stop's own bound, so that what is left undone is said here
+        until = None if runner.stop_deadline is None else runner.stop_deadline - SAY_MARGIN_S
         keep = self.left_by_kill()
         if keep:
             self.info["kept_armed"] = keep
@@ -280,8 +287,9 @@ class Deadman:
                 symbols=keep,
             )
             self.armed = [s for s in self.armed if s not in keep]
+        undone: dict[str, str] = {}  # symbol -> why its countdown is left armed, not by design
         if self.armed and self.sweep is not None:
-            shared = await self.sweep.keep_armed(self.armed)
+            shared = await self.sweep.keep_armed(self.armed, until)
             for symbol, why in shared.items():
                 self._say(
                     "info",
@@ -290,18 +298,42 @@ class Deadman:
                     f"refreshes it): {why}; the last bot out disarms it",
                     symbol=symbol,
                 )
+                if "could not be listed" in why:
+                    undone[symbol] = why
             if shared:
                 self.info["shared_kept"] = shared
             self.armed = [s for s in self.armed if s not in shared]
-        if not self.armed:
-            return
-        failed = await self._send(self.armed, 0)
-        self.info["disarmed"] = not failed
-        for s, why in failed:
-            self._say(
-                "alert",
-                "KILL_DEADMAN_DISARM_FAILED",
-                f"disarming the dead-man switch on {s} failed ({why}): the exchange may "
-                f"cancel orders on {s} within {self.countdown_ms / 1000:g} s",
+        if self.armed:
+            failed = await self._send_until(self.armed, until)
+            self.info["disarmed"] = not failed
+            for s, why in failed:
+                undone[s] = f"disarming it failed ({why})"
+                self._say(
+                    "alert",
+                    "KILL_DEADMAN_DISARM_FAILED",
+                    f"disarming the dead-man switch on {s} failed ({why}): the exchange may "
+                    f"cancel orders on {s} within {self.countdown_ms / 1000:g} s",
+                )
+            self.armed = []
+        if not undone:
+            return None
+        self.info["left_undone"] = undone
+        return (
+            "the stop left the exchange's dead-man countdown armed, refreshed no more, "
+            + ("; ".join(f"on {s}: {why}" for s, why in undone.items()))
+            + (
+                f": it cancels every order of the account on those symbols "
+                f"{self.countdown_ms / 1000:g} s after this run's last refresh "
+                "(this run's own orders are confirmed gone)"
             )
-        self.armed = []
+        )
+
+    async def _send_until(self, symbols: list[str], until: float | None) -> list[tuple[str, str]]:
+        """Disarm (countdown 0) on ``symbols`` before ``until``; the (symbol, problem) left."""
+        remaining = None if until is None else until - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return [(s, "not sent: the stop's bound was reached") for s in symbols]
+        try:
+            return await asyncio.wait_for(self._send(symbols, 0), remaining)
+        except TimeoutError:
+            return [(s, "no answer within the stop's bound") for s in symbols]

@@ -351,33 +351,46 @@ class StartSweep:
         )
 
     # -- the stop: the last one out disarms -------------------------------------------------
-    async def keep_armed(self, symbols: list[str]) -> dict[str, str]:
-        """Symbols whose shared countdown this run must not disarm, and why."""
+    async def keep_armed(self, symbols: list[str], until: float | None = None) -> dict[str, str]:
+        """Symbols whose shared countdown this run must not disarm, and why. The symbols are
+        listed side by side, each for at most ``STOP_LISTING_S`` and never past ``until``
+        (monotonic: the stop's bound); a symbol not listed in time keeps its countdown."""
         near = self.neighbours(symbols)
         keep = {
             s: f"{', '.join(_bot(d) for d in docs)} still trades there and refreshes it"
             for s, docs in near.items()
         }
-        for s in symbols:
-            if s in keep:
-                continue
-            try:
-                with reducing_risk():  # part of the stop: the rate budget's reserve
-                    listed = await asyncio.wait_for(
-                        self.runner.client.fetch_open_orders(s), STOP_LISTING_S
-                    )
-            except TimeoutError:
-                keep[s] = f"the open orders there could not be listed within {STOP_LISTING_S:g} s"
-                continue
-            except Exception as exc:
-                keep[s] = f"the open orders there could not be listed ({describe_error(exc)})"
-                continue
-            others = [
-                o
-                for o in listed
-                if perpbot_strategy_tag(o.get("clientOrderId")) is not None
-                and not self.runner.is_own_order(o)
-            ]
-            if others:
-                keep[s] = f"orders of other perpbot runs stand there ({_ids(others)})"
+        to_list = [s for s in symbols if s not in keep]
+        found = await asyncio.gather(*(self._others_on(s, until) for s in to_list))
+        keep.update({s: why for s, why in zip(to_list, found, strict=True) if why})
         return keep
+
+    async def _others_on(self, symbol: str, until: float | None) -> str | None:
+        """Why the countdown on ``symbol`` must stay armed (other runs' orders stand there,
+        or they could not be listed in time), or None."""
+        limit = STOP_LISTING_S
+        if until is not None:
+            limit = min(limit, until - time.monotonic())
+        bound = (
+            f"the stop's bound ([strategy] stop_timeout_s = {self.cfg.strategy.stop_timeout_s:g})"
+        )
+        if limit <= 0:
+            return f"{bound} was reached before the open orders there could be listed"
+        try:
+            with reducing_risk():  # part of the stop: the rate budget's reserve
+                listed = await asyncio.wait_for(self.runner.client.fetch_open_orders(symbol), limit)
+        except TimeoutError:
+            if limit < STOP_LISTING_S:
+                return f"the open orders there could not be listed within {bound}"
+            return f"the open orders there could not be listed within {STOP_LISTING_S:g} s"
+        except Exception as exc:
+            return f"the open orders there could not be listed ({describe_error(exc)})"
+        others = [
+            o
+            for o in listed
+            if perpbot_strategy_tag(o.get("clientOrderId")) is not None
+            and not self.runner.is_own_order(o)
+        ]
+        if others:
+            return f"orders of other perpbot runs stand there ({_ids(others)})"
+        return None

@@ -541,6 +541,12 @@ def _limit_change(rule: Rule, prev: int | None, source: str, now: float, name: s
 
 
 # -- reading it: the ``rate`` section of ticks.jsonl and `perpbot status` ------------------
+def main_weight(st: HostState) -> Bucket | None:
+    """The request-weight bucket with the shortest window (the one a status line shows)."""
+    weight = [b for b in st.buckets.values() if b.kind == "weight"]
+    return min(weight, key=lambda b: b.window_s) if weight else None
+
+
 def _bucket_status(b: Bucket, now: float, policy: Policy) -> dict[str, Any]:
     current = b.start <= now < b.start + b.window_s
     return {
@@ -556,13 +562,12 @@ def _bucket_status(b: Bucket, now: float, policy: Policy) -> dict[str, Any]:
 
 def snapshot(st: HostState, now: float, policy: Policy, key_id: str, store: str) -> dict[str, Any]:
     """The ``rate`` section of ticks.jsonl and `perpbot status`: budget use at a glance."""
-    weight = [b for b in st.buckets.values() if b.kind == "weight"]
     orders = {
         window_label(b.window_s): _bucket_status(b, now, policy)
         for name, b in st.buckets.items()
         if b.kind == "orders" and name.endswith("/" + key_id)
     }
-    main = min(weight, key=lambda b: b.window_s) if weight else None
+    main = main_weight(st)
     w = _bucket_status(main, now, policy) if main else {}
     last = st.last_change or {}
     return {

@@ -36,6 +36,7 @@ from perpbot.ratelimit.connections import ConnectionBudget
 from perpbot.ratelimit.explain import wait_sentence
 from perpbot.ratelimit.hooks import HttpBudget, RateWait
 from perpbot.ratelimit.host import LAYER, HostBudget
+from perpbot.ratelimit.reserve import reserve_status
 from perpbot.ratelimit.rules import RuleSet, from_exchange_info
 
 __all__ = ["RateLimiter", "RateWait", "RulesKeeper"]
@@ -305,7 +306,11 @@ class RateLimiter:
             blocked = host.store.blocked_until()
             if blocked > max(state.blocked_until, state.banned_until):
                 state.blocked_until = blocked
-        return budget.snapshot(state, host.now(), host.policy, host.key_id, self.description)
+        now = host.now()
+        snap = budget.snapshot(state, now, host.policy, host.key_id, self.description)
+        main = budget.main_weight(state)
+        snap["reserve"] = reserve_status(main, now, host.policy) if main is not None else {}
+        return snap
 
     def close(self) -> None:
         """Let go of the shared store (its connections, or its listener thread); any request

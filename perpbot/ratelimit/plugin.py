@@ -1,7 +1,10 @@
 """How the rate limiter attaches to `perpbot run`.
 
 - a tick provider: the ``rate`` section of ticks.jsonl and `perpbot status` (weight used,
-  limit, the exchange's nominal limit, order counts, the last change and why);
+  limit, the exchange's nominal limit, order counts, the reserve and what is used of it, the
+  last change and why);
+- at start, one warning (``RATE_RESERVE_DEADMAN``) when the dead-man's refreshes on the
+  strategy's symbols would take more than half the reserve (perpbot.ratelimit.reserve);
 - a stop cuts every rate-limit or backoff wait short at once (a request held back for a
   Retry-After must not go out after the trader asked the bot to stop); the waits of the
   final clean-up (cancelling this run's orders) are allowed again once the strategy is done.
@@ -11,12 +14,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from perpbot.events import Decision
+from perpbot.ratelimit.reserve import DEADMAN_METHOD, DEADMAN_REFRESH_FRACTION, deadman_warning
+
 if TYPE_CHECKING:
     import asyncio
 
     from perpbot.client.guarded import GuardedClient
     from perpbot.client.waits import Interrupter
+    from perpbot.config import StrategyFile
     from perpbot.engine.hooks import Background, BeforeStop, OnConnected, TickProviders
+    from perpbot.events import EventBus
 
 
 class RateRun(Protocol):
@@ -24,6 +32,8 @@ class RateRun(Protocol):
 
     stop_event: asyncio.Event
     end_reason: str
+    config: StrategyFile
+    bus: EventBus
     on_connected: OnConnected
     background: Background
     before_stop: BeforeStop
@@ -47,6 +57,7 @@ def attach(runner: RateRun) -> None:
                 return {"rate": limiter.snapshot(wait=False)}
 
             r.tick_providers.append(provide)
+            warn_if_deadman_eats_reserve(r, limiter.snapshot(wait=False))
 
     async def cut_waits_on_stop(r: RateRun) -> None:
         await r.stop_event.wait()
@@ -62,3 +73,26 @@ def attach(runner: RateRun) -> None:
     runner.on_connected.append(on_connected)
     runner.background.append(cut_waits_on_stop)
     runner.before_stop.append(allow_cleanup_waits)
+
+
+def warn_if_deadman_eats_reserve(r: RateRun, snap: dict[str, Any]) -> None:
+    """One explained line at start when the dead-man's refreshes would take more than half
+    the rate reserve (then a kill's cancels could wait for the window)."""
+    if not snap.get("weight_limit"):  # no published limit: no reserve to speak of
+        return
+    kill = r.config.kill
+    if not kill.deadman or not callable(getattr(r.client.exchange, DEADMAN_METHOD, None)):
+        return
+    sentence = deadman_warning(
+        symbols=len(r.config.strategy.symbols),
+        refresh_s=kill.deadman_refresh_s or kill.deadman_countdown_s * DEADMAN_REFRESH_FRACTION,
+        countdown_s=kill.deadman_countdown_s,
+        reserve=snap.get("reserve") or {},
+        cap=int(snap["weight_limit"]),
+    )
+    if sentence is None:
+        return
+    # a "warn" decision: the run's output prints it on stderr (engine/output.py)
+    r.bus.publish(
+        Decision(layer="ratelimit", action="warn", code="RATE_RESERVE_DEADMAN", sentence=sentence)
+    )

@@ -19,6 +19,8 @@ CASES = [
     ("ratelimit", "tighten", "RATE_TIGHTEN_429", {}, "warning"),
     ("ratelimit", "info", "RATE_RETRY_AFTER", {}, "warning"),
     ("ratelimit", "wait", "RATE_WAIT_BUDGET", {}, None),
+    ("ratelimit", "wait", "RATE_WAIT_RESERVE", {}, "warning"),  # the strategy spends it all
+    ("ratelimit", "warn", "RATE_RESERVE_DEADMAN", {}, "warning"),
     ("index", "alert", "INDEX_SOURCE_STALE", {}, "warning"),
     ("monitor", "alert", "MONITOR_CANCEL_BURST", {}, "warning"),
     ("monitor", "alert", "MONITOR_SLIPPAGE", {"trip": True}, "critical"),

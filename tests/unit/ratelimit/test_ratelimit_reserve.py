@@ -7,6 +7,7 @@ from perpbot.config import LimitsSection
 from perpbot.ratelimit import budget
 from perpbot.ratelimit.budget import HostState, Policy
 from perpbot.ratelimit.explain import wait_sentence
+from perpbot.ratelimit.reserve import deadman_warning, reserve_status
 from perpbot.ratelimit.rules import Rule, RuleSet
 
 POLICY = Policy(safety_margin=0.05, reserve=0.10)
@@ -101,3 +102,58 @@ def test_the_wait_sentence_names_the_reserve() -> None:
     assert "2052/2052 per 1m used by ordinary requests" in sentence
     assert "kept for cancels, reduce-only orders and the kill switch" in sentence
     assert "reserve_pct" in sentence
+
+
+def test_the_reserve_and_what_the_window_used_of_it() -> None:
+    st = state()
+    b = st.buckets[W]
+    assert reserve_status(b, T0 + 1, POLICY) == {
+        "pct": 10.0, "weight": 228, "used": 0, "window": "1m", "window_s": 60,
+    }  # fmt: skip
+    for _ in range(205):
+        assert take(st, 10, T0 + 1).granted
+    assert take(st, 30, T0 + 2, reducing=True).granted  # 2080: 28 above the ordinary 2052
+    assert reserve_status(b, T0 + 3, POLICY)["used"] == 28
+    assert reserve_status(b, T0 + 61, POLICY)["used"] == 0  # a new window
+
+
+def _reserve(pct: float) -> dict[str, object]:
+    st = state()
+    return reserve_status(st.buckets[W], T0, Policy(safety_margin=0.05, reserve=pct / 100))
+
+
+def test_the_start_warns_when_the_deadman_would_take_over_half_the_reserve() -> None:
+    # 3 symbols every 20 s: 90 weight per minute, under half of 228: quiet
+    quiet = deadman_warning(symbols=3, refresh_s=20, countdown_s=60, reserve=_reserve(10), cap=2280)
+    assert quiet is None
+    # 2 symbols every 10 s: 120 of 228 (53%), and what to set instead
+    said = deadman_warning(symbols=2, refresh_s=10, countdown_s=30, reserve=_reserve(10), cap=2280)
+    assert said is not None and "\n" not in said
+    assert "on 2 symbol(s) (10 weight each, every 10 s: 120 weight per 1m)" in said
+    assert "would take 53% of the rate reserve (228 of the 2280 weight per 1m" in said
+    assert "reserve_pct = 10" in said and "a kill's cancels could wait" in said
+    # the fixes: each one brings the refreshes back under half the reserve
+    assert "set [limits] reserve_pct = 11 or [kill] deadman_refresh_s = 11" in said
+    assert (
+        deadman_warning(symbols=2, refresh_s=10, countdown_s=30, reserve=_reserve(11), cap=2280)
+        is None
+    )
+    assert (
+        deadman_warning(symbols=2, refresh_s=11, countdown_s=30, reserve=_reserve(10), cap=2280)
+        is None
+    )
+    # no fix within reach: 40 symbols every second
+    far = deadman_warning(symbols=40, refresh_s=1, countdown_s=3, reserve=_reserve(10), cap=2280)
+    assert far is not None and far.endswith("set fewer symbols per bot")
+    # no reserve at all
+    none = deadman_warning(symbols=1, refresh_s=20, countdown_s=60, reserve=_reserve(0), cap=2280)
+    assert none is not None and "reserve_pct = 0" in none
+
+
+def test_the_start_warning_counts_the_dead_mans_own_cadence() -> None:
+    """The rate limiter imports no other concern, so reserve.py names the dead-man's
+    default cadence itself: it must be the dead-man's."""
+    from perpbot.kill.deadman import REFRESH_FRACTION
+    from perpbot.ratelimit.reserve import DEADMAN_REFRESH_FRACTION
+
+    assert DEADMAN_REFRESH_FRACTION == REFRESH_FRACTION
