@@ -55,6 +55,11 @@ REFRESH_WAIT_S = 2.0
 WATCHDOG_S = 0.2
 
 
+def _position_key(p: dict[str, Any]) -> tuple[Any, ...]:
+    """What tells two cached positions of a symbol apart."""
+    return (p.get("timestamp"), p.get("side"), p.get("contracts"), p.get("entryPrice"))
+
+
 def _position_raw(p: PositionSnapshot) -> dict[str, Any]:
     """A PositionSnapshot in the shape AccountView.set_positions reads."""
     return {"symbol": p.symbol, "info": {"positionAmt": p.amount}, "entryPrice": p.entry_price}
@@ -105,6 +110,7 @@ class StreamFeed:
         self._wallet: float | None = None  # wallet balance: equity less unrealised PnL
         self._stream_filled: dict[str, float] = {}  # client id -> cumulative filled (stream)
         self._position_due = False  # a fill streamed, its ACCOUNT_UPDATE not yet
+        self._positions_read: dict[str, tuple[Any, ...]] = {}  # what _watch_positions gave
 
     # -- life -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -118,7 +124,7 @@ class StreamFeed:
                       lambda ob, s=s: self.market.set_book(s, ob))  # fmt: skip
         self._add("user orders", True, None, ex.watch_orders, self._on_orders)
         self._add("user trades", True, None, ex.watch_my_trades, self._on_trades)
-        self._add("user positions", True, None, ex.watch_positions, self._on_positions)
+        self._add("user positions", True, None, self._watch_positions, self._on_positions)
         self._add("user balance", True, None, ex.watch_balance, self._on_balance)
         self._tasks.append(asyncio.create_task(self._watchdog(), name="streams watchdog"))
         await self._wait_connected(private=True, timeout=CONNECT_WAIT_S)
@@ -362,6 +368,35 @@ class StreamFeed:
             elif now - seen < UNMATCHED_KEEP_S:
                 keep.append((seen, symbol, t))
         self._unmatched = keep
+
+    async def _watch_positions(self) -> list[dict[str, Any]]:
+        """ccxt.pro resolves ``watch_positions`` with one ACCOUNT_UPDATE's positions and
+        forgets an update that arrives before the next call is waiting (several read in one
+        go): the position then stays one fill behind until the next update. Its cache keeps
+        every update, so this answers from the cache: at once when it moved since the last
+        answer, else after the next update."""
+        if not self._positions_moved():
+            await self.ex.watch_positions()
+        latest = self._cached_positions()
+        self._positions_read = {s: _position_key(p) for s, p in latest.items()}
+        return list(latest.values())
+
+    def _cached_positions(self) -> dict[str, dict[str, Any]]:
+        """The newest cached position of each symbol (oldest first in the cache: an updated
+        entry moves to its end)."""
+        latest: dict[str, dict[str, Any]] = {}
+        for cache in (getattr(self.ex, "positions", None) or {}).values():
+            for p in cache:
+                symbol, ts = p.get("symbol"), p.get("timestamp") or 0
+                if symbol and ts >= (latest.get(symbol, {}).get("timestamp") or 0):
+                    latest[symbol] = p
+        return latest
+
+    def _positions_moved(self) -> bool:
+        cached = self._cached_positions()
+        return bool(cached) and any(
+            _position_key(p) != self._positions_read.get(s) for s, p in cached.items()
+        )
 
     def _on_positions(self, positions: list[dict[str, Any]]) -> None:
         changed = False

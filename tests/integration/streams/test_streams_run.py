@@ -247,3 +247,25 @@ async def test_a_24h_rotation_is_a_loss_like_any_other(sim_factory: Any, tmp_pat
         assert await sim_trade_ids(handle, bot) == [fill_events(bot)[0].fill.trade_id]
     finally:
         await bot.stop()
+
+
+async def test_position_updates_read_in_one_go_leave_the_newest_position(
+    sim_factory: Any, tmp_path: Path
+) -> None:
+    """The simulator holds the user stream's events and releases them in bursts: ccxt.pro
+    resolves watch_positions once for several ACCOUNT_UPDATEs read in one go and forgets
+    the later ones; the engine's position must still end at the newest (it stayed one fill
+    behind before)."""
+    handle = sim_factory()
+    bot = await started(bot_toml(tmp_path, handle))
+    try:
+        control(handle, "/__sim/faults", {"streams": {"burst_ms": 800}})
+        for _ in range(3):
+            await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
+        state = bot.runner.state
+        await bot.until(lambda: BTC in state.positions)
+        await bot.until(lambda: state.positions[BTC].amount == pytest.approx(0.006))
+        assert bot.runner.feed is not None
+        assert bot.runner.feed.counters["reconciles"] == 1  # the stream's doing, not REST's
+    finally:
+        await bot.stop()
