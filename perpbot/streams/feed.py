@@ -375,10 +375,13 @@ class StreamFeed:
         go): the position then stays one fill behind until the next update. Its cache keeps
         every update, so this answers from the cache: at once when it moved since the last
         answer, else after the next update."""
-        if not self._positions_moved():
-            await self.ex.watch_positions()
         latest = self._cached_positions()
-        self._positions_read = {s: _position_key(p) for s, p in latest.items()}
+        read = {s: _position_key(p) for s, p in latest.items()}
+        if not latest or read == self._positions_read:  # nothing new since the last answer
+            await self.ex.watch_positions()
+            latest = self._cached_positions()
+            read = {s: _position_key(p) for s, p in latest.items()}
+        self._positions_read = read
         return list(latest.values())
 
     def _cached_positions(self) -> dict[str, dict[str, Any]]:
@@ -391,12 +394,6 @@ class StreamFeed:
                 if symbol and ts >= (latest.get(symbol, {}).get("timestamp") or 0):
                     latest[symbol] = p
         return latest
-
-    def _positions_moved(self) -> bool:
-        cached = self._cached_positions()
-        return bool(cached) and any(
-            _position_key(p) != self._positions_read.get(s) for s, p in cached.items()
-        )
 
     def _on_positions(self, positions: list[dict[str, Any]]) -> None:
         changed = False
