@@ -75,16 +75,18 @@ def readable_roots(strategy_dir: str) -> list[str]:
     return list(seen)
 
 
-def _rule(libc: ctypes.CDLL, ruleset: int, path: str, rights: int) -> bool:
+def _rule(libc: ctypes.CDLL, ruleset: int, path: str, rights: int) -> None:
+    """Grant ``rights`` beneath ``path``; a path that cannot be opened (or a rule the kernel
+    refuses) stays denied, the safe side."""
     try:
         fd = os.open(path, O_PATH | os.O_CLOEXEC)
     except OSError:
-        return False
+        return
     try:
         if not os.path.isdir(path):
             rights &= FILE_RIGHTS  # a rule on a file may only hold rights a file has
         attr = ctypes.create_string_buffer(struct.pack("=Qi", rights, fd))  # (packed)
-        return int(libc.syscall(ADD_RULE, ruleset, RULE_PATH_BENEATH, attr, 0)) == 0
+        libc.syscall(ADD_RULE, ruleset, RULE_PATH_BENEATH, attr, 0)
     finally:
         os.close(fd)
 
