@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from perpbot.client.request import OrderSpec, Request, reducing_risk
 from perpbot.config import LimitsSection
+from perpbot.kill.deadman import COUNTDOWN_METHOD, REFRESH_FRACTION
 from perpbot.ratelimit import budget
 from perpbot.ratelimit.budget import HostState, Policy
 from perpbot.ratelimit.explain import wait_sentence
-from perpbot.ratelimit.reserve import deadman_warning, reserve_status
+from perpbot.ratelimit.reserve import (
+    DEADMAN_METHOD,
+    DEADMAN_REFRESH_FRACTION,
+    deadman_warning,
+    reserve_status,
+)
 from perpbot.ratelimit.rules import Rule, RuleSet
 
 POLICY = Policy(safety_margin=0.05, reserve=0.10)
@@ -150,10 +156,8 @@ def test_the_start_warns_when_the_deadman_would_take_over_half_the_reserve() -> 
     assert none is not None and "reserve_pct = 0" in none
 
 
-def test_the_start_warning_counts_the_dead_mans_own_cadence() -> None:
-    """The rate limiter imports no other concern, so reserve.py names the dead-man's
-    default cadence itself: it must be the dead-man's."""
-    from perpbot.kill.deadman import REFRESH_FRACTION
-    from perpbot.ratelimit.reserve import DEADMAN_REFRESH_FRACTION
-
+def test_the_start_warning_counts_the_dead_mans_own_method_and_cadence() -> None:
+    """The rate limiter imports no other concern, so reserve.py names the dead-man's ccxt
+    method and default cadence itself: they must be the dead-man's."""
+    assert DEADMAN_METHOD == COUNTDOWN_METHOD
     assert DEADMAN_REFRESH_FRACTION == REFRESH_FRACTION
