@@ -7,6 +7,7 @@ reads reached it (no order, no algo order, no position, no leverage or margin ch
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,28 @@ WRITES = {  # what changes an account (the engine's dead-man countdown and user 
 }  # fmt: skip
 
 
+def run(
+    tmp_path: Path,
+    sim: Any,
+    creds: tuple[str, str],
+    strategy: dict[str, Any],
+    duration: str,
+    **sections: Any,
+) -> subprocess.CompletedProcess[str]:
+    """`perpbot run` of ``strategy`` on BTC against ``sim`` (plus any other sections)."""
+    doc = {
+        "strategy": {"symbols": [BTC], **strategy},
+        "exchange": {"id": "sim", "url": sim.base_url},
+        **sections,
+    }
+    toml = tmp_path / "hostile.toml"
+    toml.write_text(tomli_w.dumps(doc))
+    return run_cli(
+        "run", str(toml), "--duration", duration, "--plain",
+        env={"PERPBOT_SIM_API_KEY": creds[0], "PERPBOT_SIM_API_SECRET": creds[1]},
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_every_attack_fails_and_nothing_reaches_the_exchange(
     tmp_path: Path, sim: Any, state_home: Path, name: str
@@ -39,29 +62,19 @@ def test_every_attack_fails_and_nothing_reaches_the_exchange(
     key, secret = sim.create_account()
     planted = tmp_path / "keyring_pass.cfg"  # where a file keyring would keep a secret
     planted.write_text(f"[perpbot]\nsim = {secret}\n")
-    doc = {
-        "strategy": {
-            "name": f"hostile-{name}".replace("_", "-"),
-            "file": str(CORPUS / f"{name}.py"),
-            "symbols": [BTC],
-            "tick_interval": 0.5,
-            "isolation": "process",
-            "params": {
-                "url": sim.base_url,
-                "state_dir": str(state_home),
-                "planted": str(planted),
-                "engine_home": str(Path.home()),
-            },
+    strategy = {
+        "name": f"hostile-{name}".replace("_", "-"),
+        "file": str(CORPUS / f"{name}.py"),
+        "tick_interval": 0.5,
+        "isolation": "process",
+        "params": {
+            "url": sim.base_url,
+            "state_dir": str(state_home),
+            "planted": str(planted),
+            "engine_home": str(Path.home()),
         },
-        "exchange": {"id": "sim", "url": sim.base_url},
-        "audit": {"enabled": False},
     }
-    toml = tmp_path / "hostile.toml"
-    toml.write_text(tomli_w.dumps(doc))
-    result = run_cli(
-        "run", str(toml), "--duration", "8", "--plain",
-        env={"PERPBOT_SIM_API_KEY": key, "PERPBOT_SIM_API_SECRET": secret},
-    )  # fmt: skip
+    result = run(tmp_path, sim, (key, secret), strategy, "8", audit={"enabled": False})
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert "ATTACKS DONE" in out, out
@@ -97,21 +110,12 @@ def test_a_thread_strategy_that_calls_ccxt_itself_is_refused_at_the_wire(
     ccxt object. HTTP that did not come through the pipeline is refused at the wire
     (UNGUARDED_HTTP), so nothing it sends that way reaches the exchange."""
     key, secret = sim.create_account()
-    doc = {
-        "strategy": {
-            "name": "raw-ccxt",
-            "file": str(CORPUS.parent / "strategies" / "raw_ccxt.py"),
-            "symbols": [BTC],
-            "isolation": "thread",
-        },
-        "exchange": {"id": "sim", "url": sim.base_url},
+    strategy = {
+        "name": "raw-ccxt",
+        "file": str(CORPUS.parent / "strategies" / "raw_ccxt.py"),
+        "isolation": "thread",
     }
-    toml = tmp_path / "raw.toml"
-    toml.write_text(tomli_w.dumps(doc))
-    result = run_cli(
-        "run", str(toml), "--duration", "3", "--plain",
-        env={"PERPBOT_SIM_API_KEY": key, "PERPBOT_SIM_API_SECRET": secret},
-    )  # fmt: skip
+    result = run(tmp_path, sim, (key, secret), strategy, "3")
     out = result.stdout + result.stderr
     assert "RAW DONE" in out and "SUCCEEDED" not in out, out
     for name in ("create_order", "set_leverage", "fetch_balance"):
