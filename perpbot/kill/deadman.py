@@ -290,18 +290,18 @@ class Deadman:
         undone: dict[str, str] = {}  # symbol -> why its countdown is left armed, not by design
         if self.armed and self.sweep is not None:
             shared = await self.sweep.keep_armed(self.armed, until)
-            for symbol, why in shared.items():
+            for symbol, kept in shared.items():
                 self._say(
                     "info",
                     "KILL_DEADMAN_SHARED",
                     f"the dead-man countdown on {symbol} is left armed (this run no longer "
-                    f"refreshes it): {why}; the last bot out disarms it",
+                    f"refreshes it): {kept.why}; the last bot out disarms it",
                     symbol=symbol,
                 )
-                if "could not be listed" in why:
-                    undone[symbol] = why
+                if kept.unlisted:
+                    undone[symbol] = kept.why
             if shared:
-                self.info["shared_kept"] = shared
+                self.info["shared_kept"] = {s: kept.why for s, kept in shared.items()}
             self.armed = [s for s in self.armed if s not in shared]
         if self.armed:
             failed = await self._send_until(self.armed, until)

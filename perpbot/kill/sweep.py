@@ -88,6 +88,15 @@ def _bot(doc: dict[str, Any]) -> str:
     return f"run {doc.get('run_id')} (strategy {doc.get('strategy')}, pid {doc.get('pid')})"
 
 
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """Why a shared countdown stays armed. ``unlisted``: because the open orders there
+    could not be listed (by the stop's bound or an error), not by design: the stop says it."""
+
+    why: str
+    unlisted: bool = False
+
+
 @dataclass(slots=True)
 class Findings:
     """What the sweep found on one symbol."""
@@ -351,13 +360,13 @@ class StartSweep:
         )
 
     # -- the stop: the last one out disarms -------------------------------------------------
-    async def keep_armed(self, symbols: list[str], until: float | None = None) -> dict[str, str]:
+    async def keep_armed(self, symbols: list[str], until: float | None = None) -> dict[str, Kept]:
         """Symbols whose shared countdown this run must not disarm, and why. The symbols are
         listed side by side, each for at most ``STOP_LISTING_S`` and never past ``until``
         (monotonic: the stop's bound); a symbol not listed in time keeps its countdown."""
         near = self.neighbours(symbols)
         keep = {
-            s: f"{', '.join(_bot(d) for d in docs)} still trades there and refreshes it"
+            s: Kept(f"{', '.join(_bot(d) for d in docs)} still trades there and refreshes it")
             for s, docs in near.items()
         }
         to_list = [s for s in symbols if s not in keep]
@@ -365,7 +374,7 @@ class StartSweep:
         keep.update({s: why for s, why in zip(to_list, found, strict=True) if why})
         return keep
 
-    async def _others_on(self, symbol: str, until: float | None) -> str | None:
+    async def _others_on(self, symbol: str, until: float | None) -> Kept | None:
         """Why the countdown on ``symbol`` must stay armed (other runs' orders stand there,
         or they could not be listed in time), or None."""
         limit = STOP_LISTING_S
@@ -375,16 +384,18 @@ class StartSweep:
             f"the stop's bound ([strategy] stop_timeout_s = {self.cfg.strategy.stop_timeout_s:g})"
         )
         if limit <= 0:
-            return f"{bound} was reached before the open orders there could be listed"
+            return Kept(f"{bound} was reached before the open orders there could be listed", True)
         try:
             with reducing_risk():  # part of the stop: the rate budget's reserve
                 listed = await asyncio.wait_for(self.runner.client.fetch_open_orders(symbol), limit)
         except TimeoutError:
             if limit < STOP_LISTING_S:
-                return f"the open orders there could not be listed within {bound}"
-            return f"the open orders there could not be listed within {STOP_LISTING_S:g} s"
+                return Kept(f"the open orders there could not be listed within {bound}", True)
+            return Kept(
+                f"the open orders there could not be listed within {STOP_LISTING_S:g} s", True
+            )
         except Exception as exc:
-            return f"the open orders there could not be listed ({describe_error(exc)})"
+            return Kept(f"the open orders there could not be listed ({describe_error(exc)})", True)
         others = [
             o
             for o in listed
@@ -392,5 +403,5 @@ class StartSweep:
             and not self.runner.is_own_order(o)
         ]
         if others:
-            return f"orders of other perpbot runs stand there ({_ids(others)})"
+            return Kept(f"orders of other perpbot runs stand there ({_ids(others)})")
         return None
