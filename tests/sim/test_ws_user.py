@@ -210,8 +210,12 @@ async def test_watch_streams_agree_with_rest_after_fills(sim: SimHandle) -> None
         assert pos["contracts"] == rest_positions[0]["contracts"]
         assert pos["entryPrice"] == rest_positions[0]["entryPrice"]
         assert pos["side"] == rest_positions[0]["side"]
+        # the stream's balance is the wallet balance ("wb"); ccxt's REST total is the margin
+        # balance (wallet + unrealised PnL, which moves with the mark), so the stream is
+        # compared with the wallet balance the same REST answer carries
         rest_balance = await pro.fetch_balance()
-        assert balance["USDT"]["total"] == rest_balance["USDT"]["total"]
+        usdt = next(a for a in rest_balance["info"]["assets"] if a["asset"] == "USDT")
+        assert balance["USDT"]["total"] == float(usdt["walletBalance"])
     finally:
         await pro.close()
         await other.close()
