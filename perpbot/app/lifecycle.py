@@ -310,10 +310,10 @@ class Runner:
         finally:
             if self._hooks_started and not self.stop_ran:
                 await self._release_after_failed_start()
-            if self.conn is not None:
-                await self.conn.close()
-            if self.feed is not None:
-                await self.feed.close()
+            # side by side: each ccxt session's close sleeps 250 ms (ccxt's timeout_on_exit)
+            await asyncio.gather(
+                *(part.close() for part in (self.conn, self.feed) if part is not None)
+            )
             for lost in self.journal.close():
                 self.output.warn(f"the run file's last lines could not be written: {lost}")
             for after in self.after_stop:

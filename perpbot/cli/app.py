@@ -9,7 +9,6 @@ dir for a bug report (tracebacks never carry local variables, so no secrets).
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 import typer
@@ -112,9 +111,6 @@ def _root(
         os.environ[VERBOSE_ENV] = "1"
 
 
-def main(argv: list[str] | None = None) -> None:
-    sys.exit(run_app(app, argv))
-
-
-if __name__ == "__main__":
-    main()
+def run_app_code(argv: list[str] | None = None) -> int:
+    """Run one command; its exit code (perpbot.cli.entry.main ends the process with it)."""
+    return run_app(app, argv)

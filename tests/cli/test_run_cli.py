@@ -57,7 +57,7 @@ def test_missing_file_and_bad_duration_exit_2(tmp_path: Path) -> None:
 def test_help_and_version_do_not_import_heavy_modules() -> None:
     code = (
         "import sys, io, contextlib\n"
-        "from perpbot.cli.app import app, main\n"
+        "from perpbot.cli.app import app\n"
         "from perpbot.cli.errors import run_app\n"
         "buf = io.StringIO()\n"
         "with contextlib.redirect_stdout(buf):\n"

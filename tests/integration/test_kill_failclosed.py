@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -94,3 +96,28 @@ def test_a_fifo_kill_file_stops_a_running_bot_and_blocks_a_restart(
     (line,) = again.stderr.strip().splitlines()
     assert "refusing to start hang: the kill switch is set" in line
     assert "is a FIFO, not a regular file" in line
+
+
+def test_sigterms_after_the_stop_never_replace_its_exit_code(
+    sim_factory: Any, tmp_path: Path, state_home: Path, bots: list[Bot]
+) -> None:
+    """A supervisor's SIGTERMs from the moment the summary is out (the run has stopped, the
+    process is closing its sessions and tearing the interpreter down) leave exit code 4."""
+    sim = sim_factory(market=quiet_market())
+    creds = sim.create_account()
+    toml = write_strategy(tmp_path, sim.base_url, params={"mode": "idle", "orders_per_symbol": 1})
+    bot = start_bot(toml, tmp_path, creds)
+    bots.append(bot)
+    wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) == 2, timeout=30)
+    (state_home / "KILL").write_text("{not json")
+    wait_until(lambda: "  files: " in bot.out.read_text(), timeout=30)
+    sent = 0
+    while bot.proc.poll() is None:  # every 5 ms until it is gone
+        bot.signal(signal.SIGTERM)
+        sent += 1
+        time.sleep(0.005)
+    code, out, err = bot.finish()
+    assert sent > 10  # the teardown was under fire for more than a moment
+    assert code == 4, (code, err[-2000:])
+    assert "Traceback" not in out + err
+    assert open_orders_of(sim.state(), creds[0]) == []
