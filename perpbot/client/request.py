@@ -163,9 +163,15 @@ class Request:
         self.risk_reducing = (
             self.method_class == "cancel"
             or _REDUCING_RISK.get()
-            or (self.order is not None and self.order.reduce_only)
-            or any(_reduce_only_params(a) for a in (self.kwargs.get("params"), *self.args))
+            or (self.method_class == "order" and self._reduce_only())
         )
+
+    def _reduce_only(self) -> bool:
+        """An order that can only reduce the position, by its spec or its raw params (an
+        algo order's, a raw order's): only an order can be reduce-only."""
+        if self.order is not None and self.order.reduce_only:
+            return True
+        return any(_reduce_only_params(a) for a in (self.kwargs.get("params"), *self.args))
 
     def serving(self, parent: Request) -> Request:
         """This request is sent on behalf of ``parent`` (a lookup, a clock resync, a rules
