@@ -56,8 +56,12 @@ def rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def url_path(url: str) -> str:
-    """``http://host:port/fapi/v1/order?x=1`` -> ``/fapi/v1/order``."""
-    return urlsplit(url).path or "/"
+    """``http://host:port/fapi/v1/order?x=1`` -> ``/fapi/v1/order``.
+
+    The query is cut off first: it is what changes from one signed request to the next (the
+    timestamp, the signature), and the path does not depend on it; what ``urlsplit`` parses
+    is then the same for every request to an endpoint (and it keeps what it parsed)."""
+    return urlsplit(url.partition("?")[0]).path or "/"
 
 
 class HttpObservers:
