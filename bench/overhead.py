@@ -96,8 +96,15 @@ def pipeline_client(setup: Any, layer_names: list[str]) -> Any:
         base_url=setup.base_url,
     )
     layers = [lay for lay in build_layers(setup, ex) if lay.name in layer_names]
-    if "ratelimit" not in layer_names:  # its hooks were attached by build_layers: undo
-        ex.perpbot_observers.clear()
+    # build_layers attached the wire hooks of every layer (the kill gate's last look, the
+    # limiter's charge and read): undo them, and put back only the kept limiter's, so that
+    # each row measures the layers it names
+    observers = ex.perpbot_observers
+    observers.clear()
+    limiter = next((lay for lay in layers if lay.name == "ratelimit"), None)
+    if limiter is not None:
+        observers.add_before(limiter.http.before_http)
+        observers.after.append(limiter.http.after_http)
     pipeline = Pipeline(layers, Transport(ex, setup.bus), setup.bus)
     return GuardedClient(pipeline, ex, command="bench", profile=None, run_id=setup.run_id)
 

@@ -227,9 +227,10 @@ _DEFAULT = Constant(DEFAULT_WEIGHT)
 
 
 def cost_rule(http_method: str, path: str) -> _Rule:
-    """The rule that prices requests to ``path``: call it with the request's parameters,
-    or read ``.cost`` when it is a ``Constant`` (no parameters to parse)."""
-    return _TABLE.get((http_method.upper(), _normalise_path(path)), _DEFAULT)
+    """The rule that prices requests to ``path`` (a URL path, as the client's transport has
+    it: ``/fapi/v1/depth``): call it with the request's parameters, or read ``.cost`` when
+    it is a ``Constant`` (no parameters to parse)."""
+    return _TABLE.get((http_method.upper(), path), _DEFAULT)
 
 
 def request_cost(http_method: str, path: str, params: Mapping[str, str]) -> tuple[int, int]:
@@ -238,4 +239,4 @@ def request_cost(http_method: str, path: str, params: Mapping[str, str]) -> tupl
     ``path`` is the URL path (``/fapi/v1/depth``); a full URL is accepted too. ``params``
     are the request parameters as strings (``symbol``, ``limit``, ``batchOrders`` matter).
     """
-    return cost_rule(http_method, path)(params)
+    return cost_rule(http_method, _normalise_path(path))(params)

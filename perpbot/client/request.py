@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from perpbot.client.headers import Usage, read_rate_headers
 
 MethodClass = Literal["read", "order", "cancel", "account", "other"]
 
@@ -124,8 +126,14 @@ class HttpRecord:
     path: str
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)  # its rate-limit headers
+    usage: list[Usage] = field(default_factory=list)  # the usage counters they report
+    retry_after: float | None = None  # the Retry-After they ask for, in seconds
     error_code: int | None = None
     charge: Any = None  # what the rate limiter charged it (its own bookkeeping)
+
+    def read_headers(self, headers: Mapping[str, str]) -> None:
+        """Keep the rate-limit headers of the response, read once (perpbot.client.headers)."""
+        self.headers, self.usage, self.retry_after = read_rate_headers(headers)
 
 
 @dataclass(slots=True)
@@ -155,9 +163,15 @@ class Request:
         self.risk_reducing = (
             self.method_class == "cancel"
             or _REDUCING_RISK.get()
-            or (self.order is not None and self.order.reduce_only)
-            or any(_reduce_only_params(a) for a in (self.kwargs.get("params"), *self.args))
+            or (self.method_class == "order" and self._reduce_only())
         )
+
+    def _reduce_only(self) -> bool:
+        """An order that can only reduce the position, by its spec or its raw params (an
+        algo order's, a raw order's): only an order can be reduce-only."""
+        if self.order is not None and self.order.reduce_only:
+            return True
+        return any(_reduce_only_params(a) for a in (self.kwargs.get("params"), *self.args))
 
     def serving(self, parent: Request) -> Request:
         """This request is sent on behalf of ``parent`` (a lookup, a clock resync, a rules

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import ccxt.async_support as ccxt_async
 
 from perpbot.client.errors import NotSent
+from perpbot.client.headers import read_rate_headers
 from perpbot.client.request import HttpRecord, Request
 from perpbot.errors import BadInput, PermissionDenied
 from perpbot.events import EventBus, ExchangeCall
@@ -33,7 +34,6 @@ CURRENT_REQUEST: contextvars.ContextVar[Request | None] = contextvars.ContextVar
 HttpHook = Callable[[HttpRecord, Request | None], Awaitable[None] | None]
 ResponseHook = Callable[[HttpRecord, Request | None], None]
 
-USAGE_PREFIXES = ("x-mbx-used-weight-", "x-mbx-order-count-")
 _CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
 
 
@@ -52,16 +52,16 @@ STREAM_REST = frozenset(
 
 def rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The rate-limit headers of a response (usage counters and ``Retry-After``)."""
-    return {k: v for k, v in headers.items() if _is_rate_header(k.lower())}
-
-
-def _is_rate_header(name: str) -> bool:
-    return name.startswith(USAGE_PREFIXES) or name == "retry-after"
+    return read_rate_headers(headers)[0]
 
 
 def url_path(url: str) -> str:
-    """``http://host:port/fapi/v1/order?x=1`` -> ``/fapi/v1/order``."""
-    return urlsplit(url).path or "/"
+    """``http://host:port/fapi/v1/order?x=1`` -> ``/fapi/v1/order``.
+
+    The query is cut off first: it is what changes from one signed request to the next (the
+    timestamp, the signature), and the path does not depend on it; what ``urlsplit`` parses
+    is then the same for every request to an endpoint (and it keeps what it parsed)."""
+    return urlsplit(url.partition("?")[0]).path or "/"
 
 
 class HttpObservers:
@@ -116,7 +116,7 @@ def observed_class(base: type) -> type:
             if request is not None and request.http:
                 record = request.http[-1]
                 record.status = status = int(code)
-                record.headers = rate_headers(headers)
+                record.read_headers(headers)
                 if body and (status >= 400 or body.find('"code"', 0, 64) >= 0):
                     m = _CODE.search(body, 0, 200)
                     if m and int(m.group(1)) not in (0, 200):

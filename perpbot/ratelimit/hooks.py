@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from perpbot.client.errors import NotSent
+from perpbot.client.headers import Usage
 from perpbot.client.request import HttpRecord, Request
 from perpbot.client.waits import Interrupter
 from perpbot.errors import RuntimeFailure
@@ -42,7 +43,7 @@ from perpbot.ratelimit import budget
 from perpbot.ratelimit.budget import Admission, Change, HostState
 from perpbot.ratelimit.explain import too_heavy_sentence
 from perpbot.ratelimit.host import LAYER, HostBudget
-from perpbot.ratelimit.rules import Kind, retry_after_s, usage_header, usage_headers
+from perpbot.ratelimit.rules import Kind
 from perpbot.weights import Constant, cost_rule
 
 IN_HOOK_MAX_S = 0.5  # longer waits leave ccxt (RateWait) so the signature stays fresh
@@ -50,7 +51,6 @@ IN_HOOK_MAX_S = 0.5  # longer waits leave ccxt (RateWait) so the signature stays
 # leaves regardless
 CANCEL_PATIENCE_S = 0.02
 DEFAULT_BAN_S = 60.0
-Usage = list[tuple[Kind, int, int]]
 
 
 class RateWait(NotSent):
@@ -315,32 +315,25 @@ class HttpBudget:
         record.charge = None
         status = record.status or 0
         now = self.host.now()
+        usage = record.usage  # read once by the transport (perpbot.client.headers)
         if status in (429, 418):
-            self._pushback(record, sent, usage_headers(record.headers), now)
+            self._pushback(record, sent, now)
             return
         probing = sent is not None and bool(sent.probes)
-        if not probing and not self._above_known(record.headers, now):
+        if not probing and not self._above_known(usage, now):
             return
-        usage = usage_headers(record.headers)
         if sent is None and not usage:
             return
         self.host.post(lambda st: self._observe(st, usage, sent, status < 400, now))
 
-    def _above_known(self, headers: dict[str, str], now: float) -> bool:
+    def _above_known(self, usage: list[Usage], now: float) -> bool:
         """Whether a usage header says more than this process knows (or more than a probing
         bucket has seen accepted): the exchange is the truth, write it."""
         m = self.host.mirror
-        for header, value in headers.items():
-            parsed = usage_header(header)
-            if parsed is None:
-                continue
-            b = m.buckets.get(budget.bucket_name(*parsed, self.host.key_id))
+        for kind, window_s, used in usage:
+            b = m.buckets.get(budget.bucket_name(kind, window_s, self.host.key_id))
             if b is None:
                 continue
-            try:
-                used = int(value)
-            except (TypeError, ValueError):
-                return True  # an unusual value: the full parse (usage_headers) judges it
             if b.safe is not None and used > b.safe:
                 return True
             if used > (b.used if b.start == b.window_start(now) else 0):
@@ -348,7 +341,7 @@ class HttpBudget:
         return False
 
     def _observe(
-        self, st: HostState, usage: Usage, sent: Sent | None, accepted: bool, now: float
+        self, st: HostState, usage: list[Usage], sent: Sent | None, accepted: bool, now: float
     ) -> None:
         seen: set[str] = set()
         for kind, window_s, used in usage:
@@ -365,8 +358,8 @@ class HttpBudget:
             if accepted and name not in seen:  # an exchange without usage headers
                 budget.accepted_level(st, name, sent.levels[name], sent.starts[name], now)
 
-    def _pushback(self, record: HttpRecord, sent: Sent | None, usage: Usage, now: float) -> None:
-        retry_after = retry_after_s(record.headers)
+    def _pushback(self, record: HttpRecord, sent: Sent | None, now: float) -> None:
+        usage, retry_after = record.usage, record.retry_after
         path = f"{record.http_method} {record.path}"
         host = self.host
         status, error_code = record.status, record.error_code

@@ -200,23 +200,25 @@ class RateLimiter:
                 continue
             except Exception:
                 self.http.forget(request)
-                await self._settle(request)
+                if self._unsettled(request):
+                    await self.host.settled()
                 raise
             except BaseException:
                 self.http.forget(request)
                 raise
             if len(request.http) > 1:  # (one answered request has settled its one charge)
                 self.http.forget(request)
-            await self._settle(request)
+            if self._unsettled(request):
+                await self.host.settled()
             if request.method == "load_markets":
                 await self.rules.from_markets(request)
             return result
 
-    async def _settle(self, request: Request) -> None:
-        """Return once what the responses taught (usage, a 429) is in the shared state, so
-        the caller's next step, in any process, sees it; a cancel does not wait for that."""
-        if request.method_class != "cancel" and self.host.posting:
-            await self.host.settled()
+    def _unsettled(self, request: Request) -> bool:
+        """Whether to wait until what the responses taught (usage, a 429) is in the shared
+        state (``host.settled()``), so that the caller's next step, in any process, sees
+        it: while something posted has yet to run, and not for a cancel."""
+        return request.method_class != "cancel" and self.host.posting
 
     def _gated(self, request: Request) -> bool:
         """Whether ``_gate`` has anything to do (as far as the mirror knows)."""

@@ -7,12 +7,12 @@ lowers mid-run is followed; the strategy.toml values are only a fallback for exc
 publish nothing. No limit is a constant in the code: constants go stale and get users banned.
 
 Usage headers (``X-MBX-USED-WEIGHT-1M``, ``X-MBX-ORDER-COUNT-10S``...) name their window the
-same way, so they map onto the same buckets.
+same way, so they map onto the same buckets (the transport reads them:
+``perpbot.client.headers``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,8 +22,6 @@ from perpbot.config import LimitsSection
 Kind = Literal["weight", "orders", "connections"]  # connections: perpbot.ratelimit.connections
 
 _INTERVAL_S = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
-_UNIT_S = {"S": 1, "M": 60, "H": 3600, "D": 86400}
-_HEADER = re.compile(r"^x-mbx-(used-weight|order-count)-(\d+)([smhd])$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,46 +79,6 @@ def from_config(limits: LimitsSection) -> RuleSet | None:
     if limits.orders_per_minute:
         rules.append(Rule(kind="orders", window_s=60, limit=limits.orders_per_minute))
     return RuleSet(rules=tuple(rules), source="config") if rules else None
-
-
-def usage_header(name: str) -> tuple[Kind, int] | None:
-    """``X-MBX-USED-WEIGHT-1M`` -> ("weight", 60); anything else -> None."""
-    if name[:6].lower() != "x-mbx-":  # most of a response's headers: not worth the regex
-        return None
-    m = _HEADER.match(name)
-    if not m:
-        return None
-    kind: Kind = "weight" if m.group(1).lower() == "used-weight" else "orders"
-    return kind, int(m.group(2)) * _UNIT_S[m.group(3).upper()]
-
-
-def usage_headers(headers: Mapping[str, str]) -> list[tuple[Kind, int, int]]:
-    """``(kind, window_s, used)`` for every usage header of a response."""
-    out: list[tuple[Kind, int, int]] = []
-    for name, value in headers.items():
-        parsed = usage_header(name)
-        if parsed is None:
-            continue
-        try:
-            used = int(value)
-        except (TypeError, ValueError):
-            try:  # a repeated header joined by ccxt ("12, 12")
-                used = int(str(value).split(",")[0].strip())
-            except ValueError:
-                continue
-        out.append((parsed[0], parsed[1], used))
-    return out
-
-
-def retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """The ``Retry-After`` of a response in seconds (delta-seconds form), if any."""
-    for name, value in headers.items():
-        if name.lower() == "retry-after":
-            try:
-                return max(0.0, float(str(value).strip()))
-            except ValueError:
-                return None
-    return None
 
 
 def window_label(window_s: int) -> str:

@@ -56,7 +56,8 @@ async def send(hooks: HttpBudget, url: str = TICKER, status: int = 200, **header
     record = HttpRecord("GET", url, urlsplit(url).path)
     request.http.append(record)
     await charge(hooks, record, request)
-    record.status, record.headers = status, dict(headers)
+    record.status = status
+    record.read_headers(headers)  # as the transport reads a response's
     if status >= 400:
         record.error_code = -1003
     hooks.after_http(record, request)

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
+from perpbot.client.headers import retry_after_s, usage_headers
 from perpbot.config import LimitsSection
-from perpbot.ratelimit.rules import (
-    Rule,
-    from_config,
-    from_exchange_info,
-    retry_after_s,
-    usage_headers,
-    window_label,
-)
+from perpbot.ratelimit.rules import Rule, from_config, from_exchange_info, window_label
 
 BINANCE = {
     "rateLimits": [
