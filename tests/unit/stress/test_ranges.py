@@ -12,6 +12,7 @@ from perpbot.stress.validate import (
     Case,
     build_engine,
     open_account,
+    range_error,
     scenario_from_engine,
     sim_config,
     simulate,
@@ -84,3 +85,12 @@ def test_scaled_books_keep_their_prices() -> None:
     for sym, book in scenario.books.items():
         assert [p for p, _ in thin.books[sym].bids] == [p for p, _ in book.bids]
         assert [q for _, q in thin.books[sym].asks] == [0.75 * q for _, q in book.asks]
+
+
+def test_range_error_is_zero_inside_and_the_distance_to_the_nearer_end_outside() -> None:
+    assert range_error((None, 4.0), 4.8) == 0.0  # "never" to 4.0 s holds 4.8 s
+    assert range_error((None, 4.0), None) == 0.0
+    assert range_error((3.0, 2.0), 2.5) == 0.0
+    assert range_error((3.0, 2.0), 4.0) == 0.25  # 1 s past the later end, of 4 s
+    assert range_error((3.0, 2.0), None) == 1.0  # both ends liquidated, the simulator not
+    assert range_error((None, None), 5.0) == 1.0  # neither end liquidated, the simulator did
