@@ -22,7 +22,8 @@ The book (the simulator's knobs, and why):
   one child's walk, so slicing saves at most ~70 % of the walk;
 * calm: ``volatility`` 3e-5 / sqrt(s), no jumps, 0.5 synthetic takers per second.
 
-Before the table the bench measures that book on its own (seed 1, another account): the top
+Before the table the bench measures that book on its own (seed 1, another account, the
+price's walk and the synthetic takers stopped so that only the book moves): the top
 level, the depth within 10 bps, what a market sell of 1x / 5x / 20x would walk, and after a
 5x sweep how far the best bid stays moved at 5, 10, 20 and 40 exchange seconds (refill
 half-life and permanent share as the book shows them).
@@ -144,8 +145,11 @@ def _walk(book: list[list[float]], size: float) -> str:
 
 
 async def book_check(sizes: list[float]) -> None:
-    """The book this bench sets up, measured through the exchange's own order book."""
-    handle = start_in_thread(sim_config(1), port=0)
+    """The book this bench sets up, measured through the exchange's own order book (the
+    price's walk and the synthetic takers stopped, so the refill is seen alone)."""
+    cfg = sim_config(1)
+    cfg.market = cfg.market.model_copy(update={"volatility": 0.0, "taker_rate": 0.0})
+    handle = start_in_thread(cfg, port=0)
     try:
         key, secret = handle.create_account(balance=10_000_000)
         time.sleep(0.3)
@@ -173,8 +177,8 @@ async def book_check(sizes: list[float]) -> None:
             left.append(f"{at:g} s {(touch - (await bids())[0][0]) / moved:.0%}")
         print(
             f"a 5x market sell moved the bid {moved:.1f} USDT; still moved after "
-            f"{', '.join(left)} (set: refill half-life {HALF_LIFE_S:g} s, 30% stays; the "
-            "walk of the price adds noise)"
+            f"{', '.join(left)} (set: refill half-life {HALF_LIFE_S:g} s, 30% stays; "
+            "measured with the price's walk and the takers stopped)"
         )
         await client.close()
     finally:
