@@ -184,3 +184,45 @@ async def test_adaptive_slices_a_thin_book_and_pays_less_than_the_market_walk(
             assert await venue.position(SYM) == 0
         finally:
             await client.close()
+
+
+async def test_adaptive_reads_what_it_weighs_in_one_round_trip(sim_factory: Any) -> None:
+    # every wait before the first child is time a market order would already be filling:
+    # the volatility, the liquidation distance and the book are asked for at once
+    sim = sim_factory()
+    key, secret = sim.create_account(balance=80)  # 100x on 0.1 BTC: liquidation 0.9 % away
+    bus = EventBus()
+    ex = make_exchange("sim", api_key=key, secret=secret, base_url=sim.base_url)
+    client = GuardedClient(Pipeline([], Transport(ex, bus), bus), ex, command="t",
+                           profile=None, run_id="t")  # fmt: skip
+    await client.load_markets()
+    log: list[tuple[str, str]] = []  # (start | end, method), in the order they happened
+
+    def watch(name: str) -> None:
+        real = getattr(client, name)
+
+        async def call(*args: Any, **kw: Any) -> Any:
+            log.append(("start", name))
+            try:
+                return await real(*args, **kw)
+            finally:
+                log.append(("end", name))
+
+        setattr(client, name, call)
+
+    for name in ("fetch_ohlcv", "fetch_positions", "fetch_order_book", "create_order"):
+        watch(name)
+    venue = ExitVenue(client, client.create_order, client.cancel_order, client_position(client))
+    try:
+        await client.set_leverage(100, SYM)
+        await _open(client, 0.1)
+        log.clear()
+        res = await run_exit(venue, SYM, "adaptive", FAST)
+        assert res is not None and res.left == 0 and res.orders[0]["type"] == "market"
+        first_order = log.index(("start", "create_order"))
+        look = log[2:first_order]  # after run_exit's own position read (start, end)
+        assert log[:2] == [("start", "fetch_positions"), ("end", "fetch_positions")]
+        assert [e for e, _ in look[:3]] == ["start"] * 3  # all three asked before any answer
+        assert {n for _, n in look} == {"fetch_ohlcv", "fetch_positions", "fetch_order_book"}
+    finally:
+        await client.close()
