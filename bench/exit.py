@@ -14,7 +14,7 @@ The book (the simulator's knobs, and why):
   is gappy behind the touch. It was 50 (0.8 bps): a 5x market sell then walked about 1.5 bps,
   no more than the arrival mark's own offset from the touch (the index's venue basket, about
   1 bp) and the price's drift over a sliced exit (about 2 bps over 35 s), so the table
-  measured noise as much as impact. At 2 bps a 5x sell walks about 4 bps (printed below);
+  measured noise as much as impact. At 2 bps a 5x sell walks 2.5-5 bps (printed below);
 * ``book_half_life_s`` 5 and ``impact_permanent`` 0.3: the simulator's defaults, unchanged.
   30 % of every sweep's move of the touch stays (lasting impact); the rest refills with a
   5 s half-life. The permanent share bounds what any slicing can save: on a book that
