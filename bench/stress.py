@@ -8,7 +8,11 @@ distribution (perpbot/stress/validate.py). Prints, per scenario and overall:
 
 * time to this account's liquidation after the shock, predicted vs simulated, and the
   relative error (target: median <= 20 %); a liquidation only one side saw counts 100 %;
-* cascade depth: crowd size liquidated, and how far the mark went beyond the shock.
+* cascade depth: crowd size liquidated, and how far the mark went beyond the shock;
+* borderline scenarios (perpbot/stress/ranges.py: the outcome changes materially on the
+  book 25 % thinner or thicker): the range of time to liquidation [thick, thin], and at the
+  end the point's and the range's errors over them (the range's: 0 when the simulated time
+  lies inside it, else the relative distance to its nearer end).
 
     .venv/bin/python bench/stress.py [--seeds 2] [--horizon 60] [--first-seed 1]
 
@@ -26,7 +30,7 @@ import itertools
 import statistics
 import time
 
-from perpbot.stress.validate import Case, relative_error, run_case
+from perpbot.stress.validate import Case, range_error, relative_error, run_case
 
 
 def scenarios(seeds: int, horizon: float, first_seed: int = 1) -> list[Case]:
@@ -77,6 +81,7 @@ def main() -> None:
     t_err, q_err, m_err = [], [], []
     by_params: dict[tuple[float, ...], list[float | None]] = {}
     both = only_one = neither = 0
+    edge: list[tuple[float, float]] = []  # borderline: (point's error, range's error)
     for case in scenarios(args.seeds, args.horizon, args.first_seed):
         pred, sim = run_case(case)
         params = (case.shock_pct, case.beyond_pct, case.leverage_median, case.level_qty)
@@ -94,10 +99,17 @@ def main() -> None:
         m = relative_error(pred.move_pct, sim.move_pct)
         q_err.append(q if q is not None else 0.0)
         m_err.append(m if m is not None else 0.0)
+        span = ""
+        if pred.borderline:
+            thick, thin = pred.liq_range_s
+            edge.append((err or 0.0, range_error(pred.liq_range_s, sim.time_to_liq_s)))
+            span = f"  borderline: liq {_fmt(thick)} to {_fmt(thin)}"
         print(
             f"{case.label():60s} liq {_fmt(pred.time_to_liq_s)} vs {_fmt(sim.time_to_liq_s)}"
             f" ({'-' if err is None else f'{err:.0%}'})  crowd {pred.crowd_qty:.1f} vs "
             f"{sim.crowd_qty:.1f}  beyond shock {pred.move_pct:.2f}% vs {sim.move_pct:.2f}%"
+            f"{span}",
+            flush=True,
         )
     took = time.perf_counter() - started
     print(f"{len(q_err)} scenarios in {took:.1f} s")
@@ -109,6 +121,14 @@ def main() -> None:
     )
     print(f"cascade size (crowd liquidated): median error {statistics.median(q_err):.0%}")
     print(f"cascade reach (mark beyond the shock): median error {statistics.median(m_err):.0%}")
+    if edge:
+        point_err = statistics.median(p for p, _ in edge)
+        inside = sum(1 for _, r in edge if r == 0.0)
+        print(
+            f"borderline: {len(edge)} scenarios; time to liquidation: the point's median error "
+            f"{point_err:.0%}, the range's {statistics.median(r for _, r in edge):.0%} "
+            f"(the simulated time inside the range in {inside})"
+        )
     # the floor: the simulator against itself, same scenario, another seed
     floor = [
         e

@@ -142,17 +142,26 @@ class _Exit:
         into, own = await self.book()
         return (into[0][0] + own[0][0]) / 2 if into and own else 0.0
 
-    async def urgency(self) -> Urgency:
-        sigma = self.cfg.sigma_per_sqrt_s
+    async def volatility(self) -> float:
+        """sigma per sqrt(second) from the last 30 one-minute candles (else the config's)."""
         try:
             candles = await self.venue.client.fetch_ohlcv(self.symbol, "1m", None, 31)
             closes = [float(c[4]) for c in candles if c[4]]
             rets = [math.log(b / a) for a, b in itertools.pairwise(closes)]
             if len(rets) >= 5:
-                sigma = statistics.pstdev(rets) / math.sqrt(60)
+                return statistics.pstdev(rets) / math.sqrt(60)
         except Exception as exc:  # volatility falls back to the configured one, said
             self.res.errors.append(f"volatility: {_describe(exc)}")
-        return Urgency(await self.liq_distance(), sigma, self.cfg.asked_by)
+        return self.cfg.sigma_per_sqrt_s
+
+    async def look(self) -> tuple[Urgency, Levels]:
+        """What adaptive weighs, read at once (one round trip, not three: every wait before
+        the first child is time a market order would already be filling): the volatility,
+        the liquidation distance and the book the exit trades into."""
+        sigma, liq, (into, _own) = await asyncio.gather(
+            self.volatility(), self.liq_distance(), self.book()
+        )
+        return Urgency(liq, sigma, self.cfg.asked_by), into
 
     async def liq_distance(self) -> float | None:
         for p in await self.venue.client.fetch_positions([self.symbol]):
@@ -409,9 +418,8 @@ class _Exit:
         )  # fmt: skip
 
     async def adaptive(self) -> None:
-        urgency = await self.urgency()
+        urgency, into = await self.look()
         self.sigma = urgency.sigma_per_sqrt_s
-        into, _own = await self.book()
         c = self.choice(into, urgency)
         self.switch(c.code, f"adaptive chose {c.sentence}")
         if c.policy == "market":

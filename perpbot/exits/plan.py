@@ -4,12 +4,20 @@
 & Chriss, "Optimal execution of portfolio transactions", Journal of Risk 3(2), 2000 (their
 "value at risk" form, E[cost] + lambda * sqrt(Var[cost])):
 
-* one market order: no timing risk; its cost is the walk through the visible book now;
+* one market order: no timing risk; its cost is the walk through the visible book now
+  (this very book: the order trades against it);
 * slices: children of ``participation`` x the depth within ``band_bps`` of the touch, one
-  every ``pace_s``; each pays the half spread plus its own small walk, plus the share of
-  earlier children's impact that stays (``permanent_share``). While it trades, the rest is
-  exposed to the price: for a linear schedule over T seconds the shortfall's variance is
-  sigma^2 X^2 T / 3 (A&C sec. 2, trading trajectory x_k = X (1 - t_k / T)).
+  every ``pace_s``. Their books are still to come (the top level is re-quoted and refilled
+  between children), so their cost comes from the band's average depth, not from this
+  instant's top level: A&C's linear impact, the price moves gamma = band width / depth in
+  the band per unit traded; each child of size c walks c gamma / 2 on average and moves the
+  touch c gamma, of which ``permanent_share`` stays for the later children (A&C's permanent
+  impact, sec. 2: the k-th child trades (k - 1) share x c gamma lower). While it trades,
+  the rest is exposed to the price: for a linear schedule over T seconds the shortfall's
+  variance is sigma^2 X^2 T / 3 (A&C sec. 2, trading trajectory x_k = X (1 - t_k / T)).
+
+Both ways out start from the same touch, so both costs are counted from the touch: the
+offset between the arrival mark and the touch is paid by either and left out of the choice.
 
 Urgency overrides the trade-off: a liquidation closer than ``liq_urgent_pct``, or closer
 than ``liq_sigmas`` standard deviations of the price move over the slicing time, means
@@ -97,17 +105,17 @@ def choose(
     qty = abs(qty)
     walk = sweep(levels, qty)
     unfilled = qty - walk.filled
+    touch = levels[0][0] if levels else arrival
     last = levels[-1][0] if levels else arrival
     # what the visible book cannot take fills beyond it: at least as far as its last level
-    market_cost = walk.filled * abs(walk.average - arrival) + unfilled * 2 * abs(last - arrival)
+    market_cost = walk.filled * abs(walk.average - touch) + unfilled * 2 * abs(last - touch)
     visible = depth_within(levels, band_bps)
     child = max(participation * visible, qty / 1000) if visible else qty
     n = max(1, math.ceil(qty / child))
-    child_walk = sweep(levels, min(child, qty))
-    touch = levels[0][0] if levels else arrival
-    move = abs(child_walk.worst - touch)  # how far one child moves the touch
-    per_unit = abs(touch - arrival) + abs(child_walk.average - touch)
-    per_unit += permanent_share * move * (n - 1) / 2
+    # gamma: how far the price moves per unit traded, the band's width over its depth
+    gamma = touch * band_bps / 10_000 / visible if visible else 0.0
+    move = min(child, qty) * gamma  # one child's move of the touch, on an average book
+    per_unit = move / 2 + permanent_share * move * (n - 1) / 2
     slices_cost = qty * per_unit
     t = (n - 1) * pace_s
     risk = urgency.sigma_per_sqrt_s * arrival * qty * math.sqrt(t / 3)

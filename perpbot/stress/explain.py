@@ -16,6 +16,7 @@ from typing import Any
 
 from perpbot.stress.cascade import Node, Outcome, build_nodes, propagate
 from perpbot.stress.inputs import Scenario
+from perpbot.stress.ranges import DEPTH_NOISE, Reach, depth_range, position_range
 
 
 def run(scenario: Scenario) -> dict[str, Any]:
@@ -95,7 +96,8 @@ def explain(scenario: Scenario, nodes: list[Node], out: Outcome) -> dict[str, An
             "beyond_shock_pct": round(abs(extreme - shocked) / start * 100, 4),
             "adl": adl(scenario, nodes, out, sym),
         }
-    positions = [_position(scenario, nodes, out, n) for n in nodes if n.account]
+    span, thin, deep = depth_range(scenario, nodes, out)
+    positions = [_position(scenario, nodes, out, n, (thin, deep)) for n in nodes if n.account]
     doc: dict[str, Any] = {
         "shock_pct": out.shock_pct,
         "symbol": origin,
@@ -105,6 +107,7 @@ def explain(scenario: Scenario, nodes: list[Node], out: Outcome) -> dict[str, An
         "symbols": per_symbol,
         "positions": positions,
         "edges": len(out.edges),
+        "range": span,
     }
     if first is not None:
         n = nodes[first.node]
@@ -123,7 +126,9 @@ def explain(scenario: Scenario, nodes: list[Node], out: Outcome) -> dict[str, An
     return doc
 
 
-def _position(scenario: Scenario, nodes: list[Node], out: Outcome, n: Node) -> dict[str, Any]:
+def _position(
+    scenario: Scenario, nodes: list[Node], out: Outcome, n: Node, books: tuple[Reach, Reach]
+) -> dict[str, Any]:
     rec = next((r for r in out.liquidations if r.node == n.id), None)
     marks = [m for _, m in out.path[n.symbol]]
     nearest = min(marks) if n.side == "long" else max(marks)
@@ -137,6 +142,7 @@ def _position(scenario: Scenario, nodes: list[Node], out: Outcome, n: Node) -> d
         "time_to_liquidation_s": None if rec is None else round(rec.time_s, 3),
         "time_to_act_s": None if rec is None else round(rec.time_s - scenario.latency_s, 3),
         "closest_mark": round(nearest, 8),
+        "time_to_liquidation_range_s": position_range(*books, n.id),
     }
     side = "long" if amount > 0 else "short"
     what = f"your {side} {abs(amount):g} {n.symbol} (liquidation {n.price:,.6g})"
@@ -158,6 +164,14 @@ def _position(scenario: Scenario, nodes: list[Node], out: Outcome, n: Node) -> d
             f"{what} is liquidated {rec.time_s:.1f} s after the shock; at "
             f"{scenario.latency_s * 1000:.0f} ms latency your bot has "
             f"{rec.time_s - scenario.latency_s:.1f} s to reduce it"
+        )
+    thick_s, thin_s = doc["time_to_liquidation_range_s"]
+    if (thick_s is None) != (thin_s is None):  # liquidated on one book and not the other
+        which, when = ("thinner", thin_s) if thin_s is not None else ("thicker", thick_s)
+        doc["undecided"] = True
+        doc["sentence"] += (
+            f" (undecided: on the book {DEPTH_NOISE:.0%} {which} it is liquidated "
+            f"{when:.1f} s after the shock, on the other it is not)"
         )
     return doc
 
@@ -265,6 +279,8 @@ def lines(result: dict[str, Any]) -> list[str]:
     out = []
     for shock in result["shocks"]:
         out.append(shock["summary"])
+        if shock["range"]["borderline"]:
+            out.append(f"  {shock['range']['sentence']}")
         out.extend(f"  {p['sentence']}" for p in shock["positions"])
         for sym, body in shock["symbols"].items():
             if body["clusters"]:
@@ -297,13 +313,21 @@ def table_rows(result: dict[str, Any]) -> list[list[str]]:
                 f"{shock['shock_pct']:+g}% {sym}",
                 "-" if starts is None else f"{starts['price']:,.6g} ({starts['side']}s)",
                 f"{me['qty']:.4g} ({me['notional']:,.0f})",
-                f"{me['beyond_shock_pct']:.2f}%",
+                _beyond(me["beyond_shock_pct"], shock["range"]),
                 f"{shock['rounds']} / {shock['duration_s']:.1f} s",
                 act,
                 me["adl"]["risk"],
             ]
         )
     return rows
+
+
+def _beyond(point: float, span: dict[str, Any]) -> str:
+    """The mark's reach beyond the shock; with its range when the shock is borderline."""
+    if not span["borderline"]:
+        return f"{point:.2f}%"
+    low, high = span["beyond_shock_pct"]
+    return f"{point:.2f}% ({low:.2f}-{high:.2f}%)"
 
 
 TABLE_HEADERS = [

@@ -24,6 +24,7 @@ from perpbot.sim.engine import Engine
 from perpbot.sim.trading import place_order
 from perpbot.stress.cascade import build_nodes, propagate
 from perpbot.stress.inputs import Scenario, from_document
+from perpbot.stress.ranges import depth_range
 
 SYMBOL = "BTCUSDT"
 STEP_MS = 200
@@ -57,6 +58,10 @@ class Measured:
     time_to_liq_s: float | None  # the account's liquidation, seconds after the shock
     crowd_qty: float  # crowd size liquidated (base)
     move_pct: float  # how far the mark went beyond the shock, percent of the start
+    # predicted only: the time to liquidation on the book 25 % thicker and thinner
+    # (ranges.py; None: not liquidated there), and whether the shock is borderline
+    liq_range_s: tuple[float | None, float | None] = (None, None)
+    borderline: bool = False
 
 
 def sim_config(case: Case) -> SimConfig:
@@ -169,7 +174,15 @@ def predict(scenario: Scenario) -> Measured:
     start = out.start[SYMBOL]
     shocked = start * (1 + scenario.shocks[0] / 100)
     lowest = min(m for _, m in out.path[SYMBOL])
-    return Measured(mine[0] if mine else None, crowd, (shocked - lowest) / start * 100)
+    span, thin, deep = depth_range(scenario, nodes, out)
+    (me,) = [n.id for n in nodes if n.account]
+    return Measured(
+        mine[0] if mine else None,
+        crowd,
+        (shocked - lowest) / start * 100,
+        (deep.liquidated_s[me], thin.liquidated_s[me]),
+        span["borderline"],
+    )
 
 
 def simulate(engine: Engine, case: Case, acct: Any) -> Measured:
@@ -199,6 +212,22 @@ def run_case(case: Case) -> tuple[Measured, Measured]:
     engine.sync()
     predicted = predict(scenario_from_engine(engine, case, acct))
     return predicted, simulate(engine, case, acct)
+
+
+def range_error(ends: tuple[float | None, float | None], simulated: float | None) -> float:
+    """How far ``simulated`` lies outside the range ``ends`` (relative; 0 inside). None is
+    "not liquidated", beyond every time: a range with a None end reaches to never."""
+    if simulated is None:
+        return 0.0 if None in ends else 1.0
+    times = [t for t in ends if t is not None]
+    if not times:
+        return 1.0
+    low = min(times)
+    high = math.inf if None in ends else max(times)
+    if low <= simulated <= high:
+        return 0.0
+    near = low if simulated < low else high
+    return abs(near - simulated) / simulated if simulated else 1.0
 
 
 def relative_error(predicted: float | None, simulated: float | None) -> float | None:

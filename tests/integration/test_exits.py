@@ -15,7 +15,7 @@ from perpbot.events import Decision, EventBus
 from perpbot.exits import POLICIES, ExitConfig, ExitVenue, run_exit
 from perpbot.exits.plan import Urgency, choose, sweep
 from perpbot.exits.venue import client_position
-from perpbot.sim.config import SymbolConfig
+from perpbot.sim.config import MarketConfig, SymbolConfig
 
 SYM = "BTC/USDT:USDT"
 THIN = {"crowd_level_qty": 0.2, "crowd_levels": 10, "crowd_level_step_ticks": 50}
@@ -127,3 +127,102 @@ def test_choose_weighs_impact_against_timing_risk() -> None:
     c = choose(1.0, book, 60000.0, near, **kw)
     assert (c.policy, c.code) == ("market", "EXIT_LIQ_NEAR") and "0.80% away" in c.sentence
     assert sweep(book, 0.5) == sweep(book, 0.5) and sweep(book, 0.5).worst == 59990.0
+
+
+def test_the_slices_estimate_follows_the_band_not_this_instants_top_level() -> None:
+    # the same depth within the band, but this instant's top level is small: the children
+    # meet books still to come (re-quoted, refilled), so the slicing estimate is the same;
+    # it was 8.5 against 0.0 (every child assumed to clear a level) and chose market here
+    even = [[60000.0 - 5 * i, 0.2] for i in range(10)]
+    small_top = [[60000.0, 0.05], [59995.0, 0.35], *even[2:]]
+    calm = Urgency(liq_distance_pct=None, sigma_per_sqrt_s=0.00001)
+    kw = dict(participation=0.1, band_bps=5.0, pace_s=5.0, permanent_share=0.3)
+    a, b = choose(1.0, even, 60000.0, calm, **kw), choose(1.0, small_top, 60000.0, calm, **kw)
+    assert a.slices_cost == pytest.approx(b.slices_cost) and a.slices_risk == b.slices_risk
+    assert (a.policy, b.policy) == ("slices", "slices")
+    assert b.market_cost > a.market_cost  # the market order does trade against this book
+
+
+def test_the_mark_to_touch_offset_is_common_to_both_ways_out() -> None:
+    # a mark above or below the bid is paid (or earned) by either way out alike: the choice
+    # and both costs are the same (the mark's side used to count as a cost only for slices)
+    book = [[60000.0 - 5 * i, 0.2] for i in range(10)]
+    calm = Urgency(liq_distance_pct=None, sigma_per_sqrt_s=0.00003)
+    kw = dict(participation=0.1, band_bps=5.0, pace_s=5.0, permanent_share=0.3)
+    above, below = (choose(1.0, book, mark, calm, **kw) for mark in (60012.0, 59988.0))
+    assert (above.policy, above.market_cost, above.slices_cost) == (
+        below.policy, below.market_cost, below.slices_cost,
+    )  # fmt: skip
+    assert above.market_cost == pytest.approx(10.0)  # 1.0 over levels 0..20 below: 10 each
+
+
+async def test_adaptive_slices_a_thin_book_and_pays_less_than_the_market_walk(
+    sim_factory: Any,
+) -> None:
+    # a calm thin book that refills within one pace: adaptive slices 5x the top level, and
+    # the exchange's own trades for its children average above what one market order would
+    # have walked to in the book the exchange showed at arrival
+    calm = MarketConfig(volatility=0.000001, jump_rate=0.0, taker_rate=0.0,
+                        book_half_life_s=0.05)  # fmt: skip
+    for seed in (1, 2, 3):
+        sym = SymbolConfig(symbol="BTCUSDT", base_asset="BTC", price=60000.0, **THIN)
+        sim = sim_factory(seed=seed, symbols=[sym], market=calm)
+        client, venue, _seen = await _venue(sim)
+        try:
+            await _open(client, 1.0)
+            bids = (await client.fetch_order_book(SYM, 100))["bids"]
+            walk = sweep([[float(p), float(q)] for p, q, *_ in bids], 1.0)
+            res = await run_exit(venue, SYM, "adaptive", FAST)
+            assert res is not None and res.switches[0].startswith("adaptive chose slices")
+            state = sim.state()
+            ids = {str(o["orderId"]) for o in state["orders"] if o["reduceOnly"]}
+            sold = [t for t in state["trades"] if str(t["orderId"]) in ids]
+            qty = sum(float(t["qty"]) for t in sold)
+            avg = sum(float(t["qty"]) * float(t["price"]) for t in sold) / qty
+            assert qty == pytest.approx(1.0) and len(sold) > 1
+            assert avg > walk.average, (seed, avg, walk.average)
+            assert await venue.position(SYM) == 0
+        finally:
+            await client.close()
+
+
+async def test_adaptive_reads_what_it_weighs_in_one_round_trip(sim_factory: Any) -> None:
+    # every wait before the first child is time a market order would already be filling:
+    # the volatility, the liquidation distance and the book are asked for at once
+    sim = sim_factory()
+    key, secret = sim.create_account(balance=80)  # 100x on 0.1 BTC: liquidation 0.9 % away
+    bus = EventBus()
+    ex = make_exchange("sim", api_key=key, secret=secret, base_url=sim.base_url)
+    client = GuardedClient(Pipeline([], Transport(ex, bus), bus), ex, command="t",
+                           profile=None, run_id="t")  # fmt: skip
+    await client.load_markets()
+    log: list[tuple[str, str]] = []  # (start | end, method), in the order they happened
+
+    def watch(name: str) -> None:
+        real = getattr(client, name)
+
+        async def call(*args: Any, **kw: Any) -> Any:
+            log.append(("start", name))
+            try:
+                return await real(*args, **kw)
+            finally:
+                log.append(("end", name))
+
+        setattr(client, name, call)
+
+    for name in ("fetch_ohlcv", "fetch_positions", "fetch_order_book", "create_order"):
+        watch(name)
+    venue = ExitVenue(client, client.create_order, client.cancel_order, client_position(client))
+    try:
+        await client.set_leverage(100, SYM)
+        await _open(client, 0.1)
+        log.clear()
+        res = await run_exit(venue, SYM, "adaptive", FAST)
+        assert res is not None and res.left == 0 and res.orders[0]["type"] == "market"
+        first_order = log.index(("start", "create_order"))
+        look = log[2:first_order]  # after run_exit's own position read (start, end)
+        assert log[:2] == [("start", "fetch_positions"), ("end", "fetch_positions")]
+        assert [e for e, _ in look[:3]] == ["start"] * 3  # all three asked before any answer
+        assert {n for _, n in look} == {"fetch_ohlcv", "fetch_positions", "fetch_order_book"}
+    finally:
+        await client.close()
