@@ -24,9 +24,10 @@ the context falls back to REST reads once the cached data is older than ``stream
 The user stream has no cadence; its silent stall is found from the book's evidence: when
 the book shows one of the run's resting orders gone and the user stream has not said so
 within ``OWED_GRACE_S`` (perpbot.streams.evidence), it is reconnected and backfilled
-(STREAM_USER_SILENT). Reconnects wait with backoff and jitter. Every disconnect, reconnect, backfill, gap and
-staleness is a Decision (layer ``streams``) with a reason code and a sentence: the signed
-log and ``status`` carry them, and ``status`` shows each stream's state.
+(STREAM_USER_SILENT). Reconnects wait with backoff and jitter. Every disconnect,
+reconnect, backfill, gap and staleness is a Decision (layer ``streams``) with a reason code
+and a sentence: the signed log and ``status`` carry them, and ``status`` shows each
+stream's state.
 """
 
 from __future__ import annotations
