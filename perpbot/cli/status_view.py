@@ -90,6 +90,19 @@ def reserve_text(reserve: Any) -> str:
     )
 
 
+def connections_text(conn: Any) -> str:
+    """``connections 2/148 per 5m`` (new stream connections per IP) out of the rate
+    section's ``connections``, with the cut and a refusal's hold when there are; or ''."""
+    if not isinstance(conn, dict) or conn.get("limit") is None:
+        return ""
+    text = f"connections {conn.get('used') or 0}/{conn['limit']} per {conn.get('window')}"
+    if conn.get("factor") not in (None, 1, 1.0):
+        text += f" (cut to {float(conn['factor']):.0%} of {conn.get('nominal')})"
+    if conn.get("held_for_s"):
+        text += f", held {float(conn['held_for_s']):.0f}s after a refused handshake"
+    return text
+
+
 def budget_line(bot: dict[str, Any]) -> str:
     """The rate limiter's view when it publishes one, else the exchange's usage headers."""
     rate = bot.get("rate") or {}
@@ -105,6 +118,9 @@ def budget_line(bot: dict[str, Any]) -> str:
         reserve = reserve_text(rate.get("reserve"))
         if reserve:
             parts.append(reserve)
+        conn = connections_text(rate.get("connections"))
+        if conn:
+            parts.append(conn)
         if rate.get("banned_for_s"):
             parts.append(f"BANNED {rate['banned_for_s']:.0f}s")
         elif rate.get("blocked_for_s"):
