@@ -51,6 +51,7 @@ from perpbot.streams.evidence import OwedEvents
 from perpbot.streams.exchange import forget_listen_key, is_private_url
 from perpbot.streams.health import Backoff, StreamHealth
 from perpbot.streams.market import MarketCache
+from perpbot.streams.rotation import RETRY_S, Rotated, connection_age_s, rotate
 
 MARK_CADENCE_S = 1.0  # markPrice@1s
 GAP_GRACE_S = 2.0  # a fill younger than this may still be on its way on the stream
@@ -80,6 +81,7 @@ class StreamFeed:
         symbols: list[str],
         stale_after_s: float,
         reconcile_interval: float,
+        rotate_after_s: float = 84_600.0,
         seed: int = 0,
     ) -> None:
         self.ex = exchange
@@ -91,6 +93,7 @@ class StreamFeed:
         self.symbols = list(symbols)
         self.stale_after_s = stale_after_s
         self.reconcile_interval = reconcile_interval
+        self.rotate_after_s = rotate_after_s
         self.market = MarketCache(max_age_s=stale_after_s)
         self.health: dict[str, StreamHealth] = {}
         self.rng = random.Random(seed)
@@ -105,6 +108,7 @@ class StreamFeed:
             "gaps": 0,
             "stream_fills": 0,
             "reconciles": 0,
+            "rotations": 0,
         }
         self._tasks: list[asyncio.Task[None]] = []
         self.recent: deque[dict[str, Any]] = deque(maxlen=10)  # the last decisions, for status
@@ -119,6 +123,8 @@ class StreamFeed:
         self._positions_read: dict[str, tuple[Any, ...]] = {}  # what _watch_positions gave
         self.owed = OwedEvents()  # the book's evidence that the user stream owes an event
         self._book_seen: dict[str, float] = {}  # symbol -> time.time() of its last book event
+        self._rotating: set[str] = set()  # connection URLs being rotated
+        self._rotate_retry: dict[str, float] = {}  # URL -> monotonic time of the next attempt
 
     # -- life -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -260,6 +266,8 @@ class StreamFeed:
             except asyncio.CancelledError:
                 pending.cancel()
                 raise
+            except Rotated:  # its connection was replaced (perpbot.streams.rotation): not a
+                continue  # loss; watch again at once, on the new connection
             except Exception as exc:
                 if not pending.done():
                     pending.cancel()
@@ -479,6 +487,7 @@ class StreamFeed:
                     await self._drop(private=h.private)
             self._retry_unmatched()
             await self._check_owed(now)
+            self._check_rotation(now)
             if now - self._last_reconcile >= self.reconcile_interval and not self._lock.locked():
                 await self._periodic()
 
@@ -509,6 +518,45 @@ class StreamFeed:
                      orders=[d.order.client_order_id for d in due],
                      owed_s=round(first.owed_s, 3))  # fmt: skip
         await self._drop(private=True)
+
+    def _check_rotation(self, now: float) -> None:
+        """Start rotating each connection open longer than ``rotate_after_s``."""
+        for url, client in list((getattr(self.ex, "clients", None) or {}).items()):
+            if url == "authenticationFlights" or url in self._rotating:
+                continue
+            age = connection_age_s(self.ex, client)
+            if age is None or age < self.rotate_after_s or now < self._rotate_retry.get(url, 0):
+                continue
+            self._rotating.add(url)
+            self._tasks = [t for t in self._tasks if not t.done()]
+            task = asyncio.create_task(self._rotate(url, client, age), name="stream rotation")
+            self._tasks.append(task)
+
+    async def _rotate(self, url: str, client: Any, age: float) -> None:
+        private = self._is_private(url)
+        kind = "user data" if private else "market"
+        try:
+            await rotate(self.ex, url, client, make_first=private)
+        except Exception as exc:
+            self._rotate_retry[url] = time.monotonic() + RETRY_S
+            self._decide("retry", "STREAM_ROTATE_FAILED", f"rotating the {kind} stream "
+                         f"connection (open {age:.0f} s) failed ({type(exc).__name__}: "
+                         f"{str(exc)[:160]}); the old connection is kept and the rotation is "
+                         f"tried again in {RETRY_S:g} s", private=private,
+                         age_s=round(age, 3))  # fmt: skip
+            return
+        finally:
+            self._rotating.discard(url)
+        self.counters["rotations"] += 1
+        how = (
+            "a new connection was opened before the old one was closed: no gap"
+            if private
+            else "it was closed and reopened at once (its book resynced from a snapshot)"
+        )
+        self._decide("info", "STREAM_ROTATED", f"the {kind} stream connection was rotated "
+                     f"after {age:.0f} s ([exchange] stream_rotate_s = {self.rotate_after_s:g}), "
+                     f"ahead of the exchange's 24 h disconnect: {how}", private=private,
+                     age_s=round(age, 3))  # fmt: skip
 
     async def _periodic(self) -> None:
         started = time.time()
