@@ -148,6 +148,28 @@ def budget_line(bot: dict[str, Any]) -> str:
     return "  ·  ".join(parts)
 
 
+STREAM_COUNTERS = ("reconnects", "backfills", "gaps", "stale", "user_silent", "rotations")
+
+
+def streams_lines(bot: dict[str, Any]) -> list[tuple[str, str]]:
+    """On streams: each stream's state (down or stale ones first, styled), the counts of
+    reconnects, backfills, gaps, stalls and rotations, and the last stream decision."""
+    s = bot.get("streams") or {}
+    streams = s.get("streams") or []
+    if not streams:
+        return []
+    bad = [x for x in streams if x.get("state") != "up"]
+    states = ", ".join(f"{x['name']} {x['state'].upper()}" for x in bad) or (f"{len(streams)} up")
+    counts = ", ".join(f"{k.replace('_', ' ')} {s[k]}" for k in STREAM_COUNTERS if s.get(k))
+    out = [(states + (f"  ·  {counts}" if counts else ""), "bold yellow" if bad else "")]
+    events = s.get("events") or []
+    if events:
+        last = events[-1]
+        age = _ago(time.time() - float(last.get("ts") or time.time()))
+        out.append((f"last: {last['code']} ({age} ago): {last['sentence']}", "dim"))
+    return out
+
+
 def index_lines(bot: dict[str, Any]) -> list[tuple[str, str]]:
     out = []
     for sym, r in (bot.get("index") or {}).items():
@@ -207,6 +229,8 @@ def bot_panel(bot: dict[str, Any], now: float) -> Any:
         f"{_num(pnl.get('equity'))}",
     )
     row("budget", budget_line(bot))
+    for i, (text, style) in enumerate(streams_lines(bot)):
+        row("streams" if i == 0 else "", text, style)
     for i, (text, style) in enumerate(index_lines(bot)):
         row("index" if i == 0 else "", text, style)
     for sym, why in (bot.get("reduce_only") or {}).items():

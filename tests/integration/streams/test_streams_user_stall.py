@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from perpbot.cli.status import bot_view
+from perpbot.cli.status_view import streams_lines
 from perpbot.streams.evidence import OWED_GRACE_S
 from tests.integration.risk_support.bot import BTC, BTC_ID, Bot, quiet, write_toml
 from tests.integration.streams.test_streams_run import (
@@ -85,6 +87,9 @@ async def test_a_stalled_user_stream_is_found_by_the_books_evidence(
         await bot.do(lambda ctx: ctx.market_order(BTC, "sell", 0.002))
         await bot.until(lambda: len(fill_events(bot)) == len(truth) + 1)
         assert fill_events(bot)[-1].source == "stream"
+        # `perpbot status` draws it on its streams row (all up again, the stall counted)
+        panel = await bot.until(lambda: status_streams(bot, "6 up"))
+        assert "user silent 1" in panel[0] and panel[1].startswith("last: STREAM_")
     finally:
         control(handle, "/__sim/faults", {})
         await bot.stop()
@@ -111,6 +116,12 @@ async def test_no_stall_is_suspected_when_the_user_stream_speaks(
         assert [e.fill.trade_id for e in fill_events(bot)] == await sim_trade_ids(handle, bot)
     finally:
         await bot.stop()
+
+
+def status_streams(bot: Bot, needle: str) -> list[str] | None:
+    """The streams rows of `perpbot status` for this bot once they say ``needle``."""
+    lines = [text for text, _ in streams_lines(bot_view(bot.status(), time.time(), None))]
+    return lines if lines and needle in lines[0] else None
 
 
 async def _quiet_for(bot: Bot, seconds: float) -> None:
