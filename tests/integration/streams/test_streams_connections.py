@@ -22,9 +22,11 @@ pytestmark = pytest.mark.timeout(90)
 REFUSE_MS = 3000
 
 
+@pytest.mark.parametrize("status", [429, 503])
 async def test_a_refused_handshake_holds_every_bots_next_dial(
-    sim_factory: Any, tmp_path: Path, state_home: Path
+    sim_factory: Any, tmp_path: Path, state_home: Path, status: int
 ) -> None:
+    """A 429 (the exchange's connection count) also cuts the budget; a 503 only holds."""
     handle = sim_factory()
     bots: list[Any] = []
     try:
@@ -40,13 +42,17 @@ async def test_a_refused_handshake_holds_every_bots_next_dial(
             bots.append(await started(toml))
         first, second = bots
         before = ws_counters(handle)["refused"]
-        control(handle, "/__sim/ws/refuse", {"ms": REFUSE_MS, "status": 429})
+        control(handle, "/__sim/ws/refuse", {"ms": REFUSE_MS, "status": status})
         window_end = time.monotonic() + REFUSE_MS / 1000.0
         # the first bot's user stream redials into the refusal window: refused once
         await first.runner.feed._drop(private=True)
         (refused,) = await first.until(lambda: first.decisions("RATE_CONNECTION_REFUSED"))
-        assert refused.data["status"] == 429 and refused.data["retry_after"] == REFUSE_MS / 1000
-        assert refused.data["new"] < refused.data["old"]  # a 429 cuts the budget
+        assert refused.data["status"] == status
+        assert refused.data["retry_after"] == REFUSE_MS / 1000
+        if status == 429:  # the exchange's count is fuller than ours: the budget is cut
+            assert refused.data["new"] < refused.data["old"]
+        else:
+            assert refused.data["new"] == refused.data["old"]
         assert "every bot on this IP" in refused.sentence
         # the second bot loses its user stream after that: it waits, it does not dial
         await second.runner.feed._drop(private=True)
@@ -66,7 +72,7 @@ async def test_a_refused_handshake_holds_every_bots_next_dial(
         view = bot_view(first.status(), time.time(), None)
         line = budget_line(view)
         conn = view["rate"]["connections"]
-        assert conn["factor"] < 1.0 and conn["used"] >= 1
+        assert (conn["factor"] < 1.0) == (status == 429) and conn["used"] >= 1
         assert f"connections {conn['used']}/{conn['limit']} per 5m" in line
         # and the user streams carry fills again
         await second.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))

@@ -13,9 +13,15 @@ from typing import Any
 
 import pytest
 
+from perpbot.streams import feed as feed_module
 from tests.integration.risk_support.bot import BTC, write_toml
 from tests.integration.streams.test_streams_rest import ws_counters
-from tests.integration.streams.test_streams_run import fill_events, sim_trade_ids, started
+from tests.integration.streams.test_streams_run import (
+    control,
+    fill_events,
+    sim_trade_ids,
+    started,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -65,4 +71,39 @@ async def test_connections_are_rotated_ahead_of_the_limit_with_no_gap(
         book = await bot.do(lambda ctx: ctx.order_book(BTC, 5))
         assert book["bids"][0][0] < book["asks"][0][0]
     finally:
+        await bot.stop()
+
+
+async def test_a_rotation_that_cannot_connect_keeps_the_old_connection(
+    sim_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulator refuses new handshakes when the rotation is due: the old user-stream
+    connection is kept (no loss, fills still stream on it) and the rotation is tried again
+    later, once handshakes are accepted."""
+    monkeypatch.setattr(feed_module, "RETRY_S", 2.0)
+    handle = sim_factory()  # the simulator's own 24 h limit stays far away
+    toml = write_toml(
+        tmp_path,
+        handle.base_url,
+        exchange={"stream_stale_s": 30.0, "reconcile_interval": 600, "stream_rotate_s": ROTATE_S},
+        kill={"deadman": False},
+    )
+    bot = await started(toml)
+    try:
+        control(handle, "/__sim/ws/refuse", {"ms": 4000})
+        failed = await bot.until(
+            lambda: [d for d in bot.decisions("STREAM_ROTATE_FAILED") if d.data["private"]]
+        )
+        assert "the old connection is kept" in failed[0].sentence
+        await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))  # still streamed
+        await bot.until(lambda: fill_events(bot))
+        assert fill_events(bot)[0].source == "stream"
+        await bot.until(
+            lambda: [d for d in bot.decisions("STREAM_ROTATED") if d.data["private"]], timeout=30
+        )
+        lost = [d for d in bot.decisions("STREAM_DISCONNECTED") if d.data["stream"][:4] == "user"]
+        assert not lost and not bot.decisions("STREAM_BACKFILL")
+        assert [e.fill.trade_id for e in fill_events(bot)] == await sim_trade_ids(handle, bot)
+    finally:
+        control(handle, "/__sim/ws/refuse", {"ms": 0})
         await bot.stop()
