@@ -10,16 +10,25 @@ previous one has recovered and ``--gap`` seconds later:
 - stall: market streams open but silent (the ``streams.stall`` fault, scope market) until
   the bot declares the mark stream stale (or 15 s), then lifted
 - expiry: the account's listenKey expires (``/__sim/ws/expire_listen_keys``)
+- user stall: the user data stream open but silent (``streams.stall``, scope user) until
+  the bot finds it from the book's evidence (STREAM_USER_SILENT: a resting grid order the
+  book shows gone, no ORDER_TRADE_UPDATE within 1 s), or 20 s, then lifted
+- drop, duplicate, reorder: for ``--fault-s`` seconds every stream (market and user) loses
+  (``drop_rate`` 0.3), doubles (``duplicate_rate`` 0.3) or holds back behind the next one
+  (``reorder_rate`` 0.3) its events, then they are lifted
 
 and prints, against the simulator's own trade list for the bot's account (the truth): fills
 missed (on the simulator, never a FillEvent) and duplicated (a trade id published twice),
 user-stream losses and how many were followed by a REST backfill, stalls detected and the
-detection delay (from the fault to STREAM_STALE) against 2x the mark stream's 1 s cadence.
+detection delay (from the fault to STREAM_STALE) against 2x the mark stream's 1 s cadence,
+user stalls detected and how long the book had shown the order gone at detection against
+2x the user stream's 1 s grace (its cadence once an event is owed), and the events the
+simulator dropped, duplicated and reordered.
 ``[exchange] stream_stale_s`` is ``--stale-s`` (1.5: the silence after which a 1 s stream
 is stale). The simulator's per-IP new-connection cap (300 per 5 min, Binance's) is raised:
 100 faults in a few minutes reconnect far more often than an IP may on Binance.
 
-    python bench/stream_chaos.py [--events 100] [--gap 1.0] [--stale-s 1.5]
+    python bench/stream_chaos.py [--events 105] [--gap 1.0] [--stale-s 1.5] [--fault-s 3]
 """
 
 from __future__ import annotations
@@ -42,8 +51,14 @@ import tomli_w
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.support.gridrun import grid_toml, simulator, throwaway_home
+from perpbot.streams.evidence import OWED_GRACE_S
 
-KINDS = ("disconnect", "stall", "expiry")
+KINDS = ("disconnect", "stall", "expiry", "user stall", "drop", "duplicate", "reorder")
+EVENT_FAULTS = {
+    "drop": {"drop_rate": 0.3},
+    "duplicate": {"duplicate_rate": 0.3},
+    "reorder": {"reorder_rate": 0.3},
+}
 MARK_CADENCE_S = 1.0
 SIM_TOML = """
 [market]
@@ -160,6 +175,10 @@ async def run(args: argparse.Namespace) -> int:
         delays: list[float] = []
         silences: list[float] = []
         stall_windows: list[tuple[float, float]] = []
+        event_windows: list[tuple[float, float]] = []  # drop, duplicate, reorder
+        user_stalls = user_detected = user_backfilled = 0
+        owed: list[float] = []
+        user_delays: list[float] = []
         per_kind: Counter[str] = Counter()
         for n in range(args.events):
             if task.done():
@@ -173,6 +192,23 @@ async def run(args: argparse.Namespace) -> int:
                 control(url, "/__sim/ws/close", {"code": 1006, "scope": "all"})
             elif kind == "expiry":
                 control(url, "/__sim/ws/expire_listen_keys", {})
+            elif kind in EVENT_FAULTS:
+                control(url, "/__sim/faults", {"streams": {"scope": "all", **EVENT_FAULTS[kind]}})
+                await asyncio.sleep(args.fault_s)
+                control(url, "/__sim/faults", {})
+                event_windows.append((t0, time.time()))
+            elif kind == "user stall":
+                control(url, "/__sim/faults", {"streams": {"stall": True, "scope": "user"}})
+                user_stalls += 1
+                seen = await until(lambda m=mark: codes("STREAM_USER_SILENT", m), 20.0)
+                if seen:
+                    user_detected += 1
+                    first = codes("STREAM_USER_SILENT", mark)[0]
+                    owed.append(float(first.data["owed_s"]))
+                    user_delays.append(first.ts - t0)
+                    if await until(lambda m=mark: codes("STREAM_BACKFILL", m), 30.0):
+                        user_backfilled += 1
+                control(url, "/__sim/faults", {})
             else:
                 control(url, "/__sim/faults", {"streams": {"stall": True, "scope": "market"}})
                 stalls += 1
@@ -184,7 +220,7 @@ async def run(args: argparse.Namespace) -> int:
                     first = codes("STREAM_STALE", mark)[0]
                     delays.append(first.ts - t0)
                     silences.append(float(first.data.get("silent_s", 0.0)))
-            if kind != "stall":
+            if kind in ("disconnect", "expiry"):
                 losses += 1
                 if await until(lambda m=mark: codes("STREAM_BACKFILL", m), 30.0):
                     backfilled += 1
@@ -201,6 +237,8 @@ async def run(args: argparse.Namespace) -> int:
         runner.request_stop("bench over")
         await asyncio.wait_for(task, 60)
         truth = await sim_trade_ids(url, creds.api_key, creds.secret, symbols)
+        with urllib.request.urlopen(url + "/__sim/ws", timeout=10) as resp:
+            ws_counts = json.loads(resp.read())["counters"]
 
     ids = [e.fill.trade_id for e in fills]
     seen_ids = Counter(ids)
@@ -208,9 +246,12 @@ async def run(args: argparse.Namespace) -> int:
     doubled = {t: c for t, c in seen_ids.items() if c > 1}
     sources = Counter(e.source for e in fills)
     stale_all = [d for d in decisions if d.code == "STREAM_STALE"]
-    spurious = [
-        d for d in stale_all if not any(a - 0.5 <= d.ts <= b + 0.5 for a, b in stall_windows)
-    ]
+
+    def inside(d: Decision, windows: list[tuple[float, float]]) -> bool:
+        return any(a - 0.5 <= d.ts <= b + 2.0 for a, b in windows)
+
+    in_events = [d for d in stale_all if inside(d, event_windows)]
+    spurious = [d for d in stale_all if not inside(d, stall_windows + event_windows)]
     limit = 2 * MARK_CADENCE_S
     within = sum(1 for d in delays if d <= limit)
     print(
@@ -223,6 +264,8 @@ async def run(args: argparse.Namespace) -> int:
         f"rest {sources['rest']}; found only by the final reconcile: {final_found})"
     )
     print(f"fills missed: {len(missed)}   duplicated: {len(doubled)}")
+    if missed or doubled:
+        print(f"  missed trade ids: {missed[:20]}; duplicated: {list(doubled)[:20]}")
     by_backfill = runner.feed.counters["backfilled_fills"] if runner.feed else 0
     print(
         f"user-stream losses: {losses}, backfilled: {backfilled} "
@@ -234,21 +277,47 @@ async def run(args: argparse.Namespace) -> int:
         f"max {max(delays, default=float('nan')):.2f} s; within 2x cadence ({limit:g} s): "
         f"{within}/{stalls}; silence at detection p50 {pct(silences, 0.5):.2f} s"
     )
+    owed_limit = 2 * OWED_GRACE_S
+    owed_within = sum(1 for s in owed if s <= owed_limit)
     print(
-        f"spurious STREAM_STALE (outside a stall): {len(spurious)}; "
+        f"user stalls: {user_stalls}, detected: {user_detected}, backfilled: {user_backfilled}; "
+        f"book showed the order gone for p50 {pct(owed, 0.5):.2f} s max "
+        f"{max(owed, default=float('nan')):.2f} s at detection, within 2x the 1 s grace "
+        f"({owed_limit:g} s): {owed_within}/{user_stalls}; fault -> STREAM_USER_SILENT p50 "
+        f"{pct(user_delays, 0.5):.2f} s (waits for the market to reach a grid order)"
+    )
+    print(
+        f"events the simulator dropped {ws_counts['events_dropped']}, duplicated "
+        f"{ws_counts['events_duplicated']}, reordered {ws_counts['events_reordered']}; "
+        f"gaps found by the periodic reconcile (STREAM_GAP): {len(codes('STREAM_GAP'))}, "
+        f"STREAM_USER_SILENT in all: {len(codes('STREAM_USER_SILENT'))}"
+    )
+    print(
+        f"STREAM_STALE in drop/duplicate/reorder windows (events lost or held back): "
+        f"{len(in_events)}; spurious (outside any fault): {len(spurious)}; "
         f"not recovered in 30 s: {unrecovered}"
     )
-    ok = not missed and not doubled and backfilled == losses and within == stalls
+    ok = (
+        not missed
+        and not doubled
+        and backfilled == losses
+        and within == stalls
+        and owed_within == user_stalls == user_backfilled
+    )
     verdict = "met" if ok else "NOT met"
-    print(f"target (0 missed, 0 duplicated, every gap backfilled, stalls within 2x): {verdict}")
+    print(
+        "target (0 missed, 0 duplicated, every gap backfilled, every stall and user stall "
+        f"detected within 2x its cadence): {verdict}"
+    )
     return 0
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("--events", type=int, default=100)
+    p.add_argument("--events", type=int, default=105)
     p.add_argument("--gap", type=float, default=1.0, help="seconds between recovery and the next")
     p.add_argument("--stale-s", type=float, default=1.5)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--fault-s", type=float, default=3.0, help="drop/duplicate/reorder window")
     throwaway_home()
     sys.exit(asyncio.run(run(p.parse_args())))

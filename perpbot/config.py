@@ -134,6 +134,13 @@ class ExchangeSection(Section):
         le=600,
         description="on streams: a market stream silent this long is stale (reconnected)",
     )
+    stream_rotate_s: float = Field(
+        default=84_600.0,
+        gt=0,
+        le=86_400,
+        description="on streams: a connection is replaced by a new one after this long, "
+        "ahead of the exchange's 24 h disconnect (the user stream's without a gap)",
+    )
 
     @field_validator("id")
     @classmethod

@@ -370,6 +370,7 @@ class Runner:
                 symbols=self.state.symbols,
                 stale_after_s=self.config.exchange.stream_stale_s,
                 reconcile_interval=self.config.exchange.reconcile_interval,
+                rotate_after_s=self.config.exchange.stream_rotate_s,
                 seed=self.config.sim.seed if self.config.sim else 0,
             )
             self.tick_providers.append(self.feed.status)

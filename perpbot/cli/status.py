@@ -148,6 +148,7 @@ def bot_view(doc: dict[str, Any], now: float, summary: dict[str, Any] | None) ->
         "budget": risk.get("budget") or {},
         "rate": extras.get("rate") or {},  # the rate limiter's own figures, when it runs
         "start": (extras.get("sweep") or {}).get("said") or [],  # what the start found
+        "streams": extras.get("streams") or {},  # on streams: each stream's state, events
         "index": risk.get("index") or {},
         "reduce_only": risk.get("reduce_only") or {},
         "alerts": risk.get("alerts") or [],

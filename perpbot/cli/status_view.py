@@ -90,6 +90,19 @@ def reserve_text(reserve: Any) -> str:
     )
 
 
+def connections_text(conn: Any) -> str:
+    """``connections 2/148 per 5m`` (new stream connections per IP) out of the rate
+    section's ``connections``, with the cut and a refusal's hold when there are; or ''."""
+    if not isinstance(conn, dict) or conn.get("limit") is None:
+        return ""
+    text = f"connections {conn.get('used') or 0}/{conn['limit']} per {conn.get('window')}"
+    if conn.get("factor") not in (None, 1, 1.0):
+        text += f" (cut to {float(conn['factor']):.0%} of {conn.get('nominal')})"
+    if conn.get("held_for_s"):
+        text += f", held {float(conn['held_for_s']):.0f}s after a refused handshake"
+    return text
+
+
 def budget_line(bot: dict[str, Any]) -> str:
     """The rate limiter's view when it publishes one, else the exchange's usage headers."""
     rate = bot.get("rate") or {}
@@ -105,6 +118,9 @@ def budget_line(bot: dict[str, Any]) -> str:
         reserve = reserve_text(rate.get("reserve"))
         if reserve:
             parts.append(reserve)
+        conn = connections_text(rate.get("connections"))
+        if conn:
+            parts.append(conn)
         if rate.get("banned_for_s"):
             parts.append(f"BANNED {rate['banned_for_s']:.0f}s")
         elif rate.get("blocked_for_s"):
@@ -130,6 +146,28 @@ def budget_line(bot: dict[str, Any]) -> str:
     else:
         parts.append("last limit change: none")
     return "  ·  ".join(parts)
+
+
+STREAM_COUNTERS = ("reconnects", "backfills", "gaps", "stale", "user_silent", "rotations")
+
+
+def streams_lines(bot: dict[str, Any]) -> list[tuple[str, str]]:
+    """On streams: each stream's state (down or stale ones first, styled), the counts of
+    reconnects, backfills, gaps, stalls and rotations, and the last stream decision."""
+    s = bot.get("streams") or {}
+    streams = s.get("streams") or []
+    if not streams:
+        return []
+    bad = [x for x in streams if x.get("state") != "up"]
+    states = ", ".join(f"{x['name']} {x['state'].upper()}" for x in bad) or (f"{len(streams)} up")
+    counts = ", ".join(f"{k.replace('_', ' ')} {s[k]}" for k in STREAM_COUNTERS if s.get(k))
+    out = [(states + (f"  ·  {counts}" if counts else ""), "bold yellow" if bad else "")]
+    events = s.get("events") or []
+    if events:
+        last = events[-1]
+        age = _ago(time.time() - float(last.get("ts") or time.time()))
+        out.append((f"last: {last['code']} ({age} ago): {last['sentence']}", "dim"))
+    return out
 
 
 def index_lines(bot: dict[str, Any]) -> list[tuple[str, str]]:
@@ -191,6 +229,8 @@ def bot_panel(bot: dict[str, Any], now: float) -> Any:
         f"{_num(pnl.get('equity'))}",
     )
     row("budget", budget_line(bot))
+    for i, (text, style) in enumerate(streams_lines(bot)):
+        row("streams" if i == 0 else "", text, style)
     for i, (text, style) in enumerate(index_lines(bot)):
         row("index" if i == 0 else "", text, style)
     for sym, why in (bot.get("reduce_only") or {}).items():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ccxt
@@ -25,6 +25,8 @@ from perpbot.engine.journal import RunJournal
 from perpbot.engine.ledger import Fill, Ledger
 from perpbot.engine.output import RunOutput
 from perpbot.engine.state import PositionSnapshot, RunState
+
+REST_OVERLAP_MS = 2_000  # a REST read of fills re-reads this much before the last listed
 
 
 def _price(x: Any) -> float | None:
@@ -66,6 +68,10 @@ class Reconciler:
     # orders its reduce-only room counts are its own (its fills, its client ids), not the
     # account's. None: the account's are the run's.
     own_only: Callable[[dict[str, Any]], bool] | None = None
+    # symbol -> the newest trade time REST has listed. The next REST read of fills starts
+    # there (less REST_OVERLAP_MS), never at the newest fill recorded: a stream that lost a
+    # fill and delivered a later one must not move the start past the lost one.
+    rest_trade_ms: dict[str, int] = field(default_factory=dict)
 
     async def reconcile(self, *, market: bool = True) -> None:
         """Everything; ``market=False`` skips the mark and the balance (a run on streams
@@ -142,8 +148,16 @@ class Reconciler:
             self.record_order(cid, order, "rest")
 
     async def _fills(self, symbol: str) -> list[Fill]:
-        since = self.ledger.last_trade_ms.get(symbol, self.state.since_ms)
+        listed = self.rest_trade_ms.get(symbol)
+        since = (
+            self.state.since_ms
+            if listed is None
+            else max(self.state.since_ms, listed - REST_OVERLAP_MS)
+        )
         trades = await self.client.fetch_my_trades(symbol, since=since)
+        stamps = [int(t["timestamp"]) for t in trades if t.get("timestamp")]
+        if stamps:
+            self.rest_trade_ms[symbol] = max(listed or 0, *stamps)
         return self.record_trades(symbol, trades, "rest")
 
     def record_trades(

@@ -9,6 +9,14 @@ exchange never counts more than its limit, however many bots on the IP reconnect
 Each new connection takes one unit before it dials; without room it waits for the next
 window (a ``wait`` Decision, RATE_WAIT_CONNECTIONS, when longer than a second).
 
+A refused handshake is fed back (``refused``, from perpbot.streams.pacing): HTTP 429 (too
+many new connections: the count the exchange keeps is not ours alone) cuts the budget like a
+REST 429 does (``tighten_factor``, grown back by ``recover``) and holds every new connection
+on the IP until its Retry-After (``REFUSED_HOLD_S`` without one); a 503 or 418 refusal holds
+them the same way without the cut. The hold is kept in the shared bucket
+(``Bucket.tighten_until``), so every bot waits for it (reason ``retry_after``), not only
+the one refused (RATE_CONNECTION_REFUSED explains it).
+
 The user stream's connections may use the reserve (``[limits] reserve_pct``): the run needs
 them to see its cancels confirmed during a kill. A 418 ban on the IP holds connections
 too; a REST Retry-After (the weight budget) does not: it is not about connections.
@@ -18,14 +26,20 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from perpbot.events import Decision
 from perpbot.ratelimit import budget
-from perpbot.ratelimit.budget import Admission, Bucket, HostState
-from perpbot.ratelimit.explain import wait_sentence
+from perpbot.ratelimit.budget import MIN_FACTOR, Admission, Bucket, HostState
+from perpbot.ratelimit.explain import clock, wait_sentence
 from perpbot.ratelimit.host import LAYER, HostBudget
+from perpbot.ratelimit.rules import window_label
 
 WAIT_CODE = "RATE_WAIT_CONNECTIONS"
+REFUSED_CODE = "RATE_CONNECTION_REFUSED"
+REFUSED_HOLD_S = 5.0  # a refusal without Retry-After holds new connections this long
+CUT_STATUSES = (429,)  # the exchange's count is fuller than ours: the budget is cut
+REFUSED_STATUSES = (418, 429, 503)  # answers to a handshake that hold the next dials
 
 
 @dataclass(slots=True, eq=False)
@@ -52,16 +66,78 @@ class ConnectionBudget:
                 self._explain(admission, url)
             await asyncio.sleep(admission.wait_s)
 
-    def _acquire(self, st: HostState, now: float, reducing: bool) -> Admission:
+    def _bucket(self, st: HostState) -> Bucket:
         b = st.buckets.get(self.name)
         if b is None:
             b = st.buckets[self.name] = Bucket(kind="connections", window_s=self.window_s)
         b.nominal, b.source = self.limit // 2, "config"  # (what was used stays counted)
+        return b
+
+    def _acquire(self, st: HostState, now: float, reducing: bool) -> Admission:
+        b = self._bucket(st)
+        if b.tighten_until > now:  # a refused handshake's hold (``refused``)
+            return Admission(
+                wait_s=b.tighten_until - now, reason="retry_after", bucket=self.name, used=b.used
+            )
         blocked, st.blocked_until = st.blocked_until, 0.0  # a REST Retry-After: not ours
         try:
             return budget.acquire(st, {self.name: 1}, now, self.host.policy, risk_reducing=reducing)
         finally:
             st.blocked_until = blocked
+
+    async def refused(self, url: str, status: int, retry_after: float | None) -> None:
+        """The exchange refused a handshake (``status``): hold every new connection on the
+        IP until ``retry_after`` (``REFUSED_HOLD_S`` without one); a 429 also cuts the
+        budget. Explained once per refusal that moved the hold."""
+        hold = retry_after if retry_after is not None and retry_after > 0 else REFUSED_HOLD_S
+        now = self.host.now()
+        change: dict[str, Any] = await self.host.transact(
+            lambda st: self._hold(st, now, status, hold)
+        )
+        if not change:
+            return
+        where = url.split("?", 1)[0].rsplit("/", 1)[0]
+        given = f"its Retry-After, {retry_after:g} s" if retry_after else f"{hold:g} s"
+        cut = (
+            f"; the budget is cut from {change['old']} to {change['new']} new connections "
+            f"per {window_label(self.window_s)} (grown back once calm)"
+            if change["new"] != change["old"]
+            else ""
+        )
+        sentence = (
+            f"the exchange refused a new stream connection ({where}: HTTP {status}); new "
+            f"stream connections from every bot on this IP wait until {clock(now + hold)} "
+            f"({given}){cut}"
+        )
+        data = {"status": status, "retry_after": retry_after, "hold_s": hold, **change}
+        self.host.bus.publish(Decision(LAYER, "wait", REFUSED_CODE, sentence, data))
+
+    def _hold(self, st: HostState, now: float, status: int, hold: float) -> dict[str, Any]:
+        b = self._bucket(st)
+        if now + hold <= b.tighten_until:
+            return {}  # another dial's refusal already holds them as long
+        margin = self.host.policy.safety_margin
+        old = b.cap(margin)
+        if status in CUT_STATUSES and now >= b.tighten_until:  # one cut per hold
+            b.factor = max(MIN_FACTOR, b.factor * self.host.policy.tighten_factor)
+        b.calm_since = now  # ``budget.recover`` grows the factor back once calm
+        b.tighten_until = now + hold
+        return {"bucket": self.name, "old": old, "new": b.cap(margin), "until": now + hold}
+
+    def status(self, st: HostState, now: float) -> dict[str, Any]:
+        """The ``connections`` part of the rate section (`perpbot status`)."""
+        b = st.buckets.get(self.name)
+        if b is None:
+            return {}
+        current = b.start <= now < b.start + b.window_s
+        return {
+            "window": window_label(self.window_s),
+            "used": b.used if current else 0,
+            "limit": b.cap(self.host.policy.safety_margin),
+            "nominal": b.nominal,
+            "factor": round(b.factor, 4),
+            "held_for_s": round(max(0.0, b.tighten_until - now), 3),
+        }
 
     def _explain(self, admission: Admission, url: str) -> None:
         what = f"a new stream connection ({url.split('?', 1)[0].rsplit('/', 1)[0]})"

@@ -312,6 +312,8 @@ class RateLimiter:
         snap = budget.snapshot(state, now, host.policy, host.key_id, self.description)
         main = budget.main_weight(state)
         snap["reserve"] = reserve_status(main, now, host.policy) if main is not None else {}
+        if self.connections is not None:  # new stream connections per IP (the streams)
+            snap["connections"] = self.connections.status(state, now)
         return snap
 
     def close(self) -> None:

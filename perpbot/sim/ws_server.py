@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,7 @@ class WsHub:
         self.api = WsApi(server)
         self.attempts: dict[str, deque[float]] = {}
         self.refuse_until_ms = 0.0
+        self.refuse_status = 503  # the refusal window's answer (/__sim/ws/refuse "status")
         self._plan = self.engine.faults.plan
         self._next_id = 0
         self._next_slow_ms = 0.0
@@ -151,9 +153,17 @@ class WsHub:
 
     def _admit(self, ip: str) -> web.Response | None:
         now = wall_ms()
-        if self.faults.refuse_connections or now < self.refuse_until_ms:
+        if self.faults.refuse_connections:
             self.counters.refused += 1
             return web.Response(status=503, text="Service Unavailable")
+        if now < self.refuse_until_ms:  # a timed window: says when it ends
+            self.counters.refused += 1
+            retry_after = str(max(1, math.ceil((self.refuse_until_ms - now) / 1000.0)))
+            return web.json_response(
+                {"code": -1003, "msg": "Too many new connections; try again later."},
+                status=self.refuse_status,
+                headers={"Retry-After": retry_after},
+            )
         window = self.attempts.setdefault(ip, deque())
         horizon = now - self.cfg.connection_window_s * 1000.0
         while window and window[0] <= horizon:
@@ -434,6 +444,10 @@ class WsHub:
             ms = body.get("ms")
             if not isinstance(ms, int | float) or isinstance(ms, bool) or ms < 0:
                 raise ControlError("ms: expected a non-negative number of milliseconds")
+            status = body.get("status", 503)
+            if status not in (418, 429, 503):
+                raise ControlError("status: expected 418, 429 or 503")
             self.refuse_until_ms = wall_ms() + float(ms)
-            return {"refusing_ms": ms}
+            self.refuse_status = status
+            return {"refusing_ms": ms, "status": status}
         return None

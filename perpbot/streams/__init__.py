@@ -5,6 +5,9 @@ REST as the safety net (``[exchange] streams``, docs/streams.md).
     feed.py       StreamFeed: one task per stream, applying events to the engine's state
     market.py     the latest synced book and mark/funding, read by the strategy's context
     health.py     per-stream health (stale, down, reconnects) and backoff with jitter
+    evidence.py   the book's evidence that the user stream owes an event (its silent stall)
+    rotation.py   replacing a connection ahead of the 24 h limit (the user stream's gaplessly)
+    pacing.py     each connection's dials and messages budgeted (the shared connection budget)
 """
 
 from perpbot.streams.exchange import make_pro_exchange, streams_enabled

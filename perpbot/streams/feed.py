@@ -21,9 +21,13 @@ Health: a stream with a cadence (the mark price) silent for ``stream_stale_s`` i
 (STREAM_STALE): its connection is dropped and reopened; meanwhile the market data it fed
 ages like a stale REST price does (``[kill] max_price_age_s`` trips on the mark's age, and
 the context falls back to REST reads once the cached data is older than ``stream_stale_s``).
-Reconnects wait with backoff and jitter. Every disconnect, reconnect, backfill, gap and
-staleness is a Decision (layer ``streams``) with a reason code and a sentence: the signed
-log and ``status`` carry them, and ``status`` shows each stream's state.
+The user stream has no cadence; its silent stall is found from the book's evidence: when
+the book shows one of the run's resting orders gone and the user stream has not said so
+within ``OWED_GRACE_S`` (perpbot.streams.evidence), it is reconnected and backfilled
+(STREAM_USER_SILENT). Reconnects wait with backoff and jitter. Every disconnect,
+reconnect, backfill, gap and staleness is a Decision (layer ``streams``) with a reason code
+and a sentence: the signed log and ``status`` carry them, and ``status`` shows each
+stream's state.
 """
 
 from __future__ import annotations
@@ -43,9 +47,11 @@ from perpbot.client.account import AccountView
 from perpbot.engine.reconcile import Reconciler, position_of
 from perpbot.engine.state import PositionSnapshot
 from perpbot.events import Action, Decision, EventBus
+from perpbot.streams.evidence import OwedEvents
 from perpbot.streams.exchange import forget_listen_key, is_private_url
 from perpbot.streams.health import Backoff, StreamHealth
 from perpbot.streams.market import MarketCache
+from perpbot.streams.rotation import RETRY_S, Rotated, connection_age_s, rotate
 
 MARK_CADENCE_S = 1.0  # markPrice@1s
 GAP_GRACE_S = 2.0  # a fill younger than this may still be on its way on the stream
@@ -75,6 +81,7 @@ class StreamFeed:
         symbols: list[str],
         stale_after_s: float,
         reconcile_interval: float,
+        rotate_after_s: float = 84_600.0,
         seed: int = 0,
     ) -> None:
         self.ex = exchange
@@ -86,6 +93,7 @@ class StreamFeed:
         self.symbols = list(symbols)
         self.stale_after_s = stale_after_s
         self.reconcile_interval = reconcile_interval
+        self.rotate_after_s = rotate_after_s
         self.market = MarketCache(max_age_s=stale_after_s)
         self.health: dict[str, StreamHealth] = {}
         self.rng = random.Random(seed)
@@ -94,11 +102,13 @@ class StreamFeed:
             "disconnects": 0,
             "reconnects": 0,
             "stale": 0,
+            "user_silent": 0,
             "backfills": 0,
             "backfilled_fills": 0,
             "gaps": 0,
             "stream_fills": 0,
             "reconciles": 0,
+            "rotations": 0,
         }
         self._tasks: list[asyncio.Task[None]] = []
         self.recent: deque[dict[str, Any]] = deque(maxlen=10)  # the last decisions, for status
@@ -111,6 +121,10 @@ class StreamFeed:
         self._stream_filled: dict[str, float] = {}  # client id -> cumulative filled (stream)
         self._position_due = False  # a fill streamed, its ACCOUNT_UPDATE not yet
         self._positions_read: dict[str, tuple[Any, ...]] = {}  # what _watch_positions gave
+        self.owed = OwedEvents()  # the book's evidence that the user stream owes an event
+        self._book_seen: dict[str, float] = {}  # symbol -> time.time() of its last book event
+        self._rotating: set[str] = set()  # connection URLs being rotated
+        self._rotate_retry: dict[str, float] = {}  # URL -> monotonic time of the next attempt
 
     # -- life -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -121,7 +135,7 @@ class StreamFeed:
             self._add(f"mark {s}", False, MARK_CADENCE_S, lambda s=s: ex.watch_mark_price(s),
                       lambda t, s=s: self._on_mark(s, t))  # fmt: skip
             self._add(f"book {s}", False, None, lambda s=s: ex.watch_order_book(s),
-                      lambda ob, s=s: self.market.set_book(s, ob))  # fmt: skip
+                      lambda ob, s=s: self._on_book(s, ob))  # fmt: skip
         self._add("user orders", True, None, ex.watch_orders, self._on_orders)
         self._add("user trades", True, None, ex.watch_my_trades, self._on_trades)
         self._add("user positions", True, None, self._watch_positions, self._on_positions)
@@ -252,6 +266,8 @@ class StreamFeed:
             except asyncio.CancelledError:
                 pending.cancel()
                 raise
+            except Rotated:  # its connection was replaced (perpbot.streams.rotation): not a
+                continue  # loss; watch again at once, on the new connection
             except Exception as exc:
                 if not pending.done():
                     pending.cancel()
@@ -324,6 +340,10 @@ class StreamFeed:
             self.state.marks[symbol] = float(mark)
             self.state.mark_times[symbol] = (t.get("timestamp") or time.time() * 1000.0) / 1000.0
             self._revalue()
+
+    def _on_book(self, symbol: str, ob: Any) -> None:
+        self.market.set_book(symbol, ob)
+        self._book_seen[symbol] = time.time()
 
     def _on_orders(self, orders: list[dict[str, Any]]) -> None:
         for o in orders:
@@ -466,8 +486,77 @@ class StreamFeed:
                                  silent_s=round(silent, 3))  # fmt: skip
                     await self._drop(private=h.private)
             self._retry_unmatched()
+            await self._check_owed(now)
+            self._check_rotation(now)
             if now - self._last_reconcile >= self.reconcile_interval and not self._lock.locked():
                 await self._periodic()
+
+    async def _check_owed(self, now: float) -> None:
+        """A silent stall of the user stream: the book shows one of the run's resting orders
+        gone and the user stream has not said so within the grace (perpbot.streams.evidence).
+        """
+        if not self.user_stream_up:
+            return
+        mine = {
+            k: o
+            for k, o in self.account.orders.items()
+            if o.client_order_id in self.ledger.orders and o.symbol in self.symbols
+        }
+        due = self.owed.check(mine, self.market.books, self._book_seen, now)
+        if not due:
+            return
+        self.counters["user_silent"] += 1
+        first, o = due[0], due[0].order
+        heard = [a for h in self.health.values() if h.private and (a := h.age(now)) is not None]
+        quiet = f"{min(heard):.1f} s" if heard else "since it opened"
+        self._decide("alert", "STREAM_USER_SILENT", f"the order book has shown for "
+                     f"{first.owed_s:.1f} s that order {o.client_order_id} ({o.side} "
+                     f"{o.remaining:g} {o.symbol} at {o.price:g}; best bid {first.best_bid}, "
+                     f"best ask {first.best_ask}) no longer rests, and the user stream (silent "
+                     f"for {quiet}) has not said so within {self.owed.grace_s:g} s: it is taken "
+                     "as stalled, reconnected, and REST backfills what it held back",
+                     orders=[d.order.client_order_id for d in due],
+                     owed_s=round(first.owed_s, 3))  # fmt: skip
+        await self._drop(private=True)
+
+    def _check_rotation(self, now: float) -> None:
+        """Start rotating each connection open longer than ``rotate_after_s``."""
+        for url, client in list((getattr(self.ex, "clients", None) or {}).items()):
+            if url == "authenticationFlights" or url in self._rotating:
+                continue
+            age = connection_age_s(self.ex, client)
+            if age is None or age < self.rotate_after_s or now < self._rotate_retry.get(url, 0):
+                continue
+            self._rotating.add(url)
+            self._tasks = [t for t in self._tasks if not t.done()]
+            task = asyncio.create_task(self._rotate(url, client, age), name="stream rotation")
+            self._tasks.append(task)
+
+    async def _rotate(self, url: str, client: Any, age: float) -> None:
+        private = self._is_private(url)
+        kind = "user data" if private else "market"
+        try:
+            await rotate(self.ex, url, client, make_first=private)
+        except Exception as exc:
+            self._rotate_retry[url] = time.monotonic() + RETRY_S
+            self._decide("retry", "STREAM_ROTATE_FAILED", f"rotating the {kind} stream "
+                         f"connection (open {age:.0f} s) failed ({type(exc).__name__}: "
+                         f"{str(exc)[:160]}); the old connection is kept and the rotation is "
+                         f"tried again in {RETRY_S:g} s", private=private,
+                         age_s=round(age, 3))  # fmt: skip
+            return
+        finally:
+            self._rotating.discard(url)
+        self.counters["rotations"] += 1
+        how = (
+            "a new connection was opened before the old one was closed: no gap"
+            if private
+            else "it was closed and reopened at once (its book resynced from a snapshot)"
+        )
+        self._decide("info", "STREAM_ROTATED", f"the {kind} stream connection was rotated "
+                     f"after {age:.0f} s ([exchange] stream_rotate_s = {self.rotate_after_s:g}), "
+                     f"ahead of the exchange's 24 h disconnect: {how}", private=private,
+                     age_s=round(age, 3))  # fmt: skip
 
     async def _periodic(self) -> None:
         started = time.time()

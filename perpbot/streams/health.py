@@ -3,7 +3,8 @@
 A stream with a cadence (the mark price, every second) is *stale* when it has been silent
 longer than ``[exchange] stream_stale_s``; the feed then closes its connection and
 reconnects. Event-driven streams (the user data stream speaks only when something
-happens) have no cadence: their gaps are found by the slow REST reconcile instead.
+happens) have no cadence: a silent stall of the user stream is found from the order
+book's evidence (perpbot.streams.evidence), and anything else by the slow REST reconcile.
 Reconnects wait with exponential backoff and jitter (seeded), so that many bots losing
 their connections at once do not come back at once (no reconnect storm).
 """

@@ -131,6 +131,11 @@ async def test_refusal_window_and_forced_rotation(
     with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
         await session.ws_connect(ws_url(sim, "/ws/btcusdt@bookTicker"))
     assert exc.value.status == 503
+    await control(session, sim, "/__sim/ws/refuse", {"ms": 1500, "status": 429})
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+        await session.ws_connect(ws_url(sim, "/ws/btcusdt@bookTicker"))
+    assert exc.value.status == 429 and exc.value.headers["Retry-After"] == "2"  # 1.5 s, ceil
+    await control(session, sim, "/__sim/ws/refuse", {"ms": 400})
     await asyncio.sleep(0.45)
     async with session.ws_connect(ws_url(sim, "/ws/btcusdt@bookTicker")) as ws:
         await next_event(ws, "bookTicker")

@@ -9,10 +9,12 @@ import time
 
 import pytest
 
+from perpbot.client.account import OpenOrder
 from perpbot.config import ExchangeSection
 from perpbot.engine.events import EngineEvents, OrderEvent
 from perpbot.errors import BadInput
 from perpbot.streams import streams_enabled
+from perpbot.streams.evidence import OwedEvents, not_resting
 from perpbot.streams.health import Backoff, StreamHealth
 from perpbot.streams.market import MarketCache
 
@@ -84,3 +86,41 @@ async def test_engine_events_reach_callbacks_and_iterators() -> None:
     assert got == [ev]
     assert await asyncio.wait_for(nxt, 1) is ev
     await it.aclose()
+
+
+def _resting(side: str, price: float, seen_at: float = 100.0) -> OpenOrder:
+    return OpenOrder("pb-1", "1", "BTC/USDT:USDT", side, "limit", 1.0, 1.0, price, False,
+                     seen_at=seen_at)  # fmt: skip
+
+
+def test_the_book_shows_a_resting_order_gone_only_when_it_cannot_rest() -> None:
+    book = {"bids": [[99.0, 1.0]], "asks": [[101.0, 1.0]]}
+    assert not not_resting(_resting("buy", 99.0), book)  # at the best bid: resting
+    assert not not_resting(_resting("buy", 98.0), book)  # deeper: may rest, no judgement
+    assert not_resting(_resting("buy", 100.0), book)  # above the best bid: not there
+    assert not_resting(_resting("buy", 101.5), book)  # crossed by the asks
+    assert not not_resting(_resting("sell", 101.0), book)
+    assert not_resting(_resting("sell", 100.0), book)
+    assert not_resting(_resting("sell", 98.5), book)
+
+
+def test_owed_events_wait_the_grace_judge_newer_books_only_and_accuse_once() -> None:
+    owed = OwedEvents(grace_s=1.0)
+    gone = {"bids": [[90.0, 1.0]], "asks": [[91.0, 1.0]]}
+    orders = {"pb-1": _resting("buy", 99.0, seen_at=100.0)}
+    sym = "BTC/USDT:USDT"
+    # a book that has not changed since the run learnt of the order proves nothing
+    assert owed.check(orders, {sym: gone}, {sym: 99.0}, now=0.0) == []
+    assert owed.check(orders, {sym: gone}, {sym: 99.0}, now=5.0) == []
+    assert owed.check(orders, {sym: gone}, {sym: 101.0}, now=10.0) == []  # first seen gone
+    assert owed.check(orders, {sym: gone}, {sym: 101.0}, now=10.9) == []  # within the grace
+    (due,) = owed.check(orders, {sym: gone}, {sym: 101.0}, now=11.0)
+    assert due.key == "pb-1" and due.owed_s == pytest.approx(1.0) and due.best_bid == 90.0
+    assert owed.check(orders, {sym: gone}, {sym: 101.0}, now=20.0) == []  # once per order
+    # evidence that goes away (the book showed the order after all) starts over
+    other = {"pb-2": _resting("buy", 99.0, seen_at=100.0)}
+    resting = {"bids": [[99.0, 1.0]], "asks": [[100.0, 1.0]]}
+    assert owed.check(other, {sym: gone}, {sym: 101.0}, now=30.0) == []
+    assert owed.check(other, {sym: resting}, {sym: 101.0}, now=30.5) == []
+    assert owed.check(other, {sym: gone}, {sym: 101.0}, now=31.2) == []
+    assert owed.check(other, {sym: gone}, {sym: 101.0}, now=32.2) != []

@@ -1,0 +1,85 @@
+"""A refused stream handshake is fed back into the shared connection budget: once one bot
+is refused (HTTP 429 with Retry-After, the simulator's refusal window), every bot on the IP
+waits for the Retry-After instead of dialling into the refusal. The simulator's own count
+of refused handshakes is the truth; `perpbot status` shows the connection bucket."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from perpbot.cli.status import bot_view
+from perpbot.cli.status_view import budget_line
+from tests.integration.risk_support.bot import BTC, write_toml
+from tests.integration.streams.test_streams_rest import ws_counters
+from tests.integration.streams.test_streams_run import control, fill_events, started
+
+pytestmark = pytest.mark.timeout(90)
+
+REFUSE_MS = 3000
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_refused_handshake_holds_every_bots_next_dial(
+    sim_factory: Any, tmp_path: Path, state_home: Path, status: int
+) -> None:
+    """A 429 (the exchange's connection count) also cuts the budget; a 503 only holds."""
+    handle = sim_factory()
+    bots: list[Any] = []
+    try:
+        for i in range(2):
+            home = tmp_path / f"bot{i}"
+            home.mkdir()
+            toml = write_toml(
+                home,
+                handle.base_url,
+                exchange={"stream_stale_s": 30.0, "reconcile_interval": 600},
+                kill={"deadman": False},
+            )
+            bots.append(await started(toml))
+        first, second = bots
+        before = ws_counters(handle)["refused"]
+        control(handle, "/__sim/ws/refuse", {"ms": REFUSE_MS, "status": status})
+        window_end = time.monotonic() + REFUSE_MS / 1000.0
+        # the first bot's user stream redials into the refusal window: refused once
+        await first.runner.feed._drop(private=True)
+        (refused,) = await first.until(lambda: first.decisions("RATE_CONNECTION_REFUSED"))
+        assert refused.data["status"] == status
+        assert refused.data["retry_after"] == REFUSE_MS / 1000
+        if status == 429:  # the exchange's count is fuller than ours: the budget is cut
+            assert refused.data["new"] < refused.data["old"]
+        else:
+            assert refused.data["new"] == refused.data["old"]
+        assert "every bot on this IP" in refused.sentence
+        # the second bot loses its user stream after that: it waits, it does not dial
+        await second.runner.feed._drop(private=True)
+        waits = await second.until(
+            lambda: [
+                d
+                for d in second.decisions("RATE_WAIT_CONNECTIONS")
+                if d.data["reason"] == "retry_after"
+            ]
+        )
+        assert "Retry-After" in waits[0].sentence
+        for bot in bots:  # both come back once the window is over, and backfill
+            await bot.until(lambda bot=bot: bot.decisions("STREAM_BACKFILL"), timeout=30)
+        assert time.monotonic() >= window_end - 0.2
+        refused_total = ws_counters(handle)["refused"] - before
+        # `perpbot status` shows the connection bucket, cut, beside the weight
+        view = bot_view(first.status(), time.time(), None)
+        line = budget_line(view)
+        conn = view["rate"]["connections"]
+        assert (conn["factor"] < 1.0) == (status == 429) and conn["used"] >= 1
+        assert f"connections {conn['used']}/{conn['limit']} per 5m" in line
+        # and the user streams carry fills again
+        await second.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
+        await second.until(lambda: fill_events(second))
+    finally:
+        control(handle, "/__sim/ws/refuse", {"ms": 0})
+        for bot in bots:
+            await bot.stop()
+    assert refused_total == 1  # the simulator's truth: only the first dial was refused
+    assert not second.decisions("RATE_CONNECTION_REFUSED")
