@@ -138,6 +138,75 @@ class Runner:
             output=self.output,
         )
 
+    # -- the run, read top to bottom --------------------------------------------------------
+    async def run(self) -> dict[str, Any]:
+        """Connect, check, arm, trade; every ending then goes through the stop sequence."""
+        self.loop = asyncio.get_running_loop()
+        self.bus.subscribe(self._journal_event)
+        self.bus.subscribe(self.output.on_event)
+        install_signals(self.loop, self.request_stop)
+        self._write_meta()
+        armed = False  # a concern's on_connected may have armed something
+        try:
+            self._conn = conn = await self._connect()
+            # fills and funding are read from the run's start on the exchange's clock
+            self.state.exchange_start_ms = int(await conn.client.fetch_time())
+            self._build_engine(conn)
+            await check_start(self.loaded, conn.client)  # all pass before anything is armed
+            armed = True
+            for hook in self.on_connected:  # the kill switch's comes last: it arms
+                await hook(self)
+            return await self._trade()
+        finally:
+            if armed and not self._stop_ran:  # the run placed nothing: disarm what was armed
+                await release_after_failed_start(self)
+            await self._close()
+
+    async def _trade(self) -> dict[str, Any]:
+        """Background tasks, the first reconcile, the run cycle; then the stop sequence."""
+        cfg = self.config
+        self.ctx = Context(self)
+        where_ = cfg.exchange.url or ("embedded simulator" if cfg.exchange.id == "sim" else "")
+        self.output.start(
+            f"perpbot run {self.run_id}: {cfg.strategy.name} on {cfg.exchange.id} {where_}".strip()
+        )
+        tasks = [asyncio.create_task(fn(self)) for fn in self.background]
+        if self._duration is not None:
+            tasks.append(asyncio.create_task(self._duration_timer(self._duration)))
+        try:
+            if self.feed is not None:
+                await self.feed.start()  # subscribed first: the reconcile below leaves no gap
+            await self._reconcile_unless_killed()
+            self.state.start_equity = self.state.equity
+            if await self.cycle.start(self.ctx):  # on_start: an error here stops the run
+                await self.cycle.ticks(self._before_tick)
+        except PerpbotError as exc:
+            self._fatal(exc)
+        except Exception as exc:  # an engine failure: stop cleanly, report one line
+            self._fatal(PerpbotError(f"engine error: {type(exc).__name__}: {exc}"))
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(BaseException):
+                    await t
+        self._stop_ran = True
+        return await stop_sequence(self)
+
+    async def _close(self) -> None:
+        """The connection, the streams and the run folder's files; then ``after_stop``."""
+        if self._conn is not None:
+            await self._conn.close()
+        if self.feed is not None:
+            await self.feed.close()
+        for lost in self.journal.close():
+            self.output.warn(f"the run file's last lines could not be written: {lost}")
+        for after in self.after_stop:
+            try:
+                after(self)
+            except Exception as exc:
+                self.output.warn(f"stop hook failed: {type(exc).__name__}: {exc}")
+
     # -- what the concerns read (each names its part in a Protocol: perpbot.engine.hooks) ---
     @property
     def client(self) -> GuardedClient:
@@ -294,75 +363,6 @@ class Runner:
             return asyncio.get_running_loop() is self.loop
         except RuntimeError:
             return False
-
-    # -- the run, read top to bottom --------------------------------------------------------
-    async def run(self) -> dict[str, Any]:
-        """Connect, check, arm, trade; every ending then goes through the stop sequence."""
-        self.loop = asyncio.get_running_loop()
-        self.bus.subscribe(self._journal_event)
-        self.bus.subscribe(self.output.on_event)
-        install_signals(self.loop, self.request_stop)
-        self._write_meta()
-        armed = False  # a concern's on_connected may have armed something
-        try:
-            self._conn = conn = await self._connect()
-            # fills and funding are read from the run's start on the exchange's clock
-            self.state.exchange_start_ms = int(await conn.client.fetch_time())
-            self._build_engine(conn)
-            await check_start(self.loaded, conn.client)  # all pass before anything is armed
-            armed = True
-            for hook in self.on_connected:  # the kill switch's comes last: it arms
-                await hook(self)
-            return await self._trade()
-        finally:
-            if armed and not self._stop_ran:  # the run placed nothing: disarm what was armed
-                await release_after_failed_start(self)
-            await self._close()
-
-    async def _trade(self) -> dict[str, Any]:
-        """Background tasks, the first reconcile, the run cycle; then the stop sequence."""
-        cfg = self.config
-        self.ctx = Context(self)
-        where_ = cfg.exchange.url or ("embedded simulator" if cfg.exchange.id == "sim" else "")
-        self.output.start(
-            f"perpbot run {self.run_id}: {cfg.strategy.name} on {cfg.exchange.id} {where_}".strip()
-        )
-        tasks = [asyncio.create_task(fn(self)) for fn in self.background]
-        if self._duration is not None:
-            tasks.append(asyncio.create_task(self._duration_timer(self._duration)))
-        try:
-            if self.feed is not None:
-                await self.feed.start()  # subscribed first: the reconcile below leaves no gap
-            await self._reconcile_unless_killed()
-            self.state.start_equity = self.state.equity
-            if await self.cycle.start(self.ctx):  # on_start: an error here stops the run
-                await self.cycle.ticks(self._before_tick)
-        except PerpbotError as exc:
-            self._fatal(exc)
-        except Exception as exc:  # an engine failure: stop cleanly, report one line
-            self._fatal(PerpbotError(f"engine error: {type(exc).__name__}: {exc}"))
-        finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(BaseException):
-                    await t
-        self._stop_ran = True
-        return await stop_sequence(self)
-
-    async def _close(self) -> None:
-        """The connection, the streams and the run folder's files; then ``after_stop``."""
-        if self._conn is not None:
-            await self._conn.close()
-        if self.feed is not None:
-            await self.feed.close()
-        for lost in self.journal.close():
-            self.output.warn(f"the run file's last lines could not be written: {lost}")
-        for after in self.after_stop:
-            try:
-                after(self)
-            except Exception as exc:
-                self.output.warn(f"stop hook failed: {type(exc).__name__}: {exc}")
 
     # -- the steps ---------------------------------------------------------------------------
     async def _connect(self) -> Connection:
