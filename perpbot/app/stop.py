@@ -5,6 +5,9 @@ bounded by ``[strategy] stop_timeout_s``. Its one rule: the dead-man countdown i
 only once this run's orders are confirmed gone at the exchange; otherwise it stays armed,
 refreshed no more, and the run says which orders on which symbols it covers and when it
 fires, and ends non-zero.
+
+A start that fails after the concerns armed something (``release_after_failed_start``) runs
+only the release step: the run placed no order.
 """
 
 from __future__ import annotations
@@ -47,16 +50,17 @@ async def stop_sequence(run: Runner) -> dict[str, Any]:
     6. final reconcile and funding;
     7. the summary (summary.json, printed), with everything left undone.
     """
-    run.stop_ran = True
     assert run.ctx is not None and run.orders is not None
+    bound = run.config.strategy.stop_timeout_s
     began = time.monotonic()
-    deadline = began + run.stop_timeout_s
+    deadline = began + bound
     run.stop_deadline = deadline
-    cancel_deadline = deadline - run.stop_timeout_s * (CONFIRM_SHARE + RELEASE_SHARE)
-    confirm_deadline = deadline - run.stop_timeout_s * RELEASE_SHARE
+    cancel_deadline = deadline - bound * (CONFIRM_SHARE + RELEASE_SHARE)
+    confirm_deadline = deadline - bound * RELEASE_SHARE
     warnings: list[str] = []
+    orders_left: OrdersLeft = {}
 
-    await _stop_strategy(run, began + run.stop_timeout_s * STRATEGY_SHARE)  # 1
+    await _stop_strategy(run, began + bound * STRATEGY_SHARE)  # 1
     await _run_hooks(run, run.before_stop, "stop hook")  # 2
     run.orders.closed = True  # from here no create leaves: it could land after step 4
     cancel = run.orders.cancel_own_until(cancel_deadline)
@@ -71,6 +75,7 @@ async def stop_sequence(run: Runner) -> dict[str, Any]:
             if undone:
                 warnings.append(undone)
     else:
+        orders_left = left
         warnings.append(_leave_to_exchange(run, left))
     funding = 0.0
     try:  # 6
@@ -85,7 +90,7 @@ async def stop_sequence(run: Runner) -> dict[str, Any]:
     except TimeoutError:
         warnings.append(
             f"final reconcile skipped: the stop bound ([strategy] stop_timeout_s = "
-            f"{run.stop_timeout_s:g}) was reached; positions and PnL are as of the last tick"
+            f"{bound:g}) was reached; positions and PnL are as of the last tick"
         )
     except Exception as exc:
         warnings.append(f"final reconcile failed: {type(exc).__name__}: {exc}")
@@ -97,14 +102,14 @@ async def stop_sequence(run: Runner) -> dict[str, Any]:
         funding=funding,
         warnings=warnings,
     )
-    if run.orders_left:
+    if orders_left:
         summary["orders_left"] = {
             s: [o.get("clientOrderId") or o.get("id") for o in orders]
-            for s, orders in run.orders_left.items()
+            for s, orders in orders_left.items()
         }
-    if run.host is not None:  # the strategy ran: its totals over all its runs carry on
-        run.persist()
-        summary["strategy_totals"] = run.totals()
+    if run.cycle.host is not None:  # the strategy ran: its totals over all its runs carry on
+        run.cycle.persist()
+        summary["strategy_totals"] = run.cycle.totals()
     summary["stop_s"] = round(time.monotonic() - began, 3)
     try:
         run.journal.summary(summary)
@@ -125,7 +130,7 @@ async def _stop_strategy(run: Runner, deadline: float) -> None:
     until = min(time.monotonic() + INFLIGHT_WAIT_S, deadline)
     while run.orders.inflight and time.monotonic() < until:  # let in-flight calls land
         await asyncio.sleep(0.05)
-    host = run.host
+    host = run.cycle.host
     if host is None:
         return
     if not host.busy and run.fatal is None:
@@ -135,8 +140,8 @@ async def _stop_strategy(run: Runner, deadline: float) -> None:
         except Exception:
             outcome = None
         if outcome is not None:
-            run.told_errors(outcome)
-            run.persist(outcome.get("saved"))
+            run.cycle.told_errors(outcome)
+            run.cycle.persist(outcome.get("saved"))
     await asyncio.to_thread(host.close)  # a hung or spinning strategy process is ended
 
 
@@ -165,7 +170,7 @@ async def _bounded(
     except TimeoutError:
         undone.append(
             f"{what}: stopped at the stop bound ([strategy] stop_timeout_s = "
-            f"{run.stop_timeout_s:g})"
+            f"{run.config.strategy.stop_timeout_s:g})"
         )
     except Exception as exc:
         undone.append(f"{what} failed: {type(exc).__name__}: {exc}")
@@ -186,7 +191,6 @@ def _unconfirmed(run: Runner) -> OrdersLeft:
 
 def _leave_to_exchange(run: Runner, left: OrdersLeft) -> str:
     """Orders not confirmed gone: the countdown stays armed; say what it now covers."""
-    run.orders_left = left
     orders = "; ".join(
         f"{s}: {_at_most(describe_order(o) for o in orders)}"
         for s, orders in list(left.items())[:SAY_AT_MOST]
@@ -209,6 +213,22 @@ def _leave_to_exchange(run: Runner, left: OrdersLeft) -> str:
     if run.exit_code == EXIT_OK:
         run.exit_code = EXIT_FAIL
     return sentence
+
+
+async def release_after_failed_start(run: Runner) -> None:
+    """A start that failed after the concerns' ``on_connected`` hooks ran (a refusal, a
+    lost connection): disarm what they armed, each within the stop bound. The run placed
+    no order, so nothing of its own needs the countdown."""
+    bound = run.config.strategy.stop_timeout_s
+    run.stop_deadline = time.monotonic() + bound
+    for hook in run.release:
+        try:
+            undone = await asyncio.wait_for(hook(run), bound)
+        except Exception as exc:
+            run.output.warn(f"releasing after a failed start: {type(exc).__name__}: {exc}")
+        else:
+            if undone:
+                run.output.warn(undone)
 
 
 def _at_most(items: Iterable[str]) -> str:

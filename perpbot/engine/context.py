@@ -271,14 +271,7 @@ class Context:
         intent: str | None = None,
         decided_price: float | None = None,
     ) -> dict[str, Any]:
-        spec = OrderSpec(
-            symbol=symbol,
-            side=side,
-            type="market",
-            amount=amount,
-            reduce_only=reduce_only,
-            intent=intent,
-        )
+        spec = order_spec(symbol, side, amount, reduce_only=reduce_only, intent=intent)
         return self._order(spec, decided_price)
 
     def reduce_only_order(

@@ -1,8 +1,8 @@
 """Where the strategy runs: a thread of the engine, or its own process.
 
 Both hosts take the runtime's three messages (perpbot.engine.runtime) and answer each with
-a future of its plain ``Outcome``; the run (perpbot.app.lifecycle) does not know which one
-it drives.
+a future of its plain ``Outcome``; the run cycle (perpbot.app.cycle) does not know which
+one it drives.
 
 - ``ThreadHost`` (``[strategy] isolation = "thread"``): the runtime runs in the engine's
   strategy worker thread and calls the engine's Context in-process. A hung strategy is left

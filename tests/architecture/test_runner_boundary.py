@@ -10,6 +10,7 @@ import typing
 from pathlib import Path
 
 from perpbot.audit.subscriber import AuditRun
+from perpbot.engine.context import StrategyBackend
 from perpbot.engine.status import StatusRun
 from perpbot.keys.plugin import KeyAuditRun
 from perpbot.kill.attach import KillRun
@@ -20,6 +21,10 @@ from perpbot.risk.plugin import RiskRun
 from tests.architecture.graph import PACKAGE, ROOT, all_modules
 
 LIFECYCLE = "perpbot.app.lifecycle"
+# what perpbot/app/plugins.py hands the Runner to, each as its own Protocol
+CONCERNS = (StatusRun, AuditRun, KeyAuditRun, RiskRun, RateRun, ProtectRun, KillRun, OpsRun)
+# read off a running Runner by tests and bench/ only (the streams' state, the drawdown's base)
+READ_BY_TESTS = {"feed", "start_equity"}
 
 
 def lifecycle_imports(path: Path, name: str) -> list[int]:
@@ -106,17 +111,37 @@ def test_each_concern_names_only_what_the_runner_has_and_less_than_all_of_it() -
     the whole run."""
     runner = runner_members()
     public = {m for m in runner if not m.startswith("_")}
-    for protocol in (
-        StatusRun,
-        AuditRun,
-        KeyAuditRun,
-        RiskRun,
-        RateRun,
-        ProtectRun,
-        KillRun,
-        OpsRun,
-    ):
+    for protocol in CONCERNS:
         members = protocol_members(protocol)
         assert members, protocol.__name__
         assert members - runner == set(), protocol.__name__
         assert len(members) < len(public) / 2, (protocol.__name__, len(members), len(public))
+
+
+def app_reads() -> set[str]:
+    """What perpbot/app outside lifecycle.py reads off a run (``run.x``, ``runner.x``): the
+    stop sequence, `perpbot run`."""
+    names: set[str] = set()
+    for path in (PACKAGE / "app").glob("*.py"):
+        if path.name == "lifecycle.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in {"run", "runner"}
+            ):
+                names.add(node.attr)
+    return names
+
+
+def test_every_public_member_of_the_runner_is_used_outside_it() -> None:
+    """The Runner's public surface is what the concerns' Protocols, the strategy's Context
+    (``StrategyBackend``) and the rest of perpbot/app use of it: a member only the runner
+    itself uses is private, or lives on the part that owns it (RunCycle, OrderManager)."""
+    public = {m for m in runner_members() if not m.startswith("_")}
+    used = set().union(*(protocol_members(p) for p in CONCERNS))
+    used |= protocol_members(StrategyBackend) | app_reads() | READ_BY_TESTS
+    assert sorted(public - used) == []
+    # the walk itself: it sees what the stop sequence and `perpbot run` read
+    assert {"cycle", "orders", "reporter", "reconciler", "run", "fatal"} <= app_reads()

@@ -25,13 +25,12 @@ import pytest
 from tests.conftest import run_cli
 from tests.integration.kill_strategies.support import (
     Bot,
+    MakeBotFiles,
     account_of,
     open_orders_of,
     orders_of,
-    quiet_market,
     start_bot,
     wait_until,
-    write_strategy,
 )
 
 LONG_COUNTDOWN_S = 60.0  # far longer than the test: only the bot's own cancels explain a cancel
@@ -65,10 +64,10 @@ def _fill(home: Path) -> None:
             fh.flush()
 
 
-def _bot(sim: Any, creds: tuple[str, str], tmp_path: Path, countdown: float, **kw: Any) -> Bot:
-    toml = write_strategy(
-        tmp_path,
-        sim.base_url,
+def _bot(
+    bot_files: MakeBotFiles, tmp_path: Path, countdown: float, **kw: Any
+) -> tuple[Any, tuple[str, str], Bot]:
+    sim, creds, toml = bot_files(
         params={"mode": "idle", "orders_per_symbol": 2},
         kill={"deadman_countdown_s": countdown},
         # the disk trip would halt at once on a 16 MB disk: off, to meet a really full disk
@@ -77,7 +76,7 @@ def _bot(sim: Any, creds: tuple[str, str], tmp_path: Path, countdown: float, **k
     )
     bot = start_bot(toml, tmp_path, creds)
     wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) == 4, timeout=60)
-    return bot
+    return sim, creds, bot
 
 
 def _log(home: Path, run_id: str) -> list[dict[str, Any]]:
@@ -107,11 +106,9 @@ def _error_line(code: int, err: str) -> str:
 
 
 def test_a_disk_full_mid_run_cancels_the_bots_orders_and_says_so_in_one_line(
-    sim_factory: Any, tmp_path: Path, tiny_home: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, tiny_home: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    bot = _bot(sim, creds, tmp_path, LONG_COUNTDOWN_S)
+    sim, creds, bot = _bot(bot_files, tmp_path, LONG_COUNTDOWN_S)
     bots.append(bot)
     placed = {o["clientOrderId"]: o for o in open_orders_of(sim.state(), creds[0])}
     filled_at_ms = time.time() * 1000
@@ -170,11 +167,9 @@ def test_a_disk_full_mid_run_cancels_the_bots_orders_and_says_so_in_one_line(
 
 
 def test_a_disk_full_mid_run_whose_cancels_fail_names_the_countdown_that_cancels_them(
-    sim_factory: Any, tmp_path: Path, tiny_home: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, tiny_home: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    bot = _bot(sim, creds, tmp_path, SHORT_COUNTDOWN_S, strategy={"stop_timeout_s": 3})
+    sim, creds, bot = _bot(bot_files, tmp_path, SHORT_COUNTDOWN_S, strategy={"stop_timeout_s": 3})
     bots.append(bot)
     placed = [o["clientOrderId"] for o in open_orders_of(sim.state(), creds[0])]
     sim.set_faults(CANCELS_FAIL)
@@ -201,13 +196,9 @@ def test_a_disk_full_mid_run_whose_cancels_fail_names_the_countdown_that_cancels
 
 
 def test_a_bot_placing_orders_on_a_full_disk_sends_no_new_one_and_logs_every_one_it_sent(
-    sim_factory: Any, tmp_path: Path, tiny_home: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, tiny_home: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    toml = write_strategy(
-        tmp_path,
-        sim.base_url,
+    sim, creds, toml = bot_files(
         params={"mode": "drip", "orders_per_symbol": 2},  # one more order every 0.2 s tick
         kill={"deadman_countdown_s": LONG_COUNTDOWN_S},
         extra=NO_DISK_TRIP,

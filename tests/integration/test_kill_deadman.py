@@ -13,14 +13,13 @@ from typing import Any
 
 from tests.integration.kill_strategies.support import (
     Bot,
+    MakeBotFiles,
     account_of,
     now_ms,
     open_orders_of,
     orders_of,
-    quiet_market,
     start_bot,
     wait_until,
-    write_strategy,
 )
 
 COUNTDOWN_MS = 1500
@@ -33,13 +32,9 @@ def _armed(sim: Any, key: str, n_orders: int) -> bool:
 
 
 def test_sigkilled_bot_has_its_orders_cancelled_when_the_countdown_lapses(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    toml = write_strategy(
-        tmp_path,
-        sim.base_url,
+    sim, creds, toml = bot_files(
         params={"mode": "idle", "orders_per_symbol": 4},
         kill={"deadman_countdown_s": COUNTDOWN_MS / 1000, "deadman_refresh_s": 0.3},
     )
@@ -61,13 +56,9 @@ def test_sigkilled_bot_has_its_orders_cancelled_when_the_countdown_lapses(
 
 
 def test_a_hung_strategy_stops_the_heartbeat_and_the_exchange_cancels(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    toml = write_strategy(
-        tmp_path,
-        sim.base_url,
+    sim, creds, toml = bot_files(
         params={"mode": "sleep", "orders_per_symbol": 3},
         strategy={"symbols": ["BTC/USDT:USDT"], "tick_interval": 0.2},
         kill={"deadman_countdown_s": 1.0, "deadman_refresh_s": 0.25},

@@ -15,23 +15,21 @@ from typing import Any
 
 from tests.integration.kill_strategies.support import (
     Bot,
+    MakeBotFiles,
     account_of,
     now_ms,
     open_orders_of,
-    quiet_market,
     start_bot,
     wait_until,
-    write_strategy,
 )
 
 SYMBOLS = {"BTCUSDT", "ETHUSDT"}
 
 
-def _bot(sim: Any, tmp_path: Path, countdown_s: float, bots: list[Bot]) -> tuple[str, str]:
-    creds = sim.create_account()
-    toml = write_strategy(
-        tmp_path,
-        sim.base_url,
+def _bot(
+    bot_files: MakeBotFiles, tmp_path: Path, countdown_s: float, bots: list[Bot]
+) -> tuple[Any, tuple[str, str]]:
+    sim, creds, toml = bot_files(
         params={"mode": "idle", "orders_per_symbol": 2},
         kill={"deadman_countdown_s": countdown_s},  # deadman_refresh_s: the default
     )
@@ -43,7 +41,7 @@ def _bot(sim: Any, tmp_path: Path, countdown_s: float, bots: list[Bot]) -> tuple
         ),
         timeout=60,
     )
-    return creds
+    return sim, creds
 
 
 def _watch(sim: Any, key: str, seconds: float) -> list[tuple[int, dict[str, int], int]]:
@@ -67,11 +65,10 @@ def _never_lapsed(samples: list[tuple[int, dict[str, int], int]]) -> None:
 
 
 def test_the_countdown_is_refreshed_every_half_countdown_and_never_lapses(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
     countdown_ms = 4000
-    key, _ = _bot(sim, tmp_path, countdown_ms / 1000, bots)
+    sim, (key, _) = _bot(bot_files, tmp_path, countdown_ms / 1000, bots)
     samples = _watch(sim, key, 12.0)
     _never_lapsed(samples)
     for symbol in SYMBOLS:
@@ -87,10 +84,9 @@ def test_the_countdown_is_refreshed_every_half_countdown_and_never_lapses(
 
 
 def test_a_refresh_that_fails_is_tried_again_before_the_countdown_lapses(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    key, _ = _bot(sim, tmp_path, 12.0, bots)
+    sim, (key, _) = _bot(bot_files, tmp_path, 12.0, bots)
     first = dict(account_of(sim.state(), key)["countdowns"])
     wait_until(lambda: account_of(sim.state(), key)["countdowns"] != first, timeout=15)
     # every attempt of the next refresh (the retrier's five) is answered 503

@@ -18,22 +18,21 @@ from perpbot.sim.ccxt_config import configure_loopback
 from tests.conftest import ROOT, run_cli
 from tests.integration.kill_strategies.support import (
     Bot,
+    MakeBotFiles,
     now_ms,
     open_orders_of,
     orders_of,
     position_of,
-    quiet_market,
     sim_env,
     start_bot,
     wait_until,
-    write_strategy,
 )
 
 
-def test_direct_cancels_for_a_wedged_bot(sim_factory: Any, tmp_path: Path, bots: list[Bot]) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    toml = write_strategy(tmp_path, sim.base_url, params={"mode": "idle", "orders_per_symbol": 5})
+def test_direct_cancels_for_a_wedged_bot(
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot]
+) -> None:
+    sim, creds, toml = bot_files(params={"mode": "idle", "orders_per_symbol": 5})
     bot = start_bot(toml, tmp_path, creds)
     bots.append(bot)
     wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) == 10, timeout=30)

@@ -20,6 +20,7 @@ from tests.conftest import run_cli
 from tests.integration.kill_strategies.support import (
     Bot,
     InProcessBot,
+    MakeBotFiles,
     open_orders_of,
     orders_of,
     quiet_market,
@@ -72,11 +73,9 @@ async def test_the_watchdog_treats_a_bad_kill_file_as_cancel(
 
 
 def test_a_fifo_kill_file_stops_a_running_bot_and_blocks_a_restart(
-    sim_factory: Any, tmp_path: Path, state_home: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, state_home: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    toml = write_strategy(tmp_path, sim.base_url, params={"mode": "idle", "orders_per_symbol": 3})
+    sim, creds, toml = bot_files(params={"mode": "idle", "orders_per_symbol": 3})
     bot = start_bot(toml, tmp_path, creds)
     bots.append(bot)
     wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) == 6, timeout=30)

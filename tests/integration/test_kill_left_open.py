@@ -20,6 +20,7 @@ from perpbot.sim.ccxt_config import configure_loopback
 from tests.conftest import run_cli
 from tests.integration.kill_strategies.support import (
     Bot,
+    MakeBotFiles,
     open_orders_of,
     orders_of,
     position_of,
@@ -58,22 +59,21 @@ def _named(stdout: str, orders: list[dict[str, Any]]) -> None:
 
 
 def _bot_with_orders(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot], open_orders: int, **strategy: Any
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot], open_orders: int, **strategy: Any
 ) -> tuple[Any, tuple[str, str], Bot]:
     """A `perpbot run` of the hang strategy on a quiet simulator, once its orders rest."""
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    bot = start_bot(write_strategy(tmp_path, sim.base_url, **strategy), tmp_path, creds)
+    sim, creds, toml = bot_files(**strategy)
+    bot = start_bot(toml, tmp_path, creds)
     bots.append(bot)
     wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) == open_orders, timeout=30)
     return sim, creds, bot
 
 
 def test_acked_kill_with_every_cancel_failing_exits_1_naming_the_orders_left(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot]
 ) -> None:
     sim, creds, bot = _bot_with_orders(
-        sim_factory, tmp_path, bots, 4, params={"mode": "idle", "orders_per_symbol": 2}
+        bot_files, tmp_path, bots, 4, params={"mode": "idle", "orders_per_symbol": 2}
     )
     sim.set_faults(CANCELS_FAIL)
 
@@ -104,10 +104,10 @@ def test_acked_kill_with_every_cancel_failing_exits_1_naming_the_orders_left(
 
 
 def test_flatten_with_cancels_and_orders_failing_names_orders_and_positions(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot]
 ) -> None:
     sim, creds, bot = _bot_with_orders(
-        sim_factory, tmp_path, bots, 1,
+        bot_files, tmp_path, bots, 1,
         params={"mode": "idle", "orders_per_symbol": 1, "open_position": 0.01},
         strategy={"symbols": ["BTC/USDT:USDT"]},
         kill={"flatten_timeout_s": 2.0},
@@ -192,10 +192,10 @@ def test_direct_gets_through_a_burst_of_5xx_or_dropped_connections(
 
 
 def test_direct_next_to_a_bot_says_when_the_bots_countdown_fires(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot]
 ) -> None:
     sim, creds, bot = _bot_with_orders(
-        sim_factory, tmp_path, bots, 1,
+        bot_files, tmp_path, bots, 1,
         params={"mode": "idle", "orders_per_symbol": 1},
         strategy={"symbols": ["BTC/USDT:USDT"]},
     )  # fmt: skip
@@ -216,10 +216,10 @@ def test_direct_next_to_a_bot_says_when_the_bots_countdown_fires(
 
 
 def test_the_countdown_the_kill_announces_is_left_armed_and_fires(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot]
 ) -> None:
     sim, creds, bot = _bot_with_orders(
-        sim_factory, tmp_path, bots, 2,
+        bot_files, tmp_path, bots, 2,
         params={"mode": "idle", "orders_per_symbol": 2},
         strategy={"symbols": ["BTC/USDT:USDT"]},
         kill={"deadman_countdown_s": 14.0},  # longer than the kill's 10 s of retries

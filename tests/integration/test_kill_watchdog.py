@@ -19,16 +19,15 @@ from perpbot.kill.sentinel import read_sentinel
 from tests.conftest import run_cli
 from tests.integration.kill_strategies.support import (
     Bot,
+    MakeBotFiles,
     account_of,
     now_ms,
     open_orders_of,
     orders_of,
     position_of,
-    quiet_market,
     sim_env,
     start_bot,
     wait_until,
-    write_strategy,
 )
 
 
@@ -38,11 +37,9 @@ def _summary(state_home: Path, run_id: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("mode", ["sleep", "loop"])
 def test_kill_cancels_every_order_of_a_hung_strategy(
-    mode: str, sim_factory: Any, tmp_path: Path, state_home: Path, bots: list[Bot]
+    mode: str, bot_files: MakeBotFiles, tmp_path: Path, state_home: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    toml = write_strategy(tmp_path, sim.base_url, params={"mode": mode, "orders_per_symbol": 6})
+    sim, creds, toml = bot_files(params={"mode": mode, "orders_per_symbol": 6})
     bot = start_bot(toml, tmp_path, creds)
     bots.append(bot)
     wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) == 12, timeout=30)
@@ -82,13 +79,9 @@ def test_kill_cancels_every_order_of_a_hung_strategy(
 
 
 def test_halt_pauses_the_bot_and_resume_lets_it_go_on(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    toml = write_strategy(
-        tmp_path,
-        sim.base_url,
+    sim, creds, toml = bot_files(
         params={"mode": "drip", "orders_per_symbol": 2},
         strategy={"symbols": ["BTC/USDT:USDT"], "tick_interval": 0.1},
     )
@@ -118,13 +111,9 @@ def test_halt_pauses_the_bot_and_resume_lets_it_go_on(
 
 
 def test_flatten_closes_positions_with_reduce_only_orders_only(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    toml = write_strategy(
-        tmp_path,
-        sim.base_url,
+    sim, creds, toml = bot_files(
         params={"mode": "sleep", "orders_per_symbol": 4, "open_position": 0.01},
     )
     bot = start_bot(toml, tmp_path, creds)

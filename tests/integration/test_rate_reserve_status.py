@@ -17,22 +17,17 @@ from typing import Any
 from tests.conftest import run_cli
 from tests.integration.kill_strategies.support import (
     Bot,
+    MakeBotFiles,
     account_of,
-    quiet_market,
     start_bot,
     wait_until,
-    write_strategy,
 )
 
 
 def test_the_start_warns_when_the_deadman_would_eat_the_reserve_and_status_shows_it(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    toml = write_strategy(
-        tmp_path,
-        sim.base_url,
+    sim, creds, toml = bot_files(
         params={"mode": "idle", "orders_per_symbol": 0},
         kill={"deadman_countdown_s": 30, "deadman_refresh_s": 10},
     )

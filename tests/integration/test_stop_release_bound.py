@@ -13,15 +13,13 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
 from tests.integration.kill_strategies.support import (
     Bot,
+    MakeBotFiles,
     account_of,
-    quiet_market,
     start_bot,
     wait_until,
-    write_strategy,
 )
 
 STOP_TIMEOUT_S = 2.0
@@ -29,13 +27,9 @@ LISTING_MS = 4000  # each listing of the open orders: longer than the whole stop
 
 
 def test_a_slow_listing_at_the_stop_is_cut_at_the_bound_and_the_countdown_kept(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    toml = write_strategy(
-        tmp_path,
-        sim.base_url,
+    sim, creds, toml = bot_files(
         params={"mode": "idle", "orders_per_symbol": 0},  # nothing of its own to confirm
         strategy={"tick_interval": 0.2, "stop_timeout_s": STOP_TIMEOUT_S},
         kill={"deadman_countdown_s": 30},

@@ -58,6 +58,10 @@ def write_strategy(
     return path
 
 
+BotFiles = tuple[Any, tuple[str, str], Path]  # (sim, (key, secret), strategy.toml)
+MakeBotFiles = Callable[..., BotFiles]  # write_strategy's keywords -> BotFiles
+
+
 def wait_until(pred: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
     deadline = time.monotonic() + timeout
     while True:

@@ -18,12 +18,12 @@ from perpbot.sim.ccxt_config import configure_loopback
 from tests.conftest import run_cli
 from tests.integration.kill_strategies.support import (
     Bot,
+    MakeBotFiles,
     account_of,
     position_of,
     quiet_market,
     start_bot,
     wait_until,
-    write_strategy,
 )
 
 BTC = "BTCUSDT"
@@ -42,19 +42,15 @@ def standing_stop(sim: Any, key: str) -> dict[str, Any] | None:
 
 
 def test_sigkilled_bot_leaves_its_stop_standing_and_the_exchange_closes_the_position(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    key = creds[0]
-    toml = write_strategy(
-        tmp_path,
-        sim.base_url,
+    sim, creds, toml = bot_files(
         params={"mode": "idle", "orders_per_symbol": 0, "open_position": 0.01},
         strategy={"symbols": ["BTC/USDT:USDT"], "tick_interval": 0.2},
         kill={"deadman_countdown_s": COUNTDOWN_S, "deadman_refresh_s": 0.25},
         extra={"protect": {"enabled": True, "stop_pct": 2.0, "check_interval_s": 0.2}},
     )
+    key = creds[0]
     bot = start_bot(toml, tmp_path, creds)
     bots.append(bot)
     stop = wait_until(lambda: standing_stop(sim, key), timeout=30)

@@ -18,9 +18,9 @@ import tomli_w
 from tests.conftest import run_cli
 from tests.integration.kill_strategies.support import (
     Bot,
+    MakeBotFiles,
     open_orders_of,
     orders_of,
-    quiet_market,
     start_bot,
     wait_until,
     write_strategy,
@@ -56,12 +56,10 @@ def alive(pid: int) -> bool:
 
 
 def test_kill_ends_a_spinning_strategy_process(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    toml = write_strategy(
-        tmp_path, sim.base_url, params={"mode": "loop", "orders_per_symbol": 2},
+    sim, creds, toml = bot_files(
+        params={"mode": "loop", "orders_per_symbol": 2},
         strategy={"isolation": "process"},
     )  # fmt: skip
     bot = start_bot(toml, tmp_path, creds)
@@ -77,12 +75,10 @@ def test_kill_ends_a_spinning_strategy_process(
 
 
 def test_a_sigkilled_engine_leaves_no_strategy_process(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds = sim.create_account()
-    toml = write_strategy(
-        tmp_path, sim.base_url, params={"mode": "loop", "orders_per_symbol": 0},
+    _sim, creds, toml = bot_files(
+        params={"mode": "loop", "orders_per_symbol": 0},
         strategy={"isolation": "process"},
     )  # fmt: skip
     bot = start_bot(toml, tmp_path, creds)

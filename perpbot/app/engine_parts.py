@@ -1,0 +1,80 @@
+"""The run's engine parts, built once it is connected: order management, conditional
+orders, reconciliation and, on ``[exchange] streams``, the stream feed that keeps the
+run's state current (REST reconcile stays the safety net)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from perpbot.app.connect import Connection
+from perpbot.config import StrategyFile
+from perpbot.engine.conditional import ConditionalOrders
+from perpbot.engine.events import EngineEvents
+from perpbot.engine.journal import RunJournal
+from perpbot.engine.ledger import Ledger
+from perpbot.engine.orders import OrderManager
+from perpbot.engine.output import RunOutput
+from perpbot.engine.reconcile import Reconciler
+from perpbot.engine.state import RunState
+from perpbot.events import EventBus
+from perpbot.streams import StreamFeed, make_pro_exchange, streams_enabled
+
+
+@dataclass(frozen=True, slots=True)
+class EngineParts:
+    orders: OrderManager  # place, cancel, refusals; this run's orders by client id
+    conditional: ConditionalOrders  # stops, take-profits (the algo order API)
+    reconciler: Reconciler  # positions, order states, fills, marks, equity
+    feed: StreamFeed | None  # [exchange] streams: market and user data streams
+
+
+def build_engine(
+    conn: Connection,
+    *,
+    config: StrategyFile,
+    run_id: str,
+    state: RunState,
+    ledger: Ledger,
+    journal: RunJournal,
+    output: RunOutput,
+    bus: EventBus,
+    events: EngineEvents,
+) -> EngineParts:
+    orders = OrderManager(
+        client=conn.client,
+        ledger=ledger,
+        account=conn.setup.account,
+        bus=bus,
+        run_id=run_id,
+        strategy=state.strategy,
+        symbols=state.symbols,
+    )
+    observers = getattr(conn.client.exchange, "perpbot_observers", None)
+    if observers is not None:  # once the stop cancels, no create leaves (stop.py step 3)
+        observers.add_before(orders.wire_look, last=True)
+    conditional = ConditionalOrders(orders=orders, risk=config.risk)
+    reconciler = Reconciler(
+        client=conn.client,
+        state=state,
+        ledger=ledger,
+        account=conn.setup.account,
+        journal=journal,
+        output=output,
+        events=events,
+        own_only=orders.is_ours if config.strategy.share_symbols else None,
+    )
+    feed = None
+    if streams_enabled(config.exchange):
+        feed = StreamFeed(
+            exchange=make_pro_exchange(
+                config.exchange, config.limits, conn.client, conn.setup.base_url
+            ),
+            reconciler=reconciler,
+            bus=bus,
+            symbols=state.symbols,
+            stale_after_s=config.exchange.stream_stale_s,
+            reconcile_interval=config.exchange.reconcile_interval,
+            rotate_after_s=config.exchange.stream_rotate_s,
+            seed=config.sim.seed if config.sim else 0,
+        )
+    return EngineParts(orders=orders, conditional=conditional, reconciler=reconciler, feed=feed)
