@@ -43,6 +43,7 @@ from perpbot.engine.journal import RunJournal
 from perpbot.engine.ledger import Ledger
 from perpbot.engine.orders import OrderManager
 from perpbot.engine.output import RunOutput
+from perpbot.engine.position_mode import read_position_mode
 from perpbot.engine.reconcile import Reconciler
 from perpbot.engine.report import RunReporter
 from perpbot.engine.saved import Saved, check_state, load_saved, store_saved, totals_with
@@ -161,6 +162,11 @@ class Runner:
     @property
     def positions(self) -> dict[str, PositionSnapshot]:
         return self.state.positions
+
+    @property
+    def legs(self) -> dict[str, PositionSnapshot]:
+        """Hedge mode: each side's position (``RunState.legs``)."""
+        return self.state.legs
 
     @property
     def marks(self) -> dict[str, float]:
@@ -302,7 +308,12 @@ class Runner:
             self.state.exchange_start_ms = int(await self.conn.client.fetch_time())
             self._build_engine(self.conn)
             self._check_symbols()  # every start-up check passes before anything is armed
-            await self._refuse_hedge_mode(self.conn.client)
+            await read_position_mode(
+                self.conn.client,
+                self.conn.setup.account,
+                self.config,
+                streams=self.feed is not None,
+            )
             self._hooks_started = True
             for hook in self.on_connected:  # the kill switch's comes last: it arms
                 await hook(self)
@@ -392,20 +403,6 @@ class Runner:
                 "confinement": self.process.confinement if self.process is not None else None,
             }
         )
-
-    async def _refuse_hedge_mode(self, client: GuardedClient) -> None:
-        """The engine keeps one net position per symbol (``ctx.position``, reduce-only room,
-        the risk gate's judgement): an account in hedge mode (a LONG and a SHORT position per
-        symbol) is refused at start, before anything is armed."""
-        if not client.exchange.has.get("fetchPositionMode"):
-            return
-        mode = await client.fetch_position_mode(self.config.strategy.symbols[0])
-        if mode.get("hedged"):
-            raise PerpbotError(
-                f"{self.config.exchange.id}: the account is in hedge mode (dualSidePosition); "
-                "perpbot runs one-way accounts only: switch the account to one-way mode "
-                "(no open orders or positions) and start again"
-            )
 
     def _check_symbols(self) -> None:
         markets = self.client.markets

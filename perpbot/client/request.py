@@ -8,6 +8,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from perpbot.client.position_side import closes
+
 MethodClass = Literal["read", "order", "cancel", "account", "other"]
 
 # ccxt methods the client may call, by what they do. Retry policy and scopes key off this;
@@ -94,11 +96,22 @@ class OrderSpec:
     intent: str | None = None
     decided_price: float | None = None
     decided_at: float | None = None
+    # hedge mode only: LONG or SHORT, the position the order acts on (perpbot.client.
+    # position_side); None on a one-way account (nothing sent)
+    position_side: str | None = None
+
+    @property
+    def closes(self) -> bool:
+        """Reduce-only, or (hedge mode) a SELL of the LONG side or a BUY of the SHORT one:
+        the order can only shrink a position, never open or grow one."""
+        return self.reduce_only or closes(self.side, self.position_side)
 
     def ccxt_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if self.client_order_id:
             params["clientOrderId"] = self.client_order_id
+        if self.position_side:
+            params["positionSide"] = self.position_side
         if self.reduce_only:
             params["reduceOnly"] = True
         if self.post_only:
@@ -155,7 +168,7 @@ class Request:
         self.risk_reducing = (
             self.method_class == "cancel"
             or _REDUCING_RISK.get()
-            or (self.order is not None and self.order.reduce_only)
+            or (self.order is not None and self.order.closes)
             or any(_reduce_only_params(a) for a in (self.kwargs.get("params"), *self.args))
         )
 
