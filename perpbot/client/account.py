@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from perpbot.client.position_side import HEDGE_SIDES, closes, leg, leg_key
+from perpbot.client.position_side import closes, leg, leg_key
 
 if TYPE_CHECKING:
     from perpbot.client.guarded import GuardedClient
@@ -90,10 +90,12 @@ class AccountView:
             return self.legs.get(leg_key(symbol, position_side), 0.0)
         return self.positions.get(symbol, 0.0)
 
-    def gross(self, symbol: str) -> float:
-        """|long| + |short| in hedge mode, |net| in one-way mode."""
-        sides = [self.legs.get(leg_key(symbol, s), 0.0) for s in HEDGE_SIDES]
-        return sum(abs(a) for a in sides) if any(sides) else abs(self.position(symbol))
+    def held_symbols(self) -> list[str]:
+        """Every symbol with a position: a net one, or (hedge mode) either side's (a LONG
+        and a SHORT of the same size net to nothing, and both still need closing)."""
+        found = {s for s, a in self.positions.items() if a}
+        found |= {key.split("|")[0] for key, a in self.legs.items() if a}
+        return sorted(found)
 
     def open_orders(self, symbol: str | None = None) -> list[OpenOrder]:
         return [o for o in self.orders.values() if symbol is None or o.symbol == symbol]

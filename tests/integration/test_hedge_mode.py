@@ -22,6 +22,7 @@ https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from tests.integration.risk_support.bot import BTC, Bot, quiet, write_toml
 LONG_QTY, SHORT_QTY = 0.01, 0.005
 
 
-def _ccxt(sim: Any, key: str, secret: str) -> ccxt.binanceusdm:
+def plain_ccxt(sim: Any, key: str, secret: str) -> ccxt.binanceusdm:
     ex = ccxt.binanceusdm({"apiKey": key, "secret": secret, "enableRateLimit": False})
     configure_loopback(ex, sim.base_url)
     return ex
@@ -59,7 +60,7 @@ def sides(sim: Any, key: str, symbol_id: str = "BTCUSDT") -> dict[str, float]:
 def hedge(sim_factory: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str, str]:
     sim = sim_factory(market=quiet())
     key, secret = sim.create_account()
-    _ccxt(sim, key, secret).fapiPrivatePostPositionSideDual({"dualSidePosition": "true"})
+    plain_ccxt(sim, key, secret).fapiPrivatePostPositionSideDual({"dualSidePosition": "true"})
     monkeypatch.setenv("PERPBOT_SIM_API_KEY", key)
     monkeypatch.setenv("PERPBOT_SIM_API_SECRET", secret)
     return sim, key, secret
@@ -172,7 +173,7 @@ def test_what_hedge_mode_does_not_support_is_refused_at_start_in_one_line(
     assert len(lines) == 1 and "hedge mode" in lines[0] and "[protect]" in lines[0], lines
     assert "Traceback" not in refused.stderr and secret not in refused.stderr
     assert sim.state()["orders"] == []
-    ex = _ccxt(sim, key, secret)
+    ex = plain_ccxt(sim, key, secret)
     assert ex.fapiPrivateGetPositionSideDual() == {"dualSidePosition": True}  # left as it was
 
 
@@ -215,3 +216,44 @@ def test_the_position_side_the_mode_takes_passes_the_boundary() -> None:
     with pytest.raises(OrderRefused) as info:
         wire_order(raw, hedged=True)
     assert info.value.code == "BAD_PARAM"
+
+
+def _hedged_equal_sides(sim: Any) -> tuple[str, str]:
+    """A hedge-mode account holding LONG 0.01 and SHORT 0.01 BTC: net nothing, gross 0.02."""
+    key, secret = sim.create_account()
+    ex = plain_ccxt(sim, key, secret)
+    ex.fapiPrivatePostPositionSideDual({"dualSidePosition": "true"})
+    ex.load_markets()
+    ex.create_order(BTC, "market", "buy", 0.01, None, {"positionSide": "LONG"})
+    ex.create_order(BTC, "market", "sell", 0.01, None, {"positionSide": "SHORT"})
+    assert sides(sim, key) == {"LONG": 0.01, "SHORT": -0.01}
+    return key, secret
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("flatten", "--policy", "slices", "--timeout", "60", "--json"),
+        ("kill", "--level", "flatten", "--direct", "--wait", "0", "--json"),
+    ],
+    ids=["perpbot flatten (exit policy)", "kill --direct --level flatten (capped)"],
+)
+def test_a_command_without_a_run_closes_both_sides_even_when_they_net_to_nothing(
+    sim_factory: Any, command: tuple[str, ...]
+) -> None:
+    sim = sim_factory(market=quiet())
+    key, secret = _hedged_equal_sides(sim)
+    before = len(sim.state()["orders"])
+    env = {"PERPBOT_SIM_API_KEY": key, "PERPBOT_SIM_API_SECRET": secret}
+
+    result = run_cli(*command, "--url", sim.base_url, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not any(sides(sim, key).values())  # the simulator lists no position left
+    placed = sim.state()["orders"][before:]
+    assert placed and all(
+        (o["side"], o["positionSide"]) in {("SELL", "LONG"), ("BUY", "SHORT")} for o in placed
+    ), placed
+    assert not any(o["reduceOnly"] for o in placed)
+    doc = json.loads(result.stdout)
+    closed = doc["direct"]["closed"] if "direct" in doc else doc["closed"]
+    assert {c["position_side"]: c["to"] for c in closed} == {"LONG": 0.0, "SHORT": 0.0}
