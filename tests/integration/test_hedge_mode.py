@@ -160,17 +160,51 @@ async def test_a_hedge_bot_holds_both_sides_the_risk_gate_counts_both_and_flatte
     assert summary["deadman"]["armed"] == [BTC] and summary["deadman"]["disarmed"] is True
 
 
-def test_what_hedge_mode_does_not_support_is_refused_at_start_in_one_line(
+async def test_an_exit_closes_one_side_and_conditional_orders_are_refused(
     hedge: tuple[Any, str, str], tmp_path: Path
 ) -> None:
+    sim, key, _ = hedge
+    toml = write_toml(
+        tmp_path, sim.base_url, exchange={"streams": False}, risk={"accept_no_limits": True}
+    )
+    async with Bot(toml) as bot:
+        await bot.do(
+            lambda ctx: fresh(ctx).market_order(BTC, "buy", LONG_QTY, position_side="LONG")
+        )
+        await bot.do(
+            lambda ctx: fresh(ctx).market_order(BTC, "sell", SHORT_QTY, position_side="SHORT")
+        )
+        res = await bot.do(lambda ctx: ctx.exit(BTC, "market", position_side="SHORT"), 30)
+        assert res is not None and res["left"] == 0.0, res
+        assert sides(sim, key) == {"LONG": LONG_QTY}  # the LONG side is untouched
+        assert await bot.do(lambda ctx: ctx.exit(BTC, "market", position_side="SHORT")) is None
+        before = len(sim.state()["orders"])
+        r = await rejected(bot, lambda ctx: ctx.stop_market_order(BTC, "sell", 50000.0, LONG_QTY))
+        assert r.code == "POSITION_SIDE" and "hedge-mode" in r.sentence
+        assert len(sim.state()["orders"]) == before
+
+
+@pytest.mark.parametrize(
+    ("sections", "named"),
+    [
+        ({"protect": {"enabled": True, "stop_pct": 5.0}}, "[protect]"),
+        ({"exchange": {"streams": True}}, "[exchange] streams"),
+        ({"strategy": {"share_symbols": True}}, "[strategy] share_symbols"),
+        ({"risk": {"liquidation_band_pct": 20.0}}, "[risk] liquidation_band_pct"),
+    ],
+)
+def test_what_hedge_mode_does_not_support_is_refused_at_start_in_one_line(
+    hedge: tuple[Any, str, str], tmp_path: Path, sections: dict[str, Any], named: str
+) -> None:
     sim, key, secret = hedge
-    toml = write_toml(tmp_path, sim.base_url, protect={"enabled": True, "stop_pct": 5.0})
+    sections = {"exchange": {"streams": False}, **sections}
+    toml = write_toml(tmp_path, sim.base_url, **sections)
     env = {"PERPBOT_SIM_API_KEY": key, "PERPBOT_SIM_API_SECRET": secret}
 
     refused = run_cli("run", str(toml), "--duration", "3", env=env)
     assert refused.returncode == 1, refused.stderr
     lines = [line for line in refused.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "hedge mode" in lines[0] and "[protect]" in lines[0], lines
+    assert len(lines) == 1 and "hedge mode" in lines[0] and named in lines[0], lines
     assert "Traceback" not in refused.stderr and secret not in refused.stderr
     assert sim.state()["orders"] == []
     ex = plain_ccxt(sim, key, secret)
