@@ -174,6 +174,10 @@ async def test_an_exit_closes_one_side_and_conditional_orders_are_refused(
         await bot.do(
             lambda ctx: fresh(ctx).market_order(BTC, "sell", SHORT_QTY, position_side="SHORT")
         )
+        r = await rejected(
+            bot, lambda ctx: ctx.reduce_only_order(BTC, "buy", 0.001, position_side="LONG")
+        )
+        assert r.code == "POSITION_SIDE" and "would open the LONG side" in r.sentence
         res = await bot.do(lambda ctx: ctx.exit(BTC, "market", position_side="SHORT"), 30)
         assert res is not None and res["left"] == 0.0, res
         assert sides(sim, key) == {"LONG": LONG_QTY}  # the LONG side is untouched
