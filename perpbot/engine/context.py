@@ -379,7 +379,7 @@ class Context:
 
     def _batch_spec(self, o: dict[str, Any]) -> OrderSpec:
         known = {"symbol", "side", "amount", "price", "post_only", "reduce_only",
-                 "time_in_force", "good_till", "intent"}  # fmt: skip
+                 "time_in_force", "good_till", "intent", "position_side"}  # fmt: skip
         unknown = set(o) - known
         if unknown:
             raise OrderRejected("BAD_PARAM", f"place_orders: unknown keys {sorted(unknown)}")
@@ -414,15 +414,18 @@ class Context:
         info = order.get("info") or {}
         tif = None if order.get("postOnly") else order.get("timeInForce")
         good_till = int(info["goodTillDate"]) / 1000 if tif == "GTD" else None
+        side = leg(info.get("positionSide"))  # hedge mode: the same side, no reduceOnly
+        reduce_only = bool(order.get("reduceOnly") or info.get("reduceOnly") in (True, "true"))
         return self.limit_order(
             symbol,
             order["side"],
             amount if amount is not None else left,
             price if price is not None else float(order["price"]),
             post_only=bool(order.get("postOnly")),
-            reduce_only=bool(order.get("reduceOnly") or info.get("reduceOnly") in (True, "true")),
+            reduce_only=reduce_only and side is None,
             time_in_force=tif,
             good_till=good_till,
+            position_side=side,
         )
 
     def set_leverage(self, symbol: str, leverage: float) -> Any:

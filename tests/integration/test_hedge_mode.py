@@ -182,6 +182,16 @@ async def test_an_exit_closes_one_side_and_conditional_orders_are_refused(
         assert res is not None and res["left"] == 0.0, res
         assert sides(sim, key) == {"LONG": LONG_QTY}  # the LONG side is untouched
         assert await bot.do(lambda ctx: ctx.exit(BTC, "market", position_side="SHORT")) is None
+        # a batch and a cancel-and-replace keep the side
+        mid = await bot.do(lambda ctx: ctx.mid(BTC))
+        batch = [{"symbol": BTC, "side": "buy", "amount": 0.002, "price": round(mid * 0.97, 1),
+                  "position_side": "LONG"}]  # fmt: skip
+        (resting,) = await bot.do(lambda ctx: fresh(ctx).place_orders(batch))
+        moved = await bot.do(lambda ctx: ctx.modify_order(resting, price=round(mid * 0.96, 1)))
+        by_cid = {o["clientOrderId"]: o for o in sim.state()["orders"]}
+        assert by_cid[resting.client_order_id]["positionSide"] == "LONG"
+        assert by_cid[moved.client_order_id]["positionSide"] == "LONG"
+        assert by_cid[moved.client_order_id]["status"] == "NEW"
         before = len(sim.state()["orders"])
         r = await rejected(bot, lambda ctx: ctx.stop_market_order(BTC, "sell", 50000.0, LONG_QTY))
         assert r.code == "POSITION_SIDE" and "hedge-mode" in r.sentence
