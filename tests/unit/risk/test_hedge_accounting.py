@@ -11,6 +11,7 @@ import pytest
 from perpbot.client.account import AccountView
 from perpbot.client.request import OrderSpec, Request
 from perpbot.config import RiskSection
+from perpbot.kill.describe import describe_positions_left
 from perpbot.kill.gate import allowed
 from perpbot.risk.exposure import check_leverage, check_position_notional
 from perpbot.risk.inputs import CheckInput
@@ -114,3 +115,11 @@ def test_a_hedge_close_reduces_risk_and_passes_a_flatten_switch(
     args = (SYM, "market", side, 1.0, None)  # a raw call, params as GuardedClient.call sends
     raw = Request("create_order", args, {"params": {"positionSide": position_side}})
     assert allowed("flatten", raw) is reducing
+
+
+def test_a_side_left_open_is_named_with_its_side() -> None:
+    left = {f"{SYM}|LONG": 0.01, f"{SYM}|SHORT": None, "ETH/USDT:USDT": -0.5}
+    assert describe_positions_left(left) == (
+        "positions left open: BTC/USDT:USDT LONG +0.01, BTC/USDT:USDT SHORT unknown, "
+        "ETH/USDT:USDT -0.5"
+    )
