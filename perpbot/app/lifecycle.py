@@ -308,12 +308,7 @@ class Runner:
             self.state.exchange_start_ms = int(await self.conn.client.fetch_time())
             self._build_engine(self.conn)
             self._check_symbols()  # every start-up check passes before anything is armed
-            await read_position_mode(
-                self.conn.client,
-                self.conn.setup.account,
-                self.config,
-                streams=self.feed is not None,
-            )
+            await read_position_mode(self.conn.client, self.conn.setup.account, self.config)
             self._hooks_started = True
             for hook in self.on_connected:  # the kill switch's comes last: it arms
                 await hook(self)

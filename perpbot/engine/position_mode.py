@@ -3,8 +3,8 @@
 A run reads it once, before anything is armed, into the shared ``AccountView.hedged``: the
 order boundary (perpbot.client.validate) then judges every order's ``positionSide`` by it.
 Hedge mode is supported for plain limit and market orders, the scope and risk gates, the
-engine's positions (``RunState.legs``, ``ctx.position(symbol, position_side=...)``), the
-kill switch's flatten and ``ctx.exit(position_side=...)``. What is not is refused here, in
+engine's positions (``RunState.legs``, ``ctx.position(symbol, position_side=...)``, REST
+or streams), the kill switch's flatten and ``ctx.exit(position_side=...)``. What is not is refused here, in
 one line, before anything is armed (docs/hedge-mode.md says why for each).
 """
 
@@ -20,13 +20,11 @@ if TYPE_CHECKING:
     from perpbot.config import StrategyFile
 
 
-def unsupported(config: StrategyFile, streams: bool) -> list[str]:
+def unsupported(config: StrategyFile) -> list[str]:
     """The parts of ``config`` a hedge-mode run does not support (empty: none)."""
     found = []
     if config.protect.enabled:
         found.append("[protect] (conditional orders are one-way only)")
-    if streams:
-        found.append("[exchange] streams (set streams = false: REST reconcile)")
     if config.strategy.share_symbols:
         found.append("[strategy] share_symbols")
     if config.risk.liquidation_band_pct is not None:
@@ -35,7 +33,7 @@ def unsupported(config: StrategyFile, streams: bool) -> list[str]:
 
 
 async def read_position_mode(
-    client: GuardedClient, account: AccountView, config: StrategyFile, *, streams: bool
+    client: GuardedClient, account: AccountView, config: StrategyFile
 ) -> None:
     """Set ``account.hedged`` from the exchange; PerpbotError (exit 1) when the account is
     in hedge mode and ``config`` uses what hedge mode does not support."""
@@ -44,7 +42,7 @@ async def read_position_mode(
         return
     mode = await client.fetch_position_mode(config.strategy.symbols[0])
     account.hedged = bool(mode.get("hedged"))
-    missing = unsupported(config, streams) if account.hedged else []
+    missing = unsupported(config) if account.hedged else []
     if missing:
         raise PerpbotError(
             f"{config.exchange.id}: the account is in hedge mode (dualSidePosition), which "

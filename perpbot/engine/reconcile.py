@@ -51,7 +51,7 @@ def position_of(raw: dict[str, Any]) -> PositionSnapshot:
         unrealized_pnl=float(raw.get("unrealizedPnl") or 0.0),
         liquidation_price=_price(raw.get("liquidationPrice")),
         leverage=_price(raw.get("leverage")),
-        position_side=leg(info.get("positionSide")),
+        position_side=leg(info.get("positionSide") or info.get("ps")),  # REST, user stream
     )
 
 

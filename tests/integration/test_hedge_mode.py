@@ -77,8 +77,9 @@ def fresh(ctx: Context) -> Context:
     return ctx
 
 
+@pytest.mark.parametrize("streams", [False, True], ids=["REST reconcile", "user stream"])
 async def test_a_hedge_bot_holds_both_sides_the_risk_gate_counts_both_and_flatten_closes_both(
-    hedge: tuple[Any, str, str], tmp_path: Path
+    hedge: tuple[Any, str, str], tmp_path: Path, streams: bool
 ) -> None:
     sim, key, _ = hedge
     mid = float(sim.state()["markets"]["BTCUSDT"]["mark"])
@@ -86,10 +87,11 @@ async def test_a_hedge_bot_holds_both_sides_the_risk_gate_counts_both_and_flatte
     toml = write_toml(
         tmp_path,
         sim.base_url,
-        exchange={"streams": False},
+        exchange={"streams": streams, "reconcile_interval": 600},
         risk={"symbols": {BTC: {"max_position_notional": cap}}, "accept_no_limits": True},
     )
     async with Bot(toml) as bot:
+        assert (bot.runner.feed is not None) is streams  # positions from the user stream
         await bot.do(
             lambda ctx: fresh(ctx).market_order(BTC, "buy", LONG_QTY, position_side="LONG")
         )
@@ -97,6 +99,12 @@ async def test_a_hedge_bot_holds_both_sides_the_risk_gate_counts_both_and_flatte
             lambda ctx: fresh(ctx).market_order(BTC, "sell", SHORT_QTY, position_side="SHORT")
         )
         assert sides(sim, key) == {"LONG": LONG_QTY, "SHORT": -SHORT_QTY}
+        if streams:  # each side arrives on the user stream, no REST read of positions
+            feed, state = bot.runner.feed, bot.runner.state
+            want = {f"{BTC}|LONG": LONG_QTY, f"{BTC}|SHORT": -SHORT_QTY}
+            await bot.until(lambda: {k: p.amount for k, p in state.legs.items()} == want)
+            assert feed is not None and feed.counters["reconciles"] == 1  # the start-up one
+            assert state.positions[BTC].amount == pytest.approx(LONG_QTY - SHORT_QTY)
         await bot.do(lambda ctx: ctx.refresh())
         long_, short, net = await bot.do(
             lambda ctx: (
@@ -202,7 +210,6 @@ async def test_an_exit_closes_one_side_and_conditional_orders_are_refused(
     ("sections", "named"),
     [
         ({"protect": {"enabled": True, "stop_pct": 5.0}}, "[protect]"),
-        ({"exchange": {"streams": True}}, "[exchange] streams"),
         ({"strategy": {"share_symbols": True}}, "[strategy] share_symbols"),
         ({"risk": {"liquidation_band_pct": 20.0}}, "[risk] liquidation_band_pct"),
     ],
@@ -211,7 +218,6 @@ def test_what_hedge_mode_does_not_support_is_refused_at_start_in_one_line(
     hedge: tuple[Any, str, str], tmp_path: Path, sections: dict[str, Any], named: str
 ) -> None:
     sim, key, secret = hedge
-    sections = {"exchange": {"streams": False}, **sections}
     toml = write_toml(tmp_path, sim.base_url, **sections)
     env = {"PERPBOT_SIM_API_KEY": key, "PERPBOT_SIM_API_SECRET": secret}
 
