@@ -4,8 +4,8 @@ A run reads it once, before anything is armed, into the shared ``AccountView.hed
 order boundary (perpbot.client.validate) then judges every order's ``positionSide`` by it.
 Hedge mode is supported for plain limit and market orders, the scope and risk gates, the
 engine's positions (``RunState.legs``, ``ctx.position(symbol, position_side=...)``, REST
-or streams), the kill switch's flatten and ``ctx.exit(position_side=...)``. What is not is refused here, in
-one line, before anything is armed (docs/hedge-mode.md says why for each).
+or streams), the kill switch's flatten and ``ctx.exit(position_side=...)``. What is not is
+refused here, in one line, before anything is armed (docs/hedge-mode.md says why for each).
 """
 
 from __future__ import annotations

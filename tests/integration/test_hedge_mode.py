@@ -204,6 +204,11 @@ async def test_an_exit_closes_one_side_and_conditional_orders_are_refused(
         r = await rejected(bot, lambda ctx: ctx.stop_market_order(BTC, "sell", 50000.0, LONG_QTY))
         assert r.code == "POSITION_SIDE" and "hedge-mode" in r.sentence
         assert len(sim.state()["orders"]) == before
+        summary = await bot.stop()
+    # the summary names the side left open (and the net it makes)
+    final = {k: v["amount"] for k, v in summary["final_positions"].items()}
+    assert final == {f"{BTC}|LONG": LONG_QTY, BTC: LONG_QTY}, final
+    assert sides(sim, key) == {"LONG": LONG_QTY}
 
 
 @pytest.mark.parametrize(
