@@ -333,8 +333,11 @@ class RiskGate:
     def margin_snapshot(
         self, symbol: str, prices: dict[str, float], now: float
     ) -> MarginInput | None:
-        """The account's margin as the bot knows it (None until equity and marks are)."""
+        """The account's margin as the bot knows it (None until equity and marks are; None
+        on a hedge-mode account: the margin model holds one net position per symbol)."""
         account, state = self.setup.account, self.state
+        if account.hedged:
+            return None
         marks = state.marks()
         mark = marks.get(symbol) or prices.get(symbol)
         if account.equity is None or mark is None:

@@ -46,9 +46,13 @@ def plain_ccxt(sim: Any, key: str, secret: str) -> ccxt.binanceusdm:
     return ex
 
 
+def account_of(sim: Any, key: str) -> dict[str, Any]:
+    return next(a for a in sim.state()["accounts"] if a["api_key"] == key)
+
+
 def sides(sim: Any, key: str, symbol_id: str = "BTCUSDT") -> dict[str, float]:
     """The account's positions by positionSide, as the simulator holds them."""
-    acct = next(a for a in sim.state()["accounts"] if a["api_key"] == key)
+    acct = account_of(sim, key)
     return {
         p["positionSide"]: float(p["positionAmt"])
         for p in acct["positions"]
@@ -92,6 +96,7 @@ async def test_a_hedge_bot_holds_both_sides_the_risk_gate_counts_both_and_flatte
     )
     async with Bot(toml) as bot:
         assert (bot.runner.feed is not None) is streams  # positions from the user stream
+        assert "BTCUSDT" in account_of(sim, key)["countdowns"]  # the dead-man is armed
         await bot.do(
             lambda ctx: fresh(ctx).market_order(BTC, "buy", LONG_QTY, position_side="LONG")
         )
@@ -153,6 +158,7 @@ async def test_a_hedge_bot_holds_both_sides_the_risk_gate_counts_both_and_flatte
         assert killed.returncode == 0, killed.stdout + killed.stderr
         summary = await bot.stop()
     assert not any(sides(sim, key).values())  # the simulator lists no position left
+    assert account_of(sim, key)["countdowns"] == {}  # and the dead-man was disarmed
     placed = sim.state()["orders"][before:]  # the kill switch's: a close per side
     filled = {(o["side"], o["positionSide"]) for o in placed if o["status"] == "FILLED"}
     assert filled == {("SELL", "LONG"), ("BUY", "SHORT")}, placed

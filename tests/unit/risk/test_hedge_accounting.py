@@ -15,6 +15,7 @@ from perpbot.kill.describe import describe_positions_left
 from perpbot.kill.gate import allowed
 from perpbot.risk.exposure import check_leverage, check_position_notional
 from perpbot.risk.inputs import CheckInput
+from tests.unit.risk.test_risk_gate import gate_for, make_setup
 
 SYM = "BTC/USDT:USDT"
 
@@ -123,3 +124,16 @@ def test_a_side_left_open_is_named_with_its_side() -> None:
         "positions left open: BTC/USDT:USDT LONG +0.01, BTC/USDT:USDT SHORT unknown, "
         "ETH/USDT:USDT -0.5"
     )
+
+
+def test_no_margin_estimate_on_a_hedge_mode_account() -> None:
+    setup = make_setup()
+    gate, _ = gate_for(setup)
+    setup.account.equity = 10_000.0
+    setup.account.set_positions(rows(1.0, -1.0))
+    gate.state.marks = lambda: {SYM: 100.0}  # type: ignore[method-assign]
+    assert gate.margin_snapshot(SYM, {SYM: 100.0}, 0.0) is None
+    setup.account.set_positions(
+        [{"symbol": SYM, "info": {"positionAmt": "1", "positionSide": "BOTH"}}]
+    )
+    assert gate.margin_snapshot(SYM, {SYM: 100.0}, 0.0) is not None  # one-way: estimated
