@@ -107,7 +107,9 @@ class Runner:
         self.host: StrategyHost | None = None  # where the strategy runs (thread or process)
         self.process = process  # isolation = "process": started (and ready) by the caller
         # the strategy's callbacks (on_fill, on_order_update, ...), from the ledger
-        self.strategy_events = EventFeed(self.ledger, lambda: self.state.positions, self.kill_state)
+        self.strategy_events = EventFeed(
+            self.ledger, lambda: {**self.state.positions, **self.state.legs}, self.kill_state
+        )
         self._saved_at = 0.0
         self.saved = Saved()  # what the last run kept (loaded before on_start)
         self.end_reason = "completed"

@@ -196,6 +196,15 @@ async def test_an_exit_closes_one_side_and_conditional_orders_are_refused(
         assert res is not None and res["left"] == 0.0, res
         assert sides(sim, key) == {"LONG": LONG_QTY}  # the LONG side is untouched
         assert await bot.do(lambda ctx: ctx.exit(BTC, "market", position_side="SHORT")) is None
+        # on_position_change: each side's changes, besides the net's
+        told = bot.strategy.position_changes  # type: ignore[attr-defined]
+
+        def side_changes() -> list[tuple[str | None, float]]:
+            return [(c.position_side, c.after) for c in told if c.position_side]
+
+        await bot.until(lambda: ("SHORT", 0.0) in side_changes())
+        assert ("LONG", LONG_QTY) in side_changes() and ("SHORT", -SHORT_QTY) in side_changes()
+        assert all(c.symbol == BTC for c in told)
         # a batch and a cancel-and-replace keep the side
         mid = await bot.do(lambda ctx: ctx.mid(BTC))
         batch = [{"symbol": BTC, "side": "buy", "amount": 0.002, "price": round(mid * 0.97, 1),
