@@ -130,7 +130,9 @@ class Runner:
             process=process,
             stop_event=self.stop_event,
             # the strategy's callbacks (on_fill, on_order_update, ...), from the ledger
-            events=EventFeed(self.ledger, lambda: self.state.positions, self.kill_state),
+            events=EventFeed(
+                self.ledger, lambda: {**self.state.positions, **self.state.legs}, self.kill_state
+            ),
             kill_state=self.kill_state,
             fatal=self._fatal,
             ledger=self.ledger,
@@ -152,7 +154,9 @@ class Runner:
             # fills and funding are read from the run's start on the exchange's clock
             self.state.exchange_start_ms = int(await conn.client.fetch_time())
             self._build_engine(conn)
-            await check_start(self.loaded, conn.client)  # all pass before anything is armed
+            await check_start(
+                self.loaded, conn.client, conn.setup.account
+            )  # all pass before anything is armed
             armed = True
             for hook in self.on_connected:  # the kill switch's comes last: it arms
                 await hook(self)
@@ -231,6 +235,11 @@ class Runner:
     @property
     def positions(self) -> dict[str, PositionSnapshot]:
         return self.state.positions
+
+    @property
+    def legs(self) -> dict[str, PositionSnapshot]:
+        """Hedge mode: each side's position (``RunState.legs``)."""
+        return self.state.legs
 
     @property
     def marks(self) -> dict[str, float]:

@@ -4,20 +4,24 @@ A refusal raises a PerpbotError (the strategy file's mistakes are BadInput, exit
 has placed nothing and armed nothing, so it just ends.
 
     symbols       every [strategy] symbol is listed by the exchange
-    one-way mode  the account is not in hedge mode (the engine keeps one net position)
+    position mode the account's mode (one-way or hedge) read into the shared account view;
+                  on a hedge-mode account, what hedge mode does not support is refused
+                  (perpbot.engine.position_mode)
 """
 
 from __future__ import annotations
 
+from perpbot.client.account import AccountView
 from perpbot.client.guarded import GuardedClient
 from perpbot.config import LoadedStrategy
-from perpbot.errors import BadInput, PerpbotError
+from perpbot.engine.position_mode import read_position_mode
+from perpbot.errors import BadInput
 
 
-async def check_start(loaded: LoadedStrategy, client: GuardedClient) -> None:
+async def check_start(loaded: LoadedStrategy, client: GuardedClient, account: AccountView) -> None:
     """Every start-up check, in order; the first refusal raises."""
     check_symbols(loaded, client)
-    await refuse_hedge_mode(loaded, client)
+    await read_position_mode(client, account, loaded.config)
 
 
 def check_symbols(loaded: LoadedStrategy, client: GuardedClient) -> None:
@@ -31,19 +35,3 @@ def check_symbols(loaded: LoadedStrategy, client: GuardedClient) -> None:
                 f"{loaded.path}: [strategy] symbols[{i}]: got {symbol!r}, expected a "
                 f"symbol {cfg.exchange.id} lists (e.g. {', '.join(close)})"
             )
-
-
-async def refuse_hedge_mode(loaded: LoadedStrategy, client: GuardedClient) -> None:
-    """The engine keeps one net position per symbol (``ctx.position``, reduce-only room,
-    the risk gate's judgement): an account in hedge mode (a LONG and a SHORT position per
-    symbol) is refused at start, before anything is armed."""
-    if not client.exchange.has.get("fetchPositionMode"):
-        return
-    cfg = loaded.config
-    mode = await client.fetch_position_mode(cfg.strategy.symbols[0])
-    if mode.get("hedged"):
-        raise PerpbotError(
-            f"{cfg.exchange.id}: the account is in hedge mode (dualSidePosition); "
-            "perpbot runs one-way accounts only: switch the account to one-way mode "
-            "(no open orders or positions) and start again"
-        )

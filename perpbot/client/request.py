@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from perpbot.client.headers import Usage, read_rate_headers
+from perpbot.client.position_side import closes
 
 MethodClass = Literal["read", "order", "cancel", "account", "other"]
 
@@ -96,11 +97,22 @@ class OrderSpec:
     intent: str | None = None
     decided_price: float | None = None
     decided_at: float | None = None
+    # hedge mode only: LONG or SHORT, the position the order acts on (perpbot.client.
+    # position_side); None on a one-way account (nothing sent)
+    position_side: str | None = None
+
+    @property
+    def closes(self) -> bool:
+        """Reduce-only, or (hedge mode) a SELL of the LONG side or a BUY of the SHORT one:
+        the order can only shrink a position, never open or grow one."""
+        return self.reduce_only or closes(self.side, self.position_side)
 
     def ccxt_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if self.client_order_id:
             params["clientOrderId"] = self.client_order_id
+        if self.position_side:
+            params["positionSide"] = self.position_side
         if self.reduce_only:
             params["reduceOnly"] = True
         if self.post_only:
@@ -167,9 +179,10 @@ class Request:
         )
 
     def _reduce_only(self) -> bool:
-        """An order that can only reduce the position, by its spec or its raw params (an
-        algo order's, a raw order's): only an order can be reduce-only."""
-        if self.order is not None and self.order.reduce_only:
+        """An order that can only reduce the position, by its spec (reduce-only, or a
+        hedge-mode close) or its raw params (an algo order's, a raw order's): only an order
+        can be reduce-only."""
+        if self.order is not None and self.order.closes:
             return True
         return any(_reduce_only_params(a) for a in (self.kwargs.get("params"), *self.args))
 

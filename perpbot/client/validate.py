@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from perpbot.client.position_side import HEDGE_SIDES, ONE_WAY, closes, leg
 from perpbot.client.request import Request, good_till_ms
 from perpbot.errors import BadInput, RiskRejected
 
@@ -36,7 +37,14 @@ MARGIN_MODES = ("cross", "crossed", "isolated")
 
 # The params an order may carry: each is judged (the flags by ScopeGate and RiskGate, the
 # client id by the idempotency and reservation bookkeeping). Anything else is refused.
-ORDER_PARAMS = ("clientOrderId", "reduceOnly", "postOnly", "timeInForce", "goodTillDate")
+ORDER_PARAMS = (
+    "clientOrderId",
+    "reduceOnly",
+    "postOnly",
+    "timeInForce",
+    "goodTillDate",
+    "positionSide",
+)
 
 # What a refused param would have changed on the wire (for the sentence). Not the rule:
 # a param missing here is refused all the same, as "not a parameter perpbot can judge".
@@ -50,8 +58,7 @@ OVERRIDES: dict[str, str] = {
     "leverage": "the leverage",
     "reduceOnly": "the reduce-only flag",
     "closePosition": "the amount (it closes the whole position)",
-    "positionSide": "the position side (hedge mode)",
-    "hedged": "the position side (hedge mode)",
+    "hedged": "the position side (hedge mode; send positionSide)",
     "stopPrice": "the order type (a stop order)",
     "triggerPrice": "the order type (a trigger order)",
     "stopLossPrice": "the order type (a stop-loss order)",
@@ -92,6 +99,12 @@ class WireOrder:
     time_in_force: str | None
     client_order_id: str | None
     good_till_ms: int | None = None  # GTD's expiry as sent (ms)
+    position_side: str | None = None  # LONG | SHORT (hedge mode), BOTH, None: not sent
+
+    @property
+    def closes(self) -> bool:
+        """Reduce-only, or a hedge-mode close (SELL LONG, BUY SHORT): it cannot open."""
+        return self.reduce_only or closes(self.side, self.position_side)
 
 
 def _refuse(code: str, sentence: str) -> OrderRefused:
@@ -194,11 +207,12 @@ def _within(
             raise _refuse(code, f"create_order: {what} {value:g} is below the market's {low:g}")
 
 
-def wire_order(request: Request, exchange: Any = None) -> WireOrder:
+def wire_order(request: Request, exchange: Any = None, hedged: bool | None = None) -> WireOrder:
     """The create_order call as it will be sent; OrderRefused if it cannot be judged.
 
     ``exchange``: the ccxt exchange, whose loaded markets' amount and price limits are
-    enforced (an unknown symbol is left to the exchange to refuse)."""
+    enforced (an unknown symbol is left to the exchange to refuse). ``hedged``: the
+    account's position mode (``AccountView.hedged``; None: not read, judged as one-way)."""
     method = request.method
     bound, params = _bound(request, ORDER_ARGS)
     _check_params(method, params, ORDER_PARAMS)
@@ -245,6 +259,7 @@ def wire_order(request: Request, exchange: Any = None) -> WireOrder:
     if cid is not None and (not isinstance(cid, str) or not cid):
         raise _refuse("BAD_PARAM", f"{method}: params['clientOrderId'] {_shown(cid)} refused")
     post_only = flags.get("postOnly") is True or (tif is not None and tif.upper() in ("GTX", "PO"))
+    position_side = _position_side(method, params, hedged)
     wire = WireOrder(
         symbol=symbol,
         type=otype.lower(),
@@ -256,10 +271,46 @@ def wire_order(request: Request, exchange: Any = None) -> WireOrder:
         time_in_force=None if tif is None or tif.upper() in ("GTX", "PO") else tif.upper(),
         client_order_id=cid,
         good_till_ms=good_till,
+        position_side=position_side,
     )
     if request.order is not None:
         _agrees(wire, request.order)
     return wire
+
+
+def _position_side(method: str, params: Mapping[str, Any], hedged: bool | None) -> str | None:
+    """positionSide as sent, judged against the account's mode (Binance New Order): LONG or
+    SHORT, and no reduceOnly, in hedge mode; BOTH or nothing in one-way mode. A mismatch is
+    refused here with POSITION_SIDE (Binance would answer -4061 or -1106)."""
+    raw = params.get("positionSide")
+    if raw is not None and raw not in (*HEDGE_SIDES, ONE_WAY):  # Binance's enum: upper case
+        raise _refuse(
+            "POSITION_SIDE",
+            f"{method}: params['positionSide'] {_shown(raw)} refused: expected LONG or SHORT "
+            "(hedge mode) or BOTH (one-way mode)",
+        )
+    side = raw
+    if hedged:
+        if side not in HEDGE_SIDES:
+            raise _refuse(
+                "POSITION_SIDE",
+                f"{method}: the account is in hedge mode (dualSidePosition): an order must "
+                f"name positionSide LONG or SHORT, got {_shown(raw)}",
+            )
+        if "reduceOnly" in params:
+            raise _refuse(
+                "POSITION_SIDE",
+                f"{method}: reduceOnly is not sent in hedge mode: close a LONG with a sell "
+                "positionSide LONG, a SHORT with a buy positionSide SHORT",
+            )
+    elif side in HEDGE_SIDES:
+        raise _refuse(
+            "POSITION_SIDE",
+            f"{method}: positionSide {side} refused: the account is "
+            + ("in one-way mode" if hedged is False else "not known to be in hedge mode")
+            + " (dualSidePosition false); send BOTH or no positionSide",
+        )
+    return side
 
 
 def _good_till(method: str, tif: Any, value: Any) -> int | None:
@@ -297,6 +348,7 @@ def _agrees(wire: WireOrder, spec: Any) -> None:
         ("price", wire.price, spec.price if wire.type == "limit" else None),
         ("reduceOnly", wire.reduce_only, bool(spec.reduce_only)),
         ("postOnly", wire.post_only, bool(spec.post_only)),
+        ("positionSide", leg(wire.position_side), leg(spec.position_side)),
         (
             "goodTillDate",
             wire.good_till_ms,

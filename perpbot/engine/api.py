@@ -187,8 +187,12 @@ class StrategyContext:
         return self._call("ohlcv", symbol, timeframe, limit)
 
     # -- account ----------------------------------------------------------------------------
-    def position(self, symbol: str) -> PositionSnapshot:
-        return PositionSnapshot(**self._call("position", symbol))
+    def position(self, symbol: str, position_side: str | None = None) -> PositionSnapshot:
+        """The symbol's position; on a hedge-mode account its net, or with
+        ``position_side`` LONG or SHORT that side's."""
+        if position_side is None:
+            return PositionSnapshot(**self._call("position", symbol))
+        return PositionSnapshot(**self._call("position", symbol, position_side))
 
     def positions(self) -> dict[str, PositionSnapshot]:
         """Positions as of the engine's last reconcile."""

@@ -189,6 +189,13 @@ class ConditionalOrders:
     ) -> dict[str, Any]:
         """Judge and send one conditional order; refusals become OrderRejected."""
         validate(spec)
+        if self.orders.account.hedged:
+            sentence = (
+                f"conditional orders ({spec.wire_type} on {spec.symbol}) are not supported on a "
+                "hedge-mode account: perpbot sends them one-way only (docs/hedge-mode.md)"
+            )
+            self._decide("reject", "POSITION_SIDE", sentence, spec)
+            raise OrderRejected("POSITION_SIDE", sentence)
         refusal = judge_placement(view_of(spec), position, mark, self.risk)
         if refusal is not None:
             self._decide("reject", refusal[0], refusal[1], spec)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from perpbot.client.position_side import closing_side, leg, leg_key
 from perpbot.client.request import OrderSpec
 from perpbot.client.validate import plain_number
 from perpbot.engine.api import Balance, MarketInfo
@@ -22,7 +23,7 @@ from perpbot.engine.settings import change_setting
 from perpbot.engine.state import PositionSnapshot
 from perpbot.engine.strategy import OrderRejected, StrategyStopped
 from perpbot.exits import ExitConfig, ExitVenue, run_exit
-from perpbot.exits.venue import client_position
+from perpbot.exits.venue import client_position, leg_venue
 
 if TYPE_CHECKING:
     from perpbot.client.guarded import GuardedClient
@@ -44,9 +45,10 @@ def order_spec(
     time_in_force: str | None = None,
     good_till: float | None = None,
     intent: str | None = None,
+    position_side: str | None = None,
 ) -> OrderSpec:
     """A limit order with a price, a market order without. GTX is post-only; ``good_till``
-    alone means time in force GTD."""
+    alone means time in force GTD; ``position_side`` LONG or SHORT on a hedge-mode account."""
     tif = str(time_in_force).upper() if time_in_force else None
     if good_till is not None:
         if plain_number(good_till) is None:
@@ -65,6 +67,7 @@ def order_spec(
         time_in_force=None if tif == "GTX" else tif,
         good_till=good_till,
         intent=intent,
+        position_side=position_side,
     )
 
 
@@ -81,6 +84,8 @@ class StrategyBackend(Protocol):
     def client(self) -> GuardedClient: ...
     @property
     def positions(self) -> dict[str, PositionSnapshot]: ...
+    @property
+    def legs(self) -> dict[str, PositionSnapshot]: ...
 
     def kill_state(self) -> Any: ...
     async def guarded(self, coro: Coroutine[Any, Any, Any]) -> Any: ...
@@ -190,7 +195,13 @@ class Context:
         return self._run(self._runner.client.fetch_ohlcv(symbol, timeframe, None, limit))
 
     # -- account ----------------------------------------------------------------------------
-    def position(self, symbol: str) -> PositionSnapshot:
+    def position(self, symbol: str, position_side: str | None = None) -> PositionSnapshot:
+        """The symbol's position; on a hedge-mode account its net, or with
+        ``position_side`` LONG or SHORT that side's."""
+        side = leg(position_side)
+        if side is not None:
+            found = self._runner.legs.get(leg_key(symbol, side))
+            return found or PositionSnapshot(symbol=symbol, amount=0.0, position_side=side)
         return self._runner.positions.get(symbol) or PositionSnapshot(symbol=symbol, amount=0.0)
 
     def positions(self) -> dict[str, PositionSnapshot]:
@@ -238,13 +249,16 @@ class Context:
         good_till: float | None = None,
         intent: str | None = None,
         decided_price: float | None = None,
+        position_side: str | None = None,
     ) -> dict[str, Any]:
         """A limit order; ``time_in_force``: GTC (default), IOC, FOK, GTX (post-only) or
         GTD with ``good_till`` (epoch seconds it expires at, > 600 s ahead; GTD is implied
-        when only ``good_till`` is given)."""
+        when only ``good_till`` is given). ``position_side``: LONG or SHORT on a hedge-mode
+        account (a BUY LONG opens the long, a SELL LONG closes it)."""
         spec = order_spec(symbol, side, amount, price, post_only=post_only,
                           reduce_only=reduce_only, time_in_force=time_in_force,
-                          good_till=good_till, intent=intent)  # fmt: skip
+                          good_till=good_till, intent=intent,
+                          position_side=position_side)  # fmt: skip
         return self._order(spec, decided_price)
 
     def post_only_order(
@@ -256,10 +270,12 @@ class Context:
         *,
         intent: str | None = None,
         reduce_only: bool = False,
+        position_side: str | None = None,
     ) -> dict[str, Any]:
         return self.limit_order(
-            symbol, side, amount, price, post_only=True, reduce_only=reduce_only, intent=intent
-        )
+            symbol, side, amount, price, post_only=True, reduce_only=reduce_only, intent=intent,
+            position_side=position_side,
+        )  # fmt: skip
 
     def market_order(
         self,
@@ -270,8 +286,16 @@ class Context:
         reduce_only: bool = False,
         intent: str | None = None,
         decided_price: float | None = None,
+        position_side: str | None = None,
     ) -> dict[str, Any]:
-        spec = order_spec(symbol, side, amount, reduce_only=reduce_only, intent=intent)
+        spec = order_spec(
+            symbol,
+            side,
+            amount,
+            reduce_only=reduce_only,
+            intent=intent,
+            position_side=position_side,
+        )
         return self._order(spec, decided_price)
 
     def reduce_only_order(
@@ -282,21 +306,42 @@ class Context:
         price: float | None = None,
         *,
         intent: str | None = None,
+        position_side: str | None = None,
     ) -> dict[str, Any]:
-        """A reduce-only exit: limit when ``price`` is given, market otherwise."""
+        """A reduce-only exit: limit when ``price`` is given, market otherwise. On a
+        hedge-mode account name the side it closes (``position_side`` LONG: a sell, SHORT: a
+        buy); it is sent as that close, without reduceOnly (Binance's hedge-mode rule)."""
+        ps = leg(position_side)
+        if ps is not None and side != closing_side(ps):
+            raise OrderRejected(
+                "POSITION_SIDE",
+                f"reduce_only_order {side} positionSide {ps} would open the {ps} side, not "
+                f"close it: a {closing_side(ps)} closes it",
+            )
+        kw: dict[str, Any] = {"reduce_only": ps is None, "intent": intent, "position_side": ps}
         if price is None:
-            return self.market_order(symbol, side, amount, reduce_only=True, intent=intent)
-        return self.limit_order(symbol, side, amount, price, reduce_only=True, intent=intent)
+            return self.market_order(symbol, side, amount, **kw)
+        return self.limit_order(symbol, side, amount, price, **kw)
 
-    def exit(self, symbol: str, policy: str = "adaptive", **config: Any) -> dict[str, Any] | None:
+    def exit(
+        self,
+        symbol: str,
+        policy: str = "adaptive",
+        position_side: str | None = None,
+        **config: Any,
+    ) -> dict[str, Any] | None:
         """Close ``symbol``'s position with an exit policy (docs/exits.md); None when flat.
 
         ``policy``: market, slices, passive-then-aggressive or adaptive; ``config``: any
         ExitConfig field (participation, band_bps, pace_s, timeout_s...). Every child order
-        goes through the run (ledger, guards) and is an explained ``exit`` Decision.
+        goes through the run (ledger, guards) and is an explained ``exit`` Decision. On a
+        hedge-mode account ``position_side`` (LONG or SHORT) names the side to close.
         """
         client = self._runner.client
         venue = ExitVenue(client, self._runner.place, self._runner.cancel, client_position(client))
+        side = leg(position_side)
+        if side is not None:
+            venue = leg_venue(venue, side, client_position(client, side))
         res = self._run(run_exit(venue, symbol, policy, ExitConfig(**config)))
         return None if res is None else res.to_dict()
 
@@ -333,7 +378,7 @@ class Context:
 
     def _batch_spec(self, o: dict[str, Any]) -> OrderSpec:
         known = {"symbol", "side", "amount", "price", "post_only", "reduce_only",
-                 "time_in_force", "good_till", "intent"}  # fmt: skip
+                 "time_in_force", "good_till", "intent", "position_side"}  # fmt: skip
         unknown = set(o) - known
         if unknown:
             raise OrderRejected("BAD_PARAM", f"place_orders: unknown keys {sorted(unknown)}")
@@ -368,15 +413,18 @@ class Context:
         info = order.get("info") or {}
         tif = None if order.get("postOnly") else order.get("timeInForce")
         good_till = int(info["goodTillDate"]) / 1000 if tif == "GTD" else None
+        side = leg(info.get("positionSide"))  # hedge mode: the same side, no reduceOnly
+        reduce_only = bool(order.get("reduceOnly") or info.get("reduceOnly") in (True, "true"))
         return self.limit_order(
             symbol,
             order["side"],
             amount if amount is not None else left,
             price if price is not None else float(order["price"]),
             post_only=bool(order.get("postOnly")),
-            reduce_only=bool(order.get("reduceOnly") or info.get("reduceOnly") in (True, "true")),
+            reduce_only=reduce_only and side is None,
             time_in_force=tif,
             good_till=good_till,
+            position_side=side,
         )
 
     def set_leverage(self, symbol: str, leverage: float) -> Any:

@@ -73,23 +73,26 @@ class EventFeed:
         if kill != self._told_kill:
             events.append({"type": "kill", "state": kill})
             self._told_kill = kill
-        for symbol, p in self._positions().items():
-            before = self._told_amounts.get(symbol, 0.0)
+        positions = self._positions()  # by symbol, and by "SYMBOL|LONG" for a hedge side
+        for key, p in positions.items():
+            before = self._told_amounts.get(key, 0.0)
             if p.amount != before:
                 events.append(
                     {
                         "type": "position",
-                        "symbol": symbol,
+                        "symbol": p.symbol,
                         "before": before,
                         "after": p.amount,
                         "entry_price": p.entry_price,
                         "liquidation_price": p.liquidation_price,
+                        "position_side": p.position_side,
                     }
                 )
-                self._told_amounts[symbol] = p.amount
-        for symbol in [s for s in self._told_amounts if s not in self._positions()]:
-            before = self._told_amounts.pop(symbol)
+                self._told_amounts[key] = p.amount
+        for key in [k for k in self._told_amounts if k not in positions]:
+            before = self._told_amounts.pop(key)
+            symbol, _, side = key.partition("|")
             if before:
                 events.append({"type": "position", "symbol": symbol, "before": before,
-                               "after": 0.0})  # fmt: skip
+                               "after": 0.0, "position_side": side or None})  # fmt: skip
         return sorted(events, key=lambda e: ORDER[e["type"]])  # stable: keeps their order

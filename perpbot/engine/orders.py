@@ -20,6 +20,7 @@ import ccxt
 from perpbot.client.account import AccountView
 from perpbot.client.guarded import GuardedClient
 from perpbot.client.orders import client_order_id, is_ours
+from perpbot.client.position_side import leg
 from perpbot.client.request import OrderSpec, reducing_risk
 from perpbot.client.transport import parse_error_body
 from perpbot.client.validate import plain_number
@@ -99,6 +100,7 @@ class OrderManager:
             time_in_force=order.get("timeInForce"),
             client_order_id=cid,
             intent="adopted",
+            position_side=leg((order.get("info") or {}).get("positionSide")),
         )
         self.adopted.add(cid)
         self.ledger.placed(spec, order, adopted=True)

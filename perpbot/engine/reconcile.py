@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ccxt
 
 from perpbot.client.account import AccountView
 from perpbot.client.guarded import GuardedClient
+from perpbot.client.position_side import leg, leg_key
 from perpbot.engine.events import EngineEvents, FillEvent, OrderEvent, Source
 from perpbot.engine.journal import RunJournal
 from perpbot.engine.ledger import Fill, Ledger
@@ -52,7 +53,39 @@ def position_of(raw: dict[str, Any]) -> PositionSnapshot:
         unrealized_pnl=float(raw.get("unrealizedPnl") or 0.0),
         liquidation_price=_price(raw.get("liquidationPrice")),
         leverage=_price(raw.get("leverage")),
+        position_side=leg(info.get("positionSide") or info.get("ps")),  # REST, user stream
     )
+
+
+def split_legs(
+    snaps: list[PositionSnapshot], symbols: list[str]
+) -> tuple[dict[str, PositionSnapshot], dict[str, PositionSnapshot]]:
+    """(positions by symbol, hedge-mode sides by ``leg_key``). A symbol held on both sides
+    of a hedge-mode account gets one net snapshot (amounts and PnL summed, no entry)."""
+    positions: dict[str, PositionSnapshot] = {}
+    legs: dict[str, PositionSnapshot] = {}
+    for p in snaps:
+        if p.symbol not in symbols:
+            continue
+        if p.position_side is None:
+            positions[p.symbol] = p
+            continue
+        if not p.amount:
+            continue
+        legs[leg_key(p.symbol, p.position_side)] = p
+        other = positions.get(p.symbol)
+        positions[p.symbol] = (
+            replace(p, position_side=None)
+            if other is None
+            else replace(
+                other,
+                amount=other.amount + p.amount,
+                entry_price=None,
+                unrealized_pnl=other.unrealized_pnl + p.unrealized_pnl,
+                liquidation_price=None,
+            )
+        )
+    return positions, legs
 
 
 @dataclass(slots=True, kw_only=True)
@@ -78,9 +111,7 @@ class Reconciler:
         has both from its streams: its periodic safety-net read checks orders and fills)."""
         state, symbols = self.state, self.state.symbols
         raw = await self.client.fetch_positions(symbols)
-        state.positions = {
-            p.symbol: p for p in (position_of(r) for r in raw) if p.symbol in symbols
-        }
+        state.positions, state.legs = split_legs([position_of(r) for r in raw], symbols)
         if self.own_only is None:
             self.account.set_positions(raw)
         for s in symbols:

@@ -140,7 +140,7 @@ class RunReporter:
                     "mark_price": p.mark_price,
                     "unrealized_pnl": p.unrealized_pnl,
                 }
-                for sym, p in s.positions.items()
+                for sym, p in {**s.positions, **s.legs}.items()  # hedge mode: "SYMBOL|LONG"...
                 if p.amount
             },
             "warnings": warnings,

@@ -184,13 +184,15 @@ class OrderUpdate:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PositionChange:
     """``on_position_change``: the signed amount of ``symbol`` moved from ``before`` to
-    ``after`` (both as of the engine's bookkeeping)."""
+    ``after`` (both as of the engine's bookkeeping). On a hedge-mode account each side
+    has its own changes (``position_side`` LONG or SHORT) besides the net's (None)."""
 
     symbol: str
     before: float
     after: float
     entry_price: float | None
     liquidation_price: float | None
+    position_side: str | None = None
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> PositionChange:
@@ -200,6 +202,7 @@ class PositionChange:
             after=float(d["after"]),
             entry_price=_f(d.get("entry_price")),
             liquidation_price=_f(d.get("liquidation_price")),
+            position_side=d.get("position_side"),
         )
 
 

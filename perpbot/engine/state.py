@@ -21,6 +21,7 @@ class PositionSnapshot:
     unrealized_pnl: float = 0.0
     liquidation_price: float | None = None
     leverage: float | None = None
+    position_side: str | None = None  # LONG | SHORT: one side of a hedge-mode account
 
     @property
     def side(self) -> str:
@@ -33,7 +34,10 @@ class RunState:
     strategy: str
     symbols: list[str]
     started: float = field(default_factory=time.time)
+    # symbol -> position; on a hedge-mode account the net of its two sides (``legs``)
     positions: dict[str, PositionSnapshot] = field(default_factory=dict)
+    # hedge mode: each side's position by ``leg_key`` ("SYMBOL|LONG", "SYMBOL|SHORT")
+    legs: dict[str, PositionSnapshot] = field(default_factory=dict)
     marks: dict[str, float] = field(default_factory=dict)
     mark_times: dict[str, float] = field(default_factory=dict)  # epoch s (exchange time)
     equity: float | None = None

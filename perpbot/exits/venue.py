@@ -7,7 +7,7 @@ switch its ``ExchangeOps``; every call still passes the guarded client's pipelin
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from perpbot.client.account import AccountView
@@ -25,12 +25,31 @@ class ExitVenue:
     position: Callable[[str], Awaitable[float]]
 
 
-def client_position(client: GuardedClient) -> Callable[[str], Awaitable[float]]:
-    """The signed position of a symbol as the exchange reports it now."""
+def client_position(
+    client: GuardedClient, position_side: str | None = None
+) -> Callable[[str], Awaitable[float]]:
+    """The signed position of a symbol as the exchange reports it now (hedge mode: of
+    ``position_side``, LONG or SHORT)."""
 
     async def position(symbol: str) -> float:
         view = AccountView()
         view.set_positions(await client.fetch_positions([symbol]))
-        return view.position(symbol)
+        return view.position(symbol, position_side)
 
     return position
+
+
+def leg_venue(
+    venue: ExitVenue, position_side: str, position: Callable[[str], Awaitable[float]]
+) -> ExitVenue:
+    """The venue an exit closes one side of a hedge-mode position through: ``position``
+    reads that side's, and each reduce-only child goes out as that side's close (positionSide,
+    no reduceOnly: Binance does not take it in hedge mode, and a SELL LONG / BUY SHORT
+    cannot open anything)."""
+
+    async def place(spec: OrderSpec) -> dict[str, Any]:
+        if spec.reduce_only:
+            spec = replace(spec, reduce_only=False, position_side=position_side)
+        return await venue.place(spec)
+
+    return ExitVenue(venue.client, place, venue.cancel, position)

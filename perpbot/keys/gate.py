@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from perpbot.client.account import AccountView
+from perpbot.client.position_side import HEDGE_SIDES
 from perpbot.client.validate import (
     OrderRefused,
     WireOrder,
@@ -152,7 +153,17 @@ class ScopeGate:
         names = {self._unified(s) for s in wanted if isinstance(s, str)}
         kept = {s: a for s, a in self._seen.positions.items() if s not in names}
         self._seen.positions = {**kept, **fresh.positions}
+        legs = {k: a for k, a in self._seen.legs.items() if k.split("|")[0] not in names}
+        self._seen.legs = {**legs, **fresh.legs}
+        self._seen.hedged = fresh.hedged if fresh.hedged is not None else self._seen.hedged
         self._seen.updated_at = fresh.updated_at
+
+    def _hedged(self) -> bool | None:
+        """The account's position mode as known: the shared view's, else a positions
+        answer's (a command without a runner), None: not known."""
+        if self.account.hedged is not None or self._seen is None:
+            return self.account.hedged
+        return self._seen.hedged
 
     def _view(self) -> AccountView | None:
         """The account knowledge to judge reduce-only orders by (None: nothing known)."""
@@ -186,12 +197,12 @@ class ScopeGate:
             )
         allowed = PAPER_SCOPES if self.grant is None else self.grant.scopes_for(request.command)
         if request.method == "create_order":
-            order = wire_order(request, self.exchange)
+            order = wire_order(request, self.exchange, self._hedged())
             self._same_symbol(request, order.symbol)
             self._check_order(request, order, allowed)
             if self.grant is not None:
                 self._check_symbol(request, order.symbol)
-                if not order.reduce_only:
+                if not order.closes:
                     self._check_notional(request, order)
             return
         if not covers(allowed, scope):
@@ -224,14 +235,16 @@ class ScopeGate:
         if TRADE in allowed:
             return
         if REDUCE not in allowed:
-            self._missing(request, REDUCE if order.reduce_only else TRADE, allowed, order)
+            self._missing(request, REDUCE if order.closes else TRADE, allowed, order)
         hint = grant_hint(self.profile, request.command, [TRADE])
         lead = (
             f"{self._who()} may only reduce positions with command {request.command!r} "
             f"(scope reduce, not trade)"
         )
         what = f"{request.method} {order.symbol} {order.side} {_fmt(order.amount)}"
-        if not order.reduce_only:
+        if order.position_side in HEDGE_SIDES:
+            what += f" positionSide {order.position_side}"
+        if not order.closes:  # reduce-only, or a hedge-mode close (SELL LONG, BUY SHORT)
             self._deny(
                 "SCOPE_REDUCE_ONLY",
                 f"{lead}, and this order ({what}) is not reduce-only; to let "
@@ -252,9 +265,12 @@ class ScopeGate:
                 missing=[TRADE],
                 fix=hint,
             )
-        position = view.position(symbol or "")
+        position_side = order.position_side
+        position = view.position(symbol or "", position_side)
         side = order.side if order.side in ("buy", "sell") else ""
-        room = view.reduce_only_room(symbol or "", side) if side else 0.0
+        room = (
+            view.reduce_only_room(symbol or "", side, position_side=position_side) if side else 0.0
+        )
         amount = order.amount or 0.0
         if not side or amount <= 0 or amount > room + _EPS:
             held = "long" if position > 0 else "short" if position < 0 else "no"

@@ -27,11 +27,12 @@ def describe_left(left: list[dict[str, Any]], unconfirmed: list[str] | None = No
 
 
 def describe_positions_left(left: dict[str, Any]) -> str:
-    """'positions left open: BTC/USDT:USDT +0.01, ETH/USDT:USDT unknown' (or '')."""
+    """'positions left open: BTC/USDT:USDT +0.01, ETH/USDT:USDT unknown' (or ''); a
+    hedge-mode side as 'BTC/USDT:USDT LONG +0.01'."""
     if not left:
         return ""
     parts = [
-        f"{symbol} {'unknown' if amount is None else format(amount, '+g')}"
+        f"{symbol.replace('|', ' ')} {'unknown' if amount is None else format(amount, '+g')}"
         for symbol, amount in sorted(left.items())
     ]
     return f"positions left open: {', '.join(parts)}"

@@ -202,7 +202,7 @@ async def _act(
             known.setdefault(str(o.get("symbol")), []).append(o)
         view = conn.setup.account
         view.set_positions(await client.fetch_positions())
-        for s in view.positions:
+        for s in view.held_symbols():
             known.setdefault(s, [])
     targets = sorted(known)
     out: dict[str, Any] = {"symbols": targets, "cancelled": [], "closed": [], "errors": []}

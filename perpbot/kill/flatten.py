@@ -28,8 +28,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from perpbot.client.position_side import leg_key
 from perpbot.client.request import OrderSpec
 from perpbot.exits import ExitConfig, ExitVenue, run_exit
+from perpbot.exits.venue import leg_venue
 from perpbot.kill.cancel import describe_error
 from perpbot.kill.ops import ExchangeOps
 
@@ -80,6 +82,7 @@ def _order_record(
         "amount": spec.amount,
         "price": spec.price,
         "reduce_only": spec.reduce_only,
+        "position_side": spec.position_side,
         "time_in_force": spec.time_in_force,
         "client_order_id": spec.client_order_id,
         "status": (order or {}).get("status"),
@@ -90,14 +93,22 @@ def _order_record(
 
 
 async def flatten_symbol(
-    ops: ExchangeOps, symbol: str, policy: FlattenPolicy, deadline: float
+    ops: ExchangeOps,
+    symbol: str,
+    policy: FlattenPolicy,
+    deadline: float,
+    position_side: str | None = None,
 ) -> tuple[dict[str, Any] | None, list[str]]:
-    """Close ``symbol``'s position; (record or None when already flat, errors)."""
+    """Close ``symbol``'s position (hedge mode: its ``position_side`` one, with closing
+    orders of that side instead of reduce-only ones); (record or None when flat, errors)."""
     errors: list[str] = []
-    start = await ops.position(symbol)
+    start = await ops.position(symbol, position_side)
     if not start:
         return None, errors
     rec: dict[str, Any] = {"symbol": symbol, "from": start, "to": start, "orders": []}
+    if position_side is not None:
+        rec["position_side"] = position_side
+    flags: dict[str, Any] = {"reduce_only": position_side is None, "position_side": position_side}
     amount, attempts = start, 0
     while amount and time.monotonic() < deadline:
         side = "sell" if amount > 0 else "buy"
@@ -106,11 +117,11 @@ async def flatten_symbol(
             ref = await touch_price(ops, symbol, side)
             price = capped_price(ops, symbol, side, ref, policy.slippage_pct)
             spec = OrderSpec(
-                symbol, side, "limit", qty, price, reduce_only=True, time_in_force="IOC",
-                intent=INTENT, decided_price=ref, decided_at=time.time(),
+                symbol, side, "limit", qty, price, time_in_force="IOC",
+                intent=INTENT, decided_price=ref, decided_at=time.time(), **flags,
             )  # fmt: skip
         else:
-            spec = OrderSpec(symbol, side, "market", qty, None, reduce_only=True, intent=INTENT)
+            spec = OrderSpec(symbol, side, "market", qty, None, intent=INTENT, **flags)
         attempts += 1
         try:
             order = await ops.place(spec)
@@ -119,26 +130,33 @@ async def flatten_symbol(
             rec["orders"].append(_order_record(spec, None, describe_error(exc)))
             if attempts > policy.limit_attempts:
                 await asyncio.sleep(MARKET_PAUSE_S)
-        amount = await ops.position(symbol)
+        amount = await ops.position(symbol, position_side)
         rec["to"] = amount
     if amount:
+        what = symbol if position_side is None else f"{symbol} {position_side}"
         errors.append(
-            f"{symbol}: position still {amount:+g} after {attempts} reduce-only order(s) "
+            f"{what}: position still {amount:+g} after {attempts} reduce-only order(s) "
             f"in {policy.timeout_s:g} s"
         )
     return rec, errors
 
 
 async def exit_symbol(
-    ops: ExchangeOps, symbol: str, policy: FlattenPolicy
+    ops: ExchangeOps, symbol: str, policy: FlattenPolicy, position_side: str | None = None
 ) -> tuple[dict[str, Any] | None, list[str]]:
-    """Close ``symbol`` with the exit executor's ``policy.exit_policy``."""
+    """Close ``symbol`` (hedge mode: its ``position_side`` side) with the exit executor's
+    ``policy.exit_policy``."""
     venue = ExitVenue(ops.client, ops.place, ops.cancel_one, ops.position)
+    if position_side is not None:
+        side = position_side
+        venue = leg_venue(venue, side, lambda s: ops.position(s, side))
     cfg = ExitConfig(timeout_s=policy.timeout_s, asked_by="kill:flatten", intent=INTENT)
     res = await run_exit(venue, symbol, policy.exit_policy, cfg)
     if res is None:
         return None, []
     rec = {"symbol": symbol, "from": res.start, "to": res.left, "orders": res.orders}
+    if position_side is not None:
+        rec["position_side"] = position_side
     rec |= {"policy": res.policy, "shortfall_bps": round(res.shortfall_bps, 2)}
     rec["switches"] = res.switches
     return rec, res.errors
@@ -147,26 +165,38 @@ async def exit_symbol(
 async def flatten_positions(
     ops: ExchangeOps, symbols: list[str], policy: FlattenPolicy
 ) -> FlattenReport:
-    """Flatten every symbol at once; each one's failure is reported, not raised."""
+    """Flatten every symbol at once (on a hedge-mode account each side that holds a
+    position: ``report.left`` then names it ``SYMBOL|LONG``); each one's failure is
+    reported, not raised."""
     report = FlattenReport()
     deadline = time.monotonic() + policy.timeout_s
-    if policy.exit_policy == "capped":
-        jobs = [flatten_symbol(ops, s, policy, deadline) for s in symbols]
-    else:
-        jobs = [exit_symbol(ops, s, policy) for s in symbols]
-    results = await asyncio.gather(*jobs, return_exceptions=True)
-    for symbol, result in zip(symbols, results, strict=True):
-        if isinstance(result, BaseException):
-            report.errors.append(f"flatten {symbol}: {describe_error(result)}")
+    found = await asyncio.gather(*(ops.sides(s) for s in symbols), return_exceptions=True)
+    targets: list[tuple[str, str | None]] = []
+    for symbol, sides in zip(symbols, found, strict=True):
+        if isinstance(sides, BaseException):
+            report.errors.append(f"flatten {symbol}: {describe_error(sides)}")
             report.left[symbol] = None
+            continue
+        targets.extend((symbol, side) for side in sides)
+    if policy.exit_policy == "capped":
+        jobs = [flatten_symbol(ops, s, policy, deadline, side) for s, side in targets]
+    else:
+        jobs = [exit_symbol(ops, s, policy, side) for s, side in targets]
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    for (symbol, side), result in zip(targets, results, strict=True):
+        key = leg_key(symbol, side)
+        if isinstance(result, BaseException):
+            report.errors.append(f"flatten {key}: {describe_error(result)}")
+            report.left[key] = None
             continue
         rec, errors = result
         if rec is not None:
             report.closed.append(rec)
             if rec["to"]:
-                report.left[symbol] = rec["to"]
+                report.left[key] = rec["to"]
         report.errors.extend(errors)
-    flat = [s for s in symbols if s not in report.left]
+    held = {key.split("|")[0] for key in report.left}
+    flat = [s for s in symbols if s not in held]
     done = await asyncio.gather(*(cancel_stops(ops, s) for s in flat), return_exceptions=True)
     for symbol, result in zip(flat, done, strict=True):
         if isinstance(result, BaseException):

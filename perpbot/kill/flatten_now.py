@@ -49,7 +49,7 @@ async def _flatten(
     for s in symbols or []:
         if s not in client.markets:
             raise BadInput(f"--symbol: got {s!r}, expected a symbol the exchange lists")
-    targets = sorted(symbols or [s for s, amount in view.positions.items() if amount])
+    targets = sorted(symbols or view.held_symbols())
     out: dict[str, Any] = {"symbols": targets, "cancelled": [], "closed": [], "errors": []}
     ops = client_ops(client, "flatten", view)
     if cancel_orders and targets:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from perpbot.client.position_side import closes
 from perpbot.client.request import HttpRecord, Request
 from perpbot.errors import KillSwitchActive, PermissionDenied
 from perpbot.events import Decision, EventBus
@@ -44,10 +45,14 @@ INTERRUPT_PREFIX = "kill switch"
 
 
 def is_reduce_only(request: Request) -> bool:
+    """Reduce-only, or a hedge-mode close (a SELL of the LONG side, a BUY of the SHORT one:
+    Binance takes no reduceOnly in hedge mode, and such an order cannot open anything)."""
     if request.order is not None:
-        return bool(request.order.reduce_only)
+        return request.order.closes
     flag = request.params.get("reduceOnly")
-    return flag is True or str(flag).lower() == "true"
+    side = request.args[2] if len(request.args) > 2 else request.kwargs.get("side")
+    hedge_close = closes(str(side).lower(), request.params.get("positionSide"))
+    return flag is True or str(flag).lower() == "true" or hedge_close
 
 
 # Reads and cancels pass at every level, so for them the gate only peeks (to notice a new

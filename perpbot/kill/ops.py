@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import ccxt
 
 from perpbot.client.account import AccountView
+from perpbot.client.position_side import HEDGE_SIDES, leg_key
 from perpbot.client.request import OrderSpec
 
 if TYPE_CHECKING:
@@ -40,24 +41,44 @@ class ExchangeOps:
     cancel_one: Callable[[dict[str, Any], str], Awaitable[Any]]
     account: AccountView | None = None  # the run's view, kept current for the risk checks
 
-    async def position(self, symbol: str) -> float:
-        """The signed position of ``symbol`` as the exchange reports it now.
+    async def position(self, symbol: str, position_side: str | None = None) -> float:
+        """The signed position of ``symbol`` as the exchange reports it now (hedge mode,
+        ``position_side`` LONG or SHORT: that side's).
 
         A hung strategy stops the engine's reconcile, so the run's AccountView may be stale;
         the RiskGate judges reduce-only orders by it, so it is updated here too.
         """
+        return (await self._read(symbol)).position(symbol, position_side)
+
+    async def sides(self, symbol: str) -> list[str | None]:
+        """What there is to close on ``symbol``: ``[None]`` (its one net position) on a
+        one-way account; the hedge-mode sides (LONG, SHORT) that hold a position."""
+        if self.account is not None and self.account.hedged is False:
+            return [None]  # known one-way: no extra read before the flatten's own
+        fresh = await self._read(symbol)
+        if not fresh.hedged:
+            return [None]
+        return [side for side in HEDGE_SIDES if fresh.position(symbol, side)]
+
+    async def _read(self, symbol: str) -> AccountView:
         fresh = AccountView()
         fresh.set_positions(await self.client.fetch_positions([symbol]))
-        amount = fresh.position(symbol)
-        if self.account is not None:
-            if amount:
-                self.account.positions[symbol] = amount
-                if symbol in fresh.entry_prices:
-                    self.account.entry_prices[symbol] = fresh.entry_prices[symbol]
+        view = self.account
+        if view is None:
+            return fresh
+        if fresh.hedged is not None:
+            view.hedged = fresh.hedged
+        for key in [symbol, *(leg_key(symbol, side) for side in HEDGE_SIDES)]:
+            for held, got in ((view.positions, fresh.positions), (view.legs, fresh.legs)):
+                if key in got:
+                    held[key] = got[key]
+                else:
+                    held.pop(key, None)
+            if key in fresh.entry_prices:
+                view.entry_prices[key] = fresh.entry_prices[key]
             else:
-                self.account.positions.pop(symbol, None)
-                self.account.entry_prices.pop(symbol, None)
-        return amount
+                view.entry_prices.pop(key, None)
+        return fresh
 
 
 def runner_ops(runner: OrderingRun) -> ExchangeOps:

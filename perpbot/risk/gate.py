@@ -24,6 +24,7 @@ import ccxt
 from perpbot.client.account import OpenOrder
 from perpbot.client.orders import strategy_prefix
 from perpbot.client.pipeline import CallNext
+from perpbot.client.position_side import leg, leg_key
 from perpbot.client.request import OrderSpec, Request
 from perpbot.client.validate import find_market, wire_leverage, wire_margin_mode, wire_order
 from perpbot.config import RiskSection, StrategyFile
@@ -80,11 +81,13 @@ class RateWindows:
         return RateCounts(*found)
 
 
-def spec_from_request(request: Request, exchange: Any = None) -> OrderSpec:
+def spec_from_request(
+    request: Request, exchange: Any = None, hedged: bool | None = None
+) -> OrderSpec:
     """The OrderSpec the risk checks judge: the ``create_order`` call as it will be sent
     (arguments with params laid over them, ``perpbot.client.validate``). A request built
     from a spec keeps it: ``wire_order`` has checked that it says what is sent."""
-    wire = wire_order(request, exchange)
+    wire = wire_order(request, exchange, hedged)
     if request.order is not None:
         return request.order
     return OrderSpec(
@@ -98,6 +101,7 @@ def spec_from_request(request: Request, exchange: Any = None) -> OrderSpec:
         time_in_force=wire.time_in_force,
         client_order_id=wire.client_order_id,
         intent=request.intent,
+        position_side=leg(wire.position_side),
     )
 
 
@@ -119,6 +123,8 @@ def make_flags_consistent(request: Request, spec: OrderSpec) -> None:
             params.pop("timeInForce", None)
     if spec.client_order_id:
         params["clientOrderId"] = spec.client_order_id
+    if leg(spec.position_side) is not None:
+        params["positionSide"] = spec.position_side
 
 
 def _refusal_is_certain(exc: BaseException) -> bool:
@@ -206,9 +212,10 @@ class RiskGate:
         return result
 
     async def _order(self, request: Request, call_next: CallNext) -> Any:
-        spec = request.order = spec_from_request(request, self.exchange)
+        account = self.setup.account
+        spec = request.order = spec_from_request(request, self.exchange, account.hedged)
         now = time.time()
-        kill = spec.reduce_only and (spec.intent or "").startswith(EXEMPT_INTENT_PREFIX)
+        kill = spec.closes and (spec.intent or "").startswith(EXEMPT_INTENT_PREFIX)
         if not kill:
             if self._defaults_pending:
                 self._apply_defaults(spec)
@@ -218,10 +225,16 @@ class RiskGate:
                 self._reject(rejection)
         make_flags_consistent(request, spec)
         self.windows.record("order", spec.symbol, now)
-        account = self.setup.account
         cid = spec.client_order_id
         if cid:
-            account.reserve(cid, spec.symbol, spec.side, spec.amount, reduce_only=spec.reduce_only)
+            account.reserve(
+                cid,
+                spec.symbol,
+                spec.side,
+                spec.amount,
+                reduce_only=spec.reduce_only,
+                position_side=spec.position_side,
+            )
         try:
             result = await call_next(request)
         except BaseException as exc:
@@ -290,17 +303,19 @@ class RiskGate:
         symbol = spec.symbol
         index, note = state.index_price(symbol)
         prices = self.prices(symbol)
+        side = spec.position_side
         return CheckInput(
             spec=spec,
             now=now,
-            position=account.position(symbol),
+            position=account.position(symbol, side),
             positions=account.positions,
+            legs=account.legs,
             prices=prices,
             index=index,
             index_note=note,
             orders=[o for o in account.orders.values() if self._own(o)],
-            reduce_only_room=account.reduce_only_room(symbol, spec.side),
-            reduce_only_unsettled=account.reduce_only_debit.get(symbol, 0.0),
+            reduce_only_room=account.reduce_only_room(symbol, spec.side, position_side=side),
+            reduce_only_unsettled=account.reduce_only_debit.get(leg_key(symbol, side), 0.0),
             equity=account.equity,
             rates=self.windows.counts(symbol, now),
             reduce_only_reason=state.reduce_only_reason(symbol),
@@ -318,8 +333,11 @@ class RiskGate:
     def margin_snapshot(
         self, symbol: str, prices: dict[str, float], now: float
     ) -> MarginInput | None:
-        """The account's margin as the bot knows it (None until equity and marks are)."""
+        """The account's margin as the bot knows it (None until equity and marks are; None
+        on a hedge-mode account: the margin model holds one net position per symbol)."""
         account, state = self.setup.account, self.state
+        if account.hedged:
+            return None
         marks = state.marks()
         mark = marks.get(symbol) or prices.get(symbol)
         if account.equity is None or mark is None:
@@ -336,7 +354,7 @@ class RiskGate:
             holdings[sym] = Holding(amount, entry, m, lev, state.brackets.get(sym, flat))
         order_margin = 0.0
         for o in account.orders.values():
-            if not o.reduce_only:
+            if not o.closes:
                 px = o.price or prices.get(o.symbol, 0.0)
                 order_margin += o.remaining * px / (leverage.get(o.symbol) or DEFAULT_LEVERAGE)
         snap = state.books.get(symbol)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from perpbot.client.account import OpenOrder
+from perpbot.client.position_side import HEDGE_SIDES, leg, leg_key
 from perpbot.client.request import OrderSpec
 from perpbot.config import RiskLimits, RiskSection
 from perpbot.risk.margin import AccountMargin, Brackets
@@ -47,6 +48,7 @@ class CheckInput:
     now: float
     position: float = 0.0  # signed, the order's symbol
     positions: Mapping[str, float] = field(default_factory=dict)  # every symbol (bot level)
+    legs: Mapping[str, float] = field(default_factory=dict)  # hedge mode: AccountView.legs
     prices: Mapping[str, float] = field(default_factory=dict)  # reference price per symbol
     index: float | None = None  # the healthy index price of the order's symbol
     index_note: str | None = None  # why there is no index price, when there is none
@@ -62,11 +64,12 @@ class CheckInput:
     memo: dict[Any, Any] = field(default_factory=dict)  # figures several checks share
 
     def opening(self, symbol: str) -> list[float]:
-        """Remaining size of the open orders that would grow a position: [buys, sells]."""
+        """Remaining size of the open orders that would grow a position: [buys, sells]
+        (in hedge mode: the buys grow the LONG side, the sells the SHORT one)."""
         if self._opening is None:
             table: dict[str, list[float]] = {}
             for o in self.orders:
-                if not o.reduce_only:
+                if not o.closes:
                     row = table.setdefault(o.symbol, [0.0, 0.0])
                     row[0 if o.side == "buy" else 1] += o.remaining
             self._opening = table
@@ -78,7 +81,13 @@ class CheckInput:
         if found is None:
             self.opening(self.spec.symbol)
             assert self._opening is not None
-            found = self.memo["symbols"] = {*self.positions, *self._opening, self.spec.symbol}
+            legs = {k.split("|")[0] for k in self.legs}
+            found = self.memo["symbols"] = {
+                *self.positions,
+                *legs,
+                *self._opening,
+                self.spec.symbol,
+            }
         return found  # type: ignore[no-any-return]
 
     @property
@@ -144,7 +153,22 @@ def describe(s: OrderSpec) -> str:
 
 
 def exposure(i: CheckInput, symbol: str, extra: float) -> float:
-    """Worst-case |position| on ``symbol`` if every opening order filled (plus ``extra``)."""
+    """Worst-case |position| on ``symbol`` if every opening order filled (plus ``extra``).
+
+    Hedge mode counts both sides: |LONG| + |SHORT|, each grown by its opening orders (a
+    closing order, ``extra`` of a closing spec included, grows neither)."""
+    long_, short = (i.legs.get(leg_key(symbol, s), 0.0) for s in HEDGE_SIDES)
+    if long_ or short or leg(i.spec.position_side) is not None:
+        buys, sells = i.opening(symbol)
+        grows = symbol == i.spec.symbol and not i.spec.closes
+        return (
+            abs(long_)
+            + buys
+            + max(extra, 0.0) * grows
+            + abs(short)
+            + sells
+            + max(-extra, 0.0) * grows
+        )
     position = i.position if symbol == i.spec.symbol else i.positions.get(symbol, 0.0)
     buys, sells = i.opening(symbol)
     longest = position + buys + max(extra, 0.0)

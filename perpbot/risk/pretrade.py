@@ -82,7 +82,7 @@ def check_flags(i: CheckInput, cfg: RiskSection) -> Rejection | None:
 
 def check_reduce_only(i: CheckInput, cfg: RiskSection) -> Rejection | None:
     s = i.spec
-    if not s.reduce_only:
+    if not s.closes:  # reduce-only, or a hedge-mode close (its side's position: i.position)
         return None
     pos = i.position
     data = {"symbol": s.symbol, "position": pos, "amount": s.amount}
@@ -243,7 +243,7 @@ def run_checks(
     i: CheckInput, cfg: RiskSection, checks: Sequence[CheckRow] = CHECKS
 ) -> Rejection | None:
     """The first rejection of the table, or None when the order may go."""
-    reducing = i.spec.reduce_only
+    reducing = i.spec.closes
     for row in checks:
         if reducing and not row.reducing:
             continue

@@ -98,6 +98,7 @@ def order_record(engine: Engine, o: Order) -> dict[str, Any]:
         "cumQuote": f"{o.cum_quote:.{spec.pp + spec.qp}f}",
         "status": o.status,
         "reduceOnly": o.reduce_only,
+        "positionSide": o.position_side,  # BOTH (one-way) | LONG | SHORT (hedge mode)
         "time": o.time,
         "updateTime": o.update_time,
         "cancelTime": o.cancel_time,

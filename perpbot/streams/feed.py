@@ -44,7 +44,8 @@ from typing import Any
 import ccxt
 
 from perpbot.client.account import AccountView
-from perpbot.engine.reconcile import Reconciler, position_of
+from perpbot.client.position_side import leg_key
+from perpbot.engine.reconcile import Reconciler, position_of, split_legs
 from perpbot.engine.state import PositionSnapshot
 from perpbot.events import Action, Decision, EventBus
 from perpbot.streams.evidence import OwedEvents
@@ -68,7 +69,10 @@ def _position_key(p: dict[str, Any]) -> tuple[Any, ...]:
 
 def _position_raw(p: PositionSnapshot) -> dict[str, Any]:
     """A PositionSnapshot in the shape AccountView.set_positions reads."""
-    return {"symbol": p.symbol, "info": {"positionAmt": p.amount}, "entryPrice": p.entry_price}
+    info: dict[str, Any] = {"positionAmt": p.amount}
+    if p.position_side is not None:  # a hedge-mode side
+        info["positionSide"] = p.position_side
+    return {"symbol": p.symbol, "info": info, "entryPrice": p.entry_price}
 
 
 class StreamFeed:
@@ -208,9 +212,7 @@ class StreamFeed:
         deadline = time.monotonic() + REFRESH_WAIT_S
         while self.user_stream_up and time.monotonic() < deadline:
             if not self._behind():
-                self.account.set_positions(
-                    [_position_raw(p) for p in self.state.positions.values()]
-                )
+                self.account.set_positions(self._positions_raw())
                 return
             await asyncio.sleep(0.002)
         if self.user_stream_up:
@@ -405,14 +407,17 @@ class StreamFeed:
         return list(latest.values())
 
     def _cached_positions(self) -> dict[str, dict[str, Any]]:
-        """The newest cached position of each symbol (oldest first in the cache: an updated
-        entry moves to its end)."""
+        """The newest cached position of each symbol, of each side on a hedge-mode account
+        (oldest first in the cache: an updated entry moves to its end)."""
         latest: dict[str, dict[str, Any]] = {}
         for cache in (getattr(self.ex, "positions", None) or {}).values():
             for p in cache:
                 symbol, ts = p.get("symbol"), p.get("timestamp") or 0
-                if symbol and ts >= (latest.get(symbol, {}).get("timestamp") or 0):
-                    latest[symbol] = p
+                if not symbol:
+                    continue
+                key = leg_key(symbol, (p.get("info") or {}).get("ps"))
+                if ts >= (latest.get(key, {}).get("timestamp") or 0):
+                    latest[key] = p
         return latest
 
     def _on_positions(self, positions: list[dict[str, Any]]) -> None:
@@ -425,7 +430,8 @@ class StreamFeed:
             return
         for raw in positions:
             p = position_of(raw)
-            old = self.state.positions.get(p.symbol)
+            key = leg_key(p.symbol, p.position_side)
+            old = (self.state.legs if p.position_side else self.state.positions).get(key)
             if old is not None:  # ACCOUNT_UPDATE has no liquidation price, leverage or mark:
                 p = replace(  # keep REST's until the next reconcile reads them again
                     p,
@@ -433,12 +439,38 @@ class StreamFeed:
                     leverage=p.leverage or old.leverage,
                     mark_price=p.mark_price or old.mark_price,
                 )
-            if p.symbol in self.symbols:
+            if p.symbol in self.symbols and p.position_side is None:
                 self.state.positions[p.symbol] = p
                 changed = True
+            elif p.symbol in self.symbols:  # a hedge-mode side: the net follows the sides
+                self.state.legs[key] = p
+                changed = True
         if changed:
-            self.account.set_positions([_position_raw(p) for p in self.state.positions.values()])
+            self._net_of_legs()
+            self.account.set_positions(self._positions_raw())
             self._revalue()
+
+    def _positions_raw(self) -> list[dict[str, Any]]:
+        """The run's positions as AccountView.set_positions reads them (each hedge-mode
+        side on its own: the view sums the net)."""
+        state = self.state
+        sides = {p.symbol for p in state.legs.values()}
+        rows = [p for s, p in state.positions.items() if s not in sides]
+        return [_position_raw(p) for p in [*rows, *state.legs.values()]]
+
+    def _net_of_legs(self) -> None:
+        """Hedge mode: each symbol's net snapshot from its sides (split_legs)."""
+        state = self.state
+        if not state.legs:
+            return
+        held = {p.symbol for p in state.legs.values()}
+        nets, legs = split_legs(list(state.legs.values()), self.symbols)
+        state.legs = legs
+        for symbol in held:
+            if symbol in nets:
+                state.positions[symbol] = nets[symbol]
+            else:
+                state.positions.pop(symbol, None)
 
     def _on_balance(self, balance: dict[str, Any]) -> None:
         total = (balance.get("total") or {}).get("USDT")  # ACCOUNT_UPDATE: the wallet
@@ -453,14 +485,15 @@ class StreamFeed:
         if self._wallet is None:
             return
         state, upnl = self.state, 0.0
-        for sym, p in list(state.positions.items()):
-            mark = state.marks.get(sym)
-            if mark and p.amount and p.entry_price:
-                pnl = p.amount * (mark - p.entry_price)
-                state.positions[sym] = replace(p, mark_price=mark, unrealized_pnl=pnl)
-                upnl += pnl
-            else:
-                upnl += p.unrealized_pnl
+        for table in (state.positions, state.legs):
+            for key, p in list(table.items()):
+                mark = state.marks.get(p.symbol)
+                if mark and p.amount and p.entry_price:
+                    pnl = p.amount * (mark - p.entry_price)
+                    table[key] = replace(p, mark_price=mark, unrealized_pnl=pnl)
+        self._net_of_legs()  # a symbol held on both sides: its net PnL is its sides'
+        for p in state.positions.values():
+            upnl += p.unrealized_pnl
         state.equity = self._wallet + upnl
         self.account.equity = state.equity
         state.peak_equity = max(state.peak_equity or state.equity, state.equity)

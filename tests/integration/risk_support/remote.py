@@ -9,12 +9,14 @@ from typing import Any
 
 from perpbot.engine import Strategy
 from perpbot.engine.context import Context
+from perpbot.engine.results import PositionChange
 
 
 class Remote(Strategy):
     def __init__(self, params: Any) -> None:
         super().__init__(params)
         self.inbox: queue.Queue[tuple[Callable[[Context], Any], Future[Any]]] = queue.Queue()
+        self.position_changes: list[PositionChange] = []  # what on_position_change was told
 
     def on_tick(self, ctx: Context) -> None:
         while True:
@@ -26,3 +28,6 @@ class Remote(Strategy):
                 fut.set_result(fn(ctx))
             except BaseException as exc:  # handed to the test, which asserts on it
                 fut.set_exception(exc)
+
+    def on_position_change(self, ctx: Context, change: PositionChange) -> None:
+        self.position_changes.append(change)
