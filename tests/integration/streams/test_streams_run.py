@@ -238,6 +238,11 @@ async def test_a_24h_rotation_is_a_loss_like_any_other(sim_factory: Any, tmp_pat
     handle = sim_factory()
     bot = await started(bot_toml(tmp_path, handle))
     try:
+        # the market streams are up too (the start waits for the user stream only; on a
+        # loaded machine the mark and book connections can still be opening)
+        feed = bot.runner.feed
+        assert feed is not None
+        await bot.until(lambda: all(h.messages for h in feed.health.values() if not h.private))
         control(handle, "/__sim/ws/rotate", {"scope": "all"})
         await bot.until(lambda: bot.decisions("STREAM_BACKFILL"), timeout=30)
         await bot.until(lambda: len(bot.decisions("STREAM_RECONNECTED")) >= 2)  # mark, book
