@@ -9,7 +9,8 @@ Over real HTTP against the simulator, whose own state (GET /__sim/state) is the 
 - a price move through the LONG side's stop closes the LONG side only;
 - the strategy's ctx stop calls take ``position_side=`` (a reduce-only stop that would open
   its side is refused with POSITION_SIDE, before any request);
-- a side that goes flat loses its stop, and the kill switch's flatten leaves no algo order.
+- the kill switch's flatten leaves no position and no algo order;
+- a SIGKILLed hedge bot's stops outlive it (and the dead-man countdown) and close each side.
 
 Binance New Algo Order: positionSide "must be sent in Hedge Mode", reduceOnly "cannot be sent
 in Hedge Mode", closePosition "Close-All, used with STOP_MARKET or TAKE_PROFIT_MARKET":
@@ -19,18 +20,31 @@ https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import run_cli
+from tests.integration.kill_strategies.support import Bot as KillBot
+from tests.integration.kill_strategies.support import MakeBotFiles, start_bot, wait_until
 from tests.integration.risk_support.bot import BTC, Bot, write_toml
-from tests.integration.test_hedge_mode import LONG_QTY, SHORT_QTY, fresh, hedge, rejected, sides
+from tests.integration.test_hedge_mode import (
+    LONG_QTY,
+    SHORT_QTY,
+    account_of,
+    fresh,
+    hedge,
+    plain_ccxt,
+    rejected,
+    sides,
+)
 
 __all__ = ["hedge"]  # the fixture, shared with test_hedge_mode
 
 PROTECT = {"enabled": True, "stop_pct": 2.0, "check_interval_s": 0.1}
+COUNTDOWN_S = 1.0
 
 
 def algos(sim: Any, key: str) -> list[dict[str, Any]]:
@@ -130,3 +144,43 @@ async def test_a_stop_per_side_follows_each_side_and_fires_for_its_side_only(
     assert not any(sides(sim, key).values())
     assert [a for a in algos(sim, key) if a["algoStatus"] == "NEW"] == []  # none left
     assert not any(o["reduceOnly"] for o in sim.state()["orders"])
+
+
+def test_a_sigkilled_hedge_bot_leaves_a_stop_per_side_and_the_exchange_closes_each_side(
+    bot_files: MakeBotFiles, tmp_path: Path, bots: list[KillBot]
+) -> None:
+    """Issue 17's SIGKILL bar (tests/integration/protect/test_protect_sigkill.py), on a
+    hedge-mode account: both sides' stops outlive the bot and each closes its own side."""
+    sim, creds, toml = bot_files(
+        params={"mode": "idle", "orders_per_symbol": 0, "open_position": 0.01,
+                "open_short": 0.01},
+        strategy={"symbols": [BTC], "tick_interval": 0.2},
+        kill={"deadman_countdown_s": COUNTDOWN_S, "deadman_refresh_s": 0.25},
+        extra={"protect": {"enabled": True, "stop_pct": 2.0, "check_interval_s": 0.2}},
+    )  # fmt: skip
+    key, secret = creds
+    plain_ccxt(sim, key, secret).fapiPrivatePostPositionSideDual({"dualSidePosition": "true"})
+    bot = start_bot(toml, tmp_path, creds)
+    bots.append(bot)
+    stops = wait_until(lambda: len(s := standing(sim, key)) == 2 and s, timeout=30)
+    assert sides(sim, key) == {"LONG": 0.01, "SHORT": -0.01}
+    assert {(s["side"], s["positionSide"]) for s in stops.values()} == {
+        ("SELL", "LONG"), ("BUY", "SHORT")
+    }  # fmt: skip
+
+    bot.signal(signal.SIGKILL)
+    bot.proc.wait(10)
+    # the dead-man countdown lapses (the exchange cancels the plain orders) ...
+    wait_until(lambda: not account_of(sim, key)["countdowns"], timeout=COUNTDOWN_S + 5)
+    # ... and both stops still stand, both sides still open
+    after = standing(sim, key)
+    assert {k: a["algoId"] for k, a in after.items()} == {k: a["algoId"] for k, a in stops.items()}
+    assert sides(sim, key) == {"LONG": 0.01, "SHORT": -0.01}
+
+    sim.jump("BTCUSDT", -3.0)  # through the LONG side's stop (2 % under its entry)
+    wait_until(lambda: sides(sim, key) == {"SHORT": -0.01}, timeout=10)
+    sim.jump("BTCUSDT", 6.5)  # back up through the SHORT side's stop (2 % over its entry)
+    wait_until(lambda: sides(sim, key) == {}, timeout=10)
+    fired = {a["algoId"]: a for a in algos(sim, key)}
+    for stop in stops.values():
+        assert fired[stop["algoId"]]["algoStatus"] == "FINISHED"
