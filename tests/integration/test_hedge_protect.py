@@ -63,12 +63,13 @@ def entry(sim: Any, key: str, side: str) -> float:
     return next(float(p["entryPrice"]) for p in acct["positions"] if p["positionSide"] == side)
 
 
+@pytest.mark.parametrize("streams", [False, True], ids=["REST reconcile", "user stream"])
 async def test_a_stop_per_side_follows_each_side_and_fires_for_its_side_only(
-    hedge: tuple[Any, str, str], tmp_path: Path
+    hedge: tuple[Any, str, str], tmp_path: Path, streams: bool
 ) -> None:
     sim, key, _ = hedge
     toml = write_toml(
-        tmp_path, sim.base_url, exchange={"streams": False}, risk={"accept_no_limits": True},
+        tmp_path, sim.base_url, exchange={"streams": streams}, risk={"accept_no_limits": True},
         protect=PROTECT,
     )  # fmt: skip
     async with Bot(toml) as bot:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from perpbot.client.request import Request
 from perpbot.engine.conditional import ConditionalSpec, side_refusal, view_of, wire_params
 
 BTC = "BTC/USDT:USDT"
@@ -70,3 +71,10 @@ def test_one_way_mode_is_unchanged() -> None:
     assert side_refusal(stop, False) is None and stop.reduce_only is True
     wire = wire_params(stop, "BTCUSDT", Precise())
     assert wire["reduceOnly"] == "true" and "positionSide" not in wire
+
+
+def test_a_hedge_algo_close_may_use_the_rate_limiters_reserve() -> None:
+    close = wire_params(spec(amount=0.01, position_side="LONG"), "BTCUSDT", Precise())
+    assert Request("fapiprivate_post_algoorder", (close,)).risk_reducing
+    opening = wire_params(spec(side="buy", amount=0.01, position_side="LONG"), "BTCUSDT", Precise())
+    assert not Request("fapiprivate_post_algoorder", (opening,)).risk_reducing
