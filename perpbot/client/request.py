@@ -222,4 +222,7 @@ def _reduce_only_params(params: Any) -> bool:
         return False
     if any(str(params.get(k)).lower() == "true" for k in ("reduceOnly", "closePosition")):
         return True
-    return closes(str(params.get("side") or "").lower(), params.get("positionSide"))
+    side, position_side = params.get("side"), params.get("positionSide")
+    if not isinstance(side, str) or not isinstance(position_side, str):
+        return False  # not a hedge close (a malformed one is refused at the boundary)
+    return closes(side.lower(), position_side)
