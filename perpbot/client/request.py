@@ -216,7 +216,13 @@ class Request:
 
 
 def _reduce_only_params(params: Any) -> bool:
-    """A raw call's params that make it reduce-only (an algo order's, a raw order's)."""
+    """A raw call's params that make it reduce-only (an algo order's, a raw order's): also a
+    hedge-mode algo close (side SELL with positionSide LONG, BUY with SHORT)."""
     if not isinstance(params, dict):
         return False
-    return any(str(params.get(k)).lower() == "true" for k in ("reduceOnly", "closePosition"))
+    if any(str(params.get(k)).lower() == "true" for k in ("reduceOnly", "closePosition")):
+        return True
+    side, position_side = params.get("side"), params.get("positionSide")
+    if not isinstance(side, str) or not isinstance(position_side, str):
+        return False  # not a hedge close (a malformed one is refused at the boundary)
+    return closes(side.lower(), position_side)

@@ -10,6 +10,11 @@ rate-limited like any other), with its own scope (``stop``), its own weight (per
 order count 1, weight 0), its risk judgement (perpbot.risk.stops) made here before it is sent
 and again at every reconcile while it stands, and a Decision for every placement, refusal and
 cancel. Client ids are this run's (perpbot.client.orders), sent as ``clientAlgoId``.
+
+Hedge mode (docs/hedge-mode.md): every conditional order names ``position_side`` LONG or
+SHORT and never sends reduceOnly (New Algo Order: positionSide "must be sent in Hedge Mode",
+reduceOnly "cannot be sent in Hedge Mode"). A reduce-only one becomes a side close (SELL
+LONG, BUY SHORT); a reduce-only one that would open its side is refused (POSITION_SIDE).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import ccxt
 
+from perpbot.client.position_side import HEDGE_SIDES, closes, leg, leg_key
 from perpbot.engine.orders import exchange_message
 from perpbot.engine.strategy import OrderRejected
 from perpbot.errors import KillSwitchActive, PermissionDenied, RiskRejected
@@ -59,13 +65,37 @@ class ConditionalSpec:
     working_type: str = "MARK_PRICE"
     client_order_id: str | None = None
     intent: str | None = None
+    position_side: str | None = None  # LONG | SHORT on a hedge-mode account
 
     @property
     def wire_type(self) -> str:
         return WIRE_TYPE[self.kind]
 
     def reduces_only(self) -> bool:
-        return self.close_position or self.reduce_only
+        return self.close_position or self.reduce_only or closes(self.side, self.position_side)
+
+
+def side_refusal(spec: ConditionalSpec, hedged: bool) -> str | None:
+    """Why ``spec`` cannot be sent on an account in this mode (None: it can). In hedge mode
+    a reduce-only spec that closes its side is turned into that side close here."""
+    if spec.position_side not in (None, "BOTH", *HEDGE_SIDES):
+        return f"position_side {spec.position_side!r}: expected LONG or SHORT (upper case)"
+    side = leg(spec.position_side)
+    if not hedged:
+        if side is not None:
+            return (f"position_side {side} on a one-way account: conditional orders there "
+                    "act on the one net position (send no position_side)")  # fmt: skip
+        return None
+    if side is None:
+        return (f"a hedge-mode account needs position_side LONG or SHORT on the "
+                f"{spec.wire_type} ({spec.symbol})")  # fmt: skip
+    if spec.reduce_only:
+        if not closes(spec.side, side):
+            return (f"a reduce-only {spec.side} {spec.wire_type} cannot act on the {side} side "
+                    f"in hedge mode: it would open it (a close is "
+                    f"{'sell' if side == 'LONG' else 'buy'} {side})")  # fmt: skip
+        spec.reduce_only = False  # hedge mode: the side close is the reduce-only form
+    return None
 
 
 def view_of(spec: ConditionalSpec) -> StopView:
@@ -124,11 +154,14 @@ def wire_params(spec: ConditionalSpec, market_id: str, exchange: Any) -> dict[st
         "clientAlgoId": str(spec.client_order_id),
     }
     unified = spec.symbol
+    side = leg(spec.position_side)
+    if side is not None:
+        p["positionSide"] = side
     if spec.close_position:
         p["closePosition"] = "true"
     else:
         p["quantity"] = exchange.amount_to_precision(unified, spec.amount)
-        if spec.reduce_only:
+        if spec.reduce_only and side is None:
             p["reduceOnly"] = "true"
     if spec.trigger_price is not None and spec.kind != "trailing_stop":
         p["triggerPrice"] = exchange.price_to_precision(unified, spec.trigger_price)
@@ -164,6 +197,7 @@ def parse_algo(raw: dict[str, Any], symbol: str) -> dict[str, Any]:
         "price": num("price"),
         "closePosition": raw.get("closePosition") in (True, "true"),
         "reduceOnly": raw.get("reduceOnly") in (True, "true"),
+        "positionSide": raw.get("positionSide"),
         "status": "open" if status in OPEN_STATUSES else status.lower(),
         "conditional": True,
         "info": raw,
@@ -181,7 +215,8 @@ class ConditionalOrders:
     def _decide(self, action: str, code: str, sentence: str, spec: ConditionalSpec) -> None:
         data = {"symbol": spec.symbol, "side": spec.side, "type": spec.wire_type,
                 "client_order_id": spec.client_order_id, "trigger_price": spec.trigger_price,
-                "close_position": spec.close_position}  # fmt: skip
+                "close_position": spec.close_position,
+                "position_side": spec.position_side}  # fmt: skip
         self.orders.bus.publish(Decision("stops", action, code, sentence, data))
 
     async def place(
@@ -189,11 +224,8 @@ class ConditionalOrders:
     ) -> dict[str, Any]:
         """Judge and send one conditional order; refusals become OrderRejected."""
         validate(spec)
-        if self.orders.account.hedged:
-            sentence = (
-                f"conditional orders ({spec.wire_type} on {spec.symbol}) are not supported on a "
-                "hedge-mode account: perpbot sends them one-way only (docs/hedge-mode.md)"
-            )
+        sentence = side_refusal(spec, self.orders.account.hedged)
+        if sentence is not None:
             self._decide("reject", "POSITION_SIDE", sentence, spec)
             raise OrderRejected("POSITION_SIDE", sentence)
         refusal = judge_placement(view_of(spec), position, mark, self.risk)
@@ -266,12 +298,12 @@ class ConditionalOrders:
         self, positions: dict[str, PositionSnapshot], marks: dict[str, float]
     ) -> list[str]:
         """Judge every standing opening stop as if it fired now; cancel the ones the risk
-        limits would refuse (perpbot.risk.stops.judge_at_trigger). Returns their ids."""
+        limits would refuse (perpbot.risk.stops.judge_at_trigger). Returns their ids.
+        ``positions`` holds hedge-mode sides by ``leg_key`` too ("SYMBOL|LONG")."""
         cancelled: list[str] = []
         for cid, spec in list(self.placed.items()):
-            refusal = judge_at_trigger(
-                view_of(spec), positions.get(spec.symbol), marks.get(spec.symbol), self.risk
-            )
+            held = positions.get(leg_key(spec.symbol, spec.position_side))
+            refusal = judge_at_trigger(view_of(spec), held, marks.get(spec.symbol), self.risk)
             if refusal is None:
                 continue
             self._decide("refuse", refusal[0], refusal[1], spec)

@@ -446,7 +446,11 @@ class Context:
         if stops is None:
             raise OrderRejected("NOT_CONNECTED", "conditional orders need a connected run")
         mark = self._last_price.get(spec.symbol, (None, 0.0))[0]
-        snapshot = self._runner.positions.get(spec.symbol)
+        side = leg(spec.position_side)
+        if side is None:
+            snapshot = self._runner.positions.get(spec.symbol)
+        else:  # hedge mode: judged against the side it acts on
+            snapshot = self._runner.legs.get(leg_key(spec.symbol, side))
         if snapshot is not None and snapshot.mark_price:
             mark = snapshot.mark_price
         return self._run(stops.place(spec, position=snapshot, mark=mark))
@@ -466,14 +470,17 @@ class Context:
         reduce_only: bool = False,
         working_type: str = "MARK_PRICE",
         intent: str | None = None,
+        position_side: str | None = None,
     ) -> dict[str, Any]:
         """Any conditional order: ``kind`` is stop_market, take_profit_market, stop,
-        take_profit (limit at ``price``) or trailing_stop (``callback_rate`` percent)."""
+        take_profit (limit at ``price``) or trailing_stop (``callback_rate`` percent).
+        ``position_side`` LONG or SHORT on a hedge-mode account (needed there); reduce-only
+        then means a close of that side (sell LONG, buy SHORT)."""
         spec = ConditionalSpec(
             symbol=symbol, side=side, kind=kind, amount=amount, trigger_price=trigger_price,
             price=price, callback_rate=callback_rate, activation_price=activation_price,
             close_position=close_position, reduce_only=reduce_only,
-            working_type=working_type, intent=intent,
+            working_type=working_type, intent=intent, position_side=position_side,
         )  # fmt: skip
         return self._conditional(spec)
 
@@ -487,13 +494,15 @@ class Context:
         close_position: bool = False,
         reduce_only: bool = True,
         intent: str | None = None,
+        position_side: str | None = None,
     ) -> dict[str, Any]:
         """A protective stop: reduce-only by default; ``close_position=True`` (no amount)
-        closes whatever position stands when it fires."""
+        closes whatever position stands when it fires (in hedge mode: that side's)."""
         return self.conditional_order(
             symbol, side, "stop_market", None if close_position else amount,
             trigger_price=trigger_price, close_position=close_position,
             reduce_only=reduce_only and not close_position, intent=intent,
+            position_side=position_side,
         )  # fmt: skip
 
     def take_profit_order(
@@ -507,6 +516,7 @@ class Context:
         close_position: bool = False,
         reduce_only: bool = True,
         intent: str | None = None,
+        position_side: str | None = None,
     ) -> dict[str, Any]:
         """A take-profit: market when it fires, or a limit at ``price``."""
         kind: Kind = "take_profit" if price is not None else "take_profit_market"
@@ -514,6 +524,7 @@ class Context:
             symbol, side, kind, None if close_position else amount, trigger_price=trigger_price,
             price=price, close_position=close_position,
             reduce_only=reduce_only and not close_position, intent=intent,
+            position_side=position_side,
         )  # fmt: skip
 
     def trailing_stop_order(
@@ -526,11 +537,13 @@ class Context:
         activation_price: float | None = None,
         reduce_only: bool = True,
         intent: str | None = None,
+        position_side: str | None = None,
     ) -> dict[str, Any]:
         """A trailing stop that fires ``callback_rate`` percent back from the best price."""
         return self.conditional_order(
             symbol, side, "trailing_stop", amount, callback_rate=callback_rate,
             activation_price=activation_price, reduce_only=reduce_only, intent=intent,
+            position_side=position_side,
         )  # fmt: skip
 
     def conditional_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:

@@ -4,7 +4,8 @@ A run reads it once, before anything is armed, into the shared ``AccountView.hed
 order boundary (perpbot.client.validate) then judges every order's ``positionSide`` by it.
 Hedge mode is supported for plain limit and market orders, the scope and risk gates, the
 engine's positions (``RunState.legs``, ``ctx.position(symbol, position_side=...)``, REST
-or streams), the kill switch's flatten and ``ctx.exit(position_side=...)``. What is not is
+or streams), the kill switch's flatten, ``ctx.exit(position_side=...)``, conditional orders
+(``position_side=``) and ``[protect]`` (a stop per side). What is not is
 refused here, in one line, before anything is armed (docs/hedge-mode.md says why for each).
 """
 
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
 def unsupported(config: StrategyFile) -> list[str]:
     """The parts of ``config`` a hedge-mode run does not support (empty: none)."""
     found = []
-    if config.protect.enabled:
-        found.append("[protect] (conditional orders are one-way only)")
     if config.strategy.share_symbols:
         found.append("[strategy] share_symbols")
     if config.risk.liquidation_band_pct is not None:

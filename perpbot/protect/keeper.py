@@ -15,7 +15,9 @@ looks at each symbol of the strategy:
 
 A position that cannot be protected (no entry price yet, the stop would fire at once, the
 key lacks scope ``stop``, the exchange refuses) is tried again every ``RETRY_AFTER_S`` and
-explained once per position state:
+explained once per position state (on a hedge-mode account the LONG and the SHORT side of a
+symbol are each a position here: each gets its own ``closePosition`` orders with its
+``positionSide``, kept by ``leg_key``, "SYMBOL|LONG"):
 ``Decision(layer="protect", action="unprotected", code=PROTECT_...)``, and with
 ``on_failure = "kill"`` the run's kill switch trips (perpbot.kill.trips: KILL_UNPROTECTED).
 """
@@ -26,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from perpbot.client.position_side import HEDGE_SIDES, leg, leg_key
 from perpbot.engine.conditional import ConditionalOrders, ConditionalSpec
 from perpbot.engine.strategy import OrderRejected
 from perpbot.events import Decision, EventBus
@@ -52,59 +55,68 @@ class Keeper:
     stops: ConditionalOrders
     bus: EventBus
     symbols: list[str]
-    guards: dict[str, Guard] = field(default_factory=dict)
-    explained: dict[str, float] = field(default_factory=dict)  # symbol -> amount explained
-    failed_at: dict[str, float] = field(default_factory=dict)  # symbol -> monotonic time
+    guards: dict[str, Guard] = field(default_factory=dict)  # by leg_key
+    explained: dict[str, float] = field(default_factory=dict)  # leg_key -> amount explained
+    failed_at: dict[str, float] = field(default_factory=dict)  # leg_key -> monotonic time
 
-    async def sync(self, positions: dict[str, PositionSnapshot]) -> None:
+    async def sync(
+        self, positions: dict[str, PositionSnapshot], legs: dict[str, PositionSnapshot]
+    ) -> None:
+        """Protect each symbol's position (one-way) or each of its sides (hedge mode:
+        ``legs`` by leg_key)."""
+        hedged = self.stops.orders.account.hedged
         for symbol in self.symbols:
-            position = positions.get(symbol)
-            await self._one(symbol, position)
+            if not hedged:
+                await self._one(symbol, None, positions.get(symbol))
+                continue
+            for side in HEDGE_SIDES:
+                await self._one(symbol, side, legs.get(leg_key(symbol, side)))
 
-    async def _one(self, symbol: str, position: PositionSnapshot | None) -> None:
+    async def _one(self, symbol: str, side: str | None, position: PositionSnapshot | None) -> None:
+        key = leg_key(symbol, side)
         amount = position.amount if position is not None else 0.0
-        guard = self.guards.get(symbol)
+        guard = self.guards.get(key)
         if not amount:
-            self.explained.pop(symbol, None)
-            self.failed_at.pop(symbol, None)
+            self.explained.pop(key, None)
+            self.failed_at.pop(key, None)
             if guard is not None:
                 await self._cancel(symbol, guard)
-                del self.guards[symbol]
+                del self.guards[key]
             return
         assert position is not None
         if guard is not None and guard.amount == amount:
             standing = {o.get("clientOrderId") for o in await self.stops.forget_gone(symbol)}
             if guard.stop_id in standing and guard.take_profit_id in (None, *standing):
                 return
-        failed = self.failed_at.get(symbol)
+        failed = self.failed_at.get(key)
         if failed is not None and time.monotonic() - failed < RETRY_AFTER_S:
             return  # it failed a moment ago: try again in a while, not every round
         want = plan(position, self.cfg)
         if want is None:
             self._unprotected(
-                symbol, amount, "PROTECT_NO_PRICE",
+                key, amount, "PROTECT_NO_PRICE",
                 "the exchange reported neither an entry nor a liquidation price to place "
                 "the stop from",
             )  # fmt: skip
             return
         try:
-            new = await self._place(want, position)
+            new = await self._place(want, position, side)
         except OrderRejected as exc:
-            self._unprotected(symbol, amount, f"PROTECT_{exc.code}", exc.sentence)
+            self._unprotected(key, amount, f"PROTECT_{exc.code}", exc.sentence)
             return
         if guard is not None:
             await self._cancel(symbol, guard)
-        self.guards[symbol] = new
-        self.explained.pop(symbol, None)
-        self.failed_at.pop(symbol, None)
+        self.guards[key] = new
+        self.explained.pop(key, None)
+        self.failed_at.pop(key, None)
 
-    async def _place(self, want: Protection, position: PositionSnapshot) -> Guard:
+    async def _place(self, want: Protection, position: PositionSnapshot, side: str | None) -> Guard:
         mark = position.mark_price
         stop = await self.stops.place(
             ConditionalSpec(
                 symbol=want.symbol, side=want.side, kind="stop_market",
                 trigger_price=want.stop, close_position=True,
-                working_type=self.cfg.working_type, intent=INTENT,
+                working_type=self.cfg.working_type, intent=INTENT, position_side=side,
             ),
             position=position, mark=mark,
         )  # fmt: skip
@@ -115,7 +127,7 @@ class Keeper:
                     ConditionalSpec(
                         symbol=want.symbol, side=want.side, kind="take_profit_market",
                         trigger_price=want.take_profit, close_position=True,
-                        working_type=self.cfg.working_type, intent=INTENT,
+                        working_type=self.cfg.working_type, intent=INTENT, position_side=side,
                     ),
                     position=position, mark=mark,
                 )  # fmt: skip
@@ -151,15 +163,20 @@ class Keeper:
                     )
                 )
 
-    def _unprotected(self, symbol: str, amount: float, code: str, why: str) -> None:
-        self.failed_at[symbol] = time.monotonic()
-        if self.explained.get(symbol) == amount:
+    def _unprotected(self, key: str, amount: float, code: str, why: str) -> None:
+        self.failed_at[key] = time.monotonic()
+        if self.explained.get(key) == amount:
             return  # explained once per position state; retried every RETRY_AFTER_S
-        self.explained[symbol] = amount
+        self.explained[key] = amount
+        symbol, _, ps = key.partition("|")
         kill = self.cfg.on_failure == "kill"
         side = "long" if amount > 0 else "short"
-        sentence = f"the {side} {abs(amount):g} {symbol} has no exchange-side stop: {why}" + (
-            "; [protect] on_failure = kill" if kill else ""
+        which = f" ({ps} side)" if leg(ps) else ""
+        sentence = (
+            f"the {side} {abs(amount):g} {symbol}{which} has no exchange-side stop: {why}"
+            + ("; [protect] on_failure = kill" if kill else "")
         )
-        data = {"symbol": symbol, "amount": amount, "trip": kill}
+        data: dict[str, object] = {"symbol": symbol, "amount": amount, "trip": kill}
+        if leg(ps):
+            data["position_side"] = ps
         self.bus.publish(Decision("protect", "unprotected", code, sentence, data))

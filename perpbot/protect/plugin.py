@@ -31,6 +31,8 @@ class ProtectRun(Protocol):
     @property
     def positions(self) -> dict[str, PositionSnapshot]: ...
     @property
+    def legs(self) -> dict[str, PositionSnapshot]: ...
+    @property
     def marks(self) -> dict[str, float]: ...
 
 
@@ -51,9 +53,9 @@ async def watch(runner: ProtectRun) -> None:
                     symbols=list(runner.config.strategy.symbols),
                 )  # fmt: skip
             try:
-                await stops.rejudge(runner.positions, runner.marks)
+                await stops.rejudge({**runner.positions, **runner.legs}, runner.marks)
                 if keeper is not None:
-                    await keeper.sync(runner.positions)
+                    await keeper.sync(runner.positions, runner.legs)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # one failed round; the next one tries again

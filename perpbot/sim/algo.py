@@ -12,8 +12,15 @@ price <= triggerPrice; TAKE_PROFIT / TAKE_PROFIT_MARKET the opposite; a trailing
 activates when the price reaches ``activatePrice`` (at once without one), then tracks the
 best price since and fires when the price has come back ``callbackRate`` percent from it.
 ``closePosition=true`` closes the whole position at trigger time (reduce-only); with no
-position left then, the algo order expires. Triggers are checked at every market step and
-after every jump, so they fire within one step (``tick_ms``) of the price crossing.
+position left then, the algo order expires.
+
+Hedge mode (``dualSidePosition``): ``positionSide`` LONG or SHORT must be sent and
+``reduceOnly`` may not be (the same refusals as New Order: -4061, -1106). The triggered order
+carries the algo order's ``positionSide``, so SELL LONG / BUY SHORT close that side only;
+``closePosition`` closes the whole of that side. ``priceMatch`` (STOP / TAKE_PROFIT only, never
+with ``price``) is resolved when the trigger fires: the child LIMIT takes the matched price
+then. Triggers are checked at every market step and after every jump, so they fire within one
+step (``tick_ms``) of the price crossing.
 
 What the simulator does where Binance does not say: the dead-man switch
 (``countdownCancelAll``) and ``DELETE /fapi/v1/allOpenOrders`` leave algo orders standing
@@ -28,7 +35,7 @@ from collections.abc import Mapping
 from perpbot.sim import errors as E
 from perpbot.sim import trading
 from perpbot.sim.engine import Engine
-from perpbot.sim.models import Account, AlgoOrder
+from perpbot.sim.models import Account, AlgoOrder, position_key
 
 TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT", "TRAILING_STOP_MARKET")
 MARKET_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
@@ -62,9 +69,11 @@ def place(engine: Engine, acct: Account, params: Mapping[str, str]) -> AlgoOrder
     otype = trading.required(params, "type").upper()
     if otype not in TYPES:
         raise E.SimError(-1116, "Invalid orderType.")
-    if params.get("positionSide", "BOTH").upper() != "BOTH" or acct.dual_side:
-        # hedge-mode conditional orders are not served (docs/simulator.md, hedge mode)
+    position_side = params.get("positionSide", "BOTH").upper()
+    if (position_side != "BOTH") != acct.dual_side or position_side not in trading.POSITION_SIDES:
         raise E.SimError(-4061, "Order's position side does not match user's setting.")
+    if acct.dual_side and "reduceOnly" in params:
+        raise _not_required("reduceonly")
     close = trading.parse_bool(params, "closePosition")
     reduce_only = trading.parse_bool(params, "reduceOnly")
     if close:
@@ -81,10 +90,12 @@ def place(engine: Engine, acct: Account, params: Mapping[str, str]) -> AlgoOrder
         qty = spec.parse_qty(trading.required(params, "quantity"), market=otype in MARKET_TYPES)
     price = 0
     tif = params.get("timeInForce", "GTC").upper()
+    match = _price_match(params, otype)
     if otype in ("STOP", "TAKE_PROFIT"):
         if tif not in trading.TIFS:
             raise E.SimError(-1115, "Invalid timeInForce.")
-        price = spec.parse_price(trading.required(params, "price"))
+        if match == "NONE":
+            price = spec.parse_price(trading.required(params, "price"))
     elif params.get("price"):
         raise _not_required("price")
     working = params.get("workingType", "CONTRACT_PRICE").upper()
@@ -111,7 +122,8 @@ def place(engine: Engine, acct: Account, params: Mapping[str, str]) -> AlgoOrder
     ):
         raise E.err(E.DUPLICATE_CID)
     ref = spec.px(price or trigger or activate) or engine.markets[symbol].mark
-    if not (close or reduce_only) and ref * spec.qty(qty) < spec.min_notional:
+    closes = (position_side, side) in (("LONG", "SELL"), ("SHORT", "BUY"))
+    if not (close or reduce_only or closes) and ref * spec.qty(qty) < spec.min_notional:
         raise E.SimError(
             -4164,
             f"Order's notional must be no smaller than "
@@ -137,6 +149,8 @@ def place(engine: Engine, acct: Account, params: Mapping[str, str]) -> AlgoOrder
         callback_rate=callback,
         activate_price=activate,
         update_time=now,
+        position_side=position_side,
+        price_match=match,
     )
     current = trigger_price_of(engine, algo)
     if otype != "TRAILING_STOP_MARKET" and _crossed(engine, algo, current):
@@ -146,6 +160,21 @@ def place(engine: Engine, acct: Account, params: Mapping[str, str]) -> AlgoOrder
     engine.next_algo_id += 1
     engine.algo_orders[algo.algo_id] = algo
     return algo
+
+
+def _price_match(params: Mapping[str, str], otype: str) -> str:
+    """priceMatch (New Algo Order): STOP / TAKE_PROFIT only, never with a price; "NONE"
+    when absent. The same codes as New Order's priceMatch (trading._price_match)."""
+    match = params.get("priceMatch", "NONE").upper() or "NONE"
+    if match == "NONE":
+        return match
+    if match not in trading.PRICE_MATCHES:
+        raise E.SimError(-5037, "Invalid price match")
+    if otype not in ("STOP", "TAKE_PROFIT"):
+        raise E.SimError(-5038, "Price match only supports order type: LIMIT, STOP AND TAKE_PROFIT")
+    if params.get("price"):
+        raise _not_required("price")
+    return match
 
 
 # -- triggers --------------------------------------------------------------------------
@@ -201,7 +230,7 @@ def _fire(engine: Engine, algo: AlgoOrder, t: int) -> None:
     algo.algo_status, algo.trigger_time, algo.update_time = "TRIGGERING", t, t
     qty = algo.qty
     if algo.close_position:
-        pos = acct.positions.get(algo.symbol)
+        pos = acct.positions.get(position_key(algo.symbol, algo.position_side))
         amt = pos.amt if pos else 0
         if amt == 0 or (amt > 0) == (algo.side == "BUY"):
             algo.algo_status, algo.reject_reason = "EXPIRED", "no position to close"
@@ -214,11 +243,16 @@ def _fire(engine: Engine, algo: AlgoOrder, t: int) -> None:
         "quantity": spec.fmt_qty(qty),
         "newClientOrderId": algo.client_algo_id,
     }
-    if algo.close_position or algo.reduce_only:
+    if algo.position_side != "BOTH":
+        params["positionSide"] = algo.position_side  # hedge: a close is SELL LONG / BUY SHORT
+    elif algo.close_position or algo.reduce_only:
         params["reduceOnly"] = "true"
     if params["type"] == "LIMIT":
-        params["price"] = spec.fmt_px(algo.price)
         params["timeInForce"] = algo.tif
+        if algo.price_match == "NONE":
+            params["price"] = spec.fmt_px(algo.price)
+        else:
+            params["priceMatch"] = algo.price_match  # the price is matched now, at trigger
     try:
         order = trading.place_order(engine, acct, params)
     except E.SimError as exc:

@@ -141,6 +141,8 @@ class AlgoOrder:
     trigger_time: int = 0
     actual_order_id: int | None = None
     reject_reason: str = ""
+    position_side: str = "BOTH"  # LONG | SHORT in hedge mode
+    price_match: str = "NONE"  # STOP / TAKE_PROFIT: the child's price is matched at trigger
 
     @property
     def is_open(self) -> bool:

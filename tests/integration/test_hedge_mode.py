@@ -10,8 +10,8 @@ Over real HTTP against the simulator, whose own state (GET /__sim/state) is the 
 - ``perpbot kill --level flatten`` leaves both sides at 0 (closing orders by positionSide,
   no reduceOnly) and the run ends;
 - a reduce-only grant allows a SELL LONG close and refuses a SELL SHORT open;
-- what hedge mode does not support ([protect], streams...) is still refused at start, in
-  one line, before anything is armed or sent.
+- what hedge mode does not support (share_symbols, liquidation_band_pct) is still refused at
+  start, in one line, before anything is armed or sent.
 
 Binance: New Order (positionSide "must be sent in Hedge Mode", reduceOnly "cannot be sent in
 Hedge Mode"), Change Position Mode, Get Current Position Mode:
@@ -174,7 +174,7 @@ async def test_a_hedge_bot_holds_both_sides_the_risk_gate_counts_both_and_flatte
     assert summary["deadman"]["armed"] == [BTC] and summary["deadman"]["disarmed"] is True
 
 
-async def test_an_exit_closes_one_side_and_conditional_orders_are_refused(
+async def test_an_exit_closes_one_side_and_a_conditional_order_needs_its_side(
     hedge: tuple[Any, str, str], tmp_path: Path
 ) -> None:
     sim, key, _ = hedge
@@ -229,7 +229,6 @@ async def test_an_exit_closes_one_side_and_conditional_orders_are_refused(
 @pytest.mark.parametrize(
     ("sections", "named"),
     [
-        ({"protect": {"enabled": True, "stop_pct": 5.0}}, "[protect]"),
         ({"strategy": {"share_symbols": True}}, "[strategy] share_symbols"),
         ({"risk": {"liquidation_band_pct": 20.0}}, "[risk] liquidation_band_pct"),
     ],

@@ -7,7 +7,9 @@
 - ``idle``: lays its orders once, then returns at once every tick (a healthy strategy).
 
 Orders are post-only, ``offset_pct`` away from the mid, half bids and half asks, so they
-rest until cancelled. ``open_position`` first buys that amount at market on each symbol.
+rest until cancelled. ``open_position`` first buys that amount at market on each symbol
+(with ``open_short`` on a hedge-mode account: a BUY LONG of ``open_position`` and a SELL
+SHORT of ``open_short``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class HangParams(BaseModel):
     offset_pct: float = Field(default=3.0, gt=0)
     spacing_pct: float = Field(default=0.1, gt=0)
     open_position: float = Field(default=0.0, ge=0)
+    open_short: float = Field(default=0.0, ge=0)  # hedge mode: open_position LONG, this SHORT
 
 
 class Hang(Strategy):
@@ -54,7 +57,10 @@ class Hang(Strategy):
         p = self.params
         if not ctx.state.get("laid"):
             for symbol in ctx.symbols:
-                if p.open_position:
+                if p.open_short:
+                    ctx.market_order(symbol, "buy", p.open_position, position_side="LONG")
+                    ctx.market_order(symbol, "sell", p.open_short, position_side="SHORT")
+                elif p.open_position:
                     ctx.market_order(symbol, "buy", p.open_position)
                 mid = ctx.mid(symbol)
                 for k in range(p.orders_per_symbol):
