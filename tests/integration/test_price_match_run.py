@@ -7,7 +7,8 @@ over HTTP to a quiet simulator whose own state is the truth).
   reaches the simulator; one within fills, and the simulator's order shows the matched price,
   which the run's ledger records from the answer;
 - ``place_orders`` takes ``price_match`` and ``modify_order`` keeps it;
-- what Binance would refuse (a price too) is refused with BAD_PRICE_MATCH, no order sent.
+- what Binance would refuse (a price too) is refused with BAD_PRICE_MATCH, no order sent;
+- the signed log records the request as sent (priceMatch, no price).
 """
 
 from __future__ import annotations
@@ -18,8 +19,15 @@ from typing import Any
 import ccxt
 import pytest
 
+from perpbot.app.connect import connect
+from perpbot.audit.reader import iter_records
+from perpbot.audit.subscriber import attach_to_bus
+from perpbot.client.request import OrderSpec
+from perpbot.config import ExchangeSection
 from perpbot.engine import OrderRejected
 from perpbot.engine.context import Context
+from perpbot.events import EventBus
+from perpbot.paths import logs_dir
 from perpbot.risk.inputs import num
 from perpbot.sim.ccxt_config import configure_loopback
 from tests.integration.risk_support.bot import BTC, Bot, quiet, write_toml
@@ -124,3 +132,31 @@ async def test_a_price_match_order_is_valued_at_the_level_the_book_gives_it(
         r = await rejected(bot, lambda ctx: ctx.limit_order(BTC, "buy", AMOUNT, price_match="X"))
         assert r.code == "BAD_PRICE_MATCH", r.sentence
         assert len(orders(sim)) == count
+
+
+async def test_the_signed_log_records_the_request_as_sent(
+    venue: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit record of a priceMatch order: priceMatch, no price (what went on the wire);
+    the price the book gave it is in the exchange's answer (the ledger, the simulator)."""
+    from keyring.backends import fail  # lazy: the keyring package only for this test
+
+    monkeypatch.setattr("keyring.core._keyring_backend", fail.Keyring())
+    bus = EventBus()
+    audit = attach_to_bus(bus, run_id="pm-audit", profile=None, command="run")
+    conn = await connect(
+        ExchangeSection(id="sim", url=venue.base_url), command="run", run_id="pm-audit", bus=bus
+    )
+    try:
+        spec = OrderSpec(BTC, "sell", "limit", AMOUNT, price_match="QUEUE_10",
+                         client_order_id="pb-pm-audit-1")  # fmt: skip
+        placed = await conn.client.create_order(spec)
+    finally:
+        await conn.close()
+        audit.close()
+    (truth,) = orders(venue)
+    assert truth["priceMatch"] == "QUEUE_10" and float(truth["price"]) == placed["price"]
+    records = list(iter_records(logs_dir() / "pm-audit"))
+    (sent,) = [r for r in records if r["kind"] == "exchange" and r["method"] == "create_order"]
+    assert sent["ok"] and sent["params"]["priceMatch"] == "QUEUE_10"
+    assert sent["params"]["price"] is None and sent["params"]["clientOrderId"] == "pb-pm-audit-1"
