@@ -14,6 +14,8 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+import ccxt
+
 from perpbot.client.position_side import closing_side, leg, leg_key
 from perpbot.client.price_match import BOOK_DEPTH, PRICE_MATCHES, matched_price
 from perpbot.client.request import OrderSpec
@@ -245,10 +247,14 @@ class Context:
         """A priceMatch order: read the book now (the stream's local book when fresh, else
         REST depth through every guard, charged to the budget) and note the price its level
         gives the order, for the scope and risk gates to value it at (docs/risk.md). An order
-        the boundary will refuse (a bad value, a price too) reads nothing."""
+        the boundary will refuse (a bad value, a price too) reads nothing; a read the
+        exchange fails leaves no reading (the gates then value it at the band edge)."""
         if spec.price_match not in PRICE_MATCHES or spec.price is not None:
             return
-        book = self.order_book(spec.symbol, BOOK_DEPTH)
+        try:
+            book = self.order_book(spec.symbol, BOOK_DEPTH)
+        except ccxt.BaseError:
+            return
         bids, asks = book.get("bids") or [], book.get("asks") or []
         spec.match_price = matched_price(spec.side, str(spec.price_match), bids, asks)
         spec.match_at = time.time()

@@ -308,7 +308,7 @@ class RiskGate:
         side = spec.position_side
         match_price, from_book = None, False
         if spec.price_match:
-            marks = [p for p in (prices.get(symbol),) if p]
+            marks = [p for p in (state.marks().get(symbol), prices.get(symbol)) if p]
             market = find_market(self.exchange, symbol)
             match_price, how = valuation(spec.match_price, spec.match_at, market, marks, now)
             from_book = how == BOOK_LEVEL

@@ -13,6 +13,7 @@ over HTTP to a quiet simulator whose own state is the truth).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,14 @@ from tests.integration.risk_support.bot import BTC, Bot, quiet, write_toml
 
 AMOUNT = 0.01
 DEPTH = "/fapi/v1/depth"
+KEY_ENV = "PERPBOT_SIM_API_KEY"
 
 
 @pytest.fixture
 def venue(sim_factory: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     sim = sim_factory(market=quiet())
     key, secret = sim.create_account()
-    monkeypatch.setenv("PERPBOT_SIM_API_KEY", key)
+    monkeypatch.setenv(KEY_ENV, key)
     monkeypatch.setenv("PERPBOT_SIM_API_SECRET", secret)
     return sim
 
@@ -132,6 +134,32 @@ async def test_a_price_match_order_is_valued_at_the_level_the_book_gives_it(
         r = await rejected(bot, lambda ctx: ctx.limit_order(BTC, "buy", AMOUNT, price_match="X"))
         assert r.code == "BAD_PRICE_MATCH", r.sentence
         assert len(orders(sim)) == count
+
+
+async def test_max_position_notional_holds_at_the_price_the_book_gives(
+    venue: Any, tmp_path: Path
+) -> None:
+    sim = venue
+    book = levels(sim)
+    ask1, ask10 = book["asks"][0][0], book["asks"][9][0]
+    cap = AMOUNT * (ask1 + ask10) / 2.0
+    toml = write_toml(
+        tmp_path,
+        sim.base_url,
+        exchange={"reconcile_interval": 600},
+        risk={"symbols": {BTC: {"max_position_notional": cap}}, "accept_no_limits": True},
+    )
+    async with Bot(toml) as bot:
+        r = await rejected(
+            bot, lambda ctx: mid(ctx).limit_order(BTC, "buy", AMOUNT, price_match="OPPONENT_10")
+        )
+        assert r.code == "RISK_MAX_POSITION_NOTIONAL", r.sentence
+        assert not orders(sim)
+        await bot.do(lambda ctx: mid(ctx).limit_order(BTC, "buy", AMOUNT, price_match="OPPONENT"))
+    acct = next(a for a in sim.state()["accounts"] if a["api_key"] == os.environ[KEY_ENV])
+    (held,) = [p for p in acct["positions"] if p["symbol"] == "BTCUSDT"]
+    assert float(held["positionAmt"]) == AMOUNT
+    assert float(held["positionAmt"]) * float(held["entryPrice"]) <= cap  # at the fill price
 
 
 async def test_the_signed_log_records_the_request_as_sent(
