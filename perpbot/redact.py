@@ -37,6 +37,7 @@ SAFE_FIELDS: frozenset[str] = frozenset(
         "timeInForce",
         "closePosition",
         "positionSide",
+        "priceMatch",
         "stopPrice",
         "triggerPrice",
         "workingType",

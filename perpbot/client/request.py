@@ -100,6 +100,12 @@ class OrderSpec:
     # hedge mode only: LONG or SHORT, the position the order acts on (perpbot.client.
     # position_side); None on a one-way account (nothing sent)
     position_side: str | None = None
+    # priceMatch (LIMIT, no price): OPPONENT[_5|_10|_20] or QUEUE[_5|_10|_20]; the price the
+    # book gave it when the engine read the book before sending, and when (perpbot.client.
+    # price_match: what the scope and risk gates value the order at)
+    price_match: str | None = None
+    match_price: float | None = None
+    match_at: float | None = None
 
     @property
     def closes(self) -> bool:
@@ -121,6 +127,8 @@ class OrderSpec:
             params["timeInForce"] = self.time_in_force
         if self.good_till is not None:
             params["goodTillDate"] = good_till_ms(self.good_till)
+        if self.price_match:
+            params["priceMatch"] = self.price_match
         return params
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from perpbot.client.position_side import HEDGE_SIDES, ONE_WAY, closes, leg
+from perpbot.client.price_match import PRICE_MATCHES
 from perpbot.client.request import Request, good_till_ms
 from perpbot.errors import BadInput, RiskRejected
 
@@ -44,6 +45,7 @@ ORDER_PARAMS = (
     "timeInForce",
     "goodTillDate",
     "positionSide",
+    "priceMatch",
 )
 
 # What a refused param would have changed on the wire (for the sentence). Not the rule:
@@ -68,7 +70,6 @@ OVERRIDES: dict[str, str] = {
     "trailingDelta": "the order type (a trailing stop)",
     "activationPrice": "the order type (a trailing stop)",
     "trailingTriggerPrice": "the order type (a trailing stop)",
-    "priceMatch": "the price (matched to the book)",
     "quoteOrderQty": "the amount (as a cost)",
     "cost": "the amount (as a cost)",
     "newClientOrderId": "the client order id perpbot tracks (use clientOrderId)",
@@ -100,6 +101,7 @@ class WireOrder:
     client_order_id: str | None
     good_till_ms: int | None = None  # GTD's expiry as sent (ms)
     position_side: str | None = None  # LONG | SHORT (hedge mode), BOTH, None: not sent
+    price_match: str | None = None  # priceMatch as sent (the book sets the price)
 
     @property
     def closes(self) -> bool:
@@ -232,12 +234,13 @@ def wire_order(request: Request, exchange: Any = None, hedged: bool | None = Non
     groups = ("amount", "market") if otype.lower() == "market" else ("amount",)
     _within(amount, market, groups, "BAD_AMOUNT", "amount")
     raw_price = bound.get("price")
+    match = _price_match(method, otype.lower(), raw_price, params)
     price = None
     if raw_price is not None:
         price = _positive(raw_price, "BAD_PRICE", "price", method)
         _within(price, market, ("price",), "BAD_PRICE", "price")
-    elif otype.lower() == "limit":
-        raise _refuse("BAD_PRICE", f"{method}: a limit order needs a price")
+    elif otype.lower() == "limit" and match is None:
+        raise _refuse("BAD_PRICE", f"{method}: a limit order needs a price (or a priceMatch)")
     if otype.lower() == "market":
         price = None  # ccxt sends no price with a market order: nothing may be valued at it
     flags = {k: params[k] for k in ("reduceOnly", "postOnly") if k in params}
@@ -272,10 +275,37 @@ def wire_order(request: Request, exchange: Any = None, hedged: bool | None = Non
         client_order_id=cid,
         good_till_ms=good_till,
         position_side=position_side,
+        price_match=match,
     )
     if request.order is not None:
         _agrees(wire, request.order)
     return wire
+
+
+def _price_match(method: str, otype: str, price: Any, params: Mapping[str, Any]) -> str | None:
+    """priceMatch as sent: one of Binance's values (NONE aside: send a price instead), on a
+    LIMIT order, without a price (Binance: -5037, -5038, -1106). Refused here with
+    BAD_PRICE_MATCH, before any request."""
+    if "priceMatch" not in params:
+        return None
+    raw = params["priceMatch"]
+    if not isinstance(raw, str) or raw not in PRICE_MATCHES:  # Binance's enum: upper case
+        raise _refuse(
+            "BAD_PRICE_MATCH",
+            f"{method}: params['priceMatch'] {_shown(raw)} refused: expected one of "
+            + ", ".join(PRICE_MATCHES),
+        )
+    if otype != "limit":
+        raise _refuse(
+            "BAD_PRICE_MATCH", f"{method}: priceMatch {raw} refused: it goes on a limit order only"
+        )
+    if price is not None:
+        raise _refuse(
+            "BAD_PRICE_MATCH",
+            f"{method}: priceMatch {raw} refused with a price ({_shown(price)}): the book sets "
+            "the price; send one or the other",
+        )
+    return raw
 
 
 def _position_side(method: str, params: Mapping[str, Any], hedged: bool | None) -> str | None:
@@ -349,6 +379,7 @@ def _agrees(wire: WireOrder, spec: Any) -> None:
         ("reduceOnly", wire.reduce_only, bool(spec.reduce_only)),
         ("postOnly", wire.post_only, bool(spec.post_only)),
         ("positionSide", leg(wire.position_side), leg(spec.position_side)),
+        ("priceMatch", wire.price_match, spec.price_match or None),
         (
             "goodTillDate",
             wire.good_till_ms,

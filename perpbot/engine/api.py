@@ -210,10 +210,11 @@ class StrategyContext:
         return [Order.of(o) for o in self._call("open_orders", symbol)]
 
     # -- orders (each passes every guard of the pipeline; refusals raise OrderRejected) ----
-    def limit_order(self, symbol: str, side: Side, amount: float, price: float,
+    def limit_order(self, symbol: str, side: Side, amount: float, price: float | None = None,
                     **kw: Any) -> Order:  # fmt: skip
         """A limit order. Keywords: post_only, reduce_only, time_in_force (GTC, IOC, FOK,
-        GTX, GTD), good_till (GTD's expiry, epoch seconds), intent, decided_price."""
+        GTX, GTD), good_till (GTD's expiry, epoch seconds), intent, decided_price,
+        price_match (OPPONENT[_5|_10|_20], QUEUE[_5|_10|_20]; no price: the book sets it)."""
         return Order.of(self._call("limit_order", symbol, side, amount, price, **kw))
 
     def post_only_order(self, symbol: str, side: Side, amount: float, price: float,

@@ -14,7 +14,10 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+import ccxt
+
 from perpbot.client.position_side import closing_side, leg, leg_key
+from perpbot.client.price_match import BOOK_DEPTH, PRICE_MATCHES, matched_price
 from perpbot.client.request import OrderSpec
 from perpbot.client.validate import plain_number
 from perpbot.engine.api import Balance, MarketInfo
@@ -46,9 +49,11 @@ def order_spec(
     good_till: float | None = None,
     intent: str | None = None,
     position_side: str | None = None,
+    price_match: str | None = None,
 ) -> OrderSpec:
-    """A limit order with a price, a market order without. GTX is post-only; ``good_till``
-    alone means time in force GTD; ``position_side`` LONG or SHORT on a hedge-mode account."""
+    """A limit order with a price (or a ``price_match``: the book sets its price), a market
+    order without. GTX is post-only; ``good_till`` alone means time in force GTD;
+    ``position_side`` LONG or SHORT on a hedge-mode account."""
     tif = str(time_in_force).upper() if time_in_force else None
     if good_till is not None:
         if plain_number(good_till) is None:
@@ -59,7 +64,7 @@ def order_spec(
     return OrderSpec(
         symbol=symbol,
         side=side,
-        type="limit" if price is not None else "market",
+        type="limit" if price is not None or price_match is not None else "market",
         amount=amount,
         price=price,
         post_only=bool(post_only) or tif == "GTX",
@@ -68,6 +73,7 @@ def order_spec(
         good_till=good_till,
         intent=intent,
         position_side=position_side,
+        price_match=price_match,
     )
 
 
@@ -234,14 +240,31 @@ class Context:
             spec.decided_price, spec.decided_at = float(decided_price), time.time()
         elif spec.symbol in self._last_price:
             spec.decided_price, spec.decided_at = self._last_price[spec.symbol]
+        self._read_match(spec)
         return self._run(self._runner.place(spec))
+
+    def _read_match(self, spec: OrderSpec) -> None:
+        """A priceMatch order: read the book now (the stream's local book when fresh, else
+        REST depth through every guard, charged to the budget) and note the price its level
+        gives the order, for the scope and risk gates to value it at (docs/risk.md). An order
+        the boundary will refuse (a bad value, a price too) reads nothing; a read the
+        exchange fails leaves no reading (the gates then value it at the band edge)."""
+        if spec.price_match not in PRICE_MATCHES or spec.price is not None:
+            return
+        try:
+            book = self.order_book(spec.symbol, BOOK_DEPTH)
+        except ccxt.BaseError:
+            return
+        bids, asks = book.get("bids") or [], book.get("asks") or []
+        spec.match_price = matched_price(spec.side, str(spec.price_match), bids, asks)
+        spec.match_at = time.time()
 
     def limit_order(
         self,
         symbol: str,
         side: Side,
         amount: float,
-        price: float,
+        price: float | None = None,
         *,
         post_only: bool = False,
         reduce_only: bool = False,
@@ -250,15 +273,20 @@ class Context:
         intent: str | None = None,
         decided_price: float | None = None,
         position_side: str | None = None,
+        price_match: str | None = None,
     ) -> dict[str, Any]:
         """A limit order; ``time_in_force``: GTC (default), IOC, FOK, GTX (post-only) or
         GTD with ``good_till`` (epoch seconds it expires at, > 600 s ahead; GTD is implied
         when only ``good_till`` is given). ``position_side``: LONG or SHORT on a hedge-mode
-        account (a BUY LONG opens the long, a SELL LONG closes it)."""
+        account (a BUY LONG opens the long, a SELL LONG closes it). ``price_match``
+        (OPPONENT, OPPONENT_5/10/20, QUEUE, QUEUE_5/10/20) instead of a price: the exchange
+        prices the order from its book at entry (docs/strategy.md)."""
+        if price is None and price_match is None:
+            raise OrderRejected("BAD_PRICE", "limit_order needs a price or a price_match")
         spec = order_spec(symbol, side, amount, price, post_only=post_only,
                           reduce_only=reduce_only, time_in_force=time_in_force,
                           good_till=good_till, intent=intent,
-                          position_side=position_side)  # fmt: skip
+                          position_side=position_side, price_match=price_match)  # fmt: skip
         return self._order(spec, decided_price)
 
     def post_only_order(
@@ -378,7 +406,8 @@ class Context:
 
     def _batch_spec(self, o: dict[str, Any]) -> OrderSpec:
         known = {"symbol", "side", "amount", "price", "post_only", "reduce_only",
-                 "time_in_force", "good_till", "intent", "position_side"}  # fmt: skip
+                 "time_in_force", "good_till", "intent", "position_side",
+                 "price_match"}  # fmt: skip
         unknown = set(o) - known
         if unknown:
             raise OrderRejected("BAD_PARAM", f"place_orders: unknown keys {sorted(unknown)}")
@@ -386,6 +415,7 @@ class Context:
         spec = order_spec(o["symbol"], o["side"], o["amount"], o.get("price"), **flags)
         if spec.symbol in self._last_price:
             spec.decided_price, spec.decided_at = self._last_price[spec.symbol]
+        self._read_match(spec)
         return spec
 
     def modify_order(
@@ -396,9 +426,10 @@ class Context:
         price: float | None = None,
     ) -> dict[str, Any]:
         """Change a resting limit order's amount and/or price: cancel, then place the new
-        one (with the same flags) through every guard. Not atomic: the new order queues
-        last, and if the old one filled meanwhile the cancel finds nothing and the new one
-        is not placed (OrderRejected ``MODIFY_GONE``)."""
+        one (with the same flags) through every guard. A priceMatch order keeps its
+        priceMatch (the book prices the new one) unless a ``price`` is given. Not atomic:
+        the new order queues last, and if the old one filled meanwhile the cancel finds
+        nothing and the new one is not placed (OrderRejected ``MODIFY_GONE``)."""
         symbol = order.get("symbol")
         if not symbol:
             raise OrderRejected("BAD_CANCEL", "modify_order needs the order's symbol")
@@ -415,16 +446,19 @@ class Context:
         good_till = int(info["goodTillDate"]) / 1000 if tif == "GTD" else None
         side = leg(info.get("positionSide"))  # hedge mode: the same side, no reduceOnly
         reduce_only = bool(order.get("reduceOnly") or info.get("reduceOnly") in (True, "true"))
+        match = info.get("priceMatch") if price is None else None
+        match = match if match in PRICE_MATCHES else None
         return self.limit_order(
             symbol,
             order["side"],
             amount if amount is not None else left,
-            price if price is not None else float(order["price"]),
+            price if price is not None or match else float(order["price"]),
             post_only=bool(order.get("postOnly")),
             reduce_only=reduce_only and side is None,
             time_in_force=tif,
             good_till=good_till,
             position_side=side,
+            price_match=match,
         )
 
     def set_leverage(self, symbol: str, leverage: float) -> Any:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from perpbot.client.request import OrderSpec
+from perpbot.client.validate import plain_number
 
 FINAL = {"closed", "canceled", "cancelled", "expired", "rejected"}
 # ccxt status -> (event status, reason code); "open" with more filled is a partial fill
@@ -37,6 +38,8 @@ class TrackedOrder:
     filled: float = 0.0
     placed_at: float = field(default_factory=time.time)
     closed_at: float | None = None
+    # the price the exchange answered with (a priceMatch order's: the book's level at entry)
+    price: float | None = None
 
 
 @dataclass
@@ -129,7 +132,7 @@ class Ledger:
         order.setdefault("side", spec.side)
         order.setdefault("type", spec.type)
         order.setdefault("amount", spec.amount)
-        order.setdefault("price", spec.price)
+        order.setdefault("price", tracked.price or spec.price)
         order["id"] = order.get("id") or tracked.order_id
         order["status"] = tracked.status
         order["filled"] = tracked.filled
@@ -151,13 +154,19 @@ class Ledger:
     ) -> TrackedOrder:
         """A new order of this run (``adopted``: an earlier run's, taken over at start)."""
         assert spec.client_order_id
-        tracked = TrackedOrder(spec=spec, order_id=str(order.get("id")) if order else None)
+        answered = plain_number((order or {}).get("price"))
+        tracked = TrackedOrder(
+            spec=spec,
+            order_id=str(order.get("id")) if order else None,
+            price=answered if answered else spec.price,
+        )
         self.orders[spec.client_order_id] = tracked
         if tracked.order_id:
             self.by_order_id[tracked.order_id] = spec.client_order_id
-        what = f"{spec.side} {spec.amount:g} {spec.symbol}" + (
-            f" @ {spec.price:g}" if spec.price else " at market"
-        )
+        at = f" @ {tracked.price:g}" if tracked.price else " at market"
+        if spec.price_match:
+            at += f" (priceMatch {spec.price_match})"
+        what = f"{spec.side} {spec.amount:g} {spec.symbol}{at}"
         if adopted:
             code = "ORDER_ADOPTED"
             sentence = f"{what} ({spec.client_order_id}), left open by an earlier run of this "

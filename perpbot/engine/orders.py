@@ -127,7 +127,7 @@ class OrderManager:
             self.ledger.reject("BAD_AMOUNT", spec=spec, sentence=sentence)
             raise OrderRejected("BAD_AMOUNT", sentence)
         price = plain_number(spec.price)
-        if spec.type == "limit" and (price is None or price <= 0):
+        if spec.type == "limit" and (price is None or price <= 0) and not spec.price_match:
             sentence = f"limit price must be a number > 0, got {spec.price!r}"
             self.ledger.reject("BAD_PRICE", spec=spec, sentence=sentence)
             raise OrderRejected("BAD_PRICE", sentence)
@@ -265,6 +265,6 @@ class OrderManager:
         return {
             "id": tracked.order_id,
             "side": tracked.spec.side,
-            "price": tracked.spec.price,
+            "price": tracked.price,
             "amount": tracked.spec.amount,
         }

@@ -51,11 +51,15 @@ class Order(RawAccess):
     reduce_only: bool
     post_only: bool
     time_in_force: str | None
+    # the priceMatch it was sent with (OPPONENT_5...; None: a price); ``price`` is the one
+    # the book gave it at entry
+    price_match: str | None = None
     raw: dict[str, Any] = field(repr=False)
 
     @classmethod
     def of(cls, raw: dict[str, Any]) -> Order:
         info = raw.get("info") or {}
+        match = info.get("priceMatch") if isinstance(info, dict) else None
         return cls(
             id=None if raw.get("id") is None else str(raw.get("id")),
             client_order_id=raw.get("clientOrderId"),
@@ -69,6 +73,7 @@ class Order(RawAccess):
             reduce_only=bool(raw.get("reduceOnly") or info.get("reduceOnly") in (True, "true")),
             post_only=bool(raw.get("postOnly")),
             time_in_force=raw.get("timeInForce"),
+            price_match=match if isinstance(match, str) and match != "NONE" else None,
             raw=raw,
         )
 

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import math
 import shlex
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from perpbot.client.account import AccountView
 from perpbot.client.position_side import HEDGE_SIDES
+from perpbot.client.price_match import valuation
 from perpbot.client.validate import (
     OrderRefused,
     WireOrder,
@@ -312,11 +314,24 @@ class ScopeGate:
         if limit is None:
             return
         symbol = self._unified(order.symbol) or order.symbol
-        own = order.price
-        if own is None and request.order is not None:
-            own = _number(request.order.decided_price)
         market = [p for p in self._market_prices(symbol) if p > 0]
-        bounded_by_own = order.type == "limit" and order.side == "buy"
+        if order.price_match is not None:
+            own, how = self._matched(request, order, market)
+            if own is None:
+                self._deny(
+                    "SCOPE_NOTIONAL_UNKNOWN",
+                    f"{self._who()} limits orders to {limit:g} notional, and this priceMatch "
+                    f"{order.price_match} {order.side} of {symbol} cannot be valued: {how}; "
+                    "read the book (ctx does before it sends) or the mark first",
+                    request,
+                )
+            bounded_by_own = True  # the book's level, or the highest price Binance accepts
+        else:
+            how = ""
+            own = order.price
+            if own is None and request.order is not None:
+                own = _number(request.order.decided_price)
+            bounded_by_own = order.type == "limit" and order.side == "buy"
         if not market and not (bounded_by_own and own):
             self._deny(
                 "SCOPE_NOTIONAL_UNKNOWN",
@@ -327,17 +342,32 @@ class ScopeGate:
                 request,
             )
         price = max([*market, *([own] if own else [])])
+        if order.price_match is not None:
+            how = f" (priceMatch {order.price_match}: {how}, or the mark if higher)"
         notional = abs(order.amount) * price * self._contract_size(order.symbol)
         if notional > limit * (1 + _EPS):
             fix = f"perpbot keys scope {self._profile_arg()} --max-notional {math.ceil(notional)}"
             self._deny(
                 "SCOPE_MAX_NOTIONAL",
                 f"{self._who()} allows orders up to {limit:g} notional; this {order.side} "
-                f"{_fmt(order.amount)} {symbol} valued at {price:g} is {notional:g}; to raise "
+                f"{_fmt(order.amount)} {symbol} valued at {price:g}{how} is {notional:g}; to raise "
                 f"the limit: {fix}",
                 request,
                 fix=fix,
             )
+
+    def _matched(
+        self, request: Request, order: WireOrder, market: list[float]
+    ) -> tuple[float | None, str]:
+        """The price a priceMatch order is valued at (perpbot.client.price_match)."""
+        spec = request.order
+        return valuation(
+            spec.match_price if spec is not None else None,
+            spec.match_at if spec is not None else None,
+            find_market(self.exchange, order.symbol),
+            market,
+            time.time(),
+        )
 
     def _market_prices(self, symbol: str) -> list[float]:
         """The mark and index prices known for ``symbol``: the run's (marks, the risk

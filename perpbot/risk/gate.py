@@ -25,6 +25,7 @@ from perpbot.client.account import OpenOrder
 from perpbot.client.orders import strategy_prefix
 from perpbot.client.pipeline import CallNext
 from perpbot.client.position_side import leg, leg_key
+from perpbot.client.price_match import BOOK_LEVEL, valuation
 from perpbot.client.request import OrderSpec, Request
 from perpbot.client.validate import find_market, wire_leverage, wire_margin_mode, wire_order
 from perpbot.config import RiskSection, StrategyFile
@@ -102,6 +103,7 @@ def spec_from_request(
         client_order_id=wire.client_order_id,
         intent=request.intent,
         position_side=leg(wire.position_side),
+        price_match=wire.price_match,
     )
 
 
@@ -304,6 +306,12 @@ class RiskGate:
         index, note = state.index_price(symbol)
         prices = self.prices(symbol)
         side = spec.position_side
+        match_price, from_book = None, False
+        if spec.price_match:
+            marks = [p for p in (state.marks().get(symbol), prices.get(symbol)) if p]
+            market = find_market(self.exchange, symbol)
+            match_price, how = valuation(spec.match_price, spec.match_at, market, marks, now)
+            from_book = how == BOOK_LEVEL
         return CheckInput(
             spec=spec,
             now=now,
@@ -321,6 +329,8 @@ class RiskGate:
             reduce_only_reason=state.reduce_only_reason(symbol),
             margin=self._margin_input(symbol, prices, now),
             contract_size=self._contract_size(symbol),
+            match_price=match_price,
+            match_from_book=from_book,
         )
 
     def _margin_input(

@@ -60,6 +60,10 @@ class CheckInput:
     reduce_only_reason: str | None = None  # set while the bot is held reduce-only
     margin: MarginInput | None = None
     contract_size: float = 1.0
+    # a priceMatch order: the price it is valued at (perpbot.client.price_match.valuation;
+    # None: not known) and whether that is the matched level of a fresh book
+    match_price: float | None = None
+    match_from_book: bool = False
     _opening: dict[str, list[float]] | None = None  # symbol -> [buys, sells], built once
     memo: dict[Any, Any] = field(default_factory=dict)  # figures several checks share
 
@@ -92,8 +96,11 @@ class CheckInput:
 
     @property
     def price(self) -> float | None:
-        """The price the order's notional is valued at: its limit, else the reference."""
+        """The price the order's notional is valued at: its limit, else the reference; a
+        priceMatch order's: the book's matched level, else the band edge (``match_price``)."""
         s = self.spec
+        if s.price_match:
+            return self.match_price
         if s.price:
             return float(s.price)
         return self.prices.get(s.symbol) or s.decided_price
@@ -148,6 +155,8 @@ def usd(x: float) -> str:
 
 def describe(s: OrderSpec) -> str:
     at = f" @ {num(s.price)}" if s.price else ""
+    if s.price_match:
+        at = f" priceMatch {s.price_match}"
     flags = (" reduce-only" if s.reduce_only else "") + (" post-only" if s.post_only else "")
     return f"{s.type}{flags} {s.side} {num(s.amount)} {s.symbol}{at}"
 

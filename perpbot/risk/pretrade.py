@@ -146,7 +146,10 @@ def check_decision_age(i: CheckInput, cfg: RiskSection) -> Rejection | None:
 def check_price_band(i: CheckInput, cfg: RiskSection) -> Rejection | None:
     band = cfg.band_fraction
     s = i.spec
-    if band is None or s.type != "limit" or not s.price:
+    # a priceMatch order is judged at the book's matched level (the band edge it is valued
+    # at without a fresh book is no price it would be given)
+    price = i.match_price if s.price_match and i.match_from_book else s.price
+    if band is None or s.type != "limit" or not price:
         return None
     if cfg.price_band_pct is not None:
         key, limit = "[risk] price_band_pct", f"{num(cfg.price_band_pct)} %"
@@ -160,16 +163,16 @@ def check_price_band(i: CheckInput, cfg: RiskSection) -> Rejection | None:
             f"{key} cannot be checked: refused {describe(s)}",
             {"symbol": s.symbol, "note": i.index_note},
         )
-    off = (s.price - i.index) / i.index
+    off = (price - i.index) / i.index
     if abs(off) <= band:
         return None
     where = "above" if off > 0 else "below"
     return Rejection(
         "price_band",
         "RISK_PRICE_BAND",
-        f"limit {s.side} at {num(s.price)} is {abs(off) * 100:.2f} % {where} the index "
+        f"limit {s.side} at {num(price)} is {abs(off) * 100:.2f} % {where} the index "
         f"{num(i.index)}, outside {key} {limit}",
-        {"symbol": s.symbol, "price": s.price, "index": i.index, "off_pct": off * 100},
+        {"symbol": s.symbol, "price": price, "index": i.index, "off_pct": off * 100},
     )
 
 

@@ -99,6 +99,7 @@ def order_record(engine: Engine, o: Order) -> dict[str, Any]:
         "status": o.status,
         "reduceOnly": o.reduce_only,
         "positionSide": o.position_side,  # BOTH (one-way) | LONG | SHORT (hedge mode)
+        "priceMatch": o.price_match,  # NONE, or the level that set "price" at entry
         "time": o.time,
         "updateTime": o.update_time,
         "cancelTime": o.cancel_time,
