@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from perpbot.client.position_side import leg_key
 from perpbot.client.request import OrderSpec
 from perpbot.client.validate import plain_number
 
@@ -77,7 +78,8 @@ class Fill:
 class OwnPosition:
     """A position built from this run's own fills only (average cost), for a run that shares
     its (account, symbol) with other bots (``[strategy] share_symbols``): the exchange's
-    position and ``realizedPnl`` are the account's, not this bot's."""
+    position and ``realizedPnl`` are the account's, not this bot's. On a hedge-mode account
+    each side has its own book (``Ledger.book`` by ``leg_key``: SHORT amounts are < 0)."""
 
     amount: float = 0.0
     entry_price: float | None = None
@@ -108,7 +110,7 @@ class Ledger:
     def __init__(self, *, own_book: bool = False) -> None:
         # own_book: positions and realized PnL from this run's fills (a shared symbol)
         self.own_book = own_book
-        self.book: dict[str, OwnPosition] = {}
+        self.book: dict[str, OwnPosition] = {}  # by leg_key: symbol, or symbol|LONG/SHORT
         self.orders: dict[str, TrackedOrder] = {}
         self.by_order_id: dict[str, str] = {}
         self.rejected: Counter[str] = Counter()
@@ -249,7 +251,9 @@ class Ledger:
             spec = self.orders[cid].spec
             fee = t.get("fee") or {}
             info = t.get("info") or {}
-            own = self.book.setdefault(symbol, OwnPosition()).apply(
+            # a hedge-mode fill goes to its side's book (the order's positionSide)
+            key = leg_key(symbol, spec.position_side)
+            own = self.book.setdefault(key, OwnPosition()).apply(
                 str(t.get("side")), float(t.get("price") or 0.0), float(t.get("amount") or 0.0)
             )
             realized = own if self.own_book else float(info.get("realizedPnl") or 0.0)

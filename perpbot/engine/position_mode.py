@@ -5,7 +5,8 @@ order boundary (perpbot.client.validate) then judges every order's ``positionSid
 Hedge mode is supported for plain limit and market orders, the scope and risk gates, the
 engine's positions (``RunState.legs``, ``ctx.position(symbol, position_side=...)``, REST
 or streams), the kill switch's flatten, ``ctx.exit(position_side=...)``, conditional orders
-(``position_side=``) and ``[protect]`` (a stop per side). What is not is
+(``position_side=``), ``[protect]`` (a stop per side) and ``[strategy] share_symbols``
+(each side's own position from the run's own fills). What is not is
 refused here, in one line, before anything is armed (docs/hedge-mode.md says why for each).
 """
 
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 def unsupported(config: StrategyFile) -> list[str]:
     """The parts of ``config`` a hedge-mode run does not support (empty: none)."""
     found = []
-    if config.strategy.share_symbols:
-        found.append("[strategy] share_symbols")
     if config.risk.liquidation_band_pct is not None:
         found.append("[risk] liquidation_band_pct")
     return found

@@ -20,7 +20,7 @@ import ccxt
 
 from perpbot.client.account import AccountView
 from perpbot.client.guarded import GuardedClient
-from perpbot.client.position_side import leg, leg_key
+from perpbot.client.position_side import HEDGE_SIDES, leg, leg_key
 from perpbot.engine.events import EngineEvents, FillEvent, OrderEvent, Source
 from perpbot.engine.journal import RunJournal
 from perpbot.engine.ledger import Fill, Ledger
@@ -124,7 +124,7 @@ class Reconciler:
                 state.marks[s] = float(fr["markPrice"])
                 state.mark_times[s] = (fr.get("timestamp") or time.time() * 1000.0) / 1000.0
         if self.own_only is not None:
-            self.own_positions(state.positions)
+            self.own_positions(state.positions, state.legs)
         if not market:
             return
         balance = await self.client.fetch_balance()
@@ -134,29 +134,44 @@ class Reconciler:
             self.account.equity = state.equity
             state.peak_equity = max(state.peak_equity or state.equity, state.equity)
 
-    def own_positions(self, account: dict[str, PositionSnapshot]) -> None:
-        """This run's positions from its own fills, priced at the exchange's mark."""
-        own: dict[str, PositionSnapshot] = {}
+    def own_positions(
+        self,
+        account: dict[str, PositionSnapshot],
+        account_legs: dict[str, PositionSnapshot],
+    ) -> None:
+        """This run's positions from its own fills, priced at the exchange's mark; on a
+        hedge-mode account each side from its side's fills (``state.legs``, the net in
+        ``state.positions``). The liquidation price and leverage are the account's."""
+        snaps: list[PositionSnapshot] = []
         raw: list[dict[str, Any]] = []
         for s in self.state.symbols:
-            book = self.ledger.book.get(s)
-            if book is None or not book.amount:
-                continue
-            mark = self.state.marks.get(s) or (account[s].mark_price if s in account else None)
-            upnl = (mark - book.entry_price) * book.amount if mark and book.entry_price else 0.0
-            own[s] = PositionSnapshot(
-                symbol=s,
-                amount=book.amount,
-                entry_price=book.entry_price,
-                mark_price=mark,
-                unrealized_pnl=upnl,
-                liquidation_price=account[s].liquidation_price if s in account else None,
-                leverage=account[s].leverage if s in account else None,
-            )
-            raw.append(
-                {"symbol": s, "info": {"positionAmt": book.amount}, "entryPrice": book.entry_price}
-            )
-        self.state.positions = own
+            for side in (None, *HEDGE_SIDES):
+                key = leg_key(s, side)
+                book = self.ledger.book.get(key)
+                if book is None or not book.amount:
+                    continue
+                theirs = (account if side is None else account_legs).get(key)
+                mark = self.state.marks.get(s) or (theirs.mark_price if theirs else None)
+                if mark is None and s in account:
+                    mark = account[s].mark_price
+                upnl = (mark - book.entry_price) * book.amount if mark and book.entry_price else 0.0
+                snaps.append(
+                    PositionSnapshot(
+                        symbol=s,
+                        amount=book.amount,
+                        entry_price=book.entry_price,
+                        mark_price=mark,
+                        unrealized_pnl=upnl,
+                        liquidation_price=theirs.liquidation_price if theirs else None,
+                        leverage=theirs.leverage if theirs else None,
+                        position_side=side,
+                    )
+                )
+                info: dict[str, Any] = {"positionAmt": book.amount}
+                if side is not None:
+                    info["positionSide"] = side
+                raw.append({"symbol": s, "info": info, "entryPrice": book.entry_price})
+        self.state.positions, self.state.legs = split_legs(snaps, self.state.symbols)
         self.account.set_positions(raw)
 
     async def _orders(self, symbol: str) -> None:

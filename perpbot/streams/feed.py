@@ -425,7 +425,7 @@ class StreamFeed:
         self._position_due = False
         if self.reconciler.own_only is not None:  # [strategy] share_symbols: the account's
             # position is not the run's; the run's comes from its own fills (the ledger)
-            self.reconciler.own_positions(dict(self.state.positions))
+            self.reconciler.own_positions(dict(self.state.positions), dict(self.state.legs))
             self._revalue()
             return
         for raw in positions:

@@ -10,7 +10,7 @@ Over real HTTP against the simulator, whose own state (GET /__sim/state) is the 
 - ``perpbot kill --level flatten`` leaves both sides at 0 (closing orders by positionSide,
   no reduceOnly) and the run ends;
 - a reduce-only grant allows a SELL LONG close and refuses a SELL SHORT open;
-- what hedge mode does not support (share_symbols, liquidation_band_pct) is still refused at
+- what hedge mode does not support (liquidation_band_pct) is still refused at
   start, in one line, before anything is armed or sent.
 
 Binance: New Order (positionSide "must be sent in Hedge Mode", reduceOnly "cannot be sent in
@@ -229,7 +229,6 @@ async def test_an_exit_closes_one_side_and_a_conditional_order_needs_its_side(
 @pytest.mark.parametrize(
     ("sections", "named"),
     [
-        ({"strategy": {"share_symbols": True}}, "[strategy] share_symbols"),
         ({"risk": {"liquidation_band_pct": 20.0}}, "[risk] liquidation_band_pct"),
     ],
 )
