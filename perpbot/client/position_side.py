@@ -35,6 +35,11 @@ def leg(position_side: str | None) -> str | None:
     return ps if ps in HEDGE_SIDES else None
 
 
+def leg_symbol(key: str) -> str:
+    """The symbol of a ``leg_key`` (the key itself on a one-way account)."""
+    return key.split("|", 1)[0]
+
+
 def leg_key(symbol: str, position_side: str | None) -> str:
     """The key a position's accounting goes by: the symbol (one-way), or the symbol and its
     side (``"BTC/USDT:USDT|LONG"``, hedge mode)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from perpbot.client.position_side import leg, leg_key
 from perpbot.config import RiskSection
 from perpbot.risk.inputs import (
     CheckInput,
@@ -137,7 +138,7 @@ def check_margin(i: CheckInput, cfg: RiskSection) -> Rejection | None:
         return None
     est = after_fill(
         m.account,
-        i.spec.symbol,
+        leg_key(i.spec.symbol, i.spec.position_side),  # hedge mode: the order's side
         i.signed * i.contract_size,
         price,
         mark=m.mark,
@@ -145,7 +146,7 @@ def check_margin(i: CheckInput, cfg: RiskSection) -> Rejection | None:
         brackets=m.brackets,
     )
     if abs(est.amount) <= abs(i.position):
-        return None  # the order does not grow the position
+        return None  # the order does not grow the position (hedge mode: its side)
     data: dict[str, Any] = {
         "symbol": i.spec.symbol,
         "position_after": est.amount,
@@ -169,7 +170,8 @@ def check_margin(i: CheckInput, cfg: RiskSection) -> Rejection | None:
     need = band / 100.0 + extra
     if dist >= need:
         return None
-    side = "long" if est.amount > 0 else "short"
+    hedge_side = leg(i.spec.position_side)
+    side = f"{hedge_side} side" if hedge_side else "long" if est.amount > 0 else "short"
     depth = f" + {extra * 100:.2f} % to close through the book" if extra else ""
     return Rejection(
         "liquidation_band",

@@ -24,7 +24,7 @@ import ccxt
 from perpbot.client.account import OpenOrder
 from perpbot.client.orders import strategy_prefix
 from perpbot.client.pipeline import CallNext
-from perpbot.client.position_side import leg, leg_key
+from perpbot.client.position_side import leg, leg_key, leg_symbol
 from perpbot.client.price_match import BOOK_LEVEL, valuation
 from perpbot.client.request import OrderSpec, Request
 from perpbot.client.validate import find_market, wire_leverage, wire_margin_mode, wire_order
@@ -343,11 +343,9 @@ class RiskGate:
     def margin_snapshot(
         self, symbol: str, prices: dict[str, float], now: float
     ) -> MarginInput | None:
-        """The account's margin as the bot knows it (None until equity and marks are; None
-        on a hedge-mode account: the margin model holds one net position per symbol)."""
+        """The account's margin as the bot knows it (None until equity and marks are); on a
+        hedge-mode account the holdings are its sides (by ``leg_key``)."""
         account, state = self.setup.account, self.state
-        if account.hedged:
-            return None
         marks = state.marks()
         mark = marks.get(symbol) or prices.get(symbol)
         if account.equity is None or mark is None:
@@ -355,13 +353,15 @@ class RiskGate:
         flat = self._flat
         leverage = {**account.leverage, **state.leverage}
         holdings = {}
-        for sym, amount in account.positions.items():
+        held = account.legs if account.hedged else account.positions
+        for key, amount in held.items():
+            sym = leg_symbol(key)
             m = marks.get(sym) or prices.get(sym)
             if m is None:
                 return None
-            entry = account.entry_prices.get(sym, m)
+            entry = account.entry_prices.get(key, m)
             lev = leverage.get(sym) or DEFAULT_LEVERAGE
-            holdings[sym] = Holding(amount, entry, m, lev, state.brackets.get(sym, flat))
+            holdings[key] = Holding(amount, entry, m, lev, state.brackets.get(sym, flat))
         order_margin = 0.0
         for o in account.orders.values():
             if not o.closes:

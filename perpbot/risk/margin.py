@@ -12,6 +12,16 @@ unrealised PnL minus their maintenance margin (cross), or the isolated wallet. B
 from ``leverageBracket`` (ccxt ``fetch_leverage_tiers``); until they are known a flat
 ``maint_margin_ratio`` is used, which the status says.
 
+Hedge mode: holdings are keyed by ``leg_key`` (``SYMBOL|LONG``, ``SYMBOL|SHORT``). A cross
+LONG and SHORT of one symbol move with the same mark and are liquidated together (the
+account's margin balance falls to its maintenance margin), so they share one price, the
+same formula summed over the symbol's sides (Binance's hedge-mode formula):
+
+    LP = (sum(amt * entry) - M - sum(cum)) / (sum(amt) - sum(|amt| * mmr))
+
+with ``M`` backed by the other symbols only. It falls when the symbol's sides together
+lose as the price falls (the denominator > 0), rises otherwise.
+
 Everything here is plain float maths on small inputs: the pre-trade pass calls it per order.
 """
 
@@ -21,6 +31,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from perpbot.client.position_side import leg_symbol
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,13 +144,16 @@ class MarginEstimate:
     liquidation_price: float | None  # None: cannot be liquidated (flat, or fully backed)
     brackets_source: str = "exchange"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # a falling mark liquidates (a long; a hedge-mode symbol whose sides lose as it falls)
+    falls: bool | None = None  # None: by the sign of ``amount``
 
     @property
     def distance(self) -> float | None:
         """How far the mark may move against the position before liquidation (fraction)."""
         if self.liquidation_price is None or not self.amount or self.mark <= 0:
             return None
-        if self.amount > 0:
+        falls = self.amount > 0 if self.falls is None else self.falls
+        if falls:
             return (self.mark - self.liquidation_price) / self.mark
         return (self.liquidation_price - self.mark) / self.mark
 
@@ -155,18 +170,27 @@ def apply_fill(amount: float, entry: float, delta: float, price: float) -> tuple
     return new, price  # flipped: the remainder opened at the fill price
 
 
-def liquidation_price(h: Holding, backing: float) -> float | None:
-    """The mark at which ``h`` would be liquidated, given the margin ``backing`` it."""
+def liquidation_price(h: Holding, backing: float, siblings: Sequence[Holding] = ()) -> float | None:
+    """The mark at which ``h`` would be liquidated, given the margin ``backing`` it
+    (``siblings``: the other cross side of its hedge-mode symbol, liquidated with it)."""
+    return _solve(h, backing, siblings)[0]
+
+
+def _solve(h: Holding, backing: float, siblings: Sequence[Holding]) -> tuple[float | None, float]:
+    """(liquidation price or None, the formula's denominator: > 0 when a fall liquidates)."""
     if not h.amount:
-        return None
-    b = h.brackets.bracket(h.notional)
-    denom = h.amount - abs(h.amount) * b.mmr
+        return None, 0.0
+    top, denom = -backing, 0.0
+    for x in (h, *siblings):
+        b = x.brackets.bracket(x.notional)
+        top += x.amount * x.entry - b.cum
+        denom += x.amount - abs(x.amount) * b.mmr
     if denom == 0:
-        return None
-    price = (h.amount * h.entry - backing - b.cum) / denom
+        return None, 0.0
+    price = top / denom
     if price <= 0:
-        return None  # a long that no price can liquidate
-    return price
+        return None, denom  # a long that no price can liquidate
+    return price, denom
 
 
 def backing_margin(acct: AccountMargin, symbol: str) -> float:
@@ -193,16 +217,20 @@ def after_fill(
 
     One pass over the other holdings (this runs for every order): their cross PnL,
     maintenance and initial margin, and the isolated wallets, are what the new position
-    shares the account with.
+    shares the account with. ``symbol`` is a ``leg_key``: on a hedge-mode account the side the
+    fill goes to, whose cross sibling side shares its liquidation price.
     """
     cur = acct.holdings.get(symbol)
+    iso_wallet = cur.isolated_wallet if cur is not None else None
+    group = leg_symbol(symbol)
+    siblings: list[Holding] = []
     amount, entry = (cur.amount, cur.entry) if cur is not None else (0.0, 0.0)
     new_amount, new_entry = apply_fill(amount, entry, delta, price)
     realised = 0.0
     if amount and (amount > 0) != (delta > 0):  # realised PnL moves into the wallet (no fees)
         closed = min(abs(delta), abs(amount))
         realised = closed * (price - entry) * (1.0 if amount > 0 else -1.0)
-    upnl_all = iso = o_upnl = o_maint = o_im = 0.0
+    upnl_all = iso = o_upnl = o_maint = o_im = sib_upnl = 0.0
     for k, h in acct.holdings.items():
         u = h.amount * (h.mark - h.entry)
         upnl_all += u
@@ -210,12 +238,15 @@ def after_fill(
             continue
         if h.isolated_wallet is not None:
             iso += h.isolated_wallet
+            continue
+        o_upnl += u
+        o_im += h.initial_margin
+        if iso_wallet is None and leg_symbol(k) == group:
+            siblings.append(h)  # moves with the same mark: in the formula, not the backing
+            sib_upnl += u
         else:
-            o_upnl += u
             o_maint += h.maint
-            o_im += h.initial_margin
     wallet = acct.equity - upnl_all + realised
-    iso_wallet = cur.isolated_wallet if cur is not None else None
     shared = wallet - iso + o_upnl - o_im - acct.order_margin
     if not new_amount:
         return MarginEstimate(symbol, 0.0, 0.0, mark, shared, 0.0, None, brackets.source)
@@ -224,10 +255,11 @@ def after_fill(
     h = Holding(new_amount, new_entry, mark, leverage, brackets, iso_wallet)
     if iso_wallet is None:
         available = shared + h.upnl - h.initial_margin
-        backing = wallet - iso + o_upnl - o_maint
+        backing = wallet - iso + o_upnl - sib_upnl - o_maint
     else:
         available = shared - iso_wallet
         backing = iso_wallet
+    price, denom = _solve(h, backing, siblings)
     return MarginEstimate(
         symbol=symbol,
         amount=new_amount,
@@ -235,8 +267,9 @@ def after_fill(
         mark=mark,
         available=available,
         initial_margin=h.initial_margin,
-        liquidation_price=liquidation_price(h, backing),
+        liquidation_price=price,
         brackets_source=brackets.source,
+        falls=denom > 0 if siblings else None,
     )
 
 

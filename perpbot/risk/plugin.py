@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any, Protocol
 
+from perpbot.client.position_side import leg_symbol
 from perpbot.config import ExchangeSection, IndexSourceConfig, StrategyFile
 from perpbot.errors import BadInput
 from perpbot.events import Decision, Event
@@ -61,6 +62,8 @@ class RiskRun(Protocol):
     def account(self) -> AccountView: ...
     @property
     def positions(self) -> dict[str, PositionSnapshot]: ...
+    @property
+    def legs(self) -> dict[str, PositionSnapshot]: ...
     @property
     def marks(self) -> dict[str, float]: ...
     async def open_public(self, exchange: ExchangeSection, *, command: str) -> PublicConnection: ...
@@ -153,7 +156,10 @@ class RiskRuntime:
             await self.basket.poll_once()
 
     def _positions(self) -> dict[str, Any]:
-        return dict(self.runner.positions)
+        """The positions by ``leg_key``: a hedge-mode symbol's sides, not its net."""
+        legs = self.runner.legs
+        sided = {leg_symbol(k) for k in legs}
+        return {**{s: p for s, p in self.runner.positions.items() if s not in sided}, **legs}
 
     def _own_orders(self) -> list[Any]:
         orders = list(self.runner.account.orders.values())

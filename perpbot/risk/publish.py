@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from perpbot.client.position_side import leg_symbol
 from perpbot.events import Event, ExchangeCall
 from perpbot.risk.margin import after_fill
 from perpbot.risk.state import RiskState
@@ -37,7 +38,7 @@ class StatusFeed:
         *,
         gate: RiskGate | None = None,
         hub: MonitorHub | None = None,
-        positions: Any = None,  # () -> {symbol: engine PositionSnapshot}
+        positions: Any = None,  # () -> {leg_key: engine PositionSnapshot}
         orders: Any = None,  # () -> [the bot's OpenOrder]
     ) -> None:
         self.state = state
@@ -60,12 +61,15 @@ class StatusFeed:
                 self.budget["ts"] = event.ts
 
     def liquidation(self) -> dict[str, Any]:
+        """Per position (hedge mode: per side, keyed ``SYMBOL|LONG``): the exchange's
+        liquidation price, perpbot's estimate and the distance to it."""
         out: dict[str, Any] = {}
         now = time.time()
         prices = self.gate.prices() if self.gate is not None else {}
-        for sym, p in self.positions().items():
+        for key, p in self.positions().items():
             if not p.amount:
                 continue
+            sym = leg_symbol(key)
             mark = p.mark_price or self.state.marks().get(sym)
             row: dict[str, Any] = {
                 "amount": p.amount,
@@ -75,10 +79,11 @@ class StatusFeed:
                 "estimate": None,
             }
             snap = self.gate.margin_snapshot(sym, prices, now) if self.gate is not None else None
+            est = None
             if snap is not None:
                 est = after_fill(
                     snap.account,
-                    sym,
+                    key,
                     0.0,
                     snap.mark,
                     mark=snap.mark,
@@ -88,10 +93,13 @@ class StatusFeed:
                 row["estimate"] = est.liquidation_price
                 row["brackets"] = est.brackets_source
             liq = row["liquidation_price"] or row["estimate"]
-            if liq and mark:
+            if p.position_side and est is not None and est.distance is not None:
+                # a hedge-mode side: liquidated with its symbol's other side (the estimate)
+                row["distance_pct"] = round(est.distance * 100.0, 4)
+            elif liq and mark:
                 dist = (mark - liq) / mark if p.amount > 0 else (liq - mark) / mark
                 row["distance_pct"] = round(dist * 100.0, 4)
-            out[sym] = row
+            out[key] = row
         return out
 
     def extras(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from perpbot.kill.describe import describe_positions_left
 from perpbot.kill.gate import allowed
 from perpbot.risk.exposure import check_leverage, check_position_notional
 from perpbot.risk.inputs import CheckInput
+from perpbot.risk.margin import after_fill
 from tests.unit.risk.test_risk_gate import gate_for, make_setup
 
 SYM = "BTC/USDT:USDT"
@@ -126,14 +127,28 @@ def test_a_side_left_open_is_named_with_its_side() -> None:
     )
 
 
-def test_no_margin_estimate_on_a_hedge_mode_account() -> None:
+def test_a_hedge_symbols_sides_share_one_liquidation_price() -> None:
+    """LONG 2 and SHORT 1 at 100 on 50 equity (flat mmr 0.005): the account's margin
+    balance 50 + 2 (P - 100) - (P - 100) meets the maintenance 0.005 * 3 P at
+    P = 50 / 0.985, for both sides; a fall liquidates (the net is long)."""
     setup = make_setup()
     gate, _ = gate_for(setup)
-    setup.account.equity = 10_000.0
-    setup.account.set_positions(rows(1.0, -1.0))
+    setup.account.equity = 50.0
+    setup.account.set_positions(rows(2.0, -1.0))
     gate.state.marks = lambda: {SYM: 100.0}  # type: ignore[method-assign]
-    assert gate.margin_snapshot(SYM, {SYM: 100.0}, 0.0) is None
+    snap = gate.margin_snapshot(SYM, {SYM: 100.0}, 0.0)
+    assert snap is not None
+    held = {k: h.amount for k, h in snap.account.holdings.items()}
+    assert held == {f"{SYM}|LONG": 2.0, f"{SYM}|SHORT": -1.0}
+    for side in ("LONG", "SHORT"):
+        est = after_fill(
+            snap.account, f"{SYM}|{side}", 0.0, 100.0,
+            mark=100.0, leverage=snap.leverage, brackets=snap.brackets,
+        )  # fmt: skip
+        assert est.liquidation_price == pytest.approx(50.0 / 0.985)
+        assert est.distance == pytest.approx((100.0 - 50.0 / 0.985) / 100.0)
     setup.account.set_positions(
         [{"symbol": SYM, "info": {"positionAmt": "1", "positionSide": "BOTH"}}]
     )
-    assert gate.margin_snapshot(SYM, {SYM: 100.0}, 0.0) is not None  # one-way: estimated
+    one_way = gate.margin_snapshot(SYM, {SYM: 100.0}, 0.0)
+    assert one_way is not None and list(one_way.account.holdings) == [SYM]
