@@ -4,8 +4,7 @@ A refusal raises a PerpbotError (the strategy file's mistakes are BadInput, exit
 has placed nothing and armed nothing, so it just ends.
 
     symbols       every [strategy] symbol is listed by the exchange
-    position mode the account's mode (one-way or hedge) read into the shared account view;
-                  on a hedge-mode account, what hedge mode does not support is refused
+    position mode the account's mode (one-way or hedge) read into the shared account view
                   (perpbot.engine.position_mode)
 """
 
