@@ -41,21 +41,24 @@ def move_mark_to(sim: Any, target: float) -> None:
     sim.jump("BTCUSDT", (target / mark(sim) - 1.0) * 100.0)
 
 
+@pytest.mark.parametrize("streams", [False, True], ids=["REST reconcile", "user stream"])
 async def test_the_liquidation_estimate_is_per_side_gated_and_where_the_simulator_liquidates(
-    hedged: tuple[Any, str], tmp_path: Path
+    hedged: tuple[Any, str], tmp_path: Path, streams: bool
 ) -> None:
     sim, key = hedged
     toml = write_toml(
         tmp_path,
         sim.base_url,
         risk={"liquidation_band_pct": BAND, "accept_no_limits": True},
-        exchange={"reconcile_interval": 1},
+        exchange={"streams": streams, "reconcile_interval": 1},
     )
     async with Bot(toml) as bot:
         await bot.do(lambda ctx: fresh(ctx).market_order(BTC, "sell", SHORT, position_side="SHORT"))
+        await bot.do(lambda ctx: ctx.refresh())  # on streams: once the SHORT has arrived
         # judged with the SHORT beside it (alone, the LONG would be ~7.9 % away: refused)
         await bot.do(lambda ctx: fresh(ctx).market_order(BTC, "buy", LONG, position_side="LONG"))
         assert sides(sim, key) == pytest.approx({"LONG": LONG, "SHORT": -SHORT})
+        await bot.do(lambda ctx: ctx.refresh())
 
         before = len(sim.state()["orders"])
         with pytest.raises(OrderRejected) as info:
