@@ -119,10 +119,18 @@ async def test_a_forced_disconnect_is_backfilled_with_no_fill_missed_or_doubled(
         assert bot.decisions("STREAM_RECONNECTED")
         logged = {e["code"] for e in bot.journal()}
         assert {"STREAM_DISCONNECTED", "STREAM_BACKFILL"} <= logged
-        # the stream carries fills again afterwards
+        # the stream carries fills again afterwards: the sell's fill arrives on the user
+        # stream (ccxt.pro's cache of streamed trades holds it). Which source records it
+        # first is a race on a loaded machine (a user route still coming back may have a
+        # REST read in flight), so the fill is checked once in the engine, streamed or not.
         await bot.do(lambda ctx: ctx.market_order(BTC, "sell", 0.002))
         await bot.until(lambda: len(fill_events(bot)) == len(truth) + 1)
-        assert fill_events(bot)[-1].source == "stream"
+        sell = fill_events(bot)[-1].fill.trade_id
+        feed = bot.runner.feed
+        assert feed is not None
+        await bot.until(lambda: sell in {str(t["id"]) for t in (feed.ex.myTrades or [])})
+        ids = [e.fill.trade_id for e in fill_events(bot)]
+        assert len(set(ids)) == len(ids)
     finally:
         await bot.stop()
     signed = {
