@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.risk_support.bot import BTC, write_toml
+from tests.integration.risk_support.bot import BTC
 from tests.integration.streams.test_streams_run import (
+    bot_toml,
     control,
     fill_events,
     sim_trade_ids,
@@ -19,16 +20,8 @@ from tests.integration.streams.test_streams_run import (
 )
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def toml(tmp_path: Path, handle: Any) -> Path:
-    return write_toml(
-        tmp_path,
-        handle.base_url,
-        exchange={"stream_stale_s": 2.0, "reconcile_interval": 600},
-        kill={"deadman": False},
-        audit={"enabled": False},
-    )
+# reconcile_interval = 600: no periodic REST reconcile within a test, so only the stream
+# or a backfill can bring a fill
 
 
 async def test_a_lost_fill_older_than_a_streamed_one_is_still_backfilled(
@@ -38,7 +31,7 @@ async def test_a_lost_fill_older_than_a_streamed_one_is_still_backfilled(
     reconcile that follows must read fills from where REST last listed them, not from the
     newest fill recorded (the streamed one, newer than the lost one)."""
     handle = sim_factory()
-    bot = await started(toml(tmp_path, handle))
+    bot = await started(bot_toml(tmp_path, handle, reconcile_interval=600))
     try:
         feed = bot.runner.feed
         assert feed is not None
@@ -64,7 +57,7 @@ async def test_doubled_and_reordered_events_count_each_fill_once(
     sim_factory: Any, tmp_path: Path
 ) -> None:
     handle = sim_factory()
-    bot = await started(toml(tmp_path, handle))
+    bot = await started(bot_toml(tmp_path, handle, reconcile_interval=600))
     try:
         control(
             handle,

@@ -16,8 +16,9 @@ import pytest
 from perpbot.cli.status import bot_view
 from perpbot.cli.status_view import streams_lines
 from perpbot.streams.evidence import OWED_GRACE_S
-from tests.integration.risk_support.bot import BTC, BTC_ID, Bot, quiet, write_toml
+from tests.integration.risk_support.bot import BTC, BTC_ID, Bot, quiet
 from tests.integration.streams.test_streams_run import (
+    bot_toml,
     control,
     fill_events,
     sim_trade_ids,
@@ -25,17 +26,8 @@ from tests.integration.streams.test_streams_run import (
 )
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def toml(tmp_path: Path, handle: Any) -> Path:
-    # no periodic reconcile within the test: only the book's evidence can find the fill
-    return write_toml(
-        tmp_path,
-        handle.base_url,
-        exchange={"stream_stale_s": 2.0, "reconcile_interval": 600},
-        kill={"deadman": False},
-        audit={"enabled": False},
-    )
+# reconcile_interval = 600: no periodic REST reconcile within a test, so only the stream,
+# a backfill or the book's evidence can bring a fill
 
 
 async def rest_at_best_bid(bot: Bot) -> str:
@@ -53,7 +45,7 @@ async def test_a_stalled_user_stream_is_found_by_the_books_evidence(
     sim_factory: Any, tmp_path: Path
 ) -> None:
     handle = sim_factory(market=quiet())
-    bot = await started(toml(tmp_path, handle))
+    bot = await started(bot_toml(tmp_path, handle, reconcile_interval=600))
     try:
         feed = bot.runner.feed
         assert feed is not None
@@ -101,7 +93,7 @@ async def test_no_stall_is_suspected_when_the_user_stream_speaks(
     """The same move with a healthy user stream: the fill comes from the stream and the
     book's evidence accuses nothing (no reconnect, no extra reconcile)."""
     handle = sim_factory(market=quiet())
-    bot = await started(toml(tmp_path, handle))
+    bot = await started(bot_toml(tmp_path, handle, reconcile_interval=600))
     try:
         feed = bot.runner.feed
         assert feed is not None
