@@ -22,16 +22,23 @@ THIN = {"crowd_level_qty": 0.2, "crowd_levels": 10, "crowd_level_step_ticks": 50
 FAST = ExitConfig(pace_s=0.05, passive_steps=2, passive_step_s=0.1, timeout_s=20.0)
 
 
-async def _venue(sim: Any) -> tuple[GuardedClient, ExitVenue, list[Decision]]:
-    key, secret = sim.create_account(balance=1_000_000)
-    bus = EventBus()
-    seen: list[Decision] = []
-    bus.subscribe(lambda e: seen.append(e) if isinstance(e, Decision) else None)
+async def _client(sim: Any, balance: float, bus: EventBus | None = None) -> GuardedClient:
+    """A new simulator account's transport-only client, markets loaded."""
+    key, secret = sim.create_account(balance=balance)
+    bus = bus or EventBus()
     ex = make_exchange("sim", api_key=key, secret=secret, base_url=sim.base_url)
     client = GuardedClient(
         Pipeline([], Transport(ex, bus), bus), ex, command="test", profile=None, run_id="t"
     )
     await client.load_markets()
+    return client
+
+
+async def _venue(sim: Any) -> tuple[GuardedClient, ExitVenue, list[Decision]]:
+    bus = EventBus()
+    seen: list[Decision] = []
+    bus.subscribe(lambda e: seen.append(e) if isinstance(e, Decision) else None)
+    client = await _client(sim, 1_000_000, bus)
 
     async def cancel(order: dict[str, Any], symbol: str) -> Any:
         return await client.cancel_order(order.get("id"), symbol)
@@ -98,12 +105,7 @@ async def test_a_price_band_refusal_shrinks_and_reprices_and_never_dumps(sim_fac
 
 async def test_adaptive_goes_to_market_when_liquidation_is_near(sim_factory: Any) -> None:
     sim = sim_factory()
-    key, secret = sim.create_account(balance=80)  # 100x on 0.1 BTC: liquidation 0.9 % away
-    bus = EventBus()
-    ex = make_exchange("sim", api_key=key, secret=secret, base_url=sim.base_url)
-    client = GuardedClient(Pipeline([], Transport(ex, bus), bus), ex, command="t",
-                           profile=None, run_id="t")  # fmt: skip
-    await client.load_markets()
+    client = await _client(sim, 80)  # 100x on 0.1 BTC: liquidation 0.9 % away
     venue = ExitVenue(client, client.create_order, client.cancel_order, client_position(client))
     try:
         await client.set_leverage(100, SYM)
@@ -190,12 +192,7 @@ async def test_adaptive_reads_what_it_weighs_in_one_round_trip(sim_factory: Any)
     # every wait before the first child is time a market order would already be filling:
     # the volatility, the liquidation distance and the book are asked for at once
     sim = sim_factory()
-    key, secret = sim.create_account(balance=80)  # 100x on 0.1 BTC: liquidation 0.9 % away
-    bus = EventBus()
-    ex = make_exchange("sim", api_key=key, secret=secret, base_url=sim.base_url)
-    client = GuardedClient(Pipeline([], Transport(ex, bus), bus), ex, command="t",
-                           profile=None, run_id="t")  # fmt: skip
-    await client.load_markets()
+    client = await _client(sim, 80)  # 100x on 0.1 BTC: liquidation 0.9 % away
     log: list[tuple[str, str]] = []  # (start | end, method), in the order they happened
 
     def watch(name: str) -> None:
