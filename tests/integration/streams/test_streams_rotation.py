@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from perpbot.streams import feed as feed_module
-from tests.integration.risk_support.bot import BTC, write_toml
+from tests.integration.risk_support.bot import BTC
 from tests.integration.streams.test_streams_rest import ws_counters
 from tests.integration.streams.test_streams_run import (
+    bot_toml,
     control,
     fill_events,
     sim_trade_ids,
@@ -32,12 +33,7 @@ async def test_connections_are_rotated_ahead_of_the_limit_with_no_gap(
     sim_factory: Any, tmp_path: Path
 ) -> None:
     handle = sim_factory(ws={"max_connection_s": LIMIT_S})
-    toml = write_toml(
-        tmp_path,
-        handle.base_url,
-        exchange={"stream_stale_s": 2.0, "reconcile_interval": 600, "stream_rotate_s": ROTATE_S},
-        kill={"deadman": False},
-    )
+    toml = bot_toml(tmp_path, handle, reconcile_interval=600, stream_rotate_s=ROTATE_S)
     bot = await started(toml)
     try:
         feed = bot.runner.feed
@@ -82,11 +78,8 @@ async def test_a_rotation_that_cannot_connect_keeps_the_old_connection(
     later, once handshakes are accepted."""
     monkeypatch.setattr(feed_module, "RETRY_S", 2.0)
     handle = sim_factory()  # the simulator's own 24 h limit stays far away
-    toml = write_toml(
-        tmp_path,
-        handle.base_url,
-        exchange={"stream_stale_s": 30.0, "reconcile_interval": 600, "stream_rotate_s": ROTATE_S},
-        kill={"deadman": False},
+    toml = bot_toml(
+        tmp_path, handle, stream_stale_s=30.0, reconcile_interval=600, stream_rotate_s=ROTATE_S
     )
     bot = await started(toml)
     try:
