@@ -14,7 +14,6 @@ from typing import Any
 import typer
 
 from perpbot import __version__
-from perpbot.cli.errors import run_app
 from perpbot.cli.lazy import Entry, LazyGroup
 
 # The Typer settings of the app; each command module registers on a Typer with the same ones.
@@ -109,8 +108,3 @@ def _root(
     """
     if verbose:
         os.environ[VERBOSE_ENV] = "1"
-
-
-def run_app_code(argv: list[str] | None = None) -> int:
-    """Run one command; its exit code (perpbot.cli.entry.main ends the process with it)."""
-    return run_app(app, argv)

@@ -24,9 +24,10 @@ def main(argv: list[str] | None = None) -> None:
         if code is not None:
             finish(code)
     # lazy: start-up speed of `perpbot kill` (Typer never loads for the plain kill)
-    from perpbot.cli.app import run_app_code
+    from perpbot.cli.app import app
+    from perpbot.cli.errors import run_app
 
-    finish(run_app_code(args))
+    finish(run_app(app, args))
 
 
 def finish(code: int) -> None:
