@@ -15,15 +15,6 @@ from tests.integration.kill_strategies.support import (
     quiet_market,
     write_strategy,
 )
-from tests.keys_support.backends import MemoryKeyring, installed
-
-
-@pytest.fixture
-def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
-    """A fresh in-memory keyring (for key profiles and scopes), the OS one out of reach."""
-    monkeypatch.delenv("PYTHON_KEYRING_BACKEND", raising=False)
-    with installed(MemoryKeyring()) as backend:
-        yield backend
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ simulator (its request counter does not move); its own positions are the truth.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from perpbot.config import ExchangeSection
 from perpbot.errors import PermissionDenied
 from perpbot.events import EventBus
 from tests.integration.test_hedge_mode import plain_ccxt, sides
+from tests.keys_support.backends import MemoryKeyring, installed
 from tests.keys_support.profiles import store
 
 BTC = "BTC/USDT:USDT"
@@ -26,7 +27,11 @@ TRADE = {"run": {"read", "trade", "cancel"}}
 REDUCE = {"run": {"read", "reduce", "cancel"}}
 
 
-pytestmark = pytest.mark.usefixtures("memory_keyring")
+@pytest.fixture(autouse=True)
+def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
+    monkeypatch.delenv("PYTHON_KEYRING_BACKEND", raising=False)
+    with installed(MemoryKeyring()) as backend:
+        yield backend
 
 
 @pytest.fixture
