@@ -27,6 +27,7 @@ GET  /fapi/v1/klines                           limit <100: 1, <500: 2,     0
 GET  /fapi/v1/mark|indexPriceKlines           as klines                   0
 GET  /fapi/v1/continuousKlines                 as klines                   0
 GET  /fapi/v1/premiumIndex                     1, 10 without symbol        0
+GET  /fapi/v1/constituents                     2                           0
 GET  /fapi/v2|v3/account, /positionRisk        5                           0
 GET  /fapi/v1/leverageBracket                  1                           0
 POST /fapi/v1/leverage, /marginType            1                           0
@@ -163,6 +164,7 @@ _TABLE: dict[tuple[str, str], _Rule] = {
     ("GET", "/fapi/v1/indexPriceKlines"): _klines,
     ("GET", "/fapi/v1/continuousKlines"): _klines,
     ("GET", "/fapi/v1/premiumIndex"): _by_symbol(1, 10),
+    ("GET", "/fapi/v1/constituents"): Constant(2),
     ("GET", "/fapi/v2/account"): Constant(5),
     ("GET", "/fapi/v3/account"): Constant(5),
     ("GET", "/fapi/v2/positionRisk"): Constant(5),

@@ -106,10 +106,11 @@ def _document(
     notes: list[str] = []
     if profile is not None:
         # lazy: start-up speed of `perpbot --help` (the stress model loads when the command runs)
-        from perpbot.stress.live import live_document
+        from perpbot.stress.live import index_weights_into, live_document
 
         live = live_document(profile, url, symbols)
         notes.extend(live.pop("notes"))
+        notes.extend(index_weights_into(doc, live["index_weights"]))
         doc["books"] = {**doc.get("books", {}), **live["books"]}
         crowd = doc.setdefault("crowd", {})
         for sym, body in live["crowd"].items():

@@ -34,6 +34,7 @@ METHOD_CLASS: dict[str, MethodClass] = {
     "fetch_leverage_tiers": "read",
     "fetch_margin_mode": "read",
     "fetch_position_mode": "read",
+    "fapipublic_get_constituents": "read",  # the index's venues and weights (risk stress)
     "sapi_get_account_apirestrictions": "read",
     "create_order": "order",
     "cancel_order": "cancel",

@@ -72,6 +72,7 @@ METHOD_SCOPE: dict[str, str] = {
     "fetch_leverage_tiers": READ,
     "fetch_margin_mode": READ,
     "fetch_position_mode": READ,
+    "fapipublic_get_constituents": READ,
     "sapi_get_account_apirestrictions": READ,
     "create_order": TRADE,
     "cancel_order": CANCEL,

@@ -1,4 +1,5 @@
-"""Public market-data endpoints (no key): exchangeInfo, time, tickers, depth, klines, marks.
+"""Public market-data endpoints (no key): exchangeInfo, time, tickers, depth, klines, marks,
+the index's constituents.
 
 When the price feed is frozen (a fault), these keep answering but their prices and their
 timestamps (ticker ``closeTime``, premiumIndex ``time``, depth ``T``) stop moving, which is
@@ -295,6 +296,32 @@ def premium_index(engine: Engine, ctx: Ctx) -> Any:
     return [_premium(engine, s) for s in engine.specs]
 
 
+def constituents(engine: Engine, ctx: Ctx) -> Any:
+    return index_constituents(engine, spec_of(engine, ctx.params))
+
+
+def index_constituents(engine: Engine, symbol: str) -> dict[str, Any]:
+    """Query Index Price Constituents: the index basket's spot venues (pricing.py), each
+    with its last quote and its weight in the basket (the weights add up to 1, as
+    Binance's do). A venue that is down or stale keeps its listed weight; the index
+    leaves it out while it is (pricing.Pricing.basket)."""
+    venues = engine.markets[symbol].pricing.venues
+    total = sum(v.weight for v in venues)
+    return {
+        "symbol": symbol,
+        "time": _data_time(engine, symbol),
+        "constituents": [
+            {
+                "exchange": f"spot{i + 1}",
+                "symbol": symbol,
+                "price": f"{v.price:.8f}",
+                "weight": f"{v.weight / total:.8f}",
+            }
+            for i, v in enumerate(venues)
+        ],
+    }
+
+
 ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v1/exchangeInfo"): Route(exchange_info),
     ("GET", "/fapi/v1/time"): Route(server_time),
@@ -309,4 +336,5 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v1/indexPriceKlines"): Route(index_price_klines),
     ("GET", "/fapi/v1/continuousKlines"): Route(continuous_klines),
     ("GET", "/fapi/v1/premiumIndex"): Route(premium_index),
+    ("GET", "/fapi/v1/constituents"): Route(constituents),
 }

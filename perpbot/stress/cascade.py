@@ -166,7 +166,7 @@ def propagate(scenario: Scenario, nodes: list[Node], shock_pct: float) -> Outcom
             [moved] * len(dyn.mark_sources_s),
             moved,
             OrderSizes.lognormal(crowd.position_size, crowd.position_size_sigma),
-            dyn.source_weights(),
+            dyn.source_weights(symbol),
         )
         out.path[symbol] = [(0.0, start[symbol]), (0.0, moved)]
     graph = _Graph(out)

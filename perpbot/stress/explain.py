@@ -72,6 +72,9 @@ def describe_inputs(scenario: Scenario) -> dict[str, Any]:
         },
         "correlations": {f"{a}/{b}": r for (a, b), r in scenario.correlations.items()},
         "mark_sources_s": list(scenario.dynamics.mark_sources_s),
+        "mark_source_weights": {
+            s: list(scenario.dynamics.source_weights(s)) for s in scenario.books
+        },
     }
 
 

@@ -91,10 +91,13 @@ class Dynamics:
     horizon_s: float = DEFAULT_HORIZON_S
     engine_step_s: float = 0.0  # the exchange's price/liquidation clock; 0: continuous
     mark_source_weights: tuple[float, ...] = ()  # the index's weights; () equal
+    # one symbol's own index weights (its exchange's constituents), over the shared ones
+    symbol_weights: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
-    def source_weights(self) -> tuple[float, ...]:
-        if len(self.mark_source_weights) == len(self.mark_sources_s):
-            return self.mark_source_weights
+    def source_weights(self, symbol: str = "") -> tuple[float, ...]:
+        weights = self.symbol_weights.get(symbol, self.mark_source_weights)
+        if len(weights) == len(self.mark_sources_s):
+            return weights
         return (1.0,) * len(self.mark_sources_s)
 
     def requote_every(self, every_s: float) -> float:
@@ -187,7 +190,10 @@ def from_document(doc: dict[str, Any], *, where: str) -> Scenario:
         scenario.latency_s = r.number(doc["latency_ms"], "latency_ms", lo=0.0, hi=600_000) / 1000
     else:
         scenario.assumptions.append("latency: 500 ms for the bot to act (latency_ms)")
-    scenario.dynamics = r.dynamics(r.table(doc, "dynamics"), scenario.assumptions)
+    scenario.dynamics = r.dynamics(r.table(doc, "dynamics"), list(books), scenario.assumptions)
+    for sym in scenario.dynamics.symbol_weights:
+        if sym not in books:
+            raise BadInput(f"{where}: dynamics.mark_source_weights.{sym}: no [books.{sym}] depth")
     if "shocks" in doc:
         scenario.shocks = [
             r.number(s, "shocks[]", lo=-90.0, hi=900.0) for s in r.array(doc, "shocks")
@@ -354,7 +360,13 @@ class _Reader:
             notes.append(f"{symbol} crowd: half long, half short")
         return crowd
 
-    def dynamics(self, body: dict[str, Any], notes: list[str]) -> Dynamics:
+    def weights(self, raw: Any, name: str, dyn: Dynamics) -> tuple[float, ...]:
+        items = raw if isinstance(raw, list) else [raw]
+        if len(items) != len(dyn.mark_sources_s):
+            raise self.fail(f"{name}: expected one weight per mark_sources_s entry")
+        return tuple(self.number(x, name, lo=1e-9, hi=1e9) for x in items)
+
+    def dynamics(self, body: dict[str, Any], symbols: list[str], notes: list[str]) -> Dynamics:
         fields = {
             "impact_permanent": (0.0, 1.0),
             "book_half_life_s": (0.01, 86_400.0),
@@ -375,21 +387,23 @@ class _Reader:
             )
         if "mark_source_weights" in body:
             raw = body["mark_source_weights"]
-            items = raw if isinstance(raw, list) else [raw]
-            if len(items) != len(dyn.mark_sources_s):
-                raise self.fail(
-                    "dynamics.mark_source_weights: expected one weight per mark_sources_s entry"
-                )
-            dyn.mark_source_weights = tuple(
-                self.number(x, "dynamics.mark_source_weights", lo=1e-9, hi=1e9) for x in items
-            )
+            if isinstance(raw, dict):  # per symbol: {"BTCUSDT": [...], ...}
+                dyn.symbol_weights = {
+                    str(sym): self.weights(w, f"dynamics.mark_source_weights.{sym}", dyn)
+                    for sym, w in raw.items()
+                }
+            else:
+                dyn.mark_source_weights = self.weights(raw, "dynamics.mark_source_weights", dyn)
         for key, (lo, hi) in fields.items():
             if key in body:
                 setattr(dyn, key, self.number(body[key], f"dynamics.{key}", lo=lo, hi=hi))
         if "mark_sources_s" not in body:
             notes.append("the mark takes up the traded price once a second (mark_sources_s)")
         if len(dyn.mark_sources_s) > 1 and not dyn.mark_source_weights:
-            notes.append("the index's sources weigh the same (mark_source_weights)")
+            unweighted = sorted(set(symbols) - set(dyn.symbol_weights))
+            if unweighted:
+                which = "" if len(unweighted) == len(symbols) else f" ({', '.join(unweighted)})"
+                notes.append(f"the index's sources weigh the same{which} (mark_source_weights)")
         if "engine_step_s" not in body:
             notes.append(
                 "the exchange updates its mark and checks liquidations continuously (engine_step_s)"

@@ -2,10 +2,12 @@
 the same pipeline and signed log as `perpbot status --live`) or a run folder.
 
 From the exchange: this account's positions (entry and liquidation price as the exchange
-computes them), the order book of each position's symbol (1000 levels) and the public open
-interest where the exchange publishes it (Binance: ``/fapi/v1/openInterest``). What the
-exchange does not publish (the crowd's leverage) stays an assumption the output prints,
-and the user may state it in a file given alongside.
+computes them), the order book of each position's symbol (1000 levels), the public open
+interest where the exchange publishes it (Binance: ``/fapi/v1/openInterest``) and the
+weights of the index's constituents (Binance: ``/fapi/v1/constituents``). What the
+exchange does not publish (the crowd's leverage, how often each constituent requotes)
+stays an assumption the output prints, and the user may state it in a file given
+alongside. A read of the constituents that fails leaves the weights an assumption too.
 
 From a run folder: the positions of the run's last tick (``ticks.jsonl``).
 """
@@ -22,12 +24,13 @@ from typing import Any
 from perpbot.app.connect import connect
 from perpbot.audit.subscriber import attach_to_bus
 from perpbot.config import ExchangeSection
-from perpbot.errors import BadInput
+from perpbot.errors import BadInput, Interrupted, PermissionDenied
 from perpbot.events import EventBus
 from perpbot.keys.store import load_profile
 from perpbot.ops.runfiles import open_journal
 
 BOOK_LEVELS = 1000
+CONSTITUENTS = "fapipublic_get_constituents"  # Binance's GET /fapi/v1/constituents (ccxt)
 
 
 def plain(symbol: str) -> str:
@@ -50,7 +53,9 @@ async def _live(profile: str, url: str | None, symbols: list[str]) -> dict[str, 
     bus = EventBus()
     # reads only: the profile's `status` grant (read), as `perpbot status --live`
     log = attach_to_bus(bus, run_id=run_id, profile=profile, command="status")
-    doc: dict[str, Any] = {"positions": [], "books": {}, "crowd": {}, "notes": []}
+    doc: dict[str, Any] = {
+        "positions": [], "books": {}, "crowd": {}, "index_weights": {}, "notes": []
+    }  # fmt: skip
     try:
         conn = await connect(section, command="status", run_id=run_id, bus=bus)
         try:
@@ -94,6 +99,11 @@ async def _live(profile: str, url: str | None, symbols: list[str]) -> dict[str, 
                         f"{name}: open interest {oi:g} from the exchange; the crowd's positions "
                         f"on both sides add up to {2 * oi:g}"
                     )
+                weights, why = await _index_weights(client, unified)
+                if weights is None:
+                    doc["notes"].append(f"{name}: {why}; the index's weights are assumed")
+                else:
+                    doc["index_weights"][name] = weights
         finally:
             await conn.close()
     finally:
@@ -109,6 +119,65 @@ async def _open_interest(client: Any, symbol: str) -> float | None:
         return None
     amount = got.get("openInterestAmount") if isinstance(got, dict) else None
     return float(amount) if amount else None
+
+
+async def _index_weights(client: Any, symbol: str) -> tuple[list[float] | None, str]:
+    """The weights of the index's constituents, in the order the exchange lists them, or
+    None and why not."""
+    if not hasattr(client.exchange, CONSTITUENTS):
+        return None, "the exchange publishes no index constituents here"
+    market_id = client.market(symbol)["id"]
+    try:
+        got = await client.call(CONSTITUENTS, {"symbol": market_id}, symbol=symbol)
+    except (PermissionDenied, Interrupted):
+        raise  # the profile's scope refused it, or Ctrl-C: the command's own error
+    except Exception as exc:  # an exchange or network failure: an assumption instead
+        return None, f"the index's constituents could not be read ({type(exc).__name__})"
+    rows = got.get("constituents") if isinstance(got, dict) else None
+    try:
+        weights = [float(row["weight"]) for row in rows or []]
+    except (KeyError, TypeError, ValueError):
+        weights = []
+    if not weights or min(weights) < 0 or sum(weights) <= 0:
+        return None, "the exchange's index constituents carry no usable weights"
+    return weights, ""
+
+
+def index_weights_into(doc: dict[str, Any], fetched: dict[str, list[float]]) -> list[str]:
+    """Put the exchange's index weights into the scenario document's ``[dynamics]``, one
+    list per symbol, and say where each symbol's weights come from. They pair with the
+    constituents' requote intervals (``mark_sources_s``, which no exchange publishes): used
+    when the file states one interval per constituent; weights the file states win."""
+    dyn = doc.setdefault("dynamics", {})
+    if not isinstance(dyn, dict):
+        return []  # the document's own check reports it
+    stated = dyn.get("mark_source_weights")
+    intervals = dyn.get("mark_sources_s")
+    n_stated = len(intervals) if isinstance(intervals, list) else 1
+    per_symbol: dict[str, Any] = dict(stated) if isinstance(stated, dict) else {}
+    notes = []
+    for name, weights in fetched.items():
+        shares = "/".join(f"{w:.3g}" for w in weights)
+        head = f"{name}: index weights {shares} from the exchange (/fapi/v1/constituents)"
+        if stated is not None and (not isinstance(stated, dict) or name in stated):
+            notes.append(f"{head}; the file's mark_source_weights are used instead")
+        elif "mark_sources_s" not in dyn:
+            notes.append(
+                f"{head}; not used: every constituent is assumed to requote each second, "
+                f"so the weights do not move the mark (state mark_sources_s, "
+                f"{len(weights)} intervals, to use them)"
+            )
+        elif n_stated != len(weights):
+            notes.append(
+                f"{head}; not used: the exchange lists {len(weights)} constituents, "
+                f"mark_sources_s states {n_stated} intervals"
+            )
+        else:
+            per_symbol[name] = weights
+            notes.append(head)
+    if per_symbol and not isinstance(stated, list | float | int):
+        dyn["mark_source_weights"] = per_symbol
+    return notes
 
 
 def run_positions(run_dir: Path) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from typing import Any
 from perpbot.sim.assemble import build_engine
 from perpbot.sim.config import SimConfig, SymbolConfig
 from perpbot.sim.engine import Engine
+from perpbot.sim.handlers_market import index_constituents
 from perpbot.sim.trading import place_order
 from perpbot.stress.cascade import build_nodes, propagate
 from perpbot.stress.inputs import Scenario, from_document
@@ -151,7 +152,8 @@ def scenario_from_engine(engine: Engine, case: Case, acct: Any) -> Scenario:
     pv = next(p for p in engine.view(acct).positions if p.spec.symbol == SYMBOL)
     doc = assumptions(engine.cfg, case.horizon_s)
     # the index's constituents and their weights are public (Binance: /fapi/v1/constituents)
-    doc["dynamics"]["mark_source_weights"] = [v.weight for v in mkt.pricing.venues]
+    listed = index_constituents(engine, SYMBOL)["constituents"]
+    doc["dynamics"]["mark_source_weights"] = [float(c["weight"]) for c in listed]
     doc["books"] = {
         SYMBOL: {
             "bids": [[spec.px(p), spec.qty(q)] for p, q in bids],

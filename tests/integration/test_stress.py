@@ -187,6 +187,68 @@ def test_live_profile_reads_positions_and_books_and_says_what_it_assumed(
     assert r.returncode == 3 and "Traceback" not in r.stderr
 
 
+async def _constituents(url: str) -> dict[str, Any]:
+    ex = make_exchange("sim", api_key="", secret="", base_url=url)  # a public route
+    try:
+        return await ex.fapiPublicGetConstituents({"symbol": SYMBOL})
+    finally:
+        await ex.close()
+
+
+def test_live_index_weights_come_from_the_exchanges_constituents(
+    sim: Any, tmp_path: Path, state_home: Path
+) -> None:
+    """``--profile`` reads each symbol's index weights from ``/fapi/v1/constituents`` (ccxt's
+    implicit method, over HTTP); the truth is the simulator's own index basket. A failing
+    route leaves them an assumption, said so, and the command still runs."""
+    key, secret = sim.create_account(balance=150.0)
+    asyncio.run(_open_long(sim.base_url, key, secret, 0.01))
+    env = _profile(tmp_path, key, secret)
+    venues = sim.state()["markets"][SYMBOL]["venues"]
+    truth = [v["weight"] / sum(u["weight"] for u in venues) for v in venues]
+    assert len(truth) == 5 and max(truth) - min(truth) > 0.02  # unequal, so they matter
+
+    raw = asyncio.run(_constituents(sim.base_url))
+    assert raw["symbol"] == SYMBOL and isinstance(raw["time"], int)
+    listed = [float(c["weight"]) for c in raw["constituents"]]
+    assert listed == pytest.approx(truth, abs=1e-4) and sum(listed) == pytest.approx(1.0)
+    assert all(float(c["price"]) > 0 and c["exchange"] for c in raw["constituents"])
+
+    stated = tmp_path / "sources.toml"
+    intervals = {"dynamics": {"mark_sources_s": [1, 1.5, 2, 2.5, 3]}}
+    stated.write_bytes(tomli_w.dumps(intervals).encode())
+    args = ("risk", "stress", str(stated), "--profile", "desk", "--url", sim.base_url,
+            "--shock", "-2")  # fmt: skip
+    doc = _json(run_cli(*args, "--json", env=env))
+    assert doc["inputs"]["mark_source_weights"][SYMBOL] == pytest.approx(truth, abs=1e-4)
+    notes = "\n".join(doc["assumptions"])
+    assert f"{SYMBOL}: index weights " in notes
+    assert "from the exchange (/fapi/v1/constituents)" in notes
+    assert "weigh the same" not in notes
+    logs = list((state_home / "logs").rglob("*.jsonl"))  # the read is in the signed log
+    assert any("/fapi/v1/constituents" in p.read_text() for p in logs)
+
+    # the intervals not stated: the weights are read but cannot move the mark, and it says so
+    bare = _json(run_cli("risk", "stress", "--profile", "desk", "--url", sim.base_url,
+                         "--shock", "-2", "--json", env=env))  # fmt: skip
+    assert bare["inputs"]["mark_source_weights"][SYMBOL] == [1.0]
+    assert "not used: every constituent is assumed to requote each second" in "\n".join(
+        bare["assumptions"]
+    )
+
+    # the route fails (503 on every attempt): the weights are an assumption, said so
+    sim.set_faults({"errors": {"rate": 1.0, "paths": ["/fapi/v1/constituents"]}})
+    faulted = _json(run_cli(*args, "--json", env=env))
+    assert faulted["inputs"]["mark_source_weights"][SYMBOL] == [1.0] * 5
+    notes = "\n".join(faulted["assumptions"])
+    assert "index's constituents could not be read" in notes and "weights are assumed" in notes
+    assert "the index's sources weigh the same" in notes
+    assert faulted["shocks"][0]["positions"], faulted
+    text = run_cli(*args, env=env)
+    assert text.returncode == 0 and "Traceback" not in text.stderr, text.stderr
+    assert "could not be read" in text.stdout and "weigh the same" in text.stdout
+
+
 # -- the prediction against the simulator's crowd ------------------------------------------------
 def test_predicted_time_to_liquidation_matches_the_simulated_cascade(
     sim_factory: Any, tmp_path: Path, state_home: Path

@@ -8,6 +8,7 @@ import pytest
 
 from perpbot.errors import BadInput
 from perpbot.stress.inputs import from_document
+from perpbot.stress.live import index_weights_into
 
 BOOK = {"bids": [[59999.5, 1.0], [59990, 2.0]], "asks": [["60000.5", "1.0"], [60010, 2]]}
 
@@ -85,6 +86,13 @@ def test_stated_values_are_not_assumed() -> None:
         ({"dynamics": {"engine_step_s": -1}}, "dynamics.engine_step_s"),
         ({"dynamics": {"mark_sources_s": [1, 2], "mark_source_weights": [1]}},
          "one weight per mark_sources_s"),
+        ({"dynamics": {"mark_sources_s": [1, 2],
+                       "mark_source_weights": {"BTCUSDT": [1, 2, 3]}}},
+         "mark_source_weights.BTCUSDT: expected one weight per"),
+        ({"dynamics": {"mark_sources_s": [1, 2], "mark_source_weights": {"ETHUSDT": [1, 2]}}},
+         "mark_source_weights.ETHUSDT: no [books.ETHUSDT]"),
+        ({"dynamics": {"mark_sources_s": [1, 2], "mark_source_weights": {"BTCUSDT": [1, -1]}}},
+         "mark_source_weights.BTCUSDT"),
         ({"nonsense": 1}, "unknown key 'nonsense'"),
         ({"latency_ms": True}, "latency_ms"),
     ],
@@ -94,3 +102,42 @@ def test_bad_fields_are_named_in_one_line(change: dict[str, Any], message: str) 
         from_document(doc(**change), where="f.toml")
     text = str(err.value)
     assert message in text and text.startswith("f.toml: ") and "\n" not in text
+
+
+def test_weights_per_symbol_and_the_unweighted_ones_named() -> None:
+    dyn = {"mark_sources_s": [1, 3], "mark_source_weights": {"BTCUSDT": [3, 1]}}
+    two = doc(books={"BTCUSDT": BOOK, "ETHUSDT": BOOK}, dynamics=dyn)
+    sc = from_document(two, where="f.toml")
+    assert sc.dynamics.source_weights("BTCUSDT") == (3.0, 1.0)
+    assert sc.dynamics.source_weights("ETHUSDT") == (1.0, 1.0)
+    assert "the index's sources weigh the same (ETHUSDT) (mark_source_weights)" in sc.assumptions
+
+
+@pytest.mark.parametrize(
+    ("dynamics", "used", "says"),
+    [
+        ({"mark_sources_s": [1, 2, 3]}, True, "from the exchange (/fapi/v1/constituents)"),
+        ({}, False, "not used: every constituent is assumed to requote each second"),
+        ({"mark_sources_s": [1, 2]}, False, "lists 3 constituents, mark_sources_s states 2"),
+        ({"mark_sources_s": [1, 2, 3], "mark_source_weights": [1, 1, 1]}, False,
+         "the file's mark_source_weights are used instead"),
+        ({"mark_sources_s": [1, 2, 3], "mark_source_weights": {"BTCUSDT": [1, 1, 2]}}, False,
+         "the file's mark_source_weights are used instead"),
+    ],
+)  # fmt: skip
+def test_the_exchanges_index_weights_are_used_only_where_they_pair(
+    dynamics: dict[str, Any], used: bool, says: str
+) -> None:
+    document = doc(dynamics=dict(dynamics))
+    notes = index_weights_into(document, {"BTCUSDT": [0.5, 0.3, 0.2]})
+    (note,) = notes
+    assert note.startswith("BTCUSDT: index weights 0.5/0.3/0.2") and says in note
+    sc = from_document(document, where="f.toml")
+    stated = dynamics.get("mark_source_weights")
+    if used:
+        assert sc.dynamics.source_weights("BTCUSDT") == (0.5, 0.3, 0.2)
+    elif stated is not None:  # the file's own, untouched
+        expected = stated["BTCUSDT"] if isinstance(stated, dict) else stated
+        assert sc.dynamics.source_weights("BTCUSDT") == tuple(map(float, expected))
+    else:
+        assert set(sc.dynamics.source_weights("BTCUSDT")) == {1.0}
