@@ -121,6 +121,9 @@ class MarketConfig(_Strict):
     impact_permanent: float = Field(
         0.3, ge=0, le=1, description="share of a sweep's move of the touch that stays"
     )
+    shock_correlation: float = Field(
+        0.0, ge=0, le=1, description="correlation of the symbols' exogenous shocks"
+    )
 
 
 ReplayKind = Literal["aggTrades", "bookTicker", "klines", "markPriceKlines"]

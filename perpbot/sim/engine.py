@@ -24,7 +24,7 @@ from perpbot.sim.config import SimConfig
 from perpbot.sim.faults import FaultInjector, FaultPlan
 from perpbot.sim.feed import Feed, QueueFeed, ReplayFeed, replay_feed
 from perpbot.sim.limits import SimRateLimits
-from perpbot.sim.market import SymbolMarket
+from perpbot.sim.market import CommonShock, SymbolMarket
 from perpbot.sim.models import Account, AlgoOrder, Order, Trade, position_key
 from perpbot.sim.regimes import Regimes
 from perpbot.sim.replay_files import Tick
@@ -64,6 +64,7 @@ class Engine:
         if cfg.source.kind == "live":  # fed by live_source.LiveSource (started by the server)
             self.feed = QueueFeed(self.clock.now_ms, cfg.source.symbols)
         self.rng = random.Random(cfg.seed)
+        self.common_rng = random.Random(cfg.seed ^ 0xC0E1A7)  # shock_correlation's draws
         self.faults = FaultInjector(cfg.seed)
         self.limits = SimRateLimits(cfg.limits)
         now = self.clock.now_ms()
@@ -175,13 +176,37 @@ class Engine:
         self.next_step_ms = max(self.next_step_ms, now)
 
     def jump(self, symbol: str, pct: float) -> None:
+        """A one-shot move of ``symbol`` by ``pct`` percent; with ``shock_correlation``
+        rho every other symbol on the random walk moves by rho x ``pct`` at once (the
+        move a correlated market makes on average with it)."""
         now = self.clock.now_ms()
-        self.markets[symbol].jump(pct, now)
-        if self.sweeper is not None:
-            self.sweeper(symbol, now)
-        for hook in self.step_hooks:
-            hook(symbol, now)
+        moves = {symbol: pct}
+        rho = self.cfg.market.shock_correlation
+        if rho > 0:
+            for other in self.markets:
+                if other != symbol and not (self.feed is not None and self.feed.covers(other)):
+                    moves[other] = rho * pct
+        for sym, move in moves.items():
+            self.markets[sym].jump(move, now)
+            if self.sweeper is not None:
+                self.sweeper(sym, now)
+            for hook in self.step_hooks:
+                hook(sym, now)
         self.check_liquidations(now)
+
+    def _common_shock(self, dt_s: float) -> CommonShock | None:
+        """This step's shared shock (``shock_correlation`` > 0; its own seeded RNG, so the
+        symbols' own draws are the same as without it)."""
+        cfg = self.cfg.market
+        if cfg.shock_correlation <= 0:
+            return None
+        rng = self.common_rng
+        z = rng.gauss(0.0, 1.0)
+        jump = 0.0
+        if cfg.jump_rate > 0 and rng.random() < cfg.shock_correlation * cfg.jump_rate * dt_s:
+            size = cfg.jump_size * (0.5 + rng.random())
+            jump = size if rng.random() < 0.5 else -size
+        return CommonShock(cfg.shock_correlation, z, jump)
 
     # -- time ------------------------------------------------------------------------------
     def sync(self) -> None:
@@ -194,6 +219,7 @@ class Engine:
             dt_s = self.step_ms * stride / 1000.0
             while t <= now:
                 self._process_timed(t)
+                common = self._common_shock(dt_s)
                 for symbol, mkt in self.markets.items():
                     if self.faults.frozen(symbol):
                         continue
@@ -202,7 +228,7 @@ class Engine:
                         self._follow(symbol, t)
                         mkt.advance(dt_s, t, candle=False)
                     else:
-                        mkt.step(dt_s, t)
+                        mkt.step(dt_s, t, common)
                     mkt.sample_premium(t)
                     if self.sweeper is not None:
                         self.sweeper(symbol, t)

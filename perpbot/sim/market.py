@@ -15,6 +15,7 @@ import random
 import zlib
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from perpbot.sim.config import MarketConfig
 from perpbot.sim.pricing import Pricing
@@ -50,6 +51,16 @@ class Candle:
         self.count = 0
         self.taker_buy = 0.0
         self.taker_buy_quote = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CommonShock:
+    """One step's shocks every symbol shares (``[market] shock_correlation`` rho > 0): the
+    walk's common normal draw, and a common jump (a signed fraction; 0: none this step)."""
+
+    rho: float
+    z: float
+    jump: float
 
 
 class SymbolMarket:
@@ -135,8 +146,12 @@ class SymbolMarket:
         self._touch_candle(now_ms, spec.price_to_ticks(self.mid))
 
     # -- the walk --------------------------------------------------------------------
-    def step(self, dt_s: float, now_ms: int) -> bool:
-        """Advance the mid by one step of ``dt_s`` seconds; True if a jump happened."""
+    def step(self, dt_s: float, now_ms: int, common: CommonShock | None = None) -> bool:
+        """Advance the mid by one step of ``dt_s`` seconds; True if a jump happened.
+
+        With a ``common`` shock the walk's normal draw is ``sqrt(rho) x common + sqrt(1 -
+        rho) x own`` and the symbol's own jumps come at ``(1 - rho)`` of the rate, the rest
+        being the common jumps: every exogenous part of the move correlates by rho."""
         cfg = self.cfg
         jumped = False
         if self.regimes is None:
@@ -148,10 +163,18 @@ class SymbolMarket:
             self.mid *= math.exp(self.regimes.drift(dt_s))
             self.pricing.squeeze = self.regimes.premium
         if vol > 0:
-            self.mid *= math.exp(vol * math.sqrt(dt_s) * self.rng.gauss(0.0, 1.0))
+            z = self.rng.gauss(0.0, 1.0)
+            if common is not None:
+                z = math.sqrt(common.rho) * common.z + math.sqrt(1.0 - common.rho) * z
+            self.mid *= math.exp(vol * math.sqrt(dt_s) * z)
+        if common is not None:
+            jump_rate *= 1.0 - common.rho
         if jump_rate > 0 and self.rng.random() < jump_rate * dt_s:
             size = cfg.jump_size * (0.5 + self.rng.random())
             self.mid *= 1.0 + (size if self.rng.random() < 0.5 else -size)
+            jumped = True
+        if common is not None and common.jump:
+            self.mid *= 1.0 + common.jump
             jumped = True
         self.mid = max(self.mid, self.spec.tick_f * 10)
         self.advance(dt_s, now_ms)
