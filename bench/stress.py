@@ -15,6 +15,14 @@ distribution (perpbot/stress/validate.py). Prints, per scenario and overall:
   lies inside it, else the relative distance to its nearer end).
 
     .venv/bin/python bench/stress.py [--seeds 2] [--horizon 60] [--first-seed 1]
+    .venv/bin/python bench/stress.py --correlated [--seeds 2] [--horizon 30]
+
+``--correlated`` runs the cross-symbol scenarios instead (perpbot/stress/validate_correlated.py):
+BTCUSDT is shocked, ETHUSDT's exogenous shocks correlate with it by rho (the simulator's
+``shock_correlation``), the account is long ETHUSDT; it prints the error on ETHUSDT's
+cascade and on the account's time to liquidation, with the model told the market as it is
+(``cross_impact = 0``: the simulator shares only exogenous shocks) and with the model's
+default (``cross_impact = 1``: each liquidation's lasting move passed on as rho x it).
 
 The model's structure (the mark's sources and basis, log-normal order sizes, a smoothed
 book) was chosen while looking at seeds 1-2; its second version (the exchange's step clock,
@@ -30,7 +38,9 @@ import itertools
 import statistics
 import time
 
+from perpbot.stress import validate_correlated
 from perpbot.stress.validate import Case, range_error, relative_error, run_case
+from perpbot.stress.validate_correlated import PairCase
 
 
 def scenarios(seeds: int, horizon: float, first_seed: int = 1) -> list[Case]:
@@ -65,6 +75,83 @@ def scenarios(seeds: int, horizon: float, first_seed: int = 1) -> list[Case]:
     return cases
 
 
+def correlated_scenarios(seeds: int, horizon: float, first_seed: int = 1) -> list[PairCase]:
+    """Shock BTCUSDT; the account is long ETHUSDT, ``beyond`` percent past ETHUSDT's share
+    of the shock (rho x shock)."""
+    cases = []
+    for seed in range(first_seed, first_seed + seeds):
+        for shock, rho, beyond, lev, level_qty in (
+            (-3.0, 0.5, 0.5, 20.0, 0.1),
+            (-3.0, 0.5, 1.0, 20.0, 0.1),
+            (-4.0, 0.5, 0.5, 20.0, 0.1),
+            (-4.0, 0.8, 0.5, 20.0, 0.1),
+            (-3.0, 0.8, 1.0, 20.0, 0.1),
+            (-3.0, 0.8, 2.0, 20.0, 0.1),
+            (-2.0, 0.8, 0.5, 30.0, 0.1),
+            (-5.0, 0.3, 0.5, 20.0, 0.1),
+            (-5.0, 0.6, 1.5, 15.0, 0.05),
+            (-2.5, 0.9, 1.0, 25.0, 0.15),
+            (-4.0, 0.6, 1.0, 10.0, 0.05),
+            (-3.0, 0.7, 0.3, 40.0, 0.2),
+        ):
+            cases.append(
+                PairCase(
+                    shock,
+                    beyond,
+                    leverage_median=lev,
+                    traders=4000,
+                    trader_qty=0.1,
+                    level_qty=level_qty,
+                    seed=seed,
+                    horizon_s=horizon,
+                    rho=rho,
+                )
+            )
+    return cases
+
+
+def main_correlated(seeds: int, horizon: float, first_seed: int) -> None:
+    started = time.perf_counter()
+    names = ("cross_impact 0 (as the market is)", "cross_impact 1 (the default)")
+    t_err: list[list[float]] = [[], []]
+    q_err: list[list[float]] = [[], []]
+    m_err: list[list[float]] = [[], []]
+    cross: list[float] = []
+    cases = correlated_scenarios(seeds, horizon, first_seed)
+    for case in cases:
+        preds, sim = validate_correlated.run_case(case, (0.0, 1.0))
+        cells = []
+        for i, pred in enumerate(preds):
+            err = relative_error(pred.time_to_liq_s, sim.time_to_liq_s)
+            if err is not None:
+                t_err[i].append(err)
+            q_err[i].append(relative_error(pred.crowd_qty, sim.crowd_qty) or 0.0)
+            m_err[i].append(relative_error(pred.move_pct, sim.move_pct) or 0.0)
+            cells.append(
+                f"liq {_fmt(pred.time_to_liq_s)} ({'-' if err is None else f'{err:.0%}'}) "
+                f"crowd {pred.crowd_qty:.1f} beyond {pred.move_pct:.2f}%"
+            )
+        cross.append(preds[1].cross_pct)
+        print(
+            f"{case.label():70s} sim: liq {_fmt(sim.time_to_liq_s)} crowd {sim.crowd_qty:.1f} "
+            f"beyond {sim.move_pct:.2f}% | ci=0: {cells[0]} | ci=1: {cells[1]}",
+            flush=True,
+        )
+    took = time.perf_counter() - started
+    print(f"{len(cases)} correlated scenarios (ETHUSDT follows a BTCUSDT shock) in {took:.1f} s")
+    for i, name in enumerate(names):
+        print(
+            f"{name}: ETHUSDT time to liquidation median error "
+            f"{statistics.median(t_err[i]):.0%} over {len(t_err[i])} where it happened; "
+            f"crowd liquidated {statistics.median(q_err[i]):.0%}; reach beyond its shock "
+            f"{statistics.median(m_err[i]):.0%}"
+        )
+    print(
+        f"the default's cross-impact moved ETHUSDT a further {statistics.median(cross):.2f}% "
+        f"(median) through BTCUSDT's liquidations; the simulator shares none of it"
+    )
+
+
 def _fmt(x: float | None, unit: str = "s") -> str:
     return "-" if x is None else f"{x:.1f}{unit}"
 
@@ -76,7 +163,13 @@ def main() -> None:
     parser.add_argument(
         "--first-seed", type=int, default=1, help="5: scenarios the model was not shaped on"
     )
+    parser.add_argument(
+        "--correlated", action="store_true", help="the cross-symbol scenarios (ETHUSDT follows)"
+    )
     args = parser.parse_args()
+    if args.correlated:
+        main_correlated(args.seeds, args.horizon, args.first_seed)
+        return
     started = time.perf_counter()
     t_err, q_err, m_err = [], [], []
     by_params: dict[tuple[float, ...], list[float | None]] = {}

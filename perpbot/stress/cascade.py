@@ -274,7 +274,7 @@ def _liquidate_crossed(
             for o in syms.values():  # correlated symbols follow the flow-driven move
                 if o is s:
                     continue
-                rho = scenario.correlation(s.symbol, o.symbol)
+                rho = scenario.correlation(s.symbol, o.symbol) * scenario.dynamics.cross_impact
                 o.target += rho * sign * moved / out.start[s.symbol] * out.start[o.symbol]
             hop = graph.liquidated(n, t)
             rec = Liquidation(t, n.id, s.symbol, s.mark, walked, sign * moved, fill, hop)

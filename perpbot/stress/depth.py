@@ -172,7 +172,7 @@ class Impact:
         """Market ``side`` ("sell"/"buy") orders for ``qty`` in all, one per position, sized
         by ``sizes``: what the last one did and the permanent move they all left."""
         curve = self.bids if side == "sell" else self.asks
-        left, walked, deepest, moved, start = qty, 0.0, 0.0, 0.0, 0.0
+        left, walked, deepest, moved, start, fill = qty, 0.0, 0.0, 0.0, 0.0, 0.0
         while left > 1e-12:
             q = min(left, sizes.next())
             left -= q

@@ -90,6 +90,9 @@ class Dynamics:
     basis_window_s: float = 30.0  # Binance's mark: a 30-second moving average of the basis
     horizon_s: float = DEFAULT_HORIZON_S
     engine_step_s: float = 0.0  # the exchange's price/liquidation clock; 0: continuous
+    # the share of rho x a liquidation's lasting move passed on to a correlated symbol
+    # (cross-impact); 0: correlated symbols share only the shock itself
+    cross_impact: float = 1.0
     mark_source_weights: tuple[float, ...] = ()  # the index's weights; () equal
     # one symbol's own index weights (its exchange's constituents), over the shared ones
     symbol_weights: dict[str, tuple[float, ...]] = field(default_factory=dict)
@@ -185,6 +188,12 @@ def from_document(doc: dict[str, Any], *, where: str) -> Scenario:
     if len(books) > 1 and not scenario.correlations:
         scenario.assumptions.append(
             "correlations: none given, so a cascade in one symbol does not move the others"
+        )
+    cross_stated = "cross_impact" in r.table(doc, "dynamics")
+    if scenario.correlations and not cross_stated:
+        scenario.assumptions.append(
+            "a liquidation's lasting move passes to a correlated symbol in full, rho x the "
+            "move (cross_impact = 1; 0: correlated symbols share only the shock)"
         )
     if "latency_ms" in doc:
         scenario.latency_s = r.number(doc["latency_ms"], "latency_ms", lo=0.0, hi=600_000) / 1000
@@ -374,6 +383,7 @@ class _Reader:
             "basis_window_s": (0.1, 3600.0),
             "horizon_s": (1.0, 86_400.0),
             "engine_step_s": (0.0, 60.0),
+            "cross_impact": (0.0, 1.0),
         }
         self.no_extra(body, {*fields, "mark_sources_s", "mark_source_weights"}, "dynamics")
         dyn = Dynamics()

@@ -66,7 +66,36 @@ class Measured:
 
 
 def sim_config(case: Case) -> SimConfig:
-    market = {
+    return SimConfig.model_validate(
+        {
+            "seed": case.seed,
+            "clock": "manual",
+            "start_time_ms": START_MS,
+            "symbols": [crowd_symbol(case, SYMBOL, "BTC", 60000.0).model_dump()],
+            "market": quiet_market(case),
+        }
+    )
+
+
+def crowd_symbol(case: Case, symbol: str, base: str, price: float) -> SymbolConfig:
+    """A symbol whose book has 200 levels a price step of 1/12000 of ``price`` apart
+    (5 USDT at 60000), ``case.level_qty`` (base) each on average."""
+    tick = 0.1 if price >= 10_000 else 0.01
+    return SymbolConfig(
+        symbol=symbol,
+        base_asset=base,
+        price=price,
+        tick_size=tick,
+        crowd_levels=200,
+        crowd_level_step_ticks=max(1, round(price / 12_000 / tick)),
+        crowd_level_qty=case.level_qty,
+    )
+
+
+def quiet_market(case: Case) -> dict[str, Any]:
+    """A market whose only moves are the shock and the cascade: no noise, no random jumps
+    or takers, and a crowd of ``case.traders`` per symbol that does not reopen."""
+    return {
         "volatility": 0.0,
         "jump_rate": 0.0,
         "taker_rate": 0.0,
@@ -79,36 +108,23 @@ def sim_config(case: Case) -> SimConfig:
         "crowd_position_qty": case.trader_qty,
         "crowd_reopen_s": 1e9,
     }
-    symbol = SymbolConfig(
-        symbol=SYMBOL,
-        base_asset="BTC",
-        price=60000.0,
-        crowd_levels=200,
-        crowd_level_step_ticks=50,
-        crowd_level_qty=case.level_qty,
-    )
-    return SimConfig.model_validate(
-        {
-            "seed": case.seed,
-            "clock": "manual",
-            "start_time_ms": START_MS,
-            "symbols": [symbol.model_dump()],
-            "market": market,
-        }
-    )
 
 
-def open_account(engine: Engine, case: Case) -> Any:
-    """An account long 0.05 BTC with the wallet that puts its liquidation price
-    ``shock + beyond`` percent below the start (cross margin)."""
-    mkt = engine.markets[SYMBOL]
-    qty = 0.05
-    distance = (abs(case.shock_pct) + case.beyond_pct) / 100.0
+def open_account(
+    engine: Engine, case: Case, symbol: str = SYMBOL, shocked_pct: float | None = None
+) -> Any:
+    """An account long 0.05 BTC's worth of ``symbol`` with the wallet that puts its
+    liquidation price ``shocked + beyond`` percent below the start (cross margin;
+    ``shocked_pct``: how far the shock moves ``symbol``, the case's shock by default)."""
+    mkt = engine.markets[symbol]
+    qty = round(0.05 * 60000.0 / mkt.mark, 3)
+    moved = abs(case.shock_pct if shocked_pct is None else shocked_pct)
+    distance = (moved + case.beyond_pct) / 100.0
     balance = qty * mkt.mark * (distance + 0.004) + 1.0
     acct = engine.create_account(balance=balance)
-    acct.leverage[SYMBOL] = 125  # the wallet, not the leverage, sets a cross liquidation
+    acct.leverage[symbol] = 125  # the wallet, not the leverage, sets a cross liquidation
     place_order(
-        engine, acct, {"symbol": SYMBOL, "side": "BUY", "type": "MARKET", "quantity": f"{qty:.3f}"}
+        engine, acct, {"symbol": symbol, "side": "BUY", "type": "MARKET", "quantity": f"{qty:.3f}"}
     )
     return acct
 
@@ -146,26 +162,33 @@ def assumptions(cfg: SimConfig, horizon_s: float) -> dict[str, Any]:
 
 def scenario_from_engine(engine: Engine, case: Case, acct: Any) -> Scenario:
     """The model's inputs, read from the market as a trader would see it."""
-    mkt = engine.markets[SYMBOL]
-    spec = mkt.spec
-    bids, asks = mkt.crowd()
-    pv = next(p for p in engine.view(acct).positions if p.spec.symbol == SYMBOL)
-    doc = assumptions(engine.cfg, case.horizon_s)
-    # the index's constituents and their weights are public (Binance: /fapi/v1/constituents)
-    listed = index_constituents(engine, SYMBOL)["constituents"]
-    doc["dynamics"]["mark_source_weights"] = [float(c["weight"]) for c in listed]
-    doc["books"] = {
-        SYMBOL: {
+    doc = market_document(engine, case.horizon_s, acct)
+    doc.update({"latency_ms": 0, "shocks": [case.shock_pct], "shock_symbol": SYMBOL})
+    return from_document(doc, where="validation")
+
+
+def market_document(engine: Engine, horizon_s: float, acct: Any) -> dict[str, Any]:
+    """Every symbol's book, index weights and stated crowd, and the account's positions,
+    as a scenario document."""
+    doc = assumptions(engine.cfg, horizon_s)
+    doc["books"], weights = {}, {}
+    for symbol, mkt in engine.markets.items():
+        spec = mkt.spec
+        bids, asks = mkt.crowd()
+        doc["books"][symbol] = {
             "bids": [[spec.px(p), spec.qty(q)] for p, q in bids],
             "asks": [[spec.px(p), spec.qty(q)] for p, q in asks],
         }
-    }
+        # the index's constituents and their weights are public (/fapi/v1/constituents)
+        listed = index_constituents(engine, symbol)["constituents"]
+        weights[symbol] = [float(c["weight"]) for c in listed]
+    doc["dynamics"]["mark_source_weights"] = weights
     doc["positions"] = [
-        {"symbol": SYMBOL, "amount": spec.qty(pv.pos.amt), "entry": pv.pos.entry,
+        {"symbol": pv.spec.symbol, "amount": pv.spec.qty(pv.pos.amt), "entry": pv.pos.entry,
          "liquidation_price": pv.liq_price}
+        for pv in engine.view(acct).positions
     ]  # fmt: skip
-    doc.update({"latency_ms": 0, "shocks": [case.shock_pct], "shock_symbol": SYMBOL})
-    return from_document(doc, where="validation")
+    return doc
 
 
 def predict(scenario: Scenario) -> Measured:

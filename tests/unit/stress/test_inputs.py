@@ -93,6 +93,7 @@ def test_stated_values_are_not_assumed() -> None:
          "mark_source_weights.ETHUSDT: no [books.ETHUSDT]"),
         ({"dynamics": {"mark_sources_s": [1, 2], "mark_source_weights": {"BTCUSDT": [1, -1]}}},
          "mark_source_weights.BTCUSDT"),
+        ({"dynamics": {"cross_impact": 1.5}}, "dynamics.cross_impact"),
         ({"nonsense": 1}, "unknown key 'nonsense'"),
         ({"latency_ms": True}, "latency_ms"),
     ],
@@ -141,3 +142,16 @@ def test_the_exchanges_index_weights_are_used_only_where_they_pair(
         assert sc.dynamics.source_weights("BTCUSDT") == tuple(map(float, expected))
     else:
         assert set(sc.dynamics.source_weights("BTCUSDT")) == {1.0}
+
+
+def test_cross_impact_is_an_assumption_only_where_symbols_correlate() -> None:
+    two = {"books": {"BTCUSDT": BOOK, "ETHUSDT": BOOK}}
+    linked = from_document(doc(**two, correlations={"BTCUSDT/ETHUSDT": 0.7}), where="f.toml")
+    assert linked.dynamics.cross_impact == 1.0
+    assert any("(cross_impact = 1;" in a for a in linked.assumptions)
+    stated = doc(**two, correlations={"BTCUSDT/ETHUSDT": 0.7}, dynamics={"cross_impact": 0})
+    sc = from_document(stated, where="f.toml")
+    assert sc.dynamics.cross_impact == 0.0
+    assert not any("cross_impact" in a for a in sc.assumptions)
+    alone = from_document(doc(**two), where="f.toml")
+    assert not any("cross_impact" in a for a in alone.assumptions)

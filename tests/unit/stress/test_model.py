@@ -171,6 +171,23 @@ def test_correlation_carries_the_cascade_to_the_other_symbol() -> None:
     assert [r for r in b.liquidations if r.symbol == ETH]
 
 
+@pytest.mark.parametrize("cross_impact", [0.0, 0.5, 1.0])
+def test_cross_impact_scales_what_the_cascade_passes_on_beyond_the_shock(
+    cross_impact: float,
+) -> None:
+    linked = scenario(cross_impact=cross_impact)
+    linked.correlations[(BTC, ETH)] = 0.9
+    linked.crowd[ETH].leverage_median = linked.crowd[ETH].leverage_max = 2.0  # out of reach
+    nodes = build_nodes(linked)
+    out = propagate(linked, nodes, -2.0)
+    assert not [r for r in out.liquidations if r.symbol == ETH]
+    btc_moves = sum(r.moved for r in out.liquidations if r.symbol == BTC) / 60000
+    assert btc_moves < -0.001  # BTC's cascade moved it: something to pass on
+    shocked = 3000 * (1 - 0.9 * 0.02)
+    expected = shocked + cross_impact * 0.9 * btc_moves * 3000
+    assert out.final_price[ETH] == pytest.approx(expected, rel=1e-9)
+
+
 def test_this_accounts_position_liquidates_when_the_mark_reaches_it() -> None:
     near = Position(BTC, 0.5, 60000.0, 58900.0)  # inside the shock: at once
     far = Position(BTC, 0.5, 60000.0, 58700.0)  # beyond: the cascade must carry the mark
