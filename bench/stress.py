@@ -16,6 +16,7 @@ distribution (perpbot/stress/validate.py). Prints, per scenario and overall:
 
     .venv/bin/python bench/stress.py [--seeds 2] [--horizon 60] [--first-seed 1]
     .venv/bin/python bench/stress.py --correlated [--seeds 2] [--horizon 30]
+    .venv/bin/python bench/stress.py --adl [--seeds 2] [--horizon 30]
 
 ``--correlated`` runs the cross-symbol scenarios instead (perpbot/stress/validate_correlated.py):
 BTCUSDT is shocked, ETHUSDT's exogenous shocks correlate with it by rho (the simulator's
@@ -23,6 +24,11 @@ BTCUSDT is shocked, ETHUSDT's exogenous shocks correlate with it by rho (the sim
 cascade and on the account's time to liquidation, with the model told the market as it is
 (``cross_impact = 0``: the simulator shares only exogenous shocks) and with the model's
 default (``cross_impact = 1``: each liquidation's lasting move passed on as rho x it).
+
+``--adl`` runs the ADL scenarios (perpbot/stress/validate_adl.py): insurance funds from 0
+to 1M USDT, down shocks into leveraged crowds, the account short (the side an ADL closes);
+it prints the crowd's losses past bankruptcy, predicted vs simulated, and whether the
+model's verdict (``high``: ADL) matches what the simulator did (deleveraged the account).
 
 The model's structure (the mark's sources and basis, log-normal order sizes, a smoothed
 book) was chosen while looking at seeds 1-2; its second version (the exchange's step clock,
@@ -38,8 +44,9 @@ import itertools
 import statistics
 import time
 
-from perpbot.stress import validate_correlated
+from perpbot.stress import validate_adl, validate_correlated
 from perpbot.stress.validate import Case, range_error, relative_error, run_case
+from perpbot.stress.validate_adl import AdlCase
 from perpbot.stress.validate_correlated import PairCase
 
 
@@ -152,6 +159,63 @@ def main_correlated(seeds: int, horizon: float, first_seed: int) -> None:
     )
 
 
+def adl_scenarios(seeds: int, horizon: float, first_seed: int = 1) -> list[AdlCase]:
+    cases = []
+    for seed in range(first_seed, first_seed + seeds):
+        for shock, lev, level_qty in ((-2.0, 20.0, 0.1), (-4.0, 20.0, 0.1), (-3.0, 40.0, 0.2)):
+            for fund in (0.0, 10_000.0, 100_000.0, 1_000_000.0):
+                cases.append(
+                    AdlCase(
+                        shock,
+                        1.0,
+                        leverage_median=lev,
+                        traders=4000,
+                        trader_qty=0.1,
+                        level_qty=level_qty,
+                        seed=seed,
+                        horizon_s=horizon,
+                        insurance_fund=fund,
+                    )
+                )
+    return cases
+
+
+def main_adl(seeds: int, horizon: float, first_seed: int) -> None:
+    started = time.perf_counter()
+    loss_err: list[float] = []
+    agree = 0
+    table: dict[tuple[bool, bool], int] = {}
+    cases = adl_scenarios(seeds, horizon, first_seed)
+    for case in cases:
+        pred, sim = validate_adl.run_case(case)
+        err = relative_error(pred.loss, sim.loss)
+        if err is not None:
+            loss_err.append(err)
+        agree += pred.deleveraged == sim.deleveraged
+        key = (pred.deleveraged, sim.deleveraged)
+        table[key] = table.get(key, 0) + 1
+        print(
+            f"{case.label():75s} loss {pred.loss:,.0f} vs {sim.loss:,.0f} "
+            f"({'-' if err is None else f'{err:.0%}'})  ADL: said {pred.risk}, simulator "
+            f"{'deleveraged ' + f'{sim.adl_qty:g}' if sim.deleveraged else 'did not'} "
+            f"(fund after {sim.fund_after:,.0f})",
+            flush=True,
+        )
+    took = time.perf_counter() - started
+    print(f"{len(cases)} ADL scenarios in {took:.1f} s")
+    print(
+        f"ADL verdict agrees with the simulator in {agree} of {len(cases)} (said ADL / did: "
+        f"{table.get((True, True), 0)}; said ADL / did not: {table.get((True, False), 0)}; "
+        f"said none / did: {table.get((False, True), 0)}; said none / did not: "
+        f"{table.get((False, False), 0)})"
+    )
+    if loss_err:
+        print(
+            f"crowd losses past bankruptcy: median error {statistics.median(loss_err):.0%} "
+            f"over {len(loss_err)} scenarios"
+        )
+
+
 def _fmt(x: float | None, unit: str = "s") -> str:
     return "-" if x is None else f"{x:.1f}{unit}"
 
@@ -166,7 +230,11 @@ def main() -> None:
     parser.add_argument(
         "--correlated", action="store_true", help="the cross-symbol scenarios (ETHUSDT follows)"
     )
+    parser.add_argument("--adl", action="store_true", help="the ADL scenarios (thin funds)")
     args = parser.parse_args()
+    if args.adl:
+        main_adl(args.seeds, args.horizon, args.first_seed)
+        return
     if args.correlated:
         main_correlated(args.seeds, args.horizon, args.first_seed)
         return

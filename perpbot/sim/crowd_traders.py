@@ -13,6 +13,15 @@ print) triggers liquidations. Liquidated traders reopen at the current price aft
 while (mean ``crowd_reopen_s``), so the population persists. Every crowd liquidation is recorded
 (``/__sim/state`` ``crowd_liquidations``); the crowd's open longs count in ``openInterest``.
 
+The insurance fund stands behind them as behind the accounts: a liquidation that fills
+past the trader's bankruptcy price is a loss the fund pays, one that fills before it leaves
+the rest of the margin to the fund (Binance's rule), and a loss the fund cannot pay is
+auto-deleveraged: the accounts' opposite positions, best-ranked first (liquidation.py),
+are closed at the bankruptcy price for the share of the position the fund does not cover
+(the crowd's own winners are not in the queue); without a counterparty the fund goes
+negative. The market order itself is the same either way, so a large fund (the default)
+leaves the cascade as it was.
+
 Off by default (``crowd_traders = 0``): existing seeded tests and paper runs keep their
 market; stress tests switch it on.
 """
@@ -26,6 +35,7 @@ from typing import Any
 
 from perpbot.sim import trading
 from perpbot.sim.engine import Engine
+from perpbot.sim.liquidation import deleverage
 
 MAX_LEVERAGE = 125.0
 MAX_CASCADE_ROUNDS = 50
@@ -98,7 +108,10 @@ def check(
         for tr in hit:
             close_side = "SELL" if tr.side == "BUY" else "BUY"
             before = mkt.mid
+            seq = mkt.trade_seq
             trading.synthetic_take(engine, symbol, close_side, tr.qty, t, walk=True)
+            fill = _average_fill(mkt, seq)
+            settled = _settle(engine, tr, close_side, fill, t)
             wait_s = rng.expovariate(1.0 / engine.cfg.market.crowd_reopen_s)
             tr.reopen_at = t + int(wait_s * 1000) + 1
             record: dict[str, Any] = {
@@ -111,5 +124,49 @@ def check(
                 "mark": round(mark, 8),
                 "midBefore": round(before, 8),
                 "midAfter": round(mkt.mid, 8),
+                **settled,
             }
             engine.crowd_liquidations.append(record)
+
+
+def _average_fill(mkt: Any, since_seq: int) -> float | None:
+    """The average price of the prints after trade ``since_seq`` (the tape's last 1000)."""
+    n = mkt.trade_seq - since_seq
+    prints = list(mkt.tape)[-n:] if n > 0 else []
+    qty = sum(p[2] for p in prints)
+    if not qty:
+        return None
+    return mkt.spec.px(1) * sum(p[1] * p[2] for p in prints) / qty
+
+
+def _settle(
+    engine: Engine, tr: CrowdTrader, side: str, fill: float | None, t: int
+) -> dict[str, Any]:
+    """The insurance fund's side of a crowd liquidation, as Binance's: a fill better than
+    the bankruptcy price leaves the rest of the margin to the fund, a worse one is a loss
+    the fund pays; what the fund cannot pay is auto-deleveraged: the accounts' opposite
+    positions, best-ranked first, are closed at the bankruptcy price for the share of the
+    position whose loss is not covered (the crowd's own winners are not in the queue)."""
+    spec = engine.specs[tr.symbol]
+    cushion = 1.0 / tr.leverage
+    bankrupt = tr.entry * (1.0 - cushion) if tr.side == "BUY" else tr.entry * (1.0 + cushion)
+    out: dict[str, Any] = {"bankruptcyPrice": round(bankrupt, 8), "fill": None, "loss": 0.0,
+                           "autoDeleveraged": spec.fmt_qty(0)}  # fmt: skip
+    if fill is None:
+        return out
+    past = (bankrupt - fill) if tr.side == "BUY" else (fill - bankrupt)
+    loss = past * spec.qty(tr.qty)
+    out.update(fill=round(fill, 8), loss=round(loss, 8))
+    if loss <= 0 or engine.insurance_fund >= loss:
+        engine.insurance_fund -= loss
+    else:
+        uncovered = loss - max(0.0, engine.insurance_fund)
+        engine.insurance_fund = min(engine.insurance_fund, 0.0)
+        share = math.ceil(tr.qty * uncovered / loss)
+        ticks = bankrupt / spec.tick_f
+        price = max(1, math.ceil(ticks - 1e-9) if tr.side == "BUY" else math.floor(ticks + 1e-9))
+        done = deleverage(engine, tr.symbol, side, share, price, t)
+        engine.insurance_fund -= uncovered * (1.0 - done / share)  # no counterparty: the fund
+        out["autoDeleveraged"] = spec.fmt_qty(done)
+    out["insuranceFund"] = round(engine.insurance_fund, 8)
+    return out

@@ -23,6 +23,7 @@ incremental tier-by-tier liquidation Binance uses for large positions.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from perpbot.sim import margin, trading
 from perpbot.sim.engine import LIQUIDATION_FEE, Engine
@@ -122,11 +123,30 @@ def adl_score(pv: margin.PositionView) -> float:
 
 def _deleverage(engine: Engine, order: Order, price: int, t: int) -> int:
     """Close the liquidation's rest against opposite positions, best-ranked first."""
-    symbol = order.symbol
-    want_long = order.side == "BUY"  # a liquidated short is closed against longs
+    return deleverage(
+        engine, order.symbol, order.side, order.remaining, price, t, skip=order.account,
+        on_take=lambda take: engine.fill_order(order, price, take, False, t),
+    )  # fmt: skip
+
+
+def deleverage(
+    engine: Engine,
+    symbol: str,
+    side: str,
+    qty: int,
+    price: int,
+    t: int,
+    *,
+    skip: str | None = None,
+    on_take: Callable[[int], None] | None = None,
+) -> int:
+    """ADL: close up to ``qty`` steps of the accounts' positions opposite a liquidation
+    order of ``side`` (a liquidated short, BUY, is closed against longs), best-ranked
+    first, at ``price`` (the bankruptcy price); the steps closed."""
+    want_long = side == "BUY"
     ranked: list[tuple[float, Account, SimPosition]] = []
     for key in sorted(engine.holders):
-        if key == order.account:
+        if key == skip:
             continue
         acct = engine.accounts[key]
         for pv in engine.view(acct).positions:
@@ -135,9 +155,9 @@ def _deleverage(engine: Engine, order: Order, price: int, t: int) -> int:
     ranked.sort(key=lambda r: -r[0])
     done = 0
     for _, acct, pos in ranked:
-        if order.remaining == 0:
+        if done >= qty:
             break
-        take = min(order.remaining, abs(pos.amt))
+        take = min(qty - done, abs(pos.amt))
         counter = engine.new_order(
             acct.api_key, symbol, f"adl_autoclose-{t}{engine.seq}",
             "SELL" if pos.amt > 0 else "BUY", "LIMIT", "IOC", price, take, True, t,
@@ -145,7 +165,8 @@ def _deleverage(engine: Engine, order: Order, price: int, t: int) -> int:
         )  # fmt: skip
         counter.orig_type = "ADL"
         engine.fill_order(counter, price, take, False, t)
-        engine.fill_order(order, price, take, False, t)
+        if on_take is not None:
+            on_take(take)
         done += take
     return done
 
