@@ -70,7 +70,9 @@ def test_a_listing_read_just_before_a_swap_still_finds_every_file(
     make_log: Any, logs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     audit = make_log("run-r", n=60, rotate_mb=0.004, checkpoint_every=1000)
+    assert audit.writer.wait_compressed(timeout=30)  # its threads left the files plain
     plain = segment_files(audit.dir)
+    assert all(not f.name.endswith(".gz") for f in plain)
     listed = list(audit.dir.iterdir())  # a reader (`log verify`) read the folder...
     packed = compress_file(plain[0])  # ...and a bot's thread swapped a file right after
     assert compress_file(plain[0]) == packed  # a second compressor finds it done
