@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.keys_support.backends import MemoryKeyring, installed
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Workers per core for `-n auto` (pyproject addopts): most tests wait on `perpbot run`
@@ -30,6 +32,16 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("PERPBOT_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
+    """An in-memory keyring for the test (never the machine's): stored profiles, the audit
+    key. A module that stores profiles says ``pytestmark = pytest.mark.usefixtures(
+    "memory_keyring")``; a test that looks inside requests it by name."""
+    monkeypatch.delenv("PYTHON_KEYRING_BACKEND", raising=False)
+    with installed(MemoryKeyring()) as backend:
+        yield backend
 
 
 @pytest.fixture

@@ -246,20 +246,8 @@ class Runner:
         return self.state.marks
 
     @property
-    def mark_times(self) -> dict[str, float]:
-        return self.state.mark_times
-
-    @property
-    def equity(self) -> float | None:
-        return self.state.equity
-
-    @property
     def start_equity(self) -> float | None:
         return self.state.start_equity
-
-    @property
-    def peak_equity(self) -> float | None:
-        return self.state.peak_equity
 
     def kill_state(self) -> Any:
         return self.kill_state_fn()
@@ -284,20 +272,6 @@ class Runner:
 
     async def cancel_all(self, symbol: str) -> None:
         await self._orders.cancel_all(symbol)
-
-    def adopt(self, order: dict[str, Any]) -> None:
-        """Make an earlier run's order this run's own (perpbot.kill.sweep)."""
-        self._orders.adopt(order)
-
-    def is_own_order(self, order: dict[str, Any]) -> bool:
-        """Placed (or adopted) by this run, by client id."""
-        return self.orders is not None and self.orders.is_ours(order)
-
-    async def cancel_account_wide(self, symbol: str) -> Any:
-        """Every order on ``symbol`` of the account: only the kill switch's account level."""
-        result = await self.client.cancel_all_orders(symbol)
-        self.account.symbol_cleared(symbol)
-        return result
 
     async def fetch_own_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
         if self.feed is not None and self.feed.user_stream_up:

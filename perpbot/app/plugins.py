@@ -50,5 +50,5 @@ def attach(runner: Runner) -> None:
     attach_risk(runner)
     attach_ratelimit(runner)
     attach_protect(runner)
-    attach_kill(runner)
+    runner.kill_state_fn = attach_kill(runner).kill_state  # what the strategy reads
     attach_ops(runner)

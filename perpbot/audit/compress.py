@@ -26,15 +26,21 @@ LEVEL = 6
 
 
 def compress_file(path: Path) -> Path:
-    """Compress one closed log file; returns the compressed file's path."""
+    """Compress one closed log file; returns the compressed file's path. A file another
+    compressor swapped already (a bot's thread and `perpbot log prune`) is left as it is."""
     if is_compressed(path):
         return path
-    stat = path.stat()
-    data = path.read_bytes()
+    target = path.with_name(path.name + GZ)
+    try:
+        stat = path.stat()
+        data = path.read_bytes()
+    except FileNotFoundError:
+        if target.is_file():
+            return target
+        raise
     packed = gzip.compress(data, compresslevel=LEVEL, mtime=0)
     if gzip.decompress(packed) != data:  # never replace a record with something else
         raise OSError(f"{path}: compressing did not round-trip")
-    target = path.with_name(path.name + GZ)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -49,7 +55,7 @@ def compress_file(path: Path) -> Path:
             os.unlink(tmp)
         raise
     _sync_dir(path.parent)
-    path.unlink()
+    path.unlink(missing_ok=True)  # gone already: another compressor swapped it too
     return target
 
 

@@ -49,13 +49,41 @@ def segment_files(segment_dir: Path) -> list[Path]:
     if not segment_dir.is_dir():
         return []
     by_number: dict[int, Path] = {}
-    for p in segment_dir.iterdir():
-        number = file_number(p)
-        if number is None or not p.is_file():
+    for listed in segment_dir.iterdir():
+        number = file_number(listed)
+        p = _present(listed) if number is not None else None
+        if number is None or p is None:
             continue
         if number not in by_number or by_number[number].name.endswith(GZ):
             by_number[number] = p
     return [by_number[n] for n in sorted(by_number)]
+
+
+def _present(path: Path) -> Path | None:
+    """The file a listed name stands for now: itself, or, for a plain file swapped for
+    its compressed copy since the directory was read (a running bot compresses what it
+    closed), that copy; None when neither is a file."""
+    if path.is_file():
+        return path
+    packed = _packed(path)
+    return packed if packed is not None and packed.is_file() else None
+
+
+def _packed(path: Path) -> Path | None:
+    """The compressed copy's path of a plain log file (None for a compressed one)."""
+    return None if is_compressed(path) else path.with_name(path.name + GZ)
+
+
+def modified(path: Path) -> float:
+    """A log file's modification time; a plain file swapped for its compressed copy since
+    it was listed has that copy's, which is the same (compressing keeps it)."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        packed = _packed(path)
+        if packed is None:
+            raise
+        return packed.stat().st_mtime
 
 
 def is_compressed(path: Path) -> bool:
@@ -67,13 +95,14 @@ def read_bytes(path: Path) -> bytes:
 
     A plain file listed a moment ago may have been swapped for its compressed copy since
     (a running bot compresses what it closed): then the compressed copy is read."""
-    if not is_compressed(path):
+    packed = _packed(path)
+    if packed is not None:
         try:
             return path.read_bytes()
         except FileNotFoundError:
-            path = path.with_name(path.name + GZ)
-            if not path.exists():
+            if not packed.exists():
                 raise
+            path = packed
     data = path.read_bytes()
     try:
         return gzip.decompress(data)
@@ -90,12 +119,12 @@ def list_segments(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and is_segment(p)]
-    return sorted(found, key=lambda p: (segment_files(p)[0].stat().st_mtime, p.name))
+    return sorted(found, key=lambda p: (modified(segment_files(p)[0]), p.name))
 
 
 def last_modified(segment_dir: Path) -> float:
     files = segment_files(segment_dir)
-    return max((f.stat().st_mtime for f in files), default=0.0)
+    return max((modified(f) for f in files), default=0.0)
 
 
 def latest_segment(root: Path) -> Path | None:

@@ -38,6 +38,7 @@ from perpbot.audit.segments import (
     file_name,
     is_compressed,
     list_segments,
+    modified,
     segment_files,
 )
 from perpbot.audit.signing import Verifier, fingerprint, public_raw, sign_line
@@ -118,6 +119,8 @@ class AuditWriter:
         self._head_lock = threading.Lock()  # head writes happen outside the main lock
         self._head_written = -1
         self._keyring_due = False  # the next head flush also goes to the keyring
+        self._compressors: list[threading.Thread] = []  # started by open and rotations
+        self._compress_lock = threading.Lock()  # one compressing thread at a time
         if segment_files(self.dir):
             raise RuntimeFailure(f"the audit log of run {ctx.run} already exists in {self.dir}")
         key = store.private_key(create=True)
@@ -233,6 +236,17 @@ class AuditWriter:
             self._head_written = head["seq"]
         publish_head(head, final=final)
 
+    def wait_compressed(self, timeout: float | None = None) -> bool:
+        """Wait for the compressing threads started so far; True when all have ended."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._compressors)
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._compressors = [t for t in self._compressors if t.is_alive()]
+            return not self._compressors
+
     def close(self, reason: str = "close") -> None:
         """The close record. A log that cannot write first writes what it held (a gap
         record), freeing its reserve if it must; if even that fails, the gap record goes
@@ -277,12 +291,15 @@ class AuditWriter:
         after = self.settings.compress_after_s
         if after is None or not segments:
             return
-        threading.Thread(
+        thread = threading.Thread(
             target=_compress,
-            args=(segments, self.dir if own else None, time.time() - after),
+            args=(segments, self.dir if own else None, time.time() - after, self._compress_lock),
             name="perpbot-audit-compress",
             daemon=True,
-        ).start()
+        )
+        self._compressors = [t for t in self._compressors if t.is_alive()]
+        self._compressors.append(thread)
+        thread.start()
 
     def _check(self) -> None:
         if self._broken is not None:
@@ -398,23 +415,27 @@ class AuditWriter:
             raise self._broke(f"writing the audit checkpoint failed ({exc.strerror})") from None
 
 
-def _compress(segments: list[Path], own: Path | None, older_than: float) -> None:
+def _compress(
+    segments: list[Path], own: Path | None, older_than: float, lock: threading.Lock
+) -> None:
     """Compress the closed files untouched since ``older_than`` (epoch s): this run's
     rotated files (``own``), and every file of the other runs that are no longer running
     (whose disk reserve, left by a run that was killed, is removed too). A failure leaves a
-    file plain (`perpbot log prune` compresses it later)."""
-    for segment in segments:
-        with contextlib.suppress(OSError, RuntimeFailure):
-            if segment == own:
-                closed = segment_files(segment)[:-1]
-            elif running(segment):
-                continue
-            else:
-                (segment / RESERVE_NAME).unlink(missing_ok=True)
-                closed = segment_files(segment)
-            for path in closed:
-                if not is_compressed(path) and path.stat().st_mtime < older_than:
-                    compress_file(path)
+    file plain (`perpbot log prune` compresses it later). ``lock``: one thread of a writer
+    at a time, each listing the files once the one before it is done."""
+    with lock:
+        for segment in segments:
+            with contextlib.suppress(OSError, RuntimeFailure):
+                if segment == own:
+                    closed = segment_files(segment)[:-1]
+                elif running(segment):
+                    continue
+                else:
+                    (segment / RESERVE_NAME).unlink(missing_ok=True)
+                    closed = segment_files(segment)
+                for path in closed:
+                    if not is_compressed(path) and modified(path) < older_than:
+                        compress_file(path)
 
 
 def _link_runs(link: Link) -> list[str]:

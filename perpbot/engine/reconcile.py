@@ -38,8 +38,19 @@ def _price(x: Any) -> float | None:
     return v if v else None
 
 
+def epoch_ms(x: Any) -> int | None:
+    """An exchange time in epoch ms; None for none (or 0, which Binance gives as "never")."""
+    try:
+        v = int(x)
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 else None
+
+
 def position_of(raw: dict[str, Any]) -> PositionSnapshot:
-    """A ccxt position as a signed snapshot (Binance's ``positionAmt`` when present)."""
+    """A ccxt position as a signed snapshot (Binance's ``positionAmt`` when present), dated
+    by the change it shows: the user stream's transaction time (``T``, copied into each
+    position by perpbot.streams.exchange), positionRisk's ``updateTime``."""
     info = raw.get("info") or {}
     amount = float(info.get("positionAmt") or 0.0)
     if not amount:
@@ -54,7 +65,16 @@ def position_of(raw: dict[str, Any]) -> PositionSnapshot:
         liquidation_price=_price(raw.get("liquidationPrice")),
         leverage=_price(raw.get("leverage")),
         position_side=leg(info.get("positionSide") or info.get("ps")),  # REST, user stream
+        updated_ms=epoch_ms(info.get("T")) or epoch_ms(info.get("updateTime")),
     )
+
+
+def position_raw(p: PositionSnapshot) -> dict[str, Any]:
+    """A PositionSnapshot in the shape AccountView.set_positions reads."""
+    info: dict[str, Any] = {"positionAmt": p.amount}
+    if p.position_side is not None:  # a hedge-mode side
+        info["positionSide"] = p.position_side
+    return {"symbol": p.symbol, "info": info, "entryPrice": p.entry_price}
 
 
 def split_legs(
@@ -83,6 +103,7 @@ def split_legs(
                 entry_price=None,
                 unrealized_pnl=other.unrealized_pnl + p.unrealized_pnl,
                 liquidation_price=None,
+                updated_ms=max(other.updated_ms or 0, p.updated_ms or 0) or None,
             )
         )
     return positions, legs
@@ -110,10 +131,10 @@ class Reconciler:
         """Everything; ``market=False`` skips the mark and the balance (a run on streams
         has both from its streams: its periodic safety-net read checks orders and fills)."""
         state, symbols = self.state, self.state.symbols
-        raw = await self.client.fetch_positions(symbols)
-        state.positions, state.legs = split_legs([position_of(r) for r in raw], symbols)
+        snaps, rows = self.admitted(await self.client.fetch_positions(symbols))
+        state.positions, state.legs = split_legs(snaps, symbols)
         if self.own_only is None:
-            self.account.set_positions(raw)
+            self.account.set_positions(rows)
         for s in symbols:
             await self._orders(s)
             await self._fills(s)
@@ -133,6 +154,28 @@ class Reconciler:
             state.equity = float(total)
             self.account.equity = state.equity
             state.peak_equity = max(state.peak_equity or state.equity, state.equity)
+
+    def admitted(
+        self, raw: list[dict[str, Any]]
+    ) -> tuple[list[PositionSnapshot], list[dict[str, Any]]]:
+        """REST's positions (snapshots, and rows for the account view), each one that shows
+        an older change than the user stream already brought (read before it, answered
+        after) kept as the run has it (RunState.admit); a hedge-mode side that has gone flat
+        since is left out."""
+        state = self.state
+        snaps: list[PositionSnapshot] = []
+        rows: list[dict[str, Any]] = []
+        for r in raw:
+            p = position_of(r)
+            if not state.admit(p):
+                table = state.legs if p.position_side else state.positions
+                newer = table.get(leg_key(p.symbol, p.position_side))
+                if newer is None:
+                    continue
+                p, r = newer, position_raw(newer)
+            snaps.append(p)
+            rows.append(r)
+        return snaps, rows
 
     def own_positions(
         self,

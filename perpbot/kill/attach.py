@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from perpbot.errors import KillSwitchActive
 from perpbot.kill.deadman import Deadman, DeadmanRun
@@ -18,9 +17,7 @@ if TYPE_CHECKING:
 
 class KillRun(WatchdogRun, TripsRun, SweepRun, DeadmanRun, Protocol):
     """What the kill switch uses of a run: what its watchdog, trips, start-up sweep and
-    dead-man use, and where the strategy reads the kill state."""
-
-    kill_state_fn: Callable[[], Any]
+    dead-man use."""
 
 
 def preflight(loaded: LoadedStrategy) -> None:
@@ -39,8 +36,9 @@ def preflight(loaded: LoadedStrategy) -> None:
 
 
 def attach(runner: KillRun) -> KillWatchdog:
-    """Watchdog, kill state for strategies, automatic trips, the start-up sweep (orders
-    left by earlier runs, other bots, manual orders) and the dead-man switch.
+    """Watchdog, automatic trips, the start-up sweep (orders left by earlier runs, other
+    bots, manual orders) and the dead-man switch. Returns the watchdog: its
+    ``kill_state`` is what the strategy reads of the switch (perpbot.app.plugins).
 
     Attached last (perpbot.app.plugins): the dead-man countdown arms after every other
     start-up step, and is disarmed only once the run's orders are confirmed gone.
@@ -48,7 +46,6 @@ def attach(runner: KillRun) -> KillWatchdog:
     cfg = runner.config.kill
     watcher = shared_watcher()
     watchdog = KillWatchdog(runner, cfg, watcher)
-    runner.kill_state_fn = watchdog.kill_state
     runner.background.append(watchdog.run)
     runner.tick_providers.append(watchdog.status)
     Trips(runner, cfg, watcher).attach()

@@ -19,18 +19,19 @@ from perpbot.client.request import OrderSpec
 
 if TYPE_CHECKING:
     from perpbot.client.guarded import GuardedClient
+    from perpbot.engine.orders import OrderManager
 
 
 class OrderingRun(Protocol):
-    """A run's own order calls (its ledger and summary see what the kill switch does)."""
+    """A run's own order calls (its ledger and summary see what the kill switch does):
+    its OrderManager once connected, its client and account view."""
+
+    orders: OrderManager | None
 
     @property
     def client(self) -> GuardedClient: ...
     @property
     def account(self) -> AccountView: ...
-    async def place(self, spec: OrderSpec) -> dict[str, Any]: ...
-    async def cancel(self, order: dict[str, Any] | str, symbol: str | None) -> Any: ...
-    async def cancel_account_wide(self, symbol: str) -> Any: ...
 
 
 @dataclass
@@ -82,12 +83,22 @@ class ExchangeOps:
 
 
 def runner_ops(runner: OrderingRun) -> ExchangeOps:
+    """The ops of a connected run: its OrderManager's place and cancel."""
+    orders, client, account = runner.orders, runner.client, runner.account
+    assert orders is not None
+
+    async def cancel_account_wide(symbol: str) -> Any:
+        """Every order on ``symbol`` of the account: only an account-covering switch."""
+        result = await client.cancel_all_orders(symbol)
+        account.symbol_cleared(symbol)
+        return result
+
     return ExchangeOps(
-        client=runner.client,
-        place=runner.place,
-        cancel_all=runner.cancel_account_wide,  # only an account-covering switch uses it
-        cancel_one=runner.cancel,
-        account=runner.account,
+        client=client,
+        place=orders.place,
+        cancel_all=cancel_account_wide,
+        cancel_one=orders.cancel,
+        account=account,
     )
 
 

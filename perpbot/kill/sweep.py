@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from perpbot.client.setup import Credentials
     from perpbot.config import LoadedStrategy, StrategyFile
     from perpbot.engine.hooks import OnConnected, TickProviders
+    from perpbot.engine.orders import OrderManager
     from perpbot.events import EventBus
 
 
@@ -62,13 +63,12 @@ class SweepRun(Protocol):
     summary_extras: dict[str, Any]
     on_connected: OnConnected
     tick_providers: TickProviders
+    orders: OrderManager | None  # adopting an earlier run's orders; this run's own
 
     @property
     def client(self) -> GuardedClient: ...
     @property
     def credentials(self) -> Credentials: ...
-    def adopt(self, order: dict[str, Any]) -> None: ...
-    def is_own_order(self, order: dict[str, Any]) -> bool: ...
 
 
 DEADLINE_S = 10.0  # listing and cancelling leftovers: retried through 5xx up to this long
@@ -243,9 +243,11 @@ class StartSweep:
         }
         named = "; ".join(f"{s}: {_ids(os_)}" for s, os_ in left.items())
         if self.cfg.strategy.leftover_orders == "adopt":
+            manager = self.runner.orders
+            assert manager is not None  # the sweep runs once connected
             for orders in left.values():
                 for o in orders:
-                    self.runner.adopt(o)
+                    manager.adopt(o)
             self.info["leftovers_action"] = "adopted"
             self._say(
                 "info",
@@ -400,7 +402,7 @@ class StartSweep:
             o
             for o in listed
             if perpbot_strategy_tag(o.get("clientOrderId")) is not None
-            and not self.runner.is_own_order(o)
+            and not (self.runner.orders is not None and self.runner.orders.is_ours(o))
         ]
         if others:
             return Kept(f"orders of other perpbot runs stand there ({_ids(others)})")

@@ -29,25 +29,21 @@ if TYPE_CHECKING:
     from perpbot.config import KillSection, StrategyFile
     from perpbot.engine.hooks import AfterTick, Background
     from perpbot.engine.output import RunOutput
+    from perpbot.engine.state import RunState
     from perpbot.events import EventBus
 
 
 class TripsRun(Protocol):
-    """What the automatic trips use of a run: its events, equity and mark prices."""
+    """What the automatic trips use of a run: its events, and its state's equity, peak
+    equity and mark price times."""
 
     run_id: str
     config: StrategyFile
     bus: EventBus
     output: RunOutput
+    state: RunState
     after_tick: AfterTick
     background: Background
-
-    @property
-    def equity(self) -> float | None: ...
-    @property
-    def peak_equity(self) -> float | None: ...
-    @property
-    def mark_times(self) -> dict[str, float]: ...
 
 
 def trip_scope(cfg: KillSection, *, strategy: str, profile: str | None) -> str:
@@ -157,7 +153,7 @@ class Trips:
     # -- polled trips -----------------------------------------------------------------------
     def check_drawdown(self, runner: TripsRun, snap: dict[str, Any]) -> None:
         limit = self.cfg.max_drawdown_pct
-        equity, peak = runner.equity, runner.peak_equity
+        equity, peak = runner.state.equity, runner.state.peak_equity
         if limit is None or equity is None or not peak or peak <= 0:
             return
         drawdown = (peak - equity) / peak * 100.0
@@ -173,7 +169,7 @@ class Trips:
 
     def price_age(self, symbol: str) -> float:
         """Seconds since the freshest mark price of ``symbol`` (since start if none yet)."""
-        seen = self.runner.mark_times.get(symbol)
+        seen = self.runner.state.mark_times.get(symbol)
         return time.time() - (seen if seen is not None else self.started)
 
     async def watch_prices(self, runner: TripsRun) -> None:

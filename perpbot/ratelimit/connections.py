@@ -12,10 +12,10 @@ window (a ``wait`` Decision, RATE_WAIT_CONNECTIONS, when longer than a second).
 A refused handshake is fed back (``refused``, from perpbot.streams.pacing): HTTP 429 (too
 many new connections: the count the exchange keeps is not ours alone) cuts the budget like a
 REST 429 does (``tighten_factor``, grown back by ``recover``) and holds every new connection
-on the IP until its Retry-After (``REFUSED_HOLD_S`` without one); a 503 or 418 refusal holds
-them the same way without the cut. The hold is kept in the shared bucket
-(``Bucket.tighten_until``), so every bot waits for it (reason ``retry_after``), not only
-the one refused (RATE_CONNECTION_REFUSED explains it).
+on the IP until its Retry-After (``REFUSED_HOLD_S`` without one); a 418 (the IP banned for
+dialling on after 429s) the same; a 503 refusal holds them the same way without the cut.
+The hold is kept in the shared bucket (``Bucket.tighten_until``), so every bot waits for
+it (reason ``retry_after``), not only the one refused (RATE_CONNECTION_REFUSED explains it).
 
 The user stream's connections may use the reserve (``[limits] reserve_pct``): the run needs
 them to see its cancels confirmed during a kill. A 418 ban on the IP holds connections
@@ -38,7 +38,7 @@ from perpbot.ratelimit.rules import window_label
 WAIT_CODE = "RATE_WAIT_CONNECTIONS"
 REFUSED_CODE = "RATE_CONNECTION_REFUSED"
 REFUSED_HOLD_S = 5.0  # a refusal without Retry-After holds new connections this long
-CUT_STATUSES = (429,)  # the exchange's count is fuller than ours: the budget is cut
+CUT_STATUSES = (418, 429)  # the exchange's count is fuller than ours: the budget is cut
 REFUSED_STATUSES = (418, 429, 503)  # answers to a handshake that hold the next dials
 
 

@@ -22,7 +22,7 @@ def _secs(s: float) -> str:
 
 
 def _noun(kind: str | None) -> str:
-    return "order-count" if kind == "orders" else "weight"
+    return {"orders": "order-count", "connections": "new-connection"}.get(kind or "", "weight")
 
 
 def _pushback_cause(retry_after: float, path: str, now: float) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import ccxt.pro as ccxtpro
 
 from perpbot.config import ExchangeSection, LimitsSection
+from perpbot.engine.reconcile import epoch_ms
 from perpbot.errors import BadInput
 from perpbot.ratelimit.connections import ConnectionBudget
 from perpbot.streams.market import BOOK_DEPTH
@@ -43,12 +44,14 @@ def streams_enabled(section: ExchangeSection) -> bool:
 
 def piped_class(base: type) -> type:
     """A ccxt.pro class whose REST requests (it builds and signs them) are sent through the
-    guarded pipeline of ``perpbot_client`` (a GuardedClient) instead of its own session."""
+    guarded pipeline of ``perpbot_client`` (a GuardedClient) instead of its own session,
+    whose connections are budgeted, and whose positions carry the transaction time."""
 
     class Piped(base):  # type: ignore[misc, valid-type]
         perpbot_client: Any
         perpbot_connections: ConnectionBudget | None
         perpbot_messages_per_s: int
+        perpbot_reordered_positions = 0  # positions drop_reordered left out
 
         def client(self, url):  # type: ignore[no-untyped-def]
             fresh = url not in (self.clients or {})
@@ -60,6 +63,11 @@ def piped_class(base: type) -> type:
                 )
             return client
 
+        def handle_positions(self, client, message):  # type: ignore[no-untyped-def]
+            stamp_transaction_time(message)
+            self.perpbot_reordered_positions += drop_reordered(message, self.positions)
+            return super().handle_positions(client, message)
+
         async def fetch(self, url, method="GET", headers=None, body=None):  # type: ignore[no-untyped-def]
             what = "order book" if "/depth" in url else "listenKey"
             return await self.perpbot_client.call(
@@ -68,6 +76,47 @@ def piped_class(base: type) -> type:
 
     Piped.__name__ = f"Piped_{base.__name__}"
     return Piped
+
+
+def stamp_transaction_time(message: Any) -> None:
+    """Copy an ACCOUNT_UPDATE's transaction time ``T`` into each of its positions (ccxt.pro
+    keeps their raw rows as ``info``). ccxt.pro dates the positions by the event time ``E``
+    only; ``T`` is the time of the change, the one positionRisk's ``updateTime`` gives, so
+    the engine can tell an older update from a newer one whichever way it came
+    (perpbot.engine.state RunState.admit)."""
+    if not isinstance(message, dict) or message.get("T") is None:
+        return
+    for row in (message.get("a") or {}).get("P") or []:
+        if isinstance(row, dict):
+            row.setdefault("T", message["T"])
+
+
+def drop_reordered(message: Any, caches: Any) -> int:
+    """Leave out of an ACCOUNT_UPDATE each position older (its ``T``) than the one ccxt.pro
+    already holds for the same symbol and positionSide: delivered out of order. ccxt.pro
+    keeps one position per symbol and side and would replace the newer one with it, and
+    the run reads positions from that cache (perpbot.streams.feed). Returns how many."""
+    data = message.get("a") if isinstance(message, dict) else None
+    rows = data.get("P") if isinstance(data, dict) else None
+    if not rows:
+        return 0
+    newest: dict[tuple[Any, Any], int] = {}
+    for cache in (caches or {}).values():
+        for p in cache:
+            info = p.get("info") or {}
+            t = epoch_ms(info.get("T"))
+            key = (info.get("s"), info.get("ps"))
+            if t is not None and t > newest.get(key, 0):
+                newest[key] = t
+    kept = [
+        r
+        for r in rows
+        if not isinstance(r, dict)
+        or (t := epoch_ms(r.get("T"))) is None
+        or t >= newest.get((r.get("s"), r.get("ps")), 0)
+    ]
+    data["P"] = kept
+    return len(rows) - len(kept)
 
 
 def make_pro_exchange(

@@ -45,8 +45,7 @@ import ccxt
 
 from perpbot.client.account import AccountView
 from perpbot.client.position_side import leg_key
-from perpbot.engine.reconcile import Reconciler, position_of, split_legs
-from perpbot.engine.state import PositionSnapshot
+from perpbot.engine.reconcile import Reconciler, position_of, position_raw, split_legs
 from perpbot.events import Action, Decision, EventBus
 from perpbot.streams.evidence import OwedEvents
 from perpbot.streams.exchange import forget_listen_key, is_private_url
@@ -65,14 +64,6 @@ WATCHDOG_S = 0.2
 def _position_key(p: dict[str, Any]) -> tuple[Any, ...]:
     """What tells two cached positions of a symbol apart."""
     return (p.get("timestamp"), p.get("side"), p.get("contracts"), p.get("entryPrice"))
-
-
-def _position_raw(p: PositionSnapshot) -> dict[str, Any]:
-    """A PositionSnapshot in the shape AccountView.set_positions reads."""
-    info: dict[str, Any] = {"positionAmt": p.amount}
-    if p.position_side is not None:  # a hedge-mode side
-        info["positionSide"] = p.position_side
-    return {"symbol": p.symbol, "info": info, "entryPrice": p.entry_price}
 
 
 class StreamFeed:
@@ -113,6 +104,11 @@ class StreamFeed:
             "stream_fills": 0,
             "reconciles": 0,
             "rotations": 0,
+            # ACCOUNT_UPDATE positions delivered out of order (left out as they came in,
+            # perpbot.streams.exchange.drop_reordered), and position updates of either
+            # source older than one the other applied (RunState.admit): neither applied
+            "reordered_positions": 0,
+            "stale_positions": 0,
         }
         self._tasks: list[asyncio.Task[None]] = []
         self.recent: deque[dict[str, Any]] = deque(maxlen=10)  # the last decisions, for status
@@ -404,6 +400,7 @@ class StreamFeed:
             latest = self._cached_positions()
             read = {s: _position_key(p) for s, p in latest.items()}
         self._positions_read = read
+        self.counters["reordered_positions"] = getattr(self.ex, "perpbot_reordered_positions", 0)
         return list(latest.values())
 
     def _cached_positions(self) -> dict[str, dict[str, Any]]:
@@ -430,6 +427,11 @@ class StreamFeed:
             return
         for raw in positions:
             p = position_of(raw)
+            if p.symbol not in self.symbols:
+                continue
+            if not self.state.admit(p):  # out of order, or older than REST's last answer
+                self.counters["stale_positions"] += 1
+                continue
             key = leg_key(p.symbol, p.position_side)
             old = (self.state.legs if p.position_side else self.state.positions).get(key)
             if old is not None:  # ACCOUNT_UPDATE has no liquidation price, leverage or mark:
@@ -439,12 +441,11 @@ class StreamFeed:
                     leverage=p.leverage or old.leverage,
                     mark_price=p.mark_price or old.mark_price,
                 )
-            if p.symbol in self.symbols and p.position_side is None:
+            if p.position_side is None:
                 self.state.positions[p.symbol] = p
-                changed = True
-            elif p.symbol in self.symbols:  # a hedge-mode side: the net follows the sides
+            else:  # a hedge-mode side: the net follows the sides
                 self.state.legs[key] = p
-                changed = True
+            changed = True
         if changed:
             self._net_of_legs()
             self.account.set_positions(self._positions_raw())
@@ -456,7 +457,7 @@ class StreamFeed:
         state = self.state
         sides = {p.symbol for p in state.legs.values()}
         rows = [p for s, p in state.positions.items() if s not in sides]
-        return [_position_raw(p) for p in [*rows, *state.legs.values()]]
+        return [position_raw(p) for p in [*rows, *state.legs.values()]]
 
     def _net_of_legs(self) -> None:
         """Hedge mode: each symbol's net snapshot from its sides (split_legs)."""

@@ -6,7 +6,7 @@
   process: perpbot.ratelimit.connections), so bots reconnecting at once wait for room
   rather than being refused by the exchange (HTTP 429 on the handshake); a refusal that
   comes anyway (429, 418, 503) is fed back (``ConnectionBudget.refused``): every dial on
-  the IP then waits for its Retry-After, and a 429 cuts the budget;
+  the IP then waits for its Retry-After, and a 429 or 418 cuts the budget;
 - each client message (subscribe, unsubscribe) waits for room under the exchange's limit
   of ``[limits] ws_messages_per_s`` per connection per second (Binance USD-M: 10; more
   closes the connection). A connection belongs to one process, so this count is local:

@@ -1,6 +1,6 @@
-"""The adversarial corpus shares the scope tests' fixtures: stored profiles in an in-memory
-keyring (``memory_keyring``, autouse) and connections to the simulator (``session``)."""
+"""The adversarial corpus shares the scope tests' connections to the simulator (``session``);
+the files that store profiles use the in-memory keyring (``memory_keyring``, tests/conftest.py)."""
 
-from tests.integration.test_keys_scope_bypass import memory_keyring, session
+from tests.integration.test_keys_scope_bypass import session
 
-__all__ = ["memory_keyring", "session"]
+__all__ = ["session"]

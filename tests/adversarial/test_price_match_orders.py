@@ -19,9 +19,9 @@ from perpbot.client.price_match import matched_price
 from perpbot.client.request import OrderSpec
 from tests.adversarial.test_wire_orders import FULL, refused
 from tests.integration.risk_support.bot import quiet
-from tests.integration.test_keys_scope_bypass import BTC, Session, denied, memory_keyring
+from tests.integration.test_keys_scope_bypass import BTC, Session, denied
 
-__all__ = ["memory_keyring"]  # the autouse keyring fixture, imported to take effect here
+pytestmark = pytest.mark.usefixtures("memory_keyring")  # stored profiles, in memory
 
 AMOUNT, OPENED = 0.01, 0.002
 

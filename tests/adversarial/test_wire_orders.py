@@ -14,6 +14,8 @@ from perpbot.client.request import OrderSpec
 from perpbot.client.validate import ORDER_PARAMS, OVERRIDES, OrderRefused
 from tests.integration.test_keys_scope_bypass import BTC, ETH, Session, denied
 
+pytestmark = pytest.mark.usefixtures("memory_keyring")  # stored profiles, in memory
+
 LIMITED = {"symbols": (BTC,), "max_notional": 500.0, "max_leverage": 3.0}
 FULL = {"run": {"read", "trade", "cancel", "leverage"}}
 

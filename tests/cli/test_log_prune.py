@@ -18,7 +18,7 @@ import pytest
 
 from perpbot.audit.keystore import KeyStore
 from perpbot.audit.signing import Verifier
-from perpbot.audit.subscriber import attach_to_bus
+from perpbot.audit.subscriber import AuditLogger, attach_to_bus
 from perpbot.audit.tree import verify_tree
 from perpbot.config import AuditSection
 from perpbot.events import Decision, EventBus, ExchangeCall
@@ -40,6 +40,10 @@ def no_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def make_run(run: str, n: int = 40, **settings: Any) -> Path:
+    return closed_run(run, n, **settings).dir
+
+
+def closed_run(run: str, n: int = 40, **settings: Any) -> AuditLogger:
     bus = EventBus()
     audit = attach_to_bus(
         bus, run_id=run, profile=None, command="run", settings=AuditSection(**settings)
@@ -57,7 +61,7 @@ def make_run(run: str, n: int = 40, **settings: Any) -> Path:
                 )
             )  # fmt: skip
     audit.close("duration")
-    return audit.dir
+    return audit
 
 
 def cli(*args: str) -> Any:
@@ -112,10 +116,8 @@ def test_compressed_files_read_back_transparently(state_home: Path) -> None:
 def test_a_new_run_compresses_old_closed_runs_off_the_request_path(logs_root: Path) -> None:
     old = make_run("run-old", n=20)
     age(old, 1)
-    make_run("run-new", n=5)
-    deadline = time.monotonic() + 10
-    while list(old.glob("audit-*.jsonl")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    new = closed_run("run-new", n=5)
+    assert new.writer.wait_compressed(timeout=30)  # its open handed run-old to a thread
     assert list(old.glob("audit-*.jsonl.gz")) and not list(old.glob("audit-*.jsonl"))
     store = KeyStore()
     report = verify_tree(logs_root, verifier=Verifier(store.public_raw() or b""))

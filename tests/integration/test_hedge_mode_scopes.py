@@ -8,7 +8,7 @@ simulator (its request counter does not move); its own positions are the truth.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,7 +19,6 @@ from perpbot.config import ExchangeSection
 from perpbot.errors import PermissionDenied
 from perpbot.events import EventBus
 from tests.integration.test_hedge_mode import plain_ccxt, sides
-from tests.keys_support.backends import MemoryKeyring, installed
 from tests.keys_support.profiles import store
 
 BTC = "BTC/USDT:USDT"
@@ -27,11 +26,7 @@ TRADE = {"run": {"read", "trade", "cancel"}}
 REDUCE = {"run": {"read", "reduce", "cancel"}}
 
 
-@pytest.fixture(autouse=True)
-def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
-    monkeypatch.delenv("PYTHON_KEYRING_BACKEND", raising=False)
-    with installed(MemoryKeyring()) as backend:
-        yield backend
+pytestmark = pytest.mark.usefixtures("memory_keyring")  # stored profiles, in memory
 
 
 @pytest.fixture

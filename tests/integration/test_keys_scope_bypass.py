@@ -3,7 +3,7 @@ ScopeGate before a request reaches the simulator (its request counter does not m
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,18 +15,13 @@ from perpbot.errors import PermissionDenied
 from perpbot.events import Decision, EventBus
 from perpbot.keys.audit import audit_key
 from perpbot.keys.store import load_profile
-from tests.keys_support.backends import MemoryKeyring, installed
 from tests.keys_support.profiles import store
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 FULL_RUN = {"run": {"read", "trade", "cancel", "leverage"}}
 
 
-@pytest.fixture(autouse=True)
-def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
-    monkeypatch.delenv("PYTHON_KEYRING_BACKEND", raising=False)
-    with installed(MemoryKeyring()) as backend:
-        yield backend
+pytestmark = pytest.mark.usefixtures("memory_keyring")  # stored profiles, in memory
 
 
 class Session:

@@ -94,10 +94,10 @@ async def test_drawdown_is_measured_from_the_peak(account: tuple[Any, str], tmp_
     bot = InProcessBot(toml).start()
     r = bot.runner
     await bot.until(lambda: position_of(sim.state(), key, "BTCUSDT") > 0)
-    await bot.until(lambda: r.start_equity is not None and r.peak_equity is not None)
+    await bot.until(lambda: r.start_equity is not None and r.state.peak_equity is not None)
     start = r.start_equity
     sim.jump("BTCUSDT", 5.0)  # a good stretch: +600 USDT, a new peak
-    await bot.until(lambda: r.peak_equity > start + 400)
+    await bot.until(lambda: r.state.peak_equity > start + 400)
     sim.jump("BTCUSDT", 100.0 / 1.05 - 100.0)  # back to where it started
     await bot.until(lambda: bot.decisions("KILL_DRAWDOWN"))
     summary = await bot.finish()

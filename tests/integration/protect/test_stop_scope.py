@@ -3,7 +3,7 @@ reaches the simulator (its request counter and its algo orders say so)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,18 +12,13 @@ from perpbot.app.connect import Connection, connect
 from perpbot.config import ExchangeSection
 from perpbot.errors import PermissionDenied
 from perpbot.events import Decision, EventBus
-from tests.keys_support.backends import MemoryKeyring, installed
 from tests.keys_support.profiles import store
 
 STOP = {"algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "SELL", "type": "STOP_MARKET",
         "triggerPrice": "1000", "closePosition": "true", "clientAlgoId": "t-stop-1"}  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
-    monkeypatch.delenv("PYTHON_KEYRING_BACKEND", raising=False)
-    with installed(MemoryKeyring()) as backend:
-        yield backend
+pytestmark = pytest.mark.usefixtures("memory_keyring")  # stored profiles, in memory
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ of refused handshakes is the truth; `perpbot status` shows the connection bucket
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,12 @@ pytestmark = pytest.mark.timeout(90)
 REFUSE_MS = 3000
 
 
-@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize("status", [429, 418, 503])
 async def test_a_refused_handshake_holds_every_bots_next_dial(
     sim_factory: Any, tmp_path: Path, state_home: Path, status: int
 ) -> None:
-    """A 429 (the exchange's connection count) also cuts the budget; a 503 only holds."""
+    """A 429 (the exchange's connection count) also cuts the budget, and a 418 (the IP
+    banned for dialling on) like a 429; a 503 only holds."""
     handle = sim_factory()
     bots: list[Any] = []
     try:
@@ -49,7 +51,7 @@ async def test_a_refused_handshake_holds_every_bots_next_dial(
         (refused,) = await first.until(lambda: first.decisions("RATE_CONNECTION_REFUSED"))
         assert refused.data["status"] == status
         assert refused.data["retry_after"] == REFUSE_MS / 1000
-        if status == 429:  # the exchange's count is fuller than ours: the budget is cut
+        if status in (429, 418):  # the exchange's count is fuller than ours: cut
             assert refused.data["new"] < refused.data["old"]
         else:
             assert refused.data["new"] == refused.data["old"]
@@ -72,7 +74,7 @@ async def test_a_refused_handshake_holds_every_bots_next_dial(
         view = bot_view(first.status(), time.time(), None)
         line = budget_line(view)
         conn = view["rate"]["connections"]
-        assert (conn["factor"] < 1.0) == (status == 429) and conn["used"] >= 1
+        assert (conn["factor"] < 1.0) == (status != 503) and conn["used"] >= 1
         assert f"connections {conn['used']}/{conn['limit']} per 5m" in line
         # and the user streams carry fills again
         await second.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
@@ -83,3 +85,50 @@ async def test_a_refused_handshake_holds_every_bots_next_dial(
             await bot.stop()
     assert refused_total == 1  # the simulator's truth: only the first dial was refused
     assert not second.decisions("RATE_CONNECTION_REFUSED")
+
+
+RECOVER_S = 2.0  # [limits] recover_after_s: longer than the refusal's hold (1 s)
+
+
+def connections(bot: Any) -> dict[str, Any]:
+    """The connections bucket as `perpbot status` shows it."""
+    return dict(bot_view(bot.status(), time.time(), None)["rate"]["connections"])
+
+
+async def test_a_cut_connection_budget_grows_back_once_calm(
+    sim_factory: Any, tmp_path: Path
+) -> None:
+    handle = sim_factory()
+    toml = write_toml(
+        tmp_path,
+        handle.base_url,
+        exchange={"stream_stale_s": 30.0, "reconcile_interval": 600},
+        kill={"deadman": False},
+        limits={"recover_after_s": RECOVER_S, "recover_step": 0.5},
+    )
+    bot = await started(toml)
+    try:
+        control(handle, "/__sim/ws/refuse", {"ms": 1000, "status": 429})
+        await bot.runner.feed._drop(private=True)
+        (cut,) = await bot.until(lambda: bot.decisions("RATE_CONNECTION_REFUSED"))
+        refused_at = time.monotonic()
+        assert cut.data["new"] < cut.data["old"]
+        await bot.until(lambda: bot.decisions("STREAM_BACKFILL"), timeout=30)  # redialled
+        assert connections(bot)["factor"] == 0.5 and connections(bot)["limit"] == cut.data["new"]
+        assert not bot.decisions("RATE_RECOVER")
+        # calm for recover_after_s: the next dial grows the budget back (by 0.5: whole)
+        await asyncio.sleep(max(0.0, refused_at + RECOVER_S - time.monotonic()))
+        await bot.runner.feed._drop(private=True)
+        (grown,) = await bot.until(lambda: bot.decisions("RATE_RECOVER"))
+        assert grown.data["bucket"] == "connections/300s"
+        assert (grown.data["old"], grown.data["new"]) == (cut.data["new"], cut.data["old"])
+        assert f"new-connection budget raised {cut.data['new']} -> {cut.data['old']}" in (
+            grown.sentence
+        )
+        assert connections(bot)["factor"] == 1.0
+        assert connections(bot)["limit"] == cut.data["old"]
+        await bot.until(lambda: len(bot.decisions("STREAM_BACKFILL")) == 2, timeout=30)
+        assert ws_counters(handle)["refused"] == 1  # the simulator's truth: one refusal
+    finally:
+        control(handle, "/__sim/ws/refuse", {"ms": 0})
+        await bot.stop()

@@ -13,7 +13,7 @@ import pytest
 from perpbot.audit.canonical import GENESIS, line_hash, prefix
 from perpbot.audit.checkpoints import Checkpoint
 from perpbot.audit.keystore import KEY_ENTRY, SERVICE, head_entry, head_file
-from perpbot.audit.segments import segment_files
+from perpbot.audit.segments import read_file, segment_files
 from perpbot.audit.signing import Verifier, is_signed_line
 from perpbot.audit.subscriber import attach_to_bus
 from perpbot.errors import RuntimeFailure
@@ -137,7 +137,13 @@ def test_rotation_by_day(open_log: Any, call: Any, monkeypatch: pytest.MonkeyPat
     later = time_mod.time() + 86400
     monkeypatch.setattr("perpbot.audit.writer.time.time", lambda: later)
     bus.publish(call(bus, 2))
-    assert [f.name for f in segment_files(audit.dir)] == ["audit-0001.jsonl", "audit-0002.jsonl"]
+    # the rotation handed the closed file to the compressing thread: a day later it is
+    # past compress_after_s (1 h), so once that thread is done it is compressed
+    assert audit.writer.wait_compressed(timeout=30)
+    names = [f.name for f in segment_files(audit.dir)]
+    assert names == ["audit-0001.jsonl.gz", "audit-0002.jsonl"]
+    last = json.loads(read_file(audit.dir / names[0]).lines[-1])
+    assert last["kind"] == "checkpoint" and last["reason"] == "rotate"
 
 
 def test_close_is_idempotent_and_unsubscribes(open_log: Any, call: Any) -> None:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.keys_support.backends import MemoryKeyring, installed
+from tests.keys_support.backends import MemoryKeyring
 
 
 @pytest.fixture(autouse=True)
-def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
-    monkeypatch.delenv("PYTHON_KEYRING_BACKEND", raising=False)
-    with installed(MemoryKeyring()) as backend:
-        yield backend
+def every_test_in_memory(memory_keyring: MemoryKeyring) -> MemoryKeyring:
+    """``memory_keyring`` (tests/conftest.py) for every test here."""
+    return memory_keyring

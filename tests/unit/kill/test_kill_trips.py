@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from perpbot.config import StrategyFile
+from perpbot.engine.state import RunState
 from perpbot.events import Decision, EventBus, ExchangeCall
 from perpbot.kill.sentinel import SentinelWatcher, read_sentinel
 from perpbot.kill.trips import Trips
@@ -36,9 +37,7 @@ def _trips(**kill: Any) -> tuple[Trips, list[Decision]]:
         config=cfg,
         run_id="r1",
         output=Warnings(),
-        equity=None,
-        peak_equity=None,
-        mark_times={},
+        state=RunState(run_id="r1", strategy="grid", symbols=["BTC/USDT:USDT"]),
         after_tick=[],
         background=[],
     )
@@ -97,7 +96,8 @@ def test_drawdown_counts_from_the_peak_not_the_start(state_home: Path) -> None:
     trips, seen = _trips(max_drawdown_pct=10)
     r = trips.runner
     check = r.after_tick[0]
-    r.equity, r.peak_equity = 10_500.0, 12_000.0  # up 5 % on the start, 12.5 % off the peak
+    # up 5 % on the start, 12.5 % off the peak
+    r.state.equity, r.state.peak_equity = 10_500.0, 12_000.0
     check(r, {})
     (trip,) = seen
     assert trip.code == "KILL_DRAWDOWN"
@@ -108,7 +108,7 @@ def test_drawdown_counts_from_the_peak_not_the_start(state_home: Path) -> None:
 def test_drawdown_within_the_limit_does_not_trip(state_home: Path) -> None:
     trips, seen = _trips(max_drawdown_pct=10)
     r = trips.runner
-    r.equity, r.peak_equity = 10_900.0, 12_000.0
+    r.state.equity, r.state.peak_equity = 10_900.0, 12_000.0
     r.after_tick[0](r, {})
     assert seen == []
 
@@ -138,7 +138,7 @@ def test_anomaly_alerts_trip_only_when_marked(state_home: Path) -> None:
 
 def test_stale_prices_and_only_the_first_trip_counts(state_home: Path) -> None:
     trips, seen = _trips(max_price_age_s=5, on_ban=True)
-    trips.runner.mark_times["BTC/USDT:USDT"] = time.time() - 2
+    trips.runner.state.mark_times["BTC/USDT:USDT"] = time.time() - 2
     assert trips.price_age("BTC/USDT:USDT") == pytest.approx(2, abs=0.5)
     # one stale source of a basket that is still healthy is not a stale feed
     trips.runner.bus.publish(

@@ -12,9 +12,12 @@ import pytest
 from perpbot.client.account import OpenOrder
 from perpbot.config import ExchangeSection
 from perpbot.engine.events import EngineEvents, OrderEvent
+from perpbot.engine.reconcile import position_of
+from perpbot.engine.state import PositionSnapshot, RunState
 from perpbot.errors import BadInput
 from perpbot.streams import streams_enabled
 from perpbot.streams.evidence import OwedEvents, not_resting
+from perpbot.streams.exchange import drop_reordered, stamp_transaction_time
 from perpbot.streams.health import Backoff, StreamHealth
 from perpbot.streams.market import MarketCache
 
@@ -124,3 +127,33 @@ def test_owed_events_wait_the_grace_judge_newer_books_only_and_accuse_once() -> 
     assert owed.check(other, {sym: resting}, {sym: 101.0}, now=30.5) == []
     assert owed.check(other, {sym: gone}, {sym: 101.0}, now=31.2) == []
     assert owed.check(other, {sym: gone}, {sym: 101.0}, now=32.2) != []
+
+
+def at(amount: float, ms: int | None, side: str | None = None) -> PositionSnapshot:
+    return PositionSnapshot("X", amount, position_side=side, updated_ms=ms)
+
+
+def test_an_older_position_update_is_admitted_only_when_it_changes_nothing() -> None:
+    state = RunState(run_id="r", strategy="s", symbols=["X"])
+    assert state.admit(at(0.002, 100)) and state.admit(at(0.004, 200))
+    state.positions["X"] = at(0.004, 200)
+    assert not state.admit(at(0.002, 150))  # out of order: another amount
+    assert state.admit(at(0.004, 150))  # REST's older read of the same position
+    assert state.admit(at(0.002, None))  # undated: nothing to compare
+    assert state.position_ms["X"] == 200
+    # a hedge-mode side that went flat leaves ``legs``; its time stays
+    assert state.admit(at(0.0, 300, "LONG")) and "X|LONG" not in state.legs
+    assert not state.admit(at(0.002, 250, "LONG"))
+
+
+def test_a_reordered_account_update_leaves_ccxt_pros_newer_position_in_place() -> None:
+    cache = [{"symbol": "X", "info": {"s": "XUSDT", "ps": "BOTH", "pa": "0.006", "T": 300}}]
+    late = {"e": "ACCOUNT_UPDATE", "E": 305, "T": 200,
+            "a": {"P": [{"s": "XUSDT", "ps": "BOTH", "pa": "0.004"},
+                        {"s": "YUSDT", "ps": "BOTH", "pa": "1"}]}}  # fmt: skip
+    stamp_transaction_time(late)
+    assert [r["T"] for r in late["a"]["P"]] == [200, 200]
+    assert drop_reordered(late, {"linear": cache}) == 1
+    assert [r["s"] for r in late["a"]["P"]] == ["YUSDT"]  # another symbol: kept
+    assert position_of({"symbol": "X", "info": {"pa": "1", "T": 200}}).updated_ms == 200
+    assert position_of({"symbol": "X", "info": {"updateTime": 0}}).updated_ms is None
