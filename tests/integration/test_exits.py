@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -83,14 +84,15 @@ async def test_each_policy_closes_a_long_with_reduce_only_children(
 
 
 async def test_a_price_band_refusal_shrinks_and_reprices_and_never_dumps(sim_factory: Any) -> None:
-    # PERCENT_PRICE 2 bps below mark: the slices' 5 bps-deep IOC price is refused (-4024)
+    # PERCENT_PRICE 2 bps below mark: slices allowed to fill 5 bps past the touch price
+    # their IOC there, and that price is refused (-4024)
     tight = SymbolConfig(symbol="BTCUSDT", base_asset="BTC", price=60000.0,
                          percent_price_down="0.9998")  # fmt: skip
     sim = sim_factory(symbols=[tight])
     client, venue, seen = await _venue(sim)
     try:
         await _open(client, 0.4)
-        res = await run_exit(venue, SYM, "slices", FAST)
+        res = await run_exit(venue, SYM, "slices", replace(FAST, through_bps=5.0))
         assert res is not None
         assert any("-4024" in (o["error"] or "") for o in res.orders)
         assert all(o["type"] == "limit" for o in res.orders)  # no market dump
@@ -223,3 +225,50 @@ async def test_adaptive_reads_what_it_weighs_in_one_round_trip(sim_factory: Any)
         assert {n for _, n in look} == {"fetch_ohlcv", "fetch_positions", "fetch_order_book"}
     finally:
         await client.close()
+
+
+def _mid(sim: Any, refill: bool = False) -> float:
+    """The simulator's mid now (``refill``: the bids' depletion refilled first)."""
+    mkt = sim.server.engine.markets["BTCUSDT"]
+
+    def read() -> float:
+        if refill:
+            mkt.depleted_bids = 0.0
+        return float(mkt.mid)
+
+    return sim._call(read)
+
+
+async def test_slice_children_take_part_of_the_touch_and_leave_no_lasting_impact(
+    sim_factory: Any,
+) -> None:
+    # a thin book whose top level is often smaller than 10% of the band's depth (levels 5
+    # USDT apart: ~7 within 5 bps): each child fills at one price, its own limit (the touch,
+    # never walking), and takes at most half the level it saw. The simulator's mid keeps
+    # 30% of every move of the touch a trade makes (1.5 USDT per level cleared): a child
+    # clears a level only when the level was re-drawn smaller between the book read and the
+    # order (at most one child in 20 here; children priced 5 bps through with no cap
+    # cleared 5-7 levels over 6-9 children on these seeds)
+    quiet = MarketConfig(volatility=0.0, jump_rate=0.0, taker_rate=0.0, book_half_life_s=0.2)
+    for seed in (1, 2, 3):
+        sym = SymbolConfig(symbol="BTCUSDT", base_asset="BTC", price=60000.0, **THIN)
+        sim = sim_factory(seed=seed, symbols=[sym], market=quiet)
+        client, venue, _seen = await _venue(sim)
+        try:
+            await _open(client, 1.0)
+            mid = _mid(sim, refill=True)  # the open's own sweep refilled at once
+            res = await run_exit(venue, SYM, "slices", replace(FAST, pace_s=0.03))
+            assert res is not None and res.left == 0 and await venue.position(SYM) == 0
+            state = sim.state()
+            children = [o for o in state["orders"] if o["reduceOnly"]]
+            assert len(children) > 5
+            for child in children:
+                prices = {
+                    float(t["price"]) for t in state["trades"] if t["orderId"] == child["orderId"]
+                }
+                assert len(prices) <= 1, (seed, child, prices)  # never walked
+                assert prices <= {float(child["price"])}  # at its limit: the touch
+            cleared = round((mid - _mid(sim)) / (0.3 * 5.0))
+            assert 0 <= cleared <= len(children) // 20, (seed, cleared, len(children))
+        finally:
+            await client.close()
