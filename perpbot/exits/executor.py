@@ -435,8 +435,8 @@ class _Exit:
             liq_urgent_pct=self.cfg.liq_urgent_pct,
         )  # fmt: skip
 
-    async def adaptive(self) -> None:
-        urgency, into = await self.look()
+    async def adaptive(self, looked: tuple[Urgency, Levels]) -> None:
+        urgency, into = looked
         self.sigma = urgency.sigma_per_sqrt_s
         c = self.choice(into, urgency)
         self.switch(c.code, f"adaptive chose {c.sentence}")
@@ -459,14 +459,15 @@ async def run_exit(
     res = ExitResult(symbol, policy, start, left=start)
     job = _Exit(venue, symbol, cfg, res)
     t0 = time.monotonic()
-    res.arrival = await job.arrival()
-    run = {
-        "market": job.market,
-        "slices": job.slices,
-        "passive-then-aggressive": job.passive,
-        "adaptive": job.adaptive,
-    }[policy]
-    await run()
+    if policy == "adaptive":
+        # what adaptive weighs is read with the arrival mark, in the same round trip: its
+        # first order leaves as early as market's (never slower with liquidation near)
+        res.arrival, looked = await asyncio.gather(job.arrival(), job.look())
+        await job.adaptive(looked)
+    else:
+        res.arrival = await job.arrival()
+        run = {"market": job.market, "slices": job.slices, "passive-then-aggressive": job.passive}
+        await run[policy]()
     res.seconds = time.monotonic() - t0
     if res.left:
         res.errors.append(

@@ -190,6 +190,20 @@ async def test_adaptive_slices_a_thin_book_and_pays_less_than_the_market_walk(
             await client.close()
 
 
+def _watch(client: GuardedClient, name: str, log: list[tuple[str, str]]) -> None:
+    """Log ("start" | "end", ``name``) around each call of the client's ``name``."""
+    real = getattr(client, name)
+
+    async def call(*args: Any, **kw: Any) -> Any:
+        log.append(("start", name))
+        try:
+            return await real(*args, **kw)
+        finally:
+            log.append(("end", name))
+
+    setattr(client, name, call)
+
+
 async def test_adaptive_reads_what_it_weighs_in_one_round_trip(sim_factory: Any) -> None:
     # every wait before the first child is time a market order would already be filling:
     # the volatility, the liquidation distance and the book are asked for at once
@@ -197,20 +211,8 @@ async def test_adaptive_reads_what_it_weighs_in_one_round_trip(sim_factory: Any)
     client = await _client(sim, 80)  # 100x on 0.1 BTC: liquidation 0.9 % away
     log: list[tuple[str, str]] = []  # (start | end, method), in the order they happened
 
-    def watch(name: str) -> None:
-        real = getattr(client, name)
-
-        async def call(*args: Any, **kw: Any) -> Any:
-            log.append(("start", name))
-            try:
-                return await real(*args, **kw)
-            finally:
-                log.append(("end", name))
-
-        setattr(client, name, call)
-
     for name in ("fetch_ohlcv", "fetch_positions", "fetch_order_book", "create_order"):
-        watch(name)
+        _watch(client, name, log)
     venue = ExitVenue(client, client.create_order, client.cancel_order, client_position(client))
     try:
         await client.set_leverage(100, SYM)
@@ -272,3 +274,42 @@ async def test_slice_children_take_part_of_the_touch_and_leave_no_lasting_impact
             assert 0 <= cleared <= len(children) // 20, (seed, cleared, len(children))
         finally:
             await client.close()
+
+
+def _round_trips_before_first_order(log: list[tuple[str, str]]) -> int:
+    """Sequential round trips before the first order: requests asked together (all started
+    before any answered) are one; a request started after an answer begins the next."""
+    trips, answered = 0, True
+    for event, name in log:
+        if event == "start" and name == "create_order":
+            return trips
+        if event == "start" and answered:
+            trips, answered = trips + 1, False
+        answered = answered or event == "end"
+    raise AssertionError("no order")
+
+
+@pytest.mark.parametrize("policy", ["market", "adaptive"])
+async def test_with_liquidation_near_adaptive_orders_after_as_many_round_trips_as_market(
+    sim_factory: Any, policy: str
+) -> None:
+    # adaptive weighs the volatility, the liquidation distance and the book; it asks for
+    # them with the arrival mark, so its market order leaves after the same two round trips
+    # as market's (the position, then the arrival mark): never slower with liquidation near
+    sim = sim_factory()
+    client = await _client(sim, 80)  # 100x on 0.1 BTC: liquidation 0.9 % away
+    log: list[tuple[str, str]] = []
+    for name in ("fetch_ohlcv", "fetch_positions", "fetch_order_book", "fetch_funding_rate",
+                 "create_order"):  # fmt: skip
+        _watch(client, name, log)
+    venue = ExitVenue(client, client.create_order, client.cancel_order, client_position(client))
+    try:
+        await client.set_leverage(100, SYM)
+        await _open(client, 0.1)
+        log.clear()
+        res = await run_exit(venue, SYM, policy, FAST)
+        assert res is not None and res.left == 0 and res.orders[0]["type"] == "market"
+        assert _round_trips_before_first_order(log) == 2, log
+        assert await venue.position(SYM) == 0  # the exchange says flat
+    finally:
+        await client.close()
