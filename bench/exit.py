@@ -17,9 +17,10 @@ The book (the simulator's knobs, and why):
   measured noise as much as impact. At 2 bps a 5x sell walks 2.5-5 bps (printed below);
 * ``book_half_life_s`` 5 and ``impact_permanent`` 0.3: the simulator's defaults, unchanged.
   30 % of every sweep's move of the touch stays (lasting impact); the rest refills with a
-  5 s half-life. The permanent share bounds what any slicing can save: on a book that
-  refills between children, n children still pay about 0.3 x the market order's walk plus
-  one child's walk, so slicing saves at most ~70 % of the walk;
+  5 s half-life. Only a trade that moves the touch leaves lasting impact: children that
+  each clear levels pay about 0.3 x the market order's walk in all (slicing saves at most
+  ~70 % of the walk), while children that take part of the best level and leave it
+  standing (the executor's slices since issue 19's second pass) leave almost none;
 * calm: ``volatility`` 3e-5 / sqrt(s), no jumps, 0.5 synthetic takers per second.
 
 Before the table the bench measures that book on its own (seed 1, another account, the
@@ -32,7 +33,25 @@ The exits are paced at the half-life (one child every 5 exchange seconds). The c
 10x, so 1 wall second is 10 exchange seconds; the position is placed on the account at the
 mark (a bench set-up: opening it with orders would move the book before the exit starts).
 
-    .venv/bin/python bench/exit.py [--seeds 3] [--sizes 1,5,20]
+Noise, and how the estimate removes it: a sliced 5x exit lasts about 90 exchange seconds,
+over which the price's own walk moves about 3 bps (one standard deviation), most of the
+spread between seeds. The simulator's walk is exogenous (its draws do not depend on the
+orders: tests/sim/test_exogenous_walk.py), so
+
+* common random numbers: every policy runs on the same seeds, and comparisons are paired
+  by seed (the same walk, book draws and arrival-mark offset);
+* control variate: after each child the bench reads the walk (``SymbolMarket.walk_log``)
+  and weighs its move since the start by what the child filled: what the walk alone did to
+  the exit's average price, in bps. Its expectation is zero (a martingale; the children's
+  sizes come from the book, not from where the walk goes), so subtracting it at a fitted
+  coefficient estimates the same expected shortfall with less noise. The table prints the
+  raw mean, the controlled one and the control's own mean (a check: it should be near 0);
+  the comparisons print raw, fitted and coefficient-1 (unfitted) estimates. Not applied to
+  passive-then-aggressive: a resting order fills when the price comes to it, so there the
+  weights depend on the walk's direction.
+
+    .venv/bin/python bench/exit.py [--seeds 3] [--first-seed 1] [--sizes 1,5,20]
+                                   [--policies market,slices,passive-then-aggressive,adaptive]
 """
 
 from __future__ import annotations
@@ -270,7 +289,8 @@ def mean_of(seeds: list[int], policy: str, qty: float, wallet: float | None) -> 
     out["se_bps"] = _se(out["runs_bps"])
     out["drifts"] = None if runs[0]["drift_bps"] is None else [r["drift_bps"] for r in runs]
     out["sliced"] = sum(1 for r in runs if r["switches"][:1] and "chose slices" in r["switches"][0])
-    out["sim_s"] = sum(r["sim_s"] for r in runs) / len(runs)
+    out["runs_s"] = [r["sim_s"] for r in runs]
+    out["sim_s"] = statistics.fmean(out["runs_s"])
     out["children"] = sum(len(r["orders"]) for r in runs) / len(runs)
     out["left"] = max(abs(r["left"]) for r in runs)
     fills = [r["worst_fill"] for r in runs if r["worst_fill"]]
@@ -350,14 +370,17 @@ def main() -> None:
         if (size, "slices") in by and (size, "adaptive") in by:
             compare(f"{size:g}x adaptive vs slices", by[(size, "slices")],
                     by[(size, "adaptive")], "")  # fmt: skip
-    print("liquidation 0.8% away (wallet 1.2% of notional):")
+    print("liquidation 0.8% away (wallet 1.2% of notional), time to flat paired by seed:")
     for size in sizes:
         wallet = size * TOP * 60000 * 0.012
         rows = {p: mean_of(seeds, p, size * TOP, wallet) for p in ("market", "adaptive")}
         m, a = rows["market"], rows["adaptive"]
+        later = [y - x for x, y in zip(m["runs_s"], a["runs_s"], strict=True)]
         print(
-            f"{size:>4g}x  market {m['sim_s']:.1f} s  adaptive {a['sim_s']:.1f} s  "
-            f"({'not slower' if a['sim_s'] <= m['sim_s'] * 1.05 + 0.5 else 'SLOWER'}); "
+            f"{size:>4g}x  market {m['sim_s']:.2f} s  adaptive {a['sim_s']:.2f} s  "
+            f"(adaptive later by {statistics.fmean(later):+.2f} +- {_se(later):.2f} s, at "
+            f"most {max(later):+.2f} s; "
+            f"{'not slower' if a['sim_s'] <= m['sim_s'] * 1.05 + 0.5 else 'SLOWER'}); "
             f"adaptive said: {(a['switches'] or ['-'])[0]}"
         )
 
