@@ -158,15 +158,6 @@ class _Exit:
             self.res.errors.append(f"volatility: {_describe(exc)}")
         return self.cfg.sigma_per_sqrt_s
 
-    async def look(self) -> tuple[Urgency, Levels]:
-        """What adaptive weighs, read at once (one round trip, not three: every wait before
-        the first child is time a market order would already be filling): the volatility,
-        the liquidation distance and the book the exit trades into."""
-        sigma, liq, (into, _own) = await asyncio.gather(
-            self.volatility(), self.liq_distance(), self.book()
-        )
-        return Urgency(liq, sigma, self.cfg.asked_by), into
-
     async def liq_distance(self) -> float | None:
         for p in await self.venue.client.fetch_positions([self.symbol]):
             liq, mark = p.get("liquidationPrice"), p.get("markPrice")
@@ -435,10 +426,21 @@ class _Exit:
             liq_urgent_pct=self.cfg.liq_urgent_pct,
         )  # fmt: skip
 
-    async def adaptive(self, looked: tuple[Urgency, Levels]) -> None:
-        urgency, into = looked
-        self.sigma = urgency.sigma_per_sqrt_s
-        c = self.choice(into, urgency)
+    async def adaptive(self, liq: float | None) -> None:
+        """``liq``: the liquidation distance, read with the arrival mark. Closer than
+        ``liq_urgent_pct`` it is market at once, before anything else is read (as early as
+        the market policy's first order); otherwise the volatility and the book, read at
+        once, weigh slices against market."""
+        if liq is not None and liq < self.cfg.liq_urgent_pct:
+            self.switch(
+                "EXIT_LIQ_NEAR",
+                f"adaptive chose market: liquidation {liq:.2f}% away (closer than "
+                f"{self.cfg.liq_urgent_pct:g}%): market at once, nothing else weighed",
+            )
+            await self.market()
+            return
+        self.sigma, (into, _own) = await asyncio.gather(self.volatility(), self.book())
+        c = self.choice(into, Urgency(liq, self.sigma, self.cfg.asked_by))
         self.switch(c.code, f"adaptive chose {c.sentence}")
         if c.policy == "market":
             await self.market()
@@ -460,10 +462,10 @@ async def run_exit(
     job = _Exit(venue, symbol, cfg, res)
     t0 = time.monotonic()
     if policy == "adaptive":
-        # what adaptive weighs is read with the arrival mark, in the same round trip: its
-        # first order leaves as early as market's (never slower with liquidation near)
-        res.arrival, looked = await asyncio.gather(job.arrival(), job.look())
-        await job.adaptive(looked)
+        # the liquidation distance is read with the arrival mark, in the same round trip:
+        # with liquidation near, adaptive's first order leaves as early as market's
+        res.arrival, liq = await asyncio.gather(job.arrival(), job.liq_distance())
+        await job.adaptive(liq)
     else:
         res.arrival = await job.arrival()
         run = {"market": job.market, "slices": job.slices, "passive-then-aggressive": job.passive}

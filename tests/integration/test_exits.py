@@ -204,14 +204,19 @@ def _watch(client: GuardedClient, name: str, log: list[tuple[str, str]]) -> None
     setattr(client, name, call)
 
 
-async def test_adaptive_reads_what_it_weighs_in_one_round_trip(sim_factory: Any) -> None:
+@pytest.mark.parametrize("near", [True, False])
+async def test_adaptive_reads_what_it_weighs_in_one_round_trip(
+    sim_factory: Any, near: bool
+) -> None:
     # every wait before the first child is time a market order would already be filling:
-    # the volatility, the liquidation distance and the book are asked for at once
+    # the liquidation distance is asked for with the arrival mark; near, the market order
+    # follows at once (no volatility or book read before it); far, the volatility and the
+    # book are asked for at once, then the first child
     sim = sim_factory()
-    client = await _client(sim, 80)  # 100x on 0.1 BTC: liquidation 0.9 % away
+    client = await _client(sim, 80 if near else 1_000_000)  # 100x on 0.1 BTC: 0.9 % away
     log: list[tuple[str, str]] = []  # (start | end, method), in the order they happened
-
-    for name in ("fetch_ohlcv", "fetch_positions", "fetch_order_book", "create_order"):
+    for name in ("fetch_ohlcv", "fetch_positions", "fetch_order_book", "fetch_funding_rate",
+                 "create_order"):  # fmt: skip
         _watch(client, name, log)
     venue = ExitVenue(client, client.create_order, client.cancel_order, client_position(client))
     try:
@@ -219,12 +224,20 @@ async def test_adaptive_reads_what_it_weighs_in_one_round_trip(sim_factory: Any)
         await _open(client, 0.1)
         log.clear()
         res = await run_exit(venue, SYM, "adaptive", FAST)
-        assert res is not None and res.left == 0 and res.orders[0]["type"] == "market"
+        assert res is not None and res.left == 0
         first_order = log.index(("start", "create_order"))
         look = log[2:first_order]  # after run_exit's own position read (start, end)
         assert log[:2] == [("start", "fetch_positions"), ("end", "fetch_positions")]
-        assert [e for e, _ in look[:3]] == ["start"] * 3  # all three asked before any answer
-        assert {n for _, n in look} == {"fetch_ohlcv", "fetch_positions", "fetch_order_book"}
+        assert [e for e, _ in look[:2]] == ["start"] * 2  # asked before either answered
+        assert {n for _, n in look[:4]} == {"fetch_funding_rate", "fetch_positions"}
+        if near:
+            assert "liquidation" in res.switches[0] and res.orders[0]["type"] == "market"
+            assert len(look) == 4  # nothing else read before the market order
+        else:
+            weigh = look[4:]
+            assert [e for e, _ in weigh[:2]] == ["start"] * 2
+            assert {n for _, n in weigh[:2]} == {"fetch_ohlcv", "fetch_order_book"}
+            assert "liquidation" not in res.switches[0]
     finally:
         await client.close()
 
