@@ -2,8 +2,10 @@
 
 * ``market``: reduce-only market orders (capped at the symbol's market maximum) until flat;
 * ``slices``: reduce-only IOC limit children of ``participation`` x the depth resting within
-  ``band_bps`` of the touch, priced at that band's edge from the live book, one every
-  ``pace_s`` so the book refills between them;
+  ``band_bps`` of the touch, at most ``touch_share`` of the size shown at the touch, priced
+  at the touch (``through_bps`` past it) from the live book, one every ``pace_s`` so the
+  book refills between them: a child takes part of the best level and never walks the book
+  nor clears the level (a cleared level moves the touch, and part of that move stays);
 * ``passive-then-aggressive``: post-only at the touch (joining the queue, earning the spread)
   for ``passive_steps`` x ``passive_step_s``, re-priced each step, then slices;
 * ``adaptive``: slices or market by ``plan.choose`` (Almgren-Chriss impact vs timing risk,
@@ -27,7 +29,7 @@ from typing import Any, Literal
 
 from perpbot.client.request import OrderSpec
 from perpbot.events import Decision
-from perpbot.exits.plan import Choice, Levels, Urgency, choose, depth_within
+from perpbot.exits.plan import Choice, Levels, Urgency, choose, depth_within, slice_size
 from perpbot.exits.venue import ExitVenue
 
 Policy = Literal["market", "slices", "passive-then-aggressive", "adaptive"]
@@ -40,7 +42,9 @@ MAX_SHRINKS = 6
 @dataclass
 class ExitConfig:
     participation: float = 0.10  # share of the depth within the band one child takes
-    band_bps: float = 5.0  # depth counted, and children priced, this far from the touch
+    band_bps: float = 5.0  # depth counted this far from the touch
+    touch_share: float = 0.5  # a child takes at most this share of the size at the touch
+    through_bps: float = 0.0  # how far past the touch a child may fill (0: at the touch)
     pace_s: float = 1.0  # between children: the book refills
     passive_steps: int = 3
     passive_step_s: float = 2.0
@@ -154,15 +158,6 @@ class _Exit:
             self.res.errors.append(f"volatility: {_describe(exc)}")
         return self.cfg.sigma_per_sqrt_s
 
-    async def look(self) -> tuple[Urgency, Levels]:
-        """What adaptive weighs, read at once (one round trip, not three: every wait before
-        the first child is time a market order would already be filling): the volatility,
-        the liquidation distance and the book the exit trades into."""
-        sigma, liq, (into, _own) = await asyncio.gather(
-            self.volatility(), self.liq_distance(), self.book()
-        )
-        return Urgency(liq, sigma, self.cfg.asked_by), into
-
     async def liq_distance(self) -> float | None:
         for p in await self.venue.client.fetch_positions([self.symbol]):
             liq, mark = p.get("liquidationPrice"), p.get("markPrice")
@@ -272,13 +267,17 @@ class _Exit:
     def time_left(self) -> bool:
         return bool(self.remaining) and time.monotonic() < self.deadline
 
-    async def ioc_child(self, qty: float, why: str) -> bool:
-        """A reduce-only IOC at the band's edge; a band refusal halves it and re-prices at
-        the touch. False when the touch itself lies beyond PERCENT_PRICE (nothing inside the
+    async def ioc_child(
+        self, qty: float, why: str, through_bps: float, into: Levels | None = None
+    ) -> bool:
+        """A reduce-only IOC ``through_bps`` past the touch of ``into`` (the book just read;
+        None: read it now); a band refusal halves it and re-prices at the touch from a fresh
+        book. False when the touch itself lies beyond PERCENT_PRICE (nothing inside the
         band can fill: nothing is sent and the caller waits ``pace_s``)."""
-        edge = self.cfg.band_bps / 10_000
+        edge = through_bps / 10_000
         for _ in range(MAX_SHRINKS):
-            into, _own = await self.book()
+            if into is None:
+                into, _own = await self.book()
             if not into:
                 return False
             touch = into[0][0]
@@ -302,6 +301,7 @@ class _Exit:
                 refused=qty, price=px,
             )  # fmt: skip
             qty, why, edge = smaller, "after a price-band refusal, at the touch", 0.0
+            into = None  # re-priced from a fresh book
         return False
 
     # -- policies ---------------------------------------------------------------------------
@@ -317,7 +317,9 @@ class _Exit:
                         "price band refused the market order: a smaller IOC inside the band "
                         "instead, re-priced from a fresh book",
                     )  # fmt: skip
-                sent = await self.ioc_child(self.precise(qty / 2), "after a price-band refusal")
+                sent = await self.ioc_child(
+                    self.precise(qty / 2), "after a price-band refusal", self.cfg.band_bps
+                )
                 await self.refresh()
                 if not sent and self.time_left():
                     await asyncio.sleep(self.cfg.pace_s)
@@ -325,23 +327,29 @@ class _Exit:
             await self.refresh()
 
     def child_size(self, into: Levels) -> float:
-        visible = depth_within(into, self.cfg.band_bps)
-        size = max(self.cfg.participation * visible, self.min_qty())
+        cfg = self.cfg
+        size = max(
+            slice_size(into, cfg.participation, cfg.band_bps, cfg.touch_share), self.min_qty()
+        )
         return self.precise(min(abs(self.remaining), size))
 
     async def slices(self, adaptive: bool = False) -> None:
         while self.time_left():
-            into, _own = await self.book()
-            if adaptive and await self.rejudge(into):
-                await self.market()
-                return
+            if adaptive:  # the book and the liquidation distance at once (one round trip)
+                (into, _own), liq = await asyncio.gather(self.book(), self.liq_distance())
+                if self.rejudge(into, liq):
+                    await self.market()
+                    return
+            else:
+                into, _own = await self.book()
             qty = self.child_size(into)
             why = (
                 f"({self.cfg.participation:.0%} of "
                 f"{depth_within(into, self.cfg.band_bps):g} resting within "
-                f"{self.cfg.band_bps:g} bps of the touch)"
+                f"{self.cfg.band_bps:g} bps of the touch, at most "
+                f"{self.cfg.touch_share:.0%} of the {into[0][1] if into else 0:g} at it)"
             )
-            await self.ioc_child(qty, why)
+            await self.ioc_child(qty, why, self.cfg.through_bps, into)
             await self.refresh()
             if self.time_left():
                 await asyncio.sleep(self.cfg.pace_s)
@@ -396,13 +404,13 @@ class _Exit:
         self.res.switches.append(sentence)
         self.publish(code, sentence)
 
-    async def rejudge(self, into: Levels) -> bool:
+    def rejudge(self, into: Levels, liq: float | None) -> bool:
         """Adaptive, before each child: True when the urgency now says market.
 
         Only a liquidation coming into reach switches; the cost comparison was made once
         with the whole book in view, and re-made on a depleted book it would flip-flop.
         """
-        urgency = Urgency(await self.liq_distance(), self.sigma, self.cfg.asked_by)
+        urgency = Urgency(liq, self.sigma, self.cfg.asked_by)
         c = self.choice(into, urgency)
         if c.code.startswith("EXIT_LIQ"):  # urgency changed; the cost estimate alone does
             self.switch(c.code, f"switched from slices to {c.sentence}")
@@ -413,14 +421,26 @@ class _Exit:
         return choose(
             abs(self.remaining), into, self.res.arrival, urgency,
             participation=self.cfg.participation, band_bps=self.cfg.band_bps,
+            touch_share=self.cfg.touch_share,
             pace_s=self.cfg.pace_s * self.cfg.clock_speed, permanent_share=self.cfg.permanent_share,
             liq_urgent_pct=self.cfg.liq_urgent_pct,
         )  # fmt: skip
 
-    async def adaptive(self) -> None:
-        urgency, into = await self.look()
-        self.sigma = urgency.sigma_per_sqrt_s
-        c = self.choice(into, urgency)
+    async def adaptive(self, liq: float | None) -> None:
+        """``liq``: the liquidation distance, read with the arrival mark. Closer than
+        ``liq_urgent_pct`` it is market at once, before anything else is read (as early as
+        the market policy's first order); otherwise the volatility and the book, read at
+        once, weigh slices against market."""
+        if liq is not None and liq < self.cfg.liq_urgent_pct:
+            self.switch(
+                "EXIT_LIQ_NEAR",
+                f"adaptive chose market: liquidation {liq:.2f}% away (closer than "
+                f"{self.cfg.liq_urgent_pct:g}%): market at once, nothing else weighed",
+            )
+            await self.market()
+            return
+        self.sigma, (into, _own) = await asyncio.gather(self.volatility(), self.book())
+        c = self.choice(into, Urgency(liq, self.sigma, self.cfg.asked_by))
         self.switch(c.code, f"adaptive chose {c.sentence}")
         if c.policy == "market":
             await self.market()
@@ -441,14 +461,15 @@ async def run_exit(
     res = ExitResult(symbol, policy, start, left=start)
     job = _Exit(venue, symbol, cfg, res)
     t0 = time.monotonic()
-    res.arrival = await job.arrival()
-    run = {
-        "market": job.market,
-        "slices": job.slices,
-        "passive-then-aggressive": job.passive,
-        "adaptive": job.adaptive,
-    }[policy]
-    await run()
+    if policy == "adaptive":
+        # the liquidation distance is read with the arrival mark, in the same round trip:
+        # with liquidation near, adaptive's first order leaves as early as market's
+        res.arrival, liq = await asyncio.gather(job.arrival(), job.liq_distance())
+        await job.adaptive(liq)
+    else:
+        res.arrival = await job.arrival()
+        run = {"market": job.market, "slices": job.slices, "passive-then-aggressive": job.passive}
+        await run[policy]()
     res.seconds = time.monotonic() - t0
     if res.left:
         res.errors.append(

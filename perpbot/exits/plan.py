@@ -6,13 +6,16 @@
 
 * one market order: no timing risk; its cost is the walk through the visible book now
   (this very book: the order trades against it);
-* slices: children of ``participation`` x the depth within ``band_bps`` of the touch, one
-  every ``pace_s``. Their books are still to come (the top level is re-quoted and refilled
-  between children), so their cost comes from the band's average depth, not from this
-  instant's top level: A&C's linear impact, the price moves gamma = band width / depth in
-  the band per unit traded; each child of size c walks c gamma / 2 on average and moves the
-  touch c gamma, of which ``permanent_share`` stays for the later children (A&C's permanent
-  impact, sec. 2: the k-th child trades (k - 1) share x c gamma lower). While it trades,
+* slices: children of ``participation`` x the depth within ``band_bps`` of the touch (at
+  most ``touch_share`` of the size at the touch: ``slice_size``; of the band's average
+  level in the estimate), one every ``pace_s``.
+  Their books are still to come (the top level is re-quoted and refilled between
+  children), so their cost comes from the band's average depth, not from this instant's
+  top level: A&C's linear impact, the price moves gamma = band width / depth in the band
+  per unit traded; each child of size c walks c gamma / 2 on average and moves the touch
+  c gamma, of which ``permanent_share`` stays for the later children (A&C's permanent
+  impact, sec. 2: the k-th child trades (k - 1) share x c gamma lower; conservative for
+  children that stay within the touch's size and do not walk at all). While it trades,
   the rest is exposed to the price: for a linear schedule over T seconds the shortfall's
   variance is sigma^2 X^2 T / 3 (A&C sec. 2, trading trajectory x_k = X (1 - t_k / T)).
 
@@ -63,6 +66,18 @@ def depth_within(levels: Levels, band_bps: float) -> float:
     return sum(size for price, size in levels if abs(price - touch) <= edge + 1e-12)
 
 
+def slice_size(levels: Levels, participation: float, band_bps: float, touch_share: float) -> float:
+    """One slice child: ``participation`` x the depth within ``band_bps`` of the touch, at
+    most ``touch_share`` of the size shown at the touch. A child that takes only part of the
+    best level fills at the touch and leaves the level standing; one that clears it moves
+    the touch (the price moves when the best queue is depleted: Huang, Lehalle & Rosenbaum,
+    "Simulating and analyzing order book data: the queue-reactive model", JASA 110(509),
+    2015; the simulator's lasting impact is a share of such moves) and walks to the next."""
+    if not levels:
+        return 0.0
+    return min(participation * depth_within(levels, band_bps), touch_share * levels[0][1])
+
+
 @dataclass(frozen=True)
 class Urgency:
     """Why the exit is urgent: how far liquidation is, how much the price moves, who asked."""
@@ -98,6 +113,7 @@ def choose(
     band_bps: float,
     pace_s: float,
     permanent_share: float,
+    touch_share: float = 0.5,
     liq_urgent_pct: float = 1.0,
     liq_sigmas: float = 3.0,
 ) -> Choice:
@@ -110,7 +126,11 @@ def choose(
     # what the visible book cannot take fills beyond it: at least as far as its last level
     market_cost = walk.filled * abs(walk.average - touch) + unfilled * 2 * abs(last - touch)
     visible = depth_within(levels, band_bps)
-    child = max(participation * visible, qty / 1000) if visible else qty
+    # the children meet the band's levels as they come, not this instant's top level: the
+    # cap is touch_share of the band's average level
+    shown = sum(1 for price, _ in levels if abs(price - touch) <= touch * band_bps / 10_000)
+    top = visible / shown if shown else 0.0
+    child = max(min(participation * visible, touch_share * top), qty / 1000) if visible else qty
     n = max(1, math.ceil(qty / child))
     # gamma: how far the price moves per unit traded, the band's width over its depth
     gamma = touch * band_bps / 10_000 / visible if visible else 0.0

@@ -85,6 +85,10 @@ class SymbolMarket:
         self._crowd_seed = (seed * 1_000_003) ^ zlib.crc32(spec.symbol.encode())
         self.mid = float(spec.cfg.price)
         self.start_price = self.mid
+        # the exogenous part of the mid's log move since the start: the walk's own steps
+        # (diffusion, jumps, a regime's drift), none of the trades' impact. A measurement only
+        # (nothing reads it back): a bench subtracts it as a control variate (bench/exit.py)
+        self.walk_log = 0.0
         self.tick_index = 0
         self.last_step_ms = now_ms
         self.data_time_ms = now_ms  # timestamp market-data payloads carry (freezes)
@@ -160,21 +164,28 @@ class SymbolMarket:
             self.regimes.advance(dt_s, now_ms)
             scale = self.regimes.vol_scale
             vol, jump_rate = cfg.volatility * scale, cfg.jump_rate * scale * scale
-            self.mid *= math.exp(self.regimes.drift(dt_s))
+            drift = self.regimes.drift(dt_s)
+            self.mid *= math.exp(drift)
+            self.walk_log += drift
             self.pricing.squeeze = self.regimes.premium
         if vol > 0:
             z = self.rng.gauss(0.0, 1.0)
             if common is not None:
                 z = math.sqrt(common.rho) * common.z + math.sqrt(1.0 - common.rho) * z
-            self.mid *= math.exp(vol * math.sqrt(dt_s) * z)
+            move = vol * math.sqrt(dt_s) * z
+            self.mid *= math.exp(move)
+            self.walk_log += move
         if common is not None:
             jump_rate *= 1.0 - common.rho
         if jump_rate > 0 and self.rng.random() < jump_rate * dt_s:
             size = cfg.jump_size * (0.5 + self.rng.random())
-            self.mid *= 1.0 + (size if self.rng.random() < 0.5 else -size)
+            factor = 1.0 + (size if self.rng.random() < 0.5 else -size)
+            self.mid *= factor
+            self.walk_log += math.log(factor)
             jumped = True
         if common is not None and common.jump:
             self.mid *= 1.0 + common.jump
+            self.walk_log += math.log(1.0 + common.jump)
             jumped = True
         self.mid = max(self.mid, self.spec.tick_f * 10)
         self.advance(dt_s, now_ms)

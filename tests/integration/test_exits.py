@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -83,14 +84,15 @@ async def test_each_policy_closes_a_long_with_reduce_only_children(
 
 
 async def test_a_price_band_refusal_shrinks_and_reprices_and_never_dumps(sim_factory: Any) -> None:
-    # PERCENT_PRICE 2 bps below mark: the slices' 5 bps-deep IOC price is refused (-4024)
+    # PERCENT_PRICE 2 bps below mark: slices allowed to fill 5 bps past the touch price
+    # their IOC there, and that price is refused (-4024)
     tight = SymbolConfig(symbol="BTCUSDT", base_asset="BTC", price=60000.0,
                          percent_price_down="0.9998")  # fmt: skip
     sim = sim_factory(symbols=[tight])
     client, venue, seen = await _venue(sim)
     try:
         await _open(client, 0.4)
-        res = await run_exit(venue, SYM, "slices", FAST)
+        res = await run_exit(venue, SYM, "slices", replace(FAST, through_bps=5.0))
         assert res is not None
         assert any("-4024" in (o["error"] or "") for o in res.orders)
         assert all(o["type"] == "limit" for o in res.orders)  # no market dump
@@ -188,38 +190,139 @@ async def test_adaptive_slices_a_thin_book_and_pays_less_than_the_market_walk(
             await client.close()
 
 
-async def test_adaptive_reads_what_it_weighs_in_one_round_trip(sim_factory: Any) -> None:
+def _watch(client: GuardedClient, name: str, log: list[tuple[str, str]]) -> None:
+    """Log ("start" | "end", ``name``) around each call of the client's ``name``."""
+    real = getattr(client, name)
+
+    async def call(*args: Any, **kw: Any) -> Any:
+        log.append(("start", name))
+        try:
+            return await real(*args, **kw)
+        finally:
+            log.append(("end", name))
+
+    setattr(client, name, call)
+
+
+@pytest.mark.parametrize("near", [True, False])
+async def test_adaptive_reads_what_it_weighs_in_one_round_trip(
+    sim_factory: Any, near: bool
+) -> None:
     # every wait before the first child is time a market order would already be filling:
-    # the volatility, the liquidation distance and the book are asked for at once
+    # the liquidation distance is asked for with the arrival mark; near, the market order
+    # follows at once (no volatility or book read before it); far, the volatility and the
+    # book are asked for at once, then the first child
     sim = sim_factory()
-    client = await _client(sim, 80)  # 100x on 0.1 BTC: liquidation 0.9 % away
+    client = await _client(sim, 80 if near else 1_000_000)  # 100x on 0.1 BTC: 0.9 % away
     log: list[tuple[str, str]] = []  # (start | end, method), in the order they happened
-
-    def watch(name: str) -> None:
-        real = getattr(client, name)
-
-        async def call(*args: Any, **kw: Any) -> Any:
-            log.append(("start", name))
-            try:
-                return await real(*args, **kw)
-            finally:
-                log.append(("end", name))
-
-        setattr(client, name, call)
-
-    for name in ("fetch_ohlcv", "fetch_positions", "fetch_order_book", "create_order"):
-        watch(name)
+    for name in ("fetch_ohlcv", "fetch_positions", "fetch_order_book", "fetch_funding_rate",
+                 "create_order"):  # fmt: skip
+        _watch(client, name, log)
     venue = ExitVenue(client, client.create_order, client.cancel_order, client_position(client))
     try:
         await client.set_leverage(100, SYM)
         await _open(client, 0.1)
         log.clear()
         res = await run_exit(venue, SYM, "adaptive", FAST)
-        assert res is not None and res.left == 0 and res.orders[0]["type"] == "market"
+        assert res is not None and res.left == 0
         first_order = log.index(("start", "create_order"))
         look = log[2:first_order]  # after run_exit's own position read (start, end)
         assert log[:2] == [("start", "fetch_positions"), ("end", "fetch_positions")]
-        assert [e for e, _ in look[:3]] == ["start"] * 3  # all three asked before any answer
-        assert {n for _, n in look} == {"fetch_ohlcv", "fetch_positions", "fetch_order_book"}
+        assert [e for e, _ in look[:2]] == ["start"] * 2  # asked before either answered
+        assert {n for _, n in look[:4]} == {"fetch_funding_rate", "fetch_positions"}
+        if near:
+            assert "liquidation" in res.switches[0] and res.orders[0]["type"] == "market"
+            assert len(look) == 4  # nothing else read before the market order
+        else:
+            weigh = look[4:]
+            assert [e for e, _ in weigh[:2]] == ["start"] * 2
+            assert {n for _, n in weigh[:2]} == {"fetch_ohlcv", "fetch_order_book"}
+            assert "liquidation" not in res.switches[0]
+    finally:
+        await client.close()
+
+
+def _mid(sim: Any, refill: bool = False) -> float:
+    """The simulator's mid now (``refill``: the bids' depletion refilled first)."""
+    mkt = sim.server.engine.markets["BTCUSDT"]
+
+    def read() -> float:
+        if refill:
+            mkt.depleted_bids = 0.0
+        return float(mkt.mid)
+
+    return sim._call(read)
+
+
+async def test_slice_children_take_part_of_the_touch_and_leave_no_lasting_impact(
+    sim_factory: Any,
+) -> None:
+    # a thin book whose top level is often smaller than 10% of the band's depth (levels 5
+    # USDT apart: ~7 within 5 bps): each child fills at one price, its own limit (the touch,
+    # never walking), and takes at most half the level it saw. The simulator's mid keeps
+    # 30% of every move of the touch a trade makes (1.5 USDT per level cleared): a child
+    # clears a level only when the level was re-drawn smaller between the book read and the
+    # order (at most one child in 20 here; children priced 5 bps through with no cap
+    # cleared 5-7 levels over 6-9 children on these seeds)
+    quiet = MarketConfig(volatility=0.0, jump_rate=0.0, taker_rate=0.0, book_half_life_s=0.2)
+    for seed in (1, 2, 3):
+        sym = SymbolConfig(symbol="BTCUSDT", base_asset="BTC", price=60000.0, **THIN)
+        sim = sim_factory(seed=seed, symbols=[sym], market=quiet)
+        client, venue, _seen = await _venue(sim)
+        try:
+            await _open(client, 1.0)
+            mid = _mid(sim, refill=True)  # the open's own sweep refilled at once
+            res = await run_exit(venue, SYM, "slices", replace(FAST, pace_s=0.03))
+            assert res is not None and res.left == 0 and await venue.position(SYM) == 0
+            state = sim.state()
+            children = [o for o in state["orders"] if o["reduceOnly"]]
+            assert len(children) > 5
+            for child in children:
+                prices = {
+                    float(t["price"]) for t in state["trades"] if t["orderId"] == child["orderId"]
+                }
+                assert len(prices) <= 1, (seed, child, prices)  # never walked
+                assert prices <= {float(child["price"])}  # at its limit: the touch
+            cleared = round((mid - _mid(sim)) / (0.3 * 5.0))
+            assert 0 <= cleared <= len(children) // 20, (seed, cleared, len(children))
+        finally:
+            await client.close()
+
+
+def _round_trips_before_first_order(log: list[tuple[str, str]]) -> int:
+    """Sequential round trips before the first order: requests asked together (all started
+    before any answered) are one; a request started after an answer begins the next."""
+    trips, answered = 0, True
+    for event, name in log:
+        if event == "start" and name == "create_order":
+            return trips
+        if event == "start" and answered:
+            trips, answered = trips + 1, False
+        answered = answered or event == "end"
+    raise AssertionError("no order")
+
+
+@pytest.mark.parametrize("policy", ["market", "adaptive"])
+async def test_with_liquidation_near_adaptive_orders_after_as_many_round_trips_as_market(
+    sim_factory: Any, policy: str
+) -> None:
+    # adaptive weighs the volatility, the liquidation distance and the book; it asks for
+    # them with the arrival mark, so its market order leaves after the same two round trips
+    # as market's (the position, then the arrival mark): never slower with liquidation near
+    sim = sim_factory()
+    client = await _client(sim, 80)  # 100x on 0.1 BTC: liquidation 0.9 % away
+    log: list[tuple[str, str]] = []
+    for name in ("fetch_ohlcv", "fetch_positions", "fetch_order_book", "fetch_funding_rate",
+                 "create_order"):  # fmt: skip
+        _watch(client, name, log)
+    venue = ExitVenue(client, client.create_order, client.cancel_order, client_position(client))
+    try:
+        await client.set_leverage(100, SYM)
+        await _open(client, 0.1)
+        log.clear()
+        res = await run_exit(venue, SYM, policy, FAST)
+        assert res is not None and res.left == 0 and res.orders[0]["type"] == "market"
+        assert _round_trips_before_first_order(log) == 2, log
+        assert await venue.position(SYM) == 0  # the exchange says flat
     finally:
         await client.close()
