@@ -19,7 +19,8 @@ and, measured in the same run, the wall time of `perpbot kill` (writing the sent
 running) against `python -c "import ccxt"`.
 
 Targets: e2e median < 500 ms (locked too); write->1st < 150 ms;
-`perpbot kill` <= 20% of `import ccxt`.
+`perpbot kill` <= 20% of `import ccxt`. perpbot runs with its bytecode cached, as pip installs
+it (bench/support/bytecode.py).
 Usage: python bench/kill_latency.py [--trials 10] [--orders 12] [--modes idle,sleep,locked]
 """
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -42,6 +42,7 @@ import tomli_w
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.support.bytecode import installed_env, note
 from bench.support.storelock import hold_write_lock, store_path
 from perpbot.sim import SimConfig, start_in_thread
 from perpbot.sim.config import MarketConfig
@@ -76,8 +77,8 @@ def _strategy(home: Path, url: str, mode: str, orders: int) -> Path:
 def trial(sim: Any, mode: str, orders: int) -> dict[str, float]:
     home = Path(tempfile.mkdtemp(prefix="perpbot-killbench-"))
     key, secret = sim.create_account()
-    env = dict(
-        os.environ, PERPBOT_HOME=str(home), PERPBOT_SIM_API_KEY=key, PERPBOT_SIM_API_SECRET=secret
+    env = installed_env(
+        PERPBOT_HOME=str(home), PERPBOT_SIM_API_KEY=key, PERPBOT_SIM_API_SECRET=secret
     )
     toml = _strategy(home, sim.base_url, "idle" if mode == "locked" else mode, orders)
     holder: subprocess.Popen[str] | None = None
@@ -144,7 +145,7 @@ def median_wall(cmd: list[str], runs: int) -> float:
     times = []
     for _ in range(runs):
         home = tempfile.mkdtemp(prefix="perpbot-killbench-")
-        env = dict(os.environ, PERPBOT_HOME=home)
+        env = installed_env(PERPBOT_HOME=home)
         t0 = time.perf_counter()
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         times.append(time.perf_counter() - t0)
@@ -159,6 +160,9 @@ def main() -> None:
     ap.add_argument("--modes", default="idle,sleep,locked")
     ap.add_argument("--cli-runs", type=int, default=15)
     args = ap.parse_args()
+    kill_cmd = [PY, "-m", "perpbot", "kill", "--wait", "0", "--reason", "bench"]
+    for cmd in ([PY, "-c", "import ccxt"], kill_cmd):  # warm the .pyc caches
+        median_wall(cmd, 1)
 
     market = MarketConfig(volatility=0.0, jump_rate=0.0, taker_rate=0.0, history_minutes=30)
     sim = start_in_thread(SimConfig(seed=11, market=market), host="127.0.0.1", port=0)
@@ -168,6 +172,7 @@ def main() -> None:
         SimConfig(seed=11, market=market, limits=short), host="127.0.0.1", port=0
     )
     print(f"kill latency: {args.trials} trials per mode, {2 * args.orders} orders on 2 symbols")
+    print(note())
     print(f"{'mode':<6} {'figure':<12} {'median ms':>10} {'max ms':>10}")
     try:
         for mode in args.modes.split(","):
@@ -189,10 +194,7 @@ def main() -> None:
         sim.stop()
         locked_sim.stop()
 
-    kill_cmd = [PY, "-m", "perpbot", "kill", "--wait", "0", "--reason", "bench"]
     script = Path(PY).with_name("perpbot")
-    for cmd in ([PY, "-c", "import ccxt"], kill_cmd):  # warm the .pyc caches
-        median_wall(cmd, 1)
     ccxt = median_wall([PY, "-c", "import ccxt"], args.cli_runs)
     kill = median_wall(kill_cmd, args.cli_runs)
     print(f"python -c 'import ccxt':        {ccxt * 1000:7.1f} ms (median of {args.cli_runs})")

@@ -2,6 +2,11 @@
 
 Write to a temporary file in the same directory, fsync it, then ``os.replace`` it over the
 target (atomic on POSIX), and fsync the directory so the rename survives a crash.
+
+The temporary file is created with ``O_CREAT | O_EXCL``, mode 0600 and a random name (what
+``tempfile.mkstemp`` does) without importing ``tempfile``, which pulls in shutil, bz2, lzma
+and random: `perpbot kill` writes the KILL file through here, and its start-up before that
+write is the kill's latency.
 """
 
 from __future__ import annotations
@@ -9,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,8 @@ def atomic_write_bytes(
     rewritten many times a second, such as the audit log's checkpoints)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # not inherited (PEP 446)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

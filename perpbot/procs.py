@@ -4,7 +4,6 @@ and the log verifier. Standard library only: `perpbot kill` uses it."""
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,12 @@ def pid_alive(pid: Any, host: Any = None, started_at: float | None = None) -> bo
     """
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
-    if host and host != socket.gethostname():
-        return False
+    if host:
+        # lazy: start-up speed of `perpbot kill` (it lists bots without a host to compare)
+        import socket
+
+        if host != socket.gethostname():
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

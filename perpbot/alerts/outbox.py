@@ -19,7 +19,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -81,7 +80,10 @@ def post(
 
 def deliver_outbox(**overrides: Any) -> tuple[int, int]:
     """Send every queued alert (one sender at a time): (files handled, failed deliveries)."""
-    # lazy: start-up speed of `perpbot kill` (it posts alerts; pydantic loads only to deliver)
+    # lazy: start-up speed of `perpbot kill` (it posts alerts; pydantic, socket load only to
+    # deliver)
+    import socket
+
     from perpbot.alerts.destinations import load_global, load_urls
     from perpbot.alerts.rules import Alert, Filters
     from perpbot.alerts.subscriber import build_dispatcher, record_failure

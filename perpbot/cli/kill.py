@@ -1,4 +1,5 @@
-"""`perpbot kill` and `perpbot resume`: the emergency stop (logic in perpbot/kill/command.py).
+"""`perpbot kill` and `perpbot resume`: the emergency stop (logic in perpbot/kill/command.py,
+outcome.py for --show, resume.py for --clear).
 
 Module level imports only typer and the standard library. The plain form of `perpbot kill`
 does not even reach Typer: perpbot/cli/entry.py hands it to ``perpbot.kill.command``.
@@ -59,10 +60,11 @@ def kill(
     """
     # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.kill import command
+    from perpbot.kill.outcome import show_switch
 
     scope = command.scope_of(profile, run)
     if show:
-        command.emit(json_output, command.show_switch())
+        command.emit(json_output, show_switch())
         return
     if clear:
         _clear(reason, yes, scope, json_output)
@@ -93,6 +95,7 @@ def kill(
 def _clear(reason: str | None, yes: bool, scope: str, json_output: bool) -> None:
     # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
     from perpbot.kill import command
+    from perpbot.kill.resume import clear_switch
     from perpbot.kill.sentinel import read_sentinel
 
     current = read_sentinel()
@@ -100,7 +103,7 @@ def _clear(reason: str | None, yes: bool, scope: str, json_output: bool) -> None
         if not typer.confirm(f"Clear the kill switch ({current.describe()})?", default=False):
             raise typer.Exit(1)
         yes = True
-    out = command.clear_switch(reason, None if scope == "all" else scope, confirmed=yes)
+    out = clear_switch(reason, None if scope == "all" else scope, confirmed=yes)
     command.emit(json_output, out)
 
 

@@ -26,6 +26,15 @@ class _BadUsage(Exception):
     """argparse could not read the arguments: one line, exit 2."""
 
 
+class _FixedWidth(argparse.HelpFormatter):
+    """This parser never prints help (``--help`` goes to Typer), so its formatter needs no
+    terminal width: asking for one makes argparse import shutil (and bz2, lzma) on every
+    ``add_argument``, before the KILL file is written."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=100)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise _BadUsage(message)
@@ -38,7 +47,9 @@ TYPER_ONLY = ("direct", "strategy", "url", "exchange", "symbol", "clear", "yes",
 
 def kill_parser() -> argparse.ArgumentParser:
     """Every option of `perpbot kill`; the plain ones are acted on here."""
-    parser = _Parser(prog="perpbot kill", add_help=False, allow_abbrev=False)
+    parser = _Parser(
+        prog="perpbot kill", add_help=False, allow_abbrev=False, formatter_class=_FixedWidth
+    )
     parser.add_argument("--level", "-l", default="cancel")
     parser.add_argument("--reason", "-r")
     parser.add_argument("--profile", "-p")

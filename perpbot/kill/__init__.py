@@ -1,7 +1,8 @@
 """The kill switch: a file sentinel, levels, a watchdog, flatten and the exchange dead-man switch.
 
-Nothing is imported here on purpose: ``perpbot kill`` imports ``perpbot.kill.sentinel`` only
-(stdlib and perpbot.paths/fsutil), so it never pays for ccxt, aiohttp, pydantic or rich.
+Nothing is imported here on purpose: ``perpbot kill`` imports ``perpbot.kill.command`` and
+``perpbot.kill.sentinel`` only (stdlib and perpbot.paths/fsutil) before it writes the KILL
+file, and never pays for ccxt, aiohttp, pydantic or rich.
 
     sentinel.py  the KILL file: read, write (atomic, locked), clear, history, acks
     gate.py      KillGate, the outermost pipeline layer: refuses anything that adds risk
@@ -14,7 +15,9 @@ Nothing is imported here on purpose: ``perpbot kill`` imports ``perpbot.kill.sen
     cancel.py    cancelling open orders, retried to a deadline, naming what is left
     waitcut.py   while a kill acts, no rate-limit hold outlasts its deadline in silence
     acks.py      how running bots tell `perpbot kill` what they did
-    command.py   what `perpbot kill` / `perpbot resume` do (perpbot/cli/kill_fast.py parses)
+    command.py   `perpbot kill`: the KILL file written first (perpbot/cli/kill_fast.py parses)
+    outcome.py   then: the alert, --direct, waiting for acks, the lines to print; and --show
+    resume.py    `perpbot resume` / `perpbot kill --clear`
     fallback.py  `perpbot kill` when the KILL file cannot be written: SIGTERM, --direct
     describe.py  the sentences about what a kill did and left behind
 """

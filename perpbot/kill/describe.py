@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+Output = tuple[dict[str, Any], list[str]]  # (the JSON document, the lines to print)
+
 
 def describe_left(left: list[dict[str, Any]], unconfirmed: list[str] | None = None) -> str:
     """'3 order(s) left open: BTC/USDT:USDT pb-x-1, pb-x-2; ETH/USDT:USDT 991' (or '')."""

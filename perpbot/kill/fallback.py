@@ -32,12 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from perpbot.errors import PerpbotError
-from perpbot.kill.describe import describe_direct, direct_countdown_lines, direct_failures
+from perpbot.kill.describe import (
+    Output,
+    describe_direct,
+    direct_countdown_lines,
+    direct_failures,
+)
 from perpbot.kill.sentinel import KillEntry
 from perpbot.paths import ENV_HOME, state_path
 from perpbot.procs import pid_alive
-
-Output = tuple[dict[str, Any], list[str]]  # (the JSON document, the lines to print)
 
 LIVE_STATES = ("starting", "running", "stopping")
 

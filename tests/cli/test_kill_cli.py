@@ -36,6 +36,51 @@ def test_kill_writes_the_sentinel_without_importing_heavy_modules(state_home: Pa
     assert [e["id"] for e in doc["entries"]] == [doc["id"]]
 
 
+# Runs the real entry point; records which perpbot modules are loaded at the moment the
+# KILL file is renamed into place (the os.replace the bots then see) and at the end.
+WRITE_PROBE = """
+import json, os, sys
+from pathlib import Path
+from perpbot.cli.entry import main
+seen = {}
+real_replace = os.replace
+def replace(src, dst, *args, **kwargs):
+    real_replace(src, dst, *args, **kwargs)
+    if Path(dst).name == "KILL" and "write" not in seen:
+        seen["write"] = sorted(m for m in sys.modules if m.split(".")[0] == "perpbot")
+os.replace = replace
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    seen["code"] = exc.code
+seen["end"] = sorted(m for m in sys.modules if m.split(".")[0] == "perpbot")
+print("SEEN", json.dumps(seen), flush=True)
+"""
+
+# What `perpbot kill` needs to write the switch; what waits and reports loads after it.
+BEFORE_WRITE = {
+    "perpbot", "perpbot.cli", "perpbot.cli.entry", "perpbot.cli.kill_fast", "perpbot.errors",
+    "perpbot.fsutil", "perpbot.kill", "perpbot.kill.command", "perpbot.kill.sentinel",
+    "perpbot.paths",
+}  # fmt: skip
+AFTER_WRITE = {"perpbot.kill.outcome", "perpbot.kill.acks", "perpbot.alerts.outbox"}
+
+
+def test_the_kill_file_is_written_before_what_waits_and_reports_loads(state_home: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WRITE_PROBE, "kill", "--reason", "drill", "--wait", "0"],
+        capture_output=True, text=True, cwd=str(ROOT), env=dict(os.environ), timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("SEEN "))
+    seen = json.loads(line.removeprefix("SEEN "))
+    assert seen["code"] == 0
+    assert set(seen["write"]) <= BEFORE_WRITE, sorted(set(seen["write"]) - BEFORE_WRITE)
+    assert set(seen["end"]) >= AFTER_WRITE  # they did load, after the write
+    sentinel = read_sentinel()
+    assert sentinel is not None and sentinel.reason == "drill"
+
+
 def test_a_kill_never_lowers_the_level_and_scopes_add_up(state_home: Path) -> None:
     assert run_cli("kill", "--level", "flatten", "--wait", "0").returncode == 0
     lower = run_cli("kill", "--level", "halt", "--reason", "calmer", "--wait", "0", "--json")
