@@ -185,12 +185,12 @@ class RateLimiter:
         return self.host.now()
 
     async def __call__(self, request: Request, call_next: CallNext) -> Any:
-        if self.closed:
-            raise RuntimeFailure(
-                f"{request.describe()}: this client is closed (its shared rate budget with it)",
-                code="CLIENT_CLOSED",
-            )
         while True:
+            if self.closed:  # (also after a wait: the client may have closed meanwhile)
+                raise RuntimeFailure(
+                    f"{request.describe()}: this client is closed (its shared rate budget with it)",
+                    code="CLIENT_CLOSED",
+                )
             try:
                 result = await call_next(request)
             except RateWait as held:
