@@ -49,11 +49,13 @@ class Pipeline:
             if not (hasattr(layer, "passes") and layer.passes(request))  # type: ignore[attr-defined]
         ]
 
-    async def call(self, request: Request) -> Any:
-        """Send ``request`` down the layers of its route, then the terminal."""
+    def call(self, request: Request) -> Awaitable[Any]:
+        """Send ``request`` down the layers of its route, then the terminal: the awaitable
+        of its first layer (a plain def, as the gates' ``__call__``: the pipeline adds no
+        coroutine of its own to every request)."""
         if not request.id:
             request.id = self.bus.next_request_id()
-        return await chain(self.route(request), self.terminal)(request)
+        return chain(self.route(request), self.terminal)(request)
 
 
 def chain(layers: Sequence[Layer], terminal: CallNext) -> CallNext:

@@ -42,6 +42,11 @@ class HostBudget:
     mirror: HostState = field(default_factory=HostState, init=False)
     _thread: ThreadPoolExecutor = field(init=False)
     _last_posted: Future[Any] | None = field(default=None, init=False)
+    # transactions queued by ``post`` (counted on the event loop) and, of those, how many
+    # have run (counted on the store thread): ``posting`` compares two ints, where asking
+    # the last future would take its lock on every request
+    _posted: int = field(default=0, init=False)
+    _posted_ran: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perpbot-ratelimit")
@@ -79,7 +84,8 @@ class HostBudget:
         except RuntimeError:
             self.publish(self.txn(fn) or [])
             return
-        future = self._thread.submit(self._run, fn)
+        future = self._thread.submit(self._run_posted, fn)
+        self._posted += 1
         self._last_posted = future
 
         def done(f: Future[list[Change] | None]) -> None:
@@ -92,10 +98,17 @@ class HostBudget:
 
         future.add_done_callback(done)
 
+    def _run_posted(self, fn: Callable[[HostState], T]) -> T:
+        """``_run`` for ``post``, counted once it has run (on the store thread)."""
+        try:
+            return self._run(fn)
+        finally:
+            self._posted_ran += 1
+
     @property
     def posting(self) -> bool:
         """Whether a transaction queued by ``post`` has yet to run."""
-        return self._last_posted is not None and not self._last_posted.done()
+        return self._posted_ran < self._posted
 
     async def settled(self) -> None:
         """Wait until everything posted so far has run and its changes are published."""

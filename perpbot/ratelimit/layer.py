@@ -10,10 +10,12 @@ Three parts work together:
   at connect, re-read every ``[limits] refresh_s`` period (and after a 429 or 418) by one
   client per host (a lease in the shared state) while every other request waits for the
   answer; a failed re-read keeps the current rules until the next period;
-- this layer holds a request back *before* ccxt signs it: long waits happen here, never
-  inside ccxt, where a signed timestamp would age past ``recvWindow``. When the hook finds
-  no room it raises ``RateWait`` before anything is sent; the layer waits (through the
-  interrupter, so a stop or the kill switch cuts it short at once) and sends it anew.
+- this layer does the long waits, never inside ccxt, where a signed timestamp would age
+  past ``recvWindow``: when the hook finds the host banned or blocked (Retry-After), no
+  room, or the rules due, it raises ``RateWait`` before anything is sent; the layer waits
+  (through the interrupter, so a stop or the kill switch cuts it short at once), or has
+  the rules re-read, and sends it anew (ccxt signs it anew). The hook is the one place
+  that decides: the layer asks nothing of the budget before a request.
 
 Every wait longer than a second is a ``wait`` Decision with a reason code and a sentence.
 """
@@ -184,16 +186,18 @@ class RateLimiter:
 
     async def __call__(self, request: Request, call_next: CallNext) -> Any:
         while True:
-            if self._gated(request):
-                await self._gate(request, call_next)
+            if self.closed:  # (also after a wait: the client may have closed meanwhile)
+                raise RuntimeFailure(
+                    f"{request.describe()}: this client is closed (its shared rate budget with it)",
+                    code="CLIENT_CLOSED",
+                )
             try:
                 result = await call_next(request)
             except RateWait as held:
+                # the HTTP hook held it back before it left (a ban, a Retry-After, no room,
+                # rules due): wait here, outside ccxt, then send it anew (signed anew)
                 self.http.forget(request)
                 if held.admission.reason == "refresh":
-                    # rules due held back a request sent below this layer for this one (a
-                    # cancel's lookup, a clock resync): a cancel skips the re-read in
-                    # ``_gate``, so re-read them here, or it is held back again forever
                     await self.rules.refresh(request, call_next, self.hold)
                 else:
                     await self.hold(held.admission, held.what)
@@ -219,40 +223,6 @@ class RateLimiter:
         state (``host.settled()``), so that the caller's next step, in any process, sees
         it: while something posted has yet to run, and not for a cancel."""
         return request.method_class != "cancel" and self.host.posting
-
-    def _gated(self, request: Request) -> bool:
-        """Whether ``_gate`` has anything to do (as far as the mirror knows)."""
-        if self.closed:
-            raise RuntimeFailure(
-                f"{request.describe()}: this client is closed (its shared rate budget with it)",
-                code="CLIENT_CLOSED",
-            )
-        now, m = self.host.now(), self.host.mirror
-        if m.banned_until > now or m.blocked_until > now:
-            return True
-        return self._rules_first(request) and self.rules.due(now)
-
-    @staticmethod
-    def _rules_first(request: Request) -> bool:
-        """Whether due rules are re-read before ``request``: not for load_markets (it reads
-        them) nor for a cancel (it only reduces risk, and must not wait on the store)."""
-        return request.method != "load_markets" and request.method_class != "cancel"
-
-    async def _gate(self, request: Request, call_next: CallNext) -> None:
-        """Wait out bans and Retry-After, and re-read due rules, before ccxt signs."""
-        while True:
-            now = self.host.now()
-            m = self.host.mirror
-            # (a block another process met shows in the HTTP hook, which then holds the
-            # request back and refreshes the mirror: no extra read of the store here)
-            blocked = max(m.banned_until, m.blocked_until)
-            if blocked > now:
-                reason = "ban" if m.banned_until > now else "retry_after"
-                await self.hold(Admission(wait_s=blocked - now, reason=reason), request.describe())
-                continue
-            if self._rules_first(request) and self.rules.due(now):
-                await self.rules.refresh(request, call_next, self.hold)
-            return
 
     async def hold(self, admission: Admission, what: str) -> None:
         """Wait (interruptibly) as the admission says; explain waits longer than a second."""

@@ -225,6 +225,26 @@ async def test_a_stop_cuts_a_rate_limit_wait_short(sim_factory: Any, open_guarde
         assert time.monotonic() - t0 < 0.5
 
 
+async def test_a_request_waiting_for_budget_is_refused_once_its_client_closed(
+    sim_factory: Any, open_guarded: Any
+) -> None:
+    """The layer looks at ``closed`` again after every wait: a request held back for budget
+    while its client closes is refused as closed (not sent through a closed store)."""
+    sim = sim_factory(limits={"weight_per_window": 20, "weight_window_s": WINDOW_S})
+    async with open_guarded(sim, limits={"refresh_s": 60}) as (client, _):
+        await until_next_window()
+        await client.fetch_order_book(SYMBOL, 1000)  # weight 20: the window is spent
+        held = asyncio.ensure_future(client.fetch_ticker(SYMBOL))
+        await asyncio.sleep(0.1)
+        assert not held.done()
+        sent = sim.state()["counters"]["requests"]
+        client.pipeline.layer("ratelimit").close()
+        with pytest.raises(RuntimeFailure) as refused:
+            await held
+        assert refused.value.code == "CLIENT_CLOSED"
+        assert sim.state()["counters"]["requests"] == sent  # it never left
+
+
 async def test_a_closed_client_lets_go_of_its_budget_and_refuses_requests(
     sim: Any, open_guarded: Any
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
@@ -256,3 +257,29 @@ async def test_a_cancel_does_not_wait_for_a_store_that_does_not_answer() -> None
     used = hooks.host.store.read().buckets["weight/60s"].used
     leased = sum(hooks.lease.unspent().values())  # reserved, not spent
     assert used - leased == 2  # the cancel was charged once the store answered, the read too
+
+
+async def test_posting_holds_until_every_posted_transaction_has_run() -> None:
+    """``posting`` (what the layer asks after every request, without a lock) is True from
+    the moment a transaction is posted until it, and every one posted before it, has run;
+    ``settled()`` then waits for exactly that."""
+    hooks, _ = process("posting-host")
+    host = hooks.host
+    release = threading.Event()
+    ran: list[int] = []
+
+    def held(st: Any) -> None:  # the store thread waits here until released
+        release.wait(5)
+        ran.append(1)
+
+    assert not host.posting
+    host.post(held)
+    host.post(lambda st: ran.append(2))
+    assert host.posting and ran == []
+    release.set()
+    await host.settled()
+    assert ran == [1, 2] and not host.posting
+    host.post(lambda st: ran.append(3))
+    await host.settled()
+    assert ran == [1, 2, 3] and not host.posting
+    host.close()

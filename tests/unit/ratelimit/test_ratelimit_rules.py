@@ -36,6 +36,21 @@ def test_config_fallback() -> None:
     assert set(rules.rules) == {Rule("weight", 60, 1000), Rule("orders", 10, 50)}
 
 
+def test_usage_header_names_that_do_not_end_in_a_window_are_not_read() -> None:
+    """The window is read from the name with string methods (no regex): a name that does
+    not end in ``<number><s|m|h|d>`` after the prefix is kept as a rate header, but counts
+    nothing."""
+    headers = {
+        "X-MBX-USED-WEIGHT-": "5",
+        "x-mbx-used-weight-m": "5",
+        "x-mbx-used-weight-1x": "5",
+        "x-mbx-used-weight-1m-2": "5",
+        "x-mbx-order-count-1.5m": "5",
+        "x-mbx-order-count-10S": "7",
+    }
+    assert usage_headers(headers) == [("orders", 10, 7)]
+
+
 def test_usage_headers_any_window_any_case() -> None:
     headers = {
         "X-MBX-USED-WEIGHT-1M": "812",
