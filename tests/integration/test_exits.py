@@ -16,7 +16,7 @@ from perpbot.client.transport import Transport, make_exchange
 from perpbot.events import Decision, EventBus
 from perpbot.exits import POLICIES, ExitConfig, ExitVenue, run_exit
 from perpbot.exits.plan import Urgency, choose, sweep
-from perpbot.exits.venue import client_position, leg_venue
+from perpbot.exits.venue import HeldPosition, client_position, leg_venue
 from perpbot.sim.config import MarketConfig, SymbolConfig
 from tests.integration.test_hedge_mode import account_of, plain_ccxt, sides
 
@@ -433,5 +433,56 @@ async def test_a_hedge_mode_side_near_liquidation_exits_at_market_and_leaves_the
         assert res is not None and res.left == 0
         assert "liquidation" in res.switches[0] and res.orders[0]["type"] == "market"
         assert sides(sim, key) == pytest.approx({"SHORT": -0.002})  # the LONG closed only
+    finally:
+        await client.close()
+
+
+async def test_adaptive_switches_to_market_on_the_read_after_the_child_that_saw_liquidation(
+    sim_factory: Any,
+) -> None:
+    # slicing with liquidation ~3 % away; after the second child the price falls to 0.5 %
+    # above it: the read after that child (the amount left) carries the new distance, so
+    # the very next order is market
+    calm = MarketConfig(volatility=0.000001, jump_rate=0.0, taker_rate=0.0,
+                        book_half_life_s=0.05)  # fmt: skip
+    sym = SymbolConfig(symbol="BTCUSDT", base_asset="BTC", price=60000.0, **THIN)
+    sim = sim_factory(seed=1, symbols=[sym], market=calm)
+    client = await _client(sim, 2040)  # 100x on 1 BTC: liquidation ~3 % away
+    sent: list[OrderSpec] = []
+
+    async def place(spec: OrderSpec) -> dict[str, Any]:
+        order = await client.create_order(spec)
+        sent.append(spec)
+        if len(sent) == 2:  # the mark falls to 0.5 % above liquidation after the second
+            state = sim.state()  # child, by the simulator's own figures
+            (row,) = [p for a in state["accounts"] for p in a["positions"]]
+            mark = float(state["markets"]["BTCUSDT"]["mark"])
+            sim.jump("BTCUSDT", (float(row["liquidationPrice"]) * 1.005 / mark - 1) * 100)
+        return order
+
+    reads: list[HeldPosition] = []
+    real = client_position(client)
+
+    async def position(symbol: str) -> HeldPosition:
+        reads.append(await real(symbol))
+        return reads[-1]
+
+    venue = ExitVenue(client, place, client.cancel_order, position)
+    try:
+        await client.set_leverage(100, SYM)
+        await _open(client, 1.0)
+        start = await client_position(client)(SYM)
+        assert start.liq_distance_pct is not None and 2.0 < start.liq_distance_pct < 4.0
+        res = await run_exit(venue, SYM, "adaptive", FAST)
+        assert res is not None and res.left == 0
+        assert res.switches[0].startswith("adaptive chose slices"), res.switches
+        assert [s.type for s in sent[:3]] == ["limit", "limit", "market"], (reads[:4], res.switches)
+        seen = [r.liq_distance_pct for r in reads[:3]]  # run_exit's, after child 1, child 2
+        assert seen[0] > 1.0 and seen[1] > 1.0 > seen[2], seen
+        assert res.switches[1].startswith(
+            f"switched from slices to market: liquidation {seen[2]:.2f}% away"
+        ), res.switches
+        assert res.filled == pytest.approx(1.0)  # our orders closed it, not a liquidation
+        assert (await venue.position(SYM)).amount == 0  # the exchange says flat
     finally:
         await client.close()
