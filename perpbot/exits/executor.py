@@ -30,7 +30,7 @@ from typing import Any, Literal
 from perpbot.client.request import OrderSpec
 from perpbot.events import Decision
 from perpbot.exits.plan import Choice, Levels, Urgency, choose, depth_within, slice_size
-from perpbot.exits.venue import ExitVenue
+from perpbot.exits.venue import ExitVenue, HeldPosition
 
 Policy = Literal["market", "slices", "passive-then-aggressive", "adaptive"]
 POLICIES: tuple[str, ...] = ("market", "slices", "passive-then-aggressive", "adaptive")
@@ -115,6 +115,7 @@ class _Exit:
         self.venue, self.symbol, self.cfg, self.res = venue, symbol, cfg, res
         self.deadline = time.monotonic() + cfg.timeout_s
         self.remaining = res.start
+        self.liq: float | None = None  # liquidation distance (%) at the last position read
         self.n = 0
         self.sigma = cfg.sigma_per_sqrt_s
         self.band_refused = False  # the exchange refused a child for its price band
@@ -157,13 +158,6 @@ class _Exit:
         except Exception as exc:  # volatility falls back to the configured one, said
             self.res.errors.append(f"volatility: {_describe(exc)}")
         return self.cfg.sigma_per_sqrt_s
-
-    async def liq_distance(self) -> float | None:
-        for p in await self.venue.client.fetch_positions([self.symbol]):
-            liq, mark = p.get("liquidationPrice"), p.get("markPrice")
-            if p.get("symbol") == self.symbol and liq and mark:
-                return abs(float(mark) - float(liq)) / float(mark) * 100
-        return None
 
     def precise(self, qty: float) -> float:
         """``qty`` rounded to the symbol's step; 0.0 when it rounds below one step."""
@@ -260,9 +254,15 @@ class _Exit:
             decided_at=time.time(), **kw,
         )  # fmt: skip
 
-    async def refresh(self) -> None:
-        self.remaining = await self.venue.position(self.symbol)
+    def held(self, position: HeldPosition) -> None:
+        """What the exchange just said: the amount left and the liquidation distance."""
+        self.remaining, self.liq = position.amount, position.liq_distance_pct
         self.res.left = self.remaining
+
+    async def refresh(self) -> None:
+        """The one positions read after each child: the amount left (the truth the loop
+        stops on) and the liquidation distance the next child is judged by."""
+        self.held(await self.venue.position(self.symbol))
 
     def time_left(self) -> bool:
         return bool(self.remaining) and time.monotonic() < self.deadline
@@ -335,13 +335,12 @@ class _Exit:
 
     async def slices(self, adaptive: bool = False) -> None:
         while self.time_left():
-            if adaptive:  # the book and the liquidation distance at once (one round trip)
-                (into, _own), liq = await asyncio.gather(self.book(), self.liq_distance())
-                if self.rejudge(into, liq):
-                    await self.market()
-                    return
-            else:
-                into, _own = await self.book()
+            into, _own = await self.book()
+            # adaptive: the liquidation distance is the last position read's (after the
+            # previous child, or run_exit's own): no positions request of its own
+            if adaptive and self.rejudge(into, self.liq):
+                await self.market()
+                return
             qty = self.child_size(into)
             why = (
                 f"({self.cfg.participation:.0%} of "
@@ -426,11 +425,12 @@ class _Exit:
             liq_urgent_pct=self.cfg.liq_urgent_pct,
         )  # fmt: skip
 
-    async def adaptive(self, liq: float | None) -> None:
-        """``liq``: the liquidation distance, read with the arrival mark. Closer than
-        ``liq_urgent_pct`` it is market at once, before anything else is read (as early as
-        the market policy's first order); otherwise the volatility and the book, read at
-        once, weigh slices against market."""
+    async def adaptive(self) -> None:
+        """The liquidation distance comes with run_exit's own position read. Closer than
+        ``liq_urgent_pct`` it is market at once, before anything else is read (the same
+        requests before the first order as the market policy's); otherwise the volatility
+        and the book, read at once, weigh slices against market."""
+        liq = self.liq
         if liq is not None and liq < self.cfg.liq_urgent_pct:
             self.switch(
                 "EXIT_LIQ_NEAR",
@@ -455,21 +455,19 @@ async def run_exit(
     if policy not in POLICIES:
         raise ValueError(f"exit policy {policy!r}: expected one of {', '.join(POLICIES)}")
     cfg = cfg or ExitConfig()
-    start = await venue.position(symbol)
-    if not start:
+    held = await venue.position(symbol)  # the amount, and for adaptive the liquidation
+    if not held.amount:
         return None
-    res = ExitResult(symbol, policy, start, left=start)
+    res = ExitResult(symbol, policy, held.amount, left=held.amount)
     job = _Exit(venue, symbol, cfg, res)
+    job.held(held)
     t0 = time.monotonic()
-    if policy == "adaptive":
-        # the liquidation distance is read with the arrival mark, in the same round trip:
-        # with liquidation near, adaptive's first order leaves as early as market's
-        res.arrival, liq = await asyncio.gather(job.arrival(), job.liq_distance())
-        await job.adaptive(liq)
-    else:
-        res.arrival = await job.arrival()
-        run = {"market": job.market, "slices": job.slices, "passive-then-aggressive": job.passive}
-        await run[policy]()
+    res.arrival = await job.arrival()
+    run = {
+        "market": job.market, "slices": job.slices, "passive-then-aggressive": job.passive,
+        "adaptive": job.adaptive,
+    }  # fmt: skip
+    await run[policy]()
     res.seconds = time.monotonic() - t0
     if res.left:
         res.errors.append(

@@ -146,10 +146,10 @@ async def exit_symbol(
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """Close ``symbol`` (hedge mode: its ``position_side`` side) with the exit executor's
     ``policy.exit_policy``."""
-    venue = ExitVenue(ops.client, ops.place, ops.cancel_one, ops.position)
+    venue = ExitVenue(ops.client, ops.place, ops.cancel_one, ops.held)
     if position_side is not None:
         side = position_side
-        venue = leg_venue(venue, side, lambda s: ops.position(s, side))
+        venue = leg_venue(venue, side, lambda s: ops.held(s, side))
     cfg = ExitConfig(timeout_s=policy.timeout_s, asked_by="kill:flatten", intent=INTENT)
     res = await run_exit(venue, symbol, policy.exit_policy, cfg)
     if res is None:

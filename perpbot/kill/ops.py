@@ -16,6 +16,7 @@ import ccxt
 from perpbot.client.account import AccountView
 from perpbot.client.position_side import HEDGE_SIDES, leg_key
 from perpbot.client.request import OrderSpec
+from perpbot.exits.venue import HeldPosition
 
 if TYPE_CHECKING:
     from perpbot.client.guarded import GuardedClient
@@ -49,24 +50,33 @@ class ExchangeOps:
         A hung strategy stops the engine's reconcile, so the run's AccountView may be stale;
         the RiskGate judges reduce-only orders by it, so it is updated here too.
         """
-        return (await self._read(symbol)).position(symbol, position_side)
+        return (await self.held(symbol, position_side)).amount
+
+    async def held(self, symbol: str, position_side: str | None = None) -> HeldPosition:
+        """``position``'s read with what an exit needs of it too (the liquidation price):
+        the exit executor's position read, one positions request."""
+        _fresh, rows = await self._read(symbol)
+        return HeldPosition.from_rows(rows, symbol, position_side)
 
     async def sides(self, symbol: str) -> list[str | None]:
         """What there is to close on ``symbol``: ``[None]`` (its one net position) on a
         one-way account; the hedge-mode sides (LONG, SHORT) that hold a position."""
         if self.account is not None and self.account.hedged is False:
             return [None]  # known one-way: no extra read before the flatten's own
-        fresh = await self._read(symbol)
+        fresh, _rows = await self._read(symbol)
         if not fresh.hedged:
             return [None]
         return [side for side in HEDGE_SIDES if fresh.position(symbol, side)]
 
-    async def _read(self, symbol: str) -> AccountView:
+    async def _read(self, symbol: str) -> tuple[AccountView, list[dict[str, Any]]]:
+        """One positions request: its answer as a view and as rows (the run's view, if
+        any, takes ``symbol``'s part of it)."""
+        rows = await self.client.fetch_positions([symbol])
         fresh = AccountView()
-        fresh.set_positions(await self.client.fetch_positions([symbol]))
+        fresh.set_positions(rows)
         view = self.account
         if view is None:
-            return fresh
+            return fresh, rows
         if fresh.hedged is not None:
             view.hedged = fresh.hedged
         for key in [symbol, *(leg_key(symbol, side) for side in HEDGE_SIDES)]:
@@ -79,7 +89,7 @@ class ExchangeOps:
                 view.entry_prices[key] = fresh.entry_prices[key]
             else:
                 view.entry_prices.pop(key, None)
-        return fresh
+        return fresh, rows
 
 
 def runner_ops(runner: OrderingRun) -> ExchangeOps:

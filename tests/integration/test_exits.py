@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -15,8 +16,9 @@ from perpbot.client.transport import Transport, make_exchange
 from perpbot.events import Decision, EventBus
 from perpbot.exits import POLICIES, ExitConfig, ExitVenue, run_exit
 from perpbot.exits.plan import Urgency, choose, sweep
-from perpbot.exits.venue import client_position
+from perpbot.exits.venue import HeldPosition, client_position, leg_venue
 from perpbot.sim.config import MarketConfig, SymbolConfig
+from tests.integration.test_hedge_mode import account_of, plain_ccxt, sides
 
 SYM = "BTC/USDT:USDT"
 THIN = {"crowd_level_qty": 0.2, "crowd_levels": 10, "crowd_level_step_ticks": 50}
@@ -68,7 +70,7 @@ async def test_each_policy_closes_a_long_with_reduce_only_children(
         await _open(client, 0.6)
         res = await run_exit(venue, SYM, policy, FAST)
         assert res is not None and res.left == 0 and res.errors == []
-        assert await venue.position(SYM) == 0  # the exchange says flat
+        assert (await venue.position(SYM)).amount == 0  # the exchange says flat
         children = [d for d in seen if d.code == "EXIT_CHILD"]
         assert len(children) == len(res.orders) >= 1
         assert all(o["side"] == "sell" for o in res.orders)
@@ -100,7 +102,7 @@ async def test_a_price_band_refusal_shrinks_and_reprices_and_never_dumps(sim_fac
             if prev["error"] and prev["amount"] >= 0.002:  # halving stays above one step
                 assert nxt["amount"] < prev["amount"]  # shrunk, never grown or dumped
         assert any(d.code == "EXIT_BAND_SHRINK" for d in seen)
-        assert res.left == 0 and await venue.position(SYM) == 0
+        assert res.left == 0 and (await venue.position(SYM)).amount == 0
     finally:
         await client.close()
 
@@ -185,7 +187,7 @@ async def test_adaptive_slices_a_thin_book_and_pays_less_than_the_market_walk(
             avg = sum(float(t["qty"]) * float(t["price"]) for t in sold) / qty
             assert qty == pytest.approx(1.0) and len(sold) > 1
             assert avg > walk.average, (seed, avg, walk.average)
-            assert await venue.position(SYM) == 0
+            assert (await venue.position(SYM)).amount == 0
         finally:
             await client.close()
 
@@ -209,9 +211,10 @@ async def test_adaptive_reads_what_it_weighs_in_one_round_trip(
     sim_factory: Any, near: bool
 ) -> None:
     # every wait before the first child is time a market order would already be filling:
-    # the liquidation distance is asked for with the arrival mark; near, the market order
-    # follows at once (no volatility or book read before it); far, the volatility and the
-    # book are asked for at once, then the first child
+    # the liquidation distance comes with run_exit's own position read, then the arrival
+    # mark alone (as market's); near, the market order follows at once (no volatility or
+    # book read before it); far, the volatility and the book are asked for at once, then
+    # the first child
     sim = sim_factory()
     client = await _client(sim, 80 if near else 1_000_000)  # 100x on 0.1 BTC: 0.9 % away
     log: list[tuple[str, str]] = []  # (start | end, method), in the order they happened
@@ -228,15 +231,15 @@ async def test_adaptive_reads_what_it_weighs_in_one_round_trip(
         first_order = log.index(("start", "create_order"))
         look = log[2:first_order]  # after run_exit's own position read (start, end)
         assert log[:2] == [("start", "fetch_positions"), ("end", "fetch_positions")]
-        assert [e for e, _ in look[:2]] == ["start"] * 2  # asked before either answered
-        assert {n for _, n in look[:4]} == {"fetch_funding_rate", "fetch_positions"}
+        assert look[:2] == [("start", "fetch_funding_rate"), ("end", "fetch_funding_rate")]
         if near:
             assert "liquidation" in res.switches[0] and res.orders[0]["type"] == "market"
-            assert len(look) == 4  # nothing else read before the market order
+            assert len(look) == 2  # nothing else read before the market order
         else:
-            weigh = look[4:]
+            weigh = look[2:]
             assert [e for e, _ in weigh[:2]] == ["start"] * 2
             assert {n for _, n in weigh[:2]} == {"fetch_ohlcv", "fetch_order_book"}
+            assert "fetch_positions" not in {n for _, n in look}  # the first read said it
             assert "liquidation" not in res.switches[0]
     finally:
         await client.close()
@@ -273,7 +276,7 @@ async def test_slice_children_take_part_of_the_touch_and_leave_no_lasting_impact
             await _open(client, 1.0)
             mid = _mid(sim, refill=True)  # the open's own sweep refilled at once
             res = await run_exit(venue, SYM, "slices", replace(FAST, pace_s=0.03))
-            assert res is not None and res.left == 0 and await venue.position(SYM) == 0
+            assert res is not None and res.left == 0 and (await venue.position(SYM)).amount == 0
             state = sim.state()
             children = [o for o in state["orders"] if o["reduceOnly"]]
             assert len(children) > 5
@@ -323,6 +326,163 @@ async def test_with_liquidation_near_adaptive_orders_after_as_many_round_trips_a
         res = await run_exit(venue, SYM, policy, FAST)
         assert res is not None and res.left == 0 and res.orders[0]["type"] == "market"
         assert _round_trips_before_first_order(log) == 2, log
-        assert await venue.position(SYM) == 0  # the exchange says flat
+        assert (await venue.position(SYM)).amount == 0  # the exchange says flat
+    finally:
+        await client.close()
+
+
+def _counters(sim: Any) -> Counter[str]:
+    """The simulator's own record of the requests it served, per path, and their weight."""
+    counters = sim.state()["counters"]
+    return Counter(counters["per_path"]) + Counter({"weight": counters["weight_used"]})
+
+
+async def _requests_before_first_order(sim: Any, policy: str) -> Counter[str]:
+    """What the simulator served for ``policy``'s exit of a long 0.9 % from liquidation
+    (100x on 0.1 BTC with 80 USDT) up to its first order: its record when the order is
+    about to be sent, less its record when the exit began."""
+    client = await _client(sim, 80)
+    at_order: list[Counter[str]] = []
+
+    async def place(spec: OrderSpec) -> dict[str, Any]:
+        if not at_order:
+            at_order.append(_counters(sim))
+        return await client.create_order(spec)
+
+    venue = ExitVenue(client, place, client.cancel_order, client_position(client))
+    try:
+        await client.set_leverage(100, SYM)
+        await _open(client, 0.1)
+        began = _counters(sim)
+        res = await run_exit(venue, SYM, policy, FAST)
+        assert res is not None and res.left == 0 and res.orders[0]["type"] == "market"
+        return at_order[0] - began
+    finally:
+        await client.close()
+
+
+async def test_with_liquidation_near_adaptive_sends_no_more_requests_than_market_first(
+    sim_factory: Any,
+) -> None:
+    # not only as many round trips: as many requests, of the same kinds and weight, before
+    # the first order (the simulator's record is the truth). The liquidation distance comes
+    # with the position read every exit starts with; adaptive used to ask for the positions
+    # a second time, alongside the arrival mark
+    sim = sim_factory()
+    market = await _requests_before_first_order(sim, "market")
+    adaptive = await _requests_before_first_order(sim, "adaptive")
+    # market's: the position, the arrival mark (and ccxt's once-per-client leverage brackets
+    # with its first positions read)
+    assert {path: n for path, n in market.items() if "positionRisk" in path} == {
+        "/fapi/v3/positionRisk": 1
+    }, market
+    assert adaptive == market, (adaptive, market)
+
+
+async def test_adaptive_reads_the_positions_once_per_child(sim_factory: Any) -> None:
+    # the read after each child (the amount left) also carries the liquidation distance the
+    # next child is judged by: one positions request per child, plus the exit's first read
+    # (the simulator's record is the truth)
+    calm = MarketConfig(volatility=0.000001, jump_rate=0.0, taker_rate=0.0,
+                        book_half_life_s=0.05)  # fmt: skip
+    sym = SymbolConfig(symbol="BTCUSDT", base_asset="BTC", price=60000.0, **THIN)
+    sim = sim_factory(seed=1, symbols=[sym], market=calm)
+    client, venue, _seen = await _venue(sim)
+    try:
+        await _open(client, 1.0)
+        began = _counters(sim)
+        res = await run_exit(venue, SYM, "adaptive", FAST)
+        served = _counters(sim) - began
+        assert res is not None and res.switches[0].startswith("adaptive chose slices")
+        children = [o for o in sim.state()["orders"] if o["reduceOnly"]]
+        assert len(children) == len(res.orders) > 3
+        reads = sum(n for path, n in served.items() if "positionRisk" in path)
+        assert reads == 1 + len(children), (reads, len(children), served)
+    finally:
+        await client.close()
+
+
+async def test_a_hedge_mode_side_near_liquidation_exits_at_market_and_leaves_the_other(
+    sim_factory: Any,
+) -> None:
+    # hedge mode: the exit's position read is the side's own row (amount and liquidation
+    # price), so adaptive on the LONG leg sees the LONG's liquidation distance, with the
+    # simulator's own position rows as the truth, closes it at market and leaves the SHORT
+    sim = sim_factory()
+    key, secret = sim.create_account(balance=80)
+    plain_ccxt(sim, key, secret).fapiPrivatePostPositionSideDual({"dualSidePosition": "true"})
+    bus = EventBus()
+    ex = make_exchange("sim", api_key=key, secret=secret, base_url=sim.base_url)
+    client = GuardedClient(
+        Pipeline([], Transport(ex, bus), bus), ex, command="test", profile=None, run_id="t"
+    )
+    try:
+        await client.load_markets()
+        await client.set_leverage(100, SYM)
+        for side, qty, leg in (("buy", 0.1, "LONG"), ("sell", 0.002, "SHORT")):
+            await client.create_order(OrderSpec(SYM, side, "market", qty, position_side=leg))
+        row = next(p for p in account_of(sim, key)["positions"] if p["positionSide"] == "LONG")
+        truth = abs(float(row["markPrice"]) - float(row["liquidationPrice"]))
+        held = await client_position(client, "LONG")(SYM)
+        assert held.amount == pytest.approx(0.1)
+        assert held.liq_distance_pct == pytest.approx(truth / float(row["markPrice"]) * 100)
+        assert held.liq_distance_pct < 1.0
+        plain = ExitVenue(client, client.create_order, client.cancel_order, client_position(client))
+        venue = leg_venue(plain, "LONG", client_position(client, "LONG"))
+        res = await run_exit(venue, SYM, "adaptive", FAST)
+        assert res is not None and res.left == 0
+        assert "liquidation" in res.switches[0] and res.orders[0]["type"] == "market"
+        assert sides(sim, key) == pytest.approx({"SHORT": -0.002})  # the LONG closed only
+    finally:
+        await client.close()
+
+
+async def test_adaptive_switches_to_market_on_the_read_after_the_child_that_saw_liquidation(
+    sim_factory: Any,
+) -> None:
+    # slicing with liquidation ~3 % away; after the second child the price falls to 0.5 %
+    # above it: the read after that child (the amount left) carries the new distance, so
+    # the very next order is market
+    calm = MarketConfig(volatility=0.000001, jump_rate=0.0, taker_rate=0.0,
+                        book_half_life_s=0.05)  # fmt: skip
+    sym = SymbolConfig(symbol="BTCUSDT", base_asset="BTC", price=60000.0, **THIN)
+    sim = sim_factory(seed=1, symbols=[sym], market=calm)
+    client = await _client(sim, 2040)  # 100x on 1 BTC: liquidation ~3 % away
+    sent: list[OrderSpec] = []
+
+    async def place(spec: OrderSpec) -> dict[str, Any]:
+        order = await client.create_order(spec)
+        sent.append(spec)
+        if len(sent) == 2:  # the mark falls to 0.5 % above liquidation after the second
+            state = sim.state()  # child, by the simulator's own figures
+            (row,) = [p for a in state["accounts"] for p in a["positions"]]
+            mark = float(state["markets"]["BTCUSDT"]["mark"])
+            sim.jump("BTCUSDT", (float(row["liquidationPrice"]) * 1.005 / mark - 1) * 100)
+        return order
+
+    reads: list[HeldPosition] = []
+    real = client_position(client)
+
+    async def position(symbol: str) -> HeldPosition:
+        reads.append(await real(symbol))
+        return reads[-1]
+
+    venue = ExitVenue(client, place, client.cancel_order, position)
+    try:
+        await client.set_leverage(100, SYM)
+        await _open(client, 1.0)
+        start = await client_position(client)(SYM)
+        assert start.liq_distance_pct is not None and 2.0 < start.liq_distance_pct < 4.0
+        res = await run_exit(venue, SYM, "adaptive", FAST)
+        assert res is not None and res.left == 0
+        assert res.switches[0].startswith("adaptive chose slices"), res.switches
+        assert [s.type for s in sent[:3]] == ["limit", "limit", "market"], (reads[:4], res.switches)
+        seen = [r.liq_distance_pct for r in reads[:3]]  # run_exit's, after child 1, child 2
+        assert seen[0] > 1.0 and seen[1] > 1.0 > seen[2], seen
+        assert res.switches[1].startswith(
+            f"switched from slices to market: liquidation {seen[2]:.2f}% away"
+        ), res.switches
+        assert res.filled == pytest.approx(1.0)  # our orders closed it, not a liquidation
+        assert (await venue.position(SYM)).amount == 0  # the exchange says flat
     finally:
         await client.close()
