@@ -285,7 +285,12 @@ async def test_slice_children_take_part_of_the_touch_and_leave_no_lasting_impact
                     float(t["price"]) for t in state["trades"] if t["orderId"] == child["orderId"]
                 }
                 assert len(prices) <= 1, (seed, child, prices)  # never walked
-                assert prices <= {float(child["price"])}  # at its limit: the touch
+                # at its limit (the touch it saw) or better: a level that refilled between
+                # the book read and the order fills the child higher (a loaded machine
+                # widens that gap)
+                limit = float(child["price"])
+                sign = 1.0 if child["side"] == "SELL" else -1.0
+                assert all(sign * (p - limit) >= 0 for p in prices), (seed, child, prices)
             cleared = round((mid - _mid(sim)) / (0.3 * 5.0))
             assert 0 <= cleared <= len(children) // 20, (seed, cleared, len(children))
         finally:
