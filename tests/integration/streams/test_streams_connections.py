@@ -114,7 +114,9 @@ async def test_a_cut_connection_budget_grows_back_once_calm(
         refused_at = time.monotonic()
         assert cut.data["new"] < cut.data["old"]
         await bot.until(lambda: bot.decisions("STREAM_BACKFILL"), timeout=30)  # redialled
-        assert connections(bot)["factor"] == 0.5 and connections(bot)["limit"] == cut.data["new"]
+        # the status file is written on the run's status cadence: wait for it to show the cut
+        cut_view = await bot.until(lambda: connections(bot)["factor"] == 0.5 and connections(bot))
+        assert cut_view["limit"] == cut.data["new"]
         assert not bot.decisions("RATE_RECOVER")
         # calm for recover_after_s: the next dial grows the budget back (by 0.5: whole)
         await asyncio.sleep(max(0.0, refused_at + RECOVER_S - time.monotonic()))
@@ -125,8 +127,8 @@ async def test_a_cut_connection_budget_grows_back_once_calm(
         assert f"new-connection budget raised {cut.data['new']} -> {cut.data['old']}" in (
             grown.sentence
         )
-        assert connections(bot)["factor"] == 1.0
-        assert connections(bot)["limit"] == cut.data["old"]
+        grown_view = await bot.until(lambda: connections(bot)["factor"] == 1.0 and connections(bot))
+        assert grown_view["limit"] == cut.data["old"]
         await bot.until(lambda: len(bot.decisions("STREAM_BACKFILL")) == 2, timeout=30)
         assert ws_counters(handle)["refused"] == 1  # the simulator's truth: one refusal
     finally:
