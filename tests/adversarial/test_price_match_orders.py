@@ -19,7 +19,7 @@ from perpbot.client.price_match import matched_price
 from perpbot.client.request import OrderSpec
 from tests.adversarial.test_wire_orders import FULL, refused
 from tests.integration.risk_support.bot import quiet
-from tests.integration.test_keys_scope_bypass import BTC, Session, denied
+from tests.keys_support.scope_session import BTC, Session, denied
 
 pytestmark = pytest.mark.usefixtures("memory_keyring")  # stored profiles, in memory
 

@@ -12,7 +12,7 @@ import pytest
 
 from perpbot.client.request import OrderSpec
 from perpbot.client.validate import ORDER_PARAMS, OVERRIDES, OrderRefused
-from tests.integration.test_keys_scope_bypass import BTC, ETH, Session, denied
+from tests.keys_support.scope_session import BTC, ETH, Session, denied
 
 pytestmark = pytest.mark.usefixtures("memory_keyring")  # stored profiles, in memory
 
