@@ -15,6 +15,7 @@ from pathlib import Path
 
 from perpbot.app import plugins
 from perpbot.app.lifecycle import Runner, new_run_id
+from perpbot.app.signals import release_signals
 from perpbot.config import load_strategy
 from perpbot.engine.isolation.host import ProcessHost
 from perpbot.engine.loader import instantiate
@@ -64,7 +65,16 @@ def run_strategy(
     plugins.attach(runner)
     if observe is not None:
         observe(runner.bus)
-    asyncio.run(runner.run())
+    asyncio.run(_run_to_the_end(runner))
     if runner.fatal is not None and runner.exit_code != 0:
         raise PerpbotError(runner.fatal.message) if runner.fatal.exit_code == 1 else runner.fatal
     return runner.exit_code
+
+
+async def _run_to_the_end(runner: Runner) -> None:
+    """The run, then this process ignores SIGINT/SIGTERM while asyncio tears its loop down
+    (``release_signals``): the command's exit code stands whatever a supervisor sends."""
+    try:
+        await runner.run()
+    finally:
+        release_signals(asyncio.get_running_loop())
