@@ -370,9 +370,17 @@ class StreamFeed:
             if oid not in self.ledger.by_order_id:  # the placement answer may not be back
                 self._unmatched.append((now, symbol, t))
                 continue
-            self.counters["stream_fills"] += len(
-                self.reconciler.record_trades(symbol, [t], "stream")
-            )
+            self._booked(self.reconciler.record_trades(symbol, [t], "stream"))
+
+    def _booked(self, fills: list[Any]) -> None:
+        """Count the stream's newly booked fills. A shared run's positions are its own fills
+        (``[strategy] share_symbols``): re-read them from the ledger now, since the fill may
+        be booked after the ACCOUNT_UPDATE that followed it (a fill whose placement answer
+        was not back yet is booked late, by ``_retry_unmatched``)."""
+        self.counters["stream_fills"] += len(fills)
+        if fills and self.reconciler.own_only is not None:
+            self.reconciler.own_positions(dict(self.state.positions), dict(self.state.legs))
+            self._revalue()
 
     def _retry_unmatched(self) -> None:
         if not self._unmatched:
@@ -380,9 +388,7 @@ class StreamFeed:
         now, keep = time.monotonic(), []
         for seen, symbol, t in self._unmatched:
             if str(t.get("order")) in self.ledger.by_order_id:
-                self.counters["stream_fills"] += len(
-                    self.reconciler.record_trades(symbol, [t], "stream")
-                )
+                self._booked(self.reconciler.record_trades(symbol, [t], "stream"))
             elif now - seen < UNMATCHED_KEEP_S:
                 keep.append((seen, symbol, t))
         self._unmatched = keep
