@@ -379,8 +379,12 @@ class StreamFeed:
         was not back yet is booked late, by ``_retry_unmatched``)."""
         self.counters["stream_fills"] += len(fills)
         if fills and self.reconciler.own_only is not None:
-            self.reconciler.own_positions(dict(self.state.positions), dict(self.state.legs))
-            self._revalue()
+            self._own_positions()
+
+    def _own_positions(self) -> None:
+        """A shared run's positions from its own fills (the ledger), revalued at the mark."""
+        self.reconciler.own_positions(dict(self.state.positions), dict(self.state.legs))
+        self._revalue()
 
     def _retry_unmatched(self) -> None:
         if not self._unmatched:
@@ -428,8 +432,7 @@ class StreamFeed:
         self._position_due = False
         if self.reconciler.own_only is not None:  # [strategy] share_symbols: the account's
             # position is not the run's; the run's comes from its own fills (the ledger)
-            self.reconciler.own_positions(dict(self.state.positions), dict(self.state.legs))
-            self._revalue()
+            self._own_positions()
             return
         for raw in positions:
             p = position_of(raw)
