@@ -88,6 +88,16 @@ def _bot(doc: dict[str, Any]) -> str:
     return f"run {doc.get('run_id')} (strategy {doc.get('strategy')}, pid {doc.get('pid')})"
 
 
+def _unlisted(symbols: str, why: str) -> PerpbotError:
+    """The start's refusal when the open orders could not be listed (``why``: the error,
+    or the bound that ran out while a retried listing was still under way)."""
+    return PerpbotError(
+        f"refusing to start: could not list the open orders on {symbols} {why}, so orders "
+        "left by an earlier run or placed by hand cannot be told apart; nothing was armed "
+        "(a dead-man countdown an earlier run armed is left as it was)"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Kept:
     """Why a shared countdown stays armed. ``unlisted``: because the open orders there
@@ -143,7 +153,11 @@ class StartSweep:
                     out.setdefault(s, []).append(doc)
         return out
 
-    async def _list(self, symbol: str, deadline: float) -> list[dict[str, Any]]:
+    async def _list(
+        self, symbol: str, deadline: float, failed: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        """The open orders on ``symbol``, retried through errors until ``deadline``; the
+        last error is kept in ``failed`` so a refusal by the sweep's own bound names it."""
         pause = FIRST_PAUSE_S
         while True:
             try:
@@ -151,13 +165,9 @@ class StartSweep:
             except PerpbotError:
                 raise
             except Exception as exc:
+                failed[symbol] = describe_error(exc)
                 if time.monotonic() + pause > deadline:
-                    raise PerpbotError(
-                        f"refusing to start: could not list the open orders on {symbol} "
-                        f"({describe_error(exc)}), so orders left by an earlier run or placed "
-                        "by hand cannot be told apart; nothing was armed (a dead-man "
-                        "countdown an earlier run armed is left as it was)"
-                    ) from None
+                    raise _unlisted(symbol, f"({failed[symbol]})") from None
             await asyncio.sleep(pause)
             pause = min(pause * 2.0, MAX_PAUSE_S)
 
@@ -170,16 +180,17 @@ class StartSweep:
         near = self.neighbours(symbols)
         self._refuse_neighbours(near)
         deadline = time.monotonic() + DEADLINE_S
+        failed: dict[str, str] = {}  # symbol -> its listing's last error
         try:  # bounded as a whole: a retry layer's backoff cannot stretch it
             listed = await asyncio.wait_for(
-                asyncio.gather(*(self._list(s, deadline) for s in symbols)), DEADLINE_S + 1.0
+                asyncio.gather(*(self._list(s, deadline, failed) for s in symbols)),
+                DEADLINE_S + 1.0,
             )
         except TimeoutError:
-            raise PerpbotError(
-                f"refusing to start: the open orders on {', '.join(symbols)} could not be "
-                f"listed within {DEADLINE_S:g} s, so orders left by an earlier run or placed by "
-                "hand cannot be told apart; nothing was armed (a dead-man countdown an "
-                "earlier run armed is left as it was)"
+            last = "; ".join(f"{s}: {why}" for s, why in failed.items())
+            raise _unlisted(
+                ", ".join(symbols),
+                f"within {DEADLINE_S:g} s" + (f" (last error {last})" if last else ""),
             ) from None
         shared_tags = {strategy_tag(str(d.get("strategy"))) for docs in near.values() for d in docs}
         found: dict[str, Findings] = {}

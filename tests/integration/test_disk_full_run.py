@@ -118,7 +118,7 @@ def test_a_disk_full_mid_run_cancels_the_bots_orders_and_says_so_in_one_line(
 
     # the truth: the bot cancelled its own orders itself, long before its countdown could
     state = sim.state()
-    assert open_orders_of(state, creds[0]) == []
+    assert open_orders_of(state, creds[0]) == [], err[-3000:]
     mine = {o["clientOrderId"]: o for o in orders_of(state, creds[0])}
     for cid in placed:
         assert mine[cid]["status"] == "CANCELED", mine[cid]

@@ -354,3 +354,21 @@ def test_a_start_that_cannot_list_the_open_orders_refuses_and_arms_nothing(
     assert "could not list the open orders on BTC/USDT:USDT" in err and "Traceback" not in err
     state = sim.state()
     assert not orders_of(state, creds[0]) and not account_of(state, creds[0])["countdowns"]
+
+
+def test_a_start_whose_listing_outlasts_the_sweeps_bound_refuses_and_arms_nothing(
+    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+) -> None:
+    """The listing hangs (each answer 30 s late): the sweep's own bound (10 s) ends it, with
+    the same refusal as a failed listing, and nothing is armed."""
+    sim = sim_factory(market=quiet_market())
+    creds = sim.create_account()
+    sim.set_faults({"latency": {"fixed_ms": 30000, "paths": ["/fapi/v1/openOrders"]}})
+    bot = _start(bots, _bot_toml(tmp_path, sim.base_url), tmp_path, creds, tag="bot")
+    code, _out, err = bot.finish(60)
+    sim.set_faults({})
+    assert code == 1, err
+    assert "could not list the open orders on BTC/USDT:USDT within 10 s" in err, err
+    assert "nothing was armed" in err and "Traceback" not in err
+    state = sim.state()
+    assert not orders_of(state, creds[0]) and not account_of(state, creds[0])["countdowns"]
