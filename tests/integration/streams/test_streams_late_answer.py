@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from perpbot.streams.feed import StreamFeed
-from tests.integration.risk_support.bot import BTC, Bot, quiet, write_toml
+from tests.integration.risk_support.bot import BTC, BTC_ID, Bot, quiet, write_toml
 from tests.integration.streams.test_streams_run import fill_events, sim_trade_ids, started
 from tests.integration.test_hedge_mode import plain_ccxt, sides
 
@@ -142,6 +142,55 @@ async def test_a_runs_fill_ahead_of_its_answer_is_booked_once_and_the_order_clos
         tracked = bot.runner.ledger.orders[answer["clientOrderId"]]
         assert (tracked.status, tracked.filled) == ("closed", LOT)
         assert not bot.runner.account.orders
+        # the stream told this fill (before the answer): a refresh has nothing to wait for
+        started_at = asyncio.get_running_loop().time()
+        await bot.do(lambda ctx: ctx.refresh())
+        assert asyncio.get_running_loop().time() - started_at < 1.0
+        assert not bot.decisions("STREAM_LAGGING")
+        assert feed.counters["reconciles"] == reconciles
+    finally:
+        await bot.stop()
+
+
+async def test_a_resting_order_filled_before_its_answer_is_closed_and_off_the_account_view(
+    account: tuple[Any, str, bool], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer says NEW (the order's state when it was placed) but the order filled while
+    the answer was held back: the run must not keep it open (ledger, account view)."""
+    sim, key, _ = account
+    taker_key, taker_secret = sim.create_account()
+    taker = plain_ccxt(sim, taker_key, taker_secret)
+    taker.load_markets()
+    bot = await started(run_toml(tmp_path, sim.base_url, shared=False))
+    try:
+        feed = bot.runner.feed
+        assert feed is not None
+        reconciles = feed.counters["reconciles"]
+        ask = float(sim.state()["markets"][BTC_ID]["crowd_best_ask"])
+        sim.set_faults({"delayed_response": {"rate": 1.0, "count": 1, "delay_ms": 2500}})
+        placing = asyncio.create_task(bot.do(lambda ctx: ctx.limit_order(BTC, "sell", LOT, ask)))
+        resting = await bot.until(lambda: sim.state()["open_orders"])
+        ahead = float(resting[0]["queueAhead"])
+        await asyncio.to_thread(taker.create_order, BTC, "market", "buy", round(ahead + LOT, 3))
+        await bot.until(lambda: feed._unmatched)
+        assert not placing.done()
+        answer = await placing
+        assert answer["status"] == "open"  # as placed: the fill came after
+        [record] = [
+            o for o in sim.state()["orders"] if o["clientOrderId"] == answer["clientOrderId"]
+        ]
+        assert record["status"] == "FILLED"
+        tracked = bot.runner.ledger.orders[answer["clientOrderId"]]
+        await bot.until(lambda: fill_events(bot), timeout=PROMPT_S)
+        assert [e.fill.trade_id for e in fill_events(bot)] == await sim_trade_ids(sim, bot)
+        await bot.until(lambda: tracked.status == "closed", timeout=PROMPT_S)
+        assert tracked.filled == LOT
+        assert not bot.runner.account.orders
+        await bot.until(lambda: leg(bot, BTC) == pytest.approx(-LOT), timeout=PROMPT_S)
+        assert sides(sim, key)["BOTH"] == pytest.approx(-LOT)
+        await asyncio.sleep(1.5)  # past the book evidence's grace (OWED_GRACE_S = 1 s)
+        # the stream did tell the fill (before the answer): it is not taken as stalled
+        assert not bot.decisions("STREAM_USER_SILENT") and not bot.decisions("STREAM_BACKFILL")
         assert feed.counters["reconciles"] == reconciles
     finally:
         await bot.stop()
