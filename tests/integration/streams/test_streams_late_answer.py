@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from perpbot.engine.events import OrderEvent
 from perpbot.streams.feed import StreamFeed
 from tests.integration.risk_support.bot import BTC, BTC_ID, Bot, quiet, write_toml
 from tests.integration.streams.test_streams_run import fill_events, sim_trade_ids, started
@@ -191,6 +192,48 @@ async def test_a_resting_order_filled_before_its_answer_is_closed_and_off_the_ac
         await asyncio.sleep(1.5)  # past the book evidence's grace (OWED_GRACE_S = 1 s)
         # the stream did tell the fill (before the answer): it is not taken as stalled
         assert not bot.decisions("STREAM_USER_SILENT") and not bot.decisions("STREAM_BACKFILL")
+        assert feed.counters["reconciles"] == reconciles
+    finally:
+        await bot.stop()
+
+
+async def test_a_cancel_answered_after_its_stream_update_is_applied_once(
+    account: tuple[Any, str, bool], tmp_path: Path
+) -> None:
+    """The stream says CANCELED before the cancel's answer: one change of state, nothing
+    open in the ledger or the account view, nothing the run waits for or suspects."""
+    sim, _, _ = account
+    bot = await started(run_toml(tmp_path, sim.base_url, shared=False))
+    try:
+        feed = bot.runner.feed
+        assert feed is not None
+        reconciles = feed.counters["reconciles"]
+        bid = float(sim.state()["markets"][BTC_ID]["crowd_best_bid"])
+        order = await bot.do(lambda ctx: ctx.limit_order(BTC, "buy", LOT, round(bid * 0.98, 1)))
+        cid = order.client_order_id
+        tracked = bot.runner.ledger.orders[cid]
+        await bot.until(lambda: bot.runner.account.orders)
+        sim.set_faults(
+            {"delayed_response": {"rate": 1.0, "count": 1, "delay_ms": 1500, "methods": ["DELETE"]}}
+        )
+        cancelling = asyncio.create_task(bot.do(lambda ctx: ctx.cancel_order(cid, BTC)))
+        await bot.until(lambda: tracked.status == "canceled")  # told by the stream
+        assert not cancelling.done() and not bot.runner.account.orders
+        await cancelling
+        [record] = [o for o in sim.state()["orders"] if o["clientOrderId"] == cid]
+        assert record["status"] == "CANCELED"
+        assert sim.state()["counters"]["delayed_responses"] == 1
+        changes = [
+            (e.status, e.source)
+            for e in bot.fill_log
+            if isinstance(e, OrderEvent) and e.client_order_id == cid
+        ]
+        assert changes == [("canceled", "stream")]  # the late answer changed nothing more
+        assert tracked.status == "canceled" and not bot.runner.account.orders
+        started_at = asyncio.get_running_loop().time()
+        await bot.do(lambda ctx: ctx.refresh())
+        assert asyncio.get_running_loop().time() - started_at < 1.0
+        assert not bot.decisions("STREAM_LAGGING") and not bot.decisions("STREAM_USER_SILENT")
         assert feed.counters["reconciles"] == reconciles
     finally:
         await bot.stop()
