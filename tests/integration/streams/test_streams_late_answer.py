@@ -153,8 +153,9 @@ async def test_a_runs_fill_ahead_of_its_answer_is_booked_once_and_the_order_clos
         await bot.stop()
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["own account", "shared"])
 async def test_a_resting_order_filled_before_its_answer_is_closed_and_off_the_account_view(
-    account: tuple[Any, str, bool], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    account: tuple[Any, str, bool], tmp_path: Path, shared: bool
 ) -> None:
     """The answer says NEW (the order's state when it was placed) but the order filled while
     the answer was held back: the run must not keep it open (ledger, account view)."""
@@ -162,7 +163,7 @@ async def test_a_resting_order_filled_before_its_answer_is_closed_and_off_the_ac
     taker_key, taker_secret = sim.create_account()
     taker = plain_ccxt(sim, taker_key, taker_secret)
     taker.load_markets()
-    bot = await started(run_toml(tmp_path, sim.base_url, shared=False))
+    bot = await started(run_toml(tmp_path, sim.base_url, shared=shared))
     try:
         feed = bot.runner.feed
         assert feed is not None
