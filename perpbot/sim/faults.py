@@ -75,6 +75,21 @@ class LostResponseFault(_Targeted):
     hold_ms: int = Field(30_000, ge=0)
 
 
+class DelayedResponseFault(_Targeted):
+    """Process and commit the request, then hold its answer ``delay_ms`` before sending it.
+
+    Unlike ``latency`` (which waits before processing), the order already exists (filled,
+    resting or cancelled) and its user-stream events go out while the client still waits:
+    the fill can reach the client before the answer that names the order. A ``delay_ms``
+    past the client's timeout makes the answer's outcome unknown to it. Any answer of a
+    selected request is held (an error too). Defaults to order placement only.
+    """
+
+    paths: list[str] = Field(default_factory=lambda: ["/fapi/v1/order", "/fapi/v1/batchOrders"])
+    methods: list[str] = Field(default_factory=lambda: ["POST"])
+    delay_ms: int = Field(1_000, ge=0)
+
+
 class LimitsOverride(_Strict):
     """Replace some rate limits at run time (e.g. a mid-run tightening); exchangeInfo follows."""
 
@@ -91,6 +106,7 @@ class FaultPlan(_Strict):
     errors: ErrorFault = Field(default_factory=ErrorFault)
     drop: DropFault = Field(default_factory=DropFault)
     lost_response: LostResponseFault = Field(default_factory=LostResponseFault)
+    delayed_response: DelayedResponseFault = Field(default_factory=DelayedResponseFault)
     limits: LimitsOverride | None = None
     freeze_prices: bool = False
     freeze_symbols: list[str] = Field(default_factory=list)
@@ -146,6 +162,13 @@ class FaultInjector:
 
     def lose_response(self, method: str, path: str) -> bool:
         return self._roll("lost_response", self.plan.lost_response, method, path)
+
+    def answer_delay_s(self, method: str, path: str) -> float:
+        """Seconds to hold a processed request's answer (0: send it at once)."""
+        fault = self.plan.delayed_response
+        if fault.delay_ms <= 0 or not self._roll("delayed_response", fault, method, path):
+            return 0.0
+        return fault.delay_ms / 1000.0
 
     def frozen(self, symbol: str) -> bool:
         if not self.plan.freeze_prices:

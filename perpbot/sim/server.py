@@ -3,7 +3,8 @@
 Order of a request, as on Binance: faults that pre-empt processing (latency, dropped
 connection, injected 5xx), then the IP weight / account order-count check (429/418 with
 usage headers on every response), then routing, authentication and the handler, then the
-"lost response after commit" fault. One dispatcher instead of middlewares keeps the hot
+faults that follow processing: the "lost response after commit" and the answer held back
+after commit ("delayed response"). One dispatcher instead of middlewares keeps the hot
 path short; aiohttp already sets TCP_NODELAY and writes small responses in one send.
 """
 
@@ -215,6 +216,10 @@ class SimServer:
             return self._abort(request)
         response = _json(result, status, headers)
         stats.record_latency(time.perf_counter() - started)
+        hold = faults.answer_delay_s(method, path)
+        if hold:  # processed and committed: its stream events go out meanwhile
+            stats.delayed_responses += 1
+            await asyncio.sleep(hold)
         return response
 
     def _run(

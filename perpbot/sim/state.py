@@ -32,6 +32,7 @@ class Stats:
     injected_errors: int = 0
     dropped: int = 0
     lost_responses: int = 0
+    delayed_responses: int = 0
     per_path: Counter[str] = field(default_factory=Counter)
     rejects: Counter[str] = field(default_factory=Counter)
     latency_us: list[float] = field(default_factory=list)
@@ -65,6 +66,7 @@ class Stats:
             "injected_errors": self.injected_errors,
             "dropped": self.dropped,
             "lost_responses": self.lost_responses,
+            "delayed_responses": self.delayed_responses,
             "per_path": dict(self.per_path),
             "rejects": dict(self.rejects),
             "latency": self.latency_summary(),

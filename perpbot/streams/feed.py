@@ -117,9 +117,12 @@ class StreamFeed:
         self._filled_epoch = 0  # the epoch the last backfill covered
         self._last_reconcile = time.monotonic()
         self._unmatched: list[tuple[float, str, dict[str, Any]]] = []
+        # client id -> (when, newest stream update) of an order not in the ledger yet
+        self._unmatched_orders: dict[str, tuple[float, dict[str, Any]]] = {}
         self._wallet: float | None = None  # wallet balance: equity less unrealised PnL
         self._stream_filled: dict[str, float] = {}  # client id -> cumulative filled (stream)
         self._position_due = False  # a fill streamed, its ACCOUNT_UPDATE not yet
+        self._positions_at = 0.0  # when the last position update was applied (monotonic)
         self._positions_read: dict[str, tuple[Any, ...]] = {}  # what _watch_positions gave
         self.owed = OwedEvents()  # the book's evidence that the user stream owes an event
         self._book_seen: dict[str, float] = {}  # symbol -> time.time() of its last book event
@@ -344,21 +347,30 @@ class StreamFeed:
         self._book_seen[symbol] = time.time()
 
     def _on_orders(self, orders: list[dict[str, Any]]) -> None:
+        now = time.monotonic()
         for o in orders:
             if o.get("symbol") not in self.symbols:
                 continue
             cid = o.get("clientOrderId")
             if cid in self.ledger.orders:
-                filled = float(o.get("filled") or 0.0)
-                if filled > self._stream_filled.get(cid, 0.0):
-                    self._stream_filled[cid] = filled
-                    self._position_due = True
-                self.reconciler.record_order(cid, o, "stream")
+                self._order_update(cid, o, now)
+            elif cid:  # the placement answer may not be back: its newest update waits for it
+                self._unmatched_orders[cid] = (now, o)
             key = cid or (str(o["id"]) if o.get("id") is not None else None)
             if key in self.account.orders:
                 self.account.order_closed(o)  # open: remaining; final: gone
             elif o.get("status") == "open":
                 self.account.order_placed(o)
+
+    def _order_update(self, cid: str, o: dict[str, Any], received: float) -> None:
+        """A stream update of a tracked order (``received``: when it came, monotonic): the
+        ledger's state, the fills it told; a new fill owes a position update unless one
+        was applied since the update came."""
+        filled = float(o.get("filled") or 0.0)
+        if filled > self._stream_filled.get(cid, 0.0):
+            self._stream_filled[cid] = filled
+            self._position_due = self._position_due or self._positions_at <= received
+        self.reconciler.record_order(cid, o, "stream")
 
     def _on_trades(self, trades: list[dict[str, Any]]) -> None:
         now = time.monotonic()
@@ -387,9 +399,21 @@ class StreamFeed:
         self._revalue()
 
     def _retry_unmatched(self) -> None:
+        """Apply what the stream told of orders before their placement answer named them
+        (the answer came after the fill): the order's newest update, then its fills. The
+        answer's state is older than that update (an order it says is open may have
+        filled since), so the update follows it into the ledger and the account view."""
+        now = time.monotonic()
+        for cid, (seen, o) in list(self._unmatched_orders.items()):
+            if cid in self.ledger.orders:
+                del self._unmatched_orders[cid]
+                self._order_update(cid, o, seen)
+                self.account.order_closed(o)  # open: its remaining; final: gone
+            elif now - seen >= UNMATCHED_KEEP_S:
+                del self._unmatched_orders[cid]
         if not self._unmatched:
             return
-        now, keep = time.monotonic(), []
+        keep = []
         for seen, symbol, t in self._unmatched:
             if str(t.get("order")) in self.ledger.by_order_id:
                 self._booked(self.reconciler.record_trades(symbol, [t], "stream"))
@@ -430,6 +454,7 @@ class StreamFeed:
     def _on_positions(self, positions: list[dict[str, Any]]) -> None:
         changed = False
         self._position_due = False
+        self._positions_at = time.monotonic()
         if self.reconciler.own_only is not None:  # [strategy] share_symbols: the account's
             # position is not the run's; the run's comes from its own fills (the ledger)
             self._own_positions()

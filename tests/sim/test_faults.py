@@ -1,15 +1,21 @@
-"""Fault injection: lost responses after commit, drops, 5xx, latency, skew, frozen feed."""
+"""Fault injection: lost and delayed responses after commit, drops, 5xx, latency, skew,
+frozen feed."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
+import aiohttp
 import ccxt
 import pytest
 
-from perpbot.sim import SimHandle
+from perpbot.errors import BadInput
+from perpbot.sim import SimConfig, SimHandle
 
 from .conftest import BTC, make_async, make_sync, quiet_config
+from .ws_support import next_event, ws_url
 
 
 @pytest.mark.asyncio
@@ -164,3 +170,121 @@ async def test_bad_fault_plan_rejected(sim: SimHandle) -> None:
         urllib.request.urlopen(req, timeout=5)
     assert info.value.code == 400
     assert "rate" in json.loads(info.value.read())["error"]
+
+
+async def _stream_event(ws: aiohttp.ClientWebSocketResponse, event: str, status: str) -> Any:
+    """The next ORDER_TRADE_UPDATE with order status ``status``, or the next other event."""
+    while True:
+        got = await next_event(ws, event)
+        if event != "ORDER_TRADE_UPDATE" or got["o"]["X"] == status:
+            return got
+
+
+@pytest.mark.asyncio
+async def test_delayed_response_answers_after_the_order_filled_and_streamed(
+    sim_factory: Any,
+) -> None:
+    """The order is processed (filled, on the account, its events on the user stream) while
+    the client still waits for the answer; the answer then comes, late but whole."""
+    handle = sim_factory(quiet_config(clock="wall"))
+    key, secret = handle.create_account()
+    ex = make_async(handle, key, secret)
+    try:
+        await ex.load_markets()
+        async with aiohttp.ClientSession() as session:
+            lk = (await control_key(session, handle, key))["listenKey"]
+            async with session.ws_connect(ws_url(handle, "/private/ws?listenKey=" + lk)) as ws:
+                handle.set_faults({"delayed_response": {"rate": 1.0, "count": 1, "delay_ms": 1500}})
+                started = time.monotonic()
+                placing = asyncio.create_task(
+                    ex.create_order(BTC, "market", "buy", 0.01, None, {"clientOrderId": "late-1"})
+                )
+                fill = await _stream_event(ws, "ORDER_TRADE_UPDATE", "FILLED")
+                await _stream_event(ws, "ACCOUNT_UPDATE", "")
+                assert not placing.done()  # the fill is out, the answer is not
+                truth = handle.state()
+                [record] = [o for o in truth["orders"] if o["clientOrderId"] == "late-1"]
+                assert record["status"] == "FILLED" and float(record["executedQty"]) == 0.01
+                assert [t["orderId"] for t in truth["trades"]] == [record["orderId"]]
+                [acct] = truth["accounts"]
+                assert float(acct["positions"][0]["positionAmt"]) == 0.01
+                order = await placing
+                waited = time.monotonic() - started
+        assert waited >= 1.5
+        assert order["id"] == str(record["orderId"]) == str(fill["o"]["i"])
+        assert order["status"] == "closed" and order["filled"] == 0.01
+        assert handle.state()["counters"]["delayed_responses"] == 1
+        started = time.monotonic()
+        await ex.create_order(BTC, "limit", "buy", 0.01, 59000)  # count exhausted: at once
+        assert time.monotonic() - started < 1.0
+    finally:
+        await ex.close()
+
+
+@pytest.mark.asyncio
+async def test_delayed_cancel_and_resting_order_are_committed_before_the_answer(
+    sim: SimHandle, client
+) -> None:
+    """A resting order is on the book, and a cancelled one off it, while their answers wait."""
+    sim.set_faults({"delayed_response": {"rate": 1.0, "count": 1, "delay_ms": 1000}})
+    placing = asyncio.create_task(
+        client.create_order(BTC, "limit", "buy", 0.01, 59000, {"clientOrderId": "late-rest"})
+    )
+    await until(lambda: sim.state()["open_orders"])
+    assert not placing.done()
+    [resting] = sim.state()["open_orders"]
+    assert resting["clientOrderId"] == "late-rest" and resting["status"] == "NEW"
+    order = await placing
+    assert order["status"] == "open" and order["id"] == str(resting["orderId"])
+    sim.set_faults(
+        {"delayed_response": {"rate": 1.0, "count": 1, "delay_ms": 1000, "methods": ["DELETE"]}}
+    )
+    cancelling = asyncio.create_task(client.cancel_order(order["id"], BTC))
+    await until(lambda: not sim.state()["open_orders"])
+    assert not cancelling.done()
+    [record] = [o for o in sim.state()["orders"] if o["clientOrderId"] == "late-rest"]
+    assert record["status"] == "CANCELED"
+    assert (await cancelling)["status"] == "canceled"
+    assert sim.state()["counters"]["delayed_responses"] == 2
+
+
+@pytest.mark.asyncio
+async def test_delayed_response_past_the_client_timeout_leaves_one_order(sim: SimHandle) -> None:
+    key, secret = sim.create_account()
+    ex = make_async(sim, key, secret, timeout=400)
+    try:
+        await ex.load_markets()
+        sim.set_faults({"delayed_response": {"rate": 1.0, "count": 1, "delay_ms": 1500}})
+        with pytest.raises(ccxt.RequestTimeout):
+            await ex.create_order(BTC, "limit", "buy", 0.01, 59000, {"clientOrderId": "late-t"})
+        assert [o["clientOrderId"] for o in sim.state()["orders"]] == ["late-t"]
+        assert (await ex.fetch_open_orders(BTC))[0]["clientOrderId"] == "late-t"
+    finally:
+        await ex.close()
+
+
+def test_delayed_response_from_sim_toml(tmp_path: Any) -> None:
+    toml = tmp_path / "sim.toml"
+    toml.write_text(
+        '[faults.delayed_response]\nrate = 1.0\ncount = 2\ndelay_ms = 250\nmethods = ["DELETE"]\n'
+    )
+    plan = SimConfig.from_toml(toml).faults.delayed_response
+    assert (plan.rate, plan.count, plan.delay_ms, plan.methods) == (1.0, 2, 250, ["DELETE"])
+    assert plan.paths == ["/fapi/v1/order", "/fapi/v1/batchOrders"]
+    toml.write_text("[faults.delayed_response]\ndelay_ms = -1\n")
+    with pytest.raises(BadInput, match="delay_ms"):
+        SimConfig.from_toml(toml)
+
+
+async def until(pred: Any, timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(pred):
+        assert time.monotonic() < deadline, "condition not met"
+        await asyncio.sleep(0.02)
+
+
+async def control_key(session: aiohttp.ClientSession, handle: SimHandle, key: str) -> Any:
+    async with session.post(
+        handle.base_url + "/fapi/v1/listenKey", headers={"X-MBX-APIKEY": key}
+    ) as resp:
+        return await resp.json()

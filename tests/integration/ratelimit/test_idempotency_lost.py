@@ -6,6 +6,8 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from perpbot.client.orders import client_order_id
 from perpbot.client.request import OrderSpec
 from perpbot.events import Decision
@@ -61,16 +63,24 @@ async def test_lost_responses_and_5xx_never_duplicate_an_order(
     assert unknown.action == "retry" and "looking it up by client order id" in unknown.sentence
 
 
+# past the client's 400 ms timeout, after the order was committed: the answer never comes
+# (held, then the connection closed), or comes late (delayed), to a client that gave up
+ANSWER_PAST_TIMEOUT = {
+    "held": {"lost_response": {"rate": 1.0, "count": 1, "mode": "hold", "hold_ms": 1500}},
+    "delayed": {"delayed_response": {"rate": 1.0, "count": 1, "delay_ms": 1500}},
+}
+
+
+@pytest.mark.parametrize("fault", list(ANSWER_PAST_TIMEOUT))
 async def test_a_timeout_after_commit_is_adopted_not_resent(
-    sim_factory: Any, open_guarded: Any
+    sim_factory: Any, open_guarded: Any, fault: str
 ) -> None:
     sim = sim_factory()
     async with open_guarded(sim, retry=FAST_RETRY, timeout_ms=400) as (client, rec):
         price = await far_bid(client)
-        sim.set_faults(
-            {"lost_response": {"rate": 1.0, "count": 1, "mode": "hold", "hold_ms": 1500}}
-        )
+        sim.set_faults(ANSWER_PAST_TIMEOUT[fault])
         order = await client.create_order(spec(price, "pb-timeout-1"))
+        await asyncio.sleep(1.5)  # the held answer's time is over: still one order
     assert order["clientOrderId"] == "pb-timeout-1" and order["status"] == "open"
     assert orders_by_cid(sim, {"pb-timeout-1"}) == {"pb-timeout-1": 1}
     assert rec.of("RETRY_OUTCOME_UNKNOWN")[0].data["error"] == "RequestTimeout"
@@ -79,17 +89,23 @@ async def test_a_timeout_after_commit_is_adopted_not_resent(
     assert "adopted, not resent" in adopted[0].sentence
 
 
+CANCEL_UNANSWERED = {  # the cancel is committed; its answer is lost, or comes past the timeout
+    "lost": {"lost_response": {"rate": 1.0, "count": 1, "paths": ["/fapi/v1/order"],
+                               "methods": ["DELETE"]}},
+    "delayed": {"delayed_response": {"rate": 1.0, "count": 1, "delay_ms": 1500,
+                                     "methods": ["DELETE"]}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", list(CANCEL_UNANSWERED))
 async def test_an_unknown_cancel_is_confirmed_by_lookup(
-    sim_factory: Any, open_guarded: Any
+    sim_factory: Any, open_guarded: Any, fault: str
 ) -> None:
     sim = sim_factory()
-    async with open_guarded(sim, retry=FAST_RETRY) as (client, rec):
+    async with open_guarded(sim, retry=FAST_RETRY, timeout_ms=400) as (client, rec):
         price = await far_bid(client)
         order = await client.create_order(spec(price, "pb-cancel-1"))
-        sim.set_faults(
-            {"lost_response": {"rate": 1.0, "count": 1, "paths": ["/fapi/v1/order"],
-                               "methods": ["DELETE"]}}
-        )  # fmt: skip
+        sim.set_faults(CANCEL_UNANSWERED[fault])
         result = await client.cancel_order(order["id"], SYMBOL, client_order_id="pb-cancel-1")
     assert result["status"] == "canceled"
     [record] = [o for o in sim.state()["orders"] if o["clientOrderId"] == "pb-cancel-1"]
