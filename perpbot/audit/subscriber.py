@@ -97,6 +97,8 @@ class AuditLogger:
         self.cancelled: list[str] = []  # this run's orders cancelled since the log broke
         self.left: str | None = None  # the stop's sentence on what it left, if it did
         self.sent_unrecorded = 0  # requests that went out while the log could not write
+        # of those, ordinary ones sent before the log broke and answered after (methods)
+        self.answered_late: list[str] = []
         self._stop = threading.Event()
         self._timer = threading.Thread(target=self._tick, name="perpbot-audit", daemon=True)
         self._subscriber = self.on_event  # one bound method: unsubscribe compares identity
@@ -129,6 +131,8 @@ class AuditLogger:
                 self.writer.hold(body)
                 if isinstance(event, ExchangeCall):
                     self.sent_unrecorded += 1
+                    if not event.risk_reducing:
+                        self.answered_late.append(event.method)
             self._broken()
             if not self._may_go_on(event):
                 raise
@@ -188,10 +192,14 @@ class AuditLogger:
                 where = f"recorded late, from memory, in the log's gap record (seq {seqs})"
             else:
                 where = "recorded nowhere (nothing writable)"
-            parts.append(
-                f"{self.sent_unrecorded} request(s) went out unrecorded (the stop's listings "
-                f"and cancels, the dead-man countdown: nothing that adds risk): {where}"
-            )
+            what = "the stop's listings and cancels, the dead-man countdown: nothing that adds risk"
+            if self.answered_late:
+                what = (
+                    f"{len(self.answered_late)} of them sent before the log broke and answered "
+                    f"after ({', '.join(sorted(set(self.answered_late)))}); the rest the stop's "
+                    "listings and cancels, the dead-man countdown"
+                )
+            parts.append(f"{self.sent_unrecorded} request(s) went out unrecorded ({what}): {where}")
         if self.cancelled:
             parts.append(f"cancelled this run's orders {', '.join(self.cancelled)}")
         parts.append(self.left or "no order of this run is left open (confirmed at the exchange)")

@@ -76,6 +76,9 @@ def _bot(
     )
     bot = start_bot(toml, tmp_path, creds)
     wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) == 4, timeout=60)
+    # and the bot has every placement's answer (and its record) before the disk fills: an
+    # answer still on its way is the next test's case
+    wait_until(lambda: "laid 4 orders" in bot.out.read_text(), timeout=60)
     return sim, creds, bot
 
 
@@ -164,6 +167,39 @@ def test_a_disk_full_mid_run_cancels_the_bots_orders_and_says_so_in_one_line(
     assert len(ordinary) <= 1, ordinary
     assert re.search(r"final reconcile failed: LogCannotRecord: not sent: fetch_\w+", err), err
     assert records[-1]["kind"] == "close"
+
+
+def test_a_placement_answered_after_the_disk_filled_is_cancelled_and_named_in_the_line(
+    bot_files: MakeBotFiles, tmp_path: Path, tiny_home: Path, bots: list[Bot]
+) -> None:
+    """The disk fills while a placement's answer is on its way (the simulator places the
+    order, then holds the answer 3 s): the order is live at the exchange, but its record
+    cannot be written and the ledger never learns it. The stop still finds it by client id
+    and cancels it, and the line says a placement went out before the log broke."""
+    sim, creds, toml = bot_files(
+        params={"mode": "idle", "orders_per_symbol": 2},
+        kill={"deadman_countdown_s": LONG_COUNTDOWN_S},
+        extra=NO_DISK_TRIP,
+    )
+    sim.set_faults({"delayed_response": {"rate": 1.0, "count": 1, "delay_ms": 3000}})
+    bot = start_bot(toml, tmp_path, creds)
+    bots.append(bot)
+    wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) == 1, timeout=60)
+    held = open_orders_of(sim.state(), creds[0])[0]["clientOrderId"]
+    _fill(tiny_home)  # within the 3 s the answer is held
+    code, _out, err = bot.finish(timeout=90)
+    line = _error_line(code, err)
+    state = sim.state()
+    sim.set_faults({})
+    assert state["counters"]["delayed_responses"] == 1
+    # the truth: the order whose answer came late is cancelled, by the bot, and nothing else
+    # of the bot's is open (its later placements were refused or never made)
+    assert open_orders_of(state, creds[0]) == [], err[-3000:]
+    mine = {o["clientOrderId"]: o for o in orders_of(state, creds[0])}
+    assert mine[held]["status"] == "CANCELED", mine[held]
+    assert account_of(state, creds[0])["countdowns"] == {}
+    assert "sent before the log broke and answered after (create_order" in line, line
+    assert held in line and "no order of this run is left open" in line, line
 
 
 def test_a_disk_full_mid_run_whose_cancels_fail_names_the_countdown_that_cancels_them(
