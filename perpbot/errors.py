@@ -13,6 +13,8 @@ EXIT_BAD_INPUT = 2
 EXIT_SCOPE = 3  # scope denied
 EXIT_KILL = 4  # kill switch
 EXIT_INTERRUPTED = 130
+# bad input, scope denied, kill switch: a guard ended the run (it stops; alerts say so)
+GUARD_EXIT_CODES = (EXIT_BAD_INPUT, EXIT_SCOPE, EXIT_KILL)
 
 
 class PerpbotError(Exception):

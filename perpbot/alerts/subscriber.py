@@ -22,6 +22,7 @@ from perpbot.alerts.destinations import effective, load_urls
 from perpbot.alerts.dispatcher import Dispatcher
 from perpbot.alerts.rules import Alert, Filters, alert_key, classify, silent
 from perpbot.config import AlertsSection
+from perpbot.errors import EXIT_FAIL, GUARD_EXIT_CODES
 from perpbot.events import Decision, Event, EventBus
 from perpbot.ops.identity import RunIdentity
 from perpbot.paths import state_dir
@@ -184,9 +185,9 @@ class AlertSubscriber:
         """Alert a crashed run (exit 1) or one the kill switch or a guard ended (2, 3, 4).
         With ``publish`` off (the journal is closed) the alert goes straight to the sender."""
         self.ended = True
-        if exit_code == 1:
+        if exit_code == EXIT_FAIL:
             code, sentence = "RUN_CRASHED", f"the run stopped on an error: {error or end_reason}"
-        elif exit_code in (2, 3, 4):
+        elif exit_code in GUARD_EXIT_CODES:
             code = "RUN_REFUSED"
             sentence = f"the run was stopped ({end_reason}): {error or 'see its events'}"
         else:

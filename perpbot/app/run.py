@@ -20,7 +20,7 @@ from perpbot.config import load_strategy
 from perpbot.engine.isolation.host import ProcessHost
 from perpbot.engine.loader import instantiate
 from perpbot.engine.output import RunOutput
-from perpbot.errors import BadInput, PerpbotError
+from perpbot.errors import EXIT_FAIL, EXIT_OK, BadInput, PerpbotError
 from perpbot.events import EventBus
 from perpbot.harden import no_core_dumps
 
@@ -66,8 +66,9 @@ def run_strategy(
     if observe is not None:
         observe(runner.bus)
     asyncio.run(_run_to_the_end(runner))
-    if runner.fatal is not None and runner.exit_code != 0:
-        raise PerpbotError(runner.fatal.message) if runner.fatal.exit_code == 1 else runner.fatal
+    if runner.fatal is not None and runner.exit_code != EXIT_OK:
+        fatal = runner.fatal
+        raise PerpbotError(fatal.message) if fatal.exit_code == EXIT_FAIL else fatal
     return runner.exit_code
 
 

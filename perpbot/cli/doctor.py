@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from perpbot.errors import EXIT_FAIL
+
 
 def register(app: typer.Typer) -> None:
     app.command("doctor")(doctor)
@@ -30,4 +32,4 @@ def doctor(
         for check in checks:
             print(check.line())
     if any(c.status == "fail" for c in checks):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAIL)

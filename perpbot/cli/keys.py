@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from perpbot.errors import BadInput, RuntimeFailure
+from perpbot.errors import EXIT_FAIL, BadInput, RuntimeFailure
 from perpbot.harden import no_core_dumps
 
 if TYPE_CHECKING:
@@ -348,4 +348,4 @@ def audit(
         for f in report.findings:
             _echo(f"  {f.level.upper():<4}  {f.sentence}")
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAIL)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from perpbot.errors import BadInput
+from perpbot.errors import EXIT_FAIL, BadInput
 from perpbot.harden import no_core_dumps
 
 
@@ -101,7 +101,7 @@ def _clear(reason: str | None, yes: bool, scope: str, json_output: bool) -> None
     current = read_sentinel()
     if not yes and current is not None and sys.stdin.isatty():
         if not typer.confirm(f"Clear the kill switch ({current.describe()})?", default=False):
-            raise typer.Exit(1)
+            raise typer.Exit(EXIT_FAIL)
         yes = True
     out = clear_switch(reason, None if scope == "all" else scope, confirmed=yes)
     command.emit(json_output, out)

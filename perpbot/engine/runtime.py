@@ -24,9 +24,7 @@ from typing import Any
 from perpbot.engine.api import StrategyContext
 from perpbot.engine.results import Fill, KillChange, OrderUpdate, PositionChange
 from perpbot.engine.strategy import Strategy, StrategyStopped
-from perpbot.errors import PerpbotError
-
-FATAL_EXIT_CODES = (2, 3, 4)  # bad input, scope denied, kill switch: the run stops
+from perpbot.errors import GUARD_EXIT_CODES, PerpbotError
 
 
 def strategy_frames(exc: BaseException, strategy_file: Path) -> list[traceback.FrameSummary]:
@@ -57,7 +55,7 @@ def describe(exc: BaseException, callback: str, strategy_file: Path) -> dict[str
     """An error as plain data: ``stopped``, ``fatal`` (exit 2/3/4) or a strategy error."""
     if isinstance(exc, StrategyStopped):
         return {"callback": callback, "stopped": True}
-    if isinstance(exc, PerpbotError) and exc.exit_code in FATAL_EXIT_CODES:
+    if isinstance(exc, PerpbotError) and exc.exit_code in GUARD_EXIT_CODES:
         return {"callback": callback, "fatal": {"message": exc.message,
                 "exit_code": exc.exit_code, "code": exc.code}}  # fmt: skip
     line = (

@@ -24,7 +24,14 @@ from perpbot.engine.isolation import sandbox, wire
 from perpbot.engine.loader import load_strategy_class, validate_params
 from perpbot.engine.runtime import StrategyRuntime
 from perpbot.engine.strategy import OrderRejected, StrategyStopped
-from perpbot.errors import BadInput, PerpbotError, error_for_exit_code
+from perpbot.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAIL,
+    EXIT_OK,
+    BadInput,
+    PerpbotError,
+    error_for_exit_code,
+)
 
 
 class ChildPort:
@@ -58,14 +65,14 @@ def serve(sock: socket.socket) -> int:
     if not confinement.seccomp and init.get("require_seccomp", True):
         error = "the strategy's process could not confine itself (seccomp filter refused)"
         wire.send(sock, {"op": "ready", "error": f"{error}; the strategy was not loaded"})
-        return 1
+        return EXIT_FAIL
     try:
         cls = load_strategy_class(path, init.get("class_name"), init["source"])
         params = validate_params(cls, init.get("params") or {}, init["source"])
         strategy = cls(params)
     except BadInput as exc:
         wire.send(sock, {"op": "ready", "bad_input": exc.message})
-        return 2
+        return EXIT_BAD_INPUT
     ctx = StrategyContext(
         ChildPort(sock), symbols=init["symbols"], params=params, run_id=init["run_id"]
     )
@@ -75,7 +82,7 @@ def serve(sock: socket.socket) -> int:
         try:
             msg = wire.recv(sock)
         except wire.ChannelClosed:
-            return 0
+            return EXIT_OK
         op = msg.get("op")
         if op == "start":
             outcome = runtime.start(msg.get("saved"))
@@ -86,7 +93,7 @@ def serve(sock: socket.socket) -> int:
         elif op == "save":
             outcome = runtime.save()
         else:
-            return 1
+            return EXIT_FAIL
         wire.send(sock, {"op": "done", "outcome": plain(outcome)})
 
 
@@ -95,13 +102,13 @@ def main() -> int:
     try:
         return serve(sock)
     except wire.ChannelClosed:
-        return 0
+        return EXIT_OK
     except PerpbotError as exc:
         print(f"strategy process: {exc.message}", file=sys.stderr)
-        return 1
+        return EXIT_FAIL
     except BaseException:  # the run folder's strategy.log keeps the traceback (file:line)
         traceback.print_exc()
-        return 1
+        return EXIT_FAIL
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import struct
 from dataclasses import dataclass
 
 from perpbot.engine.isolation import landlock
+from perpbot.errors import EXIT_FAIL
 
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
@@ -155,7 +156,7 @@ def _die_with(libc: ctypes.CDLL, engine_pid: int) -> bool:
     if int(libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) != 0:
         return False
     if os.getppid() != engine_pid:
-        os._exit(1)
+        os._exit(EXIT_FAIL)
     return True
 
 
