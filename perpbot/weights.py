@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
 
 __all__ = ["DEFAULT_WEIGHT", "Constant", "cost_rule", "request_cost"]
 
@@ -216,13 +217,8 @@ _TABLE: dict[tuple[str, str], _Rule] = {
 
 
 def _normalise_path(path: str) -> str:
-    """Strip a scheme/host, query string and trailing slash so callers may pass a full URL."""
-    if "://" in path:
-        path = "/" + path.split("://", 1)[1].split("/", 1)[-1]
-    path = path.split("?", 1)[0]
-    if len(path) > 1 and path.endswith("/"):
-        path = path[:-1]
-    return path
+    """The URL path without its trailing slash: callers may pass a full URL."""
+    return urlsplit(path).path.rstrip("/") or "/"
 
 
 _DEFAULT = Constant(DEFAULT_WEIGHT)

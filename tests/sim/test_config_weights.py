@@ -123,6 +123,11 @@ def test_missing_file(tmp_path: Path) -> None:
         ("GET", "/sapi/v1/account/apiRestrictions", {}, (1, 0)),
         ("GET", "/fapi/v1/somethingNew", {}, (1, 0)),
         ("get", "http://127.0.0.1:1/fapi/v1/depth?x=1", {"limit": "1000"}, (20, 0)),
+        ("GET", "/fapi/v1/depth/", {"limit": "1000"}, (20, 0)),
+        ("GET", "https://fapi.binance.com/fapi/v1/openOrders#x", {}, (40, 0)),
+        # a URL inside the query is not the request's path
+        ("GET", "/fapi/v1/openOrders?next=http://127.0.0.1:1/fapi/v1/order", {}, (40, 0)),
+        ("GET", "http://127.0.0.1:1", {}, (1, 0)),
     ],
 )
 def test_request_cost(
