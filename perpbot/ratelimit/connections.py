@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from perpbot.events import Decision
 from perpbot.ratelimit import budget
@@ -40,6 +41,13 @@ REFUSED_CODE = "RATE_CONNECTION_REFUSED"
 REFUSED_HOLD_S = 5.0  # a refusal without Retry-After holds new connections this long
 CUT_STATUSES = (418, 429)  # the exchange's count is fuller than ours: the budget is cut
 REFUSED_STATUSES = (418, 429, 503)  # answers to a handshake that hold the next dials
+
+
+def endpoint(url: str) -> str:
+    """A stream URL as a sentence names it: scheme, host and path without its last segment
+    (a user stream's listen key) and without the query (the combined stream names)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rpartition('/')[0]}"
 
 
 @dataclass(slots=True, eq=False)
@@ -96,7 +104,7 @@ class ConnectionBudget:
         )
         if not change:
             return
-        where = url.split("?", 1)[0].rsplit("/", 1)[0]
+        where = endpoint(url)
         given = f"its Retry-After, {retry_after:g} s" if retry_after else f"{hold:g} s"
         cut = (
             f"; the budget is cut from {change['old']} to {change['new']} new connections "
@@ -140,7 +148,7 @@ class ConnectionBudget:
         }
 
     def _explain(self, admission: Admission, url: str) -> None:
-        what = f"a new stream connection ({url.split('?', 1)[0].rsplit('/', 1)[0]})"
+        what = f"a new stream connection ({endpoint(url)})"
         sentence = wait_sentence(
             reason=admission.reason,
             what=what,
