@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Protocol
 
 from perpbot.alerts.subscriber import attach as attach_alerts
+from perpbot.errors import EXIT_FAIL
 from perpbot.kill.sentinel import new_entry, shared_watcher, write_sentinel
 from perpbot.metrics.subscriber import attach as attach_metrics
 from perpbot.ops.disk import attach as attach_disk
@@ -80,7 +81,7 @@ def _attach_alerts(runner: OpsRun, identity: RunIdentity) -> None:
     def after_stop(r: OpsRun) -> None:  # the signed log is closed: outcomes stay off the bus
         failure = sys.exc_info()[1]  # a run that failed before its main loop (connect)
         if not sub.ended and failure is not None:
-            code = getattr(failure, "exit_code", 1)
+            code = getattr(failure, "exit_code", EXIT_FAIL)
             message = getattr(failure, "message", None) or type(failure).__name__
             sub.run_ended(code, "failed to start", message, publish=False)
         sub.close(timeout=3.0, publish=False)

@@ -45,6 +45,11 @@ def literal_exit_codes(source: str) -> list[int]:
             args = [*node.args, *(k.value for k in node.keywords if k.arg == "code")]
             if any(_numbers(a) for a in args):
                 found.append(node.lineno)
+        elif isinstance(node, ast.Call) and _name(node.func) == "getattr" and node.args[2:]:
+            attr, default = node.args[1], node.args[2]
+            named = isinstance(attr, ast.Constant) and attr.value in {"exit_code", "returncode"}
+            if named and _numbers(default):
+                found.append(node.lineno)
         elif isinstance(node, ast.Compare):
             sides = [node.left, *node.comparators]
             if any(_is_exit_code(s) for s in sides) and any(_numbers(s) for s in sides):
@@ -81,5 +86,7 @@ def test_the_walk_sees_every_way_of_spelling_one(tmp_path: Path) -> None:
         "raise typer.Exit()\n"
         "if run.exit_code == EXIT_KILL: pass\n"
         "delay = 4\n"
+        "code = getattr(failure, 'exit_code', 1)\n"
+        "code = getattr(failure, 'exit_code', EXIT_FAIL)\n"
     )
-    assert literal_exit_codes(source) == [2, 3, 4, 5, 6, 7]
+    assert literal_exit_codes(source) == [2, 3, 4, 5, 6, 7, 12]
