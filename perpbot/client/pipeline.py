@@ -55,12 +55,7 @@ class Pipeline:
         coroutine of its own to every request)."""
         if not request.id:
             request.id = self.bus.next_request_id()
-        return chain(self.route(request), self.terminal)(request)
-
-
-def chain(layers: Sequence[Layer], terminal: CallNext) -> CallNext:
-    """``layers[0]`` calling ``layers[1]`` ... calling ``terminal``."""
-    handler = terminal
-    for layer in reversed(layers):
-        handler = functools.partial(layer, call_next=handler)
-    return handler
+        handler = self.terminal  # the route's first layer calling the next ... the terminal
+        for layer in reversed(self.route(request)):
+            handler = functools.partial(layer, call_next=handler)
+        return handler(request)
