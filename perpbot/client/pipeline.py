@@ -43,11 +43,12 @@ class Pipeline:
 
     def route(self, request: Request) -> list[Layer]:
         """The layers ``request`` goes through (those that do not just let it pass)."""
-        return [
-            layer
-            for layer in self.layers
-            if not (hasattr(layer, "passes") and layer.passes(request))  # type: ignore[attr-defined]
-        ]
+        route: list[Layer] = []
+        for layer in self.layers:
+            passes = getattr(layer, "passes", None)  # (one look-up, not hasattr and another)
+            if passes is None or not passes(request):
+                route.append(layer)
+        return route
 
     def call(self, request: Request) -> Awaitable[Any]:
         """Send ``request`` down the layers of its route, then the terminal: the awaitable

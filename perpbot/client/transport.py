@@ -105,12 +105,12 @@ def observed_class(base: type) -> type:
             record = HttpRecord(method, url, url_path(url))
             if request is not None:
                 request.http.append(record)
-            hooks = self.perpbot_observers.before
-            for i, hook in enumerate(hooks):
+            hooks = iter(self.perpbot_observers.before)
+            for hook in hooks:
                 pending = hook(record, request)
-                if pending is not None:
+                if pending is not None:  # the hooks after it run once it is over
                     return self._fetch_after(
-                        pending, hooks[i + 1 :], record, request, url, method, headers, body
+                        pending, hooks, record, request, url, method, headers, body
                     )
             return base_fetch(self, url, method, headers, body)
 
