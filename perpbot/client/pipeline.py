@@ -43,11 +43,12 @@ class Pipeline:
 
     def route(self, request: Request) -> list[Layer]:
         """The layers ``request`` goes through (those that do not just let it pass)."""
-        return [
-            layer
-            for layer in self.layers
-            if not (hasattr(layer, "passes") and layer.passes(request))  # type: ignore[attr-defined]
-        ]
+        route: list[Layer] = []
+        for layer in self.layers:
+            passes = getattr(layer, "passes", None)  # (one look-up, not hasattr and another)
+            if passes is None or not passes(request):
+                route.append(layer)
+        return route
 
     def call(self, request: Request) -> Awaitable[Any]:
         """Send ``request`` down the layers of its route, then the terminal: the awaitable
@@ -55,12 +56,7 @@ class Pipeline:
         coroutine of its own to every request)."""
         if not request.id:
             request.id = self.bus.next_request_id()
-        return chain(self.route(request), self.terminal)(request)
-
-
-def chain(layers: Sequence[Layer], terminal: CallNext) -> CallNext:
-    """``layers[0]`` calling ``layers[1]`` ... calling ``terminal``."""
-    handler = terminal
-    for layer in reversed(layers):
-        handler = functools.partial(layer, call_next=handler)
-    return handler
+        handler = self.terminal  # the route's first layer calling the next ... the terminal
+        for layer in reversed(self.route(request)):
+            handler = functools.partial(layer, call_next=handler)
+        return handler(request)

@@ -98,12 +98,28 @@ def observed_class(base: type) -> type:
     class Observed(base):  # type: ignore[misc, valid-type]
         perpbot_observers: HttpObservers
 
-        async def fetch(self, url, method="GET", headers=None, body=None):  # type: ignore[no-untyped-def]
+        def fetch(self, url, method="GET", headers=None, body=None):  # type: ignore[no-untyped-def]
+            """A plain def: ccxt awaits what it returns, ccxt's own fetch when no hook waits
+            (no coroutine of ours on every HTTP request), else ``_fetch_after``."""
             request = CURRENT_REQUEST.get()
             record = HttpRecord(method, url, url_path(url))
             if request is not None:
                 request.http.append(record)
-            for hook in self.perpbot_observers.before:
+            hooks = iter(self.perpbot_observers.before)
+            for hook in hooks:
+                pending = hook(record, request)
+                if pending is not None:  # the hooks after it run once it is over
+                    return self._fetch_after(
+                        pending, hooks, record, request, url, method, headers, body
+                    )
+            return base_fetch(self, url, method, headers, body)
+
+        async def _fetch_after(  # type: ignore[no-untyped-def]
+            self, pending, hooks, record, request, url, method, headers, body
+        ):
+            """``fetch`` once a hook must wait: wait, run the hooks after it, then send."""
+            await pending
+            for hook in hooks:
                 pending = hook(record, request)
                 if pending is not None:
                     await pending
