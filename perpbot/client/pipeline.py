@@ -1,7 +1,7 @@
 """The request pipeline: layers sharing one small interface, composed like middleware.
 
-A layer is any object with ``name`` and ``__call__(request, call_next)`` returning an
-awaitable (``async def __call__`` in the plain case). It may refuse (raise), wait, change
+A layer is any object with ``name`` and ``async def __call__(request, call_next)``. It may
+refuse (raise), wait, change
 the request, retry ``call_next``, or observe the result. Layers know nothing of each other;
 each is tested alone with a fake ``call_next``.
 
@@ -26,7 +26,7 @@ CallNext = Callable[[Request], Awaitable[Any]]
 class Layer(Protocol):
     name: str
 
-    def __call__(self, request: Request, call_next: CallNext) -> Awaitable[Any]: ...
+    async def __call__(self, request: Request, call_next: CallNext) -> Any: ...
 
 
 class Pipeline:
@@ -52,8 +52,7 @@ class Pipeline:
 
     def call(self, request: Request) -> Awaitable[Any]:
         """Send ``request`` down the layers of its route, then the terminal: the awaitable
-        of its first layer (a plain def, as the gates' ``__call__``: the pipeline adds no
-        coroutine of its own to every request)."""
+        of its first layer (the pipeline adds no coroutine of its own to every request)."""
         if not request.id:
             request.id = self.bus.next_request_id()
         handler = self.terminal  # the route's first layer calling the next ... the terminal

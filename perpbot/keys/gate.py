@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import shlex
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from perpbot.client.account import AccountView
@@ -124,16 +124,10 @@ class ScopeGate:
         allowed = PAPER_SCOPES if self.grant is None else self.grant.scopes_for(request.command)
         return covers(allowed, scope)
 
-    def __call__(self, request: Request, call_next: CallNext) -> Awaitable[Any]:
-        # a plain def for everything but positions (see perpbot.client.pipeline)
+    async def __call__(self, request: Request, call_next: CallNext) -> Any:
         self.check(request)
-        if request.method == "fetch_positions":
-            return self._positions(request, call_next)
-        return call_next(request)
-
-    async def _positions(self, request: Request, call_next: CallNext) -> Any:
         result = await call_next(request)
-        if isinstance(result, list):
+        if request.method == "fetch_positions" and isinstance(result, list):
             self._note_positions(request, result)
         return result
 

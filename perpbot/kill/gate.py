@@ -21,7 +21,6 @@ watchdog's own cancels may need to wait for rate budget.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from perpbot.client.position_side import closes
@@ -122,14 +121,13 @@ class KillGate:
         it); the wire hook still peeks for a new switch on their behalf."""
         return request.method_class in ALWAYS_PASS
 
-    def __call__(self, request: Request, call_next: CallNext) -> Awaitable[Any]:
-        # a plain def: nothing to do once the call returns (see perpbot.client.pipeline)
+    async def __call__(self, request: Request, call_next: CallNext) -> Any:
         if request.method_class in ALWAYS_PASS:  # no level refuses them
             self._peek()
-            return call_next(request)
+            return await call_next(request)
         entry = self.current()
         if entry is None or allowed(entry.level, request):
-            return call_next(request)
+            return await call_next(request)
         self._refuse(request, entry, "")
 
     def last_look(self, record: HttpRecord, request: Request | None) -> None:

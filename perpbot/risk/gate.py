@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 import ccxt
@@ -173,19 +172,18 @@ class RiskGate:
         pass untouched (the pipeline routes them past the gate)."""
         return not (request.method in _JUDGED or request.method_class == "cancel")
 
-    def __call__(self, request: Request, call_next: CallNext) -> Awaitable[Any]:
-        # a plain def: reads pass through without a coroutine (see perpbot.client.pipeline)
+    async def __call__(self, request: Request, call_next: CallNext) -> Any:
         method = request.method
         if method == "create_order":
-            return self._order(request, call_next)
+            return await self._order(request, call_next)
         if request.method_class == "cancel":
-            return self._cancel(request, call_next)
+            return await self._cancel(request, call_next)
         if method in _SETTINGS:  # tracked under the symbol it is sent for
             sent = (wire_leverage if method == "set_leverage" else wire_margin_mode)(request)[1]
             market = find_market(self.exchange, sent)
             symbol = str(market["symbol"]) if market and market.get("symbol") else sent
-            return self._account_setting(request, call_next, request.symbol or symbol)
-        return call_next(request)
+            return await self._account_setting(request, call_next, request.symbol or symbol)
+        return await call_next(request)
 
     async def _cancel(self, request: Request, call_next: CallNext) -> Any:
         self.windows.record("cancel", request.symbol, time.time())
