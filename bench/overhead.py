@@ -127,10 +127,10 @@ async def measure(
 ) -> dict[str, dict[str, list[float]]]:
     import ccxt.async_support as ccxt_async
 
+    from perpbot.client.loopback import configure_loopback
     from perpbot.client.setup import Credentials, Setup
     from perpbot.config import ExchangeSection, StrategyFile
     from perpbot.events import EventBus
-    from perpbot.sim.ccxt_config import configure_loopback
 
     config = StrategyFile.model_validate(
         {"strategy": {"name": "bench", "file": "b.py", "symbols": [SYMBOL]}}

@@ -20,6 +20,7 @@ import ccxt.async_support as ccxt_async
 
 from perpbot.client.errors import NotSent
 from perpbot.client.headers import read_rate_headers
+from perpbot.client.loopback import configure_loopback
 from perpbot.client.request import HttpRecord, Request
 from perpbot.client.wire import HttpObservers
 from perpbot.errors import BadInput, PermissionDenied
@@ -150,10 +151,6 @@ def make_exchange(
         config["secret"] = secret
     ex = observed_class(base, observers or HttpObservers())(config)
     if base_url:
-        # lazy: importing perpbot.sim loads the simulator package; only a loopback URL
-        # (the simulator, embedded or served) needs its ccxt settings
-        from perpbot.sim.ccxt_config import configure_loopback
-
         configure_loopback(ex, base_url)
     elif sandbox:
         ex.set_sandbox_mode(True)
