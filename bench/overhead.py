@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import subprocess
@@ -86,7 +87,9 @@ def pipeline_client(setup: Any, layer_names: list[str]) -> Any:
     from perpbot.client.guarded import GuardedClient
     from perpbot.client.pipeline import Pipeline
     from perpbot.client.transport import Transport, make_exchange
+    from perpbot.client.wire import HttpObservers
 
+    setup = dataclasses.replace(setup, observers=HttpObservers())  # this client's own hooks
     if layer_names == ["all"]:
         return build_client(setup)
     ex = make_exchange(
@@ -94,12 +97,13 @@ def pipeline_client(setup: Any, layer_names: list[str]) -> Any:
         api_key=setup.credentials.api_key,
         secret=setup.credentials.secret,
         base_url=setup.base_url,
+        observers=setup.observers,
     )
     layers = [lay for lay in build_layers(setup, ex) if lay.name in layer_names]
     # build_layers attached the wire hooks of every layer (the kill gate's last look, the
     # limiter's charge and read): undo them, and put back only the kept limiter's, so that
     # each row measures the layers it names
-    observers = ex.perpbot_observers
+    observers = setup.observers
     observers.clear()
     limiter = next((lay for lay in layers if lay.name == "ratelimit"), None)
     if limiter is not None:
@@ -123,10 +127,10 @@ async def measure(
 ) -> dict[str, dict[str, list[float]]]:
     import ccxt.async_support as ccxt_async
 
+    from perpbot.client.loopback import configure_loopback
     from perpbot.client.setup import Credentials, Setup
     from perpbot.config import ExchangeSection, StrategyFile
     from perpbot.events import EventBus
-    from perpbot.sim.ccxt_config import configure_loopback
 
     config = StrategyFile.model_validate(
         {"strategy": {"name": "bench", "file": "b.py", "symbols": [SYMBOL]}}

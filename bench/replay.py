@@ -24,9 +24,9 @@ from pathlib import Path
 
 import ccxt
 
+from perpbot.client.loopback import configure_loopback
 from perpbot.sim import SimConfig, start_in_thread
 from perpbot.sim import replay_synth as synth
-from perpbot.sim.ccxt_config import configure_loopback
 
 DAY_MS = 86_400_000
 START_MS = 1_709_251_200_000  # 2024-03-01 00:00:00 UTC

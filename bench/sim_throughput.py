@@ -24,8 +24,8 @@ from pathlib import Path
 import aiohttp
 import ccxt.async_support as accxt
 
+from perpbot.client.loopback import configure_loopback
 from perpbot.sim import SimConfig, start_in_thread
-from perpbot.sim.ccxt_config import configure_loopback
 from perpbot.sim.config import LimitsConfig
 
 SYMBOL = "BTC/USDT:USDT"

@@ -97,7 +97,7 @@ async def until(check: Any, timeout: float) -> bool:
 async def sim_trade_ids(url: str, api_key: str, secret: str, symbols: list[str]) -> list[str]:
     import ccxt.async_support as ccxt_async
 
-    from perpbot.sim.ccxt_config import configure_loopback
+    from perpbot.client.loopback import configure_loopback
 
     ex = ccxt_async.binanceusdm({"apiKey": api_key, "secret": secret})
     configure_loopback(ex, url)

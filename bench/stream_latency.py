@@ -71,11 +71,11 @@ async def measure(
 
     from perpbot.app import plugins
     from perpbot.app.lifecycle import Runner
+    from perpbot.client.loopback import configure_loopback
     from perpbot.config import load_strategy
     from perpbot.engine.events import FillEvent
     from perpbot.engine.loader import instantiate
     from perpbot.engine.output import RunOutput
-    from perpbot.sim.ccxt_config import configure_loopback
 
     lat: list[float] = []
     ages: list[float] = []

@@ -210,7 +210,7 @@ async def run_plain(args: argparse.Namespace) -> dict[str, Any]:
     import ccxt.async_support as ccxt_async
 
     from perpbot.app.connect import ENV_SIM_KEY, ENV_SIM_SECRET
-    from perpbot.sim.ccxt_config import configure_loopback
+    from perpbot.client.loopback import configure_loopback
 
     config: dict[str, Any] = {
         "apiKey": os.environ[ENV_SIM_KEY],

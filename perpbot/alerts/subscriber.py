@@ -24,7 +24,7 @@ from perpbot.alerts.rules import Alert, Filters, alert_key, classify, silent
 from perpbot.config import AlertsSection
 from perpbot.errors import EXIT_FAIL, GUARD_EXIT_CODES
 from perpbot.events import Decision, Event, EventBus
-from perpbot.ops.identity import RunIdentity
+from perpbot.identity import RunIdentity
 from perpbot.paths import state_dir
 
 LAYER = "alerts"

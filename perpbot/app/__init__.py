@@ -13,8 +13,10 @@
 - ``cycle``         the run cycle: the strategy's host, on_start, ticks, timers, saved state;
 - ``signals``       Ctrl-C and SIGTERM;
 - ``stop``          the stop sequence, one function read top to bottom;
-- ``run``           `perpbot run` end to end (load, preflight, build, attach, run).
+- ``run``           `perpbot run` end to end (load, preflight, build, attach, run);
+- ``kill_direct``, ``flatten_now``, ``keys_audit``, ``doctor``: the commands that connect
+                    without a run (`perpbot kill --direct`, `flatten`, `keys audit`, `doctor`).
 
 Arrows point down only: app -> engine / concerns (kill, keys, risk, audit, ratelimit) ->
-client -> events. Nothing below imports app except the commands that connect.
+client -> events. Nothing below imports app (tests/architecture/test_packages.py).
 """

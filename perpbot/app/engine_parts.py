@@ -49,9 +49,8 @@ def build_engine(
         strategy=state.strategy,
         symbols=state.symbols,
     )
-    observers = getattr(conn.client.exchange, "perpbot_observers", None)
-    if observers is not None:  # once the stop cancels, no create leaves (stop.py step 3)
-        observers.add_before(orders.wire_look, last=True)
+    # once the stop cancels, no create leaves (stop.py step 3); after the kill switch's look
+    conn.setup.observers.add_before(orders.wire_look, last=True)
     conditional = ConditionalOrders(orders=orders, risk=config.risk)
     reconciler = Reconciler(
         client=conn.client,

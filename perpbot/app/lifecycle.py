@@ -39,6 +39,7 @@ from perpbot.client.guarded import GuardedClient
 from perpbot.client.request import OrderSpec
 from perpbot.client.setup import Credentials
 from perpbot.client.waits import Interrupter, WaitInterrupted
+from perpbot.client.wire import HttpObservers
 from perpbot.config import ExchangeSection, LoadedStrategy
 from perpbot.engine.conditional import ConditionalOrders
 from perpbot.engine.context import Context
@@ -221,6 +222,12 @@ class Runner:
     def account(self) -> AccountView:
         assert self._conn is not None
         return self._conn.setup.account
+
+    @property
+    def observers(self) -> HttpObservers:
+        """The transport's HTTP hooks (the signed log's wire look hooks in)."""
+        assert self._conn is not None
+        return self._conn.setup.observers
 
     @property
     def interrupter(self) -> Interrupter:

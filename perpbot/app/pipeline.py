@@ -5,6 +5,17 @@
 Each layer factory receives the same ``Setup`` (validated config, command, profile, bus,
 credentials identity, interrupter) and returns a layer or None when its concern is off.
 The gates depend on ``perpbot.client``; the client never depends on a gate.
+
+Around each HTTP request the transport runs ``Setup.observers`` (perpbot.client.wire), given
+to the exchange here and to each concern that hooks in; nothing finds it on the ccxt object.
+Its ``before`` hooks run in this order:
+
+    audit     the signed log's wire look (first=True: refuses before anything is charged)
+    ratelimit charges the request, may wait (HttpBudget.before_http; its after_http reads
+              the response's usage headers)
+    kill      the kill switch's last look (last=True: after the limiter's waits)
+    orders    the run's orders: once the stop cancels, no create leaves (last=True, added
+              after the kill switch's; app/engine_parts.py)
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ def build_client(setup: Setup) -> GuardedClient:
         base_url=setup.base_url,
         sandbox=ex_cfg.sandbox,
         timeout_ms=ex_cfg.timeout_ms,
+        observers=setup.observers,
     )
     transport = Transport(exchange, setup.bus)
     pipeline = Pipeline(build_layers(setup, exchange), transport, setup.bus)

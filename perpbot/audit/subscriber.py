@@ -49,8 +49,8 @@ from perpbot.events import Decision, Event, EventBus, ExchangeCall
 from perpbot.paths import logs_dir
 
 if TYPE_CHECKING:
-    from perpbot.client.guarded import GuardedClient
     from perpbot.client.request import HttpRecord, Request
+    from perpbot.client.wire import HttpObservers
     from perpbot.config import AuditSection, StrategyFile
     from perpbot.engine.events import EngineEvent, EngineEvents, FillEvent, OrderEvent
     from perpbot.engine.hooks import AfterStop, Background, OnConnected
@@ -74,7 +74,7 @@ class AuditRun(Protocol):
     after_stop: AfterStop
 
     @property
-    def client(self) -> GuardedClient: ...
+    def observers(self) -> HttpObservers: ...  # the transport's HTTP hooks
     def fail(self, error: PerpbotError) -> None: ...
 
 
@@ -309,9 +309,7 @@ def attach_runner(runner: AuditRun) -> AuditLogger | None:
 
     async def guard(r: AuditRun) -> None:
         """While the log cannot write, only risk-reducing requests leave."""
-        observers = getattr(r.client.exchange, "perpbot_observers", None)
-        if observers is not None:
-            observers.add_before(logger.wire_look, first=True)
+        r.observers.add_before(logger.wire_look, first=True)
 
     runner.on_connected.append(guard)
     logger.on_broken = lambda what: runner.fail(

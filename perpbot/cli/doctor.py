@@ -1,4 +1,4 @@
-"""`perpbot doctor`: check this machine before going live (perpbot.ops.doctor)."""
+"""`perpbot doctor`: check this machine before going live (perpbot.app.doctor)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def doctor(
 ) -> None:
     """Check keyring, clock, state dir, disk, core dumps, alerts and the key; exit 1 on a FAIL."""
     # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
+    from perpbot.app.doctor import as_json, run_checks
     from perpbot.config import load_strategy
-    from perpbot.ops.doctor import as_json, run_checks
 
     loaded = load_strategy(strategy) if strategy is not None else None
     checks = run_checks(loaded)

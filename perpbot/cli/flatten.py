@@ -1,4 +1,4 @@
-"""`perpbot flatten`: close positions now with an exit policy (logic: kill/flatten_now.py)."""
+"""`perpbot flatten`: close positions now with an exit policy (logic: app/flatten_now.py)."""
 
 from __future__ import annotations
 
@@ -50,9 +50,9 @@ def flatten(
     import asyncio
     import json
 
+    from perpbot.app.flatten_now import flatten_now  # lazy: imports ccxt, keeps --help fast
     from perpbot.kill.cancel import describe_error
     from perpbot.kill.describe import left_behind
-    from perpbot.kill.flatten_now import flatten_now  # lazy: imports ccxt, keeps --help fast
 
     if timeout is not None and not (0 < timeout <= 3600):
         raise BadInput(f"--timeout: got {timeout:g}, expected seconds in (0, 3600]")

@@ -59,6 +59,7 @@ def kill(
     `perpbot kill --clear --yes`.
     """
     # lazy: start-up speed of `perpbot --help` (loaded only when this command runs)
+    from perpbot.cli.kill_fast import act_direct
     from perpbot.kill import command
     from perpbot.kill.outcome import show_switch
 
@@ -87,6 +88,7 @@ def kill(
         scope=scope,
         wait=command.DEFAULT_WAIT_S if wait is None else wait,
         direct_args=direct_args,
+        act_direct=act_direct,
     )
     command.emit(json_output, out)
     command.fail_if(failures)

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from perpbot.errors import EXIT_OK, BadInput, PerpbotError
 from perpbot.kill.command import DEFAULT_WAIT_S, emit, fail_if, scope_of, set_switch
+
+if TYPE_CHECKING:
+    from perpbot.kill.sentinel import KillEntry
 
 
 class _BadUsage(Exception):
@@ -66,6 +69,17 @@ def kill_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def act_direct(entry: KillEntry, **direct_args: Any) -> dict[str, Any]:
+    """``--direct``: connect with the profile's kill grant and act on the exchange
+    (perpbot/app/kill_direct.py); handed to ``set_switch`` so perpbot.kill never imports the
+    composition root."""
+    # lazy: the exchange stack (ccxt, ~1 s) loads only to act on the exchange, after the
+    # KILL file is written
+    from perpbot.app.kill_direct import run_direct
+
+    return run_direct(entry, **direct_args)
+
+
 def fast_kill(argv: list[str]) -> int | None:
     """The exit code of the plain `perpbot kill`, or None: let the Typer command handle it."""
     try:
@@ -81,6 +95,7 @@ def fast_kill(argv: list[str]) -> int | None:
             reason=args.reason,
             scope=scope_of(args.profile, args.run),
             wait=args.wait,
+            act_direct=act_direct,  # (the fallback acts for a profile's kill)
         )
         emit(args.json_output, out)
         fail_if(failures)

@@ -2,7 +2,8 @@
 
 Each guard's factory (``kill_gate(setup, exchange)``, ``scope_gate``, ``build_risk_gate``,
 ``build_rate_limiter``, ``build_retrier``) receives the same ``Setup``; ``perpbot.app``
-builds it and decides the order of the layers. This module knows no guard.
+builds it and decides the order of the layers. ``Setup.observers`` is the transport's HTTP
+hook registry, handed to whoever hooks in. This module knows no guard.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from perpbot.client.account import AccountView
 from perpbot.client.waits import Interrupter
+from perpbot.client.wire import HttpObservers
 from perpbot.config import ExchangeSection, StrategyFile
 from perpbot.events import EventBus
 
@@ -64,6 +66,9 @@ class Setup:
     # Reference prices a layer publishes for the others (the risk layer's index basket): the
     # ScopeGate values an order at the worst of its own price, the mark and these.
     reference_prices: list[Callable[[str], float | None]] = field(default_factory=list)
+    # The hooks the transport runs around each HTTP request (its registry, given to it by
+    # perpbot.app.pipeline): the layers and plugins that hook in take it from here.
+    observers: HttpObservers = field(default_factory=HttpObservers)
 
     @property
     def profile(self) -> str | None:

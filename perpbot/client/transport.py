@@ -12,7 +12,7 @@ import contextvars
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +20,9 @@ import ccxt.async_support as ccxt_async
 
 from perpbot.client.errors import NotSent
 from perpbot.client.headers import read_rate_headers
+from perpbot.client.loopback import configure_loopback
 from perpbot.client.request import HttpRecord, Request
+from perpbot.client.wire import HttpObservers
 from perpbot.errors import BadInput, PermissionDenied
 from perpbot.events import EventBus, ExchangeCall
 from perpbot.redact import safe_params
@@ -28,11 +30,6 @@ from perpbot.redact import safe_params
 CURRENT_REQUEST: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
     "perpbot_request", default=None
 )
-
-# A before-hook returns None when it is done, or an awaitable when it must wait (the
-# common case stays a plain call: no coroutine per hook per request).
-HttpHook = Callable[[HttpRecord, Request | None], Awaitable[None] | None]
-ResponseHook = Callable[[HttpRecord, Request | None], None]
 
 _CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
 
@@ -64,34 +61,9 @@ def url_path(url: str) -> str:
     return urlsplit(url.partition("?")[0]).path or "/"
 
 
-class HttpObservers:
-    """Hooks run around every HTTP request ccxt makes (the rate limiter, the kill switch).
-
-    ``before`` is what the transport runs, in order: those added with ``first=True`` (the
-    signed log's refusal while it cannot record: before the limiter charges anything), the
-    hooks added plainly, then those added with ``last=True`` (the kill switch's last look,
-    after the limiter's waits).
-    """
-
-    def __init__(self) -> None:
-        self.before: list[HttpHook] = []
-        self.after: list[ResponseHook] = []
-        self._first: list[HttpHook] = []
-        self._last: list[HttpHook] = []
-
-    def add_before(self, hook: HttpHook, *, last: bool = False, first: bool = False) -> None:
-        if first:
-            self._first.insert(0, hook)
-        else:
-            (self._last if last else self._first).append(hook)
-        self.before = [*self._first, *self._last]
-
-    def clear(self) -> None:
-        self._first, self._last, self.before, self.after = [], [], [], []
-
-
-def observed_class(base: type) -> type:
-    """A subclass of a ccxt async exchange class that reports each HTTP exchange."""
+def observed_class(base: type, observers: HttpObservers) -> type:
+    """A subclass of a ccxt async exchange class that reports each HTTP exchange and runs
+    ``observers`` around it (one class per exchange: the hooks are its own)."""
     base_fetch, base_on_rest_response = base.fetch, base.on_rest_response  # (not super():
     # that builds a proxy object on every call)
 
@@ -153,6 +125,7 @@ def observed_class(base: type) -> type:
                 )
             return await self.fetch(url, method, headers, body)
 
+    Observed.perpbot_observers = observers  # given, never looked up on the exchange
     Observed.__name__ = f"Observed_{base.__name__}"
     return Observed
 
@@ -165,12 +138,14 @@ def make_exchange(
     base_url: str | None = None,
     sandbox: bool = False,
     timeout_ms: int = 10000,
+    observers: HttpObservers | None = None,
 ) -> Any:
     """Build the ccxt async exchange for an ``[exchange]`` table.
 
     ``exchange_id == "sim"`` (or any id with ``base_url``) speaks the binanceusdm protocol to
     a loopback simulator, configured exactly as the wire reference says so that error
-    classes match production.
+    classes match production. ``observers``: the hooks run around each HTTP request (a
+    fresh, empty registry when not given).
     """
     ccxt_id = "binanceusdm" if exchange_id == "sim" else exchange_id
     base = getattr(ccxt_async, ccxt_id, None)
@@ -190,13 +165,8 @@ def make_exchange(
         config["apiKey"] = api_key
     if secret:
         config["secret"] = secret
-    ex = observed_class(base)(config)
-    ex.perpbot_observers = HttpObservers()
+    ex = observed_class(base, observers or HttpObservers())(config)
     if base_url:
-        # lazy: importing perpbot.sim loads the simulator package; only a loopback URL
-        # (the simulator, embedded or served) needs its ccxt settings
-        from perpbot.sim.ccxt_config import configure_loopback
-
         configure_loopback(ex, base_url)
     elif sandbox:
         ex.set_sandbox_mode(True)
@@ -212,10 +182,6 @@ class Transport:
     def __init__(self, exchange: Any, bus: EventBus) -> None:
         self.exchange = exchange
         self.bus = bus
-
-    @property
-    def observers(self) -> HttpObservers:
-        return self.exchange.perpbot_observers
 
     async def __call__(self, request: Request) -> Any:
         token = CURRENT_REQUEST.set(request)

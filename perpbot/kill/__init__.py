@@ -11,7 +11,6 @@ file, and never pays for ccxt, aiohttp, pydantic or rich.
     deadman.py   the exchange's countdownCancelAll, armed and refreshed while a bot runs
     trips.py     automatic trips (418 ban, failures, drawdown, rate budget, stale price...)
     attach.py    wiring all of it into `perpbot run` (preflight + attach)
-    direct.py    `perpbot kill --direct`: acting on the exchange without a bot
     cancel.py    cancelling open orders, retried to a deadline, naming what is left
     waitcut.py   while a kill acts, no rate-limit hold outlasts its deadline in silence
     acks.py      how running bots tell `perpbot kill` what they did
@@ -19,5 +18,9 @@ file, and never pays for ccxt, aiohttp, pydantic or rich.
     outcome.py   then: the alert, --direct, waiting for acks, the lines to print; and --show
     resume.py    `perpbot resume` / `perpbot kill --clear`
     fallback.py  `perpbot kill` when the KILL file cannot be written: SIGTERM, --direct
+
+The commands that connect live in the composition root, which this package never imports:
+`perpbot kill --direct` is perpbot/app/kill_direct.py (handed to ``set_switch`` by the
+command, perpbot/cli/kill_fast.py ``act_direct``), `perpbot flatten` perpbot/app/flatten_now.py.
     describe.py  the sentences about what a kill did and left behind
 """

@@ -15,6 +15,7 @@ the exchange stack.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from perpbot.errors import BadInput, PerpbotError
@@ -22,6 +23,11 @@ from perpbot.kill.sentinel import LEVELS, new_entry, who_am_i, write_sentinel
 
 if TYPE_CHECKING:
     from perpbot.kill.describe import Output
+
+# ``--direct``: act on the exchange itself, ``(entry, **direct_args) -> report``. The command
+# hands it over (perpbot/cli/kill_fast.py ``act_direct``: perpbot/app/kill_direct.py, the
+# exchange stack), so this package never imports the composition root that connects.
+DirectAct = Callable[..., dict[str, Any]]
 
 DEFAULT_WAIT_S = 5.0
 MAX_WAIT_S = 3600.0
@@ -62,8 +68,10 @@ def set_switch(
     scope: str,
     wait: float,
     direct_args: dict[str, Any] | None = None,
+    act_direct: DirectAct,
 ) -> tuple[Output, list[str]]:
-    """Write the sentinel, act directly if asked, wait for acks: ((doc, lines), failures)."""
+    """Write the sentinel, act directly if asked (``act_direct(entry, **direct_args)``), wait
+    for acks: ((doc, lines), failures)."""
     check_level_and_wait(level, wait)
     entry = new_entry(level, reason or f"manual kill by {who_am_i()}", scope=scope)
     try:
@@ -72,12 +80,14 @@ def set_switch(
         # lazy: only when the KILL file cannot be written (signals the bots instead)
         from perpbot.kill.fallback import stop_without_sentinel
 
-        return stop_without_sentinel(entry, exc, wait=wait, direct_args=direct_args)
+        return stop_without_sentinel(
+            entry, exc, wait=wait, direct_args=direct_args, act_direct=act_direct
+        )
     # lazy: loaded once the KILL file is written (the bots act on the file, not on this):
     # `perpbot kill`'s latency is its start-up up to the write
     from perpbot.kill.outcome import after_set
 
-    return after_set(entry, sentinel, wait=wait, direct_args=direct_args)
+    return after_set(entry, sentinel, wait=wait, direct_args=direct_args, act_direct=act_direct)
 
 
 def fail_if(failures: list[str]) -> None:

@@ -29,7 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perpbot.errors import PerpbotError
 from perpbot.kill.describe import (
@@ -41,6 +41,9 @@ from perpbot.kill.describe import (
 from perpbot.kill.sentinel import KillEntry
 from perpbot.paths import ENV_HOME, state_path
 from perpbot.procs import pid_alive
+
+if TYPE_CHECKING:
+    from perpbot.kill.command import DirectAct
 
 LIVE_STATES = ("starting", "running", "stopping")
 
@@ -199,6 +202,7 @@ def stop_without_sentinel(
     *,
     wait: float,
     direct_args: dict[str, Any] | None,
+    act_direct: DirectAct,
 ) -> tuple[Output, list[str]]:
     """The KILL file could not be written: stop the bots another way (see fallback.py)."""
     home = state_path()
@@ -225,7 +229,9 @@ def stop_without_sentinel(
         direct_args = {"strategy_file": None, "profile": profile, "url": None,
                        "exchange_id": None, "symbols": None}  # fmt: skip
     if direct_args is not None:
-        report, direct_lines, direct_failed = direct_in_temporary_home(entry, direct_args)
+        report, direct_lines, direct_failed = direct_in_temporary_home(
+            entry, direct_args, act_direct
+        )
         doc["direct"] = report
         lines.extend(direct_lines)
         failures.extend(direct_failed)
@@ -238,7 +244,7 @@ def stop_without_sentinel(
 
 
 def direct_in_temporary_home(
-    entry: KillEntry, direct_args: dict[str, Any]
+    entry: KillEntry, direct_args: dict[str, Any], act_direct: DirectAct
 ) -> tuple[dict[str, Any] | None, list[str], list[str]]:
     """``--direct`` with the state dir unwritable: its signed request log and rate budget
     go to a temporary directory (named in the output); key profiles live in the keyring."""
@@ -250,9 +256,7 @@ def direct_in_temporary_home(
     saved = os.environ.get(ENV_HOME)
     os.environ[ENV_HOME] = temp_home
     try:
-        from perpbot.kill.direct import run_direct  # lazy: the exchange stack, --direct only
-
-        report = run_direct(entry, **direct_args)
+        report = act_direct(entry, **direct_args)
     except PerpbotError as exc:
         line = f"--direct failed: {exc.message}"
         return None, [line], [line]

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from perpbot.client.pipeline import CallNext
     from perpbot.client.setup import Setup
     from perpbot.client.waits import Interrupter
+    from perpbot.client.wire import HttpObservers
 
 INTERRUPT_PREFIX = "kill switch"
 
@@ -104,7 +105,7 @@ class KillGate:
         self._seen: set[str] = set()
         self._peeked = -PEEK_EVERY_S
 
-    def watch_wire(self, observers: Any) -> None:
+    def watch_wire(self, observers: HttpObservers) -> None:
         """Take the last look at every HTTP request of ``observers`` (a transport's hooks),
         after every other hook (the limiter's waits)."""
         observers.add_before(self.last_look, last=True)
@@ -194,7 +195,7 @@ class KillGate:
 def kill_gate(setup: Setup, exchange: Any) -> KillGate:
     """The layer for ``build_layers``: always on (the switch cannot be configured away).
 
-    It also registers its last look on the transport's ``before`` hooks of ``exchange``.
+    It also registers its last look on the transport's ``before`` hooks (``setup.observers``).
     """
     gate = KillGate(
         setup.bus,
@@ -203,7 +204,5 @@ def kill_gate(setup: Setup, exchange: Any) -> KillGate:
         run_id=setup.run_id,
         strategy=setup.strategy,
     )
-    observers = getattr(exchange, "perpbot_observers", None)
-    if observers is not None:
-        gate.watch_wire(observers)
+    gate.watch_wire(setup.observers)
     return gate

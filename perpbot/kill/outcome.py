@@ -8,7 +8,7 @@ nothing here delays them. Standard library and perpbot's light kill modules only
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perpbot.alerts.outbox import post as post_alert
 from perpbot.kill.acks import (
@@ -27,6 +27,9 @@ from perpbot.kill.describe import (
 )
 from perpbot.kill.sentinel import CLEAR_HINT, KillEntry, Sentinel, describe_scope, read_sentinel
 
+if TYPE_CHECKING:
+    from perpbot.kill.command import DirectAct
+
 
 def after_set(
     entry: KillEntry,
@@ -34,6 +37,7 @@ def after_set(
     *,
     wait: float,
     direct_args: dict[str, Any] | None = None,
+    act_direct: DirectAct,
 ) -> tuple[Output, list[str]]:
     """``entry`` was written and ``sentinel`` now stands: alert, act directly if asked, wait
     for acks: ((doc, lines), failures)."""
@@ -51,9 +55,7 @@ def after_set(
     # the bots to wait for, listed before --direct acts (they may have stopped by then)
     bots = [b for b in running_bots() if bot_entry(sentinel, b) is not None]
     if direct_args is not None:
-        from perpbot.kill.direct import run_direct  # lazy: the exchange stack, --direct only
-
-        report = run_direct(effective, **direct_args)
+        report = act_direct(effective, **direct_args)
         doc["direct"] = report
         lines.extend(describe_direct(report))
         failures.extend(direct_failures(report))

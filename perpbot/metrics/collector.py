@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from perpbot.events import Decision, Event, ExchangeCall
-from perpbot.ops.identity import RunIdentity
+from perpbot.identity import RunIdentity
 from perpbot.report.extras import rate_figures
 
 BASE = ("bot", "exchange", "host")

@@ -20,8 +20,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from perpbot.fsutil import read_json
+from perpbot.identity import RunIdentity
 from perpbot.metrics.collector import RunMetrics
-from perpbot.ops.identity import RunIdentity
 from perpbot.paths import bots_dir
 from perpbot.procs import pid_alive
 

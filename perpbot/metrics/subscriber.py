@@ -10,9 +10,9 @@ from typing import Any
 from perpbot.config import MetricsSection
 from perpbot.errors import BadInput
 from perpbot.events import Decision, EventBus
+from perpbot.identity import RunIdentity
 from perpbot.metrics.collector import RunMetrics
 from perpbot.metrics.export import Exporter
-from perpbot.ops.identity import RunIdentity
 
 
 @dataclass(slots=True)

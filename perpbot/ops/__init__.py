@@ -1,2 +1,4 @@
-"""Operating a bot for months: the run's identity for ops subscribers, the runs dir on disk
-(compression, retention, the disk-space trip) and `perpbot doctor`."""
+"""Operating a bot for months: the ops subscribers' plugin (alerts, metrics) and the runs dir
+on disk (retention, the disk-space trip). The run's identity is perpbot/identity.py, a run's
+journal files perpbot/runfiles.py (both read by alerts, metrics and report too); `perpbot
+doctor` is perpbot/app/doctor.py."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from perpbot.config import DiskSection
 from perpbot.events import Decision, EventBus
-from perpbot.ops.identity import RunIdentity
+from perpbot.identity import RunIdentity
 
 MB = 1024 * 1024
 LAYER = "disk"

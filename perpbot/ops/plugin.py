@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from perpbot.alerts.subscriber import attach as attach_alerts
 from perpbot.errors import EXIT_FAIL
+from perpbot.identity import RunIdentity
 from perpbot.kill.sentinel import new_entry, shared_watcher, write_sentinel
 from perpbot.metrics.subscriber import attach as attach_metrics
 from perpbot.ops.disk import attach as attach_disk
-from perpbot.ops.identity import RunIdentity
-from perpbot.ops.runfiles import compress_run
 from perpbot.paths import state_dir
+from perpbot.runfiles import compress_run
 
 if TYPE_CHECKING:
     from perpbot.config import StrategyFile

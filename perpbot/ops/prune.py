@@ -18,9 +18,9 @@ from pathlib import Path
 
 from perpbot.errors import BadInput
 from perpbot.fsutil import read_json
-from perpbot.ops.runfiles import JOURNALS, compress_run
 from perpbot.paths import bots_dir, runs_dir
 from perpbot.procs import pid_alive
+from perpbot.runfiles import JOURNALS, compress_run
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from perpbot.client.waits import Interrupter
+from perpbot.client.wire import HttpObservers
 from perpbot.config import ExchangeSection, LimitsSection, StrategyFile
 from perpbot.events import EventBus
 from perpbot.ratelimit.budget import Policy
@@ -48,6 +49,8 @@ class LimiterSetup(Protocol):
     def bus(self) -> EventBus: ...
     @property
     def interrupter(self) -> Interrupter: ...
+    @property
+    def observers(self) -> HttpObservers: ...
 
 
 def exchange_host(base_url: str | None, exchange: Any) -> str:
@@ -83,6 +86,7 @@ def build_rate_limiter(setup: LimiterSetup, exchange: Any) -> RateLimiter:
         interrupter=setup.interrupter,
         max_wait_s=limits.max_wait_s,
         description=store.description,
+        observers=setup.observers,
         connections=ConnectionBudget(
             host=host, limit=limits.ws_connections, window_s=limits.ws_connection_window_s
         ),

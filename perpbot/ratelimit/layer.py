@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from perpbot.client.pipeline import CallNext
 from perpbot.client.request import Request
 from perpbot.client.waits import Interrupter
+from perpbot.client.wire import HttpObservers
 from perpbot.errors import RuntimeFailure
 from perpbot.events import Decision
 from perpbot.ratelimit import budget
@@ -166,6 +167,7 @@ class RateLimiter:
     interrupter: Interrupter
     max_wait_s: float
     description: str
+    observers: HttpObservers  # the transport's HTTP hooks (Setup.observers)
     connections: ConnectionBudget | None = None  # new stream connections (the streams)
     http: HttpBudget = field(init=False)
     closed: bool = field(default=False, init=False)
@@ -174,8 +176,8 @@ class RateLimiter:
         self.http = HttpBudget(host=self.host, every=self.rules.every, interrupter=self.interrupter)
         exchange = self.host.exchange
         exchange.enableLastJsonResponse = True  # the load_markets response carries rateLimits
-        exchange.perpbot_observers.add_before(self.http.before_http)
-        exchange.perpbot_observers.after.append(self.http.after_http)
+        self.observers.add_before(self.http.before_http)
+        self.observers.after.append(self.http.after_http)
 
     @property
     def key_id(self) -> str:

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from perpbot.fsutil import read_json
-from perpbot.ops.runfiles import journal_exists
 from perpbot.report.extras import index_prices, index_section, num, rate_figures
 from perpbot.report.jsonl import Points, read_journal
 from perpbot.report.signedlog import decisions, header_weights, read_signed_log
+from perpbot.runfiles import journal_exists
 
 JOURNALS = ("fills.jsonl", "ticks.jsonl", "events.jsonl")
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from perpbot.ops.runfiles import open_journal
+from perpbot.runfiles import open_journal
 
 Points = list[tuple[float, float]]  # (ts, value) series a report draws
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import ccxt.pro as ccxtpro
 
-from perpbot.sim.ccxt_config import configure_loopback_pro
+from perpbot.client.loopback import configure_loopback_pro
 from perpbot.sim.config import SourceConfig
 from perpbot.sim.feed import QueueFeed
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import ccxt.pro as ccxtpro
 
+from perpbot.client.loopback import configure_loopback_pro
 from perpbot.config import ExchangeSection, LimitsSection
 from perpbot.engine.reconcile import epoch_ms
 from perpbot.errors import BadInput
@@ -136,10 +137,6 @@ def make_pro_exchange(
     ex.perpbot_connections = limiter.connections if limiter is not None else None
     ex.perpbot_messages_per_s = limits.ws_messages_per_s
     if base_url:
-        # lazy: importing perpbot.sim loads the simulator package; only a loopback URL
-        # (the simulator, embedded or served) needs its ccxt settings
-        from perpbot.sim.ccxt_config import configure_loopback_pro
-
         configure_loopback_pro(ex, base_url)
     elif section.sandbox:
         ex.set_sandbox_mode(True)

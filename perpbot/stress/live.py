@@ -27,7 +27,7 @@ from perpbot.config import ExchangeSection
 from perpbot.errors import BadInput, Interrupted, PermissionDenied
 from perpbot.events import EventBus
 from perpbot.keys.store import load_profile
-from perpbot.ops.runfiles import open_journal
+from perpbot.runfiles import open_journal
 
 BOOK_LEVELS = 1000
 CONSTITUENTS = "fapipublic_get_constituents"  # Binance's GET /fapi/v1/constituents (ccxt)

@@ -51,6 +51,41 @@ def test_client_imports_no_gate_and_no_composition() -> None:
     assert leaks == []
 
 
+def test_client_imports_nothing_of_the_simulator() -> None:
+    """A loopback URL's ccxt settings live in client/loopback.py, not in perpbot.sim."""
+    edges = graph()
+    leaks = [
+        f"{module} -> {target}"
+        for module, targets in edges.items()
+        if module == "perpbot.client" or module.startswith("perpbot.client.")
+        for target in targets
+        if target == "perpbot.sim" or target.startswith("perpbot.sim.")
+    ]
+    assert leaks == []
+
+
+LOOPBACK_CLIENT = """
+import sys
+from perpbot.client.transport import make_exchange
+ex = make_exchange("sim", api_key="k", secret="s", base_url="http://127.0.0.1:9")
+assert ex.urls["api"]["fapiPrivate"] == "http://127.0.0.1:9/fapi/v1", ex.urls["api"]
+print(sorted(m for m in sys.modules if m == "perpbot.sim" or m.startswith("perpbot.sim.")))
+"""
+
+
+def test_a_loopback_client_loads_no_simulator() -> None:
+    """Built for a loopback URL (the simulator's), the client still loads no perpbot.sim."""
+    result = subprocess.run(
+        [sys.executable, "-c", LOOPBACK_CLIENT],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
 def test_the_graph_sees_function_level_imports() -> None:
     """The walk counts imports inside functions (a lazy import can still close a cycle)."""
     edges = graph()

@@ -13,7 +13,7 @@ from typing import Any
 import ccxt
 
 from bench.support.chaos_grant import GRANT_SYMBOL, MAX_NOTIONAL, OUTSIDE_SYMBOL, outside_grant
-from perpbot.sim.ccxt_config import configure_loopback
+from perpbot.client.loopback import configure_loopback
 from tests.integration.kill_strategies.support import quiet_market
 
 

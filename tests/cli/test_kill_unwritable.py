@@ -23,9 +23,9 @@ from typing import Any
 import ccxt
 import pytest
 
+from perpbot.client.loopback import configure_loopback
 from perpbot.fsutil import atomic_write_json
 from perpbot.kill.sentinel import new_entry, read_sentinel, write_sentinel
-from perpbot.sim.ccxt_config import configure_loopback
 from tests.conftest import ROOT, run_cli
 from tests.integration.kill_strategies.support import open_orders_of, quiet_market, sim_env
 

@@ -22,7 +22,7 @@ def _strategy(tmp_path: Path, url: str) -> Path:
 async def test_stop_cancels_only_this_runs_orders(tmp_path: Path, sim: Any) -> None:
     import ccxt.async_support as ccxt_async
 
-    from perpbot.sim.ccxt_config import configure_loopback
+    from perpbot.client.loopback import configure_loopback
 
     key, secret = sim.create_account()
     ex = ccxt_async.binanceusdm(
@@ -182,7 +182,7 @@ def test_a_refused_start_leaves_no_countdown_armed(sim_factory: Any, tmp_path: P
 async def test_cancel_all_leaves_a_manual_order_standing(tmp_path: Path, sim: Any) -> None:
     import ccxt.async_support as ccxt_async
 
-    from perpbot.sim.ccxt_config import configure_loopback
+    from perpbot.client.loopback import configure_loopback
 
     key, secret = sim.create_account()
     ex = ccxt_async.binanceusdm(

@@ -16,7 +16,7 @@ from typing import Any
 import ccxt
 import pytest
 
-from perpbot.sim.ccxt_config import configure_loopback
+from perpbot.client.loopback import configure_loopback
 from tests.conftest import run_cli
 from tests.integration.kill_strategies.support import (
     open_orders_of,

@@ -29,11 +29,11 @@ from typing import Any
 import ccxt
 import pytest
 
+from perpbot.client.loopback import configure_loopback
 from perpbot.client.request import Request
 from perpbot.client.validate import OrderRefused, wire_order
 from perpbot.engine import OrderRejected
 from perpbot.engine.context import Context
-from perpbot.sim.ccxt_config import configure_loopback
 from tests.conftest import run_cli
 from tests.integration.risk_support.bot import BTC, Bot, quiet, write_toml
 

@@ -14,7 +14,7 @@ from typing import Any
 import ccxt
 import pytest
 
-from perpbot.sim.ccxt_config import configure_loopback
+from perpbot.client.loopback import configure_loopback
 from tests.conftest import ROOT, run_cli
 from tests.integration.kill_strategies.support import (
     Bot,

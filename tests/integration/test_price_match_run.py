@@ -23,6 +23,7 @@ import pytest
 from perpbot.app.connect import connect
 from perpbot.audit.reader import iter_records
 from perpbot.audit.subscriber import attach_to_bus
+from perpbot.client.loopback import configure_loopback
 from perpbot.client.request import OrderSpec
 from perpbot.config import ExchangeSection
 from perpbot.engine import OrderRejected
@@ -30,7 +31,6 @@ from perpbot.engine.context import Context
 from perpbot.events import EventBus
 from perpbot.paths import logs_dir
 from perpbot.risk.inputs import num
-from perpbot.sim.ccxt_config import configure_loopback
 from tests.integration.risk_support.bot import BTC, Bot, quiet, write_toml
 
 AMOUNT = 0.01

@@ -12,7 +12,7 @@ from perpbot.alerts.destinations import add_destination, list_names
 from perpbot.alerts.subscriber import attach
 from perpbot.config import AlertsSection
 from perpbot.events import Decision, EventBus, ExchangeCall
-from perpbot.ops.identity import RunIdentity
+from perpbot.identity import RunIdentity
 from tests.ops.receivers import MailReceiver, WebhookReceiver, mail_text, wait_until
 
 IDENTITY = RunIdentity.of(run_id="r-1", bot="grid", exchange="sim", url=None)

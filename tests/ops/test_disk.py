@@ -15,11 +15,11 @@ import pytest
 from perpbot.config import DiskSection
 from perpbot.errors import BadInput
 from perpbot.events import Decision, EventBus
+from perpbot.identity import RunIdentity
 from perpbot.ops.disk import MB, DiskMonitor
-from perpbot.ops.identity import RunIdentity
 from perpbot.ops.prune import parse_duration, prune_runs
-from perpbot.ops.runfiles import compress_run, open_journal
 from perpbot.report.data import load_run
+from perpbot.runfiles import compress_run, open_journal
 from tests.conftest import run_cli
 
 ID = RunIdentity.of(run_id="r1", bot="grid", exchange="sim", url=None)

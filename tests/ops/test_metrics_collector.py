@@ -8,8 +8,8 @@ from pathlib import Path
 from prometheus_client import generate_latest
 
 from perpbot.events import Decision, EventBus, ExchangeCall
+from perpbot.identity import RunIdentity
 from perpbot.metrics.collector import RunMetrics
-from perpbot.ops.identity import RunIdentity
 
 ROOT = Path(__file__).resolve().parents[2]
 ID = RunIdentity.of(

@@ -16,8 +16,8 @@ import ccxt
 import ccxt.async_support as accxt
 import pytest
 
+from perpbot.client.loopback import configure_loopback
 from perpbot.sim import SimConfig, SimHandle, start_in_thread
-from perpbot.sim.ccxt_config import configure_loopback
 from perpbot.sim.config import MarketConfig
 
 BTC = "BTC/USDT:USDT"

@@ -50,7 +50,7 @@ async def test_sim_server_inside_running_loop() -> None:
 def make_async_for(base_url: str, key: str, secret: str):
     import ccxt.async_support as accxt
 
-    from perpbot.sim.ccxt_config import configure_loopback
+    from perpbot.client.loopback import configure_loopback
 
     ex = accxt.binanceusdm({"apiKey": key, "secret": secret, "enableRateLimit": False})
     configure_loopback(ex, base_url)

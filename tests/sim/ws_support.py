@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import ccxt.pro as ccxtpro
 
+from perpbot.client.loopback import configure_loopback_pro
 from perpbot.sim import SimHandle
-from perpbot.sim.ccxt_config import configure_loopback_pro
 
 
 def ws_url(handle: SimHandle, path: str) -> str:

@@ -22,7 +22,7 @@ def own_exchange(url: str) -> Any:
 
     import ccxt
 
-    from perpbot.sim.ccxt_config import configure_loopback
+    from perpbot.client.loopback import configure_loopback
 
     ex = ccxt.binanceusdm(
         {

@@ -16,9 +16,9 @@ import ccxt.async_support as ccxt_async
 import pytest
 
 from perpbot.audit.reader import iter_records
+from perpbot.client.loopback import configure_loopback
 from perpbot.engine.events import FillEvent
 from perpbot.paths import logs_dir
-from perpbot.sim.ccxt_config import configure_loopback
 from tests.integration.risk_support.bot import BTC, Bot, write_toml
 
 pytestmark = pytest.mark.timeout(90)

@@ -1,10 +1,13 @@
-"""Point an unmodified ccxt ``binanceusdm`` at a loopback base URL, identically everywhere.
+"""Point an unmodified ccxt ``binanceusdm`` at a loopback base URL (the simulator,
+embedded or served by `perpbot sim serve`), identically everywhere.
 
-The production client and the simulator's tests both call this, so they cannot drift: the
-whole ``urls['api']`` dict is replaced (a deep-merged constructor config would leave the
-real binance.com hosts in place), sapi is routed to the simulator too, currencies are not
-fetched (that would call sapi capital endpoints first), and the futures error-code table
-is merged into the global one because ccxt picks it by hostname (wire reference, sec. 5).
+The production client (client/transport.py, streams/exchange.py), the simulator's live
+source and the tests all call this, so they cannot drift: the whole ``urls['api']`` dict is
+replaced (a deep-merged constructor config would leave the real binance.com hosts in
+place), sapi is routed to the simulator too, currencies are not fetched (that would call
+sapi capital endpoints first), and the futures error-code table is merged into the global
+one because ccxt picks it by hostname (wire reference, sec. 5). Plain settings: it imports
+nothing of the simulator.
 """
 
 from __future__ import annotations

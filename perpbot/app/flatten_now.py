@@ -16,11 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from perpbot.app.kill_direct import check_grant, on_exchange, resolve_target
 from perpbot.errors import BadInput
 from perpbot.exits import POLICIES
 from perpbot.kill.acks import running_bots
 from perpbot.kill.cancel import CANCEL_DEADLINE_S, cancel_open_orders
-from perpbot.kill.direct import check_grant, on_exchange, resolve_target
 from perpbot.kill.flatten import FlattenPolicy, flatten_positions
 from perpbot.kill.ops import client_ops
 
