@@ -17,7 +17,7 @@ from perpbot.engine.output import RunOutput
 from perpbot.engine.reconcile import Reconciler
 from perpbot.engine.state import RunState
 from perpbot.events import EventBus
-from perpbot.streams import StreamFeed, make_pro_exchange, streams_enabled
+from perpbot.streams import StreamFeed, make_pro_exchange, stream_wire, streams_enabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +64,11 @@ def build_engine(
     )
     feed = None
     if streams_enabled(config.exchange):
+        # handed to both the pro exchange and the feed (it reports what the exchange counts)
+        wire = stream_wire(conn.client, config.limits)
         feed = StreamFeed(
-            exchange=make_pro_exchange(
-                config.exchange, config.limits, conn.client, conn.setup.base_url
-            ),
+            exchange=make_pro_exchange(config.exchange, wire, conn.setup.base_url),
+            wire=wire,
             reconciler=reconciler,
             bus=bus,
             symbols=state.symbols,

@@ -7,7 +7,9 @@ Its own REST calls are the listenKey (create, keepalive every 20 min, recreate a
 loss), the order-book snapshot on each (re)subscribe, made 50 deep (weight 2, not 20).
 They go through the REST client's pipeline as ``stream_rest`` requests (``piped_class``):
 the kill gate (which lets them pass, as reads), the shared rate limiter (charged, waited
-for, header-synced) and the signed log see them like any other request.
+for, header-synced) and the signed log see them like any other request. What the exchange
+needs of the run, and what it tells the feed, is a ``StreamWire`` (perpbot.streams.wire)
+handed to its class, never attributes planted on the instance.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from typing import Any
 import ccxt.pro as ccxtpro
 
 from perpbot.client.loopback import configure_loopback_pro
-from perpbot.config import ExchangeSection, LimitsSection
+from perpbot.config import ExchangeSection
 from perpbot.engine.reconcile import epoch_ms
 from perpbot.errors import BadInput
-from perpbot.ratelimit.connections import ConnectionBudget
 from perpbot.streams.market import BOOK_DEPTH
 from perpbot.streams.pacing import guard_client
+from perpbot.streams.wire import StreamWire
 
 
 def pro_class(exchange_id: str) -> type | None:
@@ -43,38 +45,37 @@ def streams_enabled(section: ExchangeSection) -> bool:
     return supported
 
 
-def piped_class(base: type) -> type:
+def piped_class(base: type, wire: StreamWire) -> type:
     """A ccxt.pro class whose REST requests (it builds and signs them) are sent through the
-    guarded pipeline of ``perpbot_client`` (a GuardedClient) instead of its own session,
-    whose connections are budgeted, and whose positions carry the transaction time."""
+    guarded pipeline of ``wire.client`` (a GuardedClient) instead of its own session, whose
+    connections are budgeted, and whose positions carry the transaction time; it counts the
+    positions it leaves out as out of order in ``wire`` (one class per exchange: the wire
+    is its own)."""
 
     class Piped(base):  # type: ignore[misc, valid-type]
-        perpbot_client: Any
-        perpbot_connections: ConnectionBudget | None
-        perpbot_messages_per_s: int
-        perpbot_reordered_positions = 0  # positions drop_reordered left out
+        perpbot_wire: StreamWire
 
         def client(self, url):  # type: ignore[no-untyped-def]
             fresh = url not in (self.clients or {})
             client = super().client(url)
             if fresh:  # its dials and messages are budgeted (perpbot.streams.pacing)
                 private = is_private_url(self, url)
-                guard_client(
-                    client, self.perpbot_connections, self.perpbot_messages_per_s, private=private
-                )
+                wire = self.perpbot_wire
+                guard_client(client, wire.connections, wire.messages_per_s, private=private)
             return client
 
         def handle_positions(self, client, message):  # type: ignore[no-untyped-def]
             stamp_transaction_time(message)
-            self.perpbot_reordered_positions += drop_reordered(message, self.positions)
+            self.perpbot_wire.reordered_positions += drop_reordered(message, self.positions)
             return super().handle_positions(client, message)
 
         async def fetch(self, url, method="GET", headers=None, body=None):  # type: ignore[no-untyped-def]
             what = "order book" if "/depth" in url else "listenKey"
-            return await self.perpbot_client.call(
+            return await self.perpbot_wire.client.call(
                 "stream_rest", url, method, headers, body, intent=f"stream {what}"
             )
 
+    Piped.perpbot_wire = wire  # given, never looked up on the exchange
     Piped.__name__ = f"Piped_{base.__name__}"
     return Piped
 
@@ -120,22 +121,17 @@ def drop_reordered(message: Any, caches: Any) -> int:
     return len(rows) - len(kept)
 
 
-def make_pro_exchange(
-    section: ExchangeSection, limits: LimitsSection, client: Any, base_url: str | None
-) -> Any:
-    """The pro exchange for ``section``, its REST sent through ``client`` (GuardedClient),
-    its connections and messages budgeted (``limits``, the client's rate limiter)."""
+def make_pro_exchange(section: ExchangeSection, wire: StreamWire, base_url: str | None) -> Any:
+    """The pro exchange for ``section``, its REST sent through ``wire.client`` (the
+    GuardedClient, whose REST exchange lends it its key and markets), its connections and
+    messages budgeted as ``wire`` says."""
     cls = pro_class(section.id)
     assert cls is not None
-    rest = client.exchange
+    rest = wire.client.exchange
     config: dict[str, Any] = {"enableRateLimit": False, "timeout": section.timeout_ms}
     if rest.apiKey:
         config.update(apiKey=rest.apiKey, secret=rest.secret)
-    ex = piped_class(cls)(config)
-    ex.perpbot_client = client
-    limiter = client.pipeline.layer("ratelimit")
-    ex.perpbot_connections = limiter.connections if limiter is not None else None
-    ex.perpbot_messages_per_s = limits.ws_messages_per_s
+    ex = piped_class(cls, wire)(config)
     if base_url:
         configure_loopback_pro(ex, base_url)
     elif section.sandbox:

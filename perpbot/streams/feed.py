@@ -52,6 +52,7 @@ from perpbot.streams.exchange import forget_listen_key, is_private_url
 from perpbot.streams.health import Backoff, StreamHealth
 from perpbot.streams.market import MarketCache
 from perpbot.streams.rotation import RETRY_S, Rotated, connection_age_s, rotate
+from perpbot.streams.wire import StreamWire
 
 MARK_CADENCE_S = 1.0  # markPrice@1s
 GAP_GRACE_S = 2.0  # a fill younger than this may still be on its way on the stream
@@ -71,6 +72,7 @@ class StreamFeed:
         self,
         *,
         exchange: Any,
+        wire: StreamWire,
         reconciler: Reconciler,
         bus: EventBus,
         symbols: list[str],
@@ -80,6 +82,7 @@ class StreamFeed:
         seed: int = 0,
     ) -> None:
         self.ex = exchange
+        self.wire = wire  # what the exchange was handed; it counts what it leaves out there
         self.reconciler = reconciler
         self.state = reconciler.state
         self.ledger = reconciler.ledger
@@ -434,7 +437,7 @@ class StreamFeed:
             latest = self._cached_positions()
             read = {s: _position_key(p) for s, p in latest.items()}
         self._positions_read = read
-        self.counters["reordered_positions"] = getattr(self.ex, "perpbot_reordered_positions", 0)
+        self.counters["reordered_positions"] = self.wire.reordered_positions
         return list(latest.values())
 
     def _cached_positions(self) -> dict[str, dict[str, Any]]:

@@ -1,10 +1,19 @@
-"""The transport's HTTP hooks are handed over, never found on the ccxt object.
+"""What a ccxt exchange subclass is given is handed over, never planted on or found on the
+ccxt object (issue 13).
 
 ``HttpObservers`` (perpbot.client.wire) is made with the run's ``Setup`` and given to the
-exchange (``make_exchange(observers=...)``) and to each concern that hooks in. Only the
-transport's own exchange subclass (``observed_class`` in client/transport.py) names its
-attribute, on ``self`` / the class it builds; no other module reads or sets it on an
-exchange object, by attribute or by ``getattr``/``setattr``/``hasattr`` with its name.
+exchange (``make_exchange(observers=...)``) and to each concern that hooks in; the streams'
+``StreamWire`` (perpbot.streams.wire) is made by the composition root and given to the
+ccxt.pro exchange (``make_pro_exchange``) and to the ``StreamFeed``. Each is held by the
+exchange subclass that perpbot builds (``observed_class`` in client/transport.py,
+``piped_class`` in streams/exchange.py) as an attribute of its own class, named there on
+``self`` / the class it builds only.
+
+``perpbot_*`` attributes are the ones perpbot gives a ccxt subclass. No module reads or
+sets one on any other object (``ex.perpbot_x``, ``type(ex).perpbot_x``), and none does by
+name (``getattr``/``setattr``/``hasattr``/``delattr`` with a ``"perpbot_..."`` string), the
+owner included; the owned names never appear as strings at all. A function of an imported
+module (``orders.perpbot_strategy_tag``) is not an object's attribute.
 """
 
 from __future__ import annotations
@@ -13,17 +22,40 @@ import ast
 
 from tests.architecture.graph import PACKAGE, ROOT
 
-ATTRIBUTE = "perpbot_observers"
-OWNER = "perpbot/client/transport.py"
+PREFIX = "perpbot_"
+# attribute -> (the module, the function building the class that holds it, that class)
+OWNERS = {
+    "perpbot_observers": ("perpbot/client/transport.py", "observed_class", "Observed"),
+    "perpbot_wire": ("perpbot/streams/exchange.py", "piped_class", "Piped"),
+}
+BY_NAME = frozenset({"getattr", "setattr", "hasattr", "delattr"})
 
 
-def _owner_scope(tree: ast.Module) -> set[int]:
-    """ids of the nodes inside ``observed_class`` (the class it builds and its methods)."""
+def _scope(tree: ast.Module, function: str) -> set[int]:
+    """ids of the nodes inside ``function`` (the class it builds and its methods)."""
     inside: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef) and node.name == "observed_class":
+        if isinstance(node, ast.FunctionDef) and node.name == function:
             inside.update(id(n) for n in ast.walk(node))
     return inside
+
+
+def _imported(tree: ast.Module) -> set[str]:
+    """Names the module binds by ``import`` (modules and what they export)."""
+    return {
+        (alias.asname or alias.name).split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+
+
+def _owned_here(node: ast.Attribute, rel: str, scopes: dict[str, set[int]]) -> bool:
+    """``self.<attr>`` / ``<Class>.<attr>`` inside the function that builds its class."""
+    owner = OWNERS.get(node.attr)
+    if owner is None or owner[0] != rel or id(node) not in scopes[node.attr]:
+        return False
+    return isinstance(node.value, ast.Name) and node.value.id in ("self", owner[2])
 
 
 def offences() -> list[str]:
@@ -31,20 +63,31 @@ def offences() -> list[str]:
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        own = _owner_scope(tree) if rel == OWNER else set()
+        scopes = {
+            attr: _scope(tree, function) if module == rel else set()
+            for attr, (module, function, _) in OWNERS.items()
+        }
+        modules = _imported(tree)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr == ATTRIBUTE:
-                base = node.value
-                if (
-                    id(node) in own
-                    and isinstance(base, ast.Name)
-                    and base.id in ("self", "Observed")
-                ):
+            if isinstance(node, ast.Attribute) and node.attr.startswith(PREFIX):
+                if _owned_here(node, rel, scopes):
                     continue
-                found.append(f"{rel}:{node.lineno}: .{ATTRIBUTE}")
-            elif isinstance(node, ast.Constant) and node.value == ATTRIBUTE:
-                found.append(f"{rel}:{node.lineno}: {ATTRIBUTE!r} by name")
-    return found
+                if isinstance(node.value, ast.Name) and node.value.id in modules:
+                    continue  # a module's function, not an object's attribute
+                found.append(f"{rel}:{node.lineno}: .{node.attr}")
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in BY_NAME
+                and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)
+                and isinstance(node.args[1].value, str)
+                and node.args[1].value.startswith(PREFIX)
+            ):
+                found.append(f"{rel}:{node.lineno}: {node.func.id} {node.args[1].value!r}")
+            elif isinstance(node, ast.Constant) and node.value in OWNERS:
+                found.append(f"{rel}:{node.lineno}: {node.value!r} by name")
+    return sorted(set(found))
 
 
 def test_no_module_finds_the_wire_hooks_on_the_exchange() -> None:
@@ -63,7 +106,46 @@ def test_the_check_sees_a_hook_found_on_the_exchange(tmp_path, monkeypatch) -> N
     (pkg / "ratelimit.py").write_text("def g(ex):\n    ex.perpbot_observers.after.append(1)\n")
     monkeypatch.setattr(me, "PACKAGE", pkg)
     monkeypatch.setattr(me, "ROOT", tmp_path)
-    assert sorted(me.offences()) == [
+    assert me.offences() == [
         "perpbot/kill/gate.py:2: 'perpbot_observers' by name",
+        "perpbot/kill/gate.py:2: getattr 'perpbot_observers'",
         "perpbot/ratelimit.py:2: .perpbot_observers",
+    ]
+
+
+def test_the_check_sees_what_the_streams_planted_and_read(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """What the streams did before their ``StreamWire``: attributes set on the ccxt.pro
+    exchange by its maker, and a count read off it by the feed with ``getattr``."""
+    import tests.architecture.test_wire_hooks as me
+
+    pkg = tmp_path / "perpbot"
+    (pkg / "streams").mkdir(parents=True)
+    (pkg / "streams" / "exchange.py").write_text(
+        "def piped_class(base, wire):\n"
+        "    class Piped(base):\n"
+        "        def fetch(self):\n"
+        "            return self.perpbot_wire.client\n"
+        "    Piped.perpbot_wire = wire\n"
+        "    return Piped\n"
+        "def make(cls, client, wire):\n"
+        "    ex = piped_class(cls, wire)()\n"
+        "    ex.perpbot_client = client\n"
+        '    setattr(ex, "perpbot_messages_per_s", 10)\n'
+        "    type(ex).perpbot_wire = wire\n"
+        "    return ex\n"
+    )
+    (pkg / "streams" / "feed.py").write_text(
+        "from perpbot.client import orders\n"
+        "class Feed:\n"
+        "    def read(self):\n"
+        '        n = getattr(self.ex, "perpbot_reordered_positions", 0)\n'
+        '        return n, orders.perpbot_strategy_tag("x"), "perpbot_bot_up"\n'
+    )
+    monkeypatch.setattr(me, "PACKAGE", pkg)
+    monkeypatch.setattr(me, "ROOT", tmp_path)
+    assert me.offences() == [
+        "perpbot/streams/exchange.py:10: setattr 'perpbot_messages_per_s'",
+        "perpbot/streams/exchange.py:11: .perpbot_wire",
+        "perpbot/streams/exchange.py:9: .perpbot_client",
+        "perpbot/streams/feed.py:4: getattr 'perpbot_reordered_positions'",
     ]
