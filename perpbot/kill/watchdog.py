@@ -166,16 +166,7 @@ class KillWatchdog:
         self.acted = entry
         self.acted_at = time.time()
         ack = self._base_ack(entry)
-        pending_ack = asyncio.ensure_future(asyncio.to_thread(write_ack, r.run_id, dict(ack)))
-        r.bus.publish(
-            Decision(
-                "kill",
-                "act",
-                "KILL_SEEN",
-                f"kill switch seen ({entry.describe()}): {LEVEL_MEANING[entry.level]}",
-                {"entry_id": entry.id, "level": entry.level, "seen_ms": ack["seen_ms"]},
-            )
-        )
+        announced = asyncio.ensure_future(self._announce(entry, dict(ack)))
         outcome: dict[str, Any] = {"cancelled": [], "closed": [], "errors": []}
         try:
             outcome = await self._do(entry)
@@ -189,7 +180,7 @@ class KillWatchdog:
             outcome["unconfirmed"] = list(r.config.strategy.symbols)  # nothing was checked
         finally:
             with contextlib.suppress(Exception):
-                await pending_ack
+                await announced
             ack.update(
                 state="halted" if entry.level == "halt" else "done",
                 done_at=time.time(),
@@ -202,6 +193,27 @@ class KillWatchdog:
             if ack.get("left_open") or ack.get("positions_left") or ack.get("unconfirmed"):
                 ack["countdown"] = self.countdown_cover(ack)
             await self._finish(entry, ack)
+
+    async def _announce(self, entry: KillEntry, ack: dict[str, Any]) -> None:
+        """KILL_SEEN, and the acknowledgement `perpbot kill` waits for ("acting").
+
+        It runs as a task beside the cancels and lets them take their first steps first (to
+        the budget store or the wire): the decision's signed audit record is fsynced and the
+        acknowledgement is written on a thread, and either could hold the loop, and so the
+        cancels, for milliseconds on a busy machine. The decision still comes before the
+        cancels' own records, which are made once the exchange has answered them.
+        """
+        await asyncio.sleep(0)  # the cancels' tasks, just created, run before this
+        self.runner.bus.publish(
+            Decision(
+                "kill",
+                "act",
+                "KILL_SEEN",
+                f"kill switch seen ({entry.describe()}): {LEVEL_MEANING[entry.level]}",
+                {"entry_id": entry.id, "level": entry.level, "seen_ms": ack["seen_ms"]},
+            )
+        )
+        await asyncio.to_thread(write_ack, self.runner.run_id, ack)
 
     def countdown_cover(self, ack: dict[str, Any]) -> dict[str, Any]:
         """What the exchange's dead-man countdown will do about what is left open.

@@ -10,7 +10,10 @@ happen in place).
 A cancel never waits for a slow store: when its transaction has not answered within
 ``CANCEL_PATIENCE_S`` (another process holds the SQLite write lock, Redis is slow) the
 cancel leaves all the same (it can only reduce risk, and a kill switch must not wait on a
-lock), and the transaction charges it when the store answers. It still waits out a
+lock), and the transaction charges it when the store answers. Once the store is known
+stuck (the store thread has been on one transaction longer than that, or an earlier
+cancel left without it and it has not answered since) a cancel leaves at once: the
+patience is waited once per stuck store, not once per cancel. It still waits out a
 Retry-After or a ban the store has recorded. Likewise a risk-reducing request (a cancel,
 the stop's listings, the dead-man countdown) leaves when the store is unavailable (its
 disk is full, its file unreadable): ordinary requests fail closed there, these would
@@ -27,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import time
 from collections.abc import Awaitable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -147,6 +151,8 @@ class HttpBudget:
     every: float | None  # the rules re-read period (RulesKeeper.every)
     interrupter: Interrupter
     lease: Lease | None = None
+    # when a cancel last left without the store's answer (time.monotonic())
+    left_at: float = 0.0
 
     # -- before ---------------------------------------------------------------------------
     def before_http(self, record: HttpRecord, request: Request | None) -> Awaitable[None] | None:
@@ -193,13 +199,11 @@ class HttpBudget:
                     st, returned, weight, orders, now, every, reducing
                 )
             )
-            if (
-                cancel
-                and not await _answered(future, CANCEL_PATIENCE_S)
-                and self.host.store.blocked_until() <= now
-            ):
+            slow = await self._store_slow(future) if cancel else None
+            if slow is not None and self.host.store.blocked_until() <= now:
+                self.left_at = time.monotonic()
                 self._answer_later(future)
-                self._store_slow(record)
+                self._send_slow(record, *slow)
                 return
             try:
                 admission, lease = await asyncio.wrap_future(future)
@@ -258,12 +262,26 @@ class HttpBudget:
             if admission.granted:
                 self._take(lease)
 
-    def _store_slow(self, record: HttpRecord) -> None:
+    async def _store_slow(self, future: Future[Any]) -> tuple[str, float] | None:
+        """None when the store answers a cancel's transaction within the patience; else why
+        the cancel leaves without the answer, and how long it waited for it (nothing when
+        the store is known stuck already)."""
+        host = self.host
+        if self.left_at > host.ended_at:
+            return "has not answered since an earlier cancel left without it", 0.0
+        busy = host.busy_for()
+        if busy > CANCEL_PATIENCE_S:
+            return f"has been on one transaction for {busy:.3f} s", 0.0
+        asked = time.monotonic()
+        if await _answered(future, CANCEL_PATIENCE_S):
+            return None
+        return f"has not answered for {CANCEL_PATIENCE_S:g} s", time.monotonic() - asked
+
+    def _send_slow(self, record: HttpRecord, why: str, waited_s: float) -> None:
         sentence = (
             f"sending {record.http_method} {record.path} without waiting for the shared "
-            f"rate-limit store ({self.host.store.description}), which has not answered for "
-            f"{CANCEL_PATIENCE_S:g} s: a cancel only reduces risk; it is charged once the store "
-            f"answers"
+            f"rate-limit store ({self.host.store.description}), which {why}: a cancel only "
+            f"reduces risk; it is charged once the store answers"
         )
         self.host.bus.publish(
             Decision(
@@ -271,7 +289,10 @@ class HttpBudget:
                 action="info",
                 code="RATE_STORE_SLOW_CANCEL_SENT",
                 sentence=sentence,
-                data={"request": f"{record.http_method} {record.path}"},
+                data={
+                    "request": f"{record.http_method} {record.path}",
+                    "waited_ms": round(waited_s * 1000.0, 1),
+                },
             )
         )
 

@@ -47,6 +47,11 @@ class HostBudget:
     # the last future would take its lock on every request
     _posted: int = field(default=0, init=False)
     _posted_ran: int = field(default=0, init=False)
+    # when the store thread began its current transaction and when it ended its last one
+    # (time.monotonic(), set on the store thread): how a cancel tells a store that is stuck
+    # (another process holds the SQLite write lock) from one that is merely busy
+    started_at: float = field(default=0.0, init=False)
+    ended_at: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perpbot-ratelimit")
@@ -64,7 +69,16 @@ class HostBudget:
             self.mirror = st
             return result
 
-        return self.store.transact(run)
+        self.started_at = time.monotonic()
+        try:
+            return self.store.transact(run)
+        finally:
+            self.ended_at = time.monotonic()
+
+    def busy_for(self) -> float:
+        """How long the store thread has been on its current transaction (0 when idle)."""
+        started = self.started_at
+        return time.monotonic() - started if started > self.ended_at else 0.0
 
     async def transact(self, fn: Callable[[HostState], T]) -> T:
         """Run ``fn`` in a store transaction, off the event loop."""

@@ -259,6 +259,106 @@ async def test_a_cancel_does_not_wait_for_a_store_that_does_not_answer() -> None
     assert used - leased == 2  # the cancel was charged once the store answered, the read too
 
 
+def cancel_request() -> tuple[Request, HttpRecord]:
+    cancel = Request("cancel_order")
+    record = HttpRecord("DELETE", "http://h/fapi/v1/order?symbol=BTCUSDT", "/fapi/v1/order")
+    cancel.http.append(record)
+    return cancel, record
+
+
+def sent_without_store(seen: list[Decision]) -> list[Decision]:
+    return [d for d in seen if d.code == "RATE_STORE_SLOW_CANCEL_SENT"]
+
+
+async def all_answered(hooks: HttpBudget) -> None:
+    """Wait until the store thread has run everything queued so far (it runs in order),
+    the late answers were taken and the leases they replaced given back."""
+    import asyncio
+
+    await asyncio.wrap_future(hooks.host.submit(lambda st: None))
+    await asyncio.sleep(0.01)  # the late answers' callbacks, scheduled by the store thread
+    await hooks.host.settled()
+
+
+async def test_once_a_cancel_left_a_stuck_store_behind_the_next_ones_leave_at_once() -> None:
+    """The store thread is stuck: the first cancel waits the patience, the next ones do not
+    wait again while the store has not answered; once it has, a cancel waits for it again,
+    and a store stuck longer than the patience is not waited for at all."""
+    import asyncio
+
+    from perpbot.ratelimit.hooks import CANCEL_PATIENCE_S
+
+    hooks, seen = process("hooks-stuck:1")
+    stuck = threading.Event()
+    hooks.host.submit(lambda st: stuck.wait(5))
+    for _ in range(5):
+        cancel, record = cancel_request()
+        await charge(hooks, record, cancel)
+        assert cancel.http == [record]  # it left
+    left = sent_without_store(seen)
+    assert len(left) == 5
+    assert left[0].data["waited_ms"] >= CANCEL_PATIENCE_S * 1000.0
+    assert "which has not answered for 0.02 s" in left[0].sentence
+    assert [d.data["waited_ms"] for d in left[1:]] == [0.0] * 4
+    assert all("has not answered since an earlier cancel left" in d.sentence for d in left[1:])
+    stuck.set()
+    await all_answered(hooks)
+    used = hooks.host.store.read().buckets["weight/60s"].used
+    assert used - sum(hooks.lease.unspent().values()) == 5  # each charged once answered
+
+    hooks.lease = None  # void (as a 429 does): the next cancel goes to the store
+    cancel, record = cancel_request()
+    await charge(hooks, record, cancel)  # the store answers again: waited for, as ever
+    assert len(sent_without_store(seen)) == 5 and record.charge is not None
+
+    stuck.clear()
+    hooks.host.submit(lambda st: stuck.wait(5))  # stuck again, from before the cancels
+    await asyncio.sleep(CANCEL_PATIENCE_S * 2)
+    hooks.lease = None
+    cancels = [cancel_request() for _ in range(12)]  # a kill's cancels, sent together
+    await asyncio.gather(*(charge(hooks, record, cancel) for cancel, record in cancels))
+    left = sent_without_store(seen)[5:]
+    assert len(left) == 12 and [d.data["waited_ms"] for d in left] == [0.0] * 12
+    assert "which has been on one transaction for 0.0" in left[0].sentence
+    stuck.set()
+    await all_answered(hooks)
+    hooks.host.close()
+
+
+class SlowStore(MemoryStore):
+    """A healthy store under load: every transaction takes 5 ms."""
+
+    def transact(self, fn: Any) -> Any:
+        import time
+
+        time.sleep(0.005)
+        return super().transact(fn)
+
+
+async def test_a_store_that_is_merely_slow_gets_each_cancel_its_patience() -> None:
+    """5 ms a transaction, with another process's response queued ahead of each cancel:
+    every cancel waits for its answer (no cancel is sent without the store)."""
+    bus = EventBus()
+    seen: list[Decision] = []
+    bus.subscribe(lambda e: seen.append(e) if isinstance(e, Decision) else None)
+    exchange = SimpleNamespace(options={})
+    host = HostBudget(
+        store=SlowStore("hooks-slow-store:1"), policy=Policy(), bus=bus, exchange=exchange,
+        key_id="k",
+    )  # fmt: skip
+    rules = RulesKeeper(host, 60.0, None, exchange)
+    rules.install(RuleSet((Rule("weight", 60, 2400), Rule("orders", 10, 300)), "exchange"))
+    hooks = HttpBudget(host=host, every=rules.every, interrupter=Interrupter())
+    for _ in range(10):
+        hooks.lease = None  # void: each cancel goes to the store
+        host.post(lambda st: None)  # a response's update queued ahead of it
+        cancel, record = cancel_request()
+        await charge(hooks, record, cancel)
+        assert record.charge is not None  # charged by the store's answer, before it left
+    assert sent_without_store(seen) == []
+    host.close()
+
+
 async def test_posting_holds_until_every_posted_transaction_has_run() -> None:
     """``posting`` (what the layer asks after every request, without a lock) is True from
     the moment a transaction is posted until it, and every one posted before it, has run;
