@@ -9,11 +9,13 @@ happen in place).
 
 A cancel never waits for a slow store: when its transaction has not answered within
 ``CANCEL_PATIENCE_S`` (another process holds the SQLite write lock, Redis is slow) the
-cancel leaves all the same (it can only reduce risk, and a kill switch must not wait on a
-lock), and the transaction charges it when the store answers. Once the store is known
-stuck (the store thread has been on one transaction longer than that, or an earlier
-cancel left without it and it has not answered since) a cancel leaves at once: the
-patience is waited once per stuck store, not once per cancel. It still waits out a
+cancel leaves all the same (it can only reduce risk), and the transaction charges it when
+the store answers. Once the store is known stuck (the store thread has been on one
+transaction longer than that, or an earlier cancel left without it and it has not
+answered since) a cancel leaves at once: the patience is waited once per stuck store, not
+once per cancel. The kill switch's and the stop's cancels (made inside ``reducing_risk()``)
+do not wait at all: they leave as their transaction is submitted and are charged when it
+answers (a kill must not wait on a lock, not even 20 ms). Every cancel still waits out a
 Retry-After or a ban the store has recorded. Likewise a risk-reducing request (a cancel,
 the stop's listings, the dead-man countdown) leaves when the store is unavailable (its
 disk is full, its file unreadable): ordinary requests fail closed there, these would
@@ -39,7 +41,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from perpbot.client.errors import NotSent
 from perpbot.client.headers import Usage
-from perpbot.client.request import HttpRecord, Request
+from perpbot.client.request import HttpRecord, Request, is_reducing_risk
 from perpbot.client.waits import Interrupter
 from perpbot.errors import RuntimeFailure
 from perpbot.events import Decision
@@ -199,12 +201,14 @@ class HttpBudget:
                     st, returned, weight, orders, now, every, reducing
                 )
             )
-            slow = await self._store_slow(future) if cancel else None
-            if slow is not None and self.host.store.blocked_until() <= now:
-                self.left_at = time.monotonic()
-                self._answer_later(future)
-                self._send_slow(record, *slow)
-                return
+            if cancel and self.host.store.blocked_until() <= now:
+                if is_reducing_risk():  # the kill switch's and the stop's: never wait
+                    self._leave_ahead(record, future)
+                    return
+                slow = await self._store_slow(future)
+                if slow is not None:
+                    self._leave_without(record, future, *slow)
+                    return
             try:
                 admission, lease = await asyncio.wrap_future(future)
             except RuntimeFailure as exc:
@@ -262,24 +266,55 @@ class HttpBudget:
             if admission.granted:
                 self._take(lease)
 
+    def _known_stuck(self) -> str | None:
+        """Why the store is known stuck already (so a cancel does not wait for it), else None."""
+        if self.left_at > self.host.ended_at:
+            return "has not answered since an earlier cancel left without it"
+        busy = self.host.busy_for()
+        if busy > CANCEL_PATIENCE_S:
+            return f"has been on one transaction for {busy:.3f} s"
+        return None
+
     async def _store_slow(self, future: Future[Any]) -> tuple[str, float] | None:
         """None when the store answers a cancel's transaction within the patience; else why
         the cancel leaves without the answer, and how long it waited for it (nothing when
         the store is known stuck already)."""
-        host = self.host
-        if self.left_at > host.ended_at:
-            return "has not answered since an earlier cancel left without it", 0.0
-        busy = host.busy_for()
-        if busy > CANCEL_PATIENCE_S:
-            return f"has been on one transaction for {busy:.3f} s", 0.0
+        stuck = self._known_stuck()
+        if stuck is not None:
+            return stuck, 0.0
         asked = time.monotonic()
         if await _answered(future, CANCEL_PATIENCE_S):
             return None
         return f"has not answered for {CANCEL_PATIENCE_S:g} s", time.monotonic() - asked
 
+    def _leave_without(
+        self, record: HttpRecord, future: Future[Any], why: str, waited_s: float
+    ) -> None:
+        """The cancel leaves without the store's answer, which charges it when it comes."""
+        self.left_at = time.monotonic()
+        self._answer_later(future)
+        self._send_slow(record, why, waited_s)
+
+    def _leave_ahead(self, record: HttpRecord, future: Future[Any]) -> None:
+        """A kill's (or the stop's) cancel leaves at once, charged when the store answers. A
+        store known stuck is said now; one that has not answered after the patience, then."""
+        stuck = self._known_stuck()
+        if stuck is not None:
+            self._leave_without(record, future, stuck, 0.0)
+            return
+        self._answer_later(future)
+        asyncio.get_running_loop().call_later(
+            CANCEL_PATIENCE_S, self._unanswered_after_leaving, record, future
+        )
+
+    def _unanswered_after_leaving(self, record: HttpRecord, future: Future[Any]) -> None:
+        if not future.done():
+            self.left_at = time.monotonic()
+            self._send_slow(record, f"had not answered {CANCEL_PATIENCE_S:g} s later", 0.0)
+
     def _send_slow(self, record: HttpRecord, why: str, waited_s: float) -> None:
         sentence = (
-            f"sending {record.http_method} {record.path} without waiting for the shared "
+            f"{record.http_method} {record.path} sent without waiting for the shared "
             f"rate-limit store ({self.host.store.description}), which {why}: a cancel only "
             f"reduces risk; it is charged once the store answers"
         )

@@ -6,9 +6,10 @@ every order cancelled at the simulator (its own cancel timestamps are the judge)
 before the lock is released: the store's transactions run off the event loop that runs
 the kill watchdog, and a cancel does not wait for a store that does not answer.
 
+The kill's cancels do not wait for the store at all, not even the first batch on a bot
+whose store looked idle: each cancel's RATE_STORE_SLOW_CANCEL_SENT says it waited 0 ms.
 A kill scoped to the run sends one cancel per order: each reaches the simulator while the
-lock is held, and once the store is known stuck none of them waits the store's patience
-again (each cancel's RATE_STORE_SLOW_CANCEL_SENT says how long it waited).
+lock is held.
 """
 
 from __future__ import annotations
@@ -74,6 +75,13 @@ def test_kill_cancels_while_another_process_holds_the_store_write_lock(
     code, out, err = bot.finish()
     assert code == 4, err
     assert "Traceback" not in out + err
+    # the kill's cancels needed the locked store (the leases were void) and none waited for
+    # it, not even the first batch, before anything said the store was stuck
+    [run_dir] = list((state_home / "runs").iterdir())
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    left = [e for e in events if e.get("code") == "RATE_STORE_SLOW_CANCEL_SENT"]
+    assert left and {e["data"]["waited_ms"] for e in left} == {0.0}
+    assert "which had not answered 0.02 s later" in left[0]["sentence"]
 
 
 def requests_seen(sim: Any) -> int:

@@ -325,6 +325,52 @@ async def test_once_a_cancel_left_a_stuck_store_behind_the_next_ones_leave_at_on
     hooks.host.close()
 
 
+async def test_a_kills_cancel_leaves_as_it_asks_the_store_and_is_charged_when_it_answers() -> None:
+    """Inside ``reducing_risk()`` (the kill switch, the stop) a cancel does not wait for the
+    store at all: a stuck store is said once the patience has passed without an answer; a
+    healthy one says nothing, and both charge the cancel when they answer."""
+    import asyncio
+
+    from perpbot.client.request import reducing_risk
+    from perpbot.ratelimit.hooks import CANCEL_PATIENCE_S
+
+    hooks, seen = process("hooks-kill:1")
+    stuck = threading.Event()
+    hooks.host.submit(lambda st: stuck.wait(5))  # idle until now: nothing knows it is stuck
+    loop = asyncio.get_running_loop()
+    with reducing_risk():
+        cancels = [cancel_request() for _ in range(2)]  # the kill's first batch
+        t0 = loop.time()
+        await asyncio.gather(*(charge(hooks, record, cancel) for cancel, record in cancels))
+        assert loop.time() - t0 < CANCEL_PATIENCE_S  # left without waiting the patience
+        assert all(cancel.http == [record] for cancel, record in cancels)
+        assert sent_without_store(seen) == []  # not known slow yet
+        await asyncio.sleep(CANCEL_PATIENCE_S * 2)
+        left = sent_without_store(seen)
+        assert [d.data["waited_ms"] for d in left] == [0.0, 0.0]
+        assert all("which had not answered 0.02 s later" in d.sentence for d in left)
+        cancel, record = cancel_request()  # known stuck now: said at once
+        await charge(hooks, record, cancel)
+        assert "since an earlier cancel left" in sent_without_store(seen)[-1].sentence
+    stuck.set()
+    await all_answered(hooks)
+    used = hooks.host.store.read().buckets["weight/60s"].used
+    assert used - sum(hooks.lease.unspent().values()) == 3  # each charged once answered
+
+    hooks.lease = None  # a healthy store: the kill's cancel still does not wait, says nothing
+    reserved = hooks.host.store.read().buckets["weight/60s"].used  # the voided lease's too
+    with reducing_risk():
+        cancel, record = cancel_request()
+        await charge(hooks, record, cancel)
+    assert cancel.http == [record] and record.charge is None  # left before the answer
+    await all_answered(hooks)
+    await asyncio.sleep(CANCEL_PATIENCE_S * 2)
+    assert len(sent_without_store(seen)) == 3
+    used = hooks.host.store.read().buckets["weight/60s"].used
+    assert used - sum(hooks.lease.unspent().values()) == reserved + 1  # charged once answered
+    hooks.host.close()
+
+
 class SlowStore(MemoryStore):
     """A healthy store under load: every transaction takes 5 ms."""
 
