@@ -36,7 +36,7 @@ from perpbot.risk.gate import build_risk_gate
 def build_layers(setup: Setup, exchange: Any) -> list[Layer]:
     """The guard layers, outermost first. Each concern adds itself here and nowhere else."""
     layers: list[Layer | None] = [
-        kill_gate(setup, exchange),  # KillGate (perpbot.kill): fails closed, first
+        kill_gate(setup),  # KillGate (perpbot.kill): fails closed, first
         scope_gate(setup, exchange),  # ScopeGate (perpbot.keys): the grant, params merged
         build_risk_gate(setup, exchange),  # RiskGate (perpbot.risk): pre-trade checks
         build_rate_limiter(setup, exchange),  # RateLimiter: wait for or refuse budget

@@ -1,6 +1,6 @@
 """What a layer factory is given: the validated config, who is calling, and the shared parts.
 
-Each guard's factory (``kill_gate(setup, exchange)``, ``scope_gate``, ``build_risk_gate``,
+Each guard's factory (``kill_gate``, ``scope_gate``, ``build_risk_gate``,
 ``build_rate_limiter``, ``build_retrier``) receives the same ``Setup``; ``perpbot.app``
 builds it and decides the order of the layers. ``Setup.observers`` is the transport's HTTP
 hook registry, handed to whoever hooks in. This module knows no guard.

@@ -192,7 +192,7 @@ class KillGate:
         raise KillSwitchActive(sentence, code="KILL_ACTIVE")
 
 
-def kill_gate(setup: Setup, exchange: Any) -> KillGate:
+def kill_gate(setup: Setup) -> KillGate:
     """The layer for ``build_layers``: always on (the switch cannot be configured away).
 
     It also registers its last look on the transport's ``before`` hooks (``setup.observers``).

@@ -120,6 +120,8 @@ async def test_a_cut_connection_budget_grows_back_once_calm(
         assert not bot.decisions("RATE_RECOVER")
         # calm for recover_after_s: the next dial grows the budget back (by 0.5: whole)
         await asyncio.sleep(max(0.0, refused_at + RECOVER_S - time.monotonic()))
+        # (the user stream's four watchers may come back in one backfill or in several)
+        backfills = len(bot.decisions("STREAM_BACKFILL"))
         await bot.runner.feed._drop(private=True)
         (grown,) = await bot.until(lambda: bot.decisions("RATE_RECOVER"))
         assert grown.data["bucket"] == "connections/300s"
@@ -129,7 +131,7 @@ async def test_a_cut_connection_budget_grows_back_once_calm(
         )
         grown_view = await bot.until(lambda: connections(bot)["factor"] == 1.0 and connections(bot))
         assert grown_view["limit"] == cut.data["old"]
-        await bot.until(lambda: len(bot.decisions("STREAM_BACKFILL")) == 2, timeout=30)
+        await bot.until(lambda: len(bot.decisions("STREAM_BACKFILL")) > backfills, timeout=30)
         assert ws_counters(handle)["refused"] == 1  # the simulator's truth: one refusal
     finally:
         control(handle, "/__sim/ws/refuse", {"ms": 0})
