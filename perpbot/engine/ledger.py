@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +120,9 @@ class Ledger:
         self.funding: float = 0.0
         self.last_trade_ms: dict[str, int] = {}
         self.listeners: list[Listener] = []
+        # symbol -> this run's placements sent whose answer has not come: until it does, a
+        # trade of an order the ledger cannot name may be one of them
+        self.unanswered: Counter[str] = Counter()
 
     def _tell(self, event: dict[str, Any]) -> None:
         for listener in self.listeners:
@@ -230,6 +234,19 @@ class Ledger:
             }
         )
 
+    @contextmanager
+    def awaiting_answer(self, symbol: str) -> Iterator[None]:
+        """A placement on ``symbol`` is on its way (``unanswered``) while this is open."""
+        self.unanswered[symbol] += 1
+        try:
+            yield
+        finally:
+            self.unanswered[symbol] -= 1
+
+    def names_order(self, trade: dict[str, Any]) -> bool:
+        """Whether ``trade`` (a ccxt trade) is of an order this run knows."""
+        return trade.get("order") is not None and str(trade["order"]) in self.by_order_id
+
     def open_client_ids(self, symbol: str | None = None) -> list[str]:
         return [
             cid
@@ -243,9 +260,9 @@ class Ledger:
         new: list[Fill] = []
         for t in trades:
             tid = str(t.get("id"))
-            order_id = str(t.get("order")) if t.get("order") is not None else None
-            if tid in self._trade_ids or order_id not in self.by_order_id:
+            if tid in self._trade_ids or not self.names_order(t):
                 continue
+            order_id = str(t["order"])
             self._trade_ids.add(tid)
             cid = self.by_order_id[order_id]
             spec = self.orders[cid].spec

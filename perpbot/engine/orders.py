@@ -134,7 +134,8 @@ class OrderManager:
         if not spec.client_order_id:
             spec.client_order_id = self.next_client_id()
         try:
-            order = await self.client.create_order(spec)
+            with self.ledger.awaiting_answer(spec.symbol):  # (a REST read of fills meanwhile)
+                order = await self.client.create_order(spec)
         except (RiskRejected, KillSwitchActive) as exc:  # refused before it left: the
             # strategy may catch it (a halt goes on)
             self.ledger.reject(exc.code or "RISK", spec=spec, sentence=exc.message)

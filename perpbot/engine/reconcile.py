@@ -124,7 +124,9 @@ class Reconciler:
     own_only: Callable[[dict[str, Any]], bool] | None = None
     # symbol -> the newest trade time REST has listed. The next REST read of fills starts
     # there (less REST_OVERLAP_MS), never at the newest fill recorded: a stream that lost a
-    # fill and delivered a later one must not move the start past the lost one.
+    # fill and delivered a later one must not move the start past the lost one. Nor past a
+    # trade of an order the run cannot name yet while one of its placements awaits its
+    # answer (it may be that order's: the next read must list it again).
     rest_trade_ms: dict[str, int] = field(default_factory=dict)
 
     async def reconcile(self, *, market: bool = True) -> None:
@@ -244,10 +246,19 @@ class Reconciler:
             else max(self.state.since_ms, listed - REST_OVERLAP_MS)
         )
         trades = await self.client.fetch_my_trades(symbol, since=since)
+        new = self.record_trades(symbol, trades, "rest")
         stamps = [int(t["timestamp"]) for t in trades if t.get("timestamp")]
         if stamps:
-            self.rest_trade_ms[symbol] = max(listed or 0, *stamps)
-        return self.record_trades(symbol, trades, "rest")
+            newest = max(listed or 0, *stamps)
+            if self.ledger.unanswered[symbol]:
+                unnamed = [
+                    int(t["timestamp"])
+                    for t in trades
+                    if t.get("timestamp") and not self.ledger.names_order(t)
+                ]
+                newest = min(newest, *unnamed) if unnamed else newest
+            self.rest_trade_ms[symbol] = newest
+        return new
 
     def record_trades(
         self, symbol: str, trades: list[dict[str, Any]], source: Source
