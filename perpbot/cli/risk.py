@@ -106,7 +106,8 @@ def _document(
     notes: list[str] = []
     if profile is not None:
         # lazy: start-up speed of `perpbot --help` (the stress model loads when the command runs)
-        from perpbot.stress.live import index_weights_into, live_document
+        from perpbot.app.stress_live import live_document
+        from perpbot.stress.sources import index_weights_into
 
         live = live_document(profile, url, symbols)
         notes.extend(live.pop("notes"))
@@ -121,7 +122,7 @@ def _document(
     if run is not None:
         # lazy: start-up speed of `perpbot --help` (the stress model loads when the command runs)
         from perpbot.report.runs import resolve_run
-        from perpbot.stress.live import run_positions
+        from perpbot.stress.sources import run_positions
 
         run_dir = resolve_run(run)
         doc["positions"] = run_positions(run_dir)

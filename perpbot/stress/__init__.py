@@ -9,5 +9,6 @@ reaches this account's positions (docs/stress.md).
     cascade.py   the contagion graph and its propagation in time
     explain.py   the result as a dict (--json), a rich table and sentences a trader reads
     figure.py    the plot (matplotlib, optional extra ``perpbot[report]``)
-    live.py      the same inputs read from an exchange with a key profile
+    sources.py   inputs from elsewhere than the file (names, index weights, a run's positions);
+                 reading them from an exchange is perpbot.app.stress_live
 """

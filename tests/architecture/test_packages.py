@@ -51,3 +51,29 @@ def test_the_package_walk_sees_a_cycle() -> None:
     }
     by_package = package_edges(edges)
     assert cycles({a: set(t) for a, t in by_package.items()}) == [["app", "kill"]]
+
+
+# who may import the composition root: the commands that start it, and itself
+APP_IMPORTERS = frozenset({"app", "cli"})
+
+
+def importers_of_app(edges: dict[str, set[str]]) -> list[str]:
+    by_package = package_edges(edges)
+    return sorted(
+        edge
+        for a, targets in by_package.items()
+        if a not in APP_IMPORTERS
+        for edge in targets.get("app", [])
+    )
+
+
+def test_only_the_commands_import_the_composition_root() -> None:
+    """No concern (kill, risk, stress, ...) reaches into ``perpbot.app``, even lazily:
+    what connects or builds a run lives in app/ and is handed to the concern, or the
+    command calls app/ itself (``perpbot risk stress --profile``: app/stress_live.py)."""
+    assert importers_of_app(graph()) == []
+
+
+def test_the_importers_check_sees_a_concern_reaching_into_app() -> None:
+    edges = {"perpbot.stress.live": {"perpbot.app.connect"}, "perpbot.app.connect": set()}
+    assert importers_of_app(edges) == ["perpbot.stress.live -> perpbot.app.connect"]

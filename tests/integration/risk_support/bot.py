@@ -84,7 +84,14 @@ class Bot:
         """Run ``fn(ctx)`` in the strategy thread at the next tick; its result or error."""
         fut: Future[Any] = Future()
         self.strategy.inbox.put((fn, fut))  # type: ignore[attr-defined]
-        return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+        except TimeoutError:  # what the run said meanwhile, for whoever reads the failure
+            said = "\n".join(f"{e.code}: {e.sentence}" for e in self.events[-40:]
+                             if isinstance(e, Decision))  # fmt: skip
+            raise AssertionError(
+                f"the call did not return within {timeout} s:\n{self.out.getvalue()}\n{said}"
+            ) from None
 
     async def until(self, pred: Callable[[], Any], timeout: float = 15.0) -> Any:
         deadline = asyncio.get_running_loop().time() + timeout

@@ -8,7 +8,7 @@ import pytest
 
 from perpbot.errors import BadInput
 from perpbot.stress.inputs import from_document
-from perpbot.stress.live import index_weights_into
+from perpbot.stress.sources import index_weights_into
 
 BOOK = {"bids": [[59999.5, 1.0], [59990, 2.0]], "asks": [["60000.5", "1.0"], [60010, 2]]}
 

@@ -1,24 +1,21 @@
-"""The scenario's market inputs read from where they live: an exchange (with a key profile,
-the same pipeline and signed log as `perpbot status --live`) or a run folder.
+"""`perpbot risk stress --profile`: the scenario's market inputs read from an exchange, with
+a key profile, the same pipeline and signed log as `perpbot status --live`.
 
-From the exchange: this account's positions (entry and liquidation price as the exchange
-computes them), the order book of each position's symbol (1000 levels), the public open
-interest where the exchange publishes it (Binance: ``/fapi/v1/openInterest``) and the
-weights of the index's constituents (Binance: ``/fapi/v1/constituents``). What the
-exchange does not publish (the crowd's leverage, how often each constituent requotes)
-stays an assumption the output prints, and the user may state it in a file given
-alongside. A read of the constituents that fails leaves the weights an assumption too.
-
-From a run folder: the positions of the run's last tick (``ticks.jsonl``).
+This account's positions (entry and liquidation price as the exchange computes them), the
+order book of each position's symbol (1000 levels), the public open interest where the
+exchange publishes it (Binance: ``/fapi/v1/openInterest``) and the weights of the index's
+constituents (Binance: ``/fapi/v1/constituents``). What the exchange does not publish (the
+crowd's leverage, how often each constituent requotes) stays an assumption the output
+prints, and the user may state it in a file given alongside. A read of the constituents
+that fails leaves the weights an assumption too. It connects, so it lives in the
+composition root; what shapes the inputs is perpbot.stress.inputs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from perpbot.app.connect import connect
@@ -27,15 +24,10 @@ from perpbot.config import ExchangeSection
 from perpbot.errors import BadInput, Interrupted, PermissionDenied
 from perpbot.events import EventBus
 from perpbot.keys.store import load_profile
-from perpbot.runfiles import open_journal
+from perpbot.stress.sources import plain
 
 BOOK_LEVELS = 1000
 CONSTITUENTS = "fapipublic_get_constituents"  # Binance's GET /fapi/v1/constituents (ccxt)
-
-
-def plain(symbol: str) -> str:
-    """``BTC/USDT:USDT`` -> ``BTCUSDT``: one name per market in every input."""
-    return symbol.split(":")[0].replace("/", "").upper()
 
 
 def live_document(profile: str, url: str | None, symbols: list[str]) -> dict[str, Any]:
@@ -141,68 +133,3 @@ async def _index_weights(client: Any, symbol: str) -> tuple[list[float] | None, 
     if not weights or min(weights) < 0 or sum(weights) <= 0:
         return None, "the exchange's index constituents carry no usable weights"
     return weights, ""
-
-
-def index_weights_into(doc: dict[str, Any], fetched: dict[str, list[float]]) -> list[str]:
-    """Put the exchange's index weights into the scenario document's ``[dynamics]``, one
-    list per symbol, and say where each symbol's weights come from. They pair with the
-    constituents' requote intervals (``mark_sources_s``, which no exchange publishes): used
-    when the file states one interval per constituent; weights the file states win."""
-    dyn = doc.setdefault("dynamics", {})
-    if not isinstance(dyn, dict):
-        return []  # the document's own check reports it
-    stated = dyn.get("mark_source_weights")
-    intervals = dyn.get("mark_sources_s")
-    n_stated = len(intervals) if isinstance(intervals, list) else 1
-    per_symbol: dict[str, Any] = dict(stated) if isinstance(stated, dict) else {}
-    notes = []
-    for name, weights in fetched.items():
-        shares = "/".join(f"{w:.3g}" for w in weights)
-        head = f"{name}: index weights {shares} from the exchange (/fapi/v1/constituents)"
-        if stated is not None and (not isinstance(stated, dict) or name in stated):
-            notes.append(f"{head}; the file's mark_source_weights are used instead")
-        elif "mark_sources_s" not in dyn:
-            notes.append(
-                f"{head}; not used: every constituent is assumed to requote each second, "
-                f"so the weights do not move the mark (state mark_sources_s, "
-                f"{len(weights)} intervals, to use them)"
-            )
-        elif n_stated != len(weights):
-            notes.append(
-                f"{head}; not used: the exchange lists {len(weights)} constituents, "
-                f"mark_sources_s states {n_stated} intervals"
-            )
-        else:
-            per_symbol[name] = weights
-            notes.append(head)
-    if per_symbol and not isinstance(stated, list | float | int):
-        dyn["mark_source_weights"] = per_symbol
-    return notes
-
-
-def run_positions(run_dir: Path) -> list[dict[str, Any]]:
-    """This account's positions at a run's last tick (amount, entry, liquidation price)."""
-    last: dict[str, Any] | None = None
-    try:
-        with open_journal(run_dir / "ticks.jsonl") as fh:
-            for line in fh:
-                try:
-                    tick = json.loads(line)
-                except ValueError:
-                    continue  # a torn last line
-                if isinstance(tick, dict) and isinstance(tick.get("positions"), dict):
-                    last = tick
-    except FileNotFoundError:
-        raise BadInput(f"--run: {run_dir.name} has no ticks.jsonl (no tick recorded)") from None
-    if last is None:
-        raise BadInput(f"--run: {run_dir.name} recorded no positions")
-    out = []
-    for sym, p in last["positions"].items():
-        if not isinstance(p, dict) or not p.get("amount"):
-            continue
-        liq = p.get("liquidation")
-        if not liq or not p.get("entry"):
-            continue
-        out.append({"symbol": plain(sym), "amount": float(p["amount"]),
-                    "entry": float(p["entry"]), "liquidation_price": float(liq)})  # fmt: skip
-    return out
