@@ -1,7 +1,7 @@
 """Post-trade detectors: rolling checks that say, in a sentence, when something looks wrong.
 
 Each detector is a small class fed observations (a cancel, a book, a funding rate, a fill)
-that returns an ``Alert`` or None. They do no I/O and read no clock of their own (``now`` is
+that returns an ``Anomaly`` or None. They do no I/O and read no clock of their own (``now`` is
 passed in), so they are tested with tables of observations. ``perpbot.risk.watch`` feeds
 them from the bus and from polls, publishes ``Decision(layer="monitor", action="alert",
 code="MONITOR_...", data={..., "trip": <detector's trip setting>})`` and keeps the active
@@ -33,7 +33,7 @@ DEFAULT_FUNDING_INTERVAL_S = 8 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
-class Alert:
+class Anomaly:
     code: str
     key: str  # what makes two alerts "the same" (code and symbol)
     sentence: str
@@ -77,7 +77,7 @@ class CancelBurst:
     def baseline(self) -> float:
         return sum(self.history) / len(self.history) if self.history else 0.0
 
-    def check(self, now: float) -> Alert | None:
+    def check(self, now: float) -> Anomaly | None:
         self._roll(now)
         edge = now - self.cfg.window_s
         while self.recent and self.recent[0] <= edge:
@@ -86,7 +86,7 @@ class CancelBurst:
         if count < self.cfg.min_cancels or count <= self.cfg.factor * base:
             return None
         times = f"{count / base:.1f}x" if base else "far above"
-        return Alert(
+        return Anomaly(
             "MONITOR_CANCEL_BURST",
             "cancel_burst",
             f"{count} cancels in the last {_n(self.cfg.window_s)} s, {times} the bot's own "
@@ -110,7 +110,7 @@ class LeverageChange:
         mode: str | None,
         now: float,
         own: dict[str, Any] | None,
-    ) -> Alert | None:
+    ) -> Anomaly | None:
         """``own``: what the bot itself last asked for ({"at", "leverage", "margin_mode"})."""
         before = self.seen.get(symbol)
         self.seen[symbol] = (leverage, mode)
@@ -126,7 +126,7 @@ class LeverageChange:
             changes.append(f"leverage from {_n(before[0] or 0)}x to {_n(leverage or 0)}x")
         if before[1] != mode:
             changes.append(f"margin mode from {before[1]} to {mode}")
-        return Alert(
+        return Anomaly(
             "MONITOR_LEVERAGE_CHANGE",
             f"leverage_change:{symbol}",
             f"{' and '.join(changes)} on {symbol}, and not by this bot: someone or something "
@@ -156,7 +156,7 @@ class ThinBook:
         bids: Sequence[Sequence[float]],
         asks: Sequence[Sequence[float]],
         orders: Sequence[OpenOrder],
-    ) -> Alert | None:
+    ) -> Anomaly | None:
         if not bids or not asks:
             return None
         mid = (float(bids[0][0]) + float(asks[0][0])) / 2.0
@@ -200,7 +200,7 @@ class ThinBook:
         if len(thin) < self.cfg.min_orders:
             return None
         usual = f", a usual level holds {_n(norm)}" if norm is not None else ""
-        return Alert(
+        return Anomaly(
             "MONITOR_THIN_BOOK",
             f"thin_book:{symbol}",
             f"{len(thin)} of the bot's {len(resting)} resting orders on {symbol} sit at thin "
@@ -218,7 +218,7 @@ class MarkIndex:
         self.since: dict[str, float] = {}
         self.last_bps: dict[str, float] = {}
 
-    def observe(self, symbol: str, mark: float, index: float, now: float) -> Alert | None:
+    def observe(self, symbol: str, mark: float, index: float, now: float) -> Anomaly | None:
         if index <= 0:
             return None
         bps = (mark - index) / index * 1e4
@@ -230,7 +230,7 @@ class MarkIndex:
         if now - start < self.cfg.sustain_s:
             return None
         where = "above" if bps > 0 else "below"
-        return Alert(
+        return Anomaly(
             "MONITOR_MARK_INDEX",
             f"mark_index:{symbol}",
             f"the {symbol} mark {_n(mark)} is {abs(bps):.1f} bps {where} the index "
@@ -288,7 +288,7 @@ class FundingVol:
             "vol_annual": self.vol.get(symbol),
         }
 
-    def check(self, symbol: str) -> Alert | None:
+    def check(self, symbol: str) -> Anomaly | None:
         f = self.figures(symbol)
         annual, vol, rate = f["funding_annual"], f["vol_annual"], f["funding_rate"]
         if annual is None or vol is None or rate is None:
@@ -298,7 +298,7 @@ class FundingVol:
         ratio = abs(annual) / vol if vol > 0 else math.inf
         if ratio <= self.cfg.max_ratio:
             return None
-        return Alert(
+        return Anomaly(
             "MONITOR_FUNDING_VOL",
             f"funding_vol:{symbol}",
             f"funding on {symbol} is {rate * 100:.4f} % every {_n(f['interval_s'] or 0)} s = "
@@ -315,7 +315,7 @@ class SlippageDrift:
         self.cfg = cfg
         self.fills: dict[str, deque[float]] = {}
 
-    def observe(self, symbol: str, slippage_bps: float) -> Alert | None:
+    def observe(self, symbol: str, slippage_bps: float) -> Anomaly | None:
         q = self.fills.setdefault(symbol, deque(maxlen=self.cfg.baseline_fills + self.cfg.window))
         q.append(slippage_bps)
         if len(q) < self.cfg.window:
@@ -333,7 +333,7 @@ class SlippageDrift:
             )
         else:
             return None
-        return Alert(
+        return Anomaly(
             "MONITOR_SLIPPAGE",
             f"slippage:{symbol}",
             f"the last {len(recent)} fills on {symbol} averaged {mean:.1f} bps of slippage "

@@ -24,7 +24,7 @@ from perpbot.client.account import OpenOrder
 from perpbot.config import DetectorConfig, MonitorSection
 from perpbot.events import Decision, Event, EventBus, ExchangeCall
 from perpbot.risk.monitor import (
-    Alert,
+    Anomaly,
     CancelBurst,
     FundingVol,
     LeverageChange,
@@ -67,7 +67,7 @@ class MonitorHub:
         self._ohlcv_at: dict[str, float] = {}
 
     # -- alerts -------------------------------------------------------------------------------
-    def emit(self, alert: Alert | None, cfg: DetectorConfig) -> None:
+    def emit(self, alert: Anomaly | None, cfg: DetectorConfig) -> None:
         if alert is None or not self.cfg.enabled or not cfg.enabled:
             return
         data = {**alert.data, "trip": cfg.trip}

@@ -12,19 +12,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from perpbot.config import parse_toml, read_config_bytes
 from perpbot.errors import BadInput
 from perpbot.sim.faults import FaultPlan
+from perpbot.sim.strict import Strict
 from perpbot.sim.ws_config import WsConfig
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SymbolConfig(_Strict):
+class SymbolConfig(Strict):
     """One USD-M perpetual: its filters (as Binance publishes them) and its crowd."""
 
     symbol: str = Field(min_length=1, pattern=r"^[A-Z0-9]+$")
@@ -91,7 +88,7 @@ def _default_symbols() -> list[SymbolConfig]:
     ]
 
 
-class MarketConfig(_Strict):
+class MarketConfig(Strict):
     """The synthetic market: a seeded geometric random walk with jumps, and taker flow."""
 
     tick_ms: int = Field(200, gt=0, description="market step length")
@@ -129,7 +126,7 @@ class MarketConfig(_Strict):
 ReplayKind = Literal["aggTrades", "bookTicker", "klines", "markPriceKlines"]
 
 
-class ReplayFile(_Strict):
+class ReplayFile(Strict):
     """One data.binance.vision file (CSV or the published .zip, with or without header)."""
 
     path: Path
@@ -137,7 +134,7 @@ class ReplayFile(_Strict):
     symbol: str | None = Field(None, description="default: the file name's first part")
 
 
-class SourceConfig(_Strict):
+class SourceConfig(Strict):
     """Where the market's prices come from (see docs/simulator.md, "Market sources").
 
     ``random``: the seeded walk of [market]; the regime knobs below are all off by default,
@@ -172,12 +169,12 @@ class SourceConfig(_Strict):
         return self
 
 
-class FeesConfig(_Strict):
+class FeesConfig(Strict):
     maker: float = Field(0.0002, ge=0)
     taker: float = Field(0.0005, ge=0)
 
 
-class FundingConfig(_Strict):
+class FundingConfig(Strict):
     """Binance's funding: every 8 h by default, the rate from the premium index."""
 
     interval_s: int = Field(28800, gt=0, description="funding interval (symbols may override)")
@@ -185,7 +182,7 @@ class FundingConfig(_Strict):
     rate_cap: float = Field(0.003, gt=0, description="cap/floor of the computed rate")
 
 
-class LimitsConfig(_Strict):
+class LimitsConfig(Strict):
     """Binance's server-side limits; windows are fixed and aligned to their length."""
 
     enabled: bool = True
@@ -202,7 +199,7 @@ class LimitsConfig(_Strict):
     )
 
 
-class SimConfig(_Strict):
+class SimConfig(Strict):
     """Everything the simulator needs; ``SimConfig()`` is the lively paper-trading default."""
 
     seed: int = 1

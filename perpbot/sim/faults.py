@@ -14,16 +14,13 @@ from __future__ import annotations
 import random
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from perpbot.sim.strict import Strict
 from perpbot.sim.ws_faults import StreamFaults
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Targeted(_Strict):
+class _Targeted(Strict):
     """Shared selector: which requests a fault may hit (empty list = all)."""
 
     rate: float = Field(0.0, ge=0.0, le=1.0)
@@ -45,7 +42,7 @@ class _Targeted(_Strict):
         return False
 
 
-class LatencyFault(_Strict):
+class LatencyFault(Strict):
     fixed_ms: float = Field(0.0, ge=0.0)
     jitter_ms: float = Field(0.0, ge=0.0)
     paths: list[str] = Field(default_factory=list)
@@ -90,7 +87,7 @@ class DelayedResponseFault(_Targeted):
     delay_ms: int = Field(1_000, ge=0)
 
 
-class LimitsOverride(_Strict):
+class LimitsOverride(Strict):
     """Replace some rate limits at run time (e.g. a mid-run tightening); exchangeInfo follows."""
 
     weight_per_window: int | None = Field(None, gt=0)
@@ -101,7 +98,7 @@ class LimitsOverride(_Strict):
     long_window_s: int | None = Field(None, gt=0)
 
 
-class FaultPlan(_Strict):
+class FaultPlan(Strict):
     latency: LatencyFault = Field(default_factory=LatencyFault)
     errors: ErrorFault = Field(default_factory=ErrorFault)
     drop: DropFault = Field(default_factory=DropFault)

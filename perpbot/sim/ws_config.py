@@ -8,12 +8,12 @@ windows run on the wall clock, because clients send in real time.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from perpbot.sim.strict import Strict
 
 
-class WsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WsConfig(Strict):
     max_incoming_per_s: int = Field(10, gt=0, description="client messages per second")
     max_streams_per_connection: int = Field(1024, gt=0)
     max_connections_per_window: int = Field(300, gt=0, description="new connections per IP")

@@ -15,12 +15,12 @@ from __future__ import annotations
 import random
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from perpbot.sim.strict import Strict
 
 
-class StreamFaults(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StreamFaults(Strict):
     scope: Literal["all", "market", "user"] = "all"
     drop_rate: float = Field(0.0, ge=0.0, le=1.0)
     duplicate_rate: float = Field(0.0, ge=0.0, le=1.0)
