@@ -363,7 +363,11 @@ class Context:
         ExitConfig field (participation, band_bps, pace_s, timeout_s...). Every child order
         goes through the run (ledger, guards) and is an explained ``exit`` Decision. On a
         hedge-mode account ``position_side`` (LONG or SHORT) names the side to close.
+        It first brings the run's state up to date (``refresh``): the pre-trade checks judge
+        each child against the position the exit reads, not one from before the order that
+        opened it (which would refuse every child as reducing nothing).
         """
+        self.refresh()
         client = self._runner.client
         venue = ExitVenue(client, self._runner.place, self._runner.cancel, client_position(client))
         side = leg(position_side)

@@ -325,6 +325,8 @@ class _Exit:
                     await asyncio.sleep(self.cfg.pace_s)
                 continue
             await self.refresh()
+            if isinstance(out, Exception) and self.time_left():
+                await asyncio.sleep(self.cfg.pace_s)  # refused or failed: never a tight loop
 
     def child_size(self, into: Levels) -> float:
         cfg = self.cfg

@@ -13,6 +13,7 @@ from perpbot.client.guarded import GuardedClient
 from perpbot.client.pipeline import Pipeline
 from perpbot.client.request import OrderSpec
 from perpbot.client.transport import Transport, make_exchange
+from perpbot.errors import RiskRejected
 from perpbot.events import Decision, EventBus
 from perpbot.exits import POLICIES, ExitConfig, ExitVenue, run_exit
 from perpbot.exits.plan import Urgency, choose, sweep
@@ -403,6 +404,35 @@ async def test_adaptive_reads_the_positions_once_per_child(sim_factory: Any) -> 
         assert len(children) == len(res.orders) > 3
         reads = sum(n for path, n in served.items() if "positionRisk" in path)
         assert reads == 1 + len(children), (reads, len(children), served)
+    finally:
+        await client.close()
+
+
+async def test_a_child_refused_every_time_is_paced_not_looped(sim_factory: Any) -> None:
+    """Every child is refused (a pre-trade check that keeps saying no): the exit records each
+    refusal and waits ``pace_s`` before the next, so over its timeout it sends at most one
+    attempt and one positions read per ``pace_s`` (the simulator counts the reads), never a
+    tight loop spending the rate budget."""
+    sim = sim_factory(seed=1)
+    client, venue, _seen = await _venue(sim)
+    attempts: list[OrderSpec] = []
+
+    async def refuse(spec: OrderSpec) -> dict[str, Any]:
+        attempts.append(spec)
+        raise RiskRejected("reduce-only has nothing to reduce", code="RISK_TEST")
+
+    try:
+        await _open(client, 0.01)
+        cfg = ExitConfig(pace_s=0.1, timeout_s=1.0)
+        began = _counters(sim)
+        res = await run_exit(replace(venue, place=refuse), SYM, "market", cfg)
+        served = _counters(sim) - began
+        assert res is not None and res.left == pytest.approx(0.01) and res.errors
+        most = int(cfg.timeout_s / cfg.pace_s) + 2
+        assert 5 <= len(attempts) <= most, len(attempts)
+        reads = sum(n for path, n in served.items() if "positionRisk" in path)
+        assert reads <= most + 1, served
+        assert [o for o in sim.state()["orders"] if o["reduceOnly"]] == []  # none was sent
     finally:
         await client.close()
 

@@ -81,6 +81,29 @@ def fresh(ctx: Context) -> Context:
     return ctx
 
 
+async def test_a_side_opened_and_closed_in_one_tick_is_closed(
+    hedge: tuple[Any, str, str], tmp_path: Path
+) -> None:
+    """The exit runs right after the order that opened the side, in the same tick (no
+    reconcile between): its children are judged against the position it reads, so the side
+    closes; before, the risk gate's view still had the side flat and refused every child
+    (RISK_REDUCE_ONLY_NO_POSITION) in a tight loop until the exit's timeout."""
+    sim, key, _ = hedge
+    toml = write_toml(
+        tmp_path, sim.base_url, exchange={"streams": False}, risk={"accept_no_limits": True}
+    )
+    async with Bot(toml) as bot:
+
+        def open_and_close(ctx: Context) -> Any:
+            ctx.market_order(BTC, "sell", SHORT_QTY, position_side="SHORT")
+            return ctx.exit(BTC, "market", position_side="SHORT", timeout_s=10.0, pace_s=0.2)
+
+        res = await bot.do(open_and_close, 30)
+        assert res is not None and res["left"] == 0.0, res
+        assert sides(sim, key) == {}  # the simulator's truth: the side is closed
+        assert not bot.decisions("RISK_REDUCE_ONLY_NO_POSITION")
+
+
 @pytest.mark.parametrize("streams", [False, True], ids=["REST reconcile", "user stream"])
 async def test_a_hedge_bot_holds_both_sides_the_risk_gate_counts_both_and_flatten_closes_both(
     hedge: tuple[Any, str, str], tmp_path: Path, streams: bool

@@ -20,7 +20,7 @@ import pytest
 
 from perpbot.engine.reconcile import REST_OVERLAP_MS
 from tests.integration.risk_support.bot import BTC, BTC_ID, quiet, write_toml
-from tests.integration.streams.test_streams_run import fill_events, started
+from tests.integration.streams.support import fill_events, started
 from tests.integration.test_hedge_mode import plain_ccxt
 
 pytestmark = pytest.mark.timeout(60)

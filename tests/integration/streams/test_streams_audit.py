@@ -13,7 +13,7 @@ from perpbot.audit.reader import iter_records
 from perpbot.audit.verify import verify_segment
 from perpbot.paths import logs_dir
 from tests.integration.risk_support.bot import BTC, write_toml
-from tests.integration.streams.test_streams_run import (
+from tests.integration.streams.support import (
     control,
     fill_events,
     sim_trade_ids,

@@ -15,8 +15,7 @@ import pytest
 from perpbot.cli.status import bot_view
 from perpbot.cli.status_view import budget_line
 from tests.integration.risk_support.bot import BTC, write_toml
-from tests.integration.streams.test_streams_rest import ws_counters
-from tests.integration.streams.test_streams_run import control, fill_events, started
+from tests.integration.streams.support import control, fill_events, started, ws_counters
 
 pytestmark = pytest.mark.timeout(90)
 

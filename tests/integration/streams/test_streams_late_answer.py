@@ -19,7 +19,7 @@ import pytest
 from perpbot.engine.events import OrderEvent
 from perpbot.streams.feed import StreamFeed
 from tests.integration.risk_support.bot import BTC, BTC_ID, Bot, quiet, write_toml
-from tests.integration.streams.test_streams_run import fill_events, sim_trade_ids, started
+from tests.integration.streams.support import fill_events, sim_trade_ids, started
 from tests.integration.test_hedge_mode import plain_ccxt, sides
 
 pytestmark = pytest.mark.timeout(90)

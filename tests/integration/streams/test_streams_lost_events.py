@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.integration.risk_support.bot import BTC
-from tests.integration.streams.test_streams_run import (
+from tests.integration.streams.support import (
     bot_toml,
     control,
     fill_events,

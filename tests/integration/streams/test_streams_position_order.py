@@ -10,8 +10,6 @@ change one (ACCOUNT_CONFIG_UPDATE); ``reorder_rate = 1`` holds every other event
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import pytest
 
 from perpbot.streams.feed import StreamFeed
 from tests.integration.risk_support.bot import BTC, BTC_ID, Bot
-from tests.integration.streams.test_streams_run import bot_toml, control, started
+from tests.integration.streams.support import bot_toml, control, started, ws_counters
 
 pytestmark = pytest.mark.timeout(90)
 LOT = 0.002
@@ -34,11 +32,6 @@ def sim_position(handle: Any, bot: Bot) -> float:
     account = next(a for a in handle.state()["accounts"] if a["api_key"] == key)
     rows = [p for p in account["positions"] if p["symbol"] == BTC_ID]
     return float(rows[0]["positionAmt"]) if rows else 0.0
-
-
-def ws_counters(handle: Any) -> dict[str, int]:
-    with urllib.request.urlopen(handle.base_url + "/__sim/ws", timeout=10) as resp:
-        return dict(json.loads(resp.read())["counters"])
 
 
 def engine_position(bot: Bot) -> float:

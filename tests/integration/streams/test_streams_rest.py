@@ -15,7 +15,7 @@ from perpbot.audit.reader import iter_records
 from perpbot.kill.sentinel import new_entry, write_sentinel
 from perpbot.paths import logs_dir
 from tests.integration.risk_support.bot import BTC, write_toml
-from tests.integration.streams.test_streams_run import bot_toml, control, started
+from tests.integration.streams.support import bot_toml, control, started, ws_counters
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -88,12 +88,6 @@ async def test_a_standing_kill_never_stops_the_listen_key_keepalive(
     ]
     puts = [c for c in stream_calls(bot) if c.http_method == "PUT" and c.path == LISTEN_KEY]
     assert len(puts) == 1 and puts[0].ok
-
-
-def ws_counters(handle: Any) -> dict[str, int]:
-    """The simulator's own WebSocket counters (connections opened, refused...)."""
-    with urllib.request.urlopen(handle.base_url + "/__sim/ws", timeout=10) as resp:
-        return dict(json.loads(resp.read())["counters"])
 
 
 async def test_a_reconnect_storm_is_paced_by_the_shared_budget_with_no_refusal(

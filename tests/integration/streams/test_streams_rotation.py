@@ -15,13 +15,13 @@ import pytest
 
 from perpbot.streams import feed as feed_module
 from tests.integration.risk_support.bot import BTC
-from tests.integration.streams.test_streams_rest import ws_counters
-from tests.integration.streams.test_streams_run import (
+from tests.integration.streams.support import (
     bot_toml,
     control,
     fill_events,
     sim_trade_ids,
     started,
+    ws_counters,
 )
 
 pytestmark = pytest.mark.timeout(90)

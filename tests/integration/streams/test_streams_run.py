@@ -7,68 +7,24 @@ each test compares the engine's fills with: none missed, none counted twice.
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-import ccxt.async_support as ccxt_async
 import pytest
 
 from perpbot.audit.reader import iter_records
-from perpbot.client.loopback import configure_loopback
 from perpbot.engine.events import FillEvent
 from perpbot.paths import logs_dir
-from tests.integration.risk_support.bot import BTC, Bot, write_toml
+from tests.integration.risk_support.bot import BTC, write_toml
+from tests.integration.streams.support import (
+    bot_toml,
+    control,
+    fill_events,
+    sim_trade_ids,
+    started,
+)
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def control(handle: Any, path: str, body: Any) -> Any:
-    req = urllib.request.Request(
-        handle.base_url + path,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read() or b"null")
-
-
-async def sim_trade_ids(handle: Any, bot: Bot) -> list[str]:
-    """The simulator's own list of the bot's trades (the truth)."""
-    creds = bot.runner.credentials
-    ex = ccxt_async.binanceusdm({"apiKey": creds.api_key, "secret": creds.secret})
-    configure_loopback(ex, handle.base_url)
-    try:
-        await ex.load_markets()
-        return [str(t["id"]) for t in await ex.fetch_my_trades(BTC)]
-    finally:
-        await ex.close()
-
-
-def bot_toml(tmp_path: Path, handle: Any, *, audit: bool = False, **exchange: Any) -> Path:
-    return write_toml(
-        tmp_path,
-        handle.base_url,
-        exchange={"stream_stale_s": 2.0, **exchange},
-        kill={"deadman": False},
-        audit={"enabled": audit},
-    )
-
-
-def fill_events(bot: Bot) -> list[FillEvent]:
-    return [e for e in bot.fill_log if isinstance(e, FillEvent)]
-
-
-async def started(toml: Path) -> Bot:
-    bot = Bot(toml)
-    bot.fill_log = []  # type: ignore[attr-defined]
-    bot.runner.engine_events.subscribe(bot.fill_log.append)  # type: ignore[attr-defined]
-    await bot.__aenter__()
-    feed = bot.runner.feed  # on streams: wait for the start-up reconcile (streams are up)
-    await bot.until(lambda: feed is None or feed.counters["reconciles"] >= 1)
-    return bot
 
 
 async def test_fills_reach_the_engine_from_the_stream(sim_factory: Any, tmp_path: Path) -> None:

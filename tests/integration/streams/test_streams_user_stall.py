@@ -17,7 +17,7 @@ from perpbot.cli.status import bot_view
 from perpbot.cli.status_view import streams_lines
 from perpbot.streams.evidence import OWED_GRACE_S
 from tests.integration.risk_support.bot import BTC, BTC_ID, Bot, quiet
-from tests.integration.streams.test_streams_run import (
+from tests.integration.streams.support import (
     bot_toml,
     control,
     fill_events,
