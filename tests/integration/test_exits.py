@@ -19,7 +19,7 @@ from perpbot.exits import POLICIES, ExitConfig, ExitVenue, run_exit
 from perpbot.exits.plan import Urgency, choose, sweep
 from perpbot.exits.venue import HeldPosition, client_position, leg_venue
 from perpbot.sim.config import MarketConfig, SymbolConfig
-from tests.integration.test_hedge_mode import account_of, plain_ccxt, sides
+from tests.integration.hedge_support import account_of, plain_ccxt, sides
 
 SYM = "BTC/USDT:USDT"
 THIN = {"crowd_level_qty": 0.2, "crowd_levels": 10, "crowd_level_step_ticks": 50}

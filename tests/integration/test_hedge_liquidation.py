@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from perpbot.engine import OrderRejected
+from tests.integration.hedge_support import account_of, fresh, plain_ccxt, sides
 from tests.integration.risk_support.bot import BTC, Bot, quiet, write_toml
-from tests.integration.test_hedge_mode import account_of, fresh, plain_ccxt, sides
 
 LONG, SHORT, MORE = 0.2, 0.05, 0.05
 BAND = 8.0  # %: SHORT then LONG leave ~10 % to liquidation; MORE long leaves ~7.8 %

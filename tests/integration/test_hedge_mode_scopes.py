@@ -18,7 +18,7 @@ from perpbot.client.request import OrderSpec
 from perpbot.config import ExchangeSection
 from perpbot.errors import PermissionDenied
 from perpbot.events import EventBus
-from tests.integration.test_hedge_mode import plain_ccxt, sides
+from tests.integration.hedge_support import plain_ccxt, sides
 from tests.keys_support.profiles import store
 
 BTC = "BTC/USDT:USDT"

@@ -27,10 +27,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_cli
-from tests.integration.kill_strategies.support import Bot as KillBot
-from tests.integration.kill_strategies.support import MakeBotFiles, start_bot, wait_until
-from tests.integration.risk_support.bot import BTC, Bot, write_toml
-from tests.integration.test_hedge_mode import (
+from tests.integration.hedge_support import (
     LONG_QTY,
     SHORT_QTY,
     account_of,
@@ -40,8 +37,11 @@ from tests.integration.test_hedge_mode import (
     rejected,
     sides,
 )
+from tests.integration.kill_strategies.support import Bot as KillBot
+from tests.integration.kill_strategies.support import MakeBotFiles, start_bot, wait_until
+from tests.integration.risk_support.bot import BTC, Bot, write_toml
 
-__all__ = ["hedge"]  # the fixture, shared with test_hedge_mode
+__all__ = ["hedge"]  # the fixture (tests/integration/hedge_support.py)
 
 PROTECT = {"enabled": True, "stop_pct": 2.0, "check_interval_s": 0.1}
 COUNTDOWN_S = 1.0

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from perpbot.engine import OrderRejected
+from tests.integration.hedge_support import fresh, plain_ccxt, sides
 from tests.integration.risk_support.bot import BTC, Bot, quiet, write_toml
-from tests.integration.test_hedge_mode import fresh, plain_ccxt, sides
 
 A_LONG, B_LONG, B_SHORT = 0.01, 0.002, 0.005
 

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from perpbot.engine.reconcile import REST_OVERLAP_MS
+from tests.integration.hedge_support import plain_ccxt
 from tests.integration.risk_support.bot import BTC, BTC_ID, quiet, write_toml
 from tests.integration.streams.support import fill_events, started
-from tests.integration.test_hedge_mode import plain_ccxt
 
 pytestmark = pytest.mark.timeout(60)
 LOT = 0.004

@@ -18,9 +18,9 @@ import pytest
 
 from perpbot.engine.events import OrderEvent
 from perpbot.streams.feed import StreamFeed
+from tests.integration.hedge_support import plain_ccxt, sides
 from tests.integration.risk_support.bot import BTC, BTC_ID, Bot, quiet, write_toml
 from tests.integration.streams.support import fill_events, sim_trade_ids, started
-from tests.integration.test_hedge_mode import plain_ccxt, sides
 
 pytestmark = pytest.mark.timeout(90)
 LOT = 0.004
