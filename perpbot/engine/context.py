@@ -26,7 +26,7 @@ from perpbot.engine.settings import change_setting
 from perpbot.engine.state import PositionSnapshot
 from perpbot.engine.strategy import OrderRejected, StrategyStopped
 from perpbot.exits import ExitConfig, ExitVenue, run_exit
-from perpbot.exits.venue import client_position, leg_venue
+from perpbot.exits.venue import HeldPosition, PositionRead, client_position, leg_venue
 
 if TYPE_CHECKING:
     from perpbot.client.guarded import GuardedClient
@@ -369,12 +369,31 @@ class Context:
         """
         self.refresh()
         client = self._runner.client
-        venue = ExitVenue(client, self._runner.place, self._runner.cancel, client_position(client))
         side = leg(position_side)
+        if self._runner.config.strategy.share_symbols:  # what this run holds, not the account
+            held = self._own_position(side)
+        else:
+            held = client_position(client, side)
+        venue = ExitVenue(client, self._runner.place, self._runner.cancel, held)
         if side is not None:
-            venue = leg_venue(venue, side, client_position(client, side))
+            venue = leg_venue(venue, side, held)
         res = self._run(run_exit(venue, symbol, policy, ExitConfig(**config)))
         return None if res is None else res.to_dict()
+
+    def _own_position(self, side: str | None) -> PositionRead:
+        """A shared run's position (``[strategy] share_symbols``: its own fills), brought up
+        to date at each read: its exit closes what this run holds, never the share of the
+        account's position that other runs hold."""
+        runner = self._runner
+
+        async def position(symbol: str) -> HeldPosition:
+            await runner.refresh()
+            own = (runner.legs if side else runner.positions).get(leg_key(symbol, side))
+            if own is None:
+                return HeldPosition(0.0)
+            return HeldPosition(own.amount, own.liquidation_price, own.mark_price)
+
+        return position
 
     def cancel_order(self, order: dict[str, Any] | str, symbol: str | None = None) -> Any:
         """Cancel by order dict, exchange order id, or this run's client order id."""
