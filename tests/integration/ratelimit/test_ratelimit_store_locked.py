@@ -81,7 +81,9 @@ def test_kill_cancels_while_another_process_holds_the_store_write_lock(
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     left = [e for e in events if e.get("code") == "RATE_STORE_SLOW_CANCEL_SENT"]
     assert left and {e["data"]["waited_ms"] for e in left} == {0.0}
-    assert "which had not answered 0.02 s later" in left[0]["sentence"]
+    # said after leaving, or at once when the store was known stuck (a dead-man refresh may
+    # have met the lock first), never after waiting the patience
+    assert not [e for e in left if "has not answered for" in e["sentence"]]
 
 
 def requests_seen(sim: Any) -> int:
