@@ -8,7 +8,7 @@ constituents (Binance: ``/fapi/v1/constituents``). What the exchange does not pu
 crowd's leverage, how often each constituent requotes) stays an assumption the output
 prints, and the user may state it in a file given alongside. A read of the constituents
 that fails leaves the weights an assumption too. It connects, so it lives in the
-composition root; what shapes the inputs is perpbot.stress.inputs.
+composition root; what shapes the inputs is perpbot.stress.sources.
 """
 
 from __future__ import annotations

@@ -363,16 +363,17 @@ class Context:
         ExitConfig field (participation, band_bps, pace_s, timeout_s...). Every child order
         goes through the run (ledger, guards) and is an explained ``exit`` Decision. On a
         hedge-mode account ``position_side`` (LONG or SHORT) names the side to close.
-        It first brings the run's state up to date (``refresh``): the pre-trade checks judge
-        each child against the position the exit reads, not one from before the order that
-        opened it (which would refuse every child as reducing nothing).
+        It first brings the run's state up to date (``refresh``; a shared run's position
+        reads do it each time): the pre-trade checks judge each child against the position
+        the exit reads, not one from before the order that opened it (which would refuse
+        every child as reducing nothing).
         """
-        self.refresh()
         client = self._runner.client
         side = leg(position_side)
         if self._runner.config.strategy.share_symbols:  # what this run holds, not the account
             held = self._own_position(side)
         else:
+            self.refresh()
             held = client_position(client, side)
         venue = ExitVenue(client, self._runner.place, self._runner.cancel, held)
         if side is not None:
