@@ -19,6 +19,7 @@ module (``orders.perpbot_strategy_tag``) is not an object's attribute.
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 
 from tests.architecture.graph import PACKAGE, ROOT
 
@@ -58,10 +59,10 @@ def _owned_here(node: ast.Attribute, rel: str, scopes: dict[str, set[int]]) -> b
     return isinstance(node.value, ast.Name) and node.value.id in ("self", owner[2])
 
 
-def offences() -> list[str]:
+def offences(package: Path = PACKAGE, root: Path = ROOT) -> list[str]:
     found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        rel = path.relative_to(ROOT).as_posix()
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
         tree = ast.parse(path.read_text(encoding="utf-8"))
         scopes = {
             attr: _scope(tree, function) if module == rel else set()
@@ -94,33 +95,37 @@ def test_no_module_finds_the_wire_hooks_on_the_exchange() -> None:
     assert offences() == []
 
 
-def test_the_check_sees_a_hook_found_on_the_exchange(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """The walk is not blind: the very lookups this replaced are caught."""
-    import tests.architecture.test_wire_hooks as me
+def offences_in(root: Path, files: dict[str, str]) -> list[str]:
+    """``offences`` of a package made of ``files`` (path under ``perpbot/`` -> source)."""
+    for name, source in files.items():
+        path = root / "perpbot" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+    return offences(root / "perpbot", root)
 
-    pkg = tmp_path / "perpbot"
-    (pkg / "kill").mkdir(parents=True)
-    (pkg / "kill" / "gate.py").write_text(
-        'def f(exchange):\n    return getattr(exchange, "perpbot_observers", None)\n'
+
+def test_the_check_sees_a_hook_found_on_the_exchange(tmp_path: Path) -> None:
+    """The walk is not blind: the very lookups this replaced are caught."""
+    found = offences_in(
+        tmp_path,
+        {
+            "kill/gate.py": (
+                'def f(exchange):\n    return getattr(exchange, "perpbot_observers", None)\n'
+            ),
+            "ratelimit.py": "def g(ex):\n    ex.perpbot_observers.after.append(1)\n",
+        },
     )
-    (pkg / "ratelimit.py").write_text("def g(ex):\n    ex.perpbot_observers.after.append(1)\n")
-    monkeypatch.setattr(me, "PACKAGE", pkg)
-    monkeypatch.setattr(me, "ROOT", tmp_path)
-    assert me.offences() == [
+    assert found == [
         "perpbot/kill/gate.py:2: 'perpbot_observers' by name",
         "perpbot/kill/gate.py:2: getattr 'perpbot_observers'",
         "perpbot/ratelimit.py:2: .perpbot_observers",
     ]
 
 
-def test_the_check_sees_what_the_streams_planted_and_read(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_check_sees_what_the_streams_planted_and_read(tmp_path: Path) -> None:
     """What the streams did before their ``StreamWire``: attributes set on the ccxt.pro
     exchange by its maker, and a count read off it by the feed with ``getattr``."""
-    import tests.architecture.test_wire_hooks as me
-
-    pkg = tmp_path / "perpbot"
-    (pkg / "streams").mkdir(parents=True)
-    (pkg / "streams" / "exchange.py").write_text(
+    exchange = (
         "def piped_class(base, wire):\n"
         "    class Piped(base):\n"
         "        def fetch(self):\n"
@@ -134,16 +139,15 @@ def test_the_check_sees_what_the_streams_planted_and_read(tmp_path, monkeypatch)
         "    type(ex).perpbot_wire = wire\n"
         "    return ex\n"
     )
-    (pkg / "streams" / "feed.py").write_text(
+    feed = (
         "from perpbot.client import orders\n"
         "class Feed:\n"
         "    def read(self):\n"
         '        n = getattr(self.ex, "perpbot_reordered_positions", 0)\n'
         '        return n, orders.perpbot_strategy_tag("x"), "perpbot_bot_up"\n'
     )
-    monkeypatch.setattr(me, "PACKAGE", pkg)
-    monkeypatch.setattr(me, "ROOT", tmp_path)
-    assert me.offences() == [
+    found = offences_in(tmp_path, {"streams/exchange.py": exchange, "streams/feed.py": feed})
+    assert found == [
         "perpbot/streams/exchange.py:10: setattr 'perpbot_messages_per_s'",
         "perpbot/streams/exchange.py:11: .perpbot_wire",
         "perpbot/streams/exchange.py:9: .perpbot_client",

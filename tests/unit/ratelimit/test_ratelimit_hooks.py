@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from perpbot.client.request import HttpRecord, Request
+from perpbot.client.request import HttpRecord, Request, reducing_risk
 from perpbot.client.waits import Interrupter
 from perpbot.events import Decision, EventBus
 from perpbot.ratelimit import budget
 from perpbot.ratelimit.budget import Policy
-from perpbot.ratelimit.hooks import HttpBudget, RateWait
+from perpbot.ratelimit.hooks import CANCEL_PATIENCE_S, HttpBudget, RateWait
 from perpbot.ratelimit.host import HostBudget
 from perpbot.ratelimit.layer import RulesKeeper
 from perpbot.ratelimit.rules import Rule, RuleSet
@@ -226,11 +228,6 @@ async def test_a_held_back_request_is_a_not_sent_error_and_never_reaches_the_exc
 async def test_a_cancel_does_not_wait_for_a_store_that_does_not_answer() -> None:
     """The store thread is stuck (another process's lock): a cancel leaves after 20 ms and
     is charged once the store answers; a read waits for the store."""
-    import asyncio
-    import threading
-
-    from perpbot.ratelimit.hooks import CANCEL_PATIENCE_S
-
     hooks, seen = process("hooks-slow:1")
     stuck = threading.Event()
     hooks.host.submit(lambda st: stuck.wait(5))  # the store thread is busy until set
@@ -273,8 +270,6 @@ def sent_without_store(seen: list[Decision]) -> list[Decision]:
 async def all_answered(hooks: HttpBudget) -> None:
     """Wait until the store thread has run everything queued so far (it runs in order),
     the late answers were taken and the leases they replaced given back."""
-    import asyncio
-
     await asyncio.wrap_future(hooks.host.submit(lambda st: None))
     await asyncio.sleep(0.01)  # the late answers' callbacks, scheduled by the store thread
     await hooks.host.settled()
@@ -284,10 +279,6 @@ async def test_once_a_cancel_left_a_stuck_store_behind_the_next_ones_leave_at_on
     """The store thread is stuck: the first cancel waits the patience, the next ones do not
     wait again while the store has not answered; once it has, a cancel waits for it again,
     and a store stuck longer than the patience is not waited for at all."""
-    import asyncio
-
-    from perpbot.ratelimit.hooks import CANCEL_PATIENCE_S
-
     hooks, seen = process("hooks-stuck:1")
     stuck = threading.Event()
     hooks.host.submit(lambda st: stuck.wait(5))
@@ -329,11 +320,6 @@ async def test_a_kills_cancel_leaves_as_it_asks_the_store_and_is_charged_when_it
     """Inside ``reducing_risk()`` (the kill switch, the stop) a cancel does not wait for the
     store at all: a stuck store is said once the patience has passed without an answer; a
     healthy one says nothing, and both charge the cancel when they answer."""
-    import asyncio
-
-    from perpbot.client.request import reducing_risk
-    from perpbot.ratelimit.hooks import CANCEL_PATIENCE_S
-
     hooks, seen = process("hooks-kill:1")
     stuck = threading.Event()
     hooks.host.submit(lambda st: stuck.wait(5))  # idle until now: nothing knows it is stuck
@@ -375,8 +361,6 @@ class SlowStore(MemoryStore):
     """A healthy store under load: every transaction takes 5 ms."""
 
     def transact(self, fn: Any) -> Any:
-        import time
-
         time.sleep(0.005)
         return super().transact(fn)
 
