@@ -19,7 +19,9 @@ answers (a kill must not wait on a lock, not even 20 ms). Every cancel still wai
 Retry-After or a ban the store has recorded. Likewise a risk-reducing request (a cancel,
 the stop's listings, the dead-man countdown) leaves when the store is unavailable (its
 disk is full, its file unreadable): ordinary requests fail closed there, these would
-otherwise leave the orders standing (RATE_STORE_DOWN_REDUCING_SENT).
+otherwise leave the orders standing (RATE_STORE_DOWN_REDUCING_SENT). Nor do they wait for
+a due re-read of the rules (``exchangeInfo``): that is left to the next ordinary request,
+whose transactions on an unavailable store would fail them.
 
 ``after_http`` reads the response: a 429 or 418 is queued for the shared state at once
 (this process's next transaction comes after it), usage headers that say more than this
@@ -166,8 +168,12 @@ class HttpBudget:
         else:  # depth, klines, batchOrders...: by the query's symbol and limit
             weight, orders = rule(dict(parse_qsl(urlsplit(record.url).query)))
         cancel = request is not None and request.method_class == "cancel"
-        # the rules re-read itself must pass while rules are due, and so may a cancel
-        rules_every = None if cancel or record.path.endswith("/exchangeInfo") else self.every
+        reducing = request is not None and request.risk_reducing
+        # the rules re-read itself must pass while rules are due, and so may what reduces
+        # risk (a cancel, the stop's listings, the dead-man countdown): the re-read is left
+        # to the next ordinary request, so a store that cannot be written (a full disk)
+        # never holds them back through it
+        rules_every = None if reducing or record.path.endswith("/exchangeInfo") else self.every
         now = self.host.now()
         lease = self.lease
         if (
@@ -178,7 +184,6 @@ class HttpBudget:
         ):
             record.charge = lease.charge
             return None
-        reducing = request is not None and request.risk_reducing
         return self._from_store(record, request, weight, orders, rules_every, cancel, reducing)
 
     async def _from_store(

@@ -35,6 +35,9 @@ from tests.integration.kill_strategies.support import (
 
 LONG_COUNTDOWN_S = 60.0  # far longer than the test: only the bot's own cancels explain a cancel
 SHORT_COUNTDOWN_S = 15.0  # outlives the stop (a 3 s bound), then cancels what it left
+# how long the simulator holds the placement's answer: the log meets the full disk up to ~1 s
+# after it fills (its next record), and must before the answer arrives
+HOLD_MS = 5000
 NO_DISK_TRIP = {"disk": {"halt_free_mb": 0, "halt_free_pct": 0, "warn_free_pct": 0}}
 CANCELS_FAIL = {
     "errors": {"rate": 1.0, "statuses": [503], "paths": ["/fapi/v1/order"], "methods": ["DELETE"]}
@@ -99,6 +102,11 @@ def _gaps(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return gaps
 
 
+def _said(out: str, err: str) -> str:
+    """What the bot said (its stderr, then its decisions), for a failed assertion."""
+    return f"stderr:\n{err[-3000:]}\nstdout:\n{out[-6000:]}"
+
+
 def _error_line(code: int, err: str) -> str:
     assert code == 1, err[-2000:]
     assert "Traceback" not in err and "internal error" not in err
@@ -127,7 +135,7 @@ def test_a_disk_full_mid_run_cancels_the_bots_orders_and_says_so_in_one_line(
         assert mine[cid]["status"] == "CANCELED", mine[cid]
         assert mine[cid]["cancelTime"] < filled_at_ms + LONG_COUNTDOWN_S * 1000 / 2
     # ... confirmed them gone, so it disarmed the countdown (the exchange holds none)
-    assert account_of(state, creds[0])["countdowns"] == {}
+    assert account_of(state, creds[0])["countdowns"] == {}, _said(out, err)
 
     # the one line: what could not be written, what went out unrecorded, what it cancelled
     m = re.search(r"; (\d+) request\(s\) went out unrecorded", line)
@@ -173,7 +181,7 @@ def test_a_placement_answered_after_the_disk_filled_is_cancelled_and_named_in_th
     bot_files: MakeBotFiles, tmp_path: Path, tiny_home: Path, bots: list[Bot]
 ) -> None:
     """The disk fills while a placement's answer is on its way (the simulator places the
-    order, then holds the answer 3 s): the order is live at the exchange, but its record
+    order, then holds the answer 5 s): the order is live at the exchange, but its record
     cannot be written and the ledger never learns it. The stop still finds it by client id
     and cancels it, and the line says a placement went out before the log broke."""
     sim, creds, toml = bot_files(
@@ -181,13 +189,13 @@ def test_a_placement_answered_after_the_disk_filled_is_cancelled_and_named_in_th
         kill={"deadman_countdown_s": LONG_COUNTDOWN_S},
         extra=NO_DISK_TRIP,
     )
-    sim.set_faults({"delayed_response": {"rate": 1.0, "count": 1, "delay_ms": 3000}})
+    sim.set_faults({"delayed_response": {"rate": 1.0, "count": 1, "delay_ms": HOLD_MS}})
     bot = start_bot(toml, tmp_path, creds)
     bots.append(bot)
     wait_until(lambda: len(open_orders_of(sim.state(), creds[0])) == 1, timeout=60)
     held = open_orders_of(sim.state(), creds[0])[0]["clientOrderId"]
-    _fill(tiny_home)  # within the 3 s the answer is held
-    code, _out, err = bot.finish(timeout=90)
+    _fill(tiny_home)  # while the answer is held (the log finds the disk full within ~1 s)
+    code, out, err = bot.finish(timeout=90)
     line = _error_line(code, err)
     state = sim.state()
     sim.set_faults({})
@@ -197,7 +205,7 @@ def test_a_placement_answered_after_the_disk_filled_is_cancelled_and_named_in_th
     assert open_orders_of(state, creds[0]) == [], err[-3000:]
     mine = {o["clientOrderId"]: o for o in orders_of(state, creds[0])}
     assert mine[held]["status"] == "CANCELED", mine[held]
-    assert account_of(state, creds[0])["countdowns"] == {}
+    assert account_of(state, creds[0])["countdowns"] == {}, _said(out, err)
     assert "sent before the log broke and answered after (create_order" in line, line
     assert held in line and "no order of this run is left open" in line, line
 
@@ -247,7 +255,7 @@ def test_a_bot_placing_orders_on_a_full_disk_sends_no_new_one_and_logs_every_one
     _error_line(code, err)
     state = sim.state()
     assert open_orders_of(state, creds[0]) == []  # every order of the bot cancelled, by it
-    assert account_of(state, creds[0])["countdowns"] == {}
+    assert account_of(state, creds[0])["countdowns"] == {}, _said(out, err)
     (tiny_home / "filler").unlink()
     run_id = re.search(r"perpbot run (\S+):", out).group(1)  # type: ignore[union-attr]
     records = _log(tiny_home, run_id)

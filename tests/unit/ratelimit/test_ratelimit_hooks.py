@@ -13,14 +13,16 @@ import pytest
 
 from perpbot.client.request import HttpRecord, Request, reducing_risk
 from perpbot.client.waits import Interrupter
+from perpbot.errors import RuntimeFailure
 from perpbot.events import Decision, EventBus
+from perpbot.kill.deadman import COUNTDOWN_METHOD
 from perpbot.ratelimit import budget
 from perpbot.ratelimit.budget import Policy
 from perpbot.ratelimit.hooks import CANCEL_PATIENCE_S, HttpBudget, RateWait
 from perpbot.ratelimit.host import HostBudget
-from perpbot.ratelimit.layer import RulesKeeper
+from perpbot.ratelimit.layer import REFRESH_METHOD, RulesKeeper
 from perpbot.ratelimit.rules import Rule, RuleSet
-from perpbot.ratelimit.stores import MemoryStore
+from perpbot.ratelimit.stores import MemoryStore, unavailable
 
 TICKER = "http://h/fapi/v1/ticker/24hr?symbol=BTCUSDT"
 
@@ -33,14 +35,33 @@ class CountingStore(MemoryStore):
         return super().transact(fn)
 
 
-def process(host_name: str, limit: int = 2400) -> tuple[HttpBudget, list[Decision]]:
-    """One perpbot process's hooks on ``host_name`` (same name = same shared state)."""
+class DownStore(CountingStore):
+    """A store that cannot be written once ``down`` (its disk is full)."""
+
+    down = False
+
+    def transact(self, fn: Any) -> Any:
+        if self.down:
+            raise unavailable(self.description, OSError("database or disk is full"))
+        return super().transact(fn)
+
+
+def process(
+    host_name: str,
+    limit: int = 2400,
+    store: type[CountingStore] = CountingStore,
+    rereads: bool = False,
+) -> tuple[HttpBudget, list[Decision]]:
+    """One perpbot process's hooks on ``host_name`` (same name = same shared state); its
+    exchange has no exchangeInfo method (the rules are not re-read) unless ``rereads``."""
     bus = EventBus()
     seen: list[Decision] = []
     bus.subscribe(lambda e: seen.append(e) if isinstance(e, Decision) else None)
-    exchange = SimpleNamespace(options={})  # no exchangeInfo method: rules are not re-read
+    exchange = SimpleNamespace(options={})
+    if rereads:
+        setattr(exchange, REFRESH_METHOD, None)  # (only its presence is asked)
     host = HostBudget(
-        store=CountingStore(host_name), policy=Policy(), bus=bus, exchange=exchange, key_id="k"
+        store=store(host_name), policy=Policy(), bus=bus, exchange=exchange, key_id="k"
     )
     rules = RulesKeeper(host, 60.0, None, exchange)
     rules.install(RuleSet((Rule("weight", 60, limit), Rule("orders", 10, 300)), "exchange"))
@@ -113,8 +134,6 @@ async def test_headers_raise_the_shared_count_to_what_the_exchange_counted() -> 
 
 
 async def test_a_request_heavier_than_the_whole_limit_is_refused() -> None:
-    from perpbot.errors import RuntimeFailure
-
     hooks, _ = process("hooks-4:1", limit=15)
     with pytest.raises(RuntimeFailure) as err:
         await send(hooks, "http://h/fapi/v1/depth?symbol=BTCUSDT&limit=1000")
@@ -208,6 +227,58 @@ async def test_usage_headers_are_written_when_they_say_more_than_is_known(clock:
     before = CountingStore.transactions
     await send(hooks, **{"X-MBX-USED-WEIGHT-1M": "2"})  # less than known: nothing to write
     assert CountingStore.transactions == before and used() == 600
+
+
+async def test_what_reduces_risk_never_waits_for_a_due_rules_reread(clock: Clock) -> None:
+    """The rules' re-read is due (a new period began) and the store cannot be written (a
+    full disk): the stop's listing, the dead-man countdown and a cancel still leave; an
+    ordinary request is held for the re-read, and refused once the store is down."""
+    hooks, seen = process("hooks-reread:1", store=DownStore, rereads=True)
+    await send(hooks)
+    clock.wall += 60.0  # the next 60 s period: the rules are to be re-read
+    assert budget.refresh_due(hooks.host.mirror, clock.wall, hooks.every)
+
+    def record_of(method: str, http_method: str, url: str) -> tuple[Request, HttpRecord]:
+        request = Request(method)  # (inside reducing_risk(): one the stop or a kill sends)
+        record = HttpRecord(http_method, url, urlsplit(url).path)
+        request.http.append(record)
+        return request, record
+
+    listing = "http://h/fapi/v1/openOrders?symbol=BTCUSDT"
+    request, record = record_of("fetch_open_orders", "GET", listing)
+    with pytest.raises(RateWait) as held:  # an ordinary read waits for the re-read
+        await charge(hooks, record, request)
+    assert held.value.admission.reason == "refresh"
+    with reducing_risk():  # the stop's listing: charged, not held
+        request, record = record_of("fetch_open_orders", "GET", listing)
+    await charge(hooks, record, request)
+    assert record.charge is not None
+    DownStore.down = True
+    try:
+        with reducing_risk():
+            requests = [
+                record_of("fetch_open_orders", "GET", listing),
+                record_of(COUNTDOWN_METHOD, "POST", "http://h/fapi/v1/countdownCancelAll?symbol=X"),
+            ]
+        requests.append(
+            record_of("cancel_order", "DELETE", "http://h/fapi/v1/order?symbol=BTCUSDT")
+        )
+        for request, record in requests:
+            hooks.lease = None  # each one goes to the store
+            await charge(hooks, record, request)
+        down = [d for d in seen if d.code == "RATE_STORE_DOWN_REDUCING_SENT"]
+        assert [d.data["request"] for d in down] == [
+            "GET /fapi/v1/openOrders",
+            "POST /fapi/v1/countdownCancelAll",
+            "DELETE /fapi/v1/order",
+        ]
+        request, record = record_of("fetch_open_orders", "GET", listing)
+        hooks.lease = None
+        with pytest.raises(RuntimeFailure) as refused:  # an ordinary one fails closed
+            await charge(hooks, record, request)
+        assert refused.value.code == "RATE_STORE_UNAVAILABLE"
+    finally:
+        DownStore.down = False
 
 
 async def test_a_held_back_request_is_a_not_sent_error_and_never_reaches_the_exchange() -> None:
