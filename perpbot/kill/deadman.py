@@ -35,6 +35,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+from perpbot.client.request import reducing_risk
 from perpbot.events import Decision
 from perpbot.kill.cancel import describe_error
 
@@ -304,7 +305,8 @@ class Deadman:
                 self.info["shared_kept"] = {s: kept.why for s, kept in shared.items()}
             self.armed = [s for s in self.armed if s not in shared]
         if self.armed:
-            failed = await self._send_until(self.armed, until)
+            with reducing_risk():  # part of the stop: never held by the rate budget's store
+                failed = await self._send_until(self.armed, until)
             self.info["disarmed"] = not failed
             for s, why in failed:
                 undone[s] = f"disarming it failed ({why})"

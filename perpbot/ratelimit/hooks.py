@@ -19,9 +19,10 @@ answers (a kill must not wait on a lock, not even 20 ms). Every cancel still wai
 Retry-After or a ban the store has recorded. Likewise a risk-reducing request (a cancel,
 the stop's listings, the dead-man countdown) leaves when the store is unavailable (its
 disk is full, its file unreadable): ordinary requests fail closed there, these would
-otherwise leave the orders standing (RATE_STORE_DOWN_REDUCING_SENT). Nor do they wait for
-a due re-read of the rules (``exchangeInfo``): that is left to the next ordinary request,
-whose transactions on an unavailable store would fail them.
+otherwise leave the orders standing (RATE_STORE_DOWN_REDUCING_SENT). Cancels and what the
+kill switch and the stop send do not wait for a due re-read of the rules (``exchangeInfo``)
+either: it is left to the next other request (on an unavailable store its transactions
+would fail them).
 
 ``after_http`` reads the response: a 429 or 418 is queued for the shared state at once
 (this process's next transaction comes after it), usage headers that say more than this
@@ -168,12 +169,12 @@ class HttpBudget:
         else:  # depth, klines, batchOrders...: by the query's symbol and limit
             weight, orders = rule(dict(parse_qsl(urlsplit(record.url).query)))
         cancel = request is not None and request.method_class == "cancel"
-        reducing = request is not None and request.risk_reducing
-        # the rules re-read itself must pass while rules are due, and so may what reduces
-        # risk (a cancel, the stop's listings, the dead-man countdown): the re-read is left
-        # to the next ordinary request, so a store that cannot be written (a full disk)
-        # never holds them back through it
-        rules_every = None if reducing or record.path.endswith("/exchangeInfo") else self.every
+        # the rules re-read itself must pass while rules are due, and so may a cancel and
+        # whatever the kill switch and the stop send (their listings, the dead-man countdown):
+        # the re-read is left to the next other request, so a store that cannot be written
+        # (a full disk) never holds them back through the re-read's own transactions
+        skip_rules = cancel or is_reducing_risk() or record.path.endswith("/exchangeInfo")
+        rules_every = None if skip_rules else self.every
         now = self.host.now()
         lease = self.lease
         if (
@@ -184,6 +185,7 @@ class HttpBudget:
         ):
             record.charge = lease.charge
             return None
+        reducing = request is not None and request.risk_reducing
         return self._from_store(record, request, weight, orders, rules_every, cancel, reducing)
 
     async def _from_store(

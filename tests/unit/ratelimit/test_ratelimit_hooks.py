@@ -229,53 +229,42 @@ async def test_usage_headers_are_written_when_they_say_more_than_is_known(clock:
     assert CountingStore.transactions == before and used() == 600
 
 
-async def test_what_reduces_risk_never_waits_for_a_due_rules_reread(clock: Clock) -> None:
+async def test_the_stops_requests_never_wait_for_a_due_rules_reread(clock: Clock) -> None:
     """The rules' re-read is due (a new period began) and the store cannot be written (a
-    full disk): the stop's listing, the dead-man countdown and a cancel still leave; an
-    ordinary request is held for the re-read, and refused once the store is down."""
+    full disk): what the stop and the kill switch send (inside ``reducing_risk()``: their
+    listings, the dead-man countdown) and a cancel still leave; an ordinary request is held
+    for the re-read, and refused once the store is down."""
     hooks, seen = process("hooks-reread:1", store=DownStore, rereads=True)
     await send(hooks)
     clock.wall += 60.0  # the next 60 s period: the rules are to be re-read
     assert budget.refresh_due(hooks.host.mirror, clock.wall, hooks.every)
+    listing = "http://h/fapi/v1/openOrders?symbol=BTCUSDT"
+    countdown = "http://h/fapi/v1/countdownCancelAll?symbol=BTCUSDT"
+    cancel = "http://h/fapi/v1/order?symbol=BTCUSDT"
 
-    def record_of(method: str, http_method: str, url: str) -> tuple[Request, HttpRecord]:
-        request = Request(method)  # (inside reducing_risk(): one the stop or a kill sends)
+    async def charged(method: str, http_method: str, url: str) -> HttpRecord:
+        hooks.lease = None  # each one goes to the store
+        request = Request(method)
         record = HttpRecord(http_method, url, urlsplit(url).path)
         request.http.append(record)
-        return request, record
-
-    listing = "http://h/fapi/v1/openOrders?symbol=BTCUSDT"
-    request, record = record_of("fetch_open_orders", "GET", listing)
-    with pytest.raises(RateWait) as held:  # an ordinary read waits for the re-read
         await charge(hooks, record, request)
+        return record
+
+    with pytest.raises(RateWait) as held:  # an ordinary read waits for the re-read
+        await charged("fetch_open_orders", "GET", listing)
     assert held.value.admission.reason == "refresh"
     with reducing_risk():  # the stop's listing: charged, not held
-        request, record = record_of("fetch_open_orders", "GET", listing)
-    await charge(hooks, record, request)
-    assert record.charge is not None
+        assert (await charged("fetch_open_orders", "GET", listing)).charge is not None
     DownStore.down = True
     try:
-        with reducing_risk():
-            requests = [
-                record_of("fetch_open_orders", "GET", listing),
-                record_of(COUNTDOWN_METHOD, "POST", "http://h/fapi/v1/countdownCancelAll?symbol=X"),
-            ]
-        requests.append(
-            record_of("cancel_order", "DELETE", "http://h/fapi/v1/order?symbol=BTCUSDT")
-        )
-        for request, record in requests:
-            hooks.lease = None  # each one goes to the store
-            await charge(hooks, record, request)
-        down = [d for d in seen if d.code == "RATE_STORE_DOWN_REDUCING_SENT"]
-        assert [d.data["request"] for d in down] == [
-            "GET /fapi/v1/openOrders",
-            "POST /fapi/v1/countdownCancelAll",
-            "DELETE /fapi/v1/order",
-        ]
-        request, record = record_of("fetch_open_orders", "GET", listing)
-        hooks.lease = None
+        with reducing_risk():  # each leaves (no raise): the transport would send it
+            await charged("fetch_open_orders", "GET", listing)
+            await charged(COUNTDOWN_METHOD, "POST", countdown)  # ahead of the store's answer
+        await charged("cancel_order", "DELETE", cancel)
+        down = [d.data["request"] for d in seen if d.code == "RATE_STORE_DOWN_REDUCING_SENT"]
+        assert down == ["GET /fapi/v1/openOrders", "DELETE /fapi/v1/order"]
         with pytest.raises(RuntimeFailure) as refused:  # an ordinary one fails closed
-            await charge(hooks, record, request)
+            await charged("fetch_open_orders", "GET", listing)
         assert refused.value.code == "RATE_STORE_UNAVAILABLE"
     finally:
         DownStore.down = False
