@@ -68,13 +68,17 @@ def _fill(home: Path) -> None:
 
 
 def _bot(
-    bot_files: MakeBotFiles, tmp_path: Path, countdown: float, **kw: Any
+    bot_files: MakeBotFiles,
+    tmp_path: Path,
+    countdown: float,
+    extra: dict[str, Any] | None = None,
+    **kw: Any,
 ) -> tuple[Any, tuple[str, str], Bot]:
     sim, creds, toml = bot_files(
         params={"mode": "idle", "orders_per_symbol": 2},
         kill={"deadman_countdown_s": countdown},
         # the disk trip would halt at once on a 16 MB disk: off, to meet a really full disk
-        extra=NO_DISK_TRIP,
+        extra={**NO_DISK_TRIP, **(extra or {})},
         **kw,
     )
     bot = start_bot(toml, tmp_path, creds)
@@ -175,6 +179,30 @@ def test_a_disk_full_mid_run_cancels_the_bots_orders_and_says_so_in_one_line(
     assert len(ordinary) <= 1, ordinary
     assert re.search(r"final reconcile failed: LogCannotRecord: not sent: fetch_\w+", err), err
     assert records[-1]["kind"] == "close"
+
+
+def test_a_stop_on_a_full_disk_as_the_rate_rules_fall_due_still_confirms_and_disarms(
+    bot_files: MakeBotFiles, tmp_path: Path, tiny_home: Path, bots: list[Bot]
+) -> None:
+    """The rate rules' re-read falls due every second ([limits] refresh_s = 1) and can never
+    happen (the full disk fails the shared store's writes): the stop's listings, cancels and
+    disarming still leave. (Held for the re-read, whose own store transaction failed, every
+    listing failed: the stop could not confirm its cancelled orders gone and left the
+    countdown armed on every symbol; CI met it when a stop crossed a minute.)"""
+    sim, creds, bot = _bot(
+        bot_files, tmp_path, LONG_COUNTDOWN_S, extra={"limits": {"refresh_s": 1}}
+    )
+    bots.append(bot)
+    placed = [o["clientOrderId"] for o in open_orders_of(sim.state(), creds[0])]
+    _fill(tiny_home)
+    code, out, err = bot.finish(timeout=90)
+    line = _error_line(code, err)
+    state = sim.state()
+    assert open_orders_of(state, creds[0]) == [], _said(out, err)
+    mine = {o["clientOrderId"]: o for o in orders_of(state, creds[0])}
+    assert all(mine[cid]["status"] == "CANCELED" for cid in placed), mine
+    assert account_of(state, creds[0])["countdowns"] == {}, _said(out, err)
+    assert "no order of this run is left open (confirmed at the exchange)" in line, line
 
 
 def test_a_placement_answered_after_the_disk_filled_is_cancelled_and_named_in_the_line(
