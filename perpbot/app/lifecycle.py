@@ -105,6 +105,7 @@ class Runner:
         self.exit_code = EXIT_OK
         self.fatal: PerpbotError | None = None
         self._stop_ran = False
+        self._tick_failures: set[str] = set()  # a failing tick hook is said once per error
         # Extension points (perpbot.engine.hooks): filled by perpbot.app.plugins.
         self.on_connected: list[Callable[[Runner], Awaitable[None]]] = []
         self.background: list[Callable[[Runner], Coroutine[Any, Any, None]]] = []
@@ -419,7 +420,10 @@ class Runner:
             try:
                 hook(self, snap)
             except Exception as exc:
-                self.output.warn(f"tick hook failed: {type(exc).__name__}: {exc}")
+                said = f"tick hook failed: {type(exc).__name__}: {exc}"
+                if said not in self._tick_failures:  # (it is tried again every tick)
+                    self._tick_failures.add(said)
+                    self.output.warn(f"{said} (said once; tried again every tick)")
 
     async def _reconcile_unless_killed(self) -> None:
         """Reconcile; when the kill switch cut one of its waits short, skip it (the watchdog
