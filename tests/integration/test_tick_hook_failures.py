@@ -6,18 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.integration.risk_support.bot import Bot, quiet, write_toml
+from tests.integration.risk_support.bot import Bot, write_toml
 
 
 async def test_a_tick_hook_failing_every_tick_is_said_once_per_error(
-    sim_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    account: tuple[Any, str], tmp_path: Path
 ) -> None:
-    sim = sim_factory(market=quiet())
-    key, secret = sim.create_account()
-    monkeypatch.setenv("PERPBOT_SIM_API_KEY", key)
-    monkeypatch.setenv("PERPBOT_SIM_API_SECRET", secret)
+    sim, _key = account
     toml = write_toml(
         tmp_path, sim.base_url, kill={"deadman": False}, risk={"accept_no_limits": True}
     )
