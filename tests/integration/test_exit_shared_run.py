@@ -10,25 +10,24 @@ account is the truth.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.hedge_support import plain_ccxt, sides
-from tests.integration.risk_support.bot import BTC, Bot, quiet, write_toml
+from tests.integration.risk_support.bot import BTC, Bot, write_toml
 
 OWN, OTHERS = 0.01, 0.02
 
 
 @pytest.mark.parametrize("streams", [False, True], ids=["REST reconcile", "user stream"])
 async def test_a_shared_runs_exit_closes_its_own_position_and_leaves_the_others(
-    sim_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, streams: bool
+    account: tuple[Any, str], tmp_path: Path, streams: bool
 ) -> None:
-    sim = sim_factory(market=quiet())
-    key, secret = sim.create_account()
-    monkeypatch.setenv("PERPBOT_SIM_API_KEY", key)
-    monkeypatch.setenv("PERPBOT_SIM_API_SECRET", secret)
+    sim, key = account
+    secret = os.environ["PERPBOT_SIM_API_SECRET"]  # (the fixture put it there)
     plain_ccxt(sim, key, secret).create_order(BTC, "market", "buy", OTHERS)  # another holder
     toml = write_toml(
         tmp_path,

@@ -12,6 +12,7 @@ its answer; the simulator's own trade list is the truth.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pytest
 
 from perpbot.engine.reconcile import REST_OVERLAP_MS
 from tests.integration.hedge_support import plain_ccxt
-from tests.integration.risk_support.bot import BTC, BTC_ID, quiet, write_toml
+from tests.integration.risk_support.bot import BTC, BTC_ID, write_toml
 from tests.integration.streams.support import fill_events, started
 
 pytestmark = pytest.mark.timeout(60)
@@ -34,12 +35,10 @@ def trades_of(sim: Any, order: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def test_a_fill_listed_before_its_placement_was_answered_is_booked_once_it_is(
-    sim_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    account: tuple[Any, str], tmp_path: Path
 ) -> None:
-    sim = sim_factory(market=quiet())
-    key, secret = sim.create_account()
-    monkeypatch.setenv("PERPBOT_SIM_API_KEY", key)
-    monkeypatch.setenv("PERPBOT_SIM_API_SECRET", secret)
+    sim, key = account
+    secret = os.environ["PERPBOT_SIM_API_SECRET"]  # (the fixture put it there)
     toml = write_toml(
         tmp_path,
         sim.base_url,

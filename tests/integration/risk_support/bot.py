@@ -21,17 +21,15 @@ from perpbot.engine.loader import instantiate
 from perpbot.engine.output import RunOutput
 from perpbot.events import Decision
 from perpbot.paths import bots_dir
-from perpbot.sim.config import MarketConfig
+from tests.integration.kill_strategies.support import quiet_market
 
 HERE = Path(__file__).resolve().parent
 BTC, BTC_ID = "BTC/USDT:USDT", "BTCUSDT"
 
 
 def quiet() -> dict[str, Any]:
-    """No drift, no jumps, no synthetic takers: resting orders stay where they are."""
-    return MarketConfig(
-        volatility=0.0, jump_rate=0.0, taker_rate=0.0, history_minutes=30
-    ).model_dump()
+    """The kill tests' quiet market (resting orders stay where they are), as a dict."""
+    return quiet_market().model_dump()
 
 
 def write_toml(tmp_path: Path, url: str, **sections: dict[str, Any]) -> Path:
