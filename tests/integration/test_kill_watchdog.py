@@ -141,3 +141,30 @@ def test_flatten_closes_positions_with_reduce_only_orders_only(
     assert code == 4, err
     sentinel = read_sentinel()
     assert sentinel is not None and sentinel.level == "flatten"
+
+
+def test_a_halt_set_with_no_bot_running_refuses_its_start_until_resumed(
+    bot_files: MakeBotFiles,
+) -> None:
+    """freqtrade's /stopentry is forgotten by a restart (peers.md): a halt here is a file
+    that stands until a human resumes. Set while no bot runs, it refuses the next start
+    (exit 4, one line, nothing sent: the simulator holds no order of the account), and once
+    resumed the same bot starts and trades."""
+    sim, creds, toml = bot_files(
+        params={"mode": "drip", "orders_per_symbol": 2},
+        strategy={"symbols": ["BTC/USDT:USDT"], "tick_interval": 0.1},
+    )
+    halted = run_cli("kill", "--level", "halt", "--reason", "no new entries", "--wait", "0")
+    assert halted.returncode == 0, halted.stderr
+
+    refused = run_cli("run", str(toml), "--duration", "3", env=sim_env(creds))
+    assert refused.returncode == 4, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "the kill switch is set" in refused.stderr and "no new entries" in refused.stderr
+    assert orders_of(sim.state(), creds[0]) == []
+
+    resumed = run_cli("resume", "--yes", "--reason", "entries allowed again")
+    assert resumed.returncode == 0, resumed.stderr
+    ran = run_cli("run", str(toml), "--duration", "3", "--plain", env=sim_env(creds))
+    assert ran.returncode == 0, ran.stderr
+    assert orders_of(sim.state(), creds[0]), "the resumed bot placed nothing"
