@@ -141,6 +141,13 @@ class ExchangeSection(Section):
         description="on streams: a connection is replaced by a new one after this long, "
         "ahead of the exchange's 24 h disconnect (the user stream's without a gap)",
     )
+    listen_key_keepalive_s: float = Field(
+        default=1200.0,
+        gt=0,
+        le=3000,
+        description="on streams: seconds between the user stream's listenKey keepalives "
+        "(PUT); Binance keeps a key 60 min from its last keepalive",
+    )
 
     @field_validator("id")
     @classmethod

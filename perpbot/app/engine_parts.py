@@ -75,6 +75,7 @@ def build_engine(
             stale_after_s=config.exchange.stream_stale_s,
             reconcile_interval=config.exchange.reconcile_interval,
             rotate_after_s=config.exchange.stream_rotate_s,
+            keepalive_s=config.exchange.listen_key_keepalive_s,
             seed=config.sim.seed if config.sim else 0,
         )
     return EngineParts(orders=orders, conditional=conditional, reconciler=reconciler, feed=feed)

@@ -7,7 +7,8 @@ and releases them together every ``burst_ms``, ``stall`` keeps connections open 
 (events are lost, as on a stalled feed), ``refuse_connections`` answers new handshakes
 with 503. ``scope`` picks market streams, user data streams, or both; ``count`` caps how
 many drop/duplicate/reorder faults fire in total. One-shot actions (close with 1006,
-expire listenKeys, forced rotation, a timed refusal window) are control endpoints.
+expire listenKeys, announced or silently, forced rotation, a timed refusal window) are
+control endpoints.
 """
 
 from __future__ import annotations

@@ -129,8 +129,8 @@ class WsHub:
     def _deliver_user(self, account: str, payload: dict[str, Any]) -> None:
         faults = self.faults
         for conn in list(self.conns):
-            if conn.account != account or conn.listen_key is None:
-                continue
+            if conn.account != account or conn.listen_key not in self.users.keys:
+                continue  # another account's, a market connection, or a dead key's
             if conn.events is not None and payload.get("e") not in conn.events:
                 continue
             body = {"stream": conn.listen_key, "data": payload} if conn.combined else payload
@@ -401,6 +401,7 @@ class WsHub:
                 {"account": lk.account[:8], "expires_ms": lk.expires_ms}
                 for lk in self.users.keys.values()
             ],
+            "listen_key_counters": dataclasses.asdict(self.users.counters),
             "counters": dataclasses.asdict(self.counters),
         }
 
@@ -432,13 +433,19 @@ class WsHub:
             return {"closed": len(chosen)}
         if (method, path) == ("POST", "/__sim/ws/expire_listen_keys"):
             account = body.get("account")
+            silent = body.get("silent", False)
+            if not isinstance(silent, bool):
+                raise ControlError("silent: expected true or false")
             keys = [
                 lk
                 for lk in list(self.users.keys.values())
                 if account is None or lk.account == account
             ]
             for lk in keys:
-                self.users.expire(lk)
+                if silent:  # the expiry notice lost: no event, connections left open
+                    self.users.forget(lk)
+                else:
+                    self.users.expire(lk)
             return {"expired": len(keys)}
         if (method, path) == ("POST", "/__sim/ws/refuse"):
             ms = body.get("ms")

@@ -4,7 +4,10 @@
 account's active key or a new one; ``PUT`` extends it; ``DELETE`` closes it. A key is
 valid for ``listen_key_validity_s`` of simulator time from its last POST/PUT; an expired
 or deleted key is unknown (-1125) and its connections receive ``listenKeyExpired`` and
-are closed. Payloads reuse the REST renderers (``payloads.order``, ``position_risk``,
+are closed; a key dropped silently (a fault: ``forget``) is unknown too, with no event and
+its connections left open and silent, as when the expiry notice is lost. ``counters`` are
+the truth of what was asked of the keys (tests compare a client's keepalives with them).
+Payloads reuse the REST renderers (``payloads.order``, ``position_risk``,
 ``account_v3``), so a stream event and a REST call at the same instant agree exactly.
 """
 
@@ -23,6 +26,17 @@ from perpbot.sim.ws_events import AccountChanged, LeverageChanged, OrderChanged
 
 LISTEN_KEY_PATH = "/fapi/v1/listenKey"
 UNKNOWN_KEY = {"code": -1125, "msg": "This listenKey does not exist."}
+
+
+@dataclass(slots=True)
+class ListenKeyCounters:
+    created: int = 0  # POSTs that made a new key
+    renewed: int = 0  # POSTs that returned (and extended) the live key
+    kept_alive: int = 0  # PUTs that extended the live key
+    unknown: int = 0  # PUTs answered -1125 (no live key)
+    deleted: int = 0  # DELETEs of a live key
+    expired: int = 0  # keys expired (their time up, or the control endpoint): event + close
+    forgotten: int = 0  # keys dropped silently (fault): no event, connections left open
 
 
 @dataclass(slots=True)
@@ -52,6 +66,7 @@ class UserStreams:
         self.keys: dict[str, ListenKey] = {}
         self.by_account: dict[str, ListenKey] = {}
         self.margin_called: set[str] = set()
+        self.counters = ListenKeyCounters()
         self._seq = 0
 
     # -- listenKey REST ------------------------------------------------------------------
@@ -74,15 +89,21 @@ class UserStreams:
                 current = ListenKey(hashlib.sha256(raw.encode()).hexdigest(), api_key, 0)
                 self.keys[current.key] = current
                 self.by_account[api_key] = current
+                self.counters.created += 1
+            else:
+                self.counters.renewed += 1
             current.expires_ms = now + validity
             return 200, {"listenKey": current.key}
         if method == "PUT":
             if current is None:
+                self.counters.unknown += 1
                 return 400, dict(UNKNOWN_KEY)
+            self.counters.kept_alive += 1
             current.expires_ms = now + validity
             return 200, {"listenKey": current.key}
         if method == "DELETE":
             if current is not None:
+                self.counters.deleted += 1
                 self._drop(current)
                 self.expired(current, False)  # its connections close, without the event
             return 200, {}
@@ -98,8 +119,15 @@ class UserStreams:
 
     def expire(self, lk: ListenKey) -> None:
         """Expire one key now: its connections get ``listenKeyExpired`` and are closed."""
+        self.counters.expired += 1
         self._drop(lk)
         self.expired(lk, True)
+
+    def forget(self, lk: ListenKey) -> None:
+        """Drop one key silently (a fault): unknown from now on (-1125), no event, and its
+        connections stay open but carry nothing more, as when ``listenKeyExpired`` is lost."""
+        self.counters.forgotten += 1
+        self._drop(lk)
 
     def _drop(self, lk: ListenKey) -> None:
         self.keys.pop(lk.key, None)

@@ -3,8 +3,9 @@
 Exchanges without a ccxt.pro class keep REST polling (``[exchange] streams`` defaults to on
 only where ccxt.pro has the exchange; asking for streams where it has not is bad input).
 The pro exchange shares the REST exchange's markets (no second exchangeInfo) and its key.
-Its own REST calls are the listenKey (create, keepalive every 20 min, recreate after a
-loss), the order-book snapshot on each (re)subscribe, made 50 deep (weight 2, not 20).
+Its own REST calls are the listenKey (create, keepalive every ``[exchange]
+listen_key_keepalive_s``, sent by the feed, recreate after a loss), the order-book
+snapshot on each (re)subscribe, made 50 deep (weight 2, not 20).
 They go through the REST client's pipeline as ``stream_rest`` requests (``piped_class``):
 the kill gate (which lets them pass, as reads), the shared rate limiter (charged, waited
 for, header-synced) and the signed log see them like any other request. What the exchange
@@ -137,6 +138,7 @@ def make_pro_exchange(section: ExchangeSection, wire: StreamWire, base_url: str 
     elif section.sandbox:
         ex.set_sandbox_mode(True)
     ex.options["watchOrderBookLimit"] = BOOK_DEPTH
+    ex.options["listenKeyRefreshRate"] = int(section.listen_key_keepalive_s * 1000)
     # one connection per stream route (market, public) rather than ccxt.pro's round-robin
     # over up to 50, one per subscription: new connections are the scarce budget (300 per
     # 5 min per IP, shared by every bot); up to 200 subscriptions share one (ccxt.pro's
@@ -152,9 +154,16 @@ def make_pro_exchange(section: ExchangeSection, wire: StreamWire, base_url: str 
     return ex
 
 
+def listen_key(ex: Any) -> str | None:
+    """The user stream's listenKey ``ex`` holds (None before the first or after a failed
+    keepalive, which makes ccxt.pro forget it)."""
+    key = (ex.options.get("linear") or {}).get("listenKey")
+    return key if isinstance(key, str) and key else None
+
+
 def is_private_url(ex: Any, url: str) -> bool:
     """Whether ``url`` is a user-stream connection of ``ex`` (its listenKey's)."""
-    key = (ex.options.get("linear") or {}).get("listenKey")
+    key = listen_key(ex)
     return "/private" in url or "listenKey" in url or bool(key and key in url)
 
 

@@ -48,7 +48,7 @@ from perpbot.client.position_side import leg_key
 from perpbot.engine.reconcile import Reconciler, position_of, position_raw, split_legs
 from perpbot.events import Action, Decision, EventBus
 from perpbot.streams.evidence import OwedEvents
-from perpbot.streams.exchange import forget_listen_key, is_private_url
+from perpbot.streams.exchange import forget_listen_key, is_private_url, listen_key
 from perpbot.streams.health import Backoff, StreamHealth
 from perpbot.streams.market import MarketCache
 from perpbot.streams.rotation import RETRY_S, Rotated, connection_age_s, rotate
@@ -79,6 +79,7 @@ class StreamFeed:
         stale_after_s: float,
         reconcile_interval: float,
         rotate_after_s: float = 84_600.0,
+        keepalive_s: float = 1200.0,
         seed: int = 0,
     ) -> None:
         self.ex = exchange
@@ -92,6 +93,7 @@ class StreamFeed:
         self.stale_after_s = stale_after_s
         self.reconcile_interval = reconcile_interval
         self.rotate_after_s = rotate_after_s
+        self.keepalive_s = keepalive_s
         self.market = MarketCache(max_age_s=stale_after_s)
         self.health: dict[str, StreamHealth] = {}
         self.rng = random.Random(seed)
@@ -147,6 +149,7 @@ class StreamFeed:
         self._add("user positions", True, None, self._watch_positions, self._on_positions)
         self._add("user balance", True, None, ex.watch_balance, self._on_balance)
         self._tasks.append(asyncio.create_task(self._watchdog(), name="streams watchdog"))
+        self._tasks.append(asyncio.create_task(self._keep_alive(), name="listenKey keepalive"))
         await self._wait_connected(private=True, timeout=CONNECT_WAIT_S)
         self._last_reconcile = time.monotonic()
 
@@ -561,6 +564,22 @@ class StreamFeed:
             self._check_rotation(now)
             if now - self._last_reconcile >= self.reconcile_interval and not self._lock.locked():
                 await self._periodic()
+
+    async def _keep_alive(self) -> None:
+        """Extend the user stream's listenKey (a PUT) every ``keepalive_s``. ccxt.pro sends
+        one keepalive after each key it creates and schedules no next one (its reschedule
+        never finds the user-stream connection), so on a quiet account the key lapsed 60 min
+        after that one. A keepalive that fails (-1125: the key is gone, its
+        ``listenKeyExpired`` lost) makes ccxt.pro forget the key and fail the user stream's
+        watches, whose loops create a new key, resubscribe and backfill; the dead key's
+        connection, which may stay open and silent, is closed here."""
+        while True:
+            await asyncio.sleep(self.keepalive_s)
+            if listen_key(self.ex) is None:
+                continue  # none yet, or lost: the next subscription creates one
+            await self.ex.keep_alive_listen_key()
+            if listen_key(self.ex) is None:
+                await self._drop(private=True)
 
     async def _check_owed(self, now: float) -> None:
         """A silent stall of the user stream: the book shows one of the run's resting orders

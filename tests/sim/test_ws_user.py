@@ -86,6 +86,48 @@ async def test_expired_key_gets_listen_key_expired_and_a_close(
         assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
 
 
+async def test_a_silently_dropped_key_is_unknown_and_its_connection_carries_nothing(
+    sim: SimHandle, session: aiohttp.ClientSession
+) -> None:
+    """The fault for a lost ``listenKeyExpired``: the key is gone (PUT -1125) with no event
+    and no close; its connection stays open and silent, also once a new key streams."""
+    key, secret = sim.create_account()
+    rest = make_async(sim, key, secret)
+    try:
+        await rest.load_markets()
+        lk = (await _key(session, sim, "POST", key))[1]["listenKey"]
+        assert (await _key(session, sim, "PUT", key))[0] == 200
+        async with session.ws_connect(ws_url(sim, "/private/ws?listenKey=" + lk)) as old:
+            body = {"silent": True}
+            assert (await control(session, sim, "/__sim/ws/expire_listen_keys", body)) == {
+                "expired": 1
+            }
+            status, answer = await _key(session, sim, "PUT", key)
+            assert (status, answer["code"]) == (400, -1125)
+            await rest.create_order(BTC, "market", "buy", 0.01)
+            assert await silent_for(old, 0.5)  # no listenKeyExpired, no order event
+            assert not old.closed
+            new_key = (await _key(session, sim, "POST", key))[1]["listenKey"]
+            assert new_key != lk
+            async with session.ws_connect(ws_url(sim, "/private/ws?listenKey=" + new_key)) as ws:
+                await rest.create_order(BTC, "market", "sell", 0.01)
+                assert (await next_event(ws, "ORDER_TRADE_UPDATE"))["o"]["S"] == "SELL"
+                assert await silent_for(old, 0.5)  # the dead key's connection: nothing
+        snapshot = await control(session, sim, "/__sim/ws")
+        assert snapshot["listen_key_counters"] == {
+            "created": 2, "renewed": 0, "kept_alive": 1, "unknown": 1,
+            "deleted": 0, "expired": 0, "forgotten": 1,
+        }  # fmt: skip
+        assert snapshot["counters"]["closed_by_server"] == 0
+        with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+            await session.ws_connect(ws_url(sim, "/private/ws?listenKey=" + lk))
+        assert exc.value.status == 400
+        with pytest.raises(AssertionError):
+            await control(session, sim, "/__sim/ws/expire_listen_keys", {"silent": "yes"})
+    finally:
+        await rest.close()
+
+
 async def test_order_trade_update_for_partial_fills_and_account_events(
     sim_factory: Callable[..., SimHandle], session: aiohttp.ClientSession
 ) -> None:

@@ -62,7 +62,17 @@ async def started(toml: Path) -> Bot:
     return bot
 
 
+def ws_state(handle: Any) -> dict[str, Any]:
+    """The simulator's own WebSocket state: connections, listenKeys, counters."""
+    with urllib.request.urlopen(handle.base_url + "/__sim/ws", timeout=10) as resp:
+        return dict(json.loads(resp.read()))
+
+
 def ws_counters(handle: Any) -> dict[str, int]:
     """The simulator's own WebSocket counters (connections opened, refused...)."""
-    with urllib.request.urlopen(handle.base_url + "/__sim/ws", timeout=10) as resp:
-        return dict(json.loads(resp.read())["counters"])
+    return dict(ws_state(handle)["counters"])
+
+
+def listen_key_counters(handle: Any) -> dict[str, int]:
+    """What the simulator was asked of its listenKeys (created, kept_alive, unknown...)."""
+    return dict(ws_state(handle)["listen_key_counters"])
