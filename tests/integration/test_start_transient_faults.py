@@ -120,13 +120,17 @@ def _start_through(
             assert "RETRY_TRANSIENT" in out and f"after {error}" in out, out
 
 
+def _latin_row(shift: int) -> dict[str, str]:
+    """Each fault kind on a different early request; rows 0-3 pair every kind with every
+    request once (row 0 is the single-fault test's pairs)."""
+    kinds = list(KINDS)
+    return {kinds[(i + shift) % len(kinds)]: early for i, early in enumerate(SQUARE)}
+
+
 @pytest.mark.parametrize(
     ("kind", "early"),
     [
-        ("timeout", "markets"),
-        ("connection_drop", "sweep"),
-        ("http_503", "balance"),
-        ("lost_response", "positions"),
+        *_latin_row(0).items(),  # timeout: markets, 503: sweep, drop: balance, lost: positions
         ("lost_response", "deadman"),  # setting the countdown again is safe: retried
         ("lost_response", "first_order"),  # looked up by client id: placed once, not twice
     ],
@@ -140,13 +144,6 @@ def test_one_transient_fault_on_a_first_request_does_not_stop_the_start(
     placement) is retried or resolved; the run starts, trades (exactly its orders, none
     twice) and exits 0."""
     _start_through({kind: early}, bot_files, tmp_path, bots)
-
-
-def _latin_row(shift: int) -> dict[str, str]:
-    """Each fault kind on a different early request; rows 0-3 pair every kind with every
-    request once (row 0 is the single-fault test's pairs)."""
-    kinds = list(KINDS)
-    return {kinds[(i + shift) % len(kinds)]: early for i, early in enumerate(SQUARE)}
 
 
 @pytest.mark.parametrize("shift", [1, 2, 3])
