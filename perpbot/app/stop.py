@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from perpbot.client.position_side import leg_key
 from perpbot.engine.hooks import OrdersLeft
 from perpbot.engine.orders import describe_order
 from perpbot.errors import EXIT_FAIL, EXIT_OK
@@ -48,7 +49,8 @@ async def stop_sequence(run: Runner) -> dict[str, Any]:
        countdown armed (refreshed no more: the refresher stopped with the tick loop), say
        which orders on which symbols it now covers and when it fires, and end non-zero;
     6. final reconcile and funding;
-    7. the summary (summary.json, printed), with everything left undone.
+    7. the summary (summary.json, printed), with everything left undone and the positions
+       it leaves open (a stop never closes them).
     """
     assert run.ctx is not None and run.orders is not None
     bound = run.config.strategy.stop_timeout_s
@@ -94,6 +96,9 @@ async def stop_sequence(run: Runner) -> dict[str, Any]:
         )
     except Exception as exc:
         warnings.append(f"final reconcile failed: {type(exc).__name__}: {exc}")
+    left_open = _positions_left(run)
+    if left_open:
+        warnings.append(left_open)
     summary = run.reporter.summary(  # 7
         exchange=run.config.exchange.id,
         end_reason=run.end_reason,
@@ -175,6 +180,33 @@ async def _bounded(
     except Exception as exc:
         undone.append(f"{what} failed: {type(exc).__name__}: {exc}")
     return default
+
+
+def _positions_left(run: Runner) -> str | None:
+    """The positions the stop leaves open (it cancels this run's orders, never its
+    positions: docs/kill.md), each with this run's conditional orders standing on it (a
+    `[protect]` stop among them: a clean stop leaves them standing) or none."""
+    held = run.state.legs or run.state.positions  # hedge mode: each side; else the symbol
+    placed = run.conditional.placed if run.conditional is not None else {}
+    parts = []
+    for key, position in sorted(held.items()):
+        if not position.amount:
+            continue
+        standing = sorted(
+            cid for cid, spec in placed.items() if leg_key(spec.symbol, spec.position_side) == key
+        )
+        cover = (
+            f"this run's conditional orders stand on it: {', '.join(standing)}"
+            if standing
+            else "no conditional order of this run stands on it"
+        )
+        parts.append(f"{key.replace('|', ' ')} {position.amount:+g} ({cover})")
+    if not parts:
+        return None
+    return (
+        "positions left open (a stop cancels this run's orders, not its positions; "
+        f"`perpbot flatten` closes them): {'; '.join(parts)}"
+    )
 
 
 def _unconfirmed(run: Runner) -> OrdersLeft:
