@@ -6,6 +6,8 @@ with ``exit_code``. Anything else escaping is a bug, reported without leaking se
 
 from __future__ import annotations
 
+import re
+
 # The exit codes (README: exit codes), defined here and nowhere else.
 EXIT_OK = 0
 EXIT_FAIL = 1  # runtime failure
@@ -15,6 +17,19 @@ EXIT_KILL = 4  # kill switch
 EXIT_INTERRUPTED = 130
 # bad input, scope denied, kill switch: a guard ended the run (it stops; alerts say so)
 GUARD_EXIT_CODES = (EXIT_BAD_INPUT, EXIT_SCOPE, EXIT_KILL)
+
+
+_QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
+_TAG = re.compile(r"<[^>]*>")
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Class: first line`` of an error, with URL query strings (signatures) cut off and
+    HTML tags dropped (a ccxt error's text is the request's URL, then the exchange's answer,
+    which may be an HTML error page)."""
+    text = _TAG.sub(" ", _QUERY.sub(r"\1?...", str(exc).split("\n")[0]))
+    text = " ".join(text.split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class PerpbotError(Exception):

@@ -82,14 +82,16 @@ class RunCycle:
         self._saved_at = time.monotonic()
         return await self._call("on_start", lambda h: h.start(saved), fatal=True)
 
-    async def ticks(self, before_tick: Callable[[], Awaitable[None]]) -> None:
-        """Tick until the run stops (or the strategy makes it stop)."""
+    async def ticks(self, before_tick: Callable[[], Awaitable[bool]]) -> None:
+        """Tick until the run stops (or the strategy makes it stop). ``before_tick`` says
+        whether the run's state is current: if not, the strategy's tick is skipped (its
+        events and due timers are still delivered)."""
         while not self._stop.is_set():
             t0 = time.monotonic()
-            await before_tick()
+            current = await before_tick()
             if self._stop.is_set():
                 break
-            if not await self._cycle(tick=True):
+            if not await self._cycle(tick=current):
                 break
             await self._persist_if_due()
             if not await self._wait_next_tick(t0 + self._config.tick_interval):

@@ -36,13 +36,13 @@ from perpbot.config import (
     format_validation_error,
     load_strategy,
 )
-from perpbot.errors import BadInput, PerpbotError
+from perpbot.errors import BadInput, PerpbotError, describe_error
 from perpbot.events import EventBus
 from perpbot.keys.plugin import uses_profile
 from perpbot.keys.scopes import require
 from perpbot.keys.store import load_profile
 from perpbot.kill.acks import bot_documents
-from perpbot.kill.cancel import CANCEL_DEADLINE_S, cancel_open_orders, describe_error
+from perpbot.kill.cancel import CANCEL_DEADLINE_S, cancel_open_orders
 from perpbot.kill.flatten import FlattenPolicy, flatten_positions
 from perpbot.kill.ops import client_ops
 from perpbot.kill.sentinel import KillEntry

@@ -37,6 +37,7 @@ from perpbot.app.stop import release_after_failed_start, stop_sequence
 from perpbot.client.account import AccountView
 from perpbot.client.guarded import GuardedClient
 from perpbot.client.request import OrderSpec
+from perpbot.client.retry import classify
 from perpbot.client.setup import Credentials
 from perpbot.client.waits import Interrupter, WaitInterrupted
 from perpbot.client.wire import HttpObservers
@@ -55,7 +56,7 @@ from perpbot.engine.reconcile import Reconciler
 from perpbot.engine.report import RunReporter
 from perpbot.engine.state import PositionSnapshot, RunState
 from perpbot.engine.strategy import Strategy
-from perpbot.errors import EXIT_KILL, EXIT_OK, PerpbotError
+from perpbot.errors import EXIT_KILL, EXIT_OK, PerpbotError, describe_error
 from perpbot.events import Decision, Event, EventBus
 from perpbot.streams import StreamFeed
 
@@ -105,7 +106,8 @@ class Runner:
         self.exit_code = EXIT_OK
         self.fatal: PerpbotError | None = None
         self._stop_ran = False
-        self._tick_failures: set[str] = set()  # a failing tick hook is said once per error
+        self._tick_failures: set[str] = set()  # a failure met every tick: said once per error
+        self._failed_ticks = 0  # ticks whose account read failed, since it last worked
         # Extension points (perpbot.engine.hooks): filled by perpbot.app.plugins.
         self.on_connected: list[Callable[[Runner], Awaitable[None]]] = []
         self.background: list[Callable[[Runner], Coroutine[Any, Any, None]]] = []
@@ -189,7 +191,7 @@ class Runner:
         except PerpbotError as exc:
             self._fatal(exc)
         except Exception as exc:  # an engine failure: stop cleanly, report one line
-            self._fatal(PerpbotError(f"engine error: {type(exc).__name__}: {exc}"))
+            self._fatal(PerpbotError(f"engine error: {describe_error(exc)}"))
         finally:
             for t in tasks:
                 t.cancel()
@@ -406,11 +408,34 @@ class Runner:
             }
         )
 
-    async def _before_tick(self) -> None:
+    async def _before_tick(self) -> bool:
         """The run's state brought current (on streams, the feed keeps it so), then the tick
-        snapshot: live panel, ticks.jsonl, the concerns' ``after_tick`` hooks."""
+        snapshot: live panel, ticks.jsonl, the concerns' ``after_tick`` hooks. Returns
+        whether the state is current.
+
+        When reading the account fails for a reason that passes (a timeout, a 5xx, a dropped
+        connection, a 429: the retrier's attempts spent), the run does not end: the tick is
+        skipped (no strategy tick, no snapshot, no ``after_tick`` hook: a blind run's
+        heartbeat stops) and the read is tried again at the next tick. A run blind for
+        longer than the dead-man's patience so stops refreshing the countdown, and the
+        exchange cancels its orders; ``[kill] max_consecutive_failures`` ends it when set."""
         if self.feed is None:
-            await self._reconcile_unless_killed()
+            try:
+                await self._reconcile_unless_killed()
+            except Exception as exc:
+                if isinstance(exc, PerpbotError) or classify(exc) == "never":
+                    raise
+                self._failed_ticks += 1
+                self._say_once(
+                    f"reading the account failed: {describe_error(exc)}; the strategy's tick "
+                    "is skipped and the read tried again at the next tick"
+                )
+                return False
+            if self._failed_ticks:
+                self.output.warn(
+                    f"reading the account works again after {self._failed_ticks} skipped tick(s)"
+                )
+                self._failed_ticks = 0
         snap = self.reporter.snapshot()
         self.output.update(snap)
         line = self.reporter.tick_line(snap)
@@ -420,10 +445,14 @@ class Runner:
             try:
                 hook(self, snap)
             except Exception as exc:
-                said = f"tick hook failed: {type(exc).__name__}: {exc}"
-                if said not in self._tick_failures:  # (it is tried again every tick)
-                    self._tick_failures.add(said)
-                    self.output.warn(f"{said} (said once; tried again every tick)")
+                self._say_once(f"tick hook failed: {type(exc).__name__}: {exc}")
+        return True
+
+    def _say_once(self, said: str) -> None:
+        """A failure met at every tick, said once per distinct error (tried again each tick)."""
+        if said not in self._tick_failures:
+            self._tick_failures.add(said)
+            self.output.warn(f"{said} (said once; tried again every tick)")
 
     async def _reconcile_unless_killed(self) -> None:
         """Reconcile; when the kill switch cut one of its waits short, skip it (the watchdog

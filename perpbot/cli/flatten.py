@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from perpbot.errors import BadInput, PerpbotError
+from perpbot.errors import BadInput, PerpbotError, describe_error
 from perpbot.harden import no_core_dumps
 
 
@@ -51,7 +51,6 @@ def flatten(
     import json
 
     from perpbot.app.flatten_now import flatten_now  # lazy: imports ccxt, keeps --help fast
-    from perpbot.kill.cancel import describe_error
     from perpbot.kill.describe import left_behind
 
     if timeout is not None and not (0 < timeout <= 3600):

@@ -10,12 +10,12 @@ the switch tripped) is cancelled, up to ``rounds`` times.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from perpbot.errors import describe_error
 from perpbot.kill.ops import ExchangeOps
 
 
@@ -38,13 +38,6 @@ PAUSE_S = 0.1
 # Cancels that fail (5xx, timeouts, a rate-limit wait cut short) are tried again until this
 # long after the first; then what is left is reported, by symbol and order id.
 CANCEL_DEADLINE_S = 10.0
-_QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
-
-
-def describe_error(exc: BaseException) -> str:
-    """``Class: first line`` of an error, with URL query strings (signatures) cut off."""
-    text = _QUERY.sub(r"\1?...", str(exc).split("\n")[0])[:200]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass(slots=True)

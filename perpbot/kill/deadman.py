@@ -36,8 +36,8 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from perpbot.client.request import reducing_risk
+from perpbot.errors import describe_error
 from perpbot.events import Decision
-from perpbot.kill.cancel import describe_error
 
 if TYPE_CHECKING:
     from perpbot.client.guarded import GuardedClient

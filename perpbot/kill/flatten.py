@@ -30,9 +30,9 @@ from typing import Any
 
 from perpbot.client.position_side import leg_key
 from perpbot.client.request import OrderSpec
+from perpbot.errors import describe_error
 from perpbot.exits import ExitConfig, ExitVenue, run_exit
 from perpbot.exits.venue import leg_venue
-from perpbot.kill.cancel import describe_error
 from perpbot.kill.ops import ExchangeOps
 
 INTENT = "kill-flatten"

@@ -38,10 +38,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from perpbot.client.orders import perpbot_strategy_tag, strategy_tag
 from perpbot.client.request import reducing_risk
 from perpbot.client.setup import account_id
-from perpbot.errors import BadInput, PerpbotError
+from perpbot.errors import BadInput, PerpbotError, describe_error
 from perpbot.events import Decision
 from perpbot.kill.acks import bot_documents
-from perpbot.kill.cancel import describe_error
 from perpbot.procs import pid_alive
 
 if TYPE_CHECKING:

@@ -27,13 +27,12 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from perpbot.client.request import reducing_risk
-from perpbot.errors import EXIT_KILL
+from perpbot.errors import EXIT_KILL, describe_error
 from perpbot.events import Decision
 from perpbot.kill.acks import describe_actions, read_ack, write_ack
 from perpbot.kill.cancel import (
     CANCEL_DEADLINE_S,
     cancel_open_orders,
-    describe_error,
     order_record,
 )
 from perpbot.kill.flatten import FlattenPolicy, flatten_positions

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from perpbot.client.request import OrderSpec
-from perpbot.kill.cancel import cancel_open_orders, describe_error
+from perpbot.errors import describe_error
+from perpbot.kill.cancel import cancel_open_orders
 from perpbot.kill.flatten import FlattenPolicy, capped_price, flatten_positions
 from perpbot.kill.ops import ExchangeOps
 
