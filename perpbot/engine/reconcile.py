@@ -26,6 +26,7 @@ from perpbot.engine.journal import RunJournal
 from perpbot.engine.ledger import Fill, Ledger
 from perpbot.engine.output import RunOutput
 from perpbot.engine.state import PositionSnapshot, RunState
+from perpbot.engine.unplaced import UnplacedFills
 
 REST_OVERLAP_MS = 2_000  # a REST read of fills re-reads this much before the last listed
 
@@ -128,6 +129,12 @@ class Reconciler:
     # trade of an order the run cannot name yet while one of its placements awaits its
     # answer (it may be that order's: the next read must list it again).
     rest_trade_ms: dict[str, int] = field(default_factory=dict)
+    # fills of orders the run did not place (a liquidation, an ADL, another client's): said
+    # once each (perpbot.engine.unplaced); None: not looked at
+    unplaced: UnplacedFills | None = None
+    # trade id -> (symbol, trade): a REST fill of an order the run cannot name whose order
+    # could not be looked up yet; tried again at each reconcile (the read window moves on)
+    unresolved: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
     async def reconcile(self, *, market: bool = True) -> None:
         """Everything; ``market=False`` skips the mark and the balance (a run on streams
@@ -247,6 +254,7 @@ class Reconciler:
         )
         trades = await self.client.fetch_my_trades(symbol, since=since)
         new = self.record_trades(symbol, trades, "rest")
+        await self.say_unplaced(symbol, trades)
         stamps = [int(t["timestamp"]) for t in trades if t.get("timestamp")]
         if stamps:
             newest = max(listed or 0, *stamps)
@@ -259,6 +267,32 @@ class Reconciler:
                 newest = min(newest, *unnamed) if unnamed else newest
             self.rest_trade_ms[symbol] = newest
         return new
+
+    async def say_unplaced(self, symbol: str, trades: list[dict[str, Any]]) -> None:
+        """Say each REST fill of an order the run did not place (perpbot.engine.unplaced).
+        userTrades carry no client id: the order is looked up once (GET /fapi/v1/order)
+        unless the user stream told it; a failed lookup is tried again next time."""
+        unplaced = self.unplaced
+        if unplaced is None:
+            return
+        for t in trades:
+            tid = str(t.get("id"))
+            if t.get("order") is None or self.ledger.names_order(t) or tid in unplaced.said:
+                continue
+            self.unresolved.setdefault(tid, (symbol, t))
+        for tid, (sym, t) in list(self.unresolved.items()):
+            oid = str(t["order"])
+            cid = unplaced.client_ids.get(oid)
+            if cid is None and not self.ledger.names_order(t):
+                try:
+                    order = await self.client.fetch_order(oid, sym)
+                except Exception:  # lookup failed (a 5xx, a timeout): tried again next time
+                    continue
+                cid = str(order.get("clientOrderId") or "(none)")
+                unplaced.remember(oid, cid)
+            del self.unresolved[tid]
+            if cid is not None and not self.ledger.names_order(t):
+                unplaced.note(sym, t, cid, "rest")
 
     def record_trades(
         self, symbol: str, trades: list[dict[str, Any]], source: Source

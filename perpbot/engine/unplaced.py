@@ -1,0 +1,171 @@
+"""Fills of orders this run did not place, each said once: a liquidation, an ADL, another
+client's order.
+
+The ledger books only this run's own orders (perpbot.engine.ledger), so a fill of any other
+order on one of the run's symbols changes the account's position without a word from the
+ledger. Binance names the orders it places itself by ``clientOrderId``: ``autoclose-...``
+a liquidation, ``adl_autoclose...`` an auto-deleveraging (ADL) close; any other id is a
+manual order or another program's (``pb-...`` another perpbot run, ``pbk-...`` ``perpbot
+kill --direct``). Each such fill is one Decision (layer ``engine``, action ``warn``: the
+run prints it on stderr; the signed log, ``events.jsonl``, the alerts and ``perpbot
+status`` carry it), once per trade id whichever of the user stream and the REST reconcile
+meets it first:
+
+    FILL_LIQUIDATION   the exchange liquidated the position
+    FILL_ADL           the exchange auto-deleveraged it (closed against a liquidated trader)
+    FILL_FOREIGN       an order the run did not place (a manual order, another program's)
+
+A fill of an order carrying this run's client-id prefix is the run's own (a placement whose
+answer is not back yet, a triggered stop) and is never said here. On a shared (account,
+symbol) (``[strategy] share_symbols``) the other holders' fills are the normal business of
+the account: FILL_FOREIGN is not said there (docs/streams.md), liquidations and ADLs are.
+
+The user stream's ``ORDER_TRADE_UPDATE`` carries the order's ``clientOrderId``; REST's
+``userTrades`` do not, so the reconcile looks the order up once (``GET /fapi/v1/order``,
+weight 1) unless the stream already told it (``remember``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from perpbot.client.orders import perpbot_strategy_tag
+from perpbot.events import Decision, EventBus
+
+Kind = Literal["liquidation", "adl", "foreign"]
+CODES: dict[Kind, str] = {
+    "liquidation": "FILL_LIQUIDATION",
+    "adl": "FILL_ADL",
+    "foreign": "FILL_FOREIGN",
+}
+FILLED_EXECUTIONS = ("TRADE", "CALCULATED")  # ORDER_TRADE_UPDATE x: a fill, a liquidation's
+
+
+def kind_of(client_id: str) -> Kind:
+    """What placed an order the run did not place, by its client id (Binance's names)."""
+    if client_id.startswith("autoclose-"):
+        return "liquidation"
+    if client_id.startswith("adl_autoclose"):
+        return "adl"
+    return "foreign"
+
+
+def origin_of(client_id: str, strategy_tag: str) -> str:
+    """Who placed a foreign order, as far as its client id tells."""
+    if client_id.startswith("pbk-"):
+        return "a `perpbot kill --direct` order"
+    tag = perpbot_strategy_tag(client_id)
+    if tag == strategy_tag:
+        return "an order of an earlier run of this strategy"
+    if tag is not None:
+        return "another perpbot bot's order"
+    return "a manual order or another program's"
+
+
+def trade_of_update(o: dict[str, Any]) -> dict[str, Any] | None:
+    """The fill an ``ORDER_TRADE_UPDATE`` tells (ccxt's order, its ``info`` the raw ``o``),
+    as a ccxt-like trade; None when it tells none. ccxt's ``watch_my_trades`` leaves out a
+    liquidation's fills (execution ``CALCULATED``): only the order update carries them."""
+    info = o.get("info") or {}
+    if info.get("x") not in FILLED_EXECUTIONS or not info.get("t"):
+        return None
+    try:
+        amount, price = float(info.get("l") or 0.0), float(info.get("L") or 0.0)
+    except (TypeError, ValueError):
+        return None
+    if amount <= 0:
+        return None
+    return {
+        "id": str(info["t"]),
+        "order": str(info.get("i") or o.get("id")),
+        "symbol": o.get("symbol"),
+        "side": str(info.get("S") or o.get("side") or "").lower(),
+        "price": price,
+        "amount": amount,
+        "timestamp": info.get("T"),
+        "info": info,
+    }
+
+
+@dataclass(slots=True, kw_only=True)
+class UnplacedFills:
+    bus: EventBus
+    mine: Callable[[str], bool]  # a client id this run placed (its prefix, adopted orders)
+    strategy_tag: str
+    shared: bool = False  # [strategy] share_symbols: other holders' fills are expected
+    said: set[str] = field(default_factory=set)  # trade ids said
+    client_ids: dict[str, str] = field(default_factory=dict)  # order id -> client id
+    counts: Counter[str] = field(default_factory=Counter)
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=10))
+
+    def remember(self, order_id: Any, client_id: Any) -> None:
+        """The stream told an order's client id: REST need not look it up."""
+        if order_id is not None and client_id:
+            self.client_ids[str(order_id)] = str(client_id)
+
+    def wanted(self, client_id: str) -> bool:
+        """Whether a fill of an order with this client id is said."""
+        if self.mine(client_id):
+            return False
+        return not (self.shared and kind_of(client_id) == "foreign")
+
+    def note(self, symbol: str, trade: dict[str, Any], client_id: str, source: str) -> bool:
+        """Say one fill of an order the run did not place (ccxt-like ``trade``); False when
+        it was said already or is not said (the run's own, a shared account's holder)."""
+        tid = str(trade.get("id"))
+        if tid in self.said or not self.wanted(client_id):
+            return False
+        self.said.add(tid)
+        kind = kind_of(client_id)
+        side = str(trade.get("side") or "?")
+        amount = float(trade.get("amount") or 0.0)
+        price = float(trade.get("price") or 0.0)
+        oid = str(trade.get("order"))
+        did = f"{'bought' if side == 'buy' else 'sold'} {amount:g} at {price:g}"
+        by = f"order {oid} ({client_id}), trade {tid}"
+        follows = "the run's position follows the exchange's"
+        if self.shared:
+            follows = (
+                "the account's position (shared, [strategy] share_symbols) changed: this "
+                "run's own position is still counted from its own fills"
+            )
+        if kind == "liquidation":
+            sentence = (
+                f"{symbol}: the exchange LIQUIDATED the position: its liquidation order "
+                f"{did} ({by}); {follows}"
+            )
+        elif kind == "adl":
+            sentence = (
+                f"{symbol}: the exchange auto-deleveraged (ADL) the position, closing it "
+                f"against a liquidated trader: {did} ({by}); {follows}"
+            )
+        else:
+            sentence = (
+                f"{symbol}: a fill the run did not place: {did} ({by}: "
+                f"{origin_of(client_id, self.strategy_tag)}); {follows}"
+            )
+        code = CODES[kind]
+        data = {
+            "symbol": symbol,
+            "kind": kind,
+            "side": side,
+            "amount": amount,
+            "price": price,
+            "order_id": oid,
+            "client_order_id": client_id,
+            "trade_id": tid,
+            "time_ms": trade.get("timestamp"),
+            "source": source,
+        }
+        self.counts[code] += 1
+        decision = Decision("engine", "warn", code, sentence, data)
+        self.recent.append({"ts": decision.ts, "code": code, "sentence": sentence})
+        self.bus.publish(decision)
+        return True
+
+    def status(self) -> dict[str, Any]:
+        """The ``unplaced`` section of the status snapshot."""
+        return {"unplaced": {"counts": dict(self.counts), "recent": list(self.recent)}}
