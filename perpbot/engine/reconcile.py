@@ -135,6 +135,9 @@ class Reconciler:
     # trade id -> (symbol, trade): a REST fill of an order the run cannot name whose order
     # could not be looked up yet; tried again at each reconcile (the read window moves on)
     unresolved: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    # a shared run: the account's (the exchange's) net position per symbol as last read (REST,
+    # or the user stream's ACCOUNT_UPDATE); absent: flat at the last REST read
+    account_held: dict[str, PositionSnapshot] = field(default_factory=dict)
 
     async def reconcile(self, *, market: bool = True) -> None:
         """Everything; ``market=False`` skips the mark and the balance (a run on streams
@@ -144,6 +147,8 @@ class Reconciler:
         state.positions, state.legs = split_legs(snaps, symbols)
         if self.own_only is None:
             self.account.set_positions(rows)
+        else:
+            self.account_held = dict(state.positions)
         for s in symbols:
             await self._orders(s)
             await self._fills(s)
@@ -194,6 +199,7 @@ class Reconciler:
         """This run's positions from its own fills, priced at the exchange's mark; on a
         hedge-mode account each side from its side's fills (``state.legs``, the net in
         ``state.positions``). The liquidation price and leverage are the account's."""
+        self.settle_closed()
         snaps: list[PositionSnapshot] = []
         raw: list[dict[str, Any]] = []
         for s in self.state.symbols:
@@ -225,6 +231,33 @@ class Reconciler:
                 raw.append({"symbol": s, "info": info, "entryPrice": book.entry_price})
         self.state.positions, self.state.legs = split_legs(snaps, self.state.symbols)
         self.account.set_positions(raw)
+
+    def account_read(self, raw: list[dict[str, Any]]) -> None:
+        """A shared run: the account's positions as the user stream last told them."""
+        snaps = [position_of(r) for r in raw if r.get("symbol") in self.state.symbols]
+        nets, _ = split_legs(snaps, self.state.symbols)
+        for symbol in {p.symbol for p in snaps}:
+            at = max((p.updated_ms or 0) for p in snaps if p.symbol == symbol) or None
+            self.account_held[symbol] = nets.get(symbol) or PositionSnapshot(
+                symbol=symbol, amount=0.0, updated_ms=at
+            )
+
+    def settle_closed(self) -> None:
+        """A shared run after a liquidation or ADL said on a symbol (perpbot.engine.unplaced):
+        once a read of the account after it shows the account holding none of the symbol,
+        the run's own book there is flat (the exchange closed every holder's share). If the
+        account still holds some (a partial liquidation or ADL), no one can say whose
+        share went: the run's own book stays as its fills left it (the decision said so)."""
+        unplaced = self.unplaced
+        if unplaced is None:
+            return
+        for symbol, at_ms in list(unplaced.closed.items()):
+            held = self.account_held.get(symbol)
+            if held is not None and held.amount and (held.updated_ms or 0) < at_ms:
+                continue  # a read from before the fill: wait for a newer one
+            del unplaced.closed[symbol]
+            if held is None or not held.amount:
+                self.ledger.flatten(symbol)
 
     async def _orders(self, symbol: str) -> None:
         tracked = self.ledger.open_client_ids(symbol)

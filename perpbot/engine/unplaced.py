@@ -100,26 +100,31 @@ class UnplacedFills:
     client_ids: dict[str, str] = field(default_factory=dict)  # order id -> client id
     counts: Counter[str] = field(default_factory=Counter)
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=10))
+    # a shared run: symbol -> the time (ms) of the latest liquidation or ADL fill said there,
+    # until a position read of the account after it settles the run's own book (Reconciler)
+    closed: dict[str, int] = field(default_factory=dict)
+    others: int = 0  # a shared run: the other holders' fills met (not said)
 
     def remember(self, order_id: Any, client_id: Any) -> None:
         """The stream told an order's client id: REST need not look it up."""
         if order_id is not None and client_id:
             self.client_ids[str(order_id)] = str(client_id)
 
-    def wanted(self, client_id: str) -> bool:
-        """Whether a fill of an order with this client id is said."""
-        if self.mine(client_id):
-            return False
-        return not (self.shared and kind_of(client_id) == "foreign")
-
     def note(self, symbol: str, trade: dict[str, Any], client_id: str, source: str) -> bool:
         """Say one fill of an order the run did not place (ccxt-like ``trade``); False when
-        it was said already or is not said (the run's own, a shared account's holder)."""
+        it was said already or is not said (the run's own; on a shared account another
+        holder's, only counted)."""
         tid = str(trade.get("id"))
-        if tid in self.said or not self.wanted(client_id):
+        if tid in self.said or self.mine(client_id):
             return False
         self.said.add(tid)
         kind = kind_of(client_id)
+        if self.shared and kind == "foreign":  # another holder's: the account's business
+            self.others += 1
+            return False
+        if self.shared:
+            when = int(trade.get("timestamp") or 0)
+            self.closed[symbol] = max(self.closed.get(symbol, 0), when)
         side = str(trade.get("side") or "?")
         amount = float(trade.get("amount") or 0.0)
         price = float(trade.get("price") or 0.0)
@@ -130,7 +135,8 @@ class UnplacedFills:
         if self.shared:
             follows = (
                 "the account's position (shared, [strategy] share_symbols) changed: this "
-                "run's own position is still counted from its own fills"
+                "run's own position is set flat once the exchange shows the account holding "
+                "none of it, else still counted from its own fills"
             )
         if kind == "liquidation":
             sentence = (
@@ -168,4 +174,7 @@ class UnplacedFills:
 
     def status(self) -> dict[str, Any]:
         """The ``unplaced`` section of the status snapshot."""
-        return {"unplaced": {"counts": dict(self.counts), "recent": list(self.recent)}}
+        section: dict[str, Any] = {"counts": dict(self.counts), "recent": list(self.recent)}
+        if self.shared:
+            section["others"] = self.others
+        return {"unplaced": section}

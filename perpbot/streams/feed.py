@@ -400,8 +400,10 @@ class StreamFeed:
         unplaced.remember(oid, cid)
         if unplaced.mine(str(cid)):
             return False
-        if trade is not None:
-            unplaced.note(str(symbol), trade, str(cid), "stream")
+        if trade is None or not unplaced.note(str(symbol), trade, str(cid), "stream"):
+            return True
+        if unplaced.closed:  # a shared run: its own book may be flat now (Reconciler)
+            self._own_positions()
         return True
 
     def _booked(self, fills: list[Any]) -> None:
@@ -477,6 +479,7 @@ class StreamFeed:
         self._positions_at = time.monotonic()
         if self.reconciler.own_only is not None:  # [strategy] share_symbols: the account's
             # position is not the run's; the run's comes from its own fills (the ledger)
+            self.reconciler.account_read(positions)
             self._own_positions()
             return
         for raw in positions:

@@ -12,13 +12,18 @@ unchanged by it.
 
 from __future__ import annotations
 
+import io
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from perpbot.alerts.rules import classify
+from perpbot.cli.status import bot_view
+from perpbot.cli.status_view import bot_panel
 from perpbot.events import Decision
 from tests.integration.hedge_support import account_of, plain_ccxt
 from tests.integration.kill_strategies.support import quiet_market
@@ -79,6 +84,8 @@ async def said_once(bot: Bot, code: str, truth: list[dict[str, Any]], source: st
 
 
 async def until_status(bot: Bot, code: str, n: int) -> None:
+    """The status file carries the decisions, and ``perpbot status`` draws them."""
+
     def shown() -> bool:
         section = bot.status()["snapshot"]["extras"].get("unplaced") or {}
         return section.get("counts", {}).get(code) == n and any(
@@ -86,6 +93,11 @@ async def until_status(bot: Bot, code: str, n: int) -> None:
         )
 
     await bot.until(shown, timeout=10)
+    view = bot_view(bot.status(), time.time(), None)
+    console = Console(file=io.StringIO(), width=200)
+    console.print(bot_panel(view, time.time()))
+    drawn = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "not placed" in drawn and f"{code} {n}" in drawn
 
 
 @MODES
@@ -188,3 +200,37 @@ def test_the_default_alert_rules_route_the_codes() -> None:
     assert classify(d("FILL_LIQUIDATION")) == "critical"
     assert classify(d("FILL_ADL")) == "warning"
     assert classify(d("FILL_FOREIGN")) == "warning"
+
+
+@MODES
+async def test_a_shared_run_says_the_liquidation_not_the_other_holders_fills(
+    account: tuple[Any, str], tmp_path: Path, streams: bool
+) -> None:
+    sim, key = account
+    other = plain_ccxt(sim, key, os.environ["PERPBOT_SIM_API_SECRET"])  # another holder
+    other.create_order(BTC, "market", "buy", 0.02, params={"newClientOrderId": "holder-1"})
+    bot = await started(bot_toml(tmp_path, sim.base_url, streams, share_symbols=True))
+    try:
+        await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 3.0))
+        other.create_order(BTC, "market", "buy", 0.01, params={"newClientOrderId": "holder-2"})
+        theirs = sim_trades(sim, key, "holder-2")
+        reconciler = bot.runner.reconciler
+        assert reconciler is not None and reconciler.unplaced is not None
+        await reconciler.reconcile(market=False)
+        await bot.until(lambda: reconciler.unplaced.others == len(theirs))  # met, once each
+        assert bot.runner.ledger.book[BTC].amount == pytest.approx(3.0)  # its own share
+        sim.jump(BTC_ID, -6.0)
+        truth = sim_trades(sim, key, "autoclose-")
+        said = await said_once(bot, "FILL_LIQUIDATION", truth, "stream" if streams else "rest")
+        assert "share_symbols" in said[0].sentence
+        assert sum(d.data["amount"] for d in said) == pytest.approx(3.03)  # the account's
+        assert sim_position(sim, key) == 0.0
+        # the account holds nothing: neither does the run (its book was 3.0)
+        await bot.until(lambda: not getattr(bot.runner.positions.get(BTC), "amount", 0.0))
+        assert bot.runner.ledger.book[BTC].amount == 0.0
+        assert bot.decisions("FILL_FOREIGN") == []  # the other holders' fills: not said
+        assert reconciler.unplaced.others == len(theirs)
+        await until_status(bot, "FILL_LIQUIDATION", len(truth))
+        assert bot.status()["snapshot"]["extras"]["unplaced"]["others"] == len(theirs)
+    finally:
+        await bot.stop()
