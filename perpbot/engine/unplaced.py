@@ -125,12 +125,32 @@ class UnplacedFills:
         if self.shared:
             when = int(trade.get("timestamp") or 0)
             self.closed[symbol] = max(self.closed.get(symbol, 0), when)
-        side = str(trade.get("side") or "?")
-        amount = float(trade.get("amount") or 0.0)
-        price = float(trade.get("price") or 0.0)
-        oid = str(trade.get("order"))
-        did = f"{'bought' if side == 'buy' else 'sold'} {amount:g} at {price:g}"
-        by = f"order {oid} ({client_id}), trade {tid}"
+        code = CODES[kind]
+        data = {
+            "symbol": symbol,
+            "kind": kind,
+            "side": str(trade.get("side") or "?"),
+            "amount": float(trade.get("amount") or 0.0),
+            "price": float(trade.get("price") or 0.0),
+            "order_id": str(trade.get("order")),
+            "client_order_id": client_id,
+            "trade_id": tid,
+            "time_ms": trade.get("timestamp"),
+            "source": source,
+        }
+        sentence = self.sentence(data)
+        self.counts[code] += 1
+        decision = Decision("engine", "warn", code, sentence, data)
+        self.recent.append({"ts": decision.ts, "code": code, "sentence": sentence})
+        self.bus.publish(decision)
+        return True
+
+    def sentence(self, fill: dict[str, Any]) -> str:
+        """What a trader reads about one fill the run did not place (``note``'s data)."""
+        symbol, cid, oid = fill["symbol"], fill["client_order_id"], fill["order_id"]
+        kind = fill["kind"]
+        did = "bought" if fill["side"] == "buy" else "sold"
+        did += f" {fill['amount']:g} at {fill['price']:g} (trade {fill['trade_id']})"
         follows = "the run's position follows the exchange's"
         if self.shared:
             follows = (
@@ -139,38 +159,19 @@ class UnplacedFills:
                 "none of it, else still counted from its own fills"
             )
         if kind == "liquidation":
-            sentence = (
-                f"{symbol}: the exchange LIQUIDATED the position: its liquidation order "
-                f"{did} ({by}); {follows}"
+            return (
+                f"{symbol}: the exchange LIQUIDATED the position: its liquidation order {oid} "
+                f"({cid}) {did}; {follows}"
             )
-        elif kind == "adl":
-            sentence = (
+        if kind == "adl":
+            return (
                 f"{symbol}: the exchange auto-deleveraged (ADL) the position, closing it "
-                f"against a liquidated trader: {did} ({by}); {follows}"
+                f"against a liquidated trader: its order {oid} ({cid}) {did}; {follows}"
             )
-        else:
-            sentence = (
-                f"{symbol}: a fill the run did not place: {did} ({by}: "
-                f"{origin_of(client_id, self.strategy_tag)}); {follows}"
-            )
-        code = CODES[kind]
-        data = {
-            "symbol": symbol,
-            "kind": kind,
-            "side": side,
-            "amount": amount,
-            "price": price,
-            "order_id": oid,
-            "client_order_id": client_id,
-            "trade_id": tid,
-            "time_ms": trade.get("timestamp"),
-            "source": source,
-        }
-        self.counts[code] += 1
-        decision = Decision("engine", "warn", code, sentence, data)
-        self.recent.append({"ts": decision.ts, "code": code, "sentence": sentence})
-        self.bus.publish(decision)
-        return True
+        return (
+            f"{symbol}: a fill the run did not place: order {oid} ({cid}, "
+            f"{origin_of(cid, self.strategy_tag)}) {did}; {follows}"
+        )
 
     def status(self) -> dict[str, Any]:
         """The ``unplaced`` section of the status snapshot."""

@@ -12,6 +12,7 @@ unchanged by it.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import time
@@ -24,6 +25,7 @@ from rich.console import Console
 from perpbot.alerts.rules import classify
 from perpbot.cli.status import bot_view
 from perpbot.cli.status_view import bot_panel
+from perpbot.engine.reconcile import REST_OVERLAP_MS
 from perpbot.events import Decision
 from tests.integration.hedge_support import account_of, plain_ccxt
 from tests.integration.kill_strategies.support import quiet_market
@@ -232,5 +234,43 @@ async def test_a_shared_run_says_the_liquidation_not_the_other_holders_fills(
         assert reconciler.unplaced.others == len(theirs)
         await until_status(bot, "FILL_LIQUIDATION", len(truth))
         assert bot.status()["snapshot"]["extras"]["unplaced"]["others"] == len(theirs)
+    finally:
+        await bot.stop()
+
+
+async def test_a_fill_whose_order_lookup_failed_is_said_once_the_lookup_works(
+    account: tuple[Any, str], tmp_path: Path
+) -> None:
+    """REST's trades carry no client id: the order is looked up. A lookup that fails keeps
+    the trade for the next reconcile, even once the read window has moved past it."""
+    sim, key = account
+    other = plain_ccxt(sim, key, os.environ["PERPBOT_SIM_API_SECRET"])
+    toml = write_toml(
+        tmp_path,
+        sim.base_url,
+        exchange={"streams": False},
+        kill={"deadman": False},
+        risk={"accept_no_limits": True},
+        retry={"max_attempts": 1},  # a failed lookup fails the read at once
+    )
+    bot = await started(toml)
+    reconciler = bot.runner.reconciler
+    assert reconciler is not None
+    try:
+        sim.set_faults({"errors": {"rate": 1.0, "paths": ["/fapi/v1/order"], "methods": ["GET"]}})
+        other.create_order(BTC, "market", "buy", 0.002, params={"newClientOrderId": "by-hand-2"})
+        first = sim_trades(sim, key, "by-hand-2")
+        await reconciler.reconcile(market=False)
+        assert sim.state()["counters"]["injected_errors"] >= 1
+        assert {str(t["id"]) for t in first} <= set(reconciler.unresolved)
+        # past the read window's overlap another trade: the next reads no longer list the first
+        await asyncio.sleep(REST_OVERLAP_MS / 1000.0 + 0.3)
+        other.create_order(BTC, "market", "buy", 0.002, params={"newClientOrderId": "by-hand-3"})
+        await reconciler.reconcile(market=False)
+        assert bot.decisions("FILL_FOREIGN") == []
+        sim.set_faults({})
+        truth = first + sim_trades(sim, key, "by-hand-3")
+        await said_once(bot, "FILL_FOREIGN", truth, "rest")
+        assert not reconciler.unresolved
     finally:
         await bot.stop()
