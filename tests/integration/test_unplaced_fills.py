@@ -23,10 +23,13 @@ import pytest
 from rich.console import Console
 
 from perpbot.alerts.rules import classify
+from perpbot.audit.reader import iter_records
+from perpbot.audit.verify import verify_segment
 from perpbot.cli.status import bot_view
 from perpbot.cli.status_view import bot_panel
 from perpbot.engine.reconcile import REST_OVERLAP_MS
 from perpbot.events import Decision
+from perpbot.paths import logs_dir
 from tests.integration.hedge_support import account_of, plain_ccxt
 from tests.integration.kill_strategies.support import quiet_market
 from tests.integration.risk_support.bot import BTC, BTC_ID, Bot, write_toml
@@ -36,7 +39,9 @@ pytestmark = pytest.mark.timeout(60)
 MODES = pytest.mark.parametrize("streams", [True, False], ids=["user stream", "REST reconcile"])
 
 
-def bot_toml(tmp_path: Path, url: str, streams: bool, **strategy: Any) -> Path:
+def bot_toml(
+    tmp_path: Path, url: str, streams: bool, *, audit: bool = False, **strategy: Any
+) -> Path:
     return write_toml(
         tmp_path,
         url,
@@ -44,8 +49,17 @@ def bot_toml(tmp_path: Path, url: str, streams: bool, **strategy: Any) -> Path:
         exchange={"streams": streams, "reconcile_interval": 600},
         kill={"deadman": False},
         risk={"accept_no_limits": True},
+        audit={"enabled": audit},
         strategy=strategy,
     )
+
+
+def signed(bot: Bot, code: str) -> list[dict[str, Any]]:
+    """The run's signed log, verified: its records of ``code``."""
+    segment = logs_dir() / bot.runner.run_id
+    result = verify_segment(segment, None)
+    assert result.damage is None and result.closed and result.unsigned_tail == 0
+    return [r for r in iter_records(segment) if r.get("code") == code]
 
 
 def sim_trades(sim: Any, key: str, client_prefix: str) -> list[dict[str, Any]]:
@@ -107,7 +121,7 @@ async def test_a_liquidation_is_said_once_and_the_position_is_the_exchanges(
     account: tuple[Any, str], tmp_path: Path, streams: bool
 ) -> None:
     sim, key = account  # 10 000 USDT, 20x: 3 BTC at ~60 000 is liquidated ~5 % lower
-    bot = await started(bot_toml(tmp_path, sim.base_url, streams))
+    bot = await started(bot_toml(tmp_path, sim.base_url, streams, audit=True))
     try:
         await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 3.0))
         await bot.do(lambda ctx: ctx.refresh())
@@ -132,6 +146,9 @@ async def test_a_liquidation_is_said_once_and_the_position_is_the_exchanges(
         await until_status(bot, "FILL_LIQUIDATION", len(truth))
     finally:
         await bot.stop()
+    logged = signed(bot, "FILL_LIQUIDATION")
+    assert sorted(r["data"]["trade_id"] for r in logged) == sorted(str(t["id"]) for t in truth)
+    assert all(r["data"]["kind"] == "liquidation" and "dropped" not in r for r in logged)
 
 
 @MODES
