@@ -6,10 +6,10 @@ order on one of the run's symbols changes the account's position without a word 
 ledger. Binance names the orders it places itself by ``clientOrderId``: ``autoclose-...``
 a liquidation, ``adl_autoclose...`` an auto-deleveraging (ADL) close; any other id is a
 manual order or another program's (``pb-...`` another perpbot run, ``pbk-...`` ``perpbot
-kill --direct``). Each such fill is one Decision (layer ``engine``, action ``warn``: the
-run prints it on stderr; the signed log, ``events.jsonl``, the alerts and ``perpbot
-status`` carry it), once per trade id whichever of the user stream and the REST reconcile
-meets it first:
+kill --direct`` or ``perpbot flatten``). Each such fill is one Decision (layer ``engine``,
+action ``warn``: the run prints it on stderr; the signed log, ``events.jsonl``, the alerts
+and ``perpbot status`` carry it), once per trade id whichever of the user stream and the
+REST reconcile meets it first:
 
     FILL_LIQUIDATION   the exchange liquidated the position
     FILL_ADL           the exchange auto-deleveraged it (closed against a liquidated trader)
@@ -55,6 +55,8 @@ def kind_of(client_id: str) -> Kind:
 
 def origin_of(client_id: str, strategy_tag: str) -> str:
     """Who placed a foreign order, as far as its client id tells."""
+    if client_id.startswith("pbk-flatten-"):  # perpbot.kill.ops.client_ops
+        return "a `perpbot flatten` order"
     if client_id.startswith("pbk-"):
         return "a `perpbot kill --direct` order"
     tag = perpbot_strategy_tag(client_id)
