@@ -6,10 +6,12 @@ journal and the metrics, not on a phone at 3 a.m.).
 
     critical  kill switch tripped or seen, dead-man refresh/disarm failures and lapses,
               418 bans, protective-stop failures, a run that crashed or was refused,
-              monitor alerts marked ``trip``, the disk about to fill
+              monitor alerts marked ``trip``, the disk about to fill, a liquidation
+              (FILL_LIQUIDATION)
     warning   kill switch cleared or done, budget cuts, 429s and their waits, waits at the
               rate reserve and a reserve too small for the dead-man, stale
-              streams or prices, monitor alerts, scope denials, failed alert deliveries
+              streams or prices, monitor alerts, scope denials, failed alert deliveries,
+              an ADL (FILL_ADL), a fill the run did not place (FILL_FOREIGN)
     info      fills, periodic summaries, test messages (sent only when asked for)
 """
 
@@ -49,6 +51,10 @@ TABLE: tuple[tuple[str, str, str, str | None], ...] = (
     ("*", "tighten", "*", "warning"),
     ("*", "*", "*STOP*FAIL*", "critical"),
     ("*", "*", "*STOP*REJECT*", "critical"),
+    # fills the run did not place (perpbot.engine.unplaced)
+    ("*", "*", "FILL_LIQUIDATION", "critical"),
+    ("*", "*", "FILL_ADL", "warning"),
+    ("*", "*", "FILL_FOREIGN", "warning"),
     ("*", "*", "RUN_CRASHED", "critical"),
     ("*", "*", "RUN_REFUSED", "critical"),
     ("*", "*", "DISK_HALT", "critical"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from perpbot.app.connect import Connection
+from perpbot.client.orders import strategy_tag
 from perpbot.config import StrategyFile
 from perpbot.engine.conditional import ConditionalOrders
 from perpbot.engine.events import EngineEvents
@@ -16,6 +17,7 @@ from perpbot.engine.orders import OrderManager
 from perpbot.engine.output import RunOutput
 from perpbot.engine.reconcile import Reconciler
 from perpbot.engine.state import RunState
+from perpbot.engine.unplaced import UnplacedFills
 from perpbot.events import EventBus
 from perpbot.streams import StreamFeed, make_pro_exchange, stream_wire, streams_enabled
 
@@ -61,6 +63,12 @@ def build_engine(
         output=output,
         events=events,
         own_only=orders.is_ours if config.strategy.share_symbols else None,
+        unplaced=UnplacedFills(
+            bus=bus,
+            mine=lambda cid: orders.is_ours({"clientOrderId": cid}),
+            strategy_tag=strategy_tag(state.strategy),
+            shared=config.strategy.share_symbols,
+        ),
     )
     feed = None
     if streams_enabled(config.exchange):

@@ -386,6 +386,8 @@ class Runner:
         )
         self.orders, self.conditional = parts.orders, parts.conditional
         self.reconciler, self.feed = parts.reconciler, parts.feed
+        if self.reconciler.unplaced is not None:  # fills the run did not place, in status
+            self.tick_providers.append(self.reconciler.unplaced.status)
         if self.feed is not None:
             self.tick_providers.append(self.feed.status)
 

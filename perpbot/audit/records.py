@@ -80,6 +80,7 @@ DECISION_FIELDS: frozenset[str] = SAFE_FIELDS | frozenset(
         "index_price",
         "interval_s",
         "key_id",
+        "kind",  # a fill the run did not place: liquidation, adl, foreign
         "level",
         "leverage_after",
         "limit",
@@ -133,7 +134,9 @@ DECISION_FIELDS: frozenset[str] = SAFE_FIELDS | frozenset(
         "state",
         "status",
         "thin",
+        "time_ms",
         "total",
+        "trade_id",
         "trip",
         "until",
         "used",

@@ -153,6 +153,8 @@ def bot_view(doc: dict[str, Any], now: float, summary: dict[str, Any] | None) ->
         "reduce_only": risk.get("reduce_only") or {},
         "alerts": risk.get("alerts") or [],
         "rejections": risk.get("rejections") or [],
+        # fills the run did not place (a liquidation, an ADL, another client's): counts, last
+        "unplaced": extras.get("unplaced") or {},
     }
 
 

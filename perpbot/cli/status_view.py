@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 MAX_ORDERS_SHOWN = 4
+UNPLACED_SHOWN = 3  # fills the run did not place, the last ones shown
 STATE_STYLE = {
     "running": "green",
     "starting": "cyan",
@@ -170,6 +171,21 @@ def streams_lines(bot: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def unplaced_lines(bot: dict[str, Any]) -> list[tuple[str, str]]:
+    """Fills the run did not place (perpbot.engine.unplaced): the counts, the last three."""
+    section = bot.get("unplaced") or {}
+    said = [f"{code} {n}" for code, n in sorted((section.get("counts") or {}).items())]
+    if section.get("others"):  # a shared account: the other holders' fills, not said
+        said.append(f"other holders' fills {section['others']} (shared, not said)")
+    if not said:
+        return []
+    lines = [("  ".join(said), "bold red" if section.get("counts") else "dim")]
+    for said in (section.get("recent") or [])[-UNPLACED_SHOWN:]:
+        style = "bold red" if said.get("code") == "FILL_LIQUIDATION" else "yellow"
+        lines.append((f"{said.get('code')}: {said.get('sentence')}", style))
+    return lines
+
+
 def index_lines(bot: dict[str, Any]) -> list[tuple[str, str]]:
     out = []
     for sym, r in (bot.get("index") or {}).items():
@@ -242,6 +258,8 @@ def bot_panel(bot: dict[str, Any], now: float) -> Any:
         row("alerts" if i == 0 else "", f"{a['code']} ({age}): {a['sentence']}", style)
     if not alerts:
         row("alerts", "none", "dim")
+    for i, (text, style) in enumerate(unplaced_lines(bot)):
+        row("not placed" if i == 0 else "", text, style)
     rejections = bot.get("rejections") or []
     if rejections:
         last = rejections[-1]

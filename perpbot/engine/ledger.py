@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from perpbot.client.position_side import leg_key
+from perpbot.client.position_side import HEDGE_SIDES, leg_key
 from perpbot.client.request import OrderSpec
 from perpbot.client.validate import plain_number
 
@@ -297,6 +297,15 @@ class Ledger:
             ts_ms = int(t.get("timestamp") or 0)
             self.last_trade_ms[symbol] = max(self.last_trade_ms.get(symbol, 0), ts_ms)
         return new
+
+    def flatten(self, symbol: str) -> None:
+        """A shared run's own book on ``symbol`` after the exchange closed the account's
+        position there (a liquidation, an ADL: perpbot.engine.unplaced): nothing is held any
+        more. The PnL its own fills realized stays as booked."""
+        for key in (leg_key(symbol, side) for side in (None, *HEDGE_SIDES)):
+            book = self.book.get(key)
+            if book is not None:
+                book.amount, book.entry_price = 0.0, None
 
     # -- figures ----------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

@@ -26,6 +26,7 @@ from perpbot.engine.journal import RunJournal
 from perpbot.engine.ledger import Fill, Ledger
 from perpbot.engine.output import RunOutput
 from perpbot.engine.state import PositionSnapshot, RunState
+from perpbot.engine.unplaced import UnplacedFills
 
 REST_OVERLAP_MS = 2_000  # a REST read of fills re-reads this much before the last listed
 
@@ -128,6 +129,15 @@ class Reconciler:
     # trade of an order the run cannot name yet while one of its placements awaits its
     # answer (it may be that order's: the next read must list it again).
     rest_trade_ms: dict[str, int] = field(default_factory=dict)
+    # fills of orders the run did not place (a liquidation, an ADL, another client's): said
+    # once each (perpbot.engine.unplaced); None: not looked at
+    unplaced: UnplacedFills | None = None
+    # trade id -> (symbol, trade): a REST fill of an order the run cannot name whose order
+    # could not be looked up yet; tried again at each reconcile (the read window moves on)
+    unresolved: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    # a shared run: the account's (the exchange's) net position per symbol as last read (REST,
+    # or the user stream's ACCOUNT_UPDATE); absent: flat at the last REST read
+    account_held: dict[str, PositionSnapshot] = field(default_factory=dict)
 
     async def reconcile(self, *, market: bool = True) -> None:
         """Everything; ``market=False`` skips the mark and the balance (a run on streams
@@ -137,6 +147,8 @@ class Reconciler:
         state.positions, state.legs = split_legs(snaps, symbols)
         if self.own_only is None:
             self.account.set_positions(rows)
+        else:
+            self.account_held = dict(state.positions)
         for s in symbols:
             await self._orders(s)
             await self._fills(s)
@@ -187,6 +199,7 @@ class Reconciler:
         """This run's positions from its own fills, priced at the exchange's mark; on a
         hedge-mode account each side from its side's fills (``state.legs``, the net in
         ``state.positions``). The liquidation price and leverage are the account's."""
+        self.settle_closed()
         snaps: list[PositionSnapshot] = []
         raw: list[dict[str, Any]] = []
         for s in self.state.symbols:
@@ -219,6 +232,33 @@ class Reconciler:
         self.state.positions, self.state.legs = split_legs(snaps, self.state.symbols)
         self.account.set_positions(raw)
 
+    def account_read(self, raw: list[dict[str, Any]]) -> None:
+        """A shared run: the account's positions as the user stream last told them."""
+        snaps = [position_of(r) for r in raw if r.get("symbol") in self.state.symbols]
+        nets, _ = split_legs(snaps, self.state.symbols)
+        for symbol in {p.symbol for p in snaps}:
+            at = max((p.updated_ms or 0) for p in snaps if p.symbol == symbol) or None
+            self.account_held[symbol] = nets.get(symbol) or PositionSnapshot(
+                symbol=symbol, amount=0.0, updated_ms=at
+            )
+
+    def settle_closed(self) -> None:
+        """A shared run after a liquidation or ADL said on a symbol (perpbot.engine.unplaced):
+        once a read of the account after it shows the account holding none of the symbol,
+        the run's own book there is flat (the exchange closed every holder's share). If the
+        account still holds some (a partial liquidation or ADL), no one can say whose
+        share went: the run's own book stays as its fills left it (the decision said so)."""
+        unplaced = self.unplaced
+        if unplaced is None:
+            return
+        for symbol, at_ms in list(unplaced.closed.items()):
+            held = self.account_held.get(symbol)
+            if held is not None and held.amount and (held.updated_ms or 0) < at_ms:
+                continue  # a read from before the fill: wait for a newer one
+            del unplaced.closed[symbol]
+            if held is None or not held.amount:
+                self.ledger.flatten(symbol)
+
     async def _orders(self, symbol: str) -> None:
         tracked = self.ledger.open_client_ids(symbol)
         fetched_at = time.time()
@@ -247,6 +287,7 @@ class Reconciler:
         )
         trades = await self.client.fetch_my_trades(symbol, since=since)
         new = self.record_trades(symbol, trades, "rest")
+        await self.say_unplaced(symbol, trades)
         stamps = [int(t["timestamp"]) for t in trades if t.get("timestamp")]
         if stamps:
             newest = max(listed or 0, *stamps)
@@ -259,6 +300,32 @@ class Reconciler:
                 newest = min(newest, *unnamed) if unnamed else newest
             self.rest_trade_ms[symbol] = newest
         return new
+
+    async def say_unplaced(self, symbol: str, trades: list[dict[str, Any]]) -> None:
+        """Say each REST fill of an order the run did not place (perpbot.engine.unplaced).
+        userTrades carry no client id: the order is looked up once (GET /fapi/v1/order)
+        unless the user stream told it; a failed lookup is tried again next time."""
+        unplaced = self.unplaced
+        if unplaced is None:
+            return
+        for t in trades:
+            tid = str(t.get("id"))
+            if t.get("order") is None or self.ledger.names_order(t) or tid in unplaced.said:
+                continue
+            self.unresolved.setdefault(tid, (symbol, t))
+        for tid, (sym, t) in list(self.unresolved.items()):
+            oid = str(t["order"])
+            cid = unplaced.client_ids.get(oid)
+            if cid is None and not self.ledger.names_order(t):
+                try:
+                    order = await self.client.fetch_order(oid, sym)
+                except Exception:  # lookup failed (a 5xx, a timeout): tried again next time
+                    continue
+                cid = str(order.get("clientOrderId") or "(none)")
+                unplaced.remember(oid, cid)
+            del self.unresolved[tid]
+            if cid is not None and not self.ledger.names_order(t):
+                unplaced.note(sym, t, cid, "rest")
 
     def record_trades(
         self, symbol: str, trades: list[dict[str, Any]], source: Source

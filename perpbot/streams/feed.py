@@ -46,6 +46,7 @@ import ccxt
 from perpbot.client.account import AccountView
 from perpbot.client.position_side import leg_key
 from perpbot.engine.reconcile import Reconciler, position_of, position_raw, split_legs
+from perpbot.engine.unplaced import trade_of_update
 from perpbot.events import Action, Decision, EventBus
 from perpbot.streams.evidence import OwedEvents
 from perpbot.streams.exchange import forget_listen_key, is_private_url, listen_key
@@ -360,7 +361,9 @@ class StreamFeed:
             cid = o.get("clientOrderId")
             if cid in self.ledger.orders:
                 self._order_update(cid, o, now)
-            elif cid:  # the placement answer may not be back: its newest update waits for it
+            elif cid and not self._unplaced(o.get("symbol"), cid, o.get("id"), trade_of_update(o)):
+                # the placement answer may not be back: its newest update waits for it (an
+                # order the run did not place waits for nothing: its fill was said)
                 self._unmatched_orders[cid] = (now, o)
             key = cid or (str(o["id"]) if o.get("id") is not None else None)
             if key in self.account.orders:
@@ -385,10 +388,26 @@ class StreamFeed:
             if symbol not in self.symbols:
                 continue
             oid = str(t.get("order")) if t.get("order") is not None else None
-            if oid not in self.ledger.by_order_id:  # the placement answer may not be back
-                self._unmatched.append((now, symbol, t))
-                continue
-            self._booked(self.reconciler.record_trades(symbol, [t], "stream"))
+            if oid in self.ledger.by_order_id:
+                self._booked(self.reconciler.record_trades(symbol, [t], "stream"))
+            elif not self._unplaced(symbol, (t.get("info") or {}).get("c"), oid, t):
+                self._unmatched.append((now, symbol, t))  # the placement answer may not be back
+
+    def _unplaced(self, symbol: Any, cid: Any, oid: Any, trade: dict[str, Any] | None) -> bool:
+        """An update of an order the run did not place (its client id not this run's):
+        remembered for REST, and its fill (``trade``) said once (perpbot.engine.unplaced).
+        False for the run's own order, or one the update does not name."""
+        unplaced = self.reconciler.unplaced
+        if unplaced is None or not cid:
+            return False
+        unplaced.remember(oid, cid)
+        if unplaced.mine(str(cid)):
+            return False
+        if trade is None or not unplaced.note(str(symbol), trade, str(cid), "stream"):
+            return True
+        if unplaced.closed:  # a shared run: its own book may be flat now (Reconciler)
+            self._own_positions()
+        return True
 
     def _booked(self, fills: list[Any]) -> None:
         """Count the stream's newly booked fills. A shared run's positions are its own fills
@@ -463,6 +482,7 @@ class StreamFeed:
         self._positions_at = time.monotonic()
         if self.reconciler.own_only is not None:  # [strategy] share_symbols: the account's
             # position is not the run's; the run's comes from its own fills (the ledger)
+            self.reconciler.account_read(positions)
             self._own_positions()
             return
         for raw in positions:
