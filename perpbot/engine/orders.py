@@ -38,24 +38,27 @@ FIRST_PAUSE_S, MAX_PAUSE_S = 0.1, 1.0
 NAMED_REFUSALS: dict[int, tuple[str, str]] = {
     -5022: (
         "EXCHANGE_POST_ONLY_REJECTED",
-        "post-only order would have taken liquidity (the book is at or through its price), "
-        "so the exchange rejected it (-5022) and did not record it; it was not sent again",
+        "post-only {order} would have taken liquidity (the book is at or through its "
+        "price), so the exchange rejected it (-5022) and did not record it; it was not sent "
+        "again",
     ),
     -4118: (
         "EXCHANGE_REDUCE_ONLY_HELD",
-        "reduce-only order refused (-4118): the account's open reduce-only orders on that "
+        "reduce-only {order} refused (-4118): the account's open reduce-only orders on that "
         "side plus this one exceed the position; cancel or shrink one of them first",
     ),
 }
 
 
-def refusal_of(exc: Exception) -> tuple[str, str]:
-    """(reason code, sentence) for an order the exchange refused."""
+def refusal_of(exc: Exception, spec: OrderSpec) -> tuple[str, str]:
+    """(reason code, sentence) for ``spec``'s order, which the exchange refused."""
     named = NAMED_REFUSALS.get(exchange_code(exc) or 0)
     message = exchange_message(exc)
-    if named is not None:
-        return named[0], f"{named[1]}: {message}"
-    return f"EXCHANGE_{type(exc).__name__}", f"the exchange refused the order: {message}"
+    if named is None:
+        return f"EXCHANGE_{type(exc).__name__}", f"the exchange refused the order: {message}"
+    at = f" at {spec.price:g}" if isinstance(spec.price, int | float) else ""
+    order = f"{spec.side} {spec.amount:g} {spec.symbol}{at} ({spec.client_order_id})"
+    return named[0], f"{named[1].format(order=order)}: {message}"
 
 
 def exchange_message(exc: Exception) -> str:
@@ -169,7 +172,7 @@ class OrderManager:
         except (
             ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.OperationRejected
         ) as exc:  # fmt: skip
-            code, sentence = refusal_of(exc)
+            code, sentence = refusal_of(exc, spec)
             self.ledger.reject(code, spec=spec, sentence=sentence)
             self.bus.publish(
                 Decision(
