@@ -99,5 +99,11 @@ def describe(report: dict[str, Any]) -> list[str]:
             text += f", shortfall {c['shortfall_bps']:g} bps vs the arrival mark"
         lines.append(text)
         lines.extend(f"  {s}" for s in c.get("switches") or [])
+        if c.get("freed"):
+            ids = ", ".join(str(o.get("client_order_id") or o.get("id")) for o in c["freed"])
+            lines.append(
+                f"  cancelled {len(c['freed'])} resting reduce-only order(s) that held the "
+                f"position ({ids}): they reserved what the exit had to close (Binance -4118)"
+            )
     lines.extend(f"flatten on {where}: problem: {e}" for e in dict.fromkeys(report["errors"]))
     return lines

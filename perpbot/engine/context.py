@@ -26,6 +26,7 @@ from perpbot.engine.settings import change_setting
 from perpbot.engine.state import PositionSnapshot
 from perpbot.engine.strategy import OrderRejected, StrategyStopped
 from perpbot.exits import ExitConfig, ExitVenue, run_exit
+from perpbot.exits.blockers import reduce_only_freer
 from perpbot.exits.venue import HeldPosition, PositionRead, client_position, leg_venue
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from perpbot.engine.strategy import Strategy
 
 Side = Literal["buy", "sell"]
+OWN_ONLY = "that are not this run's (ctx.exit cancels only the run's own)"
 
 
 def order_spec(
@@ -366,7 +368,9 @@ class Context:
         It first brings the run's state up to date (``refresh``; a shared run's position
         reads do it each time): the pre-trade checks judge each child against the position
         the exit reads, not one from before the order that opened it (which would refuse
-        every child as reducing nothing).
+        every child as reducing nothing). A child refused for the room the run's own resting
+        reduce-only orders on that side hold (a take-profit limit: RISK_REDUCE_ONLY_EXCEEDS,
+        Binance -4118) cancels those orders and goes on, said (EXIT_REDUCE_ONLY_FREED).
         """
         client = self._runner.client
         side = leg(position_side)
@@ -375,7 +379,9 @@ class Context:
         else:
             self.refresh()
             held = client_position(client, side)
-        venue = ExitVenue(client, self._runner.place, self._runner.cancel, held)
+        runner = self._runner
+        free = reduce_only_freer(runner.fetch_own_open_orders, runner.cancel)
+        venue = ExitVenue(client, runner.place, runner.cancel, held, free, OWN_ONLY)
         if side is not None:
             venue = leg_venue(venue, side, held)
         res = self._run(run_exit(venue, symbol, policy, ExitConfig(**config)))

@@ -19,6 +19,7 @@ import ccxt
 
 from perpbot.client.account import AccountView
 from perpbot.client.guarded import GuardedClient
+from perpbot.client.idempotency import exchange_code
 from perpbot.client.orders import client_order_id, is_ours
 from perpbot.client.position_side import leg
 from perpbot.client.request import OrderSpec, reducing_risk
@@ -30,6 +31,34 @@ from perpbot.errors import KillSwitchActive, RiskRejected, RuntimeFailure
 from perpbot.events import Decision, EventBus
 
 FIRST_PAUSE_S, MAX_PAUSE_S = 0.1, 1.0
+
+
+# Binance refusals with a meaning of their own: (code, what a trader reads before the
+# exchange's message); any other refusal is EXCHANGE_<ccxt class>
+NAMED_REFUSALS: dict[int, tuple[str, str]] = {
+    -5022: (
+        "EXCHANGE_POST_ONLY_REJECTED",
+        "post-only {order} would have taken liquidity (the book is at or through its "
+        "price), so the exchange rejected it (-5022) and did not record it; it was not sent "
+        "again",
+    ),
+    -4118: (
+        "EXCHANGE_REDUCE_ONLY_HELD",
+        "reduce-only {order} refused (-4118): the account's open reduce-only orders on that "
+        "side plus this one exceed the position; cancel or shrink one of them first",
+    ),
+}
+
+
+def refusal_of(exc: Exception, spec: OrderSpec) -> tuple[str, str]:
+    """(reason code, sentence) for ``spec``'s order, which the exchange refused."""
+    named = NAMED_REFUSALS.get(exchange_code(exc) or 0)
+    message = exchange_message(exc)
+    if named is None:
+        return f"EXCHANGE_{type(exc).__name__}", f"the exchange refused the order: {message}"
+    at = f" at {spec.price:g}" if isinstance(spec.price, int | float) else ""
+    order = f"{spec.side} {spec.amount:g} {spec.symbol}{at} ({spec.client_order_id})"
+    return named[0], f"{named[1].format(order=order)}: {message}"
 
 
 def exchange_message(exc: Exception) -> str:
@@ -140,9 +169,10 @@ class OrderManager:
             # strategy may catch it (a halt goes on)
             self.ledger.reject(exc.code or "RISK", spec=spec, sentence=exc.message)
             raise OrderRejected(exc.code or "RISK", exc.message) from None
-        except (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest) as exc:
-            code = f"EXCHANGE_{type(exc).__name__}"
-            sentence = f"the exchange refused the order: {exchange_message(exc)}"
+        except (
+            ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.OperationRejected
+        ) as exc:  # fmt: skip
+            code, sentence = refusal_of(exc, spec)
             self.ledger.reject(code, spec=spec, sentence=sentence)
             self.bus.publish(
                 Decision(

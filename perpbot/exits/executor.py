@@ -24,11 +24,12 @@ import math
 import re
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from perpbot.client.request import OrderSpec
 from perpbot.events import Decision
+from perpbot.exits.blockers import blocked_sentence, freed_sentence, is_held_refusal
 from perpbot.exits.plan import Choice, Levels, Urgency, choose, depth_within, slice_size
 from perpbot.exits.venue import ExitVenue, HeldPosition
 
@@ -71,6 +72,7 @@ class ExitResult:
     orders: list[dict[str, Any]] = field(default_factory=list)
     switches: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    freed: list[dict[str, Any]] = field(default_factory=list)  # reduce-only orders cancelled
 
     @property
     def shortfall_bps(self) -> float:
@@ -94,6 +96,7 @@ class ExitResult:
             "worst_fill": self.worst,
             "seconds": round(self.seconds, 3),
             "switches": self.switches,
+            "freed": self.freed,
             "orders": self.orders,
             "errors": self.errors,
         }
@@ -120,6 +123,7 @@ class _Exit:
         self.sigma = cfg.sigma_per_sqrt_s
         self.band_refused = False  # the exchange refused a child for its price band
         self.waiting = False  # the book lies beyond the price band (EXIT_BAND_WAIT said)
+        self.blocked: str | None = None  # EXIT_REDUCE_ONLY_BLOCKED said: its sentence
 
     # -- reading ----------------------------------------------------------------------------
     @property
@@ -229,7 +233,34 @@ class _Exit:
             }
         )  # fmt: skip
 
-    async def send(self, spec: OrderSpec, why: str) -> dict[str, Any] | Exception:
+    async def free_held(self, refusal: BaseException) -> bool:
+        """A child refused for the room resting reduce-only orders hold (-4118, or the
+        gates' RISK_/SCOPE_ refusal): cancel those the venue may (exits/blockers.py), said
+        (EXIT_REDUCE_ONLY_FREED); True when any went. Otherwise say once what blocks the
+        exit and how to free it (EXIT_REDUCE_ONLY_BLOCKED)."""
+        freed: list[dict[str, Any]] = []
+        if self.venue.free is not None:
+            try:
+                freed = await self.venue.free(self.symbol, self.side)
+            except Exception as exc:  # said; the refusal stands and the loop paces on
+                self.res.errors.append(f"cancel reduce-only orders: {_describe(exc)}")
+        if freed:
+            self.res.freed.extend(
+                {"id": o.get("id"), "client_order_id": o.get("clientOrderId"),
+                 "side": o.get("side"), "amount": o.get("amount"), "price": o.get("price")}
+                for o in freed
+            )  # fmt: skip
+            sentence = freed_sentence(self.symbol, freed)
+            self.publish("EXIT_REDUCE_ONLY_FREED", sentence, orders=self.res.freed[-len(freed) :])
+            return True
+        if self.blocked is None:
+            self.blocked = blocked_sentence(self.symbol, _describe(refusal), self.venue.free_who)
+            self.publish("EXIT_REDUCE_ONLY_BLOCKED", self.blocked)
+        return False
+
+    async def send(
+        self, spec: OrderSpec, why: str, *, freed: bool = False
+    ) -> dict[str, Any] | Exception:
         self.n += 1
         self.publish(
             "EXIT_CHILD",
@@ -243,6 +274,10 @@ class _Exit:
         except Exception as exc:  # recorded; the loop decides (shrink, retry, give up)
             self.record(spec, None, _describe(exc))
             self.band_refused = self.band_refused or is_band_refusal(exc)
+            if not freed and is_held_refusal(exc) and await self.free_held(exc):
+                after = "after cancelling the reduce-only orders that held the position"
+                spec = replace(spec, client_order_id=None)  # a new order, a new id
+                return await self.send(spec, f"{why}, {after}", freed=True)
             return exc
         self.record(spec, order, None)
         return order
@@ -370,6 +405,10 @@ class _Exit:
                 await asyncio.sleep(self.cfg.passive_step_s)
                 await self.cancel_passive(out, qty)
             await self.refresh()
+            if isinstance(out, Exception) and self.time_left():
+                # refused (a post-only the book moved through: -5022): nothing rests; the
+                # next step re-prices from a fresh book after pace_s, never a tight loop
+                await asyncio.sleep(self.cfg.pace_s)
         if self.time_left():
             self.switch(
                 "EXIT_ESCALATE",
@@ -476,4 +515,6 @@ async def run_exit(
             f"{symbol}: position still {res.left:+g} after {job.n} reduce-only child "
             f"order(s) in {cfg.timeout_s:g} s"
         )
+        if job.blocked:
+            res.errors.append(job.blocked)
     return res

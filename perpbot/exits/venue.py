@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from perpbot.client.account import AccountView
 from perpbot.client.position_side import leg
 from perpbot.client.request import OrderSpec
+from perpbot.exits.blockers import FreeReduceOnly
 
 if TYPE_CHECKING:
     from perpbot.client.guarded import GuardedClient
@@ -67,6 +68,10 @@ class ExitVenue:
     place: Callable[[OrderSpec], Awaitable[dict[str, Any]]]
     cancel: Callable[[dict[str, Any], str], Awaitable[Any]]
     position: PositionRead
+    # cancels the resting reduce-only orders that hold the position (exits/blockers.py);
+    # None: this venue cancels none of them
+    free: FreeReduceOnly | None = None
+    free_who: str = "this exit may not cancel"  # what the refusal's sentence calls the rest
 
 
 def client_position(client: GuardedClient, position_side: str | None = None) -> PositionRead:
@@ -90,4 +95,4 @@ def leg_venue(venue: ExitVenue, position_side: str, position: PositionRead) -> E
             spec = replace(spec, reduce_only=False, position_side=position_side)
         return await venue.place(spec)
 
-    return ExitVenue(venue.client, place, venue.cancel, position)
+    return ExitVenue(venue.client, place, venue.cancel, position, None, venue.free_who)

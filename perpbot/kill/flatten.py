@@ -31,7 +31,15 @@ from typing import Any
 from perpbot.client.position_side import leg_key
 from perpbot.client.request import OrderSpec
 from perpbot.errors import describe_error
+from perpbot.events import Decision
 from perpbot.exits import ExitConfig, ExitVenue, run_exit
+from perpbot.exits.blockers import (
+    FreeReduceOnly,
+    blocked_sentence,
+    freed_sentence,
+    is_held_refusal,
+    reduce_only_freer,
+)
 from perpbot.exits.venue import leg_venue
 from perpbot.kill.ops import ExchangeOps
 
@@ -92,6 +100,41 @@ def _order_record(
     }
 
 
+def account_freer(ops: ExchangeOps) -> FreeReduceOnly:
+    """The flatten cancels any reduce-only order of the account that holds the position it
+    closes (exits/blockers.py): it acts for the account's owner."""
+    return reduce_only_freer(ops.client.fetch_open_orders, ops.cancel_one)
+
+
+async def _free_held(
+    ops: ExchangeOps, symbol: str, side: str, exc: BaseException, rec: dict[str, Any]
+) -> bool:
+    """A capped child refused for the room resting reduce-only orders hold: cancel them,
+    said (EXIT_REDUCE_ONLY_FREED); True when any went (the child is sent again at once)."""
+    try:
+        freed = await account_freer(ops)(symbol, side)
+    except Exception as error:  # said; the refusal stands and the flatten goes on
+        rec.setdefault("errors", []).append(f"cancel reduce-only orders: {describe_error(error)}")
+        freed = []
+    if freed:
+        sentence = freed_sentence(symbol, freed)
+        rec.setdefault("freed", []).extend(
+            {"id": o.get("id"), "client_order_id": o.get("clientOrderId")} for o in freed
+        )
+        ops.client.bus.publish(
+            Decision("exit", "act", "EXIT_REDUCE_ONLY_FREED", sentence, {"symbol": symbol})
+        )
+        return True
+    if "blocked" not in rec:
+        rec["blocked"] = blocked_sentence(
+            symbol, describe_error(exc), "this flatten could not cancel"
+        )
+        ops.client.bus.publish(
+            Decision("exit", "act", "EXIT_REDUCE_ONLY_BLOCKED", rec["blocked"], {"symbol": symbol})
+        )
+    return False
+
+
 async def flatten_symbol(
     ops: ExchangeOps,
     symbol: str,
@@ -128,16 +171,24 @@ async def flatten_symbol(
             rec["orders"].append(_order_record(spec, order, None))
         except Exception as exc:
             rec["orders"].append(_order_record(spec, None, describe_error(exc)))
+            held = is_held_refusal(exc) and spec.reduce_only
+            if held and await _free_held(ops, symbol, side, exc, rec):
+                attempts -= 1  # held back, not tried: the same step is sent again
+                continue
             if attempts > policy.limit_attempts:
                 await asyncio.sleep(MARKET_PAUSE_S)
         amount = await ops.position(symbol, position_side)
         rec["to"] = amount
+    errors.extend(rec.pop("errors", []))
+    blocked = rec.pop("blocked", None)
     if amount:
         what = symbol if position_side is None else f"{symbol} {position_side}"
         errors.append(
             f"{what}: position still {amount:+g} after {attempts} reduce-only order(s) "
             f"in {policy.timeout_s:g} s"
         )
+        if blocked:
+            errors.append(blocked)
     return rec, errors
 
 
@@ -146,7 +197,7 @@ async def exit_symbol(
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """Close ``symbol`` (hedge mode: its ``position_side`` side) with the exit executor's
     ``policy.exit_policy``."""
-    venue = ExitVenue(ops.client, ops.place, ops.cancel_one, ops.held)
+    venue = ExitVenue(ops.client, ops.place, ops.cancel_one, ops.held, account_freer(ops))
     if position_side is not None:
         side = position_side
         venue = leg_venue(venue, side, lambda s: ops.held(s, side))
@@ -159,6 +210,8 @@ async def exit_symbol(
         rec["position_side"] = position_side
     rec |= {"policy": res.policy, "shortfall_bps": round(res.shortfall_bps, 2)}
     rec["switches"] = res.switches
+    if res.freed:
+        rec["freed"] = res.freed
     return rec, res.errors
 
 

@@ -254,7 +254,7 @@ def _fire(engine: Engine, algo: AlgoOrder, t: int) -> None:
         else:
             params["priceMatch"] = algo.price_match  # the price is matched now, at trigger
     try:
-        order = trading.place_order(engine, acct, params)
+        order = trading.place_order(engine, acct, params, close_all=algo.close_position)
     except E.SimError as exc:
         algo.algo_status, algo.reject_reason = "REJECTED", f"{exc.code}: {exc.msg}"
         return

@@ -34,6 +34,10 @@ UNKNOWN_ORDER_CANCEL = (-2011, "Unknown order sent.")
 ORDER_NOT_EXIST = (-2013, "Order does not exist.")
 MARGIN_INSUFFICIENT = (-2019, "Margin is insufficient.")
 REDUCE_ONLY_REJECTED = (-2022, "ReduceOnly Order is rejected.")
+REDUCE_ONLY_HELD = (
+    -4118,
+    "ReduceOnly Order Failed. Please check your existing position and open orders.",
+)
 MAX_OPEN_ORDERS = (-2025, "Reach max open order limit.")
 POST_ONLY_REJECTED = (
     -5022,

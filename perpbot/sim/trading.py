@@ -85,8 +85,12 @@ class Draft:
     price_match: str = "NONE"
 
 
-def validate_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Draft:
-    """Every check of a new order short of matching (also ``POST /fapi/v1/order/test``)."""
+def validate_order(
+    engine: Engine, acct: Account, params: Mapping[str, str], *, close_all: bool = False
+) -> Draft:
+    """Every check of a new order short of matching (also ``POST /fapi/v1/order/test``).
+    ``close_all``: a triggered ``closePosition`` algo order (closes what is there, never
+    refused for the reduce-only orders resting beside it)."""
     symbol = spec_of(engine, params)
     spec = engine.specs[symbol]
     side = required(params, "side").upper()
@@ -153,6 +157,8 @@ def validate_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> 
     sign = 1 if side == "BUY" else -1
     if closing and (pos_amt == 0 or (pos_amt > 0) == (sign > 0)):
         raise E.err(E.REDUCE_ONLY_REJECTED)
+    if reduce_only and not close_all:
+        _check_reduce_only_held(engine, acct, symbol, side, qty, abs(pos_amt))
     if not closing:
         _check_margin(engine, acct, symbol, sign, qty, ref_px, pos_amt)
     if otype == "MARKET":
@@ -239,9 +245,11 @@ def _check_counterparty_band(engine: Engine, symbol: str, side: str, account: st
         raise E.err(E.MARKET_BAND) from None
 
 
-def place_order(engine: Engine, acct: Account, params: Mapping[str, str]) -> Order:
+def place_order(
+    engine: Engine, acct: Account, params: Mapping[str, str], *, close_all: bool = False
+) -> Order:
     """Validate, record, match and (maybe) rest one order; raise SimError on rejection."""
-    d = validate_order(engine, acct, params)
+    d = validate_order(engine, acct, params, close_all=close_all)
     symbol, side, otype, tif, price, qty, reduce_only, cid, ps = (
         d.symbol, d.side, d.otype, d.tif, d.price, d.qty, d.reduce_only, d.cid, d.position_side
     )  # fmt: skip
@@ -271,6 +279,25 @@ def execute(engine: Engine, order: Order, now: int) -> None:
         engine.books[order.symbol].add(order)
     else:
         engine.close_order(order, "EXPIRED", now)
+
+
+def _check_reduce_only_held(
+    engine: Engine, acct: Account, symbol: str, side: str, qty: int, position: int
+) -> None:
+    """-4118: Binance counts the account's open reduce-only orders on the position's closing
+    side against the position; a new reduce-only order that would take them past it is
+    refused ("ReduceOnly Order Failed. Please check your existing position and open
+    orders.", xLydianSoftware/Qubx#386: a full-size reduce-only take-profit resting blocks
+    every other reduce-only close). Conditional (algo) orders wait outside the book and are
+    not counted until they trigger. What the simulator does where Binance does not say: a
+    lone reduce-only order larger than the position is accepted (its fills stop at flat)."""
+    held = sum(
+        o.remaining
+        for o in engine.open_of(acct.api_key, symbol)
+        if o.reduce_only and o.side == side and o.position_side == "BOTH"
+    )
+    if held and held + qty > position:
+        raise E.err(E.REDUCE_ONLY_HELD)
 
 
 def _check_margin(

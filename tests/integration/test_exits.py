@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -519,5 +520,41 @@ async def test_adaptive_switches_to_market_on_the_read_after_the_child_that_saw_
         ), res.switches
         assert res.filled == pytest.approx(1.0)  # our orders closed it, not a liquidation
         assert (await venue.position(SYM)).amount == 0  # the exchange says flat
+    finally:
+        await client.close()
+
+
+async def test_a_passive_step_the_book_moved_through_is_rejected_paced_and_escalates(
+    sim_factory: Any,
+) -> None:
+    """The passive step of passive-then-aggressive meets -5022 (its post-only price is at
+    or through the other side by the time it arrives: here every one is re-priced to the
+    best bid, as a book that moved would have it). Each step's refusal is recorded with the
+    code, nothing rests and nothing is resent (the simulator records no order for it), the
+    next step waits ``pace_s``, then the exit escalates to slices and ends flat."""
+    sim = sim_factory(seed=1)
+    client, venue, seen = await _venue(sim)
+
+    async def crossing(spec: OrderSpec) -> dict[str, Any]:
+        if spec.post_only:
+            book = await client.fetch_order_book(SYM, 5)
+            spec = replace(spec, price=book["bids"][0][0])  # a sell at the best bid: crosses
+            sent.append(time.monotonic())
+        return await client.create_order(spec)
+
+    sent: list[float] = []
+    cfg = replace(FAST, passive_steps=3, pace_s=0.3)
+    try:
+        await _open(client, 0.05)
+        res = await run_exit(replace(venue, place=crossing), SYM, "passive-then-aggressive", cfg)
+        assert res is not None and res.left == 0 and (await venue.position(SYM)).amount == 0
+        passive = [o for o in res.orders if o["post_only"]]
+        assert len(passive) == len(sent) == 3  # one attempt per step, none resent
+        assert all("-5022" in (o["error"] or "") for o in passive)
+        assert all(b - a >= cfg.pace_s * 0.9 for a, b in itertools.pairwise(sent))  # paced
+        assert [d.code for d in seen if d.code == "EXIT_ESCALATE"] == ["EXIT_ESCALATE"]
+        gtx = [o for o in sim.state()["orders"] if o["timeInForce"] == "GTX"]
+        assert len(gtx) == 3 and all(not o["recorded"] and o["status"] == "EXPIRED" for o in gtx)
+        assert [o for o in res.orders if not o["post_only"]]  # the slices closed it
     finally:
         await client.close()

@@ -9,7 +9,7 @@ from typing import Any
 
 from perpbot.engine import Strategy
 from perpbot.engine.context import Context
-from perpbot.engine.results import PositionChange
+from perpbot.engine.results import OrderUpdate, PositionChange
 
 
 class Remote(Strategy):
@@ -17,6 +17,7 @@ class Remote(Strategy):
         super().__init__(params)
         self.inbox: queue.Queue[tuple[Callable[[Context], Any], Future[Any]]] = queue.Queue()
         self.position_changes: list[PositionChange] = []  # what on_position_change was told
+        self.updates: list[OrderUpdate] = []  # what on_order_update was told
 
     def on_tick(self, ctx: Context) -> None:
         while True:
@@ -31,3 +32,6 @@ class Remote(Strategy):
 
     def on_position_change(self, ctx: Context, change: PositionChange) -> None:
         self.position_changes.append(change)
+
+    def on_order_update(self, ctx: Context, update: OrderUpdate) -> None:
+        self.updates.append(update)
