@@ -35,7 +35,7 @@ def many_symbols() -> list[SymbolConfig]:
 
 async def leave_orders(sim: Any, key: str, secret: str, strategy: str) -> set[str]:
     """What a SIGKILLed earlier run of ``strategy`` left: resting orders on every symbol."""
-    ex = ccxt_async.binanceusdm({"apiKey": key, "secret": secret})
+    ex = ccxt_async.binanceusdm({"apiKey": key, "secret": secret, "enableRateLimit": False})
     configure_loopback(ex, sim.base_url)
     left: set[str] = set()
     try:
