@@ -134,6 +134,8 @@ class HostState:
     buckets: dict[str, Bucket] = field(default_factory=dict)
     order_rules: list[tuple[int, int, str]] = field(default_factory=list)  # window, limit, src
     blocked_until: float = 0.0
+    # a 429 about the order count (Binance -1015) holds requests that count orders only
+    orders_blocked_until: float = 0.0
     block_path: str = ""
     banned_until: float = 0.0
     rules_checked_at: float = 0.0
@@ -267,6 +269,11 @@ def acquire(
         return Admission(wait_s=st.banned_until - now, reason="ban", changes=changes)
     if st.blocked_until > now:
         return Admission(wait_s=st.blocked_until - now, reason="retry_after", changes=changes)
+    if st.orders_blocked_until > now and any(
+        n in st.buckets and st.buckets[n].kind == "orders" and a > 0 for n, a in charges.items()
+    ):
+        wait = st.orders_blocked_until - now
+        return Admission(wait_s=wait, reason="retry_after", changes=changes)
     if refresh_due(st, now, refresh_s):
         wait = min(PROBE_POLL_S * 10, st.refresh_until - now) if st.refresh_until > now else 0.0
         return Admission(wait_s=wait, reason="refresh", changes=changes)
@@ -381,9 +388,14 @@ def pushback(
     now: float,
     policy: Policy,
 ) -> list[Change]:
-    """A 429: block the host until Retry-After, cut the budgets it was about (once)."""
+    """A 429: block the host until Retry-After, cut the budgets it was about (once). A 429
+    about the order count alone (``kinds == {"orders"}``) blocks only requests that count
+    orders: the exchange goes on answering reads and cancels."""
     until = now + retry_after
-    st.blocked_until = max(st.blocked_until, until)
+    if kinds == {"orders"}:
+        st.orders_blocked_until = max(st.orders_blocked_until, until)
+    else:
+        st.blocked_until = max(st.blocked_until, until)
     st.block_path = path
     st.rules_checked_at = 0.0  # re-read the published limits before trading on
     changes: list[Change] = []

@@ -278,7 +278,8 @@ class RateLimiter:
         else:
             state = HostState.from_dict(host.mirror.to_dict())
             blocked = host.store.blocked_until()
-            if blocked > max(state.blocked_until, state.banned_until):
+            known = (state.blocked_until, state.banned_until, state.orders_blocked_until)
+            if blocked > max(known):  # (another process's block, of whichever kind)
                 state.blocked_until = blocked
         now = host.now()
         snap = budget.snapshot(state, now, host.policy, host.key_id, self.description)

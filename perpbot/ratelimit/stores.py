@@ -56,7 +56,9 @@ class Store(Protocol):
 
 
 def blocked_of(state: HostState) -> float:
-    return max(state.blocked_until, state.banned_until)
+    """Until when requests must ask the store (not spend a lease): a Retry-After, a ban, or
+    an order-count Retry-After (which the store's transaction applies to orders alone)."""
+    return max(state.blocked_until, state.banned_until, state.orders_blocked_until)
 
 
 def unavailable(description: str, exc: BaseException) -> RuntimeFailure:

@@ -197,6 +197,9 @@ class LimitsConfig(Strict):
     ban_after_429s: int = Field(
         3, ge=1, description="requests inside one Retry-After that earn a 418 ban"
     )
+    retry_after_header: bool = Field(
+        True, description="false: a 429/418 carries no Retry-After (the window still applies)"
+    )
 
 
 class SimConfig(Strict):

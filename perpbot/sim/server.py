@@ -193,7 +193,8 @@ class SimServer:
             else:
                 stats.http_418 += 1
             stats.rejects[str(verdict.code)] += 1
-            headers["Retry-After"] = str(verdict.retry_after)
+            if engine.limits.cfg.retry_after_header:
+                headers["Retry-After"] = str(verdict.retry_after)
             stats.record_latency(time.perf_counter() - started)
             return _json({"code": verdict.code, "msg": verdict.msg}, verdict.status, headers)
         if path == LISTEN_KEY_PATH:  # user data stream keys (ws_user.py)

@@ -137,6 +137,22 @@ def test_order_count_429_cuts_only_order_budgets_of_that_key() -> None:
     assert "order-count budget cut" in changes[0].sentence
 
 
+def test_order_count_429_holds_orders_only_until_its_retry_after() -> None:
+    """Binance answers reads and cancels during a -1015's Retry-After: only requests that
+    count orders wait for it (another key's too: the simulator refuses the IP's orders)."""
+    st = state()
+    budget.pushback(st, {"orders"}, KEY, 3.0, "POST /fapi/v1/order", T0, POLICY)
+    assert st.blocked_until == 0.0 and st.orders_blocked_until == T0 + 3.0
+    st.rules_checked_at = T0 + 0.5  # (the rules re-read after the 429)
+    assert take(st, 1, 0, T0 + 1).granted  # a read, a cancel
+    held = take(st, 1, 1, T0 + 1)  # an order
+    assert held.reason == "retry_after" and held.wait_s == pytest.approx(2.0)
+    budget.ensure_key(st, "k2")
+    other = budget.charges_for(1, 1, st, "k2")
+    assert budget.acquire(st, other, T0 + 1, POLICY).reason == "retry_after"
+    assert take(st, 1, 1, T0 + 3.01).granted  # (a probe: the budget was proved wrong)
+
+
 def test_recovers_gradually_after_calm_periods() -> None:
     st = state()
     budget.pushback(st, {"weight"}, KEY, 1.0, "GET /x", T0, POLICY)
