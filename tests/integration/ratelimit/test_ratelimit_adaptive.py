@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 import urllib.error
 import urllib.request
@@ -78,7 +79,10 @@ async def test_a_published_budget_cut_is_followed_within_one_window(
     lowered = rec.of("RATE_LIMIT_LOWERED")
     assert len(lowered) == 1 and lowered[0].action == "tighten"
     assert "lowered the weight limit 200 -> 100 per 1s" in lowered[0].sentence
-    assert lowered[0].ts - cut["at"] <= WINDOW_S  # followed within one window
+    # said in the period after the cut's: its first request re-reads the rules (the
+    # re-read's own round trip is inside that period, however loaded the machine is)
+    next_period = math.floor(cut["at"] / WINDOW_S) * WINDOW_S + WINDOW_S
+    assert cut["at"] < lowered[0].ts < next_period + WINDOW_S
     after = {w: peak for w, peak in sampler.peak.items() if w / 1000 > cut["at"]}
     assert len(after) >= 2 and all(peak <= 100 for peak in after.values()), after
 
