@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import ccxt
 
 from perpbot.client.position_side import HEDGE_SIDES, closes, leg, leg_key
+from perpbot.client.request import OrderSpec
 from perpbot.engine.orders import exchange_message
 from perpbot.engine.strategy import OrderRejected
 from perpbot.errors import KillSwitchActive, PermissionDenied, RiskRejected
@@ -175,6 +176,26 @@ def wire_params(spec: ConditionalSpec, market_id: str, exchange: Any) -> dict[st
     return p
 
 
+def child_spec(spec: ConditionalSpec) -> OrderSpec:
+    """The order ``spec`` places in the matching engine when it fires, under its client id
+    (Binance's triggered order carries the algo order's ``clientAlgoId``): a MARKET order for
+    the ``*_market`` kinds and the trailing stop, a LIMIT at ``price`` for stop/take_profit.
+    A closePosition order's size is the position's when it fires (0 until then)."""
+    market = spec.kind in ("stop_market", "take_profit_market", "trailing_stop")
+    return OrderSpec(
+        symbol=spec.symbol,
+        side=spec.side,
+        type="market" if market else "limit",
+        amount=float(spec.amount or 0.0),
+        price=None if market else spec.price,
+        reduce_only=spec.close_position or spec.reduce_only,
+        client_order_id=spec.client_order_id,
+        intent=spec.intent,
+        decided_price=spec.trigger_price,  # a fill's slippage: against the trigger
+        position_side=leg(spec.position_side),
+    )
+
+
 def parse_algo(raw: dict[str, Any], symbol: str) -> dict[str, Any]:
     """An algo order answer as a ccxt-like dict (``id``, ``clientOrderId``, ``status``...)."""
 
@@ -251,6 +272,7 @@ class ConditionalOrders:
             raise OrderRejected(f"EXCHANGE_{type(exc).__name__}", sentence) from None
         order = parse_algo(raw if isinstance(raw, dict) else {}, spec.symbol)
         self.placed[spec.client_order_id] = spec
+        self.orders.ledger.stands(child_spec(spec))  # its fills, once it fires, are the run's
         what = "the whole position" if spec.close_position else f"{spec.amount:g}"
         at = (f"trigger {params['triggerPrice']}" if "triggerPrice" in params
               else f"callback {params.get('callbackRate')} %")  # fmt: skip

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from perpbot.client.position_side import HEDGE_SIDES, leg_key
@@ -123,6 +123,9 @@ class Ledger:
         # symbol -> this run's placements sent whose answer has not come: until it does, a
         # trade of an order the ledger cannot name may be one of them
         self.unanswered: Counter[str] = Counter()
+        # client id -> the order a conditional order of this run places when it fires (its
+        # client id: Binance's triggered order carries the algo order's clientAlgoId)
+        self.conditional: dict[str, OrderSpec] = {}
 
     def _tell(self, event: dict[str, Any]) -> None:
         for listener in self.listeners:
@@ -160,19 +163,8 @@ class Ledger:
     ) -> TrackedOrder:
         """A new order of this run (``adopted``: an earlier run's, taken over at start)."""
         assert spec.client_order_id
-        answered = plain_number((order or {}).get("price"))
-        tracked = TrackedOrder(
-            spec=spec,
-            order_id=str(order.get("id")) if order else None,
-            price=answered if answered else spec.price,
-        )
-        self.orders[spec.client_order_id] = tracked
-        if tracked.order_id:
-            self.by_order_id[tracked.order_id] = spec.client_order_id
-        at = f" @ {tracked.price:g}" if tracked.price else " at market"
-        if spec.price_match:
-            at += f" (priceMatch {spec.price_match})"
-        what = f"{spec.side} {spec.amount:g} {spec.symbol}{at}"
+        tracked = self._track(spec, order)
+        what = self._what(tracked)
         if adopted:
             code = "ORDER_ADOPTED"
             sentence = f"{what} ({spec.client_order_id}), left open by an earlier run of this "
@@ -183,6 +175,61 @@ class Ledger:
         self._order_event(tracked, "accepted", code, sentence, order)
         self.update(spec.client_order_id, order)
         return tracked
+
+    def _track(self, spec: OrderSpec, order: dict[str, Any]) -> TrackedOrder:
+        assert spec.client_order_id
+        answered = plain_number((order or {}).get("price"))
+        tracked = TrackedOrder(
+            spec=spec,
+            order_id=str(order.get("id")) if order and order.get("id") is not None else None,
+            price=answered if answered else spec.price,
+        )
+        self.orders[spec.client_order_id] = tracked
+        if tracked.order_id:
+            self.by_order_id[tracked.order_id] = spec.client_order_id
+        return tracked
+
+    @staticmethod
+    def _what(tracked: TrackedOrder) -> str:
+        spec = tracked.spec
+        at = f" @ {tracked.price:g}" if tracked.price else " at market"
+        if spec.price_match:
+            at += f" (priceMatch {spec.price_match})"
+        return f"{spec.side} {spec.amount:g} {spec.symbol}{at}"
+
+    # -- conditional orders that fired ------------------------------------------------------
+    def stands(self, spec: OrderSpec) -> None:
+        """A conditional order of this run stands on the exchange (perpbot.engine.
+        conditional): ``spec`` is the order its trigger will place, under its client id."""
+        assert spec.client_order_id
+        self.conditional[spec.client_order_id] = spec
+
+    def triggered(self, client_id: Any, order: dict[str, Any]) -> bool:
+        """Whether ``order`` (ccxt-like: ``id``, and ``amount`` when known), of client id
+        ``client_id``, is the order a conditional order of this run placed when it fired;
+        if so the ledger tracks it from now on like any order of the run (its fills are
+        the run's: ``add_trades``), told once (``ORDER_TRIGGERED``)."""
+        spec = self.conditional.get(str(client_id)) if client_id else None
+        oid = order.get("id")
+        if spec is None or oid is None:
+            return False
+        if str(oid) in self.by_order_id:
+            return True
+        tracked = self.orders.get(str(client_id))
+        if tracked is not None:  # known by its client id already: the order id is news
+            tracked.order_id = str(oid)
+            self.by_order_id[str(oid)] = str(client_id)
+            return True
+        amount = plain_number(order.get("amount"))
+        if amount and not spec.amount:  # closePosition: the size it closed is known now
+            spec = replace(spec, amount=amount)
+        tracked = self._track(spec, {"id": oid})
+        sentence = (
+            f"the conditional order {client_id} fired: the exchange placed "
+            f"{self._what(tracked)}, order {oid}"
+        )
+        self._order_event(tracked, "accepted", "ORDER_TRIGGERED", sentence, {"id": str(oid)})
+        return True
 
     def update(self, client_id: str, order: dict[str, Any] | None) -> None:
         tracked = self.orders.get(client_id)
@@ -273,7 +320,9 @@ class Ledger:
             own = self.book.setdefault(key, OwnPosition()).apply(
                 str(t.get("side")), float(t.get("price") or 0.0), float(t.get("amount") or 0.0)
             )
-            realized = own if self.own_book else float(info.get("realizedPnl") or 0.0)
+            # REST's userTrades say realizedPnl; the user stream's ORDER_TRADE_UPDATE "rp"
+            said = info.get("realizedPnl", info.get("rp"))
+            realized = own if self.own_book else float(said or 0.0)
             fill = Fill(
                 ts=(t.get("timestamp") or 0) / 1000.0,
                 symbol=symbol,

@@ -26,9 +26,13 @@ from perpbot.engine.journal import RunJournal
 from perpbot.engine.ledger import Fill, Ledger
 from perpbot.engine.output import RunOutput
 from perpbot.engine.state import PositionSnapshot, RunState
-from perpbot.engine.unplaced import UnplacedFills
+from perpbot.engine.unplaced import UNKNOWN_CLIENT_ID, UnplacedFills
 
 REST_OVERLAP_MS = 2_000  # a REST read of fills re-reads this much before the last listed
+# an unnamed REST fill's order: it is said without its client id once this many lookups of
+# it have failed over at least this long (a passing outage must not make a fill foreign)
+LOOKUP_TRIES = 3
+LOOKUP_GIVE_UP_S = 30.0
 
 
 def _price(x: Any) -> float | None:
@@ -135,6 +139,9 @@ class Reconciler:
     # trade id -> (symbol, trade): a REST fill of an order the run cannot name whose order
     # could not be looked up yet; tried again at each reconcile (the read window moves on)
     unresolved: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    # order id -> (failed lookups of it so far, time.monotonic() of the first failure)
+    lookup_failures: dict[str, tuple[int, float]] = field(default_factory=dict)
+    lookup_give_up_s: float = LOOKUP_GIVE_UP_S
     # a shared run: the account's (the exchange's) net position per symbol as last read (REST,
     # or the user stream's ACCOUNT_UPDATE); absent: flat at the last REST read
     account_held: dict[str, PositionSnapshot] = field(default_factory=dict)
@@ -302,9 +309,14 @@ class Reconciler:
         return new
 
     async def say_unplaced(self, symbol: str, trades: list[dict[str, Any]]) -> None:
-        """Say each REST fill of an order the run did not place (perpbot.engine.unplaced).
-        userTrades carry no client id: the order is looked up once (GET /fapi/v1/order)
-        unless the user stream told it; a failed lookup is tried again next time."""
+        """Book or say each REST fill of an order the ledger cannot name. userTrades carry no
+        client id: the order is looked up (GET /fapi/v1/order) unless the user stream told
+        it. The order a conditional order of this run placed when it fired is the run's own
+        and booked (``Ledger.triggered``); any other not of this run is said once
+        (perpbot.engine.unplaced). A lookup that fails is tried again at the next reconciles;
+        after LOOKUP_TRIES failures over LOOKUP_GIVE_UP_S, or at once when the exchange
+        answers the order does not exist (-2013), the fill is said with what the trade
+        tells (FILL_FOREIGN, its client id unknown)."""
         unplaced = self.unplaced
         if unplaced is None:
             return
@@ -313,19 +325,56 @@ class Reconciler:
             if t.get("order") is None or self.ledger.names_order(t) or tid in unplaced.said:
                 continue
             self.unresolved.setdefault(tid, (symbol, t))
+        looked: dict[str, dict[str, Any] | None] = {}  # one lookup per order per reconcile
         for tid, (sym, t) in list(self.unresolved.items()):
+            if self.ledger.names_order(t):  # its placement answer came meanwhile: booked
+                del self.unresolved[tid]
+                continue
             oid = str(t["order"])
             cid = unplaced.client_ids.get(oid)
-            if cid is None and not self.ledger.names_order(t):
-                try:
-                    order = await self.client.fetch_order(oid, sym)
-                except Exception:  # lookup failed (a 5xx, a timeout): tried again next time
-                    continue
-                cid = str(order.get("clientOrderId") or "(none)")
+            order: dict[str, Any] = {"id": oid}
+            if cid is None:
+                if oid not in looked:
+                    looked[oid] = await self._look_up(sym, oid)
+                found = looked[oid]
+                if found is None:
+                    continue  # tried again next time
+                # {}: no lookup will tell (-2013, or LOOKUP_TRIES failed): said as it is
+                cid = str(found.get("clientOrderId") or "(none)") if found else UNKNOWN_CLIENT_ID
+                order = found or order
                 unplaced.remember(oid, cid)
             del self.unresolved[tid]
-            if cid is not None and not self.ledger.names_order(t):
+            if self.ledger.triggered(cid, order):
+                self.record_trades(sym, [t], "rest")  # the run's stop fired: its own fill
+                if order.get("status"):
+                    self.record_order(cid, order, "rest")
+            elif not self.ledger.names_order(t):
                 unplaced.note(sym, t, cid, "rest")
+
+    async def _look_up(self, symbol: str, order_id: str) -> dict[str, Any] | None:
+        """The order of an unnamed REST fill (GET /fapi/v1/order); None: try again later;
+        {} when no lookup will name it: the exchange says it does not exist (-2013), or
+        LOOKUP_TRIES lookups failed over ``lookup_give_up_s`` or more (while no placement of
+        the run on ``symbol`` awaits its answer: the fill may be that placement's)."""
+        try:
+            order = await self.client.fetch_order(order_id, symbol)
+        except ccxt.OrderNotFound:
+            self.lookup_failures.pop(order_id, None)
+            return {}
+        except Exception:  # a 5xx, a timeout, a refusal: tried again next time, a few times
+            now = time.monotonic()
+            tries, first = self.lookup_failures.get(order_id, (0, now))
+            self.lookup_failures[order_id] = (tries + 1, first)
+            if (
+                tries + 1 < LOOKUP_TRIES
+                or now - first < self.lookup_give_up_s
+                or self.ledger.unanswered[symbol]
+            ):
+                return None
+            del self.lookup_failures[order_id]
+            return {}
+        self.lookup_failures.pop(order_id, None)
+        return order if isinstance(order, dict) else {}
 
     def record_trades(
         self, symbol: str, trades: list[dict[str, Any]], source: Source

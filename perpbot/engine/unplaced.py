@@ -22,7 +22,15 @@ the account: FILL_FOREIGN is not said there (docs/streams.md), liquidations and 
 
 The user stream's ``ORDER_TRADE_UPDATE`` carries the order's ``clientOrderId``; REST's
 ``userTrades`` do not, so the reconcile looks the order up once (``GET /fapi/v1/order``,
-weight 1) unless the stream already told it (``remember``).
+weight 1) unless the stream already told it (``remember``). A lookup that keeps failing is
+tried at each reconcile until ``LOOKUP_TRIES`` have failed over ``LOOKUP_GIVE_UP_S``, and not
+again once the exchange answers that the order does not exist (-2013): the fill is then said
+as FILL_FOREIGN with the client id ``UNKNOWN_CLIENT_ID`` (userTrades tell nothing that marks
+a liquidation's fill) (perpbot.engine.reconcile).
+
+The order a conditional order of this run places when it fires (a stop, a take-profit, the
+[protect] keeper's closePosition stop) carries the algo order's client id: it is the run's
+own and booked in the ledger (``Ledger.triggered``), never said here.
 """
 
 from __future__ import annotations
@@ -42,6 +50,9 @@ CODES: dict[Kind, str] = {
     "foreign": "FILL_FOREIGN",
 }
 FILLED_EXECUTIONS = ("TRADE", "CALCULATED")  # ORDER_TRADE_UPDATE x: a fill, a liquidation's
+# the client id of a REST fill whose order no lookup could name (the exchange says it does not
+# exist, or the lookups kept failing: perpbot.engine.reconcile.LOOKUP_TRIES)
+UNKNOWN_CLIENT_ID = "client id unknown"
 
 
 def kind_of(client_id: str) -> Kind:
@@ -55,6 +66,11 @@ def kind_of(client_id: str) -> Kind:
 
 def origin_of(client_id: str, strategy_tag: str) -> str:
     """Who placed a foreign order, as far as its client id tells."""
+    if client_id == UNKNOWN_CLIENT_ID:
+        return (
+            "the exchange would not name the order: a liquidation, an ADL, a manual order or "
+            "another program's"
+        )
     if client_id.startswith("pbk-flatten-"):  # perpbot.kill.ops.client_ops
         return "a `perpbot flatten` order"
     if client_id.startswith("pbk-"):

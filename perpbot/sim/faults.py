@@ -55,6 +55,15 @@ class ErrorFault(_Targeted):
     body: Literal["html", "json"] = "html"
 
 
+class OrderNotFoundFault(_Targeted):
+    """Answer -2013 "Order does not exist." (HTTP 400) instead of processing the request, as
+    Binance answers a lookup of an order it will not serve (another service's, a purged
+    one). Defaults to the order lookup (GET /fapi/v1/order) only."""
+
+    paths: list[str] = Field(default_factory=lambda: ["/fapi/v1/order"])
+    methods: list[str] = Field(default_factory=lambda: ["GET"])
+
+
 class DropFault(_Targeted):
     """Close the connection without a response, before processing (nothing is committed)."""
 
@@ -101,6 +110,7 @@ class LimitsOverride(Strict):
 class FaultPlan(Strict):
     latency: LatencyFault = Field(default_factory=LatencyFault)
     errors: ErrorFault = Field(default_factory=ErrorFault)
+    order_not_found: OrderNotFoundFault = Field(default_factory=OrderNotFoundFault)
     drop: DropFault = Field(default_factory=DropFault)
     lost_response: LostResponseFault = Field(default_factory=LostResponseFault)
     delayed_response: DelayedResponseFault = Field(default_factory=DelayedResponseFault)
@@ -153,6 +163,9 @@ class FaultInjector:
         if not self._roll("errors", fault, method, path):
             return None
         return self.rng.choice(fault.statuses) if fault.statuses else 503
+
+    def order_not_found(self, method: str, path: str) -> bool:
+        return self._roll("order_not_found", self.plan.order_not_found, method, path)
 
     def drop(self, method: str, path: str) -> bool:
         return self._roll("drop", self.plan.drop, method, path)

@@ -173,6 +173,10 @@ class SimServer:
         if status is not None:
             stats.injected_errors += 1
             return self._injected_error(status, faults.plan.errors.body)
+        if faults.order_not_found(method, path):
+            stats.injected_errors += 1
+            code, msg = E.ORDER_NOT_EXIST
+            return _json({"code": code, "msg": msg}, 400)
         query = request.rel_url.raw_query_string.encode()
         params = parse_params(query, body)
         ip = request.remote or "127.0.0.1"

@@ -359,6 +359,8 @@ class StreamFeed:
             if o.get("symbol") not in self.symbols:
                 continue
             cid = o.get("clientOrderId")
+            if cid not in self.ledger.orders:
+                self.ledger.triggered(cid, o)  # the order a stop of the run placed: its own
             if cid in self.ledger.orders:
                 self._order_update(cid, o, now)
             elif cid and not self._unplaced(o.get("symbol"), cid, o.get("id"), trade_of_update(o)):
@@ -388,9 +390,10 @@ class StreamFeed:
             if symbol not in self.symbols:
                 continue
             oid = str(t.get("order")) if t.get("order") is not None else None
-            if oid in self.ledger.by_order_id:
+            cid = (t.get("info") or {}).get("c")
+            if oid in self.ledger.by_order_id or self.ledger.triggered(cid, {"id": oid}):
                 self._booked(self.reconciler.record_trades(symbol, [t], "stream"))
-            elif not self._unplaced(symbol, (t.get("info") or {}).get("c"), oid, t):
+            elif not self._unplaced(symbol, cid, oid, t):
                 self._unmatched.append((now, symbol, t))  # the placement answer may not be back
 
     def _unplaced(self, symbol: Any, cid: Any, oid: Any, trade: dict[str, Any] | None) -> bool:
