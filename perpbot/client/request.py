@@ -48,6 +48,8 @@ METHOD_CLASS: dict[str, MethodClass] = {
     "fapiprivate_get_algoorder": "read",
     "fapiprivate_delete_algoorder": "cancel",
     "fapiprivate_delete_algoopenorders": "cancel",
+    # the account's liquidation and ADL orders: an unnamed fill's order (engine.reconcile)
+    "fapiprivate_get_forceorders": "read",
     # the REST a ccxt.pro stream makes of its own (the listenKey, the order-book snapshot):
     # only the paths of ``STREAM_REST`` (perpbot.client.transport); the user stream's
     # listenKey must pass a kill switch (the run watches its cancels confirmed on it)

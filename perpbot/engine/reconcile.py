@@ -33,6 +33,7 @@ REST_OVERLAP_MS = 2_000  # a REST read of fills re-reads this much before the la
 # it have failed over at least this long (a passing outage must not make a fill foreign)
 LOOKUP_TRIES = 3
 LOOKUP_GIVE_UP_S = 30.0
+FORCE_ORDERS_WINDOW_MS = 60_000  # forceOrders read around the unnamed fill's time
 
 
 def _price(x: Any) -> float | None:
@@ -315,8 +316,9 @@ class Reconciler:
         and booked (``Ledger.triggered``); any other not of this run is said once
         (perpbot.engine.unplaced). A lookup that fails is tried again at the next reconciles;
         after LOOKUP_TRIES failures over LOOKUP_GIVE_UP_S, or at once when the exchange
-        answers the order does not exist (-2013), the fill is said with what the trade
-        tells (FILL_FOREIGN, its client id unknown)."""
+        answers the order does not exist (-2013), the account's liquidation and ADL orders
+        are read once (GET /fapi/v1/forceOrders): listed there, the fill is said as the
+        liquidation or ADL it is; else as FILL_FOREIGN, its client id unknown."""
         unplaced = self.unplaced
         if unplaced is None:
             return
@@ -339,6 +341,8 @@ class Reconciler:
                 found = looked[oid]
                 if found is None:
                     continue  # tried again next time
+                if not found:  # not looked up: the exchange's liquidation and ADL orders?
+                    found = looked[oid] = await self._force_order(sym, oid, t)
                 # {}: no lookup will tell (-2013, or LOOKUP_TRIES failed): said as it is
                 cid = str(found.get("clientOrderId") or "(none)") if found else UNKNOWN_CLIENT_ID
                 order = found or order
@@ -375,6 +379,28 @@ class Reconciler:
             return {}
         self.lookup_failures.pop(order_id, None)
         return order if isinstance(order, dict) else {}
+
+    async def _force_order(
+        self, symbol: str, order_id: str, trade: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The account's liquidation or ADL order ``order_id`` as GET /fapi/v1/forceOrders
+        lists it around ``trade``'s time (weight 20, asked once): its client id says which
+        (``autoclose-``, ``adl_autoclose``); {} when not listed or the read fails."""
+        at = int(trade.get("timestamp") or time.time() * 1000)
+        params = {
+            "symbol": self.client.market(symbol)["id"],
+            "startTime": at - FORCE_ORDERS_WINDOW_MS,
+            "endTime": at + FORCE_ORDERS_WINDOW_MS,
+            "limit": 100,
+        }
+        try:
+            listed = await self.client.call("fapiprivate_get_forceorders", params, symbol=symbol)
+        except Exception:  # asked once: the fill is said without its client id
+            return {}
+        for o in listed if isinstance(listed, list) else []:
+            if isinstance(o, dict) and str(o.get("orderId")) == order_id:
+                return {"id": order_id, "clientOrderId": o.get("clientOrderId")}
+        return {}
 
     def record_trades(
         self, symbol: str, trades: list[dict[str, Any]], source: Source

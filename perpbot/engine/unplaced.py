@@ -24,9 +24,11 @@ The user stream's ``ORDER_TRADE_UPDATE`` carries the order's ``clientOrderId``; 
 ``userTrades`` do not, so the reconcile looks the order up once (``GET /fapi/v1/order``,
 weight 1) unless the stream already told it (``remember``). A lookup that keeps failing is
 tried at each reconcile until ``LOOKUP_TRIES`` have failed over ``LOOKUP_GIVE_UP_S``, and not
-again once the exchange answers that the order does not exist (-2013): the fill is then said
-as FILL_FOREIGN with the client id ``UNKNOWN_CLIENT_ID`` (userTrades tell nothing that marks
-a liquidation's fill) (perpbot.engine.reconcile).
+again once the exchange answers that the order does not exist (-2013). The account's
+liquidation and ADL orders are then read once (``GET /fapi/v1/forceOrders``, weight 20): an
+order listed there is said by its client id like any other; else the fill is said as
+FILL_FOREIGN with the client id ``UNKNOWN_CLIENT_ID`` (userTrades themselves tell nothing
+that marks a liquidation's fill) (perpbot.engine.reconcile).
 
 The order a conditional order of this run places when it fires (a stop, a take-profit, the
 [protect] keeper's closePosition stop) carries the algo order's client id: it is the run's

@@ -85,6 +85,7 @@ METHOD_SCOPE: dict[str, str] = {
     "fapiprivate_get_algoorder": READ,
     "fapiprivate_delete_algoorder": CANCEL,
     "fapiprivate_delete_algoopenorders": CANCEL,
+    "fapiprivate_get_forceorders": READ,
 }
 
 # Method classes (perpbot.client.request.METHOD_CLASS) whose scope follows from the class
