@@ -1,7 +1,10 @@
 """What the run did: its orders, fills, fees, funding and PnL.
 
 The ledger only counts this run's own orders (tracked by client order id), so a shared
-account's other activity never pollutes a run's summary.
+account's other activity never pollutes a run's summary. The order a conditional order of
+the run places when it fires is the run's own too: it carries the conditional order's client
+id, and is tracked once the user stream or a REST lookup names it (``stands``,
+``triggered``).
 
 It is also where the strategy's order and fill events come from: whichever source feeds the
 ledger (the REST reconcile today, a stream tomorrow), each change of an order's state and

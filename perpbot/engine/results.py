@@ -161,7 +161,8 @@ class OrderUpdate:
     """``on_order_update``: an order of this run changed state.
 
     ``status``: accepted, partially_filled, filled, cancelled, expired or rejected; ``code``
-    (ORDER_ACCEPTED, or ORDER_ADOPTED for an earlier run's order taken over at start, ...
+    (ORDER_ACCEPTED, or ORDER_ADOPTED for an earlier run's order taken over at start, or
+    ORDER_TRIGGERED for the order a conditional order of the run placed when it fired, ...
     ORDER_REJECTED, or the refusal's own code such as RISK_MAX_NOTIONAL)
     and ``sentence`` say why, as the signed log does. ``order`` is None for an order refused
     before the exchange saw it."""
