@@ -24,6 +24,7 @@ from perpbot.sim.config import SimConfig
 from perpbot.sim.faults import FaultInjector, FaultPlan
 from perpbot.sim.feed import Feed, QueueFeed, ReplayFeed, replay_feed
 from perpbot.sim.limits import SimRateLimits
+from perpbot.sim.maintenance import Maintenance
 from perpbot.sim.market import CommonShock, SymbolMarket
 from perpbot.sim.models import Account, AlgoOrder, Order, Trade, position_key
 from perpbot.sim.regimes import Regimes
@@ -117,6 +118,7 @@ class Engine:
         self.crowd_liquidations: list[dict[str, Any]] = []  # crowd_traders.py
         self.crowd_long: Callable[[str], int] = lambda symbol: 0  # crowd's open longs (steps)
         self.countdowns: dict[tuple[str, str], int] = {}
+        self.maintenance = Maintenance()  # the exchange's maintenance window (maintenance.py)
         self.good_till: dict[int, Order] = {}  # open GTD orders, by id, until they expire
         self.holders: set[str] = set()
         self.next_order_id = 4_000_000_001
@@ -220,8 +222,9 @@ class Engine:
             while t <= now:
                 self._process_timed(t)
                 common = self._common_shock(dt_s)
+                halted = self.maintenance.active(t)  # matching halted; timers keep running
                 for symbol, mkt in self.markets.items():
-                    if self.faults.frozen(symbol):
+                    if halted or self.faults.frozen(symbol):
                         continue
                     fed = self.feed is not None and self.feed.covers(symbol)
                     if fed:
