@@ -1,8 +1,9 @@
 """Control and observation endpoints under ``/__sim/`` (never under the fapi prefixes).
 
 These are the test harness's levers: read the ground truth, create keys, install a fault
-plan, change limits, step a manual clock, jump a price, open a maintenance window. They bypass faults, rate limits
-and authentication (loopback-only tooling), and are not counted in the request counters.
+plan, change limits, step a manual clock, jump a price, open a maintenance window. They
+bypass faults, rate limits, maintenance and authentication (loopback-only tooling), and are
+not counted in the request counters.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ class ControlApi:
         engine = self.server.engine
         active, ms = body.get("active", True), body.get("ms")
         if set(body) - {"active", "ms"}:
-            raise ControlError("expected {\"active\": true|false, \"ms\": duration}")
+            raise ControlError('expected {"active": true|false, "ms": duration}')
         if not isinstance(active, bool):
             raise ControlError("active: expected true or false")
         if ms is not None and (not isinstance(ms, int) or isinstance(ms, bool) or ms <= 0):

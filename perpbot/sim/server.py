@@ -21,13 +21,13 @@ from typing import Any
 from aiohttp import web
 
 from perpbot.sim import errors as E
-from perpbot.sim import maintenance
 from perpbot.sim import (
     handlers_account,
     handlers_algo,
     handlers_market,
     handlers_startup,
     handlers_trade,
+    maintenance,
 )
 from perpbot.sim.assemble import build_engine
 from perpbot.sim.auth import authenticate, duplicate_param, parse_params

@@ -38,17 +38,17 @@ async def test_rest_answers_maintenance_and_ccxt_raises_on_maintenance(
     window = await control(session, sim, "/__sim/maintenance", {"ms": 60_000})
     assert window["active"] is True and window["until_ms"] == window["started_ms"] + 60_000
 
-    calls = {
-        "public": lambda: client.fetch_ticker(BTC),
-        "signed read": lambda: client.fetch_open_orders(BTC),
-        "order": lambda: client.create_order(BTC, "limit", "buy", 0.002, 58100.0),
-        "cancel": lambda: client.cancel_all_orders(BTC),
-        "countdown": lambda: client.fapiPrivatePostCountdownCancelAll(
+    calls = [  # public, signed read, order, cancel, countdown, listen key
+        lambda: client.fetch_ticker(BTC),
+        lambda: client.fetch_open_orders(BTC),
+        lambda: client.create_order(BTC, "limit", "buy", 0.002, 58100.0),
+        lambda: client.cancel_all_orders(BTC),
+        lambda: client.fapiPrivatePostCountdownCancelAll(
             {"symbol": "BTCUSDT", "countdownTime": 10_000}
         ),
-        "listen key": lambda: client.fapiPrivatePostListenKey(),
-    }
-    for name, call in calls.items():
+        lambda: client.fapiPrivatePostListenKey(),
+    ]
+    for call in calls:
         with pytest.raises(ccxt.OnMaintenance, match="System is under maintenance"):
             await call()
     async with session.get(sim.base_url + "/fapi/v1/time") as resp:
