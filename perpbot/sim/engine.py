@@ -12,6 +12,7 @@ import hashlib
 import math
 import random
 import zlib
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -47,6 +48,7 @@ def _funding_interval_ms(cfg: SimConfig, spec: SymbolSpec) -> int:
 
 
 LIQUIDATION_FEE = 0.0125  # exchangeInfo liquidationFee: the clearance fee rate
+COUNTDOWN_LOG = 1000  # countdownCancelAll events kept for the state
 
 
 class Engine:
@@ -118,6 +120,8 @@ class Engine:
         self.crowd_liquidations: list[dict[str, Any]] = []  # crowd_traders.py
         self.crowd_long: Callable[[str], int] = lambda symbol: 0  # crowd's open longs (steps)
         self.countdowns: dict[tuple[str, str], int] = {}
+        # what happened to them: set, disarmed, fired (the last COUNTDOWN_LOG, for the state)
+        self.countdown_log: deque[dict[str, Any]] = deque(maxlen=COUNTDOWN_LOG)
         self.maintenance = Maintenance()  # the exchange's maintenance window (maintenance.py)
         self.good_till: dict[int, Order] = {}  # open GTD orders, by id, until they expire
         self.holders: set[str] = set()
@@ -284,7 +288,11 @@ class Engine:
             for key, deadline in list(self.countdowns.items()):
                 if deadline <= t:
                     del self.countdowns[key]
+                    self.note_countdown(key[0], key[1], deadline, "fired")
                     self.cancel_all(key[0], key[1], deadline)
+
+    def note_countdown(self, account: str, symbol: str, t: int, what: str) -> None:
+        self.countdown_log.append({"account": account, "symbol": symbol, "time": t, "event": what})
 
     def _expire_good_till(self, t: int) -> None:
         """GTD orders still open at their goodTillDate expire then (status EXPIRED)."""

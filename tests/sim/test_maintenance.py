@@ -87,6 +87,9 @@ async def test_a_countdown_lapsing_inside_the_window_fires_and_prices_stand_stil
     assert {o["status"] for o in cancelled} == {"CANCELED"}
     assert during["markets"]["BTCUSDT"]["mid"] == mid  # matching halted
     assert not any(a["countdowns"] for a in during["accounts"] if a["api_key"] == key)
+    log = [(e["event"], e["time"]) for e in during["countdown_log"] if e["account"] == key]
+    (set_at,) = [t for what, t in log if what == "set"]
+    assert ("fired", set_at + 5_000) in log  # the countdown log says when it fired
     sim.advance(14_000)
     assert sim.state()["maintenance"]["active"] is False
     assert await client.fetch_open_orders(BTC) == []

@@ -32,8 +32,8 @@ def _runner(exchange: Any, tick: float = 1.0) -> Any:
     bus.subscribe(events.append)
     runner = SimpleNamespace(
         config=cfg, bus=bus, client=SimpleNamespace(exchange=exchange), events=events,
-        on_connected=[], after_tick=[], background=[], before_stop=[], summary_extras={},
-        release=[], left_armed=[],
+        on_connected=[], after_tick=[], before_trade=[], background=[], before_stop=[],
+        summary_extras={}, release=[], left_armed=[],
     )  # fmt: skip
     return runner
 
