@@ -102,7 +102,7 @@ async def test_streams_are_closed_and_refused_until_the_window_ends(
         window = await control(session, sim, "/__sim/maintenance", {})
         assert window["closed_streams"] == 1 and window["until_ms"] is None
         msg = await ws.receive(timeout=3)
-        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1001, msg
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await session.ws_connect(ws_url(sim, "/ws/btcusdt@trade"))
     assert refused.value.status == 503
