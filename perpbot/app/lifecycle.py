@@ -36,6 +36,7 @@ from perpbot.app.start_checks import check_start
 from perpbot.app.stop import release_after_failed_start, stop_sequence
 from perpbot.client.account import AccountView
 from perpbot.client.guarded import GuardedClient
+from perpbot.client.maintenance import MaintenanceWatch, is_maintenance
 from perpbot.client.request import OrderSpec
 from perpbot.client.retry import classify
 from perpbot.client.setup import Credentials
@@ -108,10 +109,12 @@ class Runner:
         self._stop_ran = False
         self._tick_failures: set[str] = set()  # a failure met every tick: said once per error
         self._failed_ticks = 0  # ticks whose account read failed, since it last worked
+        self._maintenance = MaintenanceWatch(self.bus)  # the exchange's window, said once
         # Extension points (perpbot.engine.hooks): filled by perpbot.app.plugins.
         self.on_connected: list[Callable[[Runner], Awaitable[None]]] = []
         self.background: list[Callable[[Runner], Coroutine[Any, Any, None]]] = []
         self.after_tick: list[Callable[[Runner, dict[str, Any]], None]] = []
+        self.before_trade: list[Callable[[Runner], Awaitable[str | None]]] = []
         self.before_stop: list[Callable[[Runner], Awaitable[None]]] = []
         self.release: list[Callable[[Runner], Awaitable[str | None]]] = []
         self.left_armed: list[Callable[[OrdersLeft], str | None]] = []
@@ -412,32 +415,21 @@ class Runner:
 
     async def _before_tick(self) -> bool:
         """The run's state brought current (on streams, the feed keeps it so), then the tick
-        snapshot: live panel, ticks.jsonl, the concerns' ``after_tick`` hooks. Returns
-        whether the state is current.
+        snapshot: live panel, ticks.jsonl, the concerns' ``after_tick`` hooks, then their
+        ``before_trade`` checks (the dead-man countdown armed again if it lapsed). Returns
+        whether the strategy may tick.
 
         When reading the account fails for a reason that passes (a timeout, a 5xx, a dropped
         connection, a 429: the retrier's attempts spent), the run does not end: the tick is
         skipped (no strategy tick, no snapshot, no ``after_tick`` hook: a blind run's
         heartbeat stops) and the read is tried again at the next tick. A run blind for
         longer than the dead-man's patience so stops refreshing the countdown, and the
-        exchange cancels its orders; ``[kill] max_consecutive_failures`` ends it when set."""
-        if self.feed is None:
-            try:
-                await self._reconcile_unless_killed()
-            except Exception as exc:
-                if isinstance(exc, PerpbotError) or classify(exc) == "never":
-                    raise
-                self._failed_ticks += 1
-                self._say_once(
-                    f"reading the account failed: {describe_error(exc)}; the strategy's tick "
-                    "is skipped and the read tried again at the next tick"
-                )
-                return False
-            if self._failed_ticks:
-                self.output.warn(
-                    f"reading the account works again after {self._failed_ticks} skipped tick(s)"
-                )
-                self._failed_ticks = 0
+        exchange cancels its orders; ``[kill] max_consecutive_failures`` ends it when set.
+        While the exchange is under maintenance the account is read over REST on streams
+        too (the streams are closed and refused): the first read that works ends the
+        window, and the run sees what the window cancelled before the strategy trades."""
+        if (self.feed is None or self._maintenance.active) and not await self._read_account():
+            return False
         snap = self.reporter.snapshot()
         self.output.update(snap)
         line = self.reporter.tick_line(snap)
@@ -448,6 +440,33 @@ class Runner:
                 hook(self, snap)
             except Exception as exc:
                 self._say_once(f"tick hook failed: {type(exc).__name__}: {exc}")
+        for check in self.before_trade:
+            why_not = await check(self)
+            if why_not is not None:
+                self._say_once(f"{why_not}; the strategy's tick is skipped")
+                return False
+        return True
+
+    async def _read_account(self) -> bool:
+        """Reconcile for the tick; False (said once per error) when the read failed for a
+        reason that passes. A maintenance answer is said once per window by the watch."""
+        try:
+            await self._reconcile_unless_killed()
+        except Exception as exc:
+            if isinstance(exc, PerpbotError) or classify(exc) == "never":
+                raise
+            self._failed_ticks += 1
+            if not is_maintenance(exc):
+                self._say_once(
+                    f"reading the account failed: {describe_error(exc)}; the strategy's tick "
+                    "is skipped and the read tried again at the next tick"
+                )
+            return False
+        if self._failed_ticks:
+            self.output.warn(
+                f"reading the account works again after {self._failed_ticks} skipped tick(s)"
+            )
+            self._failed_ticks = 0
         return True
 
     def _say_once(self, said: str) -> None:

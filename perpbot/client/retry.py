@@ -45,6 +45,7 @@ from tenacity import (
 
 from perpbot.client.errors import NotSent
 from perpbot.client.idempotency import OutcomeUnknown, Resolver, exchange_code, state_of
+from perpbot.client.maintenance import is_maintenance
 from perpbot.client.orders import client_order_id
 from perpbot.client.pipeline import CallNext
 from perpbot.client.request import Request
@@ -119,8 +120,8 @@ class Retrier:
     def _announce(
         self, request: Request, exc: BaseException | None, attempt: int, delay: float
     ) -> None:
-        if isinstance(exc, OutcomeUnknown):
-            return  # the resolver already explained it
+        if isinstance(exc, OutcomeUnknown) or is_maintenance(exc):
+            return  # the resolver explained it / the maintenance watch says it once
         self.bus.publish(
             Decision(
                 self.name,

@@ -38,6 +38,9 @@ OrdersLeft = dict[str, list[dict[str, Any]]]  # symbol -> this run's orders stil
 OnConnected = list[Callable[[Any], Awaitable[None]]]
 Background = list[Callable[[Any], Coroutine[Any, Any, None]]]
 AfterTick = list[Callable[[Any, dict[str, Any]], None]]
+# after the tick's state is current, before the strategy trades: None to go on, else why the
+# strategy's tick is skipped (said once per reason)
+BeforeTrade = list[Callable[[Any], Awaitable[str | None]]]
 BeforeStop = list[Callable[[Any], Awaitable[None]]]
 Release = list[Callable[[Any], Awaitable[str | None]]]  # what it left undone, or None
 LeftArmed = list[Callable[[OrdersLeft], str | None]]

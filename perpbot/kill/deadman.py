@@ -35,6 +35,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+from perpbot.client.maintenance import is_maintenance
 from perpbot.client.request import reducing_risk
 from perpbot.errors import describe_error
 from perpbot.events import Decision
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
         AfterTick,
         Background,
         BeforeStop,
+        BeforeTrade,
         LeftArmed,
         OnConnected,
         OrdersLeft,
@@ -64,6 +66,7 @@ class DeadmanRun(Protocol):
     summary_extras: dict[str, Any]
     on_connected: OnConnected
     after_tick: AfterTick
+    before_trade: BeforeTrade
     background: Background
     before_stop: BeforeStop
     release: Release
@@ -113,6 +116,7 @@ class Deadman:
         r = self.runner
         r.on_connected.append(self.arm)
         r.after_tick.append(self.beat)
+        r.before_trade.append(self.rearm_if_lapsed)
         r.background.append(self.refresher)
         r.before_stop.append(self.stop_refreshing)
         r.release.append(self.disarm)
@@ -122,8 +126,11 @@ class Deadman:
     def _say(self, action: str, code: str, sentence: str, **data: Any) -> None:
         self.runner.bus.publish(Decision("kill", action, code, sentence, data))  # type: ignore[arg-type]
 
-    async def _send(self, symbols: list[str], countdown_ms: int) -> list[tuple[str, str]]:
-        """Set the countdown on each symbol at once; the (symbol, problem) that failed."""
+    async def _send(
+        self, symbols: list[str], countdown_ms: int, *, quiet: bool = False
+    ) -> list[tuple[str, str]]:
+        """Set the countdown on each symbol at once; the (symbol, problem) that failed
+        (``quiet``: leaving out "under maintenance", said once per window elsewhere)."""
         client = self.runner.client
         sent_at, sent_mono = time.time(), time.monotonic()
         results = await asyncio.gather(
@@ -139,7 +146,7 @@ class Deadman:
         return [
             (s, describe_error(res))
             for s, res in zip(symbols, results, strict=True)
-            if isinstance(res, BaseException)
+            if isinstance(res, BaseException) and not (quiet and is_maintenance(res))
         ]
 
     # -- hooks ------------------------------------------------------------------------------
@@ -185,6 +192,45 @@ class Deadman:
     def beat(self, runner: DeadmanRun, snap: dict[str, Any]) -> None:
         self.heartbeat = time.monotonic()
 
+    def lapsed(self) -> list[str]:
+        """Armed symbols whose countdown has fired at the exchange, or will within a retry
+        period: last accepted a countdown or more ago (a maintenance window, a blind spell).
+        The exchange then cancelled their orders and, like Binance after it fires, holds no
+        countdown for them."""
+        now = time.time()
+        limit = self.countdown_ms / 1000.0 - self.retry_s
+        return [s for s in self.armed if now - self.last_set.get(s, 0.0) >= limit]
+
+    async def rearm_if_lapsed(self, runner: DeadmanRun) -> str | None:
+        """Before the strategy trades: arm the countdown again where it lapsed, so no new
+        order stands unprotected; None once armed, else why the tick waits."""
+        lapsed = self.lapsed() if not self.watchdog.stopping else []
+        if not lapsed:
+            return None
+        ages = {s: time.time() - self.last_set.get(s, 0.0) for s in lapsed}
+        failed = dict(await self._send(lapsed, self.countdown_ms))
+        rearmed = [s for s in lapsed if s not in failed]
+        if rearmed:
+            self.paused = None
+            self.heartbeat = time.monotonic()
+            self.info["rearmed"] = self.info.get("rearmed", 0) + 1
+            self._say(
+                "info",
+                "KILL_DEADMAN_REARMED",
+                f"the dead-man countdown on {', '.join(rearmed)} had lapsed (last set "
+                f"{max(ages[s] for s in rearmed):.0f} s ago: the exchange cancelled the "
+                f"orders there); armed again ({self.countdown_ms / 1000:g} s) before the "
+                "strategy trades",
+                symbols=rearmed,
+            )
+        if failed:
+            return (
+                "the dead-man countdown lapsed and could not be armed again ("
+                + "; ".join(f"{s}: {why}" for s, why in failed.items())
+                + ")"
+            )
+        return None
+
     def should_refresh(self) -> str | None:
         """None when the countdown should be refreshed now, else why not."""
         if self.watchdog.stopping:
@@ -222,7 +268,7 @@ class Deadman:
             due = [s for s in self.armed if self.due.get(s, 0.0) <= now]
             if not due:
                 continue
-            failed = await self._send(due, self.countdown_ms)
+            failed = await self._send(due, self.countdown_ms, quiet=True)
             self.refreshes += 1
             self.info["refreshes"] = self.refreshes
             for s, why in failed:

@@ -8,7 +8,8 @@ the sentinel like on any other. If the sentinel cannot be written (a read-only o
 disk), the trip still holds inside this process.
 
     KILL_BAN          the rate limiter reports a 418 ban            (on_ban)
-    KILL_FAILURES     N exchange requests failed in a row           (max_consecutive_failures)
+    KILL_FAILURES     N exchange requests failed in a row           (max_consecutive_failures;
+                      "under maintenance" answers are not counted)
     KILL_DRAWDOWN     equity fell from its PEAK by more than a limit (max_drawdown_pct)
     KILL_RATE_BUDGET  the rate budget was cut below a fraction      (min_rate_budget_fraction)
     KILL_STALE_PRICE  no fresh mark price for longer than a limit   (max_price_age_s)
@@ -22,6 +23,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+from perpbot.client.maintenance import ERROR_CLASS as MAINTENANCE
 from perpbot.events import Decision, Event, ExchangeCall
 from perpbot.kill.sentinel import KillEntry, SentinelWatcher, new_entry, write_sentinel
 
@@ -111,6 +113,8 @@ class Trips:
         if call.ok:
             self.failures = 0
             return
+        if call.error_class == MAINTENANCE:
+            return  # a maintenance window: neither counted nor a reset (docs/kill.md)
         self.failures += 1
         self.last_failure = f"{call.method} {call.symbol or ''}".strip() + (
             f" ({call.error_class}{f' {call.error_code}' if call.error_code else ''})"

@@ -1,8 +1,9 @@
 """Control and observation endpoints under ``/__sim/`` (never under the fapi prefixes).
 
 These are the test harness's levers: read the ground truth, create keys, install a fault
-plan, change limits, step a manual clock, jump a price. They bypass faults, rate limits
-and authentication (loopback-only tooling), and are not counted in the request counters.
+plan, change limits, step a manual clock, jump a price, open a maintenance window. They
+bypass faults, rate limits, maintenance and authentication (loopback-only tooling), and are
+not counted in the request counters.
 """
 
 from __future__ import annotations
@@ -105,7 +106,29 @@ class ControlApi:
                     raise ControlError(f"jump: bad entry {symbol!r}: {pct!r}")
                 engine.jump(symbol, float(pct))
             return {"markets": {s: m.mid for s, m in engine.markets.items()}}
+        if (method, path) == ("POST", "/__sim/maintenance"):
+            return self.maintenance(body)
         return None
+
+    def maintenance(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Open a maintenance window (``ms`` long on the simulator's clock, or until ended)
+        or end it (``{"active": false}``); opening one closes every stream connection."""
+        engine = self.server.engine
+        active, ms = body.get("active", True), body.get("ms")
+        if set(body) - {"active", "ms"}:
+            raise ControlError('expected {"active": true|false, "ms": duration}')
+        if not isinstance(active, bool):
+            raise ControlError("active: expected true or false")
+        if ms is not None and (not isinstance(ms, int) or isinstance(ms, bool) or ms <= 0):
+            raise ControlError("ms: expected a positive integer (milliseconds)")
+        engine.sync()  # the market up to now, before it halts (or resumes)
+        closed = 0
+        if active:
+            engine.maintenance.start(engine.clock.now_ms(), ms)
+            closed = self.server.ws.close_all(1001, "system maintenance")
+        else:
+            engine.maintenance.end()
+        return {**engine.maintenance.snapshot(engine.clock.now_ms()), "closed_streams": closed}
 
     def set_faults(self, body: dict[str, Any]) -> None:
         try:

@@ -12,6 +12,7 @@ import hashlib
 import math
 import random
 import zlib
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -24,6 +25,7 @@ from perpbot.sim.config import SimConfig
 from perpbot.sim.faults import FaultInjector, FaultPlan
 from perpbot.sim.feed import Feed, QueueFeed, ReplayFeed, replay_feed
 from perpbot.sim.limits import SimRateLimits
+from perpbot.sim.maintenance import Maintenance
 from perpbot.sim.market import CommonShock, SymbolMarket
 from perpbot.sim.models import Account, AlgoOrder, Order, Trade, position_key
 from perpbot.sim.regimes import Regimes
@@ -46,6 +48,7 @@ def _funding_interval_ms(cfg: SimConfig, spec: SymbolSpec) -> int:
 
 
 LIQUIDATION_FEE = 0.0125  # exchangeInfo liquidationFee: the clearance fee rate
+COUNTDOWN_LOG = 1000  # countdownCancelAll events kept for the state
 
 
 class Engine:
@@ -117,6 +120,9 @@ class Engine:
         self.crowd_liquidations: list[dict[str, Any]] = []  # crowd_traders.py
         self.crowd_long: Callable[[str], int] = lambda symbol: 0  # crowd's open longs (steps)
         self.countdowns: dict[tuple[str, str], int] = {}
+        # what happened to them: set, disarmed, fired (the last COUNTDOWN_LOG, for the state)
+        self.countdown_log: deque[dict[str, Any]] = deque(maxlen=COUNTDOWN_LOG)
+        self.maintenance = Maintenance()  # the exchange's maintenance window (maintenance.py)
         self.good_till: dict[int, Order] = {}  # open GTD orders, by id, until they expire
         self.holders: set[str] = set()
         self.next_order_id = 4_000_000_001
@@ -220,8 +226,9 @@ class Engine:
             while t <= now:
                 self._process_timed(t)
                 common = self._common_shock(dt_s)
+                halted = self.maintenance.active(t)  # matching halted; timers keep running
                 for symbol, mkt in self.markets.items():
-                    if self.faults.frozen(symbol):
+                    if halted or self.faults.frozen(symbol):
                         continue
                     fed = self.feed is not None and self.feed.covers(symbol)
                     if fed:
@@ -281,7 +288,11 @@ class Engine:
             for key, deadline in list(self.countdowns.items()):
                 if deadline <= t:
                     del self.countdowns[key]
+                    self.note_countdown(key[0], key[1], deadline, "fired")
                     self.cancel_all(key[0], key[1], deadline)
+
+    def note_countdown(self, account: str, symbol: str, t: int, what: str) -> None:
+        self.countdown_log.append({"account": account, "symbol": symbol, "time": t, "event": what})
 
     def _expire_good_till(self, t: int) -> None:
         """GTD orders still open at their goodTillDate expire then (status EXPIRED)."""

@@ -55,6 +55,12 @@ class SimHandle:
         """Replace the fault plan (same as ``POST /__sim/faults``)."""
         self._call(lambda: self.server.control.set_faults(plan))
 
+    def maintenance(self, active: bool = True, ms: int | None = None) -> dict[str, Any]:
+        """Open (``ms`` long, or until ended) or end a maintenance window (same as
+        ``POST /__sim/maintenance``)."""
+        body: dict[str, Any] = {"active": active} if ms is None else {"active": active, "ms": ms}
+        return self._call(lambda: self.server.control.call("POST", "/__sim/maintenance", body))
+
     def advance(self, ms: int) -> int:
         """Step a manual clock by ``ms``; returns the new server time."""
         result = self._call(lambda: self.server.control.call("POST", "/__sim/advance", {"ms": ms}))

@@ -85,10 +85,12 @@ def countdown_cancel_all(engine: Engine, ctx: Ctx) -> Any:
         raise E.mandatory("countdownTime")
     countdown = int_param(ctx.params, "countdownTime", 0, 0) or 0
     key = (ctx.acct.api_key, symbol)
+    now = engine.clock.now_ms()
     if countdown == 0:
         engine.countdowns.pop(key, None)
     else:
-        engine.countdowns[key] = engine.clock.now_ms() + countdown
+        engine.countdowns[key] = now + countdown
+    engine.note_countdown(ctx.acct.api_key, symbol, now, "set" if countdown else "disarmed")
     return {"symbol": symbol, "countdownTime": str(countdown)}
 
 

@@ -1,6 +1,7 @@
 """The aiohttp server: one catch-all dispatcher applying faults, limits and auth in order.
 
-Order of a request, as on Binance: faults that pre-empt processing (latency, dropped
+Order of a request, as on Binance: a maintenance window's refusal (maintenance.py), faults
+that pre-empt processing (latency, dropped
 connection, injected 5xx), then the IP weight / account order-count check (429/418 with
 usage headers on every response), then routing, authentication and the handler, then the
 faults that follow processing: the "lost response after commit" and the answer held back
@@ -26,6 +27,7 @@ from perpbot.sim import (
     handlers_market,
     handlers_startup,
     handlers_trade,
+    maintenance,
 )
 from perpbot.sim.assemble import build_engine
 from perpbot.sim.auth import authenticate, duplicate_param, parse_params
@@ -160,6 +162,9 @@ class SimServer:
         stats, engine, faults = self.stats, self.engine, self.engine.faults
         stats.requests += 1
         stats.per_path[path] += 1
+        if engine.maintenance.active(engine.clock.now_ms()):  # nothing processed or charged
+            engine.maintenance.answers += 1
+            return _json(maintenance.BODY, maintenance.STATUS)
         body = await request.read() if request.body_exists else b""
         delay = faults.latency_s(path)
         if delay:

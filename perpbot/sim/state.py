@@ -209,6 +209,8 @@ def build_state(engine: Engine, stats: Stats) -> dict[str, Any]:
         ],
         "liquidations": list(engine.liquidations),
         "faults": engine.faults.plan.model_dump(),
+        "maintenance": engine.maintenance.snapshot(engine.clock.now_ms()),
+        "countdown_log": list(engine.countdown_log),
         "limits": engine.limits.snapshot(),
         "counters": stats.as_dict(),
     }

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from perpbot.sim import maintenance
 from perpbot.sim.control import ControlError
 from perpbot.sim.ws_api import WS_API_PATH, WsApi
 from perpbot.sim.ws_conn import WsConn, WsCounters, wall_ms
@@ -153,6 +154,10 @@ class WsHub:
 
     def _admit(self, ip: str) -> web.Response | None:
         now = wall_ms()
+        window = self.engine.maintenance
+        if window.active(self.engine.clock.now_ms()):
+            window.refused_streams += 1
+            return web.json_response(maintenance.BODY, status=maintenance.STATUS)
         if self.faults.refuse_connections:
             self.counters.refused += 1
             return web.Response(status=503, text="Service Unavailable")
@@ -380,6 +385,13 @@ class WsHub:
             task = asyncio.create_task(conn.close(code, reason))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
+
+    def close_all(self, code: int, reason: str) -> int:
+        """Close every open connection (a maintenance window starts); how many."""
+        chosen = [c for c in self.conns if not c.closing]
+        for conn in chosen:
+            self._close(conn, code, reason)
+        return len(chosen)
 
     # -- /__sim/ws control ---------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import ccxt
 import pytest
 from pydantic import ValidationError
 
@@ -32,8 +33,8 @@ def _runner(exchange: Any, tick: float = 1.0) -> Any:
     bus.subscribe(events.append)
     runner = SimpleNamespace(
         config=cfg, bus=bus, client=SimpleNamespace(exchange=exchange), events=events,
-        on_connected=[], after_tick=[], background=[], before_stop=[], summary_extras={},
-        release=[], left_armed=[],
+        on_connected=[], after_tick=[], before_trade=[], background=[], before_stop=[],
+        summary_extras={}, release=[], left_armed=[],
     )  # fmt: skip
     return runner
 
@@ -108,3 +109,45 @@ def test_kill_table_errors_are_one_line(table: dict[str, Any], expected: str) ->
         StrategyFile.model_validate(doc)
     line = format_validation_error("s.toml", info.value)
     assert expected in line and "\n" not in line
+
+
+class _Countdowns:
+    """The client's countdown call: records what was sent, or fails while ``refuse`` is set."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int]] = []
+        self.refuse: Exception | None = None
+
+    async def countdown_cancel_all(self, symbol: str, countdown_ms: int) -> dict[str, Any]:
+        if self.refuse is not None:
+            raise self.refuse
+        self.sent.append((symbol, countdown_ms))
+        return {}
+
+
+async def test_a_lapsed_countdown_is_armed_again_before_the_strategy_trades() -> None:
+    runner = _runner(exchange=object())
+    countdowns = _Countdowns()
+    runner.client = countdowns
+    watchdog: Any = SimpleNamespace(stopping=False)
+    deadman = Deadman(runner, KillSection(deadman_countdown_s=10), watchdog)
+    deadman.attach()
+    (check,) = runner.before_trade
+    deadman.armed = ["BTC/USDT:USDT"]
+    deadman.last_set["BTC/USDT:USDT"] = time.time() - 2  # refreshed lately: nothing to do
+    assert await check(runner) is None and countdowns.sent == []
+
+    deadman.last_set["BTC/USDT:USDT"] = time.time() - 30  # lapsed (a maintenance window)
+    countdowns.refuse = ccxt.ExchangeNotAvailable("503")
+    why = await check(runner)
+    assert why is not None and "could not be armed again" in why and "BTC/USDT:USDT" in why
+    assert countdowns.sent == [] and not any(
+        e.code == "KILL_DEADMAN_REARMED" for e in runner.events
+    )  # fmt: skip
+
+    countdowns.refuse = None
+    assert await check(runner) is None
+    assert countdowns.sent == [("BTC/USDT:USDT", 10_000)]
+    (rearmed,) = [e for e in runner.events if e.code == "KILL_DEADMAN_REARMED"]
+    assert "had lapsed" in rearmed.sentence and "before the strategy trades" in rearmed.sentence
+    assert deadman.lapsed() == []

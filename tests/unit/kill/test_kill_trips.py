@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -90,6 +91,20 @@ def test_consecutive_failures_reset_on_success(state_home: Path) -> None:
     assert trip.code == "KILL_FAILURES"
     assert "3 exchange requests failed in a row" in trip.sentence
     assert "last: fetch_ticker BTC/USDT:USDT (ExchangeNotAvailable)" in trip.sentence
+
+
+def test_maintenance_answers_are_neither_counted_nor_a_reset(state_home: Path) -> None:
+    trips, seen = _trips(max_consecutive_failures=3)
+    bus = trips.runner.bus
+    on_maintenance = replace(_call(False), error_class="OnMaintenance")
+    bus.publish(_call(False))
+    for _ in range(50):  # a maintenance window: every request refused, none counted
+        bus.publish(on_maintenance)
+    bus.publish(_call(False))
+    assert seen == [] and trips.failures == 2  # the failures around it still add up
+    bus.publish(_call(False))
+    (trip,) = seen
+    assert trip.code == "KILL_FAILURES"
 
 
 def test_drawdown_counts_from_the_peak_not_the_start(state_home: Path) -> None:
