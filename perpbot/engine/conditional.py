@@ -263,14 +263,29 @@ class ConditionalOrders:
         )
         return order
 
-    async def open(self, symbol: str) -> list[dict[str, Any]]:
-        """This run's conditional orders standing on ``symbol`` (listed at the exchange)."""
+    async def standing(self, symbol: str) -> list[dict[str, Any]]:
+        """Every conditional order of the account standing on ``symbol``, whoever placed it."""
         client = self.orders.client
         market_id = client.market(symbol)["id"]
         raw = await client.call("fapiprivate_get_openalgoorders", {"symbol": market_id},
                                 symbol=symbol)  # fmt: skip
-        out = [parse_algo(r, symbol) for r in raw or [] if isinstance(r, dict)]
-        return [o for o in out if self.orders.is_ours(o)]
+        return [parse_algo(r, symbol) for r in raw or [] if isinstance(r, dict)]
+
+    async def open(self, symbol: str) -> list[dict[str, Any]]:
+        """This run's conditional orders standing on ``symbol`` (listed at the exchange),
+        an earlier run's it took over (``adopt``) among them."""
+        return [o for o in await self.standing(symbol) if self.orders.is_ours(o)]
+
+    def adopt(self, order: dict[str, Any]) -> None:
+        """Take over a conditional order an earlier run of this strategy left standing (the
+        start-up sweep, perpbot.kill.sweep): from now on ``open`` lists it as this run's and
+        the ``[protect]`` keeper may keep it as a position's stop (perpbot.protect.keeper)."""
+        self.orders.adopted.add(str(order.get("clientOrderId")))
+
+    def inherited(self, order: dict[str, Any]) -> bool:
+        """An earlier run's order this run took over (not one it placed)."""
+        cid = str(order.get("clientOrderId"))
+        return cid in self.orders.adopted and cid not in self.placed
 
     async def cancel(self, order: dict[str, Any] | str, symbol: str) -> dict[str, Any] | None:
         """Cancel one conditional order (order dict, or this run's client id)."""
