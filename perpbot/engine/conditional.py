@@ -211,6 +211,9 @@ class ConditionalOrders:
     orders: OrderManager
     risk: RiskSection | None = None
     placed: dict[str, ConditionalSpec] = field(default_factory=dict)  # by client id
+    # an earlier run's orders taken over at the start (``adopt``), not yet kept or cancelled
+    # by the [protect] keeper
+    inherited: set[str] = field(default_factory=set)
 
     def _decide(self, action: str, code: str, sentence: str, spec: ConditionalSpec) -> None:
         data = {"symbol": spec.symbol, "side": spec.side, "type": spec.wire_type,
@@ -280,12 +283,9 @@ class ConditionalOrders:
         """Take over a conditional order an earlier run of this strategy left standing (the
         start-up sweep, perpbot.kill.sweep): from now on ``open`` lists it as this run's and
         the ``[protect]`` keeper may keep it as a position's stop (perpbot.protect.keeper)."""
-        self.orders.adopted.add(str(order.get("clientOrderId")))
-
-    def inherited(self, order: dict[str, Any]) -> bool:
-        """An earlier run's order this run took over (not one it placed)."""
         cid = str(order.get("clientOrderId"))
-        return cid in self.orders.adopted and cid not in self.placed
+        self.orders.adopted.add(cid)
+        self.inherited.add(cid)
 
     async def cancel(self, order: dict[str, Any] | str, symbol: str) -> dict[str, Any] | None:
         """Cancel one conditional order (order dict, or this run's client id)."""

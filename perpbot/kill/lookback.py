@@ -25,7 +25,8 @@ from perpbot.kill.acks import bot_documents
 from perpbot.paths import runs_dir
 
 if TYPE_CHECKING:
-    from perpbot.engine.reconcile import Reconciler
+    from perpbot.engine.state import RunState
+    from perpbot.engine.unplaced import UnplacedFills
 
 AT_MOST_S = 7 * 24 * 3600.0
 MARGIN_MS = 2000.0
@@ -50,15 +51,16 @@ def recorded_trades(run_id: str) -> set[str]:
 
 
 def look_back(
-    rec: Reconciler, account: str, strategy: str, run_id: str, symbols: list[str]
+    state: RunState, unplaced: UnplacedFills | None, account: str, run_id: str
 ) -> int | None:
-    """Point the first reads of fills at the latest earlier run's last look; when (the
-    exchange's epoch ms), or None when there is no earlier run (or it looked after this
-    run started, which cannot be)."""
+    """When (the exchange's epoch ms) the first reads of fills start: the latest earlier
+    run of this strategy (``state.strategy``) on ``account`` last looked, less the margin;
+    None when there is no earlier run (or it looked after this run started, which cannot
+    be). The fills that run recorded go into ``unplaced.said``: not said again."""
     earlier = [
         d
         for d in bot_documents()
-        if d.get("strategy") == strategy
+        if d.get("strategy") == state.strategy
         and d.get("account") == account
         and d.get("run_id") != run_id
         and isinstance(d.get("updated_at"), int | float)
@@ -66,14 +68,12 @@ def look_back(
     if not earlier:
         return None
     latest = max(earlier, key=lambda d: float(d["updated_at"]))
-    state = rec.state
     earliest = state.start_ms - AT_MOST_S * 1000.0
     since = int(max(float(latest["updated_at"]) * 1000.0 - MARGIN_MS, earliest))
     since += state.clock_skew_ms
     if since >= state.since_ms:
         return None
-    rec.lookback_ms = dict.fromkeys(symbols, since)
-    if rec.unplaced is not None:
-        rec.unplaced.started_ms = state.since_ms
-        rec.unplaced.said.update(recorded_trades(str(latest.get("run_id"))))
+    if unplaced is not None:
+        unplaced.started_ms = state.since_ms
+        unplaced.said.update(recorded_trades(str(latest.get("run_id"))))
     return since

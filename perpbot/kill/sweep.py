@@ -240,8 +240,9 @@ class StartSweep:
         rec = self.runner.reconciler
         if rec is None:
             return
-        since = look_back(rec, self.account, self.cfg.strategy.name, self.runner.run_id, symbols)
+        since = look_back(rec.state, rec.unplaced, self.account, self.runner.run_id)
         if since is not None:
+            rec.lookback_ms = dict.fromkeys(symbols, since)
             self.info["looked_back_from_ms"] = since
 
     def _refuse_neighbours(self, near: dict[str, list[dict[str, Any]]]) -> None:

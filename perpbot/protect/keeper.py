@@ -11,7 +11,10 @@ looks at each symbol of the strategy:
   from its new entry price) placed first, then the old ones cancelled, so it is never
   unprotected in between;
 - a stop that is gone (fired, expired, cancelled by hand) while the position stands is
-  replaced; a flat symbol's leftover orders are cancelled.
+  replaced; a flat symbol's leftover orders are cancelled;
+- at a restart, a position still carrying the ``closePosition`` stop an earlier run of this
+  strategy left (taken over by the start-up sweep, perpbot.kill.leftover_stops) keeps it as
+  its stop (``PROTECT_ADOPTED``) instead of getting a second beside it.
 
 A position that cannot be protected (no entry price yet, the stop would fire at once, the
 key lacks scope ``stop``, the exchange refuses) is tried again every ``RETRY_AFTER_S`` and
@@ -84,7 +87,7 @@ class Keeper:
                 del self.guards[key]
             return
         assert position is not None
-        if guard is None:
+        if guard is None and self.stops.inherited:
             guard = await self._inherit(symbol, side, position)
         if guard is not None and guard.amount == amount:
             standing = {o.get("clientOrderId") for o in await self.stops.forget_gone(symbol)}
@@ -126,10 +129,12 @@ class Keeper:
         take_profit: dict[str, Any] | None = None
         extra: list[dict[str, Any]] = []
         for o in await self.stops.open(symbol):
-            if not (o.get("closePosition") and self.stops.inherited(o)):
+            cid = str(o.get("clientOrderId"))
+            if not o.get("closePosition") or cid not in self.stops.inherited:
                 continue
             if leg(o.get("positionSide")) != side:
                 continue
+            self.stops.inherited.discard(cid)  # looked at once: kept or cancelled here
             if o.get("side") != closing:
                 extra.append(o)
             elif o.get("type") == "stop_market" and stop is None:
@@ -139,7 +144,7 @@ class Keeper:
             else:
                 extra.append(o)
         for o in extra:
-            await self._cancel(symbol, Guard(0.0, str(o.get("clientOrderId")), None))
+            await self._cancel_one(symbol, str(o.get("clientOrderId")))
         if stop is None:
             return None
         guard = Guard(
@@ -206,21 +211,23 @@ class Keeper:
 
     async def _cancel(self, symbol: str, guard: Guard) -> None:
         for cid in (guard.stop_id, guard.take_profit_id):
-            if cid is None:
-                continue
-            try:
-                await self.stops.cancel(cid, symbol)
-            except Exception as exc:  # a leftover closePosition order can only close
-                self.bus.publish(
-                    Decision(
-                        "protect",
-                        "warn",
-                        "PROTECT_CANCEL_FAILED",
-                        f"could not cancel the old protective order {cid} on {symbol} "
-                        f"({type(exc).__name__}); it can only close the position",
-                        {"symbol": symbol, "client_order_id": cid},
-                    )
+            if cid is not None:
+                await self._cancel_one(symbol, cid)
+
+    async def _cancel_one(self, symbol: str, cid: str) -> None:
+        try:
+            await self.stops.cancel(cid, symbol)
+        except Exception as exc:  # a leftover closePosition order can only close
+            self.bus.publish(
+                Decision(
+                    "protect",
+                    "warn",
+                    "PROTECT_CANCEL_FAILED",
+                    f"could not cancel the old protective order {cid} on {symbol} "
+                    f"({type(exc).__name__}); it can only close the position",
+                    {"symbol": symbol, "client_order_id": cid},
                 )
+            )
 
     def _unprotected(self, key: str, amount: float, code: str, why: str) -> None:
         self.failed_at[key] = time.monotonic()
