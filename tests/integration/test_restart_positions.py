@@ -7,7 +7,9 @@ its stops (the simulator's own state is the truth).
   made while it was down as a fill of an earlier run's order, and keeps the dead run's
   closePosition stop as the position's stop: exactly one stands, before and after its stop;
 - the dead run's other conditional orders of this strategy are cancelled at the restart
-  (``leftover_orders = "cancel"``) or adopted (``"adopt"``); another strategy's stay.
+  (``leftover_orders = "cancel"``) or adopted (``"adopt"``); another strategy's stay;
+- an adopted stop is the keeper's like its own: cancelled once the position is flat, and a
+  clean stop then leaves no stop of this strategy behind.
 """
 
 from __future__ import annotations
@@ -146,15 +148,11 @@ def _place_algo(ex: Any, cid: str, **params: Any) -> None:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("leftover", ["cancel", "adopt"])
-def test_the_dead_runs_conditional_orders_are_cancelled_or_adopted_never_another_strategys(
-    sim_factory: Any, tmp_path: Path, bots: list[Bot], leftover: str
-) -> None:
+def _dead_run_left(sim: Any) -> tuple[tuple[str, str], Any, str, str, str]:
     """A long 0.01 left by a dead run of strategy `hang` with its protect stop
-    (closePosition), its reduce-only stop for 0.005, and a stop of strategy `other`."""
-    sim = sim_factory(market=quiet_market())
+    (closePosition), its reduce-only stop for 0.005, and a stop of strategy `other`:
+    (creds, ccxt exchange, and the three client ids)."""
     creds = sim.create_account()
-    key = creds[0]
     ex = ccxt.binanceusdm({"apiKey": creds[0], "secret": creds[1], "enableRateLimit": False})
     configure_loopback(ex, sim.base_url)
     ex.load_markets()
@@ -166,7 +164,16 @@ def test_the_dead_runs_conditional_orders_are_cancelled_or_adopted_never_another
     _place_algo(ex, protect, triggerPrice=f"{mark * 0.95:.1f}", closePosition="true")
     _place_algo(ex, reduce, triggerPrice=f"{mark * 0.9:.1f}", quantity="0.005", reduceOnly="true")
     _place_algo(ex, theirs, triggerPrice=f"{mark * 0.9:.1f}", quantity="0.002", reduceOnly="true")
+    return creds, ex, protect, reduce, theirs
 
+
+@pytest.mark.parametrize("leftover", ["cancel", "adopt"])
+def test_the_dead_runs_conditional_orders_are_cancelled_or_adopted_never_another_strategys(
+    sim_factory: Any, tmp_path: Path, bots: list[Bot], leftover: str
+) -> None:
+    sim = sim_factory(market=quiet_market())
+    creds, _ex, protect, reduce, theirs = _dead_run_left(sim)
+    key = creds[0]
     toml = _toml(
         tmp_path, sim.base_url, f"{leftover}.toml",
         params={"mode": "idle", "orders_per_symbol": 0},
@@ -192,3 +199,23 @@ def test_the_dead_runs_conditional_orders_are_cancelled_or_adopted_never_another
     assert len([a for a in algo.values() if a["algoStatus"] == "NEW"]) == (
         2 if leftover == "cancel" else 3
     )
+
+
+def test_an_adopted_stop_is_cancelled_once_flat_and_a_clean_stop_leaves_none(
+    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+) -> None:
+    sim = sim_factory(market=quiet_market())
+    creds, ex, protect, _reduce, theirs = _dead_run_left(sim)
+    key = creds[0]
+    toml = _toml(
+        tmp_path, sim.base_url, "flat.toml", params={"mode": "idle", "orders_per_symbol": 0}
+    )
+    bot = _start(bots, toml, tmp_path, creds, "flat")
+    wait_until(lambda: "PROTECT_ADOPTED" in bot.out.read_text(), timeout=30)
+    ex.create_order(BTC, "market", "sell", 0.01, None, {"reduceOnly": True})  # closed by hand
+    wait_until(lambda: _algo(sim, key)[protect]["algoStatus"] == "CANCELED", timeout=10)
+    bot.signal(signal.SIGTERM)
+    code, _out, err = bot.finish(30)
+    assert code == 0, err
+    assert not _stops(sim, key)  # nothing of this strategy left behind
+    assert [c for c, a in _algo(sim, key).items() if a["algoStatus"] == "NEW"] == [theirs]
