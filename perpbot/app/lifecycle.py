@@ -159,7 +159,12 @@ class Runner:
         try:
             self._conn = conn = await self._connect()
             # fills and funding are read from the run's start on the exchange's clock
+            asked = time.time()
             self.state.exchange_start_ms = int(await conn.client.fetch_time())
+            # the exchange's clock less this machine's (half the round trip counted)
+            self.state.clock_skew_ms = self.state.exchange_start_ms - int(
+                (asked + time.time()) * 500.0
+            )
             self._build_engine(conn)
             await check_start(
                 self.loaded, conn.client, conn.setup.account

@@ -232,6 +232,9 @@ class ConditionalOrders:
     orders: OrderManager
     risk: RiskSection | None = None
     placed: dict[str, ConditionalSpec] = field(default_factory=dict)  # by client id
+    # an earlier run's orders taken over at the start (``adopt``), not yet kept or cancelled
+    # by the [protect] keeper
+    inherited: set[str] = field(default_factory=set)
 
     def _decide(self, action: str, code: str, sentence: str, spec: ConditionalSpec) -> None:
         data = {"symbol": spec.symbol, "side": spec.side, "type": spec.wire_type,
@@ -285,14 +288,26 @@ class ConditionalOrders:
         )
         return order
 
-    async def open(self, symbol: str) -> list[dict[str, Any]]:
-        """This run's conditional orders standing on ``symbol`` (listed at the exchange)."""
+    async def standing(self, symbol: str) -> list[dict[str, Any]]:
+        """Every conditional order of the account standing on ``symbol``, whoever placed it."""
         client = self.orders.client
         market_id = client.market(symbol)["id"]
         raw = await client.call("fapiprivate_get_openalgoorders", {"symbol": market_id},
                                 symbol=symbol)  # fmt: skip
-        out = [parse_algo(r, symbol) for r in raw or [] if isinstance(r, dict)]
-        return [o for o in out if self.orders.is_ours(o)]
+        return [parse_algo(r, symbol) for r in raw or [] if isinstance(r, dict)]
+
+    async def open(self, symbol: str) -> list[dict[str, Any]]:
+        """This run's conditional orders standing on ``symbol`` (listed at the exchange),
+        an earlier run's it took over (``adopt``) among them."""
+        return [o for o in await self.standing(symbol) if self.orders.is_ours(o)]
+
+    def adopt(self, order: dict[str, Any]) -> None:
+        """Take over a conditional order an earlier run of this strategy left standing (the
+        start-up sweep, perpbot.kill.sweep): from now on ``open`` lists it as this run's and
+        the ``[protect]`` keeper may keep it as a position's stop (perpbot.protect.keeper)."""
+        cid = str(order.get("clientOrderId"))
+        self.orders.adopted.add(cid)
+        self.inherited.add(cid)
 
     async def cancel(self, order: dict[str, Any] | str, symbol: str) -> dict[str, Any] | None:
         """Cancel one conditional order (order dict, or this run's client id)."""

@@ -146,6 +146,11 @@ class Reconciler:
     # a shared run: the account's (the exchange's) net position per symbol as last read (REST,
     # or the user stream's ACCOUNT_UPDATE); absent: flat at the last REST read
     account_held: dict[str, PositionSnapshot] = field(default_factory=dict)
+    # symbol -> when (the exchange's epoch ms) an earlier run of this strategy last looked at
+    # the account (perpbot.kill.sweep): the REST reads of fills start there, not at this
+    # run's start, so a fill of that run's order made while no run watched is said
+    # (FILL_FOREIGN, "an order of an earlier run of this strategy"); it is not this run's
+    lookback_ms: dict[str, int] = field(default_factory=dict)
 
     async def reconcile(self, *, market: bool = True) -> None:
         """Everything; ``market=False`` skips the mark and the balance (a run on streams
@@ -288,13 +293,13 @@ class Reconciler:
 
     async def _fills(self, symbol: str) -> list[Fill]:
         listed = self.rest_trade_ms.get(symbol)
-        since = (
-            self.state.since_ms
-            if listed is None
-            else max(self.state.since_ms, listed - REST_OVERLAP_MS)
-        )
+        start = min(self.state.since_ms, self.lookback_ms.get(symbol, self.state.since_ms))
+        since = start if listed is None else max(start, listed - REST_OVERLAP_MS)
         trades = await self.client.fetch_my_trades(symbol, since=since)
-        new = self.record_trades(symbol, trades, "rest")
+        ours = [
+            t for t in trades if not t.get("timestamp") or t["timestamp"] >= self.state.since_ms
+        ]
+        new = self.record_trades(symbol, ours, "rest")  # before the start: not this run's
         await self.say_unplaced(symbol, trades)
         stamps = [int(t["timestamp"]) for t in trades if t.get("timestamp")]
         if stamps:

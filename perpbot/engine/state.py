@@ -56,6 +56,7 @@ class RunState:
     # machine's (a simulator replaying history on the file's own dates, a skewed venue)
     # would otherwise answer "none since" for every one of them.
     exchange_start_ms: int | None = None
+    clock_skew_ms: int = 0  # the exchange's clock less this machine's, read at connect
 
     @property
     def start_ms(self) -> int:

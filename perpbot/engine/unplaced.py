@@ -124,6 +124,8 @@ class UnplacedFills:
     # until a position read of the account after it settles the run's own book (Reconciler)
     closed: dict[str, int] = field(default_factory=dict)
     others: int = 0  # a shared run: the other holders' fills met (not said)
+    started_ms: int | None = None  # the run's start (exchange clock): fills before it are
+    # an earlier run's, met by the restart's look back (Reconciler.lookback_ms)
 
     def remember(self, order_id: Any, client_id: Any) -> None:
         """The stream told an order's client id: REST need not look it up."""
@@ -171,6 +173,9 @@ class UnplacedFills:
         kind = fill["kind"]
         did = "bought" if fill["side"] == "buy" else "sold"
         did += f" {fill['amount']:g} at {fill['price']:g} (trade {fill['trade_id']})"
+        at = fill.get("time_ms")
+        if self.started_ms is not None and at and int(at) < self.started_ms:
+            did += ", before this run started, while no run of this strategy watched"
         follows = "the run's position follows the exchange's"
         if self.shared:
             follows = (

@@ -41,14 +41,18 @@ from perpbot.client.setup import account_id
 from perpbot.errors import BadInput, PerpbotError, describe_error
 from perpbot.events import Decision
 from perpbot.kill.acks import bot_documents
+from perpbot.kill.leftover_stops import sweep_stops
+from perpbot.kill.lookback import look_back
 from perpbot.procs import pid_alive
 
 if TYPE_CHECKING:
     from perpbot.client.guarded import GuardedClient
     from perpbot.client.setup import Credentials
     from perpbot.config import LoadedStrategy, StrategyFile
+    from perpbot.engine.conditional import ConditionalOrders
     from perpbot.engine.hooks import OnConnected, TickProviders
     from perpbot.engine.orders import OrderManager
+    from perpbot.engine.reconcile import Reconciler
     from perpbot.events import EventBus
 
 
@@ -63,6 +67,8 @@ class SweepRun(Protocol):
     on_connected: OnConnected
     tick_providers: TickProviders
     orders: OrderManager | None  # adopting an earlier run's orders; this run's own
+    conditional: ConditionalOrders | None  # an earlier run's stops: adopted or cancelled
+    reconciler: Reconciler | None  # reads fills from when an earlier run last looked
 
     @property
     def client(self) -> GuardedClient: ...
@@ -201,7 +207,18 @@ class StartSweep:
                     f.leftovers.append(o)
                 elif tag is None or tag not in shared_tags:
                     f.foreign.append(o)
+        self._look_back(symbols)
         await self._leftovers({s: f.leftovers for s, f in found.items() if f.leftovers})
+        if runner.conditional is not None:
+            stops = await sweep_stops(
+                runner.conditional,
+                symbols,
+                self.own_tag,
+                cfg.strategy.leftover_orders,
+                lambda action, code, sentence: self._say(action, code, sentence),
+            )
+            if stops:
+                self.info["leftover_stops"] = stops
         self._foreign({s: f.foreign for s, f in found.items() if f.foreign})
         if near:
             self.info["shared_with"] = {
@@ -216,6 +233,17 @@ class StartSweep:
                 "and PnL come from its own fills; the dead-man countdown is shared and only "
                 "the last bot out disarms it",
             )
+
+    def _look_back(self, symbols: list[str]) -> None:
+        """Fills made while no run of this strategy watched are read by the first
+        reconcile and said (perpbot.kill.lookback)."""
+        rec = self.runner.reconciler
+        if rec is None:
+            return
+        since = look_back(rec.state, rec.unplaced, self.account, self.runner.run_id)
+        if since is not None:
+            rec.lookback_ms = dict.fromkeys(symbols, since)
+            self.info["looked_back_from_ms"] = since
 
     def _refuse_neighbours(self, near: dict[str, list[dict[str, Any]]]) -> None:
         if not near:

@@ -11,7 +11,10 @@ looks at each symbol of the strategy:
   from its new entry price) placed first, then the old ones cancelled, so it is never
   unprotected in between;
 - a stop that is gone (fired, expired, cancelled by hand) while the position stands is
-  replaced; a flat symbol's leftover orders are cancelled.
+  replaced; a flat symbol's leftover orders are cancelled;
+- at a restart, a position still carrying the ``closePosition`` stop an earlier run of this
+  strategy left (taken over by the start-up sweep, perpbot.kill.leftover_stops) keeps it as
+  its stop (``PROTECT_ADOPTED``) instead of getting a second beside it.
 
 A position that cannot be protected (no entry price yet, the stop would fire at once, the
 key lacks scope ``stop``, the exchange refuses) is tried again every ``RETRY_AFTER_S`` and
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from perpbot.client.position_side import HEDGE_SIDES, leg, leg_key
 from perpbot.engine.conditional import ConditionalOrders, ConditionalSpec
@@ -84,6 +87,8 @@ class Keeper:
                 del self.guards[key]
             return
         assert position is not None
+        if guard is None and self.stops.inherited:
+            guard = await self._inherit(symbol, side, position)
         if guard is not None and guard.amount == amount:
             standing = {o.get("clientOrderId") for o in await self.stops.forget_gone(symbol)}
             if guard.stop_id in standing and guard.take_profit_id in (None, *standing):
@@ -109,6 +114,65 @@ class Keeper:
         self.guards[key] = new
         self.explained.pop(key, None)
         self.failed_at.pop(key, None)
+
+    async def _inherit(
+        self, symbol: str, side: str | None, position: PositionSnapshot
+    ) -> Guard | None:
+        """A position this run has not protected yet, on which an earlier run of this
+        strategy left a ``closePosition`` stop standing (adopted by the start-up sweep,
+        perpbot.kill.leftover_stops): that stop becomes this position's guard, said once
+        (``PROTECT_ADOPTED``), rather than a second one placed beside it (Binance takes one
+        ``closePosition`` order per type and direction: -4130). Extra ones of the kind, and
+        ones on the wrong side (the position reversed meanwhile), are cancelled."""
+        closing = "sell" if position.amount > 0 else "buy"
+        stop: dict[str, Any] | None = None
+        take_profit: dict[str, Any] | None = None
+        extra: list[dict[str, Any]] = []
+        for o in await self.stops.open(symbol):
+            cid = str(o.get("clientOrderId"))
+            if not o.get("closePosition") or cid not in self.stops.inherited:
+                continue
+            if leg(o.get("positionSide")) != side:
+                continue
+            self.stops.inherited.discard(cid)  # looked at once: kept or cancelled here
+            if o.get("side") != closing:
+                extra.append(o)
+            elif o.get("type") == "stop_market" and stop is None:
+                stop = o
+            elif o.get("type") == "take_profit_market" and take_profit is None:
+                take_profit = o
+            else:
+                extra.append(o)
+        for o in extra:
+            await self._cancel_one(symbol, str(o.get("clientOrderId")))
+        if stop is None:
+            return None
+        guard = Guard(
+            amount=position.amount,
+            stop_id=str(stop.get("clientOrderId")),
+            take_profit_id=str(take_profit.get("clientOrderId")) if take_profit else None,
+        )
+        key = leg_key(symbol, side)
+        self.guards[key] = guard
+        held = "long" if position.amount > 0 else "short"
+        tp = f" and its take-profit {guard.take_profit_id}" if take_profit else ""
+        self.bus.publish(
+            Decision(
+                "protect",
+                "adopt",
+                "PROTECT_ADOPTED",
+                f"the {held} {abs(position.amount):g} {symbol} keeps the closePosition "
+                f"STOP_MARKET {guard.stop_id} at {stop.get('triggerPrice')}{tp} an earlier run "
+                "of this strategy left: adopted as its stop, none placed beside it",
+                {
+                    "symbol": symbol,
+                    "client_order_id": guard.stop_id,
+                    "trigger_price": stop.get("triggerPrice"),
+                    "position_side": side,
+                },
+            )
+        )
+        return guard
 
     async def _place(self, want: Protection, position: PositionSnapshot, side: str | None) -> Guard:
         mark = position.mark_price
@@ -147,21 +211,23 @@ class Keeper:
 
     async def _cancel(self, symbol: str, guard: Guard) -> None:
         for cid in (guard.stop_id, guard.take_profit_id):
-            if cid is None:
-                continue
-            try:
-                await self.stops.cancel(cid, symbol)
-            except Exception as exc:  # a leftover closePosition order can only close
-                self.bus.publish(
-                    Decision(
-                        "protect",
-                        "warn",
-                        "PROTECT_CANCEL_FAILED",
-                        f"could not cancel the old protective order {cid} on {symbol} "
-                        f"({type(exc).__name__}); it can only close the position",
-                        {"symbol": symbol, "client_order_id": cid},
-                    )
+            if cid is not None:
+                await self._cancel_one(symbol, cid)
+
+    async def _cancel_one(self, symbol: str, cid: str) -> None:
+        try:
+            await self.stops.cancel(cid, symbol)
+        except Exception as exc:  # a leftover closePosition order can only close
+            self.bus.publish(
+                Decision(
+                    "protect",
+                    "warn",
+                    "PROTECT_CANCEL_FAILED",
+                    f"could not cancel the old protective order {cid} on {symbol} "
+                    f"({type(exc).__name__}); it can only close the position",
+                    {"symbol": symbol, "client_order_id": cid},
                 )
+            )
 
     def _unprotected(self, key: str, amount: float, code: str, why: str) -> None:
         self.failed_at[key] = time.monotonic()
