@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.risk_support.bot import BTC, BTC_ID, Bot, write_toml
+from tests.integration.risk_support.bot import BTC, BTC_ID, Bot
 from tests.integration.streams.support import started as started_bot
-from tests.integration.test_unplaced_fills import MODES, sim_position
+from tests.integration.test_unplaced_fills import MODES, bot_toml, sim_position
 
 pytestmark = pytest.mark.timeout(60)
 LATE_MS = 1500  # the user stream's delivery held back this long
@@ -33,18 +33,6 @@ async def started(path: Path) -> Bot:
     bot.ledger_log = []  # type: ignore[attr-defined]
     bot.runner.ledger.listeners.append(bot.ledger_log.append)  # type: ignore[attr-defined]
     return bot
-
-
-def toml(tmp_path: Path, url: str, streams: bool, **sections: Any) -> Path:
-    return write_toml(
-        tmp_path,
-        url,
-        # on streams the stream must book it: the safety-net REST read is the test's own call
-        exchange={"streams": streams, "reconcile_interval": 600},
-        kill={"deadman": False},
-        risk={"accept_no_limits": True},
-        **sections,
-    )
 
 
 def fired(sim: Any, key: str, client_algo_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -121,7 +109,7 @@ async def test_a_triggered_stop_placed_through_ctx_is_booked_once(
     account: tuple[Any, str], tmp_path: Path, streams: bool
 ) -> None:
     sim, key = account
-    bot = await started(toml(tmp_path, sim.base_url, streams))
+    bot = await started(bot_toml(tmp_path, sim.base_url, streams))
     try:
         await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.01))
         mid = await bot.do(lambda ctx: ctx.mid(BTC))
@@ -141,7 +129,7 @@ async def test_the_protect_keepers_close_position_stop_is_booked_once(
     account: tuple[Any, str], tmp_path: Path, streams: bool
 ) -> None:
     sim, key = account
-    bot = await started(toml(tmp_path, sim.base_url, streams, protect=PROTECT))
+    bot = await started(bot_toml(tmp_path, sim.base_url, streams, protect=PROTECT))
     try:
         await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.01))
 
@@ -169,7 +157,7 @@ async def test_rest_first_then_the_late_stream_books_the_triggered_stop_once(
     """On streams, the user stream held back: the REST reconcile meets the triggered order's
     fill first and books it; the stream's late update of it adds nothing."""
     sim, key = account
-    bot = await started(toml(tmp_path, sim.base_url, True))
+    bot = await started(bot_toml(tmp_path, sim.base_url, True))
     try:
         await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.01))
         mid = await bot.do(lambda ctx: ctx.mid(BTC))

@@ -40,17 +40,25 @@ MODES = pytest.mark.parametrize("streams", [True, False], ids=["user stream", "R
 
 
 def bot_toml(
-    tmp_path: Path, url: str, streams: bool, *, audit: bool = False, **strategy: Any
+    tmp_path: Path,
+    url: str,
+    streams: bool,
+    *,
+    audit: bool = False,
+    protect: dict[str, Any] | None = None,
+    **strategy: Any,
 ) -> Path:
+    """The bot's strategy file: ``strategy`` keys into [strategy]; on streams the stream
+    must say (and book) what it sees: the safety-net REST read is the test's own call."""
     return write_toml(
         tmp_path,
         url,
-        # on streams the stream must say it: the safety-net REST read is the test's own call
         exchange={"streams": streams, "reconcile_interval": 600},
         kill={"deadman": False},
         risk={"accept_no_limits": True},
         audit={"enabled": audit},
         strategy=strategy,
+        **({"protect": protect} if protect else {}),
     )
 
 
