@@ -11,6 +11,7 @@ import pytest
 
 from perpbot.engine.strategy import OrderRejected
 from tests.integration.kill_strategies.support import position_of
+from tests.integration.protect.coverage import stop_gaps
 from tests.integration.protect.test_conditional_orders import BTC, BTC_ID, algos, started
 
 PROTECT = {"enabled": True, "stop_pct": 2.0, "take_profit_pct": 4.0, "check_interval_s": 0.1}
@@ -42,17 +43,90 @@ async def test_the_stop_is_replaced_on_a_size_change_and_removed_when_flat(
         )
     )
     every = algos(sim, key)
-    # placed first, cancelled after: the position was never without a standing stop
+    # replaced through a temporary reduce-only stop (Binance refuses a second closePosition
+    # stop beside the first, -4130): the position was never without a standing stop
     new_stop = next(a for a in second if a["orderType"] == "STOP_MARKET")
     old_stop = next(every[c] for c in old if every[c]["orderType"] == "STOP_MARKET")
-    assert old_stop["algoStatus"] == "CANCELED"
-    assert new_stop["createTime"] <= old_stop["updateTime"]
+    (bridge,) = [a for a in every.values() if a["reduceOnly"]]
+    assert old_stop["algoStatus"] == "CANCELED" and bridge["algoStatus"] == "CANCELED"
+    assert bridge["createTime"] <= old_stop["updateTime"]
+    assert new_stop["createTime"] <= bridge["updateTime"]
+    assert stop_gaps(list(every.values())) == []
     entry = next(p for p in sim.state()["accounts"] if p["api_key"] == key)["positions"][0]
     assert abs(float(new_stop["triggerPrice"]) - float(entry["entryPrice"]) * 0.98) < 1.0
 
     await asyncio.to_thread(ctx.market_order, BTC, "sell", 0.02, reduce_only=True)
     assert position_of(sim.state(), key, BTC_ID) == 0.0
     await bot.until(lambda: not standing(sim, key))  # flat: nothing left to protect
+    bot.runner.request_stop("test")
+    await bot.finish()
+
+
+def said(bot: Any, *codes: str) -> list[str]:
+    """The bot's Decisions with one of ``codes``, in the order published, as "CODE cid"."""
+    return [
+        f"{d.code} {d.data.get('client_order_id')}"
+        for d in bot.events
+        if getattr(d, "code", None) in codes
+    ]
+
+
+async def test_a_growing_position_keeps_one_stop_and_never_stands_uncovered(
+    account: tuple[Any, str], tmp_path: Path
+) -> None:
+    """The simulator answers -4130 to a second closePosition stop of a direction (as Binance
+    does): each resize goes through the temporary reduce-only stop, never meets -4130, and
+    leaves exactly one closePosition stop, at the new entry's trigger, for the whole size."""
+    sim, key = account
+    bot = await started(tmp_path, sim, key, protect={**PROTECT, "on_failure": "kill"})
+    ctx = bot.runner.ctx
+    assert ctx is not None
+
+    def close_stops() -> list[dict[str, Any]]:
+        """The closePosition STOP_MARKETs standing, once no temporary stop stands beside."""
+        now = standing(sim, key)
+        if any(a["reduceOnly"] for a in now):
+            return []
+        return [a for a in now if a["orderType"] == "STOP_MARKET" and a["closePosition"]]
+
+    held = 0.01
+    stop = (await bot.until(lambda: close_stops() and close_stops()))[0]
+    for add in (0.01, 0.01):
+        await asyncio.to_thread(ctx.market_order, BTC, "buy", add)
+        held = round(held + add, 3)
+        assert position_of(sim.state(), key, BTC_ID) == held
+        old = stop["clientAlgoId"]
+        stops = await bot.until(
+            lambda o=old: (  # type: ignore[misc]
+                len(s := close_stops()) == 1 and s[0]["clientAlgoId"] != o and len(
+                    standing(sim, key)) == 2 and s
+            )
+        )  # fmt: skip
+        stop = stops[0]
+        assert stop["closePosition"] is True and stop["side"] == "SELL"
+        entry = next(a for a in sim.state()["accounts"] if a["api_key"] == key)["positions"][0]
+        assert float(stop["triggerPrice"]) == pytest.approx(float(entry["entryPrice"]) * 0.98,
+                                                             abs=1.0)  # fmt: skip
+        # the journal's order: the bridge stood before the old stop went, the new stop
+        # before the bridge went
+        bridge = next(a for a in algos(sim, key).values()
+                      if a["reduceOnly"] and float(a["quantity"]) == held)  # fmt: skip
+        steps = said(bot, "STOP_PLACED", "STOP_CANCELLED")
+        at = steps.index(f"STOP_PLACED {bridge['clientAlgoId']}")
+        assert steps[at : at + 4][:3] == [
+            f"STOP_PLACED {bridge['clientAlgoId']}",
+            f"STOP_CANCELLED {old}",
+            f"STOP_PLACED {stop['clientAlgoId']}",
+        ]
+        assert f"STOP_CANCELLED {bridge['clientAlgoId']}" in steps[at + 3 :]
+
+    every = list(algos(sim, key).values())
+    assert stop_gaps(every) == []  # the simulator's timestamps: a stop stood at every moment
+    assert len([a for a in every if a["closePosition"] and a["orderType"] == "STOP_MARKET"]) == 3
+    assert not [d for d in bot.events if "-4130" in str(getattr(d, "sentence", ""))]
+    assert not [d for d in bot.events if getattr(d, "layer", "") == "protect"
+                and getattr(d, "action", "") in ("unprotected", "warn")]  # fmt: skip
+    assert not bot.decisions("KILL_UNPROTECTED")  # on_failure = kill: nothing tripped
     bot.runner.request_stop("test")
     await bot.finish()
 
