@@ -14,9 +14,9 @@ best price since and fires when the price has come back ``callbackRate`` percent
 ``closePosition=true`` closes the whole position at trigger time (reduce-only); with no
 position left then, the algo order expires. One waiting ``closePosition`` order per type
 (STOP_MARKET, TAKE_PROFIT_MARKET) and closing direction (side, and ``positionSide`` in hedge
-mode) per account and symbol: a second is refused with -4130 (Binance's error-code list:
-"An open stop or take profit order with GTE and closePosition in the direction is
-existing."). Reduce-only orders with a quantity are not limited so.
+mode) per account and symbol: a second is refused with -4130 "An open stop or take profit
+order with GTE and closePosition in the direction is existing." (as other bots report it from
+live use). Reduce-only orders with a quantity are not limited so.
 
 Hedge mode (``dualSidePosition``): ``positionSide`` LONG or SHORT must be sent and
 ``reduceOnly`` may not be (the same refusals as New Order: -4061, -1106). The triggered order

@@ -2,8 +2,8 @@
 
 Binance USD-M refuses a second closePosition STOP_MARKET / TAKE_PROFIT_MARKET of the same type
 and direction while one is open: -4130 "An open stop or take profit order with GTE and
-closePosition in the direction is existing." (HTTP 400; the error-code list,
-https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code). The
+closePosition in the direction is existing." (HTTP 400; the code and message as other bots
+report them from live use, docs/peer-cases.md; ccxt's binance maps -4130 to ExchangeError). The
 direction is the side, and the positionSide in hedge mode. Orders with a quantity (reduce-only
 or not) are not limited so. The simulator's own state is the truth.
 """
