@@ -129,8 +129,9 @@ class Keeper:
         for the position's amount at the new trigger), the old stop cancelled, the new
         ``closePosition`` stop, the bridge cancelled; then the take-profit."""
         symbol, amount = want.symbol, position.amount
-        if guard.bridge:  # an earlier round left the bridge as the stop: no closePosition stands
+        if guard.bridge:  # an earlier round left the bridge as the stop
             bridge_id = guard.stop_id
+            await self._cancel_stray_stops(symbol, want.side, side)
         else:
             try:
                 bridge_id = await self._place_stop(want, position, side, amount=abs(amount))
@@ -162,6 +163,19 @@ class Keeper:
             await self._cancel_one(symbol, guard.take_profit_id)
         tp_id = await self._place_take_profit(want, position, side)
         self._protected(key, Guard(amount=amount, stop_id=stop_id, take_profit_id=tp_id))
+
+    async def _cancel_stray_stops(self, symbol: str, closing: str, side: str | None) -> None:
+        """While the bridge covers the position: cancel any ``closePosition`` stop of the run
+        still standing in this direction (an old one whose cancel was answered "unknown
+        order"), which would refuse the new one (-4130)."""
+        for o in await self.stops.open(symbol):
+            if (
+                o.get("closePosition")
+                and o.get("type") == "stop_market"
+                and o.get("side") == closing
+                and leg(o.get("positionSide")) == side
+            ):
+                await self._cancel_one(symbol, str(o.get("clientOrderId")))
 
     def _protected(self, key: str, guard: Guard) -> None:
         self.guards[key] = guard

@@ -131,6 +131,86 @@ async def test_a_growing_position_keeps_one_stop_and_never_stands_uncovered(
     await bot.finish()
 
 
+async def test_a_refused_temporary_stop_keeps_the_old_stop_said_and_retried(
+    account: tuple[Any, str], tmp_path: Path
+) -> None:
+    """The exchange refuses every new algo order while the position grows: the bridge is
+    refused, the old closePosition stop stays (the position covered, no trip with
+    on_failure = kill), PROTECT_KEPT_... says so once; once the exchange takes orders again the
+    retry replaces it, with no moment uncovered."""
+    sim, key = account
+    bot = await started(tmp_path, sim, key, protect={**PROTECT, "on_failure": "kill"})
+    ctx = bot.runner.ctx
+    assert ctx is not None
+    first = await bot.until(lambda: len(standing(sim, key)) == 2 and standing(sim, key))
+    (old,) = [a["clientAlgoId"] for a in first if a["orderType"] == "STOP_MARKET"]
+    sim.set_faults({"errors": {"rate": 1.0, "paths": ["/fapi/v1/algoOrder"], "methods": ["POST"],
+                               "statuses": [503]}})  # fmt: skip
+    await asyncio.to_thread(ctx.market_order, BTC, "buy", 0.01)
+    (kept,) = await bot.until(lambda: [d for d in bot.events if str(getattr(d, "code", ""))
+                                       .startswith("PROTECT_KEPT_")])  # fmt: skip
+    assert kept.action == "warn" and old in kept.sentence and "0.02 BTC/USDT:USDT" in kept.sentence
+    assert [a["clientAlgoId"] for a in standing(sim, key) if a["orderType"] == "STOP_MARKET"] == [
+        old
+    ]
+    assert not bot.decisions("KILL_UNPROTECTED")
+    assert not [d for d in bot.events if getattr(d, "action", "") == "unprotected"]
+
+    sim.set_faults({})
+    stop = await bot.until(
+        lambda: [a for a in standing(sim, key) if a["orderType"] == "STOP_MARKET"
+                 and a["closePosition"] and a["clientAlgoId"] != old
+                 and not any(b["reduceOnly"] for b in standing(sim, key))]
+    )  # fmt: skip
+    assert len(stop) == 1
+    assert algos(sim, key)[old]["algoStatus"] == "CANCELED"
+    assert stop_gaps(list(algos(sim, key).values())) == []
+    assert (
+        len([d for d in bot.events if str(getattr(d, "code", "")).startswith("PROTECT_KEPT")]) == 1
+    )
+    bot.runner.request_stop("test")
+    await bot.finish()
+
+
+async def test_a_refused_close_position_stop_leaves_the_bridge_as_the_stop(
+    account: tuple[Any, str], tmp_path: Path
+) -> None:
+    """The old stop's cancel is answered "unknown order" while it still stands, so the new
+    closePosition stop meets -4130: the bridge stays as the position's stop (said,
+    PROTECT_BRIDGE_..., no trip); the retry cancels the stray old stop, places the new one
+    and cancels the bridge. A stop stood at every moment."""
+    sim, key = account
+    bot = await started(tmp_path, sim, key, protect={**PROTECT, "on_failure": "kill"})
+    ctx = bot.runner.ctx
+    assert ctx is not None
+    first = await bot.until(lambda: len(standing(sim, key)) == 2 and standing(sim, key))
+    (old,) = [a["clientAlgoId"] for a in first if a["orderType"] == "STOP_MARKET"]
+    sim.set_faults({"order_not_found": {"rate": 1.0, "paths": ["/fapi/v1/algoOrder"],
+                                        "methods": ["DELETE"]}})  # fmt: skip
+    await asyncio.to_thread(ctx.market_order, BTC, "buy", 0.01)
+    (said_,) = await bot.until(lambda: [d for d in bot.events if str(getattr(d, "code", ""))
+                                        .startswith("PROTECT_BRIDGE_")])  # fmt: skip
+    assert said_.action == "warn" and "-4130" in said_.sentence
+    (bridge,) = [a for a in standing(sim, key) if a["reduceOnly"]]
+    assert bridge["orderType"] == "STOP_MARKET" and float(bridge["quantity"]) == 0.02
+    assert bridge["clientAlgoId"] in said_.sentence
+    assert not bot.decisions("KILL_UNPROTECTED")
+
+    sim.set_faults({})
+    stop = await bot.until(
+        lambda: [a for a in standing(sim, key) if a["orderType"] == "STOP_MARKET"]
+        if not any(a["reduceOnly"] or a["clientAlgoId"] == old for a in standing(sim, key))
+        else []
+    )  # fmt: skip
+    assert len(stop) == 1 and stop[0]["closePosition"] is True
+    every = algos(sim, key)
+    assert every[old]["algoStatus"] == every[bridge["clientAlgoId"]]["algoStatus"] == "CANCELED"
+    assert stop_gaps(list(every.values())) == []
+    assert not [d for d in bot.events if getattr(d, "action", "") == "unprotected"]
+    bot.runner.request_stop("test")
+    await bot.finish()
+
+
 async def test_order_helpers_time_in_force_batch_modify_leverage(
     account: tuple[Any, str], tmp_path: Path
 ) -> None:
