@@ -55,7 +55,10 @@ class Guard:
     amount: float
     stop_id: str
     take_profit_id: str | None
-    bridge: bool = False  # stop_id is the temporary reduce-only stop: no closePosition stop
+    # a temporary reduce-only stop of a replacement not finished yet, and the position
+    # amount it was placed for; it is the stop itself when bridge_id == stop_id
+    bridge_id: str | None = None
+    bridge_for: float = 0.0
 
 
 @dataclass(kw_only=True)
@@ -95,7 +98,7 @@ class Keeper:
         assert position is not None
         if guard is None and self.stops.inherited:
             guard = await self._inherit(symbol, side, position)
-        if guard is not None and guard.amount == amount and not guard.bridge:
+        if guard is not None and guard.amount == amount and guard.bridge_id is None:
             standing = {o.get("clientOrderId") for o in await self.stops.forget_gone(symbol)}
             if guard.stop_id in standing and guard.take_profit_id in (None, *standing):
                 return
@@ -129,30 +132,38 @@ class Keeper:
         for the position's amount at the new trigger), the old stop cancelled, the new
         ``closePosition`` stop, the bridge cancelled; then the take-profit."""
         symbol, amount = want.symbol, position.amount
-        if guard.bridge:  # an earlier round left the bridge as the stop
-            bridge_id = guard.stop_id
-            await self._cancel_stray_stops(symbol, want.side, side)
+        if guard.bridge_id is not None and guard.bridge_for == amount:
+            bridge_id = guard.bridge_id  # an earlier try's bridge, for this very amount
         else:
             try:
                 bridge_id = await self._place_stop(want, position, side, amount=abs(amount))
             except OrderRejected as exc:
                 self._covered(key, amount, f"PROTECT_KEPT_{exc.code}",
-                              f"it keeps its old stop {guard.stop_id} (closePosition, planned "
-                              f"for {guard.amount:g}): the temporary stop at {want.stop:g} "
-                              f"was refused: {exc.sentence}")  # fmt: skip
+                              f"it keeps its stop {guard.stop_id} (planned for "
+                              f"{guard.amount:g}): the temporary stop at {want.stop:g} was "
+                              f"refused: {exc.sentence}")  # fmt: skip
                 return
-            if not await self._cancel_one(symbol, guard.stop_id):
-                await self._cancel_one(symbol, bridge_id)  # the old one may stand: keep it
-                self._covered(key, amount, "PROTECT_KEPT_CANCEL_FAILED",
-                              f"it keeps its old stop {guard.stop_id} (closePosition, planned "
-                              f"for {guard.amount:g}): it could not be cancelled, and a second "
-                              "closePosition stop beside it would be refused (-4130)")  # fmt: skip
-                return
+            if guard.bridge_id is not None:  # an earlier try's, for another amount
+                await self._cancel_one(symbol, guard.bridge_id)
+        if guard.stop_id == guard.bridge_id:  # no closePosition stop should stand: cancel
+            await self._cancel_stray_stops(symbol, want.side, side)  # any left (-4130)
+        elif not await self._cancel_one(symbol, guard.stop_id):
+            self.guards[key] = Guard(amount=guard.amount, stop_id=guard.stop_id,
+                                     take_profit_id=guard.take_profit_id, bridge_id=bridge_id,
+                                     bridge_for=amount)  # fmt: skip
+            self._covered(key, amount, "PROTECT_KEPT_CANCEL_FAILED",
+                          f"its old stop {guard.stop_id} (closePosition, planned for "
+                          f"{guard.amount:g}) could not be cancelled, and a second "
+                          "closePosition stop beside it would be refused (-4130): the "
+                          f"temporary reduce-only stop {bridge_id} for {abs(amount):g} at "
+                          f"{want.stop:g} stands beside it")  # fmt: skip
+            return
         try:
             stop_id = await self._place_stop(want, position, side)
         except OrderRejected as exc:
             self.guards[key] = Guard(amount=amount, stop_id=bridge_id,
-                                     take_profit_id=guard.take_profit_id, bridge=True)  # fmt: skip
+                                     take_profit_id=guard.take_profit_id, bridge_id=bridge_id,
+                                     bridge_for=amount)  # fmt: skip
             self._covered(key, amount, f"PROTECT_BRIDGE_{exc.code}",
                           f"it is covered by the temporary reduce-only stop {bridge_id} for "
                           f"{abs(amount):g} at {want.stop:g}: the closePosition stop was "
@@ -289,7 +300,7 @@ class Keeper:
         return str(tp["clientOrderId"])
 
     async def _cancel(self, symbol: str, guard: Guard) -> None:
-        for cid in (guard.stop_id, guard.take_profit_id):
+        for cid in dict.fromkeys((guard.stop_id, guard.take_profit_id, guard.bridge_id)):
             if cid is not None:
                 await self._cancel_one(symbol, cid)
 

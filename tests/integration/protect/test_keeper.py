@@ -124,6 +124,8 @@ async def test_a_growing_position_keeps_one_stop_and_never_stands_uncovered(
     assert stop_gaps(every) == []  # the simulator's timestamps: a stop stood at every moment
     assert len([a for a in every if a["closePosition"] and a["orderType"] == "STOP_MARKET"]) == 3
     assert not [d for d in bot.events if "-4130" in str(getattr(d, "sentence", ""))]
+    assert not [d for d in bot.events if getattr(d, "layer", "") == "stops"
+                and getattr(d, "action", "") == "reject"]  # fmt: skip
     assert not [d for d in bot.events if getattr(d, "layer", "") == "protect"
                 and getattr(d, "action", "") in ("unprotected", "warn")]  # fmt: skip
     assert not bot.decisions("KILL_UNPROTECTED")  # on_failure = kill: nothing tripped
@@ -207,6 +209,48 @@ async def test_a_refused_close_position_stop_leaves_the_bridge_as_the_stop(
     assert every[old]["algoStatus"] == every[bridge["clientAlgoId"]]["algoStatus"] == "CANCELED"
     assert stop_gaps(list(every.values())) == []
     assert not [d for d in bot.events if getattr(d, "action", "") == "unprotected"]
+    bot.runner.request_stop("test")
+    await bot.finish()
+
+
+async def test_an_old_stop_that_cannot_be_cancelled_stays_with_the_bridge_beside_it(
+    account: tuple[Any, str], tmp_path: Path
+) -> None:
+    """Cancels fail (the exchange answers 503): the old closePosition stop and the bridge both
+    stand (PROTECT_KEPT_CANCEL_FAILED, no trip, no -4130 tried); once cancels work, the retry
+    reuses that bridge, and one closePosition stop is left, nothing else."""
+    sim, key = account
+    bot = await started(tmp_path, sim, key, protect={**PROTECT, "on_failure": "kill"})
+    ctx = bot.runner.ctx
+    assert ctx is not None
+    first = await bot.until(lambda: len(standing(sim, key)) == 2 and standing(sim, key))
+    (old,) = [a["clientAlgoId"] for a in first if a["orderType"] == "STOP_MARKET"]
+    sim.set_faults({"errors": {"rate": 1.0, "paths": ["/fapi/v1/algoOrder"],
+                               "methods": ["DELETE"], "statuses": [503]}})  # fmt: skip
+    await asyncio.to_thread(ctx.market_order, BTC, "buy", 0.01)
+    (kept,) = await bot.until(lambda: bot.decisions("PROTECT_KEPT_CANCEL_FAILED"))
+    (bridge,) = [a for a in standing(sim, key) if a["reduceOnly"]]
+    assert bridge["clientAlgoId"] in kept.sentence and old in kept.sentence
+    assert {a["clientAlgoId"] for a in standing(sim, key) if a["orderType"] == "STOP_MARKET"} == {
+        old,
+        bridge["clientAlgoId"],
+    }
+    # no closePosition stop was tried beside the standing one: nothing refused
+    assert not [d for d in bot.events if getattr(d, "layer", "") == "stops"
+                and getattr(d, "action", "") == "reject"]  # fmt: skip
+    assert not bot.decisions("KILL_UNPROTECTED")
+
+    sim.set_faults({})
+    await bot.until(
+        lambda: (
+            len(now := standing(sim, key)) == 2
+            and not any(a["reduceOnly"] or a["clientAlgoId"] == old for a in now)
+        )
+    )
+    every = algos(sim, key)
+    assert [a for a in every.values() if a["reduceOnly"]] == [every[bridge["clientAlgoId"]]]
+    assert every[bridge["clientAlgoId"]]["algoStatus"] == "CANCELED"  # reused, then cancelled
+    assert stop_gaps(list(every.values())) == []
     bot.runner.request_stop("test")
     await bot.finish()
 
