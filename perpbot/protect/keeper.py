@@ -8,8 +8,13 @@ looks at each symbol of the strategy:
   price (perpbot.protect.plan). ``closePosition`` orders can only close: they never open or
   grow exposure, whatever happens to the position before they fire;
 - a position whose size or side changed since it was protected gets new orders (planned
-  from its new entry price) placed first, then the old ones cancelled, so it is never
-  unprotected in between;
+  from its new entry price). Binance takes one ``closePosition`` order per type and direction
+  (a second is refused, -4130), so the stop is replaced through a temporary reduce-only
+  STOP_MARKET (a "bridge": the position's amount at the new trigger, not ``closePosition``):
+  the bridge placed, the old stop cancelled, the new stop placed, the bridge cancelled; a stop
+  stands at every moment, and a step that fails leaves the position covered by whichever
+  stands, said (``PROTECT_KEPT_...``, ``PROTECT_BRIDGE_...``) and retried. The take-profit is
+  cancelled, then placed anew (it is no protection: a moment without one is no risk);
 - a stop that is gone (fired, expired, cancelled by hand) while the position stands is
   replaced; a flat symbol's leftover orders are cancelled;
 - at a restart, a position still carrying the ``closePosition`` stop an earlier run of this
@@ -50,6 +55,10 @@ class Guard:
     amount: float
     stop_id: str
     take_profit_id: str | None
+    # a temporary reduce-only stop of a replacement not finished yet, and the position
+    # amount it was placed for; it is the stop itself when bridge_id == stop_id
+    bridge_id: str | None = None
+    bridge_for: float = 0.0
 
 
 @dataclass(kw_only=True)
@@ -89,7 +98,7 @@ class Keeper:
         assert position is not None
         if guard is None and self.stops.inherited:
             guard = await self._inherit(symbol, side, position)
-        if guard is not None and guard.amount == amount:
+        if guard is not None and guard.amount == amount and guard.bridge_id is None:
             standing = {o.get("clientOrderId") for o in await self.stops.forget_gone(symbol)}
             if guard.stop_id in standing and guard.take_profit_id in (None, *standing):
                 return
@@ -104,14 +113,83 @@ class Keeper:
                 "the stop from",
             )  # fmt: skip
             return
+        if guard is not None:
+            await self._replace(key, want, position, side, guard)
+            return
         try:
-            new = await self._place(want, position, side)
+            stop_id = await self._place_stop(want, position, side)
         except OrderRejected as exc:
             self._unprotected(key, amount, f"PROTECT_{exc.code}", exc.sentence)
             return
-        if guard is not None:
-            await self._cancel(symbol, guard)
-        self.guards[key] = new
+        tp_id = await self._place_take_profit(want, position, side)
+        self._protected(key, Guard(amount=amount, stop_id=stop_id, take_profit_id=tp_id))
+
+    async def _replace(
+        self, key: str, want: Protection, position: PositionSnapshot, side: str | None, guard: Guard
+    ) -> None:
+        """Replace ``guard``'s stop without a moment uncovered and without a second
+        ``closePosition`` stop beside the first (-4130): the bridge (a reduce-only STOP_MARKET
+        for the position's amount at the new trigger), the old stop cancelled, the new
+        ``closePosition`` stop, the bridge cancelled; then the take-profit."""
+        symbol, amount = want.symbol, position.amount
+        if guard.bridge_id is not None and guard.bridge_for == amount:
+            bridge_id = guard.bridge_id  # an earlier try's bridge, for this very amount
+        else:
+            try:
+                bridge_id = await self._place_stop(want, position, side, amount=abs(amount))
+            except OrderRejected as exc:
+                self._covered(key, amount, f"PROTECT_KEPT_{exc.code}",
+                              f"it keeps its stop {guard.stop_id} (planned for "
+                              f"{guard.amount:g}): the temporary stop at {want.stop:g} was "
+                              f"refused: {exc.sentence}")  # fmt: skip
+                return
+            if guard.bridge_id is not None:  # an earlier try's, for another amount
+                await self._cancel_one(symbol, guard.bridge_id)
+        if guard.stop_id == guard.bridge_id:  # no closePosition stop should stand: cancel
+            await self._cancel_stray_stops(symbol, want.side, side)  # any left (-4130)
+        elif not await self._cancel_one(symbol, guard.stop_id):
+            self.guards[key] = Guard(amount=guard.amount, stop_id=guard.stop_id,
+                                     take_profit_id=guard.take_profit_id, bridge_id=bridge_id,
+                                     bridge_for=amount)  # fmt: skip
+            self._covered(key, amount, "PROTECT_KEPT_CANCEL_FAILED",
+                          f"its old stop {guard.stop_id} (closePosition, planned for "
+                          f"{guard.amount:g}) could not be cancelled, and a second "
+                          "closePosition stop beside it would be refused (-4130): the "
+                          f"temporary reduce-only stop {bridge_id} for {abs(amount):g} at "
+                          f"{want.stop:g} stands beside it")  # fmt: skip
+            return
+        try:
+            stop_id = await self._place_stop(want, position, side)
+        except OrderRejected as exc:
+            self.guards[key] = Guard(amount=amount, stop_id=bridge_id,
+                                     take_profit_id=guard.take_profit_id, bridge_id=bridge_id,
+                                     bridge_for=amount)  # fmt: skip
+            self._covered(key, amount, f"PROTECT_BRIDGE_{exc.code}",
+                          f"it is covered by the temporary reduce-only stop {bridge_id} for "
+                          f"{abs(amount):g} at {want.stop:g}: the closePosition stop was "
+                          f"refused: {exc.sentence}")  # fmt: skip
+            return
+        await self._cancel_one(symbol, bridge_id)  # one left standing can only close
+        if guard.take_profit_id is not None:  # cancelled first: -4130 again otherwise
+            await self._cancel_one(symbol, guard.take_profit_id)
+        tp_id = await self._place_take_profit(want, position, side)
+        self._protected(key, Guard(amount=amount, stop_id=stop_id, take_profit_id=tp_id))
+
+    async def _cancel_stray_stops(self, symbol: str, closing: str, side: str | None) -> None:
+        """While the bridge covers the position: cancel any ``closePosition`` stop of the run
+        still standing in this direction (an old one whose cancel was answered "unknown
+        order"), which would refuse the new one (-4130)."""
+        for o in await self.stops.open(symbol):
+            if (
+                o.get("closePosition")
+                and o.get("type") == "stop_market"
+                and o.get("side") == closing
+                and leg(o.get("positionSide")) == side
+            ):
+                await self._cancel_one(symbol, str(o.get("clientOrderId")))
+
+    def _protected(self, key: str, guard: Guard) -> None:
+        self.guards[key] = guard
         self.explained.pop(key, None)
         self.failed_at.pop(key, None)
 
@@ -174,50 +252,63 @@ class Keeper:
         )
         return guard
 
-    async def _place(self, want: Protection, position: PositionSnapshot, side: str | None) -> Guard:
-        mark = position.mark_price
+    async def _place_stop(
+        self, want: Protection, position: PositionSnapshot, side: str | None,
+        amount: float | None = None,
+    ) -> str:  # fmt: skip
+        """The ``closePosition`` STOP_MARKET at ``want.stop`` (with ``amount``: the
+        reduce-only bridge for that amount); its client id."""
         stop = await self.stops.place(
             ConditionalSpec(
                 symbol=want.symbol, side=want.side, kind="stop_market",
-                trigger_price=want.stop, close_position=True,
-                working_type=self.cfg.working_type, intent=INTENT, position_side=side,
+                trigger_price=want.stop, amount=amount, close_position=amount is None,
+                reduce_only=amount is not None, working_type=self.cfg.working_type,
+                intent=INTENT, position_side=side,
             ),
-            position=position, mark=mark,
+            position=position, mark=position.mark_price,
         )  # fmt: skip
-        tp_id = None
-        if want.take_profit is not None:
-            try:
-                tp = await self.stops.place(
-                    ConditionalSpec(
-                        symbol=want.symbol, side=want.side, kind="take_profit_market",
-                        trigger_price=want.take_profit, close_position=True,
-                        working_type=self.cfg.working_type, intent=INTENT, position_side=side,
-                    ),
-                    position=position, mark=mark,
-                )  # fmt: skip
-                tp_id = str(tp["clientOrderId"])
-            except OrderRejected as exc:  # the stop stands: a missing take-profit is a warning
-                self.bus.publish(
-                    Decision(
-                        "protect",
-                        "warn",
-                        f"PROTECT_TP_{exc.code}",
-                        f"{want.symbol}: the stop stands but the take-profit was not "
-                        f"placed: {exc.sentence}",
-                        {"symbol": want.symbol},
-                    )
+        return str(stop["clientOrderId"])
+
+    async def _place_take_profit(
+        self, want: Protection, position: PositionSnapshot, side: str | None
+    ) -> str | None:
+        """The ``closePosition`` TAKE_PROFIT_MARKET, if planned; a refusal is a warning (the
+        stop stands)."""
+        if want.take_profit is None:
+            return None
+        try:
+            tp = await self.stops.place(
+                ConditionalSpec(
+                    symbol=want.symbol, side=want.side, kind="take_profit_market",
+                    trigger_price=want.take_profit, close_position=True,
+                    working_type=self.cfg.working_type, intent=INTENT, position_side=side,
+                ),
+                position=position, mark=position.mark_price,
+            )  # fmt: skip
+        except OrderRejected as exc:
+            self.bus.publish(
+                Decision(
+                    "protect",
+                    "warn",
+                    f"PROTECT_TP_{exc.code}",
+                    f"{want.symbol}: the stop stands but the take-profit was not "
+                    f"placed: {exc.sentence}",
+                    {"symbol": want.symbol},
                 )
-        return Guard(amount=want.amount, stop_id=str(stop["clientOrderId"]), take_profit_id=tp_id)
+            )
+            return None
+        return str(tp["clientOrderId"])
 
     async def _cancel(self, symbol: str, guard: Guard) -> None:
-        for cid in (guard.stop_id, guard.take_profit_id):
+        for cid in dict.fromkeys((guard.stop_id, guard.take_profit_id, guard.bridge_id)):
             if cid is not None:
                 await self._cancel_one(symbol, cid)
 
-    async def _cancel_one(self, symbol: str, cid: str) -> None:
+    async def _cancel_one(self, symbol: str, cid: str) -> bool:
+        """Cancel one protective order; False (said) when it may still stand."""
         try:
-            await self.stops.cancel(cid, symbol)
-        except Exception as exc:  # a leftover closePosition order can only close
+            await self.stops.cancel(cid, symbol)  # one already gone counts as cancelled
+        except Exception as exc:  # a leftover protective order can only close
             self.bus.publish(
                 Decision(
                     "protect",
@@ -228,21 +319,37 @@ class Keeper:
                     {"symbol": symbol, "client_order_id": cid},
                 )
             )
+            return False
+        return True
+
+    def _covered(self, key: str, amount: float, code: str, why: str) -> None:
+        """A replacement step failed: the position stands covered by the stop named in
+        ``why`` (a warning, no trip); said once per position state, retried."""
+        self._failed(key, amount, "warn", code, f"was not given its new stop: {why}")
 
     def _unprotected(self, key: str, amount: float, code: str, why: str) -> None:
+        kill = self.cfg.on_failure == "kill"
+        what = f"has no exchange-side stop: {why}" + (
+            "; [protect] on_failure = kill" if kill else ""
+        )
+        self._failed(key, amount, "unprotected", code, what, trip=kill)
+
+    def _failed(
+        self, key: str, amount: float, action: str, code: str, what: str, trip: bool | None = None
+    ) -> None:
+        """Note a failure (tried again after RETRY_AFTER_S) and say it once per position
+        state."""
         self.failed_at[key] = time.monotonic()
         if self.explained.get(key) == amount:
-            return  # explained once per position state; retried every RETRY_AFTER_S
+            return
         self.explained[key] = amount
         symbol, _, ps = key.partition("|")
-        kill = self.cfg.on_failure == "kill"
-        side = "long" if amount > 0 else "short"
         which = f" ({ps} side)" if leg(ps) else ""
-        sentence = (
-            f"the {side} {abs(amount):g} {symbol}{which} has no exchange-side stop: {why}"
-            + ("; [protect] on_failure = kill" if kill else "")
-        )
-        data: dict[str, object] = {"symbol": symbol, "amount": amount, "trip": kill}
+        held = "long" if amount > 0 else "short"
+        sentence = f"the {held} {abs(amount):g} {symbol}{which} {what}"
+        data: dict[str, object] = {"symbol": symbol, "amount": amount}
+        if trip is not None:
+            data["trip"] = trip
         if leg(ps):
             data["position_side"] = ps
-        self.bus.publish(Decision("protect", "unprotected", code, sentence, data))
+        self.bus.publish(Decision("protect", action, code, sentence, data))

@@ -12,7 +12,11 @@ price <= triggerPrice; TAKE_PROFIT / TAKE_PROFIT_MARKET the opposite; a trailing
 activates when the price reaches ``activatePrice`` (at once without one), then tracks the
 best price since and fires when the price has come back ``callbackRate`` percent from it.
 ``closePosition=true`` closes the whole position at trigger time (reduce-only); with no
-position left then, the algo order expires.
+position left then, the algo order expires. One waiting ``closePosition`` order per type
+(STOP_MARKET, TAKE_PROFIT_MARKET) and closing direction (side, and ``positionSide`` in hedge
+mode) per account and symbol: a second is refused with -4130 "An open stop or take profit
+order with GTE and closePosition in the direction is existing." (as other bots report it from
+live use). Reduce-only orders with a quantity are not limited so.
 
 Hedge mode (``dualSidePosition``): ``positionSide`` LONG or SHORT must be sent and
 ``reduceOnly`` may not be (the same refusals as New Order: -4061, -1106). The triggered order
@@ -85,6 +89,7 @@ def place(engine: Engine, acct: Account, params: Mapping[str, str]) -> AlgoOrder
             raise _not_required("quantity")
         if "reduceOnly" in params:
             raise _not_required("reduceOnly")
+        _one_close_position(engine, acct, symbol, otype, side, position_side)
         qty = 0
     else:
         qty = spec.parse_qty(trading.required(params, "quantity"), market=otype in MARKET_TYPES)
@@ -160,6 +165,20 @@ def place(engine: Engine, acct: Account, params: Mapping[str, str]) -> AlgoOrder
     engine.next_algo_id += 1
     engine.algo_orders[algo.algo_id] = algo
     return algo
+
+
+def _one_close_position(
+    engine: Engine, acct: Account, symbol: str, otype: str, side: str, position_side: str
+) -> None:
+    """-4130: a waiting closePosition order of this type and direction already stands."""
+    if any(
+        a.algo_status == "NEW"
+        and a.close_position
+        and (a.account, a.symbol, a.order_type, a.side, a.position_side)
+        == (acct.api_key, symbol, otype, side, position_side)
+        for a in engine.algo_orders.values()
+    ):
+        raise E.err(E.CLOSE_POSITION_EXISTS)
 
 
 def _price_match(params: Mapping[str, str], otype: str) -> str:

@@ -60,6 +60,10 @@ PRICE_NONPOSITIVE = (-4001, "Price less than 0.")
 PRICE_TOO_HIGH = (-4002, "Price greater than max price.")
 PRICE_TOO_LOW = (-4013, "Price less than min price.")
 DUPLICATE_PARAM = (-1101, "Duplicate values for a parameter detected.")
+CLOSE_POSITION_EXISTS = (
+    -4130,
+    "An open stop or take profit order with GTE and closePosition in the direction is existing.",
+)
 MARKET_BAND = (-4131, "The counterparty's best price does not meet the PERCENT_PRICE filter limit.")
 MARGIN_TYPE_SAME = (-4046, "No need to change margin type.")
 MARGIN_TYPE_OPEN_ORDERS = (-4047, "Margin type cannot be changed if there exists open orders.")

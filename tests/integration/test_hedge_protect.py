@@ -4,8 +4,8 @@ Over real HTTP against the simulator, whose own state (GET /__sim/state) is the 
 
 - a hedge bot with [protect] that holds LONG and SHORT gets one closePosition STOP_MARKET per
   side, each with its positionSide (SELL LONG, BUY SHORT) and never reduceOnly;
-- when one side grows, only that side's stop is replaced (placed first, then the old one
-  cancelled); the other side's stop stays the same order;
+- when one side grows, only that side's stop is replaced (through a temporary reduce-only
+  stop of that side, never uncovered); the other side's stop stays the same order;
 - a price move through the LONG side's stop closes the LONG side only;
 - the strategy's ctx stop calls take ``position_side=`` (a reduce-only stop that would open
   its side is refused with POSITION_SIDE, before any request);
@@ -39,6 +39,7 @@ from tests.integration.hedge_support import (
 )
 from tests.integration.kill_strategies.support import Bot as KillBot
 from tests.integration.kill_strategies.support import MakeBotFiles, start_bot, wait_until
+from tests.integration.protect.coverage import stop_gaps
 from tests.integration.risk_support.bot import BTC, Bot, write_toml
 
 __all__ = ["hedge"]  # the fixture (tests/integration/hedge_support.py)
@@ -106,7 +107,15 @@ async def test_a_stop_per_side_follows_each_side_and_fires_for_its_side_only(
         assert second["SHORT"]["algoId"] == short_sl["algoId"]
         every = {a["algoId"]: a for a in algos(sim, key)}
         assert every[long_sl["algoId"]]["algoStatus"] == "CANCELED"
-        assert second["LONG"]["createTime"] <= every[long_sl["algoId"]]["updateTime"]
+        # through the temporary reduce-only SELL LONG stop (a second closePosition stop of
+        # the side would be refused, -4130): the LONG side was never without a stop
+        (bridge,) = [a for a in every.values() if a["positionSide"] == "LONG"
+                     and not a["closePosition"]]  # fmt: skip
+        assert bridge["algoStatus"] == "CANCELED" and bridge["side"] == "SELL"
+        assert bridge["createTime"] <= every[long_sl["algoId"]]["updateTime"]
+        assert second["LONG"]["createTime"] <= bridge["updateTime"]
+        assert stop_gaps(list(every.values()), "LONG") == []
+        assert stop_gaps(list(every.values()), "SHORT") == []
 
         # the strategy's own conditional orders name the side
         trigger = round(float(short_sl["triggerPrice"]) - 50.0, 1)
