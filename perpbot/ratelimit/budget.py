@@ -42,7 +42,7 @@ so a limit the exchange lowered is followed from the first request of the next p
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from perpbot.config import LimitsSection
@@ -151,12 +151,20 @@ class HostState:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> HostState:
+        """The state a document holds. Keys this version does not know (a newer perpbot
+        sharing the store wrote them) are left out: the ones it knows mean the same."""
         if not d or d.get("v") != VERSION:
             return cls()
-        buckets = {k: Bucket(**v) for k, v in d.get("buckets", {}).items()}
+        buckets = {k: Bucket(**_known(Bucket, v)) for k, v in d.get("buckets", {}).items()}
         rules = [tuple(r) for r in d.get("order_rules", [])]
-        fields = {k: v for k, v in d.items() if k not in ("buckets", "order_rules", "v")}
-        return cls(buckets=buckets, order_rules=rules, **fields)  # type: ignore[arg-type]
+        rest = {k: v for k, v in _known(cls, d).items() if k not in ("buckets", "order_rules")}
+        return cls(buckets=buckets, order_rules=rules, **rest)
+
+
+def _known(kind: type, d: dict[str, Any]) -> dict[str, Any]:
+    """The keys of ``d`` that are fields of the dataclass ``kind``."""
+    names = {f.name for f in fields(kind)}
+    return {k: v for k, v in d.items() if k in names}
 
 
 @dataclass(frozen=True, slots=True)
