@@ -34,6 +34,11 @@ if TYPE_CHECKING:
     from perpbot.engine.conditional import ConditionalOrders
 
 
+def _ids(found: dict[str, list[dict[str, Any]]]) -> dict[str, list[Any]]:
+    """The client ids of ``found``'s orders, per symbol (the sweep's record)."""
+    return {s: [o.get("clientOrderId") for o in os_] for s, os_ in found.items()}
+
+
 def _named(found: dict[str, list[dict[str, Any]]]) -> str:
     return "; ".join(
         f"{s}: " + ", ".join(f"{o.get('clientOrderId')} ({_what(o)})" for o in os_)
@@ -95,7 +100,7 @@ async def sweep_stops(
             say("alert", "START_LEFTOVER_STOPS_LEFT", sentence)
             raise PerpbotError(sentence)
     if gone:
-        record["cancelled"] = {s: [o.get("clientOrderId") for o in os_] for s, os_ in gone.items()}
+        record["cancelled"] = _ids(gone)
         say(
             "info",
             "START_LEFTOVER_STOPS_CANCELLED",
@@ -107,7 +112,7 @@ async def sweep_stops(
         for o in orders:
             stops.adopt(o)
     if kept:
-        record["adopted"] = {s: [o.get("clientOrderId") for o in os_] for s, os_ in kept.items()}
+        record["adopted"] = _ids(kept)
         say(
             "info",
             "START_LEFTOVER_STOPS_ADOPTED",

@@ -215,7 +215,7 @@ class StartSweep:
                 symbols,
                 self.own_tag,
                 cfg.strategy.leftover_orders,
-                lambda action, code, sentence: self._say(action, code, sentence),
+                self._say,
             )
             if stops:
                 self.info["leftover_stops"] = stops
