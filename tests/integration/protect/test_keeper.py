@@ -21,6 +21,17 @@ def standing(sim: Any, key: str) -> list[dict[str, Any]]:
     return [a for a in algos(sim, key).values() if a["algoStatus"] == "NEW"]
 
 
+async def protected_bot(tmp_path: Path, sim: Any, key: str) -> tuple[Any, Any, str]:
+    """A bot whose keeper trips the kill switch on failure, once its first stop and
+    take-profit stand: (bot, its ctx, the client id of that first stop)."""
+    bot = await started(tmp_path, sim, key, protect={**PROTECT, "on_failure": "kill"})
+    ctx = bot.runner.ctx
+    assert ctx is not None
+    first = await bot.until(lambda: len(standing(sim, key)) == 2 and standing(sim, key))
+    (old,) = [a["clientAlgoId"] for a in first if a["orderType"] == "STOP_MARKET"]
+    return bot, ctx, old
+
+
 async def test_the_stop_is_replaced_on_a_size_change_and_removed_when_flat(
     account: tuple[Any, str], tmp_path: Path
 ) -> None:
@@ -141,11 +152,7 @@ async def test_a_refused_temporary_stop_keeps_the_old_stop_said_and_retried(
     on_failure = kill), PROTECT_KEPT_... says so once; once the exchange takes orders again the
     retry replaces it, with no moment uncovered."""
     sim, key = account
-    bot = await started(tmp_path, sim, key, protect={**PROTECT, "on_failure": "kill"})
-    ctx = bot.runner.ctx
-    assert ctx is not None
-    first = await bot.until(lambda: len(standing(sim, key)) == 2 and standing(sim, key))
-    (old,) = [a["clientAlgoId"] for a in first if a["orderType"] == "STOP_MARKET"]
+    bot, ctx, old = await protected_bot(tmp_path, sim, key)
     sim.set_faults({"errors": {"rate": 1.0, "paths": ["/fapi/v1/algoOrder"], "methods": ["POST"],
                                "statuses": [503]}})  # fmt: skip
     await asyncio.to_thread(ctx.market_order, BTC, "buy", 0.01)
@@ -182,11 +189,7 @@ async def test_a_refused_close_position_stop_leaves_the_bridge_as_the_stop(
     PROTECT_BRIDGE_..., no trip); the retry cancels the stray old stop, places the new one
     and cancels the bridge. A stop stood at every moment."""
     sim, key = account
-    bot = await started(tmp_path, sim, key, protect={**PROTECT, "on_failure": "kill"})
-    ctx = bot.runner.ctx
-    assert ctx is not None
-    first = await bot.until(lambda: len(standing(sim, key)) == 2 and standing(sim, key))
-    (old,) = [a["clientAlgoId"] for a in first if a["orderType"] == "STOP_MARKET"]
+    bot, ctx, old = await protected_bot(tmp_path, sim, key)
     sim.set_faults({"order_not_found": {"rate": 1.0, "paths": ["/fapi/v1/algoOrder"],
                                         "methods": ["DELETE"]}})  # fmt: skip
     await asyncio.to_thread(ctx.market_order, BTC, "buy", 0.01)
@@ -220,11 +223,7 @@ async def test_an_old_stop_that_cannot_be_cancelled_stays_with_the_bridge_beside
     stand (PROTECT_KEPT_CANCEL_FAILED, no trip, no -4130 tried); once cancels work, the retry
     reuses that bridge, and one closePosition stop is left, nothing else."""
     sim, key = account
-    bot = await started(tmp_path, sim, key, protect={**PROTECT, "on_failure": "kill"})
-    ctx = bot.runner.ctx
-    assert ctx is not None
-    first = await bot.until(lambda: len(standing(sim, key)) == 2 and standing(sim, key))
-    (old,) = [a["clientAlgoId"] for a in first if a["orderType"] == "STOP_MARKET"]
+    bot, ctx, old = await protected_bot(tmp_path, sim, key)
     sim.set_faults({"errors": {"rate": 1.0, "paths": ["/fapi/v1/algoOrder"],
                                "methods": ["DELETE"], "statuses": [503]}})  # fmt: skip
     await asyncio.to_thread(ctx.market_order, BTC, "buy", 0.01)
