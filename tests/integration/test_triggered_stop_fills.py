@@ -104,6 +104,16 @@ async def summary_is_the_simulators(bot: Bot, sim: Any, key: str) -> None:
     assert summary["realized_pnl"] == pytest.approx(sum(float(t["realizedPnl"]) for t in trades))
 
 
+async def long_with_a_stop(bot: Any) -> dict[str, Any]:
+    """The bot buys 0.01 BTC and stands a stop for it 1 % below the mid; the stop's order."""
+    await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.01))
+    mid = await bot.do(lambda ctx: ctx.mid(BTC))
+    stop: dict[str, Any] = await bot.do(
+        lambda ctx: ctx.stop_market_order(BTC, "sell", mid * 0.99, 0.01)
+    )
+    return stop
+
+
 @MODES
 async def test_a_triggered_stop_placed_through_ctx_is_booked_once(
     account: tuple[Any, str], tmp_path: Path, streams: bool
@@ -111,9 +121,7 @@ async def test_a_triggered_stop_placed_through_ctx_is_booked_once(
     sim, key = account
     bot = await started(bot_toml(tmp_path, sim.base_url, streams))
     try:
-        await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.01))
-        mid = await bot.do(lambda ctx: ctx.mid(BTC))
-        stop = await bot.do(lambda ctx: ctx.stop_market_order(BTC, "sell", mid * 0.99, 0.01))
+        stop = await long_with_a_stop(bot)
         sim.jump(BTC_ID, -3.0)
         _, truth = fired(sim, key, stop["clientOrderId"])
         await booked_once(bot, sim, key, truth, "stream" if streams else "rest")
@@ -159,9 +167,7 @@ async def test_rest_first_then_the_late_stream_books_the_triggered_stop_once(
     sim, key = account
     bot = await started(bot_toml(tmp_path, sim.base_url, True))
     try:
-        await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.01))
-        mid = await bot.do(lambda ctx: ctx.mid(BTC))
-        stop = await bot.do(lambda ctx: ctx.stop_market_order(BTC, "sell", mid * 0.99, 0.01))
+        stop = await long_with_a_stop(bot)
         sim.set_faults({"streams": {"scope": "user", "delay_ms": LATE_MS}})
         sim.jump(BTC_ID, -3.0)
         _, truth = fired(sim, key, stop["clientOrderId"])
