@@ -12,12 +12,17 @@ default), the user stream has none:
 2. the old connection's pending watches are rejected with ``Rotated``: the stream loops
    take it as a switch, not a loss (no backoff, no backfill) and watch again at once,
    on the new connection;
-3. the old connection is closed (marked as closed by us, so ccxt.pro does not drop the
+3. the old connection stays open ``OVERLAP_S`` longer, and what it still delivers is
+   handled as if the new one had (it wakes the watches there): an event the exchange
+   sent before it registered the new connection is on its way on the old one only, and
+   closing the old one at once discarded it (a lost fill);
+4. the old connection is closed (marked as closed by us, so ccxt.pro does not drop the
    new one from its table).
 
 Events that arrive on both connections during the overlap are applied twice to ccxt.pro's
 caches (by id) and deduplicated by trade id in the engine, so none is lost or counted
-twice. A market connection is switched the same way but closed first (its subscriptions
+twice; a position update arriving late is left out as out of order (perpbot.streams.
+exchange). A market connection is switched the same way but closed first (its subscriptions
 are messages, and two connections feeding one local book would desync it): its loops
 resubscribe at once on a new connection and the book is resynced from a new snapshot, so
 its data is a few hundred milliseconds older for a moment, and nothing else.
@@ -35,6 +40,7 @@ import ccxt
 
 RETRY_S = 30.0  # after a failed rotation, the next attempt
 DIAL_WAIT_S = 10.0
+OVERLAP_S = 2.0  # a replaced user-data connection delivers what is on its way this long
 
 
 class Rotated(ccxt.NetworkError):
@@ -70,8 +76,13 @@ async def rotate(ex: Any, url: str, old: Any, *, make_first: bool) -> None:
             with contextlib.suppress(Exception):
                 await new.close()
             raise
+        old.on_message_callback = lambda _old, message: ex.handle_message(new, message)
     why = Rotated(f"perpbot rotated the stream connection {url} (ahead of the 24 h limit)")
     old.error = why  # closed by us: ccxt.pro's on_close then leaves its table alone
     old.reject(why)  # the loops watching on it watch again, on the new connection
-    with contextlib.suppress(Exception):
-        await old.close()
+    try:
+        if make_first:
+            await asyncio.sleep(OVERLAP_S)
+    finally:
+        with contextlib.suppress(Exception):
+            await old.close()

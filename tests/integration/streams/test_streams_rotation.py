@@ -70,6 +70,41 @@ async def test_connections_are_rotated_ahead_of_the_limit_with_no_gap(
         await bot.stop()
 
 
+async def test_events_in_flight_on_the_old_connection_at_the_switch_are_not_lost(
+    sim_factory: Any, tmp_path: Path
+) -> None:
+    """The user stream's events reach the bot 300 ms after they happen (simulator delay):
+    at each rotation, the fills made just before the new connection was registered are
+    still on their way on the old one only. They must arrive all the same (the old
+    connection is closed only after an overlap, and what it still delivers wakes the
+    watches on the new one): closed at once, it took them with it (the CI failure of
+    2026-12-07 was this race, hit by chance)."""
+    handle = sim_factory(ws={"max_connection_s": LIMIT_S})
+    toml = bot_toml(tmp_path, handle, reconcile_interval=600, stream_rotate_s=ROTATE_S)
+    bot = await started(toml)
+    try:
+        control(handle, "/__sim/faults", {"streams": {"delay_ms": 300.0, "scope": "user"}})
+
+        def user_rotations() -> list[Any]:
+            return [d for d in bot.decisions("STREAM_ROTATED") if d.data["private"]]
+
+        side = "buy"
+        while len(user_rotations()) < 2:  # trade without pause through two rotations
+            await bot.do(lambda ctx, side=side: ctx.market_order(BTC, side, 0.002))
+            side = "sell" if side == "buy" else "buy"
+        truth = await sim_trade_ids(handle, bot)
+        await bot.until(lambda: len(fill_events(bot)) >= len(truth), timeout=10)
+        ids = [e.fill.trade_id for e in fill_events(bot)]
+        assert sorted(ids) == sorted(truth) and len(set(ids)) == len(ids)
+        assert {e.source for e in fill_events(bot)} == {"stream"}
+        for code in ("STREAM_DISCONNECTED", "STREAM_BACKFILL", "STREAM_ROTATE_FAILED"):
+            assert not bot.decisions(code), code
+        assert ws_counters(handle)["closed_by_server"] == 0
+    finally:
+        control(handle, "/__sim/faults", {})
+        await bot.stop()
+
+
 async def test_a_rotation_that_cannot_connect_keeps_the_old_connection(
     sim_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
