@@ -65,6 +65,10 @@ async def rotate(ex: Any, url: str, old: Any, *, make_first: bool) -> None:
     del clients[url]
     if make_first:
         new = ex.client(url)
+        # subscribed by its URL, it carries what the old one did: ccxt.pro reads the
+        # account type of a balance update from the connection's subscriptions, and
+        # failed on one that came before the loops watched there again
+        new.subscriptions.update(old.subscriptions)
         try:
             await asyncio.wait_for(asyncio.shield(new.connect(ex.session, 0)), DIAL_WAIT_S)
         except BaseException:
