@@ -126,6 +126,8 @@ def budget_line(bot: dict[str, Any]) -> str:
             parts.append(f"BANNED {rate['banned_for_s']:.0f}s")
         elif rate.get("blocked_for_s"):
             parts.append(f"held back {rate['blocked_for_s']:.0f}s")
+        elif rate.get("orders_blocked_for_s"):
+            parts.append(f"new orders held back {rate['orders_blocked_for_s']:.0f}s")
     elif b.get("used_weight_1m") is not None:
         parts.append(f"weight {b['used_weight_1m']}/1m")
         counts = [

@@ -160,6 +160,8 @@ def extras_lines(extras: dict[str, Any]) -> list[tuple[str, str]]:
             line += f"  BANNED {rate['banned_for_s']:.0f} s"
         elif rate.get("blocked_for_s"):
             line += f"  waiting {rate['blocked_for_s']:.0f} s"
+        elif rate.get("orders_blocked_for_s"):
+            line += f"  new orders waiting {rate['orders_blocked_for_s']:.0f} s (order count)"
         out.append(("rate", line))
         if rate.get("last_change"):
             out.append(("last limit", str(rate["last_change"])))

@@ -600,6 +600,8 @@ def snapshot(st: HostState, now: float, policy: Policy, key_id: str, store: str)
         "source": st.rules_source,
         "blocked_for_s": round(max(0.0, st.blocked_until - now), 3),
         "banned_for_s": round(max(0.0, st.banned_until - now), 3),
+        # orders only (a 429 about the order count, -1015): reads and cancels still go
+        "orders_blocked_for_s": round(max(0.0, st.orders_blocked_until - now), 3),
         "last_change": last.get("sentence"),
         "last_change_code": last.get("code"),
         "last_change_at": last.get("at"),

@@ -67,6 +67,12 @@ async def test_an_order_count_429_cuts_only_the_order_budget_and_reads_keep_flow
         with pytest.raises(ccxt.DDoSProtection) as refused:
             await place(client, price, 3)
         refused_at = time.monotonic()
+        during = limiter.snapshot()
+        for _ in range(50):  # (the 429 is written to the store by its thread)
+            if during["orders_blocked_for_s"]:
+                break
+            await asyncio.sleep(0.01)
+            during = limiter.snapshot()
         # the next create is held until the Retry-After has passed, then placed
         placed.append(await place(client, price, 4))
         placed_at = time.monotonic()
@@ -90,6 +96,9 @@ async def test_an_order_count_429_cuts_only_the_order_budget_and_reads_keep_flow
     assert held == sorted(o["clientOrderId"] for o in placed)
     assert len(placed) == 4 and "oc429-3" not in held
     assert [c.path for c in rec.calls if c.http_method == "POST"].count("/fapi/v1/order") == 5
+    # status says new orders wait, not that everything does
+    assert 0 < during["orders_blocked_for_s"] <= ORDER_WINDOW_S
+    assert during["blocked_for_s"] == 0
     # only this key's order-count budgets were cut
     cut = rec.of("RATE_TIGHTEN_429")
     mine = [d.data["bucket"] for d in cut]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from perpbot.cli.status_view import budget_line
 from perpbot.engine.output import extras_lines, summary_lines
 
 
@@ -66,3 +67,23 @@ def test_summary_lines_name_the_essentials() -> None:
         "RISK_MAX_NOTIONAL",
     ):
         assert needle in text
+
+
+def test_an_orders_only_block_is_said_as_such() -> None:
+    """A 429 about the order count (-1015) holds new orders only: the run panel and
+    `perpbot status` say that, not that every request waits."""
+    rate = {
+        "weight_used": 10,
+        "weight_limit": 2280,
+        "weight_nominal": 2400,
+        "weight_window": "1m",
+        "banned_for_s": 0.0,
+        "blocked_for_s": 0.0,
+        "orders_blocked_for_s": 7.2,
+    }
+    line = dict(extras_lines({"rate": rate}))["rate"]
+    assert line.endswith("new orders waiting 7 s (order count)")
+    status = budget_line({"rate": rate})
+    assert "new orders held back 7s" in status and " held back 7s" not in status.replace(
+        "new orders held back", ""
+    )
