@@ -196,6 +196,31 @@ def child_spec(spec: ConditionalSpec) -> OrderSpec:
     )
 
 
+def adopted_spec(order: dict[str, Any]) -> ConditionalSpec | None:
+    """What a listed conditional order (``parse_algo``) an earlier run placed means, for the
+    run that adopts it (None: a type perpbot does not place)."""
+    wire = str(order.get("type") or "").upper()
+    kind = next((k for k, w in WIRE_TYPE.items() if w == wire), None)
+    side = order.get("side")
+    if kind is None or side not in ("buy", "sell"):
+        return None
+    return ConditionalSpec(
+        symbol=str(order.get("symbol")),
+        side=side,
+        kind=kind,  # type: ignore[arg-type]
+        amount=order.get("amount"),
+        trigger_price=order.get("triggerPrice"),
+        price=order.get("price"),
+        close_position=bool(order.get("closePosition")),
+        reduce_only=bool(order.get("reduceOnly")),
+        client_order_id=str(order.get("clientOrderId")),
+        intent="adopted from an earlier run",
+        position_side=order.get("positionSide")
+        if order.get("positionSide") in HEDGE_SIDES
+        else None,
+    )
+
+
 def parse_algo(raw: dict[str, Any], symbol: str) -> dict[str, Any]:
     """An algo order answer as a ccxt-like dict (``id``, ``clientOrderId``, ``status``...)."""
 
@@ -308,6 +333,9 @@ class ConditionalOrders:
         cid = str(order.get("clientOrderId"))
         self.orders.adopted.add(cid)
         self.inherited.add(cid)
+        spec = adopted_spec(order)
+        if spec is not None:  # its fills, once it fires, are this run's too
+            self.orders.ledger.stands(child_spec(spec))
 
     async def cancel(self, order: dict[str, Any] | str, symbol: str) -> dict[str, Any] | None:
         """Cancel one conditional order (order dict, or this run's client id)."""

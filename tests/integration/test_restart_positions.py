@@ -219,3 +219,31 @@ def test_an_adopted_stop_is_cancelled_once_flat_and_a_clean_stop_leaves_none(
     assert code == 0, err
     assert not _stops(sim, key)  # nothing of this strategy left behind
     assert [c for c, a in _algo(sim, key).items() if a["algoStatus"] == "NEW"] == [theirs]
+
+
+def test_an_adopted_stop_that_fires_is_the_runs_fill_not_a_foreign_one(
+    sim_factory: Any, tmp_path: Path, bots: list[Bot]
+) -> None:
+    """The dead run's protect stop, adopted at the restart, fires while the new run trades:
+    its fill is the run's (booked with its fee and realized P&L, in the run's summary), not
+    a fill of an order no run placed (FILL_FOREIGN, left out of the run's figures)."""
+    sim = sim_factory(market=quiet_market())
+    creds, _ex, protect, _reduce, _theirs = _dead_run_left(sim)
+    key = creds[0]
+    toml = _toml(
+        tmp_path, sim.base_url, "fires.toml", params={"mode": "idle", "orders_per_symbol": 0}
+    )
+    bot = _start(bots, toml, tmp_path, creds, "fires")
+    wait_until(lambda: "PROTECT_ADOPTED" in bot.out.read_text(), timeout=30)
+    sim.jump(BTC_ID, -6.0)  # through the adopted stop (5 % under the entry) only
+    wait_until(lambda: position_of(sim.state(), key, BTC_ID) == 0.0, timeout=10)
+    assert _algo(sim, key)[protect]["algoStatus"] != "NEW"  # it fired
+    sold = f"fill {BTC} sell 0.01 @ "
+    wait_until(lambda: sold in bot.out.read_text(), timeout=10)
+    bot.signal(signal.SIGTERM)
+    code, out, err = bot.finish(30)
+    assert code == 0, err
+    assert "FILL_FOREIGN" not in out, out
+    assert len([ln for ln in out.splitlines() if ln.startswith(sold)]) == 1, out
+    assert "orders: placed 1, filled 1" in out and "fills: 1 " in out, out
+    assert "final position: flat" in out
