@@ -70,12 +70,18 @@ class Keeper:
     guards: dict[str, Guard] = field(default_factory=dict)  # by leg_key
     explained: dict[str, float] = field(default_factory=dict)  # leg_key -> amount explained
     failed_at: dict[str, float] = field(default_factory=dict)  # leg_key -> monotonic time
+    # protective orders whose cancel failed, by symbol: they can only close, but one left
+    # standing would close a later position at a stale price, or refuse its stop (-4130);
+    # cancelled again every RETRY_AFTER_S (strays_at: the last try, monotonic)
+    strays: dict[str, set[str]] = field(default_factory=dict)
+    strays_at: float = 0.0
 
     async def sync(
         self, positions: dict[str, PositionSnapshot], legs: dict[str, PositionSnapshot]
     ) -> None:
         """Protect each symbol's position (one-way) or each of its sides (hedge mode:
         ``legs`` by leg_key)."""
+        await self._cancel_strays()
         hedged = self.stops.orders.account.hedged
         for symbol in self.symbols:
             if not hedged:
@@ -304,22 +310,40 @@ class Keeper:
             if cid is not None:
                 await self._cancel_one(symbol, cid)
 
+    async def _cancel_strays(self) -> None:
+        """Cancel again the protective orders whose cancel failed (every RETRY_AFTER_S)."""
+        if not self.strays or time.monotonic() - self.strays_at < RETRY_AFTER_S:
+            return
+        self.strays_at = time.monotonic()
+        for symbol, cids in list(self.strays.items()):
+            for cid in sorted(cids):
+                await self._cancel_one(symbol, cid)
+
     async def _cancel_one(self, symbol: str, cid: str) -> bool:
-        """Cancel one protective order; False (said) when it may still stand."""
+        """Cancel one protective order; False when it may still stand (said once, and
+        cancelled again later: ``strays``)."""
+        strays = self.strays.setdefault(symbol, set())
         try:
             await self.stops.cancel(cid, symbol)  # one already gone counts as cancelled
         except Exception as exc:  # a leftover protective order can only close
-            self.bus.publish(
-                Decision(
-                    "protect",
-                    "warn",
-                    "PROTECT_CANCEL_FAILED",
-                    f"could not cancel the old protective order {cid} on {symbol} "
-                    f"({type(exc).__name__}); it can only close the position",
-                    {"symbol": symbol, "client_order_id": cid},
+            if cid not in strays:
+                strays.add(cid)
+                self.strays_at = time.monotonic()
+                self.bus.publish(
+                    Decision(
+                        "protect",
+                        "warn",
+                        "PROTECT_CANCEL_FAILED",
+                        f"could not cancel the old protective order {cid} on {symbol} "
+                        f"({type(exc).__name__}); it can only close the position, and is "
+                        f"cancelled again every {RETRY_AFTER_S:g} s until it is gone",
+                        {"symbol": symbol, "client_order_id": cid},
+                    )
                 )
-            )
             return False
+        strays.discard(cid)
+        if not strays:
+            del self.strays[symbol]
         return True
 
     def _covered(self, key: str, amount: float, code: str, why: str) -> None:

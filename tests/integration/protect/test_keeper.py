@@ -339,3 +339,32 @@ async def test_gtd_orders_through_the_strategy_context(
     assert len(sim.state()["orders"]) == before  # refused before the exchange
     bot.runner.request_stop("test")
     await bot.finish()
+
+
+async def test_protective_orders_left_by_a_failed_cancel_are_cancelled_once_cancels_work(
+    account: tuple[Any, str], tmp_path: Path
+) -> None:
+    """The position goes flat while cancels fail (503): its stop and take-profit stand on
+    (PROTECT_CANCEL_FAILED, once each). They are cancelled once cancels work, so a new
+    position gets a stop of its own, not the old one's stale closePosition stop (which
+    would also refuse the new one, -4130, and trip the kill switch)."""
+    sim, key = account
+    bot, ctx, _old = await protected_bot(tmp_path, sim, key)
+    first = {a["clientAlgoId"] for a in standing(sim, key)}
+    sim.set_faults({"errors": {"rate": 1.0, "paths": ["/fapi/v1/algoOrder"],
+                               "methods": ["DELETE"], "statuses": [503]}})  # fmt: skip
+    await asyncio.to_thread(ctx.market_order, BTC, "sell", 0.01, reduce_only=True)
+    assert position_of(sim.state(), key, BTC_ID) == 0.0
+    await bot.until(lambda: len(bot.decisions("PROTECT_CANCEL_FAILED")) == 2, timeout=30)
+    assert {a["clientAlgoId"] for a in standing(sim, key)} == first
+
+    sim.set_faults({})
+    await bot.until(lambda: not standing(sim, key), timeout=30)
+    assert {algos(sim, key)[c]["algoStatus"] for c in first} == {"CANCELED"}
+    assert len(bot.decisions("PROTECT_CANCEL_FAILED")) == 2  # said once each, not per try
+    await asyncio.to_thread(ctx.market_order, BTC, "buy", 0.01)
+    new = await bot.until(lambda: len(standing(sim, key)) == 2 and standing(sim, key))
+    assert not first & {a["clientAlgoId"] for a in new}
+    assert not bot.decisions("KILL_UNPROTECTED")
+    bot.runner.request_stop("test")
+    await bot.finish()
