@@ -90,8 +90,9 @@ async def test_funding_charged_and_in_history(sim_factory) -> None:
 async def _funding_case(sim: SimHandle, client) -> None:
     await client.create_order(BTC, "market", "buy", 0.1)
     wallet_before = float((await client.fapiPrivateV3GetAccount())["totalWalletBalance"])
-    sim.advance(31_000)  # at least one 30 s funding interval
-    sim.advance(30_000)
+    sim.advance(31_000)  # at least one 30 s funding time
+    sim.advance(29_000)  # 60 s in all: exactly two, wherever the clock started (61 s
+    # crossed a third when the manual clock started in the last second of an interval)
     history = await client.fetch_funding_history(BTC)
     assert len(history) == 2
     assert all(h["amount"] == pytest.approx(-0.1 * 60000 * 0.0001) for h in history)
