@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 INFLIGHT_WAIT_S = 5.0  # how long the stop lets strategy calls in flight land
 ON_STOP_WAIT_S = 5.0  # how long the strategy's on_stop may take
+# how long the stop lets the strategy's callback in progress (a tick) end before on_stop: its
+# calls are refused from the stop on, so one that is not hung ends well within this
+CALLBACK_LAND_S = 1.0
 STRATEGY_SHARE = 0.25  # of the stop bound the strategy gets at most to land and stop
 CONFIRM_SHARE = 0.25  # of the stop bound kept for confirming at the exchange
 RELEASE_SHARE = 0.15  # of the stop bound kept for releasing (listing, then disarming)
@@ -127,9 +130,10 @@ async def stop_sequence(run: Runner) -> dict[str, Any]:
 
 
 async def _stop_strategy(run: Runner, deadline: float) -> None:
-    """No new strategy calls; calls in flight land; ``on_stop`` then ``on_save`` run (what
-    on_save returns is persisted); then the strategy's process, if any, is ended. Each
-    wait is at most its own limit and ends at ``deadline`` (a share of the stop bound)."""
+    """No new strategy calls; calls in flight land, and the callback the stop met ends;
+    ``on_stop`` then ``on_save`` run (what on_save returns is persisted); then the
+    strategy's process, if any, is ended. Each wait is at most its own limit and ends at
+    ``deadline`` (a share of the stop bound): a hung strategy gets no on_stop."""
     assert run.ctx is not None and run.orders is not None
     run.ctx.closed = True
     until = min(time.monotonic() + INFLIGHT_WAIT_S, deadline)
@@ -138,6 +142,9 @@ async def _stop_strategy(run: Runner, deadline: float) -> None:
     host = run.cycle.host
     if host is None:
         return
+    until = min(time.monotonic() + CALLBACK_LAND_S, deadline)
+    while host.busy and time.monotonic() < until:  # the tick the stop met ends
+        await asyncio.sleep(0.01)
     if not host.busy and run.fatal is None:
         wait = min(ON_STOP_WAIT_S, max(deadline - time.monotonic(), 0.05))
         try:
