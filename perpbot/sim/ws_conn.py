@@ -20,6 +20,7 @@ from perpbot.sim.ws_faults import StreamDice, StreamFaults
 from perpbot.sim.ws_market import Stream
 
 MAX_QUEUED = 50_000  # undelivered events before a non-reading client is disconnected
+RELEASES_KEPT = 100  # the last times held events were released at, per connection
 
 
 def wall_ms() -> float:
@@ -57,6 +58,9 @@ class WsConn:
     last_pong_ms: float = field(default_factory=wall_ms)
     queue: asyncio.Queue[tuple[float, str]] = field(default_factory=asyncio.Queue)
     held: str | None = None
+    # when events held back by delay_ms / burst_ms were due, each recorded once it went out
+    # (ms on wall_ms() above: this process's monotonic clock)
+    released: deque[float] = field(default_factory=lambda: deque(maxlen=RELEASES_KEPT))
     closing: bool = False
     sender: asyncio.Task[None] | None = None
 
@@ -120,6 +124,8 @@ class WsConn:
             except (ConnectionError, RuntimeError):
                 return
             counters.events_sent += 1
+            if due:
+                self.released.append(due)
 
     def abort(self) -> None:
         """Drop the TCP connection without a close frame (the client sees 1006)."""

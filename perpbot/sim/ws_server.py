@@ -406,6 +406,7 @@ class WsHub:
                     "combined": c.combined,
                     "streams": sorted(c.streams),
                     "age_ms": now - c.opened_ms,
+                    "released_ms": list(c.released),
                 }
                 for c in sorted(self.conns, key=lambda c: c.conn_id)
             ],

@@ -71,16 +71,31 @@ def test_the_countdown_is_refreshed_every_half_countdown_and_never_lapses(
     sim, (key, _) = _bot(bot_files, tmp_path, countdown_ms / 1000, bots)
     samples = _watch(sim, key, 12.0)
     _never_lapsed(samples)
-    for symbol in SYMBOLS:
-        deadlines = [d[symbol] for _, d, _ in samples]
-        changes = [i for i in range(1, len(deadlines)) if deadlines[i] != deadlines[i - 1]]
+    start, end = samples[0][0], samples[-1][0]
+    for symbol, sets in _refreshes(sim, key).items():
         # 12 s at one refresh per 2 s: about 6 (a third of the countdown would make 9)
-        assert 4 <= len(changes) <= 7, (symbol, len(changes))
-        for i in changes:
-            left_ms = deadlines[i - 1] - samples[i - 1][0]  # what was left when refreshed
+        inside = [i for i, at in enumerate(sets) if start <= at <= end and i > 0]
+        assert 4 <= len(inside) <= 7, (symbol, len(inside))
+        for i in inside:
+            # what was left when refreshed, on the exchange's clock: the deadline the last
+            # refresh set, less the moment this one arrived (not when a sample saw it)
+            left_ms = sets[i - 1] + countdown_ms - sets[i]
             # refreshed once half had passed (not earlier), with half of it still to spare
             assert left_ms <= countdown_ms / 2 + 300, (symbol, left_ms)
             assert left_ms >= countdown_ms / 4, (symbol, left_ms)
+
+
+def _refreshes(sim: Any, key: str) -> dict[str, list[int]]:
+    """Each symbol's countdown refreshes the simulator accepted (its countdown log), in order."""
+    log = sim.state()["countdown_log"]
+    return {
+        symbol: [
+            e["time"]
+            for e in log
+            if (e["account"], e["symbol"], e["event"]) == (key, symbol, "set")
+        ]
+        for symbol in SYMBOLS
+    }
 
 
 def test_a_refresh_that_fails_is_tried_again_before_the_countdown_lapses(

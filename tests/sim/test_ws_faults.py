@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -86,11 +87,21 @@ async def test_delay_burst_and_stall(
             return times
 
         reader = asyncio.create_task(arrivals())
+        printed: list[tuple[float, float]] = []  # (asked, answered), ms
         for _ in range(3):  # printed 150 ms apart ...
+            asked = time.monotonic() * 1000.0
             await _print_trades(trader, 1)
+            printed.append((asked, time.monotonic() * 1000.0))
             await asyncio.sleep(0.15)
-        # ... delivered only at multiples of 500 ms (the server's monotonic clock is ours)
-        assert all(t % 500 < 150 for t in await reader)
+        arrived = await reader
+        # ... held until the next multiple of 500 ms after each print (the simulator's release
+        # times, on the monotonic clock it shares with this test), and not delivered before
+        (conn,) = (await control(session, sim, "/__sim/ws"))["connections"]
+        due = conn["released_ms"][-3:]
+        for (asked, answered), release, at in zip(printed, due, arrived, strict=True):
+            assert release % 500 == 0, due
+            assert math.ceil(asked / 500) * 500 <= release <= math.ceil(answered / 500) * 500
+            assert at >= release, (at, release)
         sim.set_faults({"streams": {"stall": True}})
         await _print_trades(trader, 2)
         assert await silent_for(ws, 0.6)

@@ -13,7 +13,16 @@ from perpbot.sim import SimConfig, SimHandle
 from perpbot.sim.config import MarketConfig
 from perpbot.sim.ws_config import WsConfig
 from tests.sim.conftest import BTC, make_async, quiet_config
-from tests.sim.ws_support import control, make_pro, next_event, next_json, silent_for, ws_url
+from tests.sim.ws_support import (
+    control,
+    make_pro,
+    next_event,
+    next_json,
+    silent_for,
+    subscribed,
+    until_connected,
+    ws_url,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -96,7 +105,7 @@ async def test_watch_trades_sees_each_fill_on_the_tape(sim: SimHandle, pro: Any)
     try:
         await rest.load_markets()
         watcher = asyncio.create_task(pro.watch_trades(BTC))
-        await asyncio.sleep(0.3)
+        await until_connected(sim, subscribed("btcusdt@trade"))
         await rest.create_order(BTC, "market", "buy", 0.02)
         trades = await asyncio.wait_for(watcher, 5)
         state = sim.state()
@@ -115,7 +124,7 @@ async def test_watch_liquidations_reports_a_forced_close(sim: SimHandle, pro: An
         await rest.set_leverage(50, BTC)
         await rest.create_order(BTC, "market", "buy", 0.15)
         watcher = asyncio.create_task(pro.watch_liquidations(BTC))
-        await asyncio.sleep(0.3)
+        await until_connected(sim, subscribed("btcusdt@forceOrder"))
         sim.jump("BTCUSDT", -3)
         liqs = await asyncio.wait_for(watcher, 5)
         truth = sim.state()["liquidations"][-1]

@@ -12,7 +12,16 @@ import pytest
 from perpbot.sim import SimHandle
 from perpbot.sim.config import FundingConfig
 from tests.sim.conftest import BTC, make_async, quiet_config
-from tests.sim.ws_support import control, make_pro, next_event, next_json, silent_for, ws_url
+from tests.sim.ws_support import (
+    control,
+    make_pro,
+    next_event,
+    next_json,
+    private_after,
+    silent_for,
+    until_connected,
+    ws_url,
+)
 
 pytestmark = pytest.mark.asyncio
 LISTEN_KEY = "/fapi/v1/listenKey"
@@ -223,7 +232,7 @@ async def test_watch_streams_agree_with_rest_after_fills(sim: SimHandle) -> None
         trades_w = asyncio.create_task(pro.watch_my_trades(BTC))
         balance_w = asyncio.create_task(pro.watch_balance())
         positions = await pro.watch_positions([BTC])  # REST snapshot first
-        await asyncio.sleep(0.3)
+        await until_connected(sim, private_after(0))
         resting = await pro.create_order(BTC, "limit", "sell", 0.04, 60000.0)
         await take_queue_ahead(sim, other, resting["id"])
         await other.create_order(BTC, "market", "buy", 0.01)  # partial fill of ours
@@ -271,14 +280,15 @@ async def test_ccxt_pro_recreates_after_listen_key_expiry(
     try:
         await pro.load_markets()
         watcher = asyncio.create_task(pro.watch_orders(BTC))
-        await asyncio.sleep(0.3)
+        conns = await until_connected(sim, private_after(0))
+        first = max(c["id"] for c in conns if c["private"])
         first_key = pro.options["linear"]["listenKey"]
         assert (await control(session, sim, "/__sim/ws/expire_listen_keys", {}))["expired"] == 1
         with pytest.raises(Exception):  # noqa: B017 - ccxt raises NetworkError on the close
             await asyncio.wait_for(watcher, 5)
         pro.options["linear"]["lastAuthenticatedTime"] = 0  # what a client does on expiry
         watcher = asyncio.create_task(pro.watch_orders(BTC))
-        await asyncio.sleep(0.3)
+        await until_connected(sim, private_after(first))  # a new connection, new key
         assert pro.options["linear"]["listenKey"] != first_key
         placed = await pro.create_order(BTC, "market", "buy", 0.01)
         orders = await asyncio.wait_for(watcher, 5)

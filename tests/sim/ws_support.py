@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -46,6 +47,38 @@ async def next_event(
             return data
         if isinstance(data, list) and data and data[0].get("e") == event:
             return {"e": event, "items": data}
+
+
+Connections = list[dict[str, Any]]
+
+
+async def until_connected(
+    handle: SimHandle, ready: Callable[[Connections], bool], timeout: float = 10.0
+) -> Connections:
+    """The simulator's WebSocket connections (``GET /__sim/ws``) once ``ready`` says so.
+
+    A watcher started as a task is subscribed only after its round trips (a listenKey, the
+    handshake, a SUBSCRIBE); a test that makes the event it waits for must wait for the
+    simulator to hold the subscription, not for a fixed time a loaded machine can exceed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            conns: Connections = (await control(session, handle, "/__sim/ws"))["connections"]
+            if ready(conns):
+                return conns
+            assert loop.time() < deadline, f"not connected within {timeout} s: {conns}"
+            await asyncio.sleep(0.01)
+
+
+def subscribed(stream: str) -> Callable[[Connections], bool]:
+    """``until_connected``'s test: a connection carries ``stream`` (e.g. btcusdt@trade)."""
+    return lambda conns: any(stream in c["streams"] for c in conns)
+
+
+def private_after(conn_id: int) -> Callable[[Connections], bool]:
+    """``until_connected``'s test: a user-data connection newer than ``conn_id`` is open."""
+    return lambda conns: any(c["private"] and c["id"] > conn_id for c in conns)
 
 
 async def silent_for(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -85,20 +86,27 @@ async def test_a_failed_reread_keeps_the_rules_until_the_next_period() -> None:
 async def test_setting_up_never_waits_for_a_slow_store() -> None:
     """Connecting (a bot, or `perpbot kill --direct`) queues its set-up transaction: a store
     another process holds delays nothing; the set-up still precedes every later one."""
-    import time
+    released, answered = threading.Event(), threading.Event()
 
     class SlowStore(MemoryStore):
         def transact(self, fn: Any) -> Any:
-            time.sleep(0.5)  # another process's write lock
-            return super().transact(fn)
+            released.wait(10)  # another process's write lock, until the test lets it go
+            try:
+                return super().transact(fn)
+            finally:
+                answered.set()
 
     exchange = SimpleNamespace(options={}, fapipublic_get_exchangeinfo=None)
     host = HostBudget(
         store=SlowStore("rk-4:1"), policy=Policy(), bus=EventBus(), exchange=exchange, key_id="k"
     )
     fallback = RuleSet((Rule("weight", 60, 1000),), "config")
-    t0 = time.monotonic()
-    rules = RulesKeeper(host, 2.0, fallback, exchange)
-    assert time.monotonic() - t0 < 0.2
+    try:
+        rules = RulesKeeper(host, 2.0, fallback, exchange)
+        # back while the store still holds its lock: nothing waited for it (had anything,
+        # it would be back only once the store had answered, 10 s on)
+        assert not answered.is_set()
+    finally:
+        released.set()
     nominal = await host.transact(lambda st: st.buckets["weight/60s"].nominal)
     assert nominal == 1000 and rules.host.mirror.rules_source == "config"
