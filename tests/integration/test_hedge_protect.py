@@ -99,9 +99,14 @@ async def test_a_stop_per_side_follows_each_side_and_fires_for_its_side_only(
         await bot.do(
             lambda ctx: fresh(ctx).market_order(BTC, "buy", LONG_QTY, position_side="LONG")
         )
+        # (the new closePosition stop alone on the side: the bridge also stands alone on it
+        # for a moment, between the old stop's cancel and the new stop's placement)
         second = await bot.until(
             lambda: (
-                (s := standing(sim, key)).get("LONG", long_sl)["algoId"] != long_sl["algoId"] and s
+                (new := (s := standing(sim, key)).get("LONG", long_sl))["algoId"]
+                != long_sl["algoId"]
+                and new["closePosition"]
+                and s
             )
         )
         assert second["SHORT"]["algoId"] == short_sl["algoId"]
