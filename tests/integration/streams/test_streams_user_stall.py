@@ -72,8 +72,12 @@ async def test_a_stalled_user_stream_is_found_by_the_books_evidence(
         assert feed.counters["user_silent"] == 1 and feed.counters["reconciles"] == 2
         logged = [e for e in bot.journal() if e["code"] == "STREAM_USER_SILENT"]
         assert logged and logged[0]["layer"] == "streams"
-        said = bot.status()["snapshot"]["extras"]["streams"]["events"]
-        assert any(e["code"] == "STREAM_USER_SILENT" for e in said)
+        await bot.until(  # `perpbot status` (its file is written after each tick)
+            lambda: any(
+                e["code"] == "STREAM_USER_SILENT"
+                for e in bot.status()["snapshot"]["extras"]["streams"]["events"]
+            )
+        )
         # the stall ends: the stream carries fills again
         control(handle, "/__sim/faults", {})
         await bot.do(lambda ctx: ctx.market_order(BTC, "sell", 0.002))
