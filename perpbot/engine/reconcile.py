@@ -334,6 +334,8 @@ class Reconciler:
             self.unresolved.setdefault(tid, (symbol, t))
         looked: dict[str, dict[str, Any] | None] = {}  # one lookup per order per reconcile
         for tid, (sym, t) in list(self.unresolved.items()):
+            if tid not in self.unresolved:  # a reconcile running beside this one took it
+                continue
             if self.ledger.names_order(t):  # its placement answer came meanwhile: booked
                 del self.unresolved[tid]
                 continue
@@ -352,7 +354,8 @@ class Reconciler:
                 cid = str(found.get("clientOrderId") or "(none)") if found else UNKNOWN_CLIENT_ID
                 order = found or order
                 unplaced.remember(oid, cid)
-            del self.unresolved[tid]
+            if self.unresolved.pop(tid, None) is None:
+                continue  # a reconcile running beside this one said it while this one looked
             if self.ledger.triggered(cid, order):
                 self.record_trades(sym, [t], "rest")  # the run's stop fired: its own fill
                 if order.get("status"):

@@ -299,3 +299,34 @@ async def test_a_fill_whose_order_lookup_failed_is_said_once_the_lookup_works(
         assert not reconciler.unresolved
     finally:
         await bot.stop()
+
+
+async def test_two_reconciles_at_once_say_a_foreign_fill_once_and_the_run_goes_on(
+    account: tuple[Any, str], tmp_path: Path
+) -> None:
+    """Two REST reconciles running at once (here the test's own two, beside the run's tick)
+    meet the same fill of an order the run did not place while its lookup (GET
+    /fapi/v1/order) is slow: each finishes, the fill is said once, the run goes on. The
+    second used to fail with a KeyError on the fill the first had said meanwhile; when it
+    was the run's own reconcile, the run ended with an engine error (a loaded CI-like run
+    hit it after a liquidation on a shared account)."""
+    sim, key = account
+    other = plain_ccxt(sim, key, os.environ["PERPBOT_SIM_API_SECRET"])  # same account
+    bot = await started(bot_toml(tmp_path, sim.base_url, False))
+    try:
+        slow = {"rate": 1.0, "delay_ms": 300, "paths": ["/fapi/v1/order"], "methods": ["GET"]}
+        sim.set_faults({"delayed_response": slow})  # every lookup of an order answers late
+        manual = other.create_order(BTC, "market", "sell", 0.004, params={
+            "newClientOrderId": "by-hand-2"})  # fmt: skip
+        reconciler = bot.runner.reconciler
+        assert reconciler is not None
+        await asyncio.gather(reconciler.reconcile(market=False), reconciler.reconcile(market=False))
+        sim.set_faults({})
+        said = bot.decisions("FILL_FOREIGN")
+        assert [d.data["order_id"] for d in said] == [str(manual["id"])]
+        await asyncio.sleep(0.5)  # the run's own ticks go on reconciling
+        assert bot.task is not None and not bot.task.done()
+        assert len(bot.decisions("FILL_FOREIGN")) == 1
+    finally:
+        sim.set_faults({})
+        await bot.stop()
