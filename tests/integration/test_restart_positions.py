@@ -201,17 +201,26 @@ def test_the_dead_runs_conditional_orders_are_cancelled_or_adopted_never_another
     )
 
 
+def _adopting(
+    sim_factory: Any, tmp_path: Path, bots: list[Bot], name: str
+) -> tuple[Any, str, Any, str, str, Bot]:
+    """A dead run's leftovers (``_dead_run_left``) and an idle bot of the strategy that has
+    adopted its protect stop: (sim, key, ccxt exchange, protect and other strategy's client
+    ids, the bot)."""
+    sim = sim_factory(market=quiet_market())
+    creds, ex, protect, _reduce, theirs = _dead_run_left(sim)
+    toml = _toml(
+        tmp_path, sim.base_url, f"{name}.toml", params={"mode": "idle", "orders_per_symbol": 0}
+    )
+    bot = _start(bots, toml, tmp_path, creds, name)
+    wait_until(lambda: "PROTECT_ADOPTED" in bot.out.read_text(), timeout=30)
+    return sim, creds[0], ex, protect, theirs, bot
+
+
 def test_an_adopted_stop_is_cancelled_once_flat_and_a_clean_stop_leaves_none(
     sim_factory: Any, tmp_path: Path, bots: list[Bot]
 ) -> None:
-    sim = sim_factory(market=quiet_market())
-    creds, ex, protect, _reduce, theirs = _dead_run_left(sim)
-    key = creds[0]
-    toml = _toml(
-        tmp_path, sim.base_url, "flat.toml", params={"mode": "idle", "orders_per_symbol": 0}
-    )
-    bot = _start(bots, toml, tmp_path, creds, "flat")
-    wait_until(lambda: "PROTECT_ADOPTED" in bot.out.read_text(), timeout=30)
+    sim, key, ex, protect, theirs, bot = _adopting(sim_factory, tmp_path, bots, "flat")
     ex.create_order(BTC, "market", "sell", 0.01, None, {"reduceOnly": True})  # closed by hand
     wait_until(lambda: _algo(sim, key)[protect]["algoStatus"] == "CANCELED", timeout=10)
     bot.signal(signal.SIGTERM)
@@ -227,14 +236,7 @@ def test_an_adopted_stop_that_fires_is_the_runs_fill_not_a_foreign_one(
     """The dead run's protect stop, adopted at the restart, fires while the new run trades:
     its fill is the run's (booked with its fee and realized P&L, in the run's summary), not
     a fill of an order no run placed (FILL_FOREIGN, left out of the run's figures)."""
-    sim = sim_factory(market=quiet_market())
-    creds, _ex, protect, _reduce, _theirs = _dead_run_left(sim)
-    key = creds[0]
-    toml = _toml(
-        tmp_path, sim.base_url, "fires.toml", params={"mode": "idle", "orders_per_symbol": 0}
-    )
-    bot = _start(bots, toml, tmp_path, creds, "fires")
-    wait_until(lambda: "PROTECT_ADOPTED" in bot.out.read_text(), timeout=30)
+    sim, key, _ex, protect, _theirs, bot = _adopting(sim_factory, tmp_path, bots, "fires")
     sim.jump(BTC_ID, -6.0)  # through the adopted stop (5 % under the entry) only
     wait_until(lambda: position_of(sim.state(), key, BTC_ID) == 0.0, timeout=10)
     assert _algo(sim, key)[protect]["algoStatus"] != "NEW"  # it fired
