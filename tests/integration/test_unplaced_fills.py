@@ -133,8 +133,12 @@ async def test_a_liquidation_is_said_once_and_the_position_is_the_exchanges(
     try:
         await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 3.0))
         await bot.do(lambda ctx: ctx.refresh())
-        own = [f.trade_id for f in bot.runner.ledger.fills]
-        realized = bot.runner.ledger.realized_pnl
+        # every fill of the buy booked (on streams its order update, which the refresh waits
+        # for, can come before its last trades: 3 BTC takes several levels of the book)
+        ledger = bot.runner.ledger
+        await bot.until(lambda: sum(f.amount for f in ledger.fills) == pytest.approx(3.0))
+        own = [f.trade_id for f in ledger.fills]
+        realized = ledger.realized_pnl
         sim.jump(BTC_ID, -6.0)
         (liq,) = [x for x in sim.state()["liquidations"] if x["account"] == key]
         truth = sim_trades(sim, key, "autoclose-")
