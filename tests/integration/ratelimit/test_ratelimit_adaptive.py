@@ -124,14 +124,16 @@ async def test_a_429_storm_is_honoured_no_request_inside_retry_after_no_418(
         await until_next_window()
         storming = asyncio.ensure_future(storm())
         # the readers go on until a window after the last cut met its 429, however slow the
-        # machine, so that every Retry-After period is put to the test
-        lone = asyncio.ensure_future(reads(client, 30 * WINDOW_S, 1))
+        # machine, so that every Retry-After period is put to the test (60 s at most: after
+        # a pushback the limiter probes one request at a time, and a loaded machine can take
+        # many windows to bring a window's usage up to the next cut's level)
+        lone = asyncio.ensure_future(reads(client, 60 * WINDOW_S, 1))
         # the crowd joins once the client has taken in the first 429 (the simulator's own
         # count goes up as it answers, before the answer has been read)
         while not rec.of("RATE_TIGHTEN_429"):
             await asyncio.sleep(0.002)
-        crowd = asyncio.ensure_future(reads(client, 30 * WINDOW_S, 4))
-        await asyncio.wait_for(storming, timeout=30)
+        crowd = asyncio.ensure_future(reads(client, 60 * WINDOW_S, 4))
+        await asyncio.wait_for(storming, timeout=60)
 
         async def the_last_cut_is_read() -> None:  # once its Retry-After has passed
             while len(rec.of("RATE_LIMIT_LOWERED")) < len(cuts):
