@@ -125,6 +125,8 @@ class StreamFeed:
         self._unmatched: list[tuple[float, str, dict[str, Any]]] = []
         # client id -> (when, newest stream update) of an order not in the ledger yet
         self._unmatched_orders: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._trades_seen: set[str] = set()  # trade ids the trades loop has applied
+        self._orders_seen: dict[str, tuple[Any, Any]] = {}  # order id -> (status, filled)
         self._wallet: float | None = None  # wallet balance: equity less unrealised PnL
         self._stream_filled: dict[str, float] = {}  # client id -> cumulative filled (stream)
         self._position_due = False  # a fill streamed, its ACCOUNT_UPDATE not yet
@@ -353,9 +355,29 @@ class StreamFeed:
         self.market.set_book(symbol, ob)
         self._book_seen[symbol] = time.time()
 
+    def _catch_up(self) -> None:
+        """Apply what ccxt.pro's caches hold that the loops never got. A watch is resolved
+        only while a loop waits on it: an update that lands while its loop is between two
+        watches stays in the cache until the next update wakes the loop (the last fill of a
+        burst waited for the next trade, maybe for good on a quiet account). Applying is
+        idempotent (fills by trade id, orders by their newest state)."""
+        trades = [
+            t for t in (getattr(self.ex, "myTrades", None) or [])
+            if str(t.get("id")) not in self._trades_seen
+        ]  # fmt: skip
+        if trades:
+            self._on_trades(trades)
+        orders = [
+            o for o in (getattr(self.ex, "orders", None) or [])
+            if self._orders_seen.get(str(o.get("id"))) != (o.get("status"), o.get("filled"))
+        ]  # fmt: skip
+        if orders:
+            self._on_orders(orders)
+
     def _on_orders(self, orders: list[dict[str, Any]]) -> None:
         now = time.monotonic()
         for o in orders:
+            self._orders_seen[str(o.get("id"))] = (o.get("status"), o.get("filled"))
             if o.get("symbol") not in self.symbols:
                 continue
             cid = o.get("clientOrderId")
@@ -386,6 +408,7 @@ class StreamFeed:
     def _on_trades(self, trades: list[dict[str, Any]]) -> None:
         now = time.monotonic()
         for t in trades:
+            self._trades_seen.add(str(t.get("id")))
             symbol = t.get("symbol")
             if symbol not in self.symbols:
                 continue
@@ -583,6 +606,7 @@ class StreamFeed:
                                  silent_s=round(silent, 3))  # fmt: skip
                     await self._drop(private=h.private)
             self._retry_unmatched()
+            self._catch_up()
             await self._check_owed(now)
             self._check_rotation(now)
             if now - self._last_reconcile >= self.reconcile_interval and not self._lock.locked():
