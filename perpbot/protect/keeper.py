@@ -70,10 +70,10 @@ class Keeper:
     guards: dict[str, Guard] = field(default_factory=dict)  # by leg_key
     explained: dict[str, float] = field(default_factory=dict)  # leg_key -> amount explained
     failed_at: dict[str, float] = field(default_factory=dict)  # leg_key -> monotonic time
-    # protective orders whose cancel failed, by symbol: they can only close, but one left
-    # standing would close a later position at a stale price, or refuse its stop (-4130);
-    # cancelled again every RETRY_AFTER_S (strays_at: the last try, monotonic)
-    strays: dict[str, set[str]] = field(default_factory=dict)
+    # protective orders whose cancel failed, (symbol, client id): they can only close, but
+    # one left standing would close a later position at a stale price, or refuse its stop
+    # (-4130); cancelled again every RETRY_AFTER_S (strays_at: the last try, monotonic)
+    strays: set[tuple[str, str]] = field(default_factory=set)
     strays_at: float = 0.0
 
     async def sync(
@@ -315,19 +315,17 @@ class Keeper:
         if not self.strays or time.monotonic() - self.strays_at < RETRY_AFTER_S:
             return
         self.strays_at = time.monotonic()
-        for symbol, cids in list(self.strays.items()):
-            for cid in sorted(cids):
-                await self._cancel_one(symbol, cid)
+        for symbol, cid in sorted(self.strays):
+            await self._cancel_one(symbol, cid)
 
     async def _cancel_one(self, symbol: str, cid: str) -> bool:
         """Cancel one protective order; False when it may still stand (said once, and
         cancelled again later: ``strays``)."""
-        strays = self.strays.setdefault(symbol, set())
         try:
             await self.stops.cancel(cid, symbol)  # one already gone counts as cancelled
         except Exception as exc:  # a leftover protective order can only close
-            if cid not in strays:
-                strays.add(cid)
+            if (symbol, cid) not in self.strays:
+                self.strays.add((symbol, cid))
                 self.strays_at = time.monotonic()
                 self.bus.publish(
                     Decision(
@@ -341,9 +339,7 @@ class Keeper:
                     )
                 )
             return False
-        strays.discard(cid)
-        if not strays:
-            del self.strays[symbol]
+        self.strays.discard((symbol, cid))
         return True
 
     def _covered(self, key: str, amount: float, code: str, why: str) -> None:
