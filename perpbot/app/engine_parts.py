@@ -63,6 +63,7 @@ def build_engine(
         output=output,
         events=events,
         own_only=orders.is_ours if config.strategy.share_symbols else None,
+        unsettled=orders.unsettled,
         unplaced=UnplacedFills(
             bus=bus,
             mine=lambda cid: orders.is_ours({"clientOrderId": cid}),

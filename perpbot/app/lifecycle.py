@@ -283,7 +283,25 @@ class Runner:
         return await self._orders.guarded(coro)
 
     async def place(self, spec: OrderSpec) -> dict[str, Any]:
+        if self._orders.unsettled.pending:  # judge it against a position with those fills
+            await self._settle(spec)
         return await self._orders.place(spec)
+
+    async def _settle(self, spec: OrderSpec) -> None:
+        """Bring the position view up to the fills the run's answers reported before
+        ``spec`` is judged (perpbot.engine.unsettled). When the position cannot be read
+        (the exchange does not answer), ``spec`` cannot be judged: it is refused, and the
+        next order tries again (the kill switch's flatten has reads of its own)."""
+        try:
+            await self.refresh()
+        except Exception as exc:
+            self._orders.refuse(
+                spec,
+                "RISK_POSITION_UNSETTLED",
+                f"not sent: {spec.side} {spec.amount:g} {spec.symbol}: earlier orders of this "
+                "run filled and the position could not be read since "
+                f"({describe_error(exc)}), so the order cannot be judged against it",
+            )
 
     async def cancel(self, order: dict[str, Any] | str, symbol: str | None) -> Any:
         return await self._orders.cancel(order, symbol)

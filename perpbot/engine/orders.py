@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import ccxt
 
@@ -27,6 +27,7 @@ from perpbot.client.transport import parse_error_body
 from perpbot.client.validate import plain_number
 from perpbot.engine.ledger import Ledger
 from perpbot.engine.strategy import OrderRejected
+from perpbot.engine.unsettled import UnsettledFills
 from perpbot.errors import KillSwitchActive, RiskRejected, RuntimeFailure
 from perpbot.events import Decision, EventBus
 
@@ -90,6 +91,9 @@ class OrderManager:
     inflight: int = 0  # strategy calls in flight (the stop lets them land)
     adopted: set[str] = field(default_factory=set)  # an earlier run's orders, taken over
     closed: bool = False  # the stop is cancelling: no new order may leave (``wire_look``)
+    # fills answers reported that the position view may not include yet (the run settles
+    # the view before it places the next order: perpbot.engine.unsettled)
+    unsettled: UnsettledFills = field(default_factory=UnsettledFills)
 
     def is_ours(self, order: dict[str, Any]) -> bool:
         cid = order.get("clientOrderId")
@@ -186,7 +190,16 @@ class OrderManager:
             raise OrderRejected(code, sentence) from None
         self.ledger.placed(spec, order)
         self.account.order_placed(order)
+        self.unsettled.note(spec.client_order_id, order)
         return order
+
+    def refuse(self, spec: OrderSpec, code: str, sentence: str) -> NoReturn:
+        """Refuse ``spec`` before it is sent: recorded, said (a ``reject`` decision), and
+        raised to the strategy."""
+        self.ledger.reject(code, spec=spec, sentence=sentence)
+        data = {"symbol": spec.symbol, "client_order_id": spec.client_order_id}
+        self.bus.publish(Decision("engine", "reject", code, sentence, data))
+        raise OrderRejected(code, sentence)
 
     async def cancel(self, order: dict[str, Any] | str, symbol: str | None) -> Any:
         """Cancel by order dict, exchange order id, or this run's client order id."""
@@ -207,6 +220,7 @@ class OrderManager:
             result = None
         if cid:
             self.ledger.update(cid, result)
+            self.unsettled.note(cid, result)
         self.account.order_gone(cid, oid)
         return result
 

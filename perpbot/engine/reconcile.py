@@ -27,6 +27,7 @@ from perpbot.engine.ledger import Fill, Ledger
 from perpbot.engine.output import RunOutput
 from perpbot.engine.state import PositionSnapshot, RunState
 from perpbot.engine.unplaced import UNKNOWN_CLIENT_ID, UnplacedFills
+from perpbot.engine.unsettled import UnsettledFills
 
 REST_OVERLAP_MS = 2_000  # a REST read of fills re-reads this much before the last listed
 # an unnamed REST fill's order: it is said without its client id once this many lookups of
@@ -137,6 +138,9 @@ class Reconciler:
     # fills of orders the run did not place (a liquidation, an ADL, another client's): said
     # once each (perpbot.engine.unplaced); None: not looked at
     unplaced: UnplacedFills | None = None
+    # fills the run's answers reported that the positions may not include yet (the
+    # OrderManager's); each reconcile settles those it started after
+    unsettled: UnsettledFills = field(default_factory=UnsettledFills)
     # trade id -> (symbol, trade): a REST fill of an order the run cannot name whose order
     # could not be looked up yet; tried again at each reconcile (the read window moves on)
     unresolved: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
@@ -156,6 +160,7 @@ class Reconciler:
         """Everything; ``market=False`` skips the mark and the balance (a run on streams
         has both from its streams: its periodic safety-net read checks orders and fills)."""
         state, symbols = self.state, self.state.symbols
+        answered = dict(self.unsettled.pending)  # the read below includes these fills
         snaps, rows = self.admitted(await self.client.fetch_positions(symbols))
         state.positions, state.legs = split_legs(snaps, symbols)
         if self.own_only is None:
@@ -173,6 +178,7 @@ class Reconciler:
                 state.mark_times[s] = (fr.get("timestamp") or time.time() * 1000.0) / 1000.0
         if self.own_only is not None:
             self.own_positions(state.positions, state.legs)
+        self.unsettled.settle(answered)
         if not market:
             return
         balance = await self.client.fetch_balance()

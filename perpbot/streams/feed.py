@@ -37,7 +37,7 @@ import contextlib
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -212,30 +212,34 @@ class StreamFeed:
             return await self._reconcile_locked(why, market=market)
 
     async def refresh(self) -> None:
-        """``ctx.refresh()`` on streams: wait until the user stream has delivered every fill
-        the run's REST answers (placements, cancels) already reported, and the position
-        update that follows them; then settle the account view's reduce-only accounting on
-        those positions. No request is made. When the stream is down or does not catch up
-        within ``REFRESH_WAIT_S``, a REST reconcile does it instead (STREAM_LAGGING)."""
+        """``ctx.refresh()`` on streams, and the run's settling before an order: wait until
+        the user stream has delivered the fills the run's answers reported that the
+        position did not include yet (perpbot.engine.unsettled) and the position update
+        that follows; then set the account view from the stream's positions. No request is
+        made. When the stream is down or does not catch up within ``REFRESH_WAIT_S``, a REST
+        reconcile does it instead (STREAM_LAGGING)."""
+        unsettled = self.reconciler.unsettled
+        answered = dict(unsettled.pending)
         deadline = time.monotonic() + REFRESH_WAIT_S
         while self.user_stream_up and time.monotonic() < deadline:
-            if not self._behind():
+            if not self._behind(answered):
                 self.account.set_positions(self._positions_raw())
+                unsettled.settle(answered)
                 return
             await asyncio.sleep(0.002)
         if self.user_stream_up:
             self._decide("alert", "STREAM_LAGGING", f"the user stream had not delivered the "
                          f"fills REST answers reported within {REFRESH_WAIT_S:g} s: the "
-                         "refresh reads REST instead", behind=self._behind())  # fmt: skip
+                         "refresh reads REST instead", behind=self._behind(answered))  # fmt: skip
         await self.reconcile("refresh")
 
-    def _behind(self) -> list[str]:
-        """Orders whose REST-reported fills the stream has not delivered yet (or whose
-        position update has not followed)."""
+    def _behind(self, answered: Mapping[str, float]) -> list[str]:
+        """Orders whose answered fills the stream has not delivered yet (or whose position
+        update has not followed)."""
         behind = [
             cid
-            for cid, t in self.ledger.orders.items()
-            if t.filled > self._stream_filled.get(cid, 0.0) + 1e-12
+            for cid, filled in answered.items()
+            if filled > self._stream_filled.get(cid, 0.0) + 1e-12
         ]
         return behind + (["(position update)"] if self._position_due else [])
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.kill_strategies.support import quiet_market
 from tests.integration.risk_support.bot import BTC
 from tests.integration.streams.support import (
     bot_toml,
@@ -29,16 +30,24 @@ async def test_a_lost_fill_older_than_a_streamed_one_is_still_backfilled(
 ) -> None:
     """The stream drops every event of the first fill and delivers the second: the REST
     reconcile that follows must read fills from where REST last listed them, not from the
-    newest fill recorded (the streamed one, newer than the lost one)."""
-    handle = sim_factory()
+    newest fill recorded (the streamed one, newer than the lost one). The first is a
+    resting bid the market falls through: no answer told the run of its fill (a filled
+    answer would have the run settle its position over REST before its next order)."""
+    handle = sim_factory(market=quiet_market())
     bot = await started(bot_toml(tmp_path, handle, reconcile_interval=600))
     try:
         feed = bot.runner.feed
         assert feed is not None
         control(handle, "/__sim/faults", {"streams": {"drop_rate": 1.0, "scope": "user"}})
-        await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
-        control(handle, "/__sim/faults", {})
+        bid = await bot.do(
+            lambda ctx: ctx.limit_order(
+                BTC, "buy", 0.002, ctx.round_price(BTC, ctx.mark(BTC) * 0.99)
+            )
+        )
+        handle.jump("BTCUSDT", -1.5)  # the crowd's asks fall through the bid: it fills
         (lost,) = await sim_trade_ids(handle, bot)
+        control(handle, "/__sim/faults", {})
+        assert bid.status == "open"
         await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
         await bot.until(lambda: fill_events(bot))
         assert [e.source for e in fill_events(bot)] == ["stream"]  # the second, streamed
