@@ -104,13 +104,17 @@ async def test_a_429_storm_is_honoured_no_request_inside_retry_after_no_418(
     # X stays well under our cut budget so the cut lands while we are still sending
     cuts = [(100, 80), (40, 35), (8, 6)]
 
+    progress: list[str] = []  # what the storm did, for a failure's message
+
     async def storm() -> None:
         for i, (reach, limit) in enumerate(cuts):
+            progress.append(f"cut {i + 1}: waiting for usage {reach}")
             seen_429, window = stats.http_429, window_usage(sim)[0]
             while True:
                 start, used = window_usage(sim)
                 if used >= reach and (i == 0 or start > window):
                     await asyncio.to_thread(set_limits, sim, weight_per_window=limit)
+                    progress.append(f"cut {i + 1}: limit {limit} at usage {used}")
                     break
                 await asyncio.sleep(0.002)
             while stats.http_429 == seen_429:  # the next request meets the cut
@@ -133,13 +137,29 @@ async def test_a_429_storm_is_honoured_no_request_inside_retry_after_no_418(
         while not rec.of("RATE_TIGHTEN_429"):
             await asyncio.sleep(0.002)
         crowd = asyncio.ensure_future(reads(client, 60 * WINDOW_S, 4))
-        await asyncio.wait_for(storming, timeout=60)
+
+        def stalled(what: str) -> AssertionError:  # where it stalled (CI-like runs, twice)
+            readers = [r.exception() if r.done() else "running" for r in (lone, crowd)]
+            limiter = client.pipeline.layer("ratelimit").snapshot()
+            return AssertionError(
+                f"{what}: {progress}; window (start, usage) now {window_usage(sim)}; readers "
+                f"(lone, crowd): {readers}; simulator {sim.state()['counters']}; "
+                f"limiter {limiter}; decisions {[d.code for d in rec.decisions][-20:]}"
+            )
+
+        try:
+            await asyncio.wait_for(storming, timeout=60)
+        except TimeoutError:
+            raise stalled("the storm stalled") from None
 
         async def the_last_cut_is_read() -> None:  # once its Retry-After has passed
             while len(rec.of("RATE_LIMIT_LOWERED")) < len(cuts):
                 await asyncio.sleep(0.01)
 
-        await asyncio.wait_for(the_last_cut_is_read(), timeout=30)
+        try:
+            await asyncio.wait_for(the_last_cut_is_read(), timeout=30)
+        except TimeoutError:
+            raise stalled("the last cut was not read") from None
         await asyncio.sleep(WINDOW_S)
         for readers in (lone, crowd):
             readers.cancel()  # (requests still held back by the limiter never left)
