@@ -129,8 +129,10 @@ class StreamFeed:
         self._orders_seen: dict[str, tuple[Any, Any]] = {}  # order id -> (status, filled)
         self._wallet: float | None = None  # wallet balance: equity less unrealised PnL
         self._stream_filled: dict[str, float] = {}  # client id -> cumulative filled (stream)
-        self._position_due = False  # a fill streamed, its ACCOUNT_UPDATE not yet
+        # when (monotonic) a fill streamed whose position update has not come yet, else None
+        self._position_due: float | None = None
         self._positions_at = 0.0  # when the last position update was applied (monotonic)
+        self._positions_ms = 0  # the exchange's time of the newest position update applied
         self._positions_read: dict[str, tuple[Any, ...]] = {}  # what _watch_positions gave
         self.owed = OwedEvents()  # the book's evidence that the user stream owes an event
         self._book_seen: dict[str, float] = {}  # symbol -> time.time() of its last book event
@@ -241,11 +243,15 @@ class StreamFeed:
             for cid, filled in answered.items()
             if filled > self._stream_filled.get(cid, 0.0) + 1e-12
         ]
-        return behind + (["(position update)"] if self._position_due else [])
+        return behind + (["(position update)"] if self._position_due is not None else [])
 
     async def _reconcile_locked(self, why: str, *, market: bool = True) -> list[Any]:
         before = len(self.ledger.fills)
+        started = time.monotonic()
         await self.reconciler.reconcile(market=market)
+        due = self._position_due
+        if due is not None and due <= started:  # REST read the position after that fill
+            self._position_due = None
         if market and self.state.equity is not None:  # REST's total is the margin balance
             self._wallet = self.state.equity - self.state.unrealized_pnl()
         self._last_reconcile = time.monotonic()
@@ -406,8 +412,19 @@ class StreamFeed:
         filled = float(o.get("filled") or 0.0)
         if filled > self._stream_filled.get(cid, 0.0):
             self._stream_filled[cid] = filled
-            self._position_due = self._position_due or self._positions_at <= received
+            if self._position_due is None and not self._position_covers(o, received):
+                self._position_due = received
         self.reconciler.record_order(cid, o, "stream")
+
+    def _position_covers(self, o: dict[str, Any], received: float) -> bool:
+        """Whether a position update applied already includes the fill of order update
+        ``o``: one the exchange made at or after it (the ACCOUNT_UPDATE and the
+        ORDER_TRADE_UPDATE are separate messages, in either order), else (no exchange time)
+        one applied after ``o`` came."""
+        at = o.get("lastUpdateTimestamp")
+        if at:
+            return self._positions_ms >= at
+        return self._positions_at > received
 
     def _on_trades(self, trades: list[dict[str, Any]]) -> None:
         now = time.monotonic()
@@ -508,8 +525,11 @@ class StreamFeed:
 
     def _on_positions(self, positions: list[dict[str, Any]]) -> None:
         changed = False
-        self._position_due = False
+        self._position_due = None
         self._positions_at = time.monotonic()
+        self._positions_ms = max(
+            [self._positions_ms, *(p.get("timestamp") or 0 for p in positions)]
+        )
         if self.reconciler.own_only is not None:  # [strategy] share_symbols: the account's
             # position is not the run's; the run's comes from its own fills (the ledger)
             self.reconciler.account_read(positions)

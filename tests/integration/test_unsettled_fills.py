@@ -19,7 +19,7 @@ import pytest
 from perpbot.engine.strategy import OrderRejected
 from tests.integration.hedge_support import sides
 from tests.integration.risk_support.bot import BTC, Bot, write_toml
-from tests.integration.streams.support import control, started
+from tests.integration.streams.support import control, started, ws_counters
 
 QTY = 0.01  # 600 USDT at the quiet market's 60 000: two of them pass the limit, one does not
 RISK = {"symbols": {BTC: {"max_position_notional": 1000.0}}, "accept_no_limits": True}
@@ -76,6 +76,25 @@ async def test_a_second_buy_counts_the_first_ones_fill_against_the_position_limi
         (refused,) = bot.decisions("RISK_MAX_POSITION_NOTIONAL")
         assert "max_position_notional" in refused.sentence
         # on streams the stream delivered the fill in time: no REST read was needed
+        assert not bot.decisions("STREAM_LAGGING")
+    control(sim, "/__sim/faults", {})
+
+
+async def test_a_position_update_that_comes_before_its_order_update_settles_the_fill(
+    account: tuple[Any, str], tmp_path: Path
+) -> None:
+    """The ACCOUNT_UPDATE and the ORDER_TRADE_UPDATE of a fill are separate messages; the
+    user stream may deliver the position first (the simulator's reorder fault swaps them).
+    The position already includes the fill (the exchange made it at or after the fill), so
+    the next order is judged on it at once: no wait for a position update that came
+    already, no REST read (STREAM_LAGGING), and the limit holds."""
+    sim, key = account
+    async with Bot(_toml(sim, tmp_path)) as bot:
+        control(sim, "/__sim/faults", {"streams": {"reorder_rate": 1.0, "scope": "user"}})
+        first, second = await bot.do(_two_buys)
+        assert first.filled == QTY and second == "RISK_MAX_POSITION_NOTIONAL"
+        assert sides(sim, key) == {"BOTH": QTY}
+        assert ws_counters(sim)["events_reordered"] > 0
         assert not bot.decisions("STREAM_LAGGING")
     control(sim, "/__sim/faults", {})
 
