@@ -176,30 +176,20 @@ class OrderManager:
         except (
             ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.OperationRejected
         ) as exc:  # fmt: skip
-            code, sentence = refusal_of(exc, spec)
-            self.ledger.reject(code, spec=spec, sentence=sentence)
-            self.bus.publish(
-                Decision(
-                    layer="exchange",
-                    action="reject",
-                    code=code,
-                    sentence=sentence,
-                    data={"symbol": spec.symbol, "client_order_id": spec.client_order_id},
-                )
-            )
-            raise OrderRejected(code, sentence) from None
+            self.refuse(spec, *refusal_of(exc, spec), layer="exchange")
         self.ledger.placed(spec, order)
         self.account.order_placed(order)
         self.unsettled.note(spec.client_order_id, order)
         return order
 
-    def refuse(self, spec: OrderSpec, code: str, sentence: str) -> NoReturn:
-        """Refuse ``spec`` before it is sent: recorded, said (a ``reject`` decision), and
-        raised to the strategy."""
+    def refuse(self, spec: OrderSpec, code: str, sentence: str, layer: str = "engine") -> NoReturn:
+        """Refuse ``spec`` (by the engine before it is sent, or by the exchange): recorded,
+        said (a ``reject`` decision of ``layer``), and raised to the strategy without the
+        error that led to it (its sentence says what the strategy needs)."""
         self.ledger.reject(code, spec=spec, sentence=sentence)
         data = {"symbol": spec.symbol, "client_order_id": spec.client_order_id}
-        self.bus.publish(Decision("engine", "reject", code, sentence, data))
-        raise OrderRejected(code, sentence)
+        self.bus.publish(Decision(layer, "reject", code, sentence, data))
+        raise OrderRejected(code, sentence) from None
 
     async def cancel(self, order: dict[str, Any] | str, symbol: str | None) -> Any:
         """Cancel by order dict, exchange order id, or this run's client order id."""
