@@ -12,6 +12,7 @@ import ccxt.async_support as ccxt_async
 
 from perpbot.client.loopback import configure_loopback
 from perpbot.engine.events import FillEvent
+from perpbot.streams.feed import StreamFeed
 from tests.integration.risk_support.bot import BTC, Bot, write_toml
 
 
@@ -46,6 +47,13 @@ def bot_toml(tmp_path: Path, handle: Any, *, audit: bool = False, **exchange: An
         kill={"deadman": False},
         audit={"enabled": audit},
     )
+
+
+def feed_of(bot: Bot) -> StreamFeed:
+    """The stream feed of a bot on streams."""
+    feed = bot.runner.feed
+    assert feed is not None
+    return feed
 
 
 def fill_events(bot: Bot) -> list[FillEvent]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.risk_support.bot import BTC
-from tests.integration.streams.support import bot_toml, fill_events, sim_trade_ids, started
+from tests.integration.streams.support import bot_toml, feed_of, fill_events, sim_trade_ids, started
 
 
 async def test_a_fill_no_loop_waited_for_is_booked_from_the_stream_cache(
@@ -22,8 +22,7 @@ async def test_a_fill_no_loop_waited_for_is_booked_from_the_stream_cache(
     handle = sim_factory()
     bot = await started(bot_toml(tmp_path, handle, reconcile_interval=600))
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         (loop,) = [t for t in feed._tasks if t.get_name() == "stream user trades"]
         loop.cancel()  # nobody waits on watch_my_trades from here on
         await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))

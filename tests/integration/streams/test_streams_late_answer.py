@@ -20,7 +20,7 @@ from perpbot.engine.events import OrderEvent
 from perpbot.streams.feed import StreamFeed
 from tests.integration.hedge_support import plain_ccxt, sides
 from tests.integration.risk_support.bot import BTC, BTC_ID, Bot, quiet, write_toml
-from tests.integration.streams.support import fill_events, sim_trade_ids, started
+from tests.integration.streams.support import feed_of, fill_events, sim_trade_ids, started
 
 pytestmark = pytest.mark.timeout(90)
 LOT = 0.004
@@ -72,8 +72,7 @@ class Seen:
 async def place_answered_late(sim: Any, bot: Bot, seen: Seen, order: Any) -> dict[str, Any]:
     """Place ``order(ctx)`` with its answer held back; returns the answer. Checks the race
     happened: the fill was parked and an ACCOUNT_UPDATE applied before the answer came."""
-    feed = bot.runner.feed
-    assert feed is not None
+    feed = feed_of(bot)
     events_before = seen.positions_events
     sim.set_faults(LATE_PLACEMENT)
     placing = asyncio.create_task(bot.do(order))
@@ -97,8 +96,7 @@ async def test_a_shared_runs_fill_booked_after_its_late_answer_is_in_its_positio
     seen = Seen(monkeypatch)
     bot = await started(run_toml(tmp_path, sim.base_url, shared=True))
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         reconciles = feed.counters["reconciles"]
         side = {"position_side": "LONG"} if hedge else {}
         answer = await place_answered_late(
@@ -131,8 +129,7 @@ async def test_a_runs_fill_ahead_of_its_answer_is_booked_once_and_the_order_clos
     seen = Seen(monkeypatch)
     bot = await started(run_toml(tmp_path, sim.base_url, shared=False))
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         reconciles = feed.counters["reconciles"]
         answer = await place_answered_late(
             sim, bot, seen, lambda ctx: ctx.market_order(BTC, "buy", LOT)
@@ -165,8 +162,7 @@ async def test_a_resting_order_filled_before_its_answer_is_closed_and_off_the_ac
     taker.load_markets()
     bot = await started(run_toml(tmp_path, sim.base_url, shared=shared))
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         reconciles = feed.counters["reconciles"]
         ask = float(sim.state()["markets"][BTC_ID]["crowd_best_ask"])
         sim.set_faults({"delayed_response": {"rate": 1.0, "count": 1, "delay_ms": 2500}})
@@ -206,8 +202,7 @@ async def test_a_cancel_answered_after_its_stream_update_is_applied_once(
     sim, _, _ = account
     bot = await started(run_toml(tmp_path, sim.base_url, shared=False))
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         reconciles = feed.counters["reconciles"]
         bid = float(sim.state()["markets"][BTC_ID]["crowd_best_bid"])
         order = await bot.do(lambda ctx: ctx.limit_order(BTC, "buy", LOT, round(bid * 0.98, 1)))

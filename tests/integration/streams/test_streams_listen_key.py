@@ -17,6 +17,7 @@ from tests.integration.risk_support.bot import BTC
 from tests.integration.streams.support import (
     bot_toml,
     control,
+    feed_of,
     fill_events,
     listen_key_counters,
     sim_trade_ids,
@@ -43,8 +44,7 @@ async def test_the_bots_own_keepalives_keep_a_short_lived_key_alive(
     toml = bot_toml(tmp_path, handle, listen_key_keepalive_s=KEEPALIVE_S, reconcile_interval=600)
     bot = await started(toml)
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         assert listen_key_counters(handle)["created"] == 1
         await asyncio.sleep(PERIODS * VALIDITY_S)  # the key would have lapsed PERIODS times
         keys = listen_key_counters(handle)
@@ -79,8 +79,7 @@ async def test_a_silently_expired_key_is_found_by_the_keepalive_and_recreated(
     toml = bot_toml(tmp_path, handle, listen_key_keepalive_s=KEEPALIVE_S, reconcile_interval=600)
     bot = await started(toml)
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed_of(bot)  # (the bot runs on streams)
         await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
         await bot.until(lambda: len(fill_events(bot)) == 1)
         assert fill_events(bot)[0].source == "stream"

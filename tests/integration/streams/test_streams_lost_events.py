@@ -15,6 +15,7 @@ from tests.integration.risk_support.bot import BTC
 from tests.integration.streams.support import (
     bot_toml,
     control,
+    feed_of,
     fill_events,
     sim_trade_ids,
     started,
@@ -36,8 +37,7 @@ async def test_a_lost_fill_older_than_a_streamed_one_is_still_backfilled(
     handle = sim_factory(market=quiet_market())
     bot = await started(bot_toml(tmp_path, handle, reconcile_interval=600))
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         control(handle, "/__sim/faults", {"streams": {"drop_rate": 1.0, "scope": "user"}})
         bid = await bot.do(
             lambda ctx: ctx.limit_order(

@@ -17,7 +17,7 @@ import pytest
 
 from perpbot.streams.feed import StreamFeed
 from tests.integration.risk_support.bot import BTC, BTC_ID, Bot
-from tests.integration.streams.support import bot_toml, control, started, ws_counters
+from tests.integration.streams.support import bot_toml, control, feed_of, started, ws_counters
 
 pytestmark = pytest.mark.timeout(90)
 LOT = 0.002
@@ -74,8 +74,7 @@ async def test_an_account_update_behind_a_newer_one_is_not_applied(
     handle = sim_factory()
     bot = await started(bot_toml(tmp_path, handle, reconcile_interval=600))
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         await buy(bot)
         await bot.until(lambda: engine_position(bot) == pytest.approx(LOT))
         await hold_an_account_update(bot, handle)  # 2 lots, its update held back
@@ -101,8 +100,7 @@ async def test_a_late_account_update_does_not_undo_a_newer_rest_answer(
     handle = sim_factory()
     bot = await started(bot_toml(tmp_path, handle, reconcile_interval=600))
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         await hold_an_account_update(bot, handle)  # 1 lot, its update held back
         control(handle, "/__sim/faults", LOSE_FOUR)  # every event of the next buy lost
         await buy(bot)  # 2 lots; the stream said nothing of it

@@ -15,7 +15,7 @@ from perpbot.audit.reader import iter_records
 from perpbot.kill.sentinel import new_entry, write_sentinel
 from perpbot.paths import logs_dir
 from tests.integration.risk_support.bot import BTC, write_toml
-from tests.integration.streams.support import bot_toml, control, started, ws_counters
+from tests.integration.streams.support import bot_toml, control, feed_of, started, ws_counters
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -39,8 +39,7 @@ async def test_stream_rest_is_charged_and_logged_request_for_request(
     handle = sim_factory()
     bot = await started(bot_toml(tmp_path, handle, audit=True))
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         control(handle, "/__sim/ws/close", {"code": 1006, "scope": "all"})  # resubscribe all
         await bot.until(lambda: bot.decisions("STREAM_BACKFILL"), timeout=30)
         await bot.until(lambda: feed.health[f"book {BTC}"].reconnects >= 1)  # a new snapshot
@@ -72,8 +71,7 @@ async def test_a_standing_kill_never_stops_the_listen_key_keepalive(
     handle = sim_factory()
     bot = await started(bot_toml(tmp_path, handle))
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         key = feed.ex.options["linear"]["listenKey"]
         before = sim_paths(handle).get(LISTEN_KEY, 0)
         write_sentinel(new_entry("halt", "keepalive drill"))

@@ -18,6 +18,7 @@ from tests.integration.risk_support.bot import BTC
 from tests.integration.streams.support import (
     bot_toml,
     control,
+    feed_of,
     fill_events,
     sim_trade_ids,
     started,
@@ -36,8 +37,7 @@ async def test_connections_are_rotated_ahead_of_the_limit_with_no_gap(
     toml = bot_toml(tmp_path, handle, reconcile_interval=600, stream_rotate_s=ROTATE_S)
     bot = await started(toml)
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
 
         def user_rotations() -> list[Any]:
             return [d for d in bot.decisions("STREAM_ROTATED") if d.data["private"]]

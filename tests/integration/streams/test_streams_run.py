@@ -19,6 +19,7 @@ from tests.integration.risk_support.bot import BTC, write_toml
 from tests.integration.streams.support import (
     bot_toml,
     control,
+    feed_of,
     fill_events,
     sim_trade_ids,
     started,
@@ -32,8 +33,7 @@ async def test_fills_reach_the_engine_from_the_stream(sim_factory: Any, tmp_path
     handle = sim_factory()
     bot = await started(bot_toml(tmp_path, handle))
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         for _ in range(3):
             await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
         truth = await sim_trade_ids(handle, bot)
@@ -83,8 +83,7 @@ async def test_a_forced_disconnect_is_backfilled_with_no_fill_missed_or_doubled(
         await bot.do(lambda ctx: ctx.market_order(BTC, "sell", 0.002))
         await bot.until(lambda: len(fill_events(bot)) == len(truth) + 1)
         sell = fill_events(bot)[-1].fill.trade_id
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         await bot.until(lambda: sell in {str(t["id"]) for t in (feed.ex.myTrades or [])})
         ids = [e.fill.trade_id for e in fill_events(bot)]
         assert len(set(ids)) == len(ids)
@@ -205,8 +204,7 @@ async def test_a_24h_rotation_is_a_loss_like_any_other(sim_factory: Any, tmp_pat
     try:
         # the market streams are up too (the start waits for the user stream only; on a
         # loaded machine the mark and book connections can still be opening)
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         market = [h for h in feed.health.values() if not h.private]
         await bot.until(lambda: all(h.messages for h in market))
         old = max(c["id"] for c in ws_state(handle)["connections"])

@@ -20,6 +20,7 @@ from tests.integration.risk_support.bot import BTC, BTC_ID, Bot, quiet
 from tests.integration.streams.support import (
     bot_toml,
     control,
+    feed_of,
     fill_events,
     sim_trade_ids,
     started,
@@ -47,8 +48,7 @@ async def test_a_stalled_user_stream_is_found_by_the_books_evidence(
     handle = sim_factory(market=quiet())
     bot = await started(bot_toml(tmp_path, handle, reconcile_interval=600))
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         cid = await rest_at_best_bid(bot)
         control(handle, "/__sim/faults", {"streams": {"stall": True, "scope": "user"}})
         moved = time.monotonic()
@@ -99,8 +99,7 @@ async def test_no_stall_is_suspected_when_the_user_stream_speaks(
     handle = sim_factory(market=quiet())
     bot = await started(bot_toml(tmp_path, handle, reconcile_interval=600))
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         await rest_at_best_bid(bot)
         handle.jump(BTC_ID, -0.5)
         await bot.until(lambda: fill_events(bot), timeout=20)
