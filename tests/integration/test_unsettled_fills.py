@@ -160,3 +160,48 @@ async def test_a_position_that_cannot_be_read_refuses_the_next_order_until_it_ca
     finally:
         control(sim, "/__sim/faults", {})
         await bot.stop()
+
+
+async def test_fills_the_user_stream_never_delivered_do_not_hold_up_later_refreshes(
+    account: tuple[Any, str], tmp_path: Path
+) -> None:
+    """The user stream loses every event for a while: a market buy's fill (its answer told
+    the run) and a resting bid's fill (the market fell through it: no answer told it). REST
+    finds both. Once the stream is back, ``ctx.refresh()`` must not wait for the stream to
+    deliver fills it will never send: it waits for what answers reported and REST has not
+    settled, nothing more. (It once waited for every fill the stream had not delivered: 2 s
+    and a REST read on every refresh for the rest of the run.)"""
+    sim, key = account
+    HALF = QTY / 2  # both within the limit
+    bot = await started(_toml(sim, tmp_path))
+    try:
+        feed = bot.runner.feed
+        assert feed is not None
+        control(sim, "/__sim/faults", {"streams": {"drop_rate": 1.0, "scope": "user"}})
+        bid = await bot.do(
+            lambda ctx: ctx.limit_order(
+                BTC, "buy", HALF, ctx.round_price(BTC, ctx.mark(BTC) * 0.99)
+            )
+        )
+        sim.jump("BTCUSDT", -1.5)  # the crowd's asks fall through the bid: it fills
+        await bot.until(lambda: _status(sim, bid.client_order_id) == "FILLED")
+        buy = await bot.do(lambda ctx: ctx.market_order(BTC, "buy", HALF))
+        assert buy.filled == HALF
+        await bot.do(lambda ctx: ctx.refresh(), timeout=30)  # REST, stream up or not
+        control(sim, "/__sim/faults", {})
+        # the user stream was taken as stalled (the book showed the bid gone) and is
+        # resubscribed: once REST has filled its gap, the connection is up; it counts as back
+        # once it delivers again, which a third buy's events do
+        await bot.until(lambda: bot.decisions("STREAM_BACKFILL"))
+        await bot.do(lambda ctx: ctx.market_order(BTC, "buy", HALF))
+        await bot.until(lambda: feed.user_stream_up and feed.counters["stream_fills"] == 1)
+        assert sides(sim, key) == {"BOTH": 3 * HALF}
+        lagging, reconciles = bot.decisions("STREAM_LAGGING"), feed.counters["reconciles"]
+        for _ in range(3):
+            await bot.do(lambda ctx: ctx.refresh())
+        assert bot.decisions("STREAM_LAGGING") == lagging  # no wait for the stream
+        assert feed.counters["reconciles"] == reconciles  # and no REST read
+        assert bot.runner.positions[BTC].amount == pytest.approx(3 * HALF)
+    finally:
+        control(sim, "/__sim/faults", {})
+        await bot.stop()
