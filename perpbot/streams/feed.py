@@ -120,6 +120,9 @@ class StreamFeed:
         self.recent: deque[dict[str, Any]] = deque(maxlen=10)  # the last decisions, for status
         self._lock = asyncio.Lock()  # one REST reconcile at a time
         self._gap_epoch = 0  # bumped at each loss of the user stream
+        # the feed closed the user stream itself (silent, stalled, its listenKey gone): it is
+        # back only once it delivers an event, not merely once it is connected again
+        self._user_must_speak = False
         self._filled_epoch = 0  # the epoch the last backfill covered
         self._last_reconcile = time.monotonic()
         self._unmatched: list[tuple[float, str, dict[str, Any]]] = []
@@ -279,9 +282,14 @@ class StreamFeed:
             pending = asyncio.ensure_future(watch())
             try:
                 if h.down_since is not None and h.private:
-                    # resubscribed: once the new connection is up, REST fills the gap
-                    await self._wait_connected(private=True, timeout=CONNECT_WAIT_S)
+                    # resubscribed: once the new connection is up, REST fills the gap, and
+                    # the stream is back (it speaks only when something happens: waiting
+                    # for its next event would keep it "down" while the account is quiet),
+                    # unless the feed closed it for its silence: then at its next event
+                    up = await self._wait_connected(private=True, timeout=CONNECT_WAIT_S)
                     await self._backfill(h)
+                    if up and h.down_since is not None and not self._user_must_speak:
+                        self._recovered(h)
                 data = await pending
             except asyncio.CancelledError:
                 pending.cancel()
@@ -298,6 +306,8 @@ class StreamFeed:
                 self._lost(h, exc, delay)
                 await asyncio.sleep(delay)
                 continue
+            if h.private:
+                self._user_must_speak = False
             if h.down_since is not None:
                 self._recovered(h)
             backoff.reset()
@@ -753,6 +763,8 @@ class StreamFeed:
 
     async def _drop(self, *, private: bool) -> None:
         """Close the connections of one kind; their loops reconnect (and backfill)."""
+        if private:
+            self._user_must_speak = True
         clients = getattr(self.ex, "clients", None) or {}
         for url, client in list(clients.items()):
             if url == "authenticationFlights" or self._is_private(url) != private:
@@ -762,7 +774,8 @@ class StreamFeed:
             with contextlib.suppress(Exception):
                 await client.close()
 
-    async def _wait_connected(self, *, private: bool, timeout: float) -> None:
+    async def _wait_connected(self, *, private: bool, timeout: float) -> bool:
+        """Whether the connections of one kind are open (waiting up to ``timeout``)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             clients = [
@@ -770,9 +783,10 @@ class StreamFeed:
                 for url, c in (getattr(self.ex, "clients", None) or {}).items()
                 if url != "authenticationFlights" and self._is_private(url) == private
             ]
-            if clients and all(c.connected.done() for c in clients):
-                return
+            if clients and all(c.connected.done() and not c.closed() for c in clients):
+                return True
             await asyncio.sleep(0.01)
+        return False
 
     def _decide(self, action: Action, code: str, sentence: str, **data: Any) -> None:
         decision = Decision("streams", action, code, sentence, data)

@@ -230,6 +230,43 @@ async def test_a_24h_rotation_is_a_loss_like_any_other(sim_factory: Any, tmp_pat
         await bot.stop()
 
 
+async def test_a_user_stream_back_on_a_quiet_account_is_up_before_its_next_event(
+    sim_factory: Any, tmp_path: Path
+) -> None:
+    """The user stream speaks only when something happens. After a loss it is back once
+    its new connection is open and REST has filled the gap, not at its next event: on a
+    quiet account that can be hours, and meanwhile ``perpbot status`` said "down" and
+    every ``ctx.refresh()`` read REST."""
+    handle = sim_factory()
+    bot = await started(bot_toml(tmp_path, handle))
+    try:
+        feed = feed_of(bot)
+        old = max(c["id"] for c in ws_state(handle)["connections"] if c["private"])
+        control(handle, "/__sim/ws/rotate", {"scope": "user"})
+        await bot.until(lambda: bot.decisions("STREAM_DISCONNECTED"))
+        await bot.until(lambda: feed.user_stream_up, timeout=30)
+        users = {h.name for h in feed.health.values() if h.private}
+        back = {d.data["stream"] for d in bot.decisions("STREAM_RECONNECTED")}
+        assert users <= back
+        assert all(h.messages == 0 for h in feed.health.values() if h.private)  # no event yet
+        private = [c for c in ws_state(handle)["connections"] if c["private"]]
+        assert private and all(c["id"] > old for c in private)  # the simulator's truth
+
+        def status_says() -> dict[str, str]:  # (the status is written at each tick)
+            streams = bot.status()["snapshot"]["extras"]["streams"]["streams"]
+            return {s["name"]: s["state"] for s in streams if s["name"] in users}
+
+        await bot.until(lambda: status_says() == dict.fromkeys(users, "up"))
+        reconciles = feed.counters["reconciles"]
+        await bot.do(lambda ctx: ctx.refresh())
+        assert feed.counters["reconciles"] == reconciles  # the stream's view, no REST read
+        await bot.do(lambda ctx: ctx.market_order(BTC, "buy", 0.002))
+        await bot.until(lambda: len(fill_events(bot)) == 1)
+        assert fill_events(bot)[0].source == "stream"  # and it carries the next fill
+    finally:
+        await bot.stop()
+
+
 async def test_position_updates_read_in_one_go_leave_the_newest_position(
     sim_factory: Any, tmp_path: Path
 ) -> None:

@@ -78,6 +78,11 @@ async def test_a_stalled_user_stream_is_found_by_the_books_evidence(
                 for e in bot.status()["snapshot"]["extras"]["streams"]["events"]
             )
         )
+        # the run closed the stream for its silence: connected again and backfilled, it
+        # still counts as down until it speaks (the stall goes on), so a refresh reads REST
+        assert not feed.user_stream_up
+        await bot.do(lambda ctx: ctx.refresh())
+        assert feed.counters["reconciles"] == 3
         # the stall ends: the stream carries fills again
         control(handle, "/__sim/faults", {})
         await bot.do(lambda ctx: ctx.market_order(BTC, "sell", 0.002))
