@@ -19,7 +19,7 @@ import pytest
 from perpbot.engine.strategy import OrderRejected
 from tests.integration.hedge_support import sides
 from tests.integration.risk_support.bot import BTC, Bot, write_toml
-from tests.integration.streams.support import control, started, ws_counters
+from tests.integration.streams.support import control, feed_of, started, ws_counters
 
 QTY = 0.01  # 600 USDT at the quiet market's 60 000: two of them pass the limit, one does not
 RISK = {"symbols": {BTC: {"max_position_notional": 1000.0}}, "accept_no_limits": True}
@@ -172,36 +172,33 @@ async def test_fills_the_user_stream_never_delivered_do_not_hold_up_later_refres
     settled, nothing more. (It once waited for every fill the stream had not delivered: 2 s
     and a REST read on every refresh for the rest of the run.)"""
     sim, key = account
-    HALF = QTY / 2  # both within the limit
+    half = QTY / 2  # three of them stay within the limit
     bot = await started(_toml(sim, tmp_path))
     try:
-        feed = bot.runner.feed
-        assert feed is not None
+        feed = feed_of(bot)
         control(sim, "/__sim/faults", {"streams": {"drop_rate": 1.0, "scope": "user"}})
-        bid = await bot.do(
-            lambda ctx: ctx.limit_order(
-                BTC, "buy", HALF, ctx.round_price(BTC, ctx.mark(BTC) * 0.99)
-            )
-        )
+        price = await bot.do(lambda ctx: ctx.round_price(BTC, ctx.mark(BTC) * 0.99))
+        await bot.do(lambda ctx: ctx.limit_order(BTC, "buy", half, price))
         sim.jump("BTCUSDT", -1.5)  # the crowd's asks fall through the bid: it fills
-        await bot.until(lambda: _status(sim, bid.client_order_id) == "FILLED")
-        buy = await bot.do(lambda ctx: ctx.market_order(BTC, "buy", HALF))
-        assert buy.filled == HALF
-        await bot.do(lambda ctx: ctx.refresh(), timeout=30)  # REST, stream up or not
+        # the book shows the bid gone and the user stream says nothing: the run takes the
+        # stream as stalled and closes it; the buy's answered fill never streams either
+        await bot.until(lambda: bot.decisions("STREAM_USER_SILENT"))
+        buy = await bot.do(lambda ctx: ctx.market_order(BTC, "buy", half))
+        assert buy.filled == half
+        await bot.do(lambda ctx: ctx.refresh(), timeout=30)  # REST: the stream is down
         control(sim, "/__sim/faults", {})
-        # the user stream was taken as stalled (the book showed the bid gone) and is
-        # resubscribed: once REST has filled its gap, the connection is up; it counts as back
-        # once it delivers again, which a third buy's events do
+        # reconnected and backfilled, the stream the run closed for its silence counts as
+        # back once it delivers again, which a third buy's events do
         await bot.until(lambda: bot.decisions("STREAM_BACKFILL"))
-        await bot.do(lambda ctx: ctx.market_order(BTC, "buy", HALF))
+        await bot.do(lambda ctx: ctx.market_order(BTC, "buy", half))
         await bot.until(lambda: feed.user_stream_up and feed.counters["stream_fills"] == 1)
-        assert sides(sim, key) == {"BOTH": 3 * HALF}
+        assert sides(sim, key) == {"BOTH": 3 * half}
         lagging, reconciles = bot.decisions("STREAM_LAGGING"), feed.counters["reconciles"]
         for _ in range(3):
             await bot.do(lambda ctx: ctx.refresh())
         assert bot.decisions("STREAM_LAGGING") == lagging  # no wait for the stream
         assert feed.counters["reconciles"] == reconciles  # and no REST read
-        assert bot.runner.positions[BTC].amount == pytest.approx(3 * HALF)
+        assert bot.runner.positions[BTC].amount == pytest.approx(3 * half)
     finally:
         control(sim, "/__sim/faults", {})
         await bot.stop()
