@@ -288,7 +288,7 @@ class StreamFeed:
                     # unless the feed closed it for its silence: then at its next event
                     up = await self._wait_connected(private=True, timeout=CONNECT_WAIT_S)
                     await self._backfill(h)
-                    if up and h.down_since is not None and not self._user_must_speak:
+                    if up and not self._user_must_speak:
                         self._recovered(h)
                 data = await pending
             except asyncio.CancelledError:
@@ -692,8 +692,8 @@ class StreamFeed:
 
     def _check_rotation(self, now: float) -> None:
         """Start rotating each connection open longer than ``rotate_after_s``."""
-        for url, client in list((getattr(self.ex, "clients", None) or {}).items()):
-            if url == "authenticationFlights" or url in self._rotating:
+        for url, client in self._connections():
+            if url in self._rotating:
                 continue
             age = connection_age_s(self.ex, client)
             if age is None or age < self.rotate_after_s or now < self._rotate_retry.get(url, 0):
@@ -761,15 +761,23 @@ class StreamFeed:
     def _is_private(self, url: str) -> bool:
         return is_private_url(self.ex, url)
 
+    def _connections(self, *, private: bool | None = None) -> list[tuple[str, Any]]:
+        """ccxt.pro's WebSocket clients as (url, client), of one kind when ``private`` is
+        given (its ``clients`` also holds an ``authenticationFlights`` entry: not one)."""
+        clients = getattr(self.ex, "clients", None) or {}
+        return [
+            (url, client)
+            for url, client in list(clients.items())
+            if url != "authenticationFlights"
+            and (private is None or self._is_private(url) == private)
+        ]
+
     async def _drop(self, *, private: bool) -> None:
         """Close the connections of one kind; their loops reconnect (and backfill)."""
         if private:
             self._user_must_speak = True
-        clients = getattr(self.ex, "clients", None) or {}
-        for url, client in list(clients.items()):
-            if url == "authenticationFlights" or self._is_private(url) != private:
-                continue
-            clients.pop(url, None)
+        for url, client in self._connections(private=private):
+            self.ex.clients.pop(url, None)
             client.reset(ccxt.NetworkError(f"perpbot closed the stale stream {url}"))
             with contextlib.suppress(Exception):
                 await client.close()
@@ -778,11 +786,7 @@ class StreamFeed:
         """Whether the connections of one kind are open (waiting up to ``timeout``)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            clients = [
-                c
-                for url, c in (getattr(self.ex, "clients", None) or {}).items()
-                if url != "authenticationFlights" and self._is_private(url) == private
-            ]
+            clients = [c for _, c in self._connections(private=private)]
             if clients and all(c.connected.done() and not c.closed() for c in clients):
                 return True
             await asyncio.sleep(0.01)
